@@ -1,0 +1,27 @@
+"""roberta_core: the framework-neutral half of the library — config, tokenizers, canonical
+weight names, checkpoint files, data pipeline and the `roberta` command. Imports no framework."""
+
+from .config import PRESETS, RobertaConfig
+
+__version__ = "0.1.0"
+
+# Heavier pieces load on first use, so `import roberta_core` stays cheap.
+_LAZY = {
+    "RobertaTokenizer": ("tokenization", "RobertaTokenizer"),
+    "RobertaTokenizerFast": ("tokenization_fast", "RobertaTokenizerFast"),
+    "BatchEncoding": ("tokenization_base", "BatchEncoding"),
+    "convert": ("convert", "convert"),
+}
+
+__all__ = ["RobertaConfig", "PRESETS", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'roberta_core' has no attribute {name!r}")

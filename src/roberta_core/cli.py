@@ -1,0 +1,50 @@
+"""The `roberta` command: one argparse front end; each subcommand lives with its feature.
+
+A subcommand is a module with `add_arguments(parser)` and `run(args) -> int`. Those modules
+import no framework at import time: a backend is imported only when a subcommand needs it,
+so `roberta --help` and NumPy-only subcommands work without torch, TensorFlow or JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("roberta_core.demo", "the main job on a built-in default (what `make demo` runs)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roberta", description="One RoBERTa, three frameworks: PyTorch, TensorFlow and Flax."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError) as e:
+        print(f"roberta {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

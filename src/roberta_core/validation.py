@@ -1,0 +1,209 @@
+"""Input checks every backend runs before it computes, so bad input fails the same way,
+with the same words, in PyTorch, TensorFlow and Flax.
+
+The functions take shapes (tuples of ints) and plain numbers, never tensors: a backend reads
+the shapes (static under `torch.compile`, `tf.function` and `jax.jit`) and, for value checks,
+the min/max it computed itself (eagerly, or through its own assertion op under a compiler,
+with the message from `range_message`).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .config import RobertaConfig
+
+__all__ = [
+    "IGNORE_INDEX",
+    "check_forward_inputs",
+    "check_range",
+    "range_message",
+    "max_length_for",
+    "resolve_problem_type",
+    "check_labels",
+    "check_generation_args",
+]
+
+IGNORE_INDEX = -100
+Shape = Optional[Sequence[int]]
+
+
+def max_length_for(config: RobertaConfig) -> int:
+    """Longest sequence (cache included) the position tables serve: absolute positions start
+    after padding_idx; relative distances need |i - j| < max_position_embeddings."""
+    if config.position_embedding_type == "absolute":
+        return config.max_sequence_length
+    return config.max_position_embeddings
+
+
+def _shape(s: Shape) -> tuple[int, ...] | None:
+    return None if s is None else tuple(int(d) for d in s)
+
+
+def check_forward_inputs(
+    config: RobertaConfig,
+    *,
+    input_ids: Shape = None,
+    inputs_embeds: Shape = None,
+    attention_mask: Shape = None,
+    token_type_ids: Shape = None,
+    position_ids: Shape = None,
+    head_mask: Shape = None,
+    encoder_hidden_states: Shape = None,
+    encoder_attention_mask: Shape = None,
+    past_length: int = 0,
+) -> tuple[int, int]:
+    """Check the shapes of an encoder call; return (batch, length). Arguments are shapes."""
+    ids, embeds = _shape(input_ids), _shape(inputs_embeds)
+    if ids is not None and embeds is not None:
+        raise ValueError("give input_ids or inputs_embeds, not both")
+    if ids is None and embeds is None:
+        raise ValueError("give input_ids (batch, length) or inputs_embeds (batch, length, hidden_size)")
+    if ids is not None:
+        if len(ids) != 2:
+            raise ValueError(f"input_ids must have shape (batch, length), got {ids}")
+        batch, length = ids
+    else:
+        if len(embeds) != 3 or embeds[2] != config.hidden_size:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, length, hidden_size={config.hidden_size}), got {embeds}"
+            )
+        batch, length = embeds[:2]
+    if batch < 1 or length < 1:
+        raise ValueError(f"inputs must hold at least one sequence of at least one token, got shape {(batch, length)}")
+    limit = max_length_for(config)
+    if past_length + length > limit:
+        where = f" ({past_length} cached + {length} new)" if past_length else ""
+        raise ValueError(
+            f"sequence length {past_length + length}{where} exceeds the {limit} tokens this model's position "
+            f"table serves (max_position_embeddings={config.max_position_embeddings}, "
+            f"pad_token_id={config.pad_token_id}); truncate the input to at most {limit} tokens"
+        )
+    mask = _shape(attention_mask)
+    if mask is not None and mask != (batch, past_length + length):
+        want = (batch, past_length + length)
+        extra = " (cached + new tokens)" if past_length else ""
+        raise ValueError(f"attention_mask must have shape {want}{extra} to match the inputs, got {mask}")
+    tt = _shape(token_type_ids)
+    if tt is not None and tt != (batch, length):
+        raise ValueError(f"token_type_ids must have shape {(batch, length)} like the inputs, got {tt}")
+    pos = _shape(position_ids)
+    if pos is not None and pos not in ((batch, length), (1, length)):
+        raise ValueError(f"position_ids must have shape {(batch, length)} or {(1, length)}, got {pos}")
+    hm = _shape(head_mask)
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    if hm is not None and hm not in ((heads,), (layers, heads)):
+        raise ValueError(f"head_mask must have shape ({heads},) or ({layers}, {heads}), got {hm}")
+    enc = _shape(encoder_hidden_states)
+    if enc is not None:
+        if not config.add_cross_attention:
+            raise ValueError(
+                "encoder_hidden_states were given but this model has no cross-attention; "
+                "build it with add_cross_attention=True (and is_decoder=True)"
+            )
+        if len(enc) != 3 or enc[0] != batch or enc[2] != config.hidden_size:
+            raise ValueError(
+                f"encoder_hidden_states must have shape ({batch}, source_length, {config.hidden_size}), got {enc}"
+            )
+        enc_mask = _shape(encoder_attention_mask)
+        if enc_mask is not None and enc_mask != enc[:2]:
+            raise ValueError(f"encoder_attention_mask must have shape {enc[:2]}, got {enc_mask}")
+    elif encoder_attention_mask is not None:
+        raise ValueError("encoder_attention_mask was given without encoder_hidden_states")
+    return batch, length
+
+
+def range_message(name: str, upper: int, lower: int = 0, allow_ignore: bool = False) -> str:
+    """The error text for values of `name` outside [lower, upper)."""
+    extra = f" (or {IGNORE_INDEX} to ignore a position)" if allow_ignore else ""
+    return f"{name} must be in {lower}..{upper - 1}{extra}"
+
+
+def check_range(name: str, lo: int, hi: int, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> None:
+    """Raise if the observed min `lo` / max `hi` of `name` leave [lower, upper). With
+    `allow_ignore`, -100 is allowed too (the caller computes `lo` over the other values)."""
+    if lo < lower or hi >= upper:
+        raise ValueError(f"{range_message(name, upper, lower, allow_ignore)}; got values from {lo} to {hi}")
+
+
+def resolve_problem_type(config: RobertaConfig, labels_are_integers: bool) -> str:
+    """v4's rule: the config's problem_type, else regression for one label, single-label for
+    integer labels, multi-label otherwise."""
+    if config.problem_type is not None:
+        return config.problem_type
+    if config.num_labels == 1:
+        return "regression"
+    return "single_label_classification" if labels_are_integers else "multi_label_classification"
+
+
+def check_labels(
+    head: str,
+    config: RobertaConfig,
+    labels: Shape,
+    *,
+    batch: int,
+    length: int,
+    labels_are_integers: bool,
+    num_choices: int | None = None,
+) -> str | None:
+    """Check the shape and kind of `labels` for `head`; return the problem type for sequence
+    classification (None for the other heads). Value ranges are checked by the backend with
+    `check_range`, as they need the values."""
+    shape = _shape(labels)
+    if shape is None:
+        return None
+    if head in ("masked_lm", "causal_lm", "token_classification"):
+        if shape != (batch, length):
+            raise ValueError(f"labels must have shape {(batch, length)} (one per token), got {shape}")
+        if not labels_are_integers:
+            raise TypeError("labels must be integer token/class ids (-100 to ignore a position)")
+        return None
+    if head == "multiple_choice":
+        if shape != (batch,):
+            raise ValueError(f"labels must have shape ({batch},) (the index of the right choice), got {shape}")
+        if not labels_are_integers:
+            raise TypeError(f"labels must be integer choice indices in 0..{(num_choices or 1) - 1}")
+        return None
+    if head == "sequence_classification":
+        problem = resolve_problem_type(config, labels_are_integers)
+        L = config.num_labels
+        if problem == "regression":
+            if shape not in ((batch,), (batch, L)) and not (L == 1 and shape == (batch, 1)):
+                raise ValueError(f"regression labels must have shape ({batch},) or ({batch}, {L}), got {shape}")
+        elif problem == "single_label_classification":
+            if shape != (batch,):
+                raise ValueError(f"single-label classification labels must have shape ({batch},), got {shape}")
+            if not labels_are_integers:
+                raise TypeError(f"single-label classification labels must be integer class ids in 0..{L - 1}")
+        else:
+            if shape != (batch, L):
+                raise ValueError(
+                    f"multi-label classification labels must have shape ({batch}, {L}) (0/1 per label), got {shape}"
+                )
+        return problem
+    if head == "question_answering":
+        if shape not in ((batch,), (batch, 1)):
+            raise ValueError(f"start_positions/end_positions must have shape ({batch},), got {shape}")
+        if not labels_are_integers:
+            raise TypeError("start_positions/end_positions must be integer token indices")
+        return None
+    raise ValueError(f"head {head!r} takes no labels")
+
+
+def check_generation_args(
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    do_sample: bool,
+) -> None:
+    """Check `generate()` settings, the same in every backend."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if do_sample and not (temperature > 0):
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+    if top_p is not None and not (0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")

@@ -1,0 +1,99 @@
+"""The shared test helper every model test calls: tiny configs, random canonical weights,
+padded inputs, golden fixtures and the comparison used across the suite. NumPy only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from roberta_core.config import RobertaConfig
+from roberta_core.weights import HEADS, parameter_shapes, tied_keys
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO / ".." / "shared").resolve()
+FIXTURES = REPO / "tests" / "fixtures"
+GOLDEN = FIXTURES / "golden"
+
+ALL_HEADS = tuple(HEADS)
+
+
+def tiny_config(**overrides) -> RobertaConfig:
+    """The `tiny` preset with dropout off (tests compare numbers), plus overrides."""
+    base = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    base.update(overrides)
+    return RobertaConfig.from_preset("tiny", **base)
+
+
+def random_state(config: RobertaConfig, head: str, seed: int = 0, scale: float = 0.2) -> dict[str, np.ndarray]:
+    """Random float32 canonical weights for `head`: LayerNorm weights near 1, everything else
+    N(0, scale) — large enough that a wrong transposition or a missing term shows in the output."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, shape in parameter_shapes(config, head).items():
+        if ("LayerNorm" in key or "layer_norm" in key) and key.endswith(".weight"):
+            arr = 1.0 + 0.1 * rng.standard_normal(shape)
+        else:
+            arr = scale * rng.standard_normal(shape)
+        state[key] = arr.astype(np.float32)
+    return state
+
+
+def with_tied(config: RobertaConfig, head: str, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`state` plus the tied aliases (lm_head.decoder.*) as the arrays they are views of."""
+    out = dict(state)
+    for alias, source in tied_keys(config, head).items():
+        out[alias] = state[source]
+    return out
+
+
+def padded_batch(
+    config: RobertaConfig, lengths=(7, 5, 2), seed: int = 0, pad_to: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random ids (B, T) with ragged real lengths, right-padded with pad_token_id, and the
+    attention mask. Real tokens avoid the special ids 0..3, and start with <s>."""
+    rng = np.random.default_rng(seed)
+    T = pad_to or max(lengths)
+    ids = np.full((len(lengths), T), config.pad_token_id, dtype=np.int64)
+    mask = np.zeros((len(lengths), T), dtype=np.int64)
+    for b, n in enumerate(lengths):
+        ids[b, :n] = rng.integers(4, config.vocab_size, size=n)
+        ids[b, 0] = config.bos_token_id
+        mask[b, :n] = 1
+    return ids, mask
+
+
+def rel_err(got, ref) -> float:
+    """‖got − ref‖ / ‖ref‖ (DESIGN §5), in float64."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert got.shape == ref.shape, f"shape {got.shape} != reference {ref.shape}"
+    denom = np.linalg.norm(ref)
+    return float(np.linalg.norm(got - ref) / (denom if denom > 0 else 1.0))
+
+
+def assert_close(got, ref, *, atol: float = 1e-5, what: str = "") -> None:
+    """Max abs difference ≤ atol, with a message that says where."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
+    diff = np.abs(got - ref)
+    worst = float(diff.max()) if diff.size else 0.0
+    assert worst <= atol, f"{what}: max abs diff {worst:.3g} > {atol:g} at {np.unravel_index(diff.argmax(), diff.shape)}"
+
+
+def golden(head: str) -> Path:
+    """Directory of the golden fixture for `head` (written by transformers 4.57.6)."""
+    path = GOLDEN / head
+    if not path.is_dir():
+        pytest.skip(f"golden fixture {path} is absent (generate with tests/fixtures/make_golden.py)")
+    return path
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test where that folder is absent (a fresh clone)."""
+    path = SHARED.joinpath("data", *parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared data folder exists only in the team's workspace)")
+    return path
