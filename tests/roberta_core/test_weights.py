@@ -1,0 +1,198 @@
+"""The canonical weights table: names and shapes per head, load planning, framework name rules."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from roberta_core.config import RobertaConfig
+from roberta_core.weights import (
+    HEADS,
+    CheckpointKeyError,
+    from_flax_path,
+    from_tf_name,
+    head_for_architecture,
+    heads_served,
+    is_transposed,
+    parameter_shapes,
+    plan_load,
+    to_flax_path,
+    to_tf_name,
+)
+from tests.helpers import tiny_config
+
+
+def roberta_base_param_count(head: str) -> int:
+    """Published parameter counts of roberta-base (transformers' num_parameters()): the encoder
+    with pooler is 124,645,632; the MLM head adds dense+LN+bias (decoder tied)."""
+    return {"model": 124_645_632, "masked_lm": 124_697_433}[head]
+
+
+@pytest.mark.parametrize("head", ["model", "masked_lm"])
+def test_roberta_base_parameter_counts(head):
+    shapes = parameter_shapes(RobertaConfig.from_preset("roberta-base"), head)
+    assert sum(int(np.prod(s)) for s in shapes.values()) == roberta_base_param_count(head)
+
+
+def test_head_keys_follow_transformers_names():
+    c = tiny_config(num_labels=3)
+    assert "embeddings.word_embeddings.weight" in parameter_shapes(c, "model")
+    assert "pooler.dense.weight" in parameter_shapes(c, "model")
+    mlm = parameter_shapes(c, "masked_lm")
+    assert "roberta.pooler.dense.weight" not in mlm  # v4 builds the MLM encoder without pooler
+    assert "lm_head.decoder.weight" not in mlm  # tied to the word embeddings
+    assert mlm["lm_head.bias"] == (100,)
+    assert parameter_shapes(c, "sequence_classification")["classifier.out_proj.weight"] == (3, 32)
+    assert parameter_shapes(c, "multiple_choice")["classifier.weight"] == (1, 32)
+    assert "roberta.pooler.dense.weight" in parameter_shapes(c, "multiple_choice")
+    assert parameter_shapes(c, "token_classification")["classifier.weight"] == (3, 32)
+    assert parameter_shapes(c, "question_answering")["qa_outputs.weight"] == (2, 32)
+    assert parameter_shapes(c, "model")["encoder.layer.1.intermediate.dense.weight"] == (37, 32)
+    rel = parameter_shapes(tiny_config(position_embedding_type="relative_key"), "model")
+    assert rel["encoder.layer.0.attention.self.distance_embedding.weight"] == (2 * 66 - 1, 8)
+    cross = parameter_shapes(tiny_config(is_decoder=True, add_cross_attention=True), "causal_lm")
+    assert "roberta.encoder.layer.0.crossattention.self.query.weight" in cross
+    untied = parameter_shapes(tiny_config(tie_word_embeddings=False), "masked_lm")
+    assert untied["lm_head.decoder.weight"] == (100, 32)
+
+
+def test_architecture_names():
+    assert head_for_architecture("TFRobertaForMaskedLM") == "masked_lm"
+    assert head_for_architecture("FlaxRobertaModel") == "model"
+    with pytest.raises(ValueError, match="unknown architecture 'BertModel'"):
+        head_for_architecture("BertModel")
+
+
+def shapes_of(config, head, **extra):
+    return {**parameter_shapes(config, head), **extra}
+
+
+def test_plan_mlm_checkpoint_into_classifier():
+    c = tiny_config(num_labels=3)
+    source = shapes_of(c, "masked_lm", **{"roberta.pooler.dense.weight": (32, 32), "lm_head.decoder.weight": (100, 32)})
+    plan = plan_load(c, "sequence_classification", source)
+    assert set(plan.missing) == {"classifier.dense.weight", "classifier.dense.bias",
+                                 "classifier.out_proj.weight", "classifier.out_proj.bias"}
+    assert "roberta.pooler.dense.weight" in plan.unused and "lm_head.bias" in plan.unused
+    assert "lm_head.decoder.weight" in plan.unused
+    assert not plan.unknown and not plan.mismatched
+    with pytest.warns(UserWarning, match="newly initialised"):
+        plan.check()
+    with pytest.raises(CheckpointKeyError, match="strict=True"):
+        plan.check(strict=True)
+
+
+def test_plan_bare_model_checkpoint_into_head_and_back():
+    c = tiny_config()
+    plan = plan_load(c, "masked_lm", parameter_shapes(c, "model"))
+    assert plan.mapping["roberta.embeddings.word_embeddings.weight"] == "embeddings.word_embeddings.weight"
+    assert set(plan.missing) == {k for k in parameter_shapes(c, "masked_lm") if k.startswith("lm_head")}
+    plan = plan_load(c, "model", parameter_shapes(c, "masked_lm"))
+    assert plan.mapping["embeddings.word_embeddings.weight"] == "roberta.embeddings.word_embeddings.weight"
+
+
+def test_plan_legacy_gamma_beta_and_buffers():
+    c = tiny_config()
+    source = {}
+    for k, s in parameter_shapes(c, "masked_lm").items():
+        if k.endswith("LayerNorm.weight"):
+            k = k[: -len("weight")] + "gamma"
+        source[k] = s
+    source["roberta.embeddings.position_ids"] = (1, 66)
+    plan = plan_load(c, "masked_lm", source)
+    assert not plan.missing and not plan.unknown and not plan.unused
+    assert plan.mapping["roberta.embeddings.LayerNorm.weight"] == "roberta.embeddings.LayerNorm.gamma"
+
+
+def test_plan_unknown_keys_and_mismatches():
+    c = tiny_config()
+    source = shapes_of(c, "masked_lm", **{"roberta.encoder.layer.0.attention.self.qeury.weight": (32, 32),
+                                          "bert.pooler.dense.weight": (32, 32)})
+    plan = plan_load(c, "masked_lm", source)
+    assert sorted(plan.unknown) == ["bert.pooler.dense.weight", "roberta.encoder.layer.0.attention.self.qeury.weight"]
+    with pytest.warns(UserWarning, match="keys no RoBERTa head owns"):
+        plan.check()
+    with pytest.raises(CheckpointKeyError, match="qeury"):
+        plan.check(strict=True)
+
+    c3 = tiny_config(num_labels=3)
+    source = shapes_of(tiny_config(num_labels=2), "sequence_classification")
+    plan = plan_load(c3, "sequence_classification", source)
+    assert plan.mismatched == [("classifier.out_proj.weight", (2, 32), (3, 32)), ("classifier.out_proj.bias", (2,), (3,))]
+    with pytest.raises(CheckpointKeyError, match=r"classifier.out_proj.weight \(2, 32\) != expected \(3, 32\)"):
+        plan.check()
+    plan = plan_load(c3, "sequence_classification", source, ignore_mismatched_sizes=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plan.check()
+    assert any("ignore_mismatched_sizes=True" in str(w.message) for w in caught)
+
+
+def test_plan_two_spellings_of_one_key_is_an_error():
+    c = tiny_config()
+    source = shapes_of(c, "masked_lm", **{"embeddings.word_embeddings.weight": (100, 32)})
+    with pytest.raises(CheckpointKeyError, match="two spellings"):
+        plan_load(c, "masked_lm", source)
+
+
+def test_heads_served():
+    c = tiny_config()
+    assert heads_served(c, parameter_shapes(c, "masked_lm")) == ["causal_lm", "masked_lm"]
+    assert "model" in heads_served(c, parameter_shapes(c, "model"))
+
+
+# Names as transformers v4 writes them (TF h5 variable names, Flax param paths), for one key of
+# every kind: linear kernel, bias, LayerNorm, each embedding, LM head bias.
+TF_NAMES = {
+    "roberta.embeddings.word_embeddings.weight": "roberta/embeddings/word_embeddings/weight",
+    "roberta.embeddings.position_embeddings.weight": "roberta/embeddings/position_embeddings/embeddings",
+    "roberta.embeddings.token_type_embeddings.weight": "roberta/embeddings/token_type_embeddings/embeddings",
+    "roberta.embeddings.LayerNorm.weight": "roberta/embeddings/LayerNorm/gamma",
+    "roberta.encoder.layer.1.attention.self.query.weight": "roberta/encoder/layer_._1/attention/self/query/kernel",
+    "roberta.encoder.layer.1.output.LayerNorm.bias": "roberta/encoder/layer_._1/output/LayerNorm/beta",
+    "lm_head.bias": "lm_head/bias",
+    "lm_head.layer_norm.weight": "lm_head/layer_norm/gamma",
+    "classifier.out_proj.weight": "classifier/out_proj/kernel",
+    "qa_outputs.bias": "qa_outputs/bias",
+}
+FLAX_PATHS = {
+    "roberta.embeddings.word_embeddings.weight": ("roberta", "embeddings", "word_embeddings", "embedding"),
+    "roberta.embeddings.LayerNorm.weight": ("roberta", "embeddings", "LayerNorm", "scale"),
+    "roberta.encoder.layer.1.attention.self.query.weight": ("roberta", "encoder", "layer", "1", "attention", "self", "query", "kernel"),
+    "lm_head.bias": ("lm_head", "bias"),
+    "lm_head.layer_norm.bias": ("lm_head", "layer_norm", "bias"),
+    "classifier.dense.weight": ("classifier", "dense", "kernel"),
+}
+
+
+@pytest.mark.parametrize("canonical, tf", TF_NAMES.items())
+def test_tf_names(canonical, tf):
+    assert to_tf_name(canonical) == tf
+    assert from_tf_name(f"tf_roberta_for_masked_lm/{tf}:0") == canonical
+    assert from_tf_name(tf) == canonical
+
+
+@pytest.mark.parametrize("canonical, path", FLAX_PATHS.items())
+def test_flax_paths(canonical, path):
+    assert to_flax_path(canonical) == path
+    assert from_flax_path(path) == canonical
+
+
+def test_bare_model_flax_tree_maps_to_prefixed_key():
+    assert from_flax_path(("encoder", "layer", "0", "output", "dense", "kernel")) == "roberta.encoder.layer.0.output.dense.weight"
+
+
+def test_transposition_rule_covers_every_key():
+    c = tiny_config(position_embedding_type="relative_key_query", is_decoder=True, add_cross_attention=True)
+    for head in HEADS:
+        for key, shape in parameter_shapes(c, head).items():
+            assert is_transposed(key) == (len(shape) == 2 and "embeddings" not in key and "distance_embedding" not in key)
+            assert from_tf_name(to_tf_name(key)) == (key if not key.startswith(("embeddings", "encoder", "pooler")) else "roberta." + key)
+            assert from_flax_path(to_flax_path(key)).endswith(key)
+
+
+def test_unknown_framework_names_are_errors():
+    with pytest.raises(CheckpointKeyError, match="not under roberta/"):
+        from_tf_name("bert/embeddings/word_embeddings/weight:0")
+    with pytest.raises(CheckpointKeyError, match="unknown leaf"):
+        from_flax_path(("roberta", "embeddings", "LayerNorm", "gamma2"))
