@@ -326,6 +326,11 @@ class RobertaConfig:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RobertaConfig) and self.to_dict() == other.to_dict()
 
+    def __hash__(self) -> int:
+        # Equal configs hash alike, so a config can sit in the static part of a compiled
+        # function's key (JAX keys jit caches on the hashable NNX graph definition).
+        return hash(self.to_json_string())
+
     def __repr__(self) -> str:
         return f"RobertaConfig {self.to_json_string()}"
 

@@ -106,7 +106,7 @@ def _encoder_shapes(config: RobertaConfig, with_pooler: bool) -> dict[str, tuple
         "embeddings.LayerNorm.bias": (H,),
     }
 
-    def attention(prefix: str) -> None:
+    def attention(prefix: str, relative: bool) -> None:
         for proj in ("query", "key", "value"):
             shapes[f"{prefix}.self.{proj}.weight"] = (H, H)
             shapes[f"{prefix}.self.{proj}.bias"] = (H,)
@@ -119,9 +119,10 @@ def _encoder_shapes(config: RobertaConfig, with_pooler: bool) -> dict[str, tuple
 
     for i in range(config.num_hidden_layers):
         layer = f"encoder.layer.{i}"
-        attention(f"{layer}.attention")
+        attention(f"{layer}.attention", relative)
         if config.add_cross_attention:
-            attention(f"{layer}.crossattention")
+            # v4 builds cross-attention with absolute positions: it has no distance_embedding.
+            attention(f"{layer}.crossattention", False)
         shapes[f"{layer}.intermediate.dense.weight"] = (I, H)
         shapes[f"{layer}.intermediate.dense.bias"] = (I,)
         shapes[f"{layer}.output.dense.weight"] = (H, I)
