@@ -35,6 +35,8 @@ import ml_dtypes  # registers bfloat16 & co. with NumPy (safetensors' numpy API 
 import numpy as np
 
 from . import weights
+from .fileio import atomic_path as _atomic_path
+from .fileio import fsync_dir as _fsync_dir
 
 __all__ = [
     "CheckpointFormatError",
@@ -118,33 +120,6 @@ def _check_state(state: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- atomic files
-
-
-@contextlib.contextmanager
-def _atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success fsync it and rename it onto `target`,
-    on failure delete it. Readers of `target` see the old file or the new one, never a part."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # ---------------------------------------------------------------------------- safetensors
@@ -816,7 +791,7 @@ def _framework_items(
     that differs from the word embeddings is kept where the format can hold it (`untied_decoder`:
     Flax's `lm_head/decoder/kernel`); TF v4 always ties it, so there it is an error."""
     for key, value in state.items():
-        if weights._BUFFERS.match(key):
+        if weights.is_buffer(key):
             continue
         source = weights.TIED.get(key)
         if source is not None and source in state:

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .fileio import atomic_write_text
+
 __all__ = ["RobertaConfig", "PRESETS", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES"]
 
 CONFIG_NAME = "config.json"
@@ -337,20 +339,6 @@ class RobertaConfig:
     def copy(self, **overrides: Any) -> "RobertaConfig":
         """A deep copy, with `overrides` applied and validated."""
         return type(self).from_dict(self.to_dict(), **overrides)
-
-
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write a text file so that readers see the old content or the new one, never a part."""
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _int_keys(mapping: Mapping[Any, Any], name: str) -> dict[int, str]:

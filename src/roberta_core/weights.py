@@ -34,6 +34,7 @@ __all__ = [
     "plan_load",
     "LoadPlan",
     "CheckpointKeyError",
+    "is_buffer",
     "is_transposed",
     "to_tf_name",
     "from_tf_name",
@@ -67,6 +68,11 @@ TIED: dict[str, str] = {
 
 # Buffers some checkpoints carry (older transformers saved them); never parameters.
 _BUFFERS = re.compile(r"^(roberta\.)?embeddings\.(position_ids|token_type_ids)$")
+
+
+def is_buffer(key: str) -> bool:
+    """True for the `position_ids`/`token_type_ids` buffers older checkpoints carry."""
+    return _BUFFERS.match(key) is not None
 
 
 class CheckpointKeyError(ValueError):
@@ -298,7 +304,7 @@ def plan_load(
     # Target key (with prefix) -> source key, first spelling wins.
     by_full: dict[str, str] = {}
     for src in source_shapes:
-        if _BUFFERS.match(src):
+        if is_buffer(src):
             continue
         full = _with_prefix(_legacy_alias(src))
         if full in by_full:
