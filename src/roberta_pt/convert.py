@@ -1,0 +1,96 @@
+"""PyTorch module parameters <-> the canonical NumPy dict (DESIGN §3).
+
+The PyTorch modules already carry the canonical names and layout (linear weights (out, in)), so
+both directions are a walk over `parameter_shapes(config, head)`: no renaming, no transposing,
+and no copies beyond what torch needs (CPU float32 tensors and arrays share memory).
+bfloat16 travels as `ml_dtypes.bfloat16` arrays, NumPy having no bfloat16 of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import ml_dtypes
+import numpy as np
+import torch
+from torch import nn
+
+from roberta_core.weights import parameter_shapes
+
+__all__ = ["to_canonical", "from_canonical", "as_tensor", "as_array"]
+
+
+def as_array(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as a NumPy array (a view where possible)."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+def as_tensor(array: Any) -> torch.Tensor:
+    """A NumPy array as a CPU tensor sharing its memory; a read-only array (a memory-mapped
+    file) is copied, as parameters must be writable."""
+    array = np.asarray(array)
+    if not array.flags.writeable:
+        array = array.copy()
+    if array.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def _parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    # Tied parameters appear once, under their owner's name (the word embeddings, lm_head.bias).
+    return dict(model.named_parameters())
+
+
+def to_canonical(model: nn.Module) -> dict[str, np.ndarray]:
+    """The model's parameters as `{canonical key: array}`, exactly the keys of
+    `parameter_shapes(model.config, model.head)` in that order, PyTorch layout."""
+    params = _parameters(model)
+    return {key: as_array(params[key]) for key in parameter_shapes(model.config, model.head)}
+
+
+def from_canonical(
+    model: nn.Module,
+    state: Mapping[str, Any],
+    *,
+    allow_missing: bool = False,
+    dtype: Optional[torch.dtype] = None,
+    device: Optional[torch.device] = None,
+    consume: bool = False,
+) -> nn.Module:
+    """Load canonical arrays into `model` (in place; returns it).
+
+    Every key must be one the model owns, with its shape; every owned key must be present
+    unless `allow_missing` (those keep their values). A parameter on the meta device (a model
+    built under `torch.device('meta')`) is replaced by the array itself, cast to `dtype` and
+    moved to `device` only where they differ; any other parameter is copied into. `consume`
+    removes each entry from `state` once loaded, so `from_pretrained` never holds two copies.
+    """
+    expected = parameter_shapes(model.config, model.head)
+    name = type(model).__name__
+    unknown = [k for k in state if k not in expected]
+    if unknown:
+        raise ValueError(
+            f"{name} owns no parameter(s) {unknown}; its keys are those of parameter_shapes(config, {model.head!r})"
+        )
+    missing = [k for k in expected if k not in state]
+    if missing and not allow_missing:
+        raise ValueError(f"state lacks {len(missing)} parameter(s) of {name}: {missing}")
+    wrong = [(k, tuple(np.shape(v)), expected[k]) for k, v in state.items() if tuple(np.shape(v)) != expected[k]]
+    if wrong:
+        listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
+        raise ValueError(f"shape mismatch loading {name}: {listed}")
+    for key in list(state):
+        module_name, _, param_name = key.rpartition(".")
+        module = model.get_submodule(module_name)
+        param = getattr(module, param_name)
+        tensor = as_tensor(state.pop(key) if consume else state[key])
+        if param.is_meta:
+            tensor = tensor.to(device=device or "cpu", dtype=dtype or param.dtype)
+            setattr(module, param_name, nn.Parameter(tensor, requires_grad=param.requires_grad))
+        else:
+            with torch.no_grad():
+                param.copy_(tensor)
+    return model

@@ -1,0 +1,578 @@
+"""PyTorch RoBERTa heads, in reading order: the losses, the two head modules (LM and
+classification), then the six task models on top of `RobertaModel`, with `generate()` on
+the causal LM. Each model checks its inputs before it computes and its labels before the loss
+(clear errors, the same words in every backend).
+
+Module and parameter names are v4's (`roberta`, `lm_head`, `classifier`, `qa_outputs`,
+`dropout`), so v4 checkpoints load one to one. Shapes: B batch, C choices, T length,
+H hidden size, V vocabulary, L labels. Master text of `roberta_tf/heads.py` and
+`roberta_flax/heads.py`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import (
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from roberta_core.validation import (
+    IGNORE_INDEX,
+    check_forward_inputs,
+    check_generation_args,
+    check_labels,
+    max_length_for,
+)
+
+from .modeling import RobertaModel, RobertaPreTrainedModel, check_values, shape_of
+
+__all__ = [
+    "cross_entropy",
+    "masked_lm_loss",
+    "causal_lm_loss",
+    "sequence_classification_loss",
+    "multiple_choice_loss",
+    "token_classification_loss",
+    "question_answering_loss",
+    "RobertaLMHead",
+    "RobertaClassificationHead",
+    "RobertaForCausalLM",
+    "RobertaForMaskedLM",
+    "RobertaForSequenceClassification",
+    "RobertaForMultipleChoice",
+    "RobertaForTokenClassification",
+    "RobertaForQuestionAnswering",
+]
+
+
+# ---------------------------------------------------------------------------- losses
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
+    mean would give) when every target is ignored. logits (N, K), targets (N,) -> scalar.
+    Computed in float32 whatever the logits' dtype."""
+    total = F.cross_entropy(logits.float(), targets.long(), ignore_index=ignore_index, reduction="sum")
+    count = (targets != ignore_index).sum()
+    return total / count.clamp(min=1)
+
+
+def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Masked LM: cross-entropy over the positions whose label is not -100. (B, T, V), (B, T) -> scalar."""
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Causal LM: the logits at position t predict the label at t + 1 (labels are the inputs,
+    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> scalar."""
+    return masked_lm_loss(logits[:, :-1], labels[:, 1:])
+
+
+def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str) -> torch.Tensor:
+    """By problem type: 'regression' mean squared error (one label: logits and labels squeezed),
+    'single_label_classification' cross-entropy (-100 ignored), 'multi_label_classification'
+    mean binary cross-entropy with logits over every (example, label). logits (B, L) -> scalar."""
+    if problem_type == "regression":
+        if logits.shape[-1] == 1:
+            return F.mse_loss(logits.float().squeeze(), labels.float().squeeze())
+        return F.mse_loss(logits.float(), labels.float())
+    if problem_type == "single_label_classification":
+        return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+def multiple_choice_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the choices. logits (B, C), labels (B,) -> scalar."""
+    return cross_entropy(logits, labels)
+
+
+def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy per token, -100 ignored. (B, T, L), (B, T) -> scalar."""
+    return masked_lm_loss(logits, labels)
+
+
+def question_answering_loss(
+    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor
+) -> torch.Tensor:
+    """Mean of the start and end cross-entropies. Positions outside the sequence are clamped to
+    T, which is ignored (an answer truncated away teaches nothing). (B, T) logits, (B,) positions."""
+    T = start_logits.shape[1]
+    start = start_positions.reshape(-1).clamp(0, T)
+    end = end_positions.reshape(-1).clamp(0, T)
+    return (cross_entropy(start_logits, start, ignore_index=T) + cross_entropy(end_logits, end, ignore_index=T)) / 2
+
+
+def _check_labels(head: str, config: RobertaConfig, labels: torch.Tensor, batch: int, length: int,
+                  num_choices: Optional[int] = None) -> Optional[str]:
+    """Shape, kind and range of `labels` for `head` (checked after the encoder, which checked the
+    inputs and knows B and T); the problem type for sequence classification."""
+    problem = check_labels(
+        head, config, tuple(labels.shape), batch=batch, length=length,
+        labels_are_integers=not labels.is_floating_point(), num_choices=num_choices,
+    )
+    upper = {
+        "masked_lm": config.vocab_size,
+        "causal_lm": config.vocab_size,
+        "token_classification": config.num_labels,
+        "multiple_choice": num_choices,
+        "sequence_classification": config.num_labels if problem == "single_label_classification" else None,
+    }.get(head)
+    if upper is not None:
+        check_values("labels", labels, upper, allow_ignore=True)
+    return problem
+
+
+# ---------------------------------------------------------------------------- head modules
+
+class RobertaLMHead(nn.Module):
+    """States (B, T, H) -> vocabulary logits (B, T, V): dense -> gelu -> LayerNorm -> decoder.
+    The decoder's weight is the word embedding table (tied by the model) and its bias is
+    `lm_head.bias`, the name checkpoints use."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.decoder.bias = self.bias
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = F.gelu(self.dense(features))  # exact GELU whatever hidden_act says, as v4
+        x = self.layer_norm(x)
+        return self.decoder(x)
+
+
+class RobertaClassificationHead(nn.Module):
+    """Sentence-level classifier on the `<s>` token: (B, T, H) -> (B, L) through dropout ->
+    dense -> tanh -> dropout -> out_proj."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(features[:, 0])  # <s>, RoBERTa's [CLS]
+        x = torch.tanh(self.dense(x))
+        return self.out_proj(self.dropout(x))
+
+
+# ---------------------------------------------------------------------------- task models
+
+def _filter_logits(logits: torch.Tensor, top_k: Optional[int], top_p: Optional[float]) -> torch.Tensor:
+    """Keep the `top_k` most likely tokens, then the smallest set whose probability reaches
+    `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)"""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of the more likely tokens
+        drop_sorted = before >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+class RobertaForCausalLM(RobertaPreTrainedModel):
+    """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
+    next-token loss, a key/value cache, and `generate()`."""
+
+    head = "causal_lm"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
+        super().__init__(config)
+        if not config.is_decoder:
+            warnings.warn("RobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.lm_head = RobertaLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        past_key_values: Optional[tuple[tuple[torch.Tensor, ...], ...]] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if labels is not None:
+            use_cache = False  # training: no cache to keep (v4)
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
+            output_attentions, output_hidden_states, return_dict=True,
+        )
+        if labels is not None:
+            _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.lm_head(outputs.last_hidden_state)
+        out = CausalLMOutputWithCrossAttentions(
+            loss=None if labels is None else causal_lm_loss(logits, labels),
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        eos_token_id: Optional[int | Sequence[int]] = None,
+        pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> torch.Tensor:
+        """Continue each prompt by up to `max_new_tokens` tokens: greedy (argmax), or sampled
+        with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
+        on either side marked by attention_mask (B, T). A row that emits `eos_token_id` (default
+        the config's; an empty list never stops) is finished and then filled with `pad_token_id`;
+        generation ends when every row is finished. Returns (B, T + new) ids: the prompts as
+        given, then the new tokens.
+
+        Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
+        padding first) before decoding, so positions and relative distances are those of the
+        unpadded prompt.
+        """
+        config = self.config
+        if not config.is_decoder:
+            raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
+        check_generation_args(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
+        )
+        B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
+        limit = max_length_for(config)
+        if T + max_new_tokens > limit:
+            raise ValueError(
+                f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
+            )
+        check_values("input_ids", input_ids, config.vocab_size)
+        eos = config.eos_token_id if eos_token_id is None else eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
+        pad = config.pad_token_id if pad_token_id is None else pad_token_id
+        generator = None
+        if do_sample and seed is not None:
+            generator = torch.Generator(device=input_ids.device).manual_seed(seed)
+
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        # Right-align every prompt (a stable sort puts the padding first, keeps token order).
+        order = torch.sort(attention_mask.ne(0).int(), dim=1, stable=True).indices
+        ids = torch.gather(input_ids, 1, order)
+        mask = torch.gather(attention_mask.ne(0).long(), 1, order)
+        # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
+        position_ids = torch.cumsum(mask, dim=1) * mask + config.pad_token_id
+
+        past, new_tokens = None, []
+        finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
+        step_ids = ids
+        for _ in range(max_new_tokens):
+            out = self(input_ids=step_ids, attention_mask=mask, position_ids=position_ids,
+                       past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[:, -1].float()  # (B, V)
+            if do_sample:
+                logits = _filter_logits(logits / temperature, top_k, top_p)
+                token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+            else:
+                token = logits.argmax(dim=-1)
+            token = torch.where(finished, torch.full_like(token, pad), token)
+            new_tokens.append(token)
+            finished = finished | torch.isin(token, eos)
+            if bool(finished.all()):
+                break
+            step_ids = token[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            position_ids = position_ids.max(dim=1, keepdim=True).values + 1
+        return torch.cat([input_ids, torch.stack(new_tokens, dim=1).to(input_ids.dtype)], dim=1)
+
+
+class RobertaForMaskedLM(RobertaPreTrainedModel):
+    """RoBERTa's pretraining objective: logits (B, T, V) for every position; the loss over the
+    positions whose label is not -100."""
+
+    head = "masked_lm"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
+        super().__init__(config)
+        if config.is_decoder:
+            warnings.warn("RobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.lm_head = RobertaLMHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> MaskedLMOutput | tuple:
+        """labels (B, T): the original ids at masked positions, -100 elsewhere."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            encoder_hidden_states, encoder_attention_mask,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        if labels is not None:
+            _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.lm_head(outputs.last_hidden_state)
+        out = MaskedLMOutput(
+            loss=None if labels is None else masked_lm_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class RobertaForSequenceClassification(RobertaPreTrainedModel):
+    """Classification or regression of the whole sequence from `<s>`: logits (B, L). The loss
+    follows `config.problem_type`, or v4's rule when it is None (one label: regression; integer
+    labels: single-label; float labels: multi-label)."""
+
+    head = "sequence_classification"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.classifier = RobertaClassificationHead(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> SequenceClassifierOutput | tuple:
+        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label targets."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        problem = None
+        if labels is not None:
+            problem = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.classifier(outputs.last_hidden_state)
+        out = SequenceClassifierOutput(
+            loss=None if labels is None else sequence_classification_loss(logits, labels, problem),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class RobertaForMultipleChoice(RobertaPreTrainedModel):
+    """Scores C candidate sequences per example: inputs (B, C, T) are flattened to (B * C, T),
+    each pooled `<s>` state gets one score, logits (B, C)."""
+
+    head = "multiple_choice"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
+        super().__init__(config)
+        self.roberta = RobertaModel(config, attn_implementation=attn_implementation)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> MultipleChoiceModelOutput | tuple:
+        """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
+        labels (B,): the index of the right choice. (v4's argument order: token_type_ids
+        before attention_mask.)"""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if input_ids is not None and input_ids.dim() != 3:
+            raise ValueError(f"input_ids must have shape (batch, choices, length), got {tuple(input_ids.shape)}")
+        if inputs_embeds is not None and inputs_embeds.dim() != 4:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, choices, length, hidden_size), got {tuple(inputs_embeds.shape)}"
+            )
+        if input_ids is None and inputs_embeds is None:
+            raise ValueError(
+                "give input_ids (batch, choices, length) or inputs_embeds (batch, choices, length, hidden_size)"
+            )
+        B, C, T = (input_ids if input_ids is not None else inputs_embeds).shape[:3]
+
+        def flat(x: Optional[torch.Tensor], name: str) -> Optional[torch.Tensor]:
+            # (B, C, T, ...) -> (B * C, T, ...): every choice is a sequence of its own.
+            if x is None:
+                return None
+            if tuple(x.shape[:3]) != (B, C, T):
+                raise ValueError(f"{name} must have leading shape ({B}, {C}, {T}) like the inputs, got {tuple(x.shape)}")
+            return x.reshape(B * C, *x.shape[2:])
+
+        if labels is not None:
+            _check_labels(self.head, self.config, labels, B, T, num_choices=C)
+        outputs = self.roberta(
+            flat(input_ids, "input_ids"), flat(attention_mask, "attention_mask"),
+            flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
+            flat(inputs_embeds, "inputs_embeds"),
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output)).view(B, C)  # (B, C)
+        out = MultipleChoiceModelOutput(
+            loss=None if labels is None else multiple_choice_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class RobertaForTokenClassification(RobertaPreTrainedModel):
+    """A label per token (named entities, parts of speech): logits (B, T, L)."""
+
+    head = "token_classification"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> TokenClassifierOutput | tuple:
+        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces)."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        if labels is not None:
+            _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        out = TokenClassifierOutput(
+            loss=None if labels is None else token_classification_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class RobertaForQuestionAnswering(RobertaPreTrainedModel):
+    """Extractive question answering: a start and an end score per token, (B, T) each."""
+
+    head = "question_answering"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
+        super().__init__(config)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        start_positions: Optional[torch.Tensor] = None,
+        end_positions: Optional[torch.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        """start_positions, end_positions (B,): token indices of the answer span; both or neither."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("give start_positions and end_positions together, or neither")
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+        )
+        if start_positions is not None:
+            for positions in (start_positions, end_positions):
+                _check_labels(self.head, self.config, positions, *outputs.last_hidden_state.shape[:2])
+        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        start_logits, end_logits = logits[..., 0].contiguous(), logits[..., 1].contiguous()
+        loss = None
+        if start_positions is not None:
+            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
+        out = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()

@@ -1,0 +1,946 @@
+"""PyTorch RoBERTa, in reading order: activations -> embeddings -> self-attention -> layer ->
+encoder -> pooler -> the pretrained-model base -> RobertaModel.
+
+The module tree and parameter names are those of Hugging Face `transformers` v4, so a module's
+`named_parameters()` are the canonical keys of `roberta_core.weights` (DESIGN §3) and the same
+checkpoints load. Shapes in comments: B batch, T query length, S key length (cache included),
+H hidden size, h heads, D head size (H / h), V vocabulary.
+
+This file is the master text of the three backends: `roberta_tf/modeling.py` and
+`roberta_flax/modeling.py` have the same classes (with their prefix), order and comments.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+import torch.utils._pytree as pytree
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import OUTPUT_CLASSES, BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.pretrained import load_pretrained, save_pretrained_files
+from roberta_core.validation import IGNORE_INDEX, check_forward_inputs, check_range, range_message
+
+from .convert import as_tensor, from_canonical, to_canonical
+
+__all__ = [
+    "ACT2FN",
+    "ATTN_IMPLEMENTATIONS",
+    "RobertaEmbeddings",
+    "RobertaSelfAttention",
+    "RobertaSelfOutput",
+    "RobertaAttention",
+    "RobertaIntermediate",
+    "RobertaOutput",
+    "RobertaLayer",
+    "RobertaEncoder",
+    "RobertaPooler",
+    "RobertaPreTrainedModel",
+    "RobertaModel",
+]
+
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+
+
+# ---------------------------------------------------------------------------- outputs as pytrees
+
+def _register_outputs() -> None:
+    """Make the `roberta_core.outputs` classes torch pytree nodes, so a compiled or exported
+    forward may return them (the fields present become the leaves, their names the context)."""
+    for cls in OUTPUT_CLASSES:
+        if cls in pytree.SUPPORTED_NODES:
+            continue
+        pytree.register_pytree_node(
+            cls,
+            lambda out: (list(out.values()), list(out.keys())),
+            lambda values, keys, cls=cls: cls(zip(keys, values)),
+            serialized_type_name=f"{cls.__module__}.{cls.__name__}",
+            flatten_with_keys_fn=lambda out: ([(pytree.MappingKey(k), v) for k, v in out.items()], list(out.keys())),
+        )
+
+
+_register_outputs()
+
+
+# ---------------------------------------------------------------------------- 1. activations
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    # GPT-2's tanh approximation of GELU (v4's gelu_new and gelu_accurate).
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def _gelu_fast(x: torch.Tensor) -> torch.Tensor:
+    # The same approximation with the constants folded the other way; rounds differently.
+    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _laplace(x: torch.Tensor, mu: float = 0.707107, sigma: float = 0.282095) -> torch.Tensor:
+    # MEGA's bounded activation: the normal CDF around mu.
+    return 0.5 * (1.0 + torch.erf((x - mu) / (sigma * math.sqrt(2.0))))
+
+
+# Every name of roberta_core.config.ACTIVATIONS, with v4's formula for it.
+ACT2FN = {
+    "gelu": F.gelu,  # exact, erf-based
+    "gelu_python": F.gelu,  # the same function; v4 spelled it out in Python
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_fast": _gelu_fast,
+    "gelu_accurate": _gelu_tanh,
+    "quick_gelu": lambda x: x * torch.sigmoid(1.702 * x),
+    "gelu_10": lambda x: torch.clamp(F.gelu(x), -10.0, 10.0),
+    "relu": F.relu,
+    "relu2": lambda x: torch.square(F.relu(x)),
+    "relu6": F.relu6,
+    "leaky_relu": F.leaky_relu,  # slope 0.01, nn.LeakyReLU's default
+    "silu": F.silu,
+    "swish": F.silu,
+    "mish": F.mish,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "linear": lambda x: x,
+    "laplace": _laplace,
+}
+
+
+# ---------------------------------------------------------------------------- input checks
+
+def check_values(name: str, values: torch.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> None:
+    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper).
+
+    Eagerly this is one host sync for min and max, before any kernel indexes with the values —
+    so a GPU raises a ValueError instead of a device-side assert. Under torch.compile/export
+    it is an in-graph assertion (a RuntimeError) with the same message. With `allow_ignore`,
+    -100 is allowed too.
+    """
+    if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {values.dtype}")
+    if allow_ignore:
+        values = values.masked_fill(values == IGNORE_INDEX, lower)  # the min is over the other values
+    lo, hi = torch.aminmax(values)
+    if torch.compiler.is_compiling():
+        torch._assert_async((lo >= lower) & (hi < upper), range_message(name, upper, lower, allow_ignore))
+    else:
+        lo, hi = torch.stack([lo, hi]).tolist()
+        check_range(name, lo, hi, upper, lower=lower, allow_ignore=allow_ignore)
+
+
+def shape_of(tensor: Optional[torch.Tensor]) -> Optional[tuple[int, ...]]:
+    return None if tensor is None else tuple(tensor.shape)
+
+
+# ---------------------------------------------------------------------------- 2. embeddings
+
+def position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int, past_length: int = 0) -> torch.Tensor:
+    """RoBERTa's positions (fairseq's `make_positions`): real tokens count up from
+    padding_idx + 1 (after `past_length` cached ones), padding tokens get padding_idx. (B, T) -> (B, T)"""
+    real = input_ids.ne(padding_idx).int()
+    return (torch.cumsum(real, dim=1).type_as(real) + past_length) * real + padding_idx
+
+
+class RobertaEmbeddings(nn.Module):
+    """Token ids (B, T) -> vectors (B, T, H): word + token type + absolute position embeddings,
+    then LayerNorm and dropout. With relative position types the position table is still
+    there (checkpoints hold it) but not added."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.padding_idx = config.pad_token_id
+        self.position_embedding_type = config.position_embedding_type
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=self.padding_idx)
+        self.position_embeddings = nn.Embedding(
+            config.max_position_embeddings, config.hidden_size, padding_idx=self.padding_idx
+        )
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        # `LayerNorm`, not snake case: the name is part of every checkpoint's keys.
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        past_length: int = 0,
+    ) -> torch.Tensor:
+        if position_ids is None:
+            if input_ids is not None:
+                position_ids = position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
+            else:
+                # Embeddings do not say which tokens are padding: count from the first position.
+                T = inputs_embeds.shape[1]
+                start = self.padding_idx + 1 + past_length
+                position_ids = torch.arange(start, start + T, device=inputs_embeds.device)[None, :]  # (1, T)
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
+        if token_type_ids is None:
+            # Every token is of type 0: add row 0 of the table (a one-row table is still added).
+            token_type_embeddings = self.token_type_embeddings.weight[0]
+        else:
+            token_type_embeddings = self.token_type_embeddings(token_type_ids)
+        embeddings = inputs_embeds + token_type_embeddings
+        if self.position_embedding_type == "absolute":
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        embeddings = self.LayerNorm(embeddings)
+        return self.dropout(embeddings)
+
+
+# ---------------------------------------------------------------------------- 3. self-attention
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    # Dynamo cannot trace warnings.warn: a compiled call stays silent, an eager one says it.
+    if message not in _warned and not torch.compiler.is_compiling():
+        _warned.add(message)
+        warnings.warn(message, stacklevel=3)
+
+
+def sdpa_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    *,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+) -> torch.Tensor:
+    """The fast attention core: PyTorch's fused kernels (flash, memory-efficient, or the C++
+    math path). q (B, h, T, D), k/v (B, h, S, D), additive mask broadcastable to (B, h, T, S)
+    or None -> context (B, h, T, D). A None mask lets the fastest kernels run."""
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+
+
+def eager_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: Optional[torch.Tensor],
+    *,
+    dropout: nn.Module,
+    head_mask: Optional[torch.Tensor] = None,
+    position_scores: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The explicit attention core, for what the fused kernels cannot do: return the
+    probabilities, scale them per head (`head_mask`), add relative-position scores.
+    q (B, h, T, D), k/v (B, h, S, D) -> context (B, h, T, D), probabilities (B, h, T, S)."""
+    scores = torch.matmul(query, key.transpose(-1, -2))  # (B, h, T, S)
+    if position_scores is not None:
+        scores = scores + position_scores
+    scores = scores / math.sqrt(query.shape[-1])
+    # Softmax in float32: half-precision scores plus the mask's large negative values lose
+    # the small differences that decide the probabilities.
+    scores = scores.float()
+    if mask is not None:
+        scores = scores + mask
+    probs = torch.softmax(scores, dim=-1).to(query.dtype)
+    # Dropping whole keys to attend to, as in the original Transformer.
+    probs = dropout(probs)
+    if head_mask is not None:
+        probs = probs * head_mask
+    return torch.matmul(probs, value), probs
+
+
+class RobertaSelfAttention(nn.Module):
+    """Multi-head attention of a sequence over itself (or, as cross-attention, over the
+    encoder's states), with an optional key/value cache and relative position scores.
+    (B, T, H) -> (B, T, H)."""
+
+    def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        self.position_embedding_type = position_embedding_type or config.position_embedding_type
+        if self.position_embedding_type in ("relative_key", "relative_key_query"):
+            # One vector per distance -(P-1) .. P-1, shared by all heads (Shaw et al.; Huang et al.).
+            self.max_position_embeddings = config.max_position_embeddings
+            self.distance_embedding = nn.Embedding(2 * config.max_position_embeddings - 1, self.head_dim)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, T, D)
+
+    def _relative_scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Scores from the distance between query and key positions, (B, h, T, S). The queries
+        are the last T of the S positions (the first S - T are cached)."""
+        T, S = query.shape[2], key.shape[2]
+        q_pos = torch.arange(S - T, S, device=query.device)[:, None]  # (T, 1)
+        k_pos = torch.arange(S, device=query.device)[None, :]  # (1, S)
+        distance = self.distance_embedding(q_pos - k_pos + self.max_position_embeddings - 1)  # (T, S, D)
+        distance = distance.to(query.dtype)
+        scores = torch.einsum("bhtd,tsd->bhts", query, distance)
+        if self.position_embedding_type == "relative_key_query":
+            scores = scores + torch.einsum("bhsd,tsd->bhts", key, distance)
+        return scores
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        past_key_value: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        output_attentions: bool = False,
+        use_sdpa: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
+        (else None), and this call's (key, value) (B, h, S, D) for the cache."""
+        B, T, H = hidden_states.shape
+        query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
+        if encoder_hidden_states is not None and past_key_value is not None:
+            # Cross-attention: the encoder's keys and values were computed on the first step.
+            key, value = past_key_value
+        else:
+            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+            key = self._split_heads(self.key(source))  # (B, h, S, D)
+            value = self._split_heads(self.value(source))
+            if past_key_value is not None:
+                key = torch.cat([past_key_value[0], key], dim=2)
+                value = torch.cat([past_key_value[1], value], dim=2)
+
+        if use_sdpa:
+            dropout_p = self.dropout.p if self.training else 0.0
+            context = sdpa_attention(query, key, value, attention_mask, dropout_p=dropout_p, is_causal=is_causal)
+            probs = None
+        else:
+            position_scores = None
+            if self.position_embedding_type != "absolute":
+                position_scores = self._relative_scores(query, key)
+            context, probs = eager_attention(
+                query, key, value, attention_mask,
+                dropout=self.dropout, head_mask=head_mask, position_scores=position_scores,
+            )
+        context = context.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
+        return context, (probs if output_attentions else None), (key, value)
+
+
+# ---------------------------------------------------------------------------- 4. self-output
+
+class RobertaSelfOutput(nn.Module):
+    """Projects the attention context back and adds it to the block's input (post-LayerNorm)."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dropout(self.dense(hidden_states))
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+# ---------------------------------------------------------------------------- 5. attention block
+
+class RobertaAttention(nn.Module):
+    """Self-attention (or cross-attention) followed by its output projection and residual."""
+
+    def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None):
+        super().__init__()
+        self.self = RobertaSelfAttention(config, position_embedding_type)
+        self.output = RobertaSelfOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        past_key_value: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        output_attentions: bool = False,
+        use_sdpa: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        context, probs, present = self.self(
+            hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
+            output_attentions, use_sdpa, is_causal,
+        )
+        return self.output(context, hidden_states), probs, present
+
+
+# ---------------------------------------------------------------------------- 6. intermediate
+
+class RobertaIntermediate(nn.Module):
+    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the activation."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+# ---------------------------------------------------------------------------- 7. output
+
+class RobertaOutput(nn.Module):
+    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.dropout(self.dense(hidden_states))
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+# ---------------------------------------------------------------------------- 8. layer
+
+class RobertaLayer(nn.Module):
+    """One Transformer block: self-attention, cross-attention over the encoder's states (decoder
+    with `add_cross_attention`), feed-forward. (B, T, H) -> (B, T, H)."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.attention = RobertaAttention(config)
+        if config.add_cross_attention:
+            if not config.is_decoder:
+                raise ValueError("add_cross_attention=True needs a decoder: build the config with is_decoder=True")
+            # v4: cross-attention positions are absolute whatever the config says.
+            self.crossattention = RobertaAttention(config, position_embedding_type="absolute")
+        self.intermediate = RobertaIntermediate(config)
+        self.output = RobertaOutput(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_value: Optional[tuple[torch.Tensor, ...]] = None,
+        output_attentions: bool = False,
+        use_sdpa: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
+        with cross-attention) and the self/cross attention probabilities (None unless asked)."""
+        self_past = past_key_value[:2] if past_key_value is not None else None
+        attention_output, self_probs, present = self.attention(
+            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_sdpa, is_causal
+        )
+        cross_probs = None
+        if encoder_hidden_states is not None:
+            cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
+            attention_output, cross_probs, cross_present = self.crossattention(
+                attention_output, encoder_attention_mask, head_mask, encoder_hidden_states, cross_past,
+                output_attentions, use_sdpa, False,
+            )
+            present = present + cross_present
+        layer_output = self.output(self.intermediate(attention_output), attention_output)
+        return layer_output, present, self_probs, cross_probs
+
+
+# ---------------------------------------------------------------------------- 9. encoder
+
+class RobertaEncoder(nn.Module):
+    """The stack of layers. Collects, on request, every layer's input states, attention
+    probabilities and cache entry; recomputes activations in the backward pass under gradient
+    checkpointing."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.layer = nn.ModuleList([RobertaLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_values: Optional[tuple[tuple[torch.Tensor, ...], ...]] = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        use_sdpa: bool = True,
+        is_causal: bool = False,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        checkpointing = self.gradient_checkpointing and self.training
+        if checkpointing and use_cache:
+            _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
+            use_cache = False
+        all_hidden = [] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        all_cross = [] if output_attentions and encoder_hidden_states is not None else None
+        presents = [] if use_cache else None
+        for i, layer in enumerate(self.layer):
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            args = (
+                hidden_states, attention_mask, None if head_mask is None else head_mask[i],
+                encoder_hidden_states, encoder_attention_mask,
+                None if past_key_values is None else past_key_values[i],
+                output_attentions, use_sdpa, is_causal,
+            )
+            if checkpointing:
+                # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
+                hidden_states, present, probs, cross = checkpoint(layer, *args, use_reentrant=False)
+            else:
+                hidden_states, present, probs, cross = layer(*args)
+            if presents is not None:
+                presents.append(present)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+            if all_cross is not None:
+                all_cross.append(cross)
+        if all_hidden is not None:
+            all_hidden.append(hidden_states)
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            hidden_states=None if all_hidden is None else tuple(all_hidden),
+            past_key_values=None if presents is None else tuple(presents),
+            attentions=None if all_attentions is None else tuple(all_attentions),
+            cross_attentions=None if all_cross is None else tuple(all_cross),
+        )
+
+
+# ---------------------------------------------------------------------------- 10. pooler
+
+class RobertaPooler(nn.Module):
+    """The sequence summary of BERT's next-sentence task: the first token's state (B, H) through
+    dense + tanh. RoBERTa dropped that task; multiple choice still uses it."""
+
+    def __init__(self, config: RobertaConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden_states[:, 0]))
+
+
+# ---------------------------------------------------------------------------- 11. pretrained-model base
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def _resolve_dtype(dtype: Any, state: dict) -> torch.dtype:
+    """`from_pretrained`'s dtype: None is float32 (as v4), 'auto' the checkpoint's own."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating point type, got {dtype}")
+        return dtype
+    if dtype == "auto":
+        return next((as_tensor(a).dtype for a in state.values()), torch.float32)
+    if dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype must be a torch floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
+
+
+def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:
+    """`vector` cut or padded with `fill` to length n (a new tensor)."""
+    out = torch.full((n,), fill, dtype=vector.dtype, device=vector.device)
+    keep = min(n, vector.shape[0])
+    out[:keep] = vector.detach()[:keep]
+    return out
+
+
+class RobertaPreTrainedModel(nn.Module):
+    """Base of RobertaModel and the six heads: weight initialisation as v4, checkpoint loading
+    and saving, embeddings access and resizing, tying, gradient checkpointing.
+
+    Subclasses set `head` (a key of `roberta_core.weights.HEADS`), build their modules in
+    `__init__(config, *, attn_implementation=None)` and end it with `self.post_init()`.
+    """
+
+    head: str = ""
+    base_model_prefix = "roberta"
+
+    def __init__(self, config: RobertaConfig):
+        if not isinstance(config, RobertaConfig):
+            raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
+        super().__init__()
+        self.config = config
+
+    def post_init(self) -> None:
+        """Tie the LM decoder to the embeddings, then initialise every parameter as v4 does."""
+        self.tie_weights()
+        # The encoder inside a head initialised itself when it was built; a tied parameter is
+        # initialised once, by its owner.
+        seen = {id(p) for m in self.children() if isinstance(m, RobertaPreTrainedModel) for p in m.parameters()}
+        for module in self.modules():
+            for name, param in module.named_parameters(recurse=False):
+                if id(param) not in seen:
+                    seen.add(id(param))
+                    self._init_parameter(module, name, param)
+
+    def _init_parameter(self, module: nn.Module, name: str, param: torch.Tensor) -> None:
+        """v4's initialisation: normal(0, initializer_range) for linear and embedding weights
+        (the padding row zero), zero biases, LayerNorm weight one and bias zero."""
+        with torch.no_grad():
+            if isinstance(module, nn.LayerNorm):
+                param.fill_(1.0 if name == "weight" else 0.0)
+            elif name == "bias":  # linear biases and lm_head.bias
+                param.zero_()
+            else:
+                param.normal_(0.0, self.config.initializer_range)
+                if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                    param[module.padding_idx].zero_()
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def base_model(self) -> "RobertaModel":
+        """The encoder: the model itself for RobertaModel, `self.roberta` for a head."""
+        return getattr(self, self.base_model_prefix, self)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        if not isinstance(value, nn.Embedding) or value.embedding_dim != self.config.hidden_size:
+            raise ValueError(f"input embeddings must be an nn.Embedding of dimension {self.config.hidden_size}")
+        self.base_model.embeddings.word_embeddings = value
+        self.config.vocab_size = value.num_embeddings
+        self.tie_weights()
+
+    def get_output_embeddings(self) -> Optional[nn.Linear]:
+        """The LM decoder (V, H) of the LM heads; None elsewhere."""
+        lm_head = getattr(self, "lm_head", None)
+        return None if lm_head is None else lm_head.decoder
+
+    def tie_weights(self) -> None:
+        """Make the LM decoder use the word embeddings (when `tie_word_embeddings`) and
+        `lm_head.bias` as its bias: one parameter each, as in every RoBERTa checkpoint."""
+        lm_head = getattr(self, "lm_head", None)
+        if lm_head is None:
+            return
+        if self.config.tie_word_embeddings:
+            lm_head.decoder.weight = self.get_input_embeddings().weight
+        lm_head.decoder.bias = lm_head.bias
+
+    def resize_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> nn.Embedding:
+        """Grow or shrink the vocabulary to `new_num_tokens` rows, keeping the rows both sizes
+        share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
+        softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
+        like fresh weights. The LM head's bias (and an untied decoder) follow."""
+        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            token = getattr(self.config, name)
+            if token is not None and token >= new_num_tokens:
+                raise ValueError(
+                    f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}"
+                )
+        old = self.get_input_embeddings()
+        keep = min(old.num_embeddings, new_num_tokens)
+        new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
+                           device=old.weight.device, dtype=old.weight.dtype)
+        self._init_parameter(new, "weight", new.weight)
+        with torch.no_grad():
+            new.weight[:keep] = old.weight[:keep]
+            if mean_resizing and new_num_tokens > keep:
+                new.weight[keep:] = old.weight.float().mean(dim=0).to(old.weight.dtype)
+        new.weight.requires_grad_(old.weight.requires_grad)
+        self.base_model.embeddings.word_embeddings = new
+        lm_head = getattr(self, "lm_head", None)
+        if lm_head is not None:
+            lm_head.bias = nn.Parameter(_resized(lm_head.bias, new_num_tokens, fill=0.0))
+            if not self.config.tie_word_embeddings:
+                decoder = nn.Linear(old.embedding_dim, new_num_tokens, device=old.weight.device, dtype=old.weight.dtype)
+                self._init_parameter(decoder, "weight", decoder.weight)
+                with torch.no_grad():
+                    decoder.weight[:keep] = lm_head.decoder.weight[:keep]
+                lm_head.decoder = decoder
+        self.config.vocab_size = new_num_tokens
+        self.tie_weights()
+        return new
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of parameters, each tied parameter counted once."""
+        embeddings = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        return sum(
+            p.numel()
+            for p in self.parameters()
+            if (p.requires_grad or not only_trainable) and not (exclude_embeddings and id(p) in embeddings)
+        )
+
+    # ------------------------------------------------------------------ gradient checkpointing
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None) -> None:
+        """Trade compute for memory in training: keep only each layer's input and recompute
+        the layer in the backward pass. (v4's `gradient_checkpointing_kwargs` is accepted;
+        the non-reentrant variant is always used.)"""
+        self.base_model.encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.base_model.encoder.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.base_model.encoder.gradient_checkpointing
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        config: Optional[RobertaConfig] = None,
+        dtype: Any = None,
+        device: Any = None,
+        strict: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        attn_implementation: Optional[str] = None,
+        **config_overrides: Any,
+    ) -> "RobertaPreTrainedModel":
+        """Load a checkpoint directory in any of the four weight formats (safetensors, sharded
+        too; pytorch_model.bin; tf_model.h5; flax_model.msgpack), in evaluation mode.
+
+        Another head's checkpoint loads too (a MaskedLM checkpoint into a classifier): the unused
+        and the newly initialised keys are reported in one warning (an error under `strict`).
+        A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`.
+        `dtype`: None (float32, as v4), 'auto' (the checkpoint's), or a torch dtype.
+        `config_overrides` change config fields (`num_labels=5`, `is_decoder=True`).
+
+        The model is built on the meta device and takes the loaded arrays without copying them
+        where dtype and device allow, so loading holds about one copy of the weights.
+        """
+        dtype = config_overrides.pop("torch_dtype", dtype)  # v4's older spelling
+        config, state, _ = load_pretrained(
+            path, cls.head, config=config, strict=strict,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
+        )
+        dtype = _resolve_dtype(dtype, state)
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        with torch.device("meta"):
+            model = cls(config, attn_implementation=attn_implementation)
+        from_canonical(model, state, allow_missing=True, dtype=dtype, device=device, consume=True)
+        model.tie_weights()
+        model._materialize_missing(dtype, device)
+        return model.eval()
+
+    def _materialize_missing(self, dtype: torch.dtype, device: torch.device) -> None:
+        """Give the parameters the checkpoint lacked (still on the meta device) real storage
+        and v4's initialisation; a parameter shared by two modules stays shared."""
+        made: dict[int, nn.Parameter] = {}
+        for module in self.modules():
+            for name, param in list(module.named_parameters(recurse=False)):
+                if not param.is_meta:
+                    continue
+                if id(param) not in made:
+                    made[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=dtype, device=device))
+                    self._init_parameter(module, name, made[id(param)])
+                setattr(module, name, made[id(param)])
+
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        format: Optional[str] = None,
+        max_shard_size: int | str | None = None,
+        safe_serialization: Optional[bool] = None,
+    ) -> None:
+        """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
+        PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'bin'
+        (`pytorch_model.bin`; v4's `safe_serialization=False` means the same)."""
+        if format is None:
+            format = "bin" if safe_serialization is False else "safetensors"
+        if format not in ("safetensors", "bin"):
+            raise ValueError(f"the PyTorch backend saves format 'safetensors' or 'bin', got {format!r}")
+        save_pretrained_files(
+            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
+        )
+
+
+# ---------------------------------------------------------------------------- 12. the encoder model
+
+def _additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0 where `keep`, the dtype's minimum elsewhere. Finite on purpose: a row with nothing to
+    attend to (a padding query) gets uniform probabilities, never NaN."""
+    return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
+
+
+def _nothing_masked(mask: Optional[torch.Tensor]) -> bool:
+    """True when `mask` keeps every position. Under torch.compile the values are unknown:
+    the mask is then applied as given (no data-dependent branch, no graph break)."""
+    return mask is None or (not torch.compiler.is_compiling() and bool(mask.all()))
+
+
+class RobertaModel(RobertaPreTrainedModel):
+    """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
+    `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
+    pooled first token (B, H)."""
+
+    head = "model"
+
+    def __init__(
+        self, config: RobertaConfig, add_pooling_layer: bool = True, *, attn_implementation: Optional[str] = None
+    ):
+        super().__init__(config)
+        attn_implementation = attn_implementation or "sdpa"
+        if attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}")
+        self.attn_implementation = attn_implementation
+        self.embeddings = RobertaEmbeddings(config)
+        self.encoder = RobertaEncoder(config)
+        self.pooler = RobertaPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def _use_sdpa(self, output_attentions: bool, head_mask: Optional[torch.Tensor]) -> bool:
+        """SDPA unless this call needs what only the eager path does (v4's fallback, said once)."""
+        if self.attn_implementation == "eager":
+            return False
+        if output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute":
+            _warn_once(
+                "sdpa attention cannot return attention probabilities, apply head_mask or add relative "
+                "position scores; using eager attention for such calls. Build the model with "
+                "attn_implementation='eager' to silence this."
+            )
+            return False
+        return True
+
+    def _past_length(self, past_key_values: Any) -> int:
+        """Cached positions, after checking the cache's layout: one (k, v) or (k, v, cross_k,
+        cross_v) per layer, each (B, h, P, D)."""
+        if past_key_values is None:
+            return 0
+        config = self.config
+        if not isinstance(past_key_values, (tuple, list)) or len(past_key_values) != config.num_hidden_layers:
+            raise ValueError(
+                f"past_key_values must hold one entry per layer ({config.num_hidden_layers}), "
+                f"as returned with use_cache=True"
+            )
+        sizes = (2, 4) if config.add_cross_attention else (2,)
+        entry = past_key_values[0]
+        if len(entry) not in sizes:
+            raise ValueError(f"each past_key_values entry must be a tuple of {' or '.join(map(str, sizes))} tensors")
+        shape = tuple(entry[0].shape)
+        if len(shape) != 4 or (shape[1], shape[3]) != (config.num_attention_heads, config.head_dim):
+            raise ValueError(
+                f"past_key_values tensors must have shape (batch, {config.num_attention_heads}, cached, "
+                f"{config.head_dim}), got {shape}"
+            )
+        return shape[2]
+
+    def _self_attention_mask(
+        self,
+        attention_mask: Optional[torch.Tensor],
+        batch: int,
+        length: int,
+        past_length: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        use_sdpa: bool,
+    ) -> tuple[Optional[torch.Tensor], bool]:
+        """The additive mask (B, 1, 1 or T, S) of the self-attention and whether SDPA should
+        apply the causal mask itself. (None, ...) when nothing is masked, so the fast kernels run."""
+        causal = self.config.is_decoder
+        if _nothing_masked(attention_mask):
+            if not causal or length == 1:
+                return None, False  # one new token may see every cached one
+            if use_sdpa and past_length == 0:
+                return None, True
+        S = past_length + length
+        if attention_mask is None:
+            keep = torch.ones((batch, 1, 1, S), dtype=torch.bool, device=device)
+        else:
+            keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
+        if causal:
+            q_pos = torch.arange(past_length, S, device=device)[:, None]
+            k_pos = torch.arange(S, device=device)[None, :]
+            keep = keep & (k_pos <= q_pos)  # (B, 1, T, S)
+        return _additive_mask(keep, dtype), False
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        head_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        encoder_hidden_states: Optional[torch.Tensor] = None,
+        encoder_attention_mask: Optional[torch.Tensor] = None,
+        past_key_values: Optional[tuple[tuple[torch.Tensor, ...], ...]] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
+        """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
+        positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
+        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.use_return_dict if return_dict is None else return_dict
+        # A cache only means something for a causal decoder (v4 ignores use_cache elsewhere).
+        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
+
+        past_length = self._past_length(past_key_values)
+        B, T = check_forward_inputs(
+            config,
+            input_ids=shape_of(input_ids), inputs_embeds=shape_of(inputs_embeds),
+            attention_mask=shape_of(attention_mask), token_type_ids=shape_of(token_type_ids),
+            position_ids=shape_of(position_ids), head_mask=shape_of(head_mask),
+            encoder_hidden_states=shape_of(encoder_hidden_states),
+            encoder_attention_mask=shape_of(encoder_attention_mask),
+            past_length=past_length,
+        )
+        if past_key_values is not None and past_key_values[0][0].shape[0] != B:
+            raise ValueError(f"past_key_values hold a batch of {past_key_values[0][0].shape[0]}, the inputs {B}")
+        # Value checks before any embedding lookup runs.
+        if input_ids is not None:
+            check_values("input_ids", input_ids, config.vocab_size)
+        if token_type_ids is not None:
+            check_values("token_type_ids", token_type_ids, config.type_vocab_size)
+        if position_ids is not None:
+            check_values("position_ids", position_ids, config.max_position_embeddings)
+
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+        dtype, device = embedding_output.dtype, embedding_output.device
+
+        use_sdpa = self._use_sdpa(output_attentions, head_mask)
+        mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_sdpa)
+        cross_mask = None
+        if encoder_hidden_states is not None and not _nothing_masked(encoder_attention_mask):
+            cross_mask = _additive_mask(encoder_attention_mask.bool()[:, None, None, :], dtype)  # (B, 1, 1, S)
+        if head_mask is not None:
+            if head_mask.dim() == 1:
+                head_mask = head_mask.expand(config.num_hidden_layers, -1)  # the same heads in every layer
+            head_mask = head_mask.to(dtype)[:, None, :, None, None]  # (layers, 1, h, 1, 1)
+
+        outputs = self.encoder(
+            embedding_output,
+            attention_mask=mask,
+            head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=cross_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            use_sdpa=use_sdpa,
+            is_causal=is_causal,
+        )
+        if self.pooler is not None:
+            outputs.pooler_output = self.pooler(outputs.last_hidden_state)
+        return outputs if return_dict else outputs.to_tuple()

@@ -1,0 +1,152 @@
+"""Bad input fails fast with a clear ValueError/TypeError naming the problem and the allowed range."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from roberta_pt import RobertaForCausalLM, RobertaModel
+from tests.helpers import tiny_config
+from tests.roberta_pt.common import build
+
+IDS = torch.tensor([[0, 5, 9, 2], [0, 7, 2, 1]])
+MASK = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build(tiny_config(), "model")[0]
+
+
+@pytest.mark.parametrize("bad", [100, 5000, -1])
+def test_ids_outside_the_vocabulary(model, bad):
+    ids = IDS.clone()
+    ids[1, 2] = bad
+    with pytest.raises(ValueError, match=r"input_ids must be in 0\.\.99; got values from"):
+        model(input_ids=ids)
+
+
+def test_ids_must_be_integers(model):
+    with pytest.raises(TypeError, match="input_ids must be an integer tensor"):
+        model(input_ids=IDS.float())
+
+
+def test_sequence_longer_than_the_position_table(model):
+    # tiny: 66 positions, padding_idx 1 -> 64 tokens.
+    model(input_ids=torch.full((1, 64), 5))
+    with pytest.raises(ValueError, match="sequence length 65 exceeds the 64 tokens"):
+        model(input_ids=torch.full((1, 65), 5))
+
+
+def test_ids_and_embeds_both_or_neither(model):
+    with pytest.raises(ValueError, match="not both"):
+        model(input_ids=IDS, inputs_embeds=torch.zeros(2, 4, 32))
+    with pytest.raises(ValueError, match="give input_ids"):
+        model(attention_mask=MASK)
+    with pytest.raises(ValueError, match=r"inputs_embeds must have shape \(batch, length, hidden_size=32\)"):
+        model(inputs_embeds=torch.zeros(2, 4, 31))
+
+
+def test_shapes_of_masks_and_side_inputs(model):
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(2, 4\)"):
+        model(input_ids=IDS, attention_mask=MASK[:, :3])
+    with pytest.raises(ValueError, match=r"token_type_ids must have shape \(2, 4\)"):
+        model(input_ids=IDS, token_type_ids=torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"head_mask must have shape \(4,\) or \(2, 4\)"):
+        model(input_ids=IDS, head_mask=torch.ones(3))
+    with pytest.raises(ValueError, match="no cross-attention"):
+        model(input_ids=IDS, encoder_hidden_states=torch.zeros(2, 3, 32))
+
+
+def test_token_types_and_positions_outside_their_tables(model):
+    with pytest.raises(ValueError, match=r"token_type_ids must be in 0\.\.0"):
+        model(input_ids=IDS, token_type_ids=torch.ones_like(IDS))
+    with pytest.raises(ValueError, match=r"position_ids must be in 0\.\.65"):
+        model(input_ids=IDS, position_ids=torch.tensor([[2, 3, 4, 66]]))
+
+
+def test_malformed_cache():
+    config = tiny_config(is_decoder=True)
+    model = build(config, "causal_lm")[0]
+    past = model(input_ids=IDS, use_cache=True).past_key_values
+    with pytest.raises(ValueError, match="one entry per layer"):
+        model(input_ids=IDS[:, :1], past_key_values=past[:1])
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(2, 5\) \(cached \+ new tokens\)"):
+        model(input_ids=IDS[:, :1], attention_mask=MASK, past_key_values=past)
+    with pytest.raises(ValueError, match="a batch of 2, the inputs 1"):
+        model(input_ids=IDS[:1, :1], past_key_values=past)
+
+
+LABEL_CASES = [
+    ("masked_lm", dict(labels=torch.zeros(2, 3, dtype=torch.long)), ValueError, r"labels must have shape \(2, 4\)"),
+    ("masked_lm", dict(labels=torch.zeros(2, 4)), TypeError, "labels must be integer"),
+    ("masked_lm", dict(labels=torch.tensor([[-100, 5, 100, -100]] * 2)), ValueError,
+     r"labels must be in 0\.\.99 \(or -100 to ignore a position\)"),
+    ("causal_lm", dict(labels=torch.tensor([[-5, 5, 1, 1]] * 2)), ValueError, r"labels must be in 0\.\.99"),
+    ("token_classification", dict(labels=torch.tensor([[0, 1, 2, 3]] * 2)), ValueError, r"labels must be in 0\.\.2"),
+    ("sequence_classification", dict(labels=torch.tensor([[0], [1]])), ValueError,
+     r"single-label classification labels must have shape \(2,\)"),
+    ("sequence_classification", dict(labels=torch.tensor([0, 3])), ValueError, r"labels must be in 0\.\.2"),
+    ("sequence_classification", dict(labels=torch.zeros(2, 2)), ValueError,
+     r"multi-label classification labels must have shape \(2, 3\)"),
+    ("question_answering", dict(start_positions=torch.tensor([1.0, 2.0]), end_positions=torch.tensor([1, 2])),
+     TypeError, "start_positions/end_positions must be integer"),
+    ("question_answering", dict(start_positions=torch.tensor([1, 2])), ValueError, "together"),
+]
+
+
+@pytest.mark.parametrize("head, labels, error, message", LABEL_CASES)
+def test_labels_of_the_wrong_shape_kind_or_range(head, labels, error, message):
+    model = build(tiny_config(num_labels=3, is_decoder=head == "causal_lm"), head)[0]
+    with pytest.raises(error, match=message):
+        model(input_ids=IDS, **labels)
+
+
+def test_multiple_choice_inputs_and_labels():
+    model = build(tiny_config(), "multiple_choice")[0]
+    ids = IDS[None].expand(3, -1, -1)  # (B=3, C=2, T=4)
+    with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, choices, length\)"):
+        model(input_ids=IDS)
+    with pytest.raises(ValueError, match=r"attention_mask must have leading shape \(3, 2, 4\)"):
+        model(input_ids=ids, attention_mask=MASK)
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.1"):
+        model(input_ids=ids, labels=torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
+        model(input_ids=ids, labels=torch.tensor([0, 1]))
+
+
+def test_generation_arguments():
+    model = build(tiny_config(is_decoder=True), "causal_lm")[0]
+    with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
+        model.generate(IDS, max_new_tokens=0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        model.generate(IDS, do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
+        model.generate(IDS, do_sample=True, top_p=0.0)
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        model.generate(IDS, do_sample=True, top_k=0)
+    with pytest.raises(ValueError, match="prompt length 4 \\+ max_new_tokens 61 exceeds the 64 positions"):
+        model.generate(IDS, max_new_tokens=61)
+    with pytest.raises(ValueError, match=r"input_ids must be in 0\.\.99"):
+        model.generate(IDS + 100)
+
+
+def test_construction_arguments():
+    with pytest.raises(ValueError, match="attn_implementation must be one of"):
+        RobertaModel(tiny_config(), attn_implementation="flash")
+    with pytest.raises(TypeError, match="config must be a roberta_core.RobertaConfig"):
+        RobertaModel({"hidden_size": 32})
+    with pytest.raises(ValueError, match="is_decoder=True"), pytest.warns(UserWarning, match="attends both ways"):
+        RobertaForCausalLM(tiny_config(add_cross_attention=True))
+
+
+def test_bad_values_do_not_reach_the_embedding_lookup(model, monkeypatch):
+    # The check runs before any kernel indexes with the ids (on a GPU: no device-side assert).
+    looked_up = []
+    table = model.embeddings.word_embeddings
+    monkeypatch.setattr(table, "forward", lambda ids: looked_up.append(ids) or torch.zeros(*ids.shape, 32))
+    with pytest.raises(ValueError):
+        model(input_ids=torch.tensor([[0, 100]]))
+    assert looked_up == []
+    assert model(input_ids=IDS).last_hidden_state.shape == (2, 4, 32)
+    assert len(looked_up) == 1

@@ -1,0 +1,308 @@
+"""Losses (by hand), the key/value cache, generate(), gradient checkpointing and the
+embedding utilities of the PyTorch heads."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from roberta_core.weights import parameter_shapes
+from roberta_pt import RobertaForCausalLM, RobertaForMaskedLM
+from roberta_pt.heads import (
+    _filter_logits,
+    causal_lm_loss,
+    masked_lm_loss,
+    multiple_choice_loss,
+    question_answering_loss,
+    sequence_classification_loss,
+    token_classification_loss,
+)
+from tests.helpers import ALL_HEADS, padded_batch, tiny_config
+from tests.roberta_pt.common import CLASSES, build, run_reference, t
+
+
+def _ce(row, label):
+    """-log softmax(row)[label], by hand."""
+    return math.log(sum(math.exp(v) for v in row)) - row[label]
+
+
+def _f(x):
+    return torch.tensor(x, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------- losses by hand
+
+def test_masked_lm_loss_by_hand():
+    logits = [[[2.0, 0.0, -1.0, 0.5], [0.1, 0.2, 0.3, 0.4], [1.0, -1.0, 0.0, 3.0]]]
+    labels = torch.tensor([[-100, 2, 3]])
+    want = (_ce(logits[0][1], 2) + _ce(logits[0][2], 3)) / 2
+    assert abs(float(masked_lm_loss(_f(logits), labels)) - want) < 1e-6
+    assert abs(float(token_classification_loss(_f(logits), labels)) - want) < 1e-6
+
+
+def test_all_ignored_labels_give_zero_not_nan():
+    logits = _f([[[2.0, 0.0, -1.0], [0.1, 0.2, 0.3]]]).requires_grad_()
+    loss = masked_lm_loss(logits, torch.full((1, 2), -100))
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    assert float(causal_lm_loss(logits.detach(), torch.tensor([[5, -100]]))) == 0.0  # only the unshifted label is real
+
+
+def test_causal_lm_loss_is_shifted_by_hand():
+    logits = [[[2.0, 0.0, -1.0], [0.1, 0.2, 0.3], [5.0, 5.0, 5.0]]]
+    labels = torch.tensor([[1, 2, 0]])
+    # Position 0 predicts label 2 (token 1's label... the next token), position 1 predicts 0.
+    want = (_ce(logits[0][0], 2) + _ce(logits[0][1], 0)) / 2
+    assert abs(float(causal_lm_loss(_f(logits), labels)) - want) < 1e-6
+
+
+def test_sequence_classification_losses_by_hand():
+    # Regression, one label: logits (B, 1) and labels (B,) are squeezed together.
+    assert abs(float(sequence_classification_loss(_f([[0.5], [2.0]]), _f([1.0, 0.0]), "regression"))
+               - (0.25 + 4.0) / 2) < 1e-6
+    assert abs(float(sequence_classification_loss(_f([[0.5, 1.0]]), _f([[0.0, 3.0]]), "regression"))
+               - (0.25 + 4.0) / 2) < 1e-6
+    rows = [[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]]
+    want = (_ce(rows[0], 1) + _ce(rows[1], 0)) / 2
+    assert abs(float(sequence_classification_loss(_f(rows), torch.tensor([1, 0]), "single_label_classification"))
+               - want) < 1e-6
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    y = [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
+    bce = -sum(yy * math.log(sig(x)) + (1 - yy) * math.log(1 - sig(x))
+               for r, yr in zip(rows, y) for x, yy in zip(r, yr)) / 6
+    assert abs(float(sequence_classification_loss(_f(rows), _f(y), "multi_label_classification")) - bce) < 1e-6
+
+
+def test_multiple_choice_loss_by_hand():
+    rows = [[0.3, -0.2], [1.5, 0.5]]
+    want = (_ce(rows[0], 1) + _ce(rows[1], 0)) / 2
+    assert abs(float(multiple_choice_loss(_f(rows), torch.tensor([1, 0]))) - want) < 1e-6
+
+
+def test_question_answering_loss_clamps_and_ignores_by_hand():
+    start = [[0.1, 2.0, 0.3, 0.0], [1.0, 0.0, 0.0, 0.5]]
+    end = [[0.0, 0.5, 1.5, 0.2], [0.3, 0.3, 0.9, 0.1]]
+    # Start 9 is clamped to T = 4: ignored. End -3 is clamped to 0.
+    want_start = _ce(start[0], 1)
+    want_end = (_ce(end[0], 2) + _ce(end[1], 0)) / 2
+    got = question_answering_loss(_f(start), _f(end), torch.tensor([1, 9]), torch.tensor([[2], [-3]]))
+    assert abs(float(got) - (want_start + want_end) / 2) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "head, problem",
+    [(h, None) for h in ALL_HEADS if h != "model"]
+    + [("sequence_classification", "regression"), ("sequence_classification", "multi_label_classification")],
+)
+def test_model_loss_matches_reference(head, problem):
+    config = tiny_config(num_labels=3, is_decoder=head == "causal_lm", problem_type=problem)
+    model, state = build(config, head)
+    ids, mask = padded_batch(config, lengths=(6, 4))
+    rng = np.random.default_rng(5)
+    inputs = dict(input_ids=t(ids), attention_mask=t(mask))
+    if head in ("masked_lm", "causal_lm", "token_classification"):
+        upper = config.vocab_size if "lm" in head else 3
+        labels = np.where(mask == 1, rng.integers(0, upper, ids.shape), -100)
+        inputs["labels"] = t(labels)
+    elif head == "sequence_classification":
+        inputs["labels"] = t(np.array([2, 0])) if problem is None else _f(rng.integers(0, 2, (2, 3)).astype(np.float32))
+    elif head == "multiple_choice":
+        inputs = dict(input_ids=t(np.stack([ids, ids[::-1]], 1)), attention_mask=t(np.stack([mask, mask[::-1]], 1)),
+                      labels=t(np.array([1, 0])))
+    else:
+        inputs.update(start_positions=t(np.array([1, 30])), end_positions=t(np.array([3, 2])))
+    with torch.no_grad():
+        out = model(**inputs)
+    want = run_reference(config, state, head, **inputs)["loss"]
+    assert abs(float(out.loss) - float(want)) <= 1e-5 * max(1.0, abs(float(want))), f"{head}: {out.loss} != {want}"
+
+
+# ---------------------------------------------------------------------------- the cache
+
+@pytest.mark.parametrize("variant", ["absolute", "relative_key_query", "cross_attention"])
+def test_incremental_decoding_equals_full_forward(variant):
+    kw = dict(is_decoder=True)
+    if variant == "cross_attention":
+        kw["add_cross_attention"] = True
+    else:
+        kw["position_embedding_type"] = variant
+    config = tiny_config(**kw)
+    model, _ = build(config, "causal_lm", attn_implementation="eager" if variant != "absolute" else None)
+    ids, mask = padded_batch(config, lengths=(8, 6), pad_to=8)
+    mask[1] = [0, 0, 1, 1, 1, 1, 1, 1]  # left padding, as in batched decoding
+    extra = {}
+    if variant == "cross_attention":
+        rng = np.random.default_rng(6)
+        extra = dict(encoder_hidden_states=_f(rng.standard_normal((2, 5, config.hidden_size))),
+                     encoder_attention_mask=t(np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])))
+    with torch.no_grad():
+        full = model(input_ids=t(ids), attention_mask=t(mask), use_cache=False, **extra).logits
+        pieces, past, start = [], None, 0
+        for stop in (4, 5, 6, 8):  # a prompt, two single tokens, a chunk of two
+            out = model(input_ids=t(ids[:, start:stop]), attention_mask=t(mask[:, :stop]), past_key_values=past,
+                        use_cache=True, **extra)
+            pieces.append(out.logits)
+            past, start = out.past_key_values, stop
+    assert len(past) == 2 and len(past[0]) == (4 if variant == "cross_attention" else 2)
+    assert past[0][0].shape == (2, 4, 8, config.head_dim)
+    real = torch.from_numpy(mask).bool()
+    diff = (torch.cat(pieces, 1) - full).abs()[real]
+    assert float(diff.max()) <= 1e-5
+
+
+# ---------------------------------------------------------------------------- generate
+
+def _decoder(**kw):
+    config = tiny_config(is_decoder=True, **kw)
+    return build(config, "causal_lm")[0]
+
+
+def test_greedy_generate_equals_a_manual_argmax_loop():
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
+    manual = ids
+    with torch.no_grad():
+        for _ in range(6):  # no cache: the whole sequence again every step
+            nxt = model(input_ids=manual, use_cache=False).logits[:, -1].argmax(-1)
+            manual = torch.cat([manual, nxt[:, None]], 1)
+    assert torch.equal(model.generate(ids, max_new_tokens=6, eos_token_id=[]), manual)
+
+
+@pytest.mark.filterwarnings("ignore:sdpa attention")
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("positions", ["absolute", "relative_key"])
+def test_padded_batch_generates_what_each_row_gets_alone(side, positions):
+    model = _decoder(position_embedding_type=positions)
+    lengths = (6, 3, 1)
+    rng = np.random.default_rng(7)
+    ids = np.full((3, 6), model.config.pad_token_id)
+    mask = np.zeros((3, 6), dtype=np.int64)
+    rows = [np.concatenate([[0], rng.integers(4, 100, n - 1)]) for n in lengths]
+    for b, row in enumerate(rows):
+        cols = slice(0, len(row)) if side == "right" else slice(6 - len(row), 6)
+        ids[b, cols], mask[b, cols] = row, 1
+    out = model.generate(t(ids), attention_mask=t(mask), max_new_tokens=5, eos_token_id=[])
+    assert out.shape == (3, 11) and torch.equal(out[:, :6], t(ids))
+    for b, row in enumerate(rows):
+        alone = model.generate(t(row[None]), max_new_tokens=5, eos_token_id=[])
+        assert torch.equal(out[b, 6:], alone[0, len(row):]), f"row {b}"
+
+
+def test_rows_stop_at_eos_then_pad():
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42], [0, 5, 66]]))
+    free = model.generate(ids, max_new_tokens=6, eos_token_id=[])[:, 3:].tolist()
+    # One stop token per row (row 0's second new token, row 1's first), then each alone.
+    for eos in ([free[0][1], free[1][0]], free[0][1]):
+        out = model.generate(ids, max_new_tokens=6, eos_token_id=eos, pad_token_id=1)
+        stops = {eos} if isinstance(eos, int) else set(eos)
+        finished_at = []
+        for b in range(2):
+            first = next((i for i, tok in enumerate(free[b]) if tok in stops), None)
+            finished_at.append(6 if first is None else first + 1)
+            new = out[b, 3:].tolist()
+            assert new[: finished_at[b]] == free[b][: finished_at[b]]
+            assert all(tok == 1 for tok in new[finished_at[b]:]), f"row {b} continues after eos: {new}"
+        assert out.shape == (2, 3 + max(finished_at))  # generation ends when every row is finished
+
+
+def test_sampling_is_seeded_and_filters_reduce_to_greedy():
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42, 9]]))
+    greedy = model.generate(ids, max_new_tokens=5, eos_token_id=[])
+    a = model.generate(ids, max_new_tokens=5, do_sample=True, temperature=1.5, seed=3, eos_token_id=[])
+    b = model.generate(ids, max_new_tokens=5, do_sample=True, temperature=1.5, seed=3, eos_token_id=[])
+    assert torch.equal(a, b)
+    for narrow in (dict(top_k=1), dict(top_p=1e-6)):  # only the most likely token survives
+        sampled = model.generate(ids, max_new_tokens=5, do_sample=True, seed=0, eos_token_id=[], **narrow)
+        assert torch.equal(sampled, greedy)
+
+
+def test_top_k_top_p_filters_by_hand():
+    logits = torch.log(_f([[0.5, 0.3, 0.15, 0.05]]))
+    kept = lambda x: torch.isfinite(x)[0].tolist()  # noqa: E731
+    assert kept(_filter_logits(logits, 2, None)) == [True, True, False, False]
+    assert kept(_filter_logits(logits, None, 0.5)) == [True, False, False, False]  # 0.5 reaches 0.5
+    assert kept(_filter_logits(logits, None, 0.7)) == [True, True, False, False]
+    assert kept(_filter_logits(logits, None, 0.81)) == [True, True, True, False]
+
+
+# ---------------------------------------------------------------------------- training utilities
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    config = tiny_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    model, _ = build(config, "masked_lm")
+    model.train()
+    ids, mask = padded_batch(config, lengths=(7, 5))
+    labels = t(np.where(mask == 1, ids, -100))
+    calls, layer = [], model.roberta.encoder.layer[0]
+    forward = layer.forward
+    layer.forward = lambda *a: calls.append(1) or forward(*a)  # counts recomputation too (hooks do not)
+
+    def grads():
+        model.zero_grad()
+        torch.manual_seed(11)  # the same dropout masks
+        model(input_ids=t(ids), attention_mask=t(mask), labels=labels).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = grads()
+    assert len(calls) == 1
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    checkpointed = grads()
+    assert len(calls) == 3  # the layer ran again in the backward pass
+    for name, g in plain.items():
+        assert torch.allclose(g, checkpointed[name], atol=1e-7, rtol=0), name
+    model.gradient_checkpointing_disable()
+    assert not model.is_gradient_checkpointing
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_num_parameters_counts_the_weights_table(head):
+    config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
+    model = CLASSES[head](config)
+    assert model.num_parameters() == sum(math.prod(s) for s in parameter_shapes(config, head).values())
+
+
+def test_resize_token_embeddings_keeps_rows_and_ties():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    old = model.get_input_embeddings().weight.detach().clone()
+    new = model.resize_token_embeddings(110)
+    assert new is model.get_input_embeddings() and model.config.vocab_size == 110
+    assert torch.equal(new.weight[:100], old)
+    assert torch.allclose(new.weight[100:], old.mean(0).expand(10, -1))
+    assert model.lm_head.decoder.weight is new.weight and model.lm_head.bias.shape == (110,)
+    assert model.lm_head.decoder.bias is model.lm_head.bias
+    with torch.no_grad():
+        assert model(input_ids=torch.tensor([[0, 105, 2]])).logits.shape == (1, 3, 110)
+    model.resize_token_embeddings(50)
+    assert model.get_input_embeddings().weight.shape == (50, config.hidden_size)
+    with pytest.raises(ValueError, match="input_ids must be in 0..49"):
+        model(input_ids=torch.tensor([[0, 60]]))
+    with pytest.raises(ValueError, match="eos_token_id"):
+        model.resize_token_embeddings(2)
+
+
+def test_untied_decoder_and_set_input_embeddings():
+    config = tiny_config(tie_word_embeddings=False)
+    model, state = build(config, "masked_lm")
+    assert model.lm_head.decoder.weight is not model.get_input_embeddings().weight
+    assert torch.equal(model.lm_head.decoder.weight, torch.from_numpy(state["lm_head.decoder.weight"]))
+    tied = RobertaForMaskedLM(tiny_config())
+    table = torch.nn.Embedding(100, 32, padding_idx=1)
+    tied.set_input_embeddings(table)
+    assert tied.get_input_embeddings() is table and tied.lm_head.decoder.weight is table.weight
+    with pytest.raises(ValueError, match="dimension 32"):
+        tied.set_input_embeddings(torch.nn.Embedding(100, 8))
+
+
+def test_generate_needs_a_decoder():
+    with pytest.warns(UserWarning, match="is_decoder=True"):
+        model = RobertaForCausalLM(tiny_config())
+    with pytest.raises(ValueError, match="is_decoder=True"):
+        model.generate(torch.tensor([[0, 5]]))
