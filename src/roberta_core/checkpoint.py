@@ -151,9 +151,22 @@ def _safe_open(path: Path):
         raise CheckpointFormatError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
 
 
+# safetensors dtype tags -> NumPy dtypes
+_ST_DTYPES: dict[str, np.dtype] = {
+    "F64": np.dtype(np.float64), "F32": np.dtype(np.float32), "F16": np.dtype(np.float16),
+    "BF16": np.dtype(ml_dtypes.bfloat16), "F8_E4M3": np.dtype(ml_dtypes.float8_e4m3fn),
+    "F8_E5M2": np.dtype(ml_dtypes.float8_e5m2), "I64": np.dtype(np.int64), "I32": np.dtype(np.int32),
+    "I16": np.dtype(np.int16), "I8": np.dtype(np.int8), "U64": np.dtype(np.uint64),
+    "U32": np.dtype(np.uint32), "U16": np.dtype(np.uint16), "U8": np.dtype(np.uint8), "BOOL": np.dtype(np.bool_),
+}
+
+
 def read_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (name, array) from a safetensors file, one tensor at a time (the file is mapped,
-    not read whole)."""
+    """Yield (name, array) from a safetensors file, one tensor at a time.
+
+    The `safetensors` library validates the file (header, offsets, sizes); the bytes are then read
+    with plain reads into fresh arrays rather than through a memory map, so loading a checkpoint
+    costs one copy of the weights in memory, not the copy plus every mapped page."""
     path = Path(path)
     with _safe_open(path) as f:
         fmt = (f.metadata() or {}).get("format", "pt")
@@ -162,11 +175,21 @@ def read_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]
                 f"{path}: safetensors written by transformers' {fmt!r} classes (metadata format={fmt!r}) "
                 "carry that framework's names; supported are PyTorch-named files (format 'pt')"
             )
-        for key in f.keys():
-            try:
-                yield key, f.get_tensor(key)
-            except Exception as e:
-                raise CheckpointFormatError(f"{path}: cannot read tensor {key!r}: {e}") from None
+    with open(path, "rb") as raw:
+        (header_len,) = struct.unpack("<Q", raw.read(8))
+        header = json.loads(raw.read(header_len))
+        header.pop("__metadata__", None)
+        base = 8 + header_len
+        for key, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            dtype = _ST_DTYPES.get(info["dtype"])
+            if dtype is None:
+                raise CheckpointFormatError(f"{path}: tensor {key!r} has unsupported dtype {info['dtype']!r}")
+            start, end = info["data_offsets"]
+            array = np.empty(tuple(info["shape"]), dtype=dtype)
+            raw.seek(base + start)
+            if array.nbytes != end - start or raw.readinto(array.reshape(-1).view(np.uint8)) != end - start:
+                raise CheckpointFormatError(f"{path}: cannot read tensor {key!r}: file truncated or offsets wrong")
+            yield key, array
 
 
 def read_safetensors_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
