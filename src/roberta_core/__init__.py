@@ -10,6 +10,7 @@ _LAZY = {
     "RobertaTokenizer": ("tokenization", "RobertaTokenizer"),
     "RobertaTokenizerFast": ("tokenization_fast", "RobertaTokenizerFast"),
     "BatchEncoding": ("tokenization_base", "BatchEncoding"),
+    "AddedToken": ("tokenization_base", "AddedToken"),
     "convert": ("convert", "convert"),
 }
 

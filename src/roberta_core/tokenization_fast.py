@@ -1,0 +1,133 @@
+"""RobertaTokenizerFast: RoBERTa's byte-level BPE run by the `tokenizers` library (Rust).
+
+Rust does the work that costs: cutting out added tokens, pre-tokenizing and BPE, over a whole
+batch in parallel. Special tokens, truncation, padding and decoding are the Python code in
+tokenization_base that RobertaTokenizer uses too, so both tokenizers give the same output.
+
+One difference from transformers' fast tokenizer: the pre-tokenizer spells out GPT-2's letter,
+digit and whitespace classes as code point ranges taken from the `regex` module, because the
+Oniguruma engine inside `tokenizers` carries older Unicode tables (about 17,000 code points
+assigned since then would otherwise be split differently by the two tokenizers).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import regex
+
+from .tokenization_base import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, RobertaTokenizerBase, bytes_to_unicode
+
+
+@lru_cache(maxsize=1)
+def rust_pretokenize_pattern() -> str:
+    """PRETOKENIZE_TEMPLATE with `regex`'s \\p{L}, \\p{N} and \\s as explicit code point ranges."""
+    code_points = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]  # surrogates cannot be in a str
+    every_character = "".join(map(chr, code_points))
+
+    def ranges(symbolic_class: str) -> str:
+        parts = []
+        for match in regex.finditer(f"[{symbolic_class}]+", every_character):
+            first, last = code_points[match.start()], code_points[match.end() - 1]
+            parts.append(f"\\x{{{first:X}}}" if first == last else f"\\x{{{first:X}}}-\\x{{{last:X}}}")
+        return "".join(parts)
+
+    return PRETOKENIZE_TEMPLATE.format(**{name: ranges(cls) for name, cls in SLOW_CLASSES.items()})
+
+
+def rust_pretokenizer():
+    """GPT-2's split with our classes, then bytes to symbols; the prefix space is added in Python."""
+    from tokenizers import Regex, pre_tokenizers
+
+    return pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(rust_pretokenize_pattern()), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+
+
+class RobertaTokenizerFast(RobertaTokenizerBase):
+    """RoBERTa's tokenizer backed by `tokenizers`; same API and same output as RobertaTokenizer.
+
+    >>> tok = RobertaTokenizerFast.from_pretrained("path/to/roberta-base")
+    >>> tok(["Hello world!", "Question?"], padding=True, return_tensors="np")["input_ids"].shape
+    (2, 5)
+    """
+
+    is_fast = True
+    tokenizer_class_name = "RobertaTokenizerFast"
+
+    def __init__(self, *args, **kwargs):
+        self._engine = None
+        super().__init__(*args, **kwargs)
+
+    def _added_tokens_changed(self) -> None:
+        self._engine = None  # it carries the added tokens: rebuilt on next use (they change at set-up)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_engine": None}  # rebuilt on first use after unpickling
+
+    @property
+    def backend_tokenizer(self):
+        """A `tokenizers.Tokenizer` with transformers' RoBERTa pipeline (what tokenizer.json stores)."""
+        return self._backend_tokenizer()
+
+    def _encode_texts(self, texts, with_offsets, split_special):
+        engine = self._engine
+        if engine is None:
+            engine = self._engine = self._backend_tokenizer(rust_pretokenizer())
+        if engine.encode_special_tokens != split_special:
+            engine.encode_special_tokens = split_special
+        if with_offsets:
+            return [(e.ids, e.offsets) for e in engine.encode_batch(texts, add_special_tokens=False)]
+        return [(e.ids, None) for e in engine.encode_batch_fast(texts, add_special_tokens=False)]
+
+    def train_new_from_iterator(self, text_iterator, vocab_size: int, *, min_frequency: int = 2,
+                                length: int | None = None, new_special_tokens=None,
+                                show_progress: bool = False) -> RobertaTokenizerFast:
+        """A new tokenizer with the same settings and a byte-level BPE vocabulary learnt from texts
+        (an iterable of str, or of lists of str as v4 takes it).
+
+        The added and special tokens come first, in their current order (so <s>=0, <pad>=1,
+        </s>=2, <unk>=3, <mask>=4 for RoBERTa), then the 256 byte symbols, then one token per
+        merge, up to `vocab_size` in all. Pairs seen fewer than `min_frequency` times are not merged.
+        """
+        from tokenizers import AddedToken as RustAddedToken
+        from tokenizers import Tokenizer, models, trainers
+
+        keep = [t for _, t in sorted(self._added.items())]
+        extra = [t for t in (new_special_tokens or []) if (t.content if hasattr(t, "content") else t)
+                 not in {k.content for k in keep}]
+        smallest = 256 + len(keep) + len(extra)
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
+            raise ValueError(f"vocab_size must be an int >= {smallest} (256 byte symbols + {len(keep) + len(extra)} "
+                             f"added tokens), got {vocab_size!r}")
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
+            raise ValueError(f"min_frequency must be an int >= 0, got {min_frequency!r}")
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, show_progress=show_progress,
+            special_tokens=[RustAddedToken(t.content, special=True) for t in keep]
+            + [RustAddedToken(t if isinstance(t, str) else t.content, special=True) for t in extra],
+            initial_alphabet=sorted(bytes_to_unicode().values()))
+        learner = Tokenizer(models.BPE())
+        learner.pre_tokenizer = rust_pretokenizer()
+        learner.train_from_iterator(self._checked_texts(text_iterator), trainer=trainer, length=length)
+        model = json.loads(learner.to_str())["model"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        return type(self)(
+            vocab=model["vocab"], merges=merges, errors=self.errors, **self._special,
+            additional_special_tokens=self._additional + list(extra),
+            added_tokens_decoder={learner.token_to_id(t.content): t for t in keep},
+            add_prefix_space=self.add_prefix_space, trim_offsets=self.trim_offsets,
+            model_max_length=self.model_max_length, padding_side=self.padding_side,
+            truncation_side=self.truncation_side, clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
+            split_special_tokens=self.split_special_tokens)
+
+    def _checked_texts(self, texts):
+        """The training texts, checked to be str, with the prefix space the tokenizer would add."""
+        for index, item in enumerate(texts):
+            for text in item if isinstance(item, (list, tuple)) else [item]:
+                if not isinstance(text, str):
+                    raise TypeError(f"training texts must be str (or lists of str); item {index} is "
+                                    f"{type(text).__name__}")
+                yield " " + text if self.add_prefix_space and self._takes_prefix_space(text) else text

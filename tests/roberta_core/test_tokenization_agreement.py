@@ -1,0 +1,248 @@
+"""Property tests: RobertaTokenizer and RobertaTokenizerFast give the same output on any input, and
+the fast one matches transformers' RoBERTa pipeline run by `tokenizers` itself (independent of our
+Python post-processing) on ids, masks, overflow windows and offsets.
+
+Reproducible: hypothesis runs derandomized with a fixed example budget (about 20 s on 2 cores).
+"""
+
+from pathlib import Path
+
+import pytest
+import regex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from roberta_core.tokenization import RobertaTokenizer
+from roberta_core.tokenization_base import WHITESPACE, AddedToken
+from roberta_core.tokenization_fast import RobertaTokenizerFast
+
+DATA = Path(__file__).resolve().parents[2] / "../shared/data/roberta-base-tokenizer"
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"roberta-base tokenizer files absent ({DATA})")
+
+PROPERTY = settings(max_examples=120, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# Pieces that exercise every rule: added tokens with and without surrounding whitespace, each kind
+# of whitespace run (plus U+001C..U+001F, which str.isspace calls space and Unicode does not),
+# contractions, digits, emoji sequences, combining marks, CJK, and letters assigned in Unicode 16
+# and 17 (Garay U+10D4A, Tulu-Tigalari U+11380, Sidetic U+10940) that older tables do not know.
+FRAGMENTS = [
+    "<mask>", " <mask>", "  <mask> ", "\t<mask>", "\u3000<mask>", "x<mask>y", "<s>", "</s>", "<pad>", "<unk>",
+    "<mas", "</s><s>", *WHITESPACE, "\x1c", "\x1f", "  ", "\r\n", "\n\n\n", " \t ", "'s", "'ll", "'RE", "don't",
+    "123", "4.5", " 2024", "😀", "👨‍👩‍👧", " 🇫🇷", "中文字", " 日本", "e\u0301", "\u0301", "Ǆ", "ß", "İ",
+    "\U00010D4A", "\U00011380", "\U00010940", "\x00", "\x7f", "\ufeff", " Hello", "world", "!?", "...", "",
+]
+_text = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=6)), max_size=10).map("".join)
+# Characters whose classes `tokenizers`' Oniguruma tables agree on with `regex` (old Unicode): for
+# comparisons with the Rust pipeline, which uses its own tables.
+_OLD_ALPHABET = st.sampled_from(list(" abcXYZ019'.,!?-_<>/\t\n\r\u00a0\u3000éßΩжこ中😀\u0301"))
+_old_text = st.lists(st.one_of(st.sampled_from(["<mask>", " <mask>", "<s>", "</s>", "'s", "  ", " Hello"]),
+                               st.text(_OLD_ALPHABET, max_size=6)), max_size=16).map("".join)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """(slow, fast) with the defaults, and with the other setting of every tokenizer-level option."""
+    default = (RobertaTokenizer.from_pretrained(DATA), RobertaTokenizerFast.from_pretrained(DATA))
+    options = dict(add_prefix_space=True, trim_offsets=False, truncation_side="left")
+    other = (RobertaTokenizer.from_pretrained(DATA, **options), RobertaTokenizerFast.from_pretrained(DATA, **options))
+    return {"default": default, "other": other}
+
+
+@pytest.fixture(scope="module")
+def with_added_tokens():
+    """The real vocab plus added tokens with every flag (ASCII contents, see test_added_token_flags)."""
+    extra = [AddedToken("ab", single_word=True), AddedToken("<new>", rstrip=True, special=True),
+             AddedToken("hello world"), AddedToken("xyz", lstrip=True, rstrip=True),
+             AddedToken("zz", normalized=False), "<mask>z"]
+    made = []
+    for cls in (RobertaTokenizer, RobertaTokenizerFast):
+        tok = cls.from_pretrained(DATA)
+        tok.add_tokens(extra)
+        made.append(tok)
+    return made
+
+
+def outcome(tok, *args, **kwargs):
+    """The call's output with word/sequence ids, or its error type and message."""
+    try:
+        out = tok(*args, **kwargs)
+    except (ValueError, TypeError) as error:
+        return ("error", type(error), str(error))
+    rows = out["input_ids"] if out["input_ids"] and isinstance(out["input_ids"][0], list) else [out["input_ids"]]
+    return ("ok", dict(out), [out.word_ids(i) for i in range(len(rows))], [out.sequence_ids(i) for i in range(len(rows))])
+
+
+def assert_agree(slow, fast, *args, **kwargs):
+    a, b = outcome(slow, *args, **kwargs), outcome(fast, *args, **kwargs)
+    assert a == b, f"slow and fast differ for {args!r} {kwargs!r}"
+    return a
+
+
+def _gpt2_bytes_to_symbols():
+    """GPT-2's published byte -> symbol table (encoder.py in openai/gpt-2), written out for the tests."""
+    kept = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    moved = [b for b in range(256) if b not in kept]
+    return {**{b: chr(b) for b in kept}, **{b: chr(256 + n) for n, b in enumerate(moved)}}
+
+
+BYTE_OF = {symbol: byte for byte, symbol in _gpt2_bytes_to_symbols().items()}
+
+
+call_options = st.fixed_dictionaries({
+    "add_special_tokens": st.booleans(),
+    "padding": st.sampled_from([False, True, "max_length"]),
+    "truncation": st.sampled_from([None, True, "only_first", "only_second"]),
+    "max_length": st.one_of(st.none(), st.integers(0, 24)),
+    "stride": st.integers(0, 4),
+    "return_overflowing_tokens": st.booleans(),
+    "pad_to_multiple_of": st.sampled_from([None, 1, 4]),
+    "padding_side": st.sampled_from(["right", "left"]),
+    "return_offsets_mapping": st.just(True),
+    "return_special_tokens_mask": st.just(True),
+    "return_length": st.just(True),
+    "return_token_type_ids": st.just(True),
+    "split_special_tokens": st.booleans(),
+})
+
+
+@PROPERTY
+@given(texts=st.lists(_text, min_size=1, max_size=3), pair_texts=st.none() | st.lists(_text, min_size=3, max_size=3),
+       options=call_options, which=st.sampled_from(["default", "other"]))
+def test_slow_and_fast_agree_on_texts_and_pairs(pairs, texts, pair_texts, options, which):
+    slow, fast = pairs[which]
+    pair = None if pair_texts is None else pair_texts[:len(texts)]
+    assert_agree(slow, fast, texts, pair, **options)
+    assert_agree(slow, fast, texts[0], None if pair is None else pair[0], **options)
+
+
+@PROPERTY
+@given(words=st.lists(st.lists(_text, max_size=5), min_size=1, max_size=3), options=call_options,
+       which=st.sampled_from(["default", "other"]))
+def test_slow_and_fast_agree_on_pre_split_words(pairs, words, options, which):
+    slow, fast = pairs[which]
+    assert_agree(slow, fast, words, is_split_into_words=True, **options)
+    assert_agree(slow, fast, words[0], words[-1], is_split_into_words=True, **options)
+
+
+@PROPERTY
+@given(text=_text)
+def test_decode_inverts_encode(pairs, text):
+    """Byte-level BPE loses nothing: only the whitespace that <mask> absorbs (lstrip) is gone."""
+    for slow, fast in pairs.values():
+        for tok in (slow, fast):
+            ids = tok.encode(text, add_special_tokens=False, split_special_tokens=True)
+            expected = " " + text if tok.add_prefix_space and text and not text[0].isspace() else text
+            assert tok.decode(ids) == expected
+            absorbed = regex.sub(r"\s+(?=<mask>)", "", expected)
+            assert tok.decode(tok.encode(text, add_special_tokens=False)) == absorbed
+            assert tok.decode(tok.encode(text), skip_special_tokens=True) == regex.sub(
+                r"<s>|</s>|<pad>|<unk>|<mask>", "", absorbed)
+
+
+@PROPERTY
+@given(text=_text)
+def test_offsets_index_the_original_text(pairs, text):
+    """text[start:end] is the token's own text; trim_offsets leaves out the spaces it carries."""
+    for slow, fast in pairs.values():
+        out = assert_agree(slow, fast, text, add_special_tokens=False, return_offsets_mapping=True)[1]
+        tok = slow
+        for k, (token_id, (start, end)) in enumerate(zip(out["input_ids"], out["offset_mapping"])):
+            assert 0 <= start <= end <= len(text)
+            span = text[start:end]
+            if token_id in tok.added_tokens_decoder:
+                content = tok.added_tokens_decoder[token_id].content
+                assert span == content if tok.trim_offsets else regex.fullmatch(rf"\s*{regex.escape(content)}", span)
+                continue
+            token_bytes = bytes(BYTE_OF[c] for c in tok.convert_ids_to_tokens(token_id))
+            try:
+                piece = token_bytes.decode("utf-8")
+            except UnicodeDecodeError:  # part of a multi-byte character: the span covers the characters it touches
+                assert token_bytes.strip(b" ") in span.encode() and span == span.strip(" ") if tok.trim_offsets else True
+                continue
+            if tok.add_prefix_space and k == 0 and start == 0 and piece.startswith(" ") and not text.startswith(" "):
+                piece = piece[1:]  # the space the tokenizer put in front is not in the text
+            assert text[start:end] == (piece.strip(" ") if tok.trim_offsets else piece)
+
+
+@PROPERTY
+@given(text=st.lists(st.one_of(st.sampled_from(["ab", "<new>", "hello world", "xyz", "zz", "<mask>z", "<mask>",
+                                                " ", "\t", "_", "a", "b", "é"]),
+                               st.text(_OLD_ALPHABET, max_size=3)), max_size=12).map("".join),
+       options=call_options)
+def test_added_token_flags(with_added_tokens, text, options):
+    """lstrip / rstrip / single_word / normalized tokens split alike. (single_word decides "word
+    character" with Unicode tables; `tokenizers` has older ones than `regex`, so this stays on
+    characters both know.)"""
+    slow, fast = with_added_tokens
+    assert_agree(slow, fast, text, **options)
+    assert slow.decode(slow.encode(text, add_special_tokens=False)) == fast.decode(fast.encode(text, add_special_tokens=False))
+
+
+# ----------------------------------------------------------------------------- against tokenizers' own pipeline
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """transformers' RoBERTa pipeline, built here from the vocab files with `tokenizers` alone."""
+    from tokenizers import AddedToken as RustToken
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    backend = Tokenizer(models.BPE.from_file(str(DATA / "vocab.json"), str(DATA / "merges.txt")))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True,
+                                                          add_prefix_space=False)
+    backend.add_special_tokens([RustToken(t, normalized=False, special=True) for t in ("<s>", "<pad>", "</s>", "<unk>")]
+                               + [RustToken("<mask>", lstrip=True, normalized=False, special=True)])
+    return backend
+
+
+# Lengths where truncation and overflow windows happen.
+cutting_options = call_options.flatmap(lambda o: st.fixed_dictionaries({
+    **{k: st.just(v) for k, v in o.items()},
+    "truncation": st.sampled_from([None, True, "only_first", "only_second"]),
+    "max_length": st.integers(5, 14),
+    "return_overflowing_tokens": st.booleans(),
+}))
+
+
+@PROPERTY
+@given(texts=st.lists(_old_text, min_size=1, max_size=3), pair_texts=st.none() | st.lists(_old_text, min_size=3, max_size=3),
+       options=st.one_of(call_options, cutting_options), side=st.sampled_from(["right", "left"]))
+def test_fast_matches_the_tokenizers_pipeline(pairs, reference, texts, pair_texts, options, side):
+    """ids, attention and special-token masks, overflow windows and offsets as `tokenizers` makes them
+    (it trims no whitespace off <mask>, so offsets are compared on BPE tokens only)."""
+    fast = pairs["default"][1]
+    options = {**options, "split_special_tokens": False}
+    pair = None if pair_texts is None else pair_texts[:len(texts)]
+    fast.truncation_side = side
+    try:
+        ours = fast(texts, pair, **options)
+    except ValueError:
+        return  # our stricter checks; slow/fast agreement on errors is tested above
+    finally:
+        fast.truncation_side = "right"
+    reference.no_truncation()
+    reference.no_padding()
+    strategy = {None: None, True: "longest_first"}.get(options["truncation"], options["truncation"])
+    max_length = options["max_length"]
+    if strategy is None and max_length is not None and not options["padding"]:
+        strategy = "longest_first"
+    if strategy is not None:
+        reference.enable_truncation(512 if max_length is None else max_length, stride=options["stride"] if options["return_overflowing_tokens"] else 0,
+                                    strategy=strategy, direction=side)
+    if options["padding"]:
+        reference.enable_padding(direction=options["padding_side"], pad_id=1, pad_token="<pad>",
+                                 length=(512 if max_length is None else max_length) if options["padding"] == "max_length" else None,
+                                 pad_to_multiple_of=options["pad_to_multiple_of"])
+    inputs = texts if pair is None else list(zip(texts, pair))
+    encodings = reference.encode_batch(inputs, add_special_tokens=options["add_special_tokens"])
+    if options["return_overflowing_tokens"]:
+        encodings = [e for main in encodings for e in [main, *main.overflowing]]
+    assert ours["input_ids"] == [e.ids for e in encodings]
+    assert ours["attention_mask"] == [e.attention_mask for e in encodings]
+    assert ours["special_tokens_mask"] == [e.special_tokens_mask for e in encodings]
+    added = set(fast.added_tokens_decoder)
+    for row, e in zip(ours["offset_mapping"], encodings):
+        assert [o for o, i in zip(row, e.ids) if i not in added] == [o for o, i in zip(e.offsets, e.ids) if i not in added]
