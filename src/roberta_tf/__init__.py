@@ -1,0 +1,44 @@
+"""roberta_tf: RoBERTa in TensorFlow with Keras 3 — the encoder and its seven heads with the API,
+names and checkpoint layout of Hugging Face `transformers` v4 (DESIGN §4), as `keras.Model`s.
+
+Needs Keras 3 running on TensorFlow (TF 2.16+ ships it as `tf.keras`; `transformers` v4's TF
+code needed the frozen Keras 2, `tf-keras`).
+"""
+
+import os as _os
+
+_backend = _os.environ.get("KERAS_BACKEND", "tensorflow")
+if _backend != "tensorflow":
+    raise ImportError(
+        f"roberta_tf needs Keras' TensorFlow backend, but KERAS_BACKEND={_backend!r}; unset it or set "
+        "KERAS_BACKEND=tensorflow (use roberta_pt or roberta_flax for PyTorch or JAX)"
+    )
+
+import keras as _keras  # noqa: E402
+
+if not _keras.__version__.startswith("3.") or _keras.config.backend() != "tensorflow":
+    raise ImportError(
+        f"roberta_tf needs Keras 3 with the TensorFlow backend; found Keras {_keras.__version__} with the "
+        f"{_keras.config.backend()!r} backend (see ~/.keras/keras.json or KERAS_BACKEND)"
+    )
+
+from .heads import (  # noqa: E402
+    TFRobertaForCausalLM,
+    TFRobertaForMaskedLM,
+    TFRobertaForMultipleChoice,
+    TFRobertaForQuestionAnswering,
+    TFRobertaForSequenceClassification,
+    TFRobertaForTokenClassification,
+)
+from .modeling import TFRobertaModel, TFRobertaPreTrainedModel  # noqa: E402
+
+__all__ = [
+    "TFRobertaPreTrainedModel",
+    "TFRobertaModel",
+    "TFRobertaForCausalLM",
+    "TFRobertaForMaskedLM",
+    "TFRobertaForSequenceClassification",
+    "TFRobertaForMultipleChoice",
+    "TFRobertaForTokenClassification",
+    "TFRobertaForQuestionAnswering",
+]

@@ -1,0 +1,707 @@
+"""TensorFlow (Keras 3) RoBERTa heads, in reading order: the losses, the two head layers (LM
+and classification), then the six task models on top of `TFRobertaModel`, with `generate()` on
+the causal LM. Each model checks its inputs and labels before it computes (clear errors, the
+same words in every backend).
+
+Layer names are v4's (`roberta`, `lm_head`, `classifier`, `qa_outputs`, `dropout`), so v4
+checkpoints load one to one. Shapes: B batch, C choices, T length, H hidden size,
+V vocabulary, L labels. A parallel text of `roberta_pt/heads.py` (the master); what Keras adds
+is `hf_compute_loss`, each head's loss against labels given to `fit` as `y`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import (
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from roberta_core.validation import (
+    IGNORE_INDEX,
+    check_forward_inputs,
+    check_generation_args,
+    check_labels,
+    max_length_for,
+)
+
+from .modeling import (
+    ACT2FN,
+    TFRobertaModel,
+    TFRobertaPreTrainedModel,
+    _dense,
+    _layer_norm,
+    _shape,
+    check_values,
+)
+
+__all__ = [
+    "masked_lm_loss",
+    "causal_lm_loss",
+    "sequence_classification_loss",
+    "multiple_choice_loss",
+    "token_classification_loss",
+    "question_answering_loss",
+    "TFRobertaLMHead",
+    "TFRobertaClassificationHead",
+    "TFRobertaForCausalLM",
+    "TFRobertaForMaskedLM",
+    "TFRobertaForSequenceClassification",
+    "TFRobertaForMultipleChoice",
+    "TFRobertaForTokenClassification",
+    "TFRobertaForQuestionAnswering",
+]
+
+
+# ---------------------------------------------------------------------------- losses
+
+def cross_entropy(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
+    """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
+    mean would give) when every target is ignored. logits (N, K), targets (N,) -> scalar.
+    Computed in float32 whatever the logits' dtype."""
+    targets = tf.cast(targets, tf.int32)
+    keep = tf.not_equal(targets, tf.cast(ignore_index, tf.int32))
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.where(keep, targets, 0), logits=tf.cast(logits, tf.float32)
+    )
+    total = tf.reduce_sum(tf.where(keep, losses, 0.0))
+    return total / tf.maximum(tf.reduce_sum(tf.cast(keep, tf.float32)), 1.0)
+
+
+def masked_lm_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Masked LM: cross-entropy over the positions whose label is not -100. (B, T, V), (B, T) -> scalar."""
+    return cross_entropy(tf.reshape(logits, (-1, tf.shape(logits)[-1])), tf.reshape(labels, (-1,)))
+
+
+def causal_lm_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Causal LM: the logits at position t predict the label at t + 1 (labels are the inputs,
+    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> scalar."""
+    return masked_lm_loss(logits[:, :-1], labels[:, 1:])
+
+
+def sequence_classification_loss(logits: tf.Tensor, labels: tf.Tensor, problem_type: str) -> tf.Tensor:
+    """By problem type: 'regression' mean squared error (one label: logits and labels squeezed),
+    'single_label_classification' cross-entropy (-100 ignored), 'multi_label_classification'
+    mean binary cross-entropy with logits over every (example, label). logits (B, L) -> scalar."""
+    logits32 = tf.cast(logits, tf.float32)
+    if problem_type == "regression":
+        targets = tf.cast(labels, tf.float32)
+        if logits.shape[-1] == 1:
+            logits32, targets = tf.squeeze(logits32), tf.squeeze(targets)
+        return tf.reduce_mean(tf.square(logits32 - targets))
+    if problem_type == "single_label_classification":
+        return cross_entropy(logits, tf.reshape(labels, (-1,)))
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits32))
+
+
+def multiple_choice_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy over the choices. logits (B, C), labels (B,) -> scalar."""
+    return cross_entropy(logits, labels)
+
+
+def token_classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy per token, -100 ignored. (B, T, L), (B, T) -> scalar."""
+    return masked_lm_loss(logits, labels)
+
+
+def question_answering_loss(
+    start_logits: tf.Tensor, end_logits: tf.Tensor, start_positions: tf.Tensor, end_positions: tf.Tensor
+) -> tf.Tensor:
+    """Mean of the start and end cross-entropies. Positions outside the sequence are clamped to
+    T, which is ignored (an answer truncated away teaches nothing). (B, T) logits, (B,) positions."""
+    T = tf.shape(start_logits)[1]
+    start = tf.clip_by_value(tf.reshape(tf.cast(start_positions, tf.int32), (-1,)), 0, T)
+    end = tf.clip_by_value(tf.reshape(tf.cast(end_positions, tf.int32), (-1,)), 0, T)
+    return (cross_entropy(start_logits, start, ignore_index=T) + cross_entropy(end_logits, end, ignore_index=T)) / 2
+
+
+def _check_labels(head: str, config: RobertaConfig, labels: tf.Tensor, batch: int, length: int,
+                  num_choices: Optional[int] = None) -> tuple[Optional[str], tf.Tensor]:
+    """Shape, kind and range of `labels` for `head` (checked after the encoder, which checked the
+    inputs and knows B and T); the problem type for sequence classification, and the labels
+    (under the range assertion, in a graph)."""
+    labels = tf.convert_to_tensor(labels)
+    problem = check_labels(
+        head, config, _shape(labels), batch=batch, length=length,
+        labels_are_integers=labels.dtype.is_integer, num_choices=num_choices,
+    )
+    upper = {
+        "masked_lm": config.vocab_size,
+        "causal_lm": config.vocab_size,
+        "token_classification": config.num_labels,
+        "multiple_choice": num_choices,
+        "sequence_classification": config.num_labels if problem == "single_label_classification" else None,
+    }.get(head)
+    if upper is not None:
+        labels = check_values("labels", labels, upper, allow_ignore=True)
+    return problem, labels
+
+
+# ---------------------------------------------------------------------------- head layers
+
+class TFRobertaLMHead(keras.layers.Layer):
+    """States (B, T, H) -> vocabulary logits (B, T, V): dense -> gelu -> LayerNorm -> decoder.
+    The decoder's weight is the word embedding table (tied by the model; `input_embeddings`
+    is that layer) and its bias is `lm_head.bias`, the name checkpoints use."""
+
+    def __init__(self, config: RobertaConfig, input_embeddings: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
+        self.layer_norm = _layer_norm(config, "layer_norm", self.dtype_policy)
+        if config.tie_word_embeddings:
+            self.decoder = input_embeddings
+        else:
+            self.decoder = _dense(config, config.vocab_size, "decoder", self.dtype_policy, use_bias=False)
+
+    def build(self, input_shape=None):
+        H = self.config.hidden_size
+        self.dense.build((None, None, H))
+        self.layer_norm.build((None, None, H))
+        if not self.config.tie_word_embeddings:
+            self.decoder.build((None, None, H))
+        self.bias = self.add_weight(shape=(self.config.vocab_size,), initializer="zeros", name="bias")
+
+    def call(self, features: tf.Tensor) -> tf.Tensor:
+        x = ACT2FN["gelu"](self.dense(features))  # exact GELU whatever hidden_act says, as v4
+        x = self.layer_norm(x)
+        if isinstance(self.decoder, keras.layers.Embedding):
+            logits = tf.einsum("...h,vh->...v", x, tf.cast(self.decoder.embeddings, x.dtype))
+        else:
+            logits = self.decoder(x)
+        return logits + tf.cast(self.bias, logits.dtype)
+
+
+class TFRobertaClassificationHead(keras.layers.Layer):
+    """Sentence-level classifier on the `<s>` token: (B, T, H) -> (B, L) through dropout ->
+    dense -> tanh -> dropout -> out_proj."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.out_proj = _dense(config, config.num_labels, "out_proj", self.dtype_policy)
+
+    def build(self, input_shape=None):
+        self.dense.build((None, self.config.hidden_size))
+        self.out_proj.build((None, self.config.hidden_size))
+
+    def call(self, features: tf.Tensor, training: bool = False) -> tf.Tensor:
+        x = self.dropout(features[:, 0], training=training)  # <s>, RoBERTa's [CLS]
+        x = tf.tanh(self.dense(x))
+        return self.out_proj(self.dropout(x, training=training))
+
+
+# ---------------------------------------------------------------------------- task models
+
+def _filter_logits(logits: tf.Tensor, top_k: Optional[int], top_p: Optional[float]) -> tf.Tensor:
+    """Keep the `top_k` most likely tokens, then the smallest set whose probability reaches
+    `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)"""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = tf.math.top_k(logits, top_k).values[:, -1:]  # (B, 1)
+        logits = tf.where(logits < kth, float("-inf"), logits)
+    if top_p is not None and top_p < 1.0:
+        order = tf.argsort(logits, axis=-1, direction="DESCENDING")
+        probs = tf.nn.softmax(tf.gather(logits, order, batch_dims=1), axis=-1)
+        before = tf.cumsum(probs, axis=-1, exclusive=True)  # mass of the more likely tokens
+        drop = tf.gather(before >= top_p, tf.argsort(order, axis=-1), batch_dims=1)  # back to vocabulary order
+        logits = tf.where(drop, float("-inf"), logits)
+    return logits
+
+
+class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
+    """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
+    next-token loss, a key/value cache, and `generate()`."""
+
+    head = "causal_lm"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        if not config.is_decoder:
+            warnings.warn("TFRobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
+        self.roberta = TFRobertaModel(
+            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            name="roberta",
+        )
+        self.lm_head = TFRobertaLMHead(
+            config, self.roberta.embeddings.word_embeddings, dtype=self.dtype_policy, name="lm_head"
+        )
+        self.build()
+
+    def build(self, input_shape=None):
+        self.lm_head.build()
+
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
+        _, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        return causal_lm_loss(outputs["logits"], labels)
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        encoder_attention_mask: Optional[tf.Tensor] = None,
+        labels: Optional[tf.Tensor] = None,
+        past_key_values: Optional[tuple[tuple[tf.Tensor, ...], ...]] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if labels is not None:
+            use_cache = False  # training: no cache to keep (v4)
+        outputs = self.roberta(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            training=training,
+        )
+        out = CausalLMOutputWithCrossAttentions(
+            logits=self.lm_head(outputs.last_hidden_state),
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+        if labels is not None:
+            out.loss = self.hf_compute_loss(labels, out)
+        return out if return_dict else out.to_tuple()
+
+    def generate(
+        self,
+        input_ids: Any,
+        attention_mask: Any = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        eos_token_id: Optional[int | Sequence[int]] = None,
+        pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> tf.Tensor:
+        """Continue each prompt by up to `max_new_tokens` tokens: greedy (argmax), or sampled
+        with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
+        on either side marked by attention_mask (B, T). A row that emits `eos_token_id` (default
+        the config's; an empty list never stops) is finished and then filled with `pad_token_id`;
+        generation ends when every row is finished. Returns (B, T + new) ids: the prompts as
+        given, then the new tokens.
+
+        Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
+        padding first) before decoding, so positions and relative distances are those of the
+        unpadded prompt.
+
+        The loop is a `tf.while_loop` over a cache of fixed length, so
+        `tf.function(model.generate, jit_compile=True)` compiles the whole generation with XLA
+        (a compiled generate always returns T + max_new_tokens columns, padded after eos).
+        """
+        config = self.config
+        if not config.is_decoder:
+            raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
+        check_generation_args(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
+        )
+        input_ids = tf.convert_to_tensor(input_ids)
+        attention_mask = None if attention_mask is None else tf.convert_to_tensor(attention_mask)
+        _, T = check_forward_inputs(config, input_ids=_shape(input_ids), attention_mask=_shape(attention_mask))
+        limit = max_length_for(config)
+        if T + max_new_tokens > limit:
+            raise ValueError(
+                f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
+            )
+        input_ids = check_values("input_ids", input_ids, config.vocab_size)
+        eos = config.eos_token_id if eos_token_id is None else eos_token_id
+        eos = tf.constant([eos] if isinstance(eos, int) else list(eos), dtype=tf.int32)
+        pad = config.pad_token_id if pad_token_id is None else pad_token_id
+        N = max_new_tokens
+        key = None
+        if do_sample:
+            key = (tf.constant([seed, 0], tf.int64) if seed is not None
+                   else tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64))
+
+        def pick(logits: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+            if not do_sample:
+                return tf.argmax(logits, axis=-1, output_type=tf.int32)
+            logits = _filter_logits(logits / temperature, top_k, top_p)
+            step_key = key + tf.stack([tf.constant(0, tf.int64), tf.cast(step, tf.int64)])
+            return tf.random.stateless_categorical(logits, 1, seed=step_key, dtype=tf.int32)[:, 0]
+
+        ids = tf.cast(input_ids, tf.int32)
+        mask = tf.ones_like(ids) if attention_mask is None else tf.cast(tf.not_equal(attention_mask, 0), tf.int32)
+        # Right-align every prompt (a stable sort puts the padding first, keeps token order).
+        order = tf.argsort(mask, axis=1, stable=True)
+        ids = tf.gather(ids, order, batch_dims=1)
+        mask = tf.gather(mask, order, batch_dims=1)
+        # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
+        position_ids = tf.cumsum(mask, axis=1) * mask + config.pad_token_id
+
+        out = self(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=True)
+        # The cache keeps one length (XLA compiles a loop whose shapes never change): N - 1 empty
+        # slots on the left, pushed out one per step by the new token's keys and values. Each
+        # new token thus sits right after the ones before it, as in a growing cache.
+        empty_slots = [[0, 0], [0, 0], [N - 1, 0], [0, 0]]
+        cache = tuple(tuple(tf.pad(t, empty_slots) for t in entry) for entry in out.past_key_values)
+        cache_mask = tf.pad(mask, [[0, 0], [N - 1, 0]])
+        position = tf.reduce_max(position_ids, axis=1, keepdims=True) + 1  # (B, 1)
+        logits = tf.cast(out.logits[:, -1], tf.float32)  # (B, V)
+        tokens = tf.fill(tf.stack([tf.shape(ids)[0], N]), pad)  # (B, N)
+        finished = tf.zeros_like(ids[:, 0], dtype=tf.bool)
+
+        def record(step, logits, tokens, finished):
+            token = tf.where(finished, pad, pick(logits, step))
+            tokens = tf.where(tf.range(N)[None, :] == step, token[:, None], tokens)
+            return token, tokens, finished | tf.reduce_any(token[:, None] == eos[None, :], axis=1)
+
+        def decode(step, logits, cache, cache_mask, position, tokens, finished):
+            token, tokens, finished = record(step, logits, tokens, finished)
+            cache_mask = tf.concat([cache_mask, tf.ones_like(cache_mask[:, :1])], axis=1)
+            out = self(input_ids=token[:, None], attention_mask=cache_mask, position_ids=position,
+                       past_key_values=cache, use_cache=True)
+            cache = tuple(tuple(t[:, :, 1:] for t in entry) for entry in out.past_key_values)
+            logits = tf.cast(out.logits[:, -1], tf.float32)
+            return step + 1, logits, cache, cache_mask[:, 1:], position + 1, tokens, finished
+
+        def unfinished(step, logits, cache, cache_mask, position, tokens, finished):
+            return (step < N - 1) & ~tf.reduce_all(finished)
+
+        step, logits, _, _, _, tokens, finished = tf.while_loop(
+            unfinished, decode, (tf.constant(0), logits, cache, cache_mask, position, tokens, finished)
+        )
+        if tf.executing_eagerly() and bool(tf.reduce_all(finished)):
+            tokens = tokens[:, : int(step)]  # every row stopped early: no columns of padding only
+        else:
+            _, tokens, _ = record(step, logits, tokens, finished)  # the last token needs no model step
+        return tf.concat([input_ids, tf.cast(tokens, input_ids.dtype)], axis=1)
+
+
+class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
+    """RoBERTa's pretraining objective: logits (B, T, V) for every position; the loss over the
+    positions whose label is not -100."""
+
+    head = "masked_lm"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        if config.is_decoder:
+            warnings.warn("TFRobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
+        self.roberta = TFRobertaModel(
+            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            name="roberta",
+        )
+        self.lm_head = TFRobertaLMHead(
+            config, self.roberta.embeddings.word_embeddings, dtype=self.dtype_policy, name="lm_head"
+        )
+        self.build()
+
+    def build(self, input_shape=None):
+        self.lm_head.build()
+
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
+        _, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        return masked_lm_loss(outputs["logits"], labels)
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        encoder_attention_mask: Optional[tf.Tensor] = None,
+        labels: Optional[tf.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> MaskedLMOutput | tuple:
+        """labels (B, T): the original ids at masked positions, -100 elsewhere."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+        )
+        out = MaskedLMOutput(
+            logits=self.lm_head(outputs.last_hidden_state),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        if labels is not None:
+            out.loss = self.hf_compute_loss(labels, out)
+        return out if return_dict else out.to_tuple()
+
+
+class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
+    """Classification or regression of the whole sequence from `<s>`: logits (B, L). The loss
+    follows `config.problem_type`, or v4's rule when it is None (one label: regression; integer
+    labels: single-label; float labels: multi-label)."""
+
+    head = "sequence_classification"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.num_labels = config.num_labels
+        self.roberta = TFRobertaModel(
+            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            name="roberta",
+        )
+        self.classifier = TFRobertaClassificationHead(config, dtype=self.dtype_policy, name="classifier")
+        self.build()
+
+    def build(self, input_shape=None):
+        self.classifier.build()
+
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
+        problem, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        return sequence_classification_loss(outputs["logits"], labels, problem)
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        labels: Optional[tf.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> SequenceClassifierOutput | tuple:
+        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label targets."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+        )
+        out = SequenceClassifierOutput(
+            logits=self.classifier(outputs.last_hidden_state, training=training),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        if labels is not None:
+            out.loss = self.hf_compute_loss(labels, out)
+        return out if return_dict else out.to_tuple()
+
+
+class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
+    """Scores C candidate sequences per example: inputs (B, C, T) are flattened to (B * C, T),
+    each pooled `<s>` state gets one score, logits (B, C)."""
+
+    head = "multiple_choice"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = TFRobertaModel(
+            config, attn_implementation=attn_implementation, dtype=self.dtype_policy, name="roberta"
+        )
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.classifier = _dense(config, 1, "classifier", self.dtype_policy)
+        self.build()
+
+    def build(self, input_shape=None):
+        self.classifier.build((None, self.config.hidden_size))
+
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
+        B, C = _shape(outputs["logits"])
+        _, labels = _check_labels(self.head, self.config, labels, B, 1, num_choices=C)
+        return multiple_choice_loss(outputs["logits"], labels)
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        labels: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> MultipleChoiceModelOutput | tuple:
+        """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
+        labels (B,): the index of the right choice. (v4's argument order: token_type_ids
+        before attention_mask.)"""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if input_ids is not None and input_ids.shape.rank != 3:
+            raise ValueError(f"input_ids must have shape (batch, choices, length), got {tuple(input_ids.shape)}")
+        if inputs_embeds is not None and inputs_embeds.shape.rank != 4:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, choices, length, hidden_size), got {tuple(inputs_embeds.shape)}"
+            )
+        if input_ids is None and inputs_embeds is None:
+            raise ValueError(
+                "give input_ids (batch, choices, length) or inputs_embeds (batch, choices, length, hidden_size)"
+            )
+        inputs = input_ids if input_ids is not None else inputs_embeds
+        B, C, T = _shape(inputs)[:3]
+
+        def flat(x: Optional[tf.Tensor], name: str) -> Optional[tf.Tensor]:
+            # (B, C, T, ...) -> (B * C, T, ...): every choice is a sequence of its own.
+            if x is None:
+                return None
+            if _shape(x)[:3] != (B, C, T):
+                raise ValueError(
+                    f"{name} must have shape ({B}, {C}, {T}) in front, like the inputs, got {tuple(x.shape)}"
+                )
+            return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))
+
+        outputs = self.roberta(
+            flat(input_ids, "input_ids"), attention_mask=flat(attention_mask, "attention_mask"),
+            token_type_ids=flat(token_type_ids, "token_type_ids"), position_ids=flat(position_ids, "position_ids"),
+            head_mask=head_mask, inputs_embeds=flat(inputs_embeds, "inputs_embeds"),
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            training=training,
+        )
+        pooled = self.dropout(outputs.pooler_output, training=training)
+        out = MultipleChoiceModelOutput(
+            logits=tf.reshape(self.classifier(pooled), (-1, tf.shape(inputs)[1])),  # (B, C)
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        if labels is not None:
+            out.loss = self.hf_compute_loss(labels, out)
+        return out if return_dict else out.to_tuple()
+
+
+class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
+    """A label per token (named entities, parts of speech): logits (B, T, L)."""
+
+    head = "token_classification"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.num_labels = config.num_labels
+        self.roberta = TFRobertaModel(
+            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            name="roberta",
+        )
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.classifier = _dense(config, config.num_labels, "classifier", self.dtype_policy)
+        self.build()
+
+    def build(self, input_shape=None):
+        self.classifier.build((None, None, self.config.hidden_size))
+
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
+        _, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        return token_classification_loss(outputs["logits"], labels)
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        labels: Optional[tf.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> TokenClassifierOutput | tuple:
+        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces)."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+        )
+        out = TokenClassifierOutput(
+            logits=self.classifier(self.dropout(outputs.last_hidden_state, training=training)),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        if labels is not None:
+            out.loss = self.hf_compute_loss(labels, out)
+        return out if return_dict else out.to_tuple()
+
+
+class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
+    """Extractive question answering: a start and an end score per token, (B, T) each."""
+
+    head = "question_answering"
+
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        self.roberta = TFRobertaModel(
+            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            name="roberta",
+        )
+        self.qa_outputs = _dense(config, 2, "qa_outputs", self.dtype_policy)
+        self.build()
+
+    def build(self, input_shape=None):
+        self.qa_outputs.build((None, None, self.config.hidden_size))
+
+    def hf_compute_loss(self, labels: Mapping[str, tf.Tensor], outputs: Mapping[str, Any]) -> tf.Tensor:
+        """labels: {'start_positions': (B,), 'end_positions': (B,)}."""
+        batch, length = _shape(outputs["start_logits"])
+        positions = [
+            _check_labels(self.head, self.config, labels[name], batch, length)[1]
+            for name in ("start_positions", "end_positions")
+        ]
+        return question_answering_loss(outputs["start_logits"], outputs["end_logits"], *positions)
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        start_positions: Optional[tf.Tensor] = None,
+        end_positions: Optional[tf.Tensor] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        """start_positions, end_positions (B,): token indices of the answer span; both or neither."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("give start_positions and end_positions together, or neither")
+        outputs = self.roberta(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+        )
+        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        out = QuestionAnsweringModelOutput(
+            start_logits=logits[..., 0],
+            end_logits=logits[..., 1],
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        if start_positions is not None:
+            out.loss = self.hf_compute_loss({"start_positions": start_positions, "end_positions": end_positions}, out)
+        return out if return_dict else out.to_tuple()

@@ -1,0 +1,1137 @@
+"""TensorFlow (Keras 3) RoBERTa, in reading order: activations -> embeddings -> self-attention ->
+layer -> encoder -> pooler -> the pretrained-model base -> TFRobertaModel.
+
+Layers are `keras.layers.Layer`s whose `call` uses TF ops, with their weights made in `build`;
+the models are `keras.Model`s, so `compile`/`fit`/`predict` work. Every call runs eagerly, under
+`tf.function` and under `tf.function(jit_compile=True)` (XLA). The layer tree mirrors the
+PyTorch one attribute for attribute (`model.roberta.encoder.layer[0].attention.self.query`), so
+`convert.py` maps it onto the canonical keys of `roberta_core.weights` (DESIGN §3). Shapes in
+comments: B batch, T query length, S key length (cache included), H hidden size, h heads,
+D head size (H / h), V vocabulary.
+
+A parallel text of `roberta_pt/modeling.py` (the master): same classes with the `TF` prefix,
+same order and comments, adapted only where the framework differs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import keras
+import numpy as np
+import optree
+import tensorflow as tf
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import OUTPUT_CLASSES, BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.pretrained import load_pretrained, save_pretrained_files
+from roberta_core.validation import IGNORE_INDEX, check_forward_inputs, check_range, max_length_for, range_message
+
+from .convert import from_canonical, to_canonical
+
+__all__ = [
+    "ACT2FN",
+    "ATTN_IMPLEMENTATIONS",
+    "TFRobertaEmbeddings",
+    "TFRobertaSelfAttention",
+    "TFRobertaSelfOutput",
+    "TFRobertaAttention",
+    "TFRobertaIntermediate",
+    "TFRobertaOutput",
+    "TFRobertaLayer",
+    "TFRobertaEncoder",
+    "TFRobertaPooler",
+    "TFRobertaPreTrainedModel",
+    "TFRobertaModel",
+]
+
+# One attention path: explicit einsums, which XLA compiles and fuses (there is no fused
+# attention kernel in TF to fall back from).
+ATTN_IMPLEMENTATIONS = ("eager",)
+
+
+# ---------------------------------------------------------------------------- outputs as pytrees
+
+def _register_outputs() -> None:
+    """Make the `roberta_core.outputs` classes nodes of Keras' tree utilities (optree, namespace
+    'keras'), so `predict` concatenates them batch by batch. `tf.nest` needs nothing: they are
+    mappings, rebuilt from (key, value) pairs."""
+    for cls in OUTPUT_CLASSES:
+        try:
+            optree.register_pytree_node(
+                cls,
+                lambda out: (list(out.values()), list(out.keys()), list(out.keys())),
+                lambda keys, values, cls=cls: cls(zip(keys, values)),
+                namespace="keras",
+            )
+        except ValueError:
+            pass  # already registered (a re-imported module)
+
+
+_register_outputs()
+
+
+# ---------------------------------------------------------------------------- 1. activations
+
+def _gelu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=False)  # exact, erf-based
+
+
+def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
+    # GPT-2's tanh approximation of GELU (v4's gelu_new and gelu_accurate).
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3.0))))
+
+
+def _gelu_fast(x: tf.Tensor) -> tf.Tensor:
+    # The same approximation with the constants folded the other way; rounds differently.
+    return 0.5 * x * (1.0 + tf.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
+
+
+def _laplace(x: tf.Tensor, mu: float = 0.707107, sigma: float = 0.282095) -> tf.Tensor:
+    # MEGA's bounded activation: the normal CDF around mu.
+    return 0.5 * (1.0 + tf.math.erf((x - mu) / (sigma * math.sqrt(2.0))))
+
+
+# Every name of roberta_core.config.ACTIVATIONS, with v4's formula for it.
+ACT2FN = {
+    "gelu": _gelu,
+    "gelu_python": _gelu,  # the same function; v4 spelled it out in Python
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_fast": _gelu_fast,
+    "gelu_accurate": _gelu_tanh,
+    "quick_gelu": lambda x: x * tf.sigmoid(1.702 * x),
+    "gelu_10": lambda x: tf.clip_by_value(_gelu(x), -10.0, 10.0),
+    "relu": tf.nn.relu,
+    "relu2": lambda x: tf.square(tf.nn.relu(x)),
+    "relu6": tf.nn.relu6,
+    "leaky_relu": lambda x: tf.nn.leaky_relu(x, alpha=0.01),  # slope 0.01, as PyTorch's default
+    "silu": tf.nn.silu,
+    "swish": tf.nn.silu,
+    "mish": lambda x: x * tf.tanh(tf.math.softplus(x)),
+    "tanh": tf.tanh,
+    "sigmoid": tf.sigmoid,
+    "linear": tf.identity,
+    "laplace": _laplace,
+}
+
+
+# ---------------------------------------------------------------------------- input checks
+
+def check_values(name: str, values: tf.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> tf.Tensor:
+    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper): on a GPU
+    `tf.gather` returns zeros for an index out of range instead of failing.
+
+    Eagerly this reads min and max to the host and raises the shared ValueError. Inside
+    `tf.function` it is a graph assertion (InvalidArgumentError) with the same message, and the
+    returned tensor depends on it, so no lookup runs first. XLA (`jit_compile=True`) compiles
+    assertions away: there, check the inputs with an eager or plain `tf.function` call first.
+    With `allow_ignore`, -100 is allowed too. Returns `values`.
+    """
+    if values.dtype.is_floating or values.dtype.is_complex or values.dtype == tf.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {values.dtype.name}")
+    checked = values
+    if allow_ignore:
+        # The min is over the other values.
+        checked = tf.where(values == IGNORE_INDEX, tf.cast(lower, values.dtype), values)
+    if tf.executing_eagerly():
+        lo, hi = tf.reduce_min(checked), tf.reduce_max(checked)
+        check_range(name, int(lo), int(hi), upper, lower=lower, allow_ignore=allow_ignore)
+        return values
+    message = range_message(name, upper, lower, allow_ignore)
+    checks = [
+        tf.debugging.assert_greater_equal(checked, tf.cast(lower, checked.dtype), message=message),
+        tf.debugging.assert_less(checked, tf.cast(upper, checked.dtype), message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(values)
+
+
+def _shape(tensor: Optional[tf.Tensor]) -> Optional[tuple[int, ...]]:
+    """The static shape for the core's checks. A dimension known only at run time (a serving
+    signature of any batch and length) reads as 1; `_check_dynamic_shapes` covers it."""
+    return None if tensor is None else tuple(1 if d is None else d for d in tensor.shape)
+
+
+def _is_dynamic(*tensors: Optional[tf.Tensor]) -> bool:
+    return any(t is not None and not t.shape.is_fully_defined() for t in tensors)
+
+
+def _as_tensor(value: Any) -> Any:
+    """NumPy arrays and (nested) lists of numbers as tensors; anything else (tensors, flags,
+    None, a cache's tuples) as given."""
+    return tf.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, list)) else value
+
+
+# ---------------------------------------------------------------------------- initialisers
+
+def _normal(config: RobertaConfig, zero_row: Optional[int] = None):
+    """v4's weight initialisation: normal(0, initializer_range); an embedding's padding row zero."""
+    normal = keras.initializers.RandomNormal(stddev=config.initializer_range)
+    if zero_row is None:
+        return normal
+
+    def init(shape, dtype=None):
+        table = normal(shape, dtype)
+        return tf.tensor_scatter_nd_update(table, [[zero_row]], tf.zeros((1, shape[1]), table.dtype))
+
+    return init
+
+
+def _dense(config: RobertaConfig, units: int, name: str, dtype: Any, use_bias: bool = True) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units, use_bias=use_bias, kernel_initializer=_normal(config), bias_initializer="zeros", dtype=dtype, name=name
+    )
+
+
+def _embedding(config: RobertaConfig, rows: int, dim: int, name: str, dtype: Any,
+               padding_idx: Optional[int] = None) -> keras.layers.Embedding:
+    return keras.layers.Embedding(
+        rows, dim, embeddings_initializer=_normal(config, padding_idx), dtype=dtype, name=name
+    )
+
+
+def _layer_norm(config: RobertaConfig, name: str, dtype: Any) -> keras.layers.LayerNormalization:
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, dtype=dtype, name=name)
+
+
+# ---------------------------------------------------------------------------- 2. embeddings
+
+def position_ids_from_input_ids(input_ids: tf.Tensor, padding_idx: int, past_length: Any = 0) -> tf.Tensor:
+    """RoBERTa's positions (fairseq's `make_positions`): real tokens count up from
+    padding_idx + 1 (after `past_length` cached ones), padding tokens get padding_idx. (B, T) -> (B, T)"""
+    real = tf.cast(tf.not_equal(input_ids, padding_idx), tf.int32)
+    return (tf.cumsum(real, axis=1) + past_length) * real + padding_idx
+
+
+class TFRobertaEmbeddings(keras.layers.Layer):
+    """Token ids (B, T) -> vectors (B, T, H): word + token type + absolute position embeddings,
+    then LayerNorm and dropout. With relative position types the position table is still
+    there (checkpoints hold it) but not added."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.padding_idx = config.pad_token_id
+        self.position_embedding_type = config.position_embedding_type
+        H = config.hidden_size
+        self.word_embeddings = _embedding(
+            config, config.vocab_size, H, "word_embeddings", self.dtype_policy, self.padding_idx
+        )
+        self.position_embeddings = _embedding(
+            config, config.max_position_embeddings, H, "position_embeddings", self.dtype_policy, self.padding_idx
+        )
+        self.token_type_embeddings = _embedding(
+            config, config.type_vocab_size, H, "token_type_embeddings", self.dtype_policy
+        )
+        # `LayerNorm`, not snake case: the name is part of every checkpoint's keys.
+        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+
+    def build(self, input_shape=None):
+        for table in (self.word_embeddings, self.position_embeddings, self.token_type_embeddings):
+            table.build()
+        self.LayerNorm.build((None, None, self.config.hidden_size))
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        past_length: Any = 0,
+        training: bool = False,
+    ) -> tf.Tensor:
+        if position_ids is None:
+            if input_ids is not None:
+                position_ids = position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
+            else:
+                # Embeddings do not say which tokens are padding: count from the first position.
+                T = tf.shape(inputs_embeds)[1]
+                start = self.padding_idx + 1 + past_length
+                position_ids = tf.range(start, start + T)[None, :]  # (1, T)
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
+        if token_type_ids is None:
+            # Every token is of type 0: add row 0 of the table (a one-row table is still added).
+            token_type_embeddings = tf.cast(self.token_type_embeddings.embeddings[0], inputs_embeds.dtype)
+        else:
+            token_type_embeddings = self.token_type_embeddings(token_type_ids)
+        embeddings = inputs_embeds + token_type_embeddings
+        if self.position_embedding_type == "absolute":
+            embeddings = embeddings + self.position_embeddings(position_ids)
+        embeddings = self.LayerNorm(embeddings)
+        return self.dropout(embeddings, training=training)
+
+
+# ---------------------------------------------------------------------------- 3. self-attention
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, stacklevel=3)
+
+
+def einsum_attention(
+    query: tf.Tensor,
+    key: tf.Tensor,
+    value: tf.Tensor,
+    mask: Optional[tf.Tensor],
+    *,
+    dropout: keras.layers.Layer,
+    training: bool = False,
+    head_mask: Optional[tf.Tensor] = None,
+    position_scores: Optional[tf.Tensor] = None,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The attention core: explicit einsums that XLA compiles and fuses. It returns the
+    probabilities, scales them per head (`head_mask`) and adds relative-position scores.
+    q (B, h, T, D), k/v (B, h, S, D) -> context (B, h, T, D), probabilities (B, h, T, S)."""
+    scores = tf.einsum("bhtd,bhsd->bhts", query, key)  # (B, h, T, S)
+    if position_scores is not None:
+        scores = scores + position_scores
+    scores = scores / math.sqrt(query.shape[-1])
+    # Softmax in float32: half-precision scores plus the mask's large negative values lose
+    # the small differences that decide the probabilities.
+    scores = tf.cast(scores, tf.float32)
+    if mask is not None:
+        scores = scores + tf.cast(mask, tf.float32)  # Keras may have cast it to a half policy's dtype
+    probs = tf.cast(tf.nn.softmax(scores, axis=-1), query.dtype)
+    # Dropping whole keys to attend to, as in the original Transformer.
+    probs = dropout(probs, training=training)
+    if head_mask is not None:
+        probs = probs * head_mask
+    return tf.einsum("bhts,bhsd->bhtd", probs, value), probs
+
+
+class TFRobertaSelfAttention(keras.layers.Layer):
+    """Multi-head attention of a sequence over itself (or, as cross-attention, over the
+    encoder's states), with an optional key/value cache and relative position scores.
+    (B, T, H) -> (B, T, H)."""
+
+    def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.head_dim
+        H = config.hidden_size
+        self.query = _dense(config, H, "query", self.dtype_policy)
+        self.key = _dense(config, H, "key", self.dtype_policy)
+        self.value = _dense(config, H, "value", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob, dtype=self.dtype_policy)
+        self.position_embedding_type = position_embedding_type or config.position_embedding_type
+        if self.position_embedding_type in ("relative_key", "relative_key_query"):
+            # One vector per distance -(P-1) .. P-1, shared by all heads (Shaw et al.; Huang et al.).
+            self.max_position_embeddings = config.max_position_embeddings
+            self.distance_embedding = _embedding(
+                config, 2 * config.max_position_embeddings - 1, self.head_dim, "distance_embedding", self.dtype_policy
+            )
+
+    def build(self, input_shape=None):
+        for dense in (self.query, self.key, self.value):
+            dense.build((None, None, self.config.hidden_size))
+        if self.position_embedding_type != "absolute":
+            self.distance_embedding.build()
+
+    def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
+        B, T = tf.shape(x)[0], tf.shape(x)[1]
+        return tf.transpose(tf.reshape(x, (B, T, self.num_heads, self.head_dim)), (0, 2, 1, 3))  # (B, h, T, D)
+
+    def _relative_scores(self, query: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+        """Scores from the distance between query and key positions, (B, h, T, S). The queries
+        are the last T of the S positions (the first S - T are cached)."""
+        T, S = tf.shape(query)[2], tf.shape(key)[2]
+        q_pos = tf.range(S - T, S)[:, None]  # (T, 1)
+        k_pos = tf.range(S)[None, :]  # (1, S)
+        distance = self.distance_embedding(q_pos - k_pos + self.max_position_embeddings - 1)  # (T, S, D)
+        distance = tf.cast(distance, query.dtype)
+        scores = tf.einsum("bhtd,tsd->bhts", query, distance)
+        if self.position_embedding_type == "relative_key_query":
+            scores = scores + tf.einsum("bhsd,tsd->bhts", key, distance)
+        return scores
+
+    def call(
+        self,
+        hidden_states: tf.Tensor,
+        attention_mask: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        past_key_value: Optional[tuple[tf.Tensor, tf.Tensor]] = None,
+        output_attentions: bool = False,
+        training: bool = False,
+    ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
+        (else None), and this call's (key, value) (B, h, S, D) for the cache."""
+        B, T = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+        query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
+        if encoder_hidden_states is not None and past_key_value is not None:
+            # Cross-attention: the encoder's keys and values were computed on the first step.
+            key, value = past_key_value
+        else:
+            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+            key = self._split_heads(self.key(source))  # (B, h, S, D)
+            value = self._split_heads(self.value(source))
+            if past_key_value is not None:
+                key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)
+                value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
+
+        position_scores = None
+        if self.position_embedding_type != "absolute":
+            position_scores = self._relative_scores(query, key)
+        context, probs = einsum_attention(
+            query, key, value, attention_mask,
+            dropout=self.dropout, training=training, head_mask=head_mask, position_scores=position_scores,
+        )
+        context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (B, T, self.config.hidden_size))  # (B, T, H)
+        return context, (probs if output_attentions else None), (key, value)
+
+
+# ---------------------------------------------------------------------------- 4. self-output
+
+class TFRobertaSelfOutput(keras.layers.Layer):
+    """Projects the attention context back and adds it to the block's input (post-LayerNorm)."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
+        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.config.hidden_size))
+        self.LayerNorm.build((None, None, self.config.hidden_size))
+
+    def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor, training: bool = False) -> tf.Tensor:
+        hidden_states = self.dropout(self.dense(hidden_states), training=training)
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+# ---------------------------------------------------------------------------- 5. attention block
+
+class TFRobertaAttention(keras.layers.Layer):
+    """Self-attention (or cross-attention) followed by its output projection and residual."""
+
+    def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.self = TFRobertaSelfAttention(config, position_embedding_type, dtype=self.dtype_policy, name="self")
+        # PyTorch's `output`: Keras layers own a read-only `output` property (convert.py maps the name).
+        self.dense_output = TFRobertaSelfOutput(config, dtype=self.dtype_policy, name="output")
+
+    def build(self, input_shape=None):
+        self.self.build()
+        self.dense_output.build()
+
+    def call(
+        self,
+        hidden_states: tf.Tensor,
+        attention_mask: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        past_key_value: Optional[tuple[tf.Tensor, tf.Tensor]] = None,
+        output_attentions: bool = False,
+        training: bool = False,
+    ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        context, probs, present = self.self(
+            hidden_states, attention_mask=attention_mask, head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states, past_key_value=past_key_value,
+            output_attentions=output_attentions, training=training,
+        )
+        return self.dense_output(context, hidden_states, training=training), probs, present
+
+
+# ---------------------------------------------------------------------------- 6. intermediate
+
+class TFRobertaIntermediate(keras.layers.Layer):
+    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the activation."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.dense = _dense(config, config.intermediate_size, "dense", self.dtype_policy)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.config.hidden_size))
+
+    def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+# ---------------------------------------------------------------------------- 7. output
+
+class TFRobertaOutput(keras.layers.Layer):
+    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
+        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.config.intermediate_size))
+        self.LayerNorm.build((None, None, self.config.hidden_size))
+
+    def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor, training: bool = False) -> tf.Tensor:
+        hidden_states = self.dropout(self.dense(hidden_states), training=training)
+        return self.LayerNorm(hidden_states + input_tensor)
+
+
+# ---------------------------------------------------------------------------- 8. layer
+
+class TFRobertaLayer(keras.layers.Layer):
+    """One Transformer block: self-attention, cross-attention over the encoder's states (decoder
+    with `add_cross_attention`), feed-forward. (B, T, H) -> (B, T, H)."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = TFRobertaAttention(config, dtype=self.dtype_policy, name="attention")
+        self.crossattention = None
+        if config.add_cross_attention:
+            if not config.is_decoder:
+                raise ValueError("add_cross_attention=True needs a decoder: build the config with is_decoder=True")
+            # v4: cross-attention positions are absolute whatever the config says.
+            self.crossattention = TFRobertaAttention(
+                config, position_embedding_type="absolute", dtype=self.dtype_policy, name="crossattention"
+            )
+        self.intermediate = TFRobertaIntermediate(config, dtype=self.dtype_policy, name="intermediate")
+        self.dense_output = TFRobertaOutput(config, dtype=self.dtype_policy, name="output")  # PyTorch's `output`
+
+    def build(self, input_shape=None):
+        for block in (self.attention, self.crossattention, self.intermediate, self.dense_output):
+            if block is not None:
+                block.build()
+
+    def call(
+        self,
+        hidden_states: tf.Tensor,
+        attention_mask: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        encoder_attention_mask: Optional[tf.Tensor] = None,
+        past_key_value: Optional[tuple[tf.Tensor, ...]] = None,
+        output_attentions: bool = False,
+        training: bool = False,
+    ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...], Optional[tf.Tensor], Optional[tf.Tensor]]:
+        """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
+        with cross-attention) and the self/cross attention probabilities (None unless asked)."""
+        self_past = tuple(past_key_value[:2]) if past_key_value is not None else None
+        attention_output, self_probs, present = self.attention(
+            hidden_states, attention_mask=attention_mask, head_mask=head_mask, past_key_value=self_past,
+            output_attentions=output_attentions, training=training,
+        )
+        cross_probs = None
+        if encoder_hidden_states is not None:
+            cross_past = tuple(past_key_value[2:]) if past_key_value is not None and len(past_key_value) == 4 else None
+            attention_output, cross_probs, cross_present = self.crossattention(
+                attention_output, attention_mask=encoder_attention_mask, head_mask=head_mask,
+                encoder_hidden_states=encoder_hidden_states, past_key_value=cross_past,
+                output_attentions=output_attentions, training=training,
+            )
+            present = present + cross_present
+        layer_output = self.dense_output(self.intermediate(attention_output), attention_output, training=training)
+        return layer_output, present, self_probs, cross_probs
+
+
+# ---------------------------------------------------------------------------- 9. encoder
+
+class TFRobertaEncoder(keras.layers.Layer):
+    """The stack of layers. Collects, on request, every layer's input states, attention
+    probabilities and cache entry; recomputes activations in the backward pass under gradient
+    checkpointing."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = [
+            TFRobertaLayer(config, dtype=self.dtype_policy, name=f"layer_._{i}")
+            for i in range(config.num_hidden_layers)
+        ]
+        self.gradient_checkpointing = False
+
+    def build(self, input_shape=None):
+        for layer in self.layer:
+            layer.build()
+
+    def call(
+        self,
+        hidden_states: tf.Tensor,
+        attention_mask: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        encoder_attention_mask: Optional[tf.Tensor] = None,
+        past_key_values: Optional[tuple[tuple[tf.Tensor, ...], ...]] = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        training: bool = False,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        checkpointing = self.gradient_checkpointing and training
+        if checkpointing and use_cache:
+            _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
+            use_cache = False
+        all_hidden = [] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        all_cross = [] if output_attentions and encoder_hidden_states is not None else None
+        presents = [] if use_cache else None
+        for i, layer in enumerate(self.layer):
+            if all_hidden is not None:
+                all_hidden.append(hidden_states)
+            kwargs = dict(
+                attention_mask=attention_mask, head_mask=None if head_mask is None else head_mask[i],
+                encoder_attention_mask=encoder_attention_mask,
+                past_key_value=None if past_key_values is None else past_key_values[i],
+                output_attentions=output_attentions, training=training,
+            )
+            if checkpointing:
+                # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
+                hidden_states, present, probs, cross = _checkpointed(
+                    layer, hidden_states, encoder_hidden_states, kwargs
+                )
+            else:
+                hidden_states, present, probs, cross = layer(
+                    hidden_states, encoder_hidden_states=encoder_hidden_states, **kwargs
+                )
+            if presents is not None:
+                presents.append(present)
+            if all_attentions is not None:
+                all_attentions.append(probs)
+            if all_cross is not None:
+                all_cross.append(cross)
+        if all_hidden is not None:
+            all_hidden.append(hidden_states)
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=hidden_states,
+            hidden_states=None if all_hidden is None else tuple(all_hidden),
+            past_key_values=None if presents is None else tuple(presents),
+            attentions=None if all_attentions is None else tuple(all_attentions),
+            cross_attentions=None if all_cross is None else tuple(all_cross),
+        )
+
+
+def _checkpointed(layer: TFRobertaLayer, hidden_states: tf.Tensor, encoder_hidden_states: Optional[tf.Tensor],
+                  kwargs: dict) -> tuple:
+    """`layer(...)` under `tf.recompute_grad`: only the inputs are kept for the backward pass,
+    which runs the layer again. Dropout draws from seed generators that advance on every call,
+    so each run first rewinds them to where they stood: the rerun replays the same masks."""
+    seeds = [d.seed_generator for d in layer._flatten_layers() if isinstance(d, keras.layers.Dropout) and d.rate > 0]
+    start = [tf.identity(s.state.value) for s in seeds]
+
+    def run(*inputs: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        for seed, value in zip(seeds, start):
+            seed.state.assign(value)
+        source = inputs[1] if len(inputs) > 1 else None
+        states, _, probs, cross = layer(inputs[0], encoder_hidden_states=source, **kwargs)
+        # recompute_grad passes tensors only: the absent attentions are left out, then put back.
+        return (states,) + tuple(t for t in (probs, cross) if t is not None)
+
+    inputs = (hidden_states,) if encoder_hidden_states is None else (hidden_states, encoder_hidden_states)
+    outputs = tf.recompute_grad(run)(*inputs)
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    states = outputs.pop(0)
+    probs = outputs.pop(0) if kwargs["output_attentions"] else None
+    cross = outputs.pop(0) if kwargs["output_attentions"] and encoder_hidden_states is not None else None
+    return states, None, probs, cross
+
+
+# ---------------------------------------------------------------------------- 10. pooler
+
+class TFRobertaPooler(keras.layers.Layer):
+    """The sequence summary of BERT's next-sentence task: the first token's state (B, H) through
+    dense + tanh. RoBERTa dropped that task; multiple choice still uses it."""
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
+
+    def build(self, input_shape=None):
+        self.dense.build((None, self.config.hidden_size))
+
+    def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        return tf.tanh(self.dense(hidden_states[:, 0]))
+
+
+# ---------------------------------------------------------------------------- 11. pretrained-model base
+
+_DTYPES = ("float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16")
+
+
+def _resolve_dtype(dtype: Any, state: Mapping[str, np.ndarray]) -> str:
+    """`from_pretrained`'s dtype as a Keras dtype policy: None is float32 (as v4), 'auto' the
+    checkpoint's own; Keras' mixed policies compute in half precision on float32 variables."""
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, keras.DTypePolicy):
+        return dtype.name
+    if isinstance(dtype, tf.DType):
+        dtype = dtype.name
+    if dtype == "auto":
+        return next((str(np.asarray(a).dtype) for a in state.values()), "float32")
+    if dtype in _DTYPES:
+        return dtype
+    raise ValueError(f"dtype must be a tf floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
+
+
+def _replace_variable(layer: keras.layers.Layer, attribute: str, value: Any) -> None:
+    """Give `layer.<attribute>` a new variable holding `value`: TF variables have a fixed shape,
+    so resizing a table means a new one (a compiled `fit` must be compiled again)."""
+    old = getattr(layer, attribute)
+    layer._untrack_variable(old)
+    layer._tracker.unlock()
+    new = layer.add_weight(
+        shape=value.shape, dtype=old.dtype, trainable=old.trainable, name=old.name,
+        initializer=lambda shape, dtype=None: tf.cast(value, dtype),
+    )
+    setattr(layer, attribute, new)
+    layer._tracker.lock()
+
+
+class TFRobertaPreTrainedModel(keras.Model):
+    """Base of the encoder and the seven heads: weight initialisation as v4, checkpoint loading
+    and saving, embeddings access and resizing, tying, gradient checkpointing, and the Keras
+    hooks (`fit` with the head's own loss, a SavedModel for serving).
+
+    Subclasses set `head` (a key of `roberta_core.weights.HEADS`), build their layers in
+    `__init__(config, *, attn_implementation=None, **keras_kwargs)` and end it with
+    `self.build()`. Keras kwargs are `name` and `dtype` (a dtype policy such as 'bfloat16').
+    """
+
+    head: str = ""
+    base_model_prefix = "roberta"
+
+    def __init__(self, config: RobertaConfig, **kwargs):
+        if not isinstance(config, RobertaConfig):
+            raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
+        super().__init__(**kwargs)
+        self.config = config
+        self._convert_input_args = False  # see __call__
+        self._allow_non_tensor_positional_args = True
+
+    def __call__(self, *args, **kwargs):
+        # Keras' fit/predict (and v4 users) pass every input in one dict: spread it out.
+        if args and isinstance(args[0], Mapping):
+            kwargs = {**args[0], **kwargs}
+            args = args[1:]
+        # Converted here, not by Keras: it leaves lists alone and casts float labels to a half policy.
+        args = tuple(_as_tensor(a) for a in args)
+        kwargs = {k: v if k == "past_key_values" else _as_tensor(v) for k, v in kwargs.items()}
+        try:
+            return super().__call__(*args, **kwargs)
+        except (ValueError, TypeError) as error:
+            # Keras re-raises an error from `call` as a new one with the call's arguments appended;
+            # bad input reads clearer as our message alone (the original is the context).
+            original = error.__context__ if getattr(error, "_keras_call_info_injected", False) else None
+            if type(original) is type(error):
+                raise original from None
+            raise
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def base_model(self) -> "TFRobertaModel":
+        """The encoder: the model itself for TFRobertaModel, `self.roberta` for a head."""
+        return getattr(self, self.base_model_prefix, self)
+
+    def get_input_embeddings(self) -> keras.layers.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: Any) -> None:
+        """Replace the word embedding table with `value`, an array or variable (V, H)."""
+        value = tf.convert_to_tensor(value)
+        if value.shape.rank != 2 or value.shape[1] != self.config.hidden_size:
+            raise ValueError(
+                f"input embeddings must have shape (vocab_size, {self.config.hidden_size}), got {value.shape}"
+            )
+        table = self.get_input_embeddings()
+        _replace_variable(table, "_embeddings", value)
+        table.input_dim = value.shape[0]
+        self.config.vocab_size = value.shape[0]
+        self.tie_weights()
+
+    def get_output_embeddings(self) -> Optional[keras.layers.Layer]:
+        """The LM decoder of the LM heads (the word embeddings when tied); None elsewhere."""
+        lm_head = getattr(self, "lm_head", None)
+        return None if lm_head is None else lm_head.decoder
+
+    def tie_weights(self) -> None:
+        """Make the LM decoder use the word embeddings (when `tie_word_embeddings`); its bias
+        is `lm_head.bias` by construction. One variable each, as in every RoBERTa checkpoint."""
+        lm_head = getattr(self, "lm_head", None)
+        if lm_head is not None and self.config.tie_word_embeddings:
+            lm_head.decoder = self.get_input_embeddings()
+
+    def resize_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> keras.layers.Embedding:
+        """Grow or shrink the vocabulary to `new_num_tokens` rows, keeping the rows both sizes
+        share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
+        softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
+        like fresh weights. The LM head's bias (and an untied decoder) follow."""
+        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            token = getattr(self.config, name)
+            if token is not None and token >= new_num_tokens:
+                raise ValueError(
+                    f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}"
+                )
+        table = self.get_input_embeddings()
+        old = tf.convert_to_tensor(table.embeddings)
+        keep = min(old.shape[0], new_num_tokens)
+        fresh = _normal(self.config)((new_num_tokens - keep, old.shape[1]), old.dtype)
+        if mean_resizing and new_num_tokens > keep:
+            fresh = tf.broadcast_to(tf.cast(tf.reduce_mean(tf.cast(old, tf.float32), axis=0), old.dtype), fresh.shape)
+        _replace_variable(table, "_embeddings", tf.concat([old[:keep], fresh], axis=0))
+        table.input_dim = new_num_tokens
+        lm_head = getattr(self, "lm_head", None)
+        if lm_head is not None:
+            _replace_variable(lm_head, "bias", _resized(lm_head.bias, new_num_tokens, fill=0.0))
+            if not self.config.tie_word_embeddings:
+                kernel = tf.convert_to_tensor(lm_head.decoder.kernel)  # (H, V)
+                fresh = _normal(self.config)((kernel.shape[0], new_num_tokens - keep), kernel.dtype)
+                _replace_variable(lm_head.decoder, "_kernel", tf.concat([kernel[:, :keep], fresh], axis=1))
+                lm_head.decoder.units = new_num_tokens
+        self.config.vocab_size = new_num_tokens
+        self.tie_weights()
+        return table
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of parameters, each tied parameter counted once."""
+        embeddings = {
+            id(layer.embeddings) for layer in self._flatten_layers() if isinstance(layer, keras.layers.Embedding)
+        }
+        weights = self.trainable_weights if only_trainable else self.weights
+        return sum(
+            int(np.prod(w.shape)) for w in weights if not (exclude_embeddings and id(w) in embeddings)
+        )
+
+    # ------------------------------------------------------------------ gradient checkpointing
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None) -> None:
+        """Trade compute for memory in training: keep only each layer's input and recompute
+        the layer in the backward pass (`tf.recompute_grad`). (v4's
+        `gradient_checkpointing_kwargs` is accepted and has nothing to choose here.)"""
+        self.base_model.encoder.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.base_model.encoder.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return self.base_model.encoder.gradient_checkpointing
+
+    # ------------------------------------------------------------------ checkpoints
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        config: Optional[RobertaConfig] = None,
+        dtype: Any = None,
+        strict: bool = False,
+        ignore_mismatched_sizes: bool = False,
+        attn_implementation: Optional[str] = None,
+        **config_overrides: Any,
+    ) -> "TFRobertaPreTrainedModel":
+        """Load a checkpoint directory in any of the four weight formats (safetensors, sharded
+        too; pytorch_model.bin; tf_model.h5, v4's Keras 2 layout included; flax_model.msgpack).
+        Keras models have no mode: dropout is off unless a call passes `training=True`.
+
+        Another head's checkpoint loads too (a MaskedLM checkpoint into a classifier): the unused
+        and the newly initialised keys are reported in one warning (an error under `strict`).
+        A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`.
+        `dtype`: None (float32, as v4), 'auto' (the checkpoint's), a tf dtype or a Keras dtype
+        policy name ('mixed_bfloat16'). `config_overrides` change config fields (`num_labels=5`).
+        """
+        config, state, _ = load_pretrained(
+            path, cls.head, config=config, strict=strict,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
+        )
+        model = cls(config, attn_implementation=attn_implementation, dtype=_resolve_dtype(dtype, state))
+        from_canonical(model, state, allow_missing=True)
+        return model
+
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        format: Optional[str] = None,
+        max_shard_size: int | str | None = None,
+        safe_serialization: Optional[bool] = None,
+    ) -> None:
+        """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
+        PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'h5'
+        (`tf_model.h5` in v4's Keras 2 layout, which `transformers` 4.57's TF classes read;
+        v4's `safe_serialization=False` means the same)."""
+        if format is None:
+            format = "h5" if safe_serialization is False else "safetensors"
+        if format not in ("safetensors", "h5"):
+            raise ValueError(f"the TensorFlow backend saves format 'safetensors' or 'h5', got {format!r}")
+        save_pretrained_files(
+            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
+        )
+
+    # ------------------------------------------------------------------ Keras: fit and serving
+    def _predictions(self, outputs: Mapping[str, Any]) -> Any:
+        """What a compiled Keras loss or metric compares with `y`: the logits ((start, end) for QA)."""
+        if "start_logits" in outputs:
+            return outputs["start_logits"], outputs["end_logits"]
+        return outputs["logits"] if "logits" in outputs else outputs["last_hidden_state"]
+
+    def hf_compute_loss(self, labels: Any, outputs: Mapping[str, Any]) -> tf.Tensor:
+        """The head's own loss of `outputs` against `labels` (v4 TF's name for it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no loss of its own; give compile() a loss")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras' loss hook for `fit`/`evaluate`. With labels among the inputs, the head's own
+        loss (as v4 TF users trained); with labels as `y` and no loss given to `compile`, the
+        head's loss against `y`; otherwise the compiled loss on the logits. The head's loss
+        ignores `sample_weight` (v4 did too): mark ignored positions with -100 instead."""
+        if "loss" in y_pred:
+            loss = y_pred["loss"]
+        elif y is not None and self._compile_loss is None:
+            loss = self.hf_compute_loss(y, y_pred)
+        else:
+            return super().compute_loss(x, y, self._predictions(y_pred), sample_weight, training)
+        for extra in self.losses:
+            loss = loss + self._aggregate_additional_loss(extra)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, self._predictions(y_pred), sample_weight)
+
+    def serving_signature(self) -> dict[str, tf.TensorSpec]:
+        """The inputs of the exported model: int32 input_ids, attention_mask, token_type_ids of
+        any batch and length ((batch, choices, length) for multiple choice)."""
+        rank = 3 if self.head == "multiple_choice" else 2
+        return {
+            name: tf.TensorSpec([None] * rank, tf.int32, name=name)
+            for name in ("input_ids", "attention_mask", "token_type_ids")
+        }
+
+    def export_saved_model(self, directory: str | os.PathLike) -> Path:
+        """Write a TensorFlow SavedModel whose `serving_default` signature takes the inputs of
+        `serving_signature()` and returns the output fields (logits, ...) by name; reload it with
+        `tf.saved_model.load(directory)`, TF Serving or TFLite. The directory appears whole or
+        not at all (written beside it, then renamed; an existing one is replaced)."""
+        directory = Path(directory)
+        spec = self.serving_signature()
+
+        def serve(input_ids, attention_mask, token_type_ids):
+            outputs = self(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            # A signature returns named tensors: a decoder's cache (nested tuples) is left out.
+            return {name: value for name, value in outputs.items() if isinstance(value, tf.Tensor)}
+
+        archive = keras.export.ExportArchive()
+        archive.track(self)
+        archive.add_endpoint("serving_default", serve, input_signature=list(spec.values()))
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        try:
+            archive.write_out(str(staging), verbose=False)
+            if directory.exists():
+                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+                os.replace(directory, old)
+                os.replace(staging, directory)
+                shutil.rmtree(old)
+            else:
+                os.replace(staging, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return directory
+
+
+def _resized(vector: Any, n: int, fill: float) -> tf.Tensor:
+    """`vector` cut or padded with `fill` to length n (a new tensor)."""
+    vector = tf.convert_to_tensor(vector)
+    keep = min(n, vector.shape[0])
+    return tf.concat([vector[:keep], tf.fill([n - keep], tf.cast(fill, vector.dtype))], axis=0)
+
+
+# ---------------------------------------------------------------------------- 12. the encoder model
+
+def _additive_mask(keep: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """0 where `keep`, the minimum of the compute dtype elsewhere, as float32 (the softmax runs
+    in float32). Finite on purpose: a row with nothing to attend to (a padding query) gets
+    uniform probabilities, never NaN."""
+    return tf.where(keep, 0.0, tf.constant(dtype.min, tf.float32))
+
+
+def _check_dynamic_shapes(config: RobertaConfig, inputs: tf.Tensor, attention_mask: Optional[tf.Tensor],
+                          token_type_ids: Optional[tf.Tensor], past_length: Any) -> list:
+    """The shape checks `check_forward_inputs` cannot make on dimensions known only at run
+    time (a serving signature of any batch and length), as graph assertions."""
+    B, T = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    limit = max_length_for(config)
+    checks = [tf.debugging.assert_less_equal(
+        past_length + T, limit,
+        message=f"sequence length (cached + new) exceeds the {limit} tokens this model's position table serves "
+                f"(max_position_embeddings={config.max_position_embeddings}); truncate the input",
+    )]
+    if attention_mask is not None:
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(attention_mask), tf.stack([B, past_length + T]),
+            message="attention_mask must have shape (batch, cached + new length) to match the inputs",
+        ))
+    if token_type_ids is not None:
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(token_type_ids), tf.stack([B, T]), message="token_type_ids must have the shape of the inputs",
+        ))
+    return checks
+
+
+class TFRobertaModel(TFRobertaPreTrainedModel):
+    """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
+    `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
+    pooled first token (B, H)."""
+
+    head = "model"
+
+    def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True, *,
+                 attn_implementation: Optional[str] = None, **kwargs):
+        super().__init__(config, **kwargs)
+        attn_implementation = attn_implementation or "eager"
+        if attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}")
+        self.attn_implementation = attn_implementation
+        self.embeddings = TFRobertaEmbeddings(config, dtype=self.dtype_policy, name="embeddings")
+        self.encoder = TFRobertaEncoder(config, dtype=self.dtype_policy, name="encoder")
+        self.pooler = TFRobertaPooler(config, dtype=self.dtype_policy, name="pooler") if add_pooling_layer else None
+        self.build()
+
+    def build(self, input_shape=None):
+        for part in (self.embeddings, self.encoder, self.pooler):
+            if part is not None:
+                part.build()
+
+    def _past_length(self, past_key_values: Any) -> Any:
+        """Cached positions, after checking the cache's layout: one (k, v) or (k, v, cross_k,
+        cross_v) per layer, each (B, h, P, D). A tensor when P is known only at run time."""
+        if past_key_values is None:
+            return 0
+        config = self.config
+        if not isinstance(past_key_values, (tuple, list)) or len(past_key_values) != config.num_hidden_layers:
+            raise ValueError(
+                f"past_key_values must hold one entry per layer ({config.num_hidden_layers}), "
+                f"as returned with use_cache=True"
+            )
+        sizes = (2, 4) if config.add_cross_attention else (2,)
+        entry = past_key_values[0]
+        if len(entry) not in sizes:
+            raise ValueError(f"each past_key_values entry must be a tuple of {' or '.join(map(str, sizes))} tensors")
+        shape = tuple(entry[0].shape)
+        if len(shape) != 4 or (shape[1], shape[3]) != (config.num_attention_heads, config.head_dim):
+            raise ValueError(
+                f"past_key_values tensors must have shape (batch, {config.num_attention_heads}, cached, "
+                f"{config.head_dim}), got {shape}"
+            )
+        return shape[2] if shape[2] is not None else tf.shape(entry[0])[2]
+
+    def _self_attention_mask(self, attention_mask: Optional[tf.Tensor], batch: Any, length: Any,
+                             past_length: Any) -> tf.Tensor:
+        """The additive mask (B, 1, 1 or T, S) of the self-attention: padding, and causality
+        in decoder mode."""
+        S = past_length + length
+        if attention_mask is None:
+            keep = tf.ones(tf.stack([batch, 1, 1, S]), dtype=tf.bool)
+        else:
+            keep = tf.not_equal(attention_mask, 0)[:, None, None, :]  # (B, 1, 1, S)
+        if self.config.is_decoder:
+            q_pos = tf.range(past_length, S)[:, None]
+            k_pos = tf.range(S)[None, :]
+            keep = keep & (k_pos <= q_pos)  # (B, 1, T, S)
+        return _additive_mask(keep, tf.as_dtype(self.compute_dtype))
+
+    def call(
+        self,
+        input_ids: Optional[tf.Tensor] = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
+        position_ids: Optional[tf.Tensor] = None,
+        head_mask: Optional[tf.Tensor] = None,
+        inputs_embeds: Optional[tf.Tensor] = None,
+        encoder_hidden_states: Optional[tf.Tensor] = None,
+        encoder_attention_mask: Optional[tf.Tensor] = None,
+        past_key_values: Optional[tuple[tuple[tf.Tensor, ...], ...]] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        training: bool = False,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
+        """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
+        positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
+        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = config.use_return_dict if return_dict is None else return_dict
+        # A cache only means something for a causal decoder (v4 ignores use_cache elsewhere).
+        use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
+
+        past_length = self._past_length(past_key_values)
+        check_forward_inputs(
+            config,
+            input_ids=_shape(input_ids), inputs_embeds=_shape(inputs_embeds),
+            attention_mask=_shape(attention_mask), token_type_ids=_shape(token_type_ids),
+            position_ids=_shape(position_ids), head_mask=_shape(head_mask),
+            encoder_hidden_states=_shape(encoder_hidden_states),
+            encoder_attention_mask=_shape(encoder_attention_mask),
+            past_length=past_length if isinstance(past_length, int) else 0,
+        )
+        inputs = input_ids if input_ids is not None else inputs_embeds
+        B, T = tf.shape(inputs)[0], tf.shape(inputs)[1]
+        checks = []
+        if _is_dynamic(inputs, attention_mask, token_type_ids) or not isinstance(past_length, int):
+            checks = _check_dynamic_shapes(config, inputs, attention_mask, token_type_ids, past_length)
+        if past_key_values is not None:
+            cached = past_key_values[0][0].shape[0]
+            if cached is not None and inputs.shape[0] is not None and cached != inputs.shape[0]:
+                raise ValueError(f"past_key_values hold a batch of {cached}, the inputs {inputs.shape[0]}")
+        # Value checks before any embedding lookup runs.
+        with tf.control_dependencies(checks):
+            if input_ids is not None:
+                input_ids = check_values("input_ids", input_ids, config.vocab_size)
+            if token_type_ids is not None:
+                token_type_ids = check_values("token_type_ids", token_type_ids, config.type_vocab_size)
+            if position_ids is not None:
+                position_ids = check_values("position_ids", position_ids, config.max_position_embeddings)
+
+        embedding_output = self.embeddings(
+            input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
+            past_length=past_length, training=training,
+        )
+        dtype = embedding_output.dtype
+
+        mask = self._self_attention_mask(attention_mask, B, T, past_length)
+        cross_mask = None
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            keep = tf.not_equal(encoder_attention_mask, 0)[:, None, None, :]
+            cross_mask = _additive_mask(keep, dtype)  # (B, 1, 1, S)
+        if head_mask is not None:
+            head_mask = tf.cast(head_mask, dtype)
+            if head_mask.shape.rank == 1:
+                head_mask = tf.broadcast_to(head_mask, (config.num_hidden_layers, config.num_attention_heads))
+            head_mask = head_mask[:, None, :, None, None]  # (layers, 1, h, 1, 1)
+
+        outputs = self.encoder(
+            embedding_output,
+            attention_mask=mask,
+            head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=cross_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            training=training,
+        )
+        if self.pooler is not None:
+            outputs.pooler_output = self.pooler(outputs.last_hidden_state)
+        return outputs if return_dict else outputs.to_tuple()

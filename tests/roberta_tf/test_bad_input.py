@@ -1,0 +1,128 @@
+"""Bad input is a clear error naming the problem and the allowed range: a ValueError/TypeError
+eagerly (the message alone, not Keras' wrapping), the same error at trace time inside
+`tf.function` for shapes, and a failed graph assertion with the same words for values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import REPO, padded_batch, tiny_config
+
+from ._common import build
+
+
+@pytest.fixture(scope="module")
+def config():
+    return tiny_config(num_labels=3)
+
+
+@pytest.fixture(scope="module")
+def mlm(config):
+    return build(config, "masked_lm")[0]
+
+
+@pytest.fixture(scope="module")
+def batch(config):
+    return padded_batch(config)
+
+
+def bad_ids(ids, value):
+    ids = ids.copy()
+    ids[1, 2] = value
+    return ids
+
+
+CASES = [
+    ("id too large", lambda ids, mask: dict(input_ids=bad_ids(ids, 100)), ValueError,
+     r"^input_ids must be in 0\.\.99; got values from 0 to 100$"),
+    ("negative id", lambda ids, mask: dict(input_ids=bad_ids(ids, -1)), ValueError,
+     r"input_ids must be in 0\.\.99; got values from -1"),
+    ("float ids", lambda ids, mask: dict(input_ids=ids.astype(np.float32)), TypeError,
+     "input_ids must be an integer tensor"),
+    ("token type", lambda ids, mask: dict(input_ids=ids, token_type_ids=np.ones_like(ids)), ValueError,
+     r"token_type_ids must be in 0\.\.0"),
+    ("position id", lambda ids, mask: dict(input_ids=ids, position_ids=ids * 0 + 66), ValueError,
+     r"position_ids must be in 0\.\.65"),
+    ("too long", lambda ids, mask: dict(input_ids=np.zeros((1, 65), np.int64)), ValueError,
+     "sequence length 65 exceeds the 64 tokens"),
+    ("mask shape", lambda ids, mask: dict(input_ids=ids, attention_mask=mask[:, :4]), ValueError,
+     r"attention_mask must have shape \(3, 7\)"),
+    ("token type shape", lambda ids, mask: dict(input_ids=ids, token_type_ids=ids[:2]), ValueError,
+     r"token_type_ids must have shape \(3, 7\)"),
+    ("ids and embeds", lambda ids, mask: dict(input_ids=ids, inputs_embeds=np.zeros((3, 7, 32), np.float32)),
+     ValueError, "give input_ids or inputs_embeds, not both"),
+    ("neither", lambda ids, mask: dict(attention_mask=mask), ValueError, "give input_ids .* or inputs_embeds"),
+    ("embeds width", lambda ids, mask: dict(inputs_embeds=np.zeros((3, 7, 31), np.float32)), ValueError,
+     "hidden_size=32"),
+    ("head mask", lambda ids, mask: dict(input_ids=ids, head_mask=np.ones(3, np.float32)), ValueError,
+     r"head_mask must have shape \(4,\) or \(2, 4\)"),
+    ("no cross-attention",
+     lambda ids, mask: dict(input_ids=ids, encoder_hidden_states=np.zeros((3, 2, 32), np.float32)),
+     ValueError, "no cross-attention"),
+    ("label range", lambda ids, mask: dict(input_ids=ids, labels=bad_ids(np.where(mask == 1, ids, -100), 100)),
+     ValueError, r"labels must be in 0\.\.99 \(or -100 to ignore a position\); got values from 0 to 100"),
+    ("label shape", lambda ids, mask: dict(input_ids=ids, labels=ids[:, :3]), ValueError,
+     r"labels must have shape \(3, 7\)"),
+    ("float labels", lambda ids, mask: dict(input_ids=ids, labels=ids.astype(np.float32)), TypeError,
+     "labels must be integer"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, error, message", CASES, ids=[case[0] for case in CASES])
+def test_eager_errors_name_the_problem(mlm, batch, name, kwargs, error, message):
+    with pytest.raises(error, match=message) as caught:
+        mlm(**kwargs(*batch))
+    assert "Exception encountered" not in str(caught.value)
+
+
+def test_head_specific_errors(config, batch):
+    ids, mask = batch
+    classifier, _ = build(config, "sequence_classification")
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.2 .*got values from 0 to 3"):
+        classifier(input_ids=ids, labels=np.array([0, 3, 1]))
+    with pytest.raises(ValueError, match=r"multi-label classification labels must have shape \(3, 3\)"):
+        classifier(input_ids=ids, labels=np.array([0.0, 1.0, 1.0]))
+    qa, _ = build(config, "question_answering")
+    with pytest.raises(ValueError, match="start_positions and end_positions together"):
+        qa(input_ids=ids, start_positions=np.array([1, 2, 3]))
+    choice, _ = build(config, "multiple_choice")
+    with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, choices, length\)"):
+        choice(input_ids=ids)
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.2 .*got values from 0 to 3"):
+        choice(input_ids=np.stack([ids, ids]), labels=np.array([0, 3]))
+    decoder, _ = build(tiny_config(is_decoder=True), "causal_lm")
+    past = decoder(input_ids=ids, use_cache=True).past_key_values
+    with pytest.raises(ValueError, match=r"past_key_values must hold one entry per layer \(2\)"):
+        decoder(input_ids=ids[:, :1], past_key_values=past[:1])
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(3, 8\) \(cached \+ new tokens\)"):
+        decoder(input_ids=ids[:, :1], past_key_values=past, attention_mask=mask)
+
+
+def test_inside_tf_function_values_fail_an_assertion_with_the_same_words(mlm, batch):
+    ids, mask = batch
+    labels = np.where(mask == 1, ids, -100)
+
+    @tf.function
+    def loss(input_ids, labels):
+        return mlm(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+
+    assert np.isfinite(float(loss(ids, labels)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"input_ids must be in 0\.\.99"):
+        loss(bad_ids(ids, 100), labels)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"labels must be in 0\.\.99 \(or -100"):
+        loss(ids, bad_ids(labels, -7))
+    with pytest.raises(ValueError, match=r"attention_mask must have shape \(3, 5\)"):  # shapes: at trace time
+        loss(ids[:, :5], labels[:, :5])
+
+
+def test_importing_under_another_keras_backend_is_a_clear_error():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO / "src")}
+    result = subprocess.run([sys.executable, "-c", "import roberta_tf"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ImportError: roberta_tf needs Keras' TensorFlow backend, but KERAS_BACKEND='jax'" in result.stderr

@@ -1,0 +1,255 @@
+"""The TF encoder and heads against independent numbers: the float64 NumPy reference
+(conformance/reference.py), hand-computed NumPy, and the PyTorch backend."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conformance import reference
+from roberta_core.config import ACTIVATIONS
+from roberta_core.weights import parameter_shapes
+from roberta_tf.convert import from_canonical, to_canonical
+from roberta_tf.modeling import ACT2FN, position_ids_from_input_ids
+from tests.helpers import ALL_HEADS, assert_close, padded_batch, random_state, rel_err, tiny_config
+
+from ._common import CLASSES, build, inputs_for
+
+LIST_FIELDS = ("hidden_states", "attentions", "cross_attentions", "past_key_values")
+
+
+def assert_matches_reference(out, ref, bar=1e-5):
+    """Every field the reference gives is present and within `bar` relative error (DESIGN §5)."""
+    assert set(ref) <= set(out), f"missing fields {set(ref) - set(out)}"
+    for name, want in ref.items():
+        got = out[name]
+        if name in LIST_FIELDS:
+            flat_got, flat_want = tf.nest.flatten(got), tf.nest.flatten(want)
+            assert len(flat_got) == len(flat_want), name
+            for g, w in zip(flat_got, flat_want):
+                assert rel_err(np.asarray(g), w) <= bar, name
+        else:
+            assert rel_err(np.asarray(got), want) <= bar, f"{name}: {rel_err(np.asarray(got), want):.2e}"
+
+
+def config_for(head, **overrides):
+    return tiny_config(is_decoder=head == "causal_lm", num_labels=3, **overrides)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_every_head_matches_the_reference(head):
+    config = config_for(head)
+    model, state = build(config, head, seed=3)
+    inputs = inputs_for(config, head)
+    assert_matches_reference(model(**inputs), reference.forward(config, state, head, **inputs))
+
+
+def test_relative_positions_head_mask_attentions_and_states_match_the_reference():
+    ids, mask = padded_batch(tiny_config())
+    cases = (("relative_key", [1.0, 0.0, 1.0, 0.5]), ("relative_key_query", [[1, 0, 1, 0.5], [0, 1, 1, 1]]))
+    for kind, head_mask in cases:
+        config = tiny_config(position_embedding_type=kind)
+        model, state = build(config, "masked_lm", seed=4)
+        inputs = dict(input_ids=ids, attention_mask=mask, head_mask=np.array(head_mask, np.float32),
+                      output_attentions=True, output_hidden_states=True)
+        out = model(**inputs)
+        assert len(out.attentions) == 2 and len(out.hidden_states) == 3
+        assert_matches_reference(out, reference.forward(config, state, "masked_lm", **inputs))
+
+
+def test_decoder_with_cross_attention_and_cache_matches_the_reference():
+    config = tiny_config(is_decoder=True, add_cross_attention=True, position_embedding_type="relative_key_query")
+    model, state = build(config, "causal_lm", seed=5)
+    ids, mask = padded_batch(config)
+    rng = np.random.default_rng(0)
+    inputs = dict(
+        input_ids=ids, attention_mask=mask, use_cache=True, output_attentions=True,
+        encoder_hidden_states=rng.standard_normal((3, 4, 32)).astype(np.float32),
+        encoder_attention_mask=np.array([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]),
+    )
+    out = model(**inputs)
+    assert len(out.past_key_values[0]) == 4  # (k, v, cross_k, cross_v)
+    assert_matches_reference(out, reference.forward(config, state, "causal_lm", **inputs))
+
+
+@pytest.mark.parametrize("position_embedding_type", ["absolute", "relative_key_query"])
+def test_incremental_decoding_equals_the_full_forward(position_embedding_type):
+    config = tiny_config(is_decoder=True, add_cross_attention=True, position_embedding_type=position_embedding_type)
+    model, _ = build(config, "causal_lm", seed=6)
+    ids, mask = padded_batch(config, lengths=(7, 6, 7))
+    source = np.random.default_rng(1).standard_normal((3, 4, 32)).astype(np.float32)
+    full = model(input_ids=ids, attention_mask=mask, encoder_hidden_states=source).logits.numpy()
+    out = model(input_ids=ids[:, :3], attention_mask=mask[:, :3], encoder_hidden_states=source, use_cache=True)
+    pieces, past = [out.logits.numpy()], out.past_key_values
+    for t in range(3, 7):  # one token at a time, the cross-attention keys reused from the cache
+        out = model(input_ids=ids[:, t:t + 1], attention_mask=mask[:, :t + 1], encoder_hidden_states=source,
+                    past_key_values=past, use_cache=True)
+        pieces.append(out.logits.numpy())
+        past = out.past_key_values
+    assert past[0][0].shape == (3, 4, 7, 8)
+    real = mask == 1
+    assert_close(np.concatenate(pieces, axis=1)[real], full[real], what="incremental vs full")
+
+
+def test_sequence_classification_problem_types_match_the_reference():
+    ids, mask = padded_batch(tiny_config())
+    cases = {
+        (1, None): [np.array([0.5, 1.5, -2.0], np.float32), np.array([[0.5], [1.5], [-2.0]], np.float32)],  # regression
+        (3, None): [np.array([[0, 1, 1], [1, 0, 0], [0, 0, 0]], np.float32), np.array([2, -100, 0])],  # multi, single
+        (3, "regression"): [np.arange(9, dtype=np.float32).reshape(3, 3)],
+    }
+    for (num_labels, problem_type), all_labels in cases.items():
+        config = tiny_config(num_labels=num_labels, problem_type=problem_type)
+        model, state = build(config, "sequence_classification", seed=7)
+        for labels in all_labels:
+            inputs = dict(input_ids=ids, attention_mask=mask, labels=labels)
+            assert_matches_reference(
+                model(**inputs), reference.forward(config, state, "sequence_classification", **inputs)
+            )
+
+
+def test_losses_are_zero_not_nan_when_every_label_is_ignored():
+    config = tiny_config()
+    ids, mask = padded_batch(config)
+    mlm, _ = build(config, "masked_lm")
+    assert float(mlm(input_ids=ids, labels=np.full_like(ids, -100)).loss) == 0.0
+    qa, _ = build(config, "question_answering")
+    T = ids.shape[1]
+    loss = qa(input_ids=ids, start_positions=np.full(3, T + 1), end_positions=np.full(3, 99)).loss
+    assert float(loss) == 0.0
+
+
+def test_inputs_embeds_and_token_types_match_the_reference():
+    config = tiny_config(type_vocab_size=2)
+    model, state = build(config, "model", seed=8)
+    ids, _ = padded_batch(config, lengths=(6, 6))
+    types = np.array([[0, 0, 0, 1, 1, 1], [0, 1, 0, 1, 0, 1]])
+    inputs = dict(input_ids=ids, token_type_ids=types)
+    assert_matches_reference(model(**inputs), reference.forward(config, state, "model", **inputs))
+    # Embeddings in place of ids: the same states when nothing is padded (positions count from 2).
+    embeds = state["embeddings.word_embeddings.weight"][ids]
+    by_embeds = model(inputs_embeds=embeds, token_type_ids=types).last_hidden_state
+    assert_close(by_embeds, model(**inputs).last_hidden_state, what="inputs_embeds vs input_ids")
+
+
+def test_position_ids_from_padding_by_hand():
+    ids = tf.constant([[0, 5, 6, 1, 1], [1, 1, 0, 7, 2]])
+    want = np.array([[2, 3, 4, 1, 1], [1, 1, 2, 3, 4]])  # pads keep padding_idx 1, real tokens count from 2
+    np.testing.assert_array_equal(position_ids_from_input_ids(ids, 1).numpy(), want)
+    np.testing.assert_array_equal(position_ids_from_input_ids(ids, 1, 3).numpy(), np.where(want > 1, want + 3, 1))
+
+
+def test_a_padded_row_equals_the_row_alone():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm", seed=9)
+    ids, mask = padded_batch(config, lengths=(7, 4))
+    batch = model(input_ids=ids, attention_mask=mask).logits.numpy()
+    alone = model(input_ids=ids[1:, :4]).logits.numpy()
+    assert_close(batch[1, :4], alone[0], what="padded row vs alone")
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activations_match_the_reference(name):
+    x = np.linspace(-12.0, 12.0, 241)
+    got = ACT2FN[name](tf.constant(x, tf.float64)).numpy()
+    assert_close(got, reference.ACT2FN[name](x), atol=1e-7, what=name)  # TF's float64 erf: ~5e-9
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "mixed_bfloat16"])
+def test_half_precision_is_close_and_padded_rows_stay_finite(dtype):
+    config = tiny_config()
+    ids, mask = padded_batch(config)
+    mask[2] = 0  # a row with nothing to attend to
+    state = random_state(config, "masked_lm", seed=5)
+    model = from_canonical(CLASSES["masked_lm"](config, dtype=dtype), state)
+    logits = np.asarray(tf.cast(model(input_ids=ids, attention_mask=mask).logits, tf.float32))
+    assert np.isfinite(logits).all()
+    ref = reference.forward(config, state, "masked_lm", input_ids=ids, attention_mask=mask)["logits"]
+    assert rel_err(logits[:2], ref[:2]) <= 2e-2
+
+
+def test_initialisation_follows_v4():
+    config = tiny_config(vocab_size=400, initializer_range=0.3)
+    state = to_canonical(CLASSES["masked_lm"](config))
+    words = state["roberta.embeddings.word_embeddings.weight"]
+    assert not words[config.pad_token_id].any() and not state["roberta.embeddings.position_embeddings.weight"][1].any()
+    assert abs(np.delete(words, 1, axis=0).std() - 0.3) < 0.02
+    assert abs(state["roberta.encoder.layer.0.intermediate.dense.weight"].std() - 0.3) < 0.03
+    for key, value in state.items():
+        if "LayerNorm" in key or "layer_norm" in key:
+            assert np.all(value == (1.0 if key.endswith("weight") else 0.0)), key
+        elif key.endswith("bias"):
+            assert not value.any(), key
+
+
+def test_convert_round_trip_is_exact_and_refuses_foreign_keys():
+    config = tiny_config()
+    model, state = build(config, "question_answering")
+    back = to_canonical(model)
+    assert list(back) == list(parameter_shapes(config, "question_answering"))
+    assert all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
+    with pytest.raises(ValueError, match="lm_head.bias"):
+        from_canonical(model, {**state, "lm_head.bias": np.zeros(100, np.float32)})
+    with pytest.raises(ValueError, match="lacks 1 parameter.*qa_outputs.bias"):
+        from_canonical(model, {k: v for k, v in state.items() if k != "qa_outputs.bias"})
+    with pytest.raises(ValueError, match=r"qa_outputs.weight \(3, 32\) != expected \(2, 32\)"):
+        from_canonical(model, {**state, "qa_outputs.weight": np.zeros((3, 32), np.float32)})
+    np.testing.assert_array_equal(to_canonical(model)["qa_outputs.weight"], state["qa_outputs.weight"])  # untouched
+
+
+def test_num_parameters_counts_each_tied_weight_once():
+    config = tiny_config()
+    for head in ALL_HEADS:
+        model = CLASSES[head](config.copy(is_decoder=head == "causal_lm"))
+        want = sum(math.prod(s) for s in parameter_shapes(model.config, head).values())
+        assert model.num_parameters() == want, head
+    words = config.vocab_size * config.hidden_size
+    assert model.num_parameters(exclude_embeddings=True) < want - words
+
+
+def test_resize_token_embeddings_keeps_rows_and_ties():
+    config = tiny_config()
+    model, state = build(config, "masked_lm")
+    model.resize_token_embeddings(110)
+    new = to_canonical(model)
+    words = new["roberta.embeddings.word_embeddings.weight"]
+    old_words = state["roberta.embeddings.word_embeddings.weight"]
+    np.testing.assert_array_equal(words[:100], old_words)
+    assert_close(words[100:], np.broadcast_to(old_words.mean(0), (10, 32)), atol=1e-6, what="mean rows")
+    grown_bias = np.concatenate([state["lm_head.bias"], np.zeros(10, np.float32)])
+    np.testing.assert_array_equal(new["lm_head.bias"], grown_bias)
+    assert model.config.vocab_size == 110 and model.get_output_embeddings() is model.get_input_embeddings()
+    ids, _ = padded_batch(model.config)
+    ids[0, 1] = 105
+    assert model(input_ids=ids).logits.shape == (3, 7, 110)
+    with pytest.raises(ValueError, match="would drop eos_token_id=2"):
+        model.resize_token_embeddings(2)
+    untied = tiny_config(tie_word_embeddings=False)
+    model, state = build(untied, "masked_lm")
+    model.resize_token_embeddings(90, mean_resizing=False)
+    new = to_canonical(model)
+    np.testing.assert_array_equal(new["lm_head.decoder.weight"], state["lm_head.decoder.weight"][:90])
+    assert model(input_ids=ids % 90).logits.shape == (3, 7, 90)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_logits_equal_the_pytorch_backend(head):
+    torch = pytest.importorskip("torch")
+    roberta_pt = pytest.importorskip("roberta_pt")
+    from roberta_pt.convert import from_canonical as pt_from_canonical
+
+    relative = head == "causal_lm"
+    config = config_for(head, position_embedding_type="relative_key_query" if relative else "absolute")
+    model, state = build(config, head, seed=11)
+    pt_model = getattr(roberta_pt, type(model).__name__[2:])(config, attn_implementation="eager" if relative else None)
+    pt_model = pt_from_canonical(pt_model, {k: v.copy() for k, v in state.items()}).eval()
+    inputs = inputs_for(config, head)
+    with torch.no_grad():
+        want = pt_model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    got = model(**inputs)
+    for name, value in want.items():
+        if name != "past_key_values":
+            assert_close(got[name], value.numpy(), what=f"{head} {name}")

@@ -1,0 +1,114 @@
+"""Checkpoints: the golden fixtures of transformers 4.57.6 from every weight format,
+save/load round trips (safetensors, sharded, v4's tf_model.h5), other heads' checkpoints,
+strictness, dtypes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from roberta_core.checkpoint import load_state_dict
+from roberta_core.weights import CheckpointKeyError
+from tests.helpers import assert_close, golden, padded_batch, tiny_config
+
+from ._common import CLASSES, build
+
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+FIELDS = {
+    "model": ("last_hidden_state", "pooler_output"),
+    "masked_lm": ("logits",),
+    "sequence_classification": ("logits",),
+}
+
+
+@pytest.mark.parametrize("head", list(FIELDS))
+def test_golden_fixtures_reproduce_from_every_format(tmp_path, head):
+    source = golden(head)
+    io = np.load(source / "io.npz")
+    for weights in WEIGHTS:
+        folder = tmp_path / weights
+        folder.mkdir()
+        shutil.copy(source / "config.json", folder)
+        shutil.copy(source / weights, folder)
+        model = CLASSES[head].from_pretrained(folder, strict=True)
+        out = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"])
+        for field in FIELDS[head]:
+            assert_close(out[field], io[f"pt_{field}"], what=f"{weights} {field} vs transformers PyTorch")
+            assert_close(out[field], io[f"tf_{field}"], what=f"{weights} {field} vs transformers TF")
+
+
+@pytest.mark.parametrize("format, files", [
+    ("safetensors", ["config.json", "model.safetensors"]),
+    ("h5", ["config.json", "tf_model.h5"]),
+])
+def test_save_and_load_round_trip_bit_exact(tmp_path, format, files):
+    config = tiny_config(is_decoder=True)
+    model, state = build(config, "causal_lm")
+    model.save_pretrained(tmp_path, format=format)
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
+    on_disk = load_state_dict(tmp_path)
+    for key, value in state.items():
+        np.testing.assert_array_equal(on_disk[key], value, err_msg=key)
+    again = CLASSES["causal_lm"].from_pretrained(tmp_path, strict=True)
+    ids, mask = padded_batch(config)
+    inputs = dict(input_ids=ids, attention_mask=mask)
+    np.testing.assert_array_equal(again(**inputs).logits, model(**inputs).logits)
+
+
+def test_sharded_safetensors_and_v4_spelling(tmp_path):
+    config = tiny_config()
+    model, state = build(config, "token_classification")
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    assert len(list((tmp_path / "sharded").glob("model-*-of-*.safetensors"))) > 1
+    again = CLASSES["token_classification"].from_pretrained(tmp_path / "sharded", strict=True)
+    ids, _ = padded_batch(config)
+    np.testing.assert_array_equal(again(input_ids=ids).logits, model(input_ids=ids).logits)
+    model.save_pretrained(tmp_path / "v4", safe_serialization=False)  # v4 TF's default format
+    assert (tmp_path / "v4" / "tf_model.h5").is_file()
+    with pytest.raises(ValueError, match="saves format 'safetensors' or 'h5', got 'bin'"):
+        model.save_pretrained(tmp_path / "bin", format="bin")
+    assert not (tmp_path / "bin").exists()
+
+
+def test_another_heads_checkpoint_loads_with_a_report(tmp_path):
+    config = tiny_config()
+    mlm, state = build(config, "masked_lm")
+    mlm.save_pretrained(tmp_path)
+    report = r"(?s)unused by RobertaForSequenceClassification.*lm_head.*newly initialised.*classifier"
+    with pytest.warns(UserWarning, match=report):
+        classifier = CLASSES["sequence_classification"].from_pretrained(tmp_path, num_labels=4)
+    assert classifier.config.num_labels == 4
+    words = classifier.get_input_embeddings().embeddings.numpy()
+    np.testing.assert_array_equal(words, state["roberta.embeddings.word_embeddings.weight"])
+    with pytest.raises(CheckpointKeyError, match="strict=True"):
+        CLASSES["sequence_classification"].from_pretrained(tmp_path, strict=True)
+
+
+def test_mismatched_sizes_are_an_error_unless_ignored(tmp_path):
+    config = tiny_config(num_labels=3)
+    model, _ = build(config, "sequence_classification")
+    model.save_pretrained(tmp_path)
+    with pytest.raises(CheckpointKeyError, match="classifier.out_proj.weight"):
+        CLASSES["sequence_classification"].from_pretrained(tmp_path, num_labels=5)
+    with pytest.warns(UserWarning, match="ignore_mismatched_sizes"):
+        resized = CLASSES["sequence_classification"].from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True
+        )
+    ids, _ = padded_batch(resized.config)
+    assert resized(input_ids=ids).logits.shape == (3, 5)
+
+
+def test_dtypes_and_bad_options(tmp_path):
+    config = tiny_config()
+    model, _ = build(config, "model", dtype="bfloat16")
+    model.save_pretrained(tmp_path)
+    assert {str(v.dtype) for v in load_state_dict(tmp_path).values()} == {"bfloat16"}
+    assert CLASSES["model"].from_pretrained(tmp_path, dtype="auto").compute_dtype == "bfloat16"
+    assert CLASSES["model"].from_pretrained(tmp_path).compute_dtype == "float32"  # None: float32, as v4
+    with pytest.raises(ValueError, match="dtype must be"):
+        CLASSES["model"].from_pretrained(tmp_path, dtype="int8")
+    with pytest.raises(ValueError, match="attn_implementation must be one of"):
+        CLASSES["model"].from_pretrained(tmp_path, attn_implementation="sdpa")
