@@ -1,0 +1,75 @@
+"""Flax NNX parameter state <-> the canonical NumPy dict (DESIGN §3).
+
+The NNX state paths are v4's Flax (Linen) tree paths (`roberta/encoder/layer/0/attention/self/
+query/kernel`); `roberta_core.weights.from_flax_path`/`to_flax_path` name them canonically and
+`is_transposed` says which arrays Flax stores (in, out) where PyTorch stores (out, in). Both
+directions are a walk over `parameter_shapes(config, head)`. A bare FlaxRobertaModel's tree has
+no `roberta` level (as in v4), matching the bare model's unprefixed canonical keys.
+bfloat16 travels as `ml_dtypes.bfloat16` arrays, NumPy having no bfloat16 of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+from flax import nnx
+
+from roberta_core.weights import PREFIX, from_flax_path, is_transposed, parameter_shapes
+
+__all__ = ["to_canonical", "from_canonical"]
+
+
+def _parameters(model: nnx.Module) -> dict[str, nnx.Param]:
+    """Canonical key -> the model's parameter. A tied LM decoder owns no kernel (it multiplies
+    by the word embeddings), so every parameter appears once."""
+    bare = model.head == "model"
+    params = {}
+    for path, param in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        key = from_flax_path(path)
+        params[key.removeprefix(PREFIX) if bare else key] = param
+    return params
+
+
+def to_canonical(model: nnx.Module) -> dict[str, np.ndarray]:
+    """The model's parameters as `{canonical key: array}`, exactly the keys of
+    `parameter_shapes(model.config, model.head)` in that order, PyTorch layout."""
+    params = _parameters(model)
+    state = {}
+    for key in parameter_shapes(model.config, model.head):
+        array = np.asarray(jax.device_get(params[key][...]))
+        state[key] = np.ascontiguousarray(array.T) if is_transposed(key) else array
+    return state
+
+
+def from_canonical(model: nnx.Module, state: Mapping[str, Any], *, allow_missing: bool = False) -> nnx.Module:
+    """Load canonical arrays into `model` (in place; returns it).
+
+    Every key must be one the model owns, with its shape; every owned key must be present
+    unless `allow_missing` (those keep their values). Arrays are cast to each parameter's
+    dtype and keep its placement (a sharded parameter stays sharded).
+    """
+    expected = parameter_shapes(model.config, model.head)
+    name = type(model).__name__
+    unknown = [k for k in state if k not in expected]
+    if unknown:
+        raise ValueError(
+            f"{name} owns no parameter(s) {unknown}; its keys are those of parameter_shapes(config, {model.head!r})"
+        )
+    missing = [k for k in expected if k not in state]
+    if missing and not allow_missing:
+        raise ValueError(f"state lacks {len(missing)} parameter(s) of {name}: {missing}")
+    wrong = [(k, tuple(np.shape(v)), expected[k]) for k, v in state.items() if tuple(np.shape(v)) != expected[k]]
+    if wrong:
+        listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
+        raise ValueError(f"shape mismatch loading {name}: {listed}")
+    params = _parameters(model)
+    for key, value in state.items():
+        param = params[key]
+        array = np.asarray(value)
+        if is_transposed(key):
+            array = array.T
+        old = param[...]
+        param[...] = jax.device_put(np.asarray(array, dtype=old.dtype), old.sharding)
+    return model

@@ -1,0 +1,676 @@
+"""Flax (NNX) RoBERTa heads, in reading order: the losses, the two head modules (LM and
+classification), then the six task models on top of `FlaxRobertaModel`, with `generate()` on
+the causal LM. Each model checks its inputs and labels before it computes (clear errors, the
+same words in every backend).
+
+Module and parameter names are v4's (`roberta`, `lm_head`, `classifier`, `qa_outputs`,
+`dropout`), so v4 checkpoints load one to one. Shapes: B batch, C choices, T length,
+H hidden size, V vocabulary, L labels. A parallel text of `roberta_pt/heads.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import (
+    CausalLMOutputWithCrossAttentions,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from roberta_core.validation import (
+    IGNORE_INDEX,
+    check_forward_inputs,
+    check_generation_args,
+    check_labels,
+    max_length_for,
+)
+
+from .modeling import (
+    FlaxRobertaModel,
+    FlaxRobertaPreTrainedModel,
+    _axes,
+    _dense,
+    _gelu,
+    _is_traced,
+    _layer_norm,
+    _rngs,
+    shape_of,
+    check_values,
+)
+
+__all__ = [
+    "masked_lm_loss",
+    "causal_lm_loss",
+    "sequence_classification_loss",
+    "multiple_choice_loss",
+    "token_classification_loss",
+    "question_answering_loss",
+    "FlaxRobertaLMHead",
+    "FlaxRobertaClassificationHead",
+    "FlaxRobertaForCausalLM",
+    "FlaxRobertaForMaskedLM",
+    "FlaxRobertaForSequenceClassification",
+    "FlaxRobertaForMultipleChoice",
+    "FlaxRobertaForTokenClassification",
+    "FlaxRobertaForQuestionAnswering",
+]
+
+
+# ---------------------------------------------------------------------------- losses
+
+def cross_entropy(logits: jax.Array, targets: jax.Array, ignore_index: int = IGNORE_INDEX) -> jax.Array:
+    """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
+    mean would give) when every target is ignored. logits (N, K), targets (N,) -> scalar.
+    Computed in float32 whatever the logits' dtype."""
+    keep = targets != ignore_index
+    # An ignored target may lie outside 0..K-1 (-100, or T for QA): look up class 0 instead.
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), jnp.where(keep, targets, 0))
+    return jnp.sum(jnp.where(keep, losses, 0.0)) / jnp.maximum(jnp.sum(keep), 1)
+
+
+def masked_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Masked LM: cross-entropy over the positions whose label is not -100. (B, T, V), (B, T) -> scalar."""
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def causal_lm_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Causal LM: the logits at position t predict the label at t + 1 (labels are the inputs,
+    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> scalar."""
+    return masked_lm_loss(logits[:, :-1], labels[:, 1:])
+
+
+def sequence_classification_loss(logits: jax.Array, labels: jax.Array, problem_type: str) -> jax.Array:
+    """By problem type: 'regression' mean squared error (one label: logits and labels squeezed),
+    'single_label_classification' cross-entropy (-100 ignored), 'multi_label_classification'
+    mean binary cross-entropy with logits over every (example, label). logits (B, L) -> scalar."""
+    logits = logits.astype(jnp.float32)
+    if problem_type == "regression":
+        if logits.shape[-1] == 1:
+            return jnp.mean(jnp.square(logits.squeeze() - labels.astype(jnp.float32).squeeze()))
+        return jnp.mean(jnp.square(logits - labels.astype(jnp.float32)))
+    if problem_type == "single_label_classification":
+        return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32)))
+
+
+def multiple_choice_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Cross-entropy over the choices. logits (B, C), labels (B,) -> scalar."""
+    return cross_entropy(logits, labels)
+
+
+def token_classification_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Cross-entropy per token, -100 ignored. (B, T, L), (B, T) -> scalar."""
+    return masked_lm_loss(logits, labels)
+
+
+def question_answering_loss(
+    start_logits: jax.Array, end_logits: jax.Array, start_positions: jax.Array, end_positions: jax.Array
+) -> jax.Array:
+    """Mean of the start and end cross-entropies. Positions outside the sequence are clamped to
+    T, which is ignored (an answer truncated away teaches nothing). (B, T) logits, (B,) positions."""
+    T = start_logits.shape[1]
+    start = jnp.clip(start_positions.reshape(-1), 0, T)
+    end = jnp.clip(end_positions.reshape(-1), 0, T)
+    return (cross_entropy(start_logits, start, ignore_index=T) + cross_entropy(end_logits, end, ignore_index=T)) / 2
+
+
+def _check_labels(model: FlaxRobertaPreTrainedModel, labels: jax.Array, batch: int, length: int,
+                  num_choices: Optional[int] = None) -> Optional[str]:
+    """Shape, kind and range of `labels` for the model's head (checked after the encoder, which
+    checked the inputs and knows B and T); the problem type for sequence classification."""
+    head, config = model.head, model.config
+    labels_are_integers = jnp.issubdtype(labels.dtype, jnp.integer)
+    problem = check_labels(
+        head, config, shape_of(labels), batch=batch, length=length,
+        labels_are_integers=labels_are_integers, num_choices=num_choices,
+    )
+    upper = {
+        "masked_lm": config.vocab_size,
+        "causal_lm": config.vocab_size,
+        "token_classification": config.num_labels,
+        "multiple_choice": num_choices,
+        "sequence_classification": config.num_labels if problem == "single_label_classification" else None,
+    }.get(head)
+    if upper is not None:
+        model.check_values("labels", labels, upper, allow_ignore=True)
+    return problem
+
+
+# ---------------------------------------------------------------------------- head modules
+
+class FlaxRobertaLMHead(nnx.Module):
+    """States (B, T, H) -> vocabulary logits (B, T, V): dense -> gelu -> LayerNorm -> decoder.
+    Tied (the default), the decoder is the word embedding table, passed in by the model (the
+    head owns no copy, as v4's Flax tree has none); its bias is `lm_head.bias`, the name
+    checkpoints use."""
+
+    def __init__(self, config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs):
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.dtype = dtype
+        self.dense = _dense(config, config.hidden_size, config.hidden_size, **kw)
+        self.layer_norm = _layer_norm(config, **kw)
+        self.decoder = None if config.tie_word_embeddings else _dense(
+            config, config.hidden_size, config.vocab_size, ("embed", "vocab"), use_bias=False, **kw
+        )
+        self.bias = nnx.Param(jnp.zeros((config.vocab_size,), param_dtype), **_axes("vocab"))
+
+    def __call__(self, features: jax.Array, word_embeddings: nnx.Embed) -> jax.Array:
+        x = _gelu(self.dense(features))  # exact GELU whatever hidden_act says, as v4
+        x = self.layer_norm(x)
+        x = word_embeddings.attend(x) if self.decoder is None else self.decoder(x)  # (B, T, V)
+        return x + self.bias[...].astype(self.dtype)
+
+
+class FlaxRobertaClassificationHead(nnx.Module):
+    """Sentence-level classifier on the `<s>` token: (B, T, H) -> (B, L) through dropout ->
+    dense -> tanh -> dropout -> out_proj."""
+
+    def __init__(self, config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs):
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.dense = _dense(config, config.hidden_size, config.hidden_size, **kw)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.out_proj = _dense(config, config.hidden_size, config.num_labels, **kw)
+
+    def __call__(self, features: jax.Array, deterministic: bool = True) -> jax.Array:
+        x = self.dropout(features[:, 0], deterministic=deterministic)  # <s>, RoBERTa's [CLS]
+        x = jnp.tanh(self.dense(x))
+        return self.out_proj(self.dropout(x, deterministic=deterministic))
+
+
+# ---------------------------------------------------------------------------- task models
+
+def _filter_logits(logits: jax.Array, top_k: Optional[int], top_p: Optional[float]) -> jax.Array:
+    """Keep the `top_k` most likely tokens, then the smallest set whose probability reaches
+    `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)"""
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]  # (B, 1)
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    if top_p is not None and top_p < 1.0:
+        order = jnp.argsort(-logits, axis=-1)  # most likely first
+        probs = jax.nn.softmax(jnp.take_along_axis(logits, order, axis=-1), axis=-1)
+        before = jnp.cumsum(probs, axis=-1) - probs  # mass of the more likely tokens
+        drop = jnp.take_along_axis(before >= top_p, jnp.argsort(order, axis=-1), axis=-1)
+        logits = jnp.where(drop, -jnp.inf, logits)
+    return logits
+
+
+class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
+    """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
+    next-token loss, a key/value cache, and `generate()`."""
+
+    head = "causal_lm"
+
+    def __init__(
+        self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
+        attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+    ):
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        if not config.is_decoder:
+            warnings.warn(
+                "FlaxRobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2
+            )
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.lm_head = FlaxRobertaLMHead(config, **kw)
+
+    def __call__(
+        self,
+        input_ids: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        position_ids: Optional[jax.Array] = None,
+        head_mask: Optional[jax.Array] = None,
+        inputs_embeds: Optional[jax.Array] = None,
+        encoder_hidden_states: Optional[jax.Array] = None,
+        encoder_attention_mask: Optional[jax.Array] = None,
+        labels: Optional[jax.Array] = None,
+        past_key_values: Optional[tuple[tuple[jax.Array, ...], ...]] = None,
+        use_cache: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: Optional[bool] = None,
+        cache_index: Any = None,
+    ) -> CausalLMOutputWithCrossAttentions | tuple:
+        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore.
+        `cache_index`: generate()'s preallocated cache (see FlaxRobertaModel)."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if labels is not None:
+            use_cache = False  # training: no cache to keep (v4)
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
+            output_attentions, output_hidden_states, return_dict=True,
+            deterministic=self._deterministic(deterministic), cache_index=cache_index,
+        )
+        if labels is not None:
+            _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.lm_head(outputs.last_hidden_state, self.get_input_embeddings())
+        out = CausalLMOutputWithCrossAttentions(
+            loss=None if labels is None else causal_lm_loss(logits, labels),
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+    def generate(
+        self,
+        input_ids: jax.Array,
+        attention_mask: Optional[jax.Array] = None,
+        max_new_tokens: int = 20,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        eos_token_id: Optional[int | Sequence[int]] = None,
+        pad_token_id: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> jax.Array:
+        """Continue each prompt by up to `max_new_tokens` tokens: greedy (argmax), or sampled
+        with `temperature`, `top_k`, `top_p` (seeded by `seed`, default 0). input_ids (B, T), with
+        padding on either side marked by attention_mask (B, T). A row that emits `eos_token_id`
+        (default the config's; an empty list never stops) is finished and then filled with
+        `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the
+        prompts as given, then the new tokens.
+
+        Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
+        padding first) before decoding, so positions and relative distances are those of the
+        unpadded prompt. The whole decoding is one compiled `jax.lax.while_loop` over a
+        preallocated cache, with dropout off. Called inside the caller's own `jit`, the number
+        of steps is unknown when the result is built: the result then always has
+        T + max_new_tokens columns (pad after every row finished).
+        """
+        config = self.config
+        if not config.is_decoder:
+            raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
+        check_generation_args(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
+        )
+        input_ids = jnp.asarray(input_ids)
+        B, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
+        limit = max_length_for(config)
+        if T + max_new_tokens > limit:
+            raise ValueError(
+                f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
+            )
+        check_values("input_ids", input_ids, config.vocab_size)
+        eos = config.eos_token_id if eos_token_id is None else eos_token_id
+        eos = jnp.asarray([eos] if isinstance(eos, int) else list(eos), dtype=jnp.int32)
+        pad = config.pad_token_id if pad_token_id is None else pad_token_id
+        if attention_mask is None:
+            attention_mask = jnp.ones_like(input_ids)
+
+        graphdef, state = nnx.split(self)
+        tokens, steps = _generate(
+            graphdef, state, input_ids, jnp.asarray(attention_mask), eos, jnp.asarray(pad, input_ids.dtype),
+            jax.random.key(0 if seed is None else seed), jnp.asarray(temperature, jnp.float32),
+            max_new_tokens=max_new_tokens, do_sample=do_sample, top_k=top_k, top_p=top_p,
+        )
+        if not _is_traced(steps):
+            tokens = tokens[:, : int(steps)]
+        return jnp.concatenate([input_ids, tokens], axis=1)
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens", "do_sample", "top_k", "top_p"))
+def _generate(
+    graphdef: nnx.GraphDef, state: nnx.State, input_ids: jax.Array, attention_mask: jax.Array, eos: jax.Array,
+    pad: jax.Array, key: jax.Array, temperature: jax.Array, *,
+    max_new_tokens: int, do_sample: bool, top_k: Optional[int], top_p: Optional[float],
+) -> tuple[jax.Array, jax.Array]:
+    """generate()'s compiled loop. Returns the new tokens (B, max_new_tokens), pad after a row's
+    eos and after the last step, and the number of steps taken."""
+    model = nnx.merge(graphdef, state)
+    model.set_attributes(jit_checks=False)  # generate() checked the ids eagerly
+    config = model.config
+    B, T = input_ids.shape
+    S = T + max_new_tokens
+    # Right-align every prompt (a stable sort puts the padding first, keeps token order).
+    real = (attention_mask != 0).astype(jnp.int32)
+    order = jnp.argsort(real, axis=1, stable=True)
+    ids = jnp.take_along_axis(input_ids, order, axis=1)
+    # The mask of every cache slot: the prompt's, then the new tokens (always attended).
+    mask = jnp.concatenate([jnp.take_along_axis(real, order, axis=1), jnp.ones((B, max_new_tokens), jnp.int32)], axis=1)
+    # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
+    positions = jnp.cumsum(mask, axis=1) * mask + config.pad_token_id  # (B, S)
+    empty = jnp.zeros((B, config.num_attention_heads, S, config.head_dim), model.dtype)
+    cache = tuple((empty, empty) for _ in range(config.num_hidden_layers))
+
+    def step_logits(step_ids: jax.Array, slot: Any, cache: tuple) -> tuple[jax.Array, tuple]:
+        out = model(
+            input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True, deterministic=True,
+            position_ids=jax.lax.dynamic_slice_in_dim(positions, slot, step_ids.shape[1], axis=1), cache_index=slot,
+        )
+        return out.logits[:, -1].astype(jnp.float32), out.past_key_values  # (B, V)
+
+    def pick(logits: jax.Array, key: jax.Array, finished: jax.Array) -> jax.Array:
+        if do_sample:
+            token = jax.random.categorical(key, _filter_logits(logits / temperature, top_k, top_p), axis=-1)
+        else:
+            token = jnp.argmax(logits, axis=-1)
+        return jnp.where(finished, pad, token.astype(pad.dtype))
+
+    logits, cache = step_logits(ids, 0, cache)
+    key, sub = jax.random.split(key)
+    token = pick(logits, sub, jnp.zeros((B,), bool))
+    tokens = jnp.full((B, max_new_tokens), pad).at[:, 0].set(token)
+
+    def unfinished(carry: tuple) -> jax.Array:
+        made, _, finished, _, _ = carry
+        return (made < max_new_tokens) & ~jnp.all(finished)
+
+    def next_token(carry: tuple) -> tuple:
+        made, tokens, finished, cache, key = carry
+        # Feed the last token made; it sits in cache slot T + made - 1.
+        logits, cache = step_logits(tokens[:, made - 1][:, None], T + made - 1, cache)
+        key, sub = jax.random.split(key)
+        token = pick(logits, sub, finished)
+        return made + 1, tokens.at[:, made].set(token), finished | jnp.isin(token, eos), cache, key
+
+    made, tokens, *_ = jax.lax.while_loop(unfinished, next_token, (1, tokens, jnp.isin(token, eos), cache, key))
+    return tokens, made
+
+
+class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
+    """RoBERTa's pretraining objective: logits (B, T, V) for every position; the loss over the
+    positions whose label is not -100."""
+
+    head = "masked_lm"
+
+    def __init__(
+        self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
+        attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+    ):
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        if config.is_decoder:
+            warnings.warn(
+                "FlaxRobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2
+            )
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.lm_head = FlaxRobertaLMHead(config, **kw)
+
+    def __call__(
+        self,
+        input_ids: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        position_ids: Optional[jax.Array] = None,
+        head_mask: Optional[jax.Array] = None,
+        inputs_embeds: Optional[jax.Array] = None,
+        encoder_hidden_states: Optional[jax.Array] = None,
+        encoder_attention_mask: Optional[jax.Array] = None,
+        labels: Optional[jax.Array] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: Optional[bool] = None,
+    ) -> MaskedLMOutput | tuple:
+        """labels (B, T): the original ids at masked positions, -100 elsewhere."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            encoder_hidden_states, encoder_attention_mask,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            deterministic=self._deterministic(deterministic),
+        )
+        if labels is not None:
+            _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.lm_head(outputs.last_hidden_state, self.get_input_embeddings())
+        out = MaskedLMOutput(
+            loss=None if labels is None else masked_lm_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
+    """Classification or regression of the whole sequence from `<s>`: logits (B, L). The loss
+    follows `config.problem_type`, or v4's rule when it is None (one label: regression; integer
+    labels: single-label; float labels: multi-label)."""
+
+    head = "sequence_classification"
+
+    def __init__(
+        self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
+        attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+    ):
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        self.num_labels = config.num_labels
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.classifier = FlaxRobertaClassificationHead(config, **kw)
+
+    def __call__(
+        self,
+        input_ids: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        position_ids: Optional[jax.Array] = None,
+        head_mask: Optional[jax.Array] = None,
+        inputs_embeds: Optional[jax.Array] = None,
+        labels: Optional[jax.Array] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: Optional[bool] = None,
+    ) -> SequenceClassifierOutput | tuple:
+        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label targets."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        deterministic = self._deterministic(deterministic)
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            deterministic=deterministic,
+        )
+        problem = None
+        if labels is not None:
+            problem = _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.classifier(outputs.last_hidden_state, deterministic)
+        out = SequenceClassifierOutput(
+            loss=None if labels is None else sequence_classification_loss(logits, labels, problem),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
+    """Scores C candidate sequences per example: inputs (B, C, T) are flattened to (B * C, T),
+    each pooled `<s>` state gets one score, logits (B, C)."""
+
+    head = "multiple_choice"
+
+    def __init__(
+        self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
+        attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+    ):
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        rngs = _rngs(rngs)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
+        self.roberta = FlaxRobertaModel(config, attn_implementation=attn_implementation, **kw)
+        self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
+        self.classifier = _dense(config, config.hidden_size, 1, **kw)
+
+    def __call__(
+        self,
+        input_ids: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        labels: Optional[jax.Array] = None,
+        position_ids: Optional[jax.Array] = None,
+        head_mask: Optional[jax.Array] = None,
+        inputs_embeds: Optional[jax.Array] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: Optional[bool] = None,
+    ) -> MultipleChoiceModelOutput | tuple:
+        """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
+        labels (B,): the index of the right choice. (v4's argument order: token_type_ids
+        before attention_mask.)"""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        deterministic = self._deterministic(deterministic)
+        if input_ids is not None and jnp.ndim(input_ids) != 3:
+            raise ValueError(f"input_ids must have shape (batch, choices, length), got {shape_of(input_ids)}")
+        if inputs_embeds is not None and jnp.ndim(inputs_embeds) != 4:
+            raise ValueError(
+                f"inputs_embeds must have shape (batch, choices, length, hidden_size), got {shape_of(inputs_embeds)}"
+            )
+        if input_ids is None and inputs_embeds is None:
+            raise ValueError(
+                "give input_ids (batch, choices, length) or inputs_embeds (batch, choices, length, hidden_size)"
+            )
+        B, C, T = shape_of(input_ids if input_ids is not None else inputs_embeds)[:3]
+
+        def flat(x: Optional[jax.Array], name: str) -> Optional[jax.Array]:
+            # (B, C, T, ...) -> (B * C, T, ...): every choice is a sequence of its own.
+            if x is None:
+                return None
+            if shape_of(x)[:3] != (B, C, T):
+                raise ValueError(f"{name} must have leading shape ({B}, {C}, {T}) like the inputs, got {shape_of(x)}")
+            return jnp.reshape(x, (B * C, *shape_of(x)[2:]))
+
+        if labels is not None:
+            _check_labels(self, labels, B, T, num_choices=C)
+        outputs = self.roberta(
+            flat(input_ids, "input_ids"), flat(attention_mask, "attention_mask"),
+            flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
+            flat(inputs_embeds, "inputs_embeds"),
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            deterministic=deterministic,
+        )
+        pooled = self.dropout(outputs.pooler_output, deterministic=deterministic)
+        logits = self.classifier(pooled).reshape(B, C)  # (B, C)
+        out = MultipleChoiceModelOutput(
+            loss=None if labels is None else multiple_choice_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
+    """A label per token (named entities, parts of speech): logits (B, T, L)."""
+
+    head = "token_classification"
+
+    def __init__(
+        self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
+        attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+    ):
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        self.num_labels = config.num_labels
+        rngs = _rngs(rngs)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
+        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.classifier = _dense(config, config.hidden_size, config.num_labels, **kw)
+
+    def __call__(
+        self,
+        input_ids: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        position_ids: Optional[jax.Array] = None,
+        head_mask: Optional[jax.Array] = None,
+        inputs_embeds: Optional[jax.Array] = None,
+        labels: Optional[jax.Array] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: Optional[bool] = None,
+    ) -> TokenClassifierOutput | tuple:
+        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces)."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        deterministic = self._deterministic(deterministic)
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            deterministic=deterministic,
+        )
+        if labels is not None:
+            _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
+        logits = self.classifier(self.dropout(outputs.last_hidden_state, deterministic=deterministic))
+        out = TokenClassifierOutput(
+            loss=None if labels is None else token_classification_loss(logits, labels),
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()
+
+
+class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
+    """Extractive question answering: a start and an end score per token, (B, T) each."""
+
+    head = "question_answering"
+
+    def __init__(
+        self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
+        attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+    ):
+        super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.qa_outputs = _dense(config, config.hidden_size, 2, **kw)
+
+    def __call__(
+        self,
+        input_ids: Optional[jax.Array] = None,
+        attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
+        position_ids: Optional[jax.Array] = None,
+        head_mask: Optional[jax.Array] = None,
+        inputs_embeds: Optional[jax.Array] = None,
+        start_positions: Optional[jax.Array] = None,
+        end_positions: Optional[jax.Array] = None,
+        output_attentions: Optional[bool] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        deterministic: Optional[bool] = None,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        """start_positions, end_positions (B,): token indices of the answer span; both or neither."""
+        return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if (start_positions is None) != (end_positions is None):
+            raise ValueError("give start_positions and end_positions together, or neither")
+        outputs = self.roberta(
+            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            deterministic=self._deterministic(deterministic),
+        )
+        if start_positions is not None:
+            for positions in (start_positions, end_positions):
+                _check_labels(self, positions, *outputs.last_hidden_state.shape[:2])
+        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        start_logits, end_logits = logits[..., 0], logits[..., 1]
+        loss = None
+        if start_positions is not None:
+            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
+        out = QuestionAnsweringModelOutput(
+            loss=loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return out if return_dict else out.to_tuple()

@@ -1,0 +1,147 @@
+"""Training: gradients through the functional API (nnx.split + jax.grad) equal PyTorch's, are
+unchanged by gradient checkpointing (nnx.remat) and by sharding the model data- and
+tensor-parallel over a mesh; an optax train step with dropout learns."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from roberta_flax.convert import to_canonical
+from tests.helpers import REPO, assert_close, padded_batch, tiny_config
+from tests.roberta_flax.common import CLASSES, build
+
+# One layer shows every property and halves the compile time; every dimension the mesh's
+# 'model' axis splits (vocabulary 100, heads 4, MLP 40) divides by 2, the batch of 4 by 4.
+CONFIG = dict(num_hidden_layers=1, intermediate_size=40)
+LENGTHS = (7, 5, 2, 6)
+
+
+def batch(config):
+    ids, mask = padded_batch(config, lengths=LENGTHS)
+    labels = np.where(np.random.default_rng(3).random(ids.shape) < 0.5, ids, -100)
+    return dict(input_ids=ids, attention_mask=mask, labels=labels)
+
+
+def loss_logits_grads(model, inputs):
+    """(loss, logits, gradients as a canonical dict) by jax.grad over the parameter state."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(params):
+        out = nnx.merge(graphdef, params, rest)(**inputs)
+        return out.loss, out.logits
+
+    (value, logits), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+    return float(value), np.asarray(logits), to_canonical(nnx.merge(graphdef, grads, rest))
+
+
+@pytest.fixture(scope="module")
+def plain():
+    config = tiny_config(**CONFIG)
+    model, state = build("masked_lm", config)
+    inputs = batch(config)
+    return model, state, inputs, loss_logits_grads(model, inputs)
+
+
+def test_remat_gradients_equal_plain_gradients(plain):
+    model, _, inputs, (loss, _, grads) = plain
+    remat, _ = build("masked_lm", model.config)
+    remat.gradient_checkpointing_enable()
+    graphdef, params, rest = nnx.split(remat, nnx.Param, ...)
+    jaxpr = str(jax.make_jaxpr(lambda p: nnx.merge(graphdef, p, rest)(**inputs).loss)(params))
+    assert jaxpr.count("remat") >= model.config.num_hidden_layers  # every layer is checkpointed
+    remat_loss, _, remat_grads = loss_logits_grads(remat, inputs)
+    assert remat_loss == pytest.approx(loss, abs=1e-6)
+    for key, g in grads.items():
+        assert_close(remat_grads[key], g, atol=1e-6, what=key)
+
+
+def test_gradients_match_pytorch(plain):
+    torch = pytest.importorskip("torch")
+    roberta_pt = pytest.importorskip("roberta_pt")
+    from roberta_pt.convert import from_canonical as pt_from_canonical
+
+    model, state, inputs, (loss, _, grads) = plain
+    pt_model = pt_from_canonical(roberta_pt.RobertaForMaskedLM(model.config), state).eval()
+    pt_loss = pt_model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).loss
+    pt_loss.backward()
+    assert loss == pytest.approx(pt_loss.item(), abs=1e-5)
+    pt_grads = dict(pt_model.named_parameters())
+    for key, g in grads.items():
+        assert_close(g, pt_grads[key].grad.numpy(), atol=1e-5, what=key)
+
+
+SHARDED = r'''
+import sys
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from roberta_flax import FlaxRobertaForMaskedLM
+from roberta_flax.convert import from_canonical
+from tests.helpers import assert_close, tiny_config
+from tests.roberta_flax.test_training import CONFIG, loss_logits_grads
+
+assert len(jax.devices()) == 8, jax.devices()
+given = np.load(sys.argv[1])
+state = {k[6:]: given[k] for k in given if k.startswith("state:")}
+mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("data", "model"))
+model = from_canonical(FlaxRobertaForMaskedLM(tiny_config(**CONFIG)), state).shard(mesh)
+layer = model.roberta.encoder.layer[0]
+assert layer.attention.self.query.kernel[...].sharding.spec == P(None, "model")  # heads split
+assert layer.output.dense.kernel[...].sharding.spec == P("model", None)  # MLP split
+assert model.roberta.embeddings.word_embeddings.embedding[...].sharding.spec == P("model", None)  # vocabulary split
+data = NamedSharding(mesh, P("data"))  # the batch split
+inputs = {k: jax.device_put(given[k], data) for k in ("input_ids", "attention_mask", "labels")}
+loss, logits, grads = loss_logits_grads(model, inputs)
+assert_close(loss, given["loss"], atol=1e-6, what="loss")
+assert_close(logits, given["logits"], atol=1e-5, what="logits")
+for key, g in grads.items():
+    assert_close(g, given["grad:" + key], atol=1e-6, what=key)
+print("sharded equals single-device")
+'''
+
+
+def test_sharded_forward_and_gradients_equal_single_device(plain, tmp_path):
+    """On a 4 x 2 mesh of simulated CPU devices (a subprocess: JAX fixes the device count when
+    it starts), the sharded model's loss, logits and gradients equal this process's."""
+    _, state, inputs, (loss, logits, grads) = plain
+    given = tmp_path / "single_device.npz"
+    np.savez(
+        given, loss=loss, logits=logits, **inputs,
+        **{f"state:{k}": v for k, v in state.items()}, **{f"grad:{k}": v for k, v in grads.items()},
+    )
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED, str(given)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "sharded equals single-device" in done.stdout
+
+
+def test_optax_train_step_with_dropout_learns():
+    config = tiny_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, **CONFIG)
+    # rbg keys: dropout's random bits compile faster on CPU than threefry's.
+    model = CLASSES["masked_lm"](config, rngs=nnx.Rngs(jax.random.key(0, impl="rbg")))
+    model.train()
+    optimizer = nnx.Optimizer(model, optax.adamw(1e-2), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(model, optimizer, inputs):
+        loss, grads = nnx.value_and_grad(lambda m: m(**inputs).loss)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    inputs = batch(config)
+    drawn = int(model.roberta.embeddings.dropout.rngs.count[...])
+    losses = [float(step(model, optimizer, inputs)) for _ in range(12)]
+    assert int(model.roberta.embeddings.dropout.rngs.count[...]) == drawn + 12  # dropout drew a mask each step
+    assert losses[-1] < 0.5 * losses[0], losses
