@@ -15,6 +15,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q "torch==2.13.0"
 	$(PY) -m pip install -q -e ".[all,dev]"
+	$(PY) -m pip install -q --no-deps "sapiens==1.0.5"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -44,6 +45,10 @@ $(BENCH_STAMP):
 	touch $(BENCH_STAMP)
 
 bench-env: $(BENCH_STAMP)
+
+# The benchmarks against the reference (benchmarks/run.py; benchmarks/RESULTS.md has the tables).
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

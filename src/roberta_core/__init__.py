@@ -11,7 +11,7 @@ _LAZY = {
     "RobertaTokenizerFast": ("tokenization_fast", "RobertaTokenizerFast"),
     "BatchEncoding": ("tokenization_base", "BatchEncoding"),
     "AddedToken": ("tokenization_base", "AddedToken"),
-    "convert": ("convert", "convert"),
+    "convert": ("conversion", "convert"),
 }
 
 __all__ = ["RobertaConfig", "PRESETS", *_LAZY]

@@ -895,8 +895,8 @@ def _flatten(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str,
     if isinstance(tree, dict) and _FLAX_CHUNKED in tree:
         yield path, _unchunk(tree)
     elif isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _flatten(v, path + (str(k),))
+        for k in list(tree):  # popped, so a converter never holds a leaf twice (here and transposed)
+            yield from _flatten(tree.pop(k), path + (str(k),))
     elif isinstance(tree, np.ndarray):
         yield path, tree
     else:
@@ -973,8 +973,23 @@ def _pack_tree(packer, tree: dict, out) -> None:
             shape = {str(i): n for i, n in enumerate(value.shape)}
             _pack_tree(packer, {_FLAX_CHUNKED: True, "shape": shape, "chunks": chunks}, out)
         else:
-            payload = msgpack.packb((value.shape, value.dtype.name, value.tobytes("C")), use_bin_type=True)
-            out.write(packer.pack(msgpack.ExtType(_MSGPACK_NDARRAY, payload)))
+            _pack_ndarray(packer, value, out)
+
+
+def _pack_ndarray(packer, value: np.ndarray, out) -> None:
+    """Flax's ndarray extension `packb((shape, dtype name, bytes))`, byte for byte as msgpack writes
+    it; a large array's bytes go from its buffer to the file, not through two payload copies."""
+    import msgpack
+
+    if value.nbytes < 2**16:
+        payload = msgpack.packb((value.shape, value.dtype.name, value.tobytes("C")), use_bin_type=True)
+        out.write(packer.pack(msgpack.ExtType(_MSGPACK_NDARRAY, payload)))
+        return
+    # array of 3, shape, dtype name, bin 32 header; all inside an ext 32 record
+    head = packer.pack_array_header(3) + packer.pack(list(value.shape)) + packer.pack(value.dtype.name)
+    head += b"\xc6" + struct.pack(">I", value.nbytes)
+    out.write(b"\xc9" + struct.pack(">Ib", len(head) + value.nbytes, _MSGPACK_NDARRAY) + head)
+    out.write(memoryview(np.ascontiguousarray(value).reshape(-1).view(np.uint8)))
 
 
 def write_flax_msgpack(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:

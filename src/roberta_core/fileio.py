@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_path", "atomic_write_text", "current_umask", "fsync_dir"]
 
 
 @contextlib.contextmanager
@@ -22,6 +22,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
+        # mkstemp makes the file private (0600); a checkpoint gets the usual permissions.
+        os.chmod(tmp, 0o666 & ~current_umask())
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -29,6 +31,13 @@ def atomic_path(target: Path) -> Iterator[Path]:
         fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is put back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(target: Path, text: str) -> None:

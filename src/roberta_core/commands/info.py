@@ -1,0 +1,121 @@
+"""`roberta info CKPT`: what a checkpoint is — config summary, parameter count, the heads its
+weights serve, the weight formats and tokenizer files present. NumPy only."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+
+from .. import checkpoint, weights
+from ..config import CONFIG_NAME, RobertaConfig
+from . import print_json
+
+__all__ = ["info", "add_arguments", "run"]
+
+_FORMAT_OF = (
+    (re.compile(r"model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json"), "safetensors"),
+    (re.compile(r"pytorch_model(-\d+-of-\d+)?\.bin|pytorch_model\.bin\.index\.json"), "bin"),
+    (re.compile(r"tf_model(-\d+-of-\d+)?\.h5|tf_model\.h5\.index\.json"), "h5"),
+    (re.compile(r"flax_model(-\d+-of-\d+)?\.msgpack|flax_model\.msgpack\.index\.json"), "msgpack"),
+)
+
+
+def _formats(path: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for file in sorted(path.iterdir()):
+        for pattern, name in _FORMAT_OF:
+            if file.is_file() and pattern.fullmatch(file.name):
+                found.setdefault(name, []).append(file.name)
+    return found
+
+
+def _tokenizer(path: Path) -> str | None:
+    if (path / "tokenizer.json").is_file():
+        try:
+            model = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+            return f"tokenizer.json ({model['type']}, {len(model.get('vocab') or {})} entries)"
+        except (ValueError, KeyError, TypeError):
+            return "tokenizer.json (unreadable)"
+    if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+        try:
+            size = len(json.loads((path / "vocab.json").read_text(encoding="utf-8")))
+        except ValueError:
+            return "vocab.json + merges.txt (vocab.json unreadable)"
+        return f"vocab.json + merges.txt (byte-level BPE, {size} entries)"
+    return None
+
+
+def info(path: str | os.PathLike) -> dict:
+    """A summary of the checkpoint directory `path` (reads the preferred weights file, one tensor at a time)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such checkpoint directory")
+    if not (path / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint: it has no {CONFIG_NAME}")
+    config = RobertaConfig.from_pretrained(path)
+    weights_file = checkpoint.find_weights_file(path)
+    shapes, dtypes = {}, {}
+    for key, array in checkpoint.iter_state_dict(weights_file):
+        shapes[key] = tuple(array.shape)
+        dtypes[array.dtype.name] = dtypes.get(array.dtype.name, 0) + array.size
+    try:
+        head = weights.head_for_architecture(config.architectures[0]) if config.architectures else None
+    except ValueError:
+        head = None
+    plan = weights.plan_load(config, head, shapes) if head is not None else None
+    parameters = sum(
+        math.prod(s) for k, s in shapes.items()
+        if not (k in weights.TIED and weights.TIED[k] in shapes) and not k.endswith(("position_ids", "token_type_ids"))
+    )
+    return {
+        "path": str(path),
+        "architecture": config.architectures[0] if config.architectures else None,
+        "config": {k: getattr(config, k) for k in (
+            "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "hidden_act",
+            "vocab_size", "max_position_embeddings", "type_vocab_size", "position_embedding_type", "is_decoder",
+            "layer_norm_eps")},
+        "max_sequence_length": config.max_sequence_length,
+        "labels": {str(i): v for i, v in config.id2label.items()} if any(k.startswith("classifier.") for k in shapes) else None,
+        "parameters": parameters,
+        "dtypes": dtypes,
+        "heads": weights.heads_served(config, shapes),
+        "weights_read": weights_file.name,
+        "formats": _formats(path),
+        "tokenizer": _tokenizer(path),
+        "problems": plan.report().splitlines() if plan is not None else [],
+    }
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint directory")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args) -> int:
+    result = info(args.checkpoint)
+    if args.json:
+        print_json(result)
+        return 0
+    c = result["config"]
+    print(f"checkpoint   {result['path']}")
+    print(f"architecture {result['architecture'] or 'not recorded'}")
+    print(
+        f"config       {c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_attention_heads']} heads, "
+        f"intermediate {c['intermediate_size']} ({c['hidden_act']}), vocab {c['vocab_size']}, "
+        f"{c['max_position_embeddings']} positions (sequences up to {result['max_sequence_length']} tokens), "
+        f"{c['type_vocab_size']} token type(s), {c['position_embedding_type']} positions"
+        + (", decoder" if c["is_decoder"] else "")
+    )
+    if result["labels"]:
+        print(f"labels       {', '.join(f'{i}: {v}' for i, v in result['labels'].items())}")
+    dtypes = ", ".join(f"{name} {n:,}" for name, n in result["dtypes"].items())
+    print(f"parameters   {result['parameters']:,} ({dtypes})")
+    print(f"heads        {', '.join(result['heads']) or 'none complete'}")
+    print(f"formats      {'; '.join(f'{k}: ' + ', '.join(v) for k, v in result['formats'].items())} (read {result['weights_read']})")
+    print(f"tokenizer    {result['tokenizer'] or 'none (no tokenizer.json, vocab.json + merges.txt)'}")
+    for line in result["problems"]:
+        print(f"note         {line}")
+    return 0

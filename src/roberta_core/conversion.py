@@ -1,0 +1,556 @@
+"""Convert a checkpoint directory between the four weight formats, or import a fairseq one.
+
+    roberta_core.convert("ckpt", "ckpt-tf", to="h5")             # Python
+    roberta convert ckpt ckpt-tf --to h5                          # shell
+
+The weights go through the canonical NumPy dict (`roberta_core.checkpoint` reads one tensor at a
+time and each writer holds at most one more copy), so a conversion needs NumPy only and about two
+copies of the weights in memory. `config.json` and the tokenizer files are copied beside them.
+
+The result is built in a temporary folder beside DST and renamed into place when complete (and,
+if asked, verified): a failure — bad input, a full or read-only disk, a failed check — leaves no
+partial checkpoint, and an existing DST is replaced only under `overwrite`, never lost before its
+replacement is in place. Verification (`verify`) re-reads the written weights and compares them
+bit for bit, then runs a probe batch through every head the checkpoint serves in the source's
+framework and the result's (PyTorch for safetensors/bin, TensorFlow for h5, Flax for msgpack; the
+float64 NumPy reference for a fairseq source) and reports the worst difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import ml_dtypes
+import numpy as np
+
+from . import checkpoint, runtime, weights
+from .fileio import current_umask
+from .config import CONFIG_NAME, RobertaConfig
+
+__all__ = ["convert", "Conversion", "Check", "FORMATS", "SOURCES", "DTYPES", "add_arguments", "run"]
+
+FORMATS = tuple(checkpoint.FORMATS)  # safetensors, bin, h5, msgpack
+SOURCES = FORMATS + ("fairseq",)
+DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat16), "float16": np.dtype(np.float16)}
+# The framework each format belongs to, where verification loads it.
+NATIVE_BACKEND = {"safetensors": "pt", "bin": "pt", "h5": "tf", "msgpack": "flax"}
+
+# Every weights file of any format, sharded or not: never copied along as a "tokenizer file".
+_WEIGHTS_FILE = re.compile(
+    r"(model|pytorch_model|tf_model|flax_model)(-\d+-of-\d+)?\.(safetensors|bin|h5|msgpack)(\.index\.json)?"
+)
+_PROGRESS_AFTER_S = 1.0  # the bar appears only for conversions that take longer than this
+
+
+@dataclass
+class Check:
+    """One verification result: `what` was compared, worst absolute and relative difference."""
+
+    what: str
+    max_abs: float
+    rel: float
+    bar: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rel <= self.bar
+
+    def __str__(self) -> str:
+        return f"{self.what}: max |diff| {self.max_abs:.3g}, relative {self.rel:.3g} (bar {self.bar:g})"
+
+
+@dataclass
+class Conversion:
+    """What `convert` wrote: the checkpoint folder, its weight format, the files in it, the
+    number of parameters, and the verification results (None when not verified)."""
+
+    path: Path
+    format: str
+    files: list[str]
+    parameters: int
+    checks: list[Check] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- the source
+
+
+@dataclass
+class _Source:
+    """A checkpoint to convert: where its weights are, its config, the files that travel along."""
+
+    path: Path
+    format: str  # one of SOURCES
+    weights: Path | None  # the weights file (None for fairseq: imported in memory)
+    config: RobertaConfig
+    config_text: str | None  # config.json as found (copied verbatim unless the dtype changes)
+    extra_files: dict[str, Path | str]  # name -> file to copy, or text to write
+
+
+def _open_source(src: Path, from_format: str | None, fairseq_options: dict[str, Any]) -> tuple[_Source, Any]:
+    """Find and check the source; returns it and, for fairseq, the import (config + arrays)."""
+    if from_format == "fairseq":
+        from . import fairseq
+
+        imported = fairseq.import_checkpoint(src, **fairseq_options)
+        source = _Source(src, "fairseq", None, imported.config, None, dict(imported.tokenizer_files))
+        return source, imported
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such checkpoint directory")
+    if not src.is_dir():
+        hint = " (a fairseq checkpoint? pass --from fairseq)" if src.suffix in (".pt", ".pth") else ""
+        raise NotADirectoryError(
+            f"{src} is a file; SRC must be a checkpoint directory (config.json + weights){hint}"
+        )
+    if from_format is None:
+        try:
+            weights_file = checkpoint.find_weights_file(src)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{src} is not a checkpoint: it holds none of {', '.join(checkpoint.WEIGHTS_FILES)}"
+                + (" (a fairseq checkpoint? pass --from fairseq)" if any(src.glob("*.pt")) else "")
+            ) from None
+    else:
+        weights_file = src / checkpoint.FORMATS[from_format]
+        if from_format == "safetensors" and not weights_file.is_file():
+            weights_file = src / checkpoint.SAFETENSORS_INDEX
+        if not weights_file.is_file():
+            raise FileNotFoundError(f"{src}: --from {from_format} but there is no {checkpoint.FORMATS[from_format]}")
+    if not (src / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{src} is not a checkpoint: it has weights but no {CONFIG_NAME}")
+    config = RobertaConfig.from_json_file(src / CONFIG_NAME)
+    fmt = next(f for f, name in checkpoint.FORMATS.items() if name == weights_file.name.replace(".index.json", ""))
+    extra = {
+        p.name: p for p in sorted(src.iterdir())
+        if p.is_file() and p.name != CONFIG_NAME and not p.name.startswith(".") and not _WEIGHTS_FILE.fullmatch(p.name)
+    }
+    source = _Source(src, fmt, weights_file, config, (src / CONFIG_NAME).read_text(encoding="utf-8"), extra)
+    return source, None
+
+
+def _read_weights(source: _Source, imported: Any, dtype: np.dtype | None, bar) -> tuple[dict[str, np.ndarray], bool]:
+    """The canonical arrays of the source, cast to `dtype` one tensor at a time (floats only),
+    and whether the source or the result holds half-precision floats."""
+    items: Iterator[tuple[str, np.ndarray]]
+    if imported is not None:  # taken out one by one, so a cast never keeps the original alive
+        items = ((key, imported.state.pop(key)) for key in list(imported.state))
+    else:
+        items = checkpoint.iter_state_dict(source.weights)
+    state: dict[str, np.ndarray] = {}
+    half = dtype in (DTYPES["bfloat16"], DTYPES["float16"])
+    for key, array in items:
+        half = half or array.dtype in (DTYPES["bfloat16"], DTYPES["float16"])
+        if dtype is not None and array.dtype != dtype and (array.dtype.kind == "f" or array.dtype.name == "bfloat16"):
+            array = array.astype(dtype)
+        state[key] = array
+        bar.update(array.nbytes)
+    return state, half
+
+
+def _check_weights(source: _Source, state: dict[str, np.ndarray]) -> str:
+    """The head the weights belong to; raises when they are no RoBERTa's or do not fit the config."""
+    config = source.config
+    try:
+        head = weights.head_for_architecture((config.architectures or [])[0])
+    except (IndexError, ValueError):
+        head = weights.head_for_architecture(checkpoint._guess_architecture(state))
+    plan = weights.plan_load(config, head, {k: v.shape for k, v in state.items()})
+    if plan.unknown:
+        raise ValueError(
+            f"{source.weights or source.path} is not a RoBERTa checkpoint: no RoBERTa head owns "
+            f"{', '.join(plan.unknown[:8])}{' ...' if len(plan.unknown) > 8 else ''}"
+        )
+    if plan.mismatched:
+        shown = ", ".join(f"{k} {s} != {e}" for k, s, e in plan.mismatched[:4])
+        raise ValueError(f"{source.path}: weights do not fit its {CONFIG_NAME}: {shown}")
+    return head
+
+
+# ---------------------------------------------------------------------------- the destination
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    return (path / CONFIG_NAME).is_file() or any(_WEIGHTS_FILE.fullmatch(p.name) for p in path.iterdir())
+
+
+def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
+    if not dst.exists() and not dst.is_symlink():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{dst} exists; pass overwrite=True (--overwrite) to replace it")
+    if dst.is_symlink() or not dst.is_dir():
+        raise FileExistsError(f"{dst} exists and is not a checkpoint directory; refusing to replace it")
+    if not _looks_like_checkpoint(dst):
+        raise FileExistsError(
+            f"{dst} is a directory but not a checkpoint (no {CONFIG_NAME}, no weights); refusing to replace it"
+        )
+    if dst.resolve() in src.resolve().parents:
+        raise ValueError(f"{src} lies inside {dst}; replacing {dst} would delete the source")
+
+
+@contextlib.contextmanager
+def _staging(dst: Path) -> Iterator[Path]:
+    """A fresh folder beside `dst` (same file system, so the final rename is atomic), removed with
+    everything in it unless the caller moved it into place. Parent folders created for it are
+    removed again on failure."""
+    created = []
+    parent = dst.parent
+    while not parent.exists():
+        created.append(parent)
+        parent = parent.parent
+    try:
+        for folder in reversed(created):
+            folder.mkdir()
+        staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".converting", dir=dst.parent))
+    except BaseException:
+        _remove_empty(created)
+        raise
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
+        raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _finish_files(folder: Path) -> None:
+    """Flush every file to disk and give the folder and its files the permissions a plain
+    `mkdir`/`open` would (temporary files are created private)."""
+    umask = current_umask()
+    for path in folder.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(path, 0o666 & ~umask)
+    os.chmod(folder, 0o777 & ~umask)
+    checkpoint._fsync_dir(folder)
+
+
+def _install(staging: Path, dst: Path) -> None:
+    """Move the finished `staging` folder to `dst`. An existing `dst` is first renamed aside and
+    deleted only once the new one is in place; if the swap fails it is put back."""
+    if not dst.exists():
+        os.rename(staging, dst)
+        checkpoint._fsync_dir(dst.parent)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".replaced", dir=dst.parent))
+    os.rmdir(old)
+    os.rename(dst, old)
+    try:
+        os.rename(staging, dst)
+    except BaseException:
+        os.rename(old, dst)
+        raise
+    checkpoint._fsync_dir(dst.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+def _probe_inputs(config: RobertaConfig, head: str) -> dict[str, np.ndarray]:
+    """Two sequences, the second padded, of ordinary (non-special) ids: (B, T), or (B, 2, T) for
+    multiple choice."""
+    rng = np.random.default_rng(0)
+    T = min(12, config.max_sequence_length)
+    low = min(4, config.vocab_size - 1)
+    ids = rng.integers(low, config.vocab_size, size=(2, T))
+    ids[:, 0] = config.bos_token_id if config.bos_token_id is not None else ids[:, 0]
+    mask = np.ones_like(ids)
+    if config.pad_token_id is not None and T > 3:
+        ids[1, T - 3:] = config.pad_token_id
+        mask[1, T - 3:] = 0
+    if head == "multiple_choice":
+        ids, mask = np.stack([ids, ids[::-1]], axis=1), np.stack([mask, mask[::-1]], axis=1)
+    return {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)}
+
+
+_MAIN_OUTPUTS = ("logits", "start_logits", "end_logits", "last_hidden_state", "pooler_output")
+
+
+def _compare(what: str, got: dict[str, Any], ref: dict[str, Any], bar: float) -> Check:
+    fields = [k for k in _MAIN_OUTPUTS if k in ref]
+    missing = [k for k in fields if k not in got]
+    if missing:
+        raise ValueError(f"{what}: the result gives no {', '.join(missing)}")
+    g = np.concatenate([np.asarray(got[k], np.float64).ravel() for k in fields])
+    r = np.concatenate([np.asarray(ref[k], np.float64).ravel() for k in fields])
+    diff = np.abs(g - r)
+    norm = float(np.linalg.norm(r)) or 1.0
+    return Check(what, float(diff.max()) if diff.size else 0.0, float(np.linalg.norm(g - r)) / norm, bar)
+
+
+def _verify_models(source: _Source, imported_state, result: Path, to: str, heads: list[str], bar: float, log) -> list[Check]:
+    src_backend = NATIVE_BACKEND.get(source.format, "reference")
+    dst_backend = NATIVE_BACKEND[to]
+    if src_backend == "reference":
+        try:
+            from conformance.reference import forward
+        except ImportError:  # a source tree without the conformance package on the path
+            log("  model check skipped: the float64 reference (package `conformance`) is not importable")
+            return []
+    checks = []
+    for head in heads:
+        inputs = _probe_inputs(source.config, head)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unused-key reports (e.g. lm_head.* into a bare encoder)
+            if src_backend == "reference":
+                ref = forward(source.config, imported_state, head, **inputs)
+            else:
+                ref = runtime.run_model(src_backend, runtime.load_model(src_backend, head, source.path), inputs)
+            got = runtime.run_model(dst_backend, runtime.load_model(dst_backend, head, result), inputs)
+        check = _compare(f"{weights.HEADS[head]}: {src_backend} ({source.format}) vs {dst_backend} ({to})", got, ref, bar)
+        log(f"  {check}")
+        checks.append(check)
+    return checks
+
+
+def _verify_weights(state: dict[str, np.ndarray], result: Path) -> Check:
+    """Re-read the written weights; every array must equal what was written, bit for bit."""
+    seen = set()
+    for key, array in checkpoint.iter_state_dict(result):
+        seen.add(key)
+        want = state.get(key)
+        if want is None:
+            raise ValueError(f"verification: the written file holds {key!r}, which was not written")
+        if array.dtype != want.dtype or array.shape != want.shape or array.tobytes() != want.tobytes():
+            raise ValueError(f"verification: {key} reads back different from what was written")
+    # TF and Flax files store a tied alias once, as its source.
+    lost = [k for k in state if k not in seen and not (k in weights.TIED and weights.TIED[k] in state)]
+    if lost:
+        raise ValueError(f"verification: the written file lacks {', '.join(lost[:8])}")
+    return Check(f"weights ({len(seen)} arrays) read back", 0.0, 0.0, 0.0)
+
+
+def _verification_backends(source_format: str, to: str) -> list[str]:
+    """The backends a check of `source_format` -> `to` loads (a fairseq source is checked against the NumPy reference)."""
+    return sorted({NATIVE_BACKEND[f] for f in (source_format, to) if f in NATIVE_BACKEND})
+
+
+# ---------------------------------------------------------------------------- convert
+
+
+def _check_options(to, dtype, from_format, max_shard_size) -> np.dtype | None:
+    if to not in FORMATS:
+        raise ValueError(f"unknown target format {to!r}; choose one of {', '.join(FORMATS)}")
+    if from_format is not None and from_format not in SOURCES:
+        raise ValueError(f"unknown source format {from_format!r}; choose one of {', '.join(SOURCES)}")
+    if dtype is not None and str(dtype) not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    if max_shard_size is not None:
+        if to != "safetensors":
+            raise ValueError(f"max_shard_size applies to safetensors only, not to {to!r}")
+        checkpoint.parse_size(max_shard_size)
+    return None if dtype is None else DTYPES[str(dtype)]
+
+
+def convert(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    to: str = "safetensors",
+    dtype: str | None = None,
+    max_shard_size: int | str | None = None,
+    verify: bool | None = None,
+    overwrite: bool = False,
+    from_format: str | None = None,
+    classification_head: str | None = None,
+    gpt2_encoder: str | os.PathLike | None = None,
+    gpt2_merges: str | os.PathLike | None = None,
+    progress: bool | None = None,
+    log=None,
+) -> Conversion:
+    """Convert the checkpoint directory `src` into a new checkpoint directory `dst`.
+
+    to:             'safetensors' | 'bin' | 'h5' | 'msgpack'
+    dtype:          None (keep) | 'float32' | 'bfloat16' | 'float16' (floating arrays only)
+    max_shard_size: e.g. '2GB': split safetensors weights into shards of at most this size
+    verify:         True: check the result (needs the frameworks); None: check where they are
+                    installed; False: do not
+    overwrite:      replace an existing checkpoint at `dst` (only after the new one is complete)
+    from_format:    read this format of `src` ('safetensors', 'bin', 'h5', 'msgpack') where it
+                    holds several, or 'fairseq' to import `model.pt` + `dict.txt` (then
+                    `classification_head`, `gpt2_encoder`, `gpt2_merges` as in
+                    `roberta_core.fairseq.import_checkpoint`)
+    progress:       show a progress bar (None: on a terminal, for conversions that take a while)
+    log:            callable taking one line of text (default: stderr)
+    """
+    target_dtype = _check_options(to, dtype, from_format, max_shard_size)
+    log = log or (lambda line: print(line, file=sys.stderr))
+    src, dst = Path(src), Path(dst)
+    fairseq_options = {k: v for k, v in dict(
+        classification_head=classification_head, gpt2_encoder=gpt2_encoder, gpt2_merges=gpt2_merges).items() if v is not None}
+    if fairseq_options and from_format != "fairseq":
+        raise ValueError(f"{', '.join(fairseq_options)} apply to --from fairseq only")
+    _check_destination(src, dst, overwrite)
+    source, imported = _open_source(src, from_format, fairseq_options)
+    needed = _verification_backends(source.format, to)
+    missing = [b for b in needed if not runtime.available(b)]
+    if verify and missing:
+        raise ImportError(
+            f"verify=True needs the {', '.join(missing)} backend(s), which are not installed; "
+            f"install them (pip install 'roberta3[{','.join(runtime.BACKENDS[b][3] for b in missing)}]') or pass verify=False"
+        )
+    notes = []
+    if verify is None:
+        verify = not missing
+        if missing:
+            notes.append(f"not verified: the {', '.join(missing)} backend(s) are not installed")
+
+    total = sum(p.stat().st_size for p in _weight_files(source)) if source.weights else None
+    try:
+        with _staging(dst) as staging, _progress_bar(progress, total, f"{source.format} -> {to}") as bar:
+            state, half = _read_weights(source, imported, target_dtype, bar)
+            head = _check_weights(source, state)
+            _check_free_space(staging, state, source)
+            bar.set_description(f"writing {checkpoint.FORMATS[to]}")
+            try:
+                checkpoint.save_state_dict(state, staging, format=to, max_shard_size=max_shard_size, architecture=weights.HEADS[head])
+            except Exception as e:  # a library's own error type around a failed write (safetensors' SafetensorError)
+                code = re.search(r"os error (\d+)", str(e))
+                if code is None or isinstance(e, OSError):
+                    raise
+                raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from e
+            _write_config(source, staging / CONFIG_NAME, target_dtype)
+            for name, item in source.extra_files.items():
+                if isinstance(item, Path):
+                    shutil.copyfile(item, staging / name)
+                else:
+                    (staging / name).write_text(item, encoding="utf-8")
+            _finish_files(staging)
+            bar.close()
+            parameters = int(sum(v.size for k, v in state.items() if k not in weights.TIED))
+            checks = None
+            if verify:
+                log(f"verifying {dst.name} ...")
+                checks = [_verify_weights(state, staging)]
+                log(f"  {checks[0].what}: identical")
+                heads = _heads_to_probe(source.config, state)
+                reference_state = state if source.format == "fairseq" else None
+                del state  # the frameworks load their own copies
+                checks += _verify_models(source, reference_state, staging, to, heads, 2e-2 if half else 1e-5, log)
+                failed = [c for c in checks if not c.ok]
+                if failed:
+                    raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
+            files = sorted(p.name for p in staging.iterdir())
+            _install(staging, dst)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT):
+            raise type(e)(e.errno, f"cannot write {dst}: {e.strerror or e}; nothing was written, {src} is untouched") from e
+        raise
+    return Conversion(dst, to, files, parameters, checks, notes)
+
+
+def _check_free_space(folder: Path, state: dict[str, np.ndarray], source: _Source) -> None:
+    """Refuse up front when the weights cannot fit: some writers (HDF5) do not survive a full disk
+    gracefully, and nothing should be started that cannot finish."""
+    need = sum(v.nbytes for v in state.values()) + sum(
+        p.stat().st_size if isinstance(p, Path) else len(p) for p in source.extra_files.values()) + 2**20
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"No space left on device: the result needs about {need / 2**20:.1f} MiB, "
+                                    f"{free / 2**20:.1f} MiB are free")
+
+
+def _heads_to_probe(config: RobertaConfig, state: dict[str, np.ndarray]) -> list[str]:
+    """Every head whose parameters the weights hold; the causal LM only for a decoder config (it
+    shares the masked LM's parameters, and running an encoder causally checks nothing new)."""
+    return [h for h in weights.heads_served(config, state) if h != "causal_lm" or config.is_decoder]
+
+
+def _weight_files(source: _Source) -> list[Path]:
+    if source.weights.name == checkpoint.SAFETENSORS_INDEX:
+        index = json.loads(source.weights.read_text(encoding="utf-8")).get("weight_map", {})
+        return [source.path / name for name in sorted(set(index.values())) if (source.path / name).is_file()]
+    return [source.weights]
+
+
+def _write_config(source: _Source, target: Path, dtype: np.dtype | None) -> None:
+    """config.json as found (byte for byte) unless the dtype changes; then with its dtype fields updated."""
+    if source.config_text is not None and dtype is None:
+        target.write_text(source.config_text, encoding="utf-8")
+        return
+    data = json.loads(source.config_text) if source.config_text is not None else source.config.to_dict()
+    if dtype is not None:
+        data["dtype"] = dtype.name
+        if "torch_dtype" in data:
+            data["torch_dtype"] = dtype.name
+    target.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool | None, total: int | None, description: str):
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=total, desc=description, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+        delay=_PROGRESS_AFTER_S, disable=(not sys.stderr.isatty()) if enabled is None else not enabled,
+    )
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------- the subcommand
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("src", metavar="SRC", help="checkpoint directory (with --from fairseq: model.pt or its folder)")
+    parser.add_argument("dst", metavar="DST", help="new checkpoint directory (must not exist unless --overwrite)")
+    parser.add_argument("--to", choices=FORMATS, default="safetensors", help="weight format to write (default: safetensors)")
+    parser.add_argument("--from", dest="from_format", choices=SOURCES, default=None,
+                        help="format to read where SRC holds several; 'fairseq' imports model.pt + dict.txt")
+    parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="cast floating weights (default: keep)")
+    parser.add_argument("--max-shard-size", default=None, metavar="SIZE", help="split safetensors into shards, e.g. 2GB")
+    parser.add_argument("--verify", action="store_true", default=None,
+                        help="check the result in its framework against the source (default: where installed)")
+    parser.add_argument("--no-verify", dest="verify", action="store_false", default=None, help="do not check the result")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at DST")
+    parser.add_argument("--classification-head", default=None, metavar="NAME",
+                        help="fairseq: which classification head to import when there are several")
+    parser.add_argument("--gpt2-encoder", default=None, metavar="FILE", help="fairseq BPE models: GPT-2's encoder.json")
+    parser.add_argument("--gpt2-merges", default=None, metavar="FILE", help="fairseq BPE models: GPT-2's vocab.bpe")
+    parser.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
+                        help="no progress bar")
+
+
+def run(args) -> int:
+    try:
+        result = convert(
+            args.src, args.dst, to=args.to, dtype=args.dtype, max_shard_size=args.max_shard_size,
+            verify=args.verify, overwrite=args.overwrite, from_format=args.from_format,
+            classification_head=args.classification_head, gpt2_encoder=args.gpt2_encoder,
+            gpt2_merges=args.gpt2_merges, progress=args.progress,
+        )
+    except OSError as e:
+        if isinstance(e, (FileNotFoundError, FileExistsError, NotADirectoryError)):
+            raise
+        print(f"roberta convert: error: {e.strerror if e.strerror else e}", file=sys.stderr)
+        return 1
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    summary = f"wrote {result.path} ({result.format}, {result.parameters:,} parameters: {', '.join(result.files)})"
+    if result.checks:
+        models = result.checks[1:]
+        summary += "; verified: weights read back identical"
+        if models:
+            summary += f", outputs agree (worst relative difference {max(c.rel for c in models):.3g})"
+    print(summary)
+    return 0
