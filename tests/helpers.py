@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conformance import suite
 from roberta_core.config import RobertaConfig
-from roberta_core.weights import HEADS, parameter_shapes, tied_keys
+from roberta_core.weights import HEADS, tied_keys
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
@@ -21,23 +22,14 @@ ALL_HEADS = tuple(HEADS)
 
 def tiny_config(**overrides) -> RobertaConfig:
     """The `tiny` preset with dropout off (tests compare numbers), plus overrides."""
-    base = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    base.update(overrides)
-    return RobertaConfig.from_preset("tiny", **base)
+    return suite.tiny(overrides)
 
 
 def random_state(config: RobertaConfig, head: str, seed: int = 0, scale: float = 0.2) -> dict[str, np.ndarray]:
-    """Random float32 canonical weights for `head`: LayerNorm weights near 1, everything else
-    N(0, scale) — large enough that a wrong transposition or a missing term shows in the output."""
-    rng = np.random.default_rng(seed)
-    state = {}
-    for key, shape in parameter_shapes(config, head).items():
-        if ("LayerNorm" in key or "layer_norm" in key) and key.endswith(".weight"):
-            arr = 1.0 + 0.1 * rng.standard_normal(shape)
-        else:
-            arr = scale * rng.standard_normal(shape)
-        state[key] = arr.astype(np.float32)
-    return state
+    """Random float32 canonical weights for `head` (the conformance suite's draw): LayerNorm
+    weights near 1, everything else N(0, scale) — large enough that a wrong transposition or a
+    missing term shows in the output."""
+    return suite.random_state(config, head, seed, scale)
 
 
 def with_tied(config: RobertaConfig, head: str, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
