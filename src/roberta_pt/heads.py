@@ -35,7 +35,16 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from .modeling import RobertaModel, RobertaPreTrainedModel, check_values, shape_of
+from .modeling import (
+    Packing,
+    RobertaModel,
+    RobertaPreTrainedModel,
+    check_values,
+    packing_for,
+    repad,
+    shape_of,
+    unpad_rows,
+)
 
 __all__ = [
     "cross_entropy",
@@ -132,6 +141,14 @@ def _check_labels(head: str, config: RobertaConfig, labels: torch.Tensor, batch:
     return problem
 
 
+def _per_token(head: nn.Module, hidden: torch.Tensor, packing: Optional[Packing]) -> torch.Tensor:
+    """A token-level head on the states (B, T, H) -> (B, T, ...); under `unpad`, on the real
+    tokens only, zeros at padding (the LM decoder is a third of the model's work)."""
+    if packing is None:
+        return head(hidden)
+    return repad(head(unpad_rows(hidden, packing)), packing)
+
+
 # ---------------------------------------------------------------------------- head modules
 
 class RobertaLMHead(nn.Module):
@@ -218,19 +235,23 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
-        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore."""
+        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
+        RobertaModel; the logits at padding positions are then zeros (not computed)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
-            output_attentions, output_hidden_states, return_dict=True,
+            output_attentions, output_hidden_states, return_dict=True, unpad=unpad,
         )
         if labels is not None:
             _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
-        logits = self.lm_head(outputs.last_hidden_state)
+        # With a cache the mask also covers the cached positions: the head then runs on every row.
+        packing = packing_for(attention_mask, unpad and past_key_values is None)
+        logits = _per_token(self.lm_head, outputs.last_hidden_state, packing)
         out = CausalLMOutputWithCrossAttentions(
             loss=None if labels is None else causal_lm_loss(logits, labels),
             logits=logits,
@@ -348,19 +369,38 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
+        masked_positions_only: bool = False,
     ) -> MaskedLMOutput | tuple:
-        """labels (B, T): the original ids at masked positions, -100 elsewhere."""
+        """labels (B, T): the original ids at masked positions, -100 elsewhere.
+
+        `unpad`: see RobertaModel; the logits at padding positions are then zeros (not computed).
+        `masked_positions_only` (training, as fairseq): the LM head runs only where labels are not
+        -100, and `logits` are those rows, (M, V) in row-major order of the positions. The
+        decoder (H x V) is about a third of the forward's work, and MLM labels 15% of the tokens:
+        the loss and its gradients are the same, for much less work. Needs labels."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if masked_positions_only and labels is None:
+            raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             encoder_hidden_states, encoder_attention_mask,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         if labels is not None:
             _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
-        logits = self.lm_head(outputs.last_hidden_state)
+        hidden = outputs.last_hidden_state
+        if masked_positions_only:
+            # One host sync for the count of labelled positions; (M, H) -> (M, V).
+            rows = labels.reshape(-1).ne(IGNORE_INDEX).nonzero().squeeze(1)
+            logits = self.lm_head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows))
+            loss = cross_entropy(logits, labels.reshape(-1).index_select(0, rows))
+        else:
+            logits = _per_token(self.lm_head, hidden, packing_for(attention_mask, unpad))
+            loss = None if labels is None else masked_lm_loss(logits, labels)
         out = MaskedLMOutput(
-            loss=None if labels is None else masked_lm_loss(logits, labels),
+            loss=loss,
             logits=logits,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
@@ -394,12 +434,15 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
     ) -> SequenceClassifierOutput | tuple:
-        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label targets."""
+        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
+        targets. `unpad`: see RobertaModel (the `<s>` state is a real token's)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         problem = None
         if labels is not None:
@@ -439,10 +482,11 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
         labels (B,): the index of the right choice. (v4's argument order: token_type_ids
-        before attention_mask.)"""
+        before attention_mask.) `unpad`: see RobertaModel (choices are often short: it pays)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if input_ids is not None and input_ids.dim() != 3:
             raise ValueError(f"input_ids must have shape (batch, choices, length), got {tuple(input_ids.shape)}")
@@ -471,6 +515,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
             flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(B, C)  # (B, C)
         out = MultipleChoiceModelOutput(
@@ -508,16 +553,20 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
     ) -> TokenClassifierOutput | tuple:
-        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces)."""
+        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
+        see RobertaModel; the logits at padding positions are then zeros."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         if labels is not None:
             _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        logits = _per_token(lambda x: self.classifier(self.dropout(x)), outputs.last_hidden_state,
+                            packing_for(attention_mask, unpad))
         out = TokenClassifierOutput(
             loss=None if labels is None else token_classification_loss(logits, labels),
             logits=logits,
@@ -551,19 +600,27 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
     ) -> QuestionAnsweringModelOutput | tuple:
-        """start_positions, end_positions (B,): token indices of the answer span; both or neither."""
+        """start_positions, end_positions (B,): token indices of the answer span; both or neither.
+        `unpad`: see RobertaModel; padding positions then get the dtype's minimum as logits, so
+        that neither the loss nor an argmax sees them (v4 scores padding like any position, which
+        changes its loss a little; without padding the two agree)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         if start_positions is not None:
             for positions in (start_positions, end_positions):
                 _check_labels(self.head, self.config, positions, *outputs.last_hidden_state.shape[:2])
-        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        packing = packing_for(attention_mask, unpad)
+        logits = _per_token(self.qa_outputs, outputs.last_hidden_state, packing)  # (B, T, 2)
+        if packing is not None:
+            logits = logits.masked_fill(~packing.mask[..., None], torch.finfo(logits.dtype).min)
         start_logits, end_logits = logits[..., 0].contiguous(), logits[..., 1].contiguous()
         loss = None
         if start_positions is not None:

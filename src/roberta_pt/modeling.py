@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,11 @@ __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
     "RobertaEmbeddings",
+    "Packing",
+    "pack",
+    "unpad_rows",
+    "repad",
+    "packed_attention",
     "RobertaSelfAttention",
     "RobertaSelfOutput",
     "RobertaAttention",
@@ -43,6 +48,7 @@ __all__ = [
     "RobertaEncoder",
     "RobertaPooler",
     "RobertaPreTrainedModel",
+    "packing_for",
     "RobertaModel",
 ]
 
@@ -163,6 +169,17 @@ class RobertaEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
+    def position_ids(
+        self, input_ids: Optional[torch.Tensor], inputs_embeds: Optional[torch.Tensor], past_length: int = 0
+    ) -> torch.Tensor:
+        """Positions when none are given: (B, T) from the padding in the ids, or (1, T) counting
+        from the first position for embeddings (they do not say which tokens are padding)."""
+        if input_ids is not None:
+            return position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
+        T = inputs_embeds.shape[1]
+        start = self.padding_idx + 1 + past_length
+        return torch.arange(start, start + T, device=inputs_embeds.device)[None, :]  # (1, T)
+
     def forward(
         self,
         input_ids: Optional[torch.Tensor] = None,
@@ -172,13 +189,7 @@ class RobertaEmbeddings(nn.Module):
         past_length: int = 0,
     ) -> torch.Tensor:
         if position_ids is None:
-            if input_ids is not None:
-                position_ids = position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
-            else:
-                # Embeddings do not say which tokens are padding: count from the first position.
-                T = inputs_embeds.shape[1]
-                start = self.padding_idx + 1 + past_length
-                position_ids = torch.arange(start, start + T, device=inputs_embeds.device)[None, :]  # (1, T)
+            position_ids = self.position_ids(input_ids, inputs_embeds, past_length)
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
         if token_type_ids is None:
@@ -250,6 +261,104 @@ def eager_attention(
     return torch.matmul(probs, value), probs
 
 
+class Packing(NamedTuple):
+    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
+    unpadded forward computes on. `index` (N,): flat positions b * T + t of the real tokens, row
+    by row, in order; `lengths`: real tokens per row (Python ints); `cu_seqlens` (B + 1,) int32:
+    their running sum from 0; `mask` (B, T) bool: the attention mask."""
+
+    index: torch.Tensor
+    lengths: list[int]
+    cu_seqlens: torch.Tensor
+    mask: torch.Tensor
+
+
+def pack(attention_mask: torch.Tensor) -> Packing:
+    """The packing of a (B, T) attention mask (1 = real token). One host sync, for the lengths."""
+    mask = attention_mask.bool()
+    counts = mask.sum(dim=1)  # (B,)
+    cu_seqlens = F.pad(torch.cumsum(counts, dim=0, dtype=torch.int32), (1, 0))
+    return Packing(mask.reshape(-1).nonzero().squeeze(1), counts.tolist(), cu_seqlens, mask)
+
+
+def unpad_rows(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """(B, T, ...) -> (N, ...): the real tokens' rows, in order."""
+    return x.reshape(-1, *x.shape[2:]).index_select(0, packing.index)
+
+
+def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
+    of `unpad_rows`)."""
+    B, T = packing.mask.shape
+    out = x.new_zeros(B * T, *x.shape[1:]).index_copy(0, packing.index, x)
+    return out.view(B, T, *x.shape[1:])
+
+
+def _varlen_attn() -> Any:
+    """PyTorch's varlen flash attention (CUDA, half precision), where this PyTorch has it."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None
+    return varlen_attn
+
+
+def packed_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    packing: Packing,
+    *,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    strategy: Optional[str] = None,
+) -> torch.Tensor:
+    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
+    (1, h, N, D); no score is computed between two sequences or on padding.
+
+    Strategies (`strategy=None` picks): 'varlen', PyTorch's varlen flash kernel (CUDA, fp16/bf16,
+    no dropout, not causal); 'sequences', one fused attention per sequence (the CPU's choice: exact
+    work, and a few calls cost nothing next to the matmuls); 'padded', the sequences put back into
+    their padded rows for one masked call (the GPU's fallback: one kernel instead of B; it computes
+    the padded scores, a small part of the work, but no matmul on padding).
+    """
+    if strategy is None:
+        half = query.dtype in (torch.float16, torch.bfloat16)
+        if query.device.type != "cuda":
+            strategy = "sequences"
+        elif half and dropout_p == 0.0 and not is_causal and _varlen_attn() is not None:
+            strategy = "varlen"
+        else:
+            strategy = "padded"
+    if strategy == "varlen":
+        lengths = packing.cu_seqlens
+        longest = max(packing.lengths)
+        # The kernel takes (N, h, D), dense: the projections' layout before the head split.
+        q, k, v = (x[0].transpose(0, 1).contiguous() for x in (query, key, value))
+        context = _varlen_attn()(q, k, v, lengths, lengths, longest, longest)
+        return context.transpose(0, 1)[None]
+    if strategy == "sequences":
+        pieces = [
+            F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal).transpose(1, 2)
+            for q, k, v in zip(*(x.split(packing.lengths, dim=2) for x in (query, key, value)))
+        ]
+        # Joined as (1, N, h, D), the layout the output projection reads: one copy, not two.
+        return torch.cat(pieces, dim=1).transpose(1, 2)
+    # 'padded': (1, h, N, D) -> (B, h, T, D) and back; the mask is the padded forward's.
+    T = packing.mask.shape[1]
+
+    def to_rows(x: torch.Tensor) -> torch.Tensor:
+        return repad(x[0].transpose(0, 1), packing).transpose(1, 2)  # (B, h, T, D)
+
+    keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
+    if is_causal:
+        keep = keep & torch.ones(T, T, dtype=torch.bool, device=keep.device).tril()
+    context = F.scaled_dot_product_attention(
+        to_rows(query), to_rows(key), to_rows(value), attn_mask=_additive_mask(keep, query.dtype), dropout_p=dropout_p
+    )
+    return unpad_rows(context.transpose(1, 2), packing).transpose(0, 1)[None]  # (1, h, N, D)
+
+
 class RobertaSelfAttention(nn.Module):
     """Multi-head attention of a sequence over itself (or, as cross-attention, over the
     encoder's states), with an optional key/value cache and relative position scores.
@@ -268,6 +377,19 @@ class RobertaSelfAttention(nn.Module):
             # One vector per distance -(P-1) .. P-1, shared by all heads (Shaw et al.; Huang et al.).
             self.max_position_embeddings = config.max_position_embeddings
             self.distance_embedding = nn.Embedding(2 * config.max_position_embeddings - 1, self.head_dim)
+
+    def _self_projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query, key and value of a self-attention, (B, T, H) each. When gradients are recorded,
+        as one matmul with the three weights side by side: the backward pass then makes one input
+        gradient instead of three summed ones and one weight-gradient product instead of three,
+        which outweighs concatenating the (3H, H) weight each step. Without gradients the three
+        matmuls cost the same as one, and the copy would be pure loss. The parameters stay the
+        three v4 modules either way (checkpoints unchanged)."""
+        if not torch.is_grad_enabled():
+            return self.query(hidden_states), self.key(hidden_states), self.value(hidden_states)
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
+        return F.linear(hidden_states, weight, bias).chunk(3, dim=-1)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
@@ -296,23 +418,31 @@ class RobertaSelfAttention(nn.Module):
         output_attentions: bool = False,
         use_sdpa: bool = True,
         is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
-        (else None), and this call's (key, value) (B, h, S, D) for the cache."""
+        (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
+        states are a packed stream (1, N, H) and each sequence attends over itself only."""
         B, T, H = hidden_states.shape
-        query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
-        if encoder_hidden_states is not None and past_key_value is not None:
-            # Cross-attention: the encoder's keys and values were computed on the first step.
-            key, value = past_key_value
-        else:
-            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-            key = self._split_heads(self.key(source))  # (B, h, S, D)
-            value = self._split_heads(self.value(source))
-            if past_key_value is not None:
-                key = torch.cat([past_key_value[0], key], dim=2)
+        if encoder_hidden_states is None:
+            query, key, value = (self._split_heads(x) for x in self._self_projections(hidden_states))  # (B, h, T, D)
+            if past_key_value is not None:  # a decoder step: the cached positions come first
+                key = torch.cat([past_key_value[0], key], dim=2)  # (B, h, S, D)
                 value = torch.cat([past_key_value[1], value], dim=2)
+        else:
+            query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
+            if past_key_value is not None:
+                # Cross-attention: the encoder's keys and values were computed on the first step.
+                key, value = past_key_value
+            else:
+                key = self._split_heads(self.key(encoder_hidden_states))  # (B, h, S, D)
+                value = self._split_heads(self.value(encoder_hidden_states))
 
-        if use_sdpa:
+        if packing is not None:
+            dropout_p = self.dropout.p if self.training else 0.0
+            context = packed_attention(query, key, value, packing, dropout_p=dropout_p, is_causal=is_causal)
+            probs = None
+        elif use_sdpa:
             dropout_p = self.dropout.p if self.training else 0.0
             context = sdpa_attention(query, key, value, attention_mask, dropout_p=dropout_p, is_causal=is_causal)
             probs = None
@@ -364,10 +494,11 @@ class RobertaAttention(nn.Module):
         output_attentions: bool = False,
         use_sdpa: bool = True,
         is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         context, probs, present = self.self(
             hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
-            output_attentions, use_sdpa, is_causal,
+            output_attentions, use_sdpa, is_causal, packing,
         )
         return self.output(context, hidden_states), probs, present
 
@@ -430,12 +561,13 @@ class RobertaLayer(nn.Module):
         output_attentions: bool = False,
         use_sdpa: bool = True,
         is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
         with cross-attention) and the self/cross attention probabilities (None unless asked)."""
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_sdpa, is_causal
+            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_sdpa, is_causal, packing
         )
         cross_probs = None
         if encoder_hidden_states is not None:
@@ -474,6 +606,7 @@ class RobertaEncoder(nn.Module):
         output_hidden_states: bool = False,
         use_sdpa: bool = True,
         is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         checkpointing = self.gradient_checkpointing and self.training
         if checkpointing and use_cache:
@@ -490,7 +623,7 @@ class RobertaEncoder(nn.Module):
                 hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,
                 None if past_key_values is None else past_key_values[i],
-                output_attentions, use_sdpa, is_causal,
+                output_attentions, use_sdpa, is_causal, packing,
             )
             if checkpointing:
                 # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
@@ -784,6 +917,11 @@ def _nothing_masked(mask: Optional[torch.Tensor]) -> bool:
     return mask is None or (not torch.compiler.is_compiling() and bool(mask.all()))
 
 
+def packing_for(attention_mask: Optional[torch.Tensor], unpad: bool) -> Optional[Packing]:
+    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded."""
+    return pack(attention_mask) if unpad and not _nothing_masked(attention_mask) else None
+
+
 class RobertaModel(RobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
@@ -840,6 +978,23 @@ class RobertaModel(RobertaPreTrainedModel):
             )
         return shape[2]
 
+    def _packing(
+        self, attention_mask: Optional[torch.Tensor], use_sdpa: bool, past_key_values: Any, use_cache: bool,
+        encoder_hidden_states: Optional[torch.Tensor],
+    ) -> Optional[Packing]:
+        """The packing of an `unpad=True` forward; None when nothing is padded, or when the call
+        needs the padded layout (a cache, cross-attention, what only eager attention does)."""
+        packing = packing_for(attention_mask, True)
+        if packing is not None and (
+            not use_sdpa or past_key_values is not None or use_cache or encoder_hidden_states is not None
+        ):
+            _warn_once(
+                "unpad=True does not combine with a key/value cache, cross-attention, output_attentions, "
+                "head_mask or relative positions; such calls compute on the padded batch"
+            )
+            return None
+        return packing
+
     def _self_attention_mask(
         self,
         attention_mask: Optional[torch.Tensor],
@@ -884,10 +1039,18 @@ class RobertaModel(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        unpad: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
-        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values."""
+        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values.
+
+        `unpad=True` computes on the real tokens only: they are packed into one stream (1, N, H)
+        with their padded-batch positions, each sequence attends over itself, and the states are
+        put back into (B, T, H) at the end, zeros at padding positions (v4 computes values there
+        that nothing should read). The real positions get the same numbers as without it. It pays
+        when a good part of the batch is padding; calls that need the padded layout (a cache,
+        cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -915,11 +1078,28 @@ class RobertaModel(RobertaPreTrainedModel):
         if position_ids is not None:
             check_values("position_ids", position_ids, config.max_position_embeddings)
 
-        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+        use_sdpa = self._use_sdpa(output_attentions, head_mask)
+        packing = None
+        if unpad:
+            packing = self._packing(attention_mask, use_sdpa, past_key_values, use_cache, encoder_hidden_states)
+        if packing is None:
+            embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+        else:
+            # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
+            if position_ids is None:
+                position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
+
+            def real(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+                return None if x is None else unpad_rows(x.expand(B, T, *x.shape[2:]), packing)[None]
+
+            embedding_output = self.embeddings(real(input_ids), real(token_type_ids), real(position_ids),
+                                               real(inputs_embeds))
         dtype, device = embedding_output.dtype, embedding_output.device
 
-        use_sdpa = self._use_sdpa(output_attentions, head_mask)
-        mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_sdpa)
+        if packing is None:
+            mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_sdpa)
+        else:
+            mask, is_causal = None, config.is_decoder
         cross_mask = None
         if encoder_hidden_states is not None and not _nothing_masked(encoder_attention_mask):
             cross_mask = _additive_mask(encoder_attention_mask.bool()[:, None, None, :], dtype)  # (B, 1, 1, S)
@@ -940,7 +1120,12 @@ class RobertaModel(RobertaPreTrainedModel):
             output_hidden_states=output_hidden_states,
             use_sdpa=use_sdpa,
             is_causal=is_causal,
+            packing=packing,
         )
+        if packing is not None:
+            outputs.last_hidden_state = repad(outputs.last_hidden_state[0], packing)
+            if outputs.hidden_states is not None:
+                outputs.hidden_states = tuple(repad(h[0], packing) for h in outputs.hidden_states)
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()

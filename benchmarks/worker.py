@@ -1,0 +1,419 @@
+"""One benchmark process: load one model of one implementation in one framework, time the cases
+it is given, print one JSON line per case. Started by `benchmarks.run`, never imported by it.
+
+    python -m benchmarks.worker '<json spec>'
+
+The same file runs under our venv (`impl: ours` -> roberta_pt / roberta_tf / roberta_flax) and
+under the reference venv (`impl: ref` -> transformers), so it imports nothing of ours at module
+level, only NumPy; each framework is imported inside its own section. Inputs are made here from
+the seed with NumPy, so both sides see the same ids, masks and labels; the weights come from the
+same checkpoint directory.
+
+Spec: impl, framework (pt | tf | flax), mode (pt: eager | sdpa | compile; tf: eager | function |
+xla; flax: jit), dtype (fp32 | bf16), device (cpu | cuda), checkpoint (MaskedLM checkpoint dir),
+cls_checkpoint (sequence classification dir), warmup, repeats, and cases: a list of
+{name, task (mlm | cls | train | load | peak), lengths (real length per row), T, seed, mask_fraction,
+unpad, masked_only}. `unpad` and `masked_only` are our options (ignored for the reference).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+PAD, BOS, EOS, MASK = 1, 0, 2, 50264
+
+
+# ---------------------------------------------------------------------------- inputs
+
+def make_inputs(case: dict, vocab_size: int) -> dict:
+    """ids (B, T) right-padded with <pad>, each row `<s> ... </s>` of its length; mask (B, T);
+    for training, 15% of the real non-special tokens replaced by <mask> with labels, -100 elsewhere."""
+    rng = np.random.default_rng(case.get("seed", 0))
+    lengths, T = case["lengths"], case["T"]
+    B = len(lengths)
+    ids = np.full((B, T), PAD, dtype=np.int64)
+    mask = np.zeros((B, T), dtype=np.int64)
+    for b, n in enumerate(lengths):
+        ids[b, :n] = rng.integers(4, min(vocab_size, MASK), size=n)
+        ids[b, 0], ids[b, n - 1] = BOS, EOS
+        mask[b, :n] = 1
+    out = {"input_ids": ids, "attention_mask": mask}
+    if case["task"] == "train":
+        labels = np.full((B, T), -100, dtype=np.int64)
+        for b, n in enumerate(lengths):
+            inner = np.arange(1, n - 1)
+            chosen = rng.choice(inner, size=max(1, int(round(case.get("mask_fraction", 0.15) * len(inner)))), replace=False)
+            labels[b, chosen] = ids[b, chosen]
+            ids[b, chosen] = min(MASK, vocab_size - 1)
+        out["labels"] = labels
+    return out
+
+
+def fingerprint(logits: np.ndarray, mask: np.ndarray) -> list:
+    """A small, comparable slice of the outputs at real positions: per row, the first two and the
+    last real position, the first 16 logits. (Padding positions are not compared: unpadded
+    models do not compute them.)"""
+    if logits.ndim == 2:  # (B, L) classification
+        return logits.astype(np.float64).round(6).tolist()
+    rows = []
+    for b in range(logits.shape[0]):
+        n = int(mask[b].sum())
+        for t in sorted({0, 1, n - 1}):
+            rows.append(logits[b, t, :16].astype(np.float64).round(6).tolist())
+    return rows
+
+
+def timed(step, sync, warmup: int, repeats: int):
+    """Run `step` warmup + repeats times; seconds of each timed run and the last output."""
+    out = None
+    for _ in range(warmup):
+        out = step()
+        sync(out)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = step()
+        sync(out)
+        times.append(time.perf_counter() - start)
+    return times, out
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------- PyTorch
+
+def pt_library(impl: str):
+    if impl == "ours":
+        import roberta_pt as lib
+    else:
+        import transformers as lib
+        lib.logging.set_verbosity_error()
+    return lib
+
+
+def pt_loader(spec: dict, task: str):
+    """A function that loads the model for `task` (the library and class are imported now, so a
+    load measurement counts from_pretrained alone)."""
+    import torch
+
+    lib = pt_library(spec["impl"])
+    cls = getattr(lib, "RobertaForSequenceClassification" if task == "cls" else "RobertaForMaskedLM")
+    path = spec["cls_checkpoint"] if task == "cls" else spec["checkpoint"]
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[spec["dtype"]]
+    if task == "train":
+        dtype = torch.float32  # mixed precision trains float32 weights under autocast
+    kwargs = {"attn_implementation": "eager" if spec["mode"] == "eager" else "sdpa"}
+    if spec["impl"] == "ref" and int(lib.__version__.split(".")[0]) < 5:
+        kwargs["torch_dtype"] = dtype
+    else:
+        kwargs["dtype"] = dtype
+    return lambda: cls.from_pretrained(path, **kwargs).to(spec["device"])
+
+
+def pt_run(spec: dict) -> None:
+    import torch
+
+    device = torch.device(spec["device"])
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (DESIGN §5)
+        torch.backends.cudnn.allow_tf32 = False
+
+    def sync(_):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    models = {}
+    for case in spec["cases"]:
+        task = case["task"]
+        if task == "peak":
+            report(case, peak_pt(spec, case))
+            continue
+        if task == "load":
+            report(case, load_measure(pt_loader(spec, "load")))
+            continue
+        kind = "cls" if task == "cls" else "mlm"
+        if kind not in models:
+            models[kind] = pt_loader(spec, kind)()
+        model = models[kind]
+        vocab = model.config.vocab_size
+        inputs = {k: torch.from_numpy(v).to(device) for k, v in make_inputs(case, vocab).items()}
+        ours = spec["impl"] == "ours"
+        extra = {}
+        if ours and case.get("unpad"):
+            extra["unpad"] = True
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        if task == "train":
+            model.train()
+            if ours and case.get("masked_only"):
+                extra["masked_positions_only"] = True
+            forward = torch.compile(model) if spec["mode"] == "compile" else model
+            # The optimizer transformers' Trainer uses by default (fused AdamW), on both sides.
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01, fused=True)
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec["dtype"] == "bf16")
+
+            def step():
+                with autocast:
+                    loss = forward(**inputs, **extra).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                return loss
+
+            times, loss = timed(step, sync, spec["warmup"], spec["repeats"])
+            result = {"times": times, "loss": float(loss)}
+            del optimizer
+            models.pop(kind)  # trained weights are not the checkpoint's any more
+        else:
+            model.eval()
+            call = inputs if task == "cls" else {k: inputs[k] for k in ("input_ids", "attention_mask")}
+            forward = torch.compile(model) if spec["mode"] == "compile" else model
+
+            def step():
+                with torch.inference_mode():
+                    return forward(**call, **extra).logits
+
+            times, logits = timed(step, sync, spec["warmup"], spec["repeats"])
+            mask = make_inputs(case, vocab)["attention_mask"]
+            result = {"times": times, "fingerprint": fingerprint(logits.float().cpu().numpy(), mask)}
+        if device.type == "cuda":
+            result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        report(case, result)
+
+
+def peak_pt(spec: dict, case: dict) -> dict:
+    """This machine's matmul rate: the best of `repeats` n x n products in the spec's dtype."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[spec["dtype"]]
+    n = case.get("n", 2048)
+    a = torch.randn(n, n, device=spec["device"]).to(dtype)
+    b = torch.randn(n, n, device=spec["device"]).to(dtype)
+    sync = (lambda _: torch.cuda.synchronize()) if spec["device"] == "cuda" else (lambda _: None)
+    times, _ = timed(lambda: a @ b, sync, spec["warmup"], spec["repeats"])
+    return {"times": times, "gflops": 2 * n**3 / min(times) / 1e9}
+
+
+def load_measure(load) -> dict:
+    """from_pretrained's seconds and peak RSS above the process's baseline (framework imported)."""
+    baseline = peak_rss_mib()
+    start = time.perf_counter()
+    model = load()
+    seconds = time.perf_counter() - start
+    del model
+    return {"times": [seconds], "baseline_mib": baseline, "peak_mib": peak_rss_mib()}
+
+
+# ---------------------------------------------------------------------------- TensorFlow
+
+def tf_run(spec: dict) -> None:
+    if spec["impl"] == "ref":
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"  # transformers' TF classes are Keras 2 (tf-keras)
+    import tensorflow as tf
+
+    if spec["impl"] == "ours":
+        import keras
+
+        import roberta_tf as lib
+
+        AdamW = keras.optimizers.AdamW
+    else:
+        import tf_keras
+        import transformers as lib
+
+        lib.logging.set_verbosity_error()
+        AdamW = tf_keras.optimizers.AdamW
+
+    classes = {"cls": lib.TFRobertaForSequenceClassification, "mlm": lib.TFRobertaForMaskedLM}
+
+    def load(kind):
+        path = spec["cls_checkpoint"] if kind == "cls" else spec["checkpoint"]
+        if spec["impl"] == "ref":
+            # transformers 4.57.6's TF loader iterates a `safe_open` for PyTorch safetensors, which
+            # safetensors does not allow; its from_pt route reads the same file into a dict.
+            return classes[kind].from_pretrained(path, from_pt=True)
+        return classes[kind].from_pretrained(path)
+
+    def wrap(fn):
+        if spec["mode"] == "eager":
+            return fn
+        return tf.function(fn, jit_compile=spec["mode"] == "xla")
+
+    models = {}
+    for case in spec["cases"]:
+        task = case["task"]
+        if task == "load":
+            report(case, load_measure(lambda: load("mlm")))
+            continue
+        kind = "cls" if task == "cls" else "mlm"
+        if kind not in models:
+            models[kind] = load(kind)
+        model = models[kind]
+        arrays = make_inputs(case, model.config.vocab_size)
+        inputs = {k: tf.constant(v) for k, v in arrays.items()}
+        extra = {"unpad": True} if spec["impl"] == "ours" and case.get("unpad") else {}
+        if task == "train":
+            if spec["impl"] == "ours" and case.get("masked_only"):
+                extra["masked_positions_only"] = True
+            optimizer = AdamW(learning_rate=1e-5, weight_decay=0.01)
+
+            def train_step(ids, mask, labels):
+                with tf.GradientTape() as tape:
+                    out = model(input_ids=ids, attention_mask=mask, labels=labels, training=True, **extra)
+                    loss = tf.reduce_mean(out.loss)
+                grads = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply_gradients(zip(grads, model.trainable_variables))
+                return loss
+
+            step_fn = wrap(train_step)
+            times, loss = timed(lambda: step_fn(inputs["input_ids"], inputs["attention_mask"], inputs["labels"]),
+                                lambda out: out.numpy(), spec["warmup"], spec["repeats"])
+            report(case, {"times": times, "loss": float(loss.numpy())})
+            models.pop(kind)
+            continue
+        forward = wrap(lambda ids, mask: model(input_ids=ids, attention_mask=mask, training=False, **extra).logits)
+        times, logits = timed(lambda: forward(inputs["input_ids"], inputs["attention_mask"]),
+                              lambda out: out.numpy(), spec["warmup"], spec["repeats"])
+        report(case, {"times": times, "fingerprint": fingerprint(np.asarray(logits, np.float32), arrays["attention_mask"])})
+
+
+# ---------------------------------------------------------------------------- Flax / JAX
+
+def flax_run(spec: dict) -> None:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    if spec["dtype"] == "fp32":
+        jax.config.update("jax_default_matmul_precision", "highest")  # no TF32 on GPU
+    dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[spec["dtype"]]
+    sync = jax.block_until_ready
+    ours = spec["impl"] == "ours"
+
+    def masked_mean_ce(logits, labels):
+        keep = labels != -100
+        logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+        picked = jnp.take_along_axis(logp, jnp.where(keep, labels, 0)[..., None], axis=-1)[..., 0]
+        return -jnp.sum(jnp.where(keep, picked, 0.0)) / jnp.maximum(keep.sum(), 1)
+
+    if ours:
+        from flax import nnx
+
+        import roberta_flax as lib
+
+        classes = {"cls": lib.FlaxRobertaForSequenceClassification, "mlm": lib.FlaxRobertaForMaskedLM}
+
+        def load(kind, train=False):
+            path = spec["cls_checkpoint"] if kind == "cls" else spec["checkpoint"]
+            return classes[kind].from_pretrained(path, dtype=None if train else dtype)
+
+        def inference(model, extra):
+            graphdef, state = nnx.split(model)
+            fn = jax.jit(lambda state, ids, mask: nnx.merge(graphdef, state)(ids, mask, **extra).logits)
+            return lambda ids, mask: fn(state, ids, mask)
+
+        def trainer(model, extra):
+            model.train()
+            optimizer = nnx.Optimizer(model, optax.adamw(1e-5, weight_decay=0.01), wrt=nnx.Param)
+
+            @nnx.jit
+            def step(model, optimizer, ids, mask, labels):
+                def loss_fn(model):
+                    return model(ids, mask, labels=labels, deterministic=False, **extra).loss
+                loss, grads = nnx.value_and_grad(loss_fn)(model)
+                optimizer.update(model, grads)
+                return loss
+
+            return lambda ids, mask, labels: step(model, optimizer, ids, mask, labels)
+    else:
+        import transformers as lib
+
+        lib.logging.set_verbosity_error()
+
+        classes = {"cls": lib.FlaxRobertaForSequenceClassification, "mlm": lib.FlaxRobertaForMaskedLM}
+
+        def load(kind, train=False):
+            path = spec["cls_checkpoint"] if kind == "cls" else spec["checkpoint"]
+            from_pt = not os.path.exists(os.path.join(path, "flax_model.msgpack"))  # else torch converts
+            model = classes[kind].from_pretrained(path, from_pt=from_pt, dtype=jnp.float32 if train else dtype)
+            if not train and spec["dtype"] == "bf16":
+                model.params = model.to_bf16(model.params)
+            return model
+
+        def inference(model, extra):
+            fn = jax.jit(lambda params, ids, mask: model(ids, mask, params=params, train=False).logits)
+            return lambda ids, mask: fn(model.params, ids, mask)
+
+        def trainer(model, extra):
+            tx = optax.adamw(1e-5, weight_decay=0.01)
+            state = {"params": model.params, "opt": tx.init(model.params), "rng": jax.random.PRNGKey(0)}
+
+            @jax.jit
+            def step(state, ids, mask, labels):
+                rng, dropout_rng = jax.random.split(state["rng"])
+
+                def loss_fn(params):
+                    logits = model(ids, mask, params=params, dropout_rng=dropout_rng, train=True).logits
+                    return masked_mean_ce(logits, labels)
+
+                loss, grads = jax.value_and_grad(loss_fn)(state["params"])
+                updates, opt = tx.update(grads, state["opt"], state["params"])
+                return {"params": optax.apply_updates(state["params"], updates), "opt": opt, "rng": rng}, loss
+
+            def run(ids, mask, labels):
+                new, loss = step(state, ids, mask, labels)
+                state.update(new)
+                return loss
+
+            return run
+
+    models = {}
+    for case in spec["cases"]:
+        task = case["task"]
+        if task == "load":
+            report(case, load_measure(lambda: load("mlm")))
+            continue
+        kind = "cls" if task == "cls" else "mlm"
+        arrays = make_inputs(case, spec["vocab_size"])
+        # Under jit the packed sizes must be static: ours takes them as ints (token budget, rows).
+        extra = {"unpad": int(arrays["attention_mask"].sum())} if ours and case.get("unpad") else {}
+        if task == "train":
+            if ours and case.get("masked_only"):
+                extra["masked_positions_only"] = int((arrays["labels"] != -100).sum())
+            model = load(kind, train=True)
+            step = trainer(model, extra)
+            times, loss = timed(lambda: step(*(jnp.asarray(arrays[k]) for k in ("input_ids", "attention_mask", "labels"))),
+                                sync, spec["warmup"], spec["repeats"])
+            report(case, {"times": times, "loss": float(loss)})
+            continue
+        if kind not in models:
+            models[kind] = load(kind)
+        model = models[kind]
+        forward = inference(model, extra)
+        ids, mask = jnp.asarray(arrays["input_ids"]), jnp.asarray(arrays["attention_mask"])
+        times, logits = timed(lambda: forward(ids, mask), sync, spec["warmup"], spec["repeats"])
+        report(case, {"times": times, "fingerprint": fingerprint(np.asarray(logits, np.float32), arrays["attention_mask"])})
+
+
+# ---------------------------------------------------------------------------- main
+
+def report(case: dict, result: dict) -> None:
+    result.setdefault("peak_rss_mib", peak_rss_mib())
+    print("RESULT " + json.dumps({"case": case["name"], **result}), flush=True)
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    {"pt": pt_run, "tf": tf_run, "flax": flax_run}[spec["framework"]](spec)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The two opt-in fast paths against the padded forward and the float64 NumPy reference:
+`unpad=True` (the real tokens packed into one stream, each sequence attending over itself)
+for every head, forward and backward, and the MLM head `masked_positions_only=True`."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from roberta_pt.modeling import pack, packed_attention
+from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config
+from tests.roberta_pt.common import build, run_reference, t
+
+LENGTHS = (7, 5, 2, 1)  # 15 real tokens of 28: more than half is padding
+
+
+def _batch(config, head, seed=0):
+    """Inputs and labels for `head` on a right-padded batch; the (B, T) real-token mask."""
+    rng = np.random.default_rng(seed)
+    ids, mask = padded_batch(config, lengths=LENGTHS, seed=seed)
+    B, T = ids.shape
+    if head == "multiple_choice":  # (B, C, T): the second choice has other lengths
+        ids2, mask2 = padded_batch(config, lengths=(3, 7, 6, 4), seed=seed + 1)
+        ids, mask = np.stack([ids, ids2], 1), np.stack([mask, mask2], 1)
+    inputs = dict(input_ids=t(ids), attention_mask=t(mask))
+    token_labels = np.where(mask == 1, rng.integers(0, config.vocab_size, mask.shape), -100)
+    if head in ("masked_lm", "causal_lm"):
+        inputs["labels"] = t(token_labels)
+    elif head == "token_classification":
+        inputs["labels"] = t(np.where(mask == 1, rng.integers(0, config.num_labels, mask.shape), -100))
+    elif head == "sequence_classification":
+        inputs["labels"] = t(rng.integers(0, config.num_labels, B))
+    elif head == "multiple_choice":
+        inputs["labels"] = t(rng.integers(0, 2, B))
+    elif head == "question_answering":
+        inputs["start_positions"], inputs["end_positions"] = t(np.array([1, 0, 1, 0])), t(np.array([5, 3, 1, 0]))
+    if head == "causal_lm":
+        inputs["use_cache"] = False  # a cache needs the padded layout
+    return inputs, mask
+
+
+def _real(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The rows of a (B, T, ...) output at real positions; other outputs whole."""
+    return value[mask.astype(bool)] if value.shape[:mask.ndim] == mask.shape else value
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_unpad_equals_padded_forward_and_reference(head):
+    config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
+    model, state = build(config, head)
+    inputs, mask = _batch(config, head)
+    with torch.no_grad():
+        padded = model(**inputs, output_hidden_states=True)
+        packed = model(**inputs, output_hidden_states=True, unpad=True)
+    reference_inputs = {k: v for k, v in inputs.items() if k != "use_cache"}
+    reference = run_reference(config, state, head, **reference_inputs, output_hidden_states=True)
+    flat_mask = mask.reshape(-1, mask.shape[-1])  # multiple choice: (B * C, T) states
+    for name, ref in reference.items():
+        if name == "past_key_values":
+            continue
+        got, base = packed[name], padded[name]
+        if isinstance(ref, tuple):  # hidden states, one (B, T, H) per layer
+            for i, (g, b, r) in enumerate(zip(got, base, ref)):
+                assert_close(_real(g.numpy(), flat_mask), _real(b.numpy(), flat_mask), what=f"{head}.{name}[{i}]")
+                assert rel_err(_real(g.numpy(), flat_mask), _real(r, flat_mask)) <= 1e-5, f"{head}.{name}[{i}]"
+            continue
+        m = flat_mask if name in ("last_hidden_state",) and head == "multiple_choice" else mask
+        if head == "question_answering" and name == "loss":
+            # Unpadded, QA leaves padding out of the softmax: the loss over real positions only.
+            real = [np.asarray(reference[k])[b, : LENGTHS[b]] for k in ("start_logits", "end_logits") for b in range(4)]
+            targets = [int(p) for k in ("start_positions", "end_positions") for p in inputs[k]]
+            want = np.mean([np.logaddexp.reduce(r) - r[p] for r, p in zip(real, targets)])
+            assert abs(float(got) - want) <= 1e-5 * want
+            continue
+        assert_close(_real(got.numpy(), m), _real(base.numpy(), m), what=f"{head}.{name}")
+        assert rel_err(_real(got.numpy(), m), _real(np.asarray(ref), m)) <= 1e-5, f"{head}.{name} vs reference"
+        if got.shape[:m.ndim] == m.shape:  # token-level outputs are not computed at padding
+            fill = torch.finfo(got.dtype).min if head == "question_answering" else 0.0
+            assert bool((got[torch.from_numpy(m == 0)] == fill).all()), f"{head}.{name} at padding"
+
+
+def test_unpad_with_left_padding_token_types_and_embeds():
+    config = tiny_config(type_vocab_size=2)
+    model, state = build(config, "model")
+    ids, mask = padded_batch(config, lengths=LENGTHS)
+    ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()  # left padding
+    types = np.random.default_rng(5).integers(0, 2, ids.shape)
+    with torch.no_grad():
+        for inputs in (
+            dict(input_ids=t(ids), attention_mask=t(mask), token_type_ids=t(types)),
+            dict(inputs_embeds=model.get_input_embeddings()(t(ids)), attention_mask=t(mask)),
+        ):
+            padded, packed = model(**inputs), model(**inputs, unpad=True)
+            assert_close(_real(packed.last_hidden_state.numpy(), mask), _real(padded.last_hidden_state.numpy(), mask),
+                         what=str(sorted(inputs)))
+    reference = run_reference(config, state, "model", input_ids=ids, attention_mask=mask, token_type_ids=types)
+    got = model(input_ids=t(ids), attention_mask=t(mask), token_type_ids=t(types), unpad=True).last_hidden_state
+    assert rel_err(_real(got.detach().numpy(), mask), _real(reference["last_hidden_state"], mask)) <= 1e-5
+
+
+def test_unpad_without_padding_is_the_plain_forward():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    ids = t(np.random.default_rng(1).integers(4, 100, (3, 6)))
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids, attention_mask=torch.ones_like(ids), unpad=True).logits,
+                           model(input_ids=ids).logits)
+
+
+def test_unpad_falls_back_for_attention_probabilities():
+    config = tiny_config()
+    model, _ = build(config, "model")
+    inputs, mask = _batch(config, "model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the one-time notice
+        with torch.no_grad():
+            padded = model(**inputs, output_attentions=True)
+            packed = model(**inputs, output_attentions=True, unpad=True)
+    for a, b in zip(packed.attentions, padded.attentions):
+        assert torch.equal(a, b)
+    assert_close(_real(packed.last_hidden_state.numpy(), mask), _real(padded.last_hidden_state.numpy(), mask))
+
+
+def _numpy_attention(q, k, v, causal):
+    """Softmax attention of one sequence, float64: q/k/v (h, n, D)."""
+    scores = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+    if causal:
+        scores = np.where(np.tril(np.ones(scores.shape[-2:], bool)), scores, -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    return (probs / probs.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("strategy", ["sequences", "padded"])
+def test_packed_attention_keeps_sequences_apart(strategy, causal):
+    # 'padded' is what a GPU runs without the varlen kernel; both run here against NumPy.
+    _, mask = padded_batch(tiny_config(), lengths=(4, 6, 1, 3))
+    packing = pack(t(mask))
+    rng = np.random.default_rng(2)
+    N = int(mask.sum())
+    q, k, v = (rng.standard_normal((1, 2, N, 8)) for _ in range(3))
+    got = packed_attention(*(torch.from_numpy(x).float() for x in (q, k, v)), packing, is_causal=causal,
+                           strategy=strategy)
+    bounds = np.cumsum([0, *packing.lengths])
+    want = np.concatenate([_numpy_attention(q[0, :, a:b], k[0, :, a:b], v[0, :, a:b], causal)
+                           for a, b in zip(bounds[:-1], bounds[1:])], axis=1)[None]
+    assert_close(got.numpy(), want, atol=1e-5, what=strategy)
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_unpad_and_masked_positions_only_give_the_padded_gradients():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    model.train()  # dropout is 0 in the tiny test config: the paths are deterministic
+    inputs, _ = _batch(config, "masked_lm")
+    grads = {}
+    for name, options in {"padded": {}, "unpad": {"unpad": True}, "masked": {"masked_positions_only": True},
+                          "both": {"unpad": True, "masked_positions_only": True}}.items():
+        model.zero_grad(set_to_none=True)
+        loss = model(**inputs, **options).loss
+        loss.backward()
+        grads[name] = (loss.item(), _grads(model))
+    base_loss, base = grads.pop("padded")
+    for name, (loss, g) in grads.items():
+        assert abs(loss - base_loss) <= 1e-6 * abs(base_loss), name
+        assert g.keys() == base.keys(), name
+        for key in base:
+            assert_close(g[key].numpy(), base[key].numpy(), atol=1e-5, what=f"{name}: {key}")
+
+
+def test_masked_positions_only_logits_are_the_labelled_rows():
+    config = tiny_config()
+    model, state = build(config, "masked_lm")
+    inputs, _ = _batch(config, "masked_lm")
+    labels = inputs["labels"].clone()
+    labels[0, 1:4] = -100  # some real positions are not labelled either
+    with torch.no_grad():
+        full = model(**{**inputs, "labels": labels})
+        only = model(**{**inputs, "labels": labels}, masked_positions_only=True)
+    keep = labels != -100
+    assert only.logits.shape == (int(keep.sum()), config.vocab_size)
+    assert_close(only.logits.numpy(), full.logits[keep].numpy())
+    assert abs(float(only.loss) - float(full.loss)) <= 1e-6 * abs(float(full.loss))
+    reference = run_reference(config, state, "masked_lm", input_ids=inputs["input_ids"],
+                              attention_mask=inputs["attention_mask"], labels=labels)
+    assert rel_err(only.logits.numpy(), reference["logits"][keep.numpy()]) <= 1e-5
+    assert abs(float(only.loss) - float(reference["loss"])) <= 1e-5 * abs(float(reference["loss"]))
+
+
+def test_masked_positions_only_needs_labels():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    with pytest.raises(ValueError, match="masked_positions_only=True .* give labels"):
+        model(input_ids=t(np.array([[0, 5, 6, 2]])), masked_positions_only=True)
+
+
+def test_projections_with_and_without_gradients_agree():
+    # Recording gradients, Q/K/V are one matmul of the concatenated weights; without, three.
+    config = tiny_config(is_decoder=True)
+    model, state = build(config, "causal_lm")
+    inputs, mask = _batch(config, "causal_lm")
+    inputs.pop("labels")
+    recorded = model(**inputs).logits.detach()
+    with torch.no_grad():
+        plain = model(**inputs).logits
+    assert_close(recorded.numpy(), plain.numpy(), atol=1e-5)
+    reference = run_reference(config, state, "causal_lm", input_ids=inputs["input_ids"],
+                              attention_mask=inputs["attention_mask"])
+    assert rel_err(_real(recorded.numpy(), mask), _real(reference["logits"], mask)) <= 1e-5
