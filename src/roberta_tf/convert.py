@@ -15,10 +15,11 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common import variables as keras_variables
 
 from roberta_core.weights import is_transposed, parameter_shapes
 
-__all__ = ["to_canonical", "from_canonical", "variables"]
+__all__ = ["to_canonical", "from_canonical", "initialize_from_canonical", "variables"]
 
 # Canonical module names that are attributes of another name in the Keras tree: a Keras layer
 # owns a read-only `output` property, so the blocks PyTorch calls `output` are `dense_output`.
@@ -65,12 +66,9 @@ def to_canonical(model: keras.Model) -> dict[str, np.ndarray]:
     return {key: _as_array(var, is_transposed(key)) for key, var in variables(model).items()}
 
 
-def from_canonical(model: keras.Model, state: Mapping[str, Any], *, allow_missing: bool = False) -> keras.Model:
-    """Load canonical arrays into `model` (in place; returns it), cast to each variable's dtype.
-
-    Every key must be one the model owns, with its shape; every owned key must be present
-    unless `allow_missing` (those keep their values). Nothing is assigned unless all of it fits.
-    """
+def _check_state(model: keras.Model, state: Mapping[str, Any], allow_missing: bool) -> None:
+    """Every key of `state` one the model owns, with its shape; every owned key present unless
+    `allow_missing`."""
     expected = _owned_shapes(model)
     name = type(model).__name__
     unknown = [k for k in state if k not in expected]
@@ -85,13 +83,53 @@ def from_canonical(model: keras.Model, state: Mapping[str, Any], *, allow_missin
     if wrong:
         listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
         raise ValueError(f"shape mismatch loading {name}: {listed}")
+
+
+def _value(variable: keras.Variable, key: str, value: Any, adopt: bool = False) -> tf.Tensor:
+    """Canonical `value` as a tensor in `variable`'s layout and dtype. With `adopt`, an array
+    already so (C-contiguous, 64-byte aligned, the variable's NumPy dtype) is wrapped without a
+    copy (DLPack): a variable made from it then keeps that memory as its own storage."""
+    array = np.asarray(value)
+    if is_transposed(key):
+        array = array.T
+    if str(array.dtype) != variable.dtype:
+        # Through float32: exact for every half type, and TF casts it to bfloat16 by rounding.
+        return tf.cast(array.astype(np.float32), variable.dtype)
+    if adopt and array.dtype.kind == "f" and array.flags.c_contiguous and array.ctypes.data % 64 == 0:
+        return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    return tf.convert_to_tensor(array)
+
+
+def from_canonical(model: keras.Model, state: Mapping[str, Any], *, allow_missing: bool = False) -> keras.Model:
+    """Load canonical arrays into `model` (in place; returns it), cast to each variable's dtype.
+
+    Every key must be one the model owns, with its shape; every owned key must be present
+    unless `allow_missing` (those keep their values). Nothing is assigned unless all of it fits.
+    """
+    _check_state(model, state, allow_missing)
     for key, value in state.items():
         variable = _variable(model, key)
-        array = np.asarray(value)
-        if is_transposed(key):
-            array = array.T
-        # Through float32: exact for every half type, and TF casts it to bfloat16 by rounding.
-        if str(array.dtype) != variable.dtype:
-            array = array.astype(np.float32)
-        variable.assign(tf.cast(array, variable.dtype))
+        variable.assign(_value(variable, key, value))
+    return model
+
+
+def initialize_from_canonical(model: keras.Model, state: dict[str, np.ndarray]) -> keras.Model:
+    """Create the variables of a model built under `keras.StatelessScope(initialize_variables=False)`
+    (none made yet) from canonical arrays, and the variables of keys `state` lacks with their
+    own initialisers; returns the model. For loading: no random weights are drawn only to be
+    overwritten, and `state` is emptied as its arrays are used, each one becoming the variable's
+    storage where its layout allows (`_value`), so the weights are in memory about once.
+    The checks are `from_canonical`'s (missing keys allowed)."""
+    _check_state(model, state, allow_missing=True)
+    adopted: set[int] = set()
+    for key in list(state):
+        variable = _variable(model, key)
+        array = state.pop(key)
+        # Two keys of one array (a checkpoint's alias) must not share a variable's storage.
+        fresh = id(array) not in adopted
+        adopted.add(id(array))
+        variable._initializer = lambda shape, dtype, v=variable, k=key, a=array, f=fresh: _value(v, k, a, adopt=f)
+        del array
+    # Keras' own pass over the variables its scope left uninitialised, in creation order.
+    keras_variables.initialize_all_variables()
     return model

@@ -12,7 +12,7 @@ is `hf_compute_loss`, each head's loss against labels given to `fit` as `y`.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -36,15 +36,24 @@ from roberta_core.validation import (
 
 from .modeling import (
     ACT2FN,
+    Packing,
     TFRobertaModel,
     TFRobertaPreTrainedModel,
     _dense,
+    _dims,
+    _in_xla,
     _layer_norm,
     _shape,
     check_values,
+    pack,
+    packing_for,
+    repad,
+    run_packed,
+    unpad_rows,
 )
 
 __all__ = [
+    "MASKED_BUDGETS",
     "masked_lm_loss",
     "causal_lm_loss",
     "sequence_classification_loss",
@@ -146,6 +155,20 @@ def _check_labels(head: str, config: RobertaConfig, labels: tf.Tensor, batch: in
     return problem, labels
 
 
+def _per_token(head: Callable[[tf.Tensor], tf.Tensor], hidden: tf.Tensor, packing: Optional[Packing]) -> tf.Tensor:
+    """A token-level head on the states (B, T, H) -> (B, T, ...); under `unpad`, on the real
+    tokens only, zeros at padding (the LM decoder is a third of the model's work)."""
+    if packing is None:
+        return head(hidden)
+    return run_packed(lambda p: repad(head(unpad_rows(hidden, p)), p), packing)
+
+
+# Under XLA, `masked_positions_only` runs the LM head on the smallest of these numbers of rows
+# (fractions of B * T, as `UNPAD_BUDGETS`) that holds the labelled positions: MLM labels about
+# 15% of them. Few sizes: each is a branch whose gradient XLA compiles too.
+MASKED_BUDGETS = (3 / 16, 1 / 2, 1.0)
+
+
 # ---------------------------------------------------------------------------- head layers
 
 class TFRobertaLMHead(keras.layers.Layer):
@@ -174,11 +197,15 @@ class TFRobertaLMHead(keras.layers.Layer):
     def call(self, features: tf.Tensor) -> tf.Tensor:
         x = ACT2FN["gelu"](self.dense(features))  # exact GELU whatever hidden_act says, as v4
         x = self.layer_norm(x)
-        if isinstance(self.decoder, keras.layers.Embedding):
-            logits = tf.einsum("...h,vh->...v", x, tf.cast(self.decoder.embeddings, x.dtype))
-        else:
-            logits = self.decoder(x)
-        return logits + tf.cast(self.bias, logits.dtype)
+        if not isinstance(self.decoder, keras.layers.Embedding):
+            return self.decoder(x) + tf.cast(self.bias, x.dtype)
+        # A 2-D matmul against the table (V, H): the gradient of an einsum over '...' would
+        # materialise a (..., V, H) tensor (B x T x 50265 x 768 floats at roberta-base).
+        dims = _dims(x)
+        table = tf.cast(self.decoder.embeddings, x.dtype)
+        logits = tf.matmul(tf.reshape(x, (-1, dims[-1])), table, transpose_b=True)  # (rows, V)
+        logits = tf.nn.bias_add(logits, tf.cast(self.bias, x.dtype))
+        return tf.reshape(logits, [*dims[:-1], table.shape[0]])
 
 
 class TFRobertaClassificationHead(keras.layers.Layer):
@@ -263,8 +290,10 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
-        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore."""
+        """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
+        TFRobertaModel; the logits at padding positions are then zeros (not computed)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
@@ -273,10 +302,12 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
             head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            training=training,
+            training=training, unpad=unpad,
         )
+        # With a cache the mask also covers the cached positions: the head then runs on every row.
+        packing = packing_for(attention_mask, unpad and past_key_values is None)
         out = CausalLMOutputWithCrossAttentions(
-            logits=self.lm_head(outputs.last_hidden_state),
+            logits=_per_token(self.lm_head, outputs.last_hidden_state, packing),
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
@@ -434,23 +465,56 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
+        masked_positions_only: bool = False,
     ) -> MaskedLMOutput | tuple:
-        """labels (B, T): the original ids at masked positions, -100 elsewhere."""
+        """labels (B, T): the original ids at masked positions, -100 elsewhere.
+
+        `unpad`: see TFRobertaModel; the logits at padding positions are then zeros (not computed).
+        `masked_positions_only` (training, as fairseq): the LM head runs only where labels are not
+        -100, and `logits` are those rows, (M, V) in row-major order of the positions. The
+        decoder (H x V) is about a third of the forward's work, and MLM labels 15% of the tokens:
+        the loss and its gradients are the same, for much less work. Needs labels. Under XLA the
+        head runs on the smallest of `MASKED_BUDGETS` rows that holds the M labelled ones."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if masked_positions_only and labels is None:
+            raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training, unpad=unpad,
         )
-        out = MaskedLMOutput(
-            logits=self.lm_head(outputs.last_hidden_state),
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-        if labels is not None:
-            out.loss = self.hf_compute_loss(labels, out)
+        hidden = outputs.last_hidden_state
+        out = MaskedLMOutput(hidden_states=outputs.hidden_states, attentions=outputs.attentions)
+        if masked_positions_only:
+            _, labels = _check_labels(self.head, self.config, labels, *_shape(hidden)[:2])
+            out.logits, out.loss = self._labelled_logits(hidden, labels)
+        else:
+            out.logits = _per_token(self.lm_head, hidden, packing_for(attention_mask, unpad))
+            if labels is not None:
+                out.loss = self.hf_compute_loss(labels, out)
         return out if return_dict else out.to_tuple()
+
+    def _labelled_logits(self, hidden: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The LM head at the labelled positions only, as a packed stream of them: logits (M, V)
+        and their loss. (B, T, H), (B, T) -> (M, V), scalar."""
+        budgets = MASKED_BUDGETS if _in_xla() and labels.shape.is_fully_defined() else ()
+        labelled = pack(tf.not_equal(labels, IGNORE_INDEX), budgets)
+        rows = labelled.index.shape[0]  # B * T under XLA
+
+        def head(packing: Packing) -> tuple[tf.Tensor, tf.Tensor]:
+            logits = self.lm_head(unpad_rows(hidden, packing))  # (M, V)
+            # Under a budget, the rows after the labelled ones are labelled -100: no loss there.
+            loss = cross_entropy(logits, unpad_rows(labels, packing))
+            if packing.budgets:  # one shape out of every branch: (B * T, V), the labelled rows first
+                logits = tf.pad(logits, [[0, rows - packing.budgets[0]], [0, 0]])
+            return logits, loss
+
+        logits, loss = run_packed(head, labelled)
+        if labelled.budgets:
+            logits = tf.boolean_mask(logits, tf.range(rows) < labelled.cu_seqlens[-1])  # (M, V)
+        return logits, loss
 
 
 class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
@@ -490,13 +554,15 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
     ) -> SequenceClassifierOutput | tuple:
-        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label targets."""
+        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
+        targets. `unpad`: see TFRobertaModel (the `<s>` state is a real token's)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training, unpad=unpad,
         )
         out = SequenceClassifierOutput(
             logits=self.classifier(outputs.last_hidden_state, training=training),
@@ -544,10 +610,11 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
         labels (B,): the index of the right choice. (v4's argument order: token_type_ids
-        before attention_mask.)"""
+        before attention_mask.) `unpad`: see TFRobertaModel (choices are often short: it pays)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if input_ids is not None and input_ids.shape.rank != 3:
             raise ValueError(f"input_ids must have shape (batch, choices, length), got {tuple(input_ids.shape)}")
@@ -577,7 +644,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
             token_type_ids=flat(token_type_ids, "token_type_ids"), position_ids=flat(position_ids, "position_ids"),
             head_mask=head_mask, inputs_embeds=flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            training=training,
+            training=training, unpad=unpad,
         )
         pooled = self.dropout(outputs.pooler_output, training=training)
         out = MultipleChoiceModelOutput(
@@ -627,16 +694,19 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
     ) -> TokenClassifierOutput | tuple:
-        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces)."""
+        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
+        see TFRobertaModel; the logits at padding positions are then zeros."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training, unpad=unpad,
         )
         out = TokenClassifierOutput(
-            logits=self.classifier(self.dropout(outputs.last_hidden_state, training=training)),
+            logits=_per_token(lambda x: self.classifier(self.dropout(x, training=training)), outputs.last_hidden_state,
+                              packing_for(attention_mask, unpad)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
@@ -685,17 +755,24 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
     ) -> QuestionAnsweringModelOutput | tuple:
-        """start_positions, end_positions (B,): token indices of the answer span; both or neither."""
+        """start_positions, end_positions (B,): token indices of the answer span; both or neither.
+        `unpad`: see TFRobertaModel; padding positions then get the dtype's minimum as logits, so
+        that neither the loss nor an argmax sees them (v4 scores padding like any position, which
+        changes its loss a little; without padding the two agree)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, training=training,
+            output_hidden_states=output_hidden_states, return_dict=True, training=training, unpad=unpad,
         )
-        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        packing = packing_for(attention_mask, unpad)
+        logits = _per_token(self.qa_outputs, outputs.last_hidden_state, packing)  # (B, T, 2)
+        if packing is not None:
+            logits = tf.where(packing.mask[..., None], logits, tf.constant(logits.dtype.min, logits.dtype))
         out = QuestionAnsweringModelOutput(
             start_logits=logits[..., 0],
             end_logits=logits[..., 1],

@@ -15,30 +15,40 @@ same order and comments, adapted only where the framework differs.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import keras
 import numpy as np
 import optree
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import OUTPUT_CLASSES, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import load_pretrained, save_pretrained_files
 from roberta_core.validation import IGNORE_INDEX, check_forward_inputs, check_range, max_length_for, range_message
 
-from .convert import from_canonical, to_canonical
+from .convert import initialize_from_canonical, to_canonical
 
 __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
     "TFRobertaEmbeddings",
+    "UNPAD_BUDGETS",
+    "Packing",
+    "pack",
+    "run_packed",
+    "unpad_rows",
+    "repad",
+    "packed_attention",
     "TFRobertaSelfAttention",
     "TFRobertaSelfOutput",
     "TFRobertaAttention",
@@ -48,12 +58,16 @@ __all__ = [
     "TFRobertaEncoder",
     "TFRobertaPooler",
     "TFRobertaPreTrainedModel",
+    "packing_for",
     "TFRobertaModel",
 ]
 
 # One attention path: explicit einsums, which XLA compiles and fuses (there is no fused
 # attention kernel in TF to fall back from).
 ATTN_IMPLEMENTATIONS = ("eager",)
+# The other backends' names, so one setting serves every backend: "sdpa" (PyTorch's fused
+# kernel) and "dot_product" (JAX's) have no TF kernel and take the one path; so does "einsum".
+ATTN_ALIASES = {"sdpa": "eager", "dot_product": "eager", "einsum": "eager"}
 
 
 # ---------------------------------------------------------------------------- outputs as pytrees
@@ -210,6 +224,13 @@ def position_ids_from_input_ids(input_ids: tf.Tensor, padding_idx: int, past_len
     return (tf.cumsum(real, axis=1) + past_length) * real + padding_idx
 
 
+def _lookup(table: keras.layers.Embedding, ids: tf.Tensor, padding_idx: int) -> tf.Tensor:
+    """Rows of `table` for `ids`; as with PyTorch's `padding_idx`, the lookups of the padding
+    row pass no gradient to it, so training never moves the vector padding tokens read."""
+    rows = table(ids)
+    return tf.where(tf.equal(ids, padding_idx)[..., None], tf.stop_gradient(rows), rows)
+
+
 class TFRobertaEmbeddings(keras.layers.Layer):
     """Token ids (B, T) -> vectors (B, T, H): word + token type + absolute position embeddings,
     then LayerNorm and dropout. With relative position types the position table is still
@@ -239,6 +260,17 @@ class TFRobertaEmbeddings(keras.layers.Layer):
             table.build()
         self.LayerNorm.build((None, None, self.config.hidden_size))
 
+    def position_ids(
+        self, input_ids: Optional[tf.Tensor], inputs_embeds: Optional[tf.Tensor], past_length: Any = 0
+    ) -> tf.Tensor:
+        """Positions when none are given: (B, T) from the padding in the ids, or (1, T) counting
+        from the first position for embeddings (they do not say which tokens are padding)."""
+        if input_ids is not None:
+            return position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
+        T = tf.shape(inputs_embeds)[1]
+        start = self.padding_idx + 1 + past_length
+        return tf.range(start, start + T)[None, :]  # (1, T)
+
     def call(
         self,
         input_ids: Optional[tf.Tensor] = None,
@@ -249,15 +281,9 @@ class TFRobertaEmbeddings(keras.layers.Layer):
         training: bool = False,
     ) -> tf.Tensor:
         if position_ids is None:
-            if input_ids is not None:
-                position_ids = position_ids_from_input_ids(input_ids, self.padding_idx, past_length)
-            else:
-                # Embeddings do not say which tokens are padding: count from the first position.
-                T = tf.shape(inputs_embeds)[1]
-                start = self.padding_idx + 1 + past_length
-                position_ids = tf.range(start, start + T)[None, :]  # (1, T)
+            position_ids = self.position_ids(input_ids, inputs_embeds, past_length)
         if inputs_embeds is None:
-            inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
+            inputs_embeds = _lookup(self.word_embeddings, input_ids, self.padding_idx)  # (B, T, H)
         if token_type_ids is None:
             # Every token is of type 0: add row 0 of the table (a one-row table is still added).
             token_type_embeddings = tf.cast(self.token_type_embeddings.embeddings[0], inputs_embeds.dtype)
@@ -265,7 +291,7 @@ class TFRobertaEmbeddings(keras.layers.Layer):
             token_type_embeddings = self.token_type_embeddings(token_type_ids)
         embeddings = inputs_embeds + token_type_embeddings
         if self.position_embedding_type == "absolute":
-            embeddings = embeddings + self.position_embeddings(position_ids)
+            embeddings = embeddings + _lookup(self.position_embeddings, position_ids, self.padding_idx)
         embeddings = self.LayerNorm(embeddings)
         return self.dropout(embeddings, training=training)
 
@@ -287,7 +313,7 @@ def einsum_attention(
     value: tf.Tensor,
     mask: Optional[tf.Tensor],
     *,
-    dropout: keras.layers.Layer,
+    dropout: Optional[keras.layers.Layer] = None,
     training: bool = False,
     head_mask: Optional[tf.Tensor] = None,
     position_scores: Optional[tf.Tensor] = None,
@@ -305,11 +331,149 @@ def einsum_attention(
     if mask is not None:
         scores = scores + tf.cast(mask, tf.float32)  # Keras may have cast it to a half policy's dtype
     probs = tf.cast(tf.nn.softmax(scores, axis=-1), query.dtype)
-    # Dropping whole keys to attend to, as in the original Transformer.
-    probs = dropout(probs, training=training)
+    if dropout is not None:
+        # Dropping whole keys to attend to, as in the original Transformer.
+        probs = dropout(probs, training=training)
     if head_mask is not None:
         probs = probs * head_mask
     return tf.einsum("bhts,bhsd->bhtd", probs, value), probs
+
+
+# Under XLA every shape is static, so a packed stream cannot have exactly as many rows as there
+# are real tokens: it takes the smallest of these sizes (fractions of B * T, rounded up to a
+# multiple of 8) that holds them, each size compiled once as a branch of one `tf.switch_case`.
+# Each branch is a whole encoder to compile: a few sizes, the last one the padded batch's.
+UNPAD_BUDGETS = (0.25, 0.5, 0.75, 1.0)
+
+
+def _in_xla() -> bool:
+    """True while tracing for XLA (`tf.function(jit_compile=True)`), where shapes are static."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _dims(x: tf.Tensor) -> list:
+    """The shape of `x`, static sizes as ints and the others as scalar tensors."""
+    if x.shape.is_fully_defined():
+        return x.shape.as_list()
+    dynamic = tf.shape(x)
+    return [dynamic[i] if d is None else d for i, d in enumerate(x.shape)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Packing:
+    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
+    unpadded forward computes on. `index` (N,) int32: flat positions b * T + t of the real
+    tokens, row by row, in order; `lengths` (B,) int32: real tokens per row; `cu_seqlens`
+    (B + 1,) int32: their running sum from 0; `mask` (B, T) bool: the attention mask.
+
+    `budgets` (TF's addition, for XLA's static shapes): empty for the exact stream above. One
+    size n: a stream of n rows, the real tokens and then n - N padding positions, computed like
+    any token and dropped at the end. Several: `index` orders all B * T positions that way, and
+    `run_packed` takes the first n rows for the smallest n that holds the real tokens. (A
+    dataclass, not PyTorch's NamedTuple: Keras refuses a call argument that nests tensors
+    with numbers.)
+    """
+
+    index: tf.Tensor
+    lengths: tf.Tensor
+    cu_seqlens: tf.Tensor
+    mask: tf.Tensor
+    budgets: tuple[int, ...] = ()
+
+
+def pack(attention_mask: tf.Tensor, budgets: Sequence[float] = ()) -> Packing:
+    """The packing of a (B, T) attention mask (1 or True = real token): the exact stream, or with
+    `budgets` (fractions of B * T; static B and T) the stream sizes to choose from at run time."""
+    mask = attention_mask if attention_mask.dtype == tf.bool else tf.not_equal(attention_mask, 0)
+    counts = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
+    cu_seqlens = tf.pad(tf.cumsum(counts), [[1, 0]])
+    flat = tf.reshape(mask, [-1])
+    if not budgets:
+        return Packing(tf.cast(tf.where(flat)[:, 0], tf.int32), counts, cu_seqlens, mask)
+    total = mask.shape[0] * mask.shape[1]
+    sizes = sorted({min(total, 8 * math.ceil(f * total / 8)) for f in budgets} | {total})
+    # Each position's row: the real tokens in order, then the padding positions in order.
+    real = tf.cast(flat, tf.int32)
+    rows = tf.where(flat, tf.cumsum(real, exclusive=True), cu_seqlens[-1] + tf.cumsum(1 - real, exclusive=True))
+    index = tf.scatter_nd(rows[:, None], tf.range(total), [total])  # (B * T,): the inverse permutation
+    return Packing(index, counts, cu_seqlens, mask, tuple(sizes))
+
+
+def run_packed(fn: Callable[[Packing], Any], packing: Packing) -> Any:
+    """`fn(packing)`; when `packing` has several budgets (XLA), a `tf.switch_case` whose branch
+    for the smallest budget that holds the real tokens is the one that runs. `fn` must return the
+    same structure and shapes for every budget (outputs in the padded layout do)."""
+    if len(packing.budgets) <= 1:
+        return fn(packing)
+    branch = tf.reduce_sum(tf.cast(packing.cu_seqlens[-1] > tf.constant(packing.budgets), tf.int32))
+    return tf.switch_case(branch, [
+        functools.partial(fn, dataclasses.replace(packing, index=packing.index[:n], budgets=(n,))) for n in packing.budgets
+    ])
+
+
+def unpad_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
+    """(B, T, ...) -> (N, ...): the real tokens' rows, in order."""
+    return tf.gather(tf.reshape(x, [-1, *_dims(x)[2:]]), packing.index)
+
+
+def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
+    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
+    of `unpad_rows`)."""
+    B, T = _dims(packing.mask)
+    tail = _dims(x)[1:]
+    if packing.budgets:  # the rows after the real tokens sit at padding positions: zeros there
+        real = tf.range(tf.shape(x)[0]) < packing.cu_seqlens[-1]
+        x = tf.where(tf.reshape(real, [-1] + [1] * len(tail)), x, tf.zeros_like(x))
+    return tf.reshape(tf.scatter_nd(packing.index[:, None], x, [B * T, *tail]), [B, T, *tail])
+
+
+def packed_attention(
+    query: tf.Tensor,
+    key: tf.Tensor,
+    value: tf.Tensor,
+    packing: Packing,
+    *,
+    dropout: Optional[keras.layers.Layer] = None,
+    training: bool = False,
+    is_causal: bool = False,
+    strategy: Optional[str] = None,
+) -> tf.Tensor:
+    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
+    (1, h, N, D); no score is computed between two sequences or on padding.
+
+    Strategies (`strategy=None` picks): 'sequences', one attention per sequence (the exact
+    stream's choice, eagerly and in a graph: exact work, and B small einsums cost nothing next to
+    the matmuls); 'padded', the sequences put back into their padded rows for one masked call
+    (XLA's, whose shapes are static: it computes the padded scores, a small part of the work, but
+    no matmul on padding).
+    """
+    B = packing.mask.shape[0]
+    if strategy is None:
+        strategy = "padded" if packing.budgets or B is None else "sequences"
+    if strategy == "sequences":
+        pieces = []
+        for q, k, v in zip(*(tf.split(x, packing.lengths, axis=2, num=B) for x in (query, key, value))):
+            mask = None
+            if is_causal:
+                n = tf.range(tf.shape(q)[2])
+                mask = _additive_mask(n[None, :] <= n[:, None], q.dtype)  # (n, n)
+            pieces.append(einsum_attention(q, k, v, mask, dropout=dropout, training=training)[0])
+        return tf.concat(pieces, axis=2)
+    # 'padded': (1, h, N, D) -> (B, h, T, D) and back; the mask is the padded forward's.
+    T = _dims(packing.mask)[1]
+
+    def to_rows(x: tf.Tensor) -> tf.Tensor:
+        return tf.transpose(repad(tf.transpose(x[0], (1, 0, 2)), packing), (0, 2, 1, 3))  # (B, h, T, D)
+
+    keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
+    if is_causal:
+        n = tf.range(T)
+        keep = keep & (n[None, :] <= n[:, None])
+    context, _ = einsum_attention(
+        to_rows(query), to_rows(key), to_rows(value), _additive_mask(keep, query.dtype), dropout=dropout,
+        training=training,
+    )
+    return tf.transpose(unpad_rows(tf.transpose(context, (0, 2, 1, 3)), packing), (1, 0, 2))[None]  # (1, h, N, D)
 
 
 class TFRobertaSelfAttention(keras.layers.Layer):
@@ -341,6 +505,18 @@ class TFRobertaSelfAttention(keras.layers.Layer):
         if self.position_embedding_type != "absolute":
             self.distance_embedding.build()
 
+    def _self_projections(self, hidden_states: tf.Tensor) -> list[tf.Tensor]:
+        """Query, key and value of a self-attention, (B, T, H) each, as one matmul with the three
+        kernels side by side: one larger GEMM and, in training, one input gradient instead of
+        three summed ones. The variables stay the three v4 layers (checkpoints unchanged); the
+        (H, 3H) concatenation is a small copy next to the matmul."""
+        B, T, H = _dims(hidden_states)
+        layers = (self.query, self.key, self.value)
+        kernel = tf.concat([tf.cast(d.kernel, hidden_states.dtype) for d in layers], axis=1)  # (H, 3H)
+        bias = tf.concat([tf.cast(d.bias, hidden_states.dtype) for d in layers], axis=0)  # (3H,)
+        qkv = tf.nn.bias_add(tf.matmul(tf.reshape(hidden_states, (-1, H)), kernel), bias)  # (B * T, 3H)
+        return tf.split(tf.reshape(qkv, (B, T, 3 * H)), 3, axis=-1)
+
     def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
         B, T = tf.shape(x)[0], tf.shape(x)[1]
         return tf.transpose(tf.reshape(x, (B, T, self.num_heads, self.head_dim)), (0, 2, 1, 3))  # (B, h, T, D)
@@ -367,29 +543,41 @@ class TFRobertaSelfAttention(keras.layers.Layer):
         past_key_value: Optional[tuple[tf.Tensor, tf.Tensor]] = None,
         output_attentions: bool = False,
         training: bool = False,
+        is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
         """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
-        (else None), and this call's (key, value) (B, h, S, D) for the cache."""
+        (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
+        states are a packed stream (1, N, H) and each sequence attends over itself only (causally
+        with `is_causal`; the padded path has causality in its mask)."""
         B, T = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
-        query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
-        if encoder_hidden_states is not None and past_key_value is not None:
-            # Cross-attention: the encoder's keys and values were computed on the first step.
-            key, value = past_key_value
-        else:
-            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-            key = self._split_heads(self.key(source))  # (B, h, S, D)
-            value = self._split_heads(self.value(source))
-            if past_key_value is not None:
-                key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)
+        if encoder_hidden_states is None:
+            query, key, value = (self._split_heads(x) for x in self._self_projections(hidden_states))  # (B, h, T, D)
+            if past_key_value is not None:  # a decoder step: the cached positions come first
+                key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)  # (B, h, S, D)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
+        else:
+            query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
+            if past_key_value is not None:
+                # Cross-attention: the encoder's keys and values were computed on the first step.
+                key, value = past_key_value
+            else:
+                key = self._split_heads(self.key(encoder_hidden_states))  # (B, h, S, D)
+                value = self._split_heads(self.value(encoder_hidden_states))
 
-        position_scores = None
-        if self.position_embedding_type != "absolute":
-            position_scores = self._relative_scores(query, key)
-        context, probs = einsum_attention(
-            query, key, value, attention_mask,
-            dropout=self.dropout, training=training, head_mask=head_mask, position_scores=position_scores,
-        )
+        if packing is not None:
+            context = packed_attention(
+                query, key, value, packing, dropout=self.dropout, training=training, is_causal=is_causal
+            )
+            probs = None
+        else:
+            position_scores = None
+            if self.position_embedding_type != "absolute":
+                position_scores = self._relative_scores(query, key)
+            context, probs = einsum_attention(
+                query, key, value, attention_mask,
+                dropout=self.dropout, training=training, head_mask=head_mask, position_scores=position_scores,
+            )
         context = tf.reshape(tf.transpose(context, (0, 2, 1, 3)), (B, T, self.config.hidden_size))  # (B, T, H)
         return context, (probs if output_attentions else None), (key, value)
 
@@ -439,11 +627,13 @@ class TFRobertaAttention(keras.layers.Layer):
         past_key_value: Optional[tuple[tf.Tensor, tf.Tensor]] = None,
         output_attentions: bool = False,
         training: bool = False,
+        is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
         context, probs, present = self.self(
             hidden_states, attention_mask=attention_mask, head_mask=head_mask,
             encoder_hidden_states=encoder_hidden_states, past_key_value=past_key_value,
-            output_attentions=output_attentions, training=training,
+            output_attentions=output_attentions, training=training, is_causal=is_causal, packing=packing,
         )
         return self.dense_output(context, hidden_states, training=training), probs, present
 
@@ -522,13 +712,15 @@ class TFRobertaLayer(keras.layers.Layer):
         past_key_value: Optional[tuple[tf.Tensor, ...]] = None,
         output_attentions: bool = False,
         training: bool = False,
+        is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...], Optional[tf.Tensor], Optional[tf.Tensor]]:
         """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
         with cross-attention) and the self/cross attention probabilities (None unless asked)."""
         self_past = tuple(past_key_value[:2]) if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
             hidden_states, attention_mask=attention_mask, head_mask=head_mask, past_key_value=self_past,
-            output_attentions=output_attentions, training=training,
+            output_attentions=output_attentions, training=training, is_causal=is_causal, packing=packing,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
@@ -574,6 +766,8 @@ class TFRobertaEncoder(keras.layers.Layer):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         training: bool = False,
+        is_causal: bool = False,
+        packing: Optional[Packing] = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         checkpointing = self.gradient_checkpointing and training
         if checkpointing and use_cache:
@@ -590,7 +784,7 @@ class TFRobertaEncoder(keras.layers.Layer):
                 attention_mask=attention_mask, head_mask=None if head_mask is None else head_mask[i],
                 encoder_attention_mask=encoder_attention_mask,
                 past_key_value=None if past_key_values is None else past_key_values[i],
-                output_attentions=output_attentions, training=training,
+                output_attentions=output_attentions, training=training, is_causal=is_causal, packing=packing,
             )
             if checkpointing:
                 # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
@@ -853,9 +1047,10 @@ class TFRobertaPreTrainedModel(keras.Model):
             path, cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
         )
-        model = cls(config, attn_implementation=attn_implementation, dtype=_resolve_dtype(dtype, state))
-        from_canonical(model, state, allow_missing=True)
-        return model
+        # Built without values, then each variable made from its array: one copy of the weights.
+        with keras.StatelessScope(initialize_variables=False):
+            model = cls(config, attn_implementation=attn_implementation, dtype=_resolve_dtype(dtype, state))
+        return initialize_from_canonical(model, state)
 
     def save_pretrained(
         self,
@@ -963,6 +1158,23 @@ def _additive_mask(keep: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     return tf.where(keep, 0.0, tf.constant(dtype.min, tf.float32))
 
 
+def _nothing_masked(mask: Optional[tf.Tensor]) -> bool:
+    """True when `mask` keeps every position. Inside a `tf.function` the values are unknown:
+    the mask is then applied as given (no data-dependent Python branch)."""
+    return mask is None or (tf.executing_eagerly() and bool(tf.reduce_all(tf.not_equal(mask, 0))))
+
+
+def packing_for(attention_mask: Optional[tf.Tensor], unpad: bool) -> Optional[Packing]:
+    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded;
+    under XLA, one that chooses its size among `UNPAD_BUDGETS` at run time (and None where
+    XLA sees no static batch and length to size them by)."""
+    if not unpad or _nothing_masked(attention_mask):
+        return None
+    if not _in_xla():
+        return pack(attention_mask)
+    return pack(attention_mask, UNPAD_BUDGETS) if attention_mask.shape.is_fully_defined() else None
+
+
 def _check_dynamic_shapes(config: RobertaConfig, inputs: tf.Tensor, attention_mask: Optional[tf.Tensor],
                           token_type_ids: Optional[tf.Tensor], past_length: Any) -> list:
     """The shape checks `check_forward_inputs` cannot make on dimensions known only at run
@@ -996,9 +1208,12 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True, *,
                  attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, **kwargs)
-        attn_implementation = attn_implementation or "eager"
+        attn_implementation = ATTN_ALIASES.get(attn_implementation, attn_implementation or "eager")
         if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}")
+            raise ValueError(
+                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS} (or the other backends' names "
+                f"{tuple(ATTN_ALIASES)}), got {attn_implementation!r}"
+            )
         self.attn_implementation = attn_implementation
         self.embeddings = TFRobertaEmbeddings(config, dtype=self.dtype_policy, name="embeddings")
         self.encoder = TFRobertaEncoder(config, dtype=self.dtype_policy, name="encoder")
@@ -1033,6 +1248,25 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
             )
         return shape[2] if shape[2] is not None else tf.shape(entry[0])[2]
 
+    def _packing(
+        self, attention_mask: Optional[tf.Tensor], output_attentions: bool, head_mask: Optional[tf.Tensor],
+        past_key_values: Any, use_cache: bool, encoder_hidden_states: Optional[tf.Tensor],
+    ) -> Optional[Packing]:
+        """The packing of an `unpad=True` call; None when nothing is padded, or when the call
+        needs the padded layout (a cache, cross-attention, attention probabilities, head_mask,
+        relative positions)."""
+        packing = packing_for(attention_mask, True)
+        if packing is not None and (
+            output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute"
+            or past_key_values is not None or use_cache or encoder_hidden_states is not None
+        ):
+            _warn_once(
+                "unpad=True does not combine with a key/value cache, cross-attention, output_attentions, "
+                "head_mask or relative positions; such calls compute on the padded batch"
+            )
+            return None
+        return packing
+
     def _self_attention_mask(self, attention_mask: Optional[tf.Tensor], batch: Any, length: Any,
                              past_length: Any) -> tf.Tensor:
         """The additive mask (B, 1, 1 or T, S) of the self-attention: padding, and causality
@@ -1064,10 +1298,22 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
+        unpad: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
-        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values."""
+        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values.
+
+        `unpad=True` computes on the real tokens only: they are packed into one stream (1, N, H)
+        with their padded-batch positions, each sequence attends over itself, and the states are
+        put back into (B, T, H) at the end, zeros at padding positions (v4 computes values there
+        that nothing should read). The real positions get the same numbers as without it. It pays
+        when a good part of the batch is padding; calls that need the padded layout (a cache,
+        cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning.
+        Under XLA the stream has the smallest of a few static sizes that holds the real tokens
+        (`UNPAD_BUDGETS`): each is compiled, so the first call compiles longer, and a gradient
+        through them much longer; to train with it, prefer `tf.function` without XLA, where the
+        stream has its exact size."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -1103,35 +1349,66 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
             if position_ids is not None:
                 position_ids = check_values("position_ids", position_ids, config.max_position_embeddings)
 
-        embedding_output = self.embeddings(
-            input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
-            past_length=past_length, training=training,
-        )
-        dtype = embedding_output.dtype
+        packing = None
+        if unpad:
+            packing = self._packing(
+                attention_mask, output_attentions, head_mask, past_key_values, use_cache, encoder_hidden_states
+            )
+        if packing is not None:
+            # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
+            if position_ids is None:
+                position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
+            rows = _dims(inputs)[:2]
 
-        mask = self._self_attention_mask(attention_mask, B, T, past_length)
-        cross_mask = None
-        if encoder_hidden_states is not None and encoder_attention_mask is not None:
-            keep = tf.not_equal(encoder_attention_mask, 0)[:, None, None, :]
-            cross_mask = _additive_mask(keep, dtype)  # (B, 1, 1, S)
-        if head_mask is not None:
-            head_mask = tf.cast(head_mask, dtype)
-            if head_mask.shape.rank == 1:
-                head_mask = tf.broadcast_to(head_mask, (config.num_hidden_layers, config.num_attention_heads))
-            head_mask = head_mask[:, None, :, None, None]  # (layers, 1, h, 1, 1)
+            def forward(packing: Packing) -> BaseModelOutputWithPoolingAndCrossAttentions:
+                # One function of the packing: under XLA, one branch per stream size.
+                def real(x: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
+                    return None if x is None else unpad_rows(tf.broadcast_to(x, [*rows, *_dims(x)[2:]]), packing)[None]
 
-        outputs = self.encoder(
-            embedding_output,
-            attention_mask=mask,
-            head_mask=head_mask,
-            encoder_hidden_states=encoder_hidden_states,
-            encoder_attention_mask=cross_mask,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            training=training,
-        )
+                embedding_output = self.embeddings(
+                    real(input_ids), token_type_ids=real(token_type_ids), position_ids=real(position_ids),
+                    inputs_embeds=real(inputs_embeds), training=training,
+                )
+                outputs = self.encoder(
+                    embedding_output, output_hidden_states=output_hidden_states, training=training,
+                    is_causal=config.is_decoder, packing=packing,
+                )
+                outputs.last_hidden_state = repad(outputs.last_hidden_state[0], packing)
+                if outputs.hidden_states is not None:
+                    outputs.hidden_states = tuple(repad(h[0], packing) for h in outputs.hidden_states)
+                return outputs
+
+            outputs = run_packed(forward, packing)
+        else:
+            embedding_output = self.embeddings(
+                input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
+                past_length=past_length, training=training,
+            )
+            dtype = embedding_output.dtype
+
+            mask = self._self_attention_mask(attention_mask, B, T, past_length)
+            cross_mask = None
+            if encoder_hidden_states is not None and encoder_attention_mask is not None:
+                keep = tf.not_equal(encoder_attention_mask, 0)[:, None, None, :]
+                cross_mask = _additive_mask(keep, dtype)  # (B, 1, 1, S)
+            if head_mask is not None:
+                head_mask = tf.cast(head_mask, dtype)
+                if head_mask.shape.rank == 1:
+                    head_mask = tf.broadcast_to(head_mask, (config.num_hidden_layers, config.num_attention_heads))
+                head_mask = head_mask[:, None, :, None, None]  # (layers, 1, h, 1, 1)
+
+            outputs = self.encoder(
+                embedding_output,
+                attention_mask=mask,
+                head_mask=head_mask,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=cross_mask,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                training=training,
+            )
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()

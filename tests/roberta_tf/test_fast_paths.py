@@ -1,0 +1,271 @@
+"""The two opt-in fast paths against the padded forward and the float64 NumPy reference:
+`unpad=True` (the real tokens packed into one stream, each sequence attending over itself)
+for every head, forward and backward, and the MLM head `masked_positions_only=True`; eagerly,
+in a graph and under XLA (where the stream has one of a few static sizes)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import roberta_tf.heads
+import roberta_tf.modeling
+from conformance import reference
+from roberta_tf.modeling import pack, packed_attention, run_packed
+from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config
+
+from ._common import build
+
+LENGTHS = (7, 5, 2, 1)  # 15 real tokens of 28: more than half is padding
+
+
+def _batch(config, head, seed=0):
+    """Inputs and labels for `head` on a right-padded batch; the (B, T) real-token mask."""
+    rng = np.random.default_rng(seed)
+    ids, mask = padded_batch(config, lengths=LENGTHS, seed=seed)
+    B, T = ids.shape
+    if head == "multiple_choice":  # (B, C, T): the second choice has other lengths
+        ids2, mask2 = padded_batch(config, lengths=(3, 7, 6, 4), seed=seed + 1)
+        ids, mask = np.stack([ids, ids2], 1), np.stack([mask, mask2], 1)
+    inputs = dict(input_ids=ids, attention_mask=mask)
+    token_labels = np.where(mask == 1, rng.integers(0, config.vocab_size, mask.shape), -100)
+    if head in ("masked_lm", "causal_lm"):
+        inputs["labels"] = token_labels
+    elif head == "token_classification":
+        inputs["labels"] = np.where(mask == 1, rng.integers(0, config.num_labels, mask.shape), -100)
+    elif head == "sequence_classification":
+        inputs["labels"] = rng.integers(0, config.num_labels, B)
+    elif head == "multiple_choice":
+        inputs["labels"] = rng.integers(0, 2, B)
+    elif head == "question_answering":
+        inputs["start_positions"], inputs["end_positions"] = np.array([1, 0, 1, 0]), np.array([5, 3, 1, 0])
+    if head == "causal_lm":
+        inputs["use_cache"] = False  # a cache needs the padded layout
+    return inputs, mask
+
+
+def _real(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The rows of a (B, T, ...) output at real positions; other outputs whole."""
+    return value[mask.astype(bool)] if value.shape[:mask.ndim] == mask.shape else value
+
+
+def _run_reference(config, state, head, inputs, **options):
+    return reference.forward(config, state, head, **{k: v for k, v in inputs.items() if k != "use_cache"}, **options)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_unpad_equals_padded_forward_and_reference(head):
+    config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
+    model, state = build(config, head)
+    inputs, mask = _batch(config, head)
+    padded = model(**inputs, output_hidden_states=True)
+    packed = model(**inputs, output_hidden_states=True, unpad=True)
+    ref = _run_reference(config, state, head, inputs, output_hidden_states=True)
+    flat_mask = mask.reshape(-1, mask.shape[-1])  # multiple choice: (B * C, T) states
+    for name, want in ref.items():
+        if name == "past_key_values":
+            continue
+        got, base = packed[name], padded[name]
+        if isinstance(want, tuple):  # hidden states, one (B, T, H) per layer
+            for i, (g, b, r) in enumerate(zip(got, base, want)):
+                assert_close(_real(g.numpy(), flat_mask), _real(b.numpy(), flat_mask), what=f"{head}.{name}[{i}]")
+                assert rel_err(_real(g.numpy(), flat_mask), _real(r, flat_mask)) <= 1e-5, f"{head}.{name}[{i}]"
+            continue
+        if head == "question_answering" and name == "loss":
+            # Unpadded, QA leaves padding out of the softmax: the loss over real positions only.
+            real = [np.asarray(ref[k])[b, : LENGTHS[b]] for k in ("start_logits", "end_logits") for b in range(4)]
+            targets = [int(p) for k in ("start_positions", "end_positions") for p in inputs[k]]
+            expected = np.mean([np.logaddexp.reduce(r) - r[p] for r, p in zip(real, targets)])
+            assert abs(float(got) - expected) <= 1e-5 * expected
+            continue
+        got = got.numpy()
+        assert_close(_real(got, mask), _real(base.numpy(), mask), what=f"{head}.{name}")
+        assert rel_err(_real(got, mask), _real(np.asarray(want), mask)) <= 1e-5, f"{head}.{name} vs reference"
+        if got.shape[:mask.ndim] == mask.shape:  # token-level outputs are not computed at padding
+            fill = np.finfo(got.dtype).min if head == "question_answering" else 0.0
+            assert (got[mask == 0] == fill).all(), f"{head}.{name} at padding"
+
+
+def test_unpad_with_left_padding_token_types_and_embeds():
+    config = tiny_config(type_vocab_size=2)
+    model, state = build(config, "model")
+    ids, mask = padded_batch(config, lengths=LENGTHS)
+    ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()  # left padding
+    types = np.random.default_rng(5).integers(0, 2, ids.shape)
+    for inputs in (
+        dict(input_ids=ids, attention_mask=mask, token_type_ids=types),
+        dict(inputs_embeds=model.get_input_embeddings()(ids), attention_mask=mask),
+    ):
+        padded, packed = model(**inputs), model(**inputs, unpad=True)
+        assert_close(_real(packed.last_hidden_state.numpy(), mask), _real(padded.last_hidden_state.numpy(), mask),
+                     what=str(sorted(inputs)))
+    ref = reference.forward(config, state, "model", input_ids=ids, attention_mask=mask, token_type_ids=types)
+    got = model(input_ids=ids, attention_mask=mask, token_type_ids=types, unpad=True).last_hidden_state
+    assert rel_err(_real(got.numpy(), mask), _real(ref["last_hidden_state"], mask)) <= 1e-5
+
+
+def test_unpad_without_padding_is_the_plain_forward():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    ids = np.random.default_rng(1).integers(4, 100, (3, 6))
+    np.testing.assert_array_equal(model(input_ids=ids, attention_mask=np.ones_like(ids), unpad=True).logits,
+                                  model(input_ids=ids).logits)
+
+
+def test_unpad_falls_back_for_attention_probabilities():
+    config = tiny_config()
+    model, _ = build(config, "model")
+    inputs, mask = _batch(config, "model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the one-time notice
+        padded = model(**inputs, output_attentions=True)
+        packed = model(**inputs, output_attentions=True, unpad=True)
+    for a, b in zip(packed.attentions, padded.attentions):
+        np.testing.assert_array_equal(a, b)
+    assert_close(_real(packed.last_hidden_state.numpy(), mask), _real(padded.last_hidden_state.numpy(), mask))
+
+
+def _numpy_attention(q, k, v, causal):
+    """Softmax attention of one sequence, float64: q/k/v (h, n, D)."""
+    scores = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+    if causal:
+        scores = np.where(np.tril(np.ones(scores.shape[-2:], bool)), scores, -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    return (probs / probs.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("strategy", ["sequences", "padded", "budget"])
+def test_packed_attention_keeps_sequences_apart(strategy, causal):
+    # 'padded' is XLA's strategy; 'budget' gives it XLA's stream of a static size, the real
+    # tokens and then padding positions (computed, then dropped). All run here against NumPy.
+    _, mask = padded_batch(tiny_config(), lengths=(4, 6, 1, 3))
+    rng = np.random.default_rng(2)
+    N = int(mask.sum())
+    q, k, v = (rng.standard_normal((1, 2, N, 8)) for _ in range(3))
+    lengths = mask.sum(1)
+    bounds = np.cumsum([0, *lengths])
+    want = np.concatenate([_numpy_attention(q[0, :, a:b], k[0, :, a:b], v[0, :, a:b], causal)
+                           for a, b in zip(bounds[:-1], bounds[1:])], axis=1)[None]
+    if strategy != "budget":
+        got = packed_attention(*(tf.constant(x, tf.float32) for x in (q, k, v)), pack(mask), is_causal=causal,
+                               strategy=strategy)
+        assert_close(got.numpy(), want, atol=1e-5, what=strategy)
+        return
+    packing = pack(mask, budgets=(1.0,))  # every position, the real ones first
+    extra = 4  # a stream of N + 4 rows, as run_packed makes one
+    garbage = rng.standard_normal((1, 2, extra, 8))
+    fixed = dataclasses.replace(packing, index=packing.index[: N + extra], budgets=(N + extra,))
+    got = packed_attention(*(tf.constant(np.concatenate([x, garbage], 2), tf.float32) for x in (q, k, v)), fixed,
+                           is_causal=causal)
+    assert_close(got.numpy()[:, :, :N], want, atol=1e-5, what="budget")
+    assert np.isfinite(got.numpy()).all()
+
+
+def test_xla_stream_sizes_hold_the_real_tokens_and_keep_their_order():
+    # The stream of a size n begins with the real tokens in order; run_packed picks the smallest n.
+    _, mask = padded_batch(tiny_config(), lengths=LENGTHS)  # 15 real of 28
+    packing = pack(mask, budgets=(0.25, 0.5, 0.75))
+    assert packing.budgets == (8, 16, 24, 28)
+    np.testing.assert_array_equal(packing.index[:15], np.flatnonzero(mask))
+    assert sorted(packing.index.numpy()) == list(range(28))  # a permutation of the positions
+
+    def budget(p):
+        return tf.constant(p.budgets[0])
+
+    # Named functions, not nested lambdas: autograph reads a lambda's source line, and two lambdas
+    # on one line can be confused with each other.
+    @tf.function(jit_compile=True, autograph=False)
+    def chosen(m):
+        return run_packed(budget, pack(m, (0.25, 0.5, 0.75)))
+
+    assert int(run_packed(budget, packing)) == 16
+    assert int(chosen(tf.constant(mask))) == 16
+
+
+def _grads(model, tape, loss):
+    variables = model.trainable_variables
+    return {v.path: tf.convert_to_tensor(g).numpy() for v, g in zip(variables, tape.gradient(loss, variables))
+            if g is not None}
+
+
+def _loss_and_grads(model, inputs, options):
+    with tf.GradientTape() as tape:
+        loss = model(**inputs, **options, training=True).loss
+    return float(loss), _grads(model, tape, loss)
+
+
+def test_unpad_and_masked_positions_only_give_the_padded_gradients(monkeypatch):
+    monkeypatch.setattr(roberta_tf.heads, "MASKED_BUDGETS", (0.5, 1.0))  # two branches to compile, not three
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")  # dropout is 0 in the tiny test config: the paths are deterministic
+    inputs, _ = _batch(config, "masked_lm")
+    inputs = {k: tf.constant(v) for k, v in inputs.items()}
+    base_loss, base = _loss_and_grads(model, inputs, {})
+
+    def step(ids, mask, labels, **options):
+        with tf.GradientTape() as tape:
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels, training=True, **options).loss
+        return loss, [g if g is None else tf.convert_to_tensor(g)
+                      for g in tape.gradient(loss, model.trainable_variables)]
+
+    paths = [v.path for v in model.trainable_variables]
+    for name, options in {"unpad": {"unpad": True}, "masked": {"masked_positions_only": True},
+                          "both": {"unpad": True, "masked_positions_only": True}}.items():
+        results = {"eager": _loss_and_grads(model, inputs, options)}
+        # In a graph the streams have their exact sizes; under XLA one of the budgets' sizes
+        # (compiling every size's gradient takes long: XLA for the pretraining recipe's option).
+        for mode, jit in {"unpad": (), "masked": (("xla", True),), "both": (("graph", False),)}[name]:
+            loss, grads = tf.function(lambda *a: step(*a, **options), jit_compile=jit)(
+                inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+            results[mode] = (float(loss), {p: g.numpy() for p, g in zip(paths, grads) if g is not None})
+        for mode, (loss, g) in results.items():
+            assert abs(loss - base_loss) <= 1e-6 * abs(base_loss), f"{name} {mode}"
+            assert g.keys() == base.keys(), f"{name} {mode}"
+            for key in base:
+                assert_close(g[key], base[key], atol=1e-5, what=f"{name} {mode}: {key}")
+
+
+def test_unpad_under_xla_equals_the_eager_padded_logits(monkeypatch):
+    monkeypatch.setattr(roberta_tf.modeling, "UNPAD_BUDGETS", (0.5, 1.0))  # two encoders to compile, not four
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    inputs, mask = _batch(config, "masked_lm")
+    ids, attention = tf.constant(inputs["input_ids"]), tf.constant(inputs["attention_mask"])
+    base = model(input_ids=ids, attention_mask=attention).logits.numpy()
+    got = tf.function(lambda i, m: model(input_ids=i, attention_mask=m, unpad=True).logits, jit_compile=True)(
+        ids, attention).numpy()
+    assert_close(_real(got, mask), _real(base, mask))
+    assert (got[mask == 0] == 0).all()
+
+
+def test_masked_positions_only_logits_are_the_labelled_rows():
+    config = tiny_config()
+    model, state = build(config, "masked_lm")
+    inputs, _ = _batch(config, "masked_lm")
+    labels = inputs["labels"].copy()
+    labels[0, 1:4] = -100  # some real positions are not labelled either
+    inputs["labels"] = labels
+    full = model(**inputs)
+    keep = labels != -100
+    ref = reference.forward(config, state, "masked_lm", **inputs)
+    compiled = tf.function(lambda i, m, y: model(input_ids=i, attention_mask=m, labels=y, masked_positions_only=True),
+                           jit_compile=True)
+    for mode, only in (("eager", model(**inputs, masked_positions_only=True)),
+                       ("xla", compiled(*(tf.constant(inputs[k]) for k in ("input_ids", "attention_mask", "labels"))))):
+        assert only.logits.shape == (int(keep.sum()), config.vocab_size), mode
+        assert_close(only.logits.numpy(), full.logits.numpy()[keep], what=mode)
+        assert abs(float(only.loss) - float(full.loss)) <= 1e-6 * abs(float(full.loss)), mode
+        assert rel_err(only.logits.numpy(), ref["logits"][keep]) <= 1e-5, mode
+        assert abs(float(only.loss) - float(ref["loss"])) <= 1e-5 * abs(float(ref["loss"])), mode
+
+
+def test_masked_positions_only_needs_labels():
+    config = tiny_config()
+    model, _ = build(config, "masked_lm")
+    with pytest.raises(ValueError, match="masked_positions_only=True .* give labels"):
+        model(input_ids=np.array([[0, 5, 6, 2]]), masked_positions_only=True)
