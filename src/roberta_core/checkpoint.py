@@ -151,6 +151,15 @@ def _safe_open(path: Path):
         raise CheckpointFormatError(f"{path}: not a readable safetensors file (truncated or corrupt?): {e}") from None
 
 
+def _empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on a 64-byte boundary: XLA and
+    TensorFlow adopt such memory as a CPU tensor without copying it (torch adopts any)."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + 64, dtype=np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 # safetensors dtype tags -> NumPy dtypes
 _ST_DTYPES: dict[str, np.dtype] = {
     "F64": np.dtype(np.float64), "F32": np.dtype(np.float32), "F16": np.dtype(np.float16),
@@ -185,7 +194,7 @@ def read_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]
             if dtype is None:
                 raise CheckpointFormatError(f"{path}: tensor {key!r} has unsupported dtype {info['dtype']!r}")
             start, end = info["data_offsets"]
-            array = np.empty(tuple(info["shape"]), dtype=dtype)
+            array = _empty(tuple(info["shape"]), dtype)
             raw.seek(base + start)
             if array.nbytes != end - start or raw.readinto(array.reshape(-1).view(np.uint8)) != end - start:
                 raise CheckpointFormatError(f"{path}: cannot read tensor {key!r}: file truncated or offsets wrong")

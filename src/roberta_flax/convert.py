@@ -43,12 +43,18 @@ def to_canonical(model: nnx.Module) -> dict[str, np.ndarray]:
     return state
 
 
-def from_canonical(model: nnx.Module, state: Mapping[str, Any], *, allow_missing: bool = False) -> nnx.Module:
+def from_canonical(
+    model: nnx.Module, state: Mapping[str, Any], *, allow_missing: bool = False, consume: bool = False
+) -> nnx.Module:
     """Load canonical arrays into `model` (in place; returns it).
 
     Every key must be one the model owns, with its shape; every owned key must be present
     unless `allow_missing` (those keep their values). Arrays are cast to each parameter's
-    dtype and keep its placement (a sharded parameter stays sharded).
+    dtype and keep its placement (a sharded parameter stays sharded). A parameter of an abstract
+    model (built under `nnx.eval_shape`) is given its value. `consume` removes each entry from
+    `state` once loaded and lets the parameter take the array's memory itself where dtype and
+    layout allow (on CPU a 64-byte aligned array, as `roberta_core.checkpoint` reads them), so
+    `from_pretrained` never holds two copies.
     """
     expected = parameter_shapes(model.config, model.head)
     name = type(model).__name__
@@ -65,11 +71,15 @@ def from_canonical(model: nnx.Module, state: Mapping[str, Any], *, allow_missing
         listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
         raise ValueError(f"shape mismatch loading {name}: {listed}")
     params = _parameters(model)
-    for key, value in state.items():
+    for key in list(state):
         param = params[key]
-        array = np.asarray(value)
+        array = np.asarray(state.pop(key) if consume else state[key])
         if is_transposed(key):
             array = array.T
-        old = param[...]
-        param[...] = jax.device_put(np.asarray(array, dtype=old.dtype), old.sharding)
+        old = param.get_value()  # a jax.Array, or a jax.ShapeDtypeStruct when abstract
+        # A placement only where the old value had one (a sharded model): an array that JAX may
+        # move to where it is used stays so, as jit's programs are keyed on that too.
+        sharding = old.sharding if getattr(old, "committed", False) else None
+        # Aliasing only arrays handed over (`consume`): a caller's array may change after the call.
+        param.set_value(jax.device_put(np.asarray(array, dtype=old.dtype), sharding, may_alias=consume))
     return model

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import checkify
 
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import (
@@ -39,14 +41,20 @@ from roberta_core.validation import (
 from .modeling import (
     FlaxRobertaModel,
     FlaxRobertaPreTrainedModel,
+    Packing,
     _axes,
     _dense,
     _gelu,
     _is_traced,
     _layer_norm,
     _rngs,
+    _compiled,
+    _zeros,
     shape_of,
     check_values,
+    packing_for,
+    repad,
+    unpad_rows,
 )
 
 __all__ = [
@@ -147,6 +155,45 @@ def _check_labels(model: FlaxRobertaPreTrainedModel, labels: jax.Array, batch: i
     return problem
 
 
+def _per_token(head: Callable[[jax.Array], jax.Array], hidden: jax.Array, packing: Optional[Packing]) -> jax.Array:
+    """A token-level head on the states (B, T, H) -> (B, T, ...); under `unpad`, on the real
+    tokens only, zeros at padding (the LM decoder is a third of the model's work)."""
+    if packing is None:
+        return head(hidden)
+    return repad(head(unpad_rows(hidden, packing)), packing)
+
+
+def _labelled_budget(labels: Optional[jax.Array], masked_positions_only: bool | int) -> Optional[int]:
+    """The static number of rows of a `masked_positions_only` call: the labelled positions when
+    their values are known (True), else the given int (True under jit cannot size the rows)."""
+    if isinstance(masked_positions_only, (bool, np.bool_)):
+        if not masked_positions_only:
+            return None
+        masked_positions_only = True
+    elif not isinstance(masked_positions_only, (int, np.integer)) or masked_positions_only < 0:
+        raise ValueError(
+            "masked_positions_only must be True, False or the number of rows (an int >= 0), "
+            f"got {masked_positions_only!r}"
+        )
+    if labels is None:
+        raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+    if _is_traced(labels):
+        if masked_positions_only is True:
+            raise ValueError(
+                "masked_positions_only=True sizes the logits from the labels' values, unknown under jit: give the "
+                "number of rows instead, masked_positions_only=M with M a Python int >= the labelled positions"
+            )
+        return int(masked_positions_only)
+    labelled = int(np.count_nonzero(np.asarray(labels) != IGNORE_INDEX))
+    if masked_positions_only is True:
+        return labelled
+    if labelled > masked_positions_only:
+        raise ValueError(
+            f"masked_positions_only={masked_positions_only} rows cannot hold the {labelled} labelled positions"
+        )
+    return int(masked_positions_only)
+
+
 # ---------------------------------------------------------------------------- head modules
 
 class FlaxRobertaLMHead(nnx.Module):
@@ -163,7 +210,7 @@ class FlaxRobertaLMHead(nnx.Module):
         self.decoder = None if config.tie_word_embeddings else _dense(
             config, config.hidden_size, config.vocab_size, ("embed", "vocab"), use_bias=False, **kw
         )
-        self.bias = nnx.Param(jnp.zeros((config.vocab_size,), param_dtype), **_axes("vocab"))
+        self.bias = nnx.Param(_zeros(None, (config.vocab_size,), param_dtype), **_axes("vocab"))
 
     def __call__(self, features: jax.Array, word_embeddings: nnx.Embed) -> jax.Array:
         x = _gelu(self.dense(features))  # exact GELU whatever hidden_act says, as v4
@@ -225,6 +272,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
         self.lm_head = FlaxRobertaLMHead(config, **kw)
 
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -243,9 +291,11 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
         cache_index: Any = None,
+        unpad: bool | int = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore.
-        `cache_index`: generate()'s preallocated cache (see FlaxRobertaModel)."""
+        `cache_index`: generate()'s preallocated cache (see FlaxRobertaModel). `unpad`: see
+        FlaxRobertaModel; the logits at padding positions are then zeros (not computed)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
@@ -253,11 +303,14 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
             output_attentions, output_hidden_states, return_dict=True,
-            deterministic=self._deterministic(deterministic), cache_index=cache_index,
+            deterministic=self._deterministic(deterministic), cache_index=cache_index, unpad=unpad,
         )
         if labels is not None:
             _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
-        logits = self.lm_head(outputs.last_hidden_state, self.get_input_embeddings())
+        # With a cache the mask also covers the cached positions: the head then runs on every row.
+        packing = packing_for(attention_mask, unpad if past_key_values is None else False)
+        lm_head = functools.partial(self.lm_head, word_embeddings=self.get_input_embeddings())
+        logits = _per_token(lm_head, outputs.last_hidden_state, packing)
         out = CausalLMOutputWithCrossAttentions(
             loss=None if labels is None else causal_lm_loss(logits, labels),
             logits=logits,
@@ -404,6 +457,14 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
         self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
         self.lm_head = FlaxRobertaLMHead(config, **kw)
 
+    def _concrete_options(self, arguments: dict[str, Any]) -> None:
+        """Also `masked_positions_only` becomes the number of rows (True: of labelled positions)."""
+        super()._concrete_options(arguments)
+        rows = arguments.get("masked_positions_only", False)
+        if rows is not False and arguments.get("labels") is not None:
+            arguments["masked_positions_only"] = _labelled_budget(arguments["labels"], rows)
+
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -419,20 +480,49 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
+        unpad: bool | int = False,
+        masked_positions_only: bool | int = False,
     ) -> MaskedLMOutput | tuple:
-        """labels (B, T): the original ids at masked positions, -100 elsewhere."""
+        """labels (B, T): the original ids at masked positions, -100 elsewhere.
+
+        `unpad`: see FlaxRobertaModel; the logits at padding positions are then zeros (not computed).
+        `masked_positions_only` (training, as fairseq): the LM head runs only where labels are not
+        -100, and `logits` are those rows, (M, V) in row-major order of the positions. The
+        decoder (H x V) is about a third of the forward's work, and MLM labels 15% of the tokens:
+        the loss and its gradients are the same, for much less work. Needs labels. Shapes are
+        static under `jit`: there give M itself, `masked_positions_only=M` (an int >= the labelled
+        positions; the rows after theirs are zeros; too few rows give a NaN loss, never a loss
+        over some of the labels); eagerly True takes M from the labels."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        rows = _labelled_budget(labels, masked_positions_only)
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             encoder_hidden_states, encoder_attention_mask,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=self._deterministic(deterministic),
+            deterministic=self._deterministic(deterministic), unpad=unpad,
         )
         if labels is not None:
             _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
-        logits = self.lm_head(outputs.last_hidden_state, self.get_input_embeddings())
+        hidden = outputs.last_hidden_state
+        lm_head = functools.partial(self.lm_head, word_embeddings=self.get_input_embeddings())
+        if rows is not None:
+            # The first `rows` labelled positions (B * T for unused rows); (M, H) -> (M, V).
+            flat = jnp.asarray(labels).reshape(-1)
+            labelled = flat != IGNORE_INDEX
+            index = jnp.nonzero(labelled, size=rows, fill_value=flat.shape[0])[0]
+            states = jnp.take(hidden.reshape(-1, hidden.shape[-1]), index, axis=0, mode="fill", fill_value=0)
+            logits = jnp.where((index < flat.shape[0])[:, None], lm_head(states), 0)
+            loss = cross_entropy(logits, jnp.take(flat, index, mode="fill", fill_value=IGNORE_INDEX))
+            fits = jnp.sum(labelled) <= rows
+            if self.jit_checks and _is_traced(fits):
+                checkify.check(fits, f"masked_positions_only={rows} rows cannot hold the {{n}} labelled positions",
+                               n=jnp.sum(labelled))
+            loss = jnp.where(fits, loss, jnp.nan)
+        else:
+            logits = _per_token(lm_head, hidden, packing_for(attention_mask, unpad))
+            loss = None if labels is None else masked_lm_loss(logits, labels)
         out = MaskedLMOutput(
-            loss=None if labels is None else masked_lm_loss(logits, labels),
+            loss=loss,
             logits=logits,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
@@ -457,6 +547,7 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
         self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
         self.classifier = FlaxRobertaClassificationHead(config, **kw)
 
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -470,14 +561,16 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
+        unpad: bool | int = False,
     ) -> SequenceClassifierOutput | tuple:
-        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label targets."""
+        """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
+        targets. `unpad`: see FlaxRobertaModel (the `<s>` state is a real token's)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         deterministic = self._deterministic(deterministic)
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic,
+            deterministic=deterministic, unpad=unpad,
         )
         problem = None
         if labels is not None:
@@ -509,6 +602,7 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
         self.classifier = _dense(config, config.hidden_size, 1, **kw)
 
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -522,10 +616,12 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
+        unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
         labels (B,): the index of the right choice. (v4's argument order: token_type_ids
-        before attention_mask.)"""
+        before attention_mask.) `unpad`: see FlaxRobertaModel (choices are often short: it pays;
+        the budget counts the real tokens of every choice)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         deterministic = self._deterministic(deterministic)
         if input_ids is not None and jnp.ndim(input_ids) != 3:
@@ -555,7 +651,7 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
             flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic,
+            deterministic=deterministic, unpad=unpad,
         )
         pooled = self.dropout(outputs.pooler_output, deterministic=deterministic)
         logits = self.classifier(pooled).reshape(B, C)  # (B, C)
@@ -586,6 +682,7 @@ class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.classifier = _dense(config, config.hidden_size, config.num_labels, **kw)
 
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -599,18 +696,21 @@ class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
+        unpad: bool | int = False,
     ) -> TokenClassifierOutput | tuple:
-        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces)."""
+        """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
+        see FlaxRobertaModel; the logits at padding positions are then zeros."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         deterministic = self._deterministic(deterministic)
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic,
+            deterministic=deterministic, unpad=unpad,
         )
         if labels is not None:
             _check_labels(self, labels, *outputs.last_hidden_state.shape[:2])
-        logits = self.classifier(self.dropout(outputs.last_hidden_state, deterministic=deterministic))
+        logits = _per_token(lambda x: self.classifier(self.dropout(x, deterministic=deterministic)),
+                            outputs.last_hidden_state, packing_for(attention_mask, unpad))
         out = TokenClassifierOutput(
             loss=None if labels is None else token_classification_loss(logits, labels),
             logits=logits,
@@ -634,6 +734,7 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
         self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
         self.qa_outputs = _dense(config, config.hidden_size, 2, **kw)
 
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -648,20 +749,27 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
+        unpad: bool | int = False,
     ) -> QuestionAnsweringModelOutput | tuple:
-        """start_positions, end_positions (B,): token indices of the answer span; both or neither."""
+        """start_positions, end_positions (B,): token indices of the answer span; both or neither.
+        `unpad`: see FlaxRobertaModel; padding positions then get the dtype's minimum as logits, so
+        that neither the loss nor an argmax sees them (v4 scores padding like any position, which
+        changes its loss a little; without padding the two agree)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=self._deterministic(deterministic),
+            deterministic=self._deterministic(deterministic), unpad=unpad,
         )
         if start_positions is not None:
             for positions in (start_positions, end_positions):
                 _check_labels(self, positions, *outputs.last_hidden_state.shape[:2])
-        logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
+        packing = packing_for(attention_mask, unpad)
+        logits = _per_token(self.qa_outputs, outputs.last_hidden_state, packing)  # (B, T, 2)
+        if packing is not None:
+            logits = jnp.where(packing.mask[..., None], logits, jnp.finfo(logits.dtype).min)
         start_logits, end_logits = logits[..., 0], logits[..., 1]
         loss = None
         if start_positions is not None:

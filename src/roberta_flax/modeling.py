@@ -20,13 +20,16 @@ against PyTorch and the float64 reference (CPU computes float32 in full anyway).
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import inspect
 import math
 import os
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -45,6 +48,11 @@ __all__ = [
     "LOGICAL_AXIS_RULES",
     "checked",
     "FlaxRobertaEmbeddings",
+    "Packing",
+    "pack",
+    "unpad_rows",
+    "repad",
+    "packed_attention",
     "FlaxRobertaSelfAttention",
     "FlaxRobertaSelfOutput",
     "FlaxRobertaAttention",
@@ -54,10 +62,14 @@ __all__ = [
     "FlaxRobertaEncoder",
     "FlaxRobertaPooler",
     "FlaxRobertaPreTrainedModel",
+    "packing_for",
     "FlaxRobertaModel",
 ]
 
 ATTN_IMPLEMENTATIONS = ("dot_product", "einsum")
+# The PyTorch backend's names, so one setting serves every backend: its fused kernel and its
+# explicit path.
+ATTN_ALIASES = {"sdpa": "dot_product", "eager": "einsum"}
 
 # Logical axis -> mesh axis: Megatron-style tensor parallelism over a 'model' mesh axis
 # (vocabulary rows, attention heads and the MLP's inner dimension are split; the hidden
@@ -132,25 +144,52 @@ def _is_traced(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+class _Range:
+    """A value check of a compiled eager call (`_compiled`), made when the call returns: the
+    min and max of `name` (arrays, outputs of the program) and the range they must keep
+    (static, part of the program's output structure, so a cached program still knows it)."""
+
+    def __init__(self, lo: Any, hi: Any, rule: tuple[str, int, int, bool]):
+        self.lo, self.hi, self.rule = lo, hi, rule
+
+    def check(self) -> None:
+        name, upper, lower, allow_ignore = self.rule
+        check_range(name, int(self.lo), int(self.hi), upper, lower=lower, allow_ignore=allow_ignore)
+
+
+jax.tree_util.register_pytree_node(_Range, lambda r: ((r.lo, r.hi), r.rule), lambda rule, lo_hi: _Range(*lo_hi, rule))
+
+# While `_compiled` traces a call: the value checks to make when the program has run.
+_deferred_checks: contextvars.ContextVar[Optional[list[_Range]]] = contextvars.ContextVar(
+    "roberta_flax_deferred_checks", default=None
+)
+
+
 def check_values(
     name: str, values: jax.Array, upper: int, *, lower: int = 0, allow_ignore: bool = False, in_jit: bool = False
 ) -> None:
     """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper).
 
-    Eagerly this is one host transfer for min and max, before any lookup runs. Under `jit` the
-    values are unknown: with `in_jit` (a model's `enable_jit_checks()`) it is a `checkify` check
-    with the same message, which the caller turns into a ValueError by wrapping the jitted
-    function with `checked`; without it, nothing is checked (an out-of-range id then reads a
-    NaN row, JAX's fill value). With `allow_ignore`, -100 is allowed too.
+    Eagerly this is one host transfer for min and max, before any lookup runs (in a compiled
+    eager call, `_compiled`, the min and max are outputs of the program, checked when it ends).
+    Under `jit` the values are unknown: with `in_jit` (a model's `enable_jit_checks()`) it is a
+    `checkify` check with the same message, which the caller turns into a ValueError by
+    wrapping the jitted function with `checked`; without it, nothing is checked (an
+    out-of-range id then reads a NaN row, JAX's fill value). With `allow_ignore`, -100 is
+    allowed too.
     """
     if not jnp.issubdtype(values.dtype, jnp.integer):
         raise TypeError(f"{name} must be an integer array, got {values.dtype}")
     if _is_traced(values):
-        if in_jit:
+        deferred = _deferred_checks.get()
+        if (in_jit or deferred is not None) and values.size:
             kept = jnp.where(values == IGNORE_INDEX, lower, values) if allow_ignore else values
             lo, hi = jnp.min(kept), jnp.max(kept)
-            message = range_message(name, upper, lower, allow_ignore)
-            checkify.check((lo >= lower) & (hi < upper), message + "; got values from {lo} to {hi}", lo=lo, hi=hi)
+            if in_jit:
+                message = range_message(name, upper, lower, allow_ignore)
+                checkify.check((lo >= lower) & (hi < upper), message + "; got values from {lo} to {hi}", lo=lo, hi=hi)
+            else:
+                deferred.append(_Range(lo, hi, (name, upper, lower, allow_ignore)))
         return
     values = np.asarray(values)
     if allow_ignore:
@@ -184,6 +223,72 @@ def checked(fn: Callable) -> Callable:
     return run
 
 
+# JAX's tracing state outside any transformation, as NNX reads it to tell which variables a
+# function may update.
+_EAGER_TRACE = jax.extend.core.get_opaque_trace_state(convention="nnx")
+
+
+def _compiled(call: Callable) -> Callable:
+    """The models' `__call__` on concrete arrays (eager use) as one compiled program, cached per
+    model structure, config, input shapes and options, instead of op by op (eagerly JAX compiles
+    every distinct operation once, then dispatches about a thousand of them per forward).
+
+    The same function runs, with the same meaning: shape errors and warnings come while it is
+    traced; ids and labels out of range raise the eager ValueError (the program returns their
+    min and max, checked when it ends); dropout's random streams advance as eagerly. Under a
+    transformation (`jit`, `grad`, `vmap`, `nnx.remat`, a model merged inside `jit` ...) and
+    with `jax.disable_jit()` the call runs as written, traced by the caller. Options that size
+    arrays from the inputs' values (`unpad=True`, `masked_positions_only=True`) become static
+    numbers first (`_concrete_options`).
+    """
+    signature = inspect.signature(call)
+
+    @functools.wraps(call)
+    def run(self: "FlaxRobertaPreTrainedModel", *args: Any, **kwargs: Any) -> Any:
+        if jax.config.jax_disable_jit or jax.extend.core.get_opaque_trace_state(convention="nnx") != _EAGER_TRACE:
+            return call(self, *args, **kwargs)
+        graphdef, state = nnx.split(self)
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        del arguments["self"]
+        self._concrete_options(arguments)
+        leaves, treedef = jax.tree.flatten(arguments)
+        # Arrays are the program's inputs; everything else (flags, sizes) is part of its key.
+        # (None, a static marking an input, is never a leaf.)
+        dynamic = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
+        statics = tuple(None if d else x for x, d in zip(leaves, dynamic))
+        arrays = [x for x, d in zip(leaves, dynamic) if d]
+        # The config's text too: it is mutable, and JAX may tell the programs of one model apart
+        # by comparing its (same) config object.
+        key = (call, self.config.to_json_string(), treedef, statics)
+        out, rng_state, ranges = _compiled_call(key, graphdef, state, arrays)
+        for check in jax.device_get(ranges):
+            check.check()
+        nnx.update(self, rng_state)
+        return out
+
+    return run
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compiled_call(
+    key: tuple, graphdef: nnx.GraphDef, state: nnx.State, arrays: list
+) -> tuple[Any, nnx.State, list[_Range]]:
+    """`_compiled`'s program: the call's outputs, the random streams after it, and the value
+    checks to make. `key`: the raw call, the config's text, the arguments' structure and their
+    static values (None where an array goes)."""
+    call, _, treedef, statics = key
+    model = nnx.merge(graphdef, state)
+    model.set_attributes(jit_checks=False)  # checked through `_deferred_checks` instead
+    given = iter(arrays)
+    arguments = treedef.unflatten([next(given) if x is None else x for x in statics])
+    token = _deferred_checks.set([])
+    try:
+        out = call(model, **arguments)
+        return out, nnx.state(model, nnx.RngState), _deferred_checks.get()
+    finally:
+        _deferred_checks.reset(token)
+
+
 def shape_of(array: Any) -> Optional[tuple[int, ...]]:
     return None if array is None else tuple(np.shape(array))
 
@@ -196,6 +301,43 @@ def _axes(*names: Optional[str]) -> dict[str, Any]:
     return {"out_sharding": names, "eager_sharding": False}
 
 
+class _Deferred(jax.ShapeDtypeStruct):
+    """The shape and dtype of a parameter whose value is not computed yet, with the initializer
+    and random key that compute it (`materialize()`): the value a model built for
+    `from_pretrained` holds until the checkpoint's array replaces it."""
+
+    def __init__(self, init: Callable, key: Optional[jax.Array], shape: tuple[int, ...], dtype: Any):
+        super().__init__(shape, dtype)
+        self.init, self.key = init, key
+
+    def materialize(self) -> jax.Array:
+        return self.init(self.key, self.shape, self.dtype)
+
+
+_deferring = contextvars.ContextVar("roberta_flax_deferring", default=False)
+
+
+def _deferrable(init: Callable) -> Callable:
+    """The initializer `init`, deferred while `from_pretrained` builds a model: the parameter
+    then holds a `_Deferred` (no random numbers drawn for weights the checkpoint overwrites)."""
+
+    def initialise(key: Optional[jax.Array], shape: tuple[int, ...], dtype: Any = jnp.float32) -> Any:
+        return _Deferred(init, key, shape, dtype) if _deferring.get() else init(key, shape, dtype)
+
+    return initialise
+
+
+def _normal(config: RobertaConfig, zero_row: Optional[int] = None) -> Callable:
+    """v4's initializer of weights: normal(0, initializer_range); the embeddings' padding row zero."""
+    normal = nnx.initializers.normal(config.initializer_range)
+    if zero_row is None:
+        return _deferrable(normal)
+    return _deferrable(lambda key, shape, dtype: normal(key, shape, dtype).at[zero_row].set(0))
+
+
+_zeros, _ones = _deferrable(nnx.initializers.zeros), _deferrable(nnx.initializers.ones)
+
+
 def _dense(
     config: RobertaConfig, features_in: int, features_out: int, axes: tuple = (None, None), *,
     use_bias: bool = True, dtype: Any, param_dtype: Any, rngs: nnx.Rngs,
@@ -203,7 +345,7 @@ def _dense(
     """A linear layer initialised as v4 (normal(0, initializer_range) kernel (in, out), zero bias)."""
     return nnx.Linear(
         features_in, features_out, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
-        kernel_init=nnx.initializers.normal(config.initializer_range),
+        kernel_init=_normal(config), bias_init=_zeros,
         kernel_metadata=_axes(*axes), bias_metadata=_axes(axes[1]), rngs=rngs,
     )
 
@@ -213,14 +355,10 @@ def _embed(
     dtype: Any, param_dtype: Any, rngs: nnx.Rngs,
 ) -> nnx.Embed:
     """An embedding table initialised as v4: normal(0, initializer_range), the padding row zero."""
-    embed = nnx.Embed(
-        rows, features, dtype=dtype, param_dtype=param_dtype,
-        embedding_init=nnx.initializers.normal(config.initializer_range),
+    return nnx.Embed(
+        rows, features, dtype=dtype, param_dtype=param_dtype, embedding_init=_normal(config, padding_idx),
         embedding_metadata=_axes(*axes), rngs=rngs,
     )
-    if padding_idx is not None:
-        embed.embedding[...] = embed.embedding[...].at[padding_idx].set(0)
-    return embed
 
 
 def _layer_norm(config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs) -> nnx.LayerNorm:
@@ -228,7 +366,8 @@ def _layer_norm(config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nn
     not Flax's default one-pass E[x^2] - mean^2, which cancels badly for large activations."""
     return nnx.LayerNorm(
         config.hidden_size, epsilon=config.layer_norm_eps, use_fast_variance=False, dtype=dtype,
-        param_dtype=param_dtype, scale_metadata=_axes("embed"), bias_metadata=_axes("embed"), rngs=rngs,
+        param_dtype=param_dtype, scale_init=_ones, bias_init=_zeros,
+        scale_metadata=_axes("embed"), bias_metadata=_axes("embed"), rngs=rngs,
     )
 
 
@@ -359,6 +498,96 @@ def einsum_attention(
     return jnp.einsum("bhts,bhsd->bthd", probs, value), probs
 
 
+class Packing(NamedTuple):
+    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
+    unpadded forward computes on. N is a static token budget (shapes are static under `jit`):
+    the real tokens fill the first slots, row by row, in order; the slots after them are unused
+    (they hold token 0 and compute values nothing reads). `index` (N,): flat position b * T + t
+    of each slot's token, B * T for unused slots; `slot` (B, T): each position's slot, N at
+    padding; `cu_seqlens` (B + 1,) int32: the running sum of the rows' real tokens from 0;
+    `mask` (B, T) bool: the attention mask; `fits` (): whether every real token got a slot (a
+    budget given under `jit` may be too small: the outputs are then NaN, see `pack`)."""
+
+    index: jax.Array
+    slot: jax.Array
+    cu_seqlens: jax.Array
+    mask: jax.Array
+    fits: jax.Array
+
+
+def pack(attention_mask: jax.Array, budget: int) -> Packing:
+    """The packing of a (B, T) attention mask (1 = real token) into a stream of `budget` slots.
+    Traceable: nothing is read back to the host. Tokens beyond the budget get no slot; the model
+    then returns NaN rather than numbers that miss part of a sequence (with `enable_jit_checks()`
+    it is a checkify error)."""
+    mask = jnp.asarray(attention_mask).astype(bool)
+    B, T = mask.shape
+    lengths = mask.sum(axis=1, dtype=jnp.int32)  # (B,)
+    cu_seqlens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(lengths, dtype=jnp.int32)])
+    flat = mask.reshape(-1)
+    rank = jnp.cumsum(flat, dtype=jnp.int32) - 1  # each real token's place in the stream
+    slot = jnp.where(flat & (rank < budget), rank, budget).reshape(B, T)
+    index = jnp.nonzero(flat, size=budget, fill_value=B * T)[0].astype(jnp.int32)
+    return Packing(index, slot, cu_seqlens, mask, cu_seqlens[-1] <= budget)
+
+
+def unpad_rows(x: jax.Array, packing: Packing) -> jax.Array:
+    """(B, T, ...) -> (N, ...): the real tokens' rows, in order; zeros in unused slots."""
+    return jnp.take(x.reshape(-1, *x.shape[2:]), packing.index, axis=0, mode="fill", fill_value=0)
+
+
+def repad(x: jax.Array, packing: Packing) -> jax.Array:
+    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
+    of `unpad_rows`)."""
+    return jnp.take(x, packing.slot, axis=0, mode="fill", fill_value=0)
+
+
+def packed_attention(
+    query: jax.Array,
+    key: jax.Array,
+    value: jax.Array,
+    packing: Packing,
+    *,
+    is_causal: bool = False,
+    dropout: Optional[Callable[[jax.Array], jax.Array]] = None,
+    strategy: Optional[str] = None,
+) -> jax.Array:
+    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
+    (1, N, h, D); no score between two sequences counts. `dropout` (training) drops
+    probabilities through the einsum core; otherwise the fused one runs.
+
+    Strategies (`strategy=None` takes the one that computes fewer scores; both shapes are
+    static): 'padded', the sequences put back into their padded rows (B, T) for one masked call
+    (B * T * T scores; the matmuls before and after still skip padding), and 'segments', one call
+    over the stream with a block-diagonal mask of segment ids (N * N scores: many short
+    sequences in a long padded batch).
+    """
+    (B, T), N = packing.mask.shape, query.shape[2]
+    if strategy is None:
+        strategy = "segments" if N * N < B * T * T else "padded"
+    if strategy == "segments":
+        segment = packing.index // T  # the row of each slot; B for unused slots (they see each other)
+        keep = (segment[:, None] == segment[None, :])[None, None]  # (1, 1, N, N)
+        if is_causal:
+            keep = keep & jnp.tril(jnp.ones((N, N), bool))
+        rows = (query, key, value)
+    elif strategy == "padded":
+        keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
+        if is_causal:
+            keep = keep & jnp.tril(jnp.ones((T, T), bool))
+        # (1, h, N, D) -> (B, h, T, D)
+        rows = tuple(repad(x[0].swapaxes(0, 1), packing).swapaxes(1, 2) for x in (query, key, value))
+    else:
+        raise ValueError(f"packed_attention strategy must be 'padded', 'segments' or None, got {strategy!r}")
+    if dropout is None:
+        context = dot_product_attention(*rows, keep)
+    else:
+        context, _ = einsum_attention(*rows, keep, dropout=dropout)
+    if strategy == "padded":
+        context = unpad_rows(context, packing)[None]  # (B, T, h, D) -> (1, N, h, D)
+    return context
+
+
 class FlaxRobertaSelfAttention(nnx.Module):
     """Multi-head attention of a sequence over itself (or, as cross-attention, over the
     encoder's states), with an optional key/value cache and relative position scores.
@@ -413,11 +642,14 @@ class FlaxRobertaSelfAttention(nnx.Module):
         is_causal: bool = False,
         cache_index: Any = None,
         deterministic: bool = True,
+        packing: Optional[Packing] = None,
     ) -> tuple[jax.Array, Optional[jax.Array], tuple[jax.Array, jax.Array]]:
         """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
         (else None), and this call's (key, value) (B, h, S, D) for the cache. With `cache_index`,
         `past_key_value` is a preallocated (B, h, S_max, D) pair and this call's keys and values
-        are written at that slot (generate's fixed-size cache) instead of appended."""
+        are written at that slot (generate's fixed-size cache) instead of appended. With
+        `packing` the states are a packed stream (1, N, H) and each sequence attends over itself
+        only."""
         B, T, H = hidden_states.shape
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
         if encoder_hidden_states is not None and past_key_value is not None:
@@ -431,7 +663,12 @@ class FlaxRobertaSelfAttention(nnx.Module):
                 key = _extend_cache(past_key_value[0], key, cache_index)
                 value = _extend_cache(past_key_value[1], value, cache_index)
 
-        if use_fast:
+        if packing is not None:
+            # Not fast only when dropout must drop probabilities: the einsum core does that.
+            dropout = None if use_fast else functools.partial(self.dropout, deterministic=deterministic)
+            context = packed_attention(query, key, value, packing, is_causal=is_causal, dropout=dropout)
+            probs = None
+        elif use_fast:
             context = dot_product_attention(query, key, value, attention_mask, is_causal=is_causal)
             probs = None
         else:
@@ -497,10 +734,11 @@ class FlaxRobertaAttention(nnx.Module):
         is_causal: bool = False,
         cache_index: Any = None,
         deterministic: bool = True,
+        packing: Optional[Packing] = None,
     ) -> tuple[jax.Array, Optional[jax.Array], tuple[jax.Array, jax.Array]]:
         context, probs, present = self.self(
             hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
-            output_attentions, use_fast, is_causal, cache_index, deterministic,
+            output_attentions, use_fast, is_causal, cache_index, deterministic, packing,
         )
         return self.output(context, hidden_states, deterministic), probs, present
 
@@ -563,6 +801,7 @@ class FlaxRobertaLayer(nnx.Module):
         encoder_attention_mask: Optional[jax.Array] = None,
         past_key_value: Optional[tuple[jax.Array, ...]] = None,
         cache_index: Any = None,
+        packing: Optional[Packing] = None,
         *,
         output_attentions: bool = False,
         use_fast: bool = True,
@@ -574,7 +813,7 @@ class FlaxRobertaLayer(nnx.Module):
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
             hidden_states, attention_mask, head_mask, None, self_past,
-            output_attentions, use_fast, is_causal, cache_index, deterministic,
+            output_attentions, use_fast, is_causal, cache_index, deterministic, packing,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
@@ -617,6 +856,7 @@ class FlaxRobertaEncoder(nnx.Module):
         is_causal: bool = False,
         cache_index: Any = None,
         deterministic: bool = True,
+        packing: Optional[Packing] = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         all_hidden = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -640,7 +880,7 @@ class FlaxRobertaEncoder(nnx.Module):
             hidden_states, present, probs, cross = run(
                 layer, hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,
-                None if past_key_values is None else past_key_values[i], cache_index,
+                None if past_key_values is None else past_key_values[i], cache_index, packing,
             )
             if presents is not None:
                 presents.append(present)
@@ -725,9 +965,12 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     ):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
-        attn_implementation = attn_implementation or "dot_product"
+        attn_implementation = ATTN_ALIASES.get(attn_implementation, attn_implementation or "dot_product")
         if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}")
+            raise ValueError(
+                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS} (or PyTorch's names "
+                f"{tuple(ATTN_ALIASES)}), got {attn_implementation!r}"
+            )
         self.config = config
         self.dtype = _resolve_dtype(dtype)  # computation
         self.param_dtype = self.dtype if param_dtype is None else _resolve_dtype(param_dtype)
@@ -743,6 +986,13 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     def check_values(self, name: str, values: jax.Array, upper: int, **kwargs: Any) -> None:
         """`check_values` with this model's jit-check switch."""
         check_values(name, values, upper, in_jit=self.jit_checks, **kwargs)
+
+    def _concrete_options(self, arguments: dict[str, Any]) -> None:
+        """Turn the options that size arrays from the inputs' values into the static numbers
+        a compiled call is specialised to, while the values are known (`_compiled`): `unpad`
+        becomes the token budget (False when nothing is padded), checked against the mask."""
+        if arguments.get("unpad", False) is not False:
+            arguments["unpad"] = packing_budget(arguments.get("attention_mask"), arguments["unpad"]) or False
 
     # ------------------------------------------------------------------ structure
     @property
@@ -866,11 +1116,27 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
         )
         dtype = _resolve_dtype(dtype, state)
-        model = cls(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation, rngs=rngs)
-        # Keys the checkpoint lacks keep the fresh initialisation the model was built with.
-        from_canonical(model, state, allow_missing=True)
+        # Built with deferred initialisation: the checkpoint's arrays become the parameters (no
+        # copy where layout and dtype allow), and only the keys it lacks are initialised.
+        token = _deferring.set(True)
+        try:
+            model = cls(
+                config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation, rngs=rngs
+            )
+        finally:
+            _deferring.reset(token)
+        from_canonical(model, state, allow_missing=True, consume=True)
+        model._materialize_missing()
         model.eval()
         return model
+
+    def _materialize_missing(self) -> None:
+        """Give the parameters the checkpoint lacked (still deferred) v4's initialisation, from
+        the random keys they were built with (the values an eagerly built model has)."""
+        for _, param in nnx.to_flat_state(nnx.state(self, nnx.Param)):
+            value = param.get_value()
+            if isinstance(value, _Deferred):
+                param.set_value(value.materialize())
 
     def save_pretrained(
         self,
@@ -925,6 +1191,46 @@ def _nothing_masked(mask: Optional[jax.Array]) -> bool:
     return mask is None or (not _is_traced(mask) and bool(np.all(np.asarray(mask))))
 
 
+# `unpad=True` rounds the packed stream up to a multiple of this many slots: a few budgets (few
+# compilations) for a little work on unused slots.
+PACK_MULTIPLE = 64
+
+
+def packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[int]:
+    """The static number of slots of an `unpad` call's packed stream; None when it computes on
+    the padded batch (`unpad=False`, or nothing is padded). `unpad=True` takes the real tokens
+    rounded up to a multiple of PACK_MULTIPLE, which needs the mask's values: under `jit` give
+    the budget itself, `unpad=N` (a Python int, at least the batch's real tokens)."""
+    if isinstance(unpad, (bool, np.bool_)) or unpad is None:
+        if not unpad:
+            return None
+        unpad = True
+    elif not isinstance(unpad, (int, np.integer)) or unpad < 1:
+        raise ValueError(f"unpad must be True, False or the token budget (a positive int), got {unpad!r}")
+    if _nothing_masked(attention_mask):
+        return None
+    size = int(np.prod(np.shape(attention_mask)))
+    if _is_traced(attention_mask):
+        if unpad is True:
+            raise ValueError(
+                "unpad=True sizes the packed stream from the attention mask's values, unknown under jit: give "
+                "the token budget instead, unpad=N with N a Python int >= the real tokens of the batch"
+            )
+        return min(int(unpad), size)
+    real = int(np.count_nonzero(np.asarray(attention_mask)))
+    if unpad is True:
+        return min(-(-real // PACK_MULTIPLE) * PACK_MULTIPLE, size)
+    if real > unpad:
+        raise ValueError(f"unpad={unpad} slots cannot hold the {real} real tokens of this batch")
+    return min(int(unpad), size)
+
+
+def packing_for(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[Packing]:
+    """The packing of an `unpad` call, None when it does not unpad or nothing is padded."""
+    budget = packing_budget(attention_mask, unpad)
+    return None if budget is None else pack(attention_mask, budget)
+
+
 class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
@@ -942,18 +1248,23 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         self.encoder = FlaxRobertaEncoder(config, **kw)
         self.pooler = FlaxRobertaPooler(config, **kw) if add_pooling_layer else None
 
-    def _use_fast(self, output_attentions: bool, head_mask: Optional[jax.Array], deterministic: bool) -> bool:
-        """jax.nn.dot_product_attention unless this call needs what only the einsum path does
-        (v4's fallback, said once). It has no dropout either: training with attention dropout
-        takes the einsum path too."""
+    def _needs_einsum(self, output_attentions: bool, head_mask: Optional[jax.Array]) -> bool:
+        """Whether this call needs what only the einsum path does (v4's fallback, said once)."""
         if self.attn_implementation == "einsum":
-            return False
+            return True
         if output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute":
             _warn_once(
                 "dot_product attention cannot return attention probabilities, apply head_mask or add relative "
                 "position scores; using einsum attention for such calls. Build the model with "
                 "attn_implementation='einsum' to silence this."
             )
+            return True
+        return False
+
+    def _use_fast(self, output_attentions: bool, head_mask: Optional[jax.Array], deterministic: bool) -> bool:
+        """jax.nn.dot_product_attention unless this call needs what only the einsum path does.
+        It has no dropout either: training with attention dropout takes the einsum path too."""
+        if self._needs_einsum(output_attentions, head_mask):
             return False
         return deterministic or self.config.attention_probs_dropout_prob == 0.0
 
@@ -979,6 +1290,27 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
                 f"{config.head_dim}), got {shape}"
             )
         return shape[2]
+
+    def _packing(
+        self, attention_mask: Optional[jax.Array], unpad: bool | int, needs_einsum: bool, past_key_values: Any,
+        use_cache: bool, encoder_hidden_states: Optional[jax.Array],
+    ) -> Optional[Packing]:
+        """The packing of an `unpad` forward; None when nothing is padded, or when the call
+        needs the padded layout (a cache, cross-attention, what only einsum attention does)."""
+        budget = packing_budget(attention_mask, unpad)
+        if budget is None:
+            return None
+        if needs_einsum or past_key_values is not None or use_cache or encoder_hidden_states is not None:
+            _warn_once(
+                "unpad does not combine with a key/value cache, cross-attention, output_attentions, "
+                "head_mask or relative positions; such calls compute on the padded batch"
+            )
+            return None
+        packing = pack(attention_mask, budget)
+        if self.jit_checks and _is_traced(packing.fits):
+            message = f"unpad={budget} slots cannot hold the {{real}} real tokens of this batch"
+            checkify.check(packing.fits, message, real=packing.cu_seqlens[-1])
+        return packing
 
     def _self_attention_mask(
         self,
@@ -1010,6 +1342,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             keep = keep & (k_pos <= q_pos)  # (B, 1, T, S)
         return keep, False
 
+    @_compiled
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
@@ -1027,6 +1360,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         deterministic: Optional[bool] = None,
         cache_index: Any = None,
+        unpad: bool | int = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
@@ -1035,6 +1369,17 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         `cache_index` (generate's fixed-size cache, traceable): `past_key_values` are then
         preallocated buffers of S slots, `attention_mask` is (B, S), this call's tokens occupy
         slots cache_index .. cache_index + T - 1, and `position_ids` must be given.
+
+        `unpad=True` computes on the real tokens only: they are packed into one stream (1, N, H)
+        with their padded-batch positions, each sequence attends over itself, and the states are
+        put back into (B, T, H) at the end, zeros at padding positions (v4 computes values there
+        that nothing should read). The real positions get the same numbers as without it. It pays
+        when a good part of the batch is padding; calls that need the padded layout (a cache,
+        cross-attention, output_attentions, head_mask, relative positions) ignore it, with a
+        warning. Shapes are static under `jit`, where the stream's size N cannot come from the
+        mask's values: give it, `unpad=N` (an int >= the batch's real tokens; eagerly True rounds
+        them up to a multiple of PACK_MULTIPLE). A budget too small gives NaN states, never
+        numbers that miss part of a sequence (with `enable_jit_checks()`, a ValueError).
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
@@ -1071,14 +1416,32 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
 
         query_offset = cache_index if fixed_cache else past_length
         key_length = past_length if fixed_cache else past_length + T
-        embedding_output = self.embeddings(
-            input_ids, token_type_ids, position_ids, inputs_embeds, query_offset, deterministic
-        )
-
         use_fast = self._use_fast(output_attentions, head_mask, deterministic)
-        mask, is_causal = self._self_attention_mask(
-            attention_mask, B, T, key_length, query_offset, use_fast, fixed_cache
-        )
+        packing = None
+        if unpad:
+            packing = self._packing(
+                attention_mask, unpad, self._needs_einsum(output_attentions, head_mask), past_key_values, use_cache,
+                encoder_hidden_states,
+            )
+        if packing is None:
+            embedding_output = self.embeddings(
+                input_ids, token_type_ids, position_ids, inputs_embeds, query_offset, deterministic
+            )
+            mask, is_causal = self._self_attention_mask(
+                attention_mask, B, T, key_length, query_offset, use_fast, fixed_cache
+            )
+        else:
+            # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
+            if position_ids is None:
+                position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
+
+            def real(x: Optional[jax.Array]) -> Optional[jax.Array]:
+                return None if x is None else unpad_rows(jnp.broadcast_to(x, (B, T, *jnp.shape(x)[2:])), packing)[None]
+
+            embedding_output = self.embeddings(
+                real(input_ids), real(token_type_ids), real(position_ids), real(inputs_embeds), 0, deterministic
+            )
+            mask, is_causal = None, config.is_decoder
         cross_mask = None
         if encoder_hidden_states is not None and not _nothing_masked(encoder_attention_mask):
             cross_mask = jnp.asarray(encoder_attention_mask).astype(bool)[:, None, None, :]  # (B, 1, 1, S)
@@ -1102,7 +1465,17 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             is_causal=is_causal,
             cache_index=cache_index,
             deterministic=deterministic,
+            packing=packing,
         )
+        if packing is not None:
+
+            def restore(states: jax.Array) -> jax.Array:
+                # (1, N, H) -> (B, T, H); all NaN when a budget given under jit was too small.
+                return jnp.where(packing.fits, repad(states[0], packing), jnp.nan)
+
+            outputs.last_hidden_state = restore(outputs.last_hidden_state)
+            if outputs.hidden_states is not None:
+                outputs.hidden_states = tuple(restore(h) for h in outputs.hidden_states)
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()

@@ -8,6 +8,7 @@ import os
 import warnings
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from roberta_core.config import RobertaConfig
 from roberta_core.weights import CheckpointKeyError, parameter_shapes
 from roberta_flax.convert import to_canonical
 from tests.helpers import assert_close, golden, rel_err
-from tests.roberta_flax.common import CLASSES, build, forward
+from tests.roberta_flax.common import CLASSES, build
 
 FILES = {
     "safetensors": "model.safetensors",
@@ -49,7 +50,7 @@ def test_golden_checkpoint_reproduces_transformers(head, fmt, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a golden checkpoint loads without a word
         model = CLASSES[head].from_pretrained(only(source, FILES[fmt], tmp_path / "ckpt"))
-    out = forward(model, dict(input_ids=io["input_ids"], attention_mask=io["attention_mask"]))
+    out = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"])
     for field in GOLDEN_HEADS[head]:
         assert_close(out[field], io[f"pt_{field}"], atol=1e-5, what=f"{field} vs transformers PyTorch")
         assert_close(out[field], io[f"flax_{field}"], atol=1e-5, what=f"{field} vs transformers Flax")
@@ -60,7 +61,7 @@ def test_bfloat16_within_two_percent_of_float32():
     io = np.load(source / "io.npz")
     model = CLASSES["masked_lm"].from_pretrained(source, dtype="bfloat16")
     assert model.lm_head.bias[...].dtype == jnp.bfloat16
-    logits = forward(model, dict(input_ids=io["input_ids"], attention_mask=io["attention_mask"])).logits
+    logits = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"]).logits
     assert logits.dtype == jnp.bfloat16
     assert rel_err(np.asarray(logits, np.float32), io["pt_logits"]) <= 2e-2
 
@@ -115,6 +116,19 @@ def test_other_heads_checkpoint_loads_with_one_warning_and_strict_refuses():
         np.asarray(model.roberta.embeddings.word_embeddings.embedding[...]),
         np.asarray(ref.roberta.embeddings.word_embeddings.embedding[...]),
     )
+    # The model was built without drawing the weights the checkpoint gave; what it lacked (and
+    # dropout's random streams) is what a model built eagerly from the same seed holds.
+    fresh = CLASSES["sequence_classification"](model.config, rngs=nnx.Rngs(0))
+    loaded, built = to_canonical(model), to_canonical(fresh)
+    for key in ("classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight"):
+        assert np.array_equal(loaded[key], built[key]), key
+    assert loaded["classifier.dense.weight"].std() > 0  # (not a constant)
+    def raw(x):
+        return np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+
+    streams = [[raw(x) for x in jax.tree.leaves(nnx.state(m, nnx.RngState))] for m in (model, fresh)]
+    assert len(streams[0]) == len(streams[1]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*streams))
     with pytest.raises(CheckpointKeyError, match="strict"):
         CLASSES["sequence_classification"].from_pretrained(source, strict=True)
 

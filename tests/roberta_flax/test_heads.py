@@ -95,7 +95,7 @@ def test_multi_label_loss_through_the_model():
     model, state = build("sequence_classification", config)
     ids, mask = padded_batch(config)
     targets = np.array([[1, 0, 1], [0, 0, 0], [1, 1, 1]], np.float32)  # float labels: multi-label
-    out = forward(model, dict(input_ids=ids, attention_mask=mask, labels=targets))
+    out = model(input_ids=ids, attention_mask=mask, labels=targets)
     ref = reference(config, state, "sequence_classification", input_ids=ids, attention_mask=mask, labels=targets)
     assert_close(out.loss, ref["loss"], atol=1e-6, what="multi-label loss")
 
@@ -258,6 +258,9 @@ def test_bad_head_inputs_fail_before_computing():
         CLASSES["model"]({"hidden_size": 32})
     with pytest.raises(ValueError, match="attn_implementation must be one of"):
         CLASSES["model"](config, attn_implementation="flash")
+    # PyTorch's names, so one setting serves every backend
+    assert CLASSES["model"](config, attn_implementation="eager").attn_implementation == "einsum"
+    assert CLASSES["model"](config, attn_implementation="sdpa").attn_implementation == "dot_product"
     with pytest.raises(ValueError, match="divisible"):
         RobertaConfig.from_preset("tiny", num_attention_heads=5)
     decoder, _ = build("causal_lm", tiny_config(is_decoder=True))

@@ -21,38 +21,7 @@ from roberta_core.outputs import MaskedLMOutput
 from roberta_flax import modeling
 from roberta_flax.convert import from_canonical, to_canonical
 from tests.helpers import ALL_HEADS, assert_close, golden, padded_batch, random_state, rel_err, tiny_config
-from tests.roberta_flax.common import CLASSES, build, forward
-
-
-def head_config(head: str, **overrides):
-    """tiny, with 3 labels; the causal LM is a decoder."""
-    return tiny_config(**{"num_labels": 3, "is_decoder": head == "causal_lm", **overrides})
-
-
-def head_inputs(config, head: str) -> dict:
-    """The (3, 7) padded batch with labels for `head` (multiple choice: 2 choices of it)."""
-    ids, mask = padded_batch(config)
-    rng = np.random.default_rng(7)
-    B, T = ids.shape
-    if head == "multiple_choice":
-        return dict(input_ids=np.stack([ids, ids[::-1]], 1), attention_mask=np.stack([mask, mask[::-1]], 1),
-                    labels=np.array([0, 1, 1]))
-    inputs = dict(input_ids=ids, attention_mask=mask)
-    if head in ("masked_lm", "causal_lm"):
-        inputs["labels"] = np.where(rng.random((B, T)) < 0.5, ids, -100)
-    elif head == "token_classification":
-        inputs["labels"] = np.where(mask == 1, rng.integers(0, 3, (B, T)), -100)
-    elif head == "sequence_classification":
-        inputs["labels"] = np.array([2, 0, 1])
-    elif head == "question_answering":
-        inputs["start_positions"], inputs["end_positions"] = np.array([1, 3, 9]), np.array([4, 3, 0])
-    return inputs
-
-
-def _main_output(head: str) -> tuple[str, ...]:
-    if head == "model":
-        return ("last_hidden_state", "pooler_output")
-    return ("start_logits", "end_logits") if head == "question_answering" else ("logits",)
+from tests.roberta_flax.common import CLASSES, build, forward, head_config, head_inputs, main_output
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -135,10 +104,10 @@ def test_heads_match_float64_reference(head):
     config = head_config(head)
     model, state = build(head, config)
     inputs = head_inputs(config, head)
-    out = forward(model, inputs)
+    out = model(**inputs)
     ref = reference(config, state, head, **inputs)
     assert list(out.keys()) == list(ref.keys())
-    for field in _main_output(head):
+    for field in main_output(head):
         assert rel_err(out[field], ref[field]) <= 1e-5, field
         assert_close(out[field], ref[field], atol=1e-5, what=field)
     if head != "model":
@@ -154,14 +123,14 @@ def test_heads_match_pytorch_backend(head):
     config = head_config(head)
     model, state = build(head, config)
     inputs = head_inputs(config, head)
-    out = forward(model, inputs)
+    out = model(**inputs)
     pt_class = getattr(roberta_pt, CLASSES[head].__name__.removeprefix("Flax"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the causal LM's and the fallbacks' notes
         pt_model = pt_from_canonical(pt_class(config), state).eval()
         with torch.no_grad():
             pt_out = pt_model(**{k: torch.from_numpy(np.asarray(v)) for k, v in inputs.items()})
-    for field in _main_output(head) + (() if head == "model" else ("loss",)):
+    for field in main_output(head) + (() if head == "model" else ("loss",)):
         assert_close(out[field], pt_out[field].numpy(), atol=1e-5, what=field)
 
 
@@ -240,13 +209,32 @@ def test_incremental_decoding_equals_full_forward(overrides):
         assert_close(got, expected, what="cache")
 
 
-def test_jit_equals_eager():
+def test_eager_calls_are_compiled_with_eager_meaning():
+    """An eager call runs as one compiled program, reused by the next, equal to the caller's
+    jit; it still follows the model: a changed config, train mode, dropout's random streams
+    (which advance as eagerly)."""
     config = head_config("masked_lm")
     model, _ = build("masked_lm", config)
-    ids, mask = padded_batch(config)
-    eager = model(ids, attention_mask=mask)
-    jitted = forward(model, dict(input_ids=ids, attention_mask=mask))
-    assert_close(jitted.logits, eager.logits, atol=1e-5, what="logits")
+    inputs = head_inputs(config, "masked_lm")
+    eager = model(**inputs)
+    programs = modeling._compiled_call._cache_size()
+    assert np.array_equal(model(**inputs).logits, eager.logits)
+    assert modeling._compiled_call._cache_size() == programs  # the second call reused the program
+    jitted = forward(model, inputs)
+    assert_close(eager.logits, jitted.logits, atol=1e-5, what="logits")
+    assert_close(eager.loss, jitted.loss, atol=1e-6, what="loss")
+    config.max_position_embeddings = 8  # now 6 tokens at most: the old program must not run
+    try:
+        with pytest.raises(ValueError, match="exceeds the 6 tokens"):
+            model(**inputs)
+    finally:
+        config.max_position_embeddings = 66
+    model.train()
+    model.set_attributes(rate=0.1)  # every dropout
+    stream = model.roberta.embeddings.dropout.rngs
+    drawn = int(stream.count[...])
+    a, b = model(**inputs).logits, model(**inputs).logits
+    assert int(stream.count[...]) == drawn + 2 and not np.allclose(a, b)  # a new dropout mask each call
 
 
 def test_fast_and_einsum_attention_agree():

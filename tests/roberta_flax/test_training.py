@@ -1,6 +1,7 @@
 """Training: gradients through the functional API (nnx.split + jax.grad) equal PyTorch's, are
-unchanged by gradient checkpointing (nnx.remat) and by sharding the model data- and
-tensor-parallel over a mesh; an optax train step with dropout learns."""
+unchanged by gradient checkpointing (nnx.remat), by the fast paths (`unpad`,
+`masked_positions_only`) and by sharding the model data- and tensor-parallel over a mesh; an
+optax train step with dropout learns."""
 
 from __future__ import annotations
 
@@ -26,16 +27,16 @@ LENGTHS = (7, 5, 2, 6)
 
 def batch(config):
     ids, mask = padded_batch(config, lengths=LENGTHS)
-    labels = np.where(np.random.default_rng(3).random(ids.shape) < 0.5, ids, -100)
+    labels = np.where((np.random.default_rng(3).random(ids.shape) < 0.5) & (mask == 1), ids, -100)
     return dict(input_ids=ids, attention_mask=mask, labels=labels)
 
 
-def loss_logits_grads(model, inputs):
+def loss_logits_grads(model, inputs, **options):
     """(loss, logits, gradients as a canonical dict) by jax.grad over the parameter state."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
 
     def loss(params):
-        out = nnx.merge(graphdef, params, rest)(**inputs)
+        out = nnx.merge(graphdef, params, rest)(**inputs, **options)
         return out.loss, out.logits
 
     (value, logits), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
@@ -61,6 +62,19 @@ def test_remat_gradients_equal_plain_gradients(plain):
     assert remat_loss == pytest.approx(loss, abs=1e-6)
     for key, g in grads.items():
         assert_close(remat_grads[key], g, atol=1e-6, what=key)
+
+
+def test_unpad_and_masked_positions_only_keep_the_gradients(plain):
+    """Both fast paths at once, with unused slots and rows to spare: the padded loss, logits
+    (the labelled rows, then zeros) and gradients."""
+    model, _, inputs, (loss, logits, grads) = plain
+    real, labelled = int(inputs["attention_mask"].sum()), int((inputs["labels"] != -100).sum())
+    fast_loss, rows, fast_grads = loss_logits_grads(model, inputs, unpad=real + 2, masked_positions_only=labelled + 2)
+    assert fast_loss == pytest.approx(loss, rel=1e-6)
+    assert_close(rows[:labelled], logits[inputs["labels"] != -100], what="labelled rows")
+    assert not rows[labelled:].any()  # the rows to spare are zeros
+    for key, g in grads.items():
+        assert_close(fast_grads[key], g, atol=1e-5, what=key)
 
 
 def test_gradients_match_pytorch(plain):
