@@ -15,6 +15,14 @@ from typing import Sequence
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("roberta_core.demo", "the main job on a built-in default (what `make demo` runs)"),
+    "pretrain": ("roberta_core.recipe", "pretrain a masked LM the RoBERTa way: BPE, FULL-SENTENCES, dynamic masking"),
+    "finetune": ("roberta_core.finetune", "fine-tune a checkpoint on a task (JSON lines, or the built-in one)"),
+    "convert": ("roberta_core.conversion", "convert a checkpoint between safetensors, bin, h5 and msgpack, or import fairseq"),
+    "fill-mask": ("roberta_core.commands.fill_mask", "predict the tokens at each <mask> of a text"),
+    "tokenize": ("roberta_core.commands.tokenize_text", "show the tokens and ids of a text"),
+    "classify": ("roberta_core.commands.classify", "label a text (or pair) with a sequence-classification checkpoint"),
+    "info": ("roberta_core.commands.info", "summarise a checkpoint: config, parameters, heads, formats, tokenizer"),
+    "parity": ("conformance.parity", "check every backend against the float64 reference and each other"),
 }
 
 

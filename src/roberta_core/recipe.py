@@ -1,0 +1,634 @@
+"""The RoBERTa recipe, framework-neutral (Liu et al., 2019): a byte-level BPE vocabulary trained
+on the corpus, FULL-SENTENCES packing, dynamic masking, masked-LM pretraining with the paper's
+AdamW settings, held-out evaluation next to the unigram baseline, resumable checkpoints — and
+the `roberta pretrain` command.
+
+The training step itself lives in each backend, three parallel texts with one interface:
+
+    Trainer(head, config, settings: AdamW, *, state=None, seed=0, precision="auto")
+        # (TFTrainer, FlaxTrainer): builds the model from `seed`, then loads canonical `state`
+        .process_index, .process_count      # this process among the data-parallel workers
+        .train_step(micro_batches, lr, total_items) -> float  # one update; the global mean loss
+        .predict(batch) -> dict[str, np.ndarray]               # the head's outputs, dropout off
+        .optimizer_state() -> dict[str, np.ndarray]            # AdamW moments, canonical names
+        .load_optimizer_state(state, step)
+        .weights() -> dict[str, np.ndarray]                    # canonical weights
+        .save_pretrained(directory)
+
+This module imports a backend only when asked (`load_backend`), never at import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from . import corpus as builtin_corpus
+from .checkpoint import read_safetensors, write_safetensors
+from .config import PRESETS, RobertaConfig
+from .data import (
+    FULL_SENTENCES,
+    PACKINGS,
+    MaskedLMBatches,
+    TokenFile,
+    encode_documents,
+    pack_sentences,
+    read_documents,
+    split_batch,
+    unigram_counts,
+    write_token_file,
+)
+from .pretrained import load_pretrained
+from .validation import IGNORE_INDEX
+
+__all__ = [
+    "AdamW",
+    "decays",
+    "BACKENDS",
+    "load_backend",
+    "loss_items",
+    "masked_lm_scores",
+    "prepare_output",
+    "save_checkpoint",
+    "latest_checkpoint",
+    "fit",
+    "corpus_documents",
+    "train_tokenizer",
+    "PretrainData",
+    "evaluate_masked_lm",
+    "pretrain",
+    "add_arguments",
+    "run",
+]
+
+# ---------------------------------------------------------------------------------------------
+# 1. The optimiser: the paper's AdamW and learning-rate schedule (Table 9)
+
+
+@dataclass(frozen=True)
+class AdamW:
+    """AdamW as RoBERTa pretrains: β = (0.9, 0.98), ε = 1e-6 (added to sqrt(v̂), as torch and optax
+    do), decoupled weight decay 0.01, the rate rising linearly over `warmup` updates to `peak_lr`
+    and falling linearly towards 0 at update `steps`."""
+
+    peak_lr: float
+    warmup: int
+    steps: int
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+
+    def __post_init__(self):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or not 0 <= self.warmup <= self.steps:
+            raise ValueError(f"warmup must be an integer in 0..steps={self.steps}, got {self.warmup!r}")
+        if not (isinstance(self.peak_lr, (int, float)) and self.peak_lr > 0 and math.isfinite(self.peak_lr)):
+            raise ValueError(f"the learning rate must be a positive number, got {self.peak_lr!r}")
+
+    def lr(self, step: int) -> float:
+        """The rate of update number `step` (0-based): (step+1)/warmup of the peak while warming
+        up, then linear decay; the last update still moves (rate peak/(steps-warmup))."""
+        if step < self.warmup:
+            return self.peak_lr * (step + 1) / self.warmup
+        return self.peak_lr * max(self.steps - step, 0) / max(self.steps - self.warmup, 1)
+
+
+def decays(name: str) -> bool:
+    """Whether weight decay applies to the parameter with this canonical name: not to biases
+    and LayerNorm weights (the usual BERT/RoBERTa exclusion)."""
+    return not (name.endswith(".bias") or name == "lm_head.bias" or "LayerNorm" in name or "layer_norm" in name)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Backends, imported on request
+
+BACKENDS = ("pt", "tf", "flax")
+
+
+def load_backend(name: str) -> type:
+    """The Trainer class of backend `name` ('pt', 'tf' or 'flax': Trainer, TFTrainer,
+    FlaxTrainer), importing its training module and framework only now."""
+    from . import runtime
+
+    runtime.require(name)  # a clear error naming what to install
+    module = importlib.import_module(f"{runtime.BACKENDS[name][0]}.training")
+    return getattr(module, runtime.BACKENDS[name][1] + "Trainer")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Losses and scores in NumPy
+
+TOKEN_LEVEL_HEADS = ("masked_lm", "token_classification", "causal_lm")
+
+
+def loss_items(head: str, batch: Mapping[str, np.ndarray]) -> int:
+    """How many terms a head's mean loss averages over in `batch`: labelled tokens for token-level
+    heads, rows otherwise. Micro-batches and workers weight their mean losses by these counts,
+    so accumulated and data-parallel updates equal one update on the whole batch."""
+    if head in TOKEN_LEVEL_HEADS:
+        return int((batch["labels"] != IGNORE_INDEX).sum())
+    return len(batch["input_ids"])
+
+
+def masked_lm_scores(logits: np.ndarray, labels: np.ndarray) -> tuple[float, int, int]:
+    """(summed negative log-likelihood, correct argmax predictions, scored tokens) over the
+    positions whose label is not -100, in float64."""
+    keep = labels != IGNORE_INDEX
+    z = np.asarray(logits, dtype=np.float64)[keep]  # (N, V)
+    target = labels[keep]
+    if target.size == 0:
+        return 0.0, 0, 0
+    z -= z.max(axis=-1, keepdims=True)
+    nll = np.log(np.exp(z).sum(axis=-1)) - z[np.arange(target.size), target]
+    return float(nll.sum()), int((z.argmax(axis=-1) == target).sum()), int(target.size)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Output directories and checkpoints
+
+RUN_FILE = "run.json"  # the settings of the run that owns an output directory
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+_CHECKPOINT = "checkpoint-"
+
+
+def prepare_output(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> dict | None:
+    """Make `out` ready for a run. Returns the settings of the run to resume, or None for a
+    fresh run. A directory holding a run is refused unless `resume` (continue it) or
+    `overwrite` (delete it and start again); one holding anything else is always refused."""
+    out = Path(out)
+    if resume and overwrite:
+        raise ValueError("give --resume or --overwrite, not both")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output directory {out} is a file")
+    held = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    if resume:
+        if not (out / RUN_FILE).is_file():
+            raise FileNotFoundError(f"nothing to resume: {out} holds no run ({RUN_FILE} is missing)")
+        return json.loads((out / RUN_FILE).read_text())
+    if held and RUN_FILE not in held:  # never delete what another program wrote
+        raise FileExistsError(f"output directory {out} holds {len(held)} file(s) of something else; choose a new or empty directory")
+    if held and not overwrite:
+        raise FileExistsError(f"output directory {out} holds another run; pass --resume to continue it or --overwrite to replace it")
+    if held:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def write_run_file(out: Path, settings: Mapping[str, Any]) -> None:
+    from .config import atomic_write_text
+
+    atomic_write_text(out / RUN_FILE, json.dumps(dict(settings), indent=2, sort_keys=True) + "\n")
+
+
+def save_checkpoint(out: Path, trainer, *, step: int, tokenizer=None, state: Mapping[str, Any] = ()) -> Path:
+    """Write `out/checkpoint-{step}`: the model (a checkpoint directory every backend and
+    `roberta fill-mask` load, tokenizer included), the optimizer moments and the loop state.
+    Written in a temporary directory and renamed into place, then older checkpoints are
+    removed: an interruption at any moment leaves the previous checkpoint intact."""
+    target = out / f"{_CHECKPOINT}{step}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out))
+    try:
+        trainer.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        write_safetensors(trainer.optimizer_state(), tmp / OPTIMIZER_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **dict(state)}, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    for old in out.glob(f"{_CHECKPOINT}*"):
+        if old != target and old.name[len(_CHECKPOINT) :].isdigit():
+            shutil.rmtree(old)
+    return target
+
+
+def latest_checkpoint(out: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint in `out` (temporary directories are never complete)."""
+    done = [p for p in Path(out).glob(f"{_CHECKPOINT}*") if p.name[len(_CHECKPOINT) :].isdigit() and (p / STATE_FILE).is_file()]
+    return max(done, key=lambda p: int(p.name[len(_CHECKPOINT) :]), default=None)
+
+
+def load_checkpoint_state(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(loop state, optimizer moments) of a checkpoint written by `save_checkpoint`."""
+    return json.loads((path / STATE_FILE).read_text()), dict(read_safetensors(path / OPTIMIZER_FILE))
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Inside, the first Ctrl-C only raises a flag (the loop saves and stops at the end of the
+    update in progress); a second one interrupts at once. Yields `interrupted() -> bool`."""
+    hits = []
+
+    def handler(signum, frame):
+        if hits:
+            raise KeyboardInterrupt
+        hits.append(signum)
+        print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The loop, shared by pretraining and fine-tuning
+
+
+@dataclass
+class FitResult:
+    step: int  # updates done in all
+    loss: float  # of the last update
+    seconds: float  # spent in this call
+    interrupted: bool
+
+
+def fit(
+    trainer,
+    batches: Iterator[dict[str, np.ndarray]],
+    settings: AdamW,
+    *,
+    head: str,
+    start_step: int = 0,
+    accumulate: int = 1,
+    save: Callable[[int], Any] | None = None,
+    save_every: int = 0,
+    evaluate: Callable[[int], Any] | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+    description: str = "train",
+) -> FitResult:
+    """Run updates `start_step`..`settings.steps - 1`, one global batch from `batches` each.
+
+    Each process takes its share of the batch's rows, cut into `accumulate` micro-batches; the
+    loss of each micro-batch is weighted by its share of the global batch's loss items. Saves
+    every `save_every` updates, at the end, and when Ctrl-C asks to stop; evaluates every
+    `eval_every` updates. Shows a progress bar with loss and tokens/s (process 0 only).
+    """
+    from tqdm.auto import tqdm
+
+    main = trainer.process_index == 0
+    bar = tqdm(total=settings.steps, initial=start_step, desc=description, unit="step", disable=not (progress and main), dynamic_ncols=True)
+    done, loss, began, tokens, stopped = start_step, float("nan"), time.perf_counter(), 0, False
+    with deferred_interrupt() as interrupted:
+        while done < settings.steps and not stopped:
+            batch = next(batches)
+            total = loss_items(head, batch)
+            mine = split_batch(batch, trainer.process_count)[trainer.process_index]
+            loss = trainer.train_step(split_batch(mine, accumulate), settings.lr(done), total)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss} at update {done + 1}; lower the learning rate")
+            tokens += int(batch["attention_mask"].sum())
+            rate = tokens / max(time.perf_counter() - began, 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{settings.lr(done):.2e}", tok_s=f"{rate:,.0f}", refresh=False)
+            done += 1
+            if evaluate is not None and eval_every and done % eval_every == 0 and done < settings.steps:
+                evaluate(done)
+            stopped = interrupted()
+            if save is not None and (stopped or done == settings.steps or (save_every and done % save_every == 0)):
+                save(done)
+    bar.close()
+    return FitResult(step=done, loss=loss, seconds=time.perf_counter() - began, interrupted=stopped)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Pretraining data: documents, the tokenizer, token files
+
+HELDOUT_EVERY = 20  # of a user's corpus, documents 1, 21, 41, ... are held out (5%)
+MIN_VOCAB = 512  # a byte-level BPE needs the 256 bytes, the specials, and some merges
+EVAL_SEED = 1234  # held-out masks are the same at every evaluation and in every backend
+
+
+def corpus_documents(corpus: Sequence[str], split: str) -> Iterator[str]:
+    """Documents of the `train` or `heldout` part of `corpus`: ['builtin'] or text files."""
+    if list(corpus) == ["builtin"]:
+        yield from builtin_corpus.builtin_documents(split)
+        return
+    for i, doc in enumerate(read_documents(corpus)):
+        if (i % HELDOUT_EVERY == 1) == (split == "heldout"):
+            yield doc
+
+
+def train_tokenizer(documents: Iterable[str], vocab_size: int, directory: Path):
+    """A byte-level BPE vocabulary of `vocab_size` learnt from `documents`, saved in `directory`.
+    The special tokens take ids 0..4 (<s>, <pad>, </s>, <unk>, <mask>), the 256 bytes follow."""
+    from .tokenization_base import bytes_to_unicode
+    from .tokenization_fast import RobertaTokenizerFast
+
+    seed = ["<s>", "<pad>", "</s>", "<unk>", *sorted(bytes_to_unicode().values()), "<mask>"]
+    base = RobertaTokenizerFast(vocab={token: i for i, token in enumerate(seed)}, merges=[])
+    tokenizer = base.train_new_from_iterator(documents, vocab_size=vocab_size, min_frequency=2)
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+def load_tokenizer(directory: str | os.PathLike):
+    from .tokenization_fast import RobertaTokenizerFast
+
+    return RobertaTokenizerFast.from_pretrained(directory)
+
+
+@dataclass
+class PretrainData:
+    """The token files of a run and what masking needs to know about the vocabulary."""
+
+    train: TokenFile
+    heldout: TokenFile
+    max_len: int
+    pad_id: int
+    mask_token_id: int
+    special_ids: tuple[int, ...]
+    vocab_size: int
+
+    @classmethod
+    def build(cls, corpus: Sequence[str], tokenizer, directory: Path, *, max_len: int, packing: str = FULL_SENTENCES) -> "PretrainData":
+        """Tokenize, pack and write `directory/train` and `directory/heldout` (skipped when
+        they exist: a resumed run reuses them)."""
+
+        def encode(texts: list[str]) -> list[list[int]]:
+            return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+        files = {}
+        for split in ("train", "heldout"):
+            if not (directory / split).exists():
+                docs = encode_documents(corpus_documents(corpus, split), encode)
+                seqs = pack_sentences(docs, max_len, bos_id=tokenizer.bos_token_id, eos_id=tokenizer.eos_token_id, mode=packing)
+                write_token_file(seqs, directory / split, vocab_size=len(tokenizer))
+            files[split] = TokenFile(directory / split)
+            if len(files[split]) == 0:
+                raise ValueError(
+                    f"the corpus has no {split} text: it needs at least 2 documents (one in {HELDOUT_EVERY} is held out "
+                    "for evaluation; blank lines separate documents)"
+                )
+        return cls(
+            train=files["train"],
+            heldout=files["heldout"],
+            max_len=max_len,
+            pad_id=tokenizer.pad_token_id,
+            mask_token_id=tokenizer.mask_token_id,
+            special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
+            vocab_size=len(tokenizer),
+        )
+
+    def batches(self, split: str, *, batch_tokens: int, seed: int, packing: str = FULL_SENTENCES) -> MaskedLMBatches:
+        return MaskedLMBatches(
+            self.train if split == "train" else self.heldout,
+            batch_tokens=batch_tokens,
+            max_len=self.max_len,
+            pad_id=self.pad_id,
+            mask_token_id=self.mask_token_id,
+            special_ids=self.special_ids,
+            vocab_size=self.vocab_size,
+            mode=packing,
+            seed=seed,
+            shuffle=split == "train",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Evaluation: masked-token accuracy and perplexity, next to the unigram baseline
+
+
+def evaluate_masked_lm(trainer, data: PretrainData, *, batch_tokens: int) -> dict[str, float]:
+    """Masked-token accuracy and perplexity on the held-out part (fixed masks), and the unigram
+    baseline: always predicting the training text's most frequent token, and the perplexity of
+    its unigram distribution."""
+    counts = unigram_counts(data.train, data.special_ids)
+    top = int(counts.argmax())
+    log_p = np.log(np.maximum(counts, 1) / counts.sum())  # unseen tokens count once
+    nll = correct = n = 0
+    unigram_nll = unigram_correct = 0.0
+    for batch in data.batches("heldout", batch_tokens=batch_tokens, seed=EVAL_SEED).epoch(0):
+        labels = batch["labels"]
+        s, c, k = masked_lm_scores(trainer.predict(batch)["logits"], labels)
+        nll, correct, n = nll + s, correct + c, n + k
+        target = labels[labels != IGNORE_INDEX]
+        unigram_correct += float((target == top).sum())
+        unigram_nll -= float(log_p[target].sum())
+    return {
+        "accuracy": correct / max(n, 1),
+        "perplexity": math.exp(nll / max(n, 1)),
+        "unigram_accuracy": unigram_correct / max(n, 1),
+        "unigram_perplexity": math.exp(unigram_nll / max(n, 1)),
+        "masked_tokens": n,
+    }
+
+
+def format_scores(scores: Mapping[str, float]) -> str:
+    return (
+        f"masked-token accuracy {scores['accuracy']:.2%} (unigram baseline {scores['unigram_accuracy']:.2%}), "
+        f"perplexity {scores['perplexity']:.1f} (unigram {scores['unigram_perplexity']:.1f}) "
+        f"on {scores['masked_tokens']:,} held-out masked tokens"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Pretraining, end to end
+
+# The settings a run records in run.json (and a resumed run takes from there).
+RUN_KEYS = (
+    "backend", "corpus", "config", "tokenizer", "vocab_size", "steps", "batch_tokens", "accumulate", "max_len",
+    "packing", "lr", "warmup", "seed", "precision", "save_every", "eval_every",
+)
+
+
+def resolve_config(name: str) -> RobertaConfig:
+    """A preset name or a config.json / checkpoint directory path."""
+    if name in PRESETS:
+        return RobertaConfig.from_preset(name)
+    return RobertaConfig.from_pretrained(name)
+
+
+def pretrain(settings: Mapping[str, Any], out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False, progress: bool = True, log=print) -> dict:
+    """Pretrain a RobertaForMaskedLM as `roberta pretrain` does; returns the final scores and
+    timings. `settings` holds RUN_KEYS (a resumed run takes them from `out/run.json`)."""
+    out = Path(out)
+    if not resume:  # before anything is written or replaced
+        check_settings(settings)
+    recorded = prepare_output(out, resume=resume, overwrite=overwrite)
+    settings = dict(recorded if recorded is not None else settings)
+    config, max_len = check_settings(settings)
+    Trainer = load_backend(settings["backend"])
+    if recorded is None:
+        write_run_file(out, settings)
+    timings: dict[str, float] = {}
+
+    # the tokenizer: given, or learnt from the training part of the corpus
+    began = time.perf_counter()
+    if settings["tokenizer"]:
+        tokenizer = load_tokenizer(settings["tokenizer"])
+    elif (out / "tokenizer").is_dir():
+        tokenizer = load_tokenizer(out / "tokenizer")
+    else:
+        vocab = settings["vocab_size"] or max(config.vocab_size, MIN_VOCAB)
+        if next(corpus_documents(settings["corpus"], "train"), None) is None:
+            raise ValueError("the corpus is empty: no document to learn a vocabulary from")
+        log(f"learning a byte-level BPE vocabulary of {vocab} tokens from the corpus ...")
+        tokenizer = train_tokenizer(corpus_documents(settings["corpus"], "train"), vocab, out / "tokenizer")
+    timings["tokenizer_s"] = time.perf_counter() - began
+    config = config.copy(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+    began = time.perf_counter()
+    data = PretrainData.build(settings["corpus"], tokenizer, out / "data", max_len=max_len, packing=settings["packing"])
+    timings["data_s"] = time.perf_counter() - began
+    train = data.batches("train", batch_tokens=settings["batch_tokens"], seed=settings["seed"], packing=settings["packing"])
+    log(
+        f"corpus: {data.train.num_tokens:,} training tokens in {len(data.train):,} sequences of <= {max_len}, "
+        f"{data.heldout.num_tokens:,} held-out tokens; vocabulary {len(tokenizer)}"
+    )
+
+    # the model and the optimizer, fresh or from the last checkpoint
+    last = latest_checkpoint(out) if recorded is not None else None
+    state = None if last is None else load_pretrained(last, "masked_lm", config=config)[1]
+    optim = AdamW(peak_lr=settings["lr"], warmup=settings["warmup"], steps=settings["steps"])
+    trainer = Trainer("masked_lm", config, optim, state=state, seed=settings["seed"], precision=settings["precision"])
+    start = 0
+    if last is not None:
+        state, moments = load_checkpoint_state(last)
+        start = int(state["step"])
+        trainer.load_optimizer_state(moments, start)
+        log(f"resuming from {last} (update {start} of {optim.steps})")
+    _check_rows(train, trainer, settings["accumulate"])
+    main = trainer.process_index == 0
+    eval_tokens = max(max_len, settings["batch_tokens"] // settings["accumulate"])
+
+    def save(step: int) -> None:
+        if main:
+            save_checkpoint(out, trainer, step=step, tokenizer=tokenizer)
+
+    def evaluate(step: int) -> dict:
+        scores = evaluate_masked_lm(trainer, data, batch_tokens=eval_tokens)
+        if main:
+            log(f"update {step}: {format_scores(scores)}")
+        return scores
+
+    result = fit(
+        trainer,
+        train.stream(start),
+        optim,
+        head="masked_lm",
+        start_step=start,
+        accumulate=settings["accumulate"],
+        save=save,
+        save_every=settings["save_every"],
+        evaluate=evaluate,
+        eval_every=settings["eval_every"],
+        progress=progress,
+        description=f"pretrain [{settings['backend']}]",
+    )
+    timings["train_s"] = result.seconds
+    if result.interrupted:
+        log(f"stopped at update {result.step}; resume with: roberta pretrain --resume --out {out}")
+        return {"step": result.step, "interrupted": True, **timings}
+    began = time.perf_counter()
+    scores = evaluate(result.step)
+    timings["eval_s"] = time.perf_counter() - began
+    if main:  # the final model at the top of `out`: a checkpoint directory like any other
+        trainer.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    return {"step": result.step, "loss": result.loss, "interrupted": False, **scores, **timings}
+
+
+def check_settings(s: Mapping[str, Any]) -> tuple[RobertaConfig, int]:
+    """Refuse settings that cannot work before any work is done; returns the model config and
+    the sequence length."""
+    missing = [k for k in RUN_KEYS if k not in s]
+    if missing:
+        raise ValueError(f"pretraining settings lack {', '.join(missing)}")
+    if s["backend"] not in BACKENDS:
+        raise ValueError(f"unknown backend {s['backend']!r}; choose one of {', '.join(BACKENDS)}")
+    for key in ("steps", "batch_tokens", "accumulate"):
+        if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be an integer >= 1, got {s[key]!r}")
+    if s["packing"] not in PACKINGS:
+        raise ValueError(f"unknown packing {s['packing']!r}; choose one of {', '.join(PACKINGS)}")
+    if s["vocab_size"] is not None and s["vocab_size"] < MIN_VOCAB:
+        raise ValueError(f"--vocab-size must be >= {MIN_VOCAB} for a byte-level BPE, got {s['vocab_size']}")
+    AdamW(peak_lr=s["lr"], warmup=s["warmup"], steps=s["steps"])
+    config = resolve_config(s["config"])
+    max_len = s["max_len"] or config.max_sequence_length
+    if not 3 <= max_len <= config.max_sequence_length:
+        raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this config, got {max_len}")
+    if s["batch_tokens"] < max_len:
+        raise ValueError(f"--batch-tokens {s['batch_tokens']} cannot fit one sequence of {max_len} tokens; use at least {max_len}")
+    return config, max_len
+
+
+def _check_rows(batches: MaskedLMBatches, trainer, accumulate: int) -> None:
+    parts = accumulate * trainer.process_count
+    if batches.mode == FULL_SENTENCES and batches.rows % parts:
+        raise ValueError(
+            f"a batch of {batches.rows} sequences ({batches.batch_tokens} tokens / {batches.max_len}) cannot be "
+            f"split into {accumulate} micro-batch(es) on each of {trainer.process_count} worker(s); "
+            f"use --batch-tokens a multiple of {parts * batches.max_len}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. The `roberta pretrain` command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="pt", help="framework that trains (default: pt)")
+    parser.add_argument("--corpus", nargs="+", default=["builtin"], metavar="builtin|PATH",
+                        help="'builtin' (Python's own documentation) or UTF-8 text files, blank lines between documents")
+    parser.add_argument("--config", default="small", metavar="tiny|small|PATH", help="a preset or a config.json (default: small)")
+    parser.add_argument("--tokenizer", metavar="DIR", help="use this tokenizer instead of learning one from the corpus")
+    parser.add_argument("--vocab-size", type=int, metavar="N", help=f"size of the learnt vocabulary (default: the config's, at least {MIN_VOCAB})")
+    parser.add_argument("--steps", type=int, default=1000, metavar="N", help="optimizer updates (default: 1000)")
+    parser.add_argument("--batch-tokens", type=int, default=4096, metavar="N", help="tokens per update, padding included (default: 4096)")
+    parser.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per update (gradient accumulation)")
+    parser.add_argument("--max-len", type=int, metavar="T", help="tokens per packed sequence (default: the config's maximum)")
+    parser.add_argument("--packing", choices=PACKINGS, default=FULL_SENTENCES, help="the paper's input format (default: full-sentences)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    parser.add_argument("--warmup", type=int, metavar="N", help="warm-up updates (default: 6%% of --steps)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 where the device has it")
+    parser.add_argument("--save-every", type=int, default=200, metavar="N", help="checkpoint every N updates (and at the end, and on Ctrl-C)")
+    parser.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate every N updates (default: at the end)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory: checkpoints and the final model")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = {key: getattr(args, key) for key in RUN_KEYS}
+    if settings["warmup"] is None and isinstance(args.steps, int):
+        settings["warmup"] = max(1, round(0.06 * args.steps)) if args.steps > 0 else 0
+    result = pretrain(settings, args.out, resume=args.resume, overwrite=args.overwrite)
+    if result["interrupted"]:
+        return 130
+    print(format_scores(result))
+    print(f"saved to {args.out} ({result['train_s']:.0f} s of training)")
+    return 0
