@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"no check ran: none of the selected cases is marked for {args.dtype}")
         return 1
     print(suite.format_table(rows))
+    if any(c.pair_in_units_of_scale for c in cases):
+        print("(a checkpoint's pair column is max |Δ| / max(1, max |x|): trained logits reach tens, "
+              "where float32's own spacing is ~1e-6)")
     print(f"\n{len(cases)} cases in {seconds:.1f} s")
     return 0 if all(r.passed for r in rows) else 1
 

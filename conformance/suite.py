@@ -4,7 +4,8 @@ compares every output field.
 
 Checks and bars (DESIGN §5):
     fp32   each backend vs the reference: ‖Δ‖/‖ref‖ ≤ 1e-5 for every output field
-    pair   backend vs backend, fp32: max |Δ| ≤ 1e-5 for every output field
+    pair   backend vs backend, fp32: max |Δ| ≤ 1e-5 for every output field (on a trained
+           checkpoint, max |Δ| / max(1, max |x|): see `Prepared.pair_in_units_of_scale`)
     bf16   each backend in bfloat16 vs the reference: ‖Δ‖/‖ref‖ ≤ 2e-2 for every output field
     grad   each backend's gradient of the loss (or of a fixed random weighting of the outputs,
            where a head has no loss) along random directions in parameter space vs central
@@ -53,6 +54,10 @@ class Prepared:
     probe: dict[str, np.ndarray] | None = None  # objective sum(probe[f] * out[f]) when there is no loss
     checks: tuple[str, ...] = ("fp32",)
     seed: int = 0
+    # A trained checkpoint's logits reach tens, where float32's spacing alone is ~1e-6: its pair
+    # bar counts in units of the larger output's magnitude, max |Δ| / max(1, max |x|) (the same
+    # 1e-5 for outputs within ±1, as the built-in cases' random weights give).
+    pair_in_units_of_scale: bool = False
 
 
 def random_state(config: RobertaConfig, head: str, seed: int, scale: float = 0.2) -> dict[str, np.ndarray]:
@@ -220,7 +225,7 @@ def prepare_checkpoint(path: str | Path, *, seed: int = 0) -> list[Prepared]:
             label_mask = mask[:1] if head == "multiple_choice" else mask
             inputs.update(_labels(label_kind, head, config, label_mask, rng, len(lengths)))
         prepared.append(Prepared(name=f"{path.name}:{head}", head=head, config=config, state=state, inputs=inputs,
-                                 checks=("fp32", "bf16")))
+                                 checks=("fp32", "bf16"), pair_in_units_of_scale=True))
     return prepared
 
 
@@ -341,6 +346,14 @@ def max_abs(got: np.ndarray, want: np.ndarray) -> float:
         return 0.0
     err = float(np.max(np.abs(got - want)))
     return float("inf") if not np.isfinite(err) else err
+
+
+def max_abs_in_units_of_scale(got: np.ndarray, want: np.ndarray) -> float:
+    """max |Δ| / max(1, max |got|, max |want|): `max_abs` for outputs within ±1."""
+    err = max_abs(got, want)
+    if got.size == 0 or not np.isfinite(err):
+        return err
+    return err / max(1.0, float(np.max(np.abs(got))), float(np.max(np.abs(want))))
 
 
 def compare(got: Mapping[str, Any], want: Mapping[str, Any], metric) -> dict[str, float]:
@@ -511,7 +524,8 @@ class Runner:
         if pairs:
             for i, a in enumerate(ran):
                 for c in ran[i + 1:]:
-                    value, where = worst(compare(self.outputs(prep, a, dtype), self.outputs(prep, c, dtype), max_abs))
+                    measure = max_abs_in_units_of_scale if prep.pair_in_units_of_scale else max_abs
+                    value, where = worst(compare(self.outputs(prep, a, dtype), self.outputs(prep, c, dtype), measure))
                     rows[a.name].record("pair", value, f"vs {c.name} {where}")
                     rows[c.name].record("pair", value, f"vs {a.name} {where}")
             for i, a in enumerate(ran_grad):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 
 from conformance import backends, cli_main
@@ -67,3 +68,16 @@ def test_gpu_requested_without_a_gpu_is_a_usage_error(capsys):
         pytest.skip("this machine has a GPU")
     assert cli_main(["--backends", "pt", "--device", "gpu", "--cases", "act_relu"]) == 2
     assert "PyTorch sees no CUDA device" in capsys.readouterr().err
+
+
+def test_the_pair_bar_of_a_trained_checkpoint_counts_in_units_of_its_scale():
+    from conformance.suite import BARS, max_abs, max_abs_in_units_of_scale
+
+    want = np.array([20.0, -0.5], dtype=np.float32)
+    rounding = want + np.array([1.5e-5, 0.0], dtype=np.float32)  # a few float32 steps at 20
+    assert max_abs(rounding, want) > BARS["pair"]
+    assert max_abs_in_units_of_scale(rounding, want) <= BARS["pair"]
+    wrong = want + np.array([0.01, 0.0], dtype=np.float32)
+    assert max_abs_in_units_of_scale(wrong, want) > BARS["pair"]
+    small = np.array([0.5, -0.25]), np.array([0.5 + 2e-5, -0.25])  # within ±1: plain max |Δ|
+    assert max_abs_in_units_of_scale(*small) == max_abs(*small)

@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+# The Flax backend's names, so one setting serves every backend: its fused kernel and its
+# explicit path.
+ATTN_ALIASES = {"dot_product": "sdpa", "einsum": "eager"}
 
 
 # ---------------------------------------------------------------------------- outputs as pytrees
@@ -933,9 +936,12 @@ class RobertaModel(RobertaPreTrainedModel):
         self, config: RobertaConfig, add_pooling_layer: bool = True, *, attn_implementation: Optional[str] = None
     ):
         super().__init__(config)
-        attn_implementation = attn_implementation or "sdpa"
+        attn_implementation = ATTN_ALIASES.get(attn_implementation, attn_implementation or "sdpa")
         if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS}, got {attn_implementation!r}")
+            raise ValueError(
+                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS} (or Flax's names "
+                f"{tuple(ATTN_ALIASES)}), got {attn_implementation!r}"
+            )
         self.attn_implementation = attn_implementation
         self.embeddings = RobertaEmbeddings(config)
         self.encoder = RobertaEncoder(config)

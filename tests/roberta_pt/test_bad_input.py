@@ -134,6 +134,9 @@ def test_generation_arguments():
 def test_construction_arguments():
     with pytest.raises(ValueError, match="attn_implementation must be one of"):
         RobertaModel(tiny_config(), attn_implementation="flash")
+    # Flax's names, so one setting serves every backend
+    assert RobertaModel(tiny_config(), attn_implementation="einsum").attn_implementation == "eager"
+    assert RobertaModel(tiny_config(), attn_implementation="dot_product").attn_implementation == "sdpa"
     with pytest.raises(TypeError, match="config must be a roberta_core.RobertaConfig"):
         RobertaModel({"hidden_size": 32})
     with pytest.raises(ValueError, match="is_decoder=True"), pytest.warns(UserWarning, match="attends both ways"):
