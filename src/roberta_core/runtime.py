@@ -65,32 +65,15 @@ def load_model(backend: str, head: str, path: str | os.PathLike, **kwargs: Any):
 
 def run_model(backend: str, model: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The model's outputs for `inputs` (NumPy arrays, plus flags such as `output_hidden_states`),
-    as float32 (or integer) NumPy arrays; per-layer fields stay tuples of arrays."""
+    as float32 (or integer) NumPy arrays; per-layer fields stay tuples of arrays. The call itself
+    is the backend's (`<package>.convert.call_numpy`): the framework stays out of this module."""
     _check_name(backend)
-    arrays = {k: v for k, v in inputs.items() if isinstance(v, np.ndarray)}
-    flags = {k: v for k, v in inputs.items() if k not in arrays}  # output_hidden_states=True and the like
-    if backend == "pt":
-        import torch
-
-        with torch.no_grad():
-            out = model(**{k: torch.as_tensor(v) for k, v in arrays.items()}, **flags)
-    elif backend == "tf":
-        import tensorflow as tf
-
-        out = model(**{k: tf.convert_to_tensor(v) for k, v in arrays.items()}, **flags, training=False)
-    else:
-        import jax.numpy as jnp
-
-        out = model(**{k: jnp.asarray(v) for k, v in arrays.items()}, **flags)
-    return {k: _to_numpy(v) for k, v in out.items() if v is not None}
+    call_numpy = importlib.import_module(BACKENDS[backend][0] + ".convert").call_numpy
+    return {k: _to_numpy(v) for k, v in call_numpy(model, inputs).items()}
 
 
 def _to_numpy(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return tuple(_to_numpy(v) for v in value)
-    if hasattr(value, "detach"):  # torch: bf16 has no NumPy form, so floats go through float32
-        value = value.detach().cpu()
-        value = value.float() if value.is_floating_point() else value
-        return value.numpy()
-    array = np.asarray(value)
+    array = np.asarray(value)  # bfloat16 arrives as ml_dtypes' NumPy type
     return array.astype(np.float32) if array.dtype.kind == "f" or array.dtype.name == "bfloat16" else array

@@ -13,12 +13,13 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from roberta_core.weights import PREFIX, from_flax_path, is_transposed, parameter_shapes
 
-__all__ = ["to_canonical", "from_canonical"]
+__all__ = ["to_canonical", "from_canonical", "call_numpy"]
 
 
 def _parameters(model: nnx.Module) -> dict[str, nnx.Param]:
@@ -83,3 +84,17 @@ def from_canonical(
         # Aliasing only arrays handed over (`consume`): a caller's array may change after the call.
         param.set_value(jax.device_put(np.asarray(array, dtype=old.dtype), sharding, may_alias=consume))
     return model
+
+
+def call_numpy(model: nnx.Module, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`model(**inputs)` for callers that hold no framework (`roberta_core.runtime`): NumPy arrays
+    in (other values, such as `output_hidden_states=True`, pass as they are), the output fields
+    out as NumPy arrays (per-layer fields as tuples of them)."""
+    out = model(**{k: jnp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
+    return {k: _numpy(v) for k, v in out.items() if v is not None}
+
+
+def _numpy(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return tuple(_numpy(v) for v in value)
+    return np.asarray(value) if isinstance(value, jax.Array) else value

@@ -17,7 +17,7 @@ from torch import nn
 
 from roberta_core.weights import parameter_shapes
 
-__all__ = ["to_canonical", "from_canonical", "as_tensor", "as_array"]
+__all__ = ["to_canonical", "from_canonical", "as_tensor", "as_array", "call_numpy"]
 
 
 def as_array(tensor: torch.Tensor) -> np.ndarray:
@@ -94,3 +94,18 @@ def from_canonical(
             with torch.no_grad():
                 param.copy_(tensor)
     return model
+
+
+def call_numpy(model: nn.Module, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`model(**inputs)` for callers that hold no framework (`roberta_core.runtime`): NumPy arrays
+    in (other values, such as `output_hidden_states=True`, pass as they are), the output fields
+    out as NumPy arrays (per-layer fields as tuples of them), no gradients recorded."""
+    with torch.no_grad():
+        out = model(**{k: as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
+    return {k: _numpy(v) for k, v in out.items() if v is not None}
+
+
+def _numpy(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return tuple(_numpy(v) for v in value)
+    return as_array(value) if isinstance(value, torch.Tensor) else value

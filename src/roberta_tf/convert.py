@@ -19,7 +19,7 @@ from keras.src.backend.common import variables as keras_variables
 
 from roberta_core.weights import is_transposed, parameter_shapes
 
-__all__ = ["to_canonical", "from_canonical", "initialize_from_canonical", "variables"]
+__all__ = ["to_canonical", "from_canonical", "initialize_from_canonical", "variables", "call_numpy"]
 
 # Canonical module names that are attributes of another name in the Keras tree: a Keras layer
 # owns a read-only `output` property, so the blocks PyTorch calls `output` are `dense_output`.
@@ -133,3 +133,18 @@ def initialize_from_canonical(model: keras.Model, state: dict[str, np.ndarray]) 
     # Keras' own pass over the variables its scope left uninitialised, in creation order.
     keras_variables.initialize_all_variables()
     return model
+
+
+def call_numpy(model: keras.Model, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`model(**inputs)` for callers that hold no framework (`roberta_core.runtime`): NumPy arrays
+    in (other values, such as `output_hidden_states=True`, pass as they are), the output fields
+    out as NumPy arrays (per-layer fields as tuples of them), dropout off."""
+    out = model(**{k: tf.convert_to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()},
+                training=False)
+    return {k: _numpy(v) for k, v in out.items() if v is not None}
+
+
+def _numpy(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return tuple(_numpy(v) for v in value)
+    return value.numpy() if isinstance(value, (tf.Tensor, tf.Variable)) else value
