@@ -97,6 +97,9 @@ def test_convert_command_and_its_errors(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "h5"]
 
 
+needs_pt = pytest.mark.skipif(not runtime.available("pt"), reason="the pt backend is not installed")
+
+
 def sapiens_checkpoint() -> str:
     spec = importlib.util.find_spec("sapiens")
     if spec is None or spec.origin is None:
@@ -104,9 +107,8 @@ def sapiens_checkpoint() -> str:
     return str(spec.origin.rsplit("/", 1)[0] + "/models/v1/checkpoint_vh.pt")
 
 
+@needs_pt
 def test_fill_mask_on_an_imported_fairseq_model(capsys, tmp_path):
-    if not runtime.available("pt"):
-        pytest.skip("the pt backend is not installed")
     model = sapiens_checkpoint()
     code, out, _ = roberta(capsys, "convert", model, str(tmp_path / "vh"), "--from", "fairseq", "--no-verify")
     assert code == 0, out
@@ -121,9 +123,8 @@ def test_fill_mask_on_an_imported_fairseq_model(capsys, tmp_path):
     assert json.loads(out)["tokens"] == ["<s>", "Q", "V", "<mask>", "</s>"]
 
 
+@needs_pt
 def test_fill_mask_errors_say_what_to_do(capsys, tmp_path):
-    if not runtime.available("pt"):
-        pytest.skip("the pt backend is not installed")
     tokenizer = shared_data("roberta-base-tokenizer")
     ckpt = tmp_path / "ckpt"
     shutil.copytree(golden("masked_lm"), ckpt)
@@ -150,10 +151,9 @@ def test_fill_mask_errors_say_what_to_do(capsys, tmp_path):
     assert code == 2 and "has no mask token" in err
 
 
+@needs_pt
 def test_fill_mask_with_a_byte_level_bpe_tokenizer_matches_the_reference(capsys, tmp_path):
     reference = pytest.importorskip("conformance.reference", reason="the float64 reference is the oracle")
-    if not runtime.available("pt"):
-        pytest.skip("the pt backend is not installed")
     from roberta_core import checkpoint
     from roberta_core.tokenization_base import bytes_to_unicode
     from tests.helpers import random_state, tiny_config
@@ -203,10 +203,9 @@ def word_level_checkpoint(tmp_path, head: str, mask: bool = False):
     return ckpt
 
 
+@needs_pt
 def test_classify_gives_the_reference_probabilities(capsys, tmp_path):
     reference = pytest.importorskip("conformance.reference", reason="the float64 reference is the oracle")
-    if not runtime.available("pt"):
-        pytest.skip("the pt backend is not installed")
     from roberta_core.checkpoint import load_state_dict
     from roberta_core.config import RobertaConfig
 
@@ -246,10 +245,9 @@ def test_subcommands_import_no_framework_until_they_run():
     assert set(HEADS)  # the weights table is importable alongside
 
 
+@needs_pt
 def test_parity_prints_the_table_and_fails_on_a_wrong_backend(capsys, monkeypatch):
     backends = pytest.importorskip("conformance.backends", reason="roberta parity runs the conformance package")
-    if not backends.installed("pt"):
-        pytest.skip("the pt backend is not installed")
     code, out, _ = roberta(capsys, "parity", "--backends", "pt", "--cases", "act_gelu,model_no_padding")
     assert code == 0, out
     assert re.search(r"^\| act_gelu \| pt \| [0-9.e-]+ \| pass \|$", out, flags=re.M) and "2/2 passed" in out
