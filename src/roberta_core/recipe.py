@@ -52,8 +52,12 @@ from .data import (
     unigram_counts,
     write_token_file,
 )
+from .backends import NAMES
 from .pretrained import load_pretrained
+from .optim import TOKEN_LEVEL_HEADS, AdamW, decays, load_backend, loss_items
 from .validation import IGNORE_INDEX
+
+BACKENDS = NAMES  # the backends that can train: every declared one
 
 __all__ = [
     "AdamW",
@@ -74,76 +78,6 @@ __all__ = [
     "add_arguments",
     "run",
 ]
-
-# ---------------------------------------------------------------------------------------------
-# 1. The optimiser: the paper's AdamW and learning-rate schedule (Table 9)
-
-
-@dataclass(frozen=True)
-class AdamW:
-    """AdamW as RoBERTa pretrains: β = (0.9, 0.98), ε = 1e-6 (added to sqrt(v̂), as torch and optax
-    do), decoupled weight decay 0.01, the rate rising linearly over `warmup` updates to `peak_lr`
-    and falling linearly towards 0 at update `steps`."""
-
-    peak_lr: float
-    warmup: int
-    steps: int
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-6
-    weight_decay: float = 0.01
-
-    def __post_init__(self):
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or not 0 <= self.warmup <= self.steps:
-            raise ValueError(f"warmup must be an integer in 0..steps={self.steps}, got {self.warmup!r}")
-        if not (isinstance(self.peak_lr, (int, float)) and self.peak_lr > 0 and math.isfinite(self.peak_lr)):
-            raise ValueError(f"the learning rate must be a positive number, got {self.peak_lr!r}")
-
-    def lr(self, step: int) -> float:
-        """The rate of update number `step` (0-based): (step+1)/warmup of the peak while warming
-        up, then linear decay; the last update still moves (rate peak/(steps-warmup))."""
-        if step < self.warmup:
-            return self.peak_lr * (step + 1) / self.warmup
-        return self.peak_lr * max(self.steps - step, 0) / max(self.steps - self.warmup, 1)
-
-
-def decays(name: str) -> bool:
-    """Whether weight decay applies to the parameter with this canonical name: not to biases
-    and LayerNorm weights (the usual BERT/RoBERTa exclusion)."""
-    return not (name.endswith(".bias") or name == "lm_head.bias" or "LayerNorm" in name or "layer_norm" in name)
-
-
-# ---------------------------------------------------------------------------------------------
-# 2. Backends, imported on request
-
-BACKENDS = ("pt", "tf", "flax")
-
-
-def load_backend(name: str) -> type:
-    """The Trainer class of backend `name` ('pt', 'tf' or 'flax': Trainer, TFTrainer,
-    FlaxTrainer), importing its training module and framework only now."""
-    from . import runtime
-
-    runtime.require(name)  # a clear error naming what to install
-    module = importlib.import_module(f"{runtime.BACKENDS[name][0]}.training")
-    return getattr(module, runtime.BACKENDS[name][1] + "Trainer")
-
-
-# ---------------------------------------------------------------------------------------------
-# 3. Losses and scores in NumPy
-
-TOKEN_LEVEL_HEADS = ("masked_lm", "token_classification", "causal_lm")
-
-
-def loss_items(head: str, batch: Mapping[str, np.ndarray]) -> int:
-    """How many terms a head's mean loss averages over in `batch`: labelled tokens for token-level
-    heads, rows otherwise. Micro-batches and workers weight their mean losses by these counts,
-    so accumulated and data-parallel updates equal one update on the whole batch."""
-    if head in TOKEN_LEVEL_HEADS:
-        return int((batch["labels"] != IGNORE_INDEX).sum())
-    return len(batch["input_ids"])
-
 
 def masked_lm_scores(logits: np.ndarray, labels: np.ndarray) -> tuple[float, int, int]:
     """(summed negative log-likelihood, correct argmax predictions, scored tokens) over the

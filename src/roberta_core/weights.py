@@ -41,6 +41,8 @@ __all__ = [
     "to_flax_path",
     "from_flax_path",
     "PREFIX",
+    "check_state",
+    "check_vocab_resize",
 ]
 
 PREFIX = "roberta."
@@ -449,3 +451,40 @@ def from_flax_path(path: Sequence[str]) -> str:
     canonical = f"{module}.{param}"
     _kind(canonical)
     return canonical
+
+
+# ---------------------------------------------------------------------------- checks every backend shares
+
+
+def check_state(
+    owner: str, head: str, expected: Mapping[str, tuple[int, ...]], state: Mapping[str, object], *, allow_missing: bool
+) -> None:
+    """The one check before a backend loads canonical arrays into a model (`convert.from_canonical`):
+    every key of `state` is one the model owns (`expected`, from `parameter_shapes(config, head)`),
+    with its shape; every owned key is present unless `allow_missing`. `owner` is the class name
+    that the error messages cite."""
+    unknown = [k for k in state if k not in expected]
+    if unknown:
+        raise ValueError(
+            f"{owner} owns no parameter(s) {unknown}; its keys are those of parameter_shapes(config, {head!r})"
+        )
+    missing = [k for k in expected if k not in state]
+    if missing and not allow_missing:
+        raise ValueError(f"state lacks {len(missing)} parameter(s) of {owner}: {missing}")
+    wrong = [(k, tuple(getattr(v, "shape", ())), expected[k]) for k, v in state.items()]
+    wrong = [(k, got, want) for k, got, want in wrong if got != tuple(want)]
+    if wrong:
+        listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
+        raise ValueError(f"shape mismatch loading {owner}: {listed}")
+
+
+def check_vocab_resize(config: RobertaConfig, new_num_tokens: object) -> int:
+    """The one argument check of every backend's `resize_token_embeddings`: a positive integer
+    that keeps the special tokens the config names. Returns it."""
+    if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
+        raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        token = getattr(config, name)
+        if token is not None and token >= new_num_tokens:
+            raise ValueError(f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}")
+    return new_num_tokens

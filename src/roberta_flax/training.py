@@ -22,7 +22,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from roberta_core.config import RobertaConfig
-from roberta_core.recipe import AdamW, decays, loss_items
+from roberta_core.optim import AdamW, decays, loss_items
 from roberta_core.weights import HEADS, from_flax_path, is_transposed
 
 from . import heads

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from roberta_core.config import RobertaConfig
-from roberta_core.recipe import AdamW, decays, loss_items
+from roberta_core.optim import AdamW, decays, loss_items
 from roberta_core.weights import HEADS
 
 from . import heads

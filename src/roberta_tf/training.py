@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from roberta_core.config import RobertaConfig
-from roberta_core.recipe import AdamW, decays, loss_items
+from roberta_core.optim import AdamW, decays, loss_items
 from roberta_core.weights import HEADS, is_transposed
 
 from . import heads
