@@ -17,9 +17,26 @@ from typing import Any, Mapping
 
 from .fileio import atomic_write_text
 
-__all__ = ["RobertaConfig", "PRESETS", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES"]
+__all__ = [
+    "RobertaConfig", "PRESETS", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES",
+    "parameter_count", "read_json_file",
+]
 
 CONFIG_NAME = "config.json"
+
+# The narrowest floating format a checkpoint stores (bfloat16/float16): a model whose parameters
+# do not fit in physical memory even at this width cannot be built, loaded or converted here.
+_MIN_BYTES_PER_PARAMETER = 2
+# Where the platform cannot tell its physical memory (no sysconf, e.g. Windows): 1 TiB.
+_FALLBACK_MEMORY_BYTES = 2**40
+# Real config.json files nest 3 levels (task_specific_params, quantization_config); anything
+# far deeper is a crafted file, refused before a recursive copy/compare/dump overflows the stack.
+_MAX_JSON_DEPTH = 32
+# The heads a config can build and what each adds to the encoder (see `parameter_count`).
+_HEADS = (
+    "model", "causal_lm", "masked_lm", "sequence_classification", "multiple_choice",
+    "token_classification", "question_answering",
+)
 
 # Activation names `transformers` v4 accepts for `hidden_act`; every backend implements all of them.
 ACTIVATIONS = (
@@ -140,6 +157,9 @@ class RobertaConfig:
         for key, value in values.items():
             object.__setattr__(self, key, value)
         self._extra_keys = [k for k in kwargs if k not in _DEFAULTS]
+        # The sizes first: the label setter below checks the model's size with them.
+        for name in _INT_FIELDS:
+            _check_int(name, getattr(self, name), minimum=1)
         if id2label is not None:
             self.id2label = _int_keys(id2label, "id2label")
             if num_labels is not None and int(num_labels) != len(self.id2label):
@@ -164,6 +184,8 @@ class RobertaConfig:
     def num_labels(self, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"num_labels must be a positive integer, got {n!r}")
+        # Refused before the label dictionaries are built: 1e9 labels would fill memory here.
+        _check_fits_in_memory(self, n)
         old = getattr(self, "id2label", None)
         if old is None or len(old) != n:
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
@@ -189,6 +211,13 @@ class RobertaConfig:
         """Raise a clear error for any value a model cannot be built from."""
         for name in _INT_FIELDS:
             _check_int(name, getattr(self, name), minimum=1)
+        if self.pad_token_id is None:
+            # Position ids count from pad_token_id + 1 and padding rows get no gradient: RoBERTa
+            # has no meaning without it (v4 would fail at the first forward call).
+            raise ValueError(
+                f"pad_token_id must be a token id in 0..{self.vocab_size - 1}, got None: RoBERTa's "
+                "position ids start at pad_token_id + 1 (the published checkpoints use 1)"
+            )
         for name in _TOKEN_FIELDS:
             value = getattr(self, name)
             if value is None:
@@ -199,6 +228,8 @@ class RobertaConfig:
                     f"{name}={value} is outside the vocabulary: allowed range is "
                     f"0..{self.vocab_size - 1} (vocab_size={self.vocab_size})"
                 )
+        # Before anything (weights.parameter_shapes, a backend) loops over layers or allocates.
+        _check_fits_in_memory(self, self.num_labels)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="
@@ -280,15 +311,12 @@ class RobertaConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> "RobertaConfig":
+        """Read a `config.json` file; every error names the file (`read_json_file`)."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = read_json_file(path)
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such config file") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
         try:
             return cls.from_dict(data, **overrides)
         except (TypeError, ValueError) as e:
@@ -339,6 +367,121 @@ class RobertaConfig:
     def copy(self, **overrides: Any) -> "RobertaConfig":
         """A deep copy, with `overrides` applied and validated."""
         return type(self).from_dict(self.to_dict(), **overrides)
+
+
+def parameter_count(config: RobertaConfig, head: str | None = None) -> int:
+    """The number of parameters of `head` built from `config` (tied aliases counted once), or
+    with `head=None` of the largest head. Closed form: it never loops over layers, so it is
+    safe on a config with 1e9 layers (`weights.parameter_shapes` gives the same totals key by key)."""
+    return _parameter_count(config, head, config.num_labels)
+
+
+def _parameter_count(config: RobertaConfig, head: str | None, num_labels: int) -> int:
+    if head is not None and head not in _HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(_HEADS)}")
+    H, I, V = config.hidden_size, config.intermediate_size, config.vocab_size
+    P, L = config.max_position_embeddings, num_labels
+    relative = config.position_embedding_type in ("relative_key", "relative_key_query")
+    embeddings = (V + P + config.type_vocab_size) * H + 2 * H
+    attention = 4 * (H * H + H) + 2 * H  # query, key, value, output dense; LayerNorm
+    layer = attention + 2 * H * I + I + H + 2 * H  # + feed-forward in, out; LayerNorm
+    if relative:
+        layer += (2 * P - 1) * (H // config.num_attention_heads)  # distance embedding (self-attention only)
+    if config.add_cross_attention:
+        layer += attention
+    encoder = embeddings + config.num_hidden_layers * layer
+    pooler = H * H + H
+    lm_head = H * H + H + 2 * H + V + (0 if config.tie_word_embeddings else V * H)
+    counts = {
+        "model": encoder + pooler,
+        "causal_lm": encoder + lm_head,
+        "masked_lm": encoder + lm_head,
+        "sequence_classification": encoder + H * H + H + L * H + L,
+        "multiple_choice": encoder + pooler + H + 1,
+        "token_classification": encoder + L * H + L,
+        "question_answering": encoder + 2 * H + 2,
+    }
+    return counts[head] if head is not None else max(counts.values())
+
+
+def _physical_memory() -> int:
+    """Bytes of physical memory on this machine (`_FALLBACK_MEMORY_BYTES` where unknown)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return _FALLBACK_MEMORY_BYTES
+    return total if total > 0 else _FALLBACK_MEMORY_BYTES
+
+
+def _check_fits_in_memory(config: RobertaConfig, num_labels: int) -> None:
+    """Refuse a model (with `num_labels` labels) whose parameters cannot fit in this machine's
+    physical memory even as 16-bit floats: nothing can build, load or convert it, and a framework
+    asked to would allocate until the OOM killer stops it (or, building abstractly, "succeed"
+    absurdly). The size fields must be checked integers."""
+    parameters = _parameter_count(config, None, num_labels)
+    need = parameters * _MIN_BYTES_PER_PARAMETER
+    memory = _physical_memory()
+    if need > memory:
+        sizes = ", ".join(f"{name}={getattr(config, name)}" for name in _INT_FIELDS if name != "num_attention_heads")
+        raise ValueError(
+            f"this configuration has {_count(parameters)} parameters ({sizes}, num_labels={num_labels}): "
+            f"{_bytes(need)} even at "
+            f"{_MIN_BYTES_PER_PARAMETER} bytes per parameter, more than this machine's {_bytes(memory)} "
+            "of physical memory; check the sizes"
+        )
+
+
+def _bytes(n: int) -> str:
+    if n >= 10**30:  # a crafted size: its digits say enough (and a float could not hold it)
+        return f"about 10^{len(str(n)) - 1} bytes"
+    for unit, size in (("PB", 10**15), ("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**30 else f"about 10^{len(str(n)) - 1}"
+
+
+def read_json_file(path: str | os.PathLike) -> Any:
+    """The JSON value in the UTF-8 file `path` (a byte-order mark is allowed). Raises ValueError
+    naming the file for bytes that are not UTF-8, for malformed JSON (with its line and column),
+    and for nesting deeper than any real config (instead of a RecursionError later)."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}); JSON files are "
+            "UTF-8: re-save it as UTF-8"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested more deeply than Python can read; not a config file") from None
+    if _json_depth(data) > _MAX_JSON_DEPTH:
+        raise ValueError(
+            f"{path}: JSON nested more than {_MAX_JSON_DEPTH} levels deep; a config file nests a few levels"
+        )
+    return data
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0) up to `_MAX_JSON_DEPTH` + 1, without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, depth + 1)
+            if depth + 1 <= _MAX_JSON_DEPTH:  # deeper than the limit is refused anyway: stop looking
+                stack.extend((child, depth + 1) for child in node)
+    return deepest
 
 
 def _int_keys(mapping: Mapping[Any, Any], name: str) -> dict[int, str]:

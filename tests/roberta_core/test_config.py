@@ -1,10 +1,13 @@
 """RobertaConfig: v4 defaults, presets, config.json round trips and validation."""
 
 import json
+import math
 
 import pytest
 
-from roberta_core.config import ACTIVATIONS, PRESETS, RobertaConfig
+from roberta_core import config as config_module
+from roberta_core import weights
+from roberta_core.config import ACTIVATIONS, PRESETS, RobertaConfig, parameter_count
 
 # transformers v4.57 RobertaConfig() defaults, from its documentation and source.
 V4_DEFAULTS = dict(
@@ -95,6 +98,7 @@ def test_num_labels_setter():
         (dict(is_decoder="yes"), TypeError, "is_decoder must be true or false"),
         (dict(num_labels=0), ValueError, "num_labels must be a positive integer"),
         (dict(num_labels=3, id2label={0: "a", 1: "b"}), ValueError, "disagrees with id2label"),
+        (dict(pad_token_id=None), ValueError, r"pad_token_id must be a token id in 0\.\.99, got None"),
     ],
 )
 def test_invalid_configs(kwargs, error, match):
@@ -131,3 +135,102 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     c.save_pretrained(tmp_path)
     c.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+# ---------------------------------------------------------------------------- sizes
+
+
+def table_count(config: RobertaConfig, head: str) -> int:
+    """Parameters of `head` summed key by key from the weight table (the independent oracle)."""
+    return sum(math.prod(shape) for shape in weights.parameter_shapes(config, head).values())
+
+
+# The published configs of xlm-roberta-xl / -xxl (Goyal et al. 2021): 3.5B and 10.7B parameters.
+XLM_R_XL = dict(vocab_size=250880, hidden_size=2560, num_hidden_layers=36, num_attention_heads=32,
+                intermediate_size=10240, max_position_embeddings=514, type_vocab_size=1, model_type="xlm-roberta")
+XLM_R_XXL = dict(XLM_R_XL, hidden_size=4096, num_hidden_layers=48, num_attention_heads=32, intermediate_size=16384)
+
+
+def test_parameter_count_is_the_weight_tables_and_the_published_sizes():
+    # Hugging Face's counts for the published masked-LM checkpoints.
+    assert parameter_count(RobertaConfig.from_preset("roberta-base"), "masked_lm") == 124_697_433
+    assert parameter_count(RobertaConfig.from_preset("roberta-large"), "masked_lm") == 355_412_057
+    variants = [
+        dict(), dict(position_embedding_type="relative_key_query"), dict(is_decoder=True, add_cross_attention=True),
+        dict(tie_word_embeddings=False, num_labels=5),
+    ]
+    for overrides in variants:
+        c = RobertaConfig.from_preset("tiny", **overrides)
+        counts = {head: table_count(c, head) for head in weights.HEADS}
+        for head, count in counts.items():
+            assert parameter_count(c, head) == count, (overrides, head)
+        assert parameter_count(c) == max(counts.values())
+
+
+@pytest.mark.parametrize("field, value", [
+    ("vocab_size", 10**12), ("hidden_size", 2**40), ("num_hidden_layers", 10**9), ("num_labels", 10**9),
+    ("max_position_embeddings", 10**13), ("intermediate_size", 10**12),
+])
+def test_sizes_that_cannot_fit_in_memory_are_refused_with_the_count(field, value):
+    tiny = RobertaConfig.from_preset("tiny")
+    overrides = {field: value, **({"num_attention_heads": 1} if field == "hidden_size" else {})}
+    with pytest.raises(ValueError, match=r"this configuration has [\d,]+ parameters .* more than this machine's") as info:
+        RobertaConfig.from_preset("tiny", **overrides)
+    assert f"{field}={value}" in str(info.value)
+    # The count named is the model's: the tiny model's table, grown by what `field` adds per unit.
+    count = int(str(info.value).split(" parameters")[0].rsplit(" ", 1)[1].replace(",", ""))
+    if field == "vocab_size":  # a row of the word table and one LM bias per token
+        assert count == table_count(tiny, "masked_lm") + (value - 100) * (32 + 1)
+    if field == "num_hidden_layers":
+        layer = sum(math.prod(s) for k, s in weights.parameter_shapes(tiny, "model").items() if ".layer.0." in k)
+        assert count == table_count(tiny, "masked_lm") + (value - 2) * layer
+    if field == "num_labels":  # the classification head's out_proj grows
+        assert count == table_count(tiny, "sequence_classification") + (value - 2) * (32 + 1)
+
+
+def test_a_label_count_that_cannot_fit_is_refused_before_its_names_are_built():
+    c = RobertaConfig.from_preset("tiny")
+    with pytest.raises(ValueError, match="num_labels=1000000000"):
+        c.num_labels = 10**9
+    assert c.num_labels == 2
+
+
+def test_the_line_is_this_machines_physical_memory(monkeypatch):
+    monkeypatch.setattr(config_module, "_physical_memory", lambda: 128 * 2**30)
+    assert 3.4e9 < parameter_count(RobertaConfig(**XLM_R_XL)) < 3.6e9
+    assert 10.6e9 < parameter_count(RobertaConfig(**XLM_R_XXL)) < 10.8e9
+    monkeypatch.setattr(config_module, "_physical_memory", lambda: 16 * 2**30)
+    RobertaConfig(**XLM_R_XL)  # 7 GB in bfloat16: fits a 16 GiB machine
+    with pytest.raises(ValueError, match=r"has 10,7\d\d,\d{3},\d{3} parameters .*21.\d GB even at 2 bytes per parameter, "
+                                         r"more than this machine's 17.2 GB"):
+        RobertaConfig(**XLM_R_XXL)
+    # Where the platform cannot tell, the line is 1 TiB.
+    monkeypatch.undo()
+
+    def no_sysconf(name):
+        raise ValueError(f"unrecognized configuration name {name!r}")
+
+    monkeypatch.setattr(config_module.os, "sysconf", no_sysconf)
+    assert config_module._physical_memory() == 2**40
+
+
+# ---------------------------------------------------------------------------- config.json bytes
+
+
+def test_config_files_that_are_not_utf8_json_are_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_bytes('{"hidden_act": "gélu"}'.encode("latin-1"))  # é is the one byte 0xe9 in Latin-1
+    with pytest.raises(ValueError, match=r"config\.json is not UTF-8 text \(byte 0xe9 at offset 17\)"):
+        RobertaConfig.from_pretrained(tmp_path)
+    path.write_text('{\n  "hidden_size": 32,\n  oops\n}\n')
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON: Expecting property name .* at line 3, column 3"):
+        RobertaConfig.from_pretrained(tmp_path)
+    path.write_text("[" * 200_000 + "]" * 200_000)  # deeper than the parser's recursion
+    with pytest.raises(ValueError, match=r"config\.json: JSON nested more deeply than Python can read"):
+        RobertaConfig.from_pretrained(tmp_path)
+    path.write_text(json.dumps({"extra": json.loads("[" * 40 + "]" * 40)}))  # parses, then would overflow copies
+    with pytest.raises(ValueError, match=r"config\.json: JSON nested more than 32 levels deep"):
+        RobertaConfig.from_pretrained(tmp_path)
+    # A byte-order mark (some editors write one) is not an error.
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(PRESETS["tiny"]).encode())
+    assert RobertaConfig.from_pretrained(tmp_path).hidden_size == 32
