@@ -1,8 +1,9 @@
-"""The `roberta` command: one argparse front end; each subcommand lives with its feature.
+"""The `roberta` command: one argparse front end over `roberta_core.commands`.
 
-A subcommand is a module with `add_arguments(parser)` and `run(args) -> int`. Those modules
-import no framework at import time: a backend is imported only when a subcommand needs it,
-so `roberta --help` and NumPy-only subcommands work without torch, TensorFlow or JAX.
+Each subcommand is a module of `roberta_core.commands` with `add_arguments(parser)` and
+`run(args) -> int`; the work itself is the library's or the application's (`roberta_core.app`).
+Those modules import no framework at import time: a backend is imported only when a subcommand
+needs it, so `roberta --help` and NumPy-only subcommands work without torch, TensorFlow or JAX.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from typing import Sequence
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("roberta_core.demo", "the main job on a built-in default (what `make demo` runs)"),
-    "pretrain": ("roberta_core.recipe", "pretrain a masked LM the RoBERTa way: BPE, FULL-SENTENCES, dynamic masking"),
-    "finetune": ("roberta_core.finetune", "fine-tune a checkpoint on a task (JSON lines, or the built-in one)"),
-    "convert": ("roberta_core.conversion", "convert a checkpoint between safetensors, bin, h5 and msgpack, or import fairseq"),
+    "demo": ("roberta_core.commands.demo", "the main job on a built-in default (what `make demo` runs)"),
+    "pretrain": ("roberta_core.commands.pretrain", "pretrain a masked LM the RoBERTa way: BPE, FULL-SENTENCES, dynamic masking"),
+    "finetune": ("roberta_core.commands.finetune", "fine-tune a checkpoint on a task (JSON lines, or the built-in one)"),
+    "convert": ("roberta_core.commands.convert", "convert a checkpoint between safetensors, bin, h5 and msgpack, or import fairseq"),
     "fill-mask": ("roberta_core.commands.fill_mask", "predict the tokens at each <mask> of a text"),
     "tokenize": ("roberta_core.commands.tokenize_text", "show the tokens and ids of a text"),
     "classify": ("roberta_core.commands.classify", "label a text (or pair) with a sequence-classification checkpoint"),
     "info": ("roberta_core.commands.info", "summarise a checkpoint: config, parameters, heads, formats, tokenizer"),
-    "parity": ("conformance.parity", "check every backend against the float64 reference and each other"),
+    "parity": ("roberta_core.commands.parity", "check every backend against the float64 reference and each other"),
 }
 
 

@@ -1,4 +1,4 @@
-"""roberta_core.data and roberta_core.corpus: packing, dynamic masking, batching, the token
+"""roberta_core.data and roberta_core.app.corpus: packing, dynamic masking, batching, the token
 file and the built-in corpus. Properties are checked with hypothesis; expected values come
 from counting by hand (Counter, unique ids), never from the code under test."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roberta_core import corpus
+from roberta_core.app import corpus
 from roberta_core.data import (
     DOC_SENTENCES,
     FULL_SENTENCES,

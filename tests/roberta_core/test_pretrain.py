@@ -12,10 +12,11 @@ import signal
 import numpy as np
 import pytest
 
-from roberta_core import finetune as ft
+from roberta_core.app import finetune as ft
 from roberta_core.checkpoint import load_state_dict
 from roberta_core.cli import main
-from roberta_core.recipe import RUN_KEYS, latest_checkpoint, load_tokenizer, pretrain
+from roberta_core.app.recipe import RUN_KEYS, latest_checkpoint, pretrain
+from roberta_core.auto_tokenizer import load_tokenizer
 from tests.helpers import tiny_config
 
 pytest.importorskip("torch")

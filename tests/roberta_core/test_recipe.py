@@ -1,4 +1,4 @@
-"""roberta_core.recipe without a framework: the schedule, the weight-decay rule, the scores, the
+"""roberta_core.app.recipe without a framework: the schedule, the weight-decay rule, the scores, the
 output-directory policy, atomic checkpoints, Ctrl-C, and the loop (driven by a NumPy trainer
 that records what it was asked to do). Expected values are computed by hand here."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from roberta_core.data import split_batch
-from roberta_core.recipe import (
+from roberta_core.app.recipe import (
     AdamW,
     decays,
     deferred_interrupt,

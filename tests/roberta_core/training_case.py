@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from roberta_core.data import MaskedLMBatches
-from roberta_core.recipe import AdamW
+from roberta_core.optim import AdamW
 from tests.helpers import random_state, tiny_config
 
 SPECIALS = (0, 1, 2, 3)  # <s> <pad> </s> <mask>, as the tiny vocabulary of 100 ids has them
@@ -37,7 +37,7 @@ def run(trainer, settings: AdamW, stream, accumulate: int = 1, start: int = 0, s
     """The losses of updates `start`..`stop` (default: to the end), this process taking its
     rows of each batch."""
     from roberta_core.data import split_batch
-    from roberta_core.recipe import loss_items
+    from roberta_core.optim import loss_items
 
     losses = []
     for step in range(start, settings.steps if stop is None else stop):
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> None:
 
         n = int(argv[argv.index("--tf-devices") + 1])
         tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * n)
-    from roberta_core.recipe import load_backend
+    from roberta_core.optim import load_backend
 
     config, state, settings, stream = case(steps=STEPS)
     trainer = load_backend(backend)("masked_lm", config, settings, state=state, precision="fp32")

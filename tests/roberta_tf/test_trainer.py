@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from roberta_core.recipe import load_backend
+from roberta_core.optim import load_backend
 from tests.helpers import REPO, rel_err
 from tests.roberta_core.training_case import STEPS, case, run
 

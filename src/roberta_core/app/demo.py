@@ -1,7 +1,7 @@
 """`roberta demo` (what `make demo` runs): the RoBERTa recipe end to end on a corpus every machine
 has, in a few minutes on two CPU cores.
 
-1. the corpus: Python's own documentation (`roberta_core.corpus`), 5% of the documents held out;
+1. the corpus: Python's own documentation (`roberta_core.app.corpus`), 5% of the documents held out;
 2. a byte-level BPE vocabulary learnt from it;
 3. a small RoBERTa pretrained with FULL-SENTENCES packing, dynamic masking and the paper's AdamW;
 4. held-out masked-token accuracy next to the unigram baseline (the bar: at least twice it);
@@ -16,17 +16,17 @@ Everything is written under --out (default `demo-run/`), which a later demo repl
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import time
 import warnings
 from pathlib import Path
 
+from ..auto_tokenizer import load_tokenizer
+from ..config import RobertaConfig
+from ..data import split_sentences
 from . import corpus as builtin_corpus
-from .config import RobertaConfig
-from .data import split_sentences
-from .recipe import BACKENDS, RUN_KEYS, format_scores, load_tokenizer, pretrain
+from .recipe import RUN_KEYS, format_scores, pretrain
 
 # The demo's model: 2 layers of 64, a vocabulary of 2048, sequences of 64 tokens. On two CPU cores
 # many small updates teach more than a few large ones: in the same time 128 wide did no better.
@@ -43,15 +43,6 @@ MODEL = dict(
 PRETRAIN = dict(steps=8000, batch_tokens=1024, lr=3e-3, warmup=300)
 FINETUNE = dict(epochs=15, batch_size=16, lr=1e-4, weight_decay=0.01, max_len=64)
 MARKER = ".roberta-demo"  # the demo owns a directory holding this file
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=BACKENDS, default="pt", help="framework that trains (default: pt)")
-    parser.add_argument("--out", default="demo-run", metavar="DIR", help="where everything is written (default: demo-run)")
-    parser.add_argument("--steps", type=int, default=PRETRAIN["steps"], help=f"pretraining updates (default: {PRETRAIN['steps']})")
-    parser.add_argument("--finetune-epochs", type=int, default=FINETUNE["epochs"], metavar="N",
-                        help=f"fine-tuning epochs (default: {FINETUNE['epochs']})")
-    parser.add_argument("--no-parity", action="store_true", help="skip the conversion and parity step")
 
 
 def _claim(out: Path) -> None:
@@ -84,19 +75,23 @@ def _masked_sentences(tokenizer, count: int = 3) -> list[tuple[str, str]]:
     return found
 
 
-def run(args: argparse.Namespace) -> int:
-    from .commands.fill_mask import fill_mask
+def demo(backend: str = "pt", out: str | Path = "demo-run", *, steps: int = PRETRAIN["steps"],
+         finetune_epochs: int = FINETUNE["epochs"], parity: bool = True) -> int:
+    """Run the demo (the steps of the module docstring), printing as it goes; 0 when every bar is
+    met (pretrained at least twice the unigram baseline, pretrained fine-tuning beats random
+    initialisation, conversions and parity agree), else 1."""
+    from ..commands.fill_mask import fill_mask
     from .finetune import finetune
 
     began = time.perf_counter()
-    out = Path(args.out)
+    out = Path(out)
     _claim(out)
     times: dict[str, float] = {}
 
     def say(text: str = "") -> None:
         print(text, flush=True)
 
-    say(f"roberta demo: the RoBERTa recipe on Python's own documentation, backend {args.backend}\n")
+    say(f"roberta demo: the RoBERTa recipe on Python's own documentation, backend {backend}\n")
     t = time.perf_counter()
     train_docs = list(builtin_corpus.builtin_documents("train"))
     held_docs = list(builtin_corpus.builtin_documents("heldout"))
@@ -108,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     config_path = out / "model-config"
     RobertaConfig(**MODEL).save_pretrained(config_path)
     settings = dict(
-        backend=args.backend, corpus=["builtin"], config=str(config_path), tokenizer=None, vocab_size=MODEL["vocab_size"],
+        backend=backend, corpus=["builtin"], config=str(config_path), tokenizer=None, vocab_size=MODEL["vocab_size"],
         accumulate=1, max_len=None, packing="full-sentences", seed=0, precision="auto", save_every=500, eval_every=0,
-        **{**PRETRAIN, "steps": args.steps, "warmup": min(PRETRAIN["warmup"], max(1, args.steps // 20))},
+        **{**PRETRAIN, "steps": steps, "warmup": min(PRETRAIN["warmup"], max(1, steps // 20))},
     )
     assert set(settings) == set(RUN_KEYS)
     say(f"[2/7] + [3/7] byte-level BPE vocabulary, then pretraining a {MODEL['num_hidden_layers']}-layer, "
@@ -127,20 +122,20 @@ def run(args: argparse.Namespace) -> int:
     say("[5/7] fill-mask on held-out sentences:")
     tokenizer = load_tokenizer(ckpt)
     for text, word in _masked_sentences(tokenizer):
-        result = fill_mask(ckpt, text, backend=args.backend, top_k=3)
+        result = fill_mask(ckpt, text, backend=backend, top_k=3)
         # a token that is only a space shows as ' ', not as an empty string
         guesses = ", ".join(f"{c['token_str'].strip() or c['token_str']!r} {c['score']:.2f}" for c in result["masks"][0]["candidates"])
         say(f"      {text}\n        -> {guesses}   (the text has {word!r})")
     times["fill-mask"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    task = dict(FINETUNE, epochs=args.finetune_epochs)
+    task = dict(FINETUNE, epochs=finetune_epochs)
     say(f"[6/7] fine-tuning on the built-in task: which of {len(builtin_corpus.PACKAGE_LABELS)} packages a docstring "
         f"comes from ({', '.join(builtin_corpus.PACKAGE_LABELS)})")
     with warnings.catch_warnings():
         # the expected one: the LM head is left out and a classifier is new
         warnings.filterwarnings("ignore", message="Loading .* into")
-        tuned = {init: finetune("seqcls", args.backend, ckpt, "builtin", init=init, **task) for init in ("pretrained", "random")}
+        tuned = {init: finetune("seqcls", backend, ckpt, "builtin", init=init, **task) for init in ("pretrained", "random")}
     for init, s in tuned.items():
         say(f"      from {init + ' weights:':20s} held-out accuracy {s['accuracy']:.2%} on {s['examples']} docstrings "
             f"({s['seconds']:.0f} s; majority class {s['baseline']:.2%})")
@@ -149,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     times["fine-tuning"] = time.perf_counter() - t
 
     parity_ok = True
-    if not args.no_parity:
+    if parity:
         t = time.perf_counter()
         parity_ok = _convert_and_compare(ckpt, out, say)
         times["conversion + parity"] = time.perf_counter() - t
@@ -162,8 +157,8 @@ def run(args: argparse.Namespace) -> int:
 def _convert_and_compare(ckpt: Path, out: Path, say) -> bool:
     """[7/7] the checkpoint in TensorFlow's and Flax's formats, each verified by loading it in
     its framework, then the conformance suite's parity table on the checkpoint."""
-    from . import runtime
-    from .conversion import convert
+    from .. import runtime
+    from ..conversion import convert
 
     missing = [b for b in ("pt", "tf", "flax") if not runtime.available(b)]
     if missing:
@@ -176,7 +171,7 @@ def _convert_and_compare(ckpt: Path, out: Path, say) -> bool:
         worst = max((c.rel for c in result.checks or []), default=float("nan"))
         ok &= all(c.ok for c in result.checks or [])
         say(f"      {framework:10s} {result.path}: {', '.join(result.files)}; worst relative difference {worst:.1e}")
-    from conformance.parity import cli_main
+    from ..parity import cli_main
 
     say("")
     ok &= cli_main([str(out / "pretrain-msgpack")]) == 0

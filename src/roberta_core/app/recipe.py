@@ -1,7 +1,7 @@
 """The RoBERTa recipe, framework-neutral (Liu et al., 2019): a byte-level BPE vocabulary trained
 on the corpus, FULL-SENTENCES packing, dynamic masking, masked-LM pretraining with the paper's
-AdamW settings, held-out evaluation next to the unigram baseline, resumable checkpoints — and
-the `roberta pretrain` command.
+AdamW settings, held-out evaluation next to the unigram baseline, resumable checkpoints (the
+`roberta pretrain` command is its front end: `roberta_core.commands.pretrain`).
 
 The training step itself lives in each backend, three parallel texts with one interface:
 
@@ -20,9 +20,7 @@ This module imports a backend only when asked (`load_backend`), never at import 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib
 import json
 import math
 import os
@@ -37,10 +35,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from . import corpus as builtin_corpus
-from .checkpoint import read_safetensors, write_safetensors
-from .config import PRESETS, RobertaConfig
-from .data import (
+from ..auto_tokenizer import load_tokenizer, require_bpe
+from ..backends import NAMES
+from ..checkpoint import read_safetensors, write_safetensors
+from ..config import PRESETS, RobertaConfig
+from ..data import (
     FULL_SENTENCES,
     PACKINGS,
     MaskedLMBatches,
@@ -52,10 +51,10 @@ from .data import (
     unigram_counts,
     write_token_file,
 )
-from .backends import NAMES
-from .pretrained import load_pretrained
-from .optim import TOKEN_LEVEL_HEADS, AdamW, decays, load_backend, loss_items
-from .validation import IGNORE_INDEX
+from ..optim import TOKEN_LEVEL_HEADS, AdamW, decays, load_backend, loss_items
+from ..pretrained import load_pretrained
+from ..validation import IGNORE_INDEX
+from . import corpus as builtin_corpus
 
 BACKENDS = NAMES  # the backends that can train: every declared one
 
@@ -75,8 +74,6 @@ __all__ = [
     "PretrainData",
     "evaluate_masked_lm",
     "pretrain",
-    "add_arguments",
-    "run",
 ]
 
 def masked_lm_scores(logits: np.ndarray, labels: np.ndarray) -> tuple[float, int, int]:
@@ -126,7 +123,7 @@ def prepare_output(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> 
 
 
 def write_run_file(out: Path, settings: Mapping[str, Any]) -> None:
-    from .config import atomic_write_text
+    from ..config import atomic_write_text
 
     atomic_write_text(out / RUN_FILE, json.dumps(dict(settings), indent=2, sort_keys=True) + "\n")
 
@@ -272,20 +269,14 @@ def corpus_documents(corpus: Sequence[str], split: str) -> Iterator[str]:
 def train_tokenizer(documents: Iterable[str], vocab_size: int, directory: Path):
     """A byte-level BPE vocabulary of `vocab_size` learnt from `documents`, saved in `directory`.
     The special tokens take ids 0..4 (<s>, <pad>, </s>, <unk>, <mask>), the 256 bytes follow."""
-    from .tokenization_base import bytes_to_unicode
-    from .tokenization_fast import RobertaTokenizerFast
+    from ..tokenization_base import bytes_to_unicode
+    from ..tokenization_fast import RobertaTokenizerFast
 
     seed = ["<s>", "<pad>", "</s>", "<unk>", *sorted(bytes_to_unicode().values()), "<mask>"]
     base = RobertaTokenizerFast(vocab={token: i for i, token in enumerate(seed)}, merges=[])
     tokenizer = base.train_new_from_iterator(documents, vocab_size=vocab_size, min_frequency=2)
     tokenizer.save_pretrained(directory)
     return tokenizer
-
-
-def load_tokenizer(directory: str | os.PathLike):
-    from .tokenization_fast import RobertaTokenizerFast
-
-    return RobertaTokenizerFast.from_pretrained(directory)
 
 
 @dataclass
@@ -527,42 +518,3 @@ def _check_rows(batches: MaskedLMBatches, trainer, accumulate: int) -> None:
             f"split into {accumulate} micro-batch(es) on each of {trainer.process_count} worker(s); "
             f"use --batch-tokens a multiple of {parts * batches.max_len}"
         )
-
-
-# ---------------------------------------------------------------------------------------------
-# 9. The `roberta pretrain` command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=BACKENDS, default="pt", help="framework that trains (default: pt)")
-    parser.add_argument("--corpus", nargs="+", default=["builtin"], metavar="builtin|PATH",
-                        help="'builtin' (Python's own documentation) or UTF-8 text files, blank lines between documents")
-    parser.add_argument("--config", default="small", metavar="tiny|small|PATH", help="a preset or a config.json (default: small)")
-    parser.add_argument("--tokenizer", metavar="DIR", help="use this tokenizer instead of learning one from the corpus")
-    parser.add_argument("--vocab-size", type=int, metavar="N", help=f"size of the learnt vocabulary (default: the config's, at least {MIN_VOCAB})")
-    parser.add_argument("--steps", type=int, default=1000, metavar="N", help="optimizer updates (default: 1000)")
-    parser.add_argument("--batch-tokens", type=int, default=4096, metavar="N", help="tokens per update, padding included (default: 4096)")
-    parser.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per update (gradient accumulation)")
-    parser.add_argument("--max-len", type=int, metavar="T", help="tokens per packed sequence (default: the config's maximum)")
-    parser.add_argument("--packing", choices=PACKINGS, default=FULL_SENTENCES, help="the paper's input format (default: full-sentences)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
-    parser.add_argument("--warmup", type=int, metavar="N", help="warm-up updates (default: 6%% of --steps)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 where the device has it")
-    parser.add_argument("--save-every", type=int, default=200, metavar="N", help="checkpoint every N updates (and at the end, and on Ctrl-C)")
-    parser.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate every N updates (default: at the end)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory: checkpoints and the final model")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = {key: getattr(args, key) for key in RUN_KEYS}
-    if settings["warmup"] is None and isinstance(args.steps, int):
-        settings["warmup"] = max(1, round(0.06 * args.steps)) if args.steps > 0 else 0
-    result = pretrain(settings, args.out, resume=args.resume, overwrite=args.overwrite)
-    if result["interrupted"]:
-        return 130
-    print(format_scores(result))
-    print(f"saved to {args.out} ({result['train_s']:.0f} s of training)")
-    return 0

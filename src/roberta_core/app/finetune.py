@@ -1,6 +1,6 @@
-"""Fine-tuning a pretrained checkpoint on a task from JSON-lines data, in any backend, and the
-`roberta finetune` command. Framework-neutral: the update itself is the backend's Trainer, the
-loop is `recipe.fit`.
+"""Fine-tuning a pretrained checkpoint on a task from JSON-lines data, in any backend (the
+`roberta finetune` command is its front end: `roberta_core.commands.finetune`). Framework-neutral:
+the update itself is the backend's Trainer, the loop is `recipe.fit`.
 
 Data, one JSON object per line, by task:
 
@@ -11,12 +11,11 @@ Data, one JSON object per line, by task:
 
 DATA is a directory holding `train.jsonl` and `validation.jsonl` (or `dev.jsonl`/`test.jsonl`),
 a single file (one line in ten is held out), or `builtin`: the built-in task, which standard-
-library package a docstring comes from (`roberta_core.corpus.package_task`).
+library package a docstring comes from (`roberta_core.app.corpus.package_task`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -27,13 +26,15 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..auto_tokenizer import load_tokenizer, require_bpe
+from ..config import RobertaConfig
+from ..optim import AdamW, load_backend
+from ..pretrained import load_pretrained
+from ..validation import IGNORE_INDEX
 from . import corpus
-from .config import RobertaConfig
-from .pretrained import load_pretrained
-from .recipe import AdamW, fit, load_backend, load_tokenizer, prepare_output, write_run_file
-from .validation import IGNORE_INDEX
+from .recipe import fit, prepare_output, write_run_file
 
-__all__ = ["TASKS", "read_task_data", "TaskData", "finetune", "add_arguments", "run"]
+__all__ = ["TASKS", "read_task_data", "TaskData", "finetune"]
 
 # command-line task name -> head
 TASKS = {
@@ -337,37 +338,3 @@ def finetune(
         trainer.save_pretrained(out)
         tokenizer.save_pretrained(out)
     return scores
-
-
-# ---------------------------------------------------------------------------------------------
-# 5. The `roberta finetune` command
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="a pretrained checkpoint directory (tokenizer included)")
-    parser.add_argument("data", metavar="DATA", help="'builtin', a .jsonl file, or a directory with train.jsonl and validation.jsonl")
-    parser.add_argument("--task", choices=tuple(TASKS), default="seqcls", help="the head to fine-tune (default: seqcls)")
-    parser.add_argument("--backend", choices=("pt", "tf", "flax"), default="pt")
-    parser.add_argument("--init", choices=("pretrained", "random"), default="pretrained", help="random: the same model, untrained (a control)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per update")
-    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
-    parser.add_argument("--max-len", type=int, metavar="T", help="tokens per example (default: the checkpoint's maximum)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    parser.add_argument("--out", metavar="DIR", help="save the fine-tuned model here")
-    parser.add_argument("--overwrite", action="store_true", help="replace a previous fine-tuning run in --out")
-
-
-def run(args: argparse.Namespace) -> int:
-    scores = finetune(
-        args.task, args.backend, args.checkpoint, args.data, init=args.init, epochs=args.epochs, batch_size=args.batch_size,
-        accumulate=args.accumulate, lr=args.lr, max_len=args.max_len, seed=args.seed, precision=args.precision,
-        out=args.out, overwrite=args.overwrite,
-    )
-    print(
-        f"held-out accuracy {scores['accuracy']:.2%} on {scores['examples']} examples "
-        f"(majority-class baseline {scores['baseline']:.2%}); {scores['seconds']:.0f} s"
-    )
-    return 0
