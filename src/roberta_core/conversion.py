@@ -38,7 +38,7 @@ from . import checkpoint, runtime, weights
 from .fileio import current_umask
 from .config import CONFIG_NAME, RobertaConfig
 
-__all__ = ["convert", "Conversion", "Check", "FORMATS", "SOURCES", "DTYPES", "add_arguments", "run"]
+__all__ = ["convert", "Conversion", "Check", "FORMATS", "SOURCES", "DTYPES"]
 
 FORMATS = tuple(checkpoint.FORMATS)  # safetensors, bin, h5, msgpack
 SOURCES = FORMATS + ("fairseq",)
@@ -506,51 +506,3 @@ def _progress_bar(enabled: bool | None, total: int | None, description: str):
         yield bar
     finally:
         bar.close()
-
-
-# ---------------------------------------------------------------------------- the subcommand
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("src", metavar="SRC", help="checkpoint directory (with --from fairseq: model.pt or its folder)")
-    parser.add_argument("dst", metavar="DST", help="new checkpoint directory (must not exist unless --overwrite)")
-    parser.add_argument("--to", choices=FORMATS, default="safetensors", help="weight format to write (default: safetensors)")
-    parser.add_argument("--from", dest="from_format", choices=SOURCES, default=None,
-                        help="format to read where SRC holds several; 'fairseq' imports model.pt + dict.txt")
-    parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="cast floating weights (default: keep)")
-    parser.add_argument("--max-shard-size", default=None, metavar="SIZE", help="split safetensors into shards, e.g. 2GB")
-    parser.add_argument("--verify", action="store_true", default=None,
-                        help="check the result in its framework against the source (default: where installed)")
-    parser.add_argument("--no-verify", dest="verify", action="store_false", default=None, help="do not check the result")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at DST")
-    parser.add_argument("--classification-head", default=None, metavar="NAME",
-                        help="fairseq: which classification head to import when there are several")
-    parser.add_argument("--gpt2-encoder", default=None, metavar="FILE", help="fairseq BPE models: GPT-2's encoder.json")
-    parser.add_argument("--gpt2-merges", default=None, metavar="FILE", help="fairseq BPE models: GPT-2's vocab.bpe")
-    parser.add_argument("--no-progress", dest="progress", action="store_const", const=False, default=None,
-                        help="no progress bar")
-
-
-def run(args) -> int:
-    try:
-        result = convert(
-            args.src, args.dst, to=args.to, dtype=args.dtype, max_shard_size=args.max_shard_size,
-            verify=args.verify, overwrite=args.overwrite, from_format=args.from_format,
-            classification_head=args.classification_head, gpt2_encoder=args.gpt2_encoder,
-            gpt2_merges=args.gpt2_merges, progress=args.progress,
-        )
-    except OSError as e:
-        if isinstance(e, (FileNotFoundError, FileExistsError, NotADirectoryError)):
-            raise
-        print(f"roberta convert: error: {e.strerror if e.strerror else e}", file=sys.stderr)
-        return 1
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    summary = f"wrote {result.path} ({result.format}, {result.parameters:,} parameters: {', '.join(result.files)})"
-    if result.checks:
-        models = result.checks[1:]
-        summary += "; verified: weights read back identical"
-        if models:
-            summary += f", outputs agree (worst relative difference {max(c.rel for c in models):.3g})"
-    print(summary)
-    return 0

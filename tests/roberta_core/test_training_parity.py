@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from roberta_core import runtime
-from roberta_core.recipe import load_backend
+from roberta_core.optim import load_backend
 from tests.helpers import rel_err
 from tests.roberta_core.training_case import case, run
 
