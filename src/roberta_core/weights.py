@@ -3,8 +3,10 @@
 Canonical names are the Hugging Face PyTorch `state_dict` keys of each head class
 (`roberta.encoder.layer.0.attention.self.query.weight`; the bare `RobertaModel` has no
 `roberta.` prefix), with linear weights laid out `(out, in)`. Everything that knows a name
-lives here:
+lives here, as tables read by generic code:
 
+- the rows `(name template, kind, shape, condition)` of every parameter, in module order, and
+  `KINDS`: per kind, the TF and Flax leaf names and whether TF/Flax store it transposed;
 - `parameter_shapes(config, head)`: the keys a head owns and their shapes;
 - `TIED`: keys that are views of other keys (the LM decoder and the word embeddings);
 - `plan_load(...)`: the generic mapper from a checkpoint's keys to a head's keys — legacy
@@ -15,9 +17,11 @@ lives here:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 from .config import RobertaConfig
@@ -59,9 +63,6 @@ HEADS: dict[str, str] = {
 }
 ARCHITECTURES: dict[str, str] = {v: k for k, v in HEADS.items()}
 
-# Heads whose encoder keeps the pooler (v4: add_pooling_layer=True only for these two).
-_POOLED_HEADS = ("model", "multiple_choice")
-
 # alias -> the key it is a view of, for heads with an LM decoder tied to the word embeddings.
 TIED: dict[str, str] = {
     "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
@@ -99,87 +100,143 @@ def _check_head(head: str) -> None:
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
 
 
-# ---------------------------------------------------------------------------- shapes
+# ---------------------------------------------------------------------------- the table
+
+# Every parameter a RoBERTa head can own: (canonical name template, kind, shape, when). `{i}` is the
+# layer index; a shape names config sizes by letter (`_dimensions`); `when` names the config or
+# head condition under which the parameter exists (`_CONDITIONS`), None for always. Encoder rows
+# are written without the `roberta.` prefix (the bare RobertaModel's names); rows are in module
+# order, which is the order of `parameter_shapes`.
+_EMBEDDING_ROWS = (
+    ("embeddings.word_embeddings.weight", "word_embedding", ("V", "H"), None),
+    ("embeddings.position_embeddings.weight", "embedding", ("P", "H"), None),
+    ("embeddings.token_type_embeddings.weight", "embedding", ("T", "H"), None),
+    ("embeddings.LayerNorm.weight", "layernorm_weight", ("H",), None),
+    ("embeddings.LayerNorm.bias", "layernorm_bias", ("H",), None),
+)
+_LAYER_ROWS = (
+    ("encoder.layer.{i}.attention.self.query.weight", "linear_weight", ("H", "H"), None),
+    ("encoder.layer.{i}.attention.self.query.bias", "linear_bias", ("H",), None),
+    ("encoder.layer.{i}.attention.self.key.weight", "linear_weight", ("H", "H"), None),
+    ("encoder.layer.{i}.attention.self.key.bias", "linear_bias", ("H",), None),
+    ("encoder.layer.{i}.attention.self.value.weight", "linear_weight", ("H", "H"), None),
+    ("encoder.layer.{i}.attention.self.value.bias", "linear_bias", ("H",), None),
+    ("encoder.layer.{i}.attention.self.distance_embedding.weight", "embedding", ("R", "D"), "relative"),
+    ("encoder.layer.{i}.attention.output.dense.weight", "linear_weight", ("H", "H"), None),
+    ("encoder.layer.{i}.attention.output.dense.bias", "linear_bias", ("H",), None),
+    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "layernorm_weight", ("H",), None),
+    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "layernorm_bias", ("H",), None),
+    # v4 builds cross-attention with absolute positions: it has no distance_embedding.
+    ("encoder.layer.{i}.crossattention.self.query.weight", "linear_weight", ("H", "H"), "cross"),
+    ("encoder.layer.{i}.crossattention.self.query.bias", "linear_bias", ("H",), "cross"),
+    ("encoder.layer.{i}.crossattention.self.key.weight", "linear_weight", ("H", "H"), "cross"),
+    ("encoder.layer.{i}.crossattention.self.key.bias", "linear_bias", ("H",), "cross"),
+    ("encoder.layer.{i}.crossattention.self.value.weight", "linear_weight", ("H", "H"), "cross"),
+    ("encoder.layer.{i}.crossattention.self.value.bias", "linear_bias", ("H",), "cross"),
+    ("encoder.layer.{i}.crossattention.output.dense.weight", "linear_weight", ("H", "H"), "cross"),
+    ("encoder.layer.{i}.crossattention.output.dense.bias", "linear_bias", ("H",), "cross"),
+    ("encoder.layer.{i}.crossattention.output.LayerNorm.weight", "layernorm_weight", ("H",), "cross"),
+    ("encoder.layer.{i}.crossattention.output.LayerNorm.bias", "layernorm_bias", ("H",), "cross"),
+    ("encoder.layer.{i}.intermediate.dense.weight", "linear_weight", ("I", "H"), None),
+    ("encoder.layer.{i}.intermediate.dense.bias", "linear_bias", ("I",), None),
+    ("encoder.layer.{i}.output.dense.weight", "linear_weight", ("H", "I"), None),
+    ("encoder.layer.{i}.output.dense.bias", "linear_bias", ("H",), None),
+    ("encoder.layer.{i}.output.LayerNorm.weight", "layernorm_weight", ("H",), None),
+    ("encoder.layer.{i}.output.LayerNorm.bias", "layernorm_bias", ("H",), None),
+)
+_POOLER_ROWS = (
+    ("pooler.dense.weight", "linear_weight", ("H", "H"), "pooled"),
+    ("pooler.dense.bias", "linear_bias", ("H",), "pooled"),
+)
+_LM_HEAD_ROWS = (
+    ("lm_head.dense.weight", "linear_weight", ("H", "H"), None),
+    ("lm_head.dense.bias", "linear_bias", ("H",), None),
+    ("lm_head.layer_norm.weight", "layernorm_weight", ("H",), None),
+    ("lm_head.layer_norm.bias", "layernorm_bias", ("H",), None),
+    ("lm_head.bias", "vector", ("V",), None),
+    ("lm_head.decoder.weight", "linear_weight", ("V", "H"), "untied"),
+)
+# The task head's own rows, after the encoder's.
+_HEAD_ROWS: dict[str, tuple] = {
+    "model": (),
+    "causal_lm": _LM_HEAD_ROWS,
+    "masked_lm": _LM_HEAD_ROWS,
+    "sequence_classification": (
+        ("classifier.dense.weight", "linear_weight", ("H", "H"), None),
+        ("classifier.dense.bias", "linear_bias", ("H",), None),
+        ("classifier.out_proj.weight", "linear_weight", ("L", "H"), None),
+        ("classifier.out_proj.bias", "linear_bias", ("L",), None),
+    ),
+    "multiple_choice": (
+        ("classifier.weight", "linear_weight", (1, "H"), None),
+        ("classifier.bias", "linear_bias", (1,), None),
+    ),
+    "token_classification": (
+        ("classifier.weight", "linear_weight", ("L", "H"), None),
+        ("classifier.bias", "linear_bias", ("L",), None),
+    ),
+    "question_answering": (
+        ("qa_outputs.weight", "linear_weight", (2, "H"), None),
+        ("qa_outputs.bias", "linear_bias", (2,), None),
+    ),
+}
+# Names checkpoints carry that no head owns: the tied decoder's bias (a view of lm_head.bias).
+_ALIAS_ROWS = (("lm_head.decoder.bias", "linear_bias", ("V",), None),)
+
+# Heads whose encoder keeps the pooler (v4: add_pooling_layer=True only for these two).
+_POOLED_HEADS = ("model", "multiple_choice")
+
+# when -> predicate(config, head); `everything` (all_known_shapes) takes every row.
+_CONDITIONS = {
+    "relative": lambda config, head: config.position_embedding_type in ("relative_key", "relative_key_query"),
+    "cross": lambda config, head: bool(config.add_cross_attention),
+    "pooled": lambda config, head: head in _POOLED_HEADS,
+    "untied": lambda config, head: not config.tie_word_embeddings,
+}
 
 
-def _encoder_shapes(config: RobertaConfig, with_pooler: bool) -> dict[str, tuple[int, ...]]:
-    """Encoder keys without the `roberta.` prefix, in module order."""
-    H, I, D = config.hidden_size, config.intermediate_size, config.head_dim
-    relative = config.position_embedding_type in ("relative_key", "relative_key_query")
-    shapes: dict[str, tuple[int, ...]] = {
-        "embeddings.word_embeddings.weight": (config.vocab_size, H),
-        "embeddings.position_embeddings.weight": (config.max_position_embeddings, H),
-        "embeddings.token_type_embeddings.weight": (config.type_vocab_size, H),
-        "embeddings.LayerNorm.weight": (H,),
-        "embeddings.LayerNorm.bias": (H,),
+def _dimensions(config: RobertaConfig) -> dict[str, int]:
+    """The letters the table's shapes use."""
+    return {
+        "H": config.hidden_size,
+        "I": config.intermediate_size,
+        "V": config.vocab_size,
+        "P": config.max_position_embeddings,
+        "T": config.type_vocab_size,
+        "R": 2 * config.max_position_embeddings - 1,  # relative distances -(P-1)..P-1
+        "D": config.head_dim,
+        "L": config.num_labels,
     }
 
-    def attention(prefix: str, relative: bool) -> None:
-        for proj in ("query", "key", "value"):
-            shapes[f"{prefix}.self.{proj}.weight"] = (H, H)
-            shapes[f"{prefix}.self.{proj}.bias"] = (H,)
-        if relative:
-            shapes[f"{prefix}.self.distance_embedding.weight"] = (2 * config.max_position_embeddings - 1, D)
-        shapes[f"{prefix}.output.dense.weight"] = (H, H)
-        shapes[f"{prefix}.output.dense.bias"] = (H,)
-        shapes[f"{prefix}.output.LayerNorm.weight"] = (H,)
-        shapes[f"{prefix}.output.LayerNorm.bias"] = (H,)
 
-    for i in range(config.num_hidden_layers):
-        layer = f"encoder.layer.{i}"
-        attention(f"{layer}.attention", relative)
-        if config.add_cross_attention:
-            # v4 builds cross-attention with absolute positions: it has no distance_embedding.
-            attention(f"{layer}.crossattention", False)
-        shapes[f"{layer}.intermediate.dense.weight"] = (I, H)
-        shapes[f"{layer}.intermediate.dense.bias"] = (I,)
-        shapes[f"{layer}.output.dense.weight"] = (H, I)
-        shapes[f"{layer}.output.dense.bias"] = (H,)
-        shapes[f"{layer}.output.LayerNorm.weight"] = (H,)
-        shapes[f"{layer}.output.LayerNorm.bias"] = (H,)
-    if with_pooler:
-        shapes["pooler.dense.weight"] = (H, H)
-        shapes["pooler.dense.bias"] = (H,)
+def _expand(rows, config: RobertaConfig, head: str, everything: bool, **fields) -> dict[str, tuple[int, ...]]:
+    """Name -> shape for the rows whose condition holds; `everything` (all_known_shapes) also takes
+    the rows that depend on the head (pooler, untied decoder). `fields` fill the templates ({i})."""
+    dims = _dimensions(config)
+    shapes = {}
+    for template, _, shape, when in rows:
+        if when is None or (everything and when in ("pooled", "untied")) or _CONDITIONS[when](config, head):
+            shapes[template.format(**fields)] = tuple(d if isinstance(d, int) else dims[d] for d in shape)
     return shapes
 
 
-def _head_shapes(config: RobertaConfig, head: str) -> dict[str, tuple[int, ...]]:
-    H, L, V = config.hidden_size, config.num_labels, config.vocab_size
-    if head in ("masked_lm", "causal_lm"):
-        shapes = {
-            "lm_head.dense.weight": (H, H),
-            "lm_head.dense.bias": (H,),
-            "lm_head.layer_norm.weight": (H,),
-            "lm_head.layer_norm.bias": (H,),
-            "lm_head.bias": (V,),
-        }
-        if not config.tie_word_embeddings:
-            shapes["lm_head.decoder.weight"] = (V, H)
-        return shapes
-    if head == "sequence_classification":
-        return {
-            "classifier.dense.weight": (H, H),
-            "classifier.dense.bias": (H,),
-            "classifier.out_proj.weight": (L, H),
-            "classifier.out_proj.bias": (L,),
-        }
-    if head == "multiple_choice":
-        return {"classifier.weight": (1, H), "classifier.bias": (1,)}
-    if head == "token_classification":
-        return {"classifier.weight": (L, H), "classifier.bias": (L,)}
-    if head == "question_answering":
-        return {"qa_outputs.weight": (2, H), "qa_outputs.bias": (2,)}
-    return {}
+def _encoder_shapes(config: RobertaConfig, head: str, everything: bool = False) -> dict[str, tuple[int, ...]]:
+    """Encoder keys without the `roberta.` prefix, in module order."""
+    shapes = _expand(_EMBEDDING_ROWS, config, head, everything)
+    for i in range(config.num_hidden_layers):
+        shapes.update(_expand(_LAYER_ROWS, config, head, everything, i=i))
+    shapes.update(_expand(_POOLER_ROWS, config, head, everything))
+    return shapes
 
 
 def parameter_shapes(config: RobertaConfig, head: str) -> dict[str, tuple[int, ...]]:
     """Canonical key -> shape for every parameter `head` owns (tied aliases excluded), in module order."""
     _check_head(head)
-    encoder = _encoder_shapes(config, with_pooler=head in _POOLED_HEADS)
+    encoder = _encoder_shapes(config, head)
     if head == "model":
         return encoder
     shapes = {PREFIX + k: v for k, v in encoder.items()}
-    shapes.update(_head_shapes(config, head))
+    shapes.update(_expand(_HEAD_ROWS[head], config, head, False))
     return shapes
 
 
@@ -195,11 +252,10 @@ def tied_keys(config: RobertaConfig, head: str) -> dict[str, str]:
 def all_known_shapes(config: RobertaConfig) -> dict[str, tuple[int, ...]]:
     """Every key some RoBERTa head could own under this config, with the `roberta.` prefix;
     the pooler and the untied decoder included. Used to tell 'unused' from 'unknown'."""
-    known = {PREFIX + k: v for k, v in _encoder_shapes(config, with_pooler=True).items()}
+    known = {PREFIX + k: v for k, v in _encoder_shapes(config, "model", everything=True).items()}
     for head in HEADS:
-        known.update(_head_shapes(config, head))
-    known["lm_head.decoder.weight"] = (config.vocab_size, config.hidden_size)
-    known["lm_head.decoder.bias"] = (config.vocab_size,)
+        known.update(_expand(_HEAD_ROWS[head], config, head, True))
+    known.update(_expand(_ALIAS_ROWS, config, "masked_lm", True))
     # Classification heads of other label counts are still RoBERTa keys: compare them by name only.
     return known
 
@@ -337,7 +393,47 @@ def plan_load(
 
 # ---------------------------------------------------------------------------- framework rules
 
-_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "distance_embedding")
+
+@dataclass(frozen=True)
+class Kind:
+    """How TensorFlow (h5) and Flax (msgpack) name and lay out one kind of parameter: the canonical
+    last name part (`weight`/`bias`), the TF variable's and the Flax leaf's last name part, and
+    whether TF and Flax store the array transposed (linear weights are (in, out) there).
+    `tf_read` are other TF leaves read as this kind (transformers versions named embeddings both ways)."""
+
+    param: str
+    tf: str
+    flax: str
+    transposed: bool = False
+    tf_read: tuple[str, ...] = ()
+
+
+KINDS: dict[str, Kind] = {
+    "linear_weight": Kind("weight", "kernel", "kernel", transposed=True),
+    "linear_bias": Kind("bias", "bias", "bias"),
+    "layernorm_weight": Kind("weight", "gamma", "scale"),
+    "layernorm_bias": Kind("bias", "beta", "bias"),
+    "word_embedding": Kind("weight", "weight", "embedding", tf_read=("embeddings",)),
+    "embedding": Kind("weight", "embeddings", "embedding", tf_read=("weight",)),
+    "vector": Kind("bias", "bias", "bias"),  # lm_head.bias: a parameter of the head module itself
+}
+
+_ROWS = (*_EMBEDDING_ROWS, *_LAYER_ROWS, *_POOLER_ROWS, *_ALIAS_ROWS,
+         *dict.fromkeys(row for rows in _HEAD_ROWS.values() for row in rows))
+# One pattern for every template (prefixed where it is an encoder name): the group that matches names the kind.
+_TEMPLATE_KIND = {f"k{n}": kind for n, (_, kind, _, _) in enumerate(_ROWS)}
+_TEMPLATES = re.compile("|".join(
+    f"(?P<k{n}>{re.escape(_with_prefix(template)).replace(re.escape('{i}'), '[0-9]+')})"
+    for n, (template, _, _, _) in enumerate(_ROWS)))
+
+# Names outside the table (another model's key, a typo) still map, so that `plan_load` can report
+# them: by the kind their module's last name part implies, as for the table's own names.
+_MODULE_KINDS = {
+    "word_embeddings": {"weight": "word_embedding"},
+    **{m: {"weight": "embedding"} for m in ("position_embeddings", "token_type_embeddings", "distance_embedding")},
+    **{m: {"weight": "layernorm_weight", "bias": "layernorm_bias"} for m in ("LayerNorm", "layer_norm")},
+}
+_OTHER_MODULE_KINDS = {"weight": "linear_weight", "bias": "linear_bias"}
 
 
 def _module_and_param(canonical: str) -> tuple[str, str]:
@@ -345,24 +441,35 @@ def _module_and_param(canonical: str) -> tuple[str, str]:
     return module, param
 
 
+@lru_cache(maxsize=4096)  # a model has a few hundred names; loaders ask for each several times
 def _kind(canonical: str) -> str:
-    """'embedding', 'layernorm', 'linear' or 'bias_vector' (lm_head.bias) for a canonical key."""
-    module, param = _module_and_param(canonical)
-    leaf = module.rpartition(".")[2]
-    if canonical == "lm_head.bias":
-        return "bias_vector"
-    if leaf in _EMBEDDINGS:
-        return "embedding"
-    if leaf in ("LayerNorm", "layer_norm"):
-        return "layernorm"
-    if param in ("weight", "bias"):
-        return "linear"
-    raise CheckpointKeyError(f"{canonical!r} is not a RoBERTa parameter name")
+    """The kind of a canonical key (with or without the `roberta.` prefix): from the table, else
+    from its module's name; a name with neither raises CheckpointKeyError."""
+    full = _with_prefix(canonical)
+    found = _TEMPLATES.fullmatch(full)
+    if found:
+        return _TEMPLATE_KIND[found.lastgroup]
+    module, param = _module_and_param(full)
+    kind = _MODULE_KINDS.get(module.rpartition(".")[2], _OTHER_MODULE_KINDS).get(param) if module else None
+    if kind is None:
+        raise CheckpointKeyError(f"{canonical!r} is not a RoBERTa parameter name")
+    return kind
+
+
+def _from_leaf(module: str, leaf: str, framework: str, what: str) -> str:
+    """The canonical key whose kind names its `framework` ('tf'/'flax') leaf `leaf` under `module`."""
+    for kind, rule in KINDS.items():
+        if getattr(rule, framework) == leaf or (framework == "tf" and leaf in rule.tf_read):
+            canonical = f"{module}.{rule.param}"
+            with contextlib.suppress(CheckpointKeyError):
+                if _kind(canonical) == kind:
+                    return canonical
+    raise CheckpointKeyError(what)
 
 
 def is_transposed(canonical: str) -> bool:
     """True where TF and Flax store the array transposed: linear weights are (in, out) there."""
-    return _kind(canonical) == "linear" and canonical.endswith(".weight")
+    return KINDS[_kind(canonical)].transposed
 
 
 def to_tf_name(canonical: str) -> str:
@@ -370,17 +477,9 @@ def to_tf_name(canonical: str) -> str:
     'roberta/encoder/layer_._0/attention/self/query/kernel' (v4 TF names, without the
     model-class scope and the ':0' suffix). Encoder keys always get the `roberta/` scope."""
     full = _with_prefix(canonical)
-    kind = _kind(full)
-    module, param = _module_and_param(full)
+    module, _ = _module_and_param(full)
     path = re.sub(r"/layer/(\d+)", r"/layer_._\1", module.replace(".", "/"))
-    if kind == "bias_vector":
-        return "lm_head/bias"
-    if kind == "embedding":
-        leaf = module.rpartition(".")[2]
-        return f"{path}/{'weight' if leaf == 'word_embeddings' else 'embeddings'}"
-    if kind == "layernorm":
-        return f"{path}/{'gamma' if param == 'weight' else 'beta'}"
-    return f"{path}/{'kernel' if param == 'weight' else 'bias'}"
+    return f"{path}/{KINDS[_kind(full)].tf}"
 
 
 def from_tf_name(name: str) -> str:
@@ -394,22 +493,8 @@ def from_tf_name(name: str) -> str:
             break
     else:
         raise CheckpointKeyError(f"TF weight {name!r} is not under roberta/, lm_head/, classifier/ or qa_outputs/")
-    leaf = parts[-1]
     module = ".".join(parts[:-1]).replace("layer_._", "layer.")
-    if parts == ["lm_head", "bias"]:
-        return "lm_head.bias"
-    mod_leaf = module.rpartition(".")[2]
-    if mod_leaf in _EMBEDDINGS:
-        param = "weight"
-    elif leaf in ("gamma", "kernel"):
-        param = "weight"
-    elif leaf in ("beta", "bias"):
-        param = "bias"
-    else:
-        raise CheckpointKeyError(f"TF weight {name!r}: unknown variable name {leaf!r}")
-    canonical = f"{module}.{param}"
-    _kind(canonical)  # raises on names that are no RoBERTa parameter
-    return canonical
+    return _from_leaf(module, parts[-1], "tf", f"TF weight {name!r}: unknown variable name {parts[-1]!r}")
 
 
 def to_flax_path(canonical: str) -> tuple[str, ...]:
@@ -417,40 +502,18 @@ def to_flax_path(canonical: str) -> tuple[str, ...]:
     (v4 Flax/Linen tree paths; NNX state paths are the same). Encoder keys get the 'roberta' level;
     a bare Flax RobertaModel tree drops it (the caller strips it)."""
     full = _with_prefix(canonical)
-    kind = _kind(full)
-    module, param = _module_and_param(full)
-    parts = tuple(module.split("."))
-    if kind == "bias_vector":
-        return ("lm_head", "bias")
-    if kind == "embedding":
-        return parts + ("embedding",)
-    if kind == "layernorm":
-        return parts + ("scale" if param == "weight" else "bias",)
-    return parts + ("kernel" if param == "weight" else "bias",)
+    module, _ = _module_and_param(full)
+    return (*module.split("."), KINDS[_kind(full)].flax)
 
 
 def from_flax_path(path: Sequence[str]) -> str:
     """Inverse of `to_flax_path`. A path without the 'roberta' level (a bare model tree) maps to
     the prefixed key as well."""
     parts = [str(p) for p in path]
-    if parts == ["lm_head", "bias"]:
-        return "lm_head.bias"
-    leaf = parts[-1]
     module = ".".join(parts[:-1])
     if _is_encoder_key(module + ".x"):
         module = PREFIX + module
-    mod_leaf = module.rpartition(".")[2]
-    if leaf == "embedding" and mod_leaf in _EMBEDDINGS:
-        param = "weight"
-    elif leaf in ("scale", "kernel"):
-        param = "weight"
-    elif leaf == "bias":
-        param = "bias"
-    else:
-        raise CheckpointKeyError(f"Flax parameter {'/'.join(parts)!r}: unknown leaf {leaf!r}")
-    canonical = f"{module}.{param}"
-    _kind(canonical)
-    return canonical
+    return _from_leaf(module, parts[-1], "flax", f"Flax parameter {'/'.join(parts)!r}: unknown leaf {parts[-1]!r}")
 
 
 # ---------------------------------------------------------------------------- checks every backend shares

@@ -16,6 +16,7 @@ from roberta_core.weights import (
     is_transposed,
     parameter_shapes,
     plan_load,
+    tied_keys,
     to_flax_path,
     to_tf_name,
 )
@@ -196,3 +197,74 @@ def test_unknown_framework_names_are_errors():
         from_tf_name("bert/embeddings/word_embeddings/weight:0")
     with pytest.raises(CheckpointKeyError, match="unknown leaf"):
         from_flax_path(("roberta", "embeddings", "LayerNorm", "gamma2"))
+
+
+# A decoder with cross-attention and relative positions: every optional row of the table is present.
+FULL = dict(position_embedding_type="relative_key_query", is_decoder=True, add_cross_attention=True, num_labels=3)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_key_round_trips_through_tf_and_flax_names(head):
+    c = tiny_config(**FULL)
+    keys = list(parameter_shapes(c, head)) + list(tied_keys(c, head))
+    tf_names, flax_paths = set(), set()
+    for key in keys:
+        full = key if head != "model" else "roberta." + key
+        tf = to_tf_name(key)
+        assert from_tf_name(tf) == full
+        assert from_tf_name(f"tf_roberta_for_causal_lm/{tf}:0") == full
+        path = to_flax_path(key)
+        assert from_flax_path(path) == full
+        if path[0] == "roberta":  # a bare Flax RobertaModel tree has no 'roberta' level
+            assert from_flax_path(path[1:]) == full
+        tf_names.add(tf)
+        flax_paths.add(path)
+    assert len(tf_names) == len(flax_paths) == len(keys)  # no two keys share a name
+
+
+def test_parameter_shapes_match_the_published_layout():
+    """Counts and shapes written from the transformers v4 RoBERTa modules (2 layers, H=32, I=37,
+    V=100, P=66, 4 heads of 8): embeddings 5 tensors; a layer has self-attention q/k/v (weight and
+    bias) + output dense + LayerNorm = 10, plus a relative distance table = 11, cross-attention 10,
+    intermediate 2, output dense + LayerNorm 4; the pooler 2; LM head dense, layer_norm, bias 5;
+    classifier 4 (dense + out_proj) or 2."""
+    c = tiny_config(**FULL)
+    encoder = 5 + 2 * (11 + 10 + 2 + 4)
+    expected_counts = {"model": encoder + 2, "causal_lm": encoder + 5, "masked_lm": encoder + 5,
+                       "sequence_classification": encoder + 4, "multiple_choice": encoder + 2 + 2,
+                       "token_classification": encoder + 2, "question_answering": encoder + 2}
+    assert {h: len(parameter_shapes(c, h)) for h in HEADS} == expected_counts
+    shapes = parameter_shapes(c, "causal_lm")
+    assert shapes["roberta.embeddings.position_embeddings.weight"] == (66, 32)
+    assert shapes["roberta.embeddings.token_type_embeddings.weight"] == (1, 32)
+    assert shapes["roberta.encoder.layer.1.attention.self.distance_embedding.weight"] == (2 * 66 - 1, 32 // 4)
+    assert "roberta.encoder.layer.1.crossattention.self.distance_embedding.weight" not in shapes
+    assert shapes["roberta.encoder.layer.1.crossattention.self.value.weight"] == (32, 32)
+    assert shapes["roberta.encoder.layer.0.intermediate.dense.weight"] == (37, 32)
+    assert shapes["roberta.encoder.layer.0.output.dense.weight"] == (32, 37)
+    assert shapes["lm_head.bias"] == (100,)
+    assert parameter_shapes(c, "sequence_classification")["classifier.out_proj.weight"] == (3, 32)
+    assert parameter_shapes(c, "multiple_choice")["classifier.weight"] == (1, 32)
+    # The parameter count from the architecture: embeddings, per layer, pooler.
+    H, I, V, P, R, D = 32, 37, 100, 66, 131, 8
+    attention = 3 * (H * H + H) + (H * H + H) + 2 * H
+    layer = attention + R * D + attention + (I * H + I) + (H * I + H) + 2 * H
+    model = V * H + P * H + H + 2 * H + 2 * layer + (H * H + H)
+    assert sum(int(np.prod(s)) for s in parameter_shapes(c, "model").values()) == model
+    untied = parameter_shapes(tiny_config(tie_word_embeddings=False), "masked_lm")
+    assert untied["lm_head.decoder.weight"] == (100, 32) and len(untied) == 5 + 2 * 16 + 6
+
+
+def test_names_outside_the_table_follow_the_same_rules():
+    """A foreign or misspelt key still maps (plan_load reports it) by its module's kind."""
+    assert to_tf_name("roberta.encoder.layer.0.attention.self.qeury.weight") == (
+        "roberta/encoder/layer_._0/attention/self/qeury/kernel")
+    assert is_transposed("bert.pooler.dense.weight")
+    assert to_flax_path("roberta.encoder.layer.0.extra.LayerNorm.weight")[-1] == "scale"
+    with pytest.raises(CheckpointKeyError, match="'foo.bar' is not a RoBERTa parameter name"):
+        to_tf_name("foo.bar")
+    with pytest.raises(CheckpointKeyError, match="unknown variable name 'gamma'"):
+        from_tf_name("roberta/embeddings/word_embeddings/gamma:0")
+    # Both spellings transformers versions used for an embedding table's TF variable.
+    assert from_tf_name("roberta/embeddings/word_embeddings/embeddings:0") == "roberta.embeddings.word_embeddings.weight"
+    assert from_tf_name("roberta/embeddings/position_embeddings/weight:0") == "roberta.embeddings.position_embeddings.weight"
