@@ -15,11 +15,12 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.backend.common import variables as keras_variables
 
-from roberta_core.weights import is_transposed, parameter_shapes
+from roberta_core.weights import check_state, is_transposed, parameter_shapes
 
-__all__ = ["to_canonical", "from_canonical", "initialize_from_canonical", "variables", "call_numpy"]
+from ._framework import initialize_deferred, is_deferred
+
+__all__ = ["to_canonical", "from_canonical", "variables", "call_numpy"]
 
 # Canonical module names that are attributes of another name in the Keras tree: a Keras layer
 # owns a read-only `output` property, so the blocks PyTorch calls `output` are `dense_output`.
@@ -66,25 +67,6 @@ def to_canonical(model: keras.Model) -> dict[str, np.ndarray]:
     return {key: _as_array(var, is_transposed(key)) for key, var in variables(model).items()}
 
 
-def _check_state(model: keras.Model, state: Mapping[str, Any], allow_missing: bool) -> None:
-    """Every key of `state` one the model owns, with its shape; every owned key present unless
-    `allow_missing`."""
-    expected = _owned_shapes(model)
-    name = type(model).__name__
-    unknown = [k for k in state if k not in expected]
-    if unknown:
-        raise ValueError(
-            f"{name} owns no parameter(s) {unknown}; its keys are those of parameter_shapes(config, {model.head!r})"
-        )
-    missing = [k for k in expected if k not in state]
-    if missing and not allow_missing:
-        raise ValueError(f"state lacks {len(missing)} parameter(s) of {name}: {missing}")
-    wrong = [(k, tuple(np.shape(v)), expected[k]) for k, v in state.items() if tuple(np.shape(v)) != expected[k]]
-    if wrong:
-        listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
-        raise ValueError(f"shape mismatch loading {name}: {listed}")
-
-
 def _value(variable: keras.Variable, key: str, value: Any, adopt: bool = False) -> tf.Tensor:
     """Canonical `value` as a tensor in `variable`'s layout and dtype. With `adopt`, an array
     already so (C-contiguous, 64-byte aligned, the variable's NumPy dtype) is wrapped without a
@@ -100,38 +82,39 @@ def _value(variable: keras.Variable, key: str, value: Any, adopt: bool = False) 
     return tf.convert_to_tensor(array)
 
 
-def from_canonical(model: keras.Model, state: Mapping[str, Any], *, allow_missing: bool = False) -> keras.Model:
+def from_canonical(
+    model: keras.Model, state: Mapping[str, Any], *, allow_missing: bool = False, consume: bool = False
+) -> keras.Model:
     """Load canonical arrays into `model` (in place; returns it), cast to each variable's dtype.
 
     Every key must be one the model owns, with its shape; every owned key must be present
     unless `allow_missing` (those keep their values). Nothing is assigned unless all of it fits.
+    A variable of a model built under `keras.StatelessScope(initialize_variables=False)` (none
+    made yet) is created from its array, and one whose key `state` lacks with its own
+    initialiser: no random weights are drawn only to be overwritten. `consume` removes each
+    entry from `state` once used and lets a created variable take the array's memory as its
+    storage where its layout allows (`_value`), so `from_pretrained` holds the weights about once.
     """
-    _check_state(model, state, allow_missing)
-    for key, value in state.items():
-        variable = _variable(model, key)
-        variable.assign(_value(variable, key, value))
-    return model
-
-
-def initialize_from_canonical(model: keras.Model, state: dict[str, np.ndarray]) -> keras.Model:
-    """Create the variables of a model built under `keras.StatelessScope(initialize_variables=False)`
-    (none made yet) from canonical arrays, and the variables of keys `state` lacks with their
-    own initialisers; returns the model. For loading: no random weights are drawn only to be
-    overwritten, and `state` is emptied as its arrays are used, each one becoming the variable's
-    storage where its layout allows (`_value`), so the weights are in memory about once.
-    The checks are `from_canonical`'s (missing keys allowed)."""
-    _check_state(model, state, allow_missing=True)
+    check_state(type(model).__name__, model.head, _owned_shapes(model), state, allow_missing=allow_missing)
+    for key, value in state.items():  # before any variable changes: a string array is no weight
+        dtype = np.asarray(value).dtype
+        if dtype.kind not in "biuf" and dtype.name != "bfloat16":
+            raise TypeError(f"{key} must hold numbers to load into {type(model).__name__}, got dtype {dtype}")
+    initializers = {}
     adopted: set[int] = set()
     for key in list(state):
         variable = _variable(model, key)
-        array = state.pop(key)
-        # Two keys of one array (a checkpoint's alias) must not share a variable's storage.
-        fresh = id(array) not in adopted
-        adopted.add(id(array))
-        variable._initializer = lambda shape, dtype, v=variable, k=key, a=array, f=fresh: _value(v, k, a, adopt=f)
-        del array
-    # Keras' own pass over the variables its scope left uninitialised, in creation order.
-    keras_variables.initialize_all_variables()
+        value = state.pop(key) if consume else state[key]
+        if is_deferred(variable):
+            # Two keys of one array (a checkpoint's alias) must not share a variable's storage.
+            adopt = consume and id(value) not in adopted
+            adopted.add(id(value))
+            initializers[id(variable)] = lambda v=variable, k=key, a=value, f=adopt: _value(v, k, a, adopt=f)
+        else:
+            variable.assign(_value(variable, key, value))
+        del value
+    # The variables a stateless build left without values: from their arrays, or their initialisers.
+    initialize_deferred(model, initializers)
     return model
 
 

@@ -34,23 +34,9 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from .modeling import (
-    ACT2FN,
-    Packing,
-    TFRobertaModel,
-    TFRobertaPreTrainedModel,
-    _dense,
-    _dims,
-    _in_xla,
-    _layer_norm,
-    _shape,
-    check_values,
-    pack,
-    packing_for,
-    repad,
-    run_packed,
-    unpad_rows,
-)
+from ._framework import _dense, _layer_norm, check_values, dims, in_xla, shape_of
+from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
+from .unpad import Packing, pack, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
     "MASKED_BUDGETS",
@@ -140,7 +126,7 @@ def _check_labels(head: str, config: RobertaConfig, labels: tf.Tensor, batch: in
     (under the range assertion, in a graph)."""
     labels = tf.convert_to_tensor(labels)
     problem = check_labels(
-        head, config, _shape(labels), batch=batch, length=length,
+        head, config, shape_of(labels), batch=batch, length=length,
         labels_are_integers=labels.dtype.is_integer, num_choices=num_choices,
     )
     upper = {
@@ -164,7 +150,7 @@ def _per_token(head: Callable[[tf.Tensor], tf.Tensor], hidden: tf.Tensor, packin
 
 
 # Under XLA, `masked_positions_only` runs the LM head on the smallest of these numbers of rows
-# (fractions of B * T, as `UNPAD_BUDGETS`) that holds the labelled positions: MLM labels about
+# (fractions of B * T, as `unpad._BUDGETS`) that holds the labelled positions: MLM labels about
 # 15% of them. Few sizes: each is a branch whose gradient XLA compiles too.
 MASKED_BUDGETS = (3 / 16, 1 / 2, 1.0)
 
@@ -201,11 +187,11 @@ class TFRobertaLMHead(keras.layers.Layer):
             return self.decoder(x) + tf.cast(self.bias, x.dtype)
         # A 2-D matmul against the table (V, H): the gradient of an einsum over '...' would
         # materialise a (..., V, H) tensor (B x T x 50265 x 768 floats at roberta-base).
-        dims = _dims(x)
+        shape = dims(x)
         table = tf.cast(self.decoder.embeddings, x.dtype)
-        logits = tf.matmul(tf.reshape(x, (-1, dims[-1])), table, transpose_b=True)  # (rows, V)
+        logits = tf.matmul(tf.reshape(x, (-1, shape[-1])), table, transpose_b=True)  # (rows, V)
         logits = tf.nn.bias_add(logits, tf.cast(self.bias, x.dtype))
-        return tf.reshape(logits, [*dims[:-1], table.shape[0]])
+        return tf.reshape(logits, [*shape[:-1], table.shape[0]])
 
 
 class TFRobertaClassificationHead(keras.layers.Layer):
@@ -254,11 +240,11 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
     head = "causal_lm"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         if not config.is_decoder:
             warnings.warn("TFRobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
         self.roberta = TFRobertaModel(
-            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
         self.lm_head = TFRobertaLMHead(
@@ -270,7 +256,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         self.lm_head.build()
 
     def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        _, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        _, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
         return causal_lm_loss(outputs["logits"], labels)
 
     def call(
@@ -353,7 +339,9 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         )
         input_ids = tf.convert_to_tensor(input_ids)
         attention_mask = None if attention_mask is None else tf.convert_to_tensor(attention_mask)
-        _, T = check_forward_inputs(config, input_ids=_shape(input_ids), attention_mask=_shape(attention_mask))
+        if attention_mask is not None and attention_mask.dtype == tf.bool:
+            attention_mask = tf.cast(attention_mask, tf.int32)  # True = attend, as the model's calls take it
+        _, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
         limit = max_length_for(config)
         if T + max_new_tokens > limit:
             raise ValueError(
@@ -431,11 +419,11 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
     head = "masked_lm"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         if config.is_decoder:
             warnings.warn("TFRobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
         self.roberta = TFRobertaModel(
-            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
         self.lm_head = TFRobertaLMHead(
@@ -447,7 +435,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         self.lm_head.build()
 
     def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        _, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        _, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
         return masked_lm_loss(outputs["logits"], labels)
 
     def call(
@@ -488,7 +476,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         hidden = outputs.last_hidden_state
         out = MaskedLMOutput(hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         if masked_positions_only:
-            _, labels = _check_labels(self.head, self.config, labels, *_shape(hidden)[:2])
+            _, labels = _check_labels(self.head, self.config, labels, *shape_of(hidden)[:2])
             out.logits, out.loss = self._labelled_logits(hidden, labels)
         else:
             out.logits = _per_token(self.lm_head, hidden, packing_for(attention_mask, unpad))
@@ -499,7 +487,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
     def _labelled_logits(self, hidden: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """The LM head at the labelled positions only, as a packed stream of them: logits (M, V)
         and their loss. (B, T, H), (B, T) -> (M, V), scalar."""
-        budgets = MASKED_BUDGETS if _in_xla() and labels.shape.is_fully_defined() else ()
+        budgets = MASKED_BUDGETS if in_xla() and labels.shape.is_fully_defined() else ()
         labelled = pack(tf.not_equal(labels, IGNORE_INDEX), budgets)
         rows = labelled.index.shape[0]  # B * T under XLA
 
@@ -525,10 +513,10 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
     head = "sequence_classification"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         self.num_labels = config.num_labels
         self.roberta = TFRobertaModel(
-            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
         self.classifier = TFRobertaClassificationHead(config, dtype=self.dtype_policy, name="classifier")
@@ -538,7 +526,7 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
         self.classifier.build()
 
     def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        problem, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        problem, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
         return sequence_classification_loss(outputs["logits"], labels, problem)
 
     def call(
@@ -581,9 +569,9 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
     head = "multiple_choice"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         self.roberta = TFRobertaModel(
-            config, attn_implementation=attn_implementation, dtype=self.dtype_policy, name="roberta"
+            config, attn_implementation=self.attn_implementation, dtype=self.dtype_policy, name="roberta"
         )
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
         self.classifier = _dense(config, 1, "classifier", self.dtype_policy)
@@ -593,7 +581,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         self.classifier.build((None, self.config.hidden_size))
 
     def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        B, C = _shape(outputs["logits"])
+        B, C = shape_of(outputs["logits"])
         _, labels = _check_labels(self.head, self.config, labels, B, 1, num_choices=C)
         return multiple_choice_loss(outputs["logits"], labels)
 
@@ -627,13 +615,13 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
                 "give input_ids (batch, choices, length) or inputs_embeds (batch, choices, length, hidden_size)"
             )
         inputs = input_ids if input_ids is not None else inputs_embeds
-        B, C, T = _shape(inputs)[:3]
+        B, C, T = shape_of(inputs)[:3]
 
         def flat(x: Optional[tf.Tensor], name: str) -> Optional[tf.Tensor]:
             # (B, C, T, ...) -> (B * C, T, ...): every choice is a sequence of its own.
             if x is None:
                 return None
-            if _shape(x)[:3] != (B, C, T):
+            if shape_of(x)[:3] != (B, C, T):
                 raise ValueError(
                     f"{name} must have shape ({B}, {C}, {T}) in front, like the inputs, got {tuple(x.shape)}"
                 )
@@ -663,10 +651,10 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
     head = "token_classification"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         self.num_labels = config.num_labels
         self.roberta = TFRobertaModel(
-            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
@@ -678,7 +666,7 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
         self.classifier.build((None, None, self.config.hidden_size))
 
     def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        _, labels = _check_labels(self.head, self.config, labels, *_shape(outputs["logits"])[:2])
+        _, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
         return token_classification_loss(outputs["logits"], labels)
 
     def call(
@@ -721,9 +709,9 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
     head = "question_answering"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         self.roberta = TFRobertaModel(
-            config, add_pooling_layer=False, attn_implementation=attn_implementation, dtype=self.dtype_policy,
+            config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
         self.qa_outputs = _dense(config, 2, "qa_outputs", self.dtype_policy)
@@ -734,7 +722,7 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
 
     def hf_compute_loss(self, labels: Mapping[str, tf.Tensor], outputs: Mapping[str, Any]) -> tf.Tensor:
         """labels: {'start_positions': (B,), 'end_positions': (B,)}."""
-        batch, length = _shape(outputs["start_logits"])
+        batch, length = shape_of(outputs["start_logits"])
         positions = [
             _check_labels(self.head, self.config, labels[name], batch, length)[1]
             for name in ("start_positions", "end_positions")

@@ -10,45 +10,55 @@ comments: B batch, T query length, S key length (cache included), H hidden size,
 D head size (H / h), V vocabulary.
 
 A parallel text of `roberta_pt/modeling.py` (the master): same classes with the `TF` prefix,
-same order and comments, adapted only where the framework differs.
+same order and comments, adapted only where the framework differs. The framework machinery
+lives beside it: `unpad.py` (the padding-free `unpad=True` path) and `_framework.py` (input
+checks, initialisers, dtype policies, deferred variables, SavedModel export).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import keras
 import numpy as np
-import optree
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
 
+from roberta_core import backends
 from roberta_core.config import RobertaConfig
-from roberta_core.outputs import OUTPUT_CLASSES, BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import load_pretrained, save_pretrained_files
-from roberta_core.validation import IGNORE_INDEX, check_forward_inputs, check_range, max_length_for, range_message
+from roberta_core.validation import check_forward_inputs
+from roberta_core.weights import check_vocab_resize
 
-from .convert import initialize_from_canonical, to_canonical
+from . import _framework
+from ._framework import (  # re-exported: tests and other modules import them from here
+    _dense,
+    _embedding,
+    _layer_norm,
+    _normal,
+    as_tensor,
+    check_dynamic_shapes,
+    check_input_dtypes,
+    check_values,
+    dims,
+    is_dynamic,
+    replace_variable,
+    resolve_dtype,
+    shape_of,
+)
+from .convert import from_canonical, to_canonical
+from .unpad import Packing, pack, packed_attention, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
+    "ATTN_ALIASES",
     "TFRobertaEmbeddings",
-    "UNPAD_BUDGETS",
-    "Packing",
-    "pack",
-    "run_packed",
-    "unpad_rows",
-    "repad",
-    "packed_attention",
+    "explicit_attention",
     "TFRobertaSelfAttention",
     "TFRobertaSelfOutput",
     "TFRobertaAttention",
@@ -58,37 +68,24 @@ __all__ = [
     "TFRobertaEncoder",
     "TFRobertaPooler",
     "TFRobertaPreTrainedModel",
-    "packing_for",
     "TFRobertaModel",
+    # the padding-free machinery (`unpad.py`), as the model's callers have imported it
+    "Packing",
+    "pack",
+    "run_packed",
+    "unpad_rows",
+    "repad",
+    "packed_attention",
+    "packing_for",
 ]
 
-# One attention path: explicit einsums, which XLA compiles and fuses (there is no fused
-# attention kernel in TF to fall back from).
-ATTN_IMPLEMENTATIONS = ("eager",)
-# The other backends' names, so one setting serves every backend: "sdpa" (PyTorch's fused
-# kernel) and "dot_product" (JAX's) have no TF kernel and take the one path; so does "einsum".
-ATTN_ALIASES = {"sdpa": "eager", "dot_product": "eager", "einsum": "eager"}
+# `attn_implementation` values, from the backend contract: one path in TF (explicit einsums,
+# which XLA compiles and fuses; TF has no fused attention kernel), which every other backend's
+# name ("sdpa", "dot_product", "einsum") takes too.
+ATTN_IMPLEMENTATIONS = backends.get("tf").attn_implementations
+ATTN_ALIASES = dict(backends.get("tf").attn_aliases)
 
-
-# ---------------------------------------------------------------------------- outputs as pytrees
-
-def _register_outputs() -> None:
-    """Make the `roberta_core.outputs` classes nodes of Keras' tree utilities (optree, namespace
-    'keras'), so `predict` concatenates them batch by batch. `tf.nest` needs nothing: they are
-    mappings, rebuilt from (key, value) pairs."""
-    for cls in OUTPUT_CLASSES:
-        try:
-            optree.register_pytree_node(
-                cls,
-                lambda out: (list(out.values()), list(out.keys()), list(out.keys())),
-                lambda keys, values, cls=cls: cls(zip(keys, values)),
-                namespace="keras",
-            )
-        except ValueError:
-            pass  # already registered (a re-imported module)
-
-
-_register_outputs()
+_framework.register_outputs()
 
 
 # ---------------------------------------------------------------------------- 1. activations
@@ -134,85 +131,6 @@ ACT2FN = {
     "linear": tf.identity,
     "laplace": _laplace,
 }
-
-
-# ---------------------------------------------------------------------------- input checks
-
-def check_values(name: str, values: tf.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> tf.Tensor:
-    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper): on a GPU
-    `tf.gather` returns zeros for an index out of range instead of failing.
-
-    Eagerly this reads min and max to the host and raises the shared ValueError. Inside
-    `tf.function` it is a graph assertion (InvalidArgumentError) with the same message, and the
-    returned tensor depends on it, so no lookup runs first. XLA (`jit_compile=True`) compiles
-    assertions away: there, check the inputs with an eager or plain `tf.function` call first.
-    With `allow_ignore`, -100 is allowed too. Returns `values`.
-    """
-    if values.dtype.is_floating or values.dtype.is_complex or values.dtype == tf.bool:
-        raise TypeError(f"{name} must be an integer tensor, got {values.dtype.name}")
-    checked = values
-    if allow_ignore:
-        # The min is over the other values.
-        checked = tf.where(values == IGNORE_INDEX, tf.cast(lower, values.dtype), values)
-    if tf.executing_eagerly():
-        lo, hi = tf.reduce_min(checked), tf.reduce_max(checked)
-        check_range(name, int(lo), int(hi), upper, lower=lower, allow_ignore=allow_ignore)
-        return values
-    message = range_message(name, upper, lower, allow_ignore)
-    checks = [
-        tf.debugging.assert_greater_equal(checked, tf.cast(lower, checked.dtype), message=message),
-        tf.debugging.assert_less(checked, tf.cast(upper, checked.dtype), message=message),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(values)
-
-
-def _shape(tensor: Optional[tf.Tensor]) -> Optional[tuple[int, ...]]:
-    """The static shape for the core's checks. A dimension known only at run time (a serving
-    signature of any batch and length) reads as 1; `_check_dynamic_shapes` covers it."""
-    return None if tensor is None else tuple(1 if d is None else d for d in tensor.shape)
-
-
-def _is_dynamic(*tensors: Optional[tf.Tensor]) -> bool:
-    return any(t is not None and not t.shape.is_fully_defined() for t in tensors)
-
-
-def _as_tensor(value: Any) -> Any:
-    """NumPy arrays and (nested) lists of numbers as tensors; anything else (tensors, flags,
-    None, a cache's tuples) as given."""
-    return tf.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, list)) else value
-
-
-# ---------------------------------------------------------------------------- initialisers
-
-def _normal(config: RobertaConfig, zero_row: Optional[int] = None):
-    """v4's weight initialisation: normal(0, initializer_range); an embedding's padding row zero."""
-    normal = keras.initializers.RandomNormal(stddev=config.initializer_range)
-    if zero_row is None:
-        return normal
-
-    def init(shape, dtype=None):
-        table = normal(shape, dtype)
-        return tf.tensor_scatter_nd_update(table, [[zero_row]], tf.zeros((1, shape[1]), table.dtype))
-
-    return init
-
-
-def _dense(config: RobertaConfig, units: int, name: str, dtype: Any, use_bias: bool = True) -> keras.layers.Dense:
-    return keras.layers.Dense(
-        units, use_bias=use_bias, kernel_initializer=_normal(config), bias_initializer="zeros", dtype=dtype, name=name
-    )
-
-
-def _embedding(config: RobertaConfig, rows: int, dim: int, name: str, dtype: Any,
-               padding_idx: Optional[int] = None) -> keras.layers.Embedding:
-    return keras.layers.Embedding(
-        rows, dim, embeddings_initializer=_normal(config, padding_idx), dtype=dtype, name=name
-    )
-
-
-def _layer_norm(config: RobertaConfig, name: str, dtype: Any) -> keras.layers.LayerNormalization:
-    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, dtype=dtype, name=name)
 
 
 # ---------------------------------------------------------------------------- 2. embeddings
@@ -307,7 +225,11 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, stacklevel=3)
 
 
-def einsum_attention(
+# TF has no fused attention kernel (PyTorch's `fused_attention` is SDPA, Flax's
+# `jax.nn.dot_product_attention`): every call takes the explicit path, which XLA fuses.
+
+
+def explicit_attention(
     query: tf.Tensor,
     key: tf.Tensor,
     value: tf.Tensor,
@@ -318,7 +240,7 @@ def einsum_attention(
     head_mask: Optional[tf.Tensor] = None,
     position_scores: Optional[tf.Tensor] = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The attention core: explicit einsums that XLA compiles and fuses. It returns the
+    """The attention core, written out: explicit einsums that XLA compiles and fuses. It returns the
     probabilities, scales them per head (`head_mask`) and adds relative-position scores.
     q (B, h, T, D), k/v (B, h, S, D) -> context (B, h, T, D), probabilities (B, h, T, S)."""
     scores = tf.einsum("bhtd,bhsd->bhts", query, key)  # (B, h, T, S)
@@ -337,143 +259,6 @@ def einsum_attention(
     if head_mask is not None:
         probs = probs * head_mask
     return tf.einsum("bhts,bhsd->bhtd", probs, value), probs
-
-
-# Under XLA every shape is static, so a packed stream cannot have exactly as many rows as there
-# are real tokens: it takes the smallest of these sizes (fractions of B * T, rounded up to a
-# multiple of 8) that holds them, each size compiled once as a branch of one `tf.switch_case`.
-# Each branch is a whole encoder to compile: a few sizes, the last one the padded batch's.
-UNPAD_BUDGETS = (0.25, 0.5, 0.75, 1.0)
-
-
-def _in_xla() -> bool:
-    """True while tracing for XLA (`tf.function(jit_compile=True)`), where shapes are static."""
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def _dims(x: tf.Tensor) -> list:
-    """The shape of `x`, static sizes as ints and the others as scalar tensors."""
-    if x.shape.is_fully_defined():
-        return x.shape.as_list()
-    dynamic = tf.shape(x)
-    return [dynamic[i] if d is None else d for i, d in enumerate(x.shape)]
-
-
-@dataclasses.dataclass(frozen=True)
-class Packing:
-    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
-    unpadded forward computes on. `index` (N,) int32: flat positions b * T + t of the real
-    tokens, row by row, in order; `lengths` (B,) int32: real tokens per row; `cu_seqlens`
-    (B + 1,) int32: their running sum from 0; `mask` (B, T) bool: the attention mask.
-
-    `budgets` (TF's addition, for XLA's static shapes): empty for the exact stream above. One
-    size n: a stream of n rows, the real tokens and then n - N padding positions, computed like
-    any token and dropped at the end. Several: `index` orders all B * T positions that way, and
-    `run_packed` takes the first n rows for the smallest n that holds the real tokens. (A
-    dataclass, not PyTorch's NamedTuple: Keras refuses a call argument that nests tensors
-    with numbers.)
-    """
-
-    index: tf.Tensor
-    lengths: tf.Tensor
-    cu_seqlens: tf.Tensor
-    mask: tf.Tensor
-    budgets: tuple[int, ...] = ()
-
-
-def pack(attention_mask: tf.Tensor, budgets: Sequence[float] = ()) -> Packing:
-    """The packing of a (B, T) attention mask (1 or True = real token): the exact stream, or with
-    `budgets` (fractions of B * T; static B and T) the stream sizes to choose from at run time."""
-    mask = attention_mask if attention_mask.dtype == tf.bool else tf.not_equal(attention_mask, 0)
-    counts = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
-    cu_seqlens = tf.pad(tf.cumsum(counts), [[1, 0]])
-    flat = tf.reshape(mask, [-1])
-    if not budgets:
-        return Packing(tf.cast(tf.where(flat)[:, 0], tf.int32), counts, cu_seqlens, mask)
-    total = mask.shape[0] * mask.shape[1]
-    sizes = sorted({min(total, 8 * math.ceil(f * total / 8)) for f in budgets} | {total})
-    # Each position's row: the real tokens in order, then the padding positions in order.
-    real = tf.cast(flat, tf.int32)
-    rows = tf.where(flat, tf.cumsum(real, exclusive=True), cu_seqlens[-1] + tf.cumsum(1 - real, exclusive=True))
-    index = tf.scatter_nd(rows[:, None], tf.range(total), [total])  # (B * T,): the inverse permutation
-    return Packing(index, counts, cu_seqlens, mask, tuple(sizes))
-
-
-def run_packed(fn: Callable[[Packing], Any], packing: Packing) -> Any:
-    """`fn(packing)`; when `packing` has several budgets (XLA), a `tf.switch_case` whose branch
-    for the smallest budget that holds the real tokens is the one that runs. `fn` must return the
-    same structure and shapes for every budget (outputs in the padded layout do)."""
-    if len(packing.budgets) <= 1:
-        return fn(packing)
-    branch = tf.reduce_sum(tf.cast(packing.cu_seqlens[-1] > tf.constant(packing.budgets), tf.int32))
-    return tf.switch_case(branch, [
-        functools.partial(fn, dataclasses.replace(packing, index=packing.index[:n], budgets=(n,))) for n in packing.budgets
-    ])
-
-
-def unpad_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
-    """(B, T, ...) -> (N, ...): the real tokens' rows, in order."""
-    return tf.gather(tf.reshape(x, [-1, *_dims(x)[2:]]), packing.index)
-
-
-def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
-    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
-    of `unpad_rows`)."""
-    B, T = _dims(packing.mask)
-    tail = _dims(x)[1:]
-    if packing.budgets:  # the rows after the real tokens sit at padding positions: zeros there
-        real = tf.range(tf.shape(x)[0]) < packing.cu_seqlens[-1]
-        x = tf.where(tf.reshape(real, [-1] + [1] * len(tail)), x, tf.zeros_like(x))
-    return tf.reshape(tf.scatter_nd(packing.index[:, None], x, [B * T, *tail]), [B, T, *tail])
-
-
-def packed_attention(
-    query: tf.Tensor,
-    key: tf.Tensor,
-    value: tf.Tensor,
-    packing: Packing,
-    *,
-    dropout: Optional[keras.layers.Layer] = None,
-    training: bool = False,
-    is_causal: bool = False,
-    strategy: Optional[str] = None,
-) -> tf.Tensor:
-    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
-    (1, h, N, D); no score is computed between two sequences or on padding.
-
-    Strategies (`strategy=None` picks): 'sequences', one attention per sequence (the exact
-    stream's choice, eagerly and in a graph: exact work, and B small einsums cost nothing next to
-    the matmuls); 'padded', the sequences put back into their padded rows for one masked call
-    (XLA's, whose shapes are static: it computes the padded scores, a small part of the work, but
-    no matmul on padding).
-    """
-    B = packing.mask.shape[0]
-    if strategy is None:
-        strategy = "padded" if packing.budgets or B is None else "sequences"
-    if strategy == "sequences":
-        pieces = []
-        for q, k, v in zip(*(tf.split(x, packing.lengths, axis=2, num=B) for x in (query, key, value))):
-            mask = None
-            if is_causal:
-                n = tf.range(tf.shape(q)[2])
-                mask = _additive_mask(n[None, :] <= n[:, None], q.dtype)  # (n, n)
-            pieces.append(einsum_attention(q, k, v, mask, dropout=dropout, training=training)[0])
-        return tf.concat(pieces, axis=2)
-    # 'padded': (1, h, N, D) -> (B, h, T, D) and back; the mask is the padded forward's.
-    T = _dims(packing.mask)[1]
-
-    def to_rows(x: tf.Tensor) -> tf.Tensor:
-        return tf.transpose(repad(tf.transpose(x[0], (1, 0, 2)), packing), (0, 2, 1, 3))  # (B, h, T, D)
-
-    keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
-    if is_causal:
-        n = tf.range(T)
-        keep = keep & (n[None, :] <= n[:, None])
-    context, _ = einsum_attention(
-        to_rows(query), to_rows(key), to_rows(value), _additive_mask(keep, query.dtype), dropout=dropout,
-        training=training,
-    )
-    return tf.transpose(unpad_rows(tf.transpose(context, (0, 2, 1, 3)), packing), (1, 0, 2))[None]  # (1, h, N, D)
 
 
 class TFRobertaSelfAttention(keras.layers.Layer):
@@ -504,18 +289,6 @@ class TFRobertaSelfAttention(keras.layers.Layer):
             dense.build((None, None, self.config.hidden_size))
         if self.position_embedding_type != "absolute":
             self.distance_embedding.build()
-
-    def _self_projections(self, hidden_states: tf.Tensor) -> list[tf.Tensor]:
-        """Query, key and value of a self-attention, (B, T, H) each, as one matmul with the three
-        kernels side by side: one larger GEMM and, in training, one input gradient instead of
-        three summed ones. The variables stay the three v4 layers (checkpoints unchanged); the
-        (H, 3H) concatenation is a small copy next to the matmul."""
-        B, T, H = _dims(hidden_states)
-        layers = (self.query, self.key, self.value)
-        kernel = tf.concat([tf.cast(d.kernel, hidden_states.dtype) for d in layers], axis=1)  # (H, 3H)
-        bias = tf.concat([tf.cast(d.bias, hidden_states.dtype) for d in layers], axis=0)  # (3H,)
-        qkv = tf.nn.bias_add(tf.matmul(tf.reshape(hidden_states, (-1, H)), kernel), bias)  # (B * T, 3H)
-        return tf.split(tf.reshape(qkv, (B, T, 3 * H)), 3, axis=-1)
 
     def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
         B, T = tf.shape(x)[0], tf.shape(x)[1]
@@ -551,13 +324,16 @@ class TFRobertaSelfAttention(keras.layers.Layer):
         states are a packed stream (1, N, H) and each sequence attends over itself only (causally
         with `is_causal`; the padded path has causality in its mask)."""
         B, T = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+        # `query`, `key` and `value` are called as layers in every mode, training included: a
+        # wrapper (LoRA, a quantised layer) or a call hook on them must see every call.
+        query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
         if encoder_hidden_states is None:
-            query, key, value = (self._split_heads(x) for x in self._self_projections(hidden_states))  # (B, h, T, D)
+            key = self._split_heads(self.key(hidden_states))  # (B, h, T, D)
+            value = self._split_heads(self.value(hidden_states))
             if past_key_value is not None:  # a decoder step: the cached positions come first
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)  # (B, h, S, D)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
         else:
-            query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
             if past_key_value is not None:
                 # Cross-attention: the encoder's keys and values were computed on the first step.
                 key, value = past_key_value
@@ -574,7 +350,7 @@ class TFRobertaSelfAttention(keras.layers.Layer):
             position_scores = None
             if self.position_embedding_type != "absolute":
                 position_scores = self._relative_scores(query, key)
-            context, probs = einsum_attention(
+            context, probs = explicit_attention(
                 query, key, value, attention_mask,
                 dropout=self.dropout, training=training, head_mask=head_mask, position_scores=position_scores,
             )
@@ -857,39 +633,6 @@ class TFRobertaPooler(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 11. pretrained-model base
 
-_DTYPES = ("float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16")
-
-
-def _resolve_dtype(dtype: Any, state: Mapping[str, np.ndarray]) -> str:
-    """`from_pretrained`'s dtype as a Keras dtype policy: None is float32 (as v4), 'auto' the
-    checkpoint's own; Keras' mixed policies compute in half precision on float32 variables."""
-    if dtype is None:
-        return "float32"
-    if isinstance(dtype, keras.DTypePolicy):
-        return dtype.name
-    if isinstance(dtype, tf.DType):
-        dtype = dtype.name
-    if dtype == "auto":
-        return next((str(np.asarray(a).dtype) for a in state.values()), "float32")
-    if dtype in _DTYPES:
-        return dtype
-    raise ValueError(f"dtype must be a tf floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
-
-
-def _replace_variable(layer: keras.layers.Layer, attribute: str, value: Any) -> None:
-    """Give `layer.<attribute>` a new variable holding `value`: TF variables have a fixed shape,
-    so resizing a table means a new one (a compiled `fit` must be compiled again)."""
-    old = getattr(layer, attribute)
-    layer._untrack_variable(old)
-    layer._tracker.unlock()
-    new = layer.add_weight(
-        shape=value.shape, dtype=old.dtype, trainable=old.trainable, name=old.name,
-        initializer=lambda shape, dtype=None: tf.cast(value, dtype),
-    )
-    setattr(layer, attribute, new)
-    layer._tracker.lock()
-
-
 class TFRobertaPreTrainedModel(keras.Model):
     """Base of the encoder and the seven heads: weight initialisation as v4, checkpoint loading
     and saving, embeddings access and resizing, tying, gradient checkpointing, and the Keras
@@ -903,12 +646,16 @@ class TFRobertaPreTrainedModel(keras.Model):
     head: str = ""
     base_model_prefix = "roberta"
 
-    def __init__(self, config: RobertaConfig, **kwargs):
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
+        # The one check of `attn_implementation` (the backend contract's): before any layer is built.
+        attn_implementation = backends.resolve_attn_implementation("tf", attn_implementation)
         super().__init__(**kwargs)
         self.config = config
-        self._convert_input_args = False  # see __call__
+        self.attn_implementation = attn_implementation
+        # no public API: Keras converts call arguments itself unless told not to (see __call__).
+        self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
 
     def __call__(self, *args, **kwargs):
@@ -917,8 +664,12 @@ class TFRobertaPreTrainedModel(keras.Model):
             kwargs = {**args[0], **kwargs}
             args = args[1:]
         # Converted here, not by Keras: it leaves lists alone and casts float labels to a half policy.
-        args = tuple(_as_tensor(a) for a in args)
-        kwargs = {k: v if k == "past_key_values" else _as_tensor(v) for k, v in kwargs.items()}
+        args = tuple(as_tensor(a) for a in args)
+        kwargs = {k: v if k == "past_key_values" else as_tensor(v) for k, v in kwargs.items()}
+        for name in ("attention_mask", "encoder_attention_mask"):
+            # A bool mask (True = attend) means what v4 TF made of it: 1 and 0.
+            if isinstance(kwargs.get(name), tf.Tensor) and kwargs[name].dtype == tf.bool:
+                kwargs[name] = tf.cast(kwargs[name], tf.int32)
         try:
             return super().__call__(*args, **kwargs)
         except (ValueError, TypeError) as error:
@@ -928,6 +679,21 @@ class TFRobertaPreTrainedModel(keras.Model):
             if type(original) is type(error):
                 raise original from None
             raise
+
+    def check_inputs(self, input_ids: Any = None, token_type_ids: Any = None, position_ids: Any = None) -> None:
+        """Check the values of ids (B, T) ((B, C, T) for multiple choice) against this model's
+        tables: a ValueError naming the input and its allowed range, as an eager call raises.
+        For inputs headed to a `tf.function(jit_compile=True)` call, where XLA compiles the
+        model's assertions away and an out-of-range id gives finite garbage: call it eagerly,
+        outside the compiled function, on the same inputs."""
+        config = self.config
+        for name, value, upper in (
+            ("input_ids", input_ids, config.vocab_size),
+            ("token_type_ids", token_type_ids, config.type_vocab_size),
+            ("position_ids", position_ids, config.max_position_embeddings),
+        ):
+            if value is not None:
+                check_values(name, tf.convert_to_tensor(value), upper)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -946,7 +712,7 @@ class TFRobertaPreTrainedModel(keras.Model):
                 f"input embeddings must have shape (vocab_size, {self.config.hidden_size}), got {value.shape}"
             )
         table = self.get_input_embeddings()
-        _replace_variable(table, "_embeddings", value)
+        replace_variable(table, "_embeddings", value)
         table.input_dim = value.shape[0]
         self.config.vocab_size = value.shape[0]
         self.tie_weights()
@@ -968,29 +734,22 @@ class TFRobertaPreTrainedModel(keras.Model):
         share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
         like fresh weights. The LM head's bias (and an untied decoder) follow."""
-        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
-            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            token = getattr(self.config, name)
-            if token is not None and token >= new_num_tokens:
-                raise ValueError(
-                    f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}"
-                )
+        new_num_tokens = check_vocab_resize(self.config, new_num_tokens)
         table = self.get_input_embeddings()
         old = tf.convert_to_tensor(table.embeddings)
         keep = min(old.shape[0], new_num_tokens)
         fresh = _normal(self.config)((new_num_tokens - keep, old.shape[1]), old.dtype)
         if mean_resizing and new_num_tokens > keep:
             fresh = tf.broadcast_to(tf.cast(tf.reduce_mean(tf.cast(old, tf.float32), axis=0), old.dtype), fresh.shape)
-        _replace_variable(table, "_embeddings", tf.concat([old[:keep], fresh], axis=0))
+        replace_variable(table, "_embeddings", tf.concat([old[:keep], fresh], axis=0))
         table.input_dim = new_num_tokens
         lm_head = getattr(self, "lm_head", None)
         if lm_head is not None:
-            _replace_variable(lm_head, "bias", _resized(lm_head.bias, new_num_tokens, fill=0.0))
+            replace_variable(lm_head, "bias", _resized(lm_head.bias, new_num_tokens, fill=0.0))
             if not self.config.tie_word_embeddings:
                 kernel = tf.convert_to_tensor(lm_head.decoder.kernel)  # (H, V)
                 fresh = _normal(self.config)((kernel.shape[0], new_num_tokens - keep), kernel.dtype)
-                _replace_variable(lm_head.decoder, "_kernel", tf.concat([kernel[:, :keep], fresh], axis=1))
+                replace_variable(lm_head.decoder, "_kernel", tf.concat([kernel[:, :keep], fresh], axis=1))
                 lm_head.decoder.units = new_num_tokens
         self.config.vocab_size = new_num_tokens
         self.tie_weights()
@@ -1048,9 +807,12 @@ class TFRobertaPreTrainedModel(keras.Model):
             ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
         )
         # Built without values, then each variable made from its array: one copy of the weights.
-        with keras.StatelessScope(initialize_variables=False):
-            model = cls(config, attn_implementation=attn_implementation, dtype=_resolve_dtype(dtype, state))
-        return initialize_from_canonical(model, state)
+        # A failure anywhere in between (an array that cannot be a weight) leaves no Keras state.
+        with _framework.deferred_variables():
+            with keras.StatelessScope(initialize_variables=False):
+                model = cls(config, attn_implementation=attn_implementation, dtype=resolve_dtype(dtype, state))
+            from_canonical(model, state, allow_missing=True, consume=True)
+        return model
 
     def save_pretrained(
         self,
@@ -1123,23 +885,7 @@ class TFRobertaPreTrainedModel(keras.Model):
             # A signature returns named tensors: a decoder's cache (nested tuples) is left out.
             return {name: value for name, value in outputs.items() if isinstance(value, tf.Tensor)}
 
-        archive = keras.export.ExportArchive()
-        archive.track(self)
-        archive.add_endpoint("serving_default", serve, input_signature=list(spec.values()))
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        try:
-            archive.write_out(str(staging), verbose=False)
-            if directory.exists():
-                old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-                os.replace(directory, old)
-                os.replace(staging, directory)
-                shutil.rmtree(old)
-            else:
-                os.replace(staging, directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return directory
+        return _framework.write_saved_model(self, directory, spec, serve)
 
 
 def _resized(vector: Any, n: int, fill: float) -> tf.Tensor:
@@ -1158,46 +904,6 @@ def _additive_mask(keep: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     return tf.where(keep, 0.0, tf.constant(dtype.min, tf.float32))
 
 
-def _nothing_masked(mask: Optional[tf.Tensor]) -> bool:
-    """True when `mask` keeps every position. Inside a `tf.function` the values are unknown:
-    the mask is then applied as given (no data-dependent Python branch)."""
-    return mask is None or (tf.executing_eagerly() and bool(tf.reduce_all(tf.not_equal(mask, 0))))
-
-
-def packing_for(attention_mask: Optional[tf.Tensor], unpad: bool) -> Optional[Packing]:
-    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded;
-    under XLA, one that chooses its size among `UNPAD_BUDGETS` at run time (and None where
-    XLA sees no static batch and length to size them by)."""
-    if not unpad or _nothing_masked(attention_mask):
-        return None
-    if not _in_xla():
-        return pack(attention_mask)
-    return pack(attention_mask, UNPAD_BUDGETS) if attention_mask.shape.is_fully_defined() else None
-
-
-def _check_dynamic_shapes(config: RobertaConfig, inputs: tf.Tensor, attention_mask: Optional[tf.Tensor],
-                          token_type_ids: Optional[tf.Tensor], past_length: Any) -> list:
-    """The shape checks `check_forward_inputs` cannot make on dimensions known only at run
-    time (a serving signature of any batch and length), as graph assertions."""
-    B, T = tf.shape(inputs)[0], tf.shape(inputs)[1]
-    limit = max_length_for(config)
-    checks = [tf.debugging.assert_less_equal(
-        past_length + T, limit,
-        message=f"sequence length (cached + new) exceeds the {limit} tokens this model's position table serves "
-                f"(max_position_embeddings={config.max_position_embeddings}); truncate the input",
-    )]
-    if attention_mask is not None:
-        checks.append(tf.debugging.assert_equal(
-            tf.shape(attention_mask), tf.stack([B, past_length + T]),
-            message="attention_mask must have shape (batch, cached + new length) to match the inputs",
-        ))
-    if token_type_ids is not None:
-        checks.append(tf.debugging.assert_equal(
-            tf.shape(token_type_ids), tf.stack([B, T]), message="token_type_ids must have the shape of the inputs",
-        ))
-    return checks
-
-
 class TFRobertaModel(TFRobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
@@ -1207,14 +913,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True, *,
                  attn_implementation: Optional[str] = None, **kwargs):
-        super().__init__(config, **kwargs)
-        attn_implementation = ATTN_ALIASES.get(attn_implementation, attn_implementation or "eager")
-        if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(
-                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS} (or the other backends' names "
-                f"{tuple(ATTN_ALIASES)}), got {attn_implementation!r}"
-            )
-        self.attn_implementation = attn_implementation
+        super().__init__(config, attn_implementation=attn_implementation, **kwargs)
         self.embeddings = TFRobertaEmbeddings(config, dtype=self.dtype_policy, name="embeddings")
         self.encoder = TFRobertaEncoder(config, dtype=self.dtype_policy, name="encoder")
         self.pooler = TFRobertaPooler(config, dtype=self.dtype_policy, name="pooler") if add_pooling_layer else None
@@ -1224,6 +923,11 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         for part in (self.embeddings, self.encoder, self.pooler):
             if part is not None:
                 part.build()
+
+    def _use_fused(self, output_attentions: bool, head_mask: Optional[tf.Tensor]) -> bool:
+        """Whether a call can take the framework's fused attention kernel: never, as TF has none
+        (the explicit einsums are what XLA fuses). Here so the three backends decide in one place."""
+        return False
 
     def _past_length(self, past_key_values: Any) -> Any:
         """Cached positions, after checking the cache's layout: one (k, v) or (k, v, cross_k,
@@ -1311,9 +1015,15 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         when a good part of the batch is padding; calls that need the padded layout (a cache,
         cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning.
         Under XLA the stream has the smallest of a few static sizes that holds the real tokens
-        (`UNPAD_BUDGETS`): each is compiled, so the first call compiles longer, and a gradient
+        (`unpad._BUDGETS`): each is compiled, so the first call compiles longer, and a gradient
         through them much longer; to train with it, prefer `tf.function` without XLA, where the
-        stream has its exact size."""
+        stream has its exact size.
+
+        Ids out of range (input_ids, token_type_ids, position_ids) raise a ValueError eagerly and
+        fail a graph assertion with the same words inside `tf.function`. Under XLA
+        (`tf.function(jit_compile=True)`) assertions are compiled away and an out-of-range id
+        reads a row of zeros or garbage without an error: check such inputs first with
+        `model.check_inputs(input_ids=..., ...)`, an eager call outside the compiled function."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -1322,20 +1032,21 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
 
         past_length = self._past_length(past_key_values)
+        check_input_dtypes(attention_mask, inputs_embeds)
         check_forward_inputs(
             config,
-            input_ids=_shape(input_ids), inputs_embeds=_shape(inputs_embeds),
-            attention_mask=_shape(attention_mask), token_type_ids=_shape(token_type_ids),
-            position_ids=_shape(position_ids), head_mask=_shape(head_mask),
-            encoder_hidden_states=_shape(encoder_hidden_states),
-            encoder_attention_mask=_shape(encoder_attention_mask),
+            input_ids=shape_of(input_ids), inputs_embeds=shape_of(inputs_embeds),
+            attention_mask=shape_of(attention_mask), token_type_ids=shape_of(token_type_ids),
+            position_ids=shape_of(position_ids), head_mask=shape_of(head_mask),
+            encoder_hidden_states=shape_of(encoder_hidden_states),
+            encoder_attention_mask=shape_of(encoder_attention_mask),
             past_length=past_length if isinstance(past_length, int) else 0,
         )
         inputs = input_ids if input_ids is not None else inputs_embeds
         B, T = tf.shape(inputs)[0], tf.shape(inputs)[1]
         checks = []
-        if _is_dynamic(inputs, attention_mask, token_type_ids) or not isinstance(past_length, int):
-            checks = _check_dynamic_shapes(config, inputs, attention_mask, token_type_ids, past_length)
+        if is_dynamic(inputs, attention_mask, token_type_ids) or not isinstance(past_length, int):
+            checks = check_dynamic_shapes(config, inputs, attention_mask, token_type_ids, past_length)
         if past_key_values is not None:
             cached = past_key_values[0][0].shape[0]
             if cached is not None and inputs.shape[0] is not None and cached != inputs.shape[0]:
@@ -1358,12 +1069,12 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
             if position_ids is None:
                 position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
-            rows = _dims(inputs)[:2]
+            rows = dims(inputs)[:2]
 
             def forward(packing: Packing) -> BaseModelOutputWithPoolingAndCrossAttentions:
                 # One function of the packing: under XLA, one branch per stream size.
                 def real(x: Optional[tf.Tensor]) -> Optional[tf.Tensor]:
-                    return None if x is None else unpad_rows(tf.broadcast_to(x, [*rows, *_dims(x)[2:]]), packing)[None]
+                    return None if x is None else unpad_rows(tf.broadcast_to(x, [*rows, *dims(x)[2:]]), packing)[None]
 
                 embedding_output = self.embeddings(
                     real(input_ids), token_type_ids=real(token_type_ids), position_ids=real(position_ids),

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tests.helpers import REPO, padded_batch, tiny_config
 
-from ._common import build
+from .common import build
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def mlm(config):
-    return build(config, "masked_lm")[0]
+    return build("masked_lm", config)[0]
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +83,20 @@ def test_eager_errors_name_the_problem(mlm, batch, name, kwargs, error, message)
 
 def test_head_specific_errors(config, batch):
     ids, mask = batch
-    classifier, _ = build(config, "sequence_classification")
+    classifier, _ = build("sequence_classification", config)
     with pytest.raises(ValueError, match=r"labels must be in 0\.\.2 .*got values from 0 to 3"):
         classifier(input_ids=ids, labels=np.array([0, 3, 1]))
     with pytest.raises(ValueError, match=r"multi-label classification labels must have shape \(3, 3\)"):
         classifier(input_ids=ids, labels=np.array([0.0, 1.0, 1.0]))
-    qa, _ = build(config, "question_answering")
+    qa, _ = build("question_answering", config)
     with pytest.raises(ValueError, match="start_positions and end_positions together"):
         qa(input_ids=ids, start_positions=np.array([1, 2, 3]))
-    choice, _ = build(config, "multiple_choice")
+    choice, _ = build("multiple_choice", config)
     with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, choices, length\)"):
         choice(input_ids=ids)
     with pytest.raises(ValueError, match=r"labels must be in 0\.\.2 .*got values from 0 to 3"):
         choice(input_ids=np.stack([ids, ids]), labels=np.array([0, 3]))
-    decoder, _ = build(tiny_config(is_decoder=True), "causal_lm")
+    decoder, _ = build("causal_lm", tiny_config(is_decoder=True))
     past = decoder(input_ids=ids, use_cache=True).past_key_values
     with pytest.raises(ValueError, match=r"past_key_values must hold one entry per layer \(2\)"):
         decoder(input_ids=ids[:, :1], past_key_values=past[:1])

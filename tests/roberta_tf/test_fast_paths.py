@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 
 import roberta_tf.heads
-import roberta_tf.modeling
-from conformance import reference
-from roberta_tf.modeling import pack, packed_attention, run_packed
+import roberta_tf.unpad
+from roberta_core import reference
+from roberta_tf.unpad import pack, packed_attention, run_packed
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config
 
-from ._common import build
+from .common import build
 
 LENGTHS = (7, 5, 2, 1)  # 15 real tokens of 28: more than half is padding
 
@@ -60,7 +60,7 @@ def _run_reference(config, state, head, inputs, **options):
 @pytest.mark.parametrize("head", ALL_HEADS)
 def test_unpad_equals_padded_forward_and_reference(head):
     config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
-    model, state = build(config, head)
+    model, state = build(head, config)
     inputs, mask = _batch(config, head)
     padded = model(**inputs, output_hidden_states=True)
     packed = model(**inputs, output_hidden_states=True, unpad=True)
@@ -92,7 +92,7 @@ def test_unpad_equals_padded_forward_and_reference(head):
 
 def test_unpad_with_left_padding_token_types_and_embeds():
     config = tiny_config(type_vocab_size=2)
-    model, state = build(config, "model")
+    model, state = build("model", config)
     ids, mask = padded_batch(config, lengths=LENGTHS)
     ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()  # left padding
     types = np.random.default_rng(5).integers(0, 2, ids.shape)
@@ -110,7 +110,7 @@ def test_unpad_with_left_padding_token_types_and_embeds():
 
 def test_unpad_without_padding_is_the_plain_forward():
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     ids = np.random.default_rng(1).integers(4, 100, (3, 6))
     np.testing.assert_array_equal(model(input_ids=ids, attention_mask=np.ones_like(ids), unpad=True).logits,
                                   model(input_ids=ids).logits)
@@ -118,7 +118,7 @@ def test_unpad_without_padding_is_the_plain_forward():
 
 def test_unpad_falls_back_for_attention_probabilities():
     config = tiny_config()
-    model, _ = build(config, "model")
+    model, _ = build("model", config)
     inputs, mask = _batch(config, "model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the one-time notice
@@ -202,7 +202,7 @@ def _loss_and_grads(model, inputs, options):
 def test_unpad_and_masked_positions_only_give_the_padded_gradients(monkeypatch):
     monkeypatch.setattr(roberta_tf.heads, "MASKED_BUDGETS", (0.5, 1.0))  # two branches to compile, not three
     config = tiny_config()
-    model, _ = build(config, "masked_lm")  # dropout is 0 in the tiny test config: the paths are deterministic
+    model, _ = build("masked_lm", config)  # dropout is 0 in the tiny test config: the paths are deterministic
     inputs, _ = _batch(config, "masked_lm")
     inputs = {k: tf.constant(v) for k, v in inputs.items()}
     base_loss, base = _loss_and_grads(model, inputs, {})
@@ -231,9 +231,9 @@ def test_unpad_and_masked_positions_only_give_the_padded_gradients(monkeypatch):
 
 
 def test_unpad_under_xla_equals_the_eager_padded_logits(monkeypatch):
-    monkeypatch.setattr(roberta_tf.modeling, "UNPAD_BUDGETS", (0.5, 1.0))  # two encoders to compile, not four
+    monkeypatch.setattr(roberta_tf.unpad, "_BUDGETS", (0.5, 1.0))  # two encoders to compile, not four
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     inputs, mask = _batch(config, "masked_lm")
     ids, attention = tf.constant(inputs["input_ids"]), tf.constant(inputs["attention_mask"])
     base = model(input_ids=ids, attention_mask=attention).logits.numpy()
@@ -245,7 +245,7 @@ def test_unpad_under_xla_equals_the_eager_padded_logits(monkeypatch):
 
 def test_masked_positions_only_logits_are_the_labelled_rows():
     config = tiny_config()
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     inputs, _ = _batch(config, "masked_lm")
     labels = inputs["labels"].copy()
     labels[0, 1:4] = -100  # some real positions are not labelled either
@@ -266,6 +266,6 @@ def test_masked_positions_only_logits_are_the_labelled_rows():
 
 def test_masked_positions_only_needs_labels():
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     with pytest.raises(ValueError, match="masked_positions_only=True .* give labels"):
         model(input_ids=np.array([[0, 5, 6, 2]]), masked_positions_only=True)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from roberta_tf.heads import _filter_logits
 from tests.helpers import padded_batch, tiny_config
 
-from ._common import build
+from .common import build
 
 LENGTHS = (5, 3, 4)
 
@@ -20,7 +20,7 @@ LENGTHS = (5, 3, 4)
 def model():
     # Relative distances make the fixed-length cache's layout matter, not only positions.
     config = tiny_config(is_decoder=True, position_embedding_type="relative_key_query")
-    return build(config, "causal_lm", seed=1)[0]
+    return build("causal_lm", config, seed=1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_generate_refuses_what_it_cannot_do(model, right_padded):
     with pytest.raises(ValueError, match="input_ids must be in 0..99"):
         model.generate(ids + 100)
     with pytest.warns(UserWarning, match="attends both ways unless the config has is_decoder=True"):
-        encoder, _ = build(tiny_config(), "causal_lm")
+        encoder, _ = build("causal_lm", tiny_config())
     with pytest.raises(ValueError, match="needs a causal decoder"):
         encoder.generate(ids)
 
@@ -128,7 +128,7 @@ def test_greedy_ids_equal_the_pytorch_backend(right_padded):
     from roberta_pt.convert import from_canonical as pt_from_canonical
 
     config = tiny_config(is_decoder=True)
-    model, state = build(config, "causal_lm", seed=2)
+    model, state = build("causal_lm", config, seed=2)
     pt_model = pt_from_canonical(roberta_pt.RobertaForCausalLM(config), {k: v.copy() for k, v in state.items()})
     ids, mask = right_padded
     want = pt_model.eval().generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), max_new_tokens=4)

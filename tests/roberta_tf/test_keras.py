@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conformance import reference
+from roberta_core import reference
 from roberta_core.outputs import SequenceClassifierOutput
 from tests.helpers import assert_close, padded_batch, tiny_config
 
-from ._common import CLASSES, build, inputs_for
+from .common import CLASSES, build, inputs_for
 
 
 def test_tf_function_and_xla_give_the_eager_numbers():
     config = tiny_config(is_decoder=True, position_embedding_type="relative_key")
-    model, _ = build(config, "causal_lm", seed=1)
+    model, _ = build("causal_lm", config, seed=1)
     inputs = inputs_for(config, "causal_lm")
     eager = model(**inputs)
 
@@ -35,7 +35,7 @@ def test_tf_function_and_xla_give_the_eager_numbers():
 
 def test_gradient_checkpointing_gives_the_plain_gradients_with_dropout_on():
     config = tiny_config(hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2)
-    model, _ = build(config, "masked_lm", seed=2)
+    model, _ = build("masked_lm", config, seed=2)
     inputs = inputs_for(config, "masked_lm")
     seeds = [d.seed_generator for d in model._flatten_layers() if isinstance(d, keras.layers.Dropout) and d.rate > 0]
     start = [s.state.numpy() for s in seeds]
@@ -78,7 +78,7 @@ def test_fit_for_one_epoch_lowers_the_loss_with_the_heads_own_loss():
 
 def test_evaluate_and_predict_with_labels_as_y():
     config = tiny_config(num_labels=3)
-    model, state = build(config, "sequence_classification", seed=3)
+    model, state = build("sequence_classification", config, seed=3)
     ids, mask = padded_batch(config, lengths=(7, 5, 2, 6))
     labels = np.array([0, 2, 1, 2])
     data = tf.data.Dataset.from_tensor_slices(({"input_ids": ids, "attention_mask": mask}, labels)).batch(2)
@@ -98,7 +98,7 @@ def test_evaluate_and_predict_with_labels_as_y():
 
 def test_a_dict_of_inputs_equals_keyword_arguments():
     config = tiny_config()
-    model, _ = build(config, "question_answering")
+    model, _ = build("question_answering", config)
     inputs = inputs_for(config, "question_answering")
     by_dict, by_kwargs = model(dict(inputs)), model(**inputs)
     for name in ("loss", "start_logits", "end_logits"):
@@ -108,7 +108,7 @@ def test_a_dict_of_inputs_equals_keyword_arguments():
 @pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice", "causal_lm"])
 def test_saved_model_serves_any_batch_and_length(tmp_path, head):
     config = tiny_config(is_decoder=head == "causal_lm")  # a decoder's cache is no signature output
-    model, _ = build(config, head, seed=4)
+    model, _ = build(head, config, seed=4)
     target = model.export_saved_model(tmp_path / "served")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]  # nothing left beside it
     serve = tf.saved_model.load(str(target)).signatures["serving_default"]

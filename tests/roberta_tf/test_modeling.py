@@ -1,5 +1,5 @@
 """The TF encoder and heads against independent numbers: the float64 NumPy reference
-(conformance/reference.py), hand-computed NumPy, and the PyTorch backend."""
+(roberta_core/reference.py), hand-computed NumPy, and the PyTorch backend."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conformance import reference
+from roberta_core import reference
 from roberta_core.config import ACTIVATIONS
 from roberta_core.weights import parameter_shapes
 from roberta_tf.convert import from_canonical, to_canonical
 from roberta_tf.modeling import ACT2FN, position_ids_from_input_ids
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, random_state, rel_err, tiny_config
 
-from ._common import CLASSES, build, inputs_for
+from .common import CLASSES, build, inputs_for
 
 LIST_FIELDS = ("hidden_states", "attentions", "cross_attentions", "past_key_values")
 
@@ -42,7 +42,7 @@ def config_for(head, **overrides):
 @pytest.mark.parametrize("head", ALL_HEADS)
 def test_every_head_matches_the_reference(head):
     config = config_for(head)
-    model, state = build(config, head, seed=3)
+    model, state = build(head, config, seed=3)
     inputs = inputs_for(config, head)
     assert_matches_reference(model(**inputs), reference.forward(config, state, head, **inputs))
 
@@ -52,7 +52,7 @@ def test_relative_positions_head_mask_attentions_and_states_match_the_reference(
     cases = (("relative_key", [1.0, 0.0, 1.0, 0.5]), ("relative_key_query", [[1, 0, 1, 0.5], [0, 1, 1, 1]]))
     for kind, head_mask in cases:
         config = tiny_config(position_embedding_type=kind)
-        model, state = build(config, "masked_lm", seed=4)
+        model, state = build("masked_lm", config, seed=4)
         inputs = dict(input_ids=ids, attention_mask=mask, head_mask=np.array(head_mask, np.float32),
                       output_attentions=True, output_hidden_states=True)
         out = model(**inputs)
@@ -62,7 +62,7 @@ def test_relative_positions_head_mask_attentions_and_states_match_the_reference(
 
 def test_decoder_with_cross_attention_and_cache_matches_the_reference():
     config = tiny_config(is_decoder=True, add_cross_attention=True, position_embedding_type="relative_key_query")
-    model, state = build(config, "causal_lm", seed=5)
+    model, state = build("causal_lm", config, seed=5)
     ids, mask = padded_batch(config)
     rng = np.random.default_rng(0)
     inputs = dict(
@@ -78,7 +78,7 @@ def test_decoder_with_cross_attention_and_cache_matches_the_reference():
 @pytest.mark.parametrize("position_embedding_type", ["absolute", "relative_key_query"])
 def test_incremental_decoding_equals_the_full_forward(position_embedding_type):
     config = tiny_config(is_decoder=True, add_cross_attention=True, position_embedding_type=position_embedding_type)
-    model, _ = build(config, "causal_lm", seed=6)
+    model, _ = build("causal_lm", config, seed=6)
     ids, mask = padded_batch(config, lengths=(7, 6, 7))
     source = np.random.default_rng(1).standard_normal((3, 4, 32)).astype(np.float32)
     full = model(input_ids=ids, attention_mask=mask, encoder_hidden_states=source).logits.numpy()
@@ -103,7 +103,7 @@ def test_sequence_classification_problem_types_match_the_reference():
     }
     for (num_labels, problem_type), all_labels in cases.items():
         config = tiny_config(num_labels=num_labels, problem_type=problem_type)
-        model, state = build(config, "sequence_classification", seed=7)
+        model, state = build("sequence_classification", config, seed=7)
         for labels in all_labels:
             inputs = dict(input_ids=ids, attention_mask=mask, labels=labels)
             assert_matches_reference(
@@ -114,9 +114,9 @@ def test_sequence_classification_problem_types_match_the_reference():
 def test_losses_are_zero_not_nan_when_every_label_is_ignored():
     config = tiny_config()
     ids, mask = padded_batch(config)
-    mlm, _ = build(config, "masked_lm")
+    mlm, _ = build("masked_lm", config)
     assert float(mlm(input_ids=ids, labels=np.full_like(ids, -100)).loss) == 0.0
-    qa, _ = build(config, "question_answering")
+    qa, _ = build("question_answering", config)
     T = ids.shape[1]
     loss = qa(input_ids=ids, start_positions=np.full(3, T + 1), end_positions=np.full(3, 99)).loss
     assert float(loss) == 0.0
@@ -124,7 +124,7 @@ def test_losses_are_zero_not_nan_when_every_label_is_ignored():
 
 def test_inputs_embeds_and_token_types_match_the_reference():
     config = tiny_config(type_vocab_size=2)
-    model, state = build(config, "model", seed=8)
+    model, state = build("model", config, seed=8)
     ids, _ = padded_batch(config, lengths=(6, 6))
     types = np.array([[0, 0, 0, 1, 1, 1], [0, 1, 0, 1, 0, 1]])
     inputs = dict(input_ids=ids, token_type_ids=types)
@@ -144,7 +144,7 @@ def test_position_ids_from_padding_by_hand():
 
 def test_a_padded_row_equals_the_row_alone():
     config = tiny_config()
-    model, _ = build(config, "masked_lm", seed=9)
+    model, _ = build("masked_lm", config, seed=9)
     ids, mask = padded_batch(config, lengths=(7, 4))
     batch = model(input_ids=ids, attention_mask=mask).logits.numpy()
     alone = model(input_ids=ids[1:, :4]).logits.numpy()
@@ -187,7 +187,7 @@ def test_initialisation_follows_v4():
 
 def test_convert_round_trip_is_exact_and_refuses_foreign_keys():
     config = tiny_config()
-    model, state = build(config, "question_answering")
+    model, state = build("question_answering", config)
     back = to_canonical(model)
     assert list(back) == list(parameter_shapes(config, "question_answering"))
     assert all(np.array_equal(back[k], state[k]) and back[k].dtype == state[k].dtype for k in state)
@@ -212,7 +212,7 @@ def test_num_parameters_counts_each_tied_weight_once():
 
 def test_resize_token_embeddings_keeps_rows_and_ties():
     config = tiny_config()
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     model.resize_token_embeddings(110)
     new = to_canonical(model)
     words = new["roberta.embeddings.word_embeddings.weight"]
@@ -228,7 +228,7 @@ def test_resize_token_embeddings_keeps_rows_and_ties():
     with pytest.raises(ValueError, match="would drop eos_token_id=2"):
         model.resize_token_embeddings(2)
     untied = tiny_config(tie_word_embeddings=False)
-    model, state = build(untied, "masked_lm")
+    model, state = build("masked_lm", untied)
     model.resize_token_embeddings(90, mean_resizing=False)
     new = to_canonical(model)
     np.testing.assert_array_equal(new["lm_head.decoder.weight"], state["lm_head.decoder.weight"][:90])
@@ -243,7 +243,7 @@ def test_logits_equal_the_pytorch_backend(head):
 
     relative = head == "causal_lm"
     config = config_for(head, position_embedding_type="relative_key_query" if relative else "absolute")
-    model, state = build(config, head, seed=11)
+    model, state = build(head, config, seed=11)
     pt_model = getattr(roberta_pt, type(model).__name__[2:])(config, attn_implementation="eager" if relative else None)
     pt_model = pt_from_canonical(pt_model, {k: v.copy() for k, v in state.items()}).eval()
     inputs = inputs_for(config, head)

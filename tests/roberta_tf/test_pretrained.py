@@ -13,7 +13,7 @@ from roberta_core.checkpoint import load_state_dict
 from roberta_core.weights import CheckpointKeyError
 from tests.helpers import assert_close, golden, padded_batch, tiny_config
 
-from ._common import CLASSES, build
+from .common import CLASSES, build
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
 FIELDS = {
@@ -45,7 +45,7 @@ def test_golden_fixtures_reproduce_from_every_format(tmp_path, head):
 ])
 def test_save_and_load_round_trip_bit_exact(tmp_path, format, files):
     config = tiny_config(is_decoder=True)
-    model, state = build(config, "causal_lm")
+    model, state = build("causal_lm", config)
     model.save_pretrained(tmp_path, format=format)
     assert sorted(p.name for p in tmp_path.iterdir()) == files
     on_disk = load_state_dict(tmp_path)
@@ -59,7 +59,7 @@ def test_save_and_load_round_trip_bit_exact(tmp_path, format, files):
 
 def test_sharded_safetensors_and_v4_spelling(tmp_path):
     config = tiny_config()
-    model, state = build(config, "token_classification")
+    model, state = build("token_classification", config)
     model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
     assert len(list((tmp_path / "sharded").glob("model-*-of-*.safetensors"))) > 1
@@ -75,7 +75,7 @@ def test_sharded_safetensors_and_v4_spelling(tmp_path):
 
 def test_another_heads_checkpoint_loads_with_a_report(tmp_path):
     config = tiny_config()
-    mlm, state = build(config, "masked_lm")
+    mlm, state = build("masked_lm", config)
     mlm.save_pretrained(tmp_path)
     report = r"(?s)unused by RobertaForSequenceClassification.*lm_head.*newly initialised.*classifier"
     with pytest.warns(UserWarning, match=report):
@@ -89,7 +89,7 @@ def test_another_heads_checkpoint_loads_with_a_report(tmp_path):
 
 def test_mismatched_sizes_are_an_error_unless_ignored(tmp_path):
     config = tiny_config(num_labels=3)
-    model, _ = build(config, "sequence_classification")
+    model, _ = build("sequence_classification", config)
     model.save_pretrained(tmp_path)
     with pytest.raises(CheckpointKeyError, match="classifier.out_proj.weight"):
         CLASSES["sequence_classification"].from_pretrained(tmp_path, num_labels=5)
@@ -103,7 +103,7 @@ def test_mismatched_sizes_are_an_error_unless_ignored(tmp_path):
 
 def test_dtypes_and_bad_options(tmp_path):
     config = tiny_config()
-    model, _ = build(config, "model", dtype="bfloat16")
+    model, _ = build("model", config, dtype="bfloat16")
     model.save_pretrained(tmp_path)
     assert {str(v.dtype) for v in load_state_dict(tmp_path).values()} == {"bfloat16"}
     assert CLASSES["model"].from_pretrained(tmp_path, dtype="auto").compute_dtype == "bfloat16"

@@ -12,7 +12,7 @@ from tests.helpers import padded_batch, random_state
 CLASSES = {cls.head: cls for cls in (getattr(roberta_tf, name) for name in roberta_tf.__all__[1:])}
 
 
-def build(config, head: str, seed: int = 0, **kwargs):
+def build(head: str, config, seed: int = 0, **kwargs):
     """The TF model of `head` holding `random_state(config, head, seed)`; returns (model, state)."""
     state = random_state(config, head, seed)
     return from_canonical(CLASSES[head](config, **kwargs), state), state

@@ -1,0 +1,317 @@
+"""TensorFlow / Keras machinery that the model text uses but is not the model: the output
+classes as Keras tree nodes, input checks that work eagerly, in a graph and (where they can)
+under XLA, dtype policies, the Keras initialisers of v4's weights, variable replacement, the
+deferred creation of variables from a checkpoint, and the SavedModel export.
+
+The same module name in every backend (`roberta_pt/_framework.py`, `roberta_flax/_framework.py`)
+holds that backend's equivalent, so `modeling.py`, `heads.py`, `convert.py` and `training.py`
+read as parallel texts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional
+
+import keras
+import numpy as np
+import optree
+import tensorflow as tf
+
+# no public API: Keras 3 keeps the variables a `StatelessScope(initialize_variables=False)` left
+# uninitialised in a process-wide list, and offers no public way to initialise or forget some of them.
+from keras.src.backend.common import global_state as _keras_global_state
+
+# no public API: whether the graph being traced is compiled by XLA (where shapes are static and
+# assertions are compiled away) is known only to TF's control-flow utilities.
+from tensorflow.python.ops import control_flow_util as _control_flow_util
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import OUTPUT_CLASSES
+from roberta_core.validation import IGNORE_INDEX, check_range, max_length_for, range_message
+
+__all__ = [
+    "register_outputs",
+    "check_values",
+    "check_input_dtypes",
+    "shape_of",
+    "is_dynamic",
+    "check_dynamic_shapes",
+    "as_tensor",
+    "in_xla",
+    "dims",
+    "resolve_dtype",
+    "replace_variable",
+    "deferred_variables",
+    "initialize_deferred",
+    "is_deferred",
+    "write_saved_model",
+]
+
+
+# ---------------------------------------------------------------------------- outputs as pytrees
+
+def register_outputs() -> None:
+    """Make the `roberta_core.outputs` classes nodes of Keras' tree utilities (optree, namespace
+    'keras'), so `predict` concatenates them batch by batch. `tf.nest` needs nothing: they are
+    mappings, rebuilt from (key, value) pairs."""
+    for cls in OUTPUT_CLASSES:
+        try:
+            optree.register_pytree_node(
+                cls,
+                lambda out: (list(out.values()), list(out.keys()), list(out.keys())),
+                lambda keys, values, cls=cls: cls(zip(keys, values)),
+                namespace="keras",
+            )
+        except ValueError:
+            pass  # already registered (a re-imported module)
+
+
+# ---------------------------------------------------------------------------- input checks
+
+def check_values(name: str, values: tf.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> tf.Tensor:
+    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper): on a GPU
+    `tf.gather` returns zeros for an index out of range instead of failing.
+
+    Eagerly this reads min and max to the host and raises the shared ValueError. Inside
+    `tf.function` it is a graph assertion (InvalidArgumentError) with the same message, and the
+    returned tensor depends on it, so no lookup runs first. XLA (`jit_compile=True`) compiles
+    assertions away: there, check the inputs with an eager or plain `tf.function` call first
+    (`model.check_inputs`). With `allow_ignore`, -100 is allowed too. Returns `values`.
+    """
+    if values.dtype.is_floating or values.dtype.is_complex or values.dtype == tf.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {values.dtype.name}")
+    checked = values
+    if allow_ignore:
+        # The min is over the other values.
+        checked = tf.where(values == IGNORE_INDEX, tf.cast(lower, values.dtype), values)
+    if tf.executing_eagerly():
+        lo, hi = tf.reduce_min(checked), tf.reduce_max(checked)
+        check_range(name, int(lo), int(hi), upper, lower=lower, allow_ignore=allow_ignore)
+        return values
+    message = range_message(name, upper, lower, allow_ignore)
+    checks = [
+        tf.debugging.assert_greater_equal(checked, tf.cast(lower, checked.dtype), message=message),
+        tf.debugging.assert_less(checked, tf.cast(upper, checked.dtype), message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(values)
+
+
+def check_input_dtypes(
+    attention_mask: Optional[tf.Tensor], inputs_embeds: Optional[tf.Tensor]
+) -> Optional[tf.Tensor]:
+    """The dtypes of the inputs that are not ids: `inputs_embeds` must be floating (a TypeError
+    naming it otherwise); `attention_mask` may be integer, floating or bool (as v4 TF, which casts
+    it), returned as given. A complex or string mask is a TypeError."""
+    if inputs_embeds is not None and not inputs_embeds.dtype.is_floating:
+        raise TypeError(
+            f"inputs_embeds must be a floating tensor (float16, bfloat16, float32 or float64), "
+            f"got {inputs_embeds.dtype.name}; pass token ids as input_ids"
+        )
+    if attention_mask is not None and not (
+        attention_mask.dtype.is_integer or attention_mask.dtype.is_floating or attention_mask.dtype == tf.bool
+    ):
+        raise TypeError(f"attention_mask must be an integer, floating or bool tensor, got {attention_mask.dtype.name}")
+    return attention_mask
+
+
+def shape_of(tensor: Optional[tf.Tensor]) -> Optional[tuple[int, ...]]:
+    """The static shape for the core's checks. A dimension known only at run time (a serving
+    signature of any batch and length) reads as 1; `check_dynamic_shapes` covers it."""
+    return None if tensor is None else tuple(1 if d is None else d for d in tensor.shape)
+
+
+def is_dynamic(*tensors: Optional[tf.Tensor]) -> bool:
+    """True when a shape of `tensors` is known only at run time."""
+    return any(t is not None and not t.shape.is_fully_defined() for t in tensors)
+
+
+def check_dynamic_shapes(config: RobertaConfig, inputs: tf.Tensor, attention_mask: Optional[tf.Tensor],
+                         token_type_ids: Optional[tf.Tensor], past_length: Any) -> list:
+    """The shape checks `check_forward_inputs` cannot make on dimensions known only at run
+    time (a serving signature of any batch and length), as graph assertions."""
+    B, T = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    limit = max_length_for(config)
+    checks = [tf.debugging.assert_less_equal(
+        past_length + T, limit,
+        message=f"sequence length (cached + new) exceeds the {limit} tokens this model's position table serves "
+                f"(max_position_embeddings={config.max_position_embeddings}); truncate the input",
+    )]
+    if attention_mask is not None:
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(attention_mask), tf.stack([B, past_length + T]),
+            message="attention_mask must have shape (batch, cached + new length) to match the inputs",
+        ))
+    if token_type_ids is not None:
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(token_type_ids), tf.stack([B, T]), message="token_type_ids must have the shape of the inputs",
+        ))
+    return checks
+
+
+def as_tensor(value: Any) -> Any:
+    """NumPy arrays and (nested) lists of numbers as tensors; anything else (tensors, flags,
+    None, a cache's tuples) as given."""
+    return tf.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, list)) else value
+
+
+# ---------------------------------------------------------------------------- graphs and XLA
+
+def in_xla() -> bool:
+    """True while tracing for XLA (`tf.function(jit_compile=True)`), where shapes are static."""
+    return _control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def dims(x: tf.Tensor) -> list:
+    """The shape of `x`, static sizes as ints and the others as scalar tensors."""
+    if x.shape.is_fully_defined():
+        return x.shape.as_list()
+    dynamic = tf.shape(x)
+    return [dynamic[i] if d is None else d for i, d in enumerate(x.shape)]
+
+
+# ---------------------------------------------------------------------------- initialisers
+
+def _normal(config: RobertaConfig, zero_row: Optional[int] = None):
+    """v4's weight initialisation: normal(0, initializer_range); an embedding's padding row zero."""
+    normal = keras.initializers.RandomNormal(stddev=config.initializer_range)
+    if zero_row is None:
+        return normal
+
+    def init(shape, dtype=None):
+        table = normal(shape, dtype)
+        return tf.tensor_scatter_nd_update(table, [[zero_row]], tf.zeros((1, shape[1]), table.dtype))
+
+    return init
+
+
+def _dense(config: RobertaConfig, units: int, name: str, dtype: Any, use_bias: bool = True) -> keras.layers.Dense:
+    return keras.layers.Dense(
+        units, use_bias=use_bias, kernel_initializer=_normal(config), bias_initializer="zeros", dtype=dtype, name=name
+    )
+
+
+def _embedding(config: RobertaConfig, rows: int, dim: int, name: str, dtype: Any,
+               padding_idx: Optional[int] = None) -> keras.layers.Embedding:
+    return keras.layers.Embedding(
+        rows, dim, embeddings_initializer=_normal(config, padding_idx), dtype=dtype, name=name
+    )
+
+
+def _layer_norm(config: RobertaConfig, name: str, dtype: Any) -> keras.layers.LayerNormalization:
+    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, dtype=dtype, name=name)
+
+
+# ---------------------------------------------------------------------------- dtypes and variables
+
+DTYPES = ("float32", "float16", "bfloat16", "float64", "mixed_float16", "mixed_bfloat16")
+
+
+def resolve_dtype(dtype: Any, state: Mapping[str, np.ndarray]) -> str:
+    """`from_pretrained`'s dtype as a Keras dtype policy: None is float32 (as v4), 'auto' the
+    checkpoint's own; Keras' mixed policies compute in half precision on float32 variables."""
+    if dtype is None:
+        return "float32"
+    if isinstance(dtype, keras.DTypePolicy):
+        return dtype.name
+    if isinstance(dtype, tf.DType):
+        dtype = dtype.name
+    if dtype == "auto":
+        return next((str(np.asarray(a).dtype) for a in state.values()), "float32")
+    if dtype in DTYPES:
+        return dtype
+    raise ValueError(f"dtype must be a tf floating dtype, 'auto' or one of {', '.join(DTYPES)}; got {dtype!r}")
+
+
+def replace_variable(layer: keras.layers.Layer, attribute: str, value: Any) -> None:
+    """Give `layer.<attribute>` a new variable holding `value`: TF variables have a fixed shape,
+    so resizing a table means a new one (a compiled `fit` must be compiled again)."""
+    old = getattr(layer, attribute)
+    # no public API: a built Keras layer locks its variable tracker; replacing a variable means
+    # untracking the old one and unlocking the tracker for the new one.
+    layer._untrack_variable(old)
+    layer._tracker.unlock()
+    new = layer.add_weight(
+        shape=value.shape, dtype=old.dtype, trainable=old.trainable, name=old.name,
+        initializer=lambda shape, dtype=None: tf.cast(value, dtype),
+    )
+    setattr(layer, attribute, new)
+    layer._tracker.lock()
+
+
+def _pending() -> list:
+    """Keras' process-wide list of the variables a stateless scope left uninitialised."""
+    return _keras_global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+
+
+@contextlib.contextmanager
+def deferred_variables() -> Iterator[None]:
+    """The span of a load into a model built under `keras.StatelessScope(initialize_variables=False)`
+    (its variables created without values, given them by `initialize_deferred`: no random weights
+    drawn only to be overwritten). Leaves no state behind when it fails: Keras keeps such
+    variables in a process-wide list until they are initialised, and a failure in between (an
+    array that cannot become a weight, a bad argument) left them there, some initialised, which
+    broke every later model build in the process ("Variable seed_generator... is already
+    initialized"). On any error the variables made inside are dropped from that list."""
+    start = len(_pending())
+    try:
+        yield
+    except BaseException:
+        del _pending()[start:]
+        raise
+
+
+def is_deferred(variable: keras.Variable) -> bool:
+    """True for a variable created by `deferred_variables` and not yet given a value."""
+    return variable._value is None  # no public API: Keras says only by raising on a read
+
+
+def initialize_deferred(model: keras.Model, initializers: Mapping[int, Callable]) -> None:
+    """Give every variable of `model` still without a value (see `deferred_variables`) its value,
+    in creation order: `initializers[id(variable)]() -> tensor` where given, else its own
+    initialiser. Keras' list of pending variables loses this model's variables whether or not
+    this succeeds (a model that failed to load is dropped by its caller; its variables must not
+    break the next build)."""
+    own = {id(v) for v in model.variables}  # the weights and the dropout layers' seed states
+    try:
+        for variable in [v for v in _pending() if id(v) in own]:
+            if not is_deferred(variable):
+                continue
+            init = initializers.get(id(variable))
+            if init is not None:
+                # no public API: Keras initialises a deferred variable from its `_initializer`.
+                variable._initializer = lambda shape, dtype, init=init: init()
+            variable._deferred_initialize()
+    finally:
+        _pending()[:] = [v for v in _pending() if id(v) not in own]
+
+
+# ---------------------------------------------------------------------------- SavedModel export
+
+def write_saved_model(model: keras.Model, directory: str | os.PathLike, signature: Mapping[str, tf.TensorSpec],
+                      serve: Callable) -> Path:
+    """Write `model` as a TensorFlow SavedModel whose `serving_default` endpoint is `serve` over
+    `signature`, atomically: written beside `directory`, then renamed (an existing one is replaced)."""
+    directory = Path(directory)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve, input_signature=list(signature.values()))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        archive.write_out(str(staging), verbose=False)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+            os.replace(staging, directory)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory

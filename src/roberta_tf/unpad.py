@@ -1,0 +1,163 @@
+"""Padding-free computation for `unpad=True` (TensorFlow): the real tokens of a padded batch
+packed into one stream, each sequence attending over itself, and back. The model calls one
+entry, `packing_for(attention_mask, unpad)`; the heads use `unpad_rows`/`repad`/`run_packed`
+to run a token-level head on the real tokens only.
+
+Shapes: B batch, T padded length, N real tokens, h heads, D head size. The same names in every
+backend (`roberta_pt/unpad.py`, `roberta_flax/unpad.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from . import modeling  # the attention core and the mask are the model's; read at call time
+from ._framework import dims, in_xla
+
+__all__ = ["Packing", "pack", "run_packed", "unpad_rows", "repad", "packed_attention", "packing_for"]
+
+# Under XLA every shape is static, so a packed stream cannot have exactly as many rows as there
+# are real tokens: it takes the smallest of these sizes (fractions of B * T, rounded up to a
+# multiple of 8) that holds them, each size compiled once as a branch of one `tf.switch_case`.
+# Each branch is a whole encoder to compile: a few sizes, the last one the padded batch's.
+_BUDGETS = (0.25, 0.5, 0.75, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Packing:
+    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
+    unpadded forward computes on. `index` (N,) int32: flat positions b * T + t of the real
+    tokens, row by row, in order; `lengths` (B,) int32: real tokens per row; `cu_seqlens`
+    (B + 1,) int32: their running sum from 0; `mask` (B, T) bool: the attention mask.
+
+    `budgets` (TF's addition, for XLA's static shapes): empty for the exact stream above. One
+    size n: a stream of n rows, the real tokens and then n - N padding positions, computed like
+    any token and dropped at the end. Several: `index` orders all B * T positions that way, and
+    `run_packed` takes the first n rows for the smallest n that holds the real tokens. (A
+    dataclass, not PyTorch's NamedTuple: Keras refuses a call argument that nests tensors
+    with numbers.)
+    """
+
+    index: tf.Tensor
+    lengths: tf.Tensor
+    cu_seqlens: tf.Tensor
+    mask: tf.Tensor
+    budgets: tuple[int, ...] = ()
+
+
+def pack(attention_mask: tf.Tensor, budgets: Sequence[float] = ()) -> Packing:
+    """The packing of a (B, T) attention mask (1 or True = real token): the exact stream, or with
+    `budgets` (fractions of B * T; static B and T) the stream sizes to choose from at run time."""
+    mask = attention_mask if attention_mask.dtype == tf.bool else tf.not_equal(attention_mask, 0)
+    counts = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)  # (B,)
+    cu_seqlens = tf.pad(tf.cumsum(counts), [[1, 0]])
+    flat = tf.reshape(mask, [-1])
+    if not budgets:
+        return Packing(tf.cast(tf.where(flat)[:, 0], tf.int32), counts, cu_seqlens, mask)
+    total = mask.shape[0] * mask.shape[1]
+    sizes = sorted({min(total, 8 * math.ceil(f * total / 8)) for f in budgets} | {total})
+    # Each position's row: the real tokens in order, then the padding positions in order.
+    real = tf.cast(flat, tf.int32)
+    rows = tf.where(flat, tf.cumsum(real, exclusive=True), cu_seqlens[-1] + tf.cumsum(1 - real, exclusive=True))
+    index = tf.scatter_nd(rows[:, None], tf.range(total), [total])  # (B * T,): the inverse permutation
+    return Packing(index, counts, cu_seqlens, mask, tuple(sizes))
+
+
+def run_packed(fn: Callable[[Packing], Any], packing: Packing) -> Any:
+    """`fn(packing)`; when `packing` has several budgets (XLA), a `tf.switch_case` whose branch
+    for the smallest budget that holds the real tokens is the one that runs. `fn` must return the
+    same structure and shapes for every budget (outputs in the padded layout do)."""
+    if len(packing.budgets) <= 1:
+        return fn(packing)
+    branch = tf.reduce_sum(tf.cast(packing.cu_seqlens[-1] > tf.constant(packing.budgets), tf.int32))
+    return tf.switch_case(branch, [
+        functools.partial(fn, dataclasses.replace(packing, index=packing.index[:n], budgets=(n,))) for n in packing.budgets
+    ])
+
+
+def unpad_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
+    """(B, T, ...) -> (N, ...): the real tokens' rows, in order."""
+    return tf.gather(tf.reshape(x, [-1, *dims(x)[2:]]), packing.index)
+
+
+def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
+    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
+    of `unpad_rows`)."""
+    B, T = dims(packing.mask)
+    tail = dims(x)[1:]
+    if packing.budgets:  # the rows after the real tokens sit at padding positions: zeros there
+        real = tf.range(tf.shape(x)[0]) < packing.cu_seqlens[-1]
+        x = tf.where(tf.reshape(real, [-1] + [1] * len(tail)), x, tf.zeros_like(x))
+    return tf.reshape(tf.scatter_nd(packing.index[:, None], x, [B * T, *tail]), [B, T, *tail])
+
+
+def packed_attention(
+    query: tf.Tensor,
+    key: tf.Tensor,
+    value: tf.Tensor,
+    packing: Packing,
+    *,
+    dropout: Optional[keras.layers.Layer] = None,
+    training: bool = False,
+    is_causal: bool = False,
+    strategy: Optional[str] = None,
+) -> tf.Tensor:
+    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
+    (1, h, N, D); no score is computed between two sequences or on padding.
+
+    Strategies (`strategy=None` picks): 'sequences', one attention per sequence (the exact
+    stream's choice, eagerly and in a graph: exact work, and B small einsums cost nothing next to
+    the matmuls); 'padded', the sequences put back into their padded rows for one masked call
+    (XLA's, whose shapes are static: it computes the padded scores, a small part of the work, but
+    no matmul on padding).
+    """
+    B = packing.mask.shape[0]
+    if strategy is None:
+        strategy = "padded" if packing.budgets or B is None else "sequences"
+    if strategy == "sequences":
+        pieces = []
+        for q, k, v in zip(*(tf.split(x, packing.lengths, axis=2, num=B) for x in (query, key, value))):
+            mask = None
+            if is_causal:
+                n = tf.range(tf.shape(q)[2])
+                mask = modeling._additive_mask(n[None, :] <= n[:, None], q.dtype)  # (n, n)
+            pieces.append(modeling.explicit_attention(q, k, v, mask, dropout=dropout, training=training)[0])
+        return tf.concat(pieces, axis=2)
+    # 'padded': (1, h, N, D) -> (B, h, T, D) and back; the mask is the padded forward's.
+    T = dims(packing.mask)[1]
+
+    def to_rows(x: tf.Tensor) -> tf.Tensor:
+        return tf.transpose(repad(tf.transpose(x[0], (1, 0, 2)), packing), (0, 2, 1, 3))  # (B, h, T, D)
+
+    keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
+    if is_causal:
+        n = tf.range(T)
+        keep = keep & (n[None, :] <= n[:, None])
+    context, _ = modeling.explicit_attention(
+        to_rows(query), to_rows(key), to_rows(value), modeling._additive_mask(keep, query.dtype), dropout=dropout,
+        training=training,
+    )
+    return tf.transpose(unpad_rows(tf.transpose(context, (0, 2, 1, 3)), packing), (1, 0, 2))[None]  # (1, h, N, D)
+
+
+def _nothing_masked(mask: Optional[tf.Tensor]) -> bool:
+    """True when `mask` keeps every position. Inside a `tf.function` the values are unknown:
+    the mask is then applied as given (no data-dependent Python branch)."""
+    return mask is None or (tf.executing_eagerly() and bool(tf.reduce_all(tf.not_equal(mask, 0))))
+
+
+def packing_for(attention_mask: Optional[tf.Tensor], unpad: bool) -> Optional[Packing]:
+    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded;
+    under XLA, one that chooses its size among `_BUDGETS` at run time (and None where XLA sees
+    no static batch and length to size them by)."""
+    if not unpad or _nothing_masked(attention_mask):
+        return None
+    if not in_xla():
+        return pack(attention_mask)
+    return pack(attention_mask, _BUDGETS) if attention_mask.shape.is_fully_defined() else None
