@@ -468,7 +468,7 @@ def test_flax_reads_our_msgpack_and_we_read_flax_chunked_leaves(tmp_path, monkey
     serialization = pytest.importorskip("flax.serialization")
     state = state_of("masked_lm", ml_dtypes.bfloat16)
     # Leaves above the chunk limit are split (Flax: 1 GiB); shrink the limit on both sides.
-    monkeypatch.setattr(checkpoint, "_FLAX_MAX_CHUNK", 1000)
+    monkeypatch.setattr(checkpoint.flax_msgpack, "_FLAX_MAX_CHUNK", 1000)
     monkeypatch.setattr(serialization, "MAX_CHUNK_SIZE", 1000)
     checkpoint.save_state_dict(state, tmp_path, format="msgpack")
     ours = (tmp_path / "flax_model.msgpack").read_bytes()

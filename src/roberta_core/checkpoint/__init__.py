@@ -1,0 +1,229 @@
+"""Checkpoint files <-> the canonical state dict, with NumPy only.
+
+The canonical form is `dict[str, np.ndarray]` keyed by Hugging Face PyTorch names with linear
+weights `(out, in)` (see `roberta_core.weights`). This package reads and writes the four files a
+`transformers` v4 checkpoint directory may hold, without importing torch, TensorFlow or JAX, one
+module per format:
+
+- `safetensors_io`: `model.safetensors`, or shards `model-0000k-of-0000n.safetensors` +
+  `model.safetensors.index.json`;
+- `torch_bin`: `pytorch_model.bin`, the zip archive `torch.save` writes, unpickled by the
+  restricted unpickler of `pickle_reader` (shared with `roberta_core.fairseq`), which only knows
+  how to rebuild tensors (a pickle naming any other global is refused, never run);
+- `tf_h5`: `tf_model.h5`, the Keras 2 weights file transformers' TF models write (h5py);
+- `flax_msgpack`: `flax_model.msgpack`, Flax's msgpack serialisation of the parameter tree.
+
+`FORMATS` is the registry: format name -> (file name, reader, writer). bf16 and fp16 arrays stay
+bf16 (`ml_dtypes.bfloat16`) and fp16. Writers are atomic: they write a temporary file in the
+target folder, fsync it and rename it into place, so a failure leaves the folder as it was.
+Corrupt or hostile files raise `CheckpointFormatError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+from .. import weights
+from ..fileio import fsync_dir as _fsync_dir  # noqa: F401  (old private name; use fileio.fsync_dir)
+from ._common import (
+    FLAX_MSGPACK,
+    SAFETENSORS,
+    SAFETENSORS_INDEX,
+    TF_H5,
+    TORCH_BIN,
+    CheckpointFormatError,
+    UnsafePickleError,
+    guess_architecture,
+)
+from .flax_msgpack import _FLAX_MAX_CHUNK, read_flax_msgpack, write_flax_msgpack  # noqa: F401
+from .pickle_reader import _refs, _RestrictedUnpickler, _Storage, _TensorRef  # noqa: F401  (fairseq's)
+from .safetensors_io import (
+    parse_size,
+    read_safetensors,
+    read_safetensors_index,
+    write_safetensors,
+    write_safetensors_sharded,
+)
+from .tf_h5 import read_tf_h5, write_tf_h5
+from .torch_bin import _TorchArchive, iter_torch_bin, read_torch_bin, write_torch_bin  # noqa: F401
+
+__all__ = [
+    "CheckpointFormatError",
+    "UnsafePickleError",
+    "WEIGHTS_FILES",
+    "FORMATS",
+    "Format",
+    "find_weights_file",
+    "iter_state_dict",
+    "load_state_dict",
+    "save_state_dict",
+    "guess_architecture",
+    "read_safetensors",
+    "read_safetensors_index",
+    "write_safetensors",
+    "write_safetensors_sharded",
+    "read_torch_bin",
+    "write_torch_bin",
+    "read_tf_h5",
+    "write_tf_h5",
+    "read_flax_msgpack",
+    "write_flax_msgpack",
+    "parse_size",
+]
+
+_guess_architecture = guess_architecture  # old private name (conversion.py); use guess_architecture
+
+# What a checkpoint directory may hold, in the order `find_weights_file` prefers them.
+WEIGHTS_FILES = (SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TF_H5, FLAX_MSGPACK)
+
+
+# ---------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Format:
+    """One checkpoint format: the file `save_state_dict` writes, the function that yields
+    (canonical name, array) from such a file, and the function that writes one
+    (`writer(state, path, **options)`)."""
+
+    file: str
+    reader: Callable[[Path], Iterator[tuple[str, np.ndarray]]]
+    writer: Callable[..., Path]
+
+
+def _write_bin(state, path, **_):
+    return write_torch_bin(state, path)
+
+
+def _write_msgpack(state, path, **_):
+    return write_flax_msgpack(state, path)
+
+
+def _write_h5(state, path, *, architecture=None, **_):
+    return write_tf_h5(state, path, architecture=architecture)
+
+
+def _write_safetensors(state, path, *, metadata=None, **_):
+    return write_safetensors(state, path, metadata)
+
+
+# format name -> how to write and read it, in `find_weights_file`'s order of preference.
+REGISTRY: dict[str, Format] = {
+    "safetensors": Format(SAFETENSORS, read_safetensors, _write_safetensors),
+    "bin": Format(TORCH_BIN, iter_torch_bin, _write_bin),
+    "h5": Format(TF_H5, read_tf_h5, _write_h5),
+    "msgpack": Format(FLAX_MSGPACK, read_flax_msgpack, _write_msgpack),
+}
+
+# save_state_dict format -> file written
+FORMATS: dict[str, str] = {name: fmt.file for name, fmt in REGISTRY.items()}
+
+# Readers by exact file name first, then by suffix (a file given by path may be named anything).
+_READERS: dict[str, Callable[[Path], Iterator[tuple[str, np.ndarray]]]] = {
+    SAFETENSORS_INDEX: read_safetensors_index,
+    ".safetensors": read_safetensors,
+    ".bin": iter_torch_bin,
+    ".pt": iter_torch_bin,
+    ".pth": iter_torch_bin,
+    ".h5": read_tf_h5,
+    ".msgpack": read_flax_msgpack,
+}
+
+
+# ---------------------------------------------------------------------------- entry points
+def find_weights_file(directory: str | os.PathLike) -> Path:
+    """The weights file of a checkpoint directory, preferring safetensors, then the sharded
+    index, then pytorch_model.bin, tf_model.h5 and flax_model.msgpack."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such checkpoint directory")
+    for name in WEIGHTS_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(f"{directory}: no weights file found; looked for {', '.join(WEIGHTS_FILES)}")
+
+
+def _reader(path: Path) -> Callable[[Path], Iterator[tuple[str, np.ndarray]]]:
+    reader = _READERS.get(path.name) or _READERS.get(path.suffix)
+    if reader is None:
+        raise CheckpointFormatError(
+            f"{path}: unknown weights file type; expected one of {', '.join(WEIGHTS_FILES)} "
+            "(or any *.safetensors, *.bin, *.h5, *.msgpack file)"
+        )
+    return reader
+
+
+def iter_state_dict(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) pairs of a weights file or checkpoint directory, one array at
+    a time, so that a converter never needs the whole model in memory twice."""
+    path = Path(path)
+    if path.is_dir():
+        path = find_weights_file(path)
+    elif not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file or checkpoint directory")
+    seen: set[str] = set()
+    for key, array in _reader(path)(path):
+        if key in seen:
+            raise CheckpointFormatError(f"{path}: parameter {key!r} appears twice")
+        seen.add(key)
+        yield key, array
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The canonical state dict of a weights file or checkpoint directory (any of the four formats)."""
+    return dict(iter_state_dict(path))
+
+
+def save_state_dict(
+    state: Mapping[str, np.ndarray],
+    directory: str | os.PathLike,
+    *,
+    format: str = "safetensors",
+    max_shard_size: int | str | None = None,
+    architecture: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write a canonical state dict into a checkpoint directory in `format` ('safetensors', 'bin',
+    'h5' or 'msgpack') and return the files written. `max_shard_size` (safetensors only) splits
+    the weights into shards; `architecture` names the PyTorch class for the TF file's scope
+    (guessed from the keys when absent). Each file is written atomically."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown checkpoint format {format!r}; choose one of {', '.join(FORMATS)}")
+    if max_shard_size is not None and format != "safetensors":
+        raise ValueError(f"max_shard_size is supported for safetensors only, not {format!r}")
+    if metadata is not None and format != "safetensors":
+        raise ValueError(f"metadata is supported for safetensors only, not {format!r}")
+    if architecture is not None:
+        weights.head_for_architecture(architecture)  # validates the name
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} exists and is not a directory")
+    created = not directory.exists()
+    try:
+        if format == "safetensors" and max_shard_size is not None:
+            written = write_safetensors_sharded(state, directory, max_shard_size)
+        else:
+            options = {"architecture": architecture, "metadata": metadata}
+            written = [REGISTRY[format].writer(state, directory / REGISTRY[format].file, **options)]
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if it stayed empty
+        raise
+    if format == "safetensors":
+        _remove_stale(directory, keep=written)
+    return written
+
+
+def _remove_stale(directory: Path, keep: list[Path]) -> None:
+    """After a safetensors save, drop the other layout's files so the folder holds one checkpoint."""
+    stale = [directory / SAFETENSORS, directory / SAFETENSORS_INDEX, *directory.glob("model-*-of-*.safetensors")]
+    for path in stale:
+        if path not in keep:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,162 @@
+"""`flax_model.msgpack`: Flax's msgpack serialisation of the Linen parameter tree
+(`flax.serialization.to_bytes`), read and written with msgpack."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from .. import weights
+from ..fileio import atomic_path
+from ._common import CheckpointFormatError, DTYPES as _DTYPES, check_state
+from .tf_h5 import framework_items
+
+__all__ = ["read_flax_msgpack", "write_flax_msgpack"]
+
+
+_MSGPACK_NDARRAY = 1  # Flax's msgpack extension code for an ndarray: packb((shape, dtype name, bytes))
+_FLAX_CHUNKED = "__msgpack_chunked_array__"
+_FLAX_MAX_CHUNK = 2**30  # Flax splits leaves above this many bytes into chunks
+
+
+def _ndarray_from_ext(code: int, data: bytes) -> Any:
+    import msgpack
+
+    if code != _MSGPACK_NDARRAY:
+        raise CheckpointFormatError(f"unsupported msgpack extension type {code} (only ndarrays, code 1, are weights)")
+    shape, dtype_name, buffer = msgpack.unpackb(data, raw=True)
+    name = dtype_name.decode() if isinstance(dtype_name, bytes) else dtype_name
+    if name not in _DTYPES:
+        raise CheckpointFormatError(f"array of dtype {name!r}; allowed: {', '.join(_DTYPES)}")
+    dtype = _DTYPES[name]
+    shape = tuple(shape)
+    if len(buffer) != int(np.prod(shape)) * dtype.itemsize:
+        raise CheckpointFormatError(f"array of shape {shape} {name} carries {len(buffer)} bytes")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
+
+
+def _unchunk(node: dict) -> np.ndarray:
+    shape = tuple(node["shape"][str(i)] for i in range(len(node["shape"])))
+    chunks = [node["chunks"][str(i)] for i in range(len(node["chunks"]))]
+    return np.concatenate(chunks).reshape(shape)
+
+
+def _flatten(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], np.ndarray]]:
+    if isinstance(tree, dict) and _FLAX_CHUNKED in tree:
+        yield path, _unchunk(tree)
+    elif isinstance(tree, dict):
+        for k in list(tree):  # popped, so a converter never holds a leaf twice (here and transposed)
+            yield from _flatten(tree.pop(k), path + (str(k),))
+    elif isinstance(tree, np.ndarray):
+        yield path, tree
+    else:
+        raise CheckpointFormatError(f"{'/'.join(path)} is a {type(tree).__name__}, not an array")
+
+
+def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) from a Flax `flax_model.msgpack`: paths mapped through
+    `weights.from_flax_path`, kernels transposed to `(out, in)`. A tree without a `roberta` level
+    (FlaxRobertaModel) yields unprefixed names, as RobertaModel's state dict has them."""
+    import msgpack
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            # max_buffer_size=0: no 100 MiB cap on one leaf (Flax chunks leaves above 1 GiB itself)
+            unpacker = msgpack.Unpacker(f, ext_hook=_ndarray_from_ext, raw=False, strict_map_key=False, max_buffer_size=0)
+            tree = unpacker.unpack()
+            consumed = unpacker.tell()
+    except msgpack.OutOfData:
+        raise CheckpointFormatError(f"{path}: truncated msgpack file") from None
+    except CheckpointFormatError as e:
+        raise CheckpointFormatError(f"{path}: {e}") from None
+    except (ValueError, TypeError, msgpack.UnpackException) as e:
+        raise CheckpointFormatError(f"{path}: not a Flax msgpack file (truncated or corrupt?): {e}") from None
+    if consumed != path.stat().st_size:
+        raise CheckpointFormatError(f"{path}: {path.stat().st_size - consumed} bytes of trailing data after the parameter tree")
+    if not isinstance(tree, dict):
+        raise CheckpointFormatError(f"{path}: top level is a {type(tree).__name__}, not a parameter tree")
+    bare = "roberta" not in tree
+    try:
+        for flax_path, array in _flatten(tree):
+            key = weights.from_flax_path(flax_path)
+            if bare:
+                key = key.removeprefix(weights.PREFIX)
+            yield key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
+    except (weights.CheckpointKeyError, CheckpointFormatError) as e:
+        raise CheckpointFormatError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointFormatError(f"{path}: malformed chunked array: {e}") from None
+
+
+def _flax_tree(state: Mapping[str, np.ndarray], path: Path) -> dict:
+    """Nested dict of Flax paths; bare RobertaModel weights (unprefixed) lose the `roberta` level."""
+    bare = any(k.startswith(("embeddings.", "encoder.", "pooler.")) for k in state)
+    tree: dict = {}
+    for key, value in framework_items(state, path, untied_decoder=True):
+        flax_path = weights.to_flax_path(key)
+        if bare and flax_path[0] == "roberta":
+            flax_path = flax_path[1:]
+        node = tree
+        for part in flax_path[:-1]:
+            node = node.setdefault(part, {})
+        node[flax_path[-1]] = value
+    return tree
+
+
+def _pack_tree(packer, tree: dict, out) -> None:
+    """Stream the tree leaf by leaf (keys sorted, as JAX flattens dicts), so no whole-file buffer is built."""
+    import msgpack
+
+    out.write(packer.pack_map_header(len(tree)))
+    for key in sorted(tree):
+        value = tree[key]
+        out.write(packer.pack(key))
+        if isinstance(value, dict):
+            _pack_tree(packer, value, out)
+        elif not isinstance(value, np.ndarray):
+            out.write(packer.pack(value))  # the flag and sizes of a chunked leaf
+        elif value.nbytes > _FLAX_MAX_CHUNK:
+            step = max(1, _FLAX_MAX_CHUNK // value.dtype.itemsize)
+            flat = value.reshape(-1)
+            chunks = {str(i): flat[s:s + step] for i, s in enumerate(range(0, flat.size, step))}
+            shape = {str(i): n for i, n in enumerate(value.shape)}
+            _pack_tree(packer, {_FLAX_CHUNKED: True, "shape": shape, "chunks": chunks}, out)
+        else:
+            _pack_ndarray(packer, value, out)
+
+
+def _pack_ndarray(packer, value: np.ndarray, out) -> None:
+    """Flax's ndarray extension `packb((shape, dtype name, bytes))`, byte for byte as msgpack writes
+    it; a large array's bytes go from its buffer to the file, not through two payload copies."""
+    import msgpack
+
+    if value.nbytes < 2**16:
+        payload = msgpack.packb((value.shape, value.dtype.name, value.tobytes("C")), use_bin_type=True)
+        out.write(packer.pack(msgpack.ExtType(_MSGPACK_NDARRAY, payload)))
+        return
+    # array of 3, shape, dtype name, bin 32 header; all inside an ext 32 record
+    head = packer.pack_array_header(3) + packer.pack(list(value.shape)) + packer.pack(value.dtype.name)
+    head += b"\xc6" + struct.pack(">I", value.nbytes)
+    out.write(b"\xc9" + struct.pack(">Ib", len(head) + value.nbytes, _MSGPACK_NDARRAY) + head)
+    out.write(memoryview(np.ascontiguousarray(value).reshape(-1).view(np.uint8)))
+
+
+def write_flax_msgpack(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """Write a `flax_model.msgpack` as transformers v4's Flax classes do (`flax.serialization.to_bytes`
+    of the Linen parameter tree), atomically."""
+    import msgpack
+
+    check_state(state)
+    path = Path(path)
+    tree = _flax_tree(state, path)
+    packer = msgpack.Packer(use_bin_type=True, strict_types=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            _pack_tree(packer, tree, f)
+    return path
+

@@ -1,0 +1,161 @@
+"""`tf_model.h5`: the Keras 2 weights file transformers' TF classes write (tf-keras
+`save_weights`), read and written with h5py."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import ml_dtypes
+import numpy as np
+
+from .. import weights
+from ..fileio import atomic_path
+from ._common import CheckpointFormatError, check_state, guess_architecture
+
+__all__ = ["read_tf_h5", "write_tf_h5", "framework_items"]
+
+
+# Keras 2 splits an attribute list over `name0`, `name1`, ... when it exceeds the HDF5 header limit.
+_HDF5_ATTR_LIMIT = 64512
+_KERAS_VERSION = b"2.21.0"  # the tf-keras release whose file layout this mirrors (recorded, never checked)
+
+
+def _h5_names(group, name: str) -> list[str]:
+    if name in group.attrs:
+        chunks = [group.attrs[name]]
+    else:
+        chunks, i = [], 0
+        while f"{name}{i}" in group.attrs:
+            chunks.append(group.attrs[f"{name}{i}"])
+            i += 1
+    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for chunk in chunks for n in chunk]
+
+
+def _set_h5_names(group, name: str, values: list[str]) -> None:
+    """Like Keras 2's save_attributes_to_hdf5_group: one variable-length string list, or
+    fixed-length chunks when the list would not fit an HDF5 object header."""
+    data = [v.encode("utf-8") for v in values]
+    array = np.asarray(data)
+    chunks = 1
+    while any(c.nbytes > _HDF5_ATTR_LIMIT for c in np.array_split(array, chunks)):
+        chunks += 1
+    if chunks == 1:
+        group.attrs[name] = data
+    else:
+        for i, chunk in enumerate(np.array_split(array, chunks)):
+            group.attrs[f"{name}{i}"] = chunk
+
+
+def _h5_array(dataset) -> np.ndarray:
+    array = dataset[()]
+    if array.dtype.kind == "V" and array.dtype.itemsize == 2:
+        array = array.view(ml_dtypes.bfloat16)  # h5py keeps bf16 as an untagged 2-byte opaque type
+    return np.asarray(array)
+
+
+def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) from a transformers v4 `tf_model.h5`: TF names mapped through
+    `weights.from_tf_name`, kernels transposed to `(out, in)`. A bare TFRobertaModel file (only a
+    `roberta` layer) yields unprefixed names, as RobertaModel's state dict has them."""
+    import h5py
+
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise CheckpointFormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    try:
+        layers = _h5_names(f, "layer_names")
+        if not layers:
+            raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not a Keras/transformers TF weights file")
+        bare = set(layers) == {"roberta"}
+        seen: set[str] = set()
+        for layer in layers:
+            if layer not in f:
+                raise CheckpointFormatError(f"{path}: layer group {layer!r} listed in layer_names is missing")
+            group = f[layer]
+            for name in _h5_names(group, "weight_names"):
+                key = weights.from_tf_name(name)
+                if bare:
+                    key = key.removeprefix(weights.PREFIX)
+                if key in seen:
+                    continue  # the LM head's layer lists the embeddings it shares again
+                seen.add(key)
+                if name not in group:
+                    raise CheckpointFormatError(f"{path}: weight {layer}/{name} is listed but has no dataset")
+                array = _h5_array(group[name])
+                yield key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
+    except weights.CheckpointKeyError as e:
+        raise CheckpointFormatError(f"{path}: {e}") from None
+    except (OSError, KeyError, RuntimeError) as e:
+        raise CheckpointFormatError(f"{path}: corrupt HDF5 content: {e}") from None
+    finally:
+        f.close()
+
+
+def _tf_scope(architecture: str) -> str:
+    """Keras' automatic layer name of the TF class: 'RobertaForMaskedLM' -> 'tf_roberta_for_masked_lm'."""
+    name = "TF" + re.sub(r"^(TF|Flax)", "", architecture)
+    name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def framework_items(
+    state: Mapping[str, np.ndarray], path: Path, *, untied_decoder: bool
+) -> Iterator[tuple[str, np.ndarray]]:
+    """The state's parameters as TF/Flax store them: buffers dropped, tied aliases dropped (both
+    frameworks reuse the source), linear weights transposed to `(in, out)`. An LM decoder weight
+    that differs from the word embeddings is kept where the format can hold it (`untied_decoder`:
+    Flax's `lm_head/decoder/kernel`); TF v4 always ties it, so there it is an error."""
+    for key, value in state.items():
+        if weights.is_buffer(key):
+            continue
+        source = weights.TIED.get(key)
+        if source is not None and source in state:
+            if np.array_equal(state[source], value):
+                continue
+            if not (untied_decoder and key == "lm_head.decoder.weight"):
+                raise ValueError(f"cannot write {path.name}: {key} differs from {source}, and this format stores them as one tensor")
+        try:
+            transposed = weights.is_transposed(key)
+        except weights.CheckpointKeyError as e:
+            raise ValueError(f"cannot write {path.name}: {e}") from None
+        yield key, (np.ascontiguousarray(value.T) if transposed else value)
+
+
+def write_tf_h5(state: Mapping[str, np.ndarray], path: str | os.PathLike, *, architecture: str | None = None) -> Path:
+    """Write a `tf_model.h5` as transformers v4's TF classes do (tf-keras `save_weights`), atomically:
+    root attrs `layer_names`/`backend`/`keras_version`, one group per top-level layer (`roberta`,
+    `lm_head`, `classifier`, `qa_outputs`) whose `weight_names` are `<scope>/<tf name>:0` and whose
+    datasets sit at those paths, an empty `top_level_model_weights` group. The LM head's group
+    lists the embeddings it shares again, as Keras does. Weights are listed in the state's order
+    (Keras lists the embeddings last; transformers and our reader match by name)."""
+    import h5py
+
+    check_state(state)
+    path = Path(path)
+    scope = _tf_scope(architecture or guess_architecture(state))
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for key, value in framework_items(state, path, untied_decoder=False):
+        name = f"{scope}/{weights.to_tf_name(key)}:0"
+        groups.setdefault(name.split("/")[1], []).append((name, value))
+    if "lm_head" in groups:
+        groups["lm_head"] += [(n, v) for n, v in groups.get("roberta", []) if "/roberta/embeddings/" in n]
+    layers = sorted(groups, key=lambda g: g != "roberta")  # model order: the encoder first
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _set_h5_names(f, "layer_names", layers)
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = _KERAS_VERSION
+            for layer in sorted(groups):
+                group = f.create_group(layer)
+                _set_h5_names(group, "weight_names", [n for n, _ in groups[layer]])
+                for name, value in groups[layer]:
+                    group.create_dataset(name, data=value)
+            _set_h5_names(f.create_group("top_level_model_weights"), "weight_names", [])
+    return path
+
+

@@ -1,0 +1,285 @@
+"""`pytorch_model.bin`: the zip archive `torch.save` writes (read through the restricted unpickler
+of `pickle_reader`, storages read on demand), and a writer of the same format without torch."""
+
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import struct
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..fileio import atomic_path
+from ._common import CheckpointFormatError, check_state
+from .pickle_reader import (
+    STORAGE_FOR_DTYPE,
+    _contiguous_strides,
+    _refs,
+    _RestrictedUnpickler,
+    _Storage,
+    _TensorRef,
+)
+
+__all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin"]
+
+
+class _TorchArchive:
+    """An open torch.save zip: the unpickled object (with `_TensorRef`s) and on-demand array reads.
+    A storage's bytes are read once and dropped when its last tensor has been materialised."""
+
+    def __init__(self, path: Path, extra_globals: Mapping[tuple[str, str], Any]):
+        self.path = path
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                head = f.read(16)
+            if head[:1] == b"\x80":  # a bare pickle stream
+                raise CheckpointFormatError(
+                    f"{path}: a legacy (pre-zip, torch < 1.6) torch.save pickle; that format is unsupported. "
+                    "Re-save it with torch >= 1.6 (torch.save(torch.load(f), f)) or convert it to safetensors"
+                )
+            raise CheckpointFormatError(f"{path}: not a torch.save zip archive (truncated or corrupt?)")
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as e:
+            raise CheckpointFormatError(f"{path}: truncated or corrupt torch zip archive: {e}") from None
+        try:
+            self._read(extra_globals)
+            self._uses = collections.Counter(ref.storage.key for ref in _refs(self.obj))
+        except RecursionError:
+            self.zip.close()
+            raise CheckpointFormatError(f"{path}: the pickle nests too deeply or refers to itself") from None
+        except BaseException:
+            self.zip.close()
+            raise
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _read(self, extra_globals: Mapping[tuple[str, str], Any]) -> None:
+        """Find the pickle and the byte order, unpickle into `self.obj`."""
+        path = self.path
+        pkl = [n for n in self.zip.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
+        if not pkl:
+            raise CheckpointFormatError(f"{path}: zip archive without <name>/data.pkl; not written by torch.save")
+        self.prefix = pkl[0][: -len("data.pkl")]
+        try:
+            names = set(self.zip.namelist())
+            order = self.zip.read(self.prefix + "byteorder").decode() if self.prefix + "byteorder" in names else "little"
+            if order not in ("little", "big"):
+                raise CheckpointFormatError(f"{path}: unknown byteorder record {order!r}")
+            self.byteorder = "<" if order == "little" else ">"
+            with self.zip.open(pkl[0]) as f:
+                self.obj = _RestrictedUnpickler(f, path, extra_globals).load()
+        except CheckpointFormatError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError) as e:
+            raise CheckpointFormatError(f"{path}: truncated or corrupt torch zip archive: {e}") from None
+        except pickle.UnpicklingError as e:
+            raise CheckpointFormatError(f"{path}: corrupt pickle in the archive: {e}") from None
+        except (TypeError, AttributeError, IndexError, KeyError, ValueError) as e:
+            raise CheckpointFormatError(f"{path}: malformed pickle in the archive: {e}") from None
+
+    def close(self) -> None:
+        self.zip.close()
+
+    def _storage(self, storage: _Storage) -> np.ndarray:
+        data = self._cache.get(storage.key)
+        if data is None:
+            name = f"{self.prefix}data/{storage.key}"
+            dtype = storage.dtype.newbyteorder(self.byteorder) if storage.dtype.itemsize > 1 else storage.dtype
+            data = np.empty(storage.numel, dtype=dtype)
+            try:
+                with self.zip.open(name) as f:
+                    got = f.readinto(memoryview(data.view(np.uint8)))
+                    extra = f.read(1)
+            except KeyError:
+                raise CheckpointFormatError(f"{self.path}: storage record {name} is missing") from None
+            except (zipfile.BadZipFile, EOFError, OSError) as e:
+                raise CheckpointFormatError(f"{self.path}: cannot read {name} (truncated or corrupt?): {e}") from None
+            if got != data.nbytes or extra:
+                raise CheckpointFormatError(
+                    f"{self.path}: storage {name} holds a different number of bytes than its {storage.numel} "
+                    f"{storage.dtype} elements need ({data.nbytes})"
+                )
+            if self.byteorder == ">":
+                data = data.astype(storage.dtype)
+            self._cache[storage.key] = data
+        return data
+
+    def materialize(self, ref: _TensorRef) -> np.ndarray:
+        """The array `ref` describes, as an owned C-contiguous array."""
+        data = self._storage(ref.storage)
+        self._uses[ref.storage.key] -= 1
+        last_use = self._uses[ref.storage.key] == 0
+        if last_use:
+            del self._cache[ref.storage.key]
+        size = int(np.prod(ref.shape))
+        contiguous = ref.stride == _contiguous_strides(ref.shape)
+        if last_use and ref.offset == 0 and size == data.size and contiguous:
+            return data.reshape(ref.shape)  # the common case: a tensor owns its whole storage
+        if not size:
+            return np.empty(ref.shape, dtype=data.dtype)
+        # Stride over opaque items: as_strided cannot describe ml_dtypes' types (bf16, float8).
+        items = data.view(f"V{data.itemsize}")[ref.offset:]
+        view = np.lib.stride_tricks.as_strided(items, shape=ref.shape, strides=[s * data.itemsize for s in ref.stride])
+        return np.array(view, order="C").view(data.dtype)
+
+    def resolve(self, obj: Any) -> Any:
+        """`obj` with every `_TensorRef` replaced by its array (containers rebuilt)."""
+        if isinstance(obj, _TensorRef):
+            return self.materialize(obj)
+        if isinstance(obj, dict):
+            out = type(obj)() if type(obj) in (dict, collections.OrderedDict) else {}
+            for k, v in obj.items():
+                out[k] = self.resolve(v)
+            return out
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self.resolve(v) for v in obj)
+        if hasattr(obj, "__dict__") and not isinstance(obj, type):
+            for k, v in vars(obj).items():
+                setattr(obj, k, self.resolve(v))
+        return obj
+
+
+
+def read_torch_bin(
+    path: str | os.PathLike, *, extra_globals: Mapping[tuple[str, str], Any] | None = None
+) -> Any:
+    """The object a `torch.save` zip file holds, with tensors as NumPy arrays.
+
+    Only tensor-rebuild functions, torch storage classes and `OrderedDict` may appear in the
+    pickle; `extra_globals` maps further `(module, name)` pairs to the objects to use (e.g.
+    `{("argparse", "Namespace"): argparse.Namespace}` for fairseq checkpoints).
+    """
+    archive = _TorchArchive(Path(path), extra_globals or {})
+    try:
+        return archive.resolve(archive.obj)
+    finally:
+        archive.close()
+
+
+def iter_torch_bin(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (name, array) of a state-dict .bin, reading each storage only when it is needed."""
+    archive = _TorchArchive(path, {})
+    try:
+        state = archive.obj
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in state.items()):
+            raise CheckpointFormatError(f"{path}: holds a {type(state).__name__}, not a state dict of name -> tensor")
+        for key, ref in state.items():
+            yield key, archive.materialize(ref)
+    finally:
+        archive.close()
+
+
+class _PickleWriter:
+    """Just enough of pickle protocol 2 to write a torch state dict without importing torch."""
+
+    def __init__(self) -> None:
+        self.out = bytearray(pickle.PROTO + b"\x02")
+
+    def int(self, n: int) -> None:
+        if 0 <= n < 2**8:
+            self.out += pickle.BININT1 + n.to_bytes(1, "little")
+        elif 0 <= n < 2**16:
+            self.out += pickle.BININT2 + n.to_bytes(2, "little")
+        elif -(2**31) <= n < 2**31:
+            self.out += pickle.BININT + n.to_bytes(4, "little", signed=True)
+        else:
+            data = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+            self.out += pickle.LONG1 + bytes([len(data)]) + data
+
+    def str(self, s: str) -> None:
+        data = s.encode("utf-8")
+        self.out += pickle.BINUNICODE + struct.pack("<I", len(data)) + data
+
+    def glob(self, module: str, name: str) -> None:
+        self.out += pickle.GLOBAL + f"{module}\n{name}\n".encode()
+
+    def ints(self, values: tuple[int, ...]) -> None:
+        self.out += pickle.MARK
+        for v in values:
+            self.int(v)
+        self.out += pickle.TUPLE
+
+    def tensor(self, key: str, array: np.ndarray) -> None:
+        # _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, OrderedDict()) with a typed
+        # storage, or, for dtypes torch has no typed storage for, _rebuild_tensor_v3(..., dtype)
+        # with an untyped one of `nbytes` bytes, as torch.save does.
+        typed = STORAGE_FOR_DTYPE.get(array.dtype.name)
+        self.glob("torch._utils", "_rebuild_tensor_v2" if typed else "_rebuild_tensor_v3")
+        self.out += pickle.MARK + pickle.MARK
+        self.str("storage")
+        if typed:
+            self.glob("torch", typed)
+        else:
+            self.glob("torch.storage", "UntypedStorage")
+        self.str(key)
+        self.str("cpu")
+        self.int(array.size if typed else array.nbytes)
+        self.out += pickle.TUPLE + pickle.BINPERSID
+        self.int(0)
+        self.ints(array.shape)
+        self.ints(_contiguous_strides(array.shape))
+        self.out += pickle.NEWFALSE
+        self.glob("collections", "OrderedDict")
+        self.out += pickle.EMPTY_TUPLE + pickle.REDUCE
+        if not typed:
+            self.glob("torch", array.dtype.name)
+        self.out += pickle.TUPLE + pickle.REDUCE
+
+    def state_dict(self, names: list[str], arrays: list[np.ndarray]) -> bytes:
+        self.out += pickle.EMPTY_DICT
+        if names:
+            self.out += pickle.MARK
+            for i, (name, array) in enumerate(zip(names, arrays)):
+                self.str(name)
+                self.tensor(str(i), array)
+            self.out += pickle.SETITEMS
+        self.out += pickle.STOP
+        return bytes(self.out)
+
+
+def _little_endian(array: np.ndarray) -> np.ndarray:
+    if array.dtype.byteorder == ">" or (array.dtype.byteorder == "=" and sys.byteorder == "big"):
+        return array.astype(array.dtype.newbyteorder("<"))
+    return array
+
+
+_ALIGN = 64  # torch aligns each record's data to 64 bytes (so it can be memory-mapped)
+
+
+def _write_aligned(zf: zipfile.ZipFile, name: str, data: bytes | memoryview) -> None:
+    """Store `data` uncompressed with an 'FB' padding extra field, as torch does, so that the
+    bytes start at a multiple of 64 in the file."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    size = len(data)
+    zip64 = size * 1.05 > zipfile.ZIP64_LIMIT  # zipfile adds a 20-byte zip64 extra field then
+    header = 30 + len(name.encode()) + 4 + (20 if zip64 else 0)
+    pad = -(zf.fp.tell() + header) % _ALIGN
+    info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
+    zf.writestr(info, data)
+
+
+def write_torch_bin(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """Write a `torch.save`-compatible zip (`torch.load(..., weights_only=True)` reads it), atomically.
+    Every tensor gets a storage of its own, little-endian, C-contiguous."""
+    check_state(state)
+    path = Path(path)
+    names = list(state)
+    arrays = [np.asarray(_little_endian(state[k]), order="C") for k in names]
+    archive = path.stem  # torch names the archive folder after the file
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            _write_aligned(zf, f"{archive}/data.pkl", _PickleWriter().state_dict(names, arrays))
+            _write_aligned(zf, f"{archive}/.format_version", b"1")
+            _write_aligned(zf, f"{archive}/.storage_alignment", str(_ALIGN).encode())
+            _write_aligned(zf, f"{archive}/byteorder", b"little")
+            for i, array in enumerate(arrays):
+                _write_aligned(zf, f"{archive}/data/{i}", memoryview(array.reshape(-1).view(np.uint8)))
+            _write_aligned(zf, f"{archive}/version", b"3\n")
+    return path
+
