@@ -42,13 +42,17 @@ from pathlib import Path
 
 import numpy as np
 
+from roberta_core import backends as registry
+
 ROOT = Path(__file__).resolve().parents[1]
 OURS_PYTHON = Path(sys.executable)
 REFERENCE_PYTHON = ROOT / ".bench-env" / "bin" / "python"
 CACHE = ROOT / "benchmarks" / "out"
 
+# backend (a name in roberta_core.backends) -> the modes measured; the GPU image has no TensorFlow.
 MODES = {"pt": ("sdpa", "eager"), "tf": ("eager", "function", "xla"), "flax": ("jit",)}
 GPU_MODES = {"pt": ("sdpa", "compile"), "flax": ("jit",)}
+assert set(MODES) | set(GPU_MODES) <= set(registry.NAMES), "MODES names a backend roberta_core.backends does not declare"
 
 
 # ---------------------------------------------------------------------------- cases
@@ -273,7 +277,9 @@ def load_table(rows: list[dict], checkpoint_mib: float) -> str:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--backends", default=None, help="comma list of pt, tf, flax (default pt,tf,flax; GPU pt,flax)")
+    p.add_argument("--backends", default=None, help=f"comma list of {', '.join(registry.NAMES)} "
+                   f"(default {','.join(n for n in registry.NAMES if n in MODES)}; "
+                   f"GPU {','.join(n for n in registry.NAMES if n in GPU_MODES)})")
     p.add_argument("--modes", default=None, help="comma list restricting the modes (e.g. sdpa,xla,jit)")
     p.add_argument("--cases", default=None, help=f"comma list (CPU: {', '.join(CPU_CASES)}; GPU: {', '.join(GPU_CASES)})")
     p.add_argument("--quick", action="store_true", help="1 warm-up, 2 repeats, 1 round, small tokenizer text")
@@ -307,7 +313,12 @@ def main(argv=None) -> int:
     cases = [all_cases[n] for n in names]
     if args.plain:
         cases = [replace(c, unpad=False, masked_only=False) for c in cases]
-    backends = (args.backends or ("pt,flax" if args.gpu else "pt,tf,flax")).split(",")
+    measured = GPU_MODES if args.gpu else MODES
+    backends = args.backends.split(",") if args.backends else [n for n in registry.NAMES if n in measured]
+    unknown = [n for n in backends if n not in measured]
+    if unknown:
+        raise SystemExit(f"no {'GPU' if args.gpu else 'CPU'} benchmark for backend(s) {unknown}; choose from "
+                         f"{', '.join(n for n in registry.NAMES if n in measured)}")
     dtypes = (args.dtypes or "bf16,fp32").split(",") if args.gpu else ["fp32"]
     warmup = args.warmup if args.warmup is not None else (2 if args.gpu else 1)
     repeats = args.repeats or (2 if args.quick else (10 if args.gpu else 5))

@@ -1,8 +1,5 @@
-"""The cross-backend conformance suite: a float64 NumPy reference of RoBERTa (`reference`), a
-table of cases (`cases`), the runner (`suite`), one adapter per backend (`backends`) and the
-`roberta parity` command (`parity`, `cli_main`). Ships with the library; imports no framework
-until a backend is asked for."""
-
-from .parity import cli_main
-
-__all__ = ["cli_main"]
+"""The cross-backend conformance tests (test-only, not installed): every case of
+`roberta_core.parity.cases` on every installed backend against the float64 reference
+(`roberta_core.reference`) and pairwise, the perturbation tests that show the suite catches a
+wrong backend, checks of the reference itself, and `roberta parity`'s exit statuses. What they
+run is the library's (`roberta_core.parity`); `gpu.sh` runs it on a GPU."""

@@ -56,7 +56,7 @@ for run in "bfloat16 150" "float32 360"; do
     echo
     echo "== roberta parity --device gpu --dtype $dtype   (at most $limit s)"
     log=${OUT:+$OUT/gpu_$dtype.md}
-    timeout "$limit" "$PY" -m conformance --device gpu --dtype "$dtype" 2>&1 | tee ${log:-/dev/null}
+    timeout "$limit" "$PY" -m roberta_core.parity --device gpu --dtype "$dtype" 2>&1 | tee ${log:-/dev/null}
     rc=${PIPESTATUS[0]}
     echo "exit status: $rc"
     [ "$rc" -eq 0 ] || status=1

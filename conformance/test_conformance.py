@@ -1,4 +1,4 @@
-"""The conformance suite under pytest: every case of `conformance.cases` on every installed
+"""The conformance suite under pytest: every case of `roberta_core.parity.cases` on every installed
 backend, against the float64 reference (fp32 outputs, gradients, bf16), then backend against
 backend. A backend that is not installed is skipped, never counted as passed.
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import backends, suite
-from conformance.cases import CASES
+from roberta_core.parity import adapters, suite
+from roberta_core.parity.cases import CASES
 
 pytestmark = pytest.mark.xdist_group("conformance")
 
@@ -21,7 +21,7 @@ CASE_IDS = [c["name"] for c in CASES]
 @pytest.fixture(scope="session")
 def conformance_runner() -> suite.Runner:
     """A runner over every installed backend."""
-    return suite.Runner(backends.get(backends.installed_names()))
+    return suite.Runner(adapters.get(adapters.installed_names()))
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +36,10 @@ def prepared():
     return get
 
 
-@pytest.mark.parametrize("backend", backends.NAMES)
+@pytest.mark.parametrize("backend", adapters.NAMES)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_backend_matches_reference(case, backend, conformance_runner, prepared):
-    for module in backends.PACKAGES[backend]:
+    for module in adapters.modules(backend):
         pytest.importorskip(module)
     prep = prepared(case)
     rows = conformance_runner.check(prep, "float32", pairs=False, only=[backend])

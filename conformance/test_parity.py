@@ -1,4 +1,4 @@
-"""`roberta parity` (`conformance.cli_main`): the table, the exit status, the usage errors."""
+"""`roberta parity` (`roberta_core.parity.cli_main`): the table, the exit status, the usage errors."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import importlib
 import numpy as np
 import pytest
 
-from conformance import backends, cli_main
+from roberta_core import backends
+from roberta_core.parity import adapters, cli_main
 from tests.helpers import golden
 
 pytestmark = pytest.mark.xdist_group("conformance")
 
 @pytest.fixture
 def one_backend() -> str:
-    installed = backends.installed_names()
+    installed = adapters.installed_names()
     if not installed:
         pytest.skip("no backend installed")
     return installed[0]
@@ -47,7 +48,7 @@ def test_passing_run_prints_the_table_and_exits_0(one_backend, capsys):
 
 
 def test_a_failure_exits_1(one_backend, monkeypatch, capsys):
-    modeling = importlib.import_module(f"{backends.PACKAGES[one_backend][-1]}.modeling")
+    modeling = importlib.import_module(f"{backends.get(one_backend).package}.modeling")
     monkeypatch.setitem(modeling.ACT2FN, "relu", modeling.ACT2FN["gelu"])  # a backend with a broken relu
     assert cli_main(["--backends", one_backend, "--cases", "act_relu"]) == 1
     out = capsys.readouterr().out
@@ -71,7 +72,7 @@ def test_gpu_requested_without_a_gpu_is_a_usage_error(capsys):
 
 
 def test_the_pair_bar_of_a_trained_checkpoint_counts_in_units_of_its_scale():
-    from conformance.suite import BARS, max_abs, max_abs_in_units_of_scale
+    from roberta_core.parity.suite import BARS, max_abs, max_abs_in_units_of_scale
 
     want = np.array([20.0, -0.5], dtype=np.float32)
     rounding = want + np.array([1.5e-5, 0.0], dtype=np.float32)  # a few float32 steps at 20

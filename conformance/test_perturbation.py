@@ -9,15 +9,16 @@ import importlib
 import numpy as np
 import pytest
 
-from conformance import backends, suite
+from roberta_core import backends
+from roberta_core.parity import adapters, suite
 
 pytestmark = pytest.mark.xdist_group("conformance")
 
 def _runner_for(victim: str, **kwargs) -> suite.Runner:
     """A runner over every installed backend (the victim among them)."""
-    for module in backends.PACKAGES[victim]:
+    for module in adapters.modules(victim):
         pytest.importorskip(module)
-    return suite.Runner(backends.get(backends.installed_names()), **kwargs)
+    return suite.Runner(adapters.get(adapters.installed_names()), **kwargs)
 
 
 def _check_only_victim_fails(rows: list[suite.Row], victim: str, checks: tuple[str, ...]) -> None:
@@ -40,7 +41,7 @@ def test_one_perturbed_weight_in_one_backend_is_reported(victim):
     changed = prep.state[key].copy()
     changed[3, 7] += 0.01  # one of 1024 entries, by 5% of the weights' spread
     rows = _runner_for(victim, perturb={victim: {key: changed}}).check(prep, "float32")
-    checks = ("fp32", "grad") + (("pair", "grad_pair") if len(backends.installed_names()) > 1 else ())
+    checks = ("fp32", "grad") + (("pair", "grad_pair") if len(adapters.installed_names()) > 1 else ())
     _check_only_victim_fails(rows, victim, checks)
     errors = {r.backend: r.errors["fp32"][0] for r in rows}
     assert errors[victim] > 10 * suite.BARS["fp32"]  # caught by a wide margin, not by rounding
@@ -63,10 +64,10 @@ def test_a_subtly_wrong_activation_is_reported(victim, monkeypatch, request):
     runner = _runner_for(victim)
     if victim == "flax":
         request.getfixturevalue("fresh_jax_programs")
-    modeling = importlib.import_module(f"{backends.PACKAGES[victim][-1]}.modeling")
+    modeling = importlib.import_module(f"{backends.get(victim).package}.modeling")
     # The tanh approximation differs from the exact GELU by at most ~1e-3: a plausible slip.
     monkeypatch.setitem(modeling.ACT2FN, "gelu", modeling.ACT2FN["gelu_new"])
     prep = suite.prepare(suite.builtin_cases(["act_gelu"])[0])
     rows = runner.check(prep, "float32")
-    _check_only_victim_fails(rows, victim, ("fp32", "pair") if len(backends.installed_names()) > 1 else ("fp32",))
+    _check_only_victim_fails(rows, victim, ("fp32", "pair") if len(adapters.installed_names()) > 1 else ("fp32",))
     assert np.isfinite([r.errors["fp32"][0] for r in rows]).all()

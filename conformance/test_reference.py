@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from conformance import reference as ref
+from roberta_core import reference as ref
 from roberta_core.config import ACTIVATIONS
 from tests.helpers import golden, padded_batch, random_state, rel_err, tiny_config
 

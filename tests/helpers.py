@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import suite
+from roberta_core.parity import suite
 from roberta_core.config import RobertaConfig
 from roberta_core.weights import HEADS, tied_keys
 

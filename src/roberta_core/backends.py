@@ -1,15 +1,24 @@
 """The backend contract: what a backend declares (one `Backend` entry below) and what its package
 provides (the `Protocol`s). Every place that lists backends — `runtime`, the recipe, the
-`roberta` command's `--backend`, the conformance suite, the benchmarks — reads `BACKENDS`.
+`roberta` command's `--backend`, `roberta parity` and the conformance suite, the benchmarks —
+reads `BACKENDS`.
 
 Adding a fourth backend means one new package that provides the modules below and one entry in
-`BACKENDS`. Nothing here imports a framework: a backend is only named until it is used.
+`BACKENDS`:
+
+    <package>/__init__.py   the model classes, `<prefix>RobertaModel` ... (names in `weights.HEADS`)
+    <package>/convert.py    `to_canonical`, `from_canonical`, `call_numpy`       (`ConvertModule`)
+    <package>/training.py   `<prefix>Trainer`                                    (`Trainer`)
+    <package>/adapter.py    `Adapter`, what `roberta parity` runs                (`ConformanceAdapter`)
+
+Nothing here imports a framework: a backend is only named until it is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -17,7 +26,10 @@ __all__ = [
     "Backend",
     "BACKENDS",
     "NAMES",
+    "PREFERRED",
     "get",
+    "model_class",
+    "map_arrays",
     "resolve_attn_implementation",
     "ConvertModule",
     "Trainer",
@@ -38,6 +50,11 @@ class Backend:
     # backends' names it accepts for the same path, so one setting serves every backend.
     attn_implementations: tuple[str, ...] = ()
     attn_aliases: Mapping[str, str] = field(default_factory=dict)
+    # `roberta parity --device gpu` without --backends runs this backend only where it sees a GPU
+    # (TensorFlow: the lent GPU machines have none, and its CPU build is the default install).
+    gpu_optional: bool = False
+    # Environment variables set (where unset) before a command imports the package.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     def class_name(self, head_class: str) -> str:
         """`RobertaForMaskedLM` -> this backend's name for it (`TFRobertaForMaskedLM`)."""
@@ -63,6 +80,8 @@ BACKENDS: dict[str, Backend] = {
         # One attention path in TF (explicit einsums, which XLA fuses): every name takes it.
         "tf", "roberta_tf", "TF", ("tensorflow",), "tf",
         attn_implementations=("eager",), attn_aliases={"sdpa": "eager", "dot_product": "eager", "einsum": "eager"},
+        gpu_optional=True,
+        environment={"TF_CPP_MIN_LOG_LEVEL": "2"},  # TensorFlow's start-up notes are not for command users
     ),
     "flax": Backend(
         "flax", "roberta_flax", "Flax", ("jax", "flax"), "flax",
@@ -70,6 +89,9 @@ BACKENDS: dict[str, Backend] = {
     ),
 }
 NAMES: tuple[str, ...] = tuple(BACKENDS)
+# The order in which a command without --backend picks the first installed backend: Flax before
+# TensorFlow, whose import alone takes seconds.
+PREFERRED: tuple[str, ...] = ("pt", "flax", "tf")
 
 
 def get(name: str) -> Backend:
@@ -78,6 +100,29 @@ def get(name: str) -> Backend:
         return BACKENDS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
+
+
+def model_class(name: str, head: str) -> type:
+    """Backend `name`'s class for `head` (a key of `weights.HEADS`), from its package's exports;
+    imports the package (and so its framework)."""
+    from .weights import HEADS
+
+    spec = get(name)
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    package = importlib.import_module(spec.package)
+    try:
+        return getattr(package, spec.class_name(HEADS[head]))
+    except AttributeError:
+        raise ImportError(f"{spec.package} does not export {spec.class_name(HEADS[head])}") from None
+
+
+def map_arrays(value: Any, leaf: Callable[[Any], Any]) -> Any:
+    """`leaf` applied to every array of an output field: an array, or nested tuples/lists of
+    them (per-layer fields, caches), which come back as tuples."""
+    if isinstance(value, (tuple, list)):
+        return tuple(map_arrays(v, leaf) for v in value)
+    return leaf(value)
 
 
 def resolve_attn_implementation(backend: str, value: Optional[str]) -> str:
@@ -104,33 +149,53 @@ class ConvertModule(Protocol):
 
     def to_canonical(self, model: Any) -> dict[str, np.ndarray]: ...
 
-    def from_canonical(self, model: Any, state: Mapping[str, Any], *, allow_missing: bool = False,
-                       consume: bool = False) -> Any: ...
+    def from_canonical(self, model: Any, state: Mapping[str, Any], *, allow_missing: bool = False) -> Any: ...
 
     def call_numpy(self, model: Any, inputs: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class Trainer(Protocol):
-    """`<package>.training.<Prefix>Trainer`: one optimisation step of the recipe (AdamW, schedule,
-    accumulation) on NumPy batches, and its state for checkpoints."""
+    """`<package>.training.<Prefix>Trainer(head, config, settings, *, state=None, seed=0, precision="auto")`:
+    the recipe's optimisation step (AdamW, accumulation over micro-batches) on NumPy batches, and
+    its state for checkpoints."""
 
-    def step(self, batches: Sequence[Mapping[str, np.ndarray]]) -> float: ...
+    # One update from the micro-batches of a global batch; the loss averaged over `total_items`.
+    def train_step(self, micro_batches: Sequence[Mapping[str, np.ndarray]], lr: float, total_items: int) -> float: ...
+
+    def predict(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...  # evaluation-mode outputs
+
+    def optimizer_state(self) -> dict[str, np.ndarray]: ...  # AdamW moments, canonical names
+
+    def load_optimizer_state(self, state: Mapping[str, np.ndarray], step: int) -> None: ...
+
+    def weights(self) -> dict[str, np.ndarray]: ...  # the model's canonical weights
+
+    def save_pretrained(self, directory: Any) -> None: ...
 
 
 class ConformanceAdapter(Protocol):
-    """What the conformance runner and `roberta parity` ask of a backend (`<package>.adapter`)."""
+    """`<package>.adapter.Adapter(device)`: what the conformance runner (`roberta_core.parity`,
+    `roberta parity`) asks of a backend; it relies on nothing else. `device` is "cpu" or "gpu"
+    (RuntimeError when the framework sees no such device); `dtype` is "float32" or "bfloat16"."""
 
-    name: str
+    name: str  # the backend's name in `BACKENDS`
 
-    def build(self, config: Any, head: str, dtype: str = "float32") -> Any: ...
+    @staticmethod
+    def sees_gpu() -> bool: ...  # whether the framework sees a GPU here
 
-    def load(self, model: Any, state: Mapping[str, np.ndarray]) -> None: ...
+    def build(self, config: Any, head: str, dtype: str = "float32") -> Any: ...  # evaluation mode, on the device
 
+    def load(self, model: Any, state: Mapping[str, np.ndarray]) -> None: ...  # canonical weights, every key the model owns
+
+    # The backend's output mapping for NumPy inputs and flags (and a cache it returned before).
     def call(self, model: Any, inputs: Mapping[str, Any], past: Any = None, dtype: str = "float32") -> Any: ...
 
-    def to_numpy(self, outputs: Any) -> dict[str, Any]: ...
+    def to_numpy(self, outputs: Any) -> dict[str, Any]: ...  # {field: float64 array, or tuples of them}
 
-    def grads(self, model: Any, inputs: Mapping[str, Any], objective: Any) -> dict[str, np.ndarray]: ...
+    # d objective(outputs) / d every parameter: {canonical key: float32 gradient, canonical layout}.
+    def grads(self, model: Any, inputs: Mapping[str, Any], objective: Callable[[Any], Any]) -> dict[str, np.ndarray]: ...
+
+    def weighted_sum(self, tensor: Any, weights: np.ndarray) -> Any: ...  # scalar sum(tensor * weights), differentiable
 
 
 def iter_backends() -> Iterator[Backend]:

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 import ml_dtypes
 import numpy as np
 
-from . import checkpoint, runtime, weights
+from . import backends, checkpoint, runtime, weights
 from .fileio import current_umask
 from .config import CONFIG_NAME, RobertaConfig
 
@@ -300,11 +300,7 @@ def _verify_models(source: _Source, imported_state, result: Path, to: str, heads
     src_backend = NATIVE_BACKEND.get(source.format, "reference")
     dst_backend = NATIVE_BACKEND[to]
     if src_backend == "reference":
-        try:
-            from conformance.reference import forward
-        except ImportError:  # a source tree without the conformance package on the path
-            log("  model check skipped: the float64 reference (package `conformance`) is not importable")
-            return []
+        from .reference import forward  # the library's float64 reference (NumPy only)
     checks = []
     for head in heads:
         inputs = _probe_inputs(source.config, head)
@@ -405,7 +401,7 @@ def convert(
     if verify and missing:
         raise ImportError(
             f"verify=True needs the {', '.join(missing)} backend(s), which are not installed; "
-            f"install them (pip install 'roberta3[{','.join(runtime.BACKENDS[b][3] for b in missing)}]') or pass verify=False"
+            f"install them (pip install 'roberta3[{','.join(backends.get(b).extra for b in missing)}]') or pass verify=False"
         )
     notes = []
     if verify is None:

@@ -13,44 +13,32 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import backends
 from .weights import HEADS
 
-__all__ = ["BACKENDS", "available", "require", "load_model", "run_model"]
-
-# backend -> (package, class-name prefix, framework module, pip extra)
-BACKENDS: dict[str, tuple[str, str, str, str]] = {
-    "pt": ("roberta_pt", "", "torch", "torch"),
-    "tf": ("roberta_tf", "TF", "tensorflow", "tf"),
-    "flax": ("roberta_flax", "Flax", "jax", "flax"),
-}
-
-
-def _check_name(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+__all__ = ["available", "require", "load_model", "run_model"]
 
 
 def available(backend: str) -> bool:
-    """Whether `backend` and its framework are installed (checked without importing them)."""
-    _check_name(backend)
-    package, _, framework, _ = BACKENDS[backend]
-    return all(importlib.util.find_spec(name) is not None for name in (package, framework))
+    """Whether `backend` and its frameworks are installed (checked without importing them)."""
+    spec = backends.get(backend)
+    return all(importlib.util.find_spec(name) is not None for name in (spec.package, *spec.frameworks))
 
 
 def require(backend: str):
     """Import the backend package, or raise ImportError saying what to install."""
-    _check_name(backend)
-    package, _, framework, extra = BACKENDS[backend]
+    spec = backends.get(backend)
     if not available(backend):
+        missing = next((m for m in spec.frameworks if importlib.util.find_spec(m) is None), spec.package)
         raise ImportError(
-            f"the {backend!r} backend needs {framework}, which is not installed; "
-            f"install it with `pip install 'roberta3[{extra}]'` or choose another --backend"
+            f"the {backend!r} backend needs {missing}, which is not installed; "
+            f"install it with `pip install 'roberta3[{spec.extra}]'` or choose another --backend"
         )
-    if backend == "tf":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notes are not for command users
-    module = importlib.import_module(package)
-    if not hasattr(module, BACKENDS[backend][1] + HEADS["model"]):
-        raise ImportError(f"{package} does not provide its models yet (no {BACKENDS[backend][1]}RobertaModel)")
+    for variable, value in spec.environment.items():
+        os.environ.setdefault(variable, value)
+    module = importlib.import_module(spec.package)
+    if not hasattr(module, spec.class_name(HEADS["model"])):
+        raise ImportError(f"{spec.package} does not provide its models yet (no {spec.class_name(HEADS['model'])})")
     return module
 
 
@@ -59,7 +47,7 @@ def load_model(backend: str, head: str, path: str | os.PathLike, **kwargs: Any):
     module = require(backend)
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
-    cls = getattr(module, BACKENDS[backend][1] + HEADS[head])
+    cls = getattr(module, backends.get(backend).class_name(HEADS[head]))
     return cls.from_pretrained(os.fspath(path), **kwargs)
 
 
@@ -67,13 +55,10 @@ def run_model(backend: str, model: Any, inputs: Mapping[str, Any]) -> dict[str, 
     """The model's outputs for `inputs` (NumPy arrays, plus flags such as `output_hidden_states`),
     as float32 (or integer) NumPy arrays; per-layer fields stay tuples of arrays. The call itself
     is the backend's (`<package>.convert.call_numpy`): the framework stays out of this module."""
-    _check_name(backend)
-    call_numpy = importlib.import_module(BACKENDS[backend][0] + ".convert").call_numpy
-    return {k: _to_numpy(v) for k, v in call_numpy(model, inputs).items()}
+    call_numpy = importlib.import_module(backends.get(backend).package + ".convert").call_numpy
+    return {k: backends.map_arrays(v, _to_numpy) for k, v in call_numpy(model, inputs).items()}
 
 
-def _to_numpy(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return tuple(_to_numpy(v) for v in value)
+def _to_numpy(value: Any) -> np.ndarray:
     array = np.asarray(value)  # bfloat16 arrives as ml_dtypes' NumPy type
     return array.astype(np.float32) if array.dtype.kind == "f" or array.dtype.name == "bfloat16" else array

@@ -153,7 +153,7 @@ def test_fill_mask_errors_say_what_to_do(capsys, tmp_path):
 
 @needs_pt
 def test_fill_mask_with_a_byte_level_bpe_tokenizer_matches_the_reference(capsys, tmp_path):
-    reference = pytest.importorskip("conformance.reference", reason="the float64 reference is the oracle")
+    from roberta_core import reference
     from roberta_core import checkpoint
     from roberta_core.tokenization_base import bytes_to_unicode
     from tests.helpers import random_state, tiny_config
@@ -205,7 +205,7 @@ def word_level_checkpoint(tmp_path, head: str, mask: bool = False):
 
 @needs_pt
 def test_classify_gives_the_reference_probabilities(capsys, tmp_path):
-    reference = pytest.importorskip("conformance.reference", reason="the float64 reference is the oracle")
+    from roberta_core import reference
     from roberta_core.checkpoint import load_state_dict
     from roberta_core.config import RobertaConfig
 
@@ -247,18 +247,19 @@ def test_subcommands_import_no_framework_until_they_run():
 
 @needs_pt
 def test_parity_prints_the_table_and_fails_on_a_wrong_backend(capsys, monkeypatch):
-    backends = pytest.importorskip("conformance.backends", reason="roberta parity runs the conformance package")
+    from roberta_core.parity import adapters
+    from roberta_pt.adapter import Adapter
     code, out, _ = roberta(capsys, "parity", "--backends", "pt", "--cases", "act_gelu,model_no_padding")
     assert code == 0, out
     assert re.search(r"^\| act_gelu \| pt \| [0-9.e-]+ \| pass \|$", out, flags=re.M) and "2/2 passed" in out
 
-    class Skewed(backends.TorchBackend):
+    class Skewed(Adapter):
         """PyTorch with every weight 1% off: the suite must notice."""
 
         def load(self, model, state):
             super().load(model, {k: v * np.float32(1.01) for k, v in state.items()})
 
-    monkeypatch.setattr(backends, "get", lambda names, device="cpu": [Skewed(device)])
+    monkeypatch.setattr(adapters, "get", lambda names, device="cpu": [Skewed(device)])
     code, out, _ = roberta(capsys, "parity", "--backends", "pt", "--cases", "act_gelu")
     assert code == 1 and "| act_gelu | pt |" in out and "FAIL" in out
 

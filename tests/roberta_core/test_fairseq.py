@@ -138,7 +138,7 @@ def fairseq_logits(state, ids, prefix="decoder"):
 @pytest.mark.parametrize("legacy", [True, False], ids=["legacy-pickle", "zip"])
 @pytest.mark.parametrize("prefix", ["decoder", "encoder"], ids=["fairseq-0.9-names", "fairseq-0.10-names"])
 def test_import_renames_and_computes_what_fairseq_computes(tmp_path, legacy, prefix):
-    reference = pytest.importorskip("conformance.reference", reason="the float64 reference runs the imported weights")
+    from roberta_core import reference
     state = fairseq_state(vocab_size(), prefix=prefix)
     path = write_checkpoint(tmp_path, state, fairseq_args(), legacy=legacy)
     imported = fairseq.import_checkpoint(path)
@@ -407,7 +407,7 @@ def test_sapiens_vh_residue_embeddings_have_the_published_shape(sapiens_vh):
 def test_sapiens_vl_imports_and_predicts_what_the_reference_computes(tmp_path):
     """No numbers are published for the light-chain model: its import is checked against the
     float64 reference run on the same canonical weights."""
-    reference = pytest.importorskip("conformance.reference", reason="the float64 reference is the oracle here")
+    from roberta_core import reference
     if not runtime.available("pt"):
         pytest.skip("the pt backend is not installed")
     models = sapiens_models()

@@ -10,12 +10,12 @@ import itertools
 import numpy as np
 import pytest
 
-from roberta_core import runtime
+from roberta_core import backends, runtime
 from roberta_core.optim import load_backend
 from tests.helpers import rel_err
 from tests.roberta_core.training_case import case, run
 
-BACKENDS = [b for b in ("pt", "tf", "flax") if runtime.available(b)]
+BACKENDS = [b for b in backends.NAMES if runtime.available(b)]
 HALF = 10
 
 # One worker runs the whole module (its fixture trains once); two backends are needed to compare.

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conformance.reference import forward as reference
+from roberta_core.reference import forward as reference
 from roberta_flax import checked, modeling
 from roberta_flax.modeling import pack, packed_attention
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config

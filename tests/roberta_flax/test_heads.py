@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from conformance.reference import forward as reference
+from roberta_core.reference import forward as reference
 from roberta_core.config import RobertaConfig
 from roberta_flax import checked
 from roberta_flax.heads import (

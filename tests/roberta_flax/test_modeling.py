@@ -1,5 +1,5 @@
 """The Flax encoder and heads against independent oracles: the float64 NumPy reference
-(conformance/reference.py), the PyTorch backend, and v4's Flax parameter tree.
+(roberta_core/reference.py), the PyTorch backend, and v4's Flax parameter tree.
 
 Every model call goes through `common.forward` (one jit per model structure and input shape)."""
 
@@ -14,8 +14,8 @@ import pytest
 from flax import nnx
 from flax.serialization import msgpack_restore
 
-from conformance.reference import ACT2FN as REFERENCE_ACT2FN
-from conformance.reference import forward as reference
+from roberta_core.reference import ACT2FN as REFERENCE_ACT2FN
+from roberta_core.reference import forward as reference
 from roberta_core.config import ACTIVATIONS
 from roberta_core.outputs import MaskedLMOutput
 from roberta_flax import modeling

@@ -1,12 +1,12 @@
 """What the PyTorch backend's tests share: building a head from random canonical weights and
-running the float64 NumPy reference (conformance.reference) on the same inputs."""
+running the float64 NumPy reference (roberta_core.reference) on the same inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from conformance import reference
+from roberta_core import reference
 from roberta_pt import (
     RobertaForCausalLM,
     RobertaForMaskedLM,

@@ -1,4 +1,4 @@
-"""The PyTorch encoder and heads against the float64 NumPy reference (conformance.reference),
+"""The PyTorch encoder and heads against the float64 NumPy reference (roberta_core.reference),
 feature by feature: every head, both attention paths, relative positions, head_mask,
 inputs_embeds, token types, attentions/hidden states, every activation, half precision."""
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conformance import reference
+from roberta_core import reference
 from roberta_core.config import ACTIVATIONS
 from roberta_pt import RobertaForMaskedLM
 from roberta_pt.modeling import ACT2FN, position_ids_from_input_ids

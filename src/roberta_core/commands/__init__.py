@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import runtime
+from .. import backends, runtime
 from ..auto_tokenizer import WordLevelTokenizer, load_tokenizer  # the library's one loader, shared with the application
 from ..config import RobertaConfig
 
@@ -20,8 +20,8 @@ __all__ = ["load_tokenizer", "WordLevelTokenizer", "add_backend_argument", "reso
 
 def add_backend_argument(parser) -> None:
     parser.add_argument(
-        "--backend", choices=tuple(runtime.BACKENDS), default=None,
-        help="framework to run the model in (default: the first installed of pt, flax, tf)",
+        "--backend", choices=backends.NAMES, default=None,
+        help=f"framework to run the model in (default: the first installed of {', '.join(backends.PREFERRED)})",
     )
 
 
@@ -30,10 +30,13 @@ def resolve_backend(choice: str | None) -> str:
     if choice is not None:
         runtime.require(choice)
         return choice
-    for backend in ("pt", "flax", "tf"):
+    for backend in backends.PREFERRED:
         if runtime.available(backend):
             return backend
-    raise ImportError("no backend is installed; install one: pip install 'roberta3[torch]' (or [tf], [flax])")
+    first, *others = (backends.get(b).extra for b in backends.PREFERRED)
+    raise ImportError(
+        f"no backend is installed; install one: pip install 'roberta3[{first}]' (or {', '.join(f'[{e}]' for e in others)})"
+    )
 
 
 def encode(tokenizer, config: RobertaConfig, text: str, pair: str | None = None) -> dict[str, np.ndarray]:

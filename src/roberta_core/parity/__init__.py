@@ -1,8 +1,11 @@
-"""`roberta parity`: the conformance suite from the command line.
+"""`roberta parity`: every backend against the float64 NumPy reference (`roberta_core.reference`)
+and against each other, from the command line. The package holds the whole check: the built-in
+cases (`cases`), the runner and its bars (`suite`), and the backends' adapters (`adapters`,
+`roberta_<b>.adapter`); the conformance tests (`conformance/`, not installed) run the same.
 
     roberta parity [CKPT_DIR] [--backends pt,tf,flax] [--device cpu|gpu] [--dtype float32|bfloat16]
 
-Without a checkpoint it runs the built-in tiny cases (`conformance.cases`); with a checkpoint
+Without a checkpoint it runs the built-in tiny cases (`cases`); with a checkpoint
 directory it runs every head the checkpoint can serve on generated inputs. It prints a Markdown
 table (case × backend, the worst error of each check, pass/fail) and exits 1 when a check fails,
 2 on a usage error (unknown backend, backend not installed, no such directory).
@@ -20,6 +23,10 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .. import backends as _backends
+
+__all__ = ["HELP", "add_arguments", "run", "cli_main"]
+
 HELP = "compare every backend with the float64 NumPy reference and with each other"
 
 
@@ -27,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", nargs="?", metavar="CKPT_DIR",
                         help="a checkpoint directory (config.json + weights); default: the built-in tiny cases")
     parser.add_argument("--backends", default=None, metavar="LIST",
-                        help="comma-separated subset of pt,tf,flax (default: every installed one)")
+                        help=f"comma-separated subset of {','.join(_backends.NAMES)} (default: every installed one)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                         help="gpu: PyTorch on CUDA and JAX on its GPU, TF32 off, JAX matmul precision 'highest'")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
@@ -37,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import backends, suite
+    from . import adapters, suite
 
     if args.list:
         for case in suite.builtin_cases():
@@ -46,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if args.backends:
         names = [n.strip() for n in args.backends.split(",") if n.strip()]
     else:
-        names = backends.installed_names()
-        if args.device == "gpu":  # TensorFlow is optional on GPU: include it only where it sees one
-            names = [n for n in names if n != "tf" or backends.tf_has_gpu()]
+        names = adapters.installed_names()
+        if args.device == "gpu":  # a backend optional on GPU (TensorFlow) runs only where it sees one
+            names = [n for n in names if not _backends.get(n).gpu_optional or adapters.sees_gpu(n)]
         if not names:
             raise ImportError("no backend is installed: install roberta3[torch], [tf] or [flax]")
-    adapters = backends.get(names, device=args.device)
+    chosen = adapters.get(names, device=args.device)
     if args.checkpoint:
         if args.cases:
             raise ValueError("--cases selects built-in cases; it cannot be combined with a checkpoint directory")
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         cases = [suite.prepare(c) for c in suite.builtin_cases(selected)]
         source = "built-in tiny cases"
     start = time.perf_counter()
-    rows = suite.Runner(adapters).run(cases, args.dtype, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = suite.Runner(chosen).run(cases, args.dtype, progress=lambda line: print(line, file=sys.stderr, flush=True))
     seconds = time.perf_counter() - start
     print(f"roberta parity: {source}; backends {', '.join(names)}; device {args.device}; dtype {args.dtype}\n")
     if not rows:

@@ -1,11 +1,12 @@
-"""A float64 NumPy RoBERTa: the oracle every backend is compared with.
+"""A float64 NumPy RoBERTa: the oracle every backend is compared with (by `roberta parity`, the
+conformance tests and `roberta convert`'s model check).
 
 Written from the definitions (Liu et al. 2019; Vaswani et al. 2017; Shaw et al. 2018 and
 Huang et al. 2020 for relative positions; DESIGN.md §3-§4; BACKEND.md) and from nothing else:
 it imports no framework and no backend, and not `roberta_core` beyond the config type and the
 canonical key names. Dropout is off (the reference is the evaluation-mode model).
 
-    from conformance.reference import forward
+    from roberta_core.reference import forward
     out = forward(config, state, "masked_lm", input_ids=ids, attention_mask=mask, labels=labels)
     out["logits"]  # (B, T, V) float64
 
@@ -23,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from roberta_core.config import RobertaConfig
+from .config import RobertaConfig
 
 __all__ = ["ACT2FN", "IGNORE_INDEX", "forward", "cross_entropy", "softmax", "layer_norm", "HEAD_FIELDS"]
 

@@ -1,4 +1,4 @@
-"""The conformance runner: turns a case (a row of `conformance.cases`, or a head a checkpoint
+"""The conformance runner: turns a case (a row of `cases.CASES`, or a head a checkpoint
 serves) into weights and inputs, runs the float64 reference and each installed backend, and
 compares every output field.
 
@@ -13,7 +13,7 @@ Checks and bars (DESIGN §5):
     grad_pair  the gradient wrt every parameter, backend vs backend: ‖Δ‖/‖g‖ ≤ 1e-4 (with a floor
            for parameters whose true gradient is zero, see `gradient_errors`)
 
-Imports no framework: backends are reached through `conformance.backends`.
+Imports no framework: backends are reached through their adapters (`adapters`, `roberta_<b>.adapter`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from roberta_core.config import RobertaConfig
-from roberta_core.weights import parameter_shapes
-
-from . import reference
+from .. import reference
+from ..config import RobertaConfig
+from ..weights import parameter_shapes
 from .cases import CASES
 
 BARS = {"fp32": 1e-5, "pair": 1e-5, "bf16": 2e-2, "grad": 1e-4, "grad_pair": 1e-4}
@@ -194,8 +193,8 @@ def _probe(head: str, config, mask: np.ndarray, rng) -> dict[str, np.ndarray]:
 def prepare_checkpoint(path: str | Path, *, seed: int = 0) -> list[Prepared]:
     """One case per head the checkpoint serves: its own config and weights, generated inputs
     (a ragged padded batch, labels for the head's loss)."""
-    from roberta_core import checkpoint
-    from roberta_core.weights import heads_served, plan_load
+    from .. import checkpoint
+    from ..weights import heads_served, plan_load
 
     path = Path(path)
     config = RobertaConfig.from_pretrained(path)

@@ -1,4 +1,4 @@
-"""The built-in conformance cases: a table of data, read by `conformance.suite`.
+"""The built-in conformance cases: a table of data, read by `roberta_core.parity.suite`.
 
 Each row is a plain dict. Every case runs on the `tiny` preset with dropout off (vocab 100,
 hidden 32, 2 layers, 4 heads, intermediate 37, 66 positions: 64 tokens with absolute positions,
