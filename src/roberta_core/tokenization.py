@@ -4,7 +4,7 @@ A text goes through three steps, the same ones `tokenizers` runs in Rust for Rob
 added tokens (<s>, <mask>, ...) are cut out first, the rest is split by GPT-2's pattern into
 pre-tokens (words with their leading space, digit runs, symbol runs, whitespace runs), and each
 pre-token's UTF-8 bytes are merged by BPE rank. Everything around that (special tokens, truncation,
-padding, offsets, decoding, files) is in tokenization_base.
+padding, offsets, decoding, files) is in tokenization_base and the modules it is built from.
 
 Speed comes from caching whole pre-tokens: the cache maps the raw pre-token string straight to its
 ids, so a word seen before costs one dict lookup, with no byte mapping or token-to-id step.
@@ -16,13 +16,8 @@ from itertools import chain
 
 import regex
 
-from .tokenization_base import (
-    PRETOKENIZE_TEMPLATE,
-    SLOW_CLASSES,
-    WHITESPACE,
-    RobertaTokenizerBase,
-    bytes_to_unicode,
-)
+from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, WHITESPACE, bytes_to_unicode
+from .tokenization_base import RobertaTokenizerBase
 
 CACHE_CAPACITY = 200_000  # pre-tokens; English text needs far fewer, a cleared cache refills quickly
 _NO_RANK = 1 << 62

@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import regex
 
-from .tokenization_base import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, RobertaTokenizerBase, bytes_to_unicode
+from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, bytes_to_unicode
+from .tokenization_base import RobertaTokenizerBase
 
 
 @lru_cache(maxsize=1)

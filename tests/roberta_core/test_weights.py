@@ -266,5 +266,6 @@ def test_names_outside_the_table_follow_the_same_rules():
     with pytest.raises(CheckpointKeyError, match="unknown variable name 'gamma'"):
         from_tf_name("roberta/embeddings/word_embeddings/gamma:0")
     # Both spellings transformers versions used for an embedding table's TF variable.
-    assert from_tf_name("roberta/embeddings/word_embeddings/embeddings:0") == "roberta.embeddings.word_embeddings.weight"
-    assert from_tf_name("roberta/embeddings/position_embeddings/weight:0") == "roberta.embeddings.position_embeddings.weight"
+    for tf, key in (("word_embeddings/embeddings", "word_embeddings.weight"),
+                    ("position_embeddings/weight", "position_embeddings.weight")):
+        assert from_tf_name(f"roberta/embeddings/{tf}:0") == f"roberta.embeddings.{key}"

@@ -1,0 +1,303 @@
+"""Truncation and padding: the call's options, overflow windows with stride, padding to the
+longest / to max_length / to a multiple, and the rows (`<s> a </s>` ...) they produce."""
+
+from __future__ import annotations
+
+import logging
+
+from .batch_encoding import TENSOR_TYPES, BatchEncoding, _pad_rows
+
+logger = logging.getLogger(__name__)
+
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
+CALL_DEFAULTS = dict(
+    add_special_tokens=True, padding=False, truncation=None, max_length=None, stride=0,
+    is_split_into_words=False, pad_to_multiple_of=None, padding_side=None, return_tensors=None,
+    return_token_type_ids=None, return_attention_mask=None, return_overflowing_tokens=False,
+    return_special_tokens_mask=False, return_offsets_mapping=False, return_length=False,
+    split_special_tokens=None, verbose=True,
+)
+
+
+class PaddingMixin:
+    """The truncation/padding part of `RobertaTokenizerBase`: `_plan` checks a call's options,
+    `_finish` turns encoded (first, second) items into padded rows and a BatchEncoding, `pad` pads
+    already encoded inputs."""
+
+    def _plan(self, options: dict, has_pair: list[bool]) -> dict:
+        """Check the call's options once and resolve truncation/padding lengths."""
+        padding, truncation, max_length = options["padding"], options["truncation"], options["max_length"]
+        if padding is True:
+            padding = "longest"
+        elif padding is False or padding is None:
+            padding = "do_not_pad"
+        if padding not in PADDING_STRATEGIES:
+            raise ValueError(f"padding must be True, False or one of {PADDING_STRATEGIES}, got {padding!r}")
+        if truncation is None and max_length is not None and padding == "do_not_pad":
+            truncation = True  # v4 truncates when only max_length is given
+        if truncation is True:
+            truncation = "longest_first"
+        elif truncation is False or truncation is None:
+            truncation = "do_not_truncate"
+        if truncation not in TRUNCATION_STRATEGIES:
+            raise ValueError(f"truncation must be True, False or one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
+        if max_length is not None:
+            _check_int("max_length", max_length, 0)
+        elif truncation != "do_not_truncate" or padding == "max_length":
+            max_length = self.model_max_length
+        stride = _check_int("stride", options["stride"], 0)
+        multiple = options["pad_to_multiple_of"]
+        if multiple is not None:
+            _check_int("pad_to_multiple_of", multiple, 1)
+        n_special = [self.num_special_tokens_to_add(p) if options["add_special_tokens"] else 0 for p in has_pair]
+        if truncation != "do_not_truncate":
+            if max_length < max(n_special, default=0):
+                raise ValueError(f"max_length={max_length} is smaller than the {max(n_special)} special tokens "
+                                 "each sequence needs; use max_length >= that or add_special_tokens=False")
+            if truncation == "only_second" and not all(has_pair):
+                raise ValueError("truncation='only_second' needs a text_pair for every input; "
+                                 "use 'only_first' or 'longest_first' for single texts")
+            if options["return_overflowing_tokens"] and truncation == "longest_first" and any(has_pair):
+                raise ValueError("return_overflowing_tokens with pairs needs truncation='only_first' or 'only_second' "
+                                 "(which text to split into windows); 'longest_first' is ambiguous")
+            if padding != "do_not_pad" and multiple and max_length % multiple:
+                raise ValueError(f"max_length={max_length} is not a multiple of pad_to_multiple_of={multiple}; "
+                                 "truncation and padding would disagree")
+        _check_side("truncation_side", self.truncation_side)  # attributes may have been set since __init__
+        side = options["padding_side"]
+        split_special = options["split_special_tokens"]
+        return_tensors = options["return_tensors"]
+        if return_tensors is not None and return_tensors not in TENSOR_TYPES:
+            raise ValueError(f"return_tensors must be one of {TENSOR_TYPES} or None, got {return_tensors!r}")
+        return {
+            **options, "padding": padding, "truncation": truncation, "max_length": max_length, "stride": stride,
+            "padding_side": _check_side("padding_side", self.padding_side if side is None else side),
+            "split_special_tokens": self.split_special_tokens if split_special is None else bool(split_special),
+            "return_attention_mask": options["return_attention_mask"] is not False,
+        }
+
+    def _finish(self, plan: dict, items: list, batched: bool, split: bool = False) -> BatchEncoding:
+        """Special tokens, truncation windows, padding and tensors for encoded (first, second) items."""
+        cls_id, sep_id = self.cls_token_id, self.sep_token_id
+        add_special = plan["add_special_tokens"]
+        if add_special and (cls_id is None or sep_id is None):
+            raise ValueError("add_special_tokens=True needs cls_token and sep_token")
+        want_offsets, want_words = plan["return_offsets_mapping"], split
+        rows, sample_map = [], []
+        for index, (first, second) in enumerate(items):
+            for a, b in self._windows(first, second, plan, index):
+                rows.append(_Row(a, b, add_special, cls_id, sep_id, want_offsets, want_words))
+                sample_map.append(index)
+        if plan["truncation"] == "do_not_truncate" and plan["verbose"] and not self._warned_long:
+            longest = max((len(r.ids) for r in rows), default=0)
+            if longest > self.model_max_length:
+                self._warned_long = True
+                logger.warning("Token indices sequence length is longer than the specified maximum sequence "
+                               f"length for this model ({longest} > {self.model_max_length}). Running this "
+                               "sequence through the model will result in indexing errors")
+        data = {"input_ids": [r.ids for r in rows]}
+        if plan["return_token_type_ids"]:
+            data["token_type_ids"] = [[0] * len(r.ids) for r in rows]
+        if plan["return_attention_mask"]:
+            data["attention_mask"] = [[1] * len(r.ids) for r in rows]
+        if plan["return_special_tokens_mask"]:
+            data["special_tokens_mask"] = [r.special_mask() for r in rows]
+        if want_offsets:
+            data["offset_mapping"] = [r.offsets for r in rows]
+        if plan["return_length"]:
+            data["length"] = [len(r.ids) for r in rows]
+        padded = None
+        if plan["padding"] != "do_not_pad":
+            target = self._pad_target([len(r.ids) for r in rows], plan["padding"], plan["max_length"],
+                                      plan["pad_to_multiple_of"])
+            left = plan["padding_side"] == "left"
+            for key in data:
+                if key != "length":
+                    data[key] = _pad_rows(data[key], target, self._pad_value(key), left)
+            padded = (target, left)
+        if plan["return_overflowing_tokens"]:
+            data["overflow_to_sample_mapping"] = sample_map
+        if not batched and plan["return_tensors"] is None:
+            data = {key: value[0] for key, value in data.items()}
+        return BatchEncoding(data, plan["return_tensors"], rows=(rows, padded))
+
+    def _windows(self, first, second, plan: dict, index: int):
+        """The (first, second) pieces that become rows: one, or several overlapping overflow windows.
+
+        Follows `tokenizers`: 'longest_first' on a pair cuts the longer text first and splits the
+        rest evenly (the second text gets the odd token); overflow windows advance by
+        max_length - specials - stride tokens.
+        """
+        strategy = plan["truncation"]
+        if strategy == "do_not_truncate":
+            return [(first, second)]
+        budget = plan["max_length"] - (self.num_special_tokens_to_add(second is not None)
+                                       if plan["add_special_tokens"] else 0)
+        n1, n2 = len(first[0]), (len(second[0]) if second is not None else 0)
+        if n1 + n2 <= budget:
+            return [(first, second)]
+        side, stride = self.truncation_side, plan["stride"]
+        overflow = plan["return_overflowing_tokens"]
+        if second is None or strategy == "longest_first":
+            if second is None:
+                keep1, keep2 = budget, 0
+            else:
+                short, long_ = sorted((n1, n2))
+                keep_long = short if short > budget else max(short, budget - short)
+                keep_short = short
+                if keep_short + keep_long > budget:
+                    keep_short, keep_long = budget // 2, budget // 2 + budget % 2
+                keep1, keep2 = (keep_short, keep_long) if n1 <= n2 else (keep_long, keep_short)
+            for name, keep, n in (("first", keep1, n1), ("second", keep2, n2)):
+                if keep < 1 and n > 0:
+                    raise ValueError(f"max_length={plan['max_length']} leaves no token of the {name} text "
+                                     f"(batch item {index}); it must leave at least one per text")
+            spans1 = _window_spans(n1, keep1, stride if overflow else 0, side, index)
+            piece1 = [_slice(first, s, e) for s, e in (spans1 if overflow else spans1[:1])]
+            if second is None:
+                return [(p, None) for p in piece1]
+            s2, e2 = _window_spans(n2, keep2, 0, side, index)[0]
+            return [(piece1[0], _slice(second, s2, e2))]
+        target_is_first = strategy == "only_first"
+        n_target = n1 if target_is_first else n2
+        keep = n_target - (n1 + n2 - budget)
+        if keep < 1:
+            name = "first" if target_is_first else "second"
+            raise ValueError(f"truncation={strategy!r} cannot fit batch item {index} into max_length="
+                             f"{plan['max_length']}: the {name} text would lose all {n_target} tokens "
+                             f"(the other text alone needs {n1 + n2 - n_target} plus specials)")
+        spans = _window_spans(n_target, keep, stride if overflow else 0, side, index)
+        if not overflow:
+            spans = spans[:1]
+        target = first if target_is_first else second
+        pieces = [_slice(target, s, e) for s, e in spans]
+        return [(p, second) for p in pieces] if target_is_first else [(first, p) for p in pieces]
+
+    def _pad_target(self, lengths: list[int], padding: str, max_length: int | None, multiple: int | None) -> int:
+        if self.pad_token_id is None:
+            raise ValueError("padding needs a pad_token; set one with add_special_tokens({'pad_token': ...})")
+        target = max(lengths, default=0) if padding == "longest" else max_length
+        if multiple and target % multiple:
+            target += multiple - target % multiple
+        return target
+
+    def _pad_value(self, key: str):
+        return {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": 0,
+                "special_tokens_mask": 1, "offset_mapping": (0, 0)}[key]
+
+    def pad(self, encoded_inputs, padding=True, max_length: int | None = None, pad_to_multiple_of: int | None = None,
+            padding_side: str | None = None, return_attention_mask: bool | None = None,
+            return_tensors: str | None = None) -> BatchEncoding:
+        """Pad already encoded inputs (a dict of lists, or a list of such dicts, as collators build them)."""
+        if isinstance(encoded_inputs, (list, tuple)):
+            if not encoded_inputs or not all(isinstance(x, dict) for x in encoded_inputs):
+                raise TypeError("pad takes a dict of lists or a non-empty list of dicts")
+            keys = list(encoded_inputs[0])
+            encoded_inputs = {k: [_as_list(x[k]) for x in encoded_inputs] for k in keys}
+        elif not isinstance(encoded_inputs, dict):
+            raise TypeError(f"pad takes a dict of lists or a list of dicts, got {type(encoded_inputs).__name__}")
+        if "input_ids" not in encoded_inputs:
+            raise ValueError(f"pad needs 'input_ids' among the keys, got {sorted(encoded_inputs)}")
+        data = {k: _as_list(v) for k, v in encoded_inputs.items()}
+        single = not data["input_ids"] or not isinstance(data["input_ids"][0], (list, tuple))
+        if single:
+            data = {k: [v] for k, v in data.items()}
+        if return_attention_mask is not False and "attention_mask" not in data:
+            data["attention_mask"] = [[1] * len(ids) for ids in data["input_ids"]]
+        plan = self._plan({**CALL_DEFAULTS, "padding": padding, "max_length": max_length,
+                           "pad_to_multiple_of": pad_to_multiple_of, "padding_side": padding_side,
+                           "return_tensors": return_tensors, "truncation": False}, [])
+        if plan["padding"] != "do_not_pad":
+            target = self._pad_target([len(ids) for ids in data["input_ids"]], plan["padding"], plan["max_length"],
+                                      plan["pad_to_multiple_of"])
+            for key in data:
+                if key in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask", "offset_mapping"):
+                    data[key] = _pad_rows(data[key], target, self._pad_value(key), plan["padding_side"] == "left")
+        if return_attention_mask is False:
+            data.pop("attention_mask", None)
+        if single and return_tensors is None:
+            data = {k: v[0] for k, v in data.items()}
+        return BatchEncoding(data, return_tensors)
+
+
+class _Row:
+    """One output row before padding: `<s> a </s>` or `<s> a </s></s> b </s>` and its per-token data."""
+
+    __slots__ = ("ids", "n1", "n2", "special", "offsets", "words")
+
+    def __init__(self, a, b, special: bool, cls_id: int, sep_id: int, want_offsets: bool, want_words: bool):
+        self.n1, self.n2, self.special = len(a[0]), (None if b is None else len(b[0])), special
+        self.offsets = self.words = None
+        if not special:
+            self.ids = a[0] if b is None else a[0] + b[0]
+            if want_offsets:
+                self.offsets = a[1] if b is None else a[1] + b[1]
+            if want_words:
+                self.words = a[2] if b is None else a[2] + b[2]
+            return
+        if b is None:
+            self.ids = [cls_id, *a[0], sep_id]
+        else:
+            self.ids = [cls_id, *a[0], sep_id, sep_id, *b[0], sep_id]
+        if want_offsets:
+            none = [(0, 0)]
+            self.offsets = none + a[1] + none if b is None else none + a[1] + none + none + b[1] + none
+        if want_words:
+            self.words = [None, *a[2], None] if b is None else [None, *a[2], None, None, *b[2], None]
+
+    def special_mask(self) -> list[int]:
+        if not self.special:
+            return [0] * len(self.ids)
+        if self.n2 is None:
+            return [1] + [0] * self.n1 + [1]
+        return [1] + [0] * self.n1 + [1, 1] + [0] * self.n2 + [1]
+
+    def sequence_ids(self) -> list[int | None]:
+        s = [None] if self.special else []
+        first = s + [0] * self.n1 + s
+        return first if self.n2 is None else first + s + [1] * self.n2 + s
+
+
+def _window_spans(n: int, keep: int, stride: int, side: str, index: int) -> list[tuple[int, int]]:
+    """(start, end) of the kept part, then of each overflow window, as `tokenizers` cuts them."""
+    if n <= keep:
+        return [(0, n)]
+    if stride >= keep:
+        raise ValueError(f"stride={stride} must be smaller than the tokens a window keeps ({keep} for batch "
+                         f"item {index}: max_length minus special tokens and the other text)")
+    step = keep - stride
+    if side == "right":
+        spans, start = [], 0
+        while True:
+            spans.append((start, min(start + keep, n)))
+            if start + keep >= n:
+                return spans
+            start += step
+    spans, end = [], n
+    while True:
+        spans.append((max(end - keep, 0), end))
+        if end - keep <= 0:
+            return spans
+        end -= step
+
+
+def _slice(encoded: tuple, start: int, end: int) -> tuple:
+    ids, offsets, words = encoded
+    return (ids[start:end], None if offsets is None else offsets[start:end], None if words is None else words[start:end])
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_side(name: str, value) -> str:
+    if value not in ("left", "right"):
+        raise ValueError(f"{name} must be 'left' or 'right', got {value!r}")
+    return value
+
+
+def _as_list(value):
+    return value.tolist() if hasattr(value, "tolist") else value

@@ -1,0 +1,226 @@
+"""Added and special tokens: `AddedToken`, the special-token roles (<s>, </s>, <pad>, <mask>, ...)
+and the methods of the tokenizer that read and change them, with RoBERTa's special-token layout
+`<s> A </s>` / `<s> A </s></s> B </s>`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+SPECIAL_TOKEN_ATTRIBUTES = (
+    "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AddedToken:
+    """A token matched verbatim in the text before BPE, like `tokenizers.AddedToken`.
+
+    lstrip/rstrip: the token absorbs the whitespace on that side (RoBERTa's <mask> has lstrip).
+    single_word: only matches where no word character touches it. normalized: matched in a second
+    pass (RoBERTa has no normalizer, so this only orders the matching). special: skipped by
+    `decode(skip_special_tokens=True)`. `normalized=None` means "not special".
+    """
+
+    content: str
+    single_word: bool = False
+    lstrip: bool = False
+    rstrip: bool = False
+    normalized: bool | None = None
+    special: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.content, str) or not self.content:
+            raise ValueError(f"an added token's content must be a non-empty str, got {self.content!r}")
+        if self.normalized is None:
+            object.__setattr__(self, "normalized", not self.special)
+
+    def __str__(self) -> str:
+        return self.content
+
+
+def as_added_token(token, *, special: bool, lstrip: bool = False) -> AddedToken:
+    """AddedToken from a str, one of ours, a `tokenizers.AddedToken` or a dict from a json file."""
+    if isinstance(token, AddedToken):
+        return token
+    if isinstance(token, str):
+        return AddedToken(token, lstrip=lstrip, special=special, normalized=False if special else None)
+    if isinstance(token, dict):
+        fields = {k: token[k] for k in ("content", "single_word", "lstrip", "rstrip", "normalized", "special") if k in token}
+        return AddedToken(**{"special": special, **fields})
+    if hasattr(token, "content"):  # tokenizers.AddedToken
+        return AddedToken(token.content, token.single_word, token.lstrip, token.rstrip, token.normalized, token.special)
+    raise TypeError(f"a token must be a str or an AddedToken, got {type(token).__name__}")
+
+
+class SpecialTokensMixin:
+    """The vocabulary, added-token and special-token part of `RobertaTokenizerBase`.
+
+    State (set up by the tokenizer's __init__): `_encoder` (token -> id of vocab.json), `_added`
+    (id -> AddedToken), `_added_ids` (content -> id), `_special` (role -> AddedToken or None),
+    `_additional` (additional special tokens), `_id_bytes` (id -> bytes, for decoding).
+    """
+
+    def _special_token(self, token, role: str) -> AddedToken:
+        """The AddedToken for a special role: a known added token keeps its flags; <mask> absorbs the space before it."""
+        if isinstance(token, str) and token in self._added_ids:
+            existing = self._added[self._added_ids[token]]
+            if existing.special:
+                return existing
+        token = as_added_token(token, special=True, lstrip=role == "mask_token")
+        return token if token.special else dataclasses.replace(token, special=True)
+
+    def _register(self, token: AddedToken, token_id: int | None = None) -> bool:
+        """Add or update `token`; returns whether the tokenizer changed. New ids continue after the largest one."""
+        old_id = self._added_ids.get(token.content)
+        expected = self._encoder.get(token.content, old_id)
+        if expected is None:
+            expected = max(len(self._encoder), max(self._added, default=-1) + 1)
+        if token_id is not None and token_id != expected:
+            raise ValueError(f"added token {token.content!r} has id {token_id}, but it must be {expected} "
+                             f"(vocab ids, then added tokens numbered on from {len(self._encoder)} without gaps)")
+        if self._added.get(expected) == token:
+            return False
+        self._added[expected] = token
+        self._added_ids[token.content] = expected
+        if expected >= len(self._id_bytes):
+            self._id_bytes.append(token.content.encode())
+        return True
+
+    # ------------------------------------------------------------------ vocabulary and special tokens
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the base vocabulary (vocab.json), without added tokens."""
+        return len(self._encoder)
+
+    def __len__(self) -> int:
+        return max(len(self._encoder), max(self._added, default=-1) + 1)
+
+    def get_vocab(self) -> dict[str, int]:
+        return {**self._encoder, **self._added_ids}
+
+    @property
+    def added_tokens_encoder(self) -> dict[str, int]:
+        return dict(sorted(self._added_ids.items(), key=lambda kv: kv[1]))
+
+    @property
+    def added_tokens_decoder(self) -> dict[int, AddedToken]:
+        return dict(sorted(self._added.items()))
+
+    @property
+    def additional_special_tokens(self) -> list[str]:
+        return [t.content for t in self._additional]
+
+    @property
+    def special_tokens_map(self) -> dict[str, str | list[str]]:
+        found = {role: t.content for role, t in self._special.items() if t is not None}
+        if self._additional:
+            found["additional_special_tokens"] = self.additional_special_tokens
+        return found
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        tokens = [t.content for t in [*self._special.values(), *self._additional] if t is not None]
+        return list(dict.fromkeys(tokens))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [self._token_id(t) for t in self.all_special_tokens]
+
+    def _token_id(self, content: str) -> int:
+        found = self._encoder.get(content)
+        return self._added_ids[content] if found is None else found
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return 4 if pair else 2
+
+    def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
+        """Add tokens matched verbatim before BPE; returns how many are new. Ids continue after len(self)."""
+        if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
+            new_tokens = [new_tokens]
+        tokens = [as_added_token(t, special=special_tokens) for t in new_tokens]
+        before = len(self)
+        changed = [self._register(t) for t in tokens]
+        if any(changed):
+            self._added_tokens_changed()
+        return len(self) - before
+
+    def add_special_tokens(self, special_tokens_dict: dict, replace_additional_special_tokens: bool = True) -> int:
+        """Set special-token roles ('pad_token': '<pad>', 'additional_special_tokens': [...]); returns new-token count."""
+        roles = {*SPECIAL_TOKEN_ATTRIBUTES, "additional_special_tokens"}
+        unknown = set(special_tokens_dict) - roles
+        if unknown:
+            raise ValueError(f"unknown special token roles {sorted(unknown)}; allowed: {sorted(roles)}")
+        before = len(self)
+        for role, value in special_tokens_dict.items():
+            if role == "additional_special_tokens":
+                if isinstance(value, (str, AddedToken)):
+                    raise TypeError("additional_special_tokens must be a list of tokens")
+                extra = [self._special_token(t, role) for t in value]
+                kept = [] if replace_additional_special_tokens else self._additional
+                self._additional = kept + [t for t in extra if t not in kept]
+                for token in extra:
+                    self._register(token)
+            else:
+                self._special[role] = token = self._special_token(value, role)
+                self._register(token)
+        self._added_tokens_changed()
+        return len(self) - before
+
+    # ------------------------------------------------------------------ special-token layout
+
+    def build_inputs_with_special_tokens(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+        """`<s> A </s>` or `<s> A </s></s> B </s>`."""
+        cls, sep = [self.cls_token_id], [self.sep_token_id]
+        if token_ids_1 is None:
+            return cls + list(token_ids_0) + sep
+        return cls + list(token_ids_0) + sep + sep + list(token_ids_1) + sep
+
+    def get_special_tokens_mask(self, token_ids_0: list[int], token_ids_1: list[int] | None = None,
+                                already_has_special_tokens: bool = False) -> list[int]:
+        """1 where build_inputs_with_special_tokens puts a special token (or, for ids that already have them, where a special id is)."""
+        if already_has_special_tokens:
+            if token_ids_1 is not None:
+                raise ValueError("token_ids_1 must be None when the ids already have special tokens")
+            special = set(self.all_special_ids)
+            return [int(i in special) for i in token_ids_0]
+        if token_ids_1 is None:
+            return [1] + [0] * len(token_ids_0) + [1]
+        return [1] + [0] * len(token_ids_0) + [1, 1] + [0] * len(token_ids_1) + [1]
+
+    def create_token_type_ids_from_sequences(self, token_ids_0: list[int], token_ids_1: list[int] | None = None) -> list[int]:
+        """All zeros: RoBERTa does not use token types."""
+        return [0] * len(self.build_inputs_with_special_tokens(token_ids_0, token_ids_1))
+
+
+def _special_property(role: str):
+    def get_token(self):
+        token = self._special.get(role)
+        return None if token is None else token.content
+
+    def set_token(self, value):
+        if value is None:
+            self._special[role] = None
+        else:
+            self.add_special_tokens({role: value})
+
+    def get_id(self):
+        token = self._special.get(role)
+        return None if token is None else self._token_id(token.content)
+
+    return property(get_token, set_token), property(get_id)
+
+
+
+
+for _role in SPECIAL_TOKEN_ATTRIBUTES:
+    _token_property, _id_property = _special_property(_role)
+    setattr(SpecialTokensMixin, _role, _token_property)
+    setattr(SpecialTokensMixin, _role + "_id", _id_property)
+
+
+def _token_dict(token: AddedToken, with_special: bool = False) -> dict:
+    fields = dataclasses.asdict(token)
+    if not with_special:
+        fields.pop("special")
+    return fields

@@ -1,0 +1,283 @@
+"""The tokenizer's files: reading vocab.json, merges.txt, tokenizer.json and the config files
+(with errors that name the file), checking a vocabulary, and writing them all atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from . import fileio
+from .pretokenization import bytes_to_unicode
+from .special_tokens import _token_dict, as_added_token
+
+logger = logging.getLogger(__name__)
+
+VOCAB_FILE = "vocab.json"
+MERGES_FILE = "merges.txt"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+ADDED_TOKENS_FILE = "added_tokens.json"
+# Keys of transformers' tokenizer_config.json that carry nothing for us.
+IGNORED_CONFIG_KEYS = {
+    "tokenizer_class", "name_or_path", "auto_map", "processor_class", "model_input_names",
+    "extra_special_tokens", "tokenizer_file", "vocab_file", "merges_file", "special_tokens_map_file",
+    "do_lower_case", "use_fast", "legacy", "max_len",
+}
+
+
+def _write_files_atomically(directory: Path, files: dict[str, str]) -> list[str]:
+    """Write every file to a temp name in `directory` and fsync them all, then rename them into place.
+
+    A failure while writing leaves the directory as it was (no partial file, nothing overwritten,
+    no new empty directory): every temp is written and synced before the first rename.
+    """
+    created = [d for d in (directory, *directory.parents) if not d.exists()]  # deepest first
+    try:
+        with contextlib.ExitStack() as stack:
+            for name, text in files.items():
+                temp = stack.enter_context(fileio.atomic_path(directory / name))
+                with open(temp, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())  # now, so that a full disk fails before any file is replaced
+    except BaseException:
+        for new_directory in created:
+            if new_directory.is_dir():
+                new_directory.rmdir()
+        raise
+    return [str(directory / name) for name in files]
+
+
+# ----------------------------------------------------------------------------- vocabulary files
+
+
+def read_vocab(path) -> dict[str, int]:
+    with open(path, encoding="utf-8") as f:
+        vocab = json.load(f)
+    if not isinstance(vocab, dict):
+        raise ValueError(f"{path}: expected a JSON object {{token: id}}, got {type(vocab).__name__}")
+    return vocab
+
+
+def read_merges(path) -> list[tuple[str, str]]:
+    """merges.txt: an optional '#version' line, then one 'left right' pair per line, by rank."""
+    merges = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line or (number == 1 and line.startswith("#version")):
+                continue
+            parts = line.split(" ")
+            if len(parts) != 2 or not all(parts):
+                raise ValueError(f"{path} line {number}: expected two symbols separated by one space, got {line!r}")
+            merges.append((parts[0], parts[1]))
+    return merges
+
+
+def read_tokenizer_json(path) -> dict:
+    """vocab, merges, added tokens and options from a `tokenizers` tokenizer.json of a byte-level BPE."""
+    with open(path, encoding="utf-8") as f:
+        spec = json.load(f)
+    model = spec.get("model") or {}
+    problems = []
+    if model.get("type") != "BPE":
+        problems.append(f"model type {model.get('type')!r} (need 'BPE')")
+    for key, neutral in (("dropout", None), ("continuing_subword_prefix", ""), ("end_of_word_suffix", ""),
+                         ("byte_fallback", False), ("ignore_merges", False)):
+        if model.get(key) not in (neutral, None):
+            problems.append(f"model.{key}={model.get(key)!r}")
+    if spec.get("normalizer") is not None:
+        problems.append(f"a normalizer ({spec['normalizer'].get('type')})")
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        problems.append(f"pre_tokenizer {pre.get('type')!r} (need ByteLevel with use_regex)")
+    if problems:
+        raise ValueError(f"{path} is not a RoBERTa byte-level BPE tokenizer: " + "; ".join(problems))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+    post = spec.get("post_processor") or {}
+    return {
+        "vocab": model.get("vocab", {}),
+        "merges": merges,
+        "added_tokens": {t["id"]: as_added_token(t, special=t.get("special", False)) for t in spec.get("added_tokens", [])},
+        "add_prefix_space": pre.get("add_prefix_space", False),
+        "trim_offsets": post.get("trim_offsets", True),
+    }
+
+
+def validate_vocabulary(vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
+    """A byte-level BPE vocabulary must have ids 0..n-1, the 256 byte symbols and merges of known symbols."""
+    if not vocab:
+        raise ValueError("the vocabulary is empty")
+    bad = [(t, i) for t, i in vocab.items() if not isinstance(t, str) or type(i) is not int]
+    if bad:
+        raise ValueError(f"vocab entries must be str -> int, got {bad[:3]}")
+    ids = sorted(vocab.values())
+    if ids != list(range(len(vocab))):
+        seen, duplicates = set(), []
+        for i in ids:
+            if i in seen:
+                duplicates.append(i)
+            seen.add(i)
+        missing = sorted(set(range(len(vocab))) - seen)[:5]
+        raise ValueError(
+            f"vocab ids must be a permutation of 0..{len(vocab) - 1}: duplicated ids {duplicates[:5]}, "
+            f"missing ids {missing}, out of range {[i for i in ids if not 0 <= i < len(vocab)][:5]}")
+    missing_bytes = [c for c in bytes_to_unicode().values() if c not in vocab]
+    if missing_bytes:
+        raise ValueError(f"a byte-level BPE vocab needs all 256 byte symbols; {len(missing_bytes)} are missing, "
+                         f"e.g. {missing_bytes[:5]}")
+    seen = {}
+    for rank, pair in enumerate(merges):
+        if len(pair) != 2:
+            raise ValueError(f"merge {rank} must be a pair of symbols, got {pair!r}")
+        left, right = pair
+        for symbol in (left, right, left + right):
+            if symbol not in vocab:
+                raise ValueError(f"merge {rank} ({left!r} {right!r}) references {symbol!r}, which is not in the vocab")
+        if pair in seen:
+            raise ValueError(f"merge {rank} ({left!r} {right!r}) repeats merge {seen[pair]}")
+        seen[pair] = rank
+
+
+class TokenizerFilesMixin:
+    """The file part of `RobertaTokenizerBase`: `from_pretrained`, `save_pretrained`,
+    `save_vocabulary`, and the `tokenizers.Tokenizer` that tokenizer.json stores."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load from a directory: tokenizer.json or vocab.json + merges.txt, with tokenizer_config.json,
+        special_tokens_map.json and added_tokens.json honoured. Keyword arguments win over the files."""
+        directory = Path(pretrained_model_name_or_path)
+        if not directory.is_dir():
+            raise ValueError(f"{pretrained_model_name_or_path} is not a directory; from_pretrained reads a local "
+                             "folder with tokenizer.json or vocab.json + merges.txt (no Hub download)")
+        config = _read_json(directory / TOKENIZER_CONFIG_FILE)
+        config.update(_read_json(directory / SPECIAL_TOKENS_MAP_FILE))
+        unknown = set(config) - set(_init_keywords(cls)) - IGNORED_CONFIG_KEYS
+        if unknown:
+            logger.warning(f"{directory}: ignoring unknown tokenizer settings {sorted(unknown)}")
+        options = {k: v for k, v in config.items() if k in _init_keywords(cls) and k != "name_or_path"}
+        if "max_len" in config and "model_max_length" not in config:
+            options["model_max_length"] = config["max_len"]
+        legacy_added = _read_json(directory / ADDED_TOKENS_FILE)
+        if legacy_added:
+            decoder = dict(options.get("added_tokens_decoder") or {})
+            for content, token_id in legacy_added.items():
+                decoder.setdefault(str(token_id), {"content": content, "special": False})
+            options["added_tokens_decoder"] = decoder
+        if (directory / TOKENIZER_FILE).is_file():
+            files = {"tokenizer_file": directory / TOKENIZER_FILE}
+        elif (directory / VOCAB_FILE).is_file() and (directory / MERGES_FILE).is_file():
+            files = {"vocab_file": directory / VOCAB_FILE, "merges_file": directory / MERGES_FILE}
+        else:
+            raise FileNotFoundError(f"{directory} has neither {TOKENIZER_FILE} nor {VOCAB_FILE} + {MERGES_FILE}")
+        if options.get("model_max_length", 0) > 1e18:
+            options.pop("model_max_length")  # v4 writes 1e30 for "unknown"; RoBERTa's is 512
+        return cls(**files, **{"name_or_path": str(pretrained_model_name_or_path), **options, **kwargs})
+
+    def save_pretrained(self, save_directory, filename_prefix: str | None = None) -> tuple[str, ...]:
+        """Write vocab.json, merges.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json.
+
+        The files are the ones `transformers` v4 reads; all of them are written or none.
+        """
+        directory = Path(save_directory)
+        if directory.exists() and not directory.is_dir():
+            raise ValueError(f"{save_directory} exists and is not a directory")
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
+        config = self._config()
+        special_map = {role: _token_dict(t) for role, t in self._special.items() if t is not None}
+        if self._additional:
+            special_map["additional_special_tokens"] = [_token_dict(t) for t in self._additional]
+        files = {
+            **self._vocabulary_files(prefix),
+            prefix + TOKENIZER_FILE: self._backend_tokenizer().to_str(pretty=True),
+            prefix + TOKENIZER_CONFIG_FILE: json.dumps(config, indent=2, ensure_ascii=False) + "\n",
+            prefix + SPECIAL_TOKENS_MAP_FILE: json.dumps(special_map, indent=2, ensure_ascii=False) + "\n",
+        }
+        return tuple(_write_files_atomically(directory, files))
+
+    def save_vocabulary(self, save_directory, filename_prefix: str | None = None) -> tuple[str, str]:
+        """Write vocab.json and merges.txt (named '<prefix>-vocab.json' with a prefix); returns their paths."""
+        directory = Path(save_directory)
+        if not directory.is_dir():
+            raise ValueError(f"{save_directory} is not a directory")
+        paths = _write_files_atomically(directory, self._vocabulary_files(f"{filename_prefix}-" if filename_prefix else ""))
+        return paths[0], paths[1]
+
+    def _vocabulary_files(self, prefix: str) -> dict[str, str]:
+        merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self._merges)
+        return {prefix + VOCAB_FILE: json.dumps(self._encoder, ensure_ascii=False) + "\n", prefix + MERGES_FILE: merges}
+
+    def _config(self) -> dict:
+        """tokenizer_config.json in transformers v4's layout (so its AutoTokenizer can read ours)."""
+        return {
+            "add_prefix_space": self.add_prefix_space,
+            "added_tokens_decoder": {str(i): _token_dict(t, with_special=True) for i, t in sorted(self._added.items())},
+            **{role: t.content for role, t in self._special.items() if t is not None},
+            "additional_special_tokens": self.additional_special_tokens,
+            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            "errors": self.errors,
+            "model_max_length": self.model_max_length,
+            "padding_side": self.padding_side,
+            "truncation_side": self.truncation_side,
+            "split_special_tokens": self.split_special_tokens,
+            "tokenizer_class": self.tokenizer_class_name,
+            "trim_offsets": self.trim_offsets,
+        }
+
+    def _backend_tokenizer(self, pretokenizer=None):
+        """A `tokenizers.Tokenizer` with this vocabulary and added tokens (imported only when needed).
+
+        Without `pretokenizer` it is transformers' RoBERTa pipeline (ByteLevel pre-tokenizer and
+        decoder, RobertaProcessing), which tokenizer.json stores; the fast tokenizer passes its own.
+        """
+        from tokenizers import AddedToken as RustAddedToken
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+        backend = Tokenizer(models.BPE(self._encoder, self._merges, dropout=None, continuing_subword_prefix="",
+                                       end_of_word_suffix="", fuse_unk=False))
+        backend.decoder = decoders.ByteLevel()
+        if pretokenizer is None:
+            backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=self.add_prefix_space)
+            if self.cls_token_id is not None and self.sep_token_id is not None:
+                backend.post_processor = processors.RobertaProcessing(
+                    (self.sep_token, self.sep_token_id), (self.cls_token, self.cls_token_id),
+                    trim_offsets=self.trim_offsets, add_prefix_space=self.add_prefix_space)
+        else:
+            backend.pre_tokenizer = pretokenizer
+        for token_id, token in sorted(self._added.items()):
+            rust = RustAddedToken(token.content, single_word=token.single_word, lstrip=token.lstrip,
+                                  rstrip=token.rstrip, normalized=token.normalized, special=token.special)
+            (backend.add_special_tokens if token.special else backend.add_tokens)([rust])
+            if backend.token_to_id(token.content) != token_id:
+                raise RuntimeError(f"tokenizers gave {token.content!r} id {backend.token_to_id(token.content)}, "
+                                   f"expected {token_id}")
+        backend.encode_special_tokens = self.split_special_tokens
+        return backend
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+@lru_cache(maxsize=8)
+def _init_keywords(cls) -> tuple[str, ...]:
+    """The keyword-only options of the tokenizer's __init__ (RobertaTokenizerBase's: subclasses pass them on)."""
+    for klass in cls.__mro__:
+        parameters = inspect.signature(klass.__init__).parameters
+        keywords = tuple(name for name, p in parameters.items() if p.kind is p.KEYWORD_ONLY)
+        if keywords:
+            return keywords
+    return ()
