@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from roberta_core.weights import parameter_shapes
+from roberta_core.weights import check_state, parameter_shapes
 
 __all__ = ["to_canonical", "from_canonical", "as_tensor", "as_array", "call_numpy"]
 
@@ -68,20 +68,8 @@ def from_canonical(
     moved to `device` only where they differ; any other parameter is copied into. `consume`
     removes each entry from `state` once loaded, so `from_pretrained` never holds two copies.
     """
-    expected = parameter_shapes(model.config, model.head)
-    name = type(model).__name__
-    unknown = [k for k in state if k not in expected]
-    if unknown:
-        raise ValueError(
-            f"{name} owns no parameter(s) {unknown}; its keys are those of parameter_shapes(config, {model.head!r})"
-        )
-    missing = [k for k in expected if k not in state]
-    if missing and not allow_missing:
-        raise ValueError(f"state lacks {len(missing)} parameter(s) of {name}: {missing}")
-    wrong = [(k, tuple(np.shape(v)), expected[k]) for k, v in state.items() if tuple(np.shape(v)) != expected[k]]
-    if wrong:
-        listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
-        raise ValueError(f"shape mismatch loading {name}: {listed}")
+    check_state(type(model).__name__, model.head, parameter_shapes(model.config, model.head), state,
+                allow_missing=allow_missing)
     for key in list(state):
         module_name, _, param_name = key.rpartition(".")
         module = model.get_submodule(module_name)

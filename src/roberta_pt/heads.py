@@ -35,16 +35,9 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from .modeling import (
-    Packing,
-    RobertaModel,
-    RobertaPreTrainedModel,
-    check_values,
-    packing_for,
-    repad,
-    shape_of,
-    unpad_rows,
-)
+from ._framework import check_values, shape_of
+from .modeling import RobertaModel, RobertaPreTrainedModel
+from .unpad import Packing, packing_for, repad, unpad_rows
 
 __all__ = [
     "cross_entropy",
@@ -122,9 +115,10 @@ def question_answering_loss(
 
 
 def _check_labels(head: str, config: RobertaConfig, labels: torch.Tensor, batch: int, length: int,
-                  num_choices: Optional[int] = None) -> Optional[str]:
+                  num_choices: Optional[int] = None) -> tuple[Optional[str], torch.Tensor]:
     """Shape, kind and range of `labels` for `head` (checked after the encoder, which checked the
-    inputs and knows B and T); the problem type for sequence classification."""
+    inputs and knows B and T); the problem type for sequence classification, and the labels
+    (carrying the range check, under compilation)."""
     problem = check_labels(
         head, config, tuple(labels.shape), batch=batch, length=length,
         labels_are_integers=not labels.is_floating_point(), num_choices=num_choices,
@@ -137,8 +131,8 @@ def _check_labels(head: str, config: RobertaConfig, labels: torch.Tensor, batch:
         "sequence_classification": config.num_labels if problem == "single_label_classification" else None,
     }.get(head)
     if upper is not None:
-        check_values("labels", labels, upper, allow_ignore=True)
-    return problem
+        labels = check_values("labels", labels, upper, allow_ignore=True, index=False)
+    return problem, labels
 
 
 def _per_token(head: nn.Module, hidden: torch.Tensor, packing: Optional[Packing]) -> torch.Tensor:
@@ -212,10 +206,10 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
     head = "causal_lm"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        super().__init__(config)
+        super().__init__(config, attn_implementation=attn_implementation)
         if not config.is_decoder:
             warnings.warn("RobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
@@ -248,7 +242,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             output_attentions, output_hidden_states, return_dict=True, unpad=unpad,
         )
         if labels is not None:
-            _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+            _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
         # With a cache the mask also covers the cached positions: the head then runs on every row.
         packing = packing_for(attention_mask, unpad and past_key_values is None)
         logits = _per_token(self.lm_head, outputs.last_hidden_state, packing)
@@ -299,7 +293,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             raise ValueError(
                 f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
             )
-        check_values("input_ids", input_ids, config.vocab_size)
+        input_ids = check_values("input_ids", input_ids, config.vocab_size)
         eos = config.eos_token_id if eos_token_id is None else eos_token_id
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
@@ -348,10 +342,10 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     head = "masked_lm"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        super().__init__(config)
+        super().__init__(config, attn_implementation=attn_implementation)
         if config.is_decoder:
             warnings.warn("RobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
@@ -389,7 +383,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
             unpad=unpad,
         )
         if labels is not None:
-            _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+            _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
         hidden = outputs.last_hidden_state
         if masked_positions_only:
             # One host sync for the count of labelled positions; (M, H) -> (M, V).
@@ -416,9 +410,9 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
     head = "sequence_classification"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        super().__init__(config)
+        super().__init__(config, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
@@ -446,7 +440,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         )
         problem = None
         if labels is not None:
-            problem = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+            problem, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
         logits = self.classifier(outputs.last_hidden_state)
         out = SequenceClassifierOutput(
             loss=None if labels is None else sequence_classification_loss(logits, labels, problem),
@@ -464,8 +458,8 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
     head = "multiple_choice"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, attn_implementation=attn_implementation)
+        super().__init__(config, attn_implementation=attn_implementation)
+        self.roberta = RobertaModel(config, attn_implementation=self.attn_implementation)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
@@ -509,7 +503,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
             return x.reshape(B * C, *x.shape[2:])
 
         if labels is not None:
-            _check_labels(self.head, self.config, labels, B, T, num_choices=C)
+            _, labels = _check_labels(self.head, self.config, labels, B, T, num_choices=C)
         outputs = self.roberta(
             flat(input_ids, "input_ids"), flat(attention_mask, "attention_mask"),
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
@@ -533,9 +527,9 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
     head = "token_classification"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        super().__init__(config)
+        super().__init__(config, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -564,7 +558,7 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
             unpad=unpad,
         )
         if labels is not None:
-            _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+            _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
         logits = _per_token(lambda x: self.classifier(self.dropout(x)), outputs.last_hidden_state,
                             packing_for(attention_mask, unpad))
         out = TokenClassifierOutput(
@@ -582,8 +576,8 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
     head = "question_answering"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation)
+        super().__init__(config, attn_implementation=attn_implementation)
+        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 

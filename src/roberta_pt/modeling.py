@@ -7,7 +7,9 @@ checkpoints load. Shapes in comments: B batch, T query length, S key length (cac
 H hidden size, h heads, D head size (H / h), V vocabulary.
 
 This file is the master text of the three backends: `roberta_tf/modeling.py` and
-`roberta_flax/modeling.py` have the same classes (with their prefix), order and comments.
+`roberta_flax/modeling.py` have the same classes (with their prefix), order and comments. The
+PyTorch machinery that is not the model (input checks under torch.compile, output pytrees, dtype
+rules) lives in `_framework.py`, the padding-free machinery of `unpad=True` in `unpad.py`.
 """
 
 from __future__ import annotations
@@ -15,30 +17,30 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
-import torch.utils._pytree as pytree
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from roberta_core import backends
 from roberta_core.config import RobertaConfig
-from roberta_core.outputs import OUTPUT_CLASSES, BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import load_pretrained, save_pretrained_files
-from roberta_core.validation import IGNORE_INDEX, check_forward_inputs, check_range, range_message
+from roberta_core.validation import check_forward_inputs
+from roberta_core.weights import check_vocab_resize
 
-from .convert import as_tensor, from_canonical, to_canonical
+from ._framework import check_input_dtypes, check_values, resolve_dtype, shape_of
+from .convert import from_canonical, to_canonical
+from .unpad import Packing, _nothing_masked, pack, packed_attention, packing_for, repad, unpad_rows
 
 __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
     "RobertaEmbeddings",
-    "Packing",
-    "pack",
-    "unpad_rows",
-    "repad",
-    "packed_attention",
+    "fused_attention",
+    "explicit_attention",
     "RobertaSelfAttention",
     "RobertaSelfOutput",
     "RobertaAttention",
@@ -48,34 +50,22 @@ __all__ = [
     "RobertaEncoder",
     "RobertaPooler",
     "RobertaPreTrainedModel",
-    "packing_for",
     "RobertaModel",
+    # Re-exported from `_framework` and `unpad`, where they live.
+    "check_values",
+    "shape_of",
+    "Packing",
+    "pack",
+    "unpad_rows",
+    "repad",
+    "packed_attention",
+    "packing_for",
 ]
 
-ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
-# The Flax backend's names, so one setting serves every backend: its fused kernel and its
-# explicit path.
-ATTN_ALIASES = {"dot_product": "sdpa", "einsum": "eager"}
-
-
-# ---------------------------------------------------------------------------- outputs as pytrees
-
-def _register_outputs() -> None:
-    """Make the `roberta_core.outputs` classes torch pytree nodes, so a compiled or exported
-    forward may return them (the fields present become the leaves, their names the context)."""
-    for cls in OUTPUT_CLASSES:
-        if cls in pytree.SUPPORTED_NODES:
-            continue
-        pytree.register_pytree_node(
-            cls,
-            lambda out: (list(out.values()), list(out.keys())),
-            lambda values, keys, cls=cls: cls(zip(keys, values)),
-            serialized_type_name=f"{cls.__module__}.{cls.__name__}",
-            flatten_with_keys_fn=lambda out: ([(pytree.MappingKey(k), v) for k, v in out.items()], list(out.keys())),
-        )
-
-
-_register_outputs()
+# The backend's attention paths (first the default) and the other backends' names for them, so
+# one setting serves every backend: from the backend contract, `roberta_core.backends`.
+ATTN_IMPLEMENTATIONS = backends.get("pt").attn_implementations
+ATTN_ALIASES = dict(backends.get("pt").attn_aliases)
 
 
 # ---------------------------------------------------------------------------- 1. activations
@@ -117,32 +107,6 @@ ACT2FN = {
     "linear": lambda x: x,
     "laplace": _laplace,
 }
-
-
-# ---------------------------------------------------------------------------- input checks
-
-def check_values(name: str, values: torch.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> None:
-    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper).
-
-    Eagerly this is one host sync for min and max, before any kernel indexes with the values —
-    so a GPU raises a ValueError instead of a device-side assert. Under torch.compile/export
-    it is an in-graph assertion (a RuntimeError) with the same message. With `allow_ignore`,
-    -100 is allowed too.
-    """
-    if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor, got {values.dtype}")
-    if allow_ignore:
-        values = values.masked_fill(values == IGNORE_INDEX, lower)  # the min is over the other values
-    lo, hi = torch.aminmax(values)
-    if torch.compiler.is_compiling():
-        torch._assert_async((lo >= lower) & (hi < upper), range_message(name, upper, lower, allow_ignore))
-    else:
-        lo, hi = torch.stack([lo, hi]).tolist()
-        check_range(name, lo, hi, upper, lower=lower, allow_ignore=allow_ignore)
-
-
-def shape_of(tensor: Optional[torch.Tensor]) -> Optional[tuple[int, ...]]:
-    return None if tensor is None else tuple(tensor.shape)
 
 
 # ---------------------------------------------------------------------------- 2. embeddings
@@ -219,7 +183,7 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, stacklevel=3)
 
 
-def sdpa_attention(
+def fused_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
@@ -234,7 +198,7 @@ def sdpa_attention(
     return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
 
 
-def eager_attention(
+def explicit_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
@@ -264,104 +228,6 @@ def eager_attention(
     return torch.matmul(probs, value), probs
 
 
-class Packing(NamedTuple):
-    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
-    unpadded forward computes on. `index` (N,): flat positions b * T + t of the real tokens, row
-    by row, in order; `lengths`: real tokens per row (Python ints); `cu_seqlens` (B + 1,) int32:
-    their running sum from 0; `mask` (B, T) bool: the attention mask."""
-
-    index: torch.Tensor
-    lengths: list[int]
-    cu_seqlens: torch.Tensor
-    mask: torch.Tensor
-
-
-def pack(attention_mask: torch.Tensor) -> Packing:
-    """The packing of a (B, T) attention mask (1 = real token). One host sync, for the lengths."""
-    mask = attention_mask.bool()
-    counts = mask.sum(dim=1)  # (B,)
-    cu_seqlens = F.pad(torch.cumsum(counts, dim=0, dtype=torch.int32), (1, 0))
-    return Packing(mask.reshape(-1).nonzero().squeeze(1), counts.tolist(), cu_seqlens, mask)
-
-
-def unpad_rows(x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """(B, T, ...) -> (N, ...): the real tokens' rows, in order."""
-    return x.reshape(-1, *x.shape[2:]).index_select(0, packing.index)
-
-
-def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
-    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
-    of `unpad_rows`)."""
-    B, T = packing.mask.shape
-    out = x.new_zeros(B * T, *x.shape[1:]).index_copy(0, packing.index, x)
-    return out.view(B, T, *x.shape[1:])
-
-
-def _varlen_attn() -> Any:
-    """PyTorch's varlen flash attention (CUDA, half precision), where this PyTorch has it."""
-    try:
-        from torch.nn.attention.varlen import varlen_attn
-    except ImportError:
-        return None
-    return varlen_attn
-
-
-def packed_attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    packing: Packing,
-    *,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    strategy: Optional[str] = None,
-) -> torch.Tensor:
-    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
-    (1, h, N, D); no score is computed between two sequences or on padding.
-
-    Strategies (`strategy=None` picks): 'varlen', PyTorch's varlen flash kernel (CUDA, fp16/bf16,
-    no dropout, not causal); 'sequences', one fused attention per sequence (the CPU's choice: exact
-    work, and a few calls cost nothing next to the matmuls); 'padded', the sequences put back into
-    their padded rows for one masked call (the GPU's fallback: one kernel instead of B; it computes
-    the padded scores, a small part of the work, but no matmul on padding).
-    """
-    if strategy is None:
-        half = query.dtype in (torch.float16, torch.bfloat16)
-        if query.device.type != "cuda":
-            strategy = "sequences"
-        elif half and dropout_p == 0.0 and not is_causal and _varlen_attn() is not None:
-            strategy = "varlen"
-        else:
-            strategy = "padded"
-    if strategy == "varlen":
-        lengths = packing.cu_seqlens
-        longest = max(packing.lengths)
-        # The kernel takes (N, h, D), dense: the projections' layout before the head split.
-        q, k, v = (x[0].transpose(0, 1).contiguous() for x in (query, key, value))
-        context = _varlen_attn()(q, k, v, lengths, lengths, longest, longest)
-        return context.transpose(0, 1)[None]
-    if strategy == "sequences":
-        pieces = [
-            F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal).transpose(1, 2)
-            for q, k, v in zip(*(x.split(packing.lengths, dim=2) for x in (query, key, value)))
-        ]
-        # Joined as (1, N, h, D), the layout the output projection reads: one copy, not two.
-        return torch.cat(pieces, dim=1).transpose(1, 2)
-    # 'padded': (1, h, N, D) -> (B, h, T, D) and back; the mask is the padded forward's.
-    T = packing.mask.shape[1]
-
-    def to_rows(x: torch.Tensor) -> torch.Tensor:
-        return repad(x[0].transpose(0, 1), packing).transpose(1, 2)  # (B, h, T, D)
-
-    keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
-    if is_causal:
-        keep = keep & torch.ones(T, T, dtype=torch.bool, device=keep.device).tril()
-    context = F.scaled_dot_product_attention(
-        to_rows(query), to_rows(key), to_rows(value), attn_mask=_additive_mask(keep, query.dtype), dropout_p=dropout_p
-    )
-    return unpad_rows(context.transpose(1, 2), packing).transpose(0, 1)[None]  # (1, h, N, D)
-
-
 class RobertaSelfAttention(nn.Module):
     """Multi-head attention of a sequence over itself (or, as cross-attention, over the
     encoder's states), with an optional key/value cache and relative position scores.
@@ -380,19 +246,6 @@ class RobertaSelfAttention(nn.Module):
             # One vector per distance -(P-1) .. P-1, shared by all heads (Shaw et al.; Huang et al.).
             self.max_position_embeddings = config.max_position_embeddings
             self.distance_embedding = nn.Embedding(2 * config.max_position_embeddings - 1, self.head_dim)
-
-    def _self_projections(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Query, key and value of a self-attention, (B, T, H) each. When gradients are recorded,
-        as one matmul with the three weights side by side: the backward pass then makes one input
-        gradient instead of three summed ones and one weight-gradient product instead of three,
-        which outweighs concatenating the (3H, H) weight each step. Without gradients the three
-        matmuls cost the same as one, and the copy would be pure loss. The parameters stay the
-        three v4 modules either way (checkpoints unchanged)."""
-        if not torch.is_grad_enabled():
-            return self.query(hidden_states), self.key(hidden_states), self.value(hidden_states)
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-        return F.linear(hidden_states, weight, bias).chunk(3, dim=-1)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
@@ -419,7 +272,7 @@ class RobertaSelfAttention(nn.Module):
         encoder_hidden_states: Optional[torch.Tensor] = None,
         past_key_value: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
         output_attentions: bool = False,
-        use_sdpa: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -427,33 +280,34 @@ class RobertaSelfAttention(nn.Module):
         (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
         states are a packed stream (1, N, H) and each sequence attends over itself only."""
         B, T, H = hidden_states.shape
-        if encoder_hidden_states is None:
-            query, key, value = (self._split_heads(x) for x in self._self_projections(hidden_states))  # (B, h, T, D)
+        # `query`, `key` and `value` are called as modules in every mode, training included (no
+        # fused (3H, H) projection): adapters (LoRA), forward hooks and quantization wrappers
+        # replace or watch them by name (DESIGN §4).
+        query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
+        if encoder_hidden_states is not None and past_key_value is not None:
+            # Cross-attention: the encoder's keys and values were computed on the first step.
+            key, value = past_key_value
+        else:
+            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+            key = self._split_heads(self.key(source))  # (B, h, S, D)
+            value = self._split_heads(self.value(source))
             if past_key_value is not None:  # a decoder step: the cached positions come first
                 key = torch.cat([past_key_value[0], key], dim=2)  # (B, h, S, D)
                 value = torch.cat([past_key_value[1], value], dim=2)
-        else:
-            query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
-            if past_key_value is not None:
-                # Cross-attention: the encoder's keys and values were computed on the first step.
-                key, value = past_key_value
-            else:
-                key = self._split_heads(self.key(encoder_hidden_states))  # (B, h, S, D)
-                value = self._split_heads(self.value(encoder_hidden_states))
 
         if packing is not None:
             dropout_p = self.dropout.p if self.training else 0.0
             context = packed_attention(query, key, value, packing, dropout_p=dropout_p, is_causal=is_causal)
             probs = None
-        elif use_sdpa:
+        elif use_fused:
             dropout_p = self.dropout.p if self.training else 0.0
-            context = sdpa_attention(query, key, value, attention_mask, dropout_p=dropout_p, is_causal=is_causal)
+            context = fused_attention(query, key, value, attention_mask, dropout_p=dropout_p, is_causal=is_causal)
             probs = None
         else:
             position_scores = None
             if self.position_embedding_type != "absolute":
                 position_scores = self._relative_scores(query, key)
-            context, probs = eager_attention(
+            context, probs = explicit_attention(
                 query, key, value, attention_mask,
                 dropout=self.dropout, head_mask=head_mask, position_scores=position_scores,
             )
@@ -495,13 +349,13 @@ class RobertaAttention(nn.Module):
         encoder_hidden_states: Optional[torch.Tensor] = None,
         past_key_value: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
         output_attentions: bool = False,
-        use_sdpa: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         context, probs, present = self.self(
             hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
-            output_attentions, use_sdpa, is_causal, packing,
+            output_attentions, use_fused, is_causal, packing,
         )
         return self.output(context, hidden_states), probs, present
 
@@ -562,7 +416,7 @@ class RobertaLayer(nn.Module):
         encoder_attention_mask: Optional[torch.Tensor] = None,
         past_key_value: Optional[tuple[torch.Tensor, ...]] = None,
         output_attentions: bool = False,
-        use_sdpa: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -570,14 +424,14 @@ class RobertaLayer(nn.Module):
         with cross-attention) and the self/cross attention probabilities (None unless asked)."""
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_sdpa, is_causal, packing
+            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_fused, is_causal, packing
         )
         cross_probs = None
         if encoder_hidden_states is not None:
             cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output, encoder_attention_mask, head_mask, encoder_hidden_states, cross_past,
-                output_attentions, use_sdpa, False,
+                output_attentions, use_fused, False,
             )
             present = present + cross_present
         layer_output = self.output(self.intermediate(attention_output), attention_output)
@@ -607,7 +461,7 @@ class RobertaEncoder(nn.Module):
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-        use_sdpa: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
@@ -626,7 +480,7 @@ class RobertaEncoder(nn.Module):
                 hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,
                 None if past_key_values is None else past_key_values[i],
-                output_attentions, use_sdpa, is_causal, packing,
+                output_attentions, use_fused, is_causal, packing,
             )
             if checkpointing:
                 # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
@@ -666,32 +520,6 @@ class RobertaPooler(nn.Module):
 
 # ---------------------------------------------------------------------------- 11. pretrained-model base
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
-
-
-def _resolve_dtype(dtype: Any, state: dict) -> torch.dtype:
-    """`from_pretrained`'s dtype: None is float32 (as v4), 'auto' the checkpoint's own."""
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        if not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating point type, got {dtype}")
-        return dtype
-    if dtype == "auto":
-        return next((as_tensor(a).dtype for a in state.values()), torch.float32)
-    if dtype in _DTYPES:
-        return _DTYPES[dtype]
-    raise ValueError(f"dtype must be a torch floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
-
-
-def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:
-    """`vector` cut or padded with `fill` to length n (a new tensor)."""
-    out = torch.full((n,), fill, dtype=vector.dtype, device=vector.device)
-    keep = min(n, vector.shape[0])
-    out[:keep] = vector.detach()[:keep]
-    return out
-
-
 class RobertaPreTrainedModel(nn.Module):
     """Base of RobertaModel and the six heads: weight initialisation as v4, checkpoint loading
     and saving, embeddings access and resizing, tying, gradient checkpointing.
@@ -703,11 +531,13 @@ class RobertaPreTrainedModel(nn.Module):
     head: str = ""
     base_model_prefix = "roberta"
 
-    def __init__(self, config: RobertaConfig):
+    def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
         super().__init__()
         self.config = config
+        # The one check of every backend: None is the default, the other backends' names map here.
+        self.attn_implementation = backends.resolve_attn_implementation("pt", attn_implementation)
 
     def post_init(self) -> None:
         """Tie the LM decoder to the embeddings, then initialise every parameter as v4 does."""
@@ -778,14 +608,7 @@ class RobertaPreTrainedModel(nn.Module):
         share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
         like fresh weights. The LM head's bias (and an untied decoder) follow."""
-        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
-            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            token = getattr(self.config, name)
-            if token is not None and token >= new_num_tokens:
-                raise ValueError(
-                    f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}"
-                )
+        new_num_tokens = check_vocab_resize(self.config, new_num_tokens)
         old = self.get_input_embeddings()
         keep = min(old.num_embeddings, new_num_tokens)
         new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
@@ -864,7 +687,7 @@ class RobertaPreTrainedModel(nn.Module):
             path, cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
         )
-        dtype = _resolve_dtype(dtype, state)
+        dtype = resolve_dtype(dtype, state)
         device = torch.device(device) if device is not None else torch.device("cpu")
         with torch.device("meta"):
             model = cls(config, attn_implementation=attn_implementation)
@@ -906,23 +729,20 @@ class RobertaPreTrainedModel(nn.Module):
         )
 
 
+def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:
+    """`vector` cut or padded with `fill` to length n (a new tensor)."""
+    out = torch.full((n,), fill, dtype=vector.dtype, device=vector.device)
+    keep = min(n, vector.shape[0])
+    out[:keep] = vector.detach()[:keep]
+    return out
+
+
 # ---------------------------------------------------------------------------- 12. the encoder model
 
 def _additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """0 where `keep`, the dtype's minimum elsewhere. Finite on purpose: a row with nothing to
     attend to (a padding query) gets uniform probabilities, never NaN."""
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
-
-
-def _nothing_masked(mask: Optional[torch.Tensor]) -> bool:
-    """True when `mask` keeps every position. Under torch.compile the values are unknown:
-    the mask is then applied as given (no data-dependent branch, no graph break)."""
-    return mask is None or (not torch.compiler.is_compiling() and bool(mask.all()))
-
-
-def packing_for(attention_mask: Optional[torch.Tensor], unpad: bool) -> Optional[Packing]:
-    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded."""
-    return pack(attention_mask) if unpad and not _nothing_masked(attention_mask) else None
 
 
 class RobertaModel(RobertaPreTrainedModel):
@@ -935,21 +755,15 @@ class RobertaModel(RobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, add_pooling_layer: bool = True, *, attn_implementation: Optional[str] = None
     ):
-        super().__init__(config)
-        attn_implementation = ATTN_ALIASES.get(attn_implementation, attn_implementation or "sdpa")
-        if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(
-                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS} (or Flax's names "
-                f"{tuple(ATTN_ALIASES)}), got {attn_implementation!r}"
-            )
-        self.attn_implementation = attn_implementation
+        super().__init__(config, attn_implementation=attn_implementation)
         self.embeddings = RobertaEmbeddings(config)
         self.encoder = RobertaEncoder(config)
         self.pooler = RobertaPooler(config) if add_pooling_layer else None
         self.post_init()
 
-    def _use_sdpa(self, output_attentions: bool, head_mask: Optional[torch.Tensor]) -> bool:
-        """SDPA unless this call needs what only the eager path does (v4's fallback, said once)."""
+    def _use_fused(self, output_attentions: bool, head_mask: Optional[torch.Tensor]) -> bool:
+        """The fused kernel unless this call needs what only the explicit path does (v4's
+        fallback, said once)."""
         if self.attn_implementation == "eager":
             return False
         if output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute":
@@ -985,14 +799,14 @@ class RobertaModel(RobertaPreTrainedModel):
         return shape[2]
 
     def _packing(
-        self, attention_mask: Optional[torch.Tensor], use_sdpa: bool, past_key_values: Any, use_cache: bool,
+        self, attention_mask: Optional[torch.Tensor], use_fused: bool, past_key_values: Any, use_cache: bool,
         encoder_hidden_states: Optional[torch.Tensor],
     ) -> Optional[Packing]:
         """The packing of an `unpad=True` forward; None when nothing is padded, or when the call
-        needs the padded layout (a cache, cross-attention, what only eager attention does)."""
+        needs the padded layout (a cache, cross-attention, what only explicit attention does)."""
         packing = packing_for(attention_mask, True)
         if packing is not None and (
-            not use_sdpa or past_key_values is not None or use_cache or encoder_hidden_states is not None
+            not use_fused or past_key_values is not None or use_cache or encoder_hidden_states is not None
         ):
             _warn_once(
                 "unpad=True does not combine with a key/value cache, cross-attention, output_attentions, "
@@ -1009,15 +823,15 @@ class RobertaModel(RobertaPreTrainedModel):
         past_length: int,
         dtype: torch.dtype,
         device: torch.device,
-        use_sdpa: bool,
+        use_fused: bool,
     ) -> tuple[Optional[torch.Tensor], bool]:
-        """The additive mask (B, 1, 1 or T, S) of the self-attention and whether SDPA should
-        apply the causal mask itself. (None, ...) when nothing is masked, so the fast kernels run."""
+        """The additive mask (B, 1, 1 or T, S) of the self-attention and whether the fused kernel
+        should apply the causal mask itself. (None, ...) when nothing is masked, so the fast kernels run."""
         causal = self.config.is_decoder
         if _nothing_masked(attention_mask):
             if not causal or length == 1:
                 return None, False  # one new token may see every cached one
-            if use_sdpa and past_length == 0:
+            if use_fused and past_length == 0:
                 return None, True
         S = past_length + length
         if attention_mask is None:
@@ -1076,18 +890,20 @@ class RobertaModel(RobertaPreTrainedModel):
         )
         if past_key_values is not None and past_key_values[0][0].shape[0] != B:
             raise ValueError(f"past_key_values hold a batch of {past_key_values[0][0].shape[0]}, the inputs {B}")
-        # Value checks before any embedding lookup runs.
+        attention_mask = check_input_dtypes(attention_mask, inputs_embeds)
+        # Value checks before any embedding lookup runs (the lookups read the checked tensors:
+        # under compilation the check is an operator they depend on).
         if input_ids is not None:
-            check_values("input_ids", input_ids, config.vocab_size)
+            input_ids = check_values("input_ids", input_ids, config.vocab_size)
         if token_type_ids is not None:
-            check_values("token_type_ids", token_type_ids, config.type_vocab_size)
+            token_type_ids = check_values("token_type_ids", token_type_ids, config.type_vocab_size)
         if position_ids is not None:
-            check_values("position_ids", position_ids, config.max_position_embeddings)
+            position_ids = check_values("position_ids", position_ids, config.max_position_embeddings)
 
-        use_sdpa = self._use_sdpa(output_attentions, head_mask)
+        use_fused = self._use_fused(output_attentions, head_mask)
         packing = None
         if unpad:
-            packing = self._packing(attention_mask, use_sdpa, past_key_values, use_cache, encoder_hidden_states)
+            packing = self._packing(attention_mask, use_fused, past_key_values, use_cache, encoder_hidden_states)
         if packing is None:
             embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
         else:
@@ -1103,7 +919,7 @@ class RobertaModel(RobertaPreTrainedModel):
         dtype, device = embedding_output.dtype, embedding_output.device
 
         if packing is None:
-            mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_sdpa)
+            mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_fused)
         else:
             mask, is_causal = None, config.is_decoder
         cross_mask = None
@@ -1124,7 +940,7 @@ class RobertaModel(RobertaPreTrainedModel):
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            use_sdpa=use_sdpa,
+            use_fused=use_fused,
             is_causal=is_causal,
             packing=packing,
         )

@@ -9,6 +9,7 @@ The schedule, the loop, the data and the checkpoints are framework-neutral
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 from typing import Mapping, Optional, Sequence
@@ -40,6 +41,20 @@ def _precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
     return None
 
 
+def _leave_process_group() -> None:
+    """Leave the process group in order while the interpreter still runs (registered with atexit
+    by the trainer that joined it). Left to itself, the group stays in torch's C++ registry and is
+    torn down by the static destructors of `exit()`, after Python has finalised, in no set order:
+    a gloo worker thread still joinable there ends the process in std::terminate ("terminate
+    called without an active exception", SIGABRT) — a race, so it shows under CPU load. The
+    barrier first lets every rank finish (process 0 may still be writing) before any leaves."""
+    if not dist.is_initialized():
+        return
+    with contextlib.suppress(RuntimeError):  # a rank that died already: leave without it
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 class Trainer:
     """A model of `head` and its AdamW, updated one global batch per `train_step`.
 
@@ -63,6 +78,7 @@ class Trainer:
         self.process_count = int(os.environ.get("WORLD_SIZE", "1"))
         if self.process_count > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            atexit.register(_leave_process_group)  # the group this trainer joined is left before exit
         self.process_index = dist.get_rank() if self.process_count > 1 else 0
         local = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")

@@ -30,8 +30,9 @@ CLASSES = {
 }
 
 
-def build(config, head, seed=0, **kwargs):
-    """(model in eval mode, its canonical state): the head with random canonical weights."""
+def build(head: str, config, seed: int = 0, **kwargs):
+    """(model in eval mode, canonical state): a PyTorch `head` model holding
+    `random_state(config, head, seed)`."""
     state = random_state(config, head, seed)
     model = CLASSES[head](config, **kwargs)
     from_canonical(model, state)

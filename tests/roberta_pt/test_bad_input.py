@@ -15,7 +15,7 @@ MASK = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
 
 @pytest.fixture(scope="module")
 def model():
-    return build(tiny_config(), "model")[0]
+    return build("model", tiny_config())[0]
 
 
 @pytest.mark.parametrize("bad", [100, 5000, -1])
@@ -29,6 +29,30 @@ def test_ids_outside_the_vocabulary(model, bad):
 def test_ids_must_be_integers(model):
     with pytest.raises(TypeError, match="input_ids must be an integer tensor"):
         model(input_ids=IDS.float())
+
+
+def test_ids_of_an_integer_type_no_table_takes(model):
+    # Embedding lookups take int64 or int32 indices: a narrower type is refused by name, not by
+    # the dispatcher deep in the lookup; int32 gives what int64 gives.
+    with pytest.raises(TypeError, match=r"input_ids must be an int64 or int32 tensor .*got torch\.uint8"):
+        model(input_ids=IDS.to(torch.uint8))
+    with pytest.raises(TypeError, match=r"token_type_ids must be an int64 or int32 tensor .*got torch\.int16"):
+        model(input_ids=IDS, token_type_ids=torch.zeros(2, 4, dtype=torch.int16))
+    with pytest.raises(TypeError, match=r"input_ids must be an integer tensor \(int64 or int32\), got torch\.bool"):
+        model(input_ids=IDS.bool())
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=IDS.int()).last_hidden_state, model(input_ids=IDS).last_hidden_state)
+
+
+def test_inputs_embeds_must_be_floating(model):
+    with pytest.raises(TypeError, match=r"inputs_embeds must be a floating tensor .*got torch\.int64"):
+        model(inputs_embeds=torch.ones(2, 4, 32, dtype=torch.long))
+
+
+def test_bool_attention_mask_reads_as_the_integer_mask(model):
+    with torch.no_grad():
+        want = model(input_ids=IDS, attention_mask=MASK).last_hidden_state
+        assert torch.equal(model(input_ids=IDS, attention_mask=MASK.bool()).last_hidden_state, want)
 
 
 def test_sequence_longer_than_the_position_table(model):
@@ -67,7 +91,7 @@ def test_token_types_and_positions_outside_their_tables(model):
 
 def test_malformed_cache():
     config = tiny_config(is_decoder=True)
-    model = build(config, "causal_lm")[0]
+    model = build("causal_lm", config)[0]
     past = model(input_ids=IDS, use_cache=True).past_key_values
     with pytest.raises(ValueError, match="one entry per layer"):
         model(input_ids=IDS[:, :1], past_key_values=past[:1])
@@ -97,13 +121,13 @@ LABEL_CASES = [
 
 @pytest.mark.parametrize("head, labels, error, message", LABEL_CASES)
 def test_labels_of_the_wrong_shape_kind_or_range(head, labels, error, message):
-    model = build(tiny_config(num_labels=3, is_decoder=head == "causal_lm"), head)[0]
+    model = build(head, tiny_config(num_labels=3, is_decoder=head == "causal_lm"))[0]
     with pytest.raises(error, match=message):
         model(input_ids=IDS, **labels)
 
 
 def test_multiple_choice_inputs_and_labels():
-    model = build(tiny_config(), "multiple_choice")[0]
+    model = build("multiple_choice", tiny_config())[0]
     ids = IDS[None].expand(3, -1, -1)  # (B=3, C=2, T=4)
     with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, choices, length\)"):
         model(input_ids=IDS)
@@ -116,7 +140,7 @@ def test_multiple_choice_inputs_and_labels():
 
 
 def test_generation_arguments():
-    model = build(tiny_config(is_decoder=True), "causal_lm")[0]
+    model = build("causal_lm", tiny_config(is_decoder=True))[0]
     with pytest.raises(ValueError, match="max_new_tokens must be a positive integer"):
         model.generate(IDS, max_new_tokens=0)
     with pytest.raises(ValueError, match="temperature must be > 0"):

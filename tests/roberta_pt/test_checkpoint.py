@@ -38,7 +38,7 @@ def _equal_state(a, b):
 ])
 def test_save_and_load_round_trip_is_bit_exact(kwargs, files, tmp_path):
     config = tiny_config(num_labels=3)
-    model, state = build(config, "sequence_classification")
+    model, state = build("sequence_classification", config)
     model.save_pretrained(tmp_path, **kwargs)
     written = sorted(p.name for p in tmp_path.iterdir())
     if files is None:
@@ -52,7 +52,7 @@ def test_save_and_load_round_trip_is_bit_exact(kwargs, files, tmp_path):
 
 def test_save_format_the_backend_does_not_write(tmp_path):
     with pytest.raises(ValueError, match="'safetensors' or 'bin'"):
-        build(tiny_config(), "model")[0].save_pretrained(tmp_path, format="h5")
+        build("model", tiny_config())[0].save_pretrained(tmp_path, format="h5")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -87,7 +87,7 @@ def test_bare_model_checkpoint_into_a_head():
 
 def test_num_labels_mismatch_is_an_error_unless_ignored(tmp_path):
     config = tiny_config(num_labels=3)
-    build(config, "sequence_classification")[0].save_pretrained(tmp_path)
+    build("sequence_classification", config)[0].save_pretrained(tmp_path)
     with pytest.raises(CheckpointKeyError, match=r"classifier.out_proj.weight \(3, 32\) != expected \(5, 32\)"):
         RobertaForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
     with warnings.catch_warnings():
@@ -99,7 +99,7 @@ def test_num_labels_mismatch_is_an_error_unless_ignored(tmp_path):
 
 def test_dtype_and_loaded_parameters_are_trainable(tmp_path):
     config = tiny_config()
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     model.to(torch.bfloat16).save_pretrained(tmp_path)
     assert RobertaForMaskedLM.from_pretrained(tmp_path).dtype == torch.float32  # v4: float32 unless asked
     auto = RobertaForMaskedLM.from_pretrained(tmp_path, dtype="auto", device="cpu")
@@ -121,7 +121,7 @@ def test_dtype_and_loaded_parameters_are_trainable(tmp_path):
 def test_to_canonical_has_exactly_the_table_keys_and_shares_memory():
     for head in ("masked_lm", "multiple_choice"):
         config = tiny_config()
-        model, state = build(config, head)
+        model, state = build(head, config)
         canon = to_canonical(model)
         assert list(canon) == list(parameter_shapes(config, head))
         _equal_state(canon, state)

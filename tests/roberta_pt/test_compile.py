@@ -7,6 +7,11 @@ through Inductor for the numbers (the slow one: ~20 s of compiling on two cores)
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit._s
 
 def _case(head):
     config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
-    model, _ = build(config, head)
+    model, _ = build(head, config)
     ids, mask = padded_batch(config, lengths=(7, 5, 2))
     inputs = dict(input_ids=t(ids), attention_mask=t(mask))
     if head == "multiple_choice":
@@ -62,6 +67,34 @@ def test_compiled_forward_still_rejects_bad_ids():
     bad[0, 1] = 100
     with pytest.raises(RuntimeError, match=r"input_ids must be in 0\.\.99"):
         compiled(input_ids=bad, attention_mask=inputs["attention_mask"])
+
+
+@pytest.mark.slow
+def test_inductor_compiled_forward_raises_for_bad_ids():
+    # Inductor compiles an in-graph assertion into a C++ `throw` that aborts the whole process
+    # (SIGABRT) on CPU: the compiled check must raise a ValueError the caller can catch. Run in a
+    # subprocess, so that an abort fails this test instead of killing pytest.
+    code = textwrap.dedent("""
+        import torch
+        from tests.helpers import tiny_config
+        from tests.roberta_pt.common import build
+
+        model = build("model", tiny_config(num_hidden_layers=1))[0]
+        compiled = torch.compile(model, fullgraph=True)
+        ids = torch.tensor([[0, 5, 9, 2]])
+        with torch.no_grad():
+            print("good ids:", tuple(compiled(input_ids=ids).last_hidden_state.shape))
+            ids[0, 1] = 100
+            try:
+                compiled(input_ids=ids)
+            except ValueError as error:
+                print("ValueError:", error)
+    """)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-3000:]}"
+    assert "good ids: (1, 4, 32)" in done.stdout
+    assert "ValueError: input_ids must be in 0..99; got values from 0 to 100" in done.stdout
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from roberta_pt.modeling import pack, packed_attention
+from roberta_pt.unpad import pack, packed_attention
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config
 from tests.roberta_pt.common import build, run_reference, t
 
@@ -50,7 +50,7 @@ def _real(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("head", ALL_HEADS)
 def test_unpad_equals_padded_forward_and_reference(head):
     config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
-    model, state = build(config, head)
+    model, state = build(head, config)
     inputs, mask = _batch(config, head)
     with torch.no_grad():
         padded = model(**inputs, output_hidden_states=True)
@@ -84,7 +84,7 @@ def test_unpad_equals_padded_forward_and_reference(head):
 
 def test_unpad_with_left_padding_token_types_and_embeds():
     config = tiny_config(type_vocab_size=2)
-    model, state = build(config, "model")
+    model, state = build("model", config)
     ids, mask = padded_batch(config, lengths=LENGTHS)
     ids, mask = ids[:, ::-1].copy(), mask[:, ::-1].copy()  # left padding
     types = np.random.default_rng(5).integers(0, 2, ids.shape)
@@ -103,7 +103,7 @@ def test_unpad_with_left_padding_token_types_and_embeds():
 
 def test_unpad_without_padding_is_the_plain_forward():
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     ids = t(np.random.default_rng(1).integers(4, 100, (3, 6)))
     with torch.no_grad():
         assert torch.equal(model(input_ids=ids, attention_mask=torch.ones_like(ids), unpad=True).logits,
@@ -112,7 +112,7 @@ def test_unpad_without_padding_is_the_plain_forward():
 
 def test_unpad_falls_back_for_attention_probabilities():
     config = tiny_config()
-    model, _ = build(config, "model")
+    model, _ = build("model", config)
     inputs, mask = _batch(config, "model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the one-time notice
@@ -156,7 +156,7 @@ def _grads(model):
 
 def test_unpad_and_masked_positions_only_give_the_padded_gradients():
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     model.train()  # dropout is 0 in the tiny test config: the paths are deterministic
     inputs, _ = _batch(config, "masked_lm")
     grads = {}
@@ -176,7 +176,7 @@ def test_unpad_and_masked_positions_only_give_the_padded_gradients():
 
 def test_masked_positions_only_logits_are_the_labelled_rows():
     config = tiny_config()
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     inputs, _ = _batch(config, "masked_lm")
     labels = inputs["labels"].clone()
     labels[0, 1:4] = -100  # some real positions are not labelled either
@@ -195,7 +195,7 @@ def test_masked_positions_only_logits_are_the_labelled_rows():
 
 def test_masked_positions_only_needs_labels():
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     with pytest.raises(ValueError, match="masked_positions_only=True .* give labels"):
         model(input_ids=t(np.array([[0, 5, 6, 2]])), masked_positions_only=True)
 
@@ -203,7 +203,7 @@ def test_masked_positions_only_needs_labels():
 def test_projections_with_and_without_gradients_agree():
     # Recording gradients, Q/K/V are one matmul of the concatenated weights; without, three.
     config = tiny_config(is_decoder=True)
-    model, state = build(config, "causal_lm")
+    model, state = build("causal_lm", config)
     inputs, mask = _batch(config, "causal_lm")
     inputs.pop("labels")
     recorded = model(**inputs).logits.detach()

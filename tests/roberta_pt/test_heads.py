@@ -100,7 +100,7 @@ def test_question_answering_loss_clamps_and_ignores_by_hand():
 )
 def test_model_loss_matches_reference(head, problem):
     config = tiny_config(num_labels=3, is_decoder=head == "causal_lm", problem_type=problem)
-    model, state = build(config, head)
+    model, state = build(head, config)
     ids, mask = padded_batch(config, lengths=(6, 4))
     rng = np.random.default_rng(5)
     inputs = dict(input_ids=t(ids), attention_mask=t(mask))
@@ -131,7 +131,7 @@ def test_incremental_decoding_equals_full_forward(variant):
     else:
         kw["position_embedding_type"] = variant
     config = tiny_config(**kw)
-    model, _ = build(config, "causal_lm", attn_implementation="eager" if variant != "absolute" else None)
+    model, _ = build("causal_lm", config, attn_implementation="eager" if variant != "absolute" else None)
     ids, mask = padded_batch(config, lengths=(8, 6), pad_to=8)
     mask[1] = [0, 0, 1, 1, 1, 1, 1, 1]  # left padding, as in batched decoding
     extra = {}
@@ -158,7 +158,7 @@ def test_incremental_decoding_equals_full_forward(variant):
 
 def _decoder(**kw):
     config = tiny_config(is_decoder=True, **kw)
-    return build(config, "causal_lm")[0]
+    return build("causal_lm", config)[0]
 
 
 def test_greedy_generate_equals_a_manual_argmax_loop():
@@ -235,7 +235,7 @@ def test_top_k_top_p_filters_by_hand():
 
 def test_gradient_checkpointing_gives_the_same_gradients():
     config = tiny_config(hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     model.train()
     ids, mask = padded_batch(config, lengths=(7, 5))
     labels = t(np.where(mask == 1, ids, -100))
@@ -270,7 +270,7 @@ def test_num_parameters_counts_the_weights_table(head):
 
 def test_resize_token_embeddings_keeps_rows_and_ties():
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     old = model.get_input_embeddings().weight.detach().clone()
     new = model.resize_token_embeddings(110)
     assert new is model.get_input_embeddings() and model.config.vocab_size == 110
@@ -290,7 +290,7 @@ def test_resize_token_embeddings_keeps_rows_and_ties():
 
 def test_untied_decoder_and_set_input_embeddings():
     config = tiny_config(tie_word_embeddings=False)
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     assert model.lm_head.decoder.weight is not model.get_input_embeddings().weight
     assert torch.equal(model.lm_head.decoder.weight, torch.from_numpy(state["lm_head.decoder.weight"]))
     tied = RobertaForMaskedLM(tiny_config())

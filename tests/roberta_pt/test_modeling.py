@@ -47,7 +47,7 @@ def _compare(out, ref, what, tol=1e-5):
 @pytest.mark.parametrize("head", ALL_HEADS)
 def test_every_head_matches_reference(head, attn):
     config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
-    model, state = build(config, head, attn_implementation=attn)
+    model, state = build(head, config, attn_implementation=attn)
     inputs = _inputs(config, head)
     with torch.no_grad():
         out = model(**inputs)
@@ -57,7 +57,7 @@ def test_every_head_matches_reference(head, attn):
 @pytest.mark.parametrize("kind", ["relative_key", "relative_key_query"])
 def test_relative_positions_match_reference(kind):
     config = tiny_config(position_embedding_type=kind)
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     inputs = _inputs(config, "masked_lm")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the one-time sdpa -> eager notice
@@ -69,7 +69,7 @@ def test_relative_positions_match_reference(kind):
 @pytest.mark.parametrize("shape", ["heads", "layers_heads"])
 def test_head_mask_attentions_hidden_states_match_reference(shape):
     config = tiny_config()
-    model, state = build(config, "model")
+    model, state = build("model", config)
     rng = np.random.default_rng(3)
     head_mask = rng.uniform(0, 1, (4,) if shape == "heads" else (2, 4)).astype(np.float32)
     head_mask.flat[1] = 0.0  # a pruned head
@@ -85,7 +85,7 @@ def test_head_mask_attentions_hidden_states_match_reference(shape):
 
 def test_inputs_embeds_token_types_and_position_ids_match_reference():
     config = tiny_config(type_vocab_size=2)
-    model, state = build(config, "model")
+    model, state = build("model", config)
     rng = np.random.default_rng(4)
     embeds = rng.standard_normal((2, 5, config.hidden_size)).astype(np.float32)
     types = rng.integers(0, 2, (2, 5))
@@ -103,7 +103,7 @@ def test_inputs_embeds_token_types_and_position_ids_match_reference():
 def test_inputs_embeds_equal_the_looked_up_ids():
     # From embeddings the positions are sequential: the same as ids without padding.
     config = tiny_config()
-    model, _ = build(config, "model")
+    model, _ = build("model", config)
     ids = t(np.array([[0, 5, 9, 2]]))
     with torch.no_grad():
         a = model(input_ids=ids).last_hidden_state
@@ -120,7 +120,7 @@ def test_position_ids_from_padding_by_hand():
 def test_padding_does_not_change_real_positions():
     # A row alone (no mask: the fast SDPA path) equals the same row padded in a batch.
     config = tiny_config()
-    model, _ = build(config, "masked_lm")
+    model, _ = build("masked_lm", config)
     ids, mask = padded_batch(config, lengths=(7, 4))
     with torch.no_grad():
         batch = model(input_ids=t(ids), attention_mask=t(mask)).logits
@@ -145,7 +145,7 @@ def test_gelu_is_the_exact_erf_form():
 @pytest.mark.parametrize("act", ["gelu_new", "relu", "silu"])
 def test_hidden_act_reaches_the_model(act):
     config = tiny_config(hidden_act=act)
-    model, state = build(config, "model")
+    model, state = build("model", config)
     inputs = _inputs(config, "model")
     with torch.no_grad():
         out = model(**inputs)
@@ -172,7 +172,7 @@ def test_weight_init_follows_v4():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_close_to_reference(dtype):
     config = tiny_config()
-    model, state = build(config, "masked_lm")
+    model, state = build("masked_lm", config)
     inputs = _inputs(config, "masked_lm")
     with torch.no_grad():
         logits = model.to(dtype)(**inputs).logits
@@ -187,7 +187,7 @@ def test_fully_padded_rows_stay_finite(dtype, attn):
     # A row with nothing to attend to (all padding; in a decoder, leading left padding).
     for decoder in (False, True):
         config = tiny_config(is_decoder=decoder)
-        model, _ = build(config, "causal_lm" if decoder else "masked_lm", attn_implementation=attn)
+        model, _ = build("causal_lm" if decoder else "masked_lm", config, attn_implementation=attn)
         ids, mask = padded_batch(config, lengths=(6, 3))
         mask[1] = 0
         if decoder:
@@ -201,7 +201,7 @@ def test_fully_padded_rows_stay_finite(dtype, attn):
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_decoder_with_cross_attention_matches_reference(attn):
     config = tiny_config(is_decoder=True, add_cross_attention=True)
-    model, state = build(config, "causal_lm", attn_implementation=attn)
+    model, state = build("causal_lm", config, attn_implementation=attn)
     rng = np.random.default_rng(8)
     ids, mask = padded_batch(config, lengths=(6, 4))
     inputs = dict(
@@ -218,7 +218,7 @@ def test_decoder_with_cross_attention_matches_reference(attn):
 
 def test_return_dict_false_gives_the_present_fields_in_order():
     config = tiny_config()
-    model, _ = build(config, "model")
+    model, _ = build("model", config)
     inputs = _inputs(config, "model")
     with torch.no_grad():
         out = model(**inputs, output_hidden_states=True)
@@ -226,3 +226,34 @@ def test_return_dict_false_gives_the_present_fields_in_order():
     assert isinstance(tup, tuple) and len(tup) == 3  # last_hidden_state, pooler_output, hidden_states
     assert torch.equal(tup[0], out.last_hidden_state) and torch.equal(tup[1], out.pooler_output)
     assert all(torch.equal(a, b) for a, b in zip(tup[2], out.hidden_states))
+
+
+def test_query_forward_hook_fires_in_training_with_gradients():
+    # query/key/value are called as modules in every mode, training included (DESIGN §4): a
+    # forward hook (what LoRA, PEFT and quantization wrappers rely on) on `attention.self.query`
+    # sees the training step, and what it returns is what the model computes with. Expected: the
+    # reference with that layer's query weights zeroed, which is what a hook giving zeros means.
+    config = tiny_config()
+    model, state = build("masked_lm", config)
+    model.train()
+    ids, mask = padded_batch(config, lengths=(7, 5, 2))
+    labels = np.where(mask == 1, ids, -100)
+    seen = []
+
+    def zero_query(module, args, output):
+        seen.append((module.training, torch.is_grad_enabled(), output.requires_grad))
+        return torch.zeros_like(output)
+
+    handle = model.roberta.encoder.layer[0].attention.self.query.register_forward_hook(zero_query)
+    try:
+        out = model(input_ids=t(ids), attention_mask=t(mask), labels=t(labels))
+        out.loss.backward()
+    finally:
+        handle.remove()
+    assert seen == [(True, True, True)]
+    zeroed = dict(state)
+    for name in ("weight", "bias"):
+        key = f"roberta.encoder.layer.0.attention.self.query.{name}"
+        zeroed[key] = np.zeros_like(state[key])
+    ref = run_reference(config, zeroed, "masked_lm", input_ids=ids, attention_mask=mask)
+    assert rel_err(out.logits.detach().numpy(), ref["logits"]) <= 1e-5

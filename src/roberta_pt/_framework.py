@@ -1,0 +1,144 @@
+"""PyTorch machinery that the model text uses but that is not the model: the output classes as
+pytrees, the input checks (eager, and inside a compiled or exported graph) and dtype
+resolution. `modeling.py` and `heads.py` read as the model; this file holds
+what torch.compile, torch.export and the dtype rules ask of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.utils._pytree as pytree  # no public API: registering a pytree node is only in torch.utils._pytree
+
+from roberta_core.outputs import OUTPUT_CLASSES
+from roberta_core.validation import IGNORE_INDEX, check_range, range_message
+
+from .convert import as_tensor
+
+__all__ = [
+    "InputValueError",
+    "check_values",
+    "check_input_dtypes",
+    "shape_of",
+    "resolve_dtype",
+]
+
+
+# ---------------------------------------------------------------------------- outputs as pytrees
+
+def _register_outputs() -> None:
+    """Make the `roberta_core.outputs` classes torch pytree nodes, so a compiled or exported
+    forward may return them (the fields present become the leaves, their names the context)."""
+    for cls in OUTPUT_CLASSES:
+        if cls in pytree.SUPPORTED_NODES:
+            continue
+        pytree.register_pytree_node(
+            cls,
+            lambda out: (list(out.values()), list(out.keys())),
+            lambda values, keys, cls=cls: cls(zip(keys, values)),
+            serialized_type_name=f"{cls.__module__}.{cls.__name__}",
+            flatten_with_keys_fn=lambda out: ([(pytree.MappingKey(k), v) for k, v in out.items()], list(out.keys())),
+        )
+
+
+_register_outputs()
+
+
+# ---------------------------------------------------------------------------- input checks
+
+# Dtypes an embedding lookup takes as indices.
+INDEX_DTYPES = (torch.int64, torch.int32)
+
+
+class InputValueError(ValueError, RuntimeError):
+    """Input values out of range, found inside a compiled or exported graph. A ValueError like the
+    eager check's; also a RuntimeError, as the in-graph assertion it replaces raised."""
+
+
+@torch.library.custom_op("roberta_pt::check_values", mutates_args=())
+def _checked_values(values: torch.Tensor, name: str, upper: int, lower: int, allow_ignore: bool) -> torch.Tensor:
+    """`check_values` as an operator of its own, for compiled and exported graphs: the graph keeps
+    it (the lookup reads its output) and runs it as a Python call, so a bad value raises an
+    InputValueError. An in-graph assertion cannot: Inductor compiles it into a C++ `throw` that
+    aborts the process on CPU, a device-side assert on GPU. Returns a copy of `values` (an
+    operator's output may not alias its input); the copy of a (B, T) id tensor costs nothing."""
+    shown = values.masked_fill(values == IGNORE_INDEX, lower) if allow_ignore else values
+    if shown.numel():
+        lo, hi = torch.stack(list(torch.aminmax(shown))).tolist()
+        if lo < lower or hi >= upper:
+            raise InputValueError(f"{range_message(name, upper, lower, allow_ignore)}; got values from {lo} to {hi}")
+    return values.clone()
+
+
+@_checked_values.register_fake
+def _(values: torch.Tensor, name: str, upper: int, lower: int, allow_ignore: bool) -> torch.Tensor:
+    return torch.empty_like(values)
+
+
+def check_values(
+    name: str, values: torch.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False, index: bool = True
+) -> torch.Tensor:
+    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper); returns
+    the values to compute with (use them: under compilation they carry the check).
+
+    `index`: the values index an embedding table, so they must be int64 or int32 (a narrower
+    integer type is a TypeError here, not a dispatcher error later). With `allow_ignore`, -100 is
+    allowed too. Eagerly this is one host sync for min and max, before any kernel indexes with the
+    values — so a GPU raises a ValueError instead of a device-side assert. Under torch.compile and
+    torch.export it is one operator in the graph that does the same (an `InputValueError`).
+    """
+    if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+        allowed = " (int64 or int32)" if index else ""
+        raise TypeError(f"{name} must be an integer tensor{allowed}, got {values.dtype}")
+    if index and values.dtype not in INDEX_DTYPES:
+        raise TypeError(f"{name} must be an int64 or int32 tensor (it indexes a table), got {values.dtype}")
+    if torch.compiler.is_compiling():
+        return _checked_values(values, name, upper, lower, allow_ignore)
+    shown = values.masked_fill(values == IGNORE_INDEX, lower) if allow_ignore else values  # min over the others
+    if shown.numel():
+        lo, hi = torch.stack(list(torch.aminmax(shown))).tolist()
+        check_range(name, lo, hi, upper, lower=lower, allow_ignore=allow_ignore)
+    return values
+
+
+def check_input_dtypes(
+    attention_mask: Optional[torch.Tensor], inputs_embeds: Optional[torch.Tensor]
+) -> Optional[torch.Tensor]:
+    """The dtypes of the inputs that are not ids: `inputs_embeds` must be floating (a TypeError
+    naming it otherwise: an integer tensor would be promoted silently); `attention_mask` may be
+    integer, floating or bool (it is read as `!= 0`), returned as given. A complex mask is a
+    TypeError."""
+    if inputs_embeds is not None and not inputs_embeds.is_floating_point():
+        raise TypeError(
+            f"inputs_embeds must be a floating tensor (float16, bfloat16, float32 or float64), "
+            f"got {inputs_embeds.dtype}; pass token ids as input_ids"
+        )
+    if attention_mask is not None and attention_mask.is_complex():
+        raise TypeError(f"attention_mask must be an integer, floating or bool tensor, got {attention_mask.dtype}")
+    return attention_mask
+
+
+def shape_of(tensor: Optional[torch.Tensor]) -> Optional[tuple[int, ...]]:
+    """The shape as a tuple of ints, for `roberta_core.validation`; None for None."""
+    return None if tensor is None else tuple(tensor.shape)
+
+
+# ---------------------------------------------------------------------------- dtypes
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def resolve_dtype(dtype: Any, state: Mapping[str, Any]) -> torch.dtype:
+    """`from_pretrained`'s dtype: None is float32 (as v4), 'auto' the checkpoint's own."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating point type, got {dtype}")
+        return dtype
+    if dtype == "auto":
+        return next((as_tensor(a).dtype for a in state.values()), torch.float32)
+    if dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype must be a torch floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
