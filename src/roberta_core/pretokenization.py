@@ -48,3 +48,20 @@ def symbols_to_bytes(token: str) -> bytes:
 # Unicode White_Space, which is both `regex`'s \s and Rust's char::is_whitespace (tokenizers strips
 # it around lstrip/rstrip added tokens). str.isspace would add U+001C..U+001F.
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if regex.match(r"\s", c))
+
+
+_SURROGATE = regex.compile("[\ud800-\udfff]")
+
+
+def surrogate_error(texts) -> ValueError | None:
+    """The error for the first lone surrogate among `texts`, or None. A str can hold one (from
+    `bytes.decode(errors='surrogateescape')` or JSON '\\ud800'); it has no UTF-8 bytes to tokenize."""
+    for text in texts:
+        found = _SURROGATE.search(text)
+        if found:
+            at = found.start()
+            return ValueError(
+                f"text has a lone surrogate U+{ord(found.group()):04X} at character {at} of "
+                f"{text[max(at - 20, 0):at + 20]!r}; a text must be valid Unicode (surrogates U+D800..U+DFFF "
+                "have no UTF-8 form: decode bytes with errors='replace' rather than 'surrogateescape')")
+    return None

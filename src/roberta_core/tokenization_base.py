@@ -37,6 +37,7 @@ from .pretokenization import (
     SLOW_CLASSES,
     WHITESPACE,
     bytes_to_unicode,
+    surrogate_error,
     symbols_to_bytes,
 )
 from .special_tokens import SPECIAL_TOKEN_ATTRIBUTES, AddedToken, SpecialTokensMixin, as_added_token
@@ -297,7 +298,15 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             texts, prefix = seqs, self.add_prefix_space
         shifted = [self._takes_prefix_space(t) for t in texts] if prefix else None
         inputs = [" " + t if s else t for t, s in zip(texts, shifted)] if prefix else texts
-        encoded = self._encode_texts(inputs, with_offsets, split_special)
+        try:
+            encoded = self._encode_texts(inputs, with_offsets, split_special)
+        except (TypeError, UnicodeEncodeError):
+            # Both engines fail on a lone surrogate, each in its own words (tokenizers with a TypeError
+            # about its input types): the same clear error for both, looked for only once one failed.
+            error = surrogate_error(texts)
+            if error is None:
+                raise
+            raise error from None
         if with_offsets:
             encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k])))
                        for k, (text, (ids, offsets)) in enumerate(zip(inputs, encoded))]

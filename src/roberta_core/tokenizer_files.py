@@ -57,9 +57,22 @@ def _write_files_atomically(directory: Path, files: dict[str, str]) -> list[str]
 # ----------------------------------------------------------------------------- vocabulary files
 
 
+def load_json(path):
+    """The JSON value in `path`; a file that is not UTF-8 or not JSON is a ValueError naming it."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8-sig")  # a BOM (some editors write one) is not part of the JSON
+        return json.loads(text)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 4]!r}); "
+                         "tokenizer files are UTF-8 JSON") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                         "is the file truncated or corrupt?") from None
+
+
 def read_vocab(path) -> dict[str, int]:
-    with open(path, encoding="utf-8") as f:
-        vocab = json.load(f)
+    vocab = load_json(path)
     if not isinstance(vocab, dict):
         raise ValueError(f"{path}: expected a JSON object {{token: id}}, got {type(vocab).__name__}")
     return vocab
@@ -68,22 +81,32 @@ def read_vocab(path) -> dict[str, int]:
 def read_merges(path) -> list[tuple[str, str]]:
     """merges.txt: an optional '#version' line, then one 'left right' pair per line, by rank."""
     merges = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line or (number == 1 and line.startswith("#version")):
-                continue
-            parts = line.split(" ")
-            if len(parts) != 2 or not all(parts):
-                raise ValueError(f"{path} line {number}: expected two symbols separated by one space, got {line!r}")
-            merges.append((parts[0], parts[1]))
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # as text-mode reading splits
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}: not UTF-8 text (line {line}, byte {e.start}: {data[e.start:e.start + 4]!r})") from None
+    for number, line in enumerate(lines, 1):
+        if not line or (number == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"{path} line {number}: expected two symbols separated by one space, got {line!r}")
+        merges.append((parts[0], parts[1]))
     return merges
 
 
 def read_tokenizer_json(path) -> dict:
     """vocab, merges, added tokens and options from a `tokenizers` tokenizer.json of a byte-level BPE."""
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
+    spec = load_json(path)
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(spec).__name__}")
+    for key in ("model", "normalizer", "pre_tokenizer", "post_processor"):
+        if not isinstance(spec.get(key), (dict, type(None))):
+            raise ValueError(f"{path}: {key} must be a JSON object or null, got {spec[key]!r:.60}")
     model = spec.get("model") or {}
     problems = []
     if model.get("type") != "BPE":
@@ -99,12 +122,27 @@ def read_tokenizer_json(path) -> dict:
         problems.append(f"pre_tokenizer {pre.get('type')!r} (need ByteLevel with use_regex)")
     if problems:
         raise ValueError(f"{path} is not a RoBERTa byte-level BPE tokenizer: " + "; ".join(problems))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
+    vocab, merges, added = model.get("vocab", {}), model.get("merges", []), spec.get("added_tokens", [])
+    if not isinstance(vocab, dict):
+        raise ValueError(f"{path}: model.vocab must be a JSON object {{token: id}}, got {type(vocab).__name__}")
+    if not isinstance(merges, list) or not isinstance(added, list):
+        raise ValueError(f"{path}: model.merges and added_tokens must be JSON lists")
+    pairs = []
+    for rank, merge in enumerate(merges):
+        pair = merge.split(" ") if isinstance(merge, str) else merge
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
+            raise ValueError(f"{path}: model.merges[{rank}] must be 'left right' or [left, right], got {merge!r:.60}")
+        pairs.append(tuple(pair))
+    tokens = {}
+    for index, token in enumerate(added):
+        if not (isinstance(token, dict) and type(token.get("id")) is int and isinstance(token.get("content"), str)):
+            raise ValueError(f"{path}: added_tokens[{index}] needs an int 'id' and a str 'content', got {token!r:.80}")
+        tokens[token["id"]] = as_added_token(token, special=bool(token.get("special", False)))
     post = spec.get("post_processor") or {}
     return {
-        "vocab": model.get("vocab", {}),
-        "merges": merges,
-        "added_tokens": {t["id"]: as_added_token(t, special=t.get("special", False)) for t in spec.get("added_tokens", [])},
+        "vocab": vocab,
+        "merges": pairs,
+        "added_tokens": tokens,
         "add_prefix_space": pre.get("add_prefix_space", False),
         "trim_offsets": post.get("trim_offsets", True),
     }
@@ -265,8 +303,7 @@ class TokenizerFilesMixin:
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         return {}
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    data = load_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data

@@ -532,3 +532,48 @@ def test_bad_training_arguments(tmp_path):
         base.train_new_from_iterator(["a", 3], vocab_size=300)
     with pytest.raises(ValueError, match="min_frequency"):
         base.train_new_from_iterator(["a"], vocab_size=300, min_frequency=-1)
+
+
+def _tokenizer_json(files: Path) -> dict:
+    return json.loads(RobertaTokenizerFast.from_pretrained(files).backend_tokenizer.to_str())
+
+
+@BOTH
+@pytest.mark.parametrize("name, corrupt, match", [
+    ("vocab.json", lambda f: b'{"<s>": 0, "<pad>": 1', r"vocab\.json: not valid JSON \(line 1, column"),
+    ("vocab.json", lambda f: '{"caf\xe9": 0}'.encode("latin-1"), r"vocab\.json: not UTF-8 text"),
+    ("merges.txt", lambda f: b"#version: 0.2\nh e\n\xff\xfe x\n", r"merges\.txt: not UTF-8 text"),
+    ("tokenizer_config.json", lambda f: b'{"model_max_length": 512,', r"tokenizer_config\.json: not valid JSON"),
+    ("special_tokens_map.json", lambda f: b"[1, 2]", r"special_tokens_map\.json: expected a JSON object"),
+    ("tokenizer.json", lambda f: b"{", r"tokenizer\.json: not valid JSON"),
+    ("tokenizer.json", lambda f: b"[]", r"tokenizer\.json: expected a JSON object, got list"),
+    ("tokenizer.json", lambda f: json.dumps({**_tokenizer_json(f), "added_tokens": [{"content": "<s>"}]}).encode(),
+     r"tokenizer\.json: added_tokens\[0\] needs an int 'id' and a str 'content'"),
+    ("tokenizer.json", lambda f: json.dumps({**_tokenizer_json(f), "model": {
+        **_tokenizer_json(f)["model"], "merges": [["h", "e"], 7]}}).encode(),
+     r"tokenizer\.json: model\.merges\[1\] must be 'left right' or \[left, right\], got 7"),
+    ("tokenizer.json", lambda f: json.dumps({**_tokenizer_json(f), "normalizer": "NFC"}).encode(),
+     r"tokenizer\.json: normalizer must be a JSON object or null"),
+])
+def test_a_corrupt_file_is_named_in_the_error(cls, tmp_path, name, corrupt, match):
+    files = tiny_files(tmp_path / "tiny")
+    data = corrupt(files)
+    (files / name).write_bytes(data)
+    with pytest.raises(ValueError, match=match) as caught:
+        cls.from_pretrained(files)
+    assert str(files / name) in str(caught.value)
+    assert not isinstance(caught.value, (json.JSONDecodeError, UnicodeDecodeError))
+
+
+@needs_vocab
+@BOTH
+def test_a_lone_surrogate_is_a_clear_value_error(tok):
+    """A str with an unpaired UTF-16 surrogate (from `bytes.decode(errors='surrogateescape')`, or
+    JSON '\\ud800') has no UTF-8 form: both tokenizers say so, with where it is."""
+    for call in (lambda: tok("ab\ud800c"), lambda: tok(["fine", "x \udfff"], return_offsets_mapping=True),
+                 lambda: tok(["ok", "\ud83d"], is_split_into_words=True), lambda: tok("q", "\udc80 pair")):
+        with pytest.raises(ValueError, match=r"lone surrogate U\+D[89A-F][0-9A-F]{2} at character \d+") as caught:
+            call()
+        assert type(caught.value) is ValueError
+    with pytest.raises(ValueError, match=r"lone surrogate U\+D800 at character 2 of 'ab\\ud800c'"):
+        tok("ab\ud800c")
