@@ -126,3 +126,43 @@ def test_importing_under_another_keras_backend_is_a_clear_error():
     result = subprocess.run([sys.executable, "-c", "import roberta_tf"], env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "ImportError: roberta_tf needs Keras' TensorFlow backend, but KERAS_BACKEND='jax'" in result.stderr
+
+
+def test_a_bool_attention_mask_means_what_ones_and_zeros_mean(config, mlm, batch):
+    # Issue 17: a bool mask was a raw TF error; v4 TF casts it (True = attend).
+    ids, mask = batch
+    want = mlm(input_ids=ids, attention_mask=mask).logits.numpy()
+    np.testing.assert_array_equal(mlm(input_ids=ids, attention_mask=mask.astype(bool)).logits, want)
+    np.testing.assert_array_equal(mlm(input_ids=ids, attention_mask=tf.constant(mask.astype(bool)), unpad=True).logits,
+                                  mlm(input_ids=ids, attention_mask=mask, unpad=True).logits)
+    decoder, _ = build("causal_lm", tiny_config(is_decoder=True))
+    np.testing.assert_array_equal(
+        decoder.generate(ids, attention_mask=mask.astype(bool), max_new_tokens=2),
+        decoder.generate(ids, attention_mask=mask, max_new_tokens=2),
+    )
+
+
+def test_integer_inputs_embeds_name_the_input_and_the_allowed_dtypes(mlm, batch):
+    ids, _ = batch
+    with pytest.raises(TypeError, match=r"^inputs_embeds must be a floating tensor \(float16, bfloat16, float32 or "
+                                        r"float64\), got int32; pass token ids as input_ids$"):
+        mlm(inputs_embeds=np.zeros((3, 7, 32), np.int32))
+    with pytest.raises(TypeError, match="attention_mask must be an integer, floating or bool tensor, got string"):
+        mlm(input_ids=ids, attention_mask=tf.fill(ids.shape, "1"))
+
+
+def test_check_inputs_is_the_checked_path_for_xla(mlm, batch):
+    # Issue 17: XLA compiles the model's assertions away, so an out-of-range id under
+    # jit_compile=True gives numbers, not an error; `check_inputs` is the documented check.
+    ids, mask = batch
+    compiled = tf.function(lambda i, m: mlm(input_ids=i, attention_mask=m).logits, jit_compile=True)
+    np.testing.assert_allclose(compiled(ids, mask), mlm(input_ids=ids, attention_mask=mask).logits, atol=1e-5)
+    mlm.check_inputs(input_ids=ids, token_type_ids=np.zeros_like(ids), position_ids=ids * 0 + 2)  # in range: silent
+    with pytest.raises(ValueError, match=r"^input_ids must be in 0\.\.99; got values from 0 to 100$"):
+        mlm.check_inputs(input_ids=bad_ids(ids, 100))
+    with pytest.raises(ValueError, match=r"token_type_ids must be in 0\.\.0"):
+        mlm.check_inputs(input_ids=ids, token_type_ids=np.ones_like(ids))
+    with pytest.raises(ValueError, match=r"position_ids must be in 0\.\.65"):
+        mlm.check_inputs(position_ids=ids * 0 + 66)
+    with pytest.raises(TypeError, match="input_ids must be an integer tensor, got float32"):
+        mlm.check_inputs(input_ids=ids.astype(np.float32))

@@ -253,3 +253,27 @@ def test_logits_equal_the_pytorch_backend(head):
     for name, value in want.items():
         if name != "past_key_values":
             assert_close(got[name], value.numpy(), what=f"{head} {name}")
+
+
+def test_query_key_value_are_called_as_layers_in_training():
+    # A wrapper or call hook on attention.self.query (LoRA, a quantised layer, an activation
+    # probe) must see the training forward too, not only inference: no fused Q/K/V matmul.
+    config = tiny_config(is_decoder=False)
+    model, _ = build("masked_lm", config)
+    ids, mask = padded_batch(config)
+    attention = model.roberta.encoder.layer[0].attention.self
+    seen = {"query": [], "key": [], "value": []}
+    for name in seen:
+        layer = getattr(attention, name)
+
+        def hook(inputs, *args, _call=layer.call, _name=name, **kwargs):
+            seen[_name].append(tuple(inputs.shape))
+            return _call(inputs, *args, **kwargs)
+
+        layer.call = hook
+    labels = np.where(mask == 1, ids, -100)
+    with tf.GradientTape() as tape:
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels, training=True).loss
+    grad = tape.gradient(loss, attention.query.kernel)
+    assert seen == {name: [(3, 7, config.hidden_size)] for name in seen}
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import shutil
 
+import h5py
 import numpy as np
 import pytest
+
+import roberta_tf.convert
 
 from roberta_core.checkpoint import load_state_dict
 from roberta_core.weights import CheckpointKeyError
@@ -114,3 +117,49 @@ def test_dtypes_and_bad_options(tmp_path):
         CLASSES["model"].from_pretrained(tmp_path, attn_implementation="flash")
     # The other backends' names take TF's one path, so one setting serves every backend.
     assert CLASSES["model"].from_pretrained(tmp_path, attn_implementation="sdpa").attn_implementation == "eager"
+
+
+def _assert_builds_and_loads(tmp_path, config):
+    """A model builds, and a good checkpoint loads and computes what was saved."""
+    model, _ = build("masked_lm", config, seed=5)
+    model.save_pretrained(tmp_path / "good")
+    again = CLASSES["masked_lm"].from_pretrained(tmp_path / "good")
+    ids, mask = padded_batch(config)
+    np.testing.assert_array_equal(again(input_ids=ids, attention_mask=mask).logits,
+                                  model(input_ids=ids, attention_mask=mask).logits)
+
+
+def test_a_failed_load_leaves_no_state_behind(tmp_path):
+    # Issue 17: an h5 with a string dataset made the load fail half-way through creating the
+    # variables, and every later model build in the process failed ("... is already initialized").
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    model.save_pretrained(tmp_path / "bad", format="h5")
+    with h5py.File(tmp_path / "bad" / "tf_model.h5", "r+") as f:
+        names = []
+        f.visititems(lambda name, node: names.append(name) if isinstance(node, h5py.Dataset) else None)
+        for name in [n for n in names if n.endswith("embeddings/LayerNorm/gamma:0")]:
+            del f[name]
+            f.create_dataset(name, data=np.array([b"x"] * config.hidden_size, dtype="S8"))
+    with pytest.raises(TypeError, match=r"roberta\.embeddings\.LayerNorm\.weight must hold numbers.*S8"):
+        CLASSES["masked_lm"].from_pretrained(tmp_path / "bad")
+    _assert_builds_and_loads(tmp_path, config)
+
+
+def test_a_failure_while_creating_variables_leaves_no_state_behind(tmp_path, monkeypatch):
+    # The same, for a failure inside Keras' creation of the variables from the arrays.
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    model.save_pretrained(tmp_path / "ckpt")
+    value = roberta_tf.convert._value
+
+    def failing(variable, key, array, adopt=False):
+        if key.endswith("layer.1.output.dense.weight"):
+            raise MemoryError("no memory for this array")
+        return value(variable, key, array, adopt)
+
+    monkeypatch.setattr(roberta_tf.convert, "_value", failing)
+    with pytest.raises(MemoryError, match="no memory for this array"):
+        CLASSES["masked_lm"].from_pretrained(tmp_path / "ckpt")
+    monkeypatch.setattr(roberta_tf.convert, "_value", value)
+    _assert_builds_and_loads(tmp_path, config)
