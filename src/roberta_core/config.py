@@ -29,8 +29,9 @@ CONFIG_NAME = "config.json"
 _MIN_BYTES_PER_PARAMETER = 2
 # Where the platform cannot tell its physical memory (no sysconf, e.g. Windows): 1 TiB.
 _FALLBACK_MEMORY_BYTES = 2**40
-# Real config.json files nest 3 levels (task_specific_params, quantization_config); anything
-# far deeper is a crafted file, refused before a recursive copy/compare/dump overflows the stack.
+# Real config.json files nest 3 levels (task_specific_params, quantization_config), tokenizer.json
+# 4; anything far deeper is a crafted file, refused before a recursive copy/compare/dump overflows
+# the stack.
 _MAX_JSON_DEPTH = 32
 # The heads a config can build and what each adds to the encoder (see `parameter_count`).
 _HEADS = (
@@ -462,10 +463,10 @@ def read_json_file(path: str | os.PathLike) -> Any:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
     except RecursionError:
-        raise ValueError(f"{path}: JSON nested more deeply than Python can read; not a config file") from None
+        raise ValueError(f"{path}: JSON nested more deeply than Python can read") from None
     if _json_depth(data) > _MAX_JSON_DEPTH:
         raise ValueError(
-            f"{path}: JSON nested more than {_MAX_JSON_DEPTH} levels deep; a config file nests a few levels"
+            f"{path}: JSON nested more than {_MAX_JSON_DEPTH} levels deep; the files of a checkpoint nest a few"
         )
     return data
 

@@ -7,13 +7,17 @@ The weights go through the canonical NumPy dict (`roberta_core.checkpoint` reads
 time and each writer holds at most one more copy), so a conversion needs NumPy only and about two
 copies of the weights in memory. `config.json` and the tokenizer files are copied beside them.
 
-The result is built in a temporary folder beside DST and renamed into place when complete (and,
-if asked, verified): a failure — bad input, a full or read-only disk, a failed check — leaves no
-partial checkpoint, and an existing DST is replaced only under `overwrite`, never lost before its
-replacement is in place. Verification (`verify`) re-reads the written weights and compares them
-bit for bit, then runs a probe batch through every head the checkpoint serves in the source's
-framework and the result's (PyTorch for safetensors/bin, TensorFlow for h5, Flax for msgpack; the
-float64 NumPy reference for a fairseq source) and reports the worst difference.
+The result is built in a staging folder beside DST (`fileio.atomic_dir`) and renamed into place
+when complete (and, if asked, verified): a failure — bad input, a full or read-only disk, a failed
+check — leaves no partial checkpoint, and an existing DST is replaced only under `overwrite`, never
+lost before its replacement is in place. Without `overwrite` the install never replaces anything:
+of two conversions racing to one DST, one installs and the other fails with FileExistsError.
+Staging folders left by a killed conversion are removed by the next one to the same DST.
+Verification (`verify`) re-reads the written weights and compares them bit for bit, then runs a
+probe batch through every head the checkpoint serves in the source's framework and the result's
+(PyTorch for safetensors/bin, TensorFlow for h5, Flax for msgpack; the float64 NumPy reference,
+`roberta_core.reference`, for a fairseq source) and reports the worst difference. A source that no
+head loads fully cannot be model-checked: it is refused under `verify` rather than reported verified.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +38,9 @@ import ml_dtypes
 import numpy as np
 
 from . import backends, checkpoint, runtime, weights
-from .fileio import current_umask
-from .config import CONFIG_NAME, RobertaConfig
+from .config import CONFIG_NAME, RobertaConfig, read_json_file
+from .fileio import atomic_dir, current_umask
+from .pretrained import check_floating, nonfinite, warn_nonfinite
 
 __all__ = ["convert", "Conversion", "Check", "FORMATS", "SOURCES", "DTYPES"]
 
@@ -158,23 +162,44 @@ def _read_weights(source: _Source, imported: Any, dtype: np.dtype | None, bar) -
     return state, half
 
 
-def _check_weights(source: _Source, state: dict[str, np.ndarray]) -> str:
-    """The head the weights belong to; raises when they are no RoBERTa's or do not fit the config."""
+def _source_name(source: _Source) -> str:
+    return str(source.weights or source.path)
+
+
+def _check_weights(source: _Source, state: dict[str, np.ndarray]) -> weights.LoadPlan:
+    """The load plan of the head the weights belong to; raises when they are no RoBERTa's, do not
+    fit the config, or are not floating point."""
     config = source.config
+    if not state:
+        raise ValueError(f"{_source_name(source)} holds no weights: there is nothing to convert")
     try:
         head = weights.head_for_architecture((config.architectures or [])[0])
     except (IndexError, ValueError):
-        head = weights.head_for_architecture(checkpoint._guess_architecture(state))
+        head = weights.head_for_architecture(checkpoint.guess_architecture(state))
     plan = weights.plan_load(config, head, {k: v.shape for k, v in state.items()})
     if plan.unknown:
         raise ValueError(
-            f"{source.weights or source.path} is not a RoBERTa checkpoint: no RoBERTa head owns "
+            f"{_source_name(source)} is not a RoBERTa checkpoint: no RoBERTa head owns "
             f"{', '.join(plan.unknown[:8])}{' ...' if len(plan.unknown) > 8 else ''}"
         )
     if plan.mismatched:
         shown = ", ".join(f"{k} {s} != {e}" for k, s, e in plan.mismatched[:4])
         raise ValueError(f"{source.path}: weights do not fit its {CONFIG_NAME}: {shown}")
-    return head
+    check_floating(((k, v) for k, v in state.items() if not weights.is_buffer(k)), _source_name(source))
+    return plan
+
+
+def _check_verifiable(source: _Source, plan: weights.LoadPlan, heads: list[str]) -> None:
+    """Under `verify`, refuse a source whose model check would check nothing: no head loads it
+    fully (a weight is missing), so no probe could run without newly initialised parameters."""
+    if heads:
+        return
+    lacking = ", ".join(plan.missing[:8]) + (f", ... ({len(plan.missing) - 8} more)" if len(plan.missing) > 8 else "")
+    raise ValueError(
+        f"{_source_name(source)}: no RoBERTa head loads these weights fully ({weights.HEADS[plan.head]} lacks "
+        f"{len(plan.missing)}: {lacking}), so the result's outputs cannot be checked against the source's; "
+        "pass verify=False (--no-verify) to convert it unchecked"
+    )
 
 
 # ---------------------------------------------------------------------------- the destination
@@ -199,66 +224,12 @@ def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
         raise ValueError(f"{src} lies inside {dst}; replacing {dst} would delete the source")
 
 
-@contextlib.contextmanager
-def _staging(dst: Path) -> Iterator[Path]:
-    """A fresh folder beside `dst` (same file system, so the final rename is atomic), removed with
-    everything in it unless the caller moved it into place. Parent folders created for it are
-    removed again on failure."""
-    created = []
-    parent = dst.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    try:
-        for folder in reversed(created):
-            folder.mkdir()
-        staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".converting", dir=dst.parent))
-    except BaseException:
-        _remove_empty(created)
-        raise
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        _remove_empty(created)
-        raise
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-
 def _finish_files(folder: Path) -> None:
-    """Flush every file to disk and give the folder and its files the permissions a plain
-    `mkdir`/`open` would (temporary files are created private)."""
+    """Give the files the permissions a plain `open` would (temporary files are created private);
+    `atomic_dir` fsyncs them and sets the folder's own on install."""
     umask = current_umask()
     for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
         os.chmod(path, 0o666 & ~umask)
-    os.chmod(folder, 0o777 & ~umask)
-    checkpoint._fsync_dir(folder)
-
-
-def _install(staging: Path, dst: Path) -> None:
-    """Move the finished `staging` folder to `dst`. An existing `dst` is first renamed aside and
-    deleted only once the new one is in place; if the swap fails it is put back."""
-    if not dst.exists():
-        os.rename(staging, dst)
-        checkpoint._fsync_dir(dst.parent)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".replaced", dir=dst.parent))
-    os.rmdir(old)
-    os.rename(dst, old)
-    try:
-        os.rename(staging, dst)
-    except BaseException:
-        os.rename(old, dst)
-        raise
-    checkpoint._fsync_dir(dst.parent)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- verification
@@ -411,9 +382,18 @@ def convert(
 
     total = sum(p.stat().st_size for p in _weight_files(source)) if source.weights else None
     try:
-        with _staging(dst) as staging, _progress_bar(progress, total, f"{source.format} -> {to}") as bar:
+        with atomic_dir(dst, overwrite=overwrite) as staging, _progress_bar(progress, total, f"{source.format} -> {to}") as bar:
             state, half = _read_weights(source, imported, target_dtype, bar)
-            head = _check_weights(source, state)
+            plan = _check_weights(source, state)
+            head = plan.head
+            # Converted as they are. The checkpoint readers name NaN/Inf tensors in a warning; a
+            # fairseq import is named here. A failed model check names them again (its diff is NaN).
+            bad_values = nonfinite(state.items()) if verify or imported is not None else []
+            if imported is not None:
+                warn_nonfinite(bad_values, _source_name(source))
+            heads = _heads_to_probe(source.config, state)
+            if verify:
+                _check_verifiable(source, plan, heads)
             _check_free_space(staging, state, source)
             bar.set_description(f"writing {checkpoint.FORMATS[to]}")
             try:
@@ -437,15 +417,17 @@ def convert(
                 log(f"verifying {dst.name} ...")
                 checks = [_verify_weights(state, staging)]
                 log(f"  {checks[0].what}: identical")
-                heads = _heads_to_probe(source.config, state)
                 reference_state = state if source.format == "fairseq" else None
                 del state  # the frameworks load their own copies
                 checks += _verify_models(source, reference_state, staging, to, heads, 2e-2 if half else 1e-5, log)
                 failed = [c for c in checks if not c.ok]
                 if failed:
-                    raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
+                    why = ""
+                    if bad_values and any(not np.isfinite(c.max_abs) for c in failed):
+                        why = (f"; the outputs are not finite because the source's weights hold NaN or Inf in "
+                               f"{', '.join(bad_values[:8])}{' ...' if len(bad_values) > 8 else ''}")
+                    raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)) + why)
             files = sorted(p.name for p in staging.iterdir())
-            _install(staging, dst)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT):
             raise type(e)(e.errno, f"cannot write {dst}: {e.strerror or e}; nothing was written, {src} is untouched") from e
@@ -472,8 +454,10 @@ def _heads_to_probe(config: RobertaConfig, state: dict[str, np.ndarray]) -> list
 
 def _weight_files(source: _Source) -> list[Path]:
     if source.weights.name == checkpoint.SAFETENSORS_INDEX:
-        index = json.loads(source.weights.read_text(encoding="utf-8")).get("weight_map", {})
-        return [source.path / name for name in sorted(set(index.values())) if (source.path / name).is_file()]
+        index = read_json_file(source.weights)
+        index = index.get("weight_map", {}) if isinstance(index, dict) else {}
+        names = {name for name in index.values() if isinstance(name, str) and Path(name).name == name}
+        return [source.path / name for name in sorted(names) if (source.path / name).is_file()]
     return [source.weights]
 
 

@@ -7,17 +7,23 @@ and copies the arrays in. `save_pretrained` hands its canonical dict to `save_pr
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+import ml_dtypes
 import numpy as np
 
 from . import checkpoint
 from .config import RobertaConfig
 from .weights import HEADS, LoadPlan, plan_load
 
-__all__ = ["load_pretrained", "save_pretrained_files", "SAVE_FORMATS"]
+__all__ = [
+    "load_pretrained", "save_pretrained_files", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
+    "warn_nonfinite",
+]
 
 # format name -> file written (the backend decides which ones it offers)
 SAVE_FORMATS = ("safetensors", "bin", "h5", "msgpack")
@@ -49,7 +55,63 @@ def load_pretrained(
         config, head, {k: v.shape for k, v in state.items()}, ignore_mismatched_sizes=ignore_mismatched_sizes
     )
     plan.check(strict=strict, source=str(path))
-    return config, {target: state[src] for target, src in plan.mapping.items()}, plan
+    loaded = {target: state[src] for target, src in plan.mapping.items()}
+    # Before a backend copies them into its (float) parameters, which would cast silently. (NaN
+    # and Inf values load: the reader has named those tensors in one warning.)
+    check_floating(((plan.mapping[k], v) for k, v in loaded.items()), str(path))
+    return config, loaded, plan
+
+
+# ---------------------------------------------------------------------------- weight values
+
+
+def is_floating(dtype: np.dtype) -> bool:
+    """float16/32/64 and the ml_dtypes floats (bfloat16, float8_*: kind 'V' to NumPy)."""
+    if dtype.kind == "f":
+        return True
+    if dtype.kind != "V":  # ints, bools, complex (which ml_dtypes.finfo would accept)
+        return False
+    try:
+        ml_dtypes.finfo(dtype)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def check_floating(items: Iterable[tuple[str, np.ndarray]], source: str) -> None:
+    """Refuse parameters stored as integers, booleans or complex numbers: every RoBERTa parameter is
+    a float, and copying an int32 table into a float model would turn a broken file into a model
+    that runs. `items` are (name in the file, array) pairs."""
+    for name, array in items:
+        if not is_floating(array.dtype):
+            raise TypeError(
+                f"{source}: parameter {name} is stored as {array.dtype.name}; RoBERTa parameters are "
+                "floating point (float32, float16, bfloat16, float64): the file is not a model's weights"
+            )
+
+
+def nonfinite(items: Iterable[tuple[str, np.ndarray]]) -> list[str]:
+    """The names of the floating arrays among `items` that hold a NaN or an infinity."""
+    bad = []
+    for name, array in items:
+        if not is_floating(array.dtype) or array.size == 0:
+            continue
+        if array.dtype == np.float64:  # finite float64 values can sum to inf: test each one
+            finite = bool(np.isfinite(array).all())
+        else:  # a float64 sum of narrower floats is finite exactly when every value is: no mask array
+            finite = math.isfinite(float(array.sum(dtype=np.float64)))
+        if not finite:
+            bad.append(name)
+    return bad
+
+
+def warn_nonfinite(names: list[str], source: str) -> None:
+    """One warning naming every parameter of `source` that holds NaN or Inf (a diverged run, a bad
+    cast): the model loads, but its outputs will be NaN wherever those values reach. (The checkpoint
+    readers warn so for every file they read; this is for arrays from elsewhere, a fairseq import.)"""
+    if names:
+        shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+        warnings.warn(f"{source}: {len(names)} tensor(s) hold NaN or Inf values: {shown}", stacklevel=3)
 
 
 def save_pretrained_files(

@@ -17,7 +17,11 @@ import os
 import resource
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 
 import ml_dtypes
 import numpy as np
@@ -379,3 +383,170 @@ def test_a_source_that_is_not_a_checkpoint_is_named(tmp_path):
     with pytest.raises(ValueError, match="weights do not fit its config.json"):
         convert(misfit, tmp_path / "dst", verify=False)
     assert not (tmp_path / "dst").exists() and leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------- hardening (issue 17)
+
+
+def rewrite_weights(src, change) -> dict:
+    """Replace `src`'s model.safetensors with `change(state)`; returns the new state."""
+    state = change(arrays(src / "model.safetensors"))
+    checkpoint.write_safetensors(state, src / "model.safetensors")
+    return state
+
+
+def test_a_source_no_head_loads_fully_is_refused_under_verify_not_called_verified(tmp_path):
+    if not runtime.available("pt"):
+        pytest.skip("verification of safetensors -> bin needs the pt backend, which is not installed")
+    src = source_checkpoint(tmp_path)
+    dropped = "roberta.encoder.layer.0.output.dense.bias"
+    state = rewrite_weights(src, lambda s: {k: v for k, v in s.items() if k != dropped})
+    with pytest.raises(ValueError, match=rf"no RoBERTa head loads these weights fully \(RobertaForMaskedLM lacks 1: "
+                                         rf"{dropped}\).*pass verify=False \(--no-verify\) to convert it unchecked"):
+        convert(src, tmp_path / "dst", to="bin", verify=True, log=lambda line: None)
+    assert not (tmp_path / "dst").exists() and leftovers(tmp_path) == []
+    # Unchecked, it converts as it is: the result lacks the same weight, and claims no check.
+    result = convert(src, tmp_path / "dst", to="bin", verify=False)
+    assert result.checks is None
+    assert_bit_exact(arrays(tmp_path / "dst"), state)
+
+
+def test_a_source_with_no_weights_is_refused(tmp_path):
+    src = source_checkpoint(tmp_path)
+    # A valid safetensors file holding no tensor: an 8-byte header length, then the header "{}".
+    (src / "model.safetensors").write_bytes((8).to_bytes(8, "little") + b"{}      ")
+    assert arrays(src / "model.safetensors") == {}
+    for verify in (False, None):
+        with pytest.raises(ValueError, match=r"model\.safetensors holds no weights: there is nothing to convert"):
+            convert(src, tmp_path / "dst", to="h5", verify=verify, log=lambda line: None)
+    assert not (tmp_path / "dst").exists() and leftovers(tmp_path) == []
+
+
+def test_two_conversions_racing_to_one_destination_install_exactly_one(tmp_path, monkeypatch):
+    """Both pass the 'dst does not exist' check and build their folders at the same time (a
+    barrier holds each inside its write); then exactly one installs, the other fails and leaves
+    the winner's checkpoint untouched."""
+    src = source_checkpoint(tmp_path)
+    real = checkpoint.save_state_dict
+    barrier = threading.Barrier(2, timeout=120)
+
+    def both_writing(*args, **kwargs):
+        barrier.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_state_dict", both_writing)
+    outcomes: dict[str, object] = {}
+
+    def run(fmt):
+        try:
+            outcomes[fmt] = convert(src, tmp_path / "dst", to=fmt, verify=False)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            outcomes[fmt] = e
+
+    threads = [threading.Thread(target=run, args=(fmt,)) for fmt in ("h5", "msgpack")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    winners = [fmt for fmt, o in outcomes.items() if not isinstance(o, Exception)]
+    losers = [o for o in outcomes.values() if isinstance(o, Exception)]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    assert isinstance(losers[0], FileExistsError) and "dst" in str(losers[0]), losers[0]
+    assert sorted(os.listdir(tmp_path / "dst")) == sorted(["config.json", "vocab.json", FILES[winners[0]]])
+    assert_bit_exact(arrays(tmp_path / "dst"), arrays(src))
+    assert leftovers(tmp_path) == []
+
+
+_HANG_IN_WRITE = """
+import pathlib, sys, time
+from roberta_core import checkpoint
+from roberta_core.conversion import convert
+real = checkpoint.save_state_dict
+def write_then_hang(state, directory, **kwargs):
+    real(state, directory, **kwargs)
+    pathlib.Path(sys.argv[3]).write_text(str(directory))
+    time.sleep(600)
+checkpoint.save_state_dict = write_then_hang
+convert(sys.argv[1], sys.argv[2], to="h5", verify=False)
+"""
+
+
+def test_a_killed_conversions_staging_folder_is_removed_by_the_next_only_once_its_owner_is_gone(tmp_path):
+    src = source_checkpoint(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    ready = tmp_path / "ready"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", _HANG_IN_WRITE, str(src), str(out / "dst"), str(ready)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), "the conversion did not reach its write"
+        staging = ready.read_text()
+        # Its folder is hidden, says what it is for, and survives a conversion that runs meanwhile:
+        # its owner is alive.
+        assert os.path.basename(staging).startswith(".dst.") and "staging" in os.path.basename(staging)
+        convert(src, out / "dst", to="msgpack", verify=False)
+        assert os.path.isdir(staging)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert os.path.isdir(staging)  # kill -9: nobody cleaned up
+    convert(src, out / "dst", to="bin", verify=False, overwrite=True)
+    assert leftovers(out) == [] and sorted(os.listdir(out)) == ["dst"]
+    assert sorted(os.listdir(out / "dst")) == ["config.json", "pytorch_model.bin", "vocab.json"]
+
+
+def test_nan_weights_are_named_once_and_a_nan_check_names_them(tmp_path):
+    src = source_checkpoint(tmp_path)
+    poisoned = "roberta.encoder.layer.1.attention.self.query.weight"
+
+    def poison(state):
+        state[poisoned] = state[poisoned].copy()
+        state[poisoned][0, 0] = np.nan
+        return state
+
+    state = rewrite_weights(src, poison)
+    with pytest.warns(UserWarning) as record:
+        convert(src, tmp_path / "unchecked", to="msgpack", verify=False)
+    nan_warnings = [w for w in record if "NaN or Inf" in str(w.message)]
+    assert len(nan_warnings) == 1 and f"1 tensor(s) hold NaN or Inf values: {poisoned}" in str(nan_warnings[0].message)
+    assert_bit_exact(arrays(tmp_path / "unchecked"), state)  # converted as it is
+    if not runtime.available("pt"):
+        pytest.skip("the model check of safetensors -> bin needs the pt backend, which is not installed")
+    with pytest.raises(ValueError, match=rf"max \|diff\| nan.*NaN or Inf in {poisoned}"), \
+            pytest.warns(UserWarning, match="NaN or Inf"):
+        convert(src, tmp_path / "dst", to="bin", verify=True, log=lambda line: None)
+    assert not (tmp_path / "dst").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*integer or bool values")  # the reader's own note
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_])
+def test_integer_or_boolean_parameters_are_refused_by_name(tmp_path, dtype):
+    src = source_checkpoint(tmp_path)
+    key = "roberta.embeddings.LayerNorm.weight"
+    rewrite_weights(src, lambda s: {**s, key: s[key].astype(dtype)})
+    with pytest.raises(TypeError, match=rf"parameter {key} is stored as {np.dtype(dtype).name}; RoBERTa parameters are floating"):
+        convert(src, tmp_path / "dst", to="h5", verify=False)
+    assert not (tmp_path / "dst").exists() and leftovers(tmp_path) == []
+
+
+def test_a_fairseq_source_is_checked_against_the_library_reference(tmp_path, monkeypatch):
+    """The float64 reference is library code: the check runs with the test package `conformance`
+    unimportable."""
+    if not runtime.available("pt"):
+        pytest.skip("the result (safetensors) runs in the pt backend, which is not installed")
+    from tests.roberta_core.test_fairseq import fairseq_args, fairseq_state, vocab_size, write_checkpoint
+
+    path = write_checkpoint(tmp_path / "fs", fairseq_state(vocab_size()), fairseq_args(), legacy=False)
+    monkeypatch.setitem(sys.modules, "conformance", None)  # `import conformance...` raises ImportError
+    for name in [m for m in sys.modules if m.startswith("conformance.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    result = convert(path, tmp_path / "ckpt", from_format="fairseq", to="safetensors", verify=True, log=lambda line: None)
+    weights_check, *model_checks = result.checks
+    assert [c.what for c in model_checks] == ["RobertaForMaskedLM: reference (fairseq) vs pt (safetensors)"]
+    assert all(c.ok for c in model_checks), model_checks

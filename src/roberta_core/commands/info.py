@@ -3,14 +3,14 @@ weights serve, the weight formats and tokenizer files present. NumPy only."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from pathlib import Path
 
 from .. import checkpoint, weights
-from ..config import CONFIG_NAME, RobertaConfig
+from ..config import CONFIG_NAME, RobertaConfig, read_json_file
+from ..pretrained import is_floating, nonfinite
 from . import print_json
 
 __all__ = ["info", "add_arguments", "run"]
@@ -33,19 +33,36 @@ def _formats(path: Path) -> dict[str, list[str]]:
 
 
 def _tokenizer(path: Path) -> str | None:
+    """One line on the tokenizer files; a file that cannot be read (not UTF-8, not JSON, nested
+    absurdly deep, not a tokenizer) is reported, with the reason, rather than raised: `info`
+    describes a checkpoint, whatever it holds."""
     if (path / "tokenizer.json").is_file():
         try:
-            model = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+            model = read_json_file(path / "tokenizer.json")["model"]
             return f"tokenizer.json ({model['type']}, {len(model.get('vocab') or {})} entries)"
-        except (ValueError, KeyError, TypeError):
-            return "tokenizer.json (unreadable)"
+        except ValueError as e:
+            return f"tokenizer.json (unreadable: {_reason(e, path / 'tokenizer.json')})"
+        except (KeyError, TypeError, AttributeError):
+            return "tokenizer.json (unreadable: not a tokenizers model)"
     if (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
         try:
-            size = len(json.loads((path / "vocab.json").read_text(encoding="utf-8")))
-        except ValueError:
-            return "vocab.json + merges.txt (vocab.json unreadable)"
-        return f"vocab.json + merges.txt (byte-level BPE, {size} entries)"
+            vocab = read_json_file(path / "vocab.json")
+        except ValueError as e:
+            return f"vocab.json + merges.txt (vocab.json unreadable: {_reason(e, path / 'vocab.json')})"
+        if not isinstance(vocab, dict):
+            return "vocab.json + merges.txt (vocab.json unreadable: not a mapping of tokens to ids)"
+        return f"vocab.json + merges.txt (byte-level BPE, {len(vocab)} entries)"
     return None
+
+
+def _short(names: list[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _reason(error: ValueError, file: Path) -> str:
+    """The error's text without the file name the summary line already gives."""
+    text = str(error)
+    return text[len(str(file)):].lstrip(": ") if text.startswith(str(file)) else text
 
 
 def info(path: str | os.PathLike) -> dict:
@@ -57,15 +74,23 @@ def info(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"{path} is not a checkpoint: it has no {CONFIG_NAME}")
     config = RobertaConfig.from_pretrained(path)
     weights_file = checkpoint.find_weights_file(path)
-    shapes, dtypes = {}, {}
+    shapes, dtypes, not_finite, not_float = {}, {}, [], []
     for key, array in checkpoint.iter_state_dict(weights_file):
         shapes[key] = tuple(array.shape)
         dtypes[array.dtype.name] = dtypes.get(array.dtype.name, 0) + array.size
+        not_finite += nonfinite([(key, array)])
+        if not is_floating(array.dtype) and not weights.is_buffer(key):
+            not_float.append(f"{key} ({array.dtype.name})")
     try:
         head = weights.head_for_architecture(config.architectures[0]) if config.architectures else None
     except ValueError:
         head = None
     plan = weights.plan_load(config, head, shapes) if head is not None else None
+    problems = plan.report().splitlines() if plan is not None else []
+    if not_float:  # a backend's from_pretrained refuses these
+        problems.append(f"not floating point ({len(not_float)}): {_short(not_float)}")
+    if not_finite:
+        problems.append(f"NaN or Inf values ({len(not_finite)}): {_short(not_finite)}")
     parameters = sum(
         math.prod(s) for k, s in shapes.items()
         if not (k in weights.TIED and weights.TIED[k] in shapes) and not k.endswith(("position_ids", "token_type_ids"))
@@ -85,7 +110,7 @@ def info(path: str | os.PathLike) -> dict:
         "weights_read": weights_file.name,
         "formats": _formats(path),
         "tokenizer": _tokenizer(path),
-        "problems": plan.report().splitlines() if plan is not None else [],
+        "problems": problems,
     }
 
 
