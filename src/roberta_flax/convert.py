@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from roberta_core.weights import PREFIX, from_flax_path, is_transposed, parameter_shapes
+from roberta_core.weights import PREFIX, check_state, from_flax_path, is_transposed, parameter_shapes
 
 __all__ = ["to_canonical", "from_canonical", "call_numpy"]
 
@@ -58,19 +58,7 @@ def from_canonical(
     `from_pretrained` never holds two copies.
     """
     expected = parameter_shapes(model.config, model.head)
-    name = type(model).__name__
-    unknown = [k for k in state if k not in expected]
-    if unknown:
-        raise ValueError(
-            f"{name} owns no parameter(s) {unknown}; its keys are those of parameter_shapes(config, {model.head!r})"
-        )
-    missing = [k for k in expected if k not in state]
-    if missing and not allow_missing:
-        raise ValueError(f"state lacks {len(missing)} parameter(s) of {name}: {missing}")
-    wrong = [(k, tuple(np.shape(v)), expected[k]) for k, v in state.items() if tuple(np.shape(v)) != expected[k]]
-    if wrong:
-        listed = ", ".join(f"{k} {got} != expected {want}" for k, got, want in wrong)
-        raise ValueError(f"shape mismatch loading {name}: {listed}")
+    check_state(type(model).__name__, model.head, expected, state, allow_missing=allow_missing)
     params = _parameters(model)
     for key in list(state):
         param = params[key]
@@ -89,9 +77,16 @@ def from_canonical(
 def call_numpy(model: nnx.Module, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """`model(**inputs)` for callers that hold no framework (`roberta_core.runtime`): NumPy arrays
     in (other values, such as `output_hidden_states=True`, pass as they are), the output fields
-    out as NumPy arrays (per-layer fields as tuples of them)."""
-    out = model(**{k: jnp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
+    out as NumPy arrays (per-layer fields as tuples of them). Integer arrays reach the model as
+    NumPy arrays: its checks see the values before JAX narrows int64 to int32."""
+    out = model(**{k: _jax_input(v) for k, v in inputs.items()})
     return {k: _numpy(v) for k, v in out.items() if v is not None}
+
+
+def _jax_input(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and not np.issubdtype(value.dtype, np.integer):
+        return jnp.asarray(value)
+    return value
 
 
 def _numpy(value: Any) -> Any:

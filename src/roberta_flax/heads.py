@@ -38,24 +38,9 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from .modeling import (
-    FlaxRobertaModel,
-    FlaxRobertaPreTrainedModel,
-    Packing,
-    _axes,
-    _dense,
-    _gelu,
-    _is_traced,
-    _layer_norm,
-    _rngs,
-    _compiled,
-    _zeros,
-    shape_of,
-    check_values,
-    packing_for,
-    repad,
-    unpad_rows,
-)
+from ._framework import _axes, _compiled, _dense, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of
+from .modeling import FlaxRobertaModel, FlaxRobertaPreTrainedModel, _gelu
+from .unpad import Packing, packing_for, repad, unpad_rows
 
 __all__ = [
     "masked_lm_loss",
@@ -354,14 +339,16 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         check_generation_args(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
         )
-        input_ids = jnp.asarray(input_ids)
         B, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
         limit = max_length_for(config)
         if T + max_new_tokens > limit:
             raise ValueError(
                 f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
             )
-        check_values("input_ids", input_ids, config.vocab_size)
+        # Checked before JAX holds them: an int64 id would wrap when cast to int32.
+        check_values("input_ids", input_ids if isinstance(input_ids, jax.Array) else np.asarray(input_ids),
+                     config.vocab_size)
+        input_ids = jnp.asarray(input_ids)
         eos = config.eos_token_id if eos_token_id is None else eos_token_id
         eos = jnp.asarray([eos] if isinstance(eos, int) else list(eos), dtype=jnp.int32)
         pad = config.pad_token_id if pad_token_id is None else pad_token_id
@@ -369,7 +356,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             attention_mask = jnp.ones_like(input_ids)
 
         graphdef, state = nnx.split(self)
-        tokens, steps = _generate(
+        tokens, steps = self._decode(
             graphdef, state, input_ids, jnp.asarray(attention_mask), eos, jnp.asarray(pad, input_ids.dtype),
             jax.random.key(0 if seed is None else seed), jnp.asarray(temperature, jnp.float32),
             max_new_tokens=max_new_tokens, do_sample=do_sample, top_k=top_k, top_p=top_p,
@@ -378,64 +365,68 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             tokens = tokens[:, : int(steps)]
         return jnp.concatenate([input_ids, tokens], axis=1)
 
-
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens", "do_sample", "top_k", "top_p"))
-def _generate(
-    graphdef: nnx.GraphDef, state: nnx.State, input_ids: jax.Array, attention_mask: jax.Array, eos: jax.Array,
-    pad: jax.Array, key: jax.Array, temperature: jax.Array, *,
-    max_new_tokens: int, do_sample: bool, top_k: Optional[int], top_p: Optional[float],
-) -> tuple[jax.Array, jax.Array]:
-    """generate()'s compiled loop. Returns the new tokens (B, max_new_tokens), pad after a row's
-    eos and after the last step, and the number of steps taken."""
-    model = nnx.merge(graphdef, state)
-    model.set_attributes(jit_checks=False)  # generate() checked the ids eagerly
-    config = model.config
-    B, T = input_ids.shape
-    S = T + max_new_tokens
-    # Right-align every prompt (a stable sort puts the padding first, keeps token order).
-    real = (attention_mask != 0).astype(jnp.int32)
-    order = jnp.argsort(real, axis=1, stable=True)
-    ids = jnp.take_along_axis(input_ids, order, axis=1)
-    # The mask of every cache slot: the prompt's, then the new tokens (always attended).
-    mask = jnp.concatenate([jnp.take_along_axis(real, order, axis=1), jnp.ones((B, max_new_tokens), jnp.int32)], axis=1)
-    # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
-    positions = jnp.cumsum(mask, axis=1) * mask + config.pad_token_id  # (B, S)
-    empty = jnp.zeros((B, config.num_attention_heads, S, config.head_dim), model.dtype)
-    cache = tuple((empty, empty) for _ in range(config.num_hidden_layers))
-
-    def step_logits(step_ids: jax.Array, slot: Any, cache: tuple) -> tuple[jax.Array, tuple]:
-        out = model(
-            input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True, deterministic=True,
-            position_ids=jax.lax.dynamic_slice_in_dim(positions, slot, step_ids.shape[1], axis=1), cache_index=slot,
+    @staticmethod
+    @functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens", "do_sample", "top_k", "top_p"))
+    def _decode(
+        graphdef: nnx.GraphDef, state: nnx.State, input_ids: jax.Array, attention_mask: jax.Array, eos: jax.Array,
+        pad: jax.Array, key: jax.Array, temperature: jax.Array, *,
+        max_new_tokens: int, do_sample: bool, top_k: Optional[int], top_p: Optional[float],
+    ) -> tuple[jax.Array, jax.Array]:
+        """generate()'s compiled loop, private (one program per model structure and static
+        option). Returns the new tokens (B, max_new_tokens), pad after a row's eos and after the
+        last step, and the number of steps taken."""
+        model = nnx.merge(graphdef, state)
+        model.set_attributes(jit_checks=False)  # generate() checked the ids eagerly
+        config = model.config
+        B, T = input_ids.shape
+        S = T + max_new_tokens
+        # Right-align every prompt (a stable sort puts the padding first, keeps token order).
+        real = (attention_mask != 0).astype(jnp.int32)
+        order = jnp.argsort(real, axis=1, stable=True)
+        ids = jnp.take_along_axis(input_ids, order, axis=1)
+        # The mask of every cache slot: the prompt's, then the new tokens (always attended).
+        mask = jnp.concatenate(
+            [jnp.take_along_axis(real, order, axis=1), jnp.ones((B, max_new_tokens), jnp.int32)], axis=1
         )
-        return out.logits[:, -1].astype(jnp.float32), out.past_key_values  # (B, V)
+        # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
+        positions = jnp.cumsum(mask, axis=1) * mask + config.pad_token_id  # (B, S)
+        empty = jnp.zeros((B, config.num_attention_heads, S, config.head_dim), model.dtype)
+        cache = tuple((empty, empty) for _ in range(config.num_hidden_layers))
 
-    def pick(logits: jax.Array, key: jax.Array, finished: jax.Array) -> jax.Array:
-        if do_sample:
-            token = jax.random.categorical(key, _filter_logits(logits / temperature, top_k, top_p), axis=-1)
-        else:
-            token = jnp.argmax(logits, axis=-1)
-        return jnp.where(finished, pad, token.astype(pad.dtype))
+        def step_logits(step_ids: jax.Array, slot: Any, cache: tuple) -> tuple[jax.Array, tuple]:
+            out = model(
+                input_ids=step_ids, attention_mask=mask, past_key_values=cache, use_cache=True, deterministic=True,
+                position_ids=jax.lax.dynamic_slice_in_dim(positions, slot, step_ids.shape[1], axis=1),
+                cache_index=slot,
+            )
+            return out.logits[:, -1].astype(jnp.float32), out.past_key_values  # (B, V)
 
-    logits, cache = step_logits(ids, 0, cache)
-    key, sub = jax.random.split(key)
-    token = pick(logits, sub, jnp.zeros((B,), bool))
-    tokens = jnp.full((B, max_new_tokens), pad).at[:, 0].set(token)
+        def pick(logits: jax.Array, key: jax.Array, finished: jax.Array) -> jax.Array:
+            if do_sample:
+                token = jax.random.categorical(key, _filter_logits(logits / temperature, top_k, top_p), axis=-1)
+            else:
+                token = jnp.argmax(logits, axis=-1)
+            return jnp.where(finished, pad, token.astype(pad.dtype))
 
-    def unfinished(carry: tuple) -> jax.Array:
-        made, _, finished, _, _ = carry
-        return (made < max_new_tokens) & ~jnp.all(finished)
-
-    def next_token(carry: tuple) -> tuple:
-        made, tokens, finished, cache, key = carry
-        # Feed the last token made; it sits in cache slot T + made - 1.
-        logits, cache = step_logits(tokens[:, made - 1][:, None], T + made - 1, cache)
+        logits, cache = step_logits(ids, 0, cache)
         key, sub = jax.random.split(key)
-        token = pick(logits, sub, finished)
-        return made + 1, tokens.at[:, made].set(token), finished | jnp.isin(token, eos), cache, key
+        token = pick(logits, sub, jnp.zeros((B,), bool))
+        tokens = jnp.full((B, max_new_tokens), pad).at[:, 0].set(token)
 
-    made, tokens, *_ = jax.lax.while_loop(unfinished, next_token, (1, tokens, jnp.isin(token, eos), cache, key))
-    return tokens, made
+        def unfinished(carry: tuple) -> jax.Array:
+            made, _, finished, _, _ = carry
+            return (made < max_new_tokens) & ~jnp.all(finished)
+
+        def next_token(carry: tuple) -> tuple:
+            made, tokens, finished, cache, key = carry
+            # Feed the last token made; it sits in cache slot T + made - 1.
+            logits, cache = step_logits(tokens[:, made - 1][:, None], T + made - 1, cache)
+            key, sub = jax.random.split(key)
+            token = pick(logits, sub, finished)
+            return made + 1, tokens.at[:, made].set(token), finished | jnp.isin(token, eos), cache, key
+
+        made, tokens, *_ = jax.lax.while_loop(unfinished, next_token, (1, tokens, jnp.isin(token, eos), cache, key))
+        return tokens, made
 
 
 class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):

@@ -11,7 +11,9 @@ A parallel text of `roberta_pt/modeling.py` (the master text): same classes (wit
 prefix), order and comments. What only JAX has: `deterministic=` and `nnx.Rngs` for dropout,
 `dtype` (computation) and `param_dtype`, logical sharding axes on the kernels
 (`LOGICAL_AXIS_RULES`, `shard()`), a preallocated cache for `generate()` (`cache_index`), and
-value checks under `jit` through `checkify` (`enable_jit_checks()` and `checked()`).
+value checks under `jit` through `checkify` (`enable_jit_checks()` and `checked()`). The JAX
+machinery that is not the model (compiled eager calls, value checks, parameter builders) lives
+in `_framework.py`, the padding-free machinery of `unpad=` in `unpad.py`.
 
 fp32 numerics: on GPU and TPU, XLA multiplies float32 matrices in reduced precision unless told
 otherwise; `jax.config.update("jax_default_matmul_precision", "highest")` holds the 1e-5 bars
@@ -20,39 +22,60 @@ against PyTorch and the float64 reference (CPU computes float32 in full anyway).
 
 from __future__ import annotations
 
-import contextvars
 import functools
-import inspect
 import math
 import os
 import warnings
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.experimental import checkify
 
+from roberta_core import backends
 from roberta_core.config import RobertaConfig
-from roberta_core.outputs import OUTPUT_CLASSES, BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import load_pretrained, save_pretrained_files
-from roberta_core.validation import IGNORE_INDEX, check_forward_inputs, check_range, range_message
+from roberta_core.validation import check_forward_inputs
+from roberta_core.weights import check_vocab_resize
 
+from ._framework import (
+    LOGICAL_AXIS_RULES,
+    _axes,
+    _compiled,
+    _Deferred,
+    _deferring,
+    _dense,
+    _embed,
+    _is_traced,
+    _layer_norm,
+    _rngs,
+    check_embeds_dtype,
+    check_values,
+    checked,
+    resolve_dtype,
+    shape_of,
+)
 from .convert import from_canonical, to_canonical
+from .unpad import (
+    Packing,
+    _nothing_masked,
+    pack,
+    packed_attention,
+    packing_budget,
+    packing_for,
+    repad,
+    unpad_rows,
+)
 
 __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
-    "LOGICAL_AXIS_RULES",
-    "checked",
     "FlaxRobertaEmbeddings",
-    "Packing",
-    "pack",
-    "unpad_rows",
-    "repad",
-    "packed_attention",
+    "fused_attention",
+    "explicit_attention",
     "FlaxRobertaSelfAttention",
     "FlaxRobertaSelfOutput",
     "FlaxRobertaAttention",
@@ -62,36 +85,24 @@ __all__ = [
     "FlaxRobertaEncoder",
     "FlaxRobertaPooler",
     "FlaxRobertaPreTrainedModel",
-    "packing_for",
     "FlaxRobertaModel",
+    # Re-exported from `_framework` and `unpad`, where they live.
+    "LOGICAL_AXIS_RULES",
+    "checked",
+    "check_values",
+    "shape_of",
+    "Packing",
+    "pack",
+    "unpad_rows",
+    "repad",
+    "packed_attention",
+    "packing_for",
 ]
 
-ATTN_IMPLEMENTATIONS = ("dot_product", "einsum")
-# The PyTorch backend's names, so one setting serves every backend: its fused kernel and its
-# explicit path.
-ATTN_ALIASES = {"sdpa": "dot_product", "eager": "einsum"}
-
-# Logical axis -> mesh axis: Megatron-style tensor parallelism over a 'model' mesh axis
-# (vocabulary rows, attention heads and the MLP's inner dimension are split; the hidden
-# dimension is not), data parallelism by sharding the inputs' batch over a 'data' axis.
-LOGICAL_AXIS_RULES = (("vocab", "model"), ("heads", "model"), ("mlp", "model"), ("embed", None))
-
-
-# ---------------------------------------------------------------------------- outputs as pytrees
-
-def _register_outputs() -> None:
-    """Make the `roberta_core.outputs` classes JAX pytree nodes, so a jitted function may
-    return them (the fields present become the leaves, their names the keys)."""
-    for cls in OUTPUT_CLASSES:
-        jax.tree_util.register_pytree_with_keys(
-            cls,
-            lambda out: ([(jax.tree_util.DictKey(k), v) for k, v in out.items()], tuple(out.keys())),
-            lambda keys, values, cls=cls: cls(zip(keys, values)),
-            lambda out: (list(out.values()), tuple(out.keys())),
-        )
-
-
-_register_outputs()
+# The backend's attention paths (first the default) and the other backends' names for them, so
+# one setting serves every backend: from the backend contract, `roberta_core.backends`.
+ATTN_IMPLEMENTATIONS = backends.get("flax").attn_implementations
+ATTN_ALIASES = dict(backends.get("flax").attn_aliases)
 
 
 # ---------------------------------------------------------------------------- 1. activations
@@ -136,239 +147,6 @@ ACT2FN: dict[str, Callable[[jax.Array], jax.Array]] = {
     "linear": lambda x: x,
     "laplace": _laplace,
 }
-
-
-# ---------------------------------------------------------------------------- input checks
-
-def _is_traced(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
-class _Range:
-    """A value check of a compiled eager call (`_compiled`), made when the call returns: the
-    min and max of `name` (arrays, outputs of the program) and the range they must keep
-    (static, part of the program's output structure, so a cached program still knows it)."""
-
-    def __init__(self, lo: Any, hi: Any, rule: tuple[str, int, int, bool]):
-        self.lo, self.hi, self.rule = lo, hi, rule
-
-    def check(self) -> None:
-        name, upper, lower, allow_ignore = self.rule
-        check_range(name, int(self.lo), int(self.hi), upper, lower=lower, allow_ignore=allow_ignore)
-
-
-jax.tree_util.register_pytree_node(_Range, lambda r: ((r.lo, r.hi), r.rule), lambda rule, lo_hi: _Range(*lo_hi, rule))
-
-# While `_compiled` traces a call: the value checks to make when the program has run.
-_deferred_checks: contextvars.ContextVar[Optional[list[_Range]]] = contextvars.ContextVar(
-    "roberta_flax_deferred_checks", default=None
-)
-
-
-def check_values(
-    name: str, values: jax.Array, upper: int, *, lower: int = 0, allow_ignore: bool = False, in_jit: bool = False
-) -> None:
-    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper).
-
-    Eagerly this is one host transfer for min and max, before any lookup runs (in a compiled
-    eager call, `_compiled`, the min and max are outputs of the program, checked when it ends).
-    Under `jit` the values are unknown: with `in_jit` (a model's `enable_jit_checks()`) it is a
-    `checkify` check with the same message, which the caller turns into a ValueError by
-    wrapping the jitted function with `checked`; without it, nothing is checked (an
-    out-of-range id then reads a NaN row, JAX's fill value). With `allow_ignore`, -100 is
-    allowed too.
-    """
-    if not jnp.issubdtype(values.dtype, jnp.integer):
-        raise TypeError(f"{name} must be an integer array, got {values.dtype}")
-    if _is_traced(values):
-        deferred = _deferred_checks.get()
-        if (in_jit or deferred is not None) and values.size:
-            kept = jnp.where(values == IGNORE_INDEX, lower, values) if allow_ignore else values
-            lo, hi = jnp.min(kept), jnp.max(kept)
-            if in_jit:
-                message = range_message(name, upper, lower, allow_ignore)
-                checkify.check((lo >= lower) & (hi < upper), message + "; got values from {lo} to {hi}", lo=lo, hi=hi)
-            else:
-                deferred.append(_Range(lo, hi, (name, upper, lower, allow_ignore)))
-        return
-    values = np.asarray(values)
-    if allow_ignore:
-        values = np.where(values == IGNORE_INDEX, lower, values)  # the min is over the other values
-    if values.size:
-        check_range(name, int(values.min()), int(values.max()), upper, lower=lower, allow_ignore=allow_ignore)
-
-
-def checked(fn: Callable) -> Callable:
-    """Wrap a (jitted) function that calls a model with `enable_jit_checks()` on, so that ids
-    or labels out of range raise the same ValueError under `jit` as eagerly:
-
-        model.enable_jit_checks()
-        graphdef, state = nnx.split(model)
-        forward = checked(jax.jit(lambda state, ids: nnx.merge(graphdef, state)(ids).logits))
-        forward(state, ids)  # ValueError: input_ids must be in 0..99; got values from 0 to 120
-
-    (`checkify` passes the model through as a pytree: use the functional form above or
-    `nnx.jit(..., graph=False)`; graph-mode `nnx.jit` refuses to run inside it.)
-    """
-    functional = checkify.checkify(fn, errors=checkify.user_checks)
-
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        error, out = functional(*args, **kwargs)
-        message = error.get()
-        if message is not None:
-            raise ValueError(message.removesuffix(" (`check` failed)"))
-        return out
-
-    return run
-
-
-# JAX's tracing state outside any transformation, as NNX reads it to tell which variables a
-# function may update.
-_EAGER_TRACE = jax.extend.core.get_opaque_trace_state(convention="nnx")
-
-
-def _compiled(call: Callable) -> Callable:
-    """The models' `__call__` on concrete arrays (eager use) as one compiled program, cached per
-    model structure, config, input shapes and options, instead of op by op (eagerly JAX compiles
-    every distinct operation once, then dispatches about a thousand of them per forward).
-
-    The same function runs, with the same meaning: shape errors and warnings come while it is
-    traced; ids and labels out of range raise the eager ValueError (the program returns their
-    min and max, checked when it ends); dropout's random streams advance as eagerly. Under a
-    transformation (`jit`, `grad`, `vmap`, `nnx.remat`, a model merged inside `jit` ...) and
-    with `jax.disable_jit()` the call runs as written, traced by the caller. Options that size
-    arrays from the inputs' values (`unpad=True`, `masked_positions_only=True`) become static
-    numbers first (`_concrete_options`).
-    """
-    signature = inspect.signature(call)
-
-    @functools.wraps(call)
-    def run(self: "FlaxRobertaPreTrainedModel", *args: Any, **kwargs: Any) -> Any:
-        if jax.config.jax_disable_jit or jax.extend.core.get_opaque_trace_state(convention="nnx") != _EAGER_TRACE:
-            return call(self, *args, **kwargs)
-        graphdef, state = nnx.split(self)
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        del arguments["self"]
-        self._concrete_options(arguments)
-        leaves, treedef = jax.tree.flatten(arguments)
-        # Arrays are the program's inputs; everything else (flags, sizes) is part of its key.
-        # (None, a static marking an input, is never a leaf.)
-        dynamic = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
-        statics = tuple(None if d else x for x, d in zip(leaves, dynamic))
-        arrays = [x for x, d in zip(leaves, dynamic) if d]
-        # The config's text too: it is mutable, and JAX may tell the programs of one model apart
-        # by comparing its (same) config object.
-        key = (call, self.config.to_json_string(), treedef, statics)
-        out, rng_state, ranges = _compiled_call(key, graphdef, state, arrays)
-        for check in jax.device_get(ranges):
-            check.check()
-        nnx.update(self, rng_state)
-        return out
-
-    return run
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _compiled_call(
-    key: tuple, graphdef: nnx.GraphDef, state: nnx.State, arrays: list
-) -> tuple[Any, nnx.State, list[_Range]]:
-    """`_compiled`'s program: the call's outputs, the random streams after it, and the value
-    checks to make. `key`: the raw call, the config's text, the arguments' structure and their
-    static values (None where an array goes)."""
-    call, _, treedef, statics = key
-    model = nnx.merge(graphdef, state)
-    model.set_attributes(jit_checks=False)  # checked through `_deferred_checks` instead
-    given = iter(arrays)
-    arguments = treedef.unflatten([next(given) if x is None else x for x in statics])
-    token = _deferred_checks.set([])
-    try:
-        out = call(model, **arguments)
-        return out, nnx.state(model, nnx.RngState), _deferred_checks.get()
-    finally:
-        _deferred_checks.reset(token)
-
-
-def shape_of(array: Any) -> Optional[tuple[int, ...]]:
-    return None if array is None else tuple(np.shape(array))
-
-
-# ---------------------------------------------------------------------------- parameter builders
-
-def _axes(*names: Optional[str]) -> dict[str, Any]:
-    """Logical sharding axes of a parameter. Not applied when the model is built (it is built
-    whole on one device); `shard()` places the parameters on a mesh by these names."""
-    return {"out_sharding": names, "eager_sharding": False}
-
-
-class _Deferred(jax.ShapeDtypeStruct):
-    """The shape and dtype of a parameter whose value is not computed yet, with the initializer
-    and random key that compute it (`materialize()`): the value a model built for
-    `from_pretrained` holds until the checkpoint's array replaces it."""
-
-    def __init__(self, init: Callable, key: Optional[jax.Array], shape: tuple[int, ...], dtype: Any):
-        super().__init__(shape, dtype)
-        self.init, self.key = init, key
-
-    def materialize(self) -> jax.Array:
-        return self.init(self.key, self.shape, self.dtype)
-
-
-_deferring = contextvars.ContextVar("roberta_flax_deferring", default=False)
-
-
-def _deferrable(init: Callable) -> Callable:
-    """The initializer `init`, deferred while `from_pretrained` builds a model: the parameter
-    then holds a `_Deferred` (no random numbers drawn for weights the checkpoint overwrites)."""
-
-    def initialise(key: Optional[jax.Array], shape: tuple[int, ...], dtype: Any = jnp.float32) -> Any:
-        return _Deferred(init, key, shape, dtype) if _deferring.get() else init(key, shape, dtype)
-
-    return initialise
-
-
-def _normal(config: RobertaConfig, zero_row: Optional[int] = None) -> Callable:
-    """v4's initializer of weights: normal(0, initializer_range); the embeddings' padding row zero."""
-    normal = nnx.initializers.normal(config.initializer_range)
-    if zero_row is None:
-        return _deferrable(normal)
-    return _deferrable(lambda key, shape, dtype: normal(key, shape, dtype).at[zero_row].set(0))
-
-
-_zeros, _ones = _deferrable(nnx.initializers.zeros), _deferrable(nnx.initializers.ones)
-
-
-def _dense(
-    config: RobertaConfig, features_in: int, features_out: int, axes: tuple = (None, None), *,
-    use_bias: bool = True, dtype: Any, param_dtype: Any, rngs: nnx.Rngs,
-) -> nnx.Linear:
-    """A linear layer initialised as v4 (normal(0, initializer_range) kernel (in, out), zero bias)."""
-    return nnx.Linear(
-        features_in, features_out, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
-        kernel_init=_normal(config), bias_init=_zeros,
-        kernel_metadata=_axes(*axes), bias_metadata=_axes(axes[1]), rngs=rngs,
-    )
-
-
-def _embed(
-    config: RobertaConfig, rows: int, features: int, axes: tuple, *, padding_idx: Optional[int] = None,
-    dtype: Any, param_dtype: Any, rngs: nnx.Rngs,
-) -> nnx.Embed:
-    """An embedding table initialised as v4: normal(0, initializer_range), the padding row zero."""
-    return nnx.Embed(
-        rows, features, dtype=dtype, param_dtype=param_dtype, embedding_init=_normal(config, padding_idx),
-        embedding_metadata=_axes(*axes), rngs=rngs,
-    )
-
-
-def _layer_norm(config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    """LayerNorm with the config's eps and the two-pass variance (E[(x - mean)^2], as PyTorch),
-    not Flax's default one-pass E[x^2] - mean^2, which cancels badly for large activations."""
-    return nnx.LayerNorm(
-        config.hidden_size, epsilon=config.layer_norm_eps, use_fast_variance=False, dtype=dtype,
-        param_dtype=param_dtype, scale_init=_ones, bias_init=_zeros,
-        scale_metadata=_axes("embed"), bias_metadata=_axes("embed"), rngs=rngs,
-    )
 
 
 # ---------------------------------------------------------------------------- 2. embeddings
@@ -455,7 +233,7 @@ def _warn_once(message: str) -> None:
         warnings.warn(message, stacklevel=3)
 
 
-def dot_product_attention(
+def fused_attention(
     query: jax.Array, key: jax.Array, value: jax.Array, mask: Optional[jax.Array], *, is_causal: bool = False
 ) -> jax.Array:
     """The fast attention core: `jax.nn.dot_product_attention` (cuDNN's fused kernel on GPU,
@@ -466,7 +244,7 @@ def dot_product_attention(
     return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=is_causal)
 
 
-def einsum_attention(
+def explicit_attention(
     query: jax.Array,
     key: jax.Array,
     value: jax.Array,
@@ -496,96 +274,6 @@ def einsum_attention(
     if head_mask is not None:
         probs = probs * head_mask
     return jnp.einsum("bhts,bhsd->bthd", probs, value), probs
-
-
-class Packing(NamedTuple):
-    """Where the real tokens of a padded batch (B, T) sit in the packed stream (N,) that an
-    unpadded forward computes on. N is a static token budget (shapes are static under `jit`):
-    the real tokens fill the first slots, row by row, in order; the slots after them are unused
-    (they hold token 0 and compute values nothing reads). `index` (N,): flat position b * T + t
-    of each slot's token, B * T for unused slots; `slot` (B, T): each position's slot, N at
-    padding; `cu_seqlens` (B + 1,) int32: the running sum of the rows' real tokens from 0;
-    `mask` (B, T) bool: the attention mask; `fits` (): whether every real token got a slot (a
-    budget given under `jit` may be too small: the outputs are then NaN, see `pack`)."""
-
-    index: jax.Array
-    slot: jax.Array
-    cu_seqlens: jax.Array
-    mask: jax.Array
-    fits: jax.Array
-
-
-def pack(attention_mask: jax.Array, budget: int) -> Packing:
-    """The packing of a (B, T) attention mask (1 = real token) into a stream of `budget` slots.
-    Traceable: nothing is read back to the host. Tokens beyond the budget get no slot; the model
-    then returns NaN rather than numbers that miss part of a sequence (with `enable_jit_checks()`
-    it is a checkify error)."""
-    mask = jnp.asarray(attention_mask).astype(bool)
-    B, T = mask.shape
-    lengths = mask.sum(axis=1, dtype=jnp.int32)  # (B,)
-    cu_seqlens = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(lengths, dtype=jnp.int32)])
-    flat = mask.reshape(-1)
-    rank = jnp.cumsum(flat, dtype=jnp.int32) - 1  # each real token's place in the stream
-    slot = jnp.where(flat & (rank < budget), rank, budget).reshape(B, T)
-    index = jnp.nonzero(flat, size=budget, fill_value=B * T)[0].astype(jnp.int32)
-    return Packing(index, slot, cu_seqlens, mask, cu_seqlens[-1] <= budget)
-
-
-def unpad_rows(x: jax.Array, packing: Packing) -> jax.Array:
-    """(B, T, ...) -> (N, ...): the real tokens' rows, in order; zeros in unused slots."""
-    return jnp.take(x.reshape(-1, *x.shape[2:]), packing.index, axis=0, mode="fill", fill_value=0)
-
-
-def repad(x: jax.Array, packing: Packing) -> jax.Array:
-    """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
-    of `unpad_rows`)."""
-    return jnp.take(x, packing.slot, axis=0, mode="fill", fill_value=0)
-
-
-def packed_attention(
-    query: jax.Array,
-    key: jax.Array,
-    value: jax.Array,
-    packing: Packing,
-    *,
-    is_causal: bool = False,
-    dropout: Optional[Callable[[jax.Array], jax.Array]] = None,
-    strategy: Optional[str] = None,
-) -> jax.Array:
-    """Attention of each sequence over itself in a packed stream: q/k/v (1, h, N, D) -> context
-    (1, N, h, D); no score between two sequences counts. `dropout` (training) drops
-    probabilities through the einsum core; otherwise the fused one runs.
-
-    Strategies (`strategy=None` takes the one that computes fewer scores; both shapes are
-    static): 'padded', the sequences put back into their padded rows (B, T) for one masked call
-    (B * T * T scores; the matmuls before and after still skip padding), and 'segments', one call
-    over the stream with a block-diagonal mask of segment ids (N * N scores: many short
-    sequences in a long padded batch).
-    """
-    (B, T), N = packing.mask.shape, query.shape[2]
-    if strategy is None:
-        strategy = "segments" if N * N < B * T * T else "padded"
-    if strategy == "segments":
-        segment = packing.index // T  # the row of each slot; B for unused slots (they see each other)
-        keep = (segment[:, None] == segment[None, :])[None, None]  # (1, 1, N, N)
-        if is_causal:
-            keep = keep & jnp.tril(jnp.ones((N, N), bool))
-        rows = (query, key, value)
-    elif strategy == "padded":
-        keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
-        if is_causal:
-            keep = keep & jnp.tril(jnp.ones((T, T), bool))
-        # (1, h, N, D) -> (B, h, T, D)
-        rows = tuple(repad(x[0].swapaxes(0, 1), packing).swapaxes(1, 2) for x in (query, key, value))
-    else:
-        raise ValueError(f"packed_attention strategy must be 'padded', 'segments' or None, got {strategy!r}")
-    if dropout is None:
-        context = dot_product_attention(*rows, keep)
-    else:
-        context, _ = einsum_attention(*rows, keep, dropout=dropout)
-    if strategy == "padded":
-        context = unpad_rows(context, packing)[None]  # (B, T, h, D) -> (1, N, h, D)
-    return context
 
 
 class FlaxRobertaSelfAttention(nnx.Module):
@@ -638,7 +326,7 @@ class FlaxRobertaSelfAttention(nnx.Module):
         encoder_hidden_states: Optional[jax.Array] = None,
         past_key_value: Optional[tuple[jax.Array, jax.Array]] = None,
         output_attentions: bool = False,
-        use_fast: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         cache_index: Any = None,
         deterministic: bool = True,
@@ -664,19 +352,19 @@ class FlaxRobertaSelfAttention(nnx.Module):
                 value = _extend_cache(past_key_value[1], value, cache_index)
 
         if packing is not None:
-            # Not fast only when dropout must drop probabilities: the einsum core does that.
-            dropout = None if use_fast else functools.partial(self.dropout, deterministic=deterministic)
+            # Not fused only when dropout must drop probabilities: the explicit core does that.
+            dropout = None if use_fused else functools.partial(self.dropout, deterministic=deterministic)
             context = packed_attention(query, key, value, packing, is_causal=is_causal, dropout=dropout)
             probs = None
-        elif use_fast:
-            context = dot_product_attention(query, key, value, attention_mask, is_causal=is_causal)
+        elif use_fused:
+            context = fused_attention(query, key, value, attention_mask, is_causal=is_causal)
             probs = None
         else:
             position_scores = None
             if self.position_embedding_type != "absolute":
                 offset = key.shape[2] - T if cache_index is None else cache_index
                 position_scores = self._relative_scores(query, key, offset)
-            context, probs = einsum_attention(
+            context, probs = explicit_attention(
                 query, key, value, attention_mask,
                 dropout=functools.partial(self.dropout, deterministic=deterministic),
                 head_mask=head_mask, position_scores=position_scores,
@@ -730,7 +418,7 @@ class FlaxRobertaAttention(nnx.Module):
         encoder_hidden_states: Optional[jax.Array] = None,
         past_key_value: Optional[tuple[jax.Array, jax.Array]] = None,
         output_attentions: bool = False,
-        use_fast: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         cache_index: Any = None,
         deterministic: bool = True,
@@ -738,7 +426,7 @@ class FlaxRobertaAttention(nnx.Module):
     ) -> tuple[jax.Array, Optional[jax.Array], tuple[jax.Array, jax.Array]]:
         context, probs, present = self.self(
             hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
-            output_attentions, use_fast, is_causal, cache_index, deterministic, packing,
+            output_attentions, use_fused, is_causal, cache_index, deterministic, packing,
         )
         return self.output(context, hidden_states, deterministic), probs, present
 
@@ -804,7 +492,7 @@ class FlaxRobertaLayer(nnx.Module):
         packing: Optional[Packing] = None,
         *,
         output_attentions: bool = False,
-        use_fast: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         deterministic: bool = True,
     ) -> tuple[jax.Array, tuple[jax.Array, ...], Optional[jax.Array], Optional[jax.Array]]:
@@ -813,14 +501,14 @@ class FlaxRobertaLayer(nnx.Module):
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
             hidden_states, attention_mask, head_mask, None, self_past,
-            output_attentions, use_fast, is_causal, cache_index, deterministic, packing,
+            output_attentions, use_fused, is_causal, cache_index, deterministic, packing,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
             cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output, encoder_attention_mask, head_mask, encoder_hidden_states, cross_past,
-                output_attentions, use_fast, False, None, deterministic,
+                output_attentions, use_fused, False, None, deterministic,
             )
             present = present + cross_present
         layer_output = self.output(self.intermediate(attention_output), attention_output, deterministic)
@@ -852,7 +540,7 @@ class FlaxRobertaEncoder(nnx.Module):
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-        use_fast: bool = True,
+        use_fused: bool = True,
         is_causal: bool = False,
         cache_index: Any = None,
         deterministic: bool = True,
@@ -865,7 +553,7 @@ class FlaxRobertaEncoder(nnx.Module):
         def run(layer: FlaxRobertaLayer, *args: Any) -> tuple:
             # The flags are Python values that pick the code path: bound here, not traced.
             return layer(
-                *args, output_attentions=output_attentions, use_fast=use_fast, is_causal=is_causal,
+                *args, output_attentions=output_attentions, use_fused=use_fused, is_causal=is_causal,
                 deterministic=deterministic,
             )
 
@@ -916,34 +604,6 @@ class FlaxRobertaPooler(nnx.Module):
 
 # ---------------------------------------------------------------------------- 11. pretrained-model base
 
-_DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
-
-
-def _resolve_dtype(dtype: Any, state: Optional[dict] = None) -> Any:
-    """A dtype argument: None is float32 (as v4), 'auto' the checkpoint's own, else a floating
-    JAX/NumPy dtype or its name."""
-    if dtype is None:
-        return jnp.dtype(jnp.float32)
-    if isinstance(dtype, str) and dtype == "auto":
-        if state is None:
-            raise ValueError("dtype='auto' means the checkpoint's dtype; it needs from_pretrained")
-        return next((jnp.dtype(a.dtype) for a in state.values()), jnp.dtype(jnp.float32))
-    if isinstance(dtype, str) and dtype not in _DTYPES:
-        raise ValueError(f"dtype must be a JAX floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
-    try:
-        resolved = jnp.dtype(_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a JAX floating dtype, got {dtype!r}") from None
-    if not jnp.issubdtype(resolved, jnp.floating):
-        raise TypeError(f"dtype must be a floating point type, got {resolved}")
-    return resolved
-
-
-def _rngs(rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
-    """The random streams for initialisation and dropout; seed 0 unless given (v4 Flax's default)."""
-    return nnx.Rngs(0) if rngs is None else rngs
-
-
 class FlaxRobertaPreTrainedModel(nnx.Module):
     """Base of the encoder and the seven heads: weight initialisation as v4, checkpoint loading
     and saving, embeddings access and resizing, tying, gradient checkpointing, and the JAX
@@ -965,16 +625,11 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     ):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
-        attn_implementation = ATTN_ALIASES.get(attn_implementation, attn_implementation or "dot_product")
-        if attn_implementation not in ATTN_IMPLEMENTATIONS:
-            raise ValueError(
-                f"attn_implementation must be one of {ATTN_IMPLEMENTATIONS} (or PyTorch's names "
-                f"{tuple(ATTN_ALIASES)}), got {attn_implementation!r}"
-            )
         self.config = config
-        self.dtype = _resolve_dtype(dtype)  # computation
-        self.param_dtype = self.dtype if param_dtype is None else _resolve_dtype(param_dtype)
-        self.attn_implementation = attn_implementation
+        self.dtype = resolve_dtype(dtype)  # computation
+        self.param_dtype = self.dtype if param_dtype is None else resolve_dtype(param_dtype)
+        # The one check of every backend: None is the default, the other backends' names map here.
+        self.attn_implementation = backends.resolve_attn_implementation("flax", attn_implementation)
         # Flipped by nnx's `model.train()` / `model.eval()`, which set every `deterministic` attribute.
         self.deterministic = True
         self.jit_checks = False
@@ -1027,14 +682,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
         like fresh weights. The LM head's bias (and an untied decoder) follow."""
-        if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
-            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            token = getattr(self.config, name)
-            if token is not None and token >= new_num_tokens:
-                raise ValueError(
-                    f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}"
-                )
+        check_vocab_resize(self.config, new_num_tokens)
         old = self.get_input_embeddings()
         keep = min(old.num_embeddings, new_num_tokens)
         rngs = nnx.Rngs(new_num_tokens)
@@ -1115,7 +763,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             path, cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
         )
-        dtype = _resolve_dtype(dtype, state)
+        dtype = resolve_dtype(dtype, state)
         # Built with deferred initialisation: the checkpoint's arrays become the parameters (no
         # copy where layout and dtype allow), and only the keys it lacks are initialised.
         token = _deferring.set(True)
@@ -1185,52 +833,6 @@ def _resized(vector: jax.Array, n: int, fill: float) -> jax.Array:
 
 # ---------------------------------------------------------------------------- 12. the encoder model
 
-def _nothing_masked(mask: Optional[jax.Array]) -> bool:
-    """True when `mask` keeps every position. Under jit the values are unknown: the mask is
-    then applied as given (no data-dependent branch)."""
-    return mask is None or (not _is_traced(mask) and bool(np.all(np.asarray(mask))))
-
-
-# `unpad=True` rounds the packed stream up to a multiple of this many slots: a few budgets (few
-# compilations) for a little work on unused slots.
-PACK_MULTIPLE = 64
-
-
-def packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[int]:
-    """The static number of slots of an `unpad` call's packed stream; None when it computes on
-    the padded batch (`unpad=False`, or nothing is padded). `unpad=True` takes the real tokens
-    rounded up to a multiple of PACK_MULTIPLE, which needs the mask's values: under `jit` give
-    the budget itself, `unpad=N` (a Python int, at least the batch's real tokens)."""
-    if isinstance(unpad, (bool, np.bool_)) or unpad is None:
-        if not unpad:
-            return None
-        unpad = True
-    elif not isinstance(unpad, (int, np.integer)) or unpad < 1:
-        raise ValueError(f"unpad must be True, False or the token budget (a positive int), got {unpad!r}")
-    if _nothing_masked(attention_mask):
-        return None
-    size = int(np.prod(np.shape(attention_mask)))
-    if _is_traced(attention_mask):
-        if unpad is True:
-            raise ValueError(
-                "unpad=True sizes the packed stream from the attention mask's values, unknown under jit: give "
-                "the token budget instead, unpad=N with N a Python int >= the real tokens of the batch"
-            )
-        return min(int(unpad), size)
-    real = int(np.count_nonzero(np.asarray(attention_mask)))
-    if unpad is True:
-        return min(-(-real // PACK_MULTIPLE) * PACK_MULTIPLE, size)
-    if real > unpad:
-        raise ValueError(f"unpad={unpad} slots cannot hold the {real} real tokens of this batch")
-    return min(int(unpad), size)
-
-
-def packing_for(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[Packing]:
-    """The packing of an `unpad` call, None when it does not unpad or nothing is padded."""
-    budget = packing_budget(attention_mask, unpad)
-    return None if budget is None else pack(attention_mask, budget)
-
-
 class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
@@ -1248,25 +850,19 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         self.encoder = FlaxRobertaEncoder(config, **kw)
         self.pooler = FlaxRobertaPooler(config, **kw) if add_pooling_layer else None
 
-    def _needs_einsum(self, output_attentions: bool, head_mask: Optional[jax.Array]) -> bool:
-        """Whether this call needs what only the einsum path does (v4's fallback, said once)."""
+    def _use_fused(self, output_attentions: bool, head_mask: Optional[jax.Array]) -> bool:
+        """The fused kernel unless this call needs what only the explicit path does (v4's
+        fallback, said once)."""
         if self.attn_implementation == "einsum":
-            return True
+            return False
         if output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute":
             _warn_once(
                 "dot_product attention cannot return attention probabilities, apply head_mask or add relative "
                 "position scores; using einsum attention for such calls. Build the model with "
                 "attn_implementation='einsum' to silence this."
             )
-            return True
-        return False
-
-    def _use_fast(self, output_attentions: bool, head_mask: Optional[jax.Array], deterministic: bool) -> bool:
-        """jax.nn.dot_product_attention unless this call needs what only the einsum path does.
-        It has no dropout either: training with attention dropout takes the einsum path too."""
-        if self._needs_einsum(output_attentions, head_mask):
             return False
-        return deterministic or self.config.attention_probs_dropout_prob == 0.0
+        return True
 
     def _past_length(self, past_key_values: Any) -> int:
         """Cached positions, after checking the cache's layout: one (k, v) or (k, v, cross_k,
@@ -1292,15 +888,15 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         return shape[2]
 
     def _packing(
-        self, attention_mask: Optional[jax.Array], unpad: bool | int, needs_einsum: bool, past_key_values: Any,
+        self, attention_mask: Optional[jax.Array], unpad: bool | int, use_fused: bool, past_key_values: Any,
         use_cache: bool, encoder_hidden_states: Optional[jax.Array],
     ) -> Optional[Packing]:
         """The packing of an `unpad` forward; None when nothing is padded, or when the call
-        needs the padded layout (a cache, cross-attention, what only einsum attention does)."""
+        needs the padded layout (a cache, cross-attention, what only explicit attention does)."""
         budget = packing_budget(attention_mask, unpad)
         if budget is None:
             return None
-        if needs_einsum or past_key_values is not None or use_cache or encoder_hidden_states is not None:
+        if not use_fused or past_key_values is not None or use_cache or encoder_hidden_states is not None:
             _warn_once(
                 "unpad does not combine with a key/value cache, cross-attention, output_attentions, "
                 "head_mask or relative positions; such calls compute on the padded batch"
@@ -1319,7 +915,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         length: int,
         key_length: int,
         query_offset: Any,
-        use_fast: bool,
+        use_fused: bool,
         fixed_cache: bool,
     ) -> tuple[Optional[jax.Array], bool]:
         """The boolean mask (B, 1, 1 or T, S) of the self-attention and whether the fast path
@@ -1329,7 +925,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         if _nothing_masked(attention_mask):
             if not causal or (length == 1 and not fixed_cache):
                 return None, False  # one new token may see every cached one
-            if use_fast and key_length == length:
+            if use_fused and key_length == length:
                 return None, True
         if attention_mask is None:
             keep = jnp.ones((batch, 1, 1, key_length), dtype=bool)
@@ -1378,7 +974,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         cross-attention, output_attentions, head_mask, relative positions) ignore it, with a
         warning. Shapes are static under `jit`, where the stream's size N cannot come from the
         mask's values: give it, `unpad=N` (an int >= the batch's real tokens; eagerly True rounds
-        them up to a multiple of PACK_MULTIPLE). A budget too small gives NaN states, never
+        them up to a multiple of 64). A budget too small gives NaN states, never
         numbers that miss part of a sequence (with `enable_jit_checks()`, a ValueError).
         """
         config = self.config
@@ -1413,22 +1009,26 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             self.check_values("token_type_ids", token_type_ids, config.type_vocab_size)
         if position_ids is not None:
             self.check_values("position_ids", position_ids, config.max_position_embeddings)
+        if inputs_embeds is not None:
+            check_embeds_dtype(inputs_embeds)
 
         query_offset = cache_index if fixed_cache else past_length
         key_length = past_length if fixed_cache else past_length + T
-        use_fast = self._use_fast(output_attentions, head_mask, deterministic)
+        use_fused = self._use_fused(output_attentions, head_mask)
         packing = None
         if unpad:
             packing = self._packing(
-                attention_mask, unpad, self._needs_einsum(output_attentions, head_mask), past_key_values, use_cache,
-                encoder_hidden_states,
+                attention_mask, unpad, use_fused, past_key_values, use_cache, encoder_hidden_states
             )
+        # jax.nn.dot_product_attention has no dropout: training with attention dropout takes the
+        # explicit path (packed attention drops out through the explicit core).
+        use_fused = use_fused and (deterministic or config.attention_probs_dropout_prob == 0.0)
         if packing is None:
             embedding_output = self.embeddings(
                 input_ids, token_type_ids, position_ids, inputs_embeds, query_offset, deterministic
             )
             mask, is_causal = self._self_attention_mask(
-                attention_mask, B, T, key_length, query_offset, use_fast, fixed_cache
+                attention_mask, B, T, key_length, query_offset, use_fused, fixed_cache
             )
         else:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
@@ -1461,7 +1061,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             use_cache=use_cache,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
-            use_fast=use_fast,
+            use_fused=use_fused,
             is_causal=is_causal,
             cache_index=cache_index,
             deterministic=deterministic,

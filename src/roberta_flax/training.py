@@ -75,7 +75,9 @@ class FlaxTrainer:
         self.rows = NamedSharding(self.mesh, PartitionSpec("data"))
 
         dtype = _precision(precision)
-        self.model = model = getattr(heads, "Flax" + HEADS[head])(config, dtype=dtype, param_dtype=jnp.float32, rngs=nnx.Rngs(seed))
+        self.model = model = getattr(heads, "Flax" + HEADS[head])(
+            config, dtype=dtype, param_dtype=jnp.float32, rngs=nnx.Rngs(seed)
+        )
         if state is not None:
             from_canonical(model, dict(state), allow_missing=True)
         model.shard(self.mesh)
@@ -122,8 +124,13 @@ class FlaxTrainer:
         devices = self.mesh.shape["data"] // self.process_count
         rows = len(next(iter(batch.values())))
         if rows % devices:
-            raise ValueError(f"a micro-batch of {rows} rows cannot be split over {devices} devices; use a multiple of {devices}")
-        return {k: jax.make_array_from_process_local_data(self.rows, np.asarray(v, dtype=np.int32)) for k, v in batch.items()}
+            raise ValueError(
+                f"a micro-batch of {rows} rows cannot be split over {devices} devices; use a multiple of {devices}"
+            )
+        return {
+            k: jax.make_array_from_process_local_data(self.rows, np.asarray(v, dtype=np.int32))
+            for k, v in batch.items()
+        }
 
     def train_step(self, micro_batches: Sequence[Mapping[str, np.ndarray]], lr: float, total_items: int) -> float:
         """One AdamW update from this process's micro-batches. Each micro-batch's mean loss is
@@ -189,7 +196,8 @@ class FlaxTrainer:
                 if f"{prefix}.{name}" not in state:
                     return old
                 array = np.asarray(state[f"{prefix}.{name}"])
-                return jax.device_put(np.asarray(array.T if is_transposed(name) else array, dtype=old.dtype), old.sharding)
+                array = array.T if is_transposed(name) else array
+                return jax.device_put(np.asarray(array, dtype=old.dtype), old.sharding)
 
             return restore
 
@@ -201,7 +209,9 @@ class FlaxTrainer:
             nu=jax.tree_util.tree_map_with_path(moment("exp_avg_sq"), adam.nu),
         )
         inner = tuple(restored if isinstance(s, optax.ScaleByAdamState) else s for s in self.opt_state.inner_state)
-        self.opt_state = self.opt_state._replace(count=jnp.asarray(step, dtype=self.opt_state.count.dtype), inner_state=inner)
+        self.opt_state = self.opt_state._replace(
+            count=jnp.asarray(step, dtype=self.opt_state.count.dtype), inner_state=inner
+        )
 
     def _sync(self) -> None:
         nnx.update(self.model, self.params, self.rest)

@@ -18,7 +18,7 @@ from flax import nnx
 
 from roberta_core.reference import forward as reference
 from roberta_flax import checked, modeling
-from roberta_flax.modeling import pack, packed_attention
+from roberta_flax.unpad import pack, packed_attention
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config
 from tests.roberta_flax.common import build, forward, head_config, head_inputs
 

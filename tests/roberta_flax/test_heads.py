@@ -322,3 +322,54 @@ def test_out_of_range_values_under_jit_with_checkify(mlm):
             run(state, ids, np.where(ids > 50, -5, ids))
     finally:
         model.enable_jit_checks(False)
+
+
+# ---------------------------------------------------------------------------- values JAX would narrow (issue 17)
+
+# Without jax_enable_x64 JAX holds integers as int32: an int64 id of 2**32 + 5 would become 5
+# and read row 5's embedding. PyTorch and TensorFlow refuse it; so must every way into this model.
+WIDE = 2**32 + 5
+
+
+def test_int64_ids_beyond_int32_are_refused_not_wrapped():
+    assert not jax.config.jax_enable_x64  # the setting under which the cast wraps
+    config = tiny_config(num_labels=3)
+    model, _ = build("masked_lm", config)
+    ids, mask = padded_batch(config)
+    wide = ids.astype(np.int64)
+    wide[1, 2] = WIDE
+    with pytest.raises(ValueError, match=rf"input_ids must be in 0..99; got values from 0 to {WIDE}"):
+        model(input_ids=wide, attention_mask=mask)
+    with pytest.raises(ValueError, match=rf"input_ids must be in 0..99; got values from -{WIDE}"):
+        model(input_ids=np.where(wide == WIDE, -WIDE, wide), attention_mask=mask)
+    with pytest.raises(ValueError, match=r"token_type_ids must be in 0..0"):
+        model(input_ids=ids, token_type_ids=np.where(wide == WIDE, 2**32, 0))
+    labels = np.full(ids.shape, -100, np.int64)
+    labels[0, 1] = 2**32 + 7  # would be label 7, a valid one
+    with pytest.raises(ValueError, match=r"labels must hold values within int32 .* got values from -100 to 4294967303"):
+        model(input_ids=ids, labels=labels)
+    decoder, _ = build("causal_lm", tiny_config(is_decoder=True))
+    with pytest.raises(ValueError, match=rf"input_ids must be in 0..99; got values from 0 to {WIDE}"):
+        decoder.generate(wide, attention_mask=mask, max_new_tokens=2)
+    # The framework-free entry (roberta_core.runtime) reaches the model with its NumPy ids intact.
+    from roberta_flax.convert import call_numpy
+
+    with pytest.raises(ValueError, match=rf"input_ids must be in 0..99; got values from 0 to {WIDE}"):
+        call_numpy(model, dict(input_ids=wide, attention_mask=mask))
+    # In range, int64 ids give the numbers of int32 ones.
+    assert np.array_equal(model(input_ids=ids.astype(np.int64)).logits, model(input_ids=ids.astype(np.int32)).logits)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_])
+def test_non_float_inputs_embeds_are_refused(dtype):
+    config = tiny_config()
+    model, _ = build("model", config)
+    embeds = np.ones((3, 7, config.hidden_size), dtype)
+    words = r"inputs_embeds must be a floating point array \(float16, bfloat16, float32 or float64\)"
+    with pytest.raises(TypeError, match=words):
+        model(inputs_embeds=embeds)
+    with pytest.raises(TypeError, match=words):  # the same words at trace time under jit
+        forward(model, dict(inputs_embeds=embeds))
+    choice, _ = build("multiple_choice", tiny_config(num_labels=3))
+    with pytest.raises(TypeError, match=words):
+        choice(inputs_embeds=embeds[:, None])

@@ -18,7 +18,7 @@ from roberta_core.reference import ACT2FN as REFERENCE_ACT2FN
 from roberta_core.reference import forward as reference
 from roberta_core.config import ACTIVATIONS
 from roberta_core.outputs import MaskedLMOutput
-from roberta_flax import modeling
+from roberta_flax import _framework, modeling
 from roberta_flax.convert import from_canonical, to_canonical
 from tests.helpers import ALL_HEADS, assert_close, golden, padded_batch, random_state, rel_err, tiny_config
 from tests.roberta_flax.common import CLASSES, build, forward, head_config, head_inputs, main_output
@@ -176,10 +176,10 @@ def test_fallback_to_einsum_is_announced_once():
     model = CLASSES["model"](config)
     modeling._warned.clear()
     with pytest.warns(UserWarning, match="using einsum attention"):
-        model._use_fast(False, None, True)
+        model._use_fused(False, None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert model._use_fast(False, None, True) is False
+        assert model._use_fused(False, None) is False
 
 
 @pytest.mark.parametrize(
@@ -217,9 +217,9 @@ def test_eager_calls_are_compiled_with_eager_meaning():
     model, _ = build("masked_lm", config)
     inputs = head_inputs(config, "masked_lm")
     eager = model(**inputs)
-    programs = modeling._compiled_call._cache_size()
+    programs = _framework._compiled_call._cache_size()
     assert np.array_equal(model(**inputs).logits, eager.logits)
-    assert modeling._compiled_call._cache_size() == programs  # the second call reused the program
+    assert _framework._compiled_call._cache_size() == programs  # the second call reused the program
     jitted = forward(model, inputs)
     assert_close(eager.logits, jitted.logits, atol=1e-5, what="logits")
     assert_close(eager.loss, jitted.loss, atol=1e-6, what="loss")

@@ -159,3 +159,41 @@ def test_optax_train_step_with_dropout_learns():
     losses = [float(step(model, optimizer, inputs)) for _ in range(12)]
     assert int(model.roberta.embeddings.dropout.rngs.count[...]) == drawn + 12  # dropout drew a mask each step
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_query_is_called_as_a_module_in_training():
+    """DESIGN §4: `attention.self.query` (like every projection) runs as its own module in every
+    mode, training with gradients included, so a wrapper put in its place (LoRA, a forward
+    hook, a quantizer) sees the call and changes the result. The wrapper here records each
+    call and scales the projection's output; the loss and the gradient of the wrapped kernel
+    must follow."""
+    calls = []
+
+    class Hooked(nnx.Module):
+        def __init__(self, inner: nnx.Linear, scale: float):
+            self.inner, self.scale = inner, scale
+
+        def __call__(self, x):
+            calls.append(x.shape)
+            return self.inner(x) * self.scale
+
+    config = tiny_config(**CONFIG, attention_probs_dropout_prob=0.1, hidden_dropout_prob=0.1)
+    inputs = batch(config)
+
+    def train_loss(scale):
+        model, _ = build("masked_lm", config, rngs=nnx.Rngs(3))
+        model.train()
+        attention = model.roberta.encoder.layer[0].attention.self
+        if scale is not None:
+            attention.query = Hooked(attention.query, scale)
+        loss, grads = nnx.value_and_grad(lambda m: m(**inputs).loss)(model)
+        return float(loss), grads.roberta.encoder.layer[0].attention.self.query
+
+    plain, _ = train_loss(None)
+    assert not calls
+    same, grads = train_loss(1.0)
+    assert calls and calls[0][-1] == config.hidden_size  # called with the layer's states (..., H)
+    assert same == pytest.approx(plain, rel=1e-6)  # an identity hook changes nothing
+    assert float(np.abs(np.asarray(grads.inner.kernel[...])).sum()) > 0  # gradients flow through it
+    zeroed, _ = train_loss(0.0)
+    assert abs(zeroed - plain) > 1e-4  # and what it returns is what the attention uses

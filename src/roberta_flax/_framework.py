@@ -1,0 +1,350 @@
+"""The JAX/Flax machinery of the Flax backend, apart from the model text (`modeling.py`):
+the outputs as pytrees, the value checks of ids and labels (eagerly, in a compiled eager call,
+and under `jit` through `checkify`), the compiled eager call (`_compiled`), dtype resolution,
+and the parameter builders (v4's initialisers, logical sharding axes, deferred initialisation
+for `from_pretrained`). The other backends keep the same kind of machinery in their own
+`_framework.py`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from typing import Any, Callable, Optional
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.experimental import checkify
+
+from roberta_core.config import RobertaConfig
+from roberta_core.outputs import OUTPUT_CLASSES
+from roberta_core.validation import IGNORE_INDEX, check_range, range_message
+
+__all__ = ["LOGICAL_AXIS_RULES", "check_values", "checked", "shape_of", "resolve_dtype"]
+
+# Logical axis -> mesh axis: Megatron-style tensor parallelism over a 'model' mesh axis
+# (vocabulary rows, attention heads and the MLP's inner dimension are split; the hidden
+# dimension is not), data parallelism by sharding the inputs' batch over a 'data' axis.
+LOGICAL_AXIS_RULES = (("vocab", "model"), ("heads", "model"), ("mlp", "model"), ("embed", None))
+
+
+# ---------------------------------------------------------------------------- outputs as pytrees
+
+def _register_outputs() -> None:
+    """Make the `roberta_core.outputs` classes JAX pytree nodes, so a jitted function may
+    return them (the fields present become the leaves, their names the keys)."""
+    for cls in OUTPUT_CLASSES:
+        jax.tree_util.register_pytree_with_keys(
+            cls,
+            lambda out: ([(jax.tree_util.DictKey(k), v) for k, v in out.items()], tuple(out.keys())),
+            lambda keys, values, cls=cls: cls(zip(keys, values)),
+            lambda out: (list(out.values()), tuple(out.keys())),
+        )
+
+
+_register_outputs()
+
+
+# ---------------------------------------------------------------------------- input checks
+
+def _is_traced(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+class _Range:
+    """A value check of a compiled eager call (`_compiled`), made when the call returns: the
+    min and max of `name` (arrays, outputs of the program) and the range they must keep
+    (static, part of the program's output structure, so a cached program still knows it)."""
+
+    def __init__(self, lo: Any, hi: Any, rule: tuple[str, int, int, bool]):
+        self.lo, self.hi, self.rule = lo, hi, rule
+
+    def check(self) -> None:
+        name, upper, lower, allow_ignore = self.rule
+        check_range(name, int(self.lo), int(self.hi), upper, lower=lower, allow_ignore=allow_ignore)
+
+
+jax.tree_util.register_pytree_node(_Range, lambda r: ((r.lo, r.hi), r.rule), lambda rule, lo_hi: _Range(*lo_hi, rule))
+
+# While `_compiled` traces a call: the value checks to make when the program has run.
+_deferred_checks: contextvars.ContextVar[Optional[list[_Range]]] = contextvars.ContextVar(
+    "roberta_flax_deferred_checks", default=None
+)
+
+
+def check_values(
+    name: str, values: jax.Array, upper: int, *, lower: int = 0, allow_ignore: bool = False, in_jit: bool = False
+) -> None:
+    """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper).
+
+    Eagerly this is one host transfer for min and max, before any lookup runs (in a compiled
+    eager call, `_compiled`, the min and max are outputs of the program, checked when it ends).
+    Under `jit` the values are unknown: with `in_jit` (a model's `enable_jit_checks()`) it is a
+    `checkify` check with the same message, which the caller turns into a ValueError by
+    wrapping the jitted function with `checked`; without it, nothing is checked (an
+    out-of-range id then reads a NaN row, JAX's fill value). With `allow_ignore`, -100 is
+    allowed too.
+    """
+    if not jnp.issubdtype(values.dtype, jnp.integer):
+        raise TypeError(f"{name} must be an integer array, got {values.dtype}")
+    if _is_traced(values):
+        deferred = _deferred_checks.get()
+        if (in_jit or deferred is not None) and values.size:
+            kept = jnp.where(values == IGNORE_INDEX, lower, values) if allow_ignore else values
+            lo, hi = jnp.min(kept), jnp.max(kept)
+            if in_jit:
+                message = range_message(name, upper, lower, allow_ignore)
+                checkify.check((lo >= lower) & (hi < upper), message + "; got values from {lo} to {hi}", lo=lo, hi=hi)
+            else:
+                deferred.append(_Range(lo, hi, (name, upper, lower, allow_ignore)))
+        return
+    values = np.asarray(values)
+    if allow_ignore:
+        values = np.where(values == IGNORE_INDEX, lower, values)  # the min is over the other values
+    if values.size:
+        check_range(name, int(values.min()), int(values.max()), upper, lower=lower, allow_ignore=allow_ignore)
+
+
+def checked(fn: Callable) -> Callable:
+    """Wrap a (jitted) function that calls a model with `enable_jit_checks()` on, so that ids
+    or labels out of range raise the same ValueError under `jit` as eagerly:
+
+        model.enable_jit_checks()
+        graphdef, state = nnx.split(model)
+        forward = checked(jax.jit(lambda state, ids: nnx.merge(graphdef, state)(ids).logits))
+        forward(state, ids)  # ValueError: input_ids must be in 0..99; got values from 0 to 120
+
+    (`checkify` passes the model through as a pytree: use the functional form above or
+    `nnx.jit(..., graph=False)`; graph-mode `nnx.jit` refuses to run inside it.)
+    """
+    functional = checkify.checkify(fn, errors=checkify.user_checks)
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        error, out = functional(*args, **kwargs)
+        message = error.get()
+        if message is not None:
+            raise ValueError(message.removesuffix(" (`check` failed)"))
+        return out
+
+    return run
+
+
+# JAX's tracing state outside any transformation, as NNX reads it to tell which variables a
+# function may update.
+_EAGER_TRACE = jax.extend.core.get_opaque_trace_state(convention="nnx")
+
+
+def _compiled(call: Callable) -> Callable:
+    """The models' `__call__` on concrete arrays (eager use) as one compiled program, cached per
+    model structure, config, input shapes and options, instead of op by op (eagerly JAX compiles
+    every distinct operation once, then dispatches about a thousand of them per forward).
+
+    The same function runs, with the same meaning: shape errors and warnings come while it is
+    traced; ids and labels out of range raise the eager ValueError (the program returns their
+    min and max, checked when it ends); dropout's random streams advance as eagerly. Under a
+    transformation (`jit`, `grad`, `vmap`, `nnx.remat`, a model merged inside `jit` ...) and
+    with `jax.disable_jit()` the call runs as written, traced by the caller. Options that size
+    arrays from the inputs' values (`unpad=True`, `masked_positions_only=True`) become static
+    numbers first (`_concrete_options`).
+    """
+    signature = inspect.signature(call)
+
+    @functools.wraps(call)
+    def run(self: "FlaxRobertaPreTrainedModel", *args: Any, **kwargs: Any) -> Any:
+        if jax.config.jax_disable_jit or jax.extend.core.get_opaque_trace_state(convention="nnx") != _EAGER_TRACE:
+            return call(self, *args, **kwargs)
+        graphdef, state = nnx.split(self)
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        del arguments["self"]
+        check_host_integers(self.config, arguments)
+        self._concrete_options(arguments)
+        leaves, treedef = jax.tree.flatten(arguments)
+        # Arrays are the program's inputs; everything else (flags, sizes) is part of its key.
+        # (None, a static marking an input, is never a leaf.)
+        dynamic = [isinstance(x, (jax.Array, np.ndarray)) for x in leaves]
+        statics = tuple(None if d else x for x, d in zip(leaves, dynamic))
+        arrays = [x for x, d in zip(leaves, dynamic) if d]
+        # The config's text too: it is mutable, and JAX may tell the programs of one model apart
+        # by comparing its (same) config object.
+        key = (call, self.config.to_json_string(), treedef, statics)
+        out, rng_state, ranges = _compiled_call(key, graphdef, state, arrays)
+        for check in jax.device_get(ranges):
+            check.check()
+        nnx.update(self, rng_state)
+        return out
+
+    return run
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compiled_call(
+    key: tuple, graphdef: nnx.GraphDef, state: nnx.State, arrays: list
+) -> tuple[Any, nnx.State, list[_Range]]:
+    """`_compiled`'s program: the call's outputs, the random streams after it, and the value
+    checks to make. `key`: the raw call, the config's text, the arguments' structure and their
+    static values (None where an array goes)."""
+    call, _, treedef, statics = key
+    model = nnx.merge(graphdef, state)
+    model.set_attributes(jit_checks=False)  # checked through `_deferred_checks` instead
+    given = iter(arrays)
+    arguments = treedef.unflatten([next(given) if x is None else x for x in statics])
+    token = _deferred_checks.set([])
+    try:
+        out = call(model, **arguments)
+        return out, nnx.state(model, nnx.RngState), _deferred_checks.get()
+    finally:
+        _deferred_checks.reset(token)
+
+
+def shape_of(array: Any) -> Optional[tuple[int, ...]]:
+    return None if array is None else tuple(np.shape(array))
+
+
+def check_embeds_dtype(inputs_embeds: Any) -> None:
+    """Refuse `inputs_embeds` that are not floating point (integer or bool vectors are ids given
+    in the wrong argument, or a caller's bug): a TypeError naming the dtypes allowed."""
+    dtype = jnp.result_type(inputs_embeds)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"inputs_embeds must be a floating point array (float16, bfloat16, float32 or float64), got {dtype}; "
+            "token ids go in input_ids"
+        )
+
+
+# The largest value of each id input (exclusive), as config fields: named in the refusal below.
+_ID_LIMITS = {"input_ids": "vocab_size", "token_type_ids": "type_vocab_size", "position_ids": "max_position_embeddings"}
+
+
+def check_host_integers(config: RobertaConfig, arguments: dict[str, Any]) -> None:
+    """Refuse integer NumPy inputs that JAX would change on their way into a program: without
+    `jax_enable_x64` an int64 array becomes int32 and wraps (2**32 + 5 would read row 5). Said
+    while the values are still the caller's, in the eager checks' words for ids (`input_ids must
+    be in 0..V-1`), and naming the integer range for other inputs (labels, positions)."""
+    for name, value in arguments.items():
+        if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.integer) or not value.size:
+            continue
+        target = np.dtype(jax.dtypes.canonicalize_dtype(value.dtype))
+        if target == value.dtype:
+            continue
+        lo, hi, limits = int(value.min()), int(value.max()), np.iinfo(target)
+        if limits.min <= lo and hi <= limits.max:
+            continue
+        if name in _ID_LIMITS:
+            check_range(name, lo, hi, getattr(config, _ID_LIMITS[name]))
+        raise ValueError(
+            f"{name} must hold values within {target} ({limits.min}..{limits.max}), the integers JAX computes "
+            f"with (jax_enable_x64 is off); got values from {lo} to {hi}"
+        )
+
+
+# ---------------------------------------------------------------------------- dtypes
+
+_DTYPES = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
+
+
+def resolve_dtype(dtype: Any, state: Optional[dict] = None) -> Any:
+    """A dtype argument: None is float32 (as v4), 'auto' the checkpoint's own, else a floating
+    JAX/NumPy dtype or its name."""
+    if dtype is None:
+        return jnp.dtype(jnp.float32)
+    if isinstance(dtype, str) and dtype == "auto":
+        if state is None:
+            raise ValueError("dtype='auto' means the checkpoint's dtype; it needs from_pretrained")
+        return next((jnp.dtype(a.dtype) for a in state.values()), jnp.dtype(jnp.float32))
+    if isinstance(dtype, str) and dtype not in _DTYPES:
+        raise ValueError(f"dtype must be a JAX floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
+    try:
+        resolved = jnp.dtype(_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a JAX floating dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(resolved, jnp.floating):
+        raise TypeError(f"dtype must be a floating point type, got {resolved}")
+    return resolved
+
+
+# ---------------------------------------------------------------------------- parameter builders
+
+def _axes(*names: Optional[str]) -> dict[str, Any]:
+    """Logical sharding axes of a parameter. Not applied when the model is built (it is built
+    whole on one device); `shard()` places the parameters on a mesh by these names."""
+    return {"out_sharding": names, "eager_sharding": False}
+
+
+class _Deferred(jax.ShapeDtypeStruct):
+    """The shape and dtype of a parameter whose value is not computed yet, with the initializer
+    and random key that compute it (`materialize()`): the value a model built for
+    `from_pretrained` holds until the checkpoint's array replaces it."""
+
+    def __init__(self, init: Callable, key: Optional[jax.Array], shape: tuple[int, ...], dtype: Any):
+        super().__init__(shape, dtype)
+        self.init, self.key = init, key
+
+    def materialize(self) -> jax.Array:
+        return self.init(self.key, self.shape, self.dtype)
+
+
+_deferring = contextvars.ContextVar("roberta_flax_deferring", default=False)
+
+
+def _deferrable(init: Callable) -> Callable:
+    """The initializer `init`, deferred while `from_pretrained` builds a model: the parameter
+    then holds a `_Deferred` (no random numbers drawn for weights the checkpoint overwrites)."""
+
+    def initialise(key: Optional[jax.Array], shape: tuple[int, ...], dtype: Any = jnp.float32) -> Any:
+        return _Deferred(init, key, shape, dtype) if _deferring.get() else init(key, shape, dtype)
+
+    return initialise
+
+
+def _normal(config: RobertaConfig, zero_row: Optional[int] = None) -> Callable:
+    """v4's initializer of weights: normal(0, initializer_range); the embeddings' padding row zero."""
+    normal = nnx.initializers.normal(config.initializer_range)
+    if zero_row is None:
+        return _deferrable(normal)
+    return _deferrable(lambda key, shape, dtype: normal(key, shape, dtype).at[zero_row].set(0))
+
+
+_zeros, _ones = _deferrable(nnx.initializers.zeros), _deferrable(nnx.initializers.ones)
+
+
+def _dense(
+    config: RobertaConfig, features_in: int, features_out: int, axes: tuple = (None, None), *,
+    use_bias: bool = True, dtype: Any, param_dtype: Any, rngs: nnx.Rngs,
+) -> nnx.Linear:
+    """A linear layer initialised as v4 (normal(0, initializer_range) kernel (in, out), zero bias)."""
+    return nnx.Linear(
+        features_in, features_out, use_bias=use_bias, dtype=dtype, param_dtype=param_dtype,
+        kernel_init=_normal(config), bias_init=_zeros,
+        kernel_metadata=_axes(*axes), bias_metadata=_axes(axes[1]), rngs=rngs,
+    )
+
+
+def _embed(
+    config: RobertaConfig, rows: int, features: int, axes: tuple, *, padding_idx: Optional[int] = None,
+    dtype: Any, param_dtype: Any, rngs: nnx.Rngs,
+) -> nnx.Embed:
+    """An embedding table initialised as v4: normal(0, initializer_range), the padding row zero."""
+    return nnx.Embed(
+        rows, features, dtype=dtype, param_dtype=param_dtype, embedding_init=_normal(config, padding_idx),
+        embedding_metadata=_axes(*axes), rngs=rngs,
+    )
+
+
+def _layer_norm(config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    """LayerNorm with the config's eps and the two-pass variance (E[(x - mean)^2], as PyTorch),
+    not Flax's default one-pass E[x^2] - mean^2, which cancels badly for large activations."""
+    return nnx.LayerNorm(
+        config.hidden_size, epsilon=config.layer_norm_eps, use_fast_variance=False, dtype=dtype,
+        param_dtype=param_dtype, scale_init=_ones, bias_init=_zeros,
+        scale_metadata=_axes("embed"), bias_metadata=_axes("embed"), rngs=rngs,
+    )
+
+
+def _rngs(rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
+    """The random streams for initialisation and dropout; seed 0 unless given (v4 Flax's default)."""
+    return nnx.Rngs(0) if rngs is None else rngs
