@@ -24,7 +24,7 @@ import argparse
 import collections
 import json
 import os
-import pickle
+import pickletools
 import re
 import warnings
 import zipfile
@@ -35,6 +35,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import checkpoint
+from .checkpoint import pickle_reader
+from .checkpoint.torch_bin import _TorchArchive
 from .config import RobertaConfig
 from .weights import PREFIX, parameter_shapes
 
@@ -53,52 +55,72 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 
-class _LegacyArchive(checkpoint._TorchArchive):
+class _LegacyArchive(_TorchArchive):
     """A legacy (pre-zip) torch.save file, read through the same restricted unpickler and the same
-    on-demand tensor materialisation as the zip archives of `roberta_core.checkpoint`."""
+    checked, on-demand tensor materialisation as the zip archives of `roberta_core.checkpoint`.
+    Each pickle's extent is found by a bounded scan before it is unpickled, and every storage's
+    bytes must lie inside the file before any is read."""
 
     def __init__(self, path: Path, extra_globals: Mapping[tuple[str, str], Any]):
         self.path = path
         self.file = open(path, "rb")
         try:
+            self.size = os.fstat(self.file.fileno()).st_size
             self._read(extra_globals)
+            self._uses = collections.Counter(ref.storage.key for ref in pickle_reader._refs(self.obj))
         except checkpoint.CheckpointFormatError:
             self.file.close()
             raise
-        except (EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-                RecursionError) as e:
+        except (EOFError, OSError, ValueError, TypeError, IndexError, KeyError) as e:
             self.file.close()
             raise checkpoint.CheckpointFormatError(f"{path}: truncated or corrupt legacy torch file: {e}") from None
         except BaseException:
             self.file.close()
             raise
-        self._uses = collections.Counter(ref.storage.key for ref in checkpoint._refs(self.obj))
         self._cache: dict[str, np.ndarray] = {}
+
+    def _pickle(self, extra_globals: Mapping[tuple[str, str], Any], unpickler=pickle_reader._RestrictedUnpickler):
+        """The next pickle in the file, unpickled (with its storages), the file left after it."""
+        f, start = self.file, self.file.tell()
+        bounded = _Bounded(f, min(self.size - start, pickle_reader.MAX_PICKLE_BYTES), self.path)
+        try:
+            for _ in pickletools.genops(bounded):
+                pass
+        except (ValueError, EOFError, UnicodeDecodeError) as e:
+            raise checkpoint.CheckpointFormatError(f"{self.path}: truncated or corrupt legacy torch file: {e}") from None
+        end = f.tell()
+        f.seek(start)
+        data = _read_exactly(f, end - start)
+        return pickle_reader.unpickle(data, self.path, extra_globals, unpickler)
 
     def _read(self, extra_globals: Mapping[tuple[str, str], Any]) -> None:
         path, f = self.path, self.file
-        header = [_LegacyUnpickler(f, path, {}).load() for _ in range(3)]
+        header = [self._pickle({})[0] for _ in range(3)]
         if header[0] != _LEGACY_MAGIC or header[1] != _LEGACY_PROTOCOL or not isinstance(header[2], dict):
             raise checkpoint.CheckpointFormatError(f"{path}: not a torch.save file (no legacy header, not a zip archive)")
         self.byteorder = "<" if header[2].get("little_endian", True) else ">"
-        unpickler = _LegacyUnpickler(f, path, extra_globals)
-        self.obj = unpickler.load()
-        keys = _LegacyUnpickler(f, path, {}).load()
-        if not isinstance(keys, list) or set(keys) != set(unpickler._storages):
+        self.obj, storages = self._pickle(extra_globals, _LegacyUnpickler)
+        keys = self._pickle({})[0]
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or set(keys) != set(storages):
             raise checkpoint.CheckpointFormatError(f"{path}: the storage list does not match the pickled tensors")
         # Storages follow in list order: record where each one's bytes start, read none yet.
         self._offsets: dict[str, int] = {}
         for key in keys:
-            storage = unpickler._storages[key]
-            count = np.frombuffer(_read_exactly(f, 8), dtype=f"{self.byteorder}i8")[0]
+            storage = storages[key]
+            if storage.dtype is None:
+                raise checkpoint.CheckpointFormatError(f"{path}: storage {key} is never given a dtype")
+            count = int(np.frombuffer(_read_exactly(f, 8), dtype=f"{self.byteorder}i8")[0])
             if count != storage.numel:
                 raise checkpoint.CheckpointFormatError(
                     f"{path}: storage {key} holds {count} elements, the pickle says {storage.numel}"
                 )
             self._offsets[key] = f.tell()
-            f.seek(storage.numel * storage.dtype.itemsize, os.SEEK_CUR)
-        if f.tell() > os.fstat(f.fileno()).st_size:
-            raise EOFError("the file ends inside its tensor data")
+            nbytes = storage.numel * storage.dtype.itemsize
+            if f.tell() + nbytes > self.size:
+                raise checkpoint.CheckpointFormatError(
+                    f"{path}: truncated or corrupt legacy torch file: storage {key} declares {nbytes} bytes, past the end"
+                )
+            f.seek(nbytes, os.SEEK_CUR)
 
     def close(self) -> None:
         self.file.close()
@@ -114,6 +136,26 @@ class _LegacyArchive(checkpoint._TorchArchive):
         return data
 
 
+class _Bounded:
+    """A read-only view of a file that refuses to read more than `left` bytes (so a scan of a
+    hostile pickle never asks the OS for gigabytes)."""
+
+    def __init__(self, f, left: int, path: Path):
+        self.f, self.left, self.path = f, left, path
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0 or n > self.left:
+            raise checkpoint.CheckpointFormatError(f"{self.path}: a pickle runs past the end of the file or its size limit")
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+    def readline(self) -> bytes:
+        line = self.f.readline(self.left)
+        self.left -= len(line)
+        return line
+
+
 def _read_exactly(f, n: int) -> bytes:
     data = f.read(n)
     if len(data) != n:
@@ -121,13 +163,13 @@ def _read_exactly(f, n: int) -> bytes:
     return data
 
 
-class _LegacyUnpickler(checkpoint._RestrictedUnpickler):
+class _LegacyUnpickler(pickle_reader._RestrictedUnpickler):
     """Legacy persistent ids carry a sixth field, the view metadata (never used for parameters)."""
 
     def persistent_load(self, pid: Any) -> checkpoint._Storage:
         if isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage":
             if pid[5] is not None:
-                raise checkpoint.CheckpointFormatError(f"{self._path}: storage views are not supported ({pid[5]!r})")
+                raise checkpoint.CheckpointFormatError(f"{self._path}: storage views are not supported")
             pid = pid[:5]
         return super().persistent_load(pid)
 
@@ -138,7 +180,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[argparse.Namespace, dict[s
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such fairseq checkpoint file")
-    archive_type = checkpoint._TorchArchive if zipfile.is_zipfile(path) else _LegacyArchive
+    archive_type = _TorchArchive if zipfile.is_zipfile(path) else _LegacyArchive
     try:
         archive = archive_type(path, _NAMESPACE)
     except checkpoint.UnsafePickleError as e:
@@ -168,10 +210,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[argparse.Namespace, dict[s
         state = {}
         for key, value in model.items():
             if isinstance(value, checkpoint._TensorRef):
-                state[key] = archive.materialize(value)
+                state[key] = archive.materialize(value, name=f"model.{key}")
             else:
                 raise checkpoint.CheckpointFormatError(f"{path}: model[{key!r}] is a {type(value).__name__}, not a tensor")
         return args, state
+    except (MemoryError, RecursionError, OverflowError) as e:
+        raise checkpoint.CheckpointFormatError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") from None
     finally:
         archive.close()
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -30,6 +31,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from .. import weights
+from ..fileio import fsync_dir
 from ..fileio import fsync_dir as _fsync_dir  # noqa: F401  (old private name; use fileio.fsync_dir)
 from ._common import (
     FLAX_MSGPACK,
@@ -44,6 +46,7 @@ from ._common import (
 from .flax_msgpack import _FLAX_MAX_CHUNK, read_flax_msgpack, write_flax_msgpack  # noqa: F401
 from .pickle_reader import _refs, _RestrictedUnpickler, _Storage, _TensorRef  # noqa: F401  (fairseq's)
 from .safetensors_io import (
+    is_shard_name,
     parse_size,
     read_safetensors,
     read_safetensors_index,
@@ -161,23 +164,77 @@ def _reader(path: Path) -> Callable[[Path], Iterator[tuple[str, np.ndarray]]]:
 
 def iter_state_dict(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) pairs of a weights file or checkpoint directory, one array at
-    a time, so that a converter never needs the whole model in memory twice."""
+    a time, so that a converter never needs the whole model in memory twice.
+
+    Every failure of a file's content ends in `CheckpointFormatError` naming the file (a memory or
+    recursion limit hit by a hostile file included). Arrays come as stored, never cast: an integer
+    or bool array under a RoBERTa parameter name (where floats are expected) is named in a warning,
+    and once the file has been read, one warning names every tensor holding NaN or Inf."""
     path = Path(path)
     if path.is_dir():
         path = find_weights_file(path)
     elif not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file or checkpoint directory")
     seen: set[str] = set()
-    for key, array in _reader(path)(path):
+    non_finite: list[str] = []
+    not_float: list[str] = []
+    reader = _reader(path)(path)
+    while True:
+        try:
+            item = next(reader, None)
+        except CheckpointFormatError:
+            raise
+        except (MemoryError, RecursionError, OverflowError, ValueError, TypeError) as e:
+            raise CheckpointFormatError(f"{path}: cannot read the weights ({type(e).__name__}: {e})") from None
+        if item is None:
+            break
+        key, array = item
         if key in seen:
             raise CheckpointFormatError(f"{path}: parameter {key!r} appears twice")
         seen.add(key)
+        if _has_non_finite(array):
+            non_finite.append(key)
+        if array.dtype.kind in "biu" and _expects_float(key):
+            not_float.append(f"{key} ({array.dtype})")
         yield key, array
+    if non_finite:
+        warnings.warn(f"{path}: {len(non_finite)} tensor(s) hold NaN or Inf values: {', '.join(non_finite[:12])}"
+                      + (f", ... ({len(non_finite) - 12} more)" if len(non_finite) > 12 else ""), stacklevel=2)
+    if not_float:
+        warnings.warn(f"{path}: integer or bool values where RoBERTa parameters are floating point: "
+                      f"{', '.join(not_float[:12])}; returned as stored, not cast", stacklevel=2)
+
+
+_SMALL_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # ml_dtypes' types, kind 'V' to NumPy
+
+
+def _has_non_finite(array: np.ndarray) -> bool:
+    if array.dtype.kind in "fc":
+        return not np.isfinite(array).all()
+    if array.dtype.name in _SMALL_FLOATS:
+        return not np.isfinite(array.astype(np.float32)).all()
+    return False
+
+
+def _expects_float(key: str) -> bool:
+    """Whether `key` is a RoBERTa parameter (floating point), not a buffer or a foreign name."""
+    if weights.is_buffer(key):
+        return False
+    try:
+        weights.is_transposed(key)
+    except ValueError:
+        return False
+    return True
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The canonical state dict of a weights file or checkpoint directory (any of the four formats)."""
     return dict(iter_state_dict(path))
+
+
+def is_weights_file(name: str) -> bool:
+    """Whether a file of this name in a checkpoint directory holds weights (any format, shards included)."""
+    return name in WEIGHTS_FILES or is_shard_name(name)
 
 
 def save_state_dict(
@@ -192,7 +249,11 @@ def save_state_dict(
     """Write a canonical state dict into a checkpoint directory in `format` ('safetensors', 'bin',
     'h5' or 'msgpack') and return the files written. `max_shard_size` (safetensors only) splits
     the weights into shards; `architecture` names the PyTorch class for the TF file's scope
-    (guessed from the keys when absent). Each file is written atomically."""
+    (guessed from the keys when absent). Each file is written atomically.
+
+    Afterwards the directory holds exactly one set of weights, the new one: weights files of other
+    formats (and a stale shard index with its shards) are removed once the new files are in place,
+    so a reader (`find_weights_file`, `from_pretrained`) can never prefer an old file."""
     if format not in FORMATS:
         raise ValueError(f"unknown checkpoint format {format!r}; choose one of {', '.join(FORMATS)}")
     if max_shard_size is not None and format != "safetensors":
@@ -207,7 +268,7 @@ def save_state_dict(
     created = not directory.exists()
     try:
         if format == "safetensors" and max_shard_size is not None:
-            written = write_safetensors_sharded(state, directory, max_shard_size)
+            written = write_safetensors_sharded(state, directory, max_shard_size, is_weights_file=is_weights_file)
         else:
             options = {"architecture": architecture, "metadata": metadata}
             written = [REGISTRY[format].writer(state, directory / REGISTRY[format].file, **options)]
@@ -216,14 +277,21 @@ def save_state_dict(
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if it stayed empty
         raise
-    if format == "safetensors":
-        _remove_stale(directory, keep=written)
+    _remove_other_weights(directory, keep=written)
     return written
 
 
-def _remove_stale(directory: Path, keep: list[Path]) -> None:
-    """After a safetensors save, drop the other layout's files so the folder holds one checkpoint."""
-    stale = [directory / SAFETENSORS, directory / SAFETENSORS_INDEX, *directory.glob("model-*-of-*.safetensors")]
+def _remove_other_weights(directory: Path, keep: list[Path]) -> None:
+    """Delete the weights files in `directory` other than `keep`: first those a reader prefers
+    (in `find_weights_file`'s order, an index before its shards), so that at every moment the file
+    a reader picks is either the new one or absent from the race."""
+    keep_names = {p.name for p in keep}
+    stale = [directory / n for n in WEIGHTS_FILES if n not in keep_names]
+    stale += sorted(p for p in directory.glob("model-*-of-*.safetensors") if is_shard_name(p.name) and p.name not in keep_names)
+    removed = False
     for path in stale:
-        if path not in keep:
+        if path.is_file() or path.is_symlink():
             path.unlink(missing_ok=True)
+            removed = True
+    if removed:
+        fsync_dir(directory)

@@ -1,12 +1,27 @@
 """The restricted unpickler shared by `pytorch_model.bin` (torch_bin) and fairseq `model.pt`
 (roberta_core.fairseq): it rebuilds a torch.save pickle into plain containers and inert tensor
-records (`TensorRef`: a storage key, offset, shape and stride), never importing torch. A pickle
-naming any global outside the allowed tensor-rebuild functions is refused, never run."""
+records (`_TensorRef`: a storage, offset, shape and stride), never importing torch.
+
+`unpickle` is the one entry point, and what it promises for any bytes at all:
+- the opcodes are scanned first (`pickletools.genops`): a pickle naming a global outside the
+  allowed tensor-rebuild functions (`UnsafePickleError`), or using an opcode torch.save never
+  writes, is refused before a single object is built or called;
+- while unpickling, calls (REDUCE), instantiation (NEWOBJ) and attribute updates (BUILD) apply
+  only to the allowed functions and to fresh instances of the allowed classes; a BUILD on a
+  class, a function or a tensor record is refused before it acts (records are frozen anyway);
+- the object graph is then walked once, counting each shared object once but sizing the tree as
+  every later consumer sees it: more than `MAX_OBJECTS` objects (a "billion laughs" of shared
+  lists), nesting deeper than `MAX_DEPTH`, or a cycle is refused;
+- the pickle's own size is bounded by the caller (`MAX_PICKLE_BYTES`).
+Tensor records are validated when built and again, against the bytes really read, when copied
+(`check_view`)."""
 
 from __future__ import annotations
 
 import collections
+import io
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -27,44 +42,97 @@ TORCH_STORAGES: dict[str, np.dtype] = {
 STORAGE_FOR_DTYPE = {dt.name: name for name, dt in TORCH_STORAGES.items()}
 
 
-class _Storage:
+# Bounds on what a pickle may describe. A transformers state dict is a few hundred objects and a
+# fairseq checkpoint with optimizer state a few ten thousand; these leave a wide margin.
+MAX_PICKLE_BYTES = 256 * 2**20
+MAX_OBJECTS = 2_000_000
+MAX_DEPTH = 100
+# A view larger than its storage (stride 0, overlapping) is refused above this many bytes: torch's
+# expanded tensors in real checkpoints are tiny (position_ids), a 4-byte storage viewed as 1 GiB is an attack.
+MAX_OVERLAPPING_VIEW_BYTES = 2**20
+
+
+class _Frozen:
+    """Records a pickle may not change: attributes are set once, in __init__, by our own code."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} records are read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} records are read-only")
+
+
+class _Storage(_Frozen):
     """A storage a pickle refers to by key: its bytes are `<prefix>/data/<key>` in the zip.
     An untyped storage has dtype None and `numel` bytes until a tensor gives it its dtype."""
 
     __slots__ = ("key", "dtype", "numel")
 
-    def __init__(self, key: str, dtype: np.dtype, numel: int):
-        self.key, self.dtype, self.numel = key, dtype, numel
+    def __init__(self, key: str, dtype: np.dtype | None, numel: int):
+        _set(self, key=key, dtype=dtype, numel=numel)
 
 
-class _TensorRef:
+class _TensorRef(_Frozen):
     """A tensor the pickle described: a strided view of a storage, read on demand."""
 
     __slots__ = ("storage", "offset", "shape", "stride")
 
     def __init__(self, storage: _Storage, offset: int, shape: tuple[int, ...], stride: tuple[int, ...]):
-        self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
+        _set(self, storage=storage, offset=offset, shape=shape, stride=stride)
+
+
+def _set(record: _Frozen, **values: Any) -> None:
+    for name, value in values.items():
+        object.__setattr__(record, name, value)
 
 
 def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and v >= 0 for v in value):
+    if not isinstance(value, (tuple, list)) or not all(type(v) is int and v >= 0 for v in value):
         raise CheckpointFormatError(f"tensor {what} must be a tuple of non-negative ints, got {value!r}")
+    if len(value) > 64:
+        raise CheckpointFormatError(f"tensor {what} has {len(value)} dimensions (at most 64)")
     return tuple(value)
+
+
+def check_view(offset: int, shape: tuple[int, ...], stride: tuple[int, ...], numel: int, itemsize: int) -> None:
+    """Refuse a strided view that reads outside a storage of `numel` elements of `itemsize` bytes,
+    has negative or mismatched strides, or overlaps itself into more than
+    `MAX_OVERLAPPING_VIEW_BYTES` beyond the storage's own size. Raises CheckpointFormatError
+    without the file name (the caller adds it)."""
+    if type(offset) is not int or offset < 0:
+        raise CheckpointFormatError(f"tensor offset must be a non-negative int, got {offset!r}")
+    shape, stride = _int_tuple(shape, "size"), _int_tuple(stride, "stride")
+    if len(shape) != len(stride):
+        raise CheckpointFormatError(f"tensor size {shape} and stride {stride} differ in rank")
+    count = 1
+    for n in shape:
+        count *= n
+    if count == 0:
+        return
+    last = offset + sum((n - 1) * s for n, s in zip(shape, stride))
+    if last >= numel:
+        raise CheckpointFormatError(
+            f"tensor view (offset {offset}, size {shape}, stride {stride}) needs elements up to {last} "
+            f"of a storage of {numel} elements"
+        )
+    if count > numel and count * itemsize > MAX_OVERLAPPING_VIEW_BYTES:
+        raise CheckpointFormatError(
+            f"tensor view (size {shape}, stride {stride}) is an overlapping view of {count * itemsize} bytes "
+            f"over a storage of {numel * itemsize} bytes (at most {MAX_OVERLAPPING_VIEW_BYTES} bytes allowed)"
+        )
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> _TensorRef:
     """Stands in for torch._utils._rebuild_tensor(_v2): records the view, reads nothing yet.
     The trailing requires_grad / backward hooks / metadata do not matter for weights."""
-    if not isinstance(storage, _Storage) or not isinstance(storage_offset, int) or storage_offset < 0:
-        raise CheckpointFormatError(f"malformed tensor record: storage {storage!r}, offset {storage_offset!r}")
+    if not isinstance(storage, _Storage):
+        raise CheckpointFormatError(f"malformed tensor record: storage {storage!r}")
+    if storage.dtype is None:
+        raise CheckpointFormatError(f"storage {storage.key} is untyped bytes, but the tensor record gives no dtype")
     shape, strides = _int_tuple(size, "size"), _int_tuple(stride, "stride")
-    if len(shape) != len(strides):
-        raise CheckpointFormatError(f"tensor size {shape} and stride {strides} differ in rank")
-    last = storage_offset + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else storage_offset - 1
-    if last >= storage.numel:
-        raise CheckpointFormatError(
-            f"tensor view (offset {storage_offset}, size {shape}, stride {strides}) exceeds its storage of {storage.numel} elements"
-        )
+    check_view(storage_offset, shape, strides, storage.numel, storage.dtype.itemsize)
     return _TensorRef(storage, storage_offset, shape, strides)
 
 
@@ -77,7 +145,7 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
     if isinstance(storage, _Storage) and storage.dtype is None:  # first use types the bytes
         if storage.numel % dtype.itemsize:
             raise CheckpointFormatError(f"storage {storage.key} of {storage.numel} bytes does not hold whole {dtype} elements")
-        storage.dtype, storage.numel = dtype, storage.numel // dtype.itemsize
+        _set(storage, dtype=dtype, numel=storage.numel // dtype.itemsize)
     elif isinstance(storage, _Storage) and storage.dtype != dtype:
         raise CheckpointFormatError(f"storage {storage.key} is used as {storage.dtype} and {dtype}")
     return _rebuild_tensor(storage, storage_offset, size, stride)
@@ -109,53 +177,243 @@ _TORCH_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+# ---------------------------------------------------------------------------- the opcode scan
+
+# Opcodes torch.save (protocol 2) and plain pickles of containers never need: instantiation by
+# name (INST, OBJ), the copyreg extension registry, out-of-band buffers.
+_FORBIDDEN_OPS = {"INST", "OBJ", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER", "NEWOBJ_EX"}
+_STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
+_NO_PUSH_OPS = {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _unsafe(path: Path, module: str, name: str) -> UnsafePickleError:
+    return UnsafePickleError(
+        f"{path}: the pickle references {module}.{name}, which is not a tensor-rebuild function; "
+        "refusing to load it (only tensors, storages and OrderedDict are allowed)"
+    )
+
+
+def scan(data: bytes, path: Path, allowed: Mapping[tuple[str, str], Any]) -> None:
+    """Refuse `data` before anything is unpickled if it names a global outside `allowed`, uses an
+    opcode outside what torch.save writes, or hides a STACK_GLOBAL's name where a scan cannot
+    read it. Raises UnsafePickleError / CheckpointFormatError naming `path`."""
+    memo: dict[int, Any] = {}
+    recent: list[Any] = []  # the last two values pushed, where they are strings
+    try:
+        for op, arg, _pos in pickletools.genops(data):
+            name = op.name
+            if name in _FORBIDDEN_OPS:
+                raise UnsafePickleError(f"{path}: the pickle uses the {name} opcode, which torch.save never writes; refusing it")
+            if name == "GLOBAL":
+                module, _, qualname = arg.partition(" ")
+                if (module, qualname) not in allowed:
+                    raise _unsafe(path, module, qualname)
+                pushed = None
+            elif name == "STACK_GLOBAL":
+                if len(recent) < 2 or not all(isinstance(v, str) for v in recent[-2:]):
+                    raise UnsafePickleError(f"{path}: the pickle computes the name of a global; refusing it")
+                if (recent[-2], recent[-1]) not in allowed:
+                    raise _unsafe(path, recent[-2], recent[-1])
+                del recent[-2:]
+                pushed = None
+            elif name in _STRING_OPS:
+                pushed = arg
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = recent[-1] if recent else None
+                continue
+            elif name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+                continue
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                pushed = memo.get(arg)
+            elif name in _NO_PUSH_OPS:
+                continue
+            else:
+                pushed = None
+            recent = (recent + [pushed])[-2:]
+    except CheckpointFormatError:
+        raise
+    except (ValueError, EOFError, UnicodeDecodeError) as e:
+        raise CheckpointFormatError(f"{path}: corrupt pickle: {e}") from None
+
+
+# ---------------------------------------------------------------------------- the unpickler
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
     """Unpickles a torch.save pickle into plain containers and `_TensorRef`s. Any global outside
-    `_TORCH_GLOBALS` (+ `extra_globals`) raises `UnsafePickleError` before it could be called."""
+    `_TORCH_GLOBALS` (+ `extra_globals`) raises `UnsafePickleError` before it could be called.
+
+    The pure-Python unpickler (pickle._Unpickler), so that the opcodes that call, instantiate or
+    mutate can be checked before they act: REDUCE calls only the allowed functions, NEWOBJ
+    instantiates only the allowed classes, BUILD updates only instances of allowed classes with a
+    dict, and the container opcodes only apply to containers. Use `unpickle`, which scans first."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file, path: Path, extra_globals: Mapping[tuple[str, str], Any]):
         super().__init__(file)
         self._path = path
         self._globals = {**_TORCH_GLOBALS, **extra_globals}
+        self._classes = tuple({v for v in self._globals.values() if isinstance(v, type)})
+        self._functions = {id(v) for v in self._globals.values() if callable(v)}
         self._storages: dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return self._globals[(module, name)]
         except KeyError:
-            raise UnsafePickleError(
-                f"{self._path}: the pickle references {module}.{name}, which is not a tensor-rebuild function; "
-                "refusing to load it (only tensors, storages and OrderedDict are allowed)"
-            ) from None
+            raise _unsafe(self._path, module, name) from None
 
     def persistent_load(self, pid: Any) -> _Storage:
         # ('storage', <storage class>, key, location, numel), as torch.save writes it
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
                 and isinstance(pid[1], tuple) and pid[1][:1] == (_STORAGE_MARK,)
-                and isinstance(pid[2], str) and isinstance(pid[4], int) and pid[4] >= 0):
-            raise CheckpointFormatError(f"{self._path}: unexpected persistent id in the pickle: {pid!r}")
+                and isinstance(pid[2], str) and type(pid[4]) is int and pid[4] >= 0):
+            raise CheckpointFormatError(f"{self._path}: unexpected persistent id in the pickle: {_short(pid)}")
         dtype, key, numel = pid[1][1], pid[2], pid[4]
         storage = self._storages.get(key)
         if storage is None:
             storage = self._storages[key] = _Storage(key, dtype, numel)
         elif dtype is not None and storage.dtype != dtype:  # an untyped one is checked by _rebuild_tensor_v3
             raise CheckpointFormatError(f"{self._path}: storage {key} is used with two dtypes")
+        elif storage.numel != (numel if dtype is not None or storage.dtype is None else numel // storage.dtype.itemsize):
+            raise CheckpointFormatError(f"{self._path}: storage {key} is given two sizes")
         return storage
 
+    def _refuse(self, what: str) -> None:
+        raise UnsafePickleError(f"{self._path}: the pickle {what}; refusing it (only tensor records and containers are built)")
+
+    def _guard_reduce(self) -> None:
+        func = self.stack[-2] if len(self.stack) >= 2 else None
+        if id(func) not in self._functions:
+            self._refuse(f"calls a {type(func).__name__} that is not an allowed tensor-rebuild function")
+        _RestrictedUnpickler._base[pickle.REDUCE[0]](self)
+
+    def _guard_newobj(self) -> None:
+        cls = self.stack[-2] if len(self.stack) >= 2 else None
+        if not (isinstance(cls, type) and cls in self._classes):
+            self._refuse(f"instantiates {_short(cls)}")
+        _RestrictedUnpickler._base[pickle.NEWOBJ[0]](self)
+
+    def _guard_build(self) -> None:
+        inst, state = (self.stack[-2], self.stack[-1]) if len(self.stack) >= 2 else (None, None)
+        if isinstance(inst, type) or type(inst) not in self._classes:
+            self._refuse(f"sets attributes of {_short(inst)}")
+        if not (isinstance(state, dict) and all(isinstance(k, str) for k in state)):
+            self._refuse(f"sets attributes from a {type(state).__name__}, not a dict of names")
+        _RestrictedUnpickler._base[pickle.BUILD[0]](self)
+
+    def _guard_container(op: bytes, kinds: tuple[type, ...], mark: bool):
+        def guard(self) -> None:
+            if mark:  # MARK moved the stack below the mark to metastack; the container is its top
+                below, depth = (self.metastack[-1] if self.metastack else []), 1
+            else:  # [..., container, value] or [..., container, key, value]
+                below, depth = self.stack, (3 if op == pickle.SETITEM else 2)
+            target = below[-depth] if len(below) >= depth else None
+            if not isinstance(target, kinds):
+                self._refuse(f"adds items to a {type(target).__name__}")
+            _RestrictedUnpickler._base[op[0]](self)
+        return guard
+
+    _base = pickle._Unpickler.dispatch
+    dispatch[pickle.REDUCE[0]] = _guard_reduce
+    dispatch[pickle.NEWOBJ[0]] = _guard_newobj
+    dispatch[pickle.BUILD[0]] = _guard_build
+    dispatch[pickle.SETITEM[0]] = _guard_container(pickle.SETITEM, (dict,), mark=False)
+    dispatch[pickle.SETITEMS[0]] = _guard_container(pickle.SETITEMS, (dict,), mark=True)
+    dispatch[pickle.APPEND[0]] = _guard_container(pickle.APPEND, (list,), mark=False)
+    dispatch[pickle.APPENDS[0]] = _guard_container(pickle.APPENDS, (list,), mark=True)
+    dispatch[pickle.ADDITEMS[0]] = _guard_container(pickle.ADDITEMS, (set,), mark=True)
+    for _op in _FORBIDDEN_OPS:
+        dispatch.pop(getattr(pickle, _op)[0], None)
+    del _op, _guard_container
+
+
+def _short(obj: Any) -> str:
+    text = obj.__qualname__ if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") else repr(obj)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def unpickle(data: bytes, path: Path, extra_globals: Mapping[tuple[str, str], Any] | None = None,
+             unpickler: type[_RestrictedUnpickler] = _RestrictedUnpickler) -> tuple[Any, dict[str, _Storage]]:
+    """The object `data` (one pickle) describes, with tensors as `_TensorRef`s, and the storages
+    it refers to by key; see the module docstring for what is refused. Errors name `path`."""
+    if len(data) > MAX_PICKLE_BYTES:
+        raise CheckpointFormatError(f"{path}: the pickle is {len(data)} bytes; at most {MAX_PICKLE_BYTES} are read")
+    extra_globals = extra_globals or {}
+    scan(data, path, {**_TORCH_GLOBALS, **extra_globals})
+    reader = unpickler(io.BytesIO(data), path, extra_globals)
+    try:
+        obj = reader.load()
+    except CheckpointFormatError as e:
+        raise e if str(path) in str(e) else CheckpointFormatError(f"{path}: {e}") from None
+    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError, KeyError, ValueError,
+            UnicodeDecodeError, OverflowError, RecursionError, MemoryError) as e:
+        raise CheckpointFormatError(f"{path}: malformed pickle: {type(e).__name__}: {e}") from None
+    check_graph(obj, path)
+    return obj, reader._storages
+
+
+# ---------------------------------------------------------------------------- the object graph
+
+
+def _children(obj: Any) -> list | None:
+    """What a walk of the unpickled object descends into; None for a leaf."""
+    if isinstance(obj, dict):
+        items = [*obj.keys(), *obj.values()]
+        extra = getattr(obj, "__dict__", None)  # OrderedDict's _metadata
+        return items + list(extra.values()) if extra else items
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, (_TensorRef, _Storage, str, bytes, bytearray, int, float, complex, bool, type(None), type)):
+        return None
+    if hasattr(obj, "__dict__") and not callable(obj):
+        return list(vars(obj).values())
+    return None
+
+
+def check_graph(obj: Any, path: Path, max_objects: int = MAX_OBJECTS, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse an object graph that, walked as a tree (shared objects counted each time they are
+    reached), holds more than `max_objects` objects, nests deeper than `max_depth`, or contains a
+    cycle. Each distinct object is visited once, so the check itself is linear in the pickle."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, int, list | None]] = [(obj, 0, None)]
+    while stack:
+        node, depth, children = stack.pop()
+        key = id(node)
+        if children is not None:  # all children done
+            on_path.discard(key)
+            total = 1 + sum(size.get(id(c), 1) for c in children)
+            if total > max_objects:
+                raise CheckpointFormatError(
+                    f"{path}: the pickle describes more than {max_objects} objects when its shared parts are "
+                    "expanded (a 'billion laughs' structure?); refusing it"
+                )
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        kids = _children(node)
+        if kids is None:
+            continue
+        if key in on_path:
+            raise CheckpointFormatError(f"{path}: the pickle nests too deeply or refers to itself (a cycle)")
+        if depth >= max_depth:
+            raise CheckpointFormatError(f"{path}: the pickle nests too deeply (more than {max_depth} levels)")
+        on_path.add(key)
+        stack.append((node, depth, kids))
+        stack.extend((c, depth + 1, None) for c in kids)
 
 
 def _refs(obj: Any) -> Iterator[_TensorRef]:
+    """Every tensor record in `obj`, as often as a walk of the tree meets it (bounded by check_graph)."""
     if isinstance(obj, _TensorRef):
         yield obj
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            yield from _refs(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _refs(v)
-    elif hasattr(obj, "__dict__") and not isinstance(obj, type):
-        for v in vars(obj).values():
-            yield from _refs(v)
+        return
+    for child in _children(obj) or ():
+        yield from _refs(child)
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -164,4 +422,3 @@ def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
         strides.append(step)
         step *= max(n, 1)
     return tuple(reversed(strides))
-

@@ -49,6 +49,61 @@ def _set_h5_names(group, name: str, values: list[str]) -> None:
             group.attrs[f"{name}{i}"] = chunk
 
 
+# An h5 dataset with a compression filter may inflate to at most this many times its stored bytes.
+MAX_INFLATION = 32
+
+
+def _h5_dataset(path: Path, root, parts: list[str]):
+    """The dataset at `parts` under `root`, reached through hard links only: a soft or external
+    link (which could name any object, or another file) is refused before it is followed."""
+    import h5py
+
+    node = root
+    for i, part in enumerate(parts):
+        where = "/".join(parts[: i + 1])
+        link = node.get(part, getlink=True)
+        if link is None:
+            raise CheckpointFormatError(f"{path}: {where} is listed but missing")
+        if not isinstance(link, h5py.HardLink):
+            raise CheckpointFormatError(
+                f"{path}: {where} is a {type(link).__name__} (a soft or external link); only datasets stored in this "
+                "file are read"
+            )
+        node = node[part]
+    if not isinstance(node, h5py.Dataset):
+        raise CheckpointFormatError(f"{path}: {'/'.join(parts)} is a {type(node).__name__}, not a dataset")
+    return node
+
+
+def _check_h5_dataset(path: Path, dataset, where: str) -> None:
+    """Refuse, before reading, a dataset whose data would not come from this file's own bytes
+    (external storage, a virtual dataset), that is not numeric, or whose declared size disagrees
+    with what the file stores for it (an unwritten dataset of a huge shape reads as 1 GiB of fill
+    values from a few KB of file)."""
+    import h5py
+
+    plist = dataset.id.get_create_plist()
+    if plist.get_layout() == h5py.h5d.VIRTUAL:
+        raise CheckpointFormatError(f"{path}: {where} is a virtual dataset (its data lives in other files); refusing it")
+    if plist.get_external_count() > 0:
+        raise CheckpointFormatError(f"{path}: {where} has external storage (its data lives in other files); refusing it")
+    dtype = dataset.dtype
+    if not (dtype.kind in "fiucb" or (dtype.kind == "V" and dtype.itemsize == 2 and dtype.names is None)):
+        raise CheckpointFormatError(f"{path}: {where} holds {dtype} data, not numbers")
+    declared = dtype.itemsize
+    for n in dataset.shape:
+        declared *= n
+    stored = dataset.id.get_storage_size()
+    compressed = plist.get_nfilters() > 0
+    if stored > path.stat().st_size or (not compressed and stored != declared) or (
+        compressed and declared > MAX_INFLATION * stored + 2**20
+    ):
+        raise CheckpointFormatError(
+            f"{path}: {where} declares {tuple(dataset.shape)} {dtype} ({declared} bytes) but the file stores "
+            f"{stored} bytes for it{' compressed' if compressed else ''}; refusing to read it"
+        )
+
+
 def _h5_array(dataset) -> np.ndarray:
     array = dataset[()]
     if array.dtype.kind == "V" and array.dtype.itemsize == 2:
@@ -59,13 +114,16 @@ def _h5_array(dataset) -> np.ndarray:
 def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) from a transformers v4 `tf_model.h5`: TF names mapped through
     `weights.from_tf_name`, kernels transposed to `(out, in)`. A bare TFRobertaModel file (only a
-    `roberta` layer) yields unprefixed names, as RobertaModel's state dict has them."""
+    `roberta` layer) yields unprefixed names, as RobertaModel's state dict has them.
+
+    Only datasets stored in this file, reached through hard links, are read, each checked before
+    its data is (see `_check_h5_dataset`)."""
     import h5py
 
     path = Path(path)
     try:
         f = h5py.File(path, "r")
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise CheckpointFormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
     try:
         layers = _h5_names(f, "layer_names")
@@ -74,9 +132,12 @@ def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
         bare = set(layers) == {"roberta"}
         seen: set[str] = set()
         for layer in layers:
-            if layer not in f:
+            if not layer or "/" in layer or layer in (".", ".."):
+                raise CheckpointFormatError(f"{path}: layer name {layer!r} is not a group name")
+            link = f.get(layer, getlink=True)
+            if link is None:
                 raise CheckpointFormatError(f"{path}: layer group {layer!r} listed in layer_names is missing")
-            group = f[layer]
+            group = _h5_group(path, f, layer)
             for name in _h5_names(group, "weight_names"):
                 key = weights.from_tf_name(name)
                 if bare:
@@ -84,16 +145,33 @@ def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
                 if key in seen:
                     continue  # the LM head's layer lists the embeddings it shares again
                 seen.add(key)
-                if name not in group:
-                    raise CheckpointFormatError(f"{path}: weight {layer}/{name} is listed but has no dataset")
-                array = _h5_array(group[name])
+                parts = [p for p in name.split("/") if p]
+                if not parts or any(p in (".", "..") for p in parts):
+                    raise CheckpointFormatError(f"{path}: weight name {name!r} is not a dataset path")
+                dataset = _h5_dataset(path, group, parts)
+                _check_h5_dataset(path, dataset, f"{layer}/{name}")
+                array = _h5_array(dataset)
                 yield key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
     except weights.CheckpointKeyError as e:
         raise CheckpointFormatError(f"{path}: {e}") from None
-    except (OSError, KeyError, RuntimeError) as e:
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
+        if isinstance(e, CheckpointFormatError):
+            raise
         raise CheckpointFormatError(f"{path}: corrupt HDF5 content: {e}") from None
     finally:
         f.close()
+
+
+def _h5_group(path: Path, f, layer: str):
+    import h5py
+
+    link = f.get(layer, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        raise CheckpointFormatError(f"{path}: layer {layer!r} is a {type(link).__name__}; only groups in this file are read")
+    group = f[layer]
+    if not isinstance(group, h5py.Group):
+        raise CheckpointFormatError(f"{path}: layer {layer!r} is a {type(group).__name__}, not a group")
+    return group
 
 
 def _tf_scope(architecture: str) -> str:

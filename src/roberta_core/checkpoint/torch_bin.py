@@ -17,20 +17,32 @@ import numpy as np
 from ..fileio import atomic_path
 from ._common import CheckpointFormatError, check_state
 from .pickle_reader import (
+    MAX_PICKLE_BYTES,
     STORAGE_FOR_DTYPE,
     _contiguous_strides,
     _refs,
-    _RestrictedUnpickler,
     _Storage,
     _TensorRef,
+    check_view,
+    unpickle,
 )
 
 __all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin"]
 
 
+# A deflated zip entry may inflate to at most this many times its stored size (plus 1 MiB): real
+# weights compress by a few percent (torch.save does not compress at all); a 2 GB entry of zeros in
+# 1 MB of file is a bomb.
+MAX_INFLATION = 32
+
+
 class _TorchArchive:
     """An open torch.save zip: the unpickled object (with `_TensorRef`s) and on-demand array reads.
-    A storage's bytes are read once and dropped when its last tensor has been materialised."""
+    A storage's bytes are read once and dropped when its last tensor has been materialised.
+
+    Every zip entry is checked before it is read: its declared size must be what the pickle's
+    records need, a stored entry's size must match its bytes in the file, and a deflated one may
+    not inflate more than `MAX_INFLATION` times; reads never go past the declared size."""
 
     def __init__(self, path: Path, extra_globals: Mapping[tuple[str, str], Any]):
         self.path = path
@@ -45,18 +57,50 @@ class _TorchArchive:
             raise CheckpointFormatError(f"{path}: not a torch.save zip archive (truncated or corrupt?)")
         try:
             self.zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as e:
+            self.size = os.stat(path).st_size
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as e:
             raise CheckpointFormatError(f"{path}: truncated or corrupt torch zip archive: {e}") from None
         try:
             self._read(extra_globals)
             self._uses = collections.Counter(ref.storage.key for ref in _refs(self.obj))
-        except RecursionError:
-            self.zip.close()
-            raise CheckpointFormatError(f"{path}: the pickle nests too deeply or refers to itself") from None
         except BaseException:
             self.zip.close()
             raise
         self._cache: dict[str, np.ndarray] = {}
+
+    def _entry(self, name: str, need: int | None = None, limit: int | None = None) -> zipfile.ZipInfo:
+        """The zip entry `name`, refused unless its declared size is `need` (or at most `limit`)
+        and agrees with the bytes the archive really holds for it."""
+        try:
+            info = self.zip.getinfo(name)
+        except KeyError:
+            raise CheckpointFormatError(f"{self.path}: record {name} is missing from the archive") from None
+        if need is not None and info.file_size != need:
+            raise CheckpointFormatError(
+                f"{self.path}: record {name} declares {info.file_size} bytes, the pickle's records need {need}"
+            )
+        if limit is not None and info.file_size > limit:
+            raise CheckpointFormatError(f"{self.path}: record {name} declares {info.file_size} bytes; at most {limit} are read")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise CheckpointFormatError(
+                f"{self.path}: record {name} declares {info.file_size} bytes but stores {info.compress_size}"
+            )
+        if info.file_size > MAX_INFLATION * info.compress_size + 2**20:
+            raise CheckpointFormatError(
+                f"{self.path}: record {name} would inflate from {info.compress_size} compressed bytes to "
+                f"{info.file_size} (more than {MAX_INFLATION}x: a zip bomb?); refusing it"
+            )
+        if info.header_offset + info.compress_size > self.size:
+            raise CheckpointFormatError(f"{self.path}: record {name} reaches past the end of the file (truncated?)")
+        return info
+
+    def _read_entry(self, name: str, limit: int) -> bytes:
+        info = self._entry(name, limit=limit)
+        with self.zip.open(info) as f:
+            data = f.read(info.file_size)
+        if len(data) != info.file_size:
+            raise CheckpointFormatError(f"{self.path}: record {name} is truncated")
+        return data
 
     def _read(self, extra_globals: Mapping[tuple[str, str], Any]) -> None:
         """Find the pickle and the byte order, unpickle into `self.obj`."""
@@ -67,20 +111,16 @@ class _TorchArchive:
         self.prefix = pkl[0][: -len("data.pkl")]
         try:
             names = set(self.zip.namelist())
-            order = self.zip.read(self.prefix + "byteorder").decode() if self.prefix + "byteorder" in names else "little"
+            order = self._read_entry(self.prefix + "byteorder", 16).decode() if self.prefix + "byteorder" in names else "little"
             if order not in ("little", "big"):
                 raise CheckpointFormatError(f"{path}: unknown byteorder record {order!r}")
             self.byteorder = "<" if order == "little" else ">"
-            with self.zip.open(pkl[0]) as f:
-                self.obj = _RestrictedUnpickler(f, path, extra_globals).load()
+            data = self._read_entry(pkl[0], MAX_PICKLE_BYTES)
         except CheckpointFormatError:
             raise
-        except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError) as e:
+        except (zipfile.BadZipFile, EOFError, OSError, UnicodeDecodeError, NotImplementedError) as e:
             raise CheckpointFormatError(f"{path}: truncated or corrupt torch zip archive: {e}") from None
-        except pickle.UnpicklingError as e:
-            raise CheckpointFormatError(f"{path}: corrupt pickle in the archive: {e}") from None
-        except (TypeError, AttributeError, IndexError, KeyError, ValueError) as e:
-            raise CheckpointFormatError(f"{path}: malformed pickle in the archive: {e}") from None
+        self.obj, _ = unpickle(data, path, extra_globals)
 
     def close(self) -> None:
         self.zip.close()
@@ -89,15 +129,16 @@ class _TorchArchive:
         data = self._cache.get(storage.key)
         if data is None:
             name = f"{self.prefix}data/{storage.key}"
+            if storage.dtype is None:
+                raise CheckpointFormatError(f"{self.path}: storage {name} is never given a dtype")
             dtype = storage.dtype.newbyteorder(self.byteorder) if storage.dtype.itemsize > 1 else storage.dtype
+            info = self._entry(name, need=storage.numel * dtype.itemsize)
             data = np.empty(storage.numel, dtype=dtype)
             try:
-                with self.zip.open(name) as f:
+                with self.zip.open(info) as f:
                     got = f.readinto(memoryview(data.view(np.uint8)))
                     extra = f.read(1)
-            except KeyError:
-                raise CheckpointFormatError(f"{self.path}: storage record {name} is missing") from None
-            except (zipfile.BadZipFile, EOFError, OSError) as e:
+            except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as e:
                 raise CheckpointFormatError(f"{self.path}: cannot read {name} (truncated or corrupt?): {e}") from None
             if got != data.nbytes or extra:
                 raise CheckpointFormatError(
@@ -109,22 +150,29 @@ class _TorchArchive:
             self._cache[storage.key] = data
         return data
 
-    def materialize(self, ref: _TensorRef) -> np.ndarray:
-        """The array `ref` describes, as an owned C-contiguous array."""
+    def materialize(self, ref: _TensorRef, name: str | None = None) -> np.ndarray:
+        """The array `ref` describes, as an owned C-contiguous array. The view is checked again
+        here, against the bytes really read, so no record can make the copy leave its storage."""
         data = self._storage(ref.storage)
+        offset, shape, stride = ref.offset, ref.shape, ref.stride
+        try:
+            check_view(offset, shape, stride, data.size, data.itemsize)
+        except CheckpointFormatError as e:
+            what = f"tensor {name!r}" if name is not None else f"a tensor of storage {ref.storage.key}"
+            raise CheckpointFormatError(f"{self.path}: {what}: {e}") from None
         self._uses[ref.storage.key] -= 1
-        last_use = self._uses[ref.storage.key] == 0
+        last_use = self._uses[ref.storage.key] <= 0
         if last_use:
-            del self._cache[ref.storage.key]
-        size = int(np.prod(ref.shape))
-        contiguous = ref.stride == _contiguous_strides(ref.shape)
-        if last_use and ref.offset == 0 and size == data.size and contiguous:
-            return data.reshape(ref.shape)  # the common case: a tensor owns its whole storage
+            self._cache.pop(ref.storage.key, None)
+        size = int(np.prod(shape, dtype=object))
+        contiguous = stride == _contiguous_strides(shape)
+        if last_use and offset == 0 and size == data.size and contiguous:
+            return data.reshape(shape)  # the common case: a tensor owns its whole storage
         if not size:
-            return np.empty(ref.shape, dtype=data.dtype)
+            return np.empty(shape, dtype=data.dtype)
         # Stride over opaque items: as_strided cannot describe ml_dtypes' types (bf16, float8).
-        items = data.view(f"V{data.itemsize}")[ref.offset:]
-        view = np.lib.stride_tricks.as_strided(items, shape=ref.shape, strides=[s * data.itemsize for s in ref.stride])
+        items = data.view(f"V{data.itemsize}")[offset:]
+        view = np.lib.stride_tricks.as_strided(items, shape=shape, strides=[s * data.itemsize for s in stride])
         return np.array(view, order="C").view(data.dtype)
 
     def resolve(self, obj: Any) -> Any:
@@ -169,7 +217,7 @@ def iter_torch_bin(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in state.items()):
             raise CheckpointFormatError(f"{path}: holds a {type(state).__name__}, not a state dict of name -> tensor")
         for key, ref in state.items():
-            yield key, archive.materialize(ref)
+            yield key, archive.materialize(ref, name=key)
     finally:
         archive.close()
 

@@ -1,0 +1,273 @@
+"""Hand-assembled hostile checkpoint files (issue 17), shared by test_hostile_files.py and the fuzz
+suite's regression corpus. Each builder writes its file under a folder and returns the path; the
+pickles are assembled opcode by opcode here, independently of the library's writer."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+P = pickle  # opcode constants
+
+
+# ---------------------------------------------------------------------------- a tiny pickle assembler
+
+
+def s(text: str) -> bytes:
+    data = text.encode()
+    return P.BINUNICODE + struct.pack("<I", len(data)) + data
+
+
+def i(n: int) -> bytes:
+    if 0 <= n < 256:
+        return P.BININT1 + bytes([n])
+    if -(2**31) <= n < 2**31:
+        return P.BININT + struct.pack("<i", n)
+    data = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+    return P.LONG1 + bytes([len(data)]) + data
+
+
+def ints(values) -> bytes:
+    return P.MARK + b"".join(i(v) for v in values) + P.TUPLE
+
+
+def glob(module: str, name: str) -> bytes:
+    return P.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def tensor(key: str, numel: int, shape, stride, offset: int = 0, storage: str = "FloatStorage") -> bytes:
+    """`_rebuild_tensor_v2(('storage', torch.<storage>, key, 'cpu', numel), offset, shape, stride, False, OrderedDict())`."""
+    return (glob("torch._utils", "_rebuild_tensor_v2") + P.MARK
+            + P.MARK + s("storage") + glob("torch", storage) + s(key) + s("cpu") + i(numel) + P.TUPLE + P.BINPERSID
+            + i(offset) + ints(shape) + ints(stride) + P.NEWFALSE
+            + glob("collections", "OrderedDict") + P.EMPTY_TUPLE + P.REDUCE + P.TUPLE + P.REDUCE)
+
+
+def state_dict(items: list[tuple[str, bytes]]) -> bytes:
+    """A protocol-2 pickle of {name: <object ops>}."""
+    body = b"".join(s(name) + ops for name, ops in items)
+    return P.PROTO + b"\x02" + P.EMPTY_DICT + P.MARK + body + P.SETITEMS + P.STOP
+
+
+def torch_zip(path: Path, pkl: bytes, storages: dict[str, bytes] | None = None, *, deflate: bool = False) -> Path:
+    """A torch.save-style zip: `archive/data.pkl`, `archive/byteorder`, `archive/data/<key>`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/byteorder", "little")
+        for key, data in (storages or {}).items():
+            zf.writestr(f"archive/data/{key}", data, compress_type=kind)
+        zf.writestr("archive/version", "3\n")
+    return path
+
+
+FOUR_FLOATS = np.arange(4, dtype="<f4").tobytes()
+
+
+# ---------------------------------------------------------------------------- the crafted files
+
+
+def bin_build_rewrite(folder: Path, field: str = "shape", value=(4096,)) -> Path:
+    """Item 1: a valid 4-element tensor record, then a BUILD that rewrites its `field` (shape: read
+    4096 elements from a 16-byte storage; stride (2**40,): far outside the process)."""
+    rewrite = P.NONE + P.EMPTY_DICT + s(field) + (i(value) if isinstance(value, int) else ints(value)) \
+        + P.SETITEM + P.TUPLE2 + P.BUILD
+    ops = tensor("0", 4, (4,), (1,)) + rewrite
+    return torch_zip(folder / "pytorch_model.bin", state_dict([("w", ops)]), {"0": FOUR_FLOATS})
+
+
+def bin_stride_blowup(folder: Path) -> Path:
+    """Item 1 / medium: a 4-byte storage viewed with stride 0 as 2**28 floats (1 GiB)."""
+    ops = tensor("0", 1, (2**28,), (0,))
+    return torch_zip(folder / "pytorch_model.bin", state_dict([("w", ops)]), {"0": FOUR_FLOATS[:4]})
+
+
+def bin_huge_stride(folder: Path) -> Path:
+    """Item 1: a stride far past the storage (a segfault where the view is not checked)."""
+    ops = tensor("0", 4, (2, 2), (2**40, 1))
+    return torch_zip(folder / "pytorch_model.bin", state_dict([("w", ops)]), {"0": FOUR_FLOATS})
+
+
+def billion_laughs(folder: Path, name: str = "pytorch_model.bin") -> Path:
+    """Item 2: L0 = [], L(k) = [L(k-1), L(k-1)] through the memo: 60 levels, 557 bytes of pickle,
+    2**60 leaves for a walk that does not notice the sharing."""
+    return torch_zip(folder / name, _laughs_pickle(60))
+
+
+def legacy_file(path: Path, obj_pickle: bytes) -> Path:
+    """A pre-1.6 torch.save stream: magic, protocol, system info, the object, the (empty) storage list."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}))
+    path.write_bytes(head + obj_pickle + pickle.dumps([], protocol=2))
+    return path
+
+
+def billion_laughs_legacy(folder: Path) -> Path:
+    return legacy_file(folder / "model.pt", _laughs_pickle(60))
+
+
+def _laughs_pickle(levels: int) -> bytes:
+    ops = P.EMPTY_LIST + P.BINPUT + bytes([0])
+    for k in range(1, levels + 1):
+        ops += P.POP + P.EMPTY_LIST + P.MARK + P.BINGET + bytes([k - 1]) + P.BINGET + bytes([k - 1]) + P.APPENDS
+        ops += P.BINPUT + bytes([k])
+    return P.PROTO + b"\x02" + P.EMPTY_DICT + s("model") + ops + P.SETITEM + P.STOP
+
+
+def deep_nesting(folder: Path, depth: int = 100_000) -> Path:
+    """Item 7: lists nested 100k deep (a RecursionError for any recursive walk)."""
+    ops = P.EMPTY_LIST * depth + P.APPEND * (depth - 1)
+    pkl = P.PROTO + b"\x02" + P.EMPTY_DICT + s("w") + ops + P.SETITEM + P.STOP
+    return torch_zip(folder / "pytorch_model.bin", pkl)
+
+
+def namespace_eq_rewrite(folder: Path) -> Path:
+    """Item 5: BUILD on the argparse.Namespace class (`Namespace.__eq__ = None`), then a forbidden global."""
+    pkl = (P.PROTO + b"\x02" + glob("argparse", "Namespace") + P.NONE + P.EMPTY_DICT + s("__eq__") + P.NONE
+           + P.SETITEM + P.TUPLE2 + P.BUILD + P.POP + glob("os", "system") + s("true") + P.TUPLE1 + P.REDUCE + P.STOP)
+    return torch_zip(folder / "model.pt", pkl)
+
+
+def defaults_rewrite(folder: Path) -> Path:
+    """Item 5: BUILD on the reader's own `_rebuild_parameter` replacing its defaults, then a forbidden global."""
+    pkl = (P.PROTO + b"\x02" + glob("torch._utils", "_rebuild_parameter") + P.NONE + P.EMPTY_DICT
+           + s("__defaults__") + ints((1, 2, 3)) + P.SETITEM + P.TUPLE2 + P.BUILD + P.POP
+           + glob("os", "system") + s("true") + P.TUPLE1 + P.REDUCE + P.STOP)
+    return torch_zip(folder / "pytorch_model.bin", pkl)
+
+
+def zip_bomb(folder: Path, nbytes: int = 2**26) -> Path:
+    """Item 6: a deflated storage entry of 64 MiB of zeros (about 64 KB in the file)."""
+    ops = tensor("0", nbytes // 4, (nbytes // 4,), (1,))
+    return torch_zip(folder / "pytorch_model.bin", state_dict([("w", ops)]), {"0": bytes(nbytes)}, deflate=True)
+
+
+def storage_larger_than_entry(folder: Path) -> Path:
+    """Item 6: the pickle declares a 2 GiB storage whose zip entry holds 16 bytes."""
+    ops = tensor("0", 2**29, (4,), (1,))
+    return torch_zip(folder / "pytorch_model.bin", state_dict([("w", ops)]), {"0": FOUR_FLOATS})
+
+
+def h5_file(folder: Path, build) -> Path:
+    """A minimal transformers-layout tf_model.h5 holding one weight, the word embeddings, made by
+    `build(group, name)`; returns its path."""
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tf_model.h5"
+    name = "tf_roberta_model/roberta/embeddings/word_embeddings/weight:0"
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"roberta"]
+        group = f.create_group("roberta")
+        group.attrs["weight_names"] = [name.encode()]
+        build(f, group, name)
+    return path
+
+
+SECRET = np.arange(16, dtype="<f4") + 1000.0  # the bytes of a file outside the checkpoint
+
+
+def h5_external_storage(folder: Path) -> Path:
+    secret = folder / "secret.bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    secret.write_bytes(SECRET.tobytes())
+    return h5_file(folder, lambda f, g, n: g.create_dataset(n, shape=(4, 4), dtype="<f4", external=[(str(secret), 0, 64)]))
+
+
+def h5_external_link(folder: Path) -> Path:
+    import h5py
+
+    other = folder / "other.h5"
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(other, "w") as f:
+        f.create_dataset("w", data=SECRET.reshape(4, 4))
+    return h5_file(folder, lambda f, g, n: g.__setitem__(n, h5py.ExternalLink(str(other), "/w")))
+
+
+def h5_soft_link(folder: Path) -> Path:
+    import h5py
+
+    def build(f, g, n):
+        f.create_dataset("elsewhere", data=SECRET.reshape(4, 4))
+        g[n] = h5py.SoftLink("/elsewhere")
+
+    return h5_file(folder, build)
+
+
+def h5_virtual(folder: Path) -> Path:
+    import h5py
+
+    other = folder / "other.h5"
+    folder.mkdir(parents=True, exist_ok=True)
+    with h5py.File(other, "w") as f:
+        f.create_dataset("w", data=SECRET.reshape(4, 4))
+
+    def build(f, g, n):
+        layout = h5py.VirtualLayout(shape=(4, 4), dtype="<f4")
+        layout[:] = h5py.VirtualSource(str(other), "w", shape=(4, 4))
+        g.create_virtual_dataset(n, layout)
+
+    return h5_file(folder, build)
+
+
+def h5_unwritten_chunked(folder: Path, rows: int = 2**18) -> Path:
+    """Medium: a chunked dataset declared (2**18, 256) float32 = 256 MiB, never written: a few KB on disk."""
+    return h5_file(folder, lambda f, g, n: g.create_dataset(n, shape=(rows, 256), dtype="<f4", chunks=(64, 256)))
+
+
+# ---------------------------------------------------------------------------- loading in a sandbox
+
+_SANDBOX = r"""
+import json, os, resource, sys, warnings
+from roberta_core import checkpoint, fairseq
+import numpy as np
+def vm_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+spare = int(sys.argv[2])
+limit = vm_bytes() + spare
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+results = []
+for path in json.loads(sys.argv[1]):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path.endswith(".pt"):
+                args, state = fairseq.read_checkpoint(path)
+            else:
+                state = checkpoint.load_state_dict(path)
+        results.append({"outcome": "loaded", "state": {k: [str(v.dtype), list(v.shape), v.tobytes().hex()[:4096]] for k, v in state.items()}})
+    except Exception as e:
+        results.append({"outcome": "error", "type": type(e).__name__, "library": isinstance(e, ValueError), "message": str(e)})
+    except MemoryError as e:
+        results.append({"outcome": "error", "type": "MemoryError", "library": False, "message": str(e)})
+print(json.dumps(results))
+"""
+
+
+def load_isolated(paths, *, timeout: float = 60, spare_bytes: int = 768 * 2**20) -> list[dict]:
+    """Load each file (`fairseq.read_checkpoint` for *.pt, else `checkpoint.load_state_dict`) in one
+    fresh Python process whose address space may grow by at most `spare_bytes` after the imports.
+    Returns one dict per path: {"outcome": "loaded", "state": ...} or {"outcome": "error", "type",
+    "library" (a ValueError subclass), "message"}; a crash, hang or limit is an AssertionError here."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    paths = [str(p) for p in paths]
+    try:
+        out = subprocess.run([sys.executable, "-c", _SANDBOX, json.dumps(paths), str(spare_bytes)],
+                             capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"loading {paths} did not finish in {timeout} s") from None
+    assert out.returncode == 0, f"loader process ended with {out.returncode}: {out.stderr[-2000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
