@@ -6,6 +6,7 @@ and where a long text may be cut into pieces that encode to the same ids as the 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterable
 
 import regex
 
@@ -65,3 +66,59 @@ def surrogate_error(texts) -> ValueError | None:
                 f"{text[max(at - 20, 0):at + 20]!r}; a text must be valid Unicode (surrogates U+D800..U+DFFF "
                 "have no UTF-8 form: decode bytes with errors='replace' rather than 'surrogateescape')")
     return None
+
+
+# Places where GPT-2's pattern always ends one pre-token and starts the next, whatever follows or
+# precedes: before whitespace that follows a non-space (no pre-token holds a non-space followed by
+# a space; the space before a word belongs to the word, so the cut goes before it), and between a
+# letter, a digit and another symbol next to each other (an apostrophe excepted, which may start
+# a contraction: "'s"). No alternative of the pattern looks behind, and none that can end before
+# such a place looks ahead across it, so the text before and the text after split exactly as the
+# whole does.
+_CUT_PATTERN = (
+    r"(?<=\S)(?=\s)|(?<=\p{L})(?=[^\s\p{L}])|(?<=\p{N})(?=[^\s\p{N}])|(?<=[^\s\p{L}\p{N}'])(?=[\p{L}\p{N}])"
+)
+_CUT = regex.compile(_CUT_PATTERN)
+_LAST_CUT = regex.compile(_CUT_PATTERN, flags=regex.REVERSE)  # matches from the end backwards
+
+
+def chunk_spans(text: str, size: int, added_tokens: Iterable[str] = ()) -> list[tuple[int, int]]:
+    """(start, end) spans covering `text`, each at most `size` characters where the text allows it,
+    cut only where the pieces tokenize to exactly the ids and (shifted) offsets of the whole.
+
+    A cut goes at the last safe place in the second half of each `size` window (the first one
+    after it, where the window has none: a piece may then be longer). Besides the pattern's safe
+    places (`_CUT`), a cut must not touch an occurrence of an added token (`added_tokens`, their
+    contents): it would split it, or change what its lstrip/rstrip/single_word rules see.
+    """
+    contents = [c for c in added_tokens if c]
+    spans, start, n = [], 0, len(text)
+    while n - start > size:
+        low, high = start + max(size // 2, 1), start + size
+        cut = _safe_cut(text, contents, low - 1, high + 1, backwards=True)
+        if cut is None:
+            cut = _safe_cut(text, contents, high, n, backwards=False)
+        if cut is None:
+            break
+        spans.append((start, cut))
+        start = cut
+    spans.append((start, n))
+    return spans
+
+
+def _safe_cut(text: str, contents: list[str], low: int, high: int, backwards: bool) -> int | None:
+    """The last (or first) position in (low, high) that `_CUT` allows and no added token touches."""
+    for match in (_LAST_CUT if backwards else _CUT).finditer(text, low, high):
+        cut = match.start()
+        if low < cut < high and not _touches_added_token(text, cut, contents):
+            return cut
+    return None
+
+
+def _touches_added_token(text: str, cut: int, contents: list[str]) -> bool:
+    """Whether an occurrence [s, e) of one of `contents` has s <= cut <= e."""
+    for content in contents:
+        # An occurrence that fits in text[cut - m:cut + m] starts at or before the cut and ends at or after it.
+        if text.find(content, max(cut - len(content), 0), cut + len(content)) != -1:
+            return True
+    return False

@@ -17,8 +17,10 @@ from functools import lru_cache
 
 import regex
 
-from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, bytes_to_unicode
+from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, bytes_to_unicode, chunk_spans
 from .tokenization_base import RobertaTokenizerBase
+
+CHUNK_GROUP = 8  # pieces of a long text encoded per call: parallel, with Rust's memory bounded
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +59,8 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
 
     is_fast = True
     tokenizer_class_name = "RobertaTokenizerFast"
+    # Texts longer than this many characters are encoded in pieces (see `pretokenization.chunk_spans`).
+    max_chunk_chars = 16_384
 
     def __init__(self, *args, **kwargs):
         self._engine = None
@@ -79,6 +83,32 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
             engine = self._engine = self._backend_tokenizer(rust_pretokenizer())
         if engine.encode_special_tokens != split_special:
             engine.encode_special_tokens = split_special
+        size = self.max_chunk_chars
+        if all(len(text) <= size for text in texts):
+            return self._encode_pieces(engine, texts, with_offsets)
+        # A long text goes to Rust in pieces cut where they tokenize as the whole does: `tokenizers`
+        # holds per-byte alignment tables for the whole input at once (6 GB for a 10 MB CJK/emoji
+        # text). Pieces go in groups of about CHUNK_GROUP pieces' worth of text, still in parallel.
+        contents = [t.content for t in self._added.values()]
+        pieces = [(k, start, end) for k, text in enumerate(texts)
+                  for start, end in (chunk_spans(text, size, contents) if len(text) > size else [(0, len(text))])]
+        results = [([], [] if with_offsets else None) for _ in texts]
+        group, group_chars = [], 0
+        for index, piece in enumerate(pieces):
+            group.append(piece)
+            group_chars += piece[2] - piece[1]
+            if group_chars < CHUNK_GROUP * size and index + 1 < len(pieces):
+                continue
+            encoded = self._encode_pieces(engine, [texts[k][start:end] for k, start, end in group], with_offsets)
+            for (k, start, _), (ids, offsets) in zip(group, encoded):
+                results[k][0].extend(ids)
+                if with_offsets:
+                    results[k][1].extend([(a + start, b + start) for a, b in offsets] if start else offsets)
+            group, group_chars = [], 0
+        return results
+
+    @staticmethod
+    def _encode_pieces(engine, texts, with_offsets):
         if with_offsets:
             return [(e.ids, e.offsets) for e in engine.encode_batch(texts, add_special_tokens=False)]
         return [(e.ids, None) for e in engine.encode_batch_fast(texts, add_special_tokens=False)]

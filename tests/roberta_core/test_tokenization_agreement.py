@@ -246,3 +246,92 @@ def test_fast_matches_the_tokenizers_pipeline(pairs, reference, texts, pair_text
     added = set(fast.added_tokens_decoder)
     for row, e in zip(ours["offset_mapping"], encodings):
         assert [o for o, i in zip(row, e.ids) if i not in added] == [o for o, i in zip(e.offsets, e.ids) if i not in added]
+
+
+# ----------------------------------------------------------------------------- long texts in pieces
+
+
+class _Chunked:
+    """Within the block, the fast tokenizer cuts texts longer than `size` characters into pieces,
+    and records the length of every text its engine is given."""
+
+    def __init__(self, tok, size):
+        self.tok, self.size, self.lengths = tok, size, []
+
+    def __enter__(self):
+        encode = type(self.tok)._encode_pieces
+
+        def spy(engine, texts, with_offsets):
+            self.lengths += map(len, texts)
+            return encode(engine, texts, with_offsets)
+
+        self.tok.max_chunk_chars, self.tok._encode_pieces = self.size, spy
+        return self
+
+    def __exit__(self, *exc):
+        del self.tok.max_chunk_chars, self.tok._encode_pieces
+
+
+@pytest.fixture(scope="module")
+def with_cut_tokens():
+    """(slow, fast) with added tokens that are not in the vocab (their ids show whether they
+    matched): single_word next to digits and '_', rstrip/lstrip, and contents that start or end
+    with a space, as a cut before whitespace would meet them."""
+    extra = [AddedToken("zqj", single_word=True), AddedToken("<r>", rstrip=True), AddedToken("<l>", lstrip=True),
+             AddedToken(" qq"), AddedToken("vv ", normalized=False)]
+    made = []
+    for cls in (RobertaTokenizer, RobertaTokenizerFast):
+        tok = cls.from_pretrained(DATA)
+        tok.add_tokens(extra)
+        made.append(tok)
+    return tuple(made)
+
+
+# Awkward places to cut: contractions, whitespace runs before words and before <mask> (lstrip), an
+# rstrip token before spaces, a single_word token next to letters, tokens that hold a space, digit /
+# letter / emoji / combining mark changes, and a space-free CJK run.
+AWKWARD = ("don't  <mask> 中文字😀😀123abc's\t\t x<new>  y hello world  \u3000<mask>  'll 4.5e\u0301 ab cd "
+           "xabx 7ab _ab  xyz  zz<mask>z 日本語日本語日本語 'RE  \n\n ab 7zqj _zqj zqj, x<r>  y  <l>z a qq b vv  c")
+
+
+@pytest.mark.parametrize("which", ["default", "other", "added", "cut"])
+def test_a_text_encoded_in_pieces_is_the_whole_text_encoded(pairs, with_added_tokens, with_cut_tokens, which):
+    slow, fast = {"added": with_added_tokens, "cut": with_cut_tokens}.get(which) or pairs[which]
+    for options in (dict(return_offsets_mapping=True), dict(split_special_tokens=True), {}):
+        whole = fast(AWKWARD, **options)
+        assert whole == slow(AWKWARD, **options)  # the slow tokenizer never cuts: an independent reference
+        for size in range(1, len(AWKWARD) + 1):
+            batch = [AWKWARD, "short", AWKWARD[:size], AWKWARD[size:]]
+            whole_batch = fast(batch, **options)
+            with _Chunked(fast, size) as chunked:
+                assert fast(AWKWARD, **options) == whole, f"size {size}"
+                assert fast(batch, **options) == whole_batch, f"size {size}"
+            if size < 40:
+                assert len(chunked.lengths) > 3  # it did cut
+
+
+@PROPERTY
+@given(text=st.lists(st.one_of(st.sampled_from([*FRAGMENTS, "ab", "<new>", "hello world", "xyz", "zz", "<mask>z",
+                                                "zqj", "<r>", "<l>", " qq", "vv ", "7", "_"]),
+                               st.text(max_size=6)), max_size=14).map("".join),
+       size=st.integers(1, 12), offsets=st.booleans(), split_special=st.booleans())
+def test_pieces_never_change_the_encoding(pairs, with_added_tokens, with_cut_tokens, text, size, offsets, split_special):
+    options = dict(return_offsets_mapping=offsets, split_special_tokens=split_special)
+    for slow, fast in [*pairs.values(), with_added_tokens, with_cut_tokens]:
+        expected = slow(text, **options)
+        with _Chunked(fast, size):
+            assert fast(text, **options) == expected
+
+
+def test_the_engine_gets_bounded_pieces_of_a_long_text(pairs):
+    """A long text with places to cut reaches `tokenizers` in pieces of at most max_chunk_chars
+    (the memory of a 10 MB text was the memory of one 10 MB Encoding, 6 GB)."""
+    slow, fast = pairs["default"]
+    text = "".join(f"段落{k} 中文和😀emoji, and words {k * 7}! " for k in range(3000))
+    expected = slow(text, return_offsets_mapping=True, verbose=False)
+    with _Chunked(fast, 1000) as chunked:
+        assert fast(text, return_offsets_mapping=True, verbose=False) == expected
+    assert sum(chunked.lengths) == len(text) and max(chunked.lengths) <= 1000 and len(chunked.lengths) > len(text) // 1000
+    with _Chunked(fast, 1000) as chunked:
+        fast("中" * 2500)  # no place to cut in one long word: it goes whole
+    assert chunked.lengths == [2500]
