@@ -53,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError) as e:
         print(f"roberta {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the system refused a write or read (full disk, read-only or missing folder): no traceback
+        where = f": {e.filename}" if e.filename else ""
+        print(f"roberta {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

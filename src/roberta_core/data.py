@@ -14,14 +14,13 @@ import functools
 import json
 import os
 import re
-import shutil
-import tempfile
 from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .fileio import atomic_dir
 from .validation import IGNORE_INDEX
 
 __all__ = [
@@ -173,14 +172,12 @@ _OFFSETS = "offsets.npy"
 
 def write_token_file(sequences: Iterable[Sequence[int]], directory: str | os.PathLike, *, vocab_size: int) -> "TokenFile":
     """Append `sequences` to a new token file (a directory) as they come, then publish it
-    atomically: a failed or interrupted write leaves nothing at `directory`."""
+    atomically (`fileio.atomic_dir`): a failed or interrupted write leaves nothing at `directory`."""
     directory = Path(directory)
     if directory.exists():
         raise FileExistsError(f"token file {directory} exists already")
     dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_dir(directory) as tmp:
         offsets = [0]
         with open(tmp / _IDS, "wb") as f:
             for seq in sequences:
@@ -189,14 +186,8 @@ def write_token_file(sequences: Iterable[Sequence[int]], directory: str | os.Pat
                     raise ValueError(f"token ids must be in 0..{vocab_size - 1}; got {seq.min()}..{seq.max()}")
                 f.write(seq.astype(dtype).tobytes())
                 offsets.append(offsets[-1] + seq.size)
-            f.flush()
-            os.fsync(f.fileno())
         np.save(tmp / _OFFSETS, np.asarray(offsets, dtype=np.int64))
         (tmp / _META).write_text(json.dumps({"dtype": dtype.name, "vocab_size": vocab_size}))
-        os.replace(tmp, directory)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return TokenFile(directory)
 
 
@@ -335,6 +326,13 @@ class MaskedLMBatches:
         """Sequences per FULL-SENTENCES batch."""
         return self.batch_tokens // self.max_len
 
+    @property
+    def max_batch_tokens(self) -> int:
+        """The most tokens a training batch may take: every sequence once, padded to max_len.
+        A larger batch would serve sequences twice in one update, and its size would be bounded
+        by nothing the corpus holds (a typo of 1e13 would fill memory)."""
+        return int(self.lengths.size) * self.max_len
+
     def order(self, epoch: int) -> np.ndarray:
         """The indices of the sequences in the order epoch `epoch` serves them."""
         n = self.lengths.size
@@ -381,6 +379,11 @@ class MaskedLMBatches:
         FULL-SENTENCES batches always have `rows` rows, crossing epoch ends."""
         if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
             raise ValueError(f"start must be a non-negative batch number, got {start!r}")
+        if self.batch_tokens > self.max_batch_tokens:
+            raise ValueError(
+                f"batch_tokens={self.batch_tokens} is more than the sequences fill ({self.lengths.size} of "
+                f"max_len={self.max_len}); use batch_tokens in {self.max_len}..{self.max_batch_tokens}"
+            )
         for group in islice(self._groups(self._items(0, None)), start, None):
             yield self._batch(group)
 

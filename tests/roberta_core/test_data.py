@@ -290,6 +290,19 @@ def test_stream_rejects_a_negative_start():
         next(batches(sequences(4)).stream(start=-1))
 
 
+def test_training_batches_are_bounded_by_the_sequences():
+    """issue 17: a batch of 1e13 tokens over a small corpus grew until MemoryError. 4 sequences of
+    max_len 32 fill at most 4 * 32 = 128 tokens; a larger training batch is refused, naming the range."""
+    seqs = sequences(4)
+    assert next(batches(seqs, batch_tokens=4 * 32).stream())["input_ids"].shape == (4, 32)  # the whole corpus: fine
+    for mode in (FULL_SENTENCES, DOC_SENTENCES):
+        with pytest.raises(ValueError, match=r"use batch_tokens in 32\.\.128"):
+            next(batches(seqs, mode=mode, batch_tokens=1000 * 32).stream())
+    # evaluation passes once over the sequences: a large batch is simply all of them
+    (held,) = batches(seqs, batch_tokens=1000 * 32).epoch(0)
+    assert held["input_ids"].shape == (4, 32)
+
+
 # ------------------------------------------------------------------ token file, documents, sentences
 
 

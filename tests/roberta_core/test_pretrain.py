@@ -5,9 +5,14 @@ input the issue lists."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +120,12 @@ def test_ctrl_c_saves_and_resume_ends_where_an_uninterrupted_run_ends(corpus, un
         (["--max-len", "65"], "--max-len must be in 3..64"),
         (["--vocab-size", "300"], "--vocab-size must be >= 512"),
         (["--config", "nowhere/config.json"], "nowhere"),
+        # issue 17: accepted, or refused only after the run directory was made
+        (["--steps", "1", "--save-every", "-3"], "--save-every must be an integer >= 0, got -3"),
+        (["--steps", "1", "--eval-every", "-3"], "--eval-every must be an integer >= 0, got -3"),
+        (["--steps", "1", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+        (["--steps", "1", "--max-len", "0"], "--max-len must be in 3..64"),
+        (["--steps", "1", "--corpus", "/nonexistent/text.txt"], "corpus file /nonexistent/text.txt does not exist"),
     ],
 )
 def test_pretrain_refuses_bad_settings_before_writing(corpus, tmp_path, capsys, args, message):
@@ -215,3 +226,102 @@ def test_finetune_refuses_bad_arguments(uninterrupted, tmp_path):
         ft.finetune("seqcls", "pt", uninterrupted[0], "builtin", batch_size=6, accumulate=4)
     with pytest.raises(ValueError, match="--epochs must be an integer >= 1"):
         ft.finetune("seqcls", "pt", uninterrupted[0], "builtin", epochs=0)
+
+
+# ------------------------------------------------------------------ issue 17: what refusals and failures leave
+
+
+def test_pretrain_refusals_after_reading_the_corpus_leave_nothing(corpus, tmp_path, capsys):
+    """An empty corpus (found only when reading it) wrote run.json; a batch larger than the corpus
+    can fill grew until MemoryError. Both are refused, naming the range, and leave no directory."""
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n", encoding="utf-8")
+    assert main(["pretrain", "--config", "tiny", "--steps", "1", "--corpus", str(empty), "--out", str(tmp_path / "a")]) == 2
+    assert "the corpus is empty" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    # 40 documents of ~50 words: a few dozen sequences of 64 tokens, far fewer than 2000
+    out = tmp_path / "b"
+    assert main(["pretrain", "--config", "tiny", "--steps", "1", "--corpus", str(corpus), "--batch-tokens", str(64 * 2000), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--batch-tokens 128000 is more than the corpus fills: \d+ training sequences of 64 tokens; use --batch-tokens in 64\.\.\d+", err), err
+    assert not out.exists() and list(tmp_path.iterdir()) == [empty]  # no staging folder either
+
+
+def test_pretrain_disk_errors_are_reported_and_leave_nothing(corpus, tmp_path, capsys, monkeypatch):
+    """A full disk during the set-up gave a traceback and a partial run directory; now a clear
+    error, exit code 1, and the directory is not there (nor its staging folder)."""
+    from roberta_core.app import recipe
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "run" / "data" / "train"))
+
+    monkeypatch.setattr(recipe, "write_token_file", full)
+    assert main(["pretrain", "--config", str(corpus.parent), "--corpus", str(corpus), "--steps", "1", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("roberta pretrain: error: No space left on device: ") and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_honours_steps_and_refuses_other_settings(corpus, tmp_path, capsys):
+    """`pretrain --resume --steps N` silently ignored N: now the run goes on to N updates in all
+    (and run.json says so); a setting that cannot change on resume is refused by name."""
+    out = tmp_path / "run"
+    first = pretrain(settings(corpus, steps=2, save_every=1), out, progress=False, log=lambda *_: None)
+    assert first["step"] == 2 and latest_checkpoint(out).name == "checkpoint-2"
+    assert main(["pretrain", "--resume", "--out", str(out), "--lr", "1.0"]) == 2
+    assert "--lr cannot change" in capsys.readouterr().err
+    assert main(["pretrain", "--resume", "--out", str(out), "--steps", "1"]) == 2
+    assert "has done 2 updates already; --steps with --resume must be more than 2, got 1" in capsys.readouterr().err
+    assert main(["pretrain", "--resume", "--out", str(out), "--steps", "3"]) == 0
+    assert latest_checkpoint(out).name == "checkpoint-3" and json.loads((out / "run.json").read_text())["steps"] == 3
+
+
+def write_task(path, labels) -> None:
+    write_jsonl(path, [{"text": f"the {w} sat on the mat", "label": label} for w, label in zip(WORDS * 4, labels)])
+
+
+def test_finetune_refusals_and_failures_leave_no_output(uninterrupted, tmp_path, monkeypatch):
+    """Refusals left an empty --out; a failed final save left a partial one. --out appears, whole,
+    only when fine-tuning succeeded. Its refusal of an occupied --out offers only --overwrite
+    (finetune has no --resume)."""
+    write_task(tmp_path / "bad.jsonl", [10**6] + [0, 1] * 10)  # one label id far beyond the rest
+    out = tmp_path / "ft"
+    with pytest.raises(ValueError, match="label ids must be dense"):
+        ft.finetune("seqcls", "pt", uninterrupted[0], str(tmp_path / "bad.jsonl"), out=out, progress=False)
+    assert not out.exists()
+    write_task(tmp_path / "good.jsonl", [0, 1] * 10)
+    with pytest.raises(ValueError, match=r"--max-len must be in 3\.\.64 for this checkpoint, got 0"):
+        ft.finetune("seqcls", "pt", uninterrupted[0], str(tmp_path / "good.jsonl"), max_len=0, out=out, progress=False)
+    assert not out.exists()
+
+    from roberta_pt.training import Trainer
+
+    def full(self, directory):
+        (Path(directory) / "model.safetensors").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Trainer, "save_pretrained", full)
+    with pytest.raises(OSError, match="No space left"):
+        ft.finetune("seqcls", "pt", uninterrupted[0], str(tmp_path / "good.jsonl"), epochs=1, out=out, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "good.jsonl"]
+    monkeypatch.undo()
+
+    scores = ft.finetune("seqcls", "pt", uninterrupted[0], str(tmp_path / "good.jsonl"), epochs=1, out=out, progress=False)
+    assert scores["steps"] == 2 and {"run.json", "model.safetensors", "config.json"} <= {p.name for p in out.iterdir()}
+    with pytest.raises(FileExistsError) as refused:
+        ft.finetune("seqcls", "pt", uninterrupted[0], str(tmp_path / "good.jsonl"), epochs=1, out=out, progress=False)
+    assert "pass --overwrite to replace it" in str(refused.value) and "--resume" not in str(refused.value)
+
+
+def test_torchrun_workers_leave_the_process_group_before_exit(tmp_path):
+    """issue 17: rank 1 once aborted at exit (SIGABRT, "terminate called without an active
+    exception"). A process group not left explicitly is torn down by C++ static destructors after
+    the interpreter has finalised, in no set order; the trainer that joined the group now leaves
+    it at exit. Each rank reports, from the last exit handler, whether it is still in a group."""
+    from tests.helpers import REPO
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "tests.roberta_core.training_case", "pt", str(tmp_path / "ddp.npz"), "--report-exit", str(tmp_path / "exit")]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(tmp_path / f"exit.{rank}").read_text() for rank in (0, 1)] == ["left", "left"]

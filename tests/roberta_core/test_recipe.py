@@ -12,6 +12,7 @@ import signal
 import numpy as np
 import pytest
 
+from roberta_core.app.finetune import label_names
 from roberta_core.data import split_batch
 from roberta_core.app.recipe import (
     AdamW,
@@ -213,3 +214,44 @@ def test_split_batch_shares_weight_the_mean_losses_exactly():
         mean = values[m].mean() if m.any() else 0.0
         weighted += mean * loss_items("masked_lm", micro) / total
     assert weighted == pytest.approx(per_token[keep].mean(), rel=1e-12)
+
+
+# ------------------------------------------------------------------ issue 17: the application's refusals
+
+
+def test_integer_labels_must_be_dense_ids():
+    """One label of 1e9 made the classifier 1e9 + 1 wide (21 GB). Integer labels are ids 0..L-1
+    (a few may be missing from the training split); names are numbered in sorted order."""
+    rows = lambda *labels: [{"label": v} for v in labels]
+    assert label_names(rows(2, 0, 1, 0), "label", "seqcls") == [0, 1, 2]
+    assert label_names(rows(0, 3), "label", "seqcls") == [0, 1, 2, 3]  # a gap is fine
+    assert label_names(rows("pos", "neg"), "label", "seqcls") == ["neg", "pos"]
+    with pytest.raises(ValueError, match=r"2 distinct id\(s\) but the id 1000000.*Number the labels 0..1, or give them as names"):
+        label_names(rows(0, 10**6), "label", "seqcls")
+    with pytest.raises(ValueError, match="ids must be in 0..L-1, got -1"):
+        label_names(rows(0, -1), "label", "seqcls")
+    with pytest.raises(ValueError, match="id 500"):  # token labels too
+        label_names([{"labels": [0, 1, 500]}], "labels", "tokcls")
+
+
+@pytest.mark.parametrize("pretrained, random, verdict, code", [
+    (0.51, 0.34, "pretrained beats random initialisation (51.00% > 34.00%)", 0),
+    (0.40, 0.40, "pretrained does NOT beat random initialisation: both 40.00%", 1),
+    (0.30, 0.40, "pretrained does NOT beat random initialisation (30.00% < 40.00%)", 1),
+])
+def test_the_demo_says_what_fine_tuning_found(tmp_path, monkeypatch, capsys, pretrained, random, verdict, code):
+    """The demo's last verdict is the comparison as it came out (a tie is a tie, not a win), and
+    the exit code follows it. Pretraining and fine-tuning are stand-ins: only the report is tested."""
+    from roberta_core.app import demo, finetune
+
+    monkeypatch.setattr(demo.builtin_corpus, "builtin_documents", lambda split: ["A short document."])
+    monkeypatch.setattr(demo, "pretrain", lambda *a, **k: dict(
+        accuracy=0.5, unigram_accuracy=0.2, perplexity=9.0, unigram_perplexity=90.0, masked_tokens=100,
+        tokenizer_s=0.0, train_s=0.0, data_s=0.0, eval_s=0.0))
+    monkeypatch.setattr(demo, "load_tokenizer", lambda path: None)
+    monkeypatch.setattr(demo, "_masked_sentences", lambda tokenizer: [])
+    accuracy = {"pretrained": pretrained, "random": random}
+    monkeypatch.setattr(finetune, "finetune", lambda *a, init, **k: dict(accuracy=accuracy[init], examples=10, seconds=0.0, baseline=0.2))
+    assert demo.demo("pt", tmp_path / "demo", steps=10, finetune_epochs=1, parity=False) == code
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert verdict in lines

@@ -28,11 +28,12 @@ import numpy as np
 
 from ..auto_tokenizer import load_tokenizer, require_bpe
 from ..config import RobertaConfig
+from ..fileio import atomic_dir
 from ..optim import AdamW, load_backend
 from ..pretrained import load_pretrained
 from ..validation import IGNORE_INDEX
 from . import corpus
-from .recipe import fit, prepare_output, write_run_file
+from .recipe import check_output, fit, write_run_file
 
 __all__ = ["TASKS", "read_task_data", "TaskData", "finetune"]
 
@@ -44,6 +45,9 @@ TASKS = {
     "multiple-choice": "multiple_choice",
 }
 _HELDOUT_EVERY = 10
+# Integer labels are ids 0..L-1 with L at most twice the distinct ids seen in training (or this):
+# a few classes may be absent from the training split, an id of 1e9 may not size the classifier.
+MIN_LABEL_IDS = 64
 _EVAL_NAMES = ("validation.jsonl", "dev.jsonl", "test.jsonl")
 
 
@@ -102,12 +106,24 @@ def _field(example: Mapping, key: str, kind: type | tuple, where: str):
 
 
 def label_names(examples: Sequence[dict], key: str, task: str) -> list:
-    """The label set, sorted: integers 0..L-1 stay themselves; strings are numbered."""
+    """The label set, sorted, as v4's scripts make it: strings (names) are numbered in sorted
+    order; integers must already be dense ids 0..L-1 and stay themselves. A few ids may be
+    missing from the training examples, but not most of them: an id far beyond the number of
+    distinct labels is refused, since it would size the classifier (and its memory) by the id."""
     values = set()
     for i, e in enumerate(examples):
         v = _field(e, key, (int, str, list), f"example {i}")
         values.update(v if isinstance(v, list) else [v])
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if min(values) < 0:
+            raise ValueError(f"{task} label ids must be in 0..L-1, got {min(values)}; give dense ids or label names (strings)")
+        bound = max(2 * len(values), MIN_LABEL_IDS)
+        if max(values) >= bound:
+            raise ValueError(
+                f"{task} label ids must be dense, 0..L-1: the training examples hold {len(values)} distinct id(s) but the "
+                f"id {max(values)}; ids may go up to {bound - 1} here. Number the labels 0..{len(values) - 1}, "
+                "or give them as names (strings)"
+            )
         return list(range(max(values) + 1))
     if all(isinstance(v, str) for v in values):
         return sorted(values)
@@ -282,16 +298,18 @@ def finetune(
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
     if batch_size % accumulate:
         raise ValueError(f"--batch-size {batch_size} is not a multiple of --accumulate {accumulate}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0, got {seed!r}")
     head = TASKS[task]
     began = time.perf_counter()
-    if out is not None:
-        prepare_output(out, resume=False, overwrite=overwrite)
+    if out is not None:  # checked now, written only at the end: a refusal or a failure leaves nothing
+        check_output(out, resume=False, overwrite=overwrite, resumable=False)
     Trainer = load_backend(backend)
-    tokenizer = load_tokenizer(checkpoint)
+    tokenizer = require_bpe(load_tokenizer(checkpoint), checkpoint, "fine-tuning")
     config = RobertaConfig.from_pretrained(checkpoint)
-    max_len = max_len or config.max_sequence_length
-    if not 3 <= max_len <= config.max_sequence_length:
-        raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this checkpoint, got {max_len}")
+    max_len = config.max_sequence_length if max_len is None else max_len
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or not 3 <= max_len <= config.max_sequence_length:
+        raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this checkpoint, got {max_len!r}")
 
     train_examples, held_examples = read_task_data(data)
     names = label_names(train_examples, "labels" if task == "tokcls" else "label", task) if task in ("seqcls", "tokcls") else []
@@ -334,7 +352,9 @@ def finetune(
         "seconds": time.perf_counter() - began,
     }
     if out is not None and trainer.process_index == 0:
-        write_run_file(Path(out), {"task": task, "backend": backend, "checkpoint": str(checkpoint), "data": data, "init": init, **scores})
-        trainer.save_pretrained(out)
-        tokenizer.save_pretrained(out)
+        out = Path(out)
+        with atomic_dir(out, overwrite=out.exists()) as staging:  # the run's files appear together or not at all
+            write_run_file(staging, {"task": task, "backend": backend, "checkpoint": str(checkpoint), "data": data, "init": init, **scores})
+            trainer.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
     return scores

@@ -21,13 +21,13 @@ This module imports a backend only when asked (`load_backend`), never at import 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ from ..data import (
     unigram_counts,
     write_token_file,
 )
+from ..fileio import atomic_dir, atomic_write_text
 from ..optim import TOKEN_LEVEL_HEADS, AdamW, decays, load_backend, loss_items
 from ..pretrained import load_pretrained
 from ..validation import IGNORE_INDEX
@@ -65,6 +66,7 @@ __all__ = [
     "load_backend",
     "loss_items",
     "masked_lm_scores",
+    "check_output",
     "prepare_output",
     "save_checkpoint",
     "latest_checkpoint",
@@ -98,10 +100,11 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 _CHECKPOINT = "checkpoint-"
 
 
-def prepare_output(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> dict | None:
-    """Make `out` ready for a run. Returns the settings of the run to resume, or None for a
-    fresh run. A directory holding a run is refused unless `resume` (continue it) or
-    `overwrite` (delete it and start again); one holding anything else is always refused."""
+def check_output(out: str | os.PathLike, *, resume: bool, overwrite: bool, resumable: bool = True) -> dict | None:
+    """Check that `out` may take a run, writing nothing. Returns the settings of the run to
+    resume, or None for a fresh run. A directory holding a run is refused unless `resume`
+    (continue it; only where `resumable`) or `overwrite` (replace it); one holding anything else
+    is always refused."""
     out = Path(out)
     if resume and overwrite:
         raise ValueError("give --resume or --overwrite, not both")
@@ -111,42 +114,57 @@ def prepare_output(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> 
     if resume:
         if not (out / RUN_FILE).is_file():
             raise FileNotFoundError(f"nothing to resume: {out} holds no run ({RUN_FILE} is missing)")
-        return json.loads((out / RUN_FILE).read_text())
+        try:
+            return json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{out / RUN_FILE} is not a run file: {e}") from None
     if held and RUN_FILE not in held:  # never delete what another program wrote
         raise FileExistsError(f"output directory {out} holds {len(held)} file(s) of something else; choose a new or empty directory")
     if held and not overwrite:
-        raise FileExistsError(f"output directory {out} holds another run; pass --resume to continue it or --overwrite to replace it")
-    if held:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        how = "pass --resume to continue it or --overwrite to replace it" if resumable else "pass --overwrite to replace it"
+        raise FileExistsError(f"output directory {out} holds another run; {how}")
     return None
 
 
-def write_run_file(out: Path, settings: Mapping[str, Any]) -> None:
-    from ..config import atomic_write_text
+def prepare_output(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> dict | None:
+    """`check_output`, then make `out` ready for a fresh run: created, or emptied of the run it
+    held (under `overwrite`). Returns the settings of the run to resume, or None."""
+    recorded = check_output(out, resume=resume, overwrite=overwrite)
+    out = Path(out)
+    if recorded is None:
+        if out.exists() and any(out.iterdir()):
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    return recorded
 
+
+@contextlib.contextmanager
+def staged_output(out: str | os.PathLike) -> Iterator[Path]:
+    """A fresh run's directory, built in a staging folder beside `out` and moved into place when
+    the block succeeds (`fileio.atomic_dir`): a refusal, a full or read-only disk or Ctrl-C during
+    the set-up leaves `out` as it was. `out` must have passed `check_output`: a run it holds is
+    replaced only once the new one is complete."""
+    out = Path(out)
+    with atomic_dir(out, overwrite=out.exists()) as staging:
+        yield staging
+
+
+def write_run_file(out: Path, settings: Mapping[str, Any]) -> None:
     atomic_write_text(out / RUN_FILE, json.dumps(dict(settings), indent=2, sort_keys=True) + "\n")
 
 
 def save_checkpoint(out: Path, trainer, *, step: int, tokenizer=None, state: Mapping[str, Any] = ()) -> Path:
     """Write `out/checkpoint-{step}`: the model (a checkpoint directory every backend and
     `roberta fill-mask` load, tokenizer included), the optimizer moments and the loop state.
-    Written in a temporary directory and renamed into place, then older checkpoints are
-    removed: an interruption at any moment leaves the previous checkpoint intact."""
+    Written in a staging folder and renamed into place (`fileio.atomic_dir`), then older
+    checkpoints are removed: an interruption at any moment leaves the previous checkpoint intact."""
     target = out / f"{_CHECKPOINT}{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out))
-    try:
+    with atomic_dir(target, overwrite=target.exists()) as tmp:
         trainer.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         write_safetensors(trainer.optimizer_state(), tmp / OPTIMIZER_FILE)
         (tmp / STATE_FILE).write_text(json.dumps({"step": step, **dict(state)}, indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     for old in out.glob(f"{_CHECKPOINT}*"):
         if old != target and old.name[len(_CHECKPOINT) :].isdigit():
             shutil.rmtree(old)
@@ -390,61 +408,60 @@ def resolve_config(name: str) -> RobertaConfig:
     return RobertaConfig.from_pretrained(name)
 
 
-def pretrain(settings: Mapping[str, Any], out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False, progress: bool = True, log=print) -> dict:
+def pretrain(
+    settings: Mapping[str, Any],
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    steps: int | None = None,
+    progress: bool = True,
+    log=print,
+) -> dict:
     """Pretrain a RobertaForMaskedLM as `roberta pretrain` does; returns the final scores and
-    timings. `settings` holds RUN_KEYS (a resumed run takes them from `out/run.json`)."""
+    timings. `settings` holds RUN_KEYS; a resumed run takes them from `out/run.json` instead,
+    except `steps`, which (when given) sets the updates the resumed run goes on to, in all.
+
+    Everything that can be checked is checked before anything is written. A fresh run is set up
+    (run.json, the vocabulary, the token files, the model) in a staging folder that becomes `out`
+    only once the set-up succeeded, so a refusal or a failure leaves nothing behind."""
     out = Path(out)
-    if not resume:  # before anything is written or replaced
-        check_settings(settings)
-    recorded = prepare_output(out, resume=resume, overwrite=overwrite)
-    settings = dict(recorded if recorded is not None else settings)
+    recorded = check_output(out, resume=resume, overwrite=overwrite)
+    if recorded is not None:
+        settings = dict(recorded)
+        if steps is not None and steps != settings.get("steps"):
+            settings = _resume_to(out, settings, steps)
+    elif steps is not None:
+        raise ValueError("steps= sets the length of a resumed run; for a fresh run give it in settings")
+    settings = dict(settings)
     config, max_len = check_settings(settings)
     Trainer = load_backend(settings["backend"])
-    if recorded is None:
-        write_run_file(out, settings)
+    tokenizer = None
+    if settings["tokenizer"]:
+        tokenizer = require_bpe(load_tokenizer(settings["tokenizer"]), settings["tokenizer"], "pretraining")
     timings: dict[str, float] = {}
 
-    # the tokenizer: given, or learnt from the training part of the corpus
-    began = time.perf_counter()
-    if settings["tokenizer"]:
-        tokenizer = load_tokenizer(settings["tokenizer"])
-    elif (out / "tokenizer").is_dir():
-        tokenizer = load_tokenizer(out / "tokenizer")
+    if recorded is None:
+        with staged_output(out) as staging:
+            write_run_file(staging, settings)
+            tokenizer, data, trainer = _set_up(settings, config, max_len, staging, Trainer, tokenizer, timings, log)
+            last = None
+        # the same token files, read from their final place
+        data = dataclasses.replace(data, train=TokenFile(out / "data" / "train"), heldout=TokenFile(out / "data" / "heldout"))
     else:
-        vocab = settings["vocab_size"] or max(config.vocab_size, MIN_VOCAB)
-        if next(corpus_documents(settings["corpus"], "train"), None) is None:
-            raise ValueError("the corpus is empty: no document to learn a vocabulary from")
-        log(f"learning a byte-level BPE vocabulary of {vocab} tokens from the corpus ...")
-        tokenizer = train_tokenizer(corpus_documents(settings["corpus"], "train"), vocab, out / "tokenizer")
-    timings["tokenizer_s"] = time.perf_counter() - began
-    config = config.copy(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+        if tokenizer is None:
+            tokenizer = load_tokenizer(out / "tokenizer")
+        last = latest_checkpoint(out)
+        tokenizer, data, trainer = _set_up(settings, config, max_len, out, Trainer, tokenizer, timings, log, checkpoint=last)
 
-    began = time.perf_counter()
-    data = PretrainData.build(settings["corpus"], tokenizer, out / "data", max_len=max_len, packing=settings["packing"])
-    timings["data_s"] = time.perf_counter() - began
     train = data.batches("train", batch_tokens=settings["batch_tokens"], seed=settings["seed"], packing=settings["packing"])
-    log(
-        f"corpus: {data.train.num_tokens:,} training tokens in {len(data.train):,} sequences of <= {max_len}, "
-        f"{data.heldout.num_tokens:,} held-out tokens; vocabulary {len(tokenizer)}"
-    )
-
-    # the model and the optimizer, fresh or from the last checkpoint
-    last = latest_checkpoint(out) if recorded is not None else None
-    state = None if last is None else load_pretrained(last, "masked_lm", config=config)[1]
     optim = AdamW(peak_lr=settings["lr"], warmup=settings["warmup"], steps=settings["steps"])
-    trainer = Trainer("masked_lm", config, optim, state=state, seed=settings["seed"], precision=settings["precision"])
     start = 0
     if last is not None:
         state, moments = load_checkpoint_state(last)
         start = int(state["step"])
         trainer.load_optimizer_state(moments, start)
         log(f"resuming from {last} (update {start} of {optim.steps})")
-    _check_rows(train, trainer, settings["accumulate"])
     main = trainer.process_index == 0
     eval_tokens = max(max_len, settings["batch_tokens"] // settings["accumulate"])
 
@@ -485,9 +502,65 @@ def pretrain(settings: Mapping[str, Any], out: str | os.PathLike, *, resume: boo
     return {"step": result.step, "loss": result.loss, "interrupted": False, **scores, **timings}
 
 
+def _set_up(settings, config, max_len, directory: Path, Trainer, tokenizer, timings, log, checkpoint: Path | None = None):
+    """(tokenizer, data, trainer) of a run in `directory`: the vocabulary (given, or learnt from
+    the training part of the corpus), the token files (made once), the batch size checked against
+    the corpus and the workers, the model (fresh, or from `checkpoint`)."""
+    began = time.perf_counter()
+    if tokenizer is None:
+        vocab = settings["vocab_size"] or max(config.vocab_size, MIN_VOCAB)
+        if next(corpus_documents(settings["corpus"], "train"), None) is None:
+            raise ValueError("the corpus is empty: no document to learn a vocabulary from")
+        log(f"learning a byte-level BPE vocabulary of {vocab} tokens from the corpus ...")
+        tokenizer = train_tokenizer(corpus_documents(settings["corpus"], "train"), vocab, directory / "tokenizer")
+    timings["tokenizer_s"] = time.perf_counter() - began
+    config = config.copy(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+    began = time.perf_counter()
+    data = PretrainData.build(settings["corpus"], tokenizer, directory / "data", max_len=max_len, packing=settings["packing"])
+    timings["data_s"] = time.perf_counter() - began
+    log(
+        f"corpus: {data.train.num_tokens:,} training tokens in {len(data.train):,} sequences of <= {max_len}, "
+        f"{data.heldout.num_tokens:,} held-out tokens; vocabulary {len(tokenizer)}"
+    )
+    # checked before the model is built: an impossible batch costs no memory
+    train = data.batches("train", batch_tokens=settings["batch_tokens"], seed=settings["seed"], packing=settings["packing"])
+    if train.batch_tokens > train.max_batch_tokens:
+        raise ValueError(
+            f"--batch-tokens {train.batch_tokens} is more than the corpus fills: {len(data.train):,} training sequences "
+            f"of {max_len} tokens; use --batch-tokens in {max_len}..{train.max_batch_tokens}"
+        )
+    state = None if checkpoint is None else load_pretrained(checkpoint, "masked_lm", config=config)[1]
+    optim = AdamW(peak_lr=settings["lr"], warmup=settings["warmup"], steps=settings["steps"])
+    trainer = Trainer("masked_lm", config, optim, state=state, seed=settings["seed"], precision=settings["precision"])
+    _check_rows(train, trainer, settings["accumulate"])
+    return tokenizer, data, trainer
+
+
+def _resume_to(out: Path, settings: dict, steps: int) -> dict:
+    """The recorded settings of the run in `out` going on to `steps` updates in all (the
+    learning rate then decays towards update `steps`); run.json records the new length."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
+    last = latest_checkpoint(out)
+    done = 0 if last is None else int(load_checkpoint_state(last)[0]["step"])
+    if steps <= done:
+        raise ValueError(f"the run in {out} has done {done} updates already; --steps with --resume must be more than {done}, got {steps}")
+    if settings.get("warmup", 0) > steps:
+        raise ValueError(f"the run warms up over {settings['warmup']} updates; --steps with --resume must be at least that, got {steps}")
+    settings = {**settings, "steps": steps}
+    write_run_file(out, settings)
+    return settings
+
+
 def check_settings(s: Mapping[str, Any]) -> tuple[RobertaConfig, int]:
-    """Refuse settings that cannot work before any work is done; returns the model config and
-    the sequence length."""
+    """Refuse settings that cannot work before any work is done (nothing is written before this
+    passes); returns the model config and the sequence length."""
     missing = [k for k in RUN_KEYS if k not in s]
     if missing:
         raise ValueError(f"pretraining settings lack {', '.join(missing)}")
@@ -496,18 +569,35 @@ def check_settings(s: Mapping[str, Any]) -> tuple[RobertaConfig, int]:
     for key in ("steps", "batch_tokens", "accumulate"):
         if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be an integer >= 1, got {s[key]!r}")
+    for key in ("seed", "save_every", "eval_every"):
+        if isinstance(s[key], bool) or not isinstance(s[key], int) or s[key] < 0:
+            raise ValueError(f"--{key.replace('_', '-')} must be an integer >= 0, got {s[key]!r}")
     if s["packing"] not in PACKINGS:
         raise ValueError(f"unknown packing {s['packing']!r}; choose one of {', '.join(PACKINGS)}")
-    if s["vocab_size"] is not None and s["vocab_size"] < MIN_VOCAB:
-        raise ValueError(f"--vocab-size must be >= {MIN_VOCAB} for a byte-level BPE, got {s['vocab_size']}")
+    if s["vocab_size"] is not None and (isinstance(s["vocab_size"], bool) or not isinstance(s["vocab_size"], int) or s["vocab_size"] < MIN_VOCAB):
+        raise ValueError(f"--vocab-size must be >= {MIN_VOCAB} for a byte-level BPE (an integer), got {s['vocab_size']!r}")
+    _check_corpus(s["corpus"])
     AdamW(peak_lr=s["lr"], warmup=s["warmup"], steps=s["steps"])
     config = resolve_config(s["config"])
-    max_len = s["max_len"] or config.max_sequence_length
-    if not 3 <= max_len <= config.max_sequence_length:
-        raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this config, got {max_len}")
+    max_len = config.max_sequence_length if s["max_len"] is None else s["max_len"]
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or not 3 <= max_len <= config.max_sequence_length:
+        raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this config, got {max_len!r}")
     if s["batch_tokens"] < max_len:
         raise ValueError(f"--batch-tokens {s['batch_tokens']} cannot fit one sequence of {max_len} tokens; use at least {max_len}")
     return config, max_len
+
+
+def _check_corpus(corpus: Sequence[str]) -> None:
+    """`['builtin']`, or text files that exist (read later, after the output is set up)."""
+    if isinstance(corpus, (str, os.PathLike)) or not list(corpus):
+        raise ValueError(f"--corpus must be a list: ['builtin'] or text files, got {corpus!r}")
+    if list(corpus) == ["builtin"]:
+        return
+    for path in corpus:
+        if path == "builtin":
+            raise ValueError("--corpus builtin cannot be mixed with files")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"corpus file {path} does not exist or is not a file")
 
 
 def _check_rows(batches: MaskedLMBatches, trainer, accumulate: int) -> None:
