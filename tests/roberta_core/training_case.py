@@ -5,6 +5,8 @@ wrong update shows."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from roberta_core.data import MaskedLMBatches
@@ -48,11 +50,16 @@ def run(trainer, settings: AdamW, stream, accumulate: int = 1, start: int = 0, s
 
 
 def main(argv: list[str]) -> None:
-    """`python -m tests.roberta_core.training_case BACKEND OUT.npz [--tf-devices N]`: train the
-    case with BACKEND's trainer as this process finds itself (under torchrun, over simulated
-    XLA devices, over N logical TF CPU devices) and let process 0 write the losses, the final
-    weights and how many workers and devices took part."""
+    """`python -m tests.roberta_core.training_case BACKEND OUT.npz [--tf-devices N] [--report-exit PREFIX]`:
+    train the case with BACKEND's trainer as this process finds itself (under torchrun, over
+    simulated XLA devices, over N logical TF CPU devices) and let process 0 write the losses, the
+    final weights and how many workers and devices took part; `--report-exit` has each process
+    write, as it exits, whether it is still in a torch process group."""
     backend, out = argv[0], argv[1]
+    if "--report-exit" in argv:  # registered first, so it runs last: what the process holds as it exits
+        import atexit
+
+        atexit.register(_report_exit, argv[argv.index("--report-exit") + 1])
     if "--tf-devices" in argv:  # before TensorFlow starts: split the CPU into logical devices
         import tensorflow as tf
 
@@ -68,6 +75,16 @@ def main(argv: list[str]) -> None:
     if trainer.process_index == 0:
         weights = trainer.weights()
         np.savez(out, losses=np.array(losses), workers=trainer.process_count, devices=devices, **weights)
+
+
+def _report_exit(prefix: str) -> None:
+    """Write whether this process is still in a torch process group once every other exit
+    handler has run (`prefix.<rank>`): a group left to the interpreter's teardown aborts at random."""
+    import torch.distributed as dist
+
+    rank = os.environ.get("RANK", "0")
+    with open(f"{prefix}.{rank}", "w") as f:
+        f.write("in a process group" if dist.is_initialized() else "left")
 
 
 STEPS = 4  # a few updates: enough for the moments and the decay to matter
