@@ -10,9 +10,10 @@ comments: B batch, T query length, S key length (cache included), H hidden size,
 D head size (H / h), V vocabulary.
 
 A parallel text of `roberta_pt/modeling.py` (the master): same classes with the `TF` prefix,
-same order and comments, adapted only where the framework differs. The framework machinery
-lives beside it: `unpad.py` (the padding-free `unpad=True` path) and `_framework.py` (input
-checks, initialisers, dtype policies, deferred variables, SavedModel export).
+same order and comments, adapted only where the framework differs. The TensorFlow machinery
+that is not the model (input checks in graphs and under XLA, Keras initialisers, dtype policies,
+deferred variables, SavedModel export) lives in `_framework.py`, the padding-free machinery of
+`unpad=True` in `unpad.py`.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ __all__ = [
     "TFRobertaPooler",
     "TFRobertaPreTrainedModel",
     "TFRobertaModel",
-    # the padding-free machinery (`unpad.py`), as the model's callers have imported it
+    # Re-exported from `_framework` and `unpad`, where they live.
+    "check_values",
+    "shape_of",
     "Packing",
     "pack",
     "run_packed",
@@ -79,9 +82,9 @@ __all__ = [
     "packing_for",
 ]
 
-# `attn_implementation` values, from the backend contract: one path in TF (explicit einsums,
-# which XLA compiles and fuses; TF has no fused attention kernel), which every other backend's
-# name ("sdpa", "dot_product", "einsum") takes too.
+# The backend's attention paths (first the default) and the other backends' names for them, so
+# one setting serves every backend: from the backend contract, `roberta_core.backends`. TF has
+# one path (explicit einsums, which XLA compiles and fuses): every name takes it.
 ATTN_IMPLEMENTATIONS = backends.get("tf").attn_implementations
 ATTN_ALIASES = dict(backends.get("tf").attn_aliases)
 
@@ -593,6 +596,7 @@ def _checkpointed(layer: TFRobertaLayer, hidden_states: tf.Tensor, encoder_hidde
     """`layer(...)` under `tf.recompute_grad`: only the inputs are kept for the backward pass,
     which runs the layer again. Dropout draws from seed generators that advance on every call,
     so each run first rewinds them to where they stood: the rerun replays the same masks."""
+    # no public API: Keras 3 lists a layer's nested layers only through `_flatten_layers`.
     seeds = [d.seed_generator for d in layer._flatten_layers() if isinstance(d, keras.layers.Dropout) and d.rate > 0]
     start = [tf.identity(s.state.value) for s in seeds]
 
@@ -649,7 +653,7 @@ class TFRobertaPreTrainedModel(keras.Model):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
-        # The one check of `attn_implementation` (the backend contract's): before any layer is built.
+        # The one check of every backend: None is the default, the other backends' names map here.
         attn_implementation = backends.resolve_attn_implementation("tf", attn_implementation)
         super().__init__(**kwargs)
         self.config = config
@@ -674,7 +678,8 @@ class TFRobertaPreTrainedModel(keras.Model):
             return super().__call__(*args, **kwargs)
         except (ValueError, TypeError) as error:
             # Keras re-raises an error from `call` as a new one with the call's arguments appended;
-            # bad input reads clearer as our message alone (the original is the context).
+            # bad input reads clearer as our message alone (the original is the context). No public
+            # API: Keras marks the re-raised error only with `_keras_call_info_injected`.
             original = error.__context__ if getattr(error, "_keras_call_info_injected", False) else None
             if type(original) is type(error):
                 raise original from None
@@ -757,6 +762,7 @@ class TFRobertaPreTrainedModel(keras.Model):
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         """Number of parameters, each tied parameter counted once."""
+        # no public API: Keras 3 lists a model's nested layers only through `_flatten_layers`.
         embeddings = {
             id(layer.embeddings) for layer in self._flatten_layers() if isinstance(layer, keras.layers.Embedding)
         }
@@ -850,6 +856,8 @@ class TFRobertaPreTrainedModel(keras.Model):
         loss (as v4 TF users trained); with labels as `y` and no loss given to `compile`, the
         head's loss against `y`; otherwise the compiled loss on the logits. The head's loss
         ignores `sample_weight` (v4 did too): mark ignored positions with -100 instead."""
+        # no public API: whether `compile` got a loss (`_compile_loss`) and the summing of layer
+        # losses (`_aggregate_additional_loss`) are what Keras' own `compute_loss` reads.
         if "loss" in y_pred:
             loss = y_pred["loss"]
         elif y is not None and self._compile_loss is None:
@@ -925,8 +933,8 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 part.build()
 
     def _use_fused(self, output_attentions: bool, head_mask: Optional[tf.Tensor]) -> bool:
-        """Whether a call can take the framework's fused attention kernel: never, as TF has none
-        (the explicit einsums are what XLA fuses). Here so the three backends decide in one place."""
+        """The fused kernel unless this call needs what only the explicit path does: never here,
+        as TF has no fused attention kernel (XLA fuses the explicit einsums)."""
         return False
 
     def _past_length(self, past_key_values: Any) -> Any:

@@ -97,6 +97,20 @@ class TFTrainer:
         self._update = tf.function(self._apply, reduce_retracing=True)
         self._forward = tf.function(lambda inputs: model(**inputs, training=False), reduce_retracing=True)
 
+    def _inputs(self, batch: Mapping[str, np.ndarray]):
+        """This process's rows, split over the replicas (a per-replica value)."""
+        replicas = self.strategy.num_replicas_in_sync // self.process_count
+        rows = len(next(iter(batch.values())))
+        if rows % replicas:
+            raise ValueError(f"a micro-batch of {rows} rows cannot be split over {replicas} replicas; use a multiple of {replicas}")
+        size = rows // replicas
+
+        def part(context):
+            r = context.replica_id_in_sync_group % replicas
+            return {k: tf.constant(np.asarray(v[r * size : (r + 1) * size], dtype=np.int32)) for k, v in batch.items()}
+
+        return self.strategy.experimental_distribute_values_from_function(part), size
+
     def _replica_grads(self, inputs, share):
         """Each replica's weighted loss gradient, summed over the replicas."""
 
@@ -127,20 +141,6 @@ class TFTrainer:
             m.assign(m + (g - m) * (1.0 - b1))
             v.assign(v * b2 + g * g * (1.0 - b2))
             var.assign_sub(step_size * m / (tf.sqrt(v) / root_correction + self.settings.eps))
-
-    def _inputs(self, batch: Mapping[str, np.ndarray]):
-        """This process's rows, split over the replicas (a per-replica value)."""
-        replicas = self.strategy.num_replicas_in_sync // self.process_count
-        rows = len(next(iter(batch.values())))
-        if rows % replicas:
-            raise ValueError(f"a micro-batch of {rows} rows cannot be split over {replicas} replicas; use a multiple of {replicas}")
-        size = rows // replicas
-
-        def part(context):
-            r = context.replica_id_in_sync_group % replicas
-            return {k: tf.constant(np.asarray(v[r * size : (r + 1) * size], dtype=np.int32)) for k, v in batch.items()}
-
-        return self.strategy.experimental_distribute_values_from_function(part), size
 
     def train_step(self, micro_batches: Sequence[Mapping[str, np.ndarray]], lr: float, total_items: int) -> float:
         """One AdamW update from this process's micro-batches. Each replica's mean loss is
