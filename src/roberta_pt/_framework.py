@@ -1,28 +1,51 @@
-"""PyTorch machinery that the model text uses but that is not the model: the output classes as
-pytrees, the input checks (eager, and inside a compiled or exported graph) and dtype
-resolution. `modeling.py` and `heads.py` read as the model; this file holds
-what torch.compile, torch.export and the dtype rules ask of them.
+"""PyTorch machinery that the model text uses but that is not the model: NumPy arrays as tensors
+and back, the output classes as pytrees, the input checks (eager, and inside a compiled or
+exported graph) and dtype resolution. `modeling.py` and `heads.py` read as the model; this file
+holds what torch.compile, torch.export and the dtype rules ask of them.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import ml_dtypes
+import numpy as np
 import torch
 import torch.utils._pytree as pytree  # no public API: registering a pytree node is only in torch.utils._pytree
 
 from roberta_core.outputs import OUTPUT_CLASSES
 from roberta_core.validation import IGNORE_INDEX, check_range, range_message
 
-from .convert import as_tensor
-
 __all__ = [
+    "as_array",
+    "as_tensor",
     "InputValueError",
     "check_values",
     "check_input_dtypes",
     "shape_of",
     "resolve_dtype",
 ]
+
+
+# ---------------------------------------------------------------------------- tensors and arrays
+
+def as_array(tensor: torch.Tensor) -> np.ndarray:
+    """A CPU tensor's memory as a NumPy array (a view where possible)."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+def as_tensor(array: Any) -> torch.Tensor:
+    """A NumPy array as a CPU tensor sharing its memory; a read-only array (a memory-mapped
+    file) is copied, as parameters must be writable."""
+    array = np.asarray(array)
+    if not array.flags.writeable:
+        array = array.copy()
+    if array.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array)
 
 
 # ---------------------------------------------------------------------------- outputs as pytrees
@@ -56,7 +79,12 @@ class InputValueError(ValueError, RuntimeError):
     eager check's; also a RuntimeError, as the in-graph assertion it replaces raised."""
 
 
-@torch.library.custom_op("roberta_pt::check_values", mutates_args=())
+# The check reads the values on the host, so no CUDA graph may capture it (the tag exists from
+# torch 2.8; before it Inductor's CUDA graphs are opt-in, `mode="reduce-overhead"`).
+_HOST_SYNC = {"tags": (torch.Tag.cudagraph_unsafe,)} if hasattr(torch.Tag, "cudagraph_unsafe") else {}
+
+
+@torch.library.custom_op("roberta_pt::check_values", mutates_args=(), **_HOST_SYNC)
 def _checked_values(values: torch.Tensor, name: str, upper: int, lower: int, allow_ignore: bool) -> torch.Tensor:
     """`check_values` as an operator of its own, for compiled and exported graphs: the graph keeps
     it (the lookup reads its output) and runs it as a Python call, so a bad value raises an

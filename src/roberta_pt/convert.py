@@ -3,44 +3,28 @@
 The PyTorch modules already carry the canonical names and layout (linear weights (out, in)), so
 both directions are a walk over `parameter_shapes(config, head)`: no renaming, no transposing,
 and no copies beyond what torch needs (CPU float32 tensors and arrays share memory).
-bfloat16 travels as `ml_dtypes.bfloat16` arrays, NumPy having no bfloat16 of its own.
+bfloat16 travels as `ml_dtypes.bfloat16` arrays, NumPy having no bfloat16 of its own
+(`_framework.as_array`/`as_tensor`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-import ml_dtypes
 import numpy as np
 import torch
 from torch import nn
 
 from roberta_core.weights import check_state, parameter_shapes
 
-__all__ = ["to_canonical", "from_canonical", "as_tensor", "as_array", "call_numpy"]
+from ._framework import as_array, as_tensor
 
-
-def as_array(tensor: torch.Tensor) -> np.ndarray:
-    """A CPU tensor's memory as a NumPy array (a view where possible)."""
-    tensor = tensor.detach().cpu()
-    if tensor.dtype == torch.bfloat16:
-        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return tensor.numpy()
-
-
-def as_tensor(array: Any) -> torch.Tensor:
-    """A NumPy array as a CPU tensor sharing its memory; a read-only array (a memory-mapped
-    file) is copied, as parameters must be writable."""
-    array = np.asarray(array)
-    if not array.flags.writeable:
-        array = array.copy()
-    if array.dtype == ml_dtypes.bfloat16:
-        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
-    return torch.from_numpy(array)
+__all__ = ["to_canonical", "from_canonical", "call_numpy"]
 
 
 def _parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    # Tied parameters appear once, under their owner's name (the word embeddings, lm_head.bias).
+    """Canonical key -> the model's parameter. Tied parameters appear once, under their owner's
+    name (the word embeddings, lm_head.bias)."""
     return dict(model.named_parameters())
 
 
@@ -68,8 +52,8 @@ def from_canonical(
     moved to `device` only where they differ; any other parameter is copied into. `consume`
     removes each entry from `state` once loaded, so `from_pretrained` never holds two copies.
     """
-    check_state(type(model).__name__, model.head, parameter_shapes(model.config, model.head), state,
-                allow_missing=allow_missing)
+    expected = parameter_shapes(model.config, model.head)
+    check_state(type(model).__name__, model.head, expected, state, allow_missing=allow_missing)
     for key in list(state):
         module_name, _, param_name = key.rpartition(".")
         module = model.get_submodule(module_name)

@@ -280,9 +280,8 @@ class RobertaSelfAttention(nn.Module):
         (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
         states are a packed stream (1, N, H) and each sequence attends over itself only."""
         B, T, H = hidden_states.shape
-        # `query`, `key` and `value` are called as modules in every mode, training included (no
-        # fused (3H, H) projection): adapters (LoRA), forward hooks and quantization wrappers
-        # replace or watch them by name (DESIGN §4).
+        # `query`, `key` and `value` are called as modules in every mode, training included: a
+        # wrapper (LoRA, a quantised layer) or a forward hook on them must see every call.
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
         if encoder_hidden_states is not None and past_key_value is not None:
             # Cross-attention: the encoder's keys and values were computed on the first step.
