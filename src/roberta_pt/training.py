@@ -24,7 +24,8 @@ from roberta_core.optim import AdamW, decays, loss_items
 from roberta_core.weights import HEADS
 
 from . import heads
-from .convert import as_array, as_tensor, from_canonical, to_canonical
+from ._framework import as_array, as_tensor
+from .convert import from_canonical, to_canonical
 
 __all__ = ["Trainer"]
 
