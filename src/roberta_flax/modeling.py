@@ -64,7 +64,7 @@ from .unpad import (
     _nothing_masked,
     pack,
     packed_attention,
-    packing_budget,
+    _packing_budget,
     packing_for,
     repad,
     unpad_rows,
@@ -647,7 +647,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         a compiled call is specialised to, while the values are known (`_compiled`): `unpad`
         becomes the token budget (False when nothing is padded), checked against the mask."""
         if arguments.get("unpad", False) is not False:
-            arguments["unpad"] = packing_budget(arguments.get("attention_mask"), arguments["unpad"]) or False
+            arguments["unpad"] = _packing_budget(arguments.get("attention_mask"), arguments["unpad"]) or False
 
     # ------------------------------------------------------------------ structure
     @property
@@ -893,7 +893,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
     ) -> Optional[Packing]:
         """The packing of an `unpad` forward; None when nothing is padded, or when the call
         needs the padded layout (a cache, cross-attention, what only explicit attention does)."""
-        budget = packing_budget(attention_mask, unpad)
+        budget = _packing_budget(attention_mask, unpad)
         if budget is None:
             return None
         if not use_fused or past_key_values is not None or use_cache or encoder_hidden_states is not None:

@@ -1,11 +1,12 @@
-"""The padding-free machinery of the Flax backend (`unpad=`): where a padded batch's real tokens
-sit in one packed stream, moving rows between the two layouts, attention of each sequence over
-itself in the stream, and `packing_for`, the one entry the model calls.
+"""The padding-free machinery of the Flax backend (`unpad=True` or `unpad=N`): where a padded
+batch's real tokens sit in one packed stream, moving rows between the two layouts, attention of
+each sequence over itself in the stream, and `packing_for`, the one entry the model calls.
 
-Shapes are static under `jit`: the stream has a static number of slots N (the token budget), so
+Shapes are static under `jit`, so the stream has a static number of slots N (the token budget):
 an eager `unpad=True` rounds the real tokens up to a multiple of `_PACK_MULTIPLE` (few budgets,
-few compilations), and under `jit` the caller gives the budget. A parallel text of
-`roberta_pt/unpad.py` and `roberta_tf/unpad.py`.
+few compilations); under `jit` the caller gives the budget. Shapes: B batch, T padded length,
+N slots, h heads, D head size. A parallel text of `roberta_pt/unpad.py` and
+`roberta_tf/unpad.py`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import modeling  # the attention cores are the model's; read at call time
 from ._framework import _is_traced
 
-__all__ = ["Packing", "pack", "unpad_rows", "repad", "packed_attention", "packing_budget", "packing_for"]
+__all__ = ["Packing", "pack", "unpad_rows", "repad", "packed_attention", "packing_for"]
 
 # `unpad=True` rounds the packed stream up to a multiple of this many slots: a few budgets (few
 # compilations) for a little work on unused slots.
@@ -106,13 +108,10 @@ def packed_attention(
         rows = tuple(repad(x[0].swapaxes(0, 1), packing).swapaxes(1, 2) for x in (query, key, value))
     else:
         raise ValueError(f"packed_attention strategy must be 'padded', 'segments' or None, got {strategy!r}")
-    # The model's attention cores; imported here because modeling imports this module.
-    from .modeling import explicit_attention, fused_attention
-
     if dropout is None:
-        context = fused_attention(*rows, keep)
+        context = modeling.fused_attention(*rows, keep)
     else:
-        context, _ = explicit_attention(*rows, keep, dropout=dropout)
+        context, _ = modeling.explicit_attention(*rows, keep, dropout=dropout)
     if strategy == "padded":
         context = unpad_rows(context, packing)[None]  # (B, T, h, D) -> (1, N, h, D)
     return context
@@ -124,7 +123,7 @@ def _nothing_masked(mask: Optional[jax.Array]) -> bool:
     return mask is None or (not _is_traced(mask) and bool(np.all(np.asarray(mask))))
 
 
-def packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[int]:
+def _packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[int]:
     """The static number of slots of an `unpad` call's packed stream; None when it computes on
     the padded batch (`unpad=False`, or nothing is padded). `unpad=True` takes the real tokens
     rounded up to a multiple of _PACK_MULTIPLE, which needs the mask's values: under `jit` give
@@ -155,5 +154,5 @@ def packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> Op
 
 def packing_for(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[Packing]:
     """The packing of an `unpad` call, None when it does not unpad or nothing is padded."""
-    budget = packing_budget(attention_mask, unpad)
+    budget = _packing_budget(attention_mask, unpad)
     return None if budget is None else pack(attention_mask, budget)
