@@ -257,3 +257,14 @@ def test_query_forward_hook_fires_in_training_with_gradients():
         zeroed[key] = np.zeros_like(state[key])
     ref = run_reference(config, zeroed, "masked_lm", input_ids=ids, attention_mask=mask)
     assert rel_err(out.logits.detach().numpy(), ref["logits"]) <= 1e-5
+
+
+def test_attn_implementation_is_resolved_once_by_the_base():
+    # The pretrained-model base resolves it (roberta_core.backends, shared by every backend): a
+    # head and its encoder agree, the other backends' names map to PyTorch's, None is the default.
+    config = tiny_config()
+    for given, want in [(None, "sdpa"), ("eager", "eager"), ("einsum", "eager"), ("dot_product", "sdpa")]:
+        model = RobertaForMaskedLM(config, attn_implementation=given)
+        assert (model.attn_implementation, model.roberta.attn_implementation) == (want, want)
+    with pytest.raises(ValueError, match=r"attn_implementation must be one of \('sdpa', 'eager'\).*got 'flash'"):
+        RobertaForMaskedLM(config, attn_implementation="flash")
