@@ -976,6 +976,12 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         mask's values: give it, `unpad=N` (an int >= the batch's real tokens; eagerly True rounds
         them up to a multiple of 64). A budget too small gives NaN states, never
         numbers that miss part of a sequence (with `enable_jit_checks()`, a ValueError).
+
+        Ids are checked against their tables before any lookup (a ValueError naming the range).
+        JAX holds integers as int32 unless `jax_enable_x64` is on: an eager call checks NumPy
+        int64 inputs before that cast (2**32 + 5 is refused, not read as 5); under the caller's
+        own `jit` JAX casts them first, so give int32 arrays there. `inputs_embeds` must be
+        floating point (a TypeError otherwise).
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
