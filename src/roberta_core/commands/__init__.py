@@ -1,7 +1,8 @@
-"""The `roberta` subcommands that use a checkpoint: `fill-mask`, `tokenize`, `classify`, `info`,
-`parity` (one module each, `add_arguments(parser)` + `run(args)`; `convert` lives in
-`roberta_core.convert`). What they share is here: reading a checkpoint's tokenizer, choosing a
-backend, and turning text into a checked batch of one. No framework is imported here.
+"""The `roberta` subcommands, one module each with `add_arguments(parser)` + `run(args) -> int`:
+`pretrain`, `finetune`, `demo` (front ends of `roberta_core.app`), `convert`, `parity`,
+`fill-mask`, `tokenize`, `classify`, `info`. What the checkpoint commands share is here: reading
+a checkpoint's tokenizer (`roberta_core.auto_tokenizer.load_tokenizer`), choosing a backend, and
+turning text into a checked batch of one. No framework is imported here.
 """
 
 from __future__ import annotations
