@@ -243,8 +243,8 @@ def explicit_attention(
     head_mask: Optional[tf.Tensor] = None,
     position_scores: Optional[tf.Tensor] = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The attention core, written out: explicit einsums that XLA compiles and fuses. It returns the
-    probabilities, scales them per head (`head_mask`) and adds relative-position scores.
+    """The explicit attention core (TF's only one: einsums that XLA compiles and fuses): return
+    the probabilities, scale them per head (`head_mask`), add relative-position scores.
     q (B, h, T, D), k/v (B, h, S, D) -> context (B, h, T, D), probabilities (B, h, T, S)."""
     scores = tf.einsum("bhtd,bhsd->bhts", query, key)  # (B, h, T, S)
     if position_scores is not None:
@@ -328,21 +328,18 @@ class TFRobertaSelfAttention(keras.layers.Layer):
         with `is_causal`; the padded path has causality in its mask)."""
         B, T = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
         # `query`, `key` and `value` are called as layers in every mode, training included: a
-        # wrapper (LoRA, a quantised layer) or a call hook on them must see every call.
+        # wrapper (LoRA, a quantised layer) or a hook on their `call` must see every call.
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
-        if encoder_hidden_states is None:
-            key = self._split_heads(self.key(hidden_states))  # (B, h, T, D)
-            value = self._split_heads(self.value(hidden_states))
+        if encoder_hidden_states is not None and past_key_value is not None:
+            # Cross-attention: the encoder's keys and values were computed on the first step.
+            key, value = past_key_value
+        else:
+            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+            key = self._split_heads(self.key(source))  # (B, h, S, D)
+            value = self._split_heads(self.value(source))
             if past_key_value is not None:  # a decoder step: the cached positions come first
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)  # (B, h, S, D)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
-        else:
-            if past_key_value is not None:
-                # Cross-attention: the encoder's keys and values were computed on the first step.
-                key, value = past_key_value
-            else:
-                key = self._split_heads(self.key(encoder_hidden_states))  # (B, h, S, D)
-                value = self._split_heads(self.value(encoder_hidden_states))
 
         if packing is not None:
             context = packed_attention(
