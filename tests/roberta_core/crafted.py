@@ -241,6 +241,10 @@ for path in json.loads(sys.argv[1]):
             warnings.simplefilter("ignore")
             if path.endswith(".pt"):
                 args, state = fairseq.read_checkpoint(path)
+            elif path.endswith(".json") and not path.endswith(".index.json"):
+                from roberta_core.config import RobertaConfig
+                RobertaConfig.from_json_file(path)
+                state = {}
             else:
                 state = checkpoint.load_state_dict(path)
         results.append({"outcome": "loaded", "state": {k: [str(v.dtype), list(v.shape), v.tobytes().hex()[:4096]] for k, v in state.items()}})

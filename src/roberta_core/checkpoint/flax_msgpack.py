@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from pathlib import Path
@@ -28,13 +29,18 @@ def _ndarray_from_ext(code: int, data: bytes) -> Any:
 
     if code != _MSGPACK_NDARRAY:
         raise CheckpointFormatError(f"unsupported msgpack extension type {code} (only ndarrays, code 1, are weights)")
-    shape, dtype_name, buffer = msgpack.unpackb(data, raw=True)
-    name = dtype_name.decode() if isinstance(dtype_name, bytes) else dtype_name
-    if name not in _DTYPES:
+    record = msgpack.unpackb(data, raw=True)
+    if not (isinstance(record, (list, tuple)) and len(record) == 3 and isinstance(record[2], bytes)):
+        raise CheckpointFormatError("an ndarray record is not (shape, dtype name, bytes)")
+    shape, dtype_name, buffer = record
+    name = dtype_name.decode(errors="replace") if isinstance(dtype_name, bytes) else dtype_name
+    if not isinstance(name, str) or name not in _DTYPES:
         raise CheckpointFormatError(f"array of dtype {name!r}; allowed: {', '.join(_DTYPES)}")
     dtype = _DTYPES[name]
+    if not (isinstance(shape, (list, tuple)) and len(shape) <= 64 and all(type(n) is int and n >= 0 for n in shape)):
+        raise CheckpointFormatError(f"array shape {shape!r} is not a list of non-negative ints")
     shape = tuple(shape)
-    if len(buffer) != int(np.prod(shape)) * dtype.itemsize:
+    if len(buffer) != math.prod(shape) * dtype.itemsize:  # Python ints: no overflow
         raise CheckpointFormatError(f"array of shape {shape} {name} carries {len(buffer)} bytes")
     return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
 
