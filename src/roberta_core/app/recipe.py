@@ -435,6 +435,8 @@ def pretrain(
         raise ValueError("steps= sets the length of a resumed run; for a fresh run give it in settings")
     settings = dict(settings)
     config, max_len = check_settings(settings)
+    if recorded is not None and settings["steps"] != recorded.get("steps"):
+        write_run_file(out, settings)  # the run's new length, for the next resumption too
     Trainer = load_backend(settings["backend"])
     tokenizer = None
     if settings["tokenizer"]:
@@ -544,7 +546,7 @@ def _set_up(settings, config, max_len, directory: Path, Trainer, tokenizer, timi
 
 def _resume_to(out: Path, settings: dict, steps: int) -> dict:
     """The recorded settings of the run in `out` going on to `steps` updates in all (the
-    learning rate then decays towards update `steps`); run.json records the new length."""
+    learning rate then decays towards update `steps`)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {steps!r}")
     last = latest_checkpoint(out)
@@ -553,9 +555,7 @@ def _resume_to(out: Path, settings: dict, steps: int) -> dict:
         raise ValueError(f"the run in {out} has done {done} updates already; --steps with --resume must be more than {done}, got {steps}")
     if settings.get("warmup", 0) > steps:
         raise ValueError(f"the run warms up over {settings['warmup']} updates; --steps with --resume must be at least that, got {steps}")
-    settings = {**settings, "steps": steps}
-    write_run_file(out, settings)
-    return settings
+    return {**settings, "steps": steps}
 
 
 def check_settings(s: Mapping[str, Any]) -> tuple[RobertaConfig, int]:
