@@ -93,6 +93,9 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         pieces = [(k, start, end) for k, text in enumerate(texts)
                   for start, end in (chunk_spans(text, size, contents) if len(text) > size else [(0, len(text))])]
         results = [([], [] if with_offsets else None) for _ in texts]
+        # The ids as one shared int object per vocabulary id (as the slow tokenizer's cache has them),
+        # not one new object per token: 8 million tokens would otherwise hold 250 MB of ints.
+        shared = list(range(len(self)))
         group, group_chars = [], 0
         for index, piece in enumerate(pieces):
             group.append(piece)
@@ -101,7 +104,7 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
                 continue
             encoded = self._encode_pieces(engine, [texts[k][start:end] for k, start, end in group], with_offsets)
             for (k, start, _), (ids, offsets) in zip(group, encoded):
-                results[k][0].extend(ids)
+                results[k][0].extend(map(shared.__getitem__, ids))
                 if with_offsets:
                     results[k][1].extend([(a + start, b + start) for a, b in offsets] if start else offsets)
             group, group_chars = [], 0
