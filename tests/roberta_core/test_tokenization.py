@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from roberta_core.pretokenization import chunk_spans
 from roberta_core.tokenization import RobertaTokenizer
 from roberta_core.tokenization_base import AddedToken, BatchEncoding
 from roberta_core.tokenization_fast import RobertaTokenizerFast
@@ -577,3 +578,18 @@ def test_a_lone_surrogate_is_a_clear_value_error(tok):
         assert type(caught.value) is ValueError
     with pytest.raises(ValueError, match=r"lone surrogate U\+D800 at character 2 of 'ab\\ud800c'"):
         tok("ab\ud800c")
+
+
+@pytest.mark.parametrize("text, size, added, expected", [
+    ("hello world foo", 6, (), ["hello", " world", " foo"]),  # before the space a word takes
+    ("hello world foo", 6, ("o w",), ["hello world", " foo"]),  # never through an added token
+    ("hello world foo", 6, ("o",), ["hello world", " foo"]),  # nor next to one (rstrip/single_word look there)
+    ("abc123def", 4, (), ["abc", "123", "def"]),  # letters | digits | letters
+    ("ab'cd ef", 3, (), ["ab", "'cd", " ef"]),  # not after an apostrophe ("'s", "'ll" are one pre-token)
+    ("中文字" * 4, 3, (), ["中文字" * 4]),  # one word: no place to cut
+    ("x  😀😀 y", 2, (), ["x", "  😀😀", " y"]),
+])
+def test_chunk_spans_cut_between_pre_tokens(text, size, added, expected):
+    spans = chunk_spans(text, size, added)
+    assert [text[a:b] for a, b in spans] == expected
+    assert spans[0][0] == 0 and spans[-1][1] == len(text) and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
