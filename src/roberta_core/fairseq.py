@@ -36,7 +36,7 @@ import numpy as np
 
 from . import checkpoint
 from .checkpoint import pickle_reader
-from .checkpoint.torch_bin import _TorchArchive
+from .checkpoint.torch_bin import TorchArchive
 from .config import RobertaConfig
 from .weights import PREFIX, parameter_shapes
 
@@ -55,7 +55,7 @@ _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 
-class _LegacyArchive(_TorchArchive):
+class _LegacyArchive(TorchArchive):
     """A legacy (pre-zip) torch.save file, read through the same restricted unpickler and the same
     checked, on-demand tensor materialisation as the zip archives of `roberta_core.checkpoint`.
     Each pickle's extent is found by a bounded scan before it is unpickled, and every storage's
@@ -67,7 +67,7 @@ class _LegacyArchive(_TorchArchive):
         try:
             self.size = os.fstat(self.file.fileno()).st_size
             self._read(extra_globals)
-            self._uses = collections.Counter(ref.storage.key for ref in pickle_reader._refs(self.obj))
+            self._uses = collections.Counter(ref.storage.key for ref in pickle_reader.tensor_refs(self.obj))
         except checkpoint.CheckpointFormatError:
             self.file.close()
             raise
@@ -79,7 +79,7 @@ class _LegacyArchive(_TorchArchive):
             raise
         self._cache: dict[str, np.ndarray] = {}
 
-    def _pickle(self, extra_globals: Mapping[tuple[str, str], Any], unpickler=pickle_reader._RestrictedUnpickler):
+    def _pickle(self, extra_globals: Mapping[tuple[str, str], Any], unpickler=pickle_reader.RestrictedUnpickler):
         """The next pickle in the file, unpickled (with its storages), the file left after it."""
         f, start = self.file, self.file.tell()
         bounded = _Bounded(f, min(self.size - start, pickle_reader.MAX_PICKLE_BYTES), self.path)
@@ -125,7 +125,7 @@ class _LegacyArchive(_TorchArchive):
     def close(self) -> None:
         self.file.close()
 
-    def _storage(self, storage: checkpoint._Storage) -> np.ndarray:
+    def _storage(self, storage: checkpoint.Storage) -> np.ndarray:
         data = self._cache.get(storage.key)
         if data is None:
             dtype = storage.dtype.newbyteorder(self.byteorder) if storage.dtype.itemsize > 1 else storage.dtype
@@ -163,10 +163,10 @@ def _read_exactly(f, n: int) -> bytes:
     return data
 
 
-class _LegacyUnpickler(pickle_reader._RestrictedUnpickler):
+class _LegacyUnpickler(pickle_reader.RestrictedUnpickler):
     """Legacy persistent ids carry a sixth field, the view metadata (never used for parameters)."""
 
-    def persistent_load(self, pid: Any) -> checkpoint._Storage:
+    def persistent_load(self, pid: Any) -> checkpoint.Storage:
         if isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage":
             if pid[5] is not None:
                 raise checkpoint.CheckpointFormatError(f"{self._path}: storage views are not supported")
@@ -180,7 +180,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[argparse.Namespace, dict[s
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such fairseq checkpoint file")
-    archive_type = _TorchArchive if zipfile.is_zipfile(path) else _LegacyArchive
+    archive_type = TorchArchive if zipfile.is_zipfile(path) else _LegacyArchive
     try:
         archive = archive_type(path, _NAMESPACE)
     except checkpoint.UnsafePickleError as e:
@@ -209,7 +209,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[argparse.Namespace, dict[s
             raise checkpoint.CheckpointFormatError(f"{path}: 'model' is not a state dict of name -> tensor")
         state = {}
         for key, value in model.items():
-            if isinstance(value, checkpoint._TensorRef):
+            if isinstance(value, checkpoint.TensorRef):
                 state[key] = archive.materialize(value, name=f"model.{key}")
             else:
                 raise checkpoint.CheckpointFormatError(f"{path}: model[{key!r}] is a {type(value).__name__}, not a tensor")

@@ -43,7 +43,7 @@ def test_records_are_checked_against_the_bytes_at_copy_time(tmp_path):
     # Even a record changed by our own code after unpickling cannot reach past the storage.
     path = crafted.torch_zip(tmp_path / "pytorch_model.bin",
                              crafted.state_dict([("w", crafted.tensor("0", 4, (4,), (1,)))]), {"0": crafted.FOUR_FLOATS})
-    archive = checkpoint.torch_bin._TorchArchive(path, {})
+    archive = checkpoint.torch_bin.TorchArchive(path, {})
     try:
         ref = archive.obj["w"]
         with pytest.raises(AttributeError):

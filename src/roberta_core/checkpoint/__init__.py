@@ -13,10 +13,12 @@ module per format:
 - `tf_h5`: `tf_model.h5`, the Keras 2 weights file transformers' TF models write (h5py);
 - `flax_msgpack`: `flax_model.msgpack`, Flax's msgpack serialisation of the parameter tree.
 
-`FORMATS` is the registry: format name -> (file name, reader, writer). bf16 and fp16 arrays stay
-bf16 (`ml_dtypes.bfloat16`) and fp16. Writers are atomic: they write a temporary file in the
-target folder, fsync it and rename it into place, so a failure leaves the folder as it was.
-Corrupt or hostile files raise `CheckpointFormatError` naming the file.
+`REGISTRY` maps each format name to its `Format` (file name, reader, writer); `FORMATS` maps it to
+the file name only. bf16 and fp16 arrays stay bf16 (`ml_dtypes.bfloat16`) and fp16. Writers are
+atomic: they write a temporary file in the target folder (a sharded save: a staging copy of the
+folder), fsync it and rename it into place, so a failure leaves the folder as it was, and a save
+leaves one set of weights in the folder. Corrupt or hostile files raise `CheckpointFormatError`
+naming the file; SECURITY.md says what the readers promise for untrusted files.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -43,8 +45,8 @@ from ._common import (
     UnsafePickleError,
     guess_architecture,
 )
-from .flax_msgpack import _FLAX_MAX_CHUNK, read_flax_msgpack, write_flax_msgpack  # noqa: F401
-from .pickle_reader import _refs, _RestrictedUnpickler, _Storage, _TensorRef  # noqa: F401  (fairseq's)
+from .flax_msgpack import read_flax_msgpack, write_flax_msgpack
+from .pickle_reader import RestrictedUnpickler, Storage, TensorRef, tensor_refs
 from .safetensors_io import (
     is_shard_name,
     parse_size,
@@ -54,7 +56,7 @@ from .safetensors_io import (
     write_safetensors_sharded,
 )
 from .tf_h5 import read_tf_h5, write_tf_h5
-from .torch_bin import _TorchArchive, iter_torch_bin, read_torch_bin, write_torch_bin  # noqa: F401
+from .torch_bin import TorchArchive, iter_torch_bin, read_torch_bin, write_torch_bin
 
 __all__ = [
     "CheckpointFormatError",
@@ -62,6 +64,8 @@ __all__ = [
     "WEIGHTS_FILES",
     "FORMATS",
     "Format",
+    "REGISTRY",
+    "is_weights_file",
     "find_weights_file",
     "iter_state_dict",
     "load_state_dict",
@@ -78,9 +82,16 @@ __all__ = [
     "read_flax_msgpack",
     "write_flax_msgpack",
     "parse_size",
+    "TorchArchive",
+    "RestrictedUnpickler",
+    "Storage",
+    "TensorRef",
+    "tensor_refs",
 ]
 
-_guess_architecture = guess_architecture  # old private name (conversion.py); use guess_architecture
+# Old private names, kept while callers move to the public ones.
+_guess_architecture = guess_architecture
+_TorchArchive, _RestrictedUnpickler, _Storage, _TensorRef, _refs = TorchArchive, RestrictedUnpickler, Storage, TensorRef, tensor_refs
 
 # What a checkpoint directory may hold, in the order `find_weights_file` prefers them.
 WEIGHTS_FILES = (SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TF_H5, FLAX_MSGPACK)

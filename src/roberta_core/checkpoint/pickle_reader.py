@@ -1,6 +1,6 @@
 """The restricted unpickler shared by `pytorch_model.bin` (torch_bin) and fairseq `model.pt`
 (roberta_core.fairseq): it rebuilds a torch.save pickle into plain containers and inert tensor
-records (`_TensorRef`: a storage, offset, shape and stride), never importing torch.
+records (`TensorRef`: a storage, offset, shape and stride), never importing torch.
 
 `unpickle` is the one entry point, and what it promises for any bytes at all:
 - the opcodes are scanned first (`pickletools.genops`): a pickle naming a global outside the
@@ -64,7 +64,7 @@ class _Frozen:
         raise AttributeError(f"{type(self).__name__} records are read-only")
 
 
-class _Storage(_Frozen):
+class Storage(_Frozen):
     """A storage a pickle refers to by key: its bytes are `<prefix>/data/<key>` in the zip.
     An untyped storage has dtype None and `numel` bytes until a tensor gives it its dtype."""
 
@@ -74,12 +74,12 @@ class _Storage(_Frozen):
         _set(self, key=key, dtype=dtype, numel=numel)
 
 
-class _TensorRef(_Frozen):
+class TensorRef(_Frozen):
     """A tensor the pickle described: a strided view of a storage, read on demand."""
 
     __slots__ = ("storage", "offset", "shape", "stride")
 
-    def __init__(self, storage: _Storage, offset: int, shape: tuple[int, ...], stride: tuple[int, ...]):
+    def __init__(self, storage: Storage, offset: int, shape: tuple[int, ...], stride: tuple[int, ...]):
         _set(self, storage=storage, offset=offset, shape=shape, stride=stride)
 
 
@@ -124,36 +124,36 @@ def check_view(offset: int, shape: tuple[int, ...], stride: tuple[int, ...], num
         )
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> _TensorRef:
+def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> TensorRef:
     """Stands in for torch._utils._rebuild_tensor(_v2): records the view, reads nothing yet.
     The trailing requires_grad / backward hooks / metadata do not matter for weights."""
-    if not isinstance(storage, _Storage):
+    if not isinstance(storage, Storage):
         raise CheckpointFormatError(f"malformed tensor record: storage {storage!r}")
     if storage.dtype is None:
         raise CheckpointFormatError(f"storage {storage.key} is untyped bytes, but the tensor record gives no dtype")
     shape, strides = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     check_view(storage_offset, shape, strides, storage.numel, storage.dtype.itemsize)
-    return _TensorRef(storage, storage_offset, shape, strides)
+    return TensorRef(storage, storage_offset, shape, strides)
 
 
-def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, *_ignored) -> _TensorRef:
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, *_ignored) -> TensorRef:
     """Stands in for torch._utils._rebuild_tensor_v3: a view of an untyped byte storage with the
     dtype given separately (offset and strides count elements of that dtype)."""
     if not (isinstance(dtype, tuple) and len(dtype) == 2 and dtype[0] is _DTYPE_MARK):
         raise CheckpointFormatError(f"malformed tensor record: dtype {dtype!r}")
     dtype = dtype[1]
-    if isinstance(storage, _Storage) and storage.dtype is None:  # first use types the bytes
+    if isinstance(storage, Storage) and storage.dtype is None:  # first use types the bytes
         if storage.numel % dtype.itemsize:
             raise CheckpointFormatError(f"storage {storage.key} of {storage.numel} bytes does not hold whole {dtype} elements")
         _set(storage, dtype=dtype, numel=storage.numel // dtype.itemsize)
-    elif isinstance(storage, _Storage) and storage.dtype != dtype:
+    elif isinstance(storage, Storage) and storage.dtype != dtype:
         raise CheckpointFormatError(f"storage {storage.key} is used as {storage.dtype} and {dtype}")
     return _rebuild_tensor(storage, storage_offset, size, stride)
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
     """Stands in for torch._utils._rebuild_parameter(_with_state): a Parameter is its data."""
-    if not isinstance(data, _TensorRef):
+    if not isinstance(data, TensorRef):
         raise CheckpointFormatError(f"malformed parameter record: {data!r}")
     return data
 
@@ -240,8 +240,8 @@ def scan(data: bytes, path: Path, allowed: Mapping[tuple[str, str], Any]) -> Non
 # ---------------------------------------------------------------------------- the unpickler
 
 
-class _RestrictedUnpickler(pickle._Unpickler):
-    """Unpickles a torch.save pickle into plain containers and `_TensorRef`s. Any global outside
+class RestrictedUnpickler(pickle._Unpickler):
+    """Unpickles a torch.save pickle into plain containers and `TensorRef`s. Any global outside
     `_TORCH_GLOBALS` (+ `extra_globals`) raises `UnsafePickleError` before it could be called.
 
     The pure-Python unpickler (pickle._Unpickler), so that the opcodes that call, instantiate or
@@ -257,7 +257,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         self._globals = {**_TORCH_GLOBALS, **extra_globals}
         self._classes = tuple({v for v in self._globals.values() if isinstance(v, type)})
         self._functions = {id(v) for v in self._globals.values() if callable(v)}
-        self._storages: dict[str, _Storage] = {}
+        self._storages: dict[str, Storage] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -265,7 +265,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         except KeyError:
             raise _unsafe(self._path, module, name) from None
 
-    def persistent_load(self, pid: Any) -> _Storage:
+    def persistent_load(self, pid: Any) -> Storage:
         # ('storage', <storage class>, key, location, numel), as torch.save writes it
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
                 and isinstance(pid[1], tuple) and pid[1][:1] == (_STORAGE_MARK,)
@@ -274,7 +274,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         dtype, key, numel = pid[1][1], pid[2], pid[4]
         storage = self._storages.get(key)
         if storage is None:
-            storage = self._storages[key] = _Storage(key, dtype, numel)
+            storage = self._storages[key] = Storage(key, dtype, numel)
         elif dtype is not None and storage.dtype != dtype:  # an untyped one is checked by _rebuild_tensor_v3
             raise CheckpointFormatError(f"{self._path}: storage {key} is used with two dtypes")
         elif storage.numel != (numel if dtype is not None or storage.dtype is None else numel // storage.dtype.itemsize):
@@ -288,13 +288,13 @@ class _RestrictedUnpickler(pickle._Unpickler):
         func = self.stack[-2] if len(self.stack) >= 2 else None
         if id(func) not in self._functions:
             self._refuse(f"calls a {type(func).__name__} that is not an allowed tensor-rebuild function")
-        _RestrictedUnpickler._base[pickle.REDUCE[0]](self)
+        RestrictedUnpickler._base[pickle.REDUCE[0]](self)
 
     def _guard_newobj(self) -> None:
         cls = self.stack[-2] if len(self.stack) >= 2 else None
         if not (isinstance(cls, type) and cls in self._classes):
             self._refuse(f"instantiates {_short(cls)}")
-        _RestrictedUnpickler._base[pickle.NEWOBJ[0]](self)
+        RestrictedUnpickler._base[pickle.NEWOBJ[0]](self)
 
     def _guard_build(self) -> None:
         inst, state = (self.stack[-2], self.stack[-1]) if len(self.stack) >= 2 else (None, None)
@@ -302,7 +302,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
             self._refuse(f"sets attributes of {_short(inst)}")
         if not (isinstance(state, dict) and all(isinstance(k, str) for k in state)):
             self._refuse(f"sets attributes from a {type(state).__name__}, not a dict of names")
-        _RestrictedUnpickler._base[pickle.BUILD[0]](self)
+        RestrictedUnpickler._base[pickle.BUILD[0]](self)
 
     def _guard_container(op: bytes, kinds: tuple[type, ...], mark: bool):
         def guard(self) -> None:
@@ -313,7 +313,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
             target = below[-depth] if len(below) >= depth else None
             if not isinstance(target, kinds):
                 self._refuse(f"adds items to a {type(target).__name__}")
-            _RestrictedUnpickler._base[op[0]](self)
+            RestrictedUnpickler._base[op[0]](self)
         return guard
 
     _base = pickle._Unpickler.dispatch
@@ -336,8 +336,8 @@ def _short(obj: Any) -> str:
 
 
 def unpickle(data: bytes, path: Path, extra_globals: Mapping[tuple[str, str], Any] | None = None,
-             unpickler: type[_RestrictedUnpickler] = _RestrictedUnpickler) -> tuple[Any, dict[str, _Storage]]:
-    """The object `data` (one pickle) describes, with tensors as `_TensorRef`s, and the storages
+             unpickler: type[RestrictedUnpickler] = RestrictedUnpickler) -> tuple[Any, dict[str, Storage]]:
+    """The object `data` (one pickle) describes, with tensors as `TensorRef`s, and the storages
     it refers to by key; see the module docstring for what is refused. Errors name `path`."""
     if len(data) > MAX_PICKLE_BYTES:
         raise CheckpointFormatError(f"{path}: the pickle is {len(data)} bytes; at most {MAX_PICKLE_BYTES} are read")
@@ -366,7 +366,7 @@ def _children(obj: Any) -> list | None:
         return items + list(extra.values()) if extra else items
     if isinstance(obj, (list, tuple, set, frozenset)):
         return list(obj)
-    if isinstance(obj, (_TensorRef, _Storage, str, bytes, bytearray, int, float, complex, bool, type(None), type)):
+    if isinstance(obj, (TensorRef, Storage, str, bytes, bytearray, int, float, complex, bool, type(None), type)):
         return None
     if hasattr(obj, "__dict__") and not callable(obj):
         return list(vars(obj).values())
@@ -407,13 +407,13 @@ def check_graph(obj: Any, path: Path, max_objects: int = MAX_OBJECTS, max_depth:
         stack.extend((c, depth + 1, None) for c in kids)
 
 
-def _refs(obj: Any) -> Iterator[_TensorRef]:
+def tensor_refs(obj: Any) -> Iterator[TensorRef]:
     """Every tensor record in `obj`, as often as a walk of the tree meets it (bounded by check_graph)."""
-    if isinstance(obj, _TensorRef):
+    if isinstance(obj, TensorRef):
         yield obj
         return
     for child in _children(obj) or ():
-        yield from _refs(child)
+        yield from tensor_refs(child)
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -20,9 +20,9 @@ from .pickle_reader import (
     MAX_PICKLE_BYTES,
     STORAGE_FOR_DTYPE,
     _contiguous_strides,
-    _refs,
-    _Storage,
-    _TensorRef,
+    tensor_refs,
+    Storage,
+    TensorRef,
     check_view,
     unpickle,
 )
@@ -36,8 +36,8 @@ __all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin"]
 MAX_INFLATION = 32
 
 
-class _TorchArchive:
-    """An open torch.save zip: the unpickled object (with `_TensorRef`s) and on-demand array reads.
+class TorchArchive:
+    """An open torch.save zip: the unpickled object (with `TensorRef`s) and on-demand array reads.
     A storage's bytes are read once and dropped when its last tensor has been materialised.
 
     Every zip entry is checked before it is read: its declared size must be what the pickle's
@@ -62,7 +62,7 @@ class _TorchArchive:
             raise CheckpointFormatError(f"{path}: truncated or corrupt torch zip archive: {e}") from None
         try:
             self._read(extra_globals)
-            self._uses = collections.Counter(ref.storage.key for ref in _refs(self.obj))
+            self._uses = collections.Counter(ref.storage.key for ref in tensor_refs(self.obj))
         except BaseException:
             self.zip.close()
             raise
@@ -125,7 +125,7 @@ class _TorchArchive:
     def close(self) -> None:
         self.zip.close()
 
-    def _storage(self, storage: _Storage) -> np.ndarray:
+    def _storage(self, storage: Storage) -> np.ndarray:
         data = self._cache.get(storage.key)
         if data is None:
             name = f"{self.prefix}data/{storage.key}"
@@ -150,7 +150,7 @@ class _TorchArchive:
             self._cache[storage.key] = data
         return data
 
-    def materialize(self, ref: _TensorRef, name: str | None = None) -> np.ndarray:
+    def materialize(self, ref: TensorRef, name: str | None = None) -> np.ndarray:
         """The array `ref` describes, as an owned C-contiguous array. The view is checked again
         here, against the bytes really read, so no record can make the copy leave its storage."""
         data = self._storage(ref.storage)
@@ -176,8 +176,8 @@ class _TorchArchive:
         return np.array(view, order="C").view(data.dtype)
 
     def resolve(self, obj: Any) -> Any:
-        """`obj` with every `_TensorRef` replaced by its array (containers rebuilt)."""
-        if isinstance(obj, _TensorRef):
+        """`obj` with every `TensorRef` replaced by its array (containers rebuilt)."""
+        if isinstance(obj, TensorRef):
             return self.materialize(obj)
         if isinstance(obj, dict):
             out = type(obj)() if type(obj) in (dict, collections.OrderedDict) else {}
@@ -202,7 +202,7 @@ def read_torch_bin(
     pickle; `extra_globals` maps further `(module, name)` pairs to the objects to use (e.g.
     `{("argparse", "Namespace"): argparse.Namespace}` for fairseq checkpoints).
     """
-    archive = _TorchArchive(Path(path), extra_globals or {})
+    archive = TorchArchive(Path(path), extra_globals or {})
     try:
         return archive.resolve(archive.obj)
     finally:
@@ -211,10 +211,10 @@ def read_torch_bin(
 
 def iter_torch_bin(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     """Yield (name, array) of a state-dict .bin, reading each storage only when it is needed."""
-    archive = _TorchArchive(path, {})
+    archive = TorchArchive(path, {})
     try:
         state = archive.obj
-        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in state.items()):
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, TensorRef) for k, v in state.items()):
             raise CheckpointFormatError(f"{path}: holds a {type(state).__name__}, not a state dict of name -> tensor")
         for key, ref in state.items():
             yield key, archive.materialize(ref, name=key)
