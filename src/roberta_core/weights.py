@@ -186,7 +186,8 @@ _ALIAS_ROWS = (("lm_head.decoder.bias", "linear_bias", ("V",), None),)
 # Heads whose encoder keeps the pooler (v4: add_pooling_layer=True only for these two).
 _POOLED_HEADS = ("model", "multiple_choice")
 
-# when -> predicate(config, head); `everything` (all_known_shapes) takes every row.
+# when -> predicate(config, head). Under `everything` (all_known_shapes) the head's own conditions
+# (pooled, untied) count as true: some head could own those keys.
 _CONDITIONS = {
     "relative": lambda config, head: config.position_embedding_type in ("relative_key", "relative_key_query"),
     "cross": lambda config, head: bool(config.add_cross_attention),
