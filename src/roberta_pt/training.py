@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sys
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -48,11 +49,14 @@ def _leave_process_group() -> None:
     torn down by the static destructors of `exit()`, after Python has finalised, in no set order:
     a gloo worker thread still joinable there ends the process in std::terminate ("terminate
     called without an active exception", SIGABRT) — a race, so it shows under CPU load. The
-    barrier first lets every rank finish (process 0 may still be writing) before any leaves."""
+    barrier first lets every rank finish (process 0 may still be writing) before any leaves; a rank
+    ending on an uncaught exception leaves at once (its peers may be blocked in a collective it
+    never reaches, and waiting for them would hang it until the group's timeout)."""
     if not dist.is_initialized():
         return
-    with contextlib.suppress(RuntimeError):  # a rank that died already: leave without it
-        dist.barrier()
+    if getattr(sys, "last_value", None) is None:  # set by the interpreter for an uncaught exception
+        with contextlib.suppress(RuntimeError):  # a rank that died already: leave without it
+            dist.barrier()
     dist.destroy_process_group()
 
 
