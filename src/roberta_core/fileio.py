@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -91,10 +91,8 @@ _RENAME_EXCHANGE = 2
 def _renameat2(src: Path, dst: Path, flags: int) -> bool:
     """rename(src, dst) with renameat2 `flags`; False where the platform or file system lacks it
     (the caller then falls back to plain renames). Other failures raise OSError."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        func = libc.renameat2
-    except (OSError, AttributeError, TypeError):
+    func = _libc_renameat2()
+    if func is None:
         return False
     at_fdcwd = -100
     result = func(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), ctypes.c_uint(flags))
@@ -104,6 +102,15 @@ def _renameat2(src: Path, dst: Path, flags: int) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
     raise OSError(err, os.strerror(err), str(dst))
+
+
+@functools.lru_cache(maxsize=None)
+def _libc_renameat2():
+    """libc's renameat2 (glibc >= 2.28), looked up once in the symbols the process already has."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return None
 
 
 def _host_tag() -> str:

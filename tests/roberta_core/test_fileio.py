@@ -117,3 +117,20 @@ def test_atomic_path_gives_usual_permissions_even_if_the_writer_replaces_the_fil
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "plain-rename"])
+def test_both_install_paths_keep_the_promises(tmp_path, monkeypatch, renameat2):
+    if not renameat2:  # a platform without renameat2: the two-rename fallback
+        monkeypatch.setattr(fileio, "_libc_renameat2", lambda: None)
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as staging:
+        (staging / "v1").write_text("1")
+    with atomic_dir(target, overwrite=True) as staging:
+        (staging / "v2").write_text("2")
+    assert entries(target) == ["v2"] and entries(tmp_path) == ["ckpt"]
+    with pytest.raises(FileExistsError):
+        with atomic_dir(tmp_path / "other") as staging:
+            (tmp_path / "other").mkdir()
+            (tmp_path / "other" / "theirs").write_text("x")
+    assert entries(tmp_path / "other") == ["theirs"] and entries(tmp_path) == ["ckpt", "other"]

@@ -23,8 +23,8 @@ from roberta_core import checkpoint
 from tests.helpers import random_state, tiny_config
 from tests.roberta_core import crafted
 
-BATCH = 40  # mutated files per process
-FUZZ = settings(max_examples=3, deadline=None, derandomize=True, database=None,
+BATCH = 60  # mutated files per process
+FUZZ = settings(max_examples=2, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
