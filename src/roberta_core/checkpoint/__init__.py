@@ -190,6 +190,33 @@ def iter_state_dict(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]
     non_finite: list[str] = []
     not_float: list[str] = []
     reader = _reader(path)(path)
+    try:
+        yield from _checked(path, reader, non_finite, not_float, seen)
+    finally:
+        reader.close()  # closes the file now, also when the caller stops early
+    if non_finite:
+        warnings.warn(f"{path}: {len(non_finite)} tensor(s) hold NaN or Inf values: {', '.join(non_finite[:12])}"
+                      + (f", ... ({len(non_finite) - 12} more)" if len(non_finite) > 12 else ""), stacklevel=2)
+    if not_float:
+        warnings.warn(f"{path}: integer or bool values where RoBERTa parameters are floating point: "
+                      f"{', '.join(not_float[:12])}; returned as stored, not cast", stacklevel=2)
+
+
+_SMALL_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # ml_dtypes' types, kind 'V' to NumPy
+
+
+def _has_non_finite(array: np.ndarray) -> bool:
+    if array.dtype.kind in "fc":
+        return not np.isfinite(array).all()
+    if array.dtype.name in _SMALL_FLOATS:
+        return not np.isfinite(array.astype(np.float32)).all()
+    return False
+
+
+def _checked(path: Path, reader: Iterator[tuple[str, np.ndarray]], non_finite: list[str], not_float: list[str],
+             seen: set[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """`reader`'s items, with its raw failures turned into errors naming `path`, duplicates
+    refused, and the NaN/Inf and non-float tensors noted."""
     while True:
         try:
             item = next(reader, None)
@@ -208,23 +235,6 @@ def iter_state_dict(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]
         if array.dtype.kind in "biu" and _expects_float(key):
             not_float.append(f"{key} ({array.dtype})")
         yield key, array
-    if non_finite:
-        warnings.warn(f"{path}: {len(non_finite)} tensor(s) hold NaN or Inf values: {', '.join(non_finite[:12])}"
-                      + (f", ... ({len(non_finite) - 12} more)" if len(non_finite) > 12 else ""), stacklevel=2)
-    if not_float:
-        warnings.warn(f"{path}: integer or bool values where RoBERTa parameters are floating point: "
-                      f"{', '.join(not_float[:12])}; returned as stored, not cast", stacklevel=2)
-
-
-_SMALL_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # ml_dtypes' types, kind 'V' to NumPy
-
-
-def _has_non_finite(array: np.ndarray) -> bool:
-    if array.dtype.kind in "fc":
-        return not np.isfinite(array).all()
-    if array.dtype.name in _SMALL_FLOATS:
-        return not np.isfinite(array.astype(np.float32)).all()
-    return False
 
 
 def _expects_float(key: str) -> bool:
