@@ -111,12 +111,25 @@ def billion_laughs_legacy(folder: Path) -> Path:
     return legacy_file(folder / "model.pt", _laughs_pickle(60))
 
 
-def _laughs_pickle(levels: int) -> bytes:
+def _laughs_ops(levels: int) -> bytes:
+    """Opcodes leaving L(levels) on the stack (memo slots 0..levels)."""
     ops = P.EMPTY_LIST + P.BINPUT + bytes([0])
     for k in range(1, levels + 1):
         ops += P.POP + P.EMPTY_LIST + P.MARK + P.BINGET + bytes([k - 1]) + P.BINGET + bytes([k - 1]) + P.APPENDS
         ops += P.BINPUT + bytes([k])
-    return P.PROTO + b"\x02" + P.EMPTY_DICT + s("model") + ops + P.SETITEM + P.STOP
+    return ops
+
+
+def _laughs_pickle(levels: int) -> bytes:
+    return P.PROTO + b"\x02" + P.EMPTY_DICT + s("model") + _laughs_ops(levels) + P.SETITEM + P.STOP
+
+
+def laughs_in_a_tensor_record(folder: Path) -> Path:
+    """Item 2 / 7: a billion-laughs list passed as a tensor record's storage: the error message
+    must not print it."""
+    record = glob("torch._utils", "_rebuild_tensor_v2") + P.MARK + _laughs_ops(60) + i(0) + P.EMPTY_TUPLE \
+        + P.EMPTY_TUPLE + P.TUPLE + P.REDUCE
+    return torch_zip(folder / "pytorch_model.bin", state_dict([("w", record)]))
 
 
 def deep_nesting(folder: Path, depth: int = 100_000) -> Path:

@@ -145,6 +145,7 @@ CORPUS = {
     "billion-laughs-bin": crafted.billion_laughs,
     "billion-laughs-fairseq": lambda d: crafted.billion_laughs(d, "model.pt"),
     "billion-laughs-legacy": crafted.billion_laughs_legacy,
+    "laughs-in-a-record": crafted.laughs_in_a_tensor_record,
     "deep-nesting": crafted.deep_nesting,
     "namespace-eq": crafted.namespace_eq_rewrite,
     "defaults": crafted.defaults_rewrite,

@@ -81,6 +81,13 @@ def test_billion_laughs_is_refused_quickly(tmp_path, build):
     refused(path, result, "objects")
 
 
+def test_a_hostile_object_in_a_record_is_not_printed_in_the_error(tmp_path):
+    path = crafted.laughs_in_a_tensor_record(tmp_path)
+    [result] = crafted.load_isolated([path], timeout=30)
+    refused(path, result, "malformed tensor record")
+    assert len(result["message"]) < 400
+
+
 def test_deep_nesting_names_the_file(tmp_path):
     path = crafted.deep_nesting(tmp_path)
     [result] = crafted.load_isolated([path])

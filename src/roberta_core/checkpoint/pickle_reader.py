@@ -22,6 +22,7 @@ import collections
 import io
 import pickle
 import pickletools
+import reprlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -90,7 +91,7 @@ def _set(record: _Frozen, **values: Any) -> None:
 
 def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)) or not all(type(v) is int and v >= 0 for v in value):
-        raise CheckpointFormatError(f"tensor {what} must be a tuple of non-negative ints, got {value!r}")
+        raise CheckpointFormatError(f"tensor {what} must be a tuple of non-negative ints, got {_short(value)}")
     if len(value) > 64:
         raise CheckpointFormatError(f"tensor {what} has {len(value)} dimensions (at most 64)")
     return tuple(value)
@@ -102,7 +103,7 @@ def check_view(offset: int, shape: tuple[int, ...], stride: tuple[int, ...], num
     `MAX_OVERLAPPING_VIEW_BYTES` beyond the storage's own size. Raises CheckpointFormatError
     without the file name (the caller adds it)."""
     if type(offset) is not int or offset < 0:
-        raise CheckpointFormatError(f"tensor offset must be a non-negative int, got {offset!r}")
+        raise CheckpointFormatError(f"tensor offset must be a non-negative int, got {_short(offset)}")
     shape, stride = _int_tuple(shape, "size"), _int_tuple(stride, "stride")
     if len(shape) != len(stride):
         raise CheckpointFormatError(f"tensor size {shape} and stride {stride} differ in rank")
@@ -128,7 +129,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored) -> TensorR
     """Stands in for torch._utils._rebuild_tensor(_v2): records the view, reads nothing yet.
     The trailing requires_grad / backward hooks / metadata do not matter for weights."""
     if not isinstance(storage, Storage):
-        raise CheckpointFormatError(f"malformed tensor record: storage {storage!r}")
+        raise CheckpointFormatError(f"malformed tensor record: storage {_short(storage)}")
     if storage.dtype is None:
         raise CheckpointFormatError(f"storage {storage.key} is untyped bytes, but the tensor record gives no dtype")
     shape, strides = _int_tuple(size, "size"), _int_tuple(stride, "stride")
@@ -140,7 +141,7 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
     """Stands in for torch._utils._rebuild_tensor_v3: a view of an untyped byte storage with the
     dtype given separately (offset and strides count elements of that dtype)."""
     if not (isinstance(dtype, tuple) and len(dtype) == 2 and dtype[0] is _DTYPE_MARK):
-        raise CheckpointFormatError(f"malformed tensor record: dtype {dtype!r}")
+        raise CheckpointFormatError(f"malformed tensor record: dtype {_short(dtype)}")
     dtype = dtype[1]
     if isinstance(storage, Storage) and storage.dtype is None:  # first use types the bytes
         if storage.numel % dtype.itemsize:
@@ -154,7 +155,7 @@ def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, bac
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
     """Stands in for torch._utils._rebuild_parameter(_with_state): a Parameter is its data."""
     if not isinstance(data, TensorRef):
-        raise CheckpointFormatError(f"malformed parameter record: {data!r}")
+        raise CheckpointFormatError(f"malformed parameter record: {_short(data)}")
     return data
 
 
@@ -330,9 +331,18 @@ class RestrictedUnpickler(pickle._Unpickler):
     del _op, _guard_container
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
 def _short(obj: Any) -> str:
-    text = obj.__qualname__ if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") else repr(obj)
-    return text if len(text) < 80 else text[:77] + "..."
+    """A bounded description of an object from the pickle for an error message: a plain repr of a
+    hostile object (a 'billion laughs' list, a 100 MB string) could take forever."""
+    if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__")):
+        text = obj.__qualname__
+    else:
+        text = _REPR.repr(obj)
+    return text if len(text) < 120 else text[:117] + "..."
 
 
 def unpickle(data: bytes, path: Path, extra_globals: Mapping[tuple[str, str], Any] | None = None,
