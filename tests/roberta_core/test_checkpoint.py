@@ -481,3 +481,22 @@ def test_flax_reads_our_msgpack_and_we_read_flax_chunked_leaves(tmp_path, monkey
     (tmp_path / "theirs" / "flax_model.msgpack").write_bytes(serialization.msgpack_serialize(tree))
     assert b"__msgpack_chunked_array__" in (tmp_path / "theirs" / "flax_model.msgpack").read_bytes()
     assert_bit_exact(checkpoint.load_state_dict(tmp_path / "theirs"), state)
+
+
+def test_sharded_save_keeps_the_folders_other_files(tmp_path):
+    # A sharded save rebuilds the folder (atomic_dir): everything that is not weights comes along.
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"a": 1}')
+    (folder / "runs").mkdir()
+    (folder / "runs" / "log.txt").write_text("step 1")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(folder)
+    checkpoint.save_state_dict(state_of("model"), folder, format="bin")
+    state = state_of("masked_lm")
+    checkpoint.save_state_dict(state, tmp_path / "link", max_shard_size="20KB")
+    assert (tmp_path / "link").is_symlink()  # the link still points at the rebuilt folder
+    assert (folder / "config.json").read_text() == '{"a": 1}' and (folder / "runs" / "log.txt").read_text() == "step 1"
+    assert not (folder / "pytorch_model.bin").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "elsewhere", "link"]  # no staging left
+    assert_bit_exact(checkpoint.load_state_dict(tmp_path / "link"), state)
