@@ -253,3 +253,12 @@ def test_bf16_weights_still_load_without_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         checkpoint.load_state_dict(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16])
+def test_nan_in_half_precision_weights_is_named(tmp_path, dtype):
+    state = {k: v.astype(dtype) for k, v in state_of(0).items()}
+    state["lm_head.bias"][1] = np.inf
+    checkpoint.save_state_dict(state, tmp_path, format="bin")
+    with pytest.warns(UserWarning, match=r"1 tensor\(s\) hold NaN or Inf values: lm_head\.bias$"):
+        checkpoint.load_state_dict(tmp_path)

@@ -208,8 +208,8 @@ _SMALL_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # ml_dtypes' types
 def _has_non_finite(array: np.ndarray) -> bool:
     if array.dtype.kind in "fc":
         return not np.isfinite(array).all()
-    if array.dtype.name in _SMALL_FLOATS:
-        return not np.isfinite(array.astype(np.float32)).all()
+    if array.dtype.name in _SMALL_FLOATS:  # a float64 sum of these cannot overflow: it is finite iff they all are
+        return not np.isfinite(np.add.reduce(array.reshape(-1), dtype=np.float64))
     return False
 
 
