@@ -36,7 +36,7 @@ from roberta_core.validation import check_forward_inputs
 from roberta_core.weights import check_vocab_resize
 
 from . import _framework
-from ._framework import (  # re-exported: tests and other modules import them from here
+from ._framework import (
     _dense,
     _embedding,
     _layer_norm,
@@ -57,7 +57,6 @@ from .unpad import Packing, pack, packed_attention, packing_for, repad, run_pack
 __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
-    "ATTN_ALIASES",
     "TFRobertaEmbeddings",
     "explicit_attention",
     "TFRobertaSelfAttention",
