@@ -15,7 +15,7 @@
 # The PyTorch reference is the image's transformers (5.x; RoBERTa's PyTorch code is the same
 # model); the JAX one is transformers 4.57.6's Flax classes, installed into /tmp/hf457 and put
 # first on the path of the reference's Flax processes only. fp32 runs with TF32 off (PyTorch) and
-# matmul precision 'highest' (JAX), as DESIGN §5 asks. Each half has its own time limit, so a
+# matmul precision 'highest' (JAX), as ARCHITECTURE §5 asks. Each half has its own time limit, so a
 # slow compile cannot cost the other half its result; PyTorch runs first.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -123,7 +123,7 @@ def pt_run(spec: dict) -> None:
 
     device = torch.device(spec["device"])
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (DESIGN §5)
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (ARCHITECTURE §5)
         torch.backends.cudnn.allow_tf32 = False
 
     def sync(_):

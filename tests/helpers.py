@@ -57,7 +57,7 @@ def padded_batch(
 
 
 def rel_err(got, ref) -> float:
-    """‖got − ref‖ / ‖ref‖ (DESIGN §5), in float64."""
+    """‖got − ref‖ / ‖ref‖ (ARCHITECTURE §5), in float64."""
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     assert got.shape == ref.shape, f"shape {got.shape} != reference {ref.shape}"

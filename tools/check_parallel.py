@@ -58,6 +58,14 @@ ALLOWED: dict[tuple[str, str], str] = {
     # Keras wraps __call__ to route keyword arguments; torch and NNX call forward/__call__ directly.
     ("modeling.py", "RobertaPreTrainedModel.__call__"): "Keras call routing",
     ("modeling.py", "RobertaPreTrainedModel.post_init"): "torch weight initialisation pass",
+    # TF has no fused attention kernel: every attn_implementation takes the explicit path.
+    ("modeling.py", "fused_attention"): "no fused attention kernel in TF",
+    # XLA drops in-graph assertions: TF's checked path before a jit_compile=True call.
+    ("modeling.py", "RobertaPreTrainedModel.check_inputs"): "XLA keeps no value checks (TF)",
+    # Under XLA a packed stream takes one of a few static sizes, each a branch of tf.switch_case.
+    ("unpad.py", "run_packed"): "TF's static-size switch under XLA",
+    # The trainer names Keras variables by canonical key (torch and NNX walk their own state).
+    ("convert.py", "variables"): "Keras variables by canonical key, read by TF's trainer",
     ("modeling.py", "RobertaPreTrainedModel._init_parameter"): "torch weight initialisation pass",
     ("modeling.py", "RobertaPreTrainedModel._materialize_missing"): "meta-device / abstract build",
 }

@@ -145,7 +145,7 @@ def resolve_attn_implementation(backend: str, value: Optional[str]) -> str:
 
 @runtime_checkable
 class ConvertModule(Protocol):
-    """`<package>.convert`: the model's parameters <-> the canonical NumPy dict (DESIGN §3)."""
+    """`<package>.convert`: the model's parameters <-> the canonical NumPy dict (ARCHITECTURE §3)."""
 
     def to_canonical(self, model: Any) -> dict[str, np.ndarray]: ...
 

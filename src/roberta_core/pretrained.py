@@ -21,12 +21,69 @@ from .config import RobertaConfig
 from .weights import HEADS, LoadPlan, plan_load
 
 __all__ = [
+    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder",
     "load_pretrained", "save_pretrained_files", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
 
 # format name -> file written (the backend decides which ones it offers)
 SAVE_FORMATS = ("safetensors", "bin", "h5", "msgpack")
+
+
+# ---------------------------------------------------------------------------- from_pretrained's keywords
+
+# v4's `from_pretrained` keywords that say how to load, not what the model is. Each backend honours
+# those that mean something for it (`device_map`, `subfolder`, `output_loading_info`; the Hub's
+# `revision`, `cache_dir`, `local_files_only`, `token` once a name is resolved through the cache)
+# and accepts the rest, as v4 does, without writing any of them into the config.
+LOAD_OPTIONS: frozenset[str] = frozenset({
+    "revision", "cache_dir", "local_files_only", "token", "use_auth_token", "subfolder", "force_download",
+    "resume_download", "proxies", "mirror", "variant", "use_safetensors", "trust_remote_code",
+    "device_map", "low_cpu_mem_usage", "output_loading_info", "from_tf", "from_flax", "from_pt",
+    "_fast_init", "offload_folder", "offload_state_dict", "max_memory", "weights_only", "key_mapping",
+    "code_revision", "_from_auto", "_from_pipeline", "tp_plan", "adapter_kwargs",
+})
+
+# Keywords that are config fields: they change the config the model is built from (v4 routes a
+# keyword to the config when the config has that attribute).
+CONFIG_KEYWORDS: frozenset[str] = frozenset(RobertaConfig().to_dict()) | {"num_labels", "id2label", "label2id"}
+
+
+def split_from_pretrained_kwargs(
+    owner: str, kwargs: Mapping[str, Any], *, model_keywords: Iterable[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Sort the extra keywords of `<owner>.from_pretrained(path, **kwargs)` as v4 does:
+    (config overrides, keywords for the model's `__init__` (`model_keywords`, e.g.
+    `add_pooling_layer`), loading options (`LOAD_OPTIONS`)). Any other keyword is a `TypeError`
+    naming it — never written into the config."""
+    overrides, model, options = {}, {}, {}
+    model_keywords = set(model_keywords)
+    unknown = []
+    for key, value in kwargs.items():
+        if key in model_keywords:
+            model[key] = value
+        elif key in LOAD_OPTIONS:
+            options[key] = value
+        elif key in CONFIG_KEYWORDS:
+            overrides[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise TypeError(
+            f"{owner}.from_pretrained() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: "
+            "not a config field, a model argument or a loading option"
+        )
+    return overrides, model, options
+
+
+def resolve_subfolder(path: str | os.PathLike, subfolder: str | None) -> Path:
+    """`path/subfolder` (v4's `subfolder=`), refusing a subfolder that leaves `path`."""
+    path = Path(path)
+    if not subfolder:
+        return path
+    if Path(subfolder).is_absolute() or ".." in Path(subfolder).parts:
+        raise ValueError(f"subfolder must be a relative path inside {path}, got {subfolder!r}")
+    return path / subfolder
 
 
 def load_pretrained(

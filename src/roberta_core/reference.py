@@ -2,7 +2,7 @@
 conformance tests and `roberta convert`'s model check).
 
 Written from the definitions (Liu et al. 2019; Vaswani et al. 2017; Shaw et al. 2018 and
-Huang et al. 2020 for relative positions; DESIGN.md §3-§4; BACKEND.md) and from nothing else:
+Huang et al. 2020 for relative positions; ARCHITECTURE §3-§4) and from nothing else:
 it imports no framework and no backend, and not `roberta_core` beyond the config type and the
 canonical key names. Dropout is off (the reference is the evaluation-mode model).
 

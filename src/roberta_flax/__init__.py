@@ -1,5 +1,5 @@
 """roberta_flax: RoBERTa in Flax (NNX) — the encoder and its seven heads with the API, names and
-checkpoint layout of Hugging Face `transformers` v4 (DESIGN §4); `jax.jit`, `nnx.remat`,
+checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4); `jax.jit`, `nnx.remat`,
 sharding on a mesh, and value checks under jit (`checked`)."""
 
 from .heads import (

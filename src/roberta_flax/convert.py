@@ -1,4 +1,4 @@
-"""Flax NNX parameter state <-> the canonical NumPy dict (DESIGN §3).
+"""Flax NNX parameter state <-> the canonical NumPy dict (ARCHITECTURE §3).
 
 The NNX state paths are v4's Flax (Linen) tree paths (`roberta/encoder/layer/0/attention/self/
 query/kernel`); `roberta_core.weights.from_flax_path`/`to_flax_path` name them canonically and

@@ -4,7 +4,7 @@ encoder -> pooler -> the pretrained-model base -> FlaxRobertaModel.
 The module tree and parameter paths are those of Hugging Face `transformers` v4's Flax (Linen)
 models, so the NNX state paths (`encoder/layer/0/attention/self/query/kernel`) are the keys of
 `flax_model.msgpack` files and map to the canonical keys through `roberta_core.weights`
-(DESIGN §3). Shapes in comments: B batch, T query length, S key length (cache included),
+(ARCHITECTURE §3). Shapes in comments: B batch, T query length, S key length (cache included),
 H hidden size, h heads, D head size (H / h), V vocabulary.
 
 A parallel text of `roberta_pt/modeling.py` (the master text): same classes (with the `Flax`

@@ -1,5 +1,5 @@
 """roberta_pt: RoBERTa in PyTorch — the encoder and its seven heads with the API, names and
-checkpoint layout of Hugging Face `transformers` v4 (DESIGN §4)."""
+checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4)."""
 
 from .heads import (
     RobertaForCausalLM,

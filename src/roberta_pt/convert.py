@@ -1,4 +1,4 @@
-"""PyTorch module parameters <-> the canonical NumPy dict (DESIGN §3).
+"""PyTorch module parameters <-> the canonical NumPy dict (ARCHITECTURE §3).
 
 The PyTorch modules already carry the canonical names and layout (linear weights (out, in)), so
 both directions are a walk over `parameter_shapes(config, head)`: no renaming, no transposing,

@@ -2,7 +2,7 @@
 encoder -> pooler -> the pretrained-model base -> RobertaModel.
 
 The module tree and parameter names are those of Hugging Face `transformers` v4, so a module's
-`named_parameters()` are the canonical keys of `roberta_core.weights` (DESIGN §3) and the same
+`named_parameters()` are the canonical keys of `roberta_core.weights` (ARCHITECTURE §3) and the same
 checkpoints load. Shapes in comments: B batch, T query length, S key length (cache included),
 H hidden size, h heads, D head size (H / h), V vocabulary.
 

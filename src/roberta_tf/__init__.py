@@ -1,5 +1,5 @@
 """roberta_tf: RoBERTa in TensorFlow with Keras 3 — the encoder and its seven heads with the API,
-names and checkpoint layout of Hugging Face `transformers` v4 (DESIGN §4), as `keras.Model`s.
+names and checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4), as `keras.Model`s.
 
 Needs Keras 3 running on TensorFlow (TF 2.16+ ships it as `tf.keras`; `transformers` v4's TF
 code needed the frozen Keras 2, `tf-keras`).

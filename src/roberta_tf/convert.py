@@ -1,4 +1,4 @@
-"""Keras variables <-> the canonical NumPy dict (DESIGN §3).
+"""Keras variables <-> the canonical NumPy dict (ARCHITECTURE §3).
 
 Keras 3 keeps variables by layer path and creation order, not by the TF1 names v4 wrote
 (`.../query/kernel:0`), so the mapping goes by structure: a canonical key such as

@@ -155,7 +155,7 @@ def _per_token(head: Callable[[tf.Tensor], tf.Tensor], hidden: tf.Tensor, packin
 MASKED_BUDGETS = (3 / 16, 1 / 2, 1.0)
 
 
-# ---------------------------------------------------------------------------- head layers
+# ---------------------------------------------------------------------------- head modules
 
 class TFRobertaLMHead(keras.layers.Layer):
     """States (B, T, H) -> vocabulary logits (B, T, V): dense -> gelu -> LayerNorm -> decoder.

@@ -5,7 +5,7 @@ Layers are `keras.layers.Layer`s whose `call` uses TF ops, with their weights ma
 the models are `keras.Model`s, so `compile`/`fit`/`predict` work. Every call runs eagerly, under
 `tf.function` and under `tf.function(jit_compile=True)` (XLA). The layer tree mirrors the
 PyTorch one attribute for attribute (`model.roberta.encoder.layer[0].attention.self.query`), so
-`convert.py` maps it onto the canonical keys of `roberta_core.weights` (DESIGN §3). Shapes in
+`convert.py` maps it onto the canonical keys of `roberta_core.weights` (ARCHITECTURE §3). Shapes in
 comments: B batch, T query length, S key length (cache included), H hidden size, h heads,
 D head size (H / h), V vocabulary.
 

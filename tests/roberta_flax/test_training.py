@@ -162,7 +162,7 @@ def test_optax_train_step_with_dropout_learns():
 
 
 def test_query_is_called_as_a_module_in_training():
-    """DESIGN §4: `attention.self.query` (like every projection) runs as its own module in every
+    """ARCHITECTURE §4: `attention.self.query` (like every projection) runs as its own module in every
     mode, training with gradients included, so a wrapper put in its place (LoRA, a forward
     hook, a quantizer) sees the call and changes the result. The wrapper here records each
     call and scales the projection's output; the loss and the gradient of the wrapped kernel

@@ -229,7 +229,7 @@ def test_return_dict_false_gives_the_present_fields_in_order():
 
 
 def test_query_forward_hook_fires_in_training_with_gradients():
-    # query/key/value are called as modules in every mode, training included (DESIGN §4): a
+    # query/key/value are called as modules in every mode, training included (ARCHITECTURE §4): a
     # forward hook (what LoRA, PEFT and quantization wrappers rely on) on `attention.self.query`
     # sees the training step, and what it returns is what the model computes with. Expected: the
     # reference with that layer's query weights zeroed, which is what a hook giving zeros means.

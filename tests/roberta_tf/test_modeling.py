@@ -22,7 +22,7 @@ LIST_FIELDS = ("hidden_states", "attentions", "cross_attentions", "past_key_valu
 
 
 def assert_matches_reference(out, ref, bar=1e-5):
-    """Every field the reference gives is present and within `bar` relative error (DESIGN §5)."""
+    """Every field the reference gives is present and within `bar` relative error (ARCHITECTURE §5)."""
     assert set(ref) <= set(out), f"missing fields {set(ref) - set(out)}"
     for name, want in ref.items():
         got = out[name]

@@ -167,10 +167,10 @@ def demo(backend: str = "pt", out: str | Path = "demo-run", *, steps: int = PRET
 def _convert_and_compare(ckpt: Path, out: Path, say) -> bool:
     """[7/7] the checkpoint in TensorFlow's and Flax's formats, each verified by loading it in
     its framework, then the conformance suite's parity table on the checkpoint."""
-    from .. import runtime
+    from .. import backends, runtime
     from ..conversion import convert
 
-    missing = [b for b in ("pt", "tf", "flax") if not runtime.available(b)]
+    missing = [b for b in backends.NAMES if not runtime.available(b)]
     if missing:
         say(f"[7/7] conversion and parity skipped: the {', '.join(missing)} backend(s) are not installed")
         return True

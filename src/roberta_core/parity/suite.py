@@ -2,7 +2,7 @@
 serves) into weights and inputs, runs the float64 reference and each installed backend, and
 compares every output field.
 
-Checks and bars (DESIGN §5):
+Checks and bars (ARCHITECTURE §5):
     fp32   each backend vs the reference: ‖Δ‖/‖ref‖ ≤ 1e-5 for every output field
     pair   backend vs backend, fp32: max |Δ| ≤ 1e-5 for every output field (on a trained
            checkpoint, max |Δ| / max(1, max |x|): see `Prepared.pair_in_units_of_scale`)
