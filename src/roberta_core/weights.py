@@ -175,9 +175,10 @@ _HEAD_ROWS: dict[str, tuple] = {
         ("classifier.weight", "linear_weight", ("L", "H"), None),
         ("classifier.bias", "linear_bias", ("L",), None),
     ),
+    # v4 builds `qa_outputs` with num_labels outputs (its forward then needs 2: start, end).
     "question_answering": (
-        ("qa_outputs.weight", "linear_weight", (2, "H"), None),
-        ("qa_outputs.bias", "linear_bias", (2,), None),
+        ("qa_outputs.weight", "linear_weight", ("L", "H"), None),
+        ("qa_outputs.bias", "linear_bias", ("L",), None),
     ),
 }
 # Names checkpoints carry that no head owns: the tied decoder's bias (a view of lm_head.bias).
