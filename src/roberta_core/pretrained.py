@@ -93,6 +93,7 @@ def load_pretrained(
     config: RobertaConfig | None = None,
     strict: bool = False,
     ignore_mismatched_sizes: bool = False,
+    pooled: bool | None = None,
     **config_overrides: Any,
 ) -> tuple[RobertaConfig, dict[str, np.ndarray], LoadPlan]:
     """Read a checkpoint directory (any of the four weight formats) for `head`.
@@ -101,6 +102,8 @@ def load_pretrained(
     is given), the canonical arrays the head owns that the checkpoint holds, and the load plan
     (already checked: shape mismatches raise unless ignored; unknown/unused/missing keys warn,
     or raise under `strict`). Keys in `plan.missing` are for the backend to initialise.
+    `pooled=False` is a bare model built without its pooler (`add_pooling_layer=False`): the
+    checkpoint's pooler is reported unused, not loaded.
     """
     path = Path(path)
     if config is None:
@@ -109,7 +112,8 @@ def load_pretrained(
         config = config.copy(**config_overrides)
     state = checkpoint.load_state_dict(path)
     plan = plan_load(
-        config, head, {k: v.shape for k, v in state.items()}, ignore_mismatched_sizes=ignore_mismatched_sizes
+        config, head, {k: v.shape for k, v in state.items()}, ignore_mismatched_sizes=ignore_mismatched_sizes,
+        pooled=pooled,
     )
     plan.check(strict=strict, source=str(path))
     loaded = {target: state[src] for target, src in plan.mapping.items()}

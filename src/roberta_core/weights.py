@@ -22,7 +22,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from .config import RobertaConfig
 
@@ -231,10 +231,18 @@ def _encoder_shapes(config: RobertaConfig, head: str, everything: bool = False) 
     return shapes
 
 
-def parameter_shapes(config: RobertaConfig, head: str) -> dict[str, tuple[int, ...]]:
-    """Canonical key -> shape for every parameter `head` owns (tied aliases excluded), in module order."""
+def parameter_shapes(
+    config: RobertaConfig, head: str, *, pooled: Optional[bool] = None
+) -> dict[str, tuple[int, ...]]:
+    """Canonical key -> shape for every parameter `head` owns (tied aliases excluded), in module order.
+    `pooled` says whether the encoder has its pooler (v4's `add_pooling_layer`); None: the head's default."""
     _check_head(head)
     encoder = _encoder_shapes(config, head)
+    if pooled is not None and pooled != _CONDITIONS["pooled"](config, head):
+        pooler = _expand(_POOLER_ROWS, config, "model", False)
+        encoder = {k: v for k, v in encoder.items() if k not in pooler}
+        if pooled:
+            encoder.update(pooler)
     if head == "model":
         return encoder
     shapes = {PREFIX + k: v for k, v in encoder.items()}
@@ -353,10 +361,12 @@ def plan_load(
     source_shapes: Mapping[str, Sequence[int]],
     *,
     ignore_mismatched_sizes: bool = False,
+    pooled: Optional[bool] = None,
 ) -> LoadPlan:
     """Map a checkpoint's keys (any head's, with or without the `roberta.` prefix, legacy
-    `gamma`/`beta`, tied aliases present or absent) onto the keys `head` owns."""
-    expected = parameter_shapes(config, head)
+    `gamma`/`beta`, tied aliases present or absent) onto the keys `head` owns (`pooled`: as
+    `parameter_shapes`; a pooler the model lacks is reported unused)."""
+    expected = parameter_shapes(config, head, pooled=pooled)
     tied = tied_keys(config, head)
     known = all_known_shapes(config)
     plan = LoadPlan(head=head, ignored_mismatched=ignore_mismatched_sizes)
