@@ -24,6 +24,7 @@ __all__ = [
     "check_input_dtypes",
     "shape_of",
     "resolve_dtype",
+    "resolve_device",
 ]
 
 
@@ -170,3 +171,41 @@ def resolve_dtype(dtype: Any, state: Mapping[str, Any]) -> torch.dtype:
     if dtype in _DTYPES:
         return _DTYPES[dtype]
     raise ValueError(f"dtype must be a torch floating dtype, 'auto' or one of {', '.join(_DTYPES)}; got {dtype!r}")
+
+
+# ---------------------------------------------------------------------------- placement
+
+_DEVICE_MAP_VALUES = "'cpu', 'cuda', 'cuda:N', 'mps', 'auto', a GPU index, a torch.device or {'': device}"
+
+
+def resolve_device(device: Any, device_map: Any) -> torch.device:
+    """Where `from_pretrained` puts the weights: `device`, or v4's `device_map` ('auto': the GPU
+    when there is one, else the CPU; 'cpu', 'cuda', 'cuda:1', an int GPU index, a torch.device,
+    or `{"": device}`, the whole model on one device). The model is not split over devices: a
+    map that places modules apart is refused, as is a device torch cannot reach."""
+    if device_map is None:
+        return torch.device(device) if device is not None else torch.device("cpu")
+    if isinstance(device_map, dict):
+        if set(device_map) != {""}:
+            raise ValueError(
+                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
+                f"devices is not supported, got keys {sorted(device_map)[:4]}"
+            )
+        device_map = device_map[""]
+    if isinstance(device_map, str) and device_map == "auto":
+        device_map = "cuda" if torch.cuda.is_available() else "cpu"
+    if isinstance(device_map, bool) or not isinstance(device_map, (str, int, torch.device)):
+        raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
+    if isinstance(device_map, int) and device_map < 0:
+        raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
+    try:
+        placed = torch.device("cuda", device_map) if isinstance(device_map, int) else torch.device(device_map)
+    except RuntimeError as error:
+        raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r} ({error})") from None
+    if placed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device_map={device_map!r} asks for a GPU, but torch sees none (use 'cpu' or 'auto')")
+    if placed.type == "cuda" and placed.index is not None and placed.index >= torch.cuda.device_count():
+        raise ValueError(f"device_map={device_map!r}: there are {torch.cuda.device_count()} GPU(s)")
+    if device is not None and torch.device(device) != placed:
+        raise ValueError(f"device={device!r} and device_map={device_map!r} disagree; give one of them")
+    return placed

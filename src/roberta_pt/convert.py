@@ -28,11 +28,17 @@ def _parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return dict(model.named_parameters())
 
 
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """`parameter_shapes(config, head)`, less the pooler of a RobertaModel built without it."""
+    return parameter_shapes(model.config, model.head, pooled=model.base_model.pooler is not None)
+
+
 def to_canonical(model: nn.Module) -> dict[str, np.ndarray]:
     """The model's parameters as `{canonical key: array}`, exactly the keys of
-    `parameter_shapes(model.config, model.head)` in that order, PyTorch layout."""
+    `parameter_shapes(model.config, model.head)` in that order (no pooler when the model has
+    none), PyTorch layout."""
     params = _parameters(model)
-    return {key: as_array(params[key]) for key in parameter_shapes(model.config, model.head)}
+    return {key: as_array(params[key]) for key in _shapes(model)}
 
 
 def from_canonical(
@@ -52,7 +58,7 @@ def from_canonical(
     moved to `device` only where they differ; any other parameter is copied into. `consume`
     removes each entry from `state` once loaded, so `from_pretrained` never holds two copies.
     """
-    expected = parameter_shapes(model.config, model.head)
+    expected = _shapes(model)
     check_state(type(model).__name__, model.head, expected, state, allow_missing=allow_missing)
     for key in list(state):
         module_name, _, param_name = key.rpartition(".")

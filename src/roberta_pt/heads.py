@@ -578,7 +578,8 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
         self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(
@@ -601,6 +602,11 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         that neither the loss nor an argmax sees them (v4 scores padding like any position, which
         changes its loss a little; without padding the two agree)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if self.config.num_labels != 2:
+            raise ValueError(
+                f"{type(self).__name__} scores a start and an end per token: it needs config.num_labels == 2, "
+                f"got num_labels={self.config.num_labels}"
+            )
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(

@@ -14,6 +14,7 @@ rules) lives in `_framework.py`, the padding-free machinery of `unpad=True` in `
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import warnings
@@ -27,11 +28,16 @@ from torch.utils.checkpoint import checkpoint
 from roberta_core import backends
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
-from roberta_core.pretrained import load_pretrained, save_pretrained_files
+from roberta_core.pretrained import (
+    load_pretrained,
+    resolve_subfolder,
+    save_pretrained_files,
+    split_from_pretrained_kwargs,
+)
 from roberta_core.validation import check_forward_inputs
-from roberta_core.weights import check_vocab_resize
+from roberta_core.weights import LoadPlan, check_vocab_resize
 
-from ._framework import check_input_dtypes, check_values, resolve_dtype, shape_of
+from ._framework import check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
 from .unpad import Packing, _nothing_masked, pack, packed_attention, packing_for, repad, unpad_rows
 
@@ -667,8 +673,8 @@ class RobertaPreTrainedModel(nn.Module):
         strict: bool = False,
         ignore_mismatched_sizes: bool = False,
         attn_implementation: Optional[str] = None,
-        **config_overrides: Any,
-    ) -> "RobertaPreTrainedModel":
+        **kwargs: Any,
+    ) -> "RobertaPreTrainedModel" | tuple["RobertaPreTrainedModel", dict[str, list]]:
         """Load a checkpoint directory in any of the four weight formats (safetensors, sharded
         too; pytorch_model.bin; tf_model.h5; flax_model.msgpack), in evaluation mode.
 
@@ -676,24 +682,41 @@ class RobertaPreTrainedModel(nn.Module):
         and the newly initialised keys are reported in one warning (an error under `strict`).
         A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`.
         `dtype`: None (float32, as v4), 'auto' (the checkpoint's), or a torch dtype.
-        `config_overrides` change config fields (`num_labels=5`, `is_decoder=True`).
+
+        The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
+        the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
+        RobertaModel without pooler, `torch_dtype` is v4's older name of `dtype`); loading options
+        are honoured (`subfolder`, `device_map` (see `_framework.resolve_device`),
+        `output_loading_info=True`: returns (model, {"missing_keys", "unexpected_keys",
+        "mismatched_keys", "error_msgs"})) or accepted and never written into the config
+        (`low_cpu_mem_usage`: loading already holds one copy; the Hub's `revision`, `cache_dir`,
+        `local_files_only`, `token`, unused for a local directory). Any other keyword is a TypeError.
 
         The model is built on the meta device and takes the loaded arrays without copying them
         where dtype and device allow, so loading holds about one copy of the weights.
         """
-        dtype = config_overrides.pop("torch_dtype", dtype)  # v4's older spelling
-        config, state, _ = load_pretrained(
-            path, cls.head, config=config, strict=strict,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
+        init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
+        overrides, model_kwargs, options = split_from_pretrained_kwargs(
+            cls.__name__, kwargs, model_keywords=("torch_dtype", *init_keywords)
+        )
+        dtype = model_kwargs.pop("torch_dtype", dtype)  # v4's older spelling
+        model_kwargs.pop("attn_implementation", None)  # the explicit argument above
+        pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
+        device = resolve_device(device, options.get("device_map"))
+        config, state, plan = load_pretrained(
+            resolve_subfolder(path, options.get("subfolder")), cls.head, config=config, strict=strict,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         dtype = resolve_dtype(dtype, state)
-        device = torch.device(device) if device is not None else torch.device("cpu")
         with torch.device("meta"):
-            model = cls(config, attn_implementation=attn_implementation)
+            model = cls(config, attn_implementation=attn_implementation, **model_kwargs)
         from_canonical(model, state, allow_missing=True, dtype=dtype, device=device, consume=True)
         model.tie_weights()
         model._materialize_missing(dtype, device)
-        return model.eval()
+        model.eval()
+        if options.get("output_loading_info"):
+            return model, _loading_info(plan)
+        return model
 
     def _materialize_missing(self, dtype: torch.dtype, device: torch.device) -> None:
         """Give the parameters the checkpoint lacked (still on the meta device) real storage
@@ -726,6 +749,17 @@ class RobertaPreTrainedModel(nn.Module):
         save_pretrained_files(
             directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
         )
+
+
+def _loading_info(plan: LoadPlan) -> dict[str, list]:
+    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
+    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
+    return {
+        "missing_keys": list(plan.missing),
+        "unexpected_keys": list(plan.unused) + list(plan.unknown),
+        "mismatched_keys": [key for key, _, _ in plan.mismatched],
+        "error_msgs": [],
+    }
 
 
 def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit._s
 
 
 def _case(head):
-    config = tiny_config(num_labels=3, is_decoder=head == "causal_lm")
+    config = tiny_config(num_labels=2 if head == "question_answering" else 3, is_decoder=head == "causal_lm")
     model, _ = build(head, config)
     ids, mask = padded_batch(config, lengths=(7, 5, 2))
     inputs = dict(input_ids=t(ids), attention_mask=t(mask))

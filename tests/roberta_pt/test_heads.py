@@ -99,7 +99,9 @@ def test_question_answering_loss_clamps_and_ignores_by_hand():
     + [("sequence_classification", "regression"), ("sequence_classification", "multi_label_classification")],
 )
 def test_model_loss_matches_reference(head, problem):
-    config = tiny_config(num_labels=3, is_decoder=head == "causal_lm", problem_type=problem)
+    # QA scores a start and an end: its num_labels is 2 (v4's qa_outputs has num_labels outputs).
+    num_labels = 2 if head == "question_answering" else 3
+    config = tiny_config(num_labels=num_labels, is_decoder=head == "causal_lm", problem_type=problem)
     model, state = build(head, config)
     ids, mask = padded_batch(config, lengths=(6, 4))
     rng = np.random.default_rng(5)
