@@ -1,28 +1,76 @@
 """`BatchEncoding`, what a tokenizer call returns: a dict of lists or tensors that also reads as
-attributes, and remembers the rows it was built from for per-token accessors."""
+attributes, and remembers the rows it was built from for v4 fast's per-token accessors."""
 
 from __future__ import annotations
 
+import operator
+import warnings
+from typing import NamedTuple
+
 TENSOR_TYPES = ("np", "pt", "tf", "jax")
+
+
+class CharSpan(NamedTuple):
+    """Characters [start, end) of the original text (of the word, for pre-split input)."""
+
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    """Tokens [start, end) of an encoded row."""
+
+    start: int
+    end: int
+
+
+class TokenSource:
+    """What the accessors need besides the rows: the tokenizer (token strings) and the call's inputs,
+    re-encoded with offsets and word ids on first use only, so that a call that does not use them
+    costs nothing more. `seqs` is None where there was no text (`prepare_for_model`)."""
+
+    __slots__ = ("tokenizer", "seqs", "split", "split_special", "_encoded")
+
+    def __init__(self, tokenizer, seqs, split: bool, split_special: bool):
+        self.tokenizer, self.seqs, self.split, self.split_special = tokenizer, seqs, split, split_special
+        self._encoded = None
+
+    def encoded(self) -> list[tuple] | None:
+        """(ids, offsets, words, origin) of every input sequence, as `_encode_sequences` gives them."""
+        if self._encoded is None and self.seqs is not None:
+            self._encoded = self.tokenizer._encode_sequences(self.seqs, self.split, True, self.split_special)
+        return self._encoded
 
 
 class BatchEncoding(dict):
     """The tokenizers' output: a dict of lists (or tensors) that also reads as attributes.
 
     Keys: input_ids (B, T), attention_mask (B, T) and, when asked, token_type_ids,
-    special_tokens_mask, offset_mapping (B, T, 2), length (B,), overflow_to_sample_mapping (B,).
-    A single text gives flat lists (T,) unless tensors or overflow windows were asked for.
+    special_tokens_mask, offset_mapping (B, T, 2), length (B,), overflow_to_sample_mapping (B,),
+    labels (B, T') for `text_target`. A single text gives flat lists (T,) unless tensors or
+    overflow windows were asked for.
 
-    Per-token accessors (`word_ids`, `sequence_ids`) read the rows the tokenizer built: `rows` is
-    (list of `padding._Row`, (padded length, padded on the left?) or None). A new accessor takes
-    its row with `self._row(batch_index, name)` (ids, offsets, words, n1, n2, special and
-    `sequence_ids()` before padding) and, for a per-token list, pads it with `self._padded(values)`
-    so that it lines up with `input_ids`.
+    The per-token accessors of v4's fast BatchEncoding (`tokens`, `word_ids`, `sequence_ids`,
+    `token_to_word`, `char_to_token`, `word_to_tokens`, ...) work on the output of both tokenizers,
+    with v4's conventions: `f(index)` reads batch item 0, `f(batch_index, index)` any item (an
+    overflow window is an item of its own); token indices count the padded row; None where
+    nothing corresponds (special tokens, pads, a character no token covers, a word not there).
+    Words are v4 fast's: the given words for pre-split input, else the pre-tokens (a word and
+    its leading space, a digit run, a symbol run, a whitespace run, an added token), numbered
+    from 0 in each text of a pair. Character offsets follow the tokenizer's trim_offsets, and
+    index each word for pre-split input, as v4's.
+
+    Internals: `rows` is (list of `padding._Row`, (padded length, padded on the left?) or None);
+    `source` a `TokenSource`. A new accessor takes its row with `self._row(batch_index, name)`,
+    the row's per-token data, padded as input_ids was, with `self._offsets(b)`, `self._words(b)`,
+    `self._tokens(b)`, and pads other per-token lists with `self._padded(values)`.
     """
 
-    def __init__(self, data=None, tensor_type: str | None = None, *, rows=None):
+    def __init__(self, data=None, tensor_type: str | None = None, *, rows=None, source: TokenSource | None = None):
         super().__init__(data or {})
         self._rows = rows
+        self._source = source
+        self._cache = {}  # (what, batch index) -> a padded per-token list
         if tensor_type is not None:
             self.convert_to_tensors(tensor_type)
 
@@ -32,41 +80,225 @@ class BatchEncoding(dict):
         return self[name]
 
     def __getstate__(self):
-        return {"data": dict(self), "rows": self._rows}
+        # The accessors' data goes along, computed now, rather than the tokenizer and the texts.
+        if self._rows is not None and self._source is not None:
+            for b in range(len(self._rows[0])):
+                self._tokens(b)
+                if self._source.seqs is not None or self._rows[0][b].words is not None:
+                    self._words(b)
+                if self._source.seqs is not None or self._rows[0][b].offsets is not None:
+                    self._offsets(b)
+        return {"data": dict(self), "rows": self._rows, "cache": self._cache}
 
     def __setstate__(self, state):
         self.update(state["data"])
         self._rows = state["rows"]
+        self._source = None
+        self._cache = state.get("cache", {})
 
     @property
     def data(self) -> dict:
         return dict(self)
 
+    # ------------------------------------------------------------------ v4 fast accessors
+
+    @property
+    def is_fast(self) -> bool:
+        """Whether the per-token accessors are available (v4: whether a fast tokenizer made it): True
+        for the output of a call of either of our tokenizers, False for `pad()` output or a plain dict."""
+        return self._rows is not None
+
+    @property
+    def n_sequences(self) -> int | None:
+        """1 for single texts, 2 for pairs (as batch item 0 has it), None when unknown."""
+        if self._rows is None or not self._rows[0]:
+            return None
+        return 1 if self._rows[0][0].n2 is None else 2
+
+    @property
+    def encodings(self) -> list[TokenEncoding] | None:
+        """One `TokenEncoding` per row (v4: the `tokenizers.Encoding` of each), None without rows."""
+        if self._rows is None:
+            return None
+        return [TokenEncoding(self, b) for b in range(len(self._rows[0]))]
+
+    def tokens(self, batch_index: int = 0) -> list[str]:
+        """The token strings of row `batch_index` ('<s>', 'ĠHello', ..., '<pad>')."""
+        return list(self._tokens(self._batch(batch_index, "tokens")))
+
     def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        """Which word of the pre-split input each token of row `batch_index` came from (None for
-        special tokens, pads, and for input that was not split into words)."""
-        row = self._row(batch_index, "word_ids")
-        return self._padded(row.words if row.words is not None else [None] * len(row.ids))
+        """The word each token of row `batch_index` came from (None for special tokens and pads)."""
+        return list(self._words(self._batch(batch_index, "word_ids")))
+
+    def words(self, batch_index: int = 0) -> list[int | None]:
+        """Deprecated in v4 for `word_ids` (same result)."""
+        warnings.warn("BatchEncoding.words() is deprecated (as in v4); use word_ids()", FutureWarning, stacklevel=2)
+        return self.word_ids(batch_index)
 
     def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
         """0 for tokens of the first text, 1 for the second, None for special tokens and pads."""
-        return self._padded(self._row(batch_index, "sequence_ids").sequence_ids())
+        return list(self._sequence_ids(self._batch(batch_index, "sequence_ids")))
+
+    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        """Which text of the pair (0 or 1) a token belongs to; None for special tokens and pads."""
+        b, t = self._batch_and_token(batch_or_token_index, token_index, "token_to_sequence")
+        return self._sequence_ids(b)[t]
+
+    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        """The word a token belongs to (within its text); None for special tokens and pads."""
+        b, t = self._batch_and_token(batch_or_token_index, token_index, "token_to_word")
+        return self._words(b)[t]
+
+    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
+        """The characters a token covers in its text (its word, for pre-split input); None for
+        special tokens and pads."""
+        b, t = self._batch_and_token(batch_or_token_index, token_index, "token_to_chars")
+        if self._sequence_ids(b)[t] is None:
+            return None
+        return CharSpan(*self._offsets(b)[t])
+
+    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None,
+                      sequence_index: int = 0) -> int | None:
+        """The first token of text `sequence_index` that covers a character; None if none does
+        (a space that trim_offsets leaves out of every token, a character past the end)."""
+        b, c = self._batch_and_other(batch_or_char_index, char_index, "char_index", "char_to_token")
+        return self._char_to_token(b, c, self._sequence(b, sequence_index))
+
+    def char_to_word(self, batch_or_char_index: int, char_index: int | None = None,
+                     sequence_index: int = 0) -> int | None:
+        """The word of the token that covers a character (see `char_to_token`); None if none does."""
+        b, c = self._batch_and_other(batch_or_char_index, char_index, "char_index", "char_to_word")
+        token = self._char_to_token(b, c, self._sequence(b, sequence_index))
+        return None if token is None else self._words(b)[token]
+
+    def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None,
+                       sequence_index: int = 0) -> TokenSpan | None:
+        """The tokens [start, end) of a word of text `sequence_index`; None if the row has no token of it."""
+        b, w = self._batch_and_other(batch_or_word_index, word_index, "word_index", "word_to_tokens")
+        return self._word_to_tokens(b, w, self._sequence(b, sequence_index))
+
+    def word_to_chars(self, batch_or_word_index: int, word_index: int | None = None,
+                      sequence_index: int = 0) -> CharSpan | None:
+        """The characters of a word of text `sequence_index` (first token's start, last token's end);
+        None if the row has no token of it (v4 raises a TypeError there)."""
+        b, w = self._batch_and_other(batch_or_word_index, word_index, "word_index", "word_to_chars")
+        span = self._word_to_tokens(b, w, self._sequence(b, sequence_index))
+        if span is None:
+            return None
+        offsets = self._offsets(b)
+        return CharSpan(offsets[span.start][0], offsets[span.end - 1][1])
+
+    # ------------------------------------------------------------------ accessor internals
+
+    def _char_to_token(self, b: int, char: int, sequence: int) -> int | None:
+        sequence_ids, offsets = self._sequence_ids(b), self._offsets(b)
+        for t, (s, span) in enumerate(zip(sequence_ids, offsets)):
+            if s == sequence and span[0] <= char < span[1]:
+                return t
+        return None
+
+    def _word_to_tokens(self, b: int, word: int, sequence: int) -> TokenSpan | None:
+        found = [t for t, (s, w) in enumerate(zip(self._sequence_ids(b), self._words(b))) if s == sequence and w == word]
+        return TokenSpan(found[0], found[-1] + 1) if found else None
+
+    def _batch(self, batch_index, what: str) -> int:
+        """`batch_index` checked (negative counts from the end) and the rows present."""
+        rows = self._check_rows(what)
+        return _checked_index(batch_index, "batch_index", len(rows), what)
+
+    def _batch_and_token(self, first, token_index, what: str) -> tuple[int, int]:
+        b, t = (0, first) if token_index is None else (first, token_index)
+        b = self._batch(b, what)
+        return b, _checked_index(t, "token_index", len(self._sequence_ids(b)), what)
+
+    def _batch_and_other(self, first, other, name: str, what: str) -> tuple[int, int]:
+        """(batch index, char or word index): v4's `f(index)` / `f(batch_index, index)`."""
+        b, i = (0, first) if other is None else (first, other)
+        b = self._batch(b, what)
+        i = _as_int(i, name, what)
+        if i < 0:
+            raise ValueError(f"{what}: {name} must be >= 0, got {i}")
+        return b, i
+
+    def _sequence(self, b: int, sequence_index) -> int:
+        sequence_index = _as_int(sequence_index, "sequence_index", "")
+        count = 1 if self._rows[0][b].n2 is None else 2
+        if not 0 <= sequence_index < count:
+            raise ValueError(f"sequence_index must be in [0, {count}) for batch item {b} "
+                             f"({'a pair' if count == 2 else 'a single text'}), got {sequence_index}")
+        return sequence_index
+
+    def _check_rows(self, what: str) -> list:
+        if self._rows is None:
+            raise ValueError(f"{what}() is only available on the output of a tokenizer call")
+        return self._rows[0]
 
     def _row(self, batch_index: int, what: str):
         """Row `batch_index` as the tokenizer built it (before padding); `what` names the accessor in errors."""
-        if self._rows is None:
-            raise ValueError(f"{what}() is only available on the output of a tokenizer call")
-        rows = self._rows[0]
-        if not 0 <= batch_index < len(rows):
-            raise ValueError(f"batch_index must be in [0, {len(rows)}), got {batch_index}")
-        return rows[batch_index]
+        return self._rows[0][self._batch(batch_index, what)]
 
-    def _padded(self, values: list) -> list:
-        """A per-token list of one row padded as input_ids was (None at the pads)."""
+    def _padded(self, values: list, filler=None) -> list:
+        """A per-token list of one row padded as input_ids was (`filler` at the pads)."""
         if self._rows[1] is None:
             return list(values)
         target, left = self._rows[1]
-        return _pad_rows([list(values)], target, None, left)[0]
+        return _pad_rows([list(values)], target, filler, left)[0]
+
+    def _cached(self, what: str, b: int, make) -> list:
+        key = (what, b)
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _sequence_ids(self, b: int) -> list:
+        return self._cached("sequence_ids", b, lambda: self._padded(self._rows[0][b].sequence_ids()))
+
+    def _tokens(self, b: int) -> list[str]:
+        def make():
+            if self._source is None:
+                raise ValueError("tokens() needs the tokenizer: this encoding was unpickled without them")
+            tokenizer = self._source.tokenizer
+            return self._padded(tokenizer.convert_ids_to_tokens(self._rows[0][b].ids), tokenizer.pad_token)
+        return self._cached("tokens", b, make)
+
+    def _words(self, b: int) -> list:
+        def make():
+            row = self._rows[0][b]
+            if row.words is not None:
+                return self._padded(row.words)
+            if self._source is None or self._source.seqs is None:
+                return [None] * len(self._sequence_ids(b))  # token ids without text: no words (v4's slow path)
+            return self._padded(self._reencoded(b, 2, None))
+        return self._cached("words", b, make)
+
+    def _offsets(self, b: int) -> list:
+        def make():
+            row = self._rows[0][b]
+            if row.offsets is not None:
+                return self._padded(row.offsets, (0, 0))
+            if self._source is None or self._source.seqs is None:
+                raise ValueError("character offsets are only available for text input (not prepare_for_model ids)")
+            return self._padded(self._reencoded(b, 1, (0, 0)), (0, 0))
+        return self._cached("offsets", b, make)
+
+    def _reencoded(self, b: int, field: int, filler) -> list:
+        """Field 1 (offsets) or 2 (words) of row `b`, from the inputs encoded again with offsets."""
+        row, encoded = self._rows[0][b], self._source.encoded()
+        where = (1, 3 + row.n1) if row.special else (0, row.n1)  # where a and b start in the row
+        parts = []
+        for origin, n, at in zip(row.origin, (row.n1, row.n2), where):
+            if origin is None:  # no second text
+                parts.append(None)
+                continue
+            k, start = origin
+            again = encoded[k]
+            # The tokenizer may have changed since the call (added tokens, options): then the texts
+            # no longer give the ids of this row, and their offsets would not describe it.
+            if again[0][start:start + n] != row.ids[at:at + n]:
+                raise ValueError("the tokenizer changed since this encoding was made (its texts now give other "
+                                 "ids); encode them again to use the accessors")
+            parts.append(again[field][start:start + n])
+        return row.around(parts[0], parts[1], filler)
 
     def convert_to_tensors(self, tensor_type: str) -> BatchEncoding:
         """Turn every value into a tensor of `tensor_type` ('np', 'pt', 'tf', 'jax'), importing it only now."""
@@ -111,3 +343,79 @@ def _pad_rows(rows: list[list], target: int, value, left: bool) -> list[list]:
     if left:
         return [[value] * (target - len(r)) + r if len(r) < target else r for r in rows]
     return [r + [value] * (target - len(r)) if len(r) < target else r for r in rows]
+
+
+def _as_int(value, name: str, what: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{what + ': ' if what else ''}{name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what + ': ' if what else ''}{name} must be an int, got {type(value).__name__}") from None
+
+
+def _checked_index(value, name: str, size: int, what: str) -> int:
+    """An index into `size` items, negative ones counting from the end (as Python's)."""
+    value = _as_int(value, name, what)
+    if not -size <= value < size:
+        raise ValueError(f"{what}: {name} must be in [{-size}, {size}), got {value}")
+    return value + size if value < 0 else value
+
+
+class TokenEncoding:
+    """One row of a BatchEncoding as v4's `tokenizers.Encoding` shows it: ids, tokens, offsets,
+    word_ids, sequence_ids, masks (lists of the padded row's length, T)."""
+
+    def __init__(self, batch: BatchEncoding, batch_index: int):
+        self._batch, self._index = batch, batch_index
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"TokenEncoding(num_tokens={len(self)})"
+
+    @property
+    def ids(self) -> list[int]:
+        ids = self._batch["input_ids"]
+        ids = ids.numpy() if not hasattr(ids, "tolist") and hasattr(ids, "numpy") else ids  # TensorFlow
+        ids = ids.tolist() if hasattr(ids, "tolist") else ids
+        return list(ids[self._index] if ids and isinstance(ids[0], list) else ids)
+
+    @property
+    def tokens(self) -> list[str]:
+        return self._batch.tokens(self._index)
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        return list(self._batch._offsets(self._index))
+
+    @property
+    def word_ids(self) -> list[int | None]:
+        return self._batch.word_ids(self._index)
+
+    words = word_ids
+
+    @property
+    def sequence_ids(self) -> list[int | None]:
+        return self._batch.sequence_ids(self._index)
+
+    @property
+    def type_ids(self) -> list[int]:
+        return [0] * len(self)  # RoBERTa has one token type
+
+    @property
+    def attention_mask(self) -> list[int]:
+        return self._batch._padded([1] * len(self._batch._rows[0][self._index].ids), 0)
+
+    @property
+    def special_tokens_mask(self) -> list[int]:
+        return self._batch._padded(self._batch._rows[0][self._index].special_mask(), 1)
+
+    @property
+    def n_sequences(self) -> int:
+        return 1 if self._batch._rows[0][self._index].n2 is None else 2
+
+    @property
+    def overflowing(self) -> list:
+        return []  # overflow windows are rows of their own here (v4 flattens them the same way)

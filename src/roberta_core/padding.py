@@ -77,17 +77,21 @@ class PaddingMixin:
             "return_attention_mask": options["return_attention_mask"] is not False,
         }
 
-    def _finish(self, plan: dict, items: list, batched: bool, split: bool = False) -> BatchEncoding:
-        """Special tokens, truncation windows, padding and tensors for encoded (first, second) items."""
+    def _finish(self, plan: dict, items: list, batched: bool, source=None) -> BatchEncoding:
+        """Special tokens, truncation windows, padding and tensors for encoded (first, second) items.
+
+        An item's parts are (ids, offsets or None, word ids or None, origin or None), see `_Row`;
+        `source` (a `batch_encoding.TokenSource`) lets the output's accessors re-encode the texts.
+        """
         cls_id, sep_id = self.cls_token_id, self.sep_token_id
         add_special = plan["add_special_tokens"]
         if add_special and (cls_id is None or sep_id is None):
             raise ValueError("add_special_tokens=True needs cls_token and sep_token")
-        want_offsets, want_words = plan["return_offsets_mapping"], split
+        want_offsets = plan["return_offsets_mapping"]
         rows, sample_map = [], []
         for index, (first, second) in enumerate(items):
             for a, b in self._windows(first, second, plan, index):
-                rows.append(_Row(a, b, add_special, cls_id, sep_id, want_offsets, want_words))
+                rows.append(_Row(a, b, add_special, cls_id, sep_id))
                 sample_map.append(index)
         if plan["truncation"] == "do_not_truncate" and plan["verbose"] and not self._warned_long:
             longest = max((len(r.ids) for r in rows), default=0)
@@ -120,7 +124,7 @@ class PaddingMixin:
             data["overflow_to_sample_mapping"] = sample_map
         if not batched and plan["return_tensors"] is None:
             data = {key: value[0] for key, value in data.items()}
-        return BatchEncoding(data, plan["return_tensors"], rows=(rows, padded))
+        return BatchEncoding(data, plan["return_tensors"], rows=(rows, padded), source=source)
 
     def _windows(self, first, second, plan: dict, index: int):
         """The (first, second) pieces that become rows: one, or several overlapping overflow windows.
@@ -222,29 +226,31 @@ class PaddingMixin:
 
 
 class _Row:
-    """One output row before padding: `<s> a </s>` or `<s> a </s></s> b </s>` and its per-token data."""
+    """One output row before padding: `<s> a </s>` or `<s> a </s></s> b </s>` and its per-token data.
 
-    __slots__ = ("ids", "n1", "n2", "special", "offsets", "words")
+    `offsets` and `words` are there when the texts were encoded with offsets or split into words;
+    `origin` is ((k, start) of a, (k, start) of b or None): which encoded sequence each part was
+    cut from and where, so that the accessors can re-encode it with offsets on first use (None
+    for `prepare_for_model`, which has no text).
+    """
 
-    def __init__(self, a, b, special: bool, cls_id: int, sep_id: int, want_offsets: bool, want_words: bool):
+    __slots__ = ("ids", "n1", "n2", "special", "offsets", "words", "origin")
+
+    def __init__(self, a, b, special: bool, cls_id: int, sep_id: int):
         self.n1, self.n2, self.special = len(a[0]), (None if b is None else len(b[0])), special
-        self.offsets = self.words = None
-        if not special:
-            self.ids = a[0] if b is None else a[0] + b[0]
-            if want_offsets:
-                self.offsets = a[1] if b is None else a[1] + b[1]
-            if want_words:
-                self.words = a[2] if b is None else a[2] + b[2]
-            return
+        self.ids = self.around(a[0], None if b is None else b[0], None, cls_id, sep_id)
+        self.offsets = None if a[1] is None else self.around(a[1], None if b is None else b[1], (0, 0))
+        self.words = None if a[2] is None else self.around(a[2], None if b is None else b[2], None)
+        self.origin = None if a[3] is None else (a[3], None if b is None else b[3])
+
+    def around(self, a: list, b: list | None, filler, cls=None, sep=None) -> list:
+        """Per-token values of the two parts with the special tokens' places (`cls`/`sep`, else `filler`) added."""
+        if not self.special:
+            return a if b is None else a + b
+        start, end = (filler, filler) if cls is None else (cls, sep)
         if b is None:
-            self.ids = [cls_id, *a[0], sep_id]
-        else:
-            self.ids = [cls_id, *a[0], sep_id, sep_id, *b[0], sep_id]
-        if want_offsets:
-            none = [(0, 0)]
-            self.offsets = none + a[1] + none if b is None else none + a[1] + none + none + b[1] + none
-        if want_words:
-            self.words = [None, *a[2], None] if b is None else [None, *a[2], None, None, *b[2], None]
+            return [start, *a, end]
+        return [start, *a, end, end, *b, end]
 
     def special_mask(self) -> list[int]:
         if not self.special:
@@ -283,8 +289,10 @@ def _window_spans(n: int, keep: int, stride: int, side: str, index: int) -> list
 
 
 def _slice(encoded: tuple, start: int, end: int) -> tuple:
-    ids, offsets, words = encoded
-    return (ids[start:end], None if offsets is None else offsets[start:end], None if words is None else words[start:end])
+    """Tokens [start, end) of an encoded (ids, offsets, words, origin) sequence."""
+    ids, offsets, words, origin = encoded
+    return (ids[start:end], None if offsets is None else offsets[start:end],
+            None if words is None else words[start:end], None if origin is None else (origin[0], origin[1] + start))
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -77,18 +77,19 @@ class RobertaTokenizer(RobertaTokenizerBase):
 
     def _encode_text(self, text: str, with_offsets: bool, split_special: bool):
         if not with_offsets and not any(c in text for c in self._added_first_chars):
-            return list(chain.from_iterable(map(self._cache.__getitem__, self._pattern.findall(text)))), None
-        ids, offsets = [], ([] if with_offsets else None)
+            return list(chain.from_iterable(map(self._cache.__getitem__, self._pattern.findall(text)))), None, None
+        ids, offsets, words = [], ([] if with_offsets else None), ([] if with_offsets else None)
         for start, end, token_id in self._split_added(text, split_special):
             if token_id is not None:
                 ids.append(token_id)
                 if with_offsets:
                     offsets.append((start, end))
+                    words.append(words[-1] + 1 if words else 0)  # an added token is a word of its own
             elif with_offsets:
-                self._bpe_with_offsets(text, start, end, ids, offsets)
+                self._bpe_with_offsets(text, start, end, ids, offsets, words)
             else:
                 ids += chain.from_iterable(map(self._cache.__getitem__, self._pattern.findall(text, start, end)))
-        return ids, offsets
+        return ids, offsets, words
 
     def _split_added(self, text: str, split_special: bool) -> list[tuple[int, int, int | None]]:
         """(start, end, added token id or None for plain text) pieces covering `text`."""
@@ -131,14 +132,18 @@ class RobertaTokenizer(RobertaTokenizerBase):
             pieces.append((last, stop, None))
         return pieces
 
-    def _bpe_with_offsets(self, text: str, start: int, end: int, ids: list, offsets: list) -> None:
-        """BPE ids of text[start:end] and the character span of each (a token that covers part of a
-        multi-byte character gets that whole character)."""
+    def _bpe_with_offsets(self, text: str, start: int, end: int, ids: list, offsets: list, words: list) -> None:
+        """BPE ids of text[start:end], the character span of each (a token that covers part of a
+        multi-byte character gets that whole character) and its word: one per pre-token, numbered
+        on from the last of `words`, as `tokenizers` numbers its pre-tokenizer's splits."""
         token_bytes, cache = self._token_bytes, self._cache
+        word = words[-1] + 1 if words else 0
         for match in self._pattern.finditer(text, start, end):
             piece, position = match.group(), match.start()
             piece_ids = cache[piece]
             ids += piece_ids
+            words += [word] * len(piece_ids)
+            word += 1
             if piece.isascii():
                 for token_id in piece_ids:
                     offsets.append((position, position + token_bytes[token_id]))

@@ -1,7 +1,7 @@
 """What the two RoBERTa tokenizers share: everything except turning a string into BPE ids.
 
 `RobertaTokenizer` (pure Python) and `RobertaTokenizerFast` (the `tokenizers` library) differ only
-in `_encode_texts`, which maps strings to (ids, character offsets) without special tokens. Special
+in `_encode_texts`, which maps strings to (ids, character offsets, word ids) without special tokens. Special
 tokens, truncation with overflow windows, padding, masks, offsets trimming, decoding, added
 tokens and the files on disk live once in the base class, so the two cannot drift apart. It is
 assembled from one module per role:
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import codecs
 
-from .batch_encoding import TENSOR_TYPES, BatchEncoding
+from .batch_encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSource, TokenSpan
 from .padding import (
     CALL_DEFAULTS,
     PADDING_STRATEGIES,
@@ -57,7 +57,7 @@ from .tokenizer_files import (
 )
 
 __all__ = [
-    "RobertaTokenizerBase", "BatchEncoding", "AddedToken", "as_added_token", "bytes_to_unicode", "symbols_to_bytes",
+    "RobertaTokenizerBase", "BatchEncoding", "CharSpan", "TokenSpan", "AddedToken", "as_added_token", "bytes_to_unicode", "symbols_to_bytes",
     "PRETOKENIZE_TEMPLATE", "SLOW_CLASSES", "WHITESPACE", "SPECIAL_TOKEN_ATTRIBUTES", "TENSOR_TYPES",
     "TRUNCATION_STRATEGIES", "PADDING_STRATEGIES", "CALL_DEFAULTS", "IGNORED_CONFIG_KEYS", "VOCAB_FILE",
     "MERGES_FILE", "TOKENIZER_FILE", "TOKENIZER_CONFIG_FILE", "SPECIAL_TOKENS_MAP_FILE", "ADDED_TOKENS_FILE",
@@ -167,8 +167,12 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
     def _added_tokens_changed(self) -> None:
         """Hook: the set of added tokens or their flags changed."""
 
-    def _encode_texts(self, texts: list[str], with_offsets: bool, split_special: bool) -> list[tuple[list[int], list | None]]:
-        """BPE ids of each text without special tokens, and (start, end) character spans when asked.
+    def _encode_texts(self, texts: list[str], with_offsets: bool, split_special: bool) -> list[tuple]:
+        """(ids, offsets, words) of each text without special tokens: BPE ids, and when `with_offsets`
+        the (start, end) character span and the word index of each token (else None, None).
+
+        A word is what v4's fast tokenizer counts as one: a pre-token of GPT-2's pattern (a word
+        with its leading space, a digit run, a symbol run, a whitespace run) or an added token.
 
         Added tokens are matched first, as `tokenizers` does: tokens with normalized=False over the
         whole text, then the others inside the gaps; split_special leaves special tokens as text.
@@ -177,18 +181,39 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
 
     # ------------------------------------------------------------------ encoding
 
-    def __call__(self, text=None, text_pair=None, **kwargs) -> BatchEncoding:
+    def __call__(self, text=None, text_pair=None, text_target=None, text_pair_target=None, **kwargs) -> BatchEncoding:
         """Encode a text, a pair, a batch of texts or pairs, or pre-split words (`is_split_into_words`).
 
         Returns a BatchEncoding with input_ids and attention_mask, plus what the return_* flags ask
         for. A single input gives flat lists unless `return_tensors` or overflow windows are asked for.
+        `text_target` / `text_pair_target` (as v4, for sequence-to-sequence labels) are encoded
+        with the same options and their input_ids come back as `labels` (padded with the pad id);
+        with targets only, the result is the targets' encoding.
         """
         options = self._call_options(kwargs)
-        if text is None:
-            raise TypeError("text is required: a str, a list of str, a list of (str, str) pairs or, with "
-                            "is_split_into_words=True, a list of words or a batch of such lists")
-        batch, pairs, batched = self._parse_inputs(text, text_pair, options["is_split_into_words"])
-        return self._encode_batch(batch, pairs, batched, options)
+        if text is None and text_target is None:
+            raise TypeError("text is required (or text_target): a str, a list of str, a list of (str, str) pairs or, "
+                            "with is_split_into_words=True, a list of words or a batch of such lists")
+        if text is None and text_pair is not None:
+            raise ValueError("text_pair was given without text; pass the first texts as text")
+        if text_target is None and text_pair_target is not None:
+            raise ValueError("text_pair_target was given without text_target; pass the first targets as text_target")
+        split = options["is_split_into_words"]
+        encoding = None
+        if text is not None:
+            batch, pairs, batched = self._parse_inputs(text, text_pair, split)
+            encoding = self._encode_batch(batch, pairs, batched, options)
+        if text_target is None:
+            return encoding
+        targets_batch, target_pairs, targets_batched = self._parse_inputs(text_target, text_pair_target, split)
+        targets = self._encode_batch(targets_batch, target_pairs, targets_batched, options)
+        if encoding is None:
+            return targets
+        if batched != targets_batched or (batched and len(encoding._rows[0]) != len(targets._rows[0])):
+            raise ValueError(f"text and text_target must both be one input or batches that give the same number "
+                             f"of rows; got {len(encoding._rows[0])} row(s) and {len(targets._rows[0])}")
+        encoding["labels"] = targets["input_ids"]
+        return encoding
 
     def encode_plus(self, text, text_pair=None, **kwargs) -> BatchEncoding:
         """One text (or words with is_split_into_words) and an optional pair; v4's name for a single call."""
@@ -223,9 +248,10 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         options = self._call_options(kwargs)
         if options["return_offsets_mapping"] or options["is_split_into_words"]:
             raise ValueError("prepare_for_model works on ids: offsets and words are not available")
-        first = (self._check_ids(ids, "ids"), None, None)
-        second = None if pair_ids is None else (self._check_ids(pair_ids, "pair_ids"), None, None)
-        return self._finish(self._plan(options, [pair_ids is not None]), [(first, second)], False)
+        first = (self._check_ids(ids, "ids"), None, None, None)
+        second = None if pair_ids is None else (self._check_ids(pair_ids, "pair_ids"), None, None, None)
+        return self._finish(self._plan(options, [pair_ids is not None]), [(first, second)], False,
+                            TokenSource(self, None, False, False))
 
     def _call_options(self, kwargs) -> dict:
         unknown = set(kwargs) - set(CALL_DEFAULTS)
@@ -278,14 +304,19 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         has_pair = [s is not None for s in seconds]
         plan = self._plan(options, has_pair)
         split, with_offsets = options["is_split_into_words"], options["return_offsets_mapping"]
-        encoded = self._encode_sequences(firsts + [s for s in seconds if s is not None], split, with_offsets,
-                                         plan["split_special_tokens"])
+        seqs = firsts + [s for s in seconds if s is not None]
+        encoded = self._encode_sequences(seqs, split, with_offsets, plan["split_special_tokens"])
         second_iter = iter(encoded[len(firsts):])
         items = [(first, next(second_iter) if pair else None) for first, pair in zip(encoded, has_pair)]
-        return self._finish(plan, items, batched or options["return_overflowing_tokens"], split)
+        source = TokenSource(self, seqs, split, plan["split_special_tokens"])
+        return self._finish(plan, items, batched or options["return_overflowing_tokens"], source)
 
     def _encode_sequences(self, seqs: list, split: bool, with_offsets: bool, split_special: bool) -> list[tuple]:
-        """(ids, offsets or None, word ids or None) per text or word list, without special tokens.
+        """(ids, offsets or None, word ids or None, origin) per text or word list, without special tokens.
+
+        Word ids count pre-split words, or else the tokenizer's words (see `_encode_texts`); they
+        come with the offsets for plain text. `origin` is (k, 0): sequence k of `seqs`, from its
+        first token (`padding._slice` moves it along with truncation windows).
 
         A space goes in front of a text when add_prefix_space is set, and in front of every pre-split
         word (as in v4), unless it starts with whitespace. Offsets index the original text (each
@@ -308,21 +339,21 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
                 raise
             raise error from None
         if with_offsets:
-            encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k])))
-                       for k, (text, (ids, offsets)) in enumerate(zip(inputs, encoded))]
+            encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k])), words)
+                       for k, (text, (ids, offsets, words)) in enumerate(zip(inputs, encoded))]
         if not split:
-            return [(ids, offsets, None) for ids, offsets in encoded]
+            return [(ids, offsets, words, (k, 0)) for k, (ids, offsets, words) in enumerate(encoded)]
         grouped, position = [], 0
-        for words in seqs:
+        for k, words in enumerate(seqs):
             ids, offsets, word_ids = [], [] if with_offsets else None, []
             for w in range(len(words)):
-                word_ids_, word_offsets = encoded[position + w]
+                word_ids_, word_offsets, _ = encoded[position + w]
                 ids += word_ids_
                 word_ids += [w] * len(word_ids_)
                 if with_offsets:
                     offsets += word_offsets
             position += len(words)
-            grouped.append((ids, offsets, word_ids))
+            grouped.append((ids, offsets, word_ids, (k, 0)))
         return grouped
 
     @staticmethod

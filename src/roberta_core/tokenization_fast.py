@@ -97,7 +97,7 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         contents = [t.content for t in self._added.values()]
         pieces = [(k, start, end) for k, text in enumerate(texts)
                   for start, end in (chunk_spans(text, size, contents) if len(text) > size else [(0, len(text))])]
-        results = [([], [] if with_offsets else None) for _ in texts]
+        results = [([], [] if with_offsets else None, [] if with_offsets else None) for _ in texts]
         # The ids as one shared int object per vocabulary id (as the slow tokenizer's cache has them),
         # not one new object per token: 8 million tokens would otherwise hold 250 MB of ints.
         shared = list(range(len(self)))
@@ -108,19 +108,23 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
             if group_chars < CHUNK_GROUP * size and index + 1 < len(pieces):
                 continue
             encoded = self._encode_pieces(engine, [texts[k][start:end] for k, start, end in group], with_offsets)
-            for (k, start, _), (ids, offsets) in zip(group, encoded):
+            for (k, start, _), (ids, offsets, words) in zip(group, encoded):
                 results[k][0].extend(map(shared.__getitem__, ids))
                 if with_offsets:
                     results[k][1].extend([(a + start, b + start) for a, b in offsets] if start else offsets)
+                    # Pieces are cut between pre-tokens: a piece's words follow the words before it.
+                    before = results[k][2][-1] + 1 if results[k][2] else 0
+                    results[k][2].extend([w + before for w in words] if before else words)
             group, group_chars = [], 0
         return results
 
     @staticmethod
     def _encode_pieces(engine, texts, with_offsets):
-        """(ids, offsets or None) of each text from the Rust engine, without special tokens."""
+        """(ids, offsets, word ids) of each text from the Rust engine, without special tokens (the last
+        two None unless `with_offsets`); a word is one split of the pre-tokenizer or an added token."""
         if with_offsets:
-            return [(e.ids, e.offsets) for e in engine.encode_batch(texts, add_special_tokens=False)]
-        return [(e.ids, None) for e in engine.encode_batch_fast(texts, add_special_tokens=False)]
+            return [(e.ids, e.offsets, e.word_ids) for e in engine.encode_batch(texts, add_special_tokens=False)]
+        return [(e.ids, None, None) for e in engine.encode_batch_fast(texts, add_special_tokens=False)]
 
     def train_new_from_iterator(self, text_iterator, vocab_size: int, *, min_frequency: int = 2,
                                 length: int | None = None, new_special_tokens=None,
