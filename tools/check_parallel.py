@@ -46,12 +46,17 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("modeling.py", "RobertaPreTrainedModel._predictions"): "Keras fit() hook helper",
     ("modeling.py", "RobertaPreTrainedModel.serving_signature"): "TF SavedModel signature",
     ("modeling.py", "RobertaPreTrainedModel.export_saved_model"): "TF SavedModel export",
+    ("modeling.py", "RobertaPreTrainedModel.export"): "Keras 3 model.export() (a SavedModel by the serving signature)",
+    ("modeling.py", "RobertaPreTrainedModel.get_config"): "Keras .keras serialisation (save/load_model)",
+    ("modeling.py", "RobertaPreTrainedModel.from_config"): "Keras .keras serialisation (save/load_model)",
+    ("modeling.py", "RobertaModel.get_config"): "Keras .keras serialisation: add_pooling_layer",
     # NNX models are plain Python objects: sharding and jit checks are explicit methods.
     ("modeling.py", "RobertaPreTrainedModel.shard"): "JAX sharding over a Mesh",
     ("modeling.py", "RobertaPreTrainedModel.enable_jit_checks"): "JAX checks of traced values",
     ("modeling.py", "RobertaPreTrainedModel._deterministic"): "NNX dropout flag",
     ("modeling.py", "RobertaPreTrainedModel._concrete_options"): "JAX static options",
     ("modeling.py", "RobertaPreTrainedModel.check_values"): "JAX checks of traced values",
+    ("modeling.py", "RobertaPreTrainedModel.params"): "v4 Flax's parameter tree (get/set) over NNX state",
     # torch's `model.device`/`model.dtype` (Keras and NNX models have their own).
     ("modeling.py", "RobertaPreTrainedModel.device"): "torch device property",
     ("modeling.py", "RobertaPreTrainedModel.dtype"): "torch dtype property",

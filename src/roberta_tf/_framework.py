@@ -36,6 +36,7 @@ from roberta_core.validation import IGNORE_INDEX, check_range, max_length_for, r
 
 __all__ = [
     "register_outputs",
+    "ReplaceableSublayers",
     "check_values",
     "check_input_dtypes",
     "shape_of",
@@ -45,6 +46,7 @@ __all__ = [
     "in_xla",
     "dims",
     "resolve_dtype",
+    "resolve_device",
     "replace_variable",
     "deferred_variables",
     "initialize_deferred",
@@ -69,6 +71,30 @@ def register_outputs() -> None:
             )
         except ValueError:
             pass  # already registered (a re-imported module)
+
+
+# ---------------------------------------------------------------------------- replaceable sublayers
+
+class ReplaceableSublayers:
+    """Mixin of the model's Keras layers and models: a built layer's sublayer (`query`, a
+    `dense`, the classifier) may be replaced by a layer that wraps or stands in for it (a LoRA
+    Dense, a quantised layer), as Keras 2 layers allowed, and the replacement is what the call
+    runs and what `trainable_weights` lists. Keras 3 refuses any new state on a built layer; here
+    the new layer takes the old one's place in the layer's tracking, and any other new state
+    after build is still refused."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        tracker = self.__dict__.get("_tracker")
+        old = self.__dict__.get(name)
+        if (
+            tracker is not None and tracker.locked and value is not old
+            and isinstance(old, keras.layers.Layer) and isinstance(value, keras.layers.Layer)
+            and tracker.is_in_store("layers", old) and not tracker.is_in_store("layers", value)
+        ):
+            # no public API: Keras' tracker swaps one tracked layer for another (its lock guards
+            # additions only); the tracking below then finds the new layer already stored.
+            tracker.replace_tracked_value("layers", old, value)
+        super().__setattr__(name, value)
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -228,6 +254,47 @@ def resolve_dtype(dtype: Any, state: Mapping[str, np.ndarray]) -> str:
     raise ValueError(f"dtype must be a tf floating dtype, 'auto' or one of {', '.join(DTYPES)}; got {dtype!r}")
 
 
+_DEVICE_MAP_VALUES = "'cpu', 'auto', 'gpu', 'cuda', 'cuda:N', 'gpu:N', '/GPU:N', a GPU index or {'': device}"
+
+
+def resolve_device(device_map: Any) -> Optional[str]:
+    """Where `from_pretrained` makes the variables, from v4's `device_map`: None or 'auto' leave
+    TensorFlow's own placement (the first GPU when there is one), 'cpu' the CPU, 'cuda'/'gpu',
+    'cuda:1', '/GPU:1' or an int GPU index that GPU; `{"": device}` is the whole model on one
+    device. The model is not split over devices: a map that places modules apart is refused, as
+    is a GPU TensorFlow does not see. Returns a TF device name, or None for the default."""
+    if device_map is None:
+        return None
+    if isinstance(device_map, dict):
+        if set(device_map) != {""}:
+            raise ValueError(
+                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
+                f"devices is not supported, got keys {sorted(device_map)[:4]}"
+            )
+        device_map = device_map[""]
+    if isinstance(device_map, bool) or not isinstance(device_map, (str, int)):
+        raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
+    if device_map == "auto":
+        return None
+    if isinstance(device_map, str) and device_map.lower() in ("cpu", "/cpu:0", "cpu:0"):
+        return "/CPU:0"
+    index: Any = device_map
+    if isinstance(device_map, str):
+        kind, _, number = device_map.lower().lstrip("/").replace("device:", "").partition(":")
+        if kind not in ("cuda", "gpu") or not (number == "" or number.isdigit()):
+            raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
+        index = int(number or 0)
+    if index < 0:
+        raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if index >= len(gpus):
+        raise ValueError(
+            f"device_map={device_map!r} asks for GPU {index}, but TensorFlow sees {len(gpus)} GPU(s) "
+            "(use 'cpu' or 'auto')"
+        )
+    return f"/GPU:{index}"
+
+
 def replace_variable(layer: keras.layers.Layer, attribute: str, value: Any) -> None:
     """Give `layer.<attribute>` a new variable holding `value`: TF variables have a fixed shape,
     so resizing a table means a new one (a compiled `fit` must be compiled again)."""
@@ -293,18 +360,24 @@ def initialize_deferred(model: keras.Model, initializers: Mapping[int, Callable]
 
 # ---------------------------------------------------------------------------- SavedModel export
 
-def write_saved_model(model: keras.Model, directory: str | os.PathLike, signature: Mapping[str, tf.TensorSpec],
-                      serve: Callable) -> Path:
-    """Write `model` as a TensorFlow SavedModel whose `serving_default` endpoint is `serve` over
-    `signature`, atomically: written beside `directory`, then renamed (an existing one is replaced)."""
+def write_saved_model(model: keras.Model, directory: str | os.PathLike, serve: Callable,
+                      signatures: Any = None) -> Path:
+    """Write `model` as a TensorFlow SavedModel whose `serve` endpoint, also its `serving_default`
+    signature, is the `tf.function` `serve` (with its input signature), atomically: written beside
+    `directory`, then renamed (an existing one is replaced). With `signatures` (v4's
+    `save_pretrained(..., signatures=...)`: a function or a {name: function} dict) TensorFlow's
+    saver writes those instead."""
     directory = Path(directory)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serving_default", serve, input_signature=list(signature.values()))
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        archive.write_out(str(staging), verbose=False)
+        if signatures is not None:
+            tf.saved_model.save(model, str(staging), signatures=signatures)
+        else:
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint("serve", serve)  # the first endpoint is also `serving_default`
+            archive.write_out(str(staging), verbose=False)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
             os.replace(directory, old)

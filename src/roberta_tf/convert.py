@@ -29,10 +29,7 @@ _ATTRIBUTES = {"output": "dense_output"}
 
 def _owned_shapes(model: keras.Model) -> dict[str, tuple[int, ...]]:
     """`parameter_shapes(config, head)`, less the pooler of a TFRobertaModel built without it."""
-    shapes = parameter_shapes(model.config, model.head)
-    if getattr(model.base_model, "pooler", True) is None:
-        shapes = {k: v for k, v in shapes.items() if ".pooler." not in f".{k}"}
-    return shapes
+    return parameter_shapes(model.config, model.head, pooled=model.base_model.pooler is not None)
 
 
 def _variable(model: keras.Model, key: str) -> keras.Variable:

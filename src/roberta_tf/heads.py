@@ -34,7 +34,7 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from ._framework import _dense, _layer_norm, check_values, dims, in_xla, shape_of
+from ._framework import ReplaceableSublayers, _dense, _layer_norm, check_values, dims, in_xla, shape_of
 from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
 from .unpad import Packing, pack, packing_for, repad, run_packed, unpad_rows
 
@@ -157,7 +157,7 @@ MASKED_BUDGETS = (3 / 16, 1 / 2, 1.0)
 
 # ---------------------------------------------------------------------------- head modules
 
-class TFRobertaLMHead(keras.layers.Layer):
+class TFRobertaLMHead(ReplaceableSublayers, keras.layers.Layer):
     """States (B, T, H) -> vocabulary logits (B, T, V): dense -> gelu -> LayerNorm -> decoder.
     The decoder's weight is the word embedding table (tied by the model; `input_embeddings`
     is that layer) and its bias is `lm_head.bias`, the name checkpoints use."""
@@ -194,7 +194,7 @@ class TFRobertaLMHead(keras.layers.Layer):
         return tf.reshape(logits, [*shape[:-1], table.shape[0]])
 
 
-class TFRobertaClassificationHead(keras.layers.Layer):
+class TFRobertaClassificationHead(ReplaceableSublayers, keras.layers.Layer):
     """Sentence-level classifier on the `<s>` token: (B, T, H) -> (B, L) through dropout ->
     dense -> tanh -> dropout -> out_proj."""
 
@@ -233,6 +233,7 @@ def _filter_logits(logits: tf.Tensor, top_k: Optional[int], top_p: Optional[floa
     return logits
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
     """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
     next-token loss, a key/value cache, and `generate()`."""
@@ -412,6 +413,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         return tf.concat([input_ids, tf.cast(tokens, input_ids.dtype)], axis=1)
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
     """RoBERTa's pretraining objective: logits (B, T, V) for every position; the loss over the
     positions whose label is not -100."""
@@ -505,6 +507,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         return logits, loss
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
     """Classification or regression of the whole sequence from `<s>`: logits (B, L). The loss
     follows `config.problem_type`, or v4's rule when it is None (one label: regression; integer
@@ -562,6 +565,7 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
     """Scores C candidate sequences per example: inputs (B, C, T) are flattened to (B * C, T),
     each pooled `<s>` state gets one score, logits (B, C)."""
@@ -645,6 +649,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
     """A label per token (named entities, parts of speech): logits (B, T, L)."""
 
@@ -703,6 +708,7 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
     """Extractive question answering: a start and an end score per token, (B, T) each."""
 
@@ -714,7 +720,8 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
             config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
-        self.qa_outputs = _dense(config, 2, "qa_outputs", self.dtype_policy)
+        # num_labels outputs, as v4 (its checkpoints must load); the call needs two.
+        self.qa_outputs = _dense(config, config.num_labels, "qa_outputs", self.dtype_policy)
         self.build()
 
     def build(self, input_shape=None):
@@ -750,6 +757,11 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
         that neither the loss nor an argmax sees them (v4 scores padding like any position, which
         changes its loss a little; without padding the two agree)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if self.config.num_labels != 2:
+            raise ValueError(
+                f"{type(self).__name__} scores a start and an end per token: it needs config.num_labels == 2, "
+                f"got num_labels={self.config.num_labels}"
+            )
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(

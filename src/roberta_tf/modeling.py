@@ -18,6 +18,7 @@ deferred variables, SavedModel export) lives in `_framework.py`, the padding-fre
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import warnings
@@ -31,12 +32,13 @@ import tensorflow as tf
 from roberta_core import backends
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
-from roberta_core.pretrained import load_pretrained, save_pretrained_files
+from roberta_core.pretrained import load_pretrained, resolve_subfolder, save_pretrained_files, split_from_pretrained_kwargs
 from roberta_core.validation import check_forward_inputs
-from roberta_core.weights import check_vocab_resize
+from roberta_core.weights import LoadPlan, check_vocab_resize
 
 from . import _framework
 from ._framework import (
+    ReplaceableSublayers,
     _dense,
     _embedding,
     _layer_norm,
@@ -48,6 +50,7 @@ from ._framework import (
     dims,
     is_dynamic,
     replace_variable,
+    resolve_device,
     resolve_dtype,
     shape_of,
 )
@@ -148,10 +151,12 @@ def _lookup(table: keras.layers.Embedding, ids: tf.Tensor, padding_idx: int) -> 
     """Rows of `table` for `ids`; as with PyTorch's `padding_idx`, the lookups of the padding
     row pass no gradient to it, so training never moves the vector padding tokens read."""
     rows = table(ids)
-    return tf.where(tf.equal(ids, padding_idx)[..., None], tf.stop_gradient(rows), rows)
+    # expand_dims, not `[..., None]`: TFLite's builtin strided slice takes no new axis on a bool
+    # tensor (a converted SavedModel would need the Flex delegate for it).
+    return tf.where(tf.expand_dims(tf.equal(ids, padding_idx), -1), tf.stop_gradient(rows), rows)
 
 
-class TFRobertaEmbeddings(keras.layers.Layer):
+class TFRobertaEmbeddings(ReplaceableSublayers, keras.layers.Layer):
     """Token ids (B, T) -> vectors (B, T, H): word + token type + absolute position embeddings,
     then LayerNorm and dropout. With relative position types the position table is still
     there (checkpoints hold it) but not added."""
@@ -263,7 +268,7 @@ def explicit_attention(
     return tf.einsum("bhts,bhsd->bhtd", probs, value), probs
 
 
-class TFRobertaSelfAttention(keras.layers.Layer):
+class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
     """Multi-head attention of a sequence over itself (or, as cross-attention, over the
     encoder's states), with an optional key/value cache and relative position scores.
     (B, T, H) -> (B, T, H)."""
@@ -359,7 +364,7 @@ class TFRobertaSelfAttention(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 4. self-output
 
-class TFRobertaSelfOutput(keras.layers.Layer):
+class TFRobertaSelfOutput(ReplaceableSublayers, keras.layers.Layer):
     """Projects the attention context back and adds it to the block's input (post-LayerNorm)."""
 
     def __init__(self, config: RobertaConfig, **kwargs):
@@ -380,7 +385,7 @@ class TFRobertaSelfOutput(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 5. attention block
 
-class TFRobertaAttention(keras.layers.Layer):
+class TFRobertaAttention(ReplaceableSublayers, keras.layers.Layer):
     """Self-attention (or cross-attention) followed by its output projection and residual."""
 
     def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None, **kwargs):
@@ -415,7 +420,7 @@ class TFRobertaAttention(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 6. intermediate
 
-class TFRobertaIntermediate(keras.layers.Layer):
+class TFRobertaIntermediate(ReplaceableSublayers, keras.layers.Layer):
     """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the activation."""
 
     def __init__(self, config: RobertaConfig, **kwargs):
@@ -433,7 +438,7 @@ class TFRobertaIntermediate(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 7. output
 
-class TFRobertaOutput(keras.layers.Layer):
+class TFRobertaOutput(ReplaceableSublayers, keras.layers.Layer):
     """The feed-forward block's projection back to H, with dropout, residual and LayerNorm."""
 
     def __init__(self, config: RobertaConfig, **kwargs):
@@ -454,7 +459,7 @@ class TFRobertaOutput(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 8. layer
 
-class TFRobertaLayer(keras.layers.Layer):
+class TFRobertaLayer(ReplaceableSublayers, keras.layers.Layer):
     """One Transformer block: self-attention, cross-attention over the encoder's states (decoder
     with `add_cross_attention`), feed-forward. (B, T, H) -> (B, T, H)."""
 
@@ -512,7 +517,7 @@ class TFRobertaLayer(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 9. encoder
 
-class TFRobertaEncoder(keras.layers.Layer):
+class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
     """The stack of layers. Collects, on request, every layer's input states, attention
     probabilities and cache entry; recomputes activations in the backward pass under gradient
     checkpointing."""
@@ -615,7 +620,7 @@ def _checkpointed(layer: TFRobertaLayer, hidden_states: tf.Tensor, encoder_hidde
 
 # ---------------------------------------------------------------------------- 10. pooler
 
-class TFRobertaPooler(keras.layers.Layer):
+class TFRobertaPooler(ReplaceableSublayers, keras.layers.Layer):
     """The sequence summary of BERT's next-sentence task: the first token's state (B, H) through
     dense + tanh. RoBERTa dropped that task; multiple choice still uses it."""
 
@@ -633,7 +638,7 @@ class TFRobertaPooler(keras.layers.Layer):
 
 # ---------------------------------------------------------------------------- 11. pretrained-model base
 
-class TFRobertaPreTrainedModel(keras.Model):
+class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     """Base of the encoder and the seven heads: weight initialisation as v4, checkpoint loading
     and saving, embeddings access and resizing, tying, gradient checkpointing, and the Keras
     hooks (`fit` with the head's own loss, a SavedModel for serving).
@@ -695,6 +700,12 @@ class TFRobertaPreTrainedModel(keras.Model):
         ):
             if value is not None:
                 check_values(name, tf.convert_to_tensor(value), upper)
+
+    def __dir__(self) -> list[str]:
+        # Keras' `.keras` saver and loader walk `dir(model)`: `base_model` is the model itself (or
+        # another name of `roberta`), and the loader, which marks an object seen only after its
+        # children, would follow it forever. The weights are found under their own names.
+        return [name for name in super().__dir__() if name != "base_model"]
 
     # ------------------------------------------------------------------ structure
     @property
@@ -792,8 +803,8 @@ class TFRobertaPreTrainedModel(keras.Model):
         strict: bool = False,
         ignore_mismatched_sizes: bool = False,
         attn_implementation: Optional[str] = None,
-        **config_overrides: Any,
-    ) -> "TFRobertaPreTrainedModel":
+        **kwargs: Any,
+    ) -> "TFRobertaPreTrainedModel" | tuple["TFRobertaPreTrainedModel", dict[str, list]]:
         """Load a checkpoint directory in any of the four weight formats (safetensors, sharded
         too; pytorch_model.bin; tf_model.h5, v4's Keras 2 layout included; flax_model.msgpack).
         Keras models have no mode: dropout is off unless a call passes `training=True`.
@@ -802,18 +813,42 @@ class TFRobertaPreTrainedModel(keras.Model):
         and the newly initialised keys are reported in one warning (an error under `strict`).
         A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`.
         `dtype`: None (float32, as v4), 'auto' (the checkpoint's), a tf dtype or a Keras dtype
-        policy name ('mixed_bfloat16'). `config_overrides` change config fields (`num_labels=5`).
+        policy name ('mixed_bfloat16').
+
+        The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
+        the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
+        TFRobertaModel without pooler); loading options are honoured (`subfolder`, `device_map`
+        (see `_framework.resolve_device`), `output_loading_info=True`: returns (model,
+        {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})) or accepted and
+        never written into the config (`low_cpu_mem_usage`: loading already holds one copy; the
+        Hub's `revision`, `cache_dir`, `local_files_only`, `token`, unused for a local
+        directory). Any other keyword is a TypeError.
         """
-        config, state, _ = load_pretrained(
-            path, cls.head, config=config, strict=strict,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
+        init_keywords = [
+            name for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in ("self", "config") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        overrides, model_kwargs, options = split_from_pretrained_kwargs(
+            cls.__name__, kwargs, model_keywords=init_keywords
+        )
+        model_kwargs.pop("attn_implementation", None)  # the explicit argument above
+        pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
+        device = resolve_device(options.get("device_map"))
+        config, state, plan = load_pretrained(
+            resolve_subfolder(path, options.get("subfolder")), cls.head, config=config, strict=strict,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         # Built without values, then each variable made from its array: one copy of the weights.
         # A failure anywhere in between (an array that cannot be a weight) leaves no Keras state.
-        with _framework.deferred_variables():
+        # Variables are made (on `device`, when asked) by `from_canonical`, not by the constructor.
+        with tf.device(device), _framework.deferred_variables():
             with keras.StatelessScope(initialize_variables=False):
-                model = cls(config, attn_implementation=attn_implementation, dtype=resolve_dtype(dtype, state))
+                model = cls(
+                    config, attn_implementation=attn_implementation, dtype=resolve_dtype(dtype, state), **model_kwargs
+                )
             from_canonical(model, state, allow_missing=True, consume=True)
+        if options.get("output_loading_info"):
+            return model, _loading_info(plan)
         return model
 
     def save_pretrained(
@@ -823,20 +858,56 @@ class TFRobertaPreTrainedModel(keras.Model):
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        saved_model: bool = False,
+        version: int = 1,
+        signatures: Any = None,
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'h5'
         (`tf_model.h5` in v4's Keras 2 layout, which `transformers` 4.57's TF classes read;
-        v4's `safe_serialization=False` means the same)."""
+        v4's `safe_serialization=False` means the same).
+
+        `saved_model=True` also writes a TensorFlow SavedModel for serving in
+        `directory/saved_model/<version>`, as v4 did: its `serving_default` signature is
+        `export_saved_model`'s (input_ids, attention_mask, token_type_ids -> the output fields),
+        or v4's `signatures` (a `tf.function` with an input signature, or a {name: function} dict)."""
         if format is None:
             format = "h5" if safe_serialization is False else "safetensors"
         if format not in ("safetensors", "h5"):
             raise ValueError(f"the TensorFlow backend saves format 'safetensors' or 'h5', got {format!r}")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise ValueError(f"version must be an integer >= 0 (the SavedModel's folder name), got {version!r}")
         save_pretrained_files(
             directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
         )
+        if saved_model:
+            _framework.write_saved_model(
+                self, Path(directory) / "saved_model" / str(version), self._serving_function(), signatures
+            )
 
-    # ------------------------------------------------------------------ Keras: fit and serving
+    # ------------------------------------------------------------------ Keras: saving, fit and serving
+    def get_config(self) -> dict[str, Any]:
+        """Keras' serialisation of the model (`model.save('m.keras')`, `keras.models.load_model`,
+        `keras.models.clone_model`): the RoBERTa config as `RobertaConfig.to_dict()`, the attention
+        path and Keras' own fields (name, trainable, dtype policy). The weights travel beside it."""
+        return {
+            "config": self.config.to_dict(),
+            "attn_implementation": self.attn_implementation,
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects: Any = None) -> "TFRobertaPreTrainedModel":
+        """The model `get_config()` describes, with fresh weights (`load_model` then loads them)."""
+        config = dict(config)
+        roberta_config = RobertaConfig.from_dict(config.pop("config"))
+        dtype = config.pop("dtype", None)
+        if isinstance(dtype, Mapping):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        return cls(roberta_config, dtype=dtype, **config)
+
     def _predictions(self, outputs: Mapping[str, Any]) -> Any:
         """What a compiled Keras loss or metric compares with `y`: the logits ((start, end) for QA)."""
         if "start_logits" in outputs:
@@ -876,20 +947,55 @@ class TFRobertaPreTrainedModel(keras.Model):
             for name in ("input_ids", "attention_mask", "token_type_ids")
         }
 
-    def export_saved_model(self, directory: str | os.PathLike) -> Path:
-        """Write a TensorFlow SavedModel whose `serving_default` signature takes the inputs of
-        `serving_signature()` and returns the output fields (logits, ...) by name; reload it with
-        `tf.saved_model.load(directory)`, TF Serving or TFLite. The directory appears whole or
-        not at all (written beside it, then renamed; an existing one is replaced)."""
-        directory = Path(directory)
-        spec = self.serving_signature()
+    def _serving_function(self) -> tf.types.experimental.GenericFunction:
+        """The serving endpoint: a `tf.function` over `serving_signature()` returning the output
+        fields (logits, ...) by name."""
 
         def serve(input_ids, attention_mask, token_type_ids):
             outputs = self(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
             # A signature returns named tensors: a decoder's cache (nested tuples) is left out.
             return {name: value for name, value in outputs.items() if isinstance(value, tf.Tensor)}
 
-        return _framework.write_saved_model(self, directory, spec, serve)
+        return tf.function(serve, input_signature=list(self.serving_signature().values()))
+
+    @property
+    def _default_save_signature(self) -> tf.types.experimental.GenericFunction:
+        # What `tf.saved_model.save(model, path)` exports as `serving_default` when given no
+        # signatures (TensorFlow's saver looks for this attribute; Keras' own reads shapes of a
+        # first call, and would type the ids as floats).
+        return self._serving_function()
+
+    def export_saved_model(self, directory: str | os.PathLike) -> Path:
+        """Write a TensorFlow SavedModel for serving (TF Serving, `tf.saved_model.load`): its
+        `serving_default` signature (also the endpoint `serve`, as Keras' `export` writes) takes
+        the int32 inputs of `serving_signature()` and returns the output fields (logits, ...) by
+        name. `model.export(directory)`, `save_pretrained(..., saved_model=True)` and
+        `tf.saved_model.save(model, directory)` write the same signature. The directory appears
+        whole or not at all (written beside it, then renamed; an existing one is replaced)."""
+        return _framework.write_saved_model(self, Path(directory), self._serving_function())
+
+    def export(self, filepath: str | os.PathLike, format: str = "tf_saved_model", verbose: Optional[bool] = None,
+               input_signature: Any = None, **kwargs: Any) -> Any:
+        """Keras 3's `model.export`. A TF SavedModel without an `input_signature` is
+        `export_saved_model(filepath)` (the serving signature of named int32 inputs); other
+        formats and explicit signatures go to Keras, with `serving_signature()` as the input
+        when none is given (one dict argument)."""
+        if format == "tf_saved_model" and input_signature is None and not kwargs:
+            return self.export_saved_model(filepath)
+        if input_signature is None:
+            input_signature = [self.serving_signature()]
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
+
+def _loading_info(plan: LoadPlan) -> dict[str, list]:
+    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
+    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
+    return {
+        "missing_keys": list(plan.missing),
+        "unexpected_keys": list(plan.unused) + list(plan.unknown),
+        "mismatched_keys": [key for key, _, _ in plan.mismatched],
+        "error_msgs": [],
+    }
 
 
 def _resized(vector: Any, n: int, fill: float) -> tf.Tensor:
@@ -901,6 +1007,12 @@ def _resized(vector: Any, n: int, fill: float) -> tf.Tensor:
 
 # ---------------------------------------------------------------------------- 12. the encoder model
 
+def _expand_mask(keep: tf.Tensor) -> tf.Tensor:
+    """A key mask (B, S) as (B, 1, 1, S). With reshape, not `[:, None, None, :]`: TFLite's builtin
+    strided slice takes no new axes on a bool tensor (a converted model would need Flex ops)."""
+    return tf.reshape(keep, tf.stack([tf.shape(keep)[0], 1, 1, tf.shape(keep)[1]]))
+
+
 def _additive_mask(keep: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """0 where `keep`, the minimum of the compute dtype elsewhere, as float32 (the softmax runs
     in float32). Finite on purpose: a row with nothing to attend to (a padding query) gets
@@ -908,6 +1020,7 @@ def _additive_mask(keep: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     return tf.where(keep, 0.0, tf.constant(dtype.min, tf.float32))
 
 
+@keras.saving.register_keras_serializable(package="roberta_tf")
 class TFRobertaModel(TFRobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
@@ -927,6 +1040,9 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         for part in (self.embeddings, self.encoder, self.pooler):
             if part is not None:
                 part.build()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "add_pooling_layer": self.pooler is not None}
 
     def _use_fused(self, output_attentions: bool, head_mask: Optional[tf.Tensor]) -> bool:
         """The fused kernel unless this call needs what only the explicit path does: never here,
@@ -983,7 +1099,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         if attention_mask is None:
             keep = tf.ones(tf.stack([batch, 1, 1, S]), dtype=tf.bool)
         else:
-            keep = tf.not_equal(attention_mask, 0)[:, None, None, :]  # (B, 1, 1, S)
+            keep = _expand_mask(tf.not_equal(attention_mask, 0))  # (B, 1, 1, S)
         if self.config.is_decoder:
             q_pos = tf.range(past_length, S)[:, None]
             k_pos = tf.range(S)[None, :]
@@ -1104,7 +1220,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
             mask = self._self_attention_mask(attention_mask, B, T, past_length)
             cross_mask = None
             if encoder_hidden_states is not None and encoder_attention_mask is not None:
-                keep = tf.not_equal(encoder_attention_mask, 0)[:, None, None, :]
+                keep = _expand_mask(tf.not_equal(encoder_attention_mask, 0))
                 cross_mask = _additive_mask(keep, dtype)  # (B, 1, 1, S)
             if head_mask is not None:
                 head_mask = tf.cast(head_mask, dtype)
