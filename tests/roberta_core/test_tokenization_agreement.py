@@ -64,13 +64,32 @@ def with_added_tokens():
 
 
 def outcome(tok, *args, **kwargs):
-    """The call's output with word/sequence ids, or its error type and message."""
+    """The call's output with word/sequence ids and every other accessor, or its error type and message."""
     try:
         out = tok(*args, **kwargs)
     except (ValueError, TypeError) as error:
         return ("error", type(error), str(error))
     rows = out["input_ids"] if out["input_ids"] and isinstance(out["input_ids"][0], list) else [out["input_ids"]]
-    return ("ok", dict(out), [out.word_ids(i) for i in range(len(rows))], [out.sequence_ids(i) for i in range(len(rows))])
+    return ("ok", dict(out), [out.word_ids(i) for i in range(len(rows))], [out.sequence_ids(i) for i in range(len(rows))],
+            [accessors(out, i) for i in range(len(rows))])
+
+
+def accessors(out, b: int) -> dict:
+    """Everything v4 fast's per-token accessors say about row b: per token, per character up to
+    two past the last offset, per word up to two past the last, in each text of the row."""
+    n = len(out.tokens(b))
+    spans = [out.token_to_chars(b, t) for t in range(n)]
+    last_char = max((span.end for span in spans if span is not None), default=0)
+    last_word = max((w for w in out.word_ids(b) if w is not None), default=0)
+    sequences = sorted({s for s in out.sequence_ids(b) if s is not None}) or [0]
+    return {
+        "tokens": out.tokens(b), "n_sequences": out.n_sequences, "is_fast": out.is_fast,
+        "per_token": [(spans[t], out.token_to_word(b, t), out.token_to_sequence(b, t)) for t in range(n)],
+        "per_char": [(out.char_to_token(b, c, s), out.char_to_word(b, c, s))
+                     for s in sequences for c in range(last_char + 2)],
+        "per_word": [(out.word_to_tokens(b, w, s), out.word_to_chars(b, w, s))
+                     for s in sequences for w in range(last_word + 2)],
+    }
 
 
 def assert_agree(slow, fast, *args, **kwargs):
