@@ -183,3 +183,154 @@ def test_question_answering_with_two_labels_loads_and_runs_as_before(tmp_path):
     mlm, _ = _saved(tmp_path, "masked_lm", name="mlm")
     qa3 = _quiet(RobertaForQuestionAnswering.from_pretrained, mlm, num_labels=3)
     assert tuple(qa3.qa_outputs.weight.shape) == (3, config.hidden_size)
+
+
+# ---------------------------------------------------------------------------- wrapped and hooked submodules
+
+def _lora_matrices(model) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if "lora_" in n}
+
+
+def _peft_lora(model, **config):
+    """peft LoRA on query/value (the standard RoBERTa recipe), r=4, alpha=8. peft starts B at zero
+    (no delta, and no gradient for A on the first step); B is drawn here so both show."""
+    peft = pytest.importorskip("peft")
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["query", "value"], **config))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, param in _lora_matrices(wrapped).items():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
+    return wrapped
+
+
+def _with_lora_delta(config, state, wrapped, scaling):
+    """The canonical state with each LoRA delta (B @ A * scaling) added by hand to its layer's
+    query/value weight, and the classifier peft trained (its modules_to_save copy)."""
+    out = {k: v.astype(np.float64) for k, v in state.items()}
+    encoder = wrapped.base_model.model.roberta.encoder
+    for i, layer in enumerate(encoder.layer):
+        for proj in ("query", "value"):
+            module = getattr(layer.attention.self, proj)
+            a = module.lora_A["default"].weight.detach().double().numpy()  # (r, H)
+            b = module.lora_B["default"].weight.detach().double().numpy()  # (H, r)
+            out[f"roberta.encoder.layer.{i}.attention.self.{proj}.weight"] += b @ a * scaling
+    classifier = wrapped.base_model.model.classifier
+    head = getattr(classifier, "modules_to_save", {"default": classifier})["default"]
+    for name, param in head.named_parameters():
+        out[f"classifier.{name}"] = param.detach().double().numpy()
+    return out
+
+
+def test_peft_lora_trains_every_lora_matrix_and_matches_the_delta_added_by_hand():
+    config = tiny_config(num_labels=3)
+    model, state = build("sequence_classification", config)
+    wrapped = _peft_lora(model, task_type="SEQ_CLS")
+    lora = _lora_matrices(wrapped)
+    assert len(lora) == 2 * 2 * config.num_hidden_layers  # A and B, query and value, each layer
+    labels = torch.tensor([1, 2])
+    wrapped.train()
+    wrapped(input_ids=IDS, attention_mask=MASK, labels=labels).loss.backward()
+    for name, param in lora.items():
+        assert param.grad is not None and float(param.grad.abs().sum()) > 0, name
+    frozen = wrapped.base_model.model.roberta.encoder.layer[0].attention.self.query.base_layer.weight
+    assert not frozen.requires_grad and frozen.grad is None
+
+    before = {n: p.detach().clone() for n, p in lora.items()}
+    optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        optimizer.step()
+        optimizer.zero_grad()
+        wrapped(input_ids=IDS, attention_mask=MASK, labels=labels).loss.backward()
+    assert all(not torch.equal(before[n], p) for n, p in lora.items())
+
+    wrapped.eval()
+    with torch.no_grad():
+        logits = wrapped(input_ids=IDS, attention_mask=MASK).logits
+    by_hand = _with_lora_delta(config, state, wrapped, scaling=8 / 4)
+    ref = run_reference(config, by_hand, "sequence_classification", input_ids=IDS, attention_mask=MASK)
+    np.testing.assert_allclose(logits.numpy(), ref["logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_peft_lora_without_task_type_trains():
+    # v4 code often leaves task_type out: every base parameter is frozen, LoRA's are not. The
+    # loss must still reach them (no "element 0 of tensors does not require grad").
+    model, _ = build("sequence_classification", tiny_config(num_labels=3))
+    wrapped = _peft_lora(model)
+    wrapped.train()
+    wrapped(input_ids=IDS, attention_mask=MASK, labels=torch.tensor([0, 2])).loss.backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in _lora_matrices(wrapped).values())
+
+
+def test_merged_lora_checkpoint_loads_in_every_backend(tmp_path):
+    from roberta_core import runtime
+
+    config = tiny_config(num_labels=3)
+    model, state = build("sequence_classification", config)
+    wrapped = _peft_lora(model, task_type="SEQ_CLS")
+    by_hand = _with_lora_delta(config, state, wrapped, scaling=8 / 4)
+    merged = wrapped.merge_and_unload()
+    assert type(merged) is RobertaForSequenceClassification
+    merged.save_pretrained(tmp_path)
+    ref = run_reference(config, by_hand, "sequence_classification", input_ids=IDS, attention_mask=MASK)["logits"]
+    inputs = {"input_ids": IDS.numpy(), "attention_mask": MASK.numpy()}
+    ran = []
+    for backend in ("pt", "tf", "flax"):
+        if not runtime.available(backend):
+            continue
+        loaded = runtime.load_model(backend, "sequence_classification", tmp_path, strict=True)
+        logits = runtime.run_model(backend, loaded, inputs)["logits"]
+        np.testing.assert_allclose(logits, ref, rtol=1e-4, atol=1e-5, err_msg=backend)
+        ran.append(backend)
+    assert "pt" in ran
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_forward_hooks_on_query_fire_in_training_and_evaluation(train):
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    query = model.roberta.encoder.layer[0].attention.self.query
+    calls = []
+    handle = query.register_forward_hook(lambda module, args, output: calls.append(output.requires_grad))
+    model.train(train)
+    model(IDS, MASK, labels=torch.tensor([0, 1])).loss.backward()  # gradients on
+    with torch.no_grad():
+        model(IDS, MASK)
+    assert calls == [True, False]
+    handle.remove()
+    # A hook's returned value replaces the output (what activation patching relies on).
+    model.eval()
+    with torch.no_grad():
+        plain = model(IDS, MASK).logits
+        handle = query.register_forward_hook(lambda module, args, output: torch.zeros_like(output))
+        patched = model(IDS, MASK).logits
+    handle.remove()
+    # Zero queries: every real key gets the same score, so layer 0 averages the values (checked
+    # against the reference with the query weight and bias zeroed).
+    state = to_canonical(model)
+    state = {k: np.zeros_like(v) if ".layer.0.attention.self.query." in k else v for k, v in state.items()}
+    ref = run_reference(config, state, "sequence_classification", input_ids=IDS, attention_mask=MASK)
+    np.testing.assert_allclose(patched.numpy(), ref["logits"], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(plain, patched)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_dynamic_quantization_runs_with_and_without_gradients(grad):
+    quantize_dynamic = torch.ao.quantization.quantize_dynamic
+    if "qnnpack" not in torch.backends.quantized.supported_engines and \
+            "fbgemm" not in torch.backends.quantized.supported_engines:
+        pytest.skip("no quantized engine in this torch build")
+    config = tiny_config(num_labels=3)
+    model, state = build("sequence_classification", config)
+    with warnings.catch_warnings():
+        # torch.ao.quantization and the quantized tensors are deprecated for torchao; still supported.
+        warnings.simplefilter("ignore")
+        quantized = quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    assert type(quantized.roberta.encoder.layer[0].attention.self.query).__name__ == "Linear"
+    assert type(quantized.roberta.encoder.layer[0].attention.self.query).__module__.startswith("torch.ao")
+    with torch.set_grad_enabled(grad):
+        logits = quantized(IDS, MASK).logits
+    ref = run_reference(config, state, "sequence_classification", input_ids=IDS, attention_mask=MASK)["logits"]
+    rel = np.linalg.norm(logits.detach().numpy() - ref) / np.linalg.norm(ref)
+    assert rel < 5e-2, rel
