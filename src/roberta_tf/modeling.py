@@ -970,8 +970,10 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         `serving_default` signature (also the endpoint `serve`, as Keras' `export` writes) takes
         the int32 inputs of `serving_signature()` and returns the output fields (logits, ...) by
         name. `model.export(directory)`, `save_pretrained(..., saved_model=True)` and
-        `tf.saved_model.save(model, directory)` write the same signature. The directory appears
-        whole or not at all (written beside it, then renamed; an existing one is replaced)."""
+        `tf.saved_model.save(model, directory)` write the same signature, and
+        `tf.lite.TFLiteConverter.from_saved_model(directory)` converts it with TFLite's builtin ops
+        (no Flex delegate). The directory appears whole or not at all (written beside it, then
+        renamed; an existing one is replaced)."""
         return _framework.write_saved_model(self, Path(directory), self._serving_function())
 
     def export(self, filepath: str | os.PathLike, format: str = "tf_saved_model", verbose: Optional[bool] = None,

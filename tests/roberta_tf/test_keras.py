@@ -1,8 +1,12 @@
 """TensorFlow and Keras machinery: tf.function and XLA give the eager numbers, gradient
 checkpointing gives the plain gradients, `fit` trains with the head's loss from a tf.data
-pipeline, and an exported SavedModel gives the same logits for any batch and length."""
+pipeline, and an exported SavedModel gives the same logits for any batch and length; v4's
+`save_pretrained(saved_model=True)`, Keras 3's `export`, `.keras` files and `tf.saved_model.save`
+serve, TFLite converts with builtin ops, and a LoRA wrapper of `query` trains (issue 14)."""
 
 from __future__ import annotations
+
+import warnings
 
 import keras
 import numpy as np
@@ -126,3 +130,141 @@ def test_saved_model_serves_any_batch_and_length(tmp_path, head):
         bad["attention_mask"] = bad["attention_mask"][:, :3]
         with pytest.raises(tf.errors.InvalidArgumentError, match="attention_mask must have shape"):
             serve(**bad)
+
+
+# ---------------------------------------------------------------------------- v4 deployment and Keras 3 saving (issue 14)
+
+def _served_inputs(config, head: str, lengths=(7, 5, 2)) -> dict:
+    inputs = inputs_for(config, head, lengths=lengths, labels=False)
+    inputs["token_type_ids"] = np.zeros_like(inputs["input_ids"])
+    return inputs
+
+
+@pytest.mark.parametrize("head", sorted(CLASSES))
+def test_get_config_and_from_config_rebuild_every_head(head):
+    config = tiny_config(is_decoder=head == "causal_lm", num_labels=2 if head == "question_answering" else 3)
+    model = CLASSES[head](config, dtype="bfloat16")
+    described = model.get_config()
+    assert described["config"] == config.to_dict()
+    rebuilt = type(model).from_config(described)
+    assert type(rebuilt) is type(model) and rebuilt.config.to_dict() == config.to_dict()
+    assert rebuilt.dtype_policy.name == "bfloat16" and rebuilt.name == model.name
+    assert [w.path for w in rebuilt.weights] == [w.path for w in model.weights]
+    if head == "model":
+        bare = CLASSES["model"].from_config(CLASSES["model"](config, add_pooling_layer=False).get_config())
+        assert bare.pooler is None
+
+
+@pytest.mark.parametrize("head", ["model", "masked_lm", "multiple_choice"])
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, head):
+    config = tiny_config()
+    model, state = build(head, config, seed=6)
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert type(again) is type(model)
+    inputs = inputs_for(config, head, labels=False)
+    before, after = model(**inputs), again(**inputs)
+    assert list(after) == list(before)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    ref = reference.forward(config, state, head, **inputs)
+    field = "last_hidden_state" if head == "model" else "logits"
+    assert_close(after[field], ref[field], what=f"reloaded {field} vs reference")
+    if head == "masked_lm":  # still one variable for the table and the tied decoder
+        assert again.lm_head.decoder is again.roberta.embeddings.word_embeddings
+
+
+def test_every_saved_model_route_has_a_serving_default(tmp_path):
+    # v4's save_pretrained(saved_model=True), Keras 3's model.export and tf.saved_model.save.
+    config = tiny_config(num_labels=3)
+    model, state = build("sequence_classification", config, seed=7)
+    model.save_pretrained(tmp_path / "v4", saved_model=True)
+    assert sorted(p.name for p in (tmp_path / "v4").iterdir()) == ["config.json", "model.safetensors", "saved_model"]
+    model.export(tmp_path / "exported")
+    tf.saved_model.save(model, str(tmp_path / "tf"))
+    inputs = _served_inputs(config, "sequence_classification")
+    ref = reference.forward(config, state, "sequence_classification", **inputs)
+    for folder in (tmp_path / "v4" / "saved_model" / "1", tmp_path / "exported", tmp_path / "tf"):
+        serve = tf.saved_model.load(str(folder)).signatures["serving_default"]
+        assert sorted(serve.structured_input_signature[1]) == ["attention_mask", "input_ids", "token_type_ids"]
+        served = serve(**{k: tf.constant(v, tf.int32) for k, v in inputs.items()})
+        assert list(served) == ["logits"]
+        assert_close(served["logits"], ref["logits"], what=f"served by {folder.name}")
+
+
+def test_tflite_converts_with_builtin_ops_and_runs(tmp_path):
+    config = tiny_config(num_labels=3)
+    model, state = build("sequence_classification", config, seed=8)
+    target = model.export_saved_model(tmp_path / "served")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(target), signature_keys=["serving_default"])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (select TF) ops
+    flatbuffer = converter.convert()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    run = interpreter.get_signature_runner("serving_default")
+    for lengths in ((7, 5, 2), (4, 9)):
+        inputs = _served_inputs(config, "sequence_classification", lengths)
+        ref = reference.forward(config, state, "sequence_classification", **inputs)
+        got = run(**{k: v.astype(np.int32) for k, v in inputs.items()})
+        assert_close(got["logits"], ref["logits"], what=f"TFLite {lengths}")
+
+
+class _LoRADense(keras.layers.Layer):
+    """A user's LoRA wrapper of a Dense: the frozen layer plus x A B (alpha / rank), A and B given."""
+
+    def __init__(self, base: keras.layers.Dense, a: np.ndarray, b: np.ndarray, alpha: float, **kwargs):
+        super().__init__(**kwargs)
+        self.base = base
+        self.base.trainable = False
+        self.scale = alpha / a.shape[1]
+        self.lora_a = self.add_weight(shape=a.shape, initializer=keras.initializers.Constant(a), name="lora_a")
+        self.lora_b = self.add_weight(shape=b.shape, initializer=keras.initializers.Constant(b), name="lora_b")
+
+    def call(self, x):
+        return self.base(x) + tf.matmul(tf.matmul(x, self.lora_a), self.lora_b) * self.scale
+
+
+def test_a_lora_wrapper_of_query_and_keras_lora_on_value_are_trained():
+    config = tiny_config(num_labels=3)
+    model, state = build("sequence_classification", config, seed=9)
+    rng = np.random.default_rng(0)
+    H, rank, alpha = config.hidden_size, 4, 8.0
+    lora = {}
+    for i, layer in enumerate(model.roberta.encoder.layer):
+        attention = layer.attention.self
+        a, b = rng.normal(0, 0.2, (H, rank)), rng.normal(0, 0.2, (rank, H))
+        attention.query = _LoRADense(attention.query, a, b, alpha, name="query")  # replaced after build
+        lora[f"roberta.encoder.layer.{i}.attention.self.query.weight"] = attention.query
+        attention.value.enable_lora(rank, lora_alpha=alpha)  # Keras' own LoRA Dense
+        attention.value.lora_kernel_b.assign(rng.normal(0, 0.2, (rank, H)))  # B starts at 0: give A a gradient
+        lora[f"roberta.encoder.layer.{i}.attention.self.value.weight"] = attention.value
+
+    def merged_state() -> dict:
+        """The checkpoint with each LoRA delta added by hand: W (out, in) + scale (A B)^T."""
+        out = dict(state)
+        for key, module in lora.items():
+            if isinstance(module, _LoRADense):
+                a, b, scale = module.lora_a.numpy(), module.lora_b.numpy(), module.scale
+            else:
+                a, b, scale = module.lora_kernel_a.numpy(), module.lora_kernel_b.numpy(), alpha / rank
+            out[key] = state[key] + scale * (a.astype(np.float64) @ b).T
+        return out
+
+    inputs = inputs_for(config, "sequence_classification")
+    trainable = model.trainable_weights
+    adapters = [w for w in trainable if "lora" in w.path]
+    assert len(adapters) == 4 * config.num_hidden_layers
+    assert not any(w.path.endswith(("query/kernel", "value/kernel")) for w in trainable)  # frozen
+    with tf.GradientTape() as tape:
+        out = model(**inputs, training=True)
+    ref = reference.forward(config, merged_state(), "sequence_classification", **inputs)
+    assert_close(out.logits, ref["logits"], what="logits with the LoRA deltas")
+    assert_close(out.loss, ref["loss"], what="loss with the LoRA deltas")
+    grads = tape.gradient(out.loss, adapters)
+    assert all(g is not None and float(tf.norm(g)) > 0 for g in grads), [w.path for w, g in zip(adapters, grads)]
+    keras.optimizers.SGD(0.1).apply(grads, adapters)
+    after = model(**inputs)
+    ref = reference.forward(config, merged_state(), "sequence_classification", **inputs)
+    assert_close(after.logits, ref["logits"], what="logits after a step")
+    assert float(after.loss) < float(out.loss)

@@ -1,17 +1,21 @@
 """Checkpoints: the golden fixtures of transformers 4.57.6 from every weight format,
 save/load round trips (safetensors, sharded, v4's tf_model.h5), other heads' checkpoints,
-strictness, dtypes."""
+strictness, dtypes; v4's from_pretrained keywords (subfolder, output_loading_info, device_map,
+add_pooling_layer) and the QA head's num_labels."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import roberta_tf.convert
 
+from roberta_core import reference
 from roberta_core.checkpoint import load_state_dict
 from roberta_core.weights import CheckpointKeyError
 from tests.helpers import assert_close, golden, padded_batch, tiny_config
@@ -175,3 +179,118 @@ def test_a_failure_while_creating_variables_leaves_no_state_behind(tmp_path, mon
         CLASSES["masked_lm"].from_pretrained(tmp_path / "ckpt")
     monkeypatch.setattr(roberta_tf.convert, "_value", value)
     _assert_builds_and_loads(tmp_path, config)
+
+
+# ---------------------------------------------------------------------------- v4's keyword contract (issue 14)
+
+def test_from_pretrained_sorts_its_keywords_as_v4(tmp_path):
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = CLASSES["masked_lm"].from_pretrained(
+        tmp_path / "ckpt", hidden_dropout_prob=0.3,  # a config field: to the config
+        low_cpu_mem_usage=True, revision="main", cache_dir=str(tmp_path / "cache"), local_files_only=True,
+        token=None, trust_remote_code=False, device_map="cpu",  # loading options: accepted
+    )
+    assert loaded.config.hidden_dropout_prob == 0.3
+    loaded.save_pretrained(tmp_path / "again")
+    written = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert written["hidden_dropout_prob"] == 0.3
+    for option in ("low_cpu_mem_usage", "revision", "cache_dir", "local_files_only", "token", "trust_remote_code",
+                   "device_map"):
+        assert option not in written, option
+    with pytest.raises(TypeError, match=r"TFRobertaForMaskedLM\.from_pretrained\(\) got unexpected keyword "
+                                        r"argument\(s\) 'foo_bar'"):
+        CLASSES["masked_lm"].from_pretrained(tmp_path / "ckpt", foo_bar=3)
+    # add_pooling_layer is the bare model's argument: a head refuses it, as v4's __init__ does.
+    with pytest.raises(TypeError, match="'add_pooling_layer'"):
+        CLASSES["masked_lm"].from_pretrained(tmp_path / "ckpt", add_pooling_layer=False)
+
+
+def test_subfolder_and_output_loading_info(tmp_path):
+    config = tiny_config()
+    mlm, state = build("masked_lm", config)
+    mlm.save_pretrained(tmp_path / "repo" / "mlm")
+    with pytest.warns(UserWarning, match="newly initialised"):
+        classifier, info = CLASSES["sequence_classification"].from_pretrained(
+            tmp_path / "repo", subfolder="mlm", output_loading_info=True, num_labels=3
+        )
+    # The classifier's keys are new; the LM head's are the checkpoint's keys it did not use.
+    assert sorted(info["missing_keys"]) == sorted([
+        "classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias",
+    ])
+    assert sorted(info["unexpected_keys"]) == sorted([
+        "lm_head.dense.weight", "lm_head.dense.bias", "lm_head.layer_norm.weight", "lm_head.layer_norm.bias",
+        "lm_head.bias",
+    ])
+    assert info["mismatched_keys"] == [] and info["error_msgs"] == []
+    words = classifier.get_input_embeddings().embeddings.numpy()
+    np.testing.assert_array_equal(words, state["roberta.embeddings.word_embeddings.weight"])
+    with pytest.raises(ValueError, match="subfolder must be a relative path inside"):
+        CLASSES["masked_lm"].from_pretrained(tmp_path / "repo", subfolder="../repo/mlm")
+    _, info = CLASSES["masked_lm"].from_pretrained(tmp_path / "repo/mlm", output_loading_info=True, strict=True)
+    assert info == {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+
+
+def test_add_pooling_layer_false_builds_no_pooler_and_leaves_the_checkpoints_unused(tmp_path):
+    source = golden("model")  # a v4 RobertaModel checkpoint, pooler included
+    io = np.load(source / "io.npz")
+    with pytest.warns(UserWarning, match=r"unused by RobertaModel \(2\): pooler\.dense\.bias, pooler\.dense\.weight"):
+        model, info = CLASSES["model"].from_pretrained(source, add_pooling_layer=False, output_loading_info=True)
+    assert model.pooler is None
+    assert sorted(info["unexpected_keys"]) == ["pooler.dense.bias", "pooler.dense.weight"]
+    assert info["missing_keys"] == []
+    assert not any("pooler" in w.path for w in model.weights)
+    out = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"])
+    assert out.pooler_output is None
+    assert_close(out.last_hidden_state, io["pt_last_hidden_state"], what="last_hidden_state vs transformers")
+    # Saved without a pooler; read back exactly (strict: nothing unused, nothing new).
+    model.save_pretrained(tmp_path)
+    assert not any("pooler" in key for key in load_state_dict(tmp_path))
+    again = CLASSES["model"].from_pretrained(tmp_path, add_pooling_layer=False, strict=True)
+    assert again.pooler is None
+    assert (again.get_config()["add_pooling_layer"], model.get_config()["add_pooling_layer"]) == (False, False)
+
+
+def test_device_map(tmp_path):
+    config = tiny_config()
+    model, _ = build("model", config)
+    model.save_pretrained(tmp_path)
+    on_cpu = CLASSES["model"].from_pretrained(tmp_path, device_map="cpu")
+    assert all("CPU" in w.value.device for w in on_cpu.weights)
+    CLASSES["model"].from_pretrained(tmp_path, device_map="auto")
+    CLASSES["model"].from_pretrained(tmp_path, device_map={"": "cpu"})
+    with pytest.raises(ValueError, match="splitting it across devices is not supported"):
+        CLASSES["model"].from_pretrained(tmp_path, device_map={"encoder": "cpu", "pooler": 0})
+    with pytest.raises(ValueError, match="device_map must be"):
+        CLASSES["model"].from_pretrained(tmp_path, device_map="tpu")
+    if tf.config.list_logical_devices("GPU"):
+        on_gpu = CLASSES["model"].from_pretrained(tmp_path, device_map="cuda")
+        assert all("GPU:0" in w.value.device for w in on_gpu.weights)
+    else:
+        with pytest.raises(ValueError, match=r"asks for GPU 0, but TensorFlow sees 0 GPU\(s\)"):
+            CLASSES["model"].from_pretrained(tmp_path, device_map="cuda")
+
+
+def test_question_answering_has_num_labels_outputs_as_v4(tmp_path):
+    config = tiny_config(num_labels=3)
+    model, state = build("question_answering", config)
+    assert tuple(model.qa_outputs.kernel.shape) == (config.hidden_size, 3)
+    inputs = {"input_ids": padded_batch(config)[0]}
+    with pytest.raises(ValueError, match=r"needs config\.num_labels == 2, got num_labels=3"):
+        model(**inputs)
+    # What a fine-tune from a 3-label checkpoint saves: a config and weights that agree.
+    model.save_pretrained(tmp_path / "three")
+    written = json.loads((tmp_path / "three" / "config.json").read_text())
+    assert len(written["id2label"]) == 3  # v4 writes num_labels as the id2label it spans
+    assert load_state_dict(tmp_path / "three")["qa_outputs.weight"].shape == (3, config.hidden_size)
+    # A v4-style QA checkpoint (2 labels) loads and scores as the float64 reference.
+    config2 = tiny_config()
+    model2, state2 = build("question_answering", config2, seed=3)
+    model2.save_pretrained(tmp_path / "two")
+    again = CLASSES["question_answering"].from_pretrained(tmp_path / "two", strict=True)
+    ids, mask = padded_batch(config2)
+    ref = reference.forward(config2, state2, "question_answering", input_ids=ids, attention_mask=mask)
+    out = again(input_ids=ids, attention_mask=mask)
+    assert_close(out.start_logits, ref["start_logits"], what="start_logits")
+    assert_close(out.end_logits, ref["end_logits"], what="end_logits")
