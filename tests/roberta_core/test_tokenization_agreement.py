@@ -339,7 +339,9 @@ def test_pieces_never_change_the_encoding(pairs, with_added_tokens, with_cut_tok
     for slow, fast in [*pairs.values(), with_added_tokens, with_cut_tokens]:
         expected = slow(text, **options)
         with _Chunked(fast, size):
-            assert fast(text, **options) == expected
+            got = fast(text, **options)
+            assert got == expected
+            assert got.word_ids() == expected.word_ids()  # words numbered on across the pieces
 
 
 def test_the_engine_gets_bounded_pieces_of_a_long_text(pairs):
