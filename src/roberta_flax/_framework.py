@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import jax.extend
@@ -24,7 +24,10 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import OUTPUT_CLASSES
 from roberta_core.validation import IGNORE_INDEX, check_range, range_message
 
-__all__ = ["LOGICAL_AXIS_RULES", "check_values", "checked", "shape_of", "resolve_dtype"]
+__all__ = [
+    "LOGICAL_AXIS_RULES", "check_values", "checked", "shape_of", "resolve_dtype", "resolve_device",
+    "V4_CALL_KEYWORDS", "linen_params", "nnx_params", "v4_model",
+]
 
 # Logical axis -> mesh axis: Megatron-style tensor parallelism over a 'model' mesh axis
 # (vocabulary rows, attention heads and the MLP's inner dimension are split; the hidden
@@ -150,12 +153,17 @@ def _compiled(call: Callable) -> Callable:
     transformation (`jit`, `grad`, `vmap`, `nnx.remat`, a model merged inside `jit` ...) and
     with `jax.disable_jit()` the call runs as written, traced by the caller. Options that size
     arrays from the inputs' values (`unpad=True`, `masked_positions_only=True`) become static
-    numbers first (`_concrete_options`).
+    numbers first (`_concrete_options`). v4's keywords `params`, `dropout_rng` and `train` make
+    the call a pure function of them (`v4_model`).
     """
     signature = inspect.signature(call)
 
     @functools.wraps(call)
     def run(self: "FlaxRobertaPreTrainedModel", *args: Any, **kwargs: Any) -> Any:
+        v4 = {name: kwargs.pop(name) for name in V4_CALL_KEYWORDS if name in kwargs}
+        if v4:
+            # v4's functional call: the same call on a copy holding the given parameters and key.
+            return run(v4_model(self, kwargs, **v4), *args, **kwargs)
         if jax.config.jax_disable_jit or jax.extend.core.get_opaque_trace_state(convention="nnx") != _EAGER_TRACE:
             return call(self, *args, **kwargs)
         graphdef, state = nnx.split(self)
@@ -199,6 +207,103 @@ def _compiled_call(
         return out, nnx.state(model, nnx.RngState), _deferred_checks.get()
     finally:
         _deferred_checks.reset(token)
+
+
+# ---------------------------------------------------------------------------- v4's functional call
+
+# The keywords of v4 Flax's `__call__` that NNX models have no use for: the parameter tree, the
+# key of dropout's masks and the train switch (v4: `model(**batch, params=p, dropout_rng=k, train=True)`).
+V4_CALL_KEYWORDS = ("params", "dropout_rng", "train")
+
+
+def _str_keys(tree: Mapping) -> dict:
+    return {str(k): _str_keys(v) if isinstance(v, Mapping) else v for k, v in tree.items()}
+
+
+def linen_params(model: nnx.Module) -> dict:
+    """The model's parameters as v4 Flax's `params`: nested dicts of arrays keyed by module and
+    parameter names (layers by their index as a string: `encoder/layer/0/attention/self/query/kernel`),
+    `roberta` above the encoder of a head, none for the bare model. The arrays are the model's own
+    (JAX arrays are immutable: changing the tree changes nothing in the model)."""
+    return _str_keys(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+
+def nnx_params(model: nnx.Module, params: Any) -> dict:
+    """`params`, a v4-shaped tree (nested mappings of arrays, as `linen_params` gives; arrays may
+    be traced), laid out as the model's NNX parameter state, after checking it holds every
+    parameter of the model, no other, each with the model's shape (a ValueError listing what
+    differs). The values are kept as they are: under `jax.grad` they stay the traced inputs."""
+    missing, unexpected, mismatched = [], [], []
+
+    def walk(own: dict, given: Any, path: str) -> dict:
+        if not isinstance(given, Mapping):
+            mismatched.append(f"{path or 'params'} is a {type(given).__name__}, expected a mapping of parameters")
+            return {}
+        names = {str(k): k for k in own}
+        unexpected.extend(path + str(k) for k in given if str(k) not in names)
+        given = {str(k): v for k, v in given.items()}
+        out = {}
+        for name, key in names.items():
+            if name not in given:
+                missing.append(path + name)
+            elif isinstance(own[key], Mapping):
+                out[key] = walk(own[key], given[name], f"{path}{name}/")
+            elif isinstance(given[name], Mapping) or np.shape(given[name]) != np.shape(own[key]):
+                got = "a mapping" if isinstance(given[name], Mapping) else tuple(np.shape(given[name]))
+                mismatched.append(f"{path}{name} {got} != expected {tuple(np.shape(own[key]))}")
+            else:
+                out[key] = given[name]
+        return out
+
+    tree = walk(nnx.to_pure_dict(nnx.state(model, nnx.Param)), params, "")
+    if missing or unexpected or mismatched:
+        lines = [f"params do not match {type(model).__name__}'s parameters (model.params shows the tree it takes):"]
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:8]) + (f", ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
+                lines.append(f"{what} ({len(keys)}): {shown}")
+        raise ValueError("\n".join(lines))
+    return tree
+
+
+def _reseeded(rest: nnx.State, key: Any) -> nnx.State:
+    """The random streams of `rest` (dropout's) restarted from `key`: stream i draws from
+    fold_in(key, i), its counter at 0. `key` is a typed key or v4's raw uint32 (2,) key."""
+    key = jnp.asarray(key)
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.dtype != jnp.uint32 or key.ndim != 1:
+            raise TypeError(f"dropout_rng must be a jax.random key, got an array of {key.dtype} {key.shape}")
+        key = jax.random.wrap_key_data(key)
+    flat, stream = [], 0
+    for path, variable in nnx.to_flat_state(rest):
+        value = variable.get_value()
+        if isinstance(variable, nnx.RngKey):
+            value, stream = jax.random.fold_in(key, stream), stream + 1
+        elif isinstance(variable, nnx.RngCount):
+            value = jnp.zeros_like(value)
+        flat.append((path, value))
+    return nnx.from_flat_state(flat)
+
+
+def v4_model(
+    model: nnx.Module, kwargs: dict[str, Any], params: Any = None, dropout_rng: Any = None, train: Optional[bool] = None
+) -> nnx.Module:
+    """The model a call with v4's keywords runs: a copy of `model` (merged from its graph) holding
+    `params` and dropout streams seeded by `dropout_rng`, so the call is a pure function of them
+    (under `jax.jit` and `jax.grad` too) and `model` itself is never changed. Sets the call's
+    `deterministic` in `kwargs` from `train` (v4: dropout only with `train=True`, which needs a key)."""
+    if train is not None and kwargs.get("deterministic") is not None:
+        raise TypeError("give train= (v4) or deterministic= (NNX), not both")
+    if kwargs.get("deterministic") is None:
+        kwargs["deterministic"] = not train
+    if not kwargs["deterministic"] and dropout_rng is None:
+        raise ValueError("train=True turns dropout on: give its key as dropout_rng= (a jax.random key), as in v4")
+    graphdef, own, rest = nnx.split(model, nnx.Param, ...)
+    if params is not None:
+        own = nnx.State(nnx_params(model, params))
+    if dropout_rng is not None:
+        rest = _reseeded(rest, dropout_rng)
+    return nnx.merge(graphdef, own, rest)
 
 
 def shape_of(array: Any) -> Optional[tuple[int, ...]]:
@@ -265,6 +370,59 @@ def resolve_dtype(dtype: Any, state: Optional[dict] = None) -> Any:
     if not jnp.issubdtype(resolved, jnp.floating):
         raise TypeError(f"dtype must be a floating point type, got {resolved}")
     return resolved
+
+
+# ---------------------------------------------------------------------------- placement
+
+_DEVICE_MAP_VALUES = "'cpu', 'auto', 'cuda' or 'gpu' (or 'cuda:N'), a GPU index, a jax.Device or {'': device}"
+
+
+def _gpus() -> list:
+    try:
+        return jax.devices("gpu")
+    except RuntimeError:  # no GPU backend at all
+        return []
+
+
+def resolve_device(device_map: Any) -> Optional[jax.Device]:
+    """Where `from_pretrained` puts the weights, from v4's `device_map`: None when not given
+    (JAX's default placement), 'auto' (JAX's default device: the GPU when there is one, else the
+    CPU), 'cpu', 'cuda'/'gpu'/'cuda:N' or an int N (GPU N), a jax.Device, or `{"": device}`, the
+    whole model on one device. The model is not split over devices: a map that places modules
+    apart is refused, as is a GPU that JAX does not see."""
+    if device_map is None:
+        return None
+    if isinstance(device_map, dict):
+        if set(device_map) != {""}:
+            raise ValueError(
+                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
+                f"devices is not supported, got keys {sorted(device_map)[:4]}"
+            )
+        device_map = device_map[""]
+    if isinstance(device_map, jax.Device):
+        return device_map
+    index = None
+    if isinstance(device_map, str):
+        kind, _, number = device_map.partition(":")
+        if kind == "auto" and not number:
+            return jax.devices()[0]
+        if kind == "cpu" and not number:
+            return jax.devices("cpu")[0]
+        if kind in ("cuda", "gpu") and (not number or number.isdigit()):
+            index = int(number or 0)
+    elif isinstance(device_map, int) and not isinstance(device_map, bool) and device_map >= 0:
+        index = device_map
+    if index is None:
+        raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
+    gpus = _gpus()
+    if not gpus:
+        raise ValueError(
+            f"device_map={device_map!r} asks for a GPU, but JAX sees none (its devices: "
+            f"{', '.join(sorted({d.platform for d in jax.devices()}))}); use 'cpu' or 'auto'"
+        )
+    if index >= len(gpus):
+        raise ValueError(f"device_map={device_map!r}: JAX sees {len(gpus)} GPU(s)")
+    return gpus[index]
 
 
 # ---------------------------------------------------------------------------- parameter builders

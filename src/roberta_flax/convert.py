@@ -33,12 +33,18 @@ def _parameters(model: nnx.Module) -> dict[str, nnx.Param]:
     return params
 
 
+def _shapes(model: nnx.Module) -> dict[str, tuple[int, ...]]:
+    """`parameter_shapes(config, head)`, less the pooler of a FlaxRobertaModel built without it."""
+    return parameter_shapes(model.config, model.head, pooled=model.base_model.pooler is not None)
+
+
 def to_canonical(model: nnx.Module) -> dict[str, np.ndarray]:
     """The model's parameters as `{canonical key: array}`, exactly the keys of
-    `parameter_shapes(model.config, model.head)` in that order, PyTorch layout."""
+    `parameter_shapes(model.config, model.head)` in that order (no pooler when the model has
+    none), PyTorch layout."""
     params = _parameters(model)
     state = {}
-    for key in parameter_shapes(model.config, model.head):
+    for key in _shapes(model):
         array = np.asarray(jax.device_get(params[key][...]))
         state[key] = np.ascontiguousarray(array.T) if is_transposed(key) else array
     return state
@@ -57,7 +63,7 @@ def from_canonical(
     layout allow (on CPU a 64-byte aligned array, as `roberta_core.checkpoint` reads them), so
     `from_pretrained` never holds two copies.
     """
-    expected = parameter_shapes(model.config, model.head)
+    expected = _shapes(model)
     check_state(type(model).__name__, model.head, expected, state, allow_missing=allow_missing)
     params = _parameters(model)
     for key in list(state):

@@ -723,7 +723,8 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
         self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
-        self.qa_outputs = _dense(config, config.hidden_size, 2, **kw)
+        # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.
+        self.qa_outputs = _dense(config, config.hidden_size, config.num_labels, **kw)
 
     @_compiled
     def __call__(
@@ -747,6 +748,11 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
         that neither the loss nor an argmax sees them (v4 scores padding like any position, which
         changes its loss a little; without padding the two agree)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
+        if self.config.num_labels != 2:
+            raise ValueError(
+                f"{type(self).__name__} scores a start and an end per token: it needs config.num_labels == 2, "
+                f"got num_labels={self.config.num_labels}"
+            )
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(

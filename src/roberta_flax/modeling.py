@@ -23,6 +23,7 @@ against PyTorch and the float64 reference (CPU computes float32 in full anyway).
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import os
 import warnings
@@ -37,9 +38,14 @@ from jax.experimental import checkify
 from roberta_core import backends
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
-from roberta_core.pretrained import load_pretrained, save_pretrained_files
+from roberta_core.pretrained import (
+    load_pretrained,
+    resolve_subfolder,
+    save_pretrained_files,
+    split_from_pretrained_kwargs,
+)
 from roberta_core.validation import check_forward_inputs
-from roberta_core.weights import check_vocab_resize
+from roberta_core.weights import LoadPlan, check_vocab_resize
 
 from ._framework import (
     LOGICAL_AXIS_RULES,
@@ -55,6 +61,9 @@ from ._framework import (
     check_embeds_dtype,
     check_values,
     checked,
+    linen_params,
+    nnx_params,
+    resolve_device,
     resolve_dtype,
     shape_of,
 )
@@ -614,6 +623,13 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     after calling this `__init__`. Models are built in evaluation mode (dropout off, as v4's
     Flax `deterministic=True`); `model.train()` turns dropout on, `model.eval()` off again, and
     `deterministic=` on a call overrides the mode for that call.
+
+    v4 Flax code runs as it is: `model.params` is v4's parameter tree (get and set), and every
+    model's `__call__` also takes v4's `params=None, dropout_rng=None, train=False`: with any of
+    them the call is a pure function of `params` (the model's own when None) and `dropout_rng`,
+    made on a copy of the model (the model is never changed; `jax.jit` and `jax.grad` over
+    `params` work, as in v4's `TrainState.create(apply_fn=model.__call__, params=model.params,
+    ...)` scripts); dropout is on only with `train=True`, which needs `dropout_rng`.
     """
 
     head: str = ""
@@ -633,6 +649,14 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         # Flipped by nnx's `model.train()` / `model.eval()`, which set every `deterministic` attribute.
         self.deterministic = True
         self.jit_checks = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # `params` is a property (v4's tree): NNX's own attribute setting would store the tree
+        # as a new attribute instead of loading it.
+        if name == "params":
+            type(self).params.fset(self, value)
+        else:
+            super().__setattr__(name, value)
 
     def _deterministic(self, deterministic: Optional[bool]) -> bool:
         """A call's dropout switch: the argument, else the model's train/eval mode."""
@@ -746,8 +770,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         ignore_mismatched_sizes: bool = False,
         attn_implementation: Optional[str] = None,
         rngs: Optional[nnx.Rngs] = None,
-        **config_overrides: Any,
-    ) -> "FlaxRobertaPreTrainedModel":
+        **kwargs: Any,
+    ) -> "FlaxRobertaPreTrainedModel" | tuple["FlaxRobertaPreTrainedModel", dict[str, list]]:
         """Load a checkpoint directory in any of the four weight formats (safetensors, sharded
         too; pytorch_model.bin; tf_model.h5; flax_model.msgpack), in evaluation mode.
 
@@ -756,12 +780,30 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`.
         `dtype` (computation): None (float32, as v4), 'auto' (the checkpoint's), or a JAX dtype;
         `param_dtype` (storage) defaults to `dtype`. `rngs` seeds the newly initialised
-        parameters and dropout. `config_overrides` change config fields (`num_labels=5`,
-        `is_decoder=True`).
+        parameters and dropout.
+
+        The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
+        the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
+        FlaxRobertaModel without pooler, `seed` is v4 Flax's `rngs=nnx.Rngs(seed)`); loading options
+        are honoured (`subfolder`, `device_map` (see `_framework.resolve_device`),
+        `output_loading_info=True`: returns (model, {"missing_keys", "unexpected_keys",
+        "mismatched_keys", "error_msgs"})) or accepted and never written into the config
+        (`low_cpu_mem_usage`: loading already holds one copy; the Hub's `revision`, `cache_dir`,
+        `local_files_only`, `token`, unused for a local directory). Any other keyword is a TypeError.
         """
-        config, state, _ = load_pretrained(
-            path, cls.head, config=config, strict=strict,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, **config_overrides,
+        init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
+        overrides, model_kwargs, options = split_from_pretrained_kwargs(
+            cls.__name__, kwargs, model_keywords=("seed", *init_keywords)
+        )
+        if "seed" in model_kwargs:  # v4 Flax's seed of the initialisation
+            if rngs is not None:
+                raise TypeError("give seed= (v4) or rngs= (NNX), not both")
+            rngs = nnx.Rngs(model_kwargs.pop("seed"))
+        pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
+        device = resolve_device(options.get("device_map"))
+        config, state, plan = load_pretrained(
+            resolve_subfolder(path, options.get("subfolder")), cls.head, config=config, strict=strict,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         dtype = resolve_dtype(dtype, state)
         # Built with deferred initialisation: the checkpoint's arrays become the parameters (no
@@ -769,13 +811,18 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         token = _deferring.set(True)
         try:
             model = cls(
-                config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation, rngs=rngs
+                config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation, rngs=rngs,
+                **model_kwargs,
             )
         finally:
             _deferring.reset(token)
         from_canonical(model, state, allow_missing=True, consume=True)
         model._materialize_missing()
+        if device is not None:
+            nnx.update(model, jax.device_put(nnx.state(model), device))
         model.eval()
+        if options.get("output_loading_info"):
+            return model, _loading_info(plan)
         return model
 
     def _materialize_missing(self) -> None:
@@ -823,6 +870,43 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             shardings = nnx.get_named_sharding(state, mesh)
         nnx.update(self, jax.device_put(state, shardings))
         return self
+
+    # v4 Flax's functional API, on top of NNX: `model.params`, and `model(..., params=,
+    # dropout_rng=, train=)` (`_framework.v4_model`).
+    @property
+    def params(self) -> dict:
+        """The parameters as v4 Flax's tree: `{"roberta": {"embeddings": {"word_embeddings":
+        {"embedding": (V, H)}, ...}, "encoder": {"layer": {"0": ...}}}, "classifier": ...}` (the
+        bare model has no `roberta` level), kernels (in, out) as in `flax_model.msgpack`. A
+        wrapped submodule's parameters are in it too (`nnx.LoRA` on `query`: its `lora_a`,
+        `lora_b` and `base_module`). Give it to `model(..., params=tree)`, `jax.grad` and optax."""
+        return linen_params(self)
+
+    @params.setter
+    def params(self, tree: Any) -> None:
+        """Load a tree shaped as `model.params` (every parameter, no other, the same shapes: a
+        ValueError lists what differs). Arrays keep their dtype (v4: `model.params = tree`) and
+        each parameter its placement."""
+        values = nnx_params(self, tree)
+
+        def place(old: jax.Array, new: Any) -> jax.Array:
+            new = jnp.asarray(new)
+            if not jnp.issubdtype(new.dtype, jnp.floating):
+                raise TypeError(f"params must hold floating point arrays, got {new.dtype}")
+            return jax.device_put(new, old.sharding) if getattr(old, "committed", False) else new
+
+        nnx.update(self, nnx.State(jax.tree.map(place, nnx.to_pure_dict(nnx.state(self, nnx.Param)), values)))
+
+
+def _loading_info(plan: LoadPlan) -> dict[str, list]:
+    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
+    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
+    return {
+        "missing_keys": list(plan.missing),
+        "unexpected_keys": list(plan.unused) + list(plan.unknown),
+        "mismatched_keys": [key for key, _, _ in plan.mismatched],
+        "error_msgs": [],
+    }
 
 
 def _resized(vector: jax.Array, n: int, fill: float) -> jax.Array:

@@ -39,8 +39,9 @@ def forward(model, inputs: dict, flags: tuple = ()):
 
 
 def head_config(head: str, **overrides):
-    """tiny, with 3 labels; the causal LM is a decoder."""
-    return tiny_config(**{"num_labels": 3, "is_decoder": head == "causal_lm", **overrides})
+    """tiny, with 3 labels (QA: 2, a start and an end score); the causal LM is a decoder."""
+    num_labels = 2 if head == "question_answering" else 3
+    return tiny_config(**{"num_labels": num_labels, "is_decoder": head == "causal_lm", **overrides})
 
 
 def head_inputs(config, head: str) -> dict:
