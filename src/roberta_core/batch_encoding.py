@@ -74,6 +74,16 @@ class BatchEncoding(dict):
         if tensor_type is not None:
             self.convert_to_tensors(tensor_type)
 
+    def __getitem__(self, key):
+        """A key's value; as in v4, an int gives that row's `TokenEncoding` and a slice the rows of every key."""
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        if isinstance(key, int) and not isinstance(key, bool) and self._rows is not None:
+            return TokenEncoding(self, self._batch(key, "BatchEncoding[int]"))
+        if isinstance(key, slice):
+            return {name: value[key] for name, value in self.items()}
+        return super().__getitem__(key)
+
     def __getattr__(self, name):
         if name.startswith("_") or name not in self:
             raise AttributeError(f"BatchEncoding has no attribute or key {name!r}")
@@ -191,15 +201,24 @@ class BatchEncoding(dict):
     # ------------------------------------------------------------------ accessor internals
 
     def _char_to_token(self, b: int, char: int, sequence: int) -> int | None:
-        sequence_ids, offsets = self._sequence_ids(b), self._offsets(b)
-        for t, (s, span) in enumerate(zip(sequence_ids, offsets)):
-            if s == sequence and span[0] <= char < span[1]:
-                return t
-        return None
+        def make():  # character -> the first token of the text that covers it (tokens of one character may overlap)
+            found = {}
+            for t, (s, (start, end)) in enumerate(zip(self._sequence_ids(b), self._offsets(b))):
+                if s == sequence:
+                    for c in range(start, end):
+                        found.setdefault(c, t)
+            return found
+        return self._cached(f"char_to_token{sequence}", b, make).get(char)
 
     def _word_to_tokens(self, b: int, word: int, sequence: int) -> TokenSpan | None:
-        found = [t for t, (s, w) in enumerate(zip(self._sequence_ids(b), self._words(b))) if s == sequence and w == word]
-        return TokenSpan(found[0], found[-1] + 1) if found else None
+        def make():  # word -> (its first token, one past its last) in the text
+            found = {}
+            for t, (s, w) in enumerate(zip(self._sequence_ids(b), self._words(b))):
+                if s == sequence and w is not None:
+                    found[w] = (found.get(w, (t,))[0], t + 1)
+            return found
+        span = self._cached(f"word_to_tokens{sequence}", b, make).get(word)
+        return None if span is None else TokenSpan(*span)
 
     def _batch(self, batch_index, what: str) -> int:
         """`batch_index` checked (negative counts from the end) and the rows present."""

@@ -134,6 +134,8 @@ def test_batch_with_padding(tok, side):
     assert encoding.tokens == expected and len(encoding) == 4
     assert encoding.attention_mask == [0 if t == "<pad>" else 1 for t in expected]
     assert encoding.ids == out["input_ids"][1]
+    assert out[1].tokens == expected and out[-1].word_ids == words  # v4: an int key gives the row's encoding
+    assert out[1:]["input_ids"] == [out["input_ids"][1]]  # and a slice the rows of every key
     tensors = tok(["Hello world", "Hi"], padding=True, padding_side=side, return_tensors="np")
     assert tensors.tokens(1) == expected and tensors.char_to_token(1, 0) == hi
 
