@@ -58,7 +58,13 @@ class BatchEncoding(dict):
     Words are v4 fast's: the given words for pre-split input, else the pre-tokens (a word and
     its leading space, a digit run, a symbol run, a whitespace run, an added token), numbered
     from 0 in each text of a pair. Character offsets follow the tokenizer's trim_offsets, and
-    index each word for pre-split input, as v4's.
+    index each word for pre-split input, as v4's. Offsets and words are computed on first use (the
+    texts are encoded again), so a call that does not use them costs nothing more; pickling
+    computes them and leaves the tokenizer and the texts behind.
+
+    Where v4 fails or answers silently, these raise: a batch or token index out of range, a
+    negative character or word index (ValueError), a non-int index (TypeError), sequence_index
+    1 on a single text (v4 reads the whole row); `word_to_chars` of an absent word is None.
 
     Internals: `rows` is (list of `padding._Row`, (padded length, padded on the left?) or None);
     `source` a `TokenSource`. A new accessor takes its row with `self._row(batch_index, name)`,
