@@ -45,12 +45,21 @@ class WordLevelTokenizer:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
 
-def load_tokenizer(path: str | os.PathLike):
-    """The tokenizer of a checkpoint (or tokenizer) directory: `RobertaTokenizerFast` for byte-level
-    BPE files (`vocab.json` + `merges.txt`, or a BPE `tokenizer.json`), `WordLevelTokenizer` for a
-    word- or character-level `tokenizer.json`. A path that is not a directory, or a directory
-    without tokenizer files, is refused with the files it needs."""
-    path = Path(path)
+def load_tokenizer(path: str | os.PathLike, **options):
+    """The tokenizer of a checkpoint (or tokenizer) directory, or of a Hub repo id through the
+    Hugging Face cache (`options`: `roberta_core.hub.HUB_OPTIONS`): `RobertaTokenizerFast` for
+    byte-level BPE files (`vocab.json` + `merges.txt`, or a BPE `tokenizer.json`),
+    `WordLevelTokenizer` for a word- or character-level `tokenizer.json`. A path that is neither
+    a directory nor a repo id, or a directory without tokenizer files, is refused with the files it needs."""
+    from .hub import HUB_OPTIONS, is_hub_id, resolve_pretrained
+
+    unknown = set(options) - set(HUB_OPTIONS)
+    if unknown:
+        raise TypeError(f"load_tokenizer() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
+    if not Path(path).is_dir() and not (isinstance(path, str) and is_hub_id(path)):
+        raise FileNotFoundError(f"{path}: no such checkpoint or tokenizer directory (nor a Hub repo id)")
+    # A directory as it is (with `subfolder`); a repo id's tokenizer files fetched into the cache.
+    path = resolve_pretrained(path, options, need=("tokenizer",))
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such checkpoint or tokenizer directory")
     tokenizer_json = path / "tokenizer.json"

@@ -325,18 +325,19 @@ class RobertaConfig:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> "RobertaConfig":
-        """Read `config.json` from a checkpoint directory (or a path to the file itself),
-        or build a named preset when `path` is a preset name."""
+        """Read `config.json` from a checkpoint directory (or a path to the file itself), or from
+        a Hub repo id through the Hugging Face cache (`roberta_core.hub`), as v4 does: a name
+        such as `roberta-base` is a Hub id here, never a preset (presets: `from_preset`). The
+        Hub keywords (`revision`, `cache_dir`, `local_files_only`, `token`, `subfolder`, ...) say
+        where to look; the other keywords override config fields."""
+        from .hub import hub_options, resolve_pretrained  # imports huggingface_hub only for a repo id
+
+        options = hub_options(overrides)
+        overrides = {k: v for k, v in overrides.items() if k not in options}
         p = Path(path)
-        if p.is_dir():
-            return cls.from_json_file(p / CONFIG_NAME, **overrides)
-        if p.is_file():
+        if p.is_file() and not options.get("subfolder"):
             return cls.from_json_file(p, **overrides)
-        if str(path) in PRESETS:
-            return cls.from_preset(str(path), **overrides)
-        raise FileNotFoundError(
-            f"{path}: not a checkpoint directory, a config.json file, or a preset ({', '.join(PRESETS)})"
-        )
+        return cls.from_json_file(resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME, **overrides)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.json` into `directory` (created if needed), atomically."""

@@ -16,12 +16,12 @@ from typing import Any, Iterable, Mapping
 import ml_dtypes
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, hub
 from .config import RobertaConfig
 from .weights import HEADS, LoadPlan, plan_load
 
 __all__ = [
-    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder",
+    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "resolve_pretrained",
     "load_pretrained", "save_pretrained_files", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
@@ -84,6 +84,16 @@ def resolve_subfolder(path: str | os.PathLike, subfolder: str | None) -> Path:
     if Path(subfolder).is_absolute() or ".." in Path(subfolder).parts:
         raise ValueError(f"subfolder must be a relative path inside {path}, got {subfolder!r}")
     return path / subfolder
+
+
+def resolve_pretrained(
+    path: str | os.PathLike, options: Mapping[str, Any] | None = None, *, prefer: str = "safetensors"
+) -> Path:
+    """The local checkpoint directory a backend's `from_pretrained(path, **options)` reads: `path`
+    itself (with `subfolder`) when it is a directory, else the Hub repo id `path` fetched into the
+    Hugging Face cache — config.json and the weights, the format `prefer` first (`hub.resolve_pretrained`,
+    which reads the Hub keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`)."""
+    return hub.resolve_pretrained(path, options, need=("config", "weights"), prefer=prefer)
 
 
 def load_pretrained(
@@ -183,12 +193,24 @@ def save_pretrained_files(
     *,
     format: str = "safetensors",
     max_shard_size: int | str | None = None,
+    push_to_hub: bool = False,
+    **hub_kwargs: Any,
 ) -> Path:
     """Write `config.json` and the weights of `head` in `format` into `directory`.
 
     Every file is written atomically; the config records the PyTorch class name in
-    `architectures`, as v4 does from every framework.
+    `architectures`, as v4 does from every framework. `push_to_hub=True` then uploads the
+    directory (`hub.push_to_hub`; `hub_kwargs`: v4's `repo_id` (default: the directory's name),
+    `token`, `private`, `commit_message`, `revision`, `create_pr`).
     """
+    unknown = set(hub_kwargs) - {"repo_id", "token", "private", "commit_message", "revision", "create_pr"}
+    if unknown:
+        raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
+    if hub_kwargs and not push_to_hub:
+        raise ValueError(f"{', '.join(sorted(hub_kwargs))} only apply with push_to_hub=True")
+    repo_id = hub_kwargs.pop("repo_id", None) or Path(directory).resolve().name
+    if push_to_hub and not hub.is_hub_id(repo_id):  # before writing anything
+        raise ValueError(f"push_to_hub needs repo_id='name' or 'org/name', got {repo_id!r}")
     if format not in SAVE_FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(SAVE_FORMATS)}")
     directory = Path(directory)
@@ -201,4 +223,6 @@ def save_pretrained_files(
         dict(state), directory, format=format, architecture=HEADS[head], max_shard_size=max_shard_size
     )
     to_save.save_pretrained(directory)
+    if push_to_hub:
+        hub.push_to_hub(directory, repo_id, **hub_kwargs)
     return directory

@@ -189,12 +189,19 @@ class TokenizerFilesMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Load from a directory: tokenizer.json or vocab.json + merges.txt, with tokenizer_config.json,
-        special_tokens_map.json and added_tokens.json honoured. Keyword arguments win over the files."""
-        directory = Path(pretrained_model_name_or_path)
-        if not directory.is_dir():
-            raise ValueError(f"{pretrained_model_name_or_path} is not a directory; from_pretrained reads a local "
-                             "folder with tokenizer.json or vocab.json + merges.txt (no Hub download)")
+        """Load from a directory, or a Hub repo id through the Hugging Face cache (`roberta_core.hub`;
+        v4's `revision`, `cache_dir`, `local_files_only`, `token`, `subfolder`): tokenizer.json or
+        vocab.json + merges.txt, with tokenizer_config.json, special_tokens_map.json and
+        added_tokens.json honoured. The other keyword arguments win over the files."""
+        from .hub import hub_options, is_hub_id, resolve_pretrained
+
+        options = hub_options(kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k not in options}
+        name = pretrained_model_name_or_path
+        if not Path(name).is_dir() and not (isinstance(name, str) and is_hub_id(name)):
+            raise ValueError(f"{name} is not a directory or a Hub repo id; from_pretrained reads a local "
+                             "folder with tokenizer.json or vocab.json + merges.txt, or a repo id ('org/name')")
+        directory = resolve_pretrained(name, options, need=("tokenizer",))
         config = _read_json(directory / TOKENIZER_CONFIG_FILE)
         config.update(_read_json(directory / SPECIAL_TOKENS_MAP_FILE))
         unknown = set(config) - set(_init_keywords(cls)) - IGNORED_CONFIG_KEYS

@@ -1,13 +1,16 @@
 """The `roberta` subcommands, one module each with `add_arguments(parser)` + `run(args) -> int`:
 `pretrain`, `finetune`, `demo` (front ends of `roberta_core.app`), `convert`, `parity`,
-`fill-mask`, `tokenize`, `classify`, `info`. What the checkpoint commands share is here: reading
-a checkpoint's tokenizer (`roberta_core.auto_tokenizer.load_tokenizer`), choosing a backend, and
-turning text into a checked batch of one. No framework is imported here.
+`fill-mask`, `tokenize`, `classify`, `info`. What the checkpoint commands share is here: finding
+a checkpoint by name (a directory, or a Hub repo id through the Hugging Face cache:
+`checkpoint_directory`), reading its tokenizer (`roberta_core.auto_tokenizer.load_tokenizer`),
+choosing a backend, and turning text into a checked batch of one. No framework is imported here.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +18,16 @@ import numpy as np
 from .. import backends, runtime
 from ..auto_tokenizer import WordLevelTokenizer, load_tokenizer  # the library's one loader, shared with the application
 from ..config import RobertaConfig
+from ..hub import resolve_pretrained
 
-__all__ = ["load_tokenizer", "WordLevelTokenizer", "add_backend_argument", "resolve_backend", "encode", "print_json"]
+__all__ = ["checkpoint_directory", "load_tokenizer", "WordLevelTokenizer", "add_backend_argument", "resolve_backend", "encode", "print_json"]
+
+
+def checkpoint_directory(name: str | os.PathLike, *, prefer: str = "safetensors") -> Path:
+    """The local directory of checkpoint `name`: a directory as it is, or a Hub repo id's
+    config.json, weights (`prefer` first) and tokenizer files (when it has them) from the
+    Hugging Face cache, downloaded unless offline (`roberta_core.hub.resolve_pretrained`)."""
+    return resolve_pretrained(name, need=("config", "weights"), want=("tokenizer",), prefer=prefer)
 
 
 def add_backend_argument(parser) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from .. import checkpoint, runtime, weights
 from ..config import RobertaConfig
 from ..validation import resolve_problem_type
-from . import add_backend_argument, encode, load_tokenizer, print_json, resolve_backend
+from . import add_backend_argument, checkpoint_directory, encode, load_tokenizer, print_json, resolve_backend
 
 __all__ = ["classify", "add_arguments", "run"]
 
@@ -17,6 +17,7 @@ __all__ = ["classify", "add_arguments", "run"]
 def classify(path: str | os.PathLike, text: str, pair: str | None = None, *, backend: str | None = None) -> dict:
     """{"backend", "problem_type", "labels": [{"label", "score"}] best first}: probabilities
     (softmax, or per-label sigmoid for multi-label) or, for regression, the predicted values."""
+    path = checkpoint_directory(path)
     config = RobertaConfig.from_pretrained(path)
     served = weights.heads_served(config, (k for k, _ in checkpoint.iter_state_dict(path)))
     if "sequence_classification" not in served:
@@ -45,7 +46,7 @@ def classify(path: str | os.PathLike, text: str, pair: str | None = None, *, bac
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="sequence-classification checkpoint directory")
+    parser.add_argument("checkpoint", metavar="CKPT", help="sequence-classification checkpoint directory or Hub repo id")
     parser.add_argument("text", metavar="TEXT", help="text to classify")
     parser.add_argument("--pair", default=None, metavar="TEXT", help="second text of a pair (e.g. NLI hypothesis)")
     add_backend_argument(parser)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..conversion import DTYPES, FORMATS, SOURCES, convert
+from ..hub import is_hub_id
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC", help="checkpoint directory (with --from fairseq: model.pt or its folder)")
+    parser.add_argument("src", metavar="SRC", help="checkpoint directory or Hub repo id (with --from fairseq: model.pt or its folder)")
     parser.add_argument("dst", metavar="DST", help="new checkpoint directory (must not exist unless --overwrite)")
     parser.add_argument("--to", choices=FORMATS, default="safetensors", help="weight format to write (default: safetensors)")
     parser.add_argument("--from", dest="from_format", choices=SOURCES, default=None,
@@ -30,8 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        src = args.src
+        if args.from_format != "fairseq" and not Path(src).exists() and is_hub_id(src):
+            from . import checkpoint_directory  # a repo id: its files from the Hugging Face cache
+
+            src = checkpoint_directory(src, prefer=args.from_format or "safetensors")
         result = convert(
-            args.src, args.dst, to=args.to, dtype=args.dtype, max_shard_size=args.max_shard_size,
+            src, args.dst, to=args.to, dtype=args.dtype, max_shard_size=args.max_shard_size,
             verify=args.verify, overwrite=args.overwrite, from_format=args.from_format,
             classification_head=args.classification_head, gpt2_encoder=args.gpt2_encoder,
             gpt2_merges=args.gpt2_merges, progress=args.progress,

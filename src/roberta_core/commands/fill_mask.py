@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import runtime
 from ..config import RobertaConfig
-from . import add_backend_argument, encode, load_tokenizer, print_json, resolve_backend
+from . import add_backend_argument, checkpoint_directory, encode, load_tokenizer, print_json, resolve_backend
 
 __all__ = ["fill_mask", "add_arguments", "run"]
 
@@ -35,6 +35,7 @@ def fill_mask(path: str | os.PathLike, text: str, *, backend: str | None = None,
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    path = checkpoint_directory(path)
     config = RobertaConfig.from_pretrained(path)
     tokenizer = load_tokenizer(path)
     if tokenizer.mask_token_id is None:
@@ -64,7 +65,7 @@ def fill_mask(path: str | os.PathLike, text: str, *, backend: str | None = None,
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint directory (weights, config.json, tokenizer files)")
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint directory (weights, config.json, tokenizer files) or Hub repo id")
     parser.add_argument("text", metavar="TEXT", help="text with one or more <mask> tokens")
     add_backend_argument(parser)
     parser.add_argument("--top-k", type=int, default=5, help="candidates per mask (default: 5)")

@@ -6,10 +6,11 @@ import argparse
 
 from ..app.finetune import TASKS, finetune
 from ..app.recipe import BACKENDS
+from . import checkpoint_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="a pretrained checkpoint directory (tokenizer included)")
+    parser.add_argument("checkpoint", metavar="CKPT", help="a pretrained checkpoint directory or Hub repo id (tokenizer included)")
     parser.add_argument("data", metavar="DATA", help="'builtin', a .jsonl file, or a directory with train.jsonl and validation.jsonl")
     parser.add_argument("--task", choices=tuple(TASKS), default="seqcls", help="the head to fine-tune (default: seqcls)")
     parser.add_argument("--backend", choices=BACKENDS, default="pt", help="framework that trains (default: pt)")
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     scores = finetune(
-        args.task, args.backend, args.checkpoint, args.data, init=args.init, epochs=args.epochs, batch_size=args.batch_size,
+        args.task, args.backend, checkpoint_directory(args.checkpoint), args.data, init=args.init, epochs=args.epochs, batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, max_len=args.max_len, seed=args.seed, precision=args.precision,
         out=args.out, overwrite=args.overwrite,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import checkpoint, weights
 from ..config import CONFIG_NAME, RobertaConfig, read_json_file
 from ..pretrained import is_floating, nonfinite
-from . import print_json
+from . import checkpoint_directory, print_json
 
 __all__ = ["info", "add_arguments", "run"]
 
@@ -66,7 +66,10 @@ def _reason(error: ValueError, file: Path) -> str:
 
 
 def info(path: str | os.PathLike) -> dict:
-    """A summary of the checkpoint directory `path` (reads the preferred weights file, one tensor at a time)."""
+    """A summary of the checkpoint directory (or Hub repo id) `path` (reads the preferred weights
+    file, one tensor at a time)."""
+    if not Path(path).is_dir():
+        path = checkpoint_directory(path)
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such checkpoint directory")
@@ -115,7 +118,7 @@ def info(path: str | os.PathLike) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint directory")
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint directory or Hub repo id")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 

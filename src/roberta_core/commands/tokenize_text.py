@@ -8,7 +8,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint or tokenizer directory")
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint or tokenizer directory, or Hub repo id")
     parser.add_argument("text", metavar="TEXT", help="text to tokenize")
     parser.add_argument("--pair", default=None, metavar="TEXT", help="second text of a pair")
     parser.add_argument("--json", action="store_true", help="print ids and tokens as JSON")

@@ -1,0 +1,309 @@
+"""Checkpoints by name: a local directory, or a Hugging Face Hub repo id resolved through the
+Hugging Face cache, as `transformers` v4 resolves `from_pretrained("FacebookAI/roberta-base")`.
+
+    resolve_pretrained("ckpt")                                   # a local directory: as it is
+    resolve_pretrained("FacebookAI/roberta-base", {"revision": "main"})
+        # -> $HF_HUB_CACHE/models--FacebookAI--roberta-base/snapshots/<commit>/  (a local directory)
+
+A repo id is fetched with `huggingface_hub` (the optional `[hub]` extra, imported only when a
+name is not a local directory), one file at a time and only the files asked for: `config.json`,
+the weights (the caller's preferred format first, then the others we read; a sharded index with
+its shards), the tokenizer files. Files already in the cache are not downloaded again; offline
+(`HF_HUB_OFFLINE=1`, `local_files_only=True`) only the cache is read, and a name it lacks is one
+`FileNotFoundError` naming the repo id, the revision and the cache folder looked in.
+
+The environment keeps its v4 meaning and is read at each call (so a process that sets it after
+import is honoured): `HF_HUB_CACHE` (else `HF_HOME/hub`) is the cache, `HF_HUB_OFFLINE` (or v4's
+`TRANSFORMERS_OFFLINE`) turns downloads off, `HF_TOKEN` is the default token.
+
+`push_to_hub(directory, repo_id)` uploads a saved checkpoint (`HfApi.create_repo` + `upload_folder`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "HUB_OPTIONS", "TOKENIZER_FILES", "resolve_pretrained", "hub_options", "is_hub_id", "cache_folder", "offline",
+    "push_to_hub",
+]
+
+# The `from_pretrained` keywords that say where a name is fetched from (v4's names;
+# `use_auth_token` is v4's older spelling of `token`).
+HUB_OPTIONS = ("revision", "cache_dir", "local_files_only", "token", "use_auth_token", "subfolder", "force_download")
+
+# Every file a tokenizer may read, in no particular order; a tokenizer needs tokenizer.json or
+# vocab.json + merges.txt, the others are optional settings.
+TOKENIZER_FILES = (
+    "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+)
+
+CONFIG_FILE = "config.json"
+# checkpoint format name -> the files it is read from, in the order tried (safetensors: one file, else a sharded index)
+_WEIGHTS = {
+    "safetensors": ("model.safetensors", "model.safetensors.index.json"),
+    "bin": ("pytorch_model.bin",),
+    "h5": ("tf_model.h5",),
+    "msgpack": ("flax_model.msgpack",),
+}
+_KINDS = ("config", "weights", "tokenizer")
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
+def _import_hub():
+    try:
+        import huggingface_hub
+        import huggingface_hub.errors  # a submodule huggingface_hub does not load by itself
+    except ImportError:
+        raise ImportError(
+            "loading a checkpoint by Hub repo id needs huggingface_hub: pip install 'roberta3[hub]' "
+            "(or pass the path of a local checkpoint directory)"
+        ) from None
+    return huggingface_hub
+
+
+def hub_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The Hub keywords among `kwargs` (`HUB_OPTIONS`), without the others."""
+    return {k: kwargs[k] for k in HUB_OPTIONS if k in kwargs}
+
+
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The Hugging Face hub cache read and written: `cache_dir`, else `HF_HUB_CACHE`, else
+    `HF_HOME/hub`, else huggingface_hub's default (`~/.cache/huggingface/hub`)."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return Path(os.environ[name]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path("~/.cache").expanduser()) / "huggingface" / "hub"
+
+
+def offline(local_files_only: bool = False) -> bool:
+    """Whether only the cache may be read: `local_files_only`, `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE`."""
+    return bool(local_files_only) or any(
+        os.environ.get(name, "").strip().upper() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether `name` can be a Hub repo id (`name` or `org/name`; letters, digits, `-_.`), the
+    check huggingface_hub makes, written here so a path is told apart without importing it."""
+    parts = name.split("/")
+    if not 1 <= len(parts) <= 2 or not all(parts) or len(name) > 96:
+        return False
+    if "--" in name or ".." in name or name.endswith(".git") or name.startswith(("-", ".")) or name.endswith(("-", ".")):
+        return False
+    return all(c.isascii() and (c.isalnum() or c in "-_.") for part in parts for c in part)
+
+
+def _check_subfolder(name: str, subfolder: str | None) -> str | None:
+    if not subfolder:
+        return None
+    if Path(subfolder).is_absolute() or ".." in Path(subfolder).parts:
+        raise ValueError(f"subfolder must be a relative path inside {name}, got {subfolder!r}")
+    return Path(subfolder).as_posix()
+
+
+def resolve_pretrained(
+    name: str | os.PathLike,
+    options: Mapping[str, Any] | None = None,
+    *,
+    need: Iterable[str] = ("config", "weights"),
+    want: Iterable[str] = (),
+    prefer: str = "safetensors",
+) -> Path:
+    """The local directory that holds checkpoint `name` (with `options["subfolder"]` applied).
+
+    `name` is a local directory (returned as it is, `subfolder` joined), or a Hub repo id
+    fetched into the cache: the kinds of files in `need` must exist (`config`: config.json;
+    `weights`: one weights file, the format `prefer` first, then safetensors, a sharded index
+    with its shards, pytorch_model.bin, tf_model.h5, flax_model.msgpack; `tokenizer`:
+    tokenizer.json or vocab.json + merges.txt, with the settings files), those in `want` are
+    fetched when the repo has them. `options` are `from_pretrained`'s keywords (`HUB_OPTIONS`
+    are read, the others ignored). A path that is neither a directory nor a repo id, a repo id
+    offline and not cached, a repo or file that does not exist: `FileNotFoundError` naming it.
+    """
+    options = dict(options or {})
+    need, want = tuple(need), tuple(want)
+    for kind in (*need, *want):
+        if kind not in _KINDS:
+            raise ValueError(f"unknown kind of checkpoint file {kind!r}; choose among {', '.join(_KINDS)}")
+    if prefer not in _WEIGHTS:
+        raise ValueError(f"unknown weights format {prefer!r}; choose one of {', '.join(_WEIGHTS)}")
+    text = os.fspath(name)
+    subfolder = _check_subfolder(text, options.get("subfolder"))
+    local = Path(text)
+    if local.is_dir():
+        return local / subfolder if subfolder else local
+    if not isinstance(name, str) or not is_hub_id(text):
+        raise FileNotFoundError(
+            f"{text}: no such checkpoint directory (not a checkpoint directory on disk, nor a Hub repo id: "
+            "'name' or 'org/name')"
+        )
+    return _Fetch(text, options, subfolder).run(need, want, prefer)
+
+
+class _Fetch:
+    """One repo id's files fetched through huggingface_hub (see `resolve_pretrained`)."""
+
+    def __init__(self, repo_id: str, options: Mapping[str, Any], subfolder: str | None):
+        self.hub = _import_hub()
+        self.repo_id = repo_id
+        self.subfolder = subfolder
+        self.revision = options.get("revision")
+        self.cache = cache_folder(options.get("cache_dir"))
+        self.offline = offline(options.get("local_files_only", False))
+        token = options.get("token", options.get("use_auth_token"))
+        self.token = token
+        self.force = bool(options.get("force_download", False))
+        self.unreachable = False  # a download failed for want of a connection
+
+    def _where(self) -> str:
+        where = f"{self.repo_id!r} (revision {self.revision or 'main'!r}"
+        return where + (f", subfolder {self.subfolder!r})" if self.subfolder else ")")
+
+    def _not_cached(self, files: str) -> FileNotFoundError:
+        return FileNotFoundError(
+            f"{self.repo_id}: not a local directory, and the Hub repo {self._where()} is not in the Hugging Face cache "
+            f"{self.cache} ({files} looked for) and "
+            + ("the Hub could not be reached" if self.unreachable else "downloads are off (HF_HUB_OFFLINE / local_files_only)")
+            + ": "
+            "download it once online, or pass the path of a local checkpoint directory"
+        )
+
+    def get(self, filename: str) -> Path | None:
+        """The cached path of `filename`, downloading it when allowed; None when the repo has no
+        such file (or, offline, when the cache does not hold it)."""
+        errors = self.hub.errors
+        try:
+            path = self.hub.hf_hub_download(
+                self.repo_id, filename, subfolder=self.subfolder, revision=self.revision, cache_dir=self.cache,
+                local_files_only=self.offline, token=self.token, force_download=self.force,
+            )
+        except errors.RepositoryNotFoundError:
+            raise FileNotFoundError(
+                f"{self.repo_id}: not a local directory, and no Hub repo {self._where()} exists or is visible "
+                "with this token (a private repo needs token= or HF_TOKEN)"
+            ) from None
+        except errors.RevisionNotFoundError:
+            raise FileNotFoundError(f"{self.repo_id}: the Hub repo has no revision {self.revision!r}") from None
+        except errors.LocalEntryNotFoundError:
+            # Not in the cache, and offline or the Hub unreachable (huggingface_hub reads the
+            # cache alone then): for an optional file, as if absent; a needed one says so.
+            self.unreachable = not self.offline
+            return None
+        except errors.EntryNotFoundError:  # the repo has no such file
+            return None
+        except errors.HfHubHTTPError as e:
+            raise OSError(f"{self.repo_id}: fetching {filename} from the Hub failed: {e}") from None
+        return Path(path)
+
+    def run(self, need: tuple[str, ...], want: tuple[str, ...], prefer: str) -> Path:
+        found: list[Path] = []
+        for kind in (*need, *want):
+            files = getattr(self, f"_{kind}")(prefer) if kind == "weights" else getattr(self, f"_{kind}")()
+            if files is None and kind in need:
+                self._missing(kind, found, prefer)
+            found.extend(files or ())
+        if not found:  # nothing asked for: the snapshot folder of config.json
+            config = self.get(CONFIG_FILE)
+            if config is None:
+                self._missing("config", found, prefer)
+            found.append(config)
+        # Every file sits in snapshots/<commit>/<subfolder>/ (shards too: they name no folder).
+        return found[0].parent
+
+    def _missing(self, kind: str, found: list[Path], prefer: str) -> None:
+        what = {
+            "config": CONFIG_FILE,
+            "weights": ", ".join(f for name in dict.fromkeys((prefer, *_WEIGHTS)) for f in _WEIGHTS[name]),
+            "tokenizer": "tokenizer.json or vocab.json + merges.txt",
+        }[kind]
+        if self.offline or self.unreachable:
+            raise self._not_cached(what)
+        raise FileNotFoundError(f"{self.repo_id}: the Hub repo {self._where()} has no {what}")
+
+    def _config(self) -> list[Path] | None:
+        path = self.get(CONFIG_FILE)
+        return None if path is None else [path]
+
+    def _weights(self, prefer: str) -> list[Path] | None:
+        order = [prefer, *(name for name in _WEIGHTS if name != prefer)]
+        for name in order:
+            for filename in _WEIGHTS[name]:
+                path = self.get(filename)
+                if path is None:
+                    continue
+                if filename.endswith(".index.json"):
+                    return [path, *self._shards(path)]
+                return [path]
+        return None
+
+    def _shards(self, index: Path) -> list[Path]:
+        """The shards a `model.safetensors.index.json` names (plain file names beside it: the
+        index comes from the network, so a name with a folder in it is refused)."""
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{index}: not a safetensors index ({e})") from None
+        paths = []
+        for shard in shards:
+            if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+                raise ValueError(f"{index}: shard name {shard!r} is not a file name beside the index")
+            path = self.get(shard)
+            if path is None:
+                if self.offline or self.unreachable:
+                    raise self._not_cached(shard)
+                raise FileNotFoundError(f"{self.repo_id}: the Hub repo {self._where()} has no shard {shard} its index names")
+            paths.append(path)
+        return paths
+
+    def _tokenizer(self) -> list[Path] | None:
+        got = {f: self.get(f) for f in TOKENIZER_FILES}
+        if got["tokenizer.json"] is None and (got["vocab.json"] is None or got["merges.txt"] is None):
+            return None
+        return [p for p in got.values() if p is not None]
+
+
+# ---------------------------------------------------------------------------- upload
+
+
+def push_to_hub(
+    directory: str | os.PathLike,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> Any:
+    """Upload the saved checkpoint `directory` to the Hub repo `repo_id` (created if it does not
+    exist) in one commit, through `huggingface_hub.HfApi` (`create_repo`, `upload_folder`).
+    Needs a token: `token`, else `HF_TOKEN` or the one `hf auth login` stored. Returns the
+    commit info huggingface_hub gives."""
+    if not isinstance(repo_id, str) or not is_hub_id(repo_id):
+        raise ValueError(f"repo_id must be a Hub repo id ('name' or 'org/name'), got {repo_id!r}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: no such directory to upload")
+    hub = _import_hub()
+    token = token or os.environ.get("HF_TOKEN") or hub.get_token()
+    if not token:
+        raise ValueError(
+            f"push_to_hub({repo_id!r}) needs a Hugging Face token with write access: pass token=, "
+            "set HF_TOKEN, or run `hf auth login`"
+        )
+    api = hub.HfApi(token=token)
+    api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id, folder_path=directory, token=token, revision=revision, create_pr=create_pr,
+        commit_message=commit_message or "Upload model (roberta3)",
+    )

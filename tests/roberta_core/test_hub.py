@@ -1,0 +1,312 @@
+"""Checkpoints by Hub repo id through the Hugging Face cache (`roberta_core.hub`), with no network:
+every test builds the cache layout huggingface_hub writes (`hub/models--org--name/blobs/<sha256>`,
+`snapshots/<commit>/<file>` symlinks to the blobs, `refs/<branch>` holding the commit) in a
+temporary `HF_HOME`, holding a tiny checkpoint and tokenizer saved by our own code, and loads from
+it with `HF_HUB_OFFLINE=1`. Oracles: the arrays and files written into the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("huggingface_hub")
+
+from roberta_core import backends, checkpoint, cli, hub, runtime  # noqa: E402
+from roberta_core.auto_tokenizer import load_tokenizer  # noqa: E402
+from roberta_core.config import RobertaConfig  # noqa: E402
+from roberta_core.pretrained import save_pretrained_files  # noqa: E402
+from roberta_core.tokenization import RobertaTokenizer  # noqa: E402
+from roberta_core.tokenization_fast import RobertaTokenizerFast  # noqa: E402
+from tests.helpers import random_state, tiny_config  # noqa: E402
+from tests.roberta_core.test_tokenization import tiny_files  # noqa: E402
+
+REPO = "tiny-org/tiny-roberta"
+COMMIT = "1" * 40
+OTHER = "2" * 40
+
+
+def cache_repo(hf_home: Path, repo_id: str, commit: str, files: dict[str, bytes], refs=("main",)) -> Path:
+    """Write `files` (path in the repo -> bytes) as huggingface_hub's cache does: content-addressed
+    blobs, a snapshot folder of relative symlinks for `commit`, and `refs/<ref>` naming it."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = repo / "snapshots" / commit / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    for ref in refs:
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    return repo / "snapshots" / commit
+
+
+def folder_files(folder: Path, prefix: str = "") -> dict[str, bytes]:
+    return {prefix + p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch):
+    """An empty HF_HOME, offline: nothing here may reach the network."""
+    home = tmp_path / "hf_home"
+    home.mkdir()
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return home
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A tiny masked-LM checkpoint and a byte-level tokenizer, written by our code: (folder, config, state)."""
+    config = tiny_config()
+    state = random_state(config, "masked_lm", seed=3)
+    folder = tmp_path / "saved"
+    save_pretrained_files(folder, config, state, "masked_lm")
+    words = tmp_path / "words"
+    words.mkdir()
+    tiny_files(words)
+    RobertaTokenizerFast.from_pretrained(words).save_pretrained(folder)
+    return folder, RobertaConfig.from_json_file(folder / "config.json"), state
+
+
+@pytest.fixture
+def cached(hf_home, saved):
+    """`saved` in the cache as REPO: `main` at COMMIT; `v2` at OTHER, whose config has layer_norm_eps=1e-7;
+    and a copy of the checkpoint in the subfolder `sub/` of COMMIT."""
+    folder, config, state = saved
+    files = folder_files(folder)
+    cache_repo(hf_home, REPO, COMMIT, {**files, **folder_files(folder, "sub/")})
+    other = dict(files)
+    other["config.json"] = json.dumps({**json.loads(files["config.json"]), "layer_norm_eps": 1e-7}).encode()
+    cache_repo(hf_home, REPO, OTHER, other, refs=("v2",))
+    return config, state
+
+
+def installed_backends():
+    return [pytest.param(b, marks=pytest.mark.skipif(not runtime.available(b), reason=f"{b} not installed"))
+            for b in backends.NAMES]
+
+
+# ---------------------------------------------------------------------------- config and tokenizers
+
+
+def test_config_loads_by_repo_id_revision_and_subfolder_offline(cached):
+    config, _ = cached
+    assert RobertaConfig.from_pretrained(REPO) == config
+    assert RobertaConfig.from_pretrained(REPO, revision=COMMIT) == config
+    assert RobertaConfig.from_pretrained(REPO, revision="main", subfolder="sub") == config
+    assert config.layer_norm_eps != 1e-7
+    assert RobertaConfig.from_pretrained(REPO, revision="v2").layer_norm_eps == 1e-7  # a ref to the other commit
+    assert RobertaConfig.from_pretrained(REPO, revision=OTHER, num_labels=4).num_labels == 4  # overrides still apply
+
+
+def test_a_preset_name_is_a_hub_id_not_half_a_preset(hf_home, saved):
+    # v4: "roberta-base" names a Hub repo; the preset of that name is RobertaConfig.from_preset's only.
+    with pytest.raises(FileNotFoundError, match="roberta-base") as error:
+        RobertaConfig.from_pretrained("roberta-base")
+    assert str(hf_home / "hub") in str(error.value)
+    folder, config, _ = saved
+    cache_repo(hf_home, "roberta-base", COMMIT, folder_files(folder))
+    assert RobertaConfig.from_pretrained("roberta-base") == config != RobertaConfig.from_preset("roberta-base")
+
+
+@pytest.mark.parametrize("cls", [RobertaTokenizer, RobertaTokenizerFast])
+def test_tokenizers_load_by_repo_id_offline(cached, saved, cls):
+    folder = saved[0]
+    local, by_name = cls.from_pretrained(folder), cls.from_pretrained(REPO, revision="main")
+    vocab = json.loads((folder / "vocab.json").read_text())
+    assert by_name.tokenize("hello world") == local.tokenize("hello world") == ["hel", "l", "o", "Ġw", "o", "r", "l", "d"]
+    assert by_name("hello")["input_ids"] == [0, vocab["hel"], vocab["l"], vocab["o"], 2]
+    assert by_name.name_or_path == REPO
+    assert load_tokenizer(REPO, subfolder="sub").get_vocab() == vocab | {
+        t: i for t, i in local.get_vocab().items() if t not in vocab}
+
+
+# ---------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+def test_models_load_by_repo_id_offline_in_every_backend(cached, backend):
+    config, state = cached
+    convert = importlib.import_module(f"roberta_{backend}.convert")
+    for options in ({}, {"revision": COMMIT}, {"revision": "main", "subfolder": "sub"}):
+        model = runtime.load_model(backend, "masked_lm", REPO, **options)
+        got = convert.to_canonical(model)
+        for key, array in state.items():
+            np.testing.assert_array_equal(np.asarray(got[key]), array, err_msg=f"{backend} {options} {key}")
+    with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model"):
+        runtime.load_model(backend, "masked_lm", "no-such-org/no-such-model")
+
+
+def test_a_repo_not_in_the_cache_offline_is_one_clear_error(hf_home):
+    for load in (
+        lambda: RobertaConfig.from_pretrained("FacebookAI/roberta-base", revision="v1.0"),
+        lambda: hub.resolve_pretrained("FacebookAI/roberta-base", {"revision": "v1.0"}),
+        lambda: RobertaTokenizerFast.from_pretrained("FacebookAI/roberta-base", revision="v1.0"),
+        lambda: load_tokenizer("FacebookAI/roberta-base", revision="v1.0"),
+    ):
+        with pytest.raises(FileNotFoundError) as error:
+            load()
+        message = str(error.value)
+        assert "'FacebookAI/roberta-base'" in message and "revision 'v1.0'" in message, message
+        assert str(hf_home / "hub") in message and "HF_HUB_OFFLINE" in message, message
+
+
+def test_a_cached_repo_without_weights_names_what_it_looked_for(hf_home, saved):
+    cache_repo(hf_home, REPO, COMMIT, {"config.json": (saved[0] / "config.json").read_bytes()})
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin"):
+        hub.resolve_pretrained(REPO)
+    assert hub.resolve_pretrained(REPO, need=("config",)) == hf_home / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / COMMIT
+
+
+def test_sharded_checkpoint_comes_with_its_shards(hf_home, tmp_path):
+    config = tiny_config()
+    state = random_state(config, "model", seed=5)
+    folder = save_pretrained_files(tmp_path / "sharded", config, state, "model", max_shard_size=20_000)
+    files = folder_files(folder)
+    assert "model.safetensors.index.json" in files and sum(n.endswith(".safetensors") for n in files) > 1
+    cache_repo(hf_home, REPO, COMMIT, files)
+    loaded = checkpoint.load_state_dict(hub.resolve_pretrained(REPO))
+    assert set(loaded) == set(state)
+    for key in state:
+        np.testing.assert_array_equal(loaded[key], state[key])
+    # A shard missing from the cache: the clear offline error names it.
+    index = json.loads(files["model.safetensors.index.json"])
+    shard = sorted(set(index["weight_map"].values()))[-1]
+    cache_repo(hf_home, "tiny-org/partial", COMMIT, {k: v for k, v in files.items() if k != shard})
+    with pytest.raises(FileNotFoundError, match=shard):
+        hub.resolve_pretrained("tiny-org/partial")
+
+
+def test_only_the_files_needed_are_fetched_preferred_weights_first(monkeypatch, tmp_path, saved):
+    """Online, through a fake `hf_hub_download` serving a repo that holds every format: a
+    backend fetches config.json and its preferred weights file only; a tokenizer only its files."""
+    import huggingface_hub
+
+    folder = saved[0]
+    repo_files = {**folder_files(folder), "tf_model.h5": b"h5", "flax_model.msgpack": b"msgpack"}
+    asked = []
+
+    def fake_download(repo_id, filename, *, subfolder=None, cache_dir=None, **_):
+        asked.append(filename)
+        if filename not in repo_files:
+            raise huggingface_hub.errors.EntryNotFoundError(f"{filename} not in {repo_id}")
+        path = Path(cache_dir) / "snap" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(repo_files[filename])
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    options = {"cache_dir": tmp_path / "cache"}
+    hub.resolve_pretrained(REPO, options, prefer="h5")
+    assert asked == ["config.json", "tf_model.h5"]
+    asked.clear()
+    hub.resolve_pretrained(REPO, options)
+    assert asked == ["config.json", "model.safetensors"]
+    asked.clear()
+    hub.resolve_pretrained(REPO, options, need=("tokenizer",))
+    assert set(asked) == set(hub.TOKENIZER_FILES)
+
+
+# ---------------------------------------------------------------------------- names that are not repo ids
+
+
+def test_paths_and_bad_names_are_refused_clearly(tmp_path, hf_home):
+    with pytest.raises(FileNotFoundError, match="no such checkpoint directory"):
+        hub.resolve_pretrained(tmp_path / "missing" / "ckpt")
+    with pytest.raises(FileNotFoundError, match="nor a Hub repo id"):
+        hub.resolve_pretrained("a/b/c")
+    with pytest.raises(ValueError, match="subfolder must be a relative path"):
+        hub.resolve_pretrained(REPO, {"subfolder": "../up"})
+    assert hub.resolve_pretrained(tmp_path, {"subfolder": "x"}) == tmp_path / "x"
+    assert [hub.is_hub_id(n) for n in ("roberta-base", "FacebookAI/roberta-base", "a--b", "/abs", "a/b/c", "")] == [
+        True, True, False, False, False, False]
+
+
+def test_cache_and_offline_follow_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    assert hub.cache_folder() == tmp_path / "home" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert hub.cache_folder() == tmp_path / "cache" and hub.cache_folder(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert not hub.offline() and hub.offline(local_files_only=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.offline()
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def test_roberta_info_and_tokenize_by_repo_id_offline(cached, capsys):
+    config, state = cached
+    assert cli.main(["info", REPO, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["config"]["num_hidden_layers"] == config.num_hidden_layers
+    assert summary["parameters"] == sum(a.size for a in state.values())
+    assert summary["tokenizer"] is not None
+    assert cli.main(["tokenize", REPO, "hello"]) == 0
+    assert "hel" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- upload (a fake HfApi: no network here)
+
+
+class FakeApi:
+    calls: list = []
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, **kwargs):
+        FakeApi.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        files = sorted(p.name for p in Path(folder_path).iterdir())
+        FakeApi.calls.append(("upload_folder", repo_id, files, kwargs))
+        return "commit-info"
+
+
+def test_save_pretrained_push_to_hub_uploads_the_saved_folder(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    FakeApi.calls = []
+    config = tiny_config()
+    state = random_state(config, "masked_lm")
+    save_pretrained_files(tmp_path / "out", config, state, "masked_lm", push_to_hub=True, repo_id="me/tiny",
+                          token="hf_secret", private=True)
+    (create, repo, create_kwargs), (upload, repo2, files, upload_kwargs) = FakeApi.calls
+    assert (create, repo, repo2, upload) == ("create_repo", "me/tiny", "me/tiny", "upload_folder")
+    assert create_kwargs["private"] is True and create_kwargs["exist_ok"] is True
+    assert files == ["config.json", "model.safetensors"] and upload_kwargs["token"] == "hf_secret"
+    # No token anywhere: refused, naming the ways to give one; nothing uploaded.
+    FakeApi.calls = []
+    with pytest.raises(ValueError, match="needs a Hugging Face token.*HF_TOKEN"):
+        save_pretrained_files(tmp_path / "out2", config, state, "masked_lm", push_to_hub=True)
+    assert FakeApi.calls == []
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    assert hub.push_to_hub(tmp_path / "out", "me/tiny") == "commit-info"
+    assert FakeApi.calls[-1][3]["token"] == "hf_env"
+    with pytest.raises(ValueError, match="repo_id must be a Hub repo id"):
+        hub.push_to_hub(tmp_path / "out", "a/b/c")
+    with pytest.raises(ValueError, match="only apply with push_to_hub=True"):
+        save_pretrained_files(tmp_path / "out3", config, state, "masked_lm", repo_id="me/x")
