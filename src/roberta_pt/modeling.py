@@ -30,7 +30,7 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
-    resolve_subfolder,
+    resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
@@ -704,7 +704,7 @@ class RobertaPreTrainedModel(nn.Module):
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(device, options.get("device_map"))
         config, state, plan = load_pretrained(
-            resolve_subfolder(path, options.get("subfolder")), cls.head, config=config, strict=strict,
+            resolve_pretrained(path, options, prefer="safetensors"), cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         dtype = resolve_dtype(dtype, state)

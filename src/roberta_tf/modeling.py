@@ -32,7 +32,12 @@ import tensorflow as tf
 from roberta_core import backends
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
-from roberta_core.pretrained import load_pretrained, resolve_subfolder, save_pretrained_files, split_from_pretrained_kwargs
+from roberta_core.pretrained import (
+    load_pretrained,
+    resolve_pretrained,
+    save_pretrained_files,
+    split_from_pretrained_kwargs,
+)
 from roberta_core.validation import check_forward_inputs
 from roberta_core.weights import LoadPlan, check_vocab_resize
 
@@ -835,7 +840,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
         config, state, plan = load_pretrained(
-            resolve_subfolder(path, options.get("subfolder")), cls.head, config=config, strict=strict,
+            resolve_pretrained(path, options, prefer="h5"), cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         # Built without values, then each variable made from its array: one copy of the weights.
