@@ -9,7 +9,7 @@ with the message from `range_message`).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from .config import RobertaConfig
 
@@ -37,7 +37,13 @@ def max_length_for(config: RobertaConfig) -> int:
 
 
 def _shape(s: Shape) -> tuple[int, ...] | None:
-    return None if s is None else tuple(int(d) for d in s)
+    return None if s is None else tuple(_dim(d) for d in s)
+
+
+def _dim(d: Any) -> Any:
+    # A symbolic dimension of `jax.export` (shape polymorphism) stays as it is: the checks below
+    # compare it symbolically (a length bound comes from the export's constraints).
+    return d if type(d).__module__.startswith("jax.") else int(d)
 
 
 def check_forward_inputs(

@@ -1,0 +1,359 @@
+"""Export a checkpoint for serving: ONNX (from PyTorch), StableHLO (from JAX), SavedModel (from TF).
+
+    roberta_core.export.export("ckpt", "ckpt-onnx", to="onnx", quantize="int8")   # Python
+    roberta export ckpt ckpt-onnx --to onnx --quantize int8                         # shell
+
+The framework that writes each format loads the checkpoint and writes the artefact (its
+`<backend>.export.export`); the artefact is then run where it will be served (onnxruntime,
+`jax.export.deserialize(...).call`, `tf.saved_model.load(...).signatures["serving_default"]`, through
+`<backend>.export.load_exported`) on two padded batches of different (batch, length) and compared
+with the float64 NumPy reference (`roberta_core.reference`): relative difference ≤ 1e-5 at fp32
+(ARCHITECTURE §5), the bar of `convert --verify`. Everything is built in a staging folder beside
+OUT (`fileio.atomic_dir`) and installed only once verified: a failed check leaves nothing.
+
+OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.inputs` | `saved_model/`),
+`export.json` (format, head, dtype, opset, the inputs' and outputs' names and axes, the checks),
+`config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
+onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul,
+activations quantized per call); it cannot meet the fp32 bar, so it is checked by running it on
+the same batches, and `export.json` records its size and its top-1 agreement with fp32.
+
+Inputs are `input_ids` and `attention_mask` (int64 for ONNX, int32 for StableHLO and the
+SavedModel, which also takes `token_type_ids`), (batch, length), or (batch, choices, length) for
+multiple choice; the position ids are computed inside every artefact from the input ids
+(padding_idx + running count of real tokens), as RoBERTa does. Outputs have v4's names:
+`last_hidden_state` (+ `pooler_output`), `logits`, or `start_logits` and `end_logits`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from . import __version__, backends, checkpoint, runtime, weights
+from .config import CONFIG_NAME, RobertaConfig
+from .conversion import Check
+from .fileio import atomic_dir
+from .tokenizer_files import (
+    ADDED_TOKENS_FILE,
+    MERGES_FILE,
+    SPECIAL_TOKENS_MAP_FILE,
+    TOKENIZER_CONFIG_FILE,
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+)
+
+__all__ = ["export", "load_exported", "Export", "FORMATS", "DTYPES", "QUANTIZATIONS", "BAR", "METADATA_FILE",
+           "INT8_FILE", "output_axes", "probe_batches", "verify", "quantize_int8", "top1_agreement"]
+
+# format -> the backend that writes it
+FORMATS: dict[str, str] = {"onnx": "pt", "stablehlo": "flax", "savedmodel": "tf"}
+DTYPES = ("float32",)
+QUANTIZATIONS = ("int8",)
+BAR = 1e-5  # relative difference to the float64 reference at fp32 (ARCHITECTURE §5)
+METADATA_FILE = "export.json"
+INT8_FILE = "model.int8.onnx"
+_TOKENIZER_FILES = (VOCAB_FILE, MERGES_FILE, TOKENIZER_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE,
+                    ADDED_TOKENS_FILE)
+_OUTPUTS = ("last_hidden_state", "pooler_output", "logits", "start_logits", "end_logits")
+
+
+@dataclass
+class Export:
+    """What `export` wrote: the folder, the format, the head, the artefact inside it, the files,
+    the verification at fp32 (one Check per probe batch), the opset (ONNX), and for an int8
+    export its file, sizes and agreement with fp32 (as in `export.json`)."""
+
+    path: Path
+    format: str
+    head: str
+    artefact: Path
+    files: list[str]
+    checks: list[Check]
+    opset: int | None = None
+    int8: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- inputs and outputs
+
+
+def output_axes(head: str, fields: list[str]) -> dict[str, tuple[str | None, ...]]:
+    """The axes of the inputs and of the output `fields` of `head`, by name: "batch", "choices"
+    and "sequence" vary from call to call, None is a fixed size (hidden size, vocabulary, labels)."""
+    if head not in weights.HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {', '.join(weights.HEADS)}")
+    ids = ("batch", "choices", "sequence") if head == "multiple_choice" else ("batch", "sequence")
+    per_token = ("batch", "sequence", None)
+    logits = {"sequence_classification": ("batch", None), "multiple_choice": ("batch", "choices")}.get(head, per_token)
+    known = {"last_hidden_state": per_token, "pooler_output": ("batch", None), "logits": logits,
+             "start_logits": ("batch", "sequence"), "end_logits": ("batch", "sequence")}
+    return {"input_ids": ids, "attention_mask": ids, **{name: known[name] for name in fields}}
+
+
+def probe_batches(config: RobertaConfig, head: str, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """Two batches of ordinary (non-special) ids at different shapes, (2, 11) and (3, 6) (with a
+    choices axis of 2 for multiple choice), the last sequence of each padded: int64
+    `input_ids` and `attention_mask`. The first is the example an export traces."""
+    rng = np.random.default_rng(seed)
+    low = min(4, config.vocab_size - 1)
+    batches = []
+    for batch, length in ((2, 11), (3, 6)):
+        length = min(length, config.max_sequence_length)
+        ids = rng.integers(low, config.vocab_size, size=(batch, length))
+        if config.bos_token_id is not None:
+            ids[:, 0] = config.bos_token_id
+        mask = np.ones_like(ids)
+        pad = max(1, length // 3) if length > 1 else 0
+        if pad:
+            ids[-1, length - pad:] = config.pad_token_id if config.pad_token_id is not None else 1
+            mask[-1, length - pad:] = 0
+        if head == "multiple_choice":
+            ids, mask = np.stack([ids, ids[::-1]], axis=1), np.stack([mask, mask[::-1]], axis=1)
+        batches.append({"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)})
+    return batches
+
+
+# ---------------------------------------------------------------------------- verification
+
+
+def verify(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, Any]], config: RobertaConfig,
+           state: Mapping[str, np.ndarray], head: str, batches: list[dict[str, np.ndarray]],
+           fields: list[str], what: str, bar: float = BAR) -> list[Check]:
+    """Run the artefact (`run`: NumPy inputs -> outputs by name) on each batch and compare every
+    output field with the float64 reference: one Check per batch (worst |diff| and ‖diff‖/‖ref‖)."""
+    from .reference import forward  # NumPy only
+
+    checks = []
+    for inputs in batches:
+        got = run(inputs)
+        ref = forward(config, state, head, **inputs)
+        missing = [name for name in fields if name not in got]
+        if missing:
+            raise ValueError(f"{what}: the artefact gives no {', '.join(missing)}")
+        for name in fields:
+            if np.shape(got[name]) != np.shape(ref[name]):
+                raise ValueError(f"{what}: {name} has shape {np.shape(got[name])}, the reference {np.shape(ref[name])}")
+        g = np.concatenate([np.asarray(got[name], np.float64).ravel() for name in fields])
+        r = np.concatenate([np.asarray(ref[name], np.float64).ravel() for name in fields])
+        diff = np.abs(g - r)
+        norm = float(np.linalg.norm(r)) or 1.0
+        max_abs = float(diff.max()) if diff.size and np.all(np.isfinite(g)) else float("inf")
+        rel = float(np.linalg.norm(g - r)) / norm if np.all(np.isfinite(g)) else float("inf")
+        checks.append(Check(f"{what} at {tuple(inputs['input_ids'].shape)}", max_abs, rel, bar))
+    return checks
+
+
+# ---------------------------------------------------------------------------- int8
+
+
+def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """onnxruntime's dynamic quantization of the ONNX file `source` into `target`: int8 weights
+    (signed, per tensor) for every MatMul, activations quantized at run time. Returns `target`."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        raise ImportError("int8 export needs onnxruntime; install it with `pip install 'roberta3[export]'`") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # onnxruntime's advice to pre-process the graph first
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    return Path(target)
+
+
+def top1_agreement(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.ndarray],
+                   attention_mask: np.ndarray) -> tuple[int, int]:
+    """(agreeing, compared) argmax predictions of two runs' logits: per real token for
+    token-level logits (B, T, V), per row otherwise; start/end logits over each sequence's real
+    positions. (0, 0) for the bare model (no logits)."""
+    agree = total = 0
+    real = np.asarray(attention_mask) != 0
+    for name in ("logits", "start_logits", "end_logits"):
+        if name not in fp32:
+            continue
+        a, b = np.asarray(fp32[name]), np.asarray(int8[name])
+        if name == "logits" and a.ndim == 3:  # (B, T, V): one prediction per real token
+            keep = real.reshape(a.shape[:2])
+            a, b = a.argmax(-1)[keep], b.argmax(-1)[keep]
+        elif name != "logits":  # (B, T): the predicted position among the real tokens
+            a = np.where(real, a, -np.inf).argmax(-1)
+            b = np.where(real, b, -np.inf).argmax(-1)
+        else:  # (B, labels) or (B, choices)
+            a, b = a.argmax(-1), b.argmax(-1)
+        agree += int(np.sum(a == b))
+        total += int(a.size)
+    return agree, total
+
+
+def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], fields: list[str],
+          backend_export: Any) -> dict[str, Any]:
+    """Quantize the verified fp32 graph, run both on `batches`, and say how far apart they are;
+    refuse an int8 graph that does not run or gives non-finite outputs."""
+    target = quantize_int8(fp32_file, staging / INT8_FILE)
+    fp32, int8 = backend_export.load_exported(fp32_file), backend_export.load_exported(target)
+    agree = total = 0
+    diff2 = ref2 = 0.0
+    for inputs in batches:
+        a, b = fp32(inputs), int8(inputs)
+        for name in fields:
+            if np.shape(b[name]) != np.shape(a[name]) or not np.all(np.isfinite(b[name])):
+                raise ValueError(f"int8 check failed, nothing written: {name} at {inputs['input_ids'].shape} "
+                                 "is not finite or has the wrong shape")
+            diff2 += float(np.sum((np.asarray(b[name], np.float64) - a[name]) ** 2))
+            ref2 += float(np.sum(np.asarray(a[name], np.float64) ** 2))
+        n, m = top1_agreement(a, b, inputs["attention_mask"])
+        agree, total = agree + n, total + m
+    return {
+        "file": INT8_FILE, "bytes": target.stat().st_size, "fp32_bytes": fp32_file.stat().st_size,
+        "size_ratio": target.stat().st_size / fp32_file.stat().st_size,
+        "top1_agreement": agree / total if total else None, "top1_compared": total,
+        "rel": (diff2 / ref2) ** 0.5 if ref2 else 0.0,
+        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights",
+    }
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def _check_options(to, dtype, quantize, opset) -> None:
+    if to not in FORMATS:
+        raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
+    if str(dtype) not in DTYPES:
+        raise ValueError(f"unknown or unsupported dtype {dtype!r}; exports are verified at {', '.join(DTYPES)}")
+    if quantize is not None:
+        if quantize not in QUANTIZATIONS:
+            raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
+        if to != "onnx":
+            raise ValueError(f"quantize={quantize!r} applies to onnx only, not to {to!r}")
+    if opset is not None:
+        if to != "onnx":
+            raise ValueError(f"opset applies to onnx only, not to {to!r}")
+        if isinstance(opset, bool) or not isinstance(opset, int) or not 14 <= opset <= 20:
+            raise ValueError(f"opset must be an integer in 14..20, got {opset!r}")
+
+
+def _head_of(config: RobertaConfig, head: str | None) -> str:
+    if head is not None:
+        if head not in weights.HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(weights.HEADS)}")
+        return head
+    for name in config.architectures or ():
+        if name in weights.ARCHITECTURES:
+            return weights.ARCHITECTURES[name]
+    return "model"
+
+
+def export(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    to: str,
+    head: str | None = None,
+    dtype: str = "float32",
+    quantize: str | None = None,
+    opset: int | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Export:
+    """Export the checkpoint directory `src` as the folder `dst`, verified before it is installed.
+
+    to:        'onnx' (PyTorch's `torch.onnx.export`, TorchScript exporter, opset 17 unless
+               `opset` in 14..20) | 'stablehlo' (`jax.export`, symbolic batch and length) |
+               'savedmodel' (TensorFlow, `serving_default` signature)
+    head:      a key of `weights.HEADS` (default: the config's architecture, else 'model')
+    dtype:     'float32' (the precision the artefact is verified at)
+    quantize:  'int8' (onnx only): also write `model.int8.onnx` (onnxruntime dynamic quantization)
+    overwrite: replace an existing `dst` (only once the new one is complete and verified)
+    log:       callable taking one line of text (default: stderr)
+    Raises ValueError (nothing written) when a check fails.
+    """
+    _check_options(to, dtype, quantize, opset)
+    log = log or (lambda line: print(line, file=sys.stderr))
+    src, dst = Path(src), Path(dst)
+    config = RobertaConfig.from_pretrained(src)
+    head = _head_of(config, head)
+    backend = FORMATS[to]
+    runtime.require(backend)
+    if to == "onnx" and any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime")):
+        raise ImportError("ONNX export needs onnx and onnxruntime; install them with `pip install 'roberta3[export]'`")
+    backend_export = importlib.import_module(backends.get(backend).package + ".export")
+    state = checkpoint.load_state_dict(src)
+    batches = probe_batches(config, head)
+    from .reference import forward
+
+    try:
+        reference_fields = forward(config, state, head, **batches[0])
+    except KeyError as e:
+        raise ValueError(f"{src} holds no weights for the {head!r} head ({e.args[0]}); choose another --head") from None
+    fields = [name for name in _OUTPUTS if name in reference_fields]
+    axes = output_axes(head, fields)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unused-key reports (lm_head.* into a bare encoder)
+        model = runtime.load_model(backend, head, src)
+    with atomic_dir(dst, overwrite=overwrite) as staging:
+        options = {"opset": opset} if to == "onnx" else {}
+        log(f"exporting {weights.HEADS[head]} as {to} ({backends.get(backend).package}) ...")
+        artefact = backend_export.export(model, staging, example=batches[0], axes=axes, **options)
+        del model
+        what = f"{weights.HEADS[head]} {to}"
+        checks = verify(backend_export.load_exported(artefact), config, state, head, batches, fields, what)
+        for check in checks:
+            log(f"  {check}")
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
+        int8 = _int8(staging, artefact, batches, fields, backend_export) if quantize == "int8" else None
+        if int8 is not None:
+            log(f"  int8: {int8['bytes']:,} bytes ({int8['size_ratio']:.2f} of fp32), top-1 agreement "
+                f"{int8['top1_agreement'] if int8['top1_agreement'] is None else format(int8['top1_agreement'], '.4f')}")
+        used_opset = (opset or backend_export.DEFAULT_OPSET) if to == "onnx" else None
+        _write_metadata(staging, to, head, artefact, axes, used_opset, checks, int8)
+        for name in (CONFIG_NAME, *_TOKENIZER_FILES):
+            if (src / name).is_file():
+                shutil.copyfile(src / name, staging / name)
+        files = sorted(p.name for p in staging.iterdir())
+    return Export(dst, to, head, dst / artefact.name, files, checks, used_opset, int8)
+
+
+def _write_metadata(staging: Path, to: str, head: str, artefact: Path, axes, opset, checks, int8) -> None:
+    inputs = {name: list(axes[name]) for name in ("input_ids", "attention_mask")}
+    meta = {
+        "format": to, "file": artefact.name, "head": head, "architecture": weights.HEADS[head], "dtype": "float32",
+        "opset": opset, "producer": f"roberta3 {__version__}",
+        "inputs": inputs, "outputs": {name: list(a) for name, a in axes.items() if name not in inputs},
+        "input_dtype": "int64" if to == "onnx" else "int32",
+        "verification": {"against": "roberta_core.reference (float64)", "bar": BAR,
+                         "checks": [{"what": c.what, "max_abs": c.max_abs, "rel": c.rel} for c in checks]},
+        "int8": int8,
+    }
+    (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load_exported(path: str | os.PathLike, *, int8: bool = False) -> Callable[[Mapping[str, Any]], dict[str, np.ndarray]]:
+    """The artefact of an export folder (`export.json` says its format and file), or `int8=True`
+    its int8 graph, as a function: NumPy inputs by name -> output fields by name (NumPy)."""
+    path = Path(path)
+    meta_file = path / METADATA_FILE
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{path}: no {METADATA_FILE}; not a folder written by `roberta export`")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    to = meta.get("format")
+    if to not in FORMATS:
+        raise ValueError(f"{meta_file}: unknown format {to!r}; expected one of {', '.join(FORMATS)}")
+    file = meta["file"]
+    if int8:
+        if not meta.get("int8"):
+            raise ValueError(f"{path} holds no int8 graph (export it with quantize='int8')")
+        file = meta["int8"]["file"]
+    runtime.require(FORMATS[to])
+    module = importlib.import_module(backends.get(FORMATS[to]).package + ".export")
+    return module.load_exported(path / file)
