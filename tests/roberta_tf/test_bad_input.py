@@ -88,7 +88,7 @@ def test_head_specific_errors(config, batch):
         classifier(input_ids=ids, labels=np.array([0, 3, 1]))
     with pytest.raises(ValueError, match=r"multi-label classification labels must have shape \(3, 3\)"):
         classifier(input_ids=ids, labels=np.array([0.0, 1.0, 1.0]))
-    qa, _ = build("question_answering", config)
+    qa, _ = build("question_answering", tiny_config(num_labels=2))
     with pytest.raises(ValueError, match="start_positions and end_positions together"):
         qa(input_ids=ids, start_positions=np.array([1, 2, 3]))
     choice, _ = build("multiple_choice", config)

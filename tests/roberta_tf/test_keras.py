@@ -132,7 +132,7 @@ def test_saved_model_serves_any_batch_and_length(tmp_path, head):
             serve(**bad)
 
 
-# ---------------------------------------------------------------------------- v4 deployment and Keras 3 saving (issue 14)
+# ---------------------------------------------------------------------------- v4 deployment, Keras 3 saving (issue 14)
 
 def _served_inputs(config, head: str, lengths=(7, 5, 2)) -> dict:
     inputs = inputs_for(config, head, lengths=lengths, labels=False)

@@ -36,7 +36,9 @@ def assert_matches_reference(out, ref, bar=1e-5):
 
 
 def config_for(head, **overrides):
-    return tiny_config(is_decoder=head == "causal_lm", num_labels=3, **overrides)
+    """tiny, with 3 labels (QA: 2, a start and an end score); the causal LM is a decoder."""
+    num_labels = 2 if head == "question_answering" else 3
+    return tiny_config(is_decoder=head == "causal_lm", num_labels=num_labels, **overrides)
 
 
 @pytest.mark.parametrize("head", ALL_HEADS)
