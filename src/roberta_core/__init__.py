@@ -12,6 +12,7 @@ _LAZY = {
     "BatchEncoding": ("tokenization_base", "BatchEncoding"),
     "AddedToken": ("tokenization_base", "AddedToken"),
     "convert": ("conversion", "convert"),
+    "pipeline": ("pipelines", "pipeline"),
 }
 
 __all__ = ["RobertaConfig", "PRESETS", *_LAZY]

@@ -1,0 +1,40 @@
+"""`roberta_core.pipeline(task, model)`: inference by task, v4's pipelines on our models in any
+backend. Pre- and post-processing are NumPy here; the forward is the backend's, reached through
+`roberta_core.runtime`. The model is loaded once; options go at construction or at each call.
+
+    ner = pipeline("ner", "ckpt", aggregation_strategy="simple")
+    ner("Ada Lovelace wrote to Babbage")   # [{"entity_group", "score", "word", "start", "end"}, ...]
+    ner(["text one", "text two"])          # one list per text, in input order
+"""
+
+from __future__ import annotations
+
+from .base import Pipeline
+from .tasks import (FeatureExtractionPipeline, FillMaskPipeline, MultipleChoicePipeline, QuestionAnsweringPipeline,
+                    SentenceEmbeddingPipeline, TextClassificationPipeline, TokenClassificationPipeline,
+                    sentence_transformers_layout)
+
+__all__ = ["pipeline", "TASKS", "ALIASES", "Pipeline", "sentence_transformers_layout"]
+
+TASKS: dict[str, type[Pipeline]] = {
+    "fill-mask": FillMaskPipeline,
+    "text-classification": TextClassificationPipeline,
+    "token-classification": TokenClassificationPipeline,
+    "question-answering": QuestionAnsweringPipeline,
+    "multiple-choice": MultipleChoicePipeline,
+    "feature-extraction": FeatureExtractionPipeline,
+    "sentence-embeddings": SentenceEmbeddingPipeline,
+}
+ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
+
+
+def pipeline(task: str, model, *, tokenizer=None, backend: str | None = None, device: str | None = None,
+             batch_size: int = 8, **task_options) -> Pipeline:
+    """The pipeline of `task` (v4's names and aliases, plus `multiple-choice` and
+    `sentence-embeddings`) on `model`: a checkpoint directory, or a loaded model of any backend
+    with its `tokenizer`. `backend` defaults to the first installed; `batch_size` rows run at once;
+    `task_options` are the task's defaults for every call."""
+    name = ALIASES.get(task, task)
+    if name not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join([*TASKS, *ALIASES])}")
+    return TASKS[name](model, tokenizer=tokenizer, backend=backend, device=device, batch_size=batch_size, **task_options)

@@ -1,0 +1,210 @@
+"""The pipelines' post-processing as pure NumPy functions on logits: what turns a model's output
+into v4's answers (`transformers` 4.57.6 `pipelines/*.py`, rule for rule), kept apart from the
+model and the tokenizer so the tests can feed crafted logits and check each rule by hand."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "softmax", "sigmoid", "classification_scores", "AGGREGATIONS", "aggregate", "group_entities",
+    "aggregate_overlapping_entities", "select_starts_ends", "decode_spans", "pool",
+]
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Softmax along `axis`, computed in float64 (the max is subtracted first)."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+def default_function(problem_type: str | None, num_labels: int) -> str:
+    """v4's `function_to_apply` when none is given: none for regression, sigmoid for multi-label
+    or a single label, else softmax."""
+    if problem_type == "regression":
+        return "none"
+    if problem_type == "multi_label_classification" or num_labels == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def classification_scores(logits: np.ndarray, function_to_apply: str) -> np.ndarray:
+    """Scores (num_labels,) from one row of logits by `function_to_apply` (softmax|sigmoid|none)."""
+    if function_to_apply == "softmax":
+        return softmax(logits)
+    if function_to_apply == "sigmoid":
+        return sigmoid(logits)
+    if function_to_apply == "none":
+        return np.asarray(logits, dtype=np.float64)
+    raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
+
+
+# ---------------------------------------------------------------------------- token classification
+
+AGGREGATIONS = ("none", "simple", "first", "average", "max")
+
+
+def _entity(id2label, scores: np.ndarray, **fields) -> dict:
+    i = int(scores.argmax())
+    return {"entity": id2label[i], "score": float(scores[i]), **fields}
+
+
+def aggregate(pre_entities: Sequence[dict], strategy: str, id2label: dict[int, str],
+              tokens_to_string: Callable[[list[str]], str]) -> list[dict]:
+    """v4's `TokenClassificationPipeline.aggregate`: `pre_entities` are the non-special tokens in
+    order, each {"word" (the token), "scores" (num_labels,) probabilities, "start", "end", "index",
+    "is_subword"}. `none` gives one entity per token ({"entity", "score", "index", "word", "start",
+    "end"}); `simple` groups adjacent tokens with the same tag; `first`/`average`/`max` first fold
+    each word's tokens into one (the first token's label, the mean scores' best label, or the label
+    of the token with the highest score) and then group the words."""
+    if strategy not in AGGREGATIONS:
+        raise ValueError(f"aggregation_strategy must be one of {', '.join(AGGREGATIONS)}, got {strategy!r}")
+    if strategy in ("none", "simple"):
+        entities = [_entity(id2label, p["scores"], index=p["index"], word=p["word"], start=p["start"], end=p["end"])
+                    for p in pre_entities]
+        return entities if strategy == "none" else group_entities(entities, tokens_to_string)
+    words: list[list[dict]] = []
+    for p in pre_entities:
+        if words and p["is_subword"]:
+            words[-1].append(p)
+        else:
+            words.append([p])
+    entities = []
+    for group in words:
+        if strategy == "first":
+            scores = group[0]["scores"]
+        elif strategy == "max":
+            scores = max(group, key=lambda p: p["scores"].max())["scores"]  # the first of equal maxima, as v4's max()
+        else:
+            scores = np.nanmean(np.stack([p["scores"] for p in group]), axis=0)
+        entities.append(_entity(id2label, scores, word=tokens_to_string([p["word"] for p in group]),
+                                start=group[0]["start"], end=group[-1]["end"]))
+    return group_entities(entities, tokens_to_string)
+
+
+def _tag(label: str) -> tuple[str, str]:
+    """("B" | "I", the entity type): a label without a B-/I- prefix counts as I- of itself."""
+    if label.startswith("B-"):
+        return "B", label[2:]
+    if label.startswith("I-"):
+        return "I", label[2:]
+    return "I", label
+
+
+def group_entities(entities: Sequence[dict], tokens_to_string: Callable[[list[str]], str]) -> list[dict]:
+    """Adjacent entities of the same type join one {"entity_group", "score" (their mean), "word",
+    "start", "end"}; a B- label starts a new group."""
+    groups: list[list[dict]] = []
+    for entity in entities:
+        if groups:
+            bi, tag = _tag(entity["entity"])
+            if tag == _tag(groups[-1][-1]["entity"])[1] and bi != "B":
+                groups[-1].append(entity)
+                continue
+        groups.append([entity])
+    return [{
+        "entity_group": group[0]["entity"].split("-", 1)[-1],
+        "score": float(np.nanmean([e["score"] for e in group])),
+        "word": tokens_to_string([e["word"] for e in group]),
+        "start": group[0]["start"], "end": group[-1]["end"],
+    } for group in groups]
+
+
+def aggregate_overlapping_entities(entities: list[dict]) -> list[dict]:
+    """Entities from overlapping windows (`stride`): of those whose start falls inside the previous
+    one, the longer (then the higher-scoring) is kept, as v4 does."""
+    if not entities:
+        return entities
+    entities = sorted(entities, key=lambda x: x["start"])
+    kept, previous = [], entities[0]
+    for entity in entities:
+        if previous["start"] <= entity["start"] < previous["end"]:
+            length, previous_length = entity["end"] - entity["start"], previous["end"] - previous["start"]
+            if length > previous_length or (length == previous_length and entity["score"] > previous["score"]):
+                previous = entity
+        else:
+            kept.append(previous)
+            previous = entity
+    kept.append(previous)
+    return kept
+
+
+# ---------------------------------------------------------------------------- question answering
+
+
+def decode_spans(start: np.ndarray, end: np.ndarray, topk: int, max_answer_len: int,
+                 allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The `topk` best spans (start <= end < start + max_answer_len) of one window by the product
+    start probability × end probability, both ends among the `allowed` tokens (T,) bool: token
+    starts, ends and scores, best first (v4's `decode_spans`, which picks the top k before
+    dropping spans that touch a disallowed token, so fewer than `topk` may come back)."""
+    outer = np.outer(start, end)
+    candidates = np.tril(np.triu(outer), max_answer_len - 1)
+    flat = candidates.ravel()
+    if topk == 1:
+        order = np.array([np.argmax(flat)])
+    elif flat.size < topk:
+        order = np.argsort(-flat, kind="stable")
+    else:
+        idx = np.argpartition(-flat, topk)[:topk]
+        order = idx[np.argsort(-flat[idx], kind="stable")]
+    starts, ends = np.unravel_index(order, candidates.shape)
+    ok = allowed[starts] & allowed[ends]
+    return starts[ok], ends[ok], candidates[starts[ok], ends[ok]]
+
+
+def select_starts_ends(start_logits: np.ndarray, end_logits: np.ndarray, allowed: np.ndarray,
+                       min_null_score: float, top_k: int, handle_impossible_answer: bool,
+                       max_answer_len: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """One window (T,) of logits to candidate spans, as v4's `select_starts_ends`: the disallowed
+    tokens (not context, not `<s>`, padding) get -10000, both ends are softmaxed over the window,
+    the null answer scores start[0] × end[0] (kept as the minimum over windows when
+    `handle_impossible_answer`), and then `<s>` is excluded from spans."""
+    start = softmax(np.where(allowed, start_logits, -10000.0))
+    end = softmax(np.where(allowed, end_logits, -10000.0))
+    if handle_impossible_answer:
+        min_null_score = min(min_null_score, float(start[0] * end[0]))
+    start[0] = end[0] = 0.0
+    starts, ends, scores = decode_spans(start, end, top_k, max_answer_len, allowed)
+    return starts, ends, scores, min_null_score
+
+
+# ---------------------------------------------------------------------------- sentence embeddings
+
+POOLINGS = ("cls", "mean", "max", "mean_sqrt_len")
+
+
+def pool(hidden: np.ndarray, attention_mask: np.ndarray, mode: str) -> np.ndarray:
+    """One vector (H,) from token states (T, H) over the real tokens (`attention_mask` (T,)):
+    the first token's (`cls`), the mean, the per-feature maximum, or the sum over √length
+    (sentence-transformers' `mean_sqrt_len_tokens`)."""
+    hidden = np.asarray(hidden, dtype=np.float64)
+    mask = np.asarray(attention_mask).astype(bool)
+    if mode == "cls":
+        return hidden[0]
+    if mode == "max":
+        return hidden[mask].max(axis=0)
+    if mode == "mean":
+        return hidden[mask].mean(axis=0)
+    if mode == "mean_sqrt_len":
+        return hidden[mask].sum(axis=0) / np.sqrt(mask.sum())
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {mode!r}")
+
+
+def to_python(value: Any) -> Any:
+    """NumPy scalars and arrays as Python floats, ints and nested lists (JSON-ready, as v4 gives)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,485 @@
+"""The task pipelines: v4's `fill-mask`, `text-classification`, `token-classification`,
+`question-answering` and `feature-extraction` (same names, options, defaults and output shapes as
+`transformers` 4.57.6), and ours: `multiple-choice` and `sentence-embeddings`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import postprocess as pp
+from .base import Pipeline, Row
+
+__all__ = [
+    "FillMaskPipeline", "TextClassificationPipeline", "TokenClassificationPipeline",
+    "QuestionAnsweringPipeline", "MultipleChoicePipeline", "FeatureExtractionPipeline",
+    "SentenceEmbeddingPipeline",
+]
+
+_LEGACY = ""  # text-classification's "top_k not given" (None means every label, as in v4)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------- fill-mask
+
+
+class FillMaskPipeline(Pipeline):
+    """`fill-mask`: for a text with one `<mask>`, the `top_k` candidates [{"score", "token",
+    "token_str", "sequence"}]; with several masks, one such list per mask (`sequence` then keeps
+    the special tokens, as v4's). `targets` limits the candidates to those tokens (a target not in
+    the vocabulary stands for its first token)."""
+
+    task, head = "fill-mask", "masked_lm"
+    defaults = {"top_k": 5, "targets": None, "tokenizer_kwargs": None}
+    token_fields = ("logits",)
+
+    def check_options(self, options):
+        options = super().check_options(options)
+        _positive_int("top_k", options["top_k"])
+        if self.tokenizer.mask_token_id is None:
+            raise ValueError("the tokenizer has no mask token (<mask>); fill-mask needs one")
+        return options
+
+    def __call__(self, inputs, **options):
+        results = super().__call__(inputs, **options)
+        # v4 unwraps a list of one text.
+        return results[0] if isinstance(inputs, (list, tuple)) and len(inputs) == 1 else results
+
+    def target_ids(self, targets) -> np.ndarray:
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        vocab = self.tokenizer.get_vocab()
+        ids = []
+        for target in targets:
+            i = vocab.get(_text("a target", target))
+            if i is None:
+                pieces = self.tokenizer(target, add_special_tokens=False)["input_ids"]
+                if not pieces:
+                    continue  # v4 drops a target that tokenizes to nothing
+                i = pieces[0]
+            ids.append(int(i))
+        ids = sorted(set(ids))
+        if not ids:
+            raise ValueError("targets: at least one target must be given (each a token or a text that tokenizes)")
+        return np.asarray(ids)
+
+    def preprocess(self, text, options):
+        ids = self.encode(_text("a fill-mask input", text), **(options["tokenizer_kwargs"] or {}))["input_ids"]
+        if self.tokenizer.mask_token_id not in ids:
+            raise ValueError(f"no mask token ({self.tokenizer.mask_token}) in the input {text!r}")
+        return [Row(input_ids=ids)]
+
+    def postprocess(self, text, rows, outputs, options):
+        ids = np.asarray(rows[0]["input_ids"])
+        positions = np.flatnonzero(ids == self.tokenizer.mask_token_id)
+        probs = pp.softmax(outputs[0]["logits"][positions])  # (masks, V)
+        targets = None if options["targets"] is None else self.target_ids(options["targets"])
+        if targets is not None:
+            probs = probs[:, targets]
+        top_k = min(options["top_k"], probs.shape[-1])
+        single = positions.size == 1
+        result = []
+        for position, p in zip(positions, probs):
+            row = []
+            for k in np.argsort(-p, kind="stable")[:top_k]:
+                token = int(targets[k]) if targets is not None else int(k)
+                filled = ids.copy()
+                filled[position] = token
+                filled = filled[filled != self.tokenizer.pad_token_id]
+                row.append({"score": float(p[k]), "token": token, "token_str": self.tokenizer.decode([token]),
+                            "sequence": self.tokenizer.decode(filled.tolist(), skip_special_tokens=single)})
+            result.append(row)
+        return result[0] if single else result
+
+
+# ---------------------------------------------------------------------------- text-classification
+
+
+class TextClassificationPipeline(Pipeline):
+    """`text-classification` (`sentiment-analysis`): a text, or a pair as {"text", "text_pair"}.
+    Without `top_k`: the best {"label", "score"} (a single text gives a list of it, as v4);
+    `top_k=k` the k best, `top_k=None` every label, best first. `function_to_apply`
+    softmax|sigmoid|none, by default v4's rule on `problem_type` and `num_labels`."""
+
+    task, head = "text-classification", "sequence_classification"
+    defaults = {"top_k": _LEGACY, "function_to_apply": None}
+
+    def check_options(self, options):
+        options = super().check_options(options)
+        top_k, function = options["top_k"], options["function_to_apply"]
+        if top_k is not None and top_k != _LEGACY:
+            _positive_int("top_k", top_k)
+        if function is not None:
+            if not isinstance(function, str) or function.lower() not in pp.FUNCTIONS:
+                raise ValueError(f"function_to_apply must be one of {', '.join(pp.FUNCTIONS)}, got {function!r}")
+            options["function_to_apply"] = function.lower()
+        return options
+
+    def __call__(self, inputs, **options):
+        result = super().__call__(inputs, **options)
+        # v4: a single text without top_k at the call comes back as a list of one dict.
+        return [result] if isinstance(inputs, str) and "top_k" not in options else result
+
+    def preprocess(self, item, options):
+        if isinstance(item, dict):
+            unknown = set(item) - {"text", "text_pair"}
+            if "text" not in item or unknown:
+                raise ValueError('a text pair is a dict {"text": ..., "text_pair": ...}, got keys ' + ", ".join(map(str, item)))
+            encoding = self.encode(_text("text", item["text"]),
+                                   None if item.get("text_pair") is None else _text("text_pair", item["text_pair"]))
+        elif isinstance(item, str):
+            encoding = self.encode(item)
+        else:
+            raise ValueError('an input is a text or a pair {"text": ..., "text_pair": ...}, got ' + type(item).__name__)
+        return [Row(input_ids=encoding["input_ids"])]
+
+    def postprocess(self, item, rows, outputs, options):
+        function = options["function_to_apply"] or pp.default_function(
+            getattr(self.config, "problem_type", None), self.config.num_labels)
+        scores = pp.classification_scores(outputs[0]["logits"], function)
+        id2label = self.config.id2label
+        if options["top_k"] == _LEGACY:
+            return {"label": id2label[int(scores.argmax())], "score": float(scores.max())}
+        labels = sorted(({"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)),
+                        key=lambda x: x["score"], reverse=True)
+        return labels if options["top_k"] is None else labels[: options["top_k"]]
+
+
+# ---------------------------------------------------------------------------- token-classification
+
+
+class TokenClassificationPipeline(Pipeline):
+    """`token-classification` (`ner`): entities of a text. `aggregation_strategy="none"` gives one
+    {"entity", "score", "index", "word", "start", "end"} per token; `simple`/`first`/`average`/`max`
+    give {"entity_group", "score", "word", "start", "end"} (see `postprocess.aggregate`). Tokens or
+    groups labelled in `ignore_labels` (default ["O"]) are left out. `start`/`end` are character
+    offsets into the text; a token continues a word when no space is at its left edge (v4's rule
+    for tokenizers without a continuing-subword prefix). `stride` reads a text longer than the model
+    in overlapping windows."""
+
+    task, head = "token-classification", "token_classification"
+    defaults = {"aggregation_strategy": "none", "ignore_labels": None, "stride": None}
+    token_fields = ("logits",)
+
+    def check_options(self, options):
+        options = super().check_options(options)
+        strategy = options["aggregation_strategy"]
+        strategy = getattr(strategy, "value", strategy)  # v4's AggregationStrategy enum
+        if not isinstance(strategy, str) or strategy.lower() not in pp.AGGREGATIONS:
+            raise ValueError(f"aggregation_strategy must be one of {', '.join(pp.AGGREGATIONS)}, got {strategy!r}")
+        options["aggregation_strategy"] = strategy.lower()
+        if options["stride"] is not None:
+            _positive_int("stride", options["stride"])
+            if options["aggregation_strategy"] == "none":
+                raise ValueError('stride reads a text in windows, which needs an aggregation_strategy other than "none"')
+        return options
+
+    def max_length(self) -> int:
+        return min(self.tokenizer.model_max_length or self.config.max_sequence_length, self.config.max_sequence_length)
+
+    def preprocess(self, text, options):
+        _text("a token-classification input", text)
+        kwargs: dict[str, Any] = {"truncation": True, "max_length": self.max_length(), "return_offsets_mapping": True}
+        if options["stride"] is not None:
+            if options["stride"] >= kwargs["max_length"] - 2:
+                raise ValueError(f"stride must be less than the window ({kwargs['max_length']} tokens minus <s> and </s>), got {options['stride']}")
+            kwargs.update(return_overflowing_tokens=True, stride=options["stride"])
+        encoding = self.encode(text, **kwargs)
+        ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+        if ids and isinstance(ids[0], int):
+            ids, offsets = [ids], [offsets]
+        specials = set(self.tokenizer.all_special_ids)
+        return [Row(input_ids=list(w), offsets=[tuple(o) for o in off], special=[i in specials for i in w])
+                for w, off in zip(ids, offsets)]
+
+    def postprocess(self, text, rows, outputs, options):
+        strategy = options["aggregation_strategy"]
+        ignore = ["O"] if options["ignore_labels"] is None else list(options["ignore_labels"])
+        entities = []
+        for row, out in zip(rows, outputs):
+            scores = pp.softmax(out["logits"])
+            pre = []
+            for index, (token, (start, end), special) in enumerate(zip(row["input_ids"], row["offsets"], row["special"])):
+                if special:
+                    continue
+                word = self.tokenizer.convert_ids_to_tokens([token])[0]
+                is_subword = start > 0 and " " not in text[start - 1:start + 1]
+                if token == self.tokenizer.unk_token_id:
+                    word, is_subword = text[start:end], False
+                pre.append({"word": word, "scores": scores[index], "start": int(start), "end": int(end),
+                            "index": index, "is_subword": is_subword})
+            grouped = pp.aggregate(pre, strategy, self.config.id2label, self.tokenizer.convert_tokens_to_string)
+            entities += [e for e in grouped if e.get("entity") not in ignore and e.get("entity_group") not in ignore]
+        return pp.aggregate_overlapping_entities(entities) if len(rows) > 1 else entities
+
+
+# ---------------------------------------------------------------------------- question-answering
+
+
+class QuestionAnsweringPipeline(Pipeline):
+    """`question-answering`: {"question", "context"} (or `question=`, `context=` keywords) to
+    {"score", "start", "end", "answer"}, `answer` = context[start:end]; `top_k` > 1 gives the n-best
+    list over every window. A context too long for `max_seq_len` tokens is read in windows that
+    overlap by `doc_stride` tokens; `max_answer_len` bounds a span in tokens; `max_question_len`
+    cuts the question (in tokens); `handle_impossible_answer` adds the empty answer, scored by
+    `<s>` as start and end (the lowest over windows)."""
+
+    task, head = "question-answering", "question_answering"
+    defaults = {"top_k": 1, "doc_stride": None, "max_answer_len": 15, "max_seq_len": None,
+                "max_question_len": 64, "handle_impossible_answer": False, "align_to_words": True}
+    token_fields = ("start_logits", "end_logits")
+
+    def check_options(self, options):
+        options = super().check_options(options)
+        for name in ("top_k", "max_answer_len", "max_question_len"):
+            _positive_int(name, options[name])
+        for name in ("doc_stride", "max_seq_len"):
+            if options[name] is not None:
+                _positive_int(name, options[name])
+        return options
+
+    def __call__(self, *args, question=None, context=None, **options):
+        if args and (question is not None or context is not None):
+            raise TypeError("give the examples either as dicts or as question=/context= keywords, not both")
+        if not args:
+            if question is None or context is None:
+                raise TypeError('question-answering needs {"question", "context"} dicts or question= and context=')
+            if isinstance(question, str) and isinstance(context, str):
+                examples: Any = {"question": question, "context": context}
+            elif isinstance(context, str) or isinstance(question, str):
+                many = [question] if isinstance(question, str) else list(question)
+                contexts = [context] if isinstance(context, str) else list(context)
+                examples = [{"question": q, "context": c} for q in many for c in contexts]
+            else:
+                if len(question) != len(context):
+                    raise ValueError(f"{len(question)} questions for {len(context)} contexts; give as many of each")
+                examples = [{"question": q, "context": c} for q, c in zip(question, context)]
+        elif len(args) == 1:
+            examples = args[0]
+        else:
+            raise TypeError("question-answering takes one argument: an example dict or a list of them")
+        if isinstance(examples, (list, tuple)) and len(examples) == 1:
+            examples = examples[0]  # v4 unwraps a list of one example
+        return super().__call__(examples, **options)
+
+    def windows(self, options) -> tuple[int, int]:
+        limit = min(self.tokenizer.model_max_length or self.config.max_sequence_length, self.config.max_sequence_length)
+        max_seq_len = options["max_seq_len"] or min(limit, 384)
+        if max_seq_len > self.config.max_sequence_length:
+            raise ValueError(f"max_seq_len must be at most {self.config.max_sequence_length} (what the model reads), got {max_seq_len}")
+        doc_stride = options["doc_stride"] if options["doc_stride"] is not None else min(max_seq_len // 2, 128)
+        if doc_stride > max_seq_len:
+            raise ValueError(f"doc_stride ({doc_stride}) is larger than max_seq_len ({max_seq_len})")
+        return max_seq_len, doc_stride
+
+    def preprocess(self, example, options):
+        if not isinstance(example, dict) or "question" not in example or "context" not in example:
+            raise ValueError('a question-answering example is a dict {"question": ..., "context": ...}')
+        question, context = _text("question", example["question"]), _text("context", example["context"])
+        if not question.strip() or not context.strip():
+            raise ValueError("question and context must not be empty")
+        cut = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if len(cut) > options["max_question_len"]:
+            question = question[: cut[options["max_question_len"] - 1][1]]
+        max_seq_len, doc_stride = self.windows(options)
+        encoding = self.encode(question, context, truncation="only_second", max_length=max_seq_len, stride=doc_stride,
+                               return_overflowing_tokens=True, return_offsets_mapping=True)
+        rows = []
+        for w, ids in enumerate(encoding["input_ids"]):
+            sequence = encoding.sequence_ids(w)
+            # The answer is in the context, or is <s> (the null answer).
+            allowed = np.array([s == 1 or t == self.tokenizer.bos_token_id for s, t in zip(sequence, ids)])
+            rows.append(Row(input_ids=list(ids), allowed=allowed, encoding=encoding, window=w, context=context))
+        return rows
+
+    def char_span(self, row: Row, s: int, e: int, align_to_words: bool) -> tuple[int, int]:
+        encoding, w = row["encoding"], row["window"]
+        if align_to_words:
+            start_word, end_word = encoding.token_to_word(w, s), encoding.token_to_word(w, e)
+            if start_word is not None and end_word is not None:
+                start = encoding.word_to_chars(w, start_word, sequence_index=1)
+                end = encoding.word_to_chars(w, end_word, sequence_index=1)
+                if start is not None and end is not None:
+                    return start[0], end[1]
+        offsets = encoding["offset_mapping"][w]
+        return offsets[s][0], offsets[e][1]
+
+    def postprocess(self, example, rows, outputs, options):
+        top_k = options["top_k"]
+        pre_topk = top_k * 2 + 10 if options["align_to_words"] else top_k  # some spans merge once aligned to words
+        min_null = 1000000.0
+        answers: list[dict] = []
+        for row, out in zip(rows, outputs):
+            starts, ends, scores, min_null = pp.select_starts_ends(
+                out["start_logits"], out["end_logits"], row["allowed"], min_null, pre_topk,
+                options["handle_impossible_answer"], options["max_answer_len"])
+            for s, e, score in zip(starts, ends, scores):
+                start, end = self.char_span(row, int(s), int(e), options["align_to_words"])
+                text = row["context"][start:end]
+                same = next((a for a in answers if a["answer"].lower() == text.lower()), None)
+                if same is not None:
+                    same["score"] += float(score)  # v4 sums the scores of spans with the same text
+                else:
+                    answers.append({"score": float(score), "start": int(start), "end": int(end), "answer": text})
+        if options["handle_impossible_answer"]:
+            answers.append({"score": min_null, "start": 0, "end": 0, "answer": ""})
+        answers = sorted(answers, key=lambda x: x["score"], reverse=True)[:top_k]
+        return answers[0] if len(answers) == 1 else answers
+
+
+# ---------------------------------------------------------------------------- multiple-choice
+
+
+class MultipleChoicePipeline(Pipeline):
+    """`multiple-choice` (no v4 pipeline): {"question" (or "text"), "choices": [...]} to
+    {"scores": softmax over the choices, in their order, "best": index of the best, "choice": its
+    text}. Each choice is read as the pair (question, choice), all of an example in one forward
+    (1, choices, T)."""
+
+    task, head = "multiple-choice", "multiple_choice"
+    defaults: dict[str, Any] = {}
+
+    def preprocess(self, item, options):
+        if not isinstance(item, dict) or "choices" not in item or ("question" in item) == ("text" in item):
+            raise ValueError('a multiple-choice input is {"question" (or "text"): ..., "choices": [...]}')
+        question = _text("question", item.get("question", item.get("text")))
+        choices = item["choices"]
+        if isinstance(choices, str) or not isinstance(choices, (list, tuple)) or len(choices) < 1:
+            raise ValueError("choices must be a non-empty list of texts")
+        return [Row(input_ids=self.encode(question, _text("a choice", c))["input_ids"]) for c in choices]
+
+    def forward(self, rows):
+        raise AssertionError("multiple-choice runs each example whole (see run)")
+
+    def run(self, items, options):
+        results = []
+        for item in items:
+            rows = self.preprocess(item, options)
+            length = max(len(r["input_ids"]) for r in rows)
+            if length > self.config.max_sequence_length:
+                raise ValueError(f"a choice is {length} tokens long with its question; this model reads at most {self.config.max_sequence_length}")
+            ids = np.full((1, len(rows), length), self.config.pad_token_id, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for c, r in enumerate(rows):
+                ids[0, c, : len(r["input_ids"])] = r["input_ids"]
+                mask[0, c, : len(r["input_ids"])] = 1
+            from .. import runtime
+
+            logits = runtime.run_model(self.backend, self.model, {"input_ids": ids, "attention_mask": mask})["logits"][0]
+            scores = pp.softmax(logits)
+            best = int(scores.argmax())
+            results.append({"scores": scores.tolist(), "best": best, "choice": item["choices"][best]})
+        return results
+
+
+# ---------------------------------------------------------------------------- feature-extraction
+
+
+class FeatureExtractionPipeline(Pipeline):
+    """`feature-extraction`: the last hidden states of a text as nested lists (1, T, H), v4's shape.
+    With `pooling` (cls|mean|max|mean_sqrt_len) one vector (H,) instead, unit length if `normalize`."""
+
+    task, head = "feature-extraction", "model"
+    defaults = {"tokenize_kwargs": None, "pooling": None, "normalize": False, "truncation": None}
+    token_fields = ("last_hidden_state",)
+
+    def check_options(self, options):
+        options = super().check_options(options)
+        if options["pooling"] is not None and options["pooling"] not in pp.POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(pp.POOLINGS)} or None, got {options['pooling']!r}")
+        if options["normalize"] and options["pooling"] is None:
+            raise ValueError("normalize=True needs a pooling (cls, mean, max or mean_sqrt_len)")
+        return options
+
+    def preprocess(self, text, options):
+        kwargs = dict(options["tokenize_kwargs"] or {})
+        if options["truncation"] is not None:
+            kwargs["truncation"] = options["truncation"]
+        if kwargs.get("truncation") and "max_length" not in kwargs:
+            kwargs["max_length"] = min(self.tokenizer.model_max_length or self.config.max_sequence_length,
+                                       self.config.max_sequence_length)
+        return [Row(input_ids=self.encode(_text("a feature-extraction input", text), **kwargs)["input_ids"])]
+
+    def postprocess(self, text, rows, outputs, options):
+        hidden = outputs[0]["last_hidden_state"]  # (T, H), the row's own tokens
+        if options["pooling"] is None:
+            return hidden[None].tolist()
+        vector = pp.pool(hidden, np.ones(hidden.shape[0]), options["pooling"])
+        if options["normalize"]:
+            vector = vector / max(np.linalg.norm(vector), 1e-12)  # sentence-transformers' Normalize (F.normalize)
+        return vector.astype(np.float32).tolist()
+
+
+_POOLING_MODES = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean",
+                  "pooling_mode_max_tokens": "max", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len"}
+
+
+def sentence_transformers_layout(path: str | os.PathLike) -> dict[str, Any]:
+    """What a sentence-transformers folder says about its vectors: {"model_path" (the
+    Transformer module's folder), "pooling", "normalize", "max_seq_length"}; {} without
+    `modules.json`. Several pooling modes at once (concatenated vectors) are refused."""
+    path = Path(path)
+    modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        return {}
+    try:
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{modules_file}: not valid JSON ({e})") from None
+    layout: dict[str, Any] = {"model_path": path, "normalize": False}
+    for module in modules if isinstance(modules, list) else []:
+        kind, folder = str(module.get("type", "")), path / str(module.get("path", ""))
+        if kind.endswith(".Transformer"):
+            layout["model_path"] = folder
+            for name in ("sentence_bert_config.json",):
+                if (folder / name).is_file():
+                    layout["max_seq_length"] = json.loads((folder / name).read_text()).get("max_seq_length")
+        elif kind.endswith(".Pooling"):
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            modes = [mode for key, mode in _POOLING_MODES.items() if config.get(key)]
+            if len(modes) != 1:
+                raise ValueError(f"{folder / 'config.json'}: one pooling mode is supported ({', '.join(_POOLING_MODES)}), found {modes or 'none'}")
+            layout["pooling"] = modes[0]
+        elif kind.endswith(".Normalize"):
+            layout["normalize"] = True
+        elif kind:
+            raise ValueError(f"{modules_file}: module {kind} is not supported (Transformer, Pooling, Normalize are)")
+    return layout
+
+
+class SentenceEmbeddingPipeline(FeatureExtractionPipeline):
+    """`sentence-embeddings`: one vector per text. Pooling and normalisation come from a
+    sentence-transformers folder (`modules.json`, `1_Pooling/config.json`, a `Normalize` module)
+    when the checkpoint is one, else mean pooling; either can be given as an option."""
+
+    task = "sentence-embeddings"
+
+    def __init__(self, model, **kwargs):
+        self.layout = sentence_transformers_layout(model) if isinstance(model, (str, os.PathLike)) else {}
+        if self.layout:
+            model = self.layout["model_path"]
+            kwargs.setdefault("pooling", self.layout.get("pooling", "mean"))
+            kwargs.setdefault("normalize", self.layout["normalize"])
+            if self.layout.get("max_seq_length"):
+                kwargs.setdefault("truncation", True)
+        kwargs.setdefault("pooling", "mean")
+        super().__init__(model, **kwargs)
+
+    def preprocess(self, text, options):
+        if self.layout.get("max_seq_length") and options["truncation"] and not (options["tokenize_kwargs"] or {}).get("max_length"):
+            options = {**options, "tokenize_kwargs": {**(options["tokenize_kwargs"] or {}),
+                                                      "max_length": min(self.layout["max_seq_length"], self.config.max_sequence_length)}}
+        return super().preprocess(text, options)
