@@ -121,7 +121,8 @@ LABEL_CASES = [
 
 @pytest.mark.parametrize("head, labels, error, message", LABEL_CASES)
 def test_labels_of_the_wrong_shape_kind_or_range(head, labels, error, message):
-    model = build(head, tiny_config(num_labels=2 if head == "question_answering" else 3, is_decoder=head == "causal_lm"))[0]
+    config = tiny_config(num_labels=2 if head == "question_answering" else 3, is_decoder=head == "causal_lm")
+    model = build(head, config)[0]
     with pytest.raises(error, match=message):
         model(input_ids=IDS, **labels)
 
