@@ -675,8 +675,9 @@ class RobertaPreTrainedModel(nn.Module):
         attn_implementation: Optional[str] = None,
         **kwargs: Any,
     ) -> "RobertaPreTrainedModel" | tuple["RobertaPreTrainedModel", dict[str, list]]:
-        """Load a checkpoint directory in any of the four weight formats (safetensors, sharded
-        too; pytorch_model.bin; tf_model.h5; flax_model.msgpack), in evaluation mode.
+        """Load a checkpoint directory (or a Hub repo id, through the Hugging Face cache) in any
+        of the four weight formats (safetensors, sharded too; pytorch_model.bin; tf_model.h5;
+        flax_model.msgpack), in evaluation mode.
 
         Another head's checkpoint loads too (a MaskedLM checkpoint into a classifier): the unused
         and the newly initialised keys are reported in one warning (an error under `strict`).
@@ -686,11 +687,11 @@ class RobertaPreTrainedModel(nn.Module):
         The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
         the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
         RobertaModel without pooler, `torch_dtype` is v4's older name of `dtype`); loading options
-        are honoured (`subfolder`, `device_map` (see `_framework.resolve_device`),
-        `output_loading_info=True`: returns (model, {"missing_keys", "unexpected_keys",
-        "mismatched_keys", "error_msgs"})) or accepted and never written into the config
-        (`low_cpu_mem_usage`: loading already holds one copy; the Hub's `revision`, `cache_dir`,
-        `local_files_only`, `token`, unused for a local directory). Any other keyword is a TypeError.
+        are honoured (`subfolder`; the Hub's `revision`, `cache_dir`, `local_files_only`, `token`
+        for a repo id; `device_map` (see `_framework.resolve_device`); `output_loading_info=True`:
+        returns (model, {"missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"})) or
+        accepted and never written into the config (`low_cpu_mem_usage`: loading already holds
+        one copy). Any other keyword is a TypeError.
 
         The model is built on the meta device and takes the loaded arrays without copying them
         where dtype and device allow, so loading holds about one copy of the weights.
