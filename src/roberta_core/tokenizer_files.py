@@ -226,11 +226,25 @@ class TokenizerFilesMixin:
             options.pop("model_max_length")  # v4 writes 1e30 for "unknown"; RoBERTa's is 512
         return cls(**files, **{"name_or_path": str(pretrained_model_name_or_path), **options, **kwargs})
 
-    def save_pretrained(self, save_directory, filename_prefix: str | None = None) -> tuple[str, ...]:
+    def save_pretrained(
+        self, save_directory, filename_prefix: str | None = None, push_to_hub: bool = False, **hub_kwargs
+    ) -> tuple[str, ...]:
         """Write vocab.json, merges.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json.
 
         The files are the ones `transformers` v4 reads; all of them are written or none.
+        `push_to_hub=True` then uploads the folder (`roberta_core.hub.push_to_hub`; `hub_kwargs`:
+        `repo_id` (default: the folder's name), `token`, `private`, `commit_message`, `revision`, `create_pr`).
         """
+        if push_to_hub:
+            from . import hub
+
+            written = self.save_pretrained(save_directory, filename_prefix)
+            repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name
+            hub.push_to_hub(save_directory, repo_id, **hub_kwargs)
+            return written
+        if hub_kwargs:
+            raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(sorted(hub_kwargs))} "
+                            "(the Hub's repo_id, token, ... apply with push_to_hub=True)")
         directory = Path(save_directory)
         if directory.exists() and not directory.is_dir():
             raise ValueError(f"{save_directory} exists and is not a directory")

@@ -310,3 +310,33 @@ def test_save_pretrained_push_to_hub_uploads_the_saved_folder(monkeypatch, tmp_p
         hub.push_to_hub(tmp_path / "out", "a/b/c")
     with pytest.raises(ValueError, match="only apply with push_to_hub=True"):
         save_pretrained_files(tmp_path / "out3", config, state, "masked_lm", repo_id="me/x")
+
+
+def test_tokenizer_save_pretrained_push_to_hub(monkeypatch, tmp_path, saved):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    FakeApi.calls = []
+    RobertaTokenizerFast.from_pretrained(saved[0]).save_pretrained(
+        tmp_path / "tok", push_to_hub=True, repo_id="me/tok", token="hf_secret")
+    (_, repo, _), (_, repo2, files, kwargs) = FakeApi.calls
+    assert repo == repo2 == "me/tok" and kwargs["token"] == "hf_secret"
+    assert {"tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json"} <= set(files)
+    with pytest.raises(TypeError, match="repo_id"):
+        RobertaTokenizerFast.from_pretrained(saved[0]).save_pretrained(tmp_path / "tok2", repo_id="me/tok")
+
+
+def test_an_unreachable_hub_with_nothing_cached_says_so(monkeypatch, tmp_path):
+    """Online but without a connection (huggingface_hub then reads the cache alone and raises
+    LocalEntryNotFoundError): the error says the Hub could not be reached, not that the file is absent."""
+    import huggingface_hub
+
+    def no_connection(repo_id, filename, **_):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("connection error and not in the cache")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_connection)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    with pytest.raises(FileNotFoundError, match="could not be reached") as error:
+        hub.resolve_pretrained(REPO, {"cache_dir": tmp_path / "c"})
+    assert str(tmp_path / "c") in str(error.value) and "revision 'main'" in str(error.value)
