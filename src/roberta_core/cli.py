@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("roberta_core.commands.pretrain", "pretrain a masked LM the RoBERTa way: BPE, FULL-SENTENCES, dynamic masking"),
     "finetune": ("roberta_core.commands.finetune", "fine-tune a checkpoint on a task (JSON lines, or the built-in one)"),
     "convert": ("roberta_core.commands.convert", "convert a checkpoint between safetensors, bin, h5 and msgpack, or import fairseq"),
+    "export": ("roberta_core.commands.export", "export a checkpoint to ONNX (+int8), StableHLO or a SavedModel, verified"),
     "fill-mask": ("roberta_core.commands.fill_mask", "predict the tokens at each <mask> of a text"),
     "tokenize": ("roberta_core.commands.tokenize_text", "show the tokens and ids of a text"),
     "classify": ("roberta_core.commands.classify", "label a text (or pair) with a sequence-classification checkpoint"),

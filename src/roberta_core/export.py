@@ -11,7 +11,7 @@ with the float64 NumPy reference (`roberta_core.reference`): relative difference
 (ARCHITECTURE §5), the bar of `convert --verify`. Everything is built in a staging folder beside
 OUT (`fileio.atomic_dir`) and installed only once verified: a failed check leaves nothing.
 
-OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.inputs` | `saved_model/`),
+OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `saved_model/`),
 `export.json` (format, head, dtype, opset, the inputs' and outputs' names and axes, the checks),
 `config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
 onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul,
@@ -27,9 +27,11 @@ multiple choice; the position ids are computed inside every artefact from the in
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import sys
@@ -164,10 +166,26 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         raise ImportError("int8 export needs onnxruntime; install it with `pip install 'roberta3[export]'`") from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # onnxruntime's advice to pre-process the graph first
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
         quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
     return Path(target)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """Drop warnings sent to the root logger meanwhile (onnxruntime logs its advice to pre-process
+    the graph there), without configuring logging for the caller: with no handler on the root
+    logger, `logging.warning` would install one for good."""
+    root, handler = logging.getLogger(), logging.NullHandler()
+    previous = root.manager.disable
+    root.addHandler(handler)
+    logging.disable(max(previous, logging.WARNING))
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+        root.removeHandler(handler)
 
 
 def top1_agreement(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.ndarray],
