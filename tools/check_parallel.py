@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKENDS = ("pt", "tf", "flax")  # the order of roberta_core.backends.BACKENDS
-MODULES = ("modeling.py", "heads.py", "convert.py", "training.py", "unpad.py", "_framework.py", "adapter.py")
+MODULES = ("modeling.py", "heads.py", "convert.py", "training.py", "unpad.py", "_framework.py", "adapter.py", "export.py")
 
 # Framework machinery by definition: only its presence in every backend is checked.
 PLUMBING = ("_framework.py",)
