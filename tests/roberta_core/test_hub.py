@@ -10,6 +10,8 @@ import hashlib
 import importlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,13 +72,13 @@ def hf_home(tmp_path, monkeypatch):
 @pytest.fixture
 def saved(tmp_path):
     """A tiny masked-LM checkpoint and a byte-level tokenizer, written by our code: (folder, config, state)."""
-    config = tiny_config()
-    state = random_state(config, "masked_lm", seed=3)
-    folder = tmp_path / "saved"
-    save_pretrained_files(folder, config, state, "masked_lm")
     words = tmp_path / "words"
     words.mkdir()
     tiny_files(words)
+    config = tiny_config(vocab_size=len(RobertaTokenizerFast.from_pretrained(words)))
+    state = random_state(config, "masked_lm", seed=3)
+    folder = tmp_path / "saved"
+    save_pretrained_files(folder, config, state, "masked_lm")
     RobertaTokenizerFast.from_pretrained(words).save_pretrained(folder)
     return folder, RobertaConfig.from_json_file(folder / "config.json"), state
 
@@ -110,6 +112,11 @@ def test_config_loads_by_repo_id_revision_and_subfolder_offline(cached):
     assert config.layer_norm_eps != 1e-7
     assert RobertaConfig.from_pretrained(REPO, revision="v2").layer_norm_eps == 1e-7  # a ref to the other commit
     assert RobertaConfig.from_pretrained(REPO, revision=OTHER, num_labels=4).num_labels == 4  # overrides still apply
+    # huggingface_hub's own cache scanner reads the layout built here as a valid cache.
+    import huggingface_hub
+
+    (repo,) = huggingface_hub.scan_cache_dir(Path(os.environ["HF_HOME"]) / "hub").repos
+    assert repo.repo_id == REPO and {r.commit_hash: set(r.refs) for r in repo.revisions} == {COMMIT: {"main"}, OTHER: {"v2"}}
 
 
 def test_a_preset_name_is_a_hub_id_not_half_a_preset(hf_home, saved):
@@ -263,6 +270,26 @@ def test_roberta_info_and_tokenize_by_repo_id_offline(cached, capsys):
     assert summary["tokenizer"] is not None
     assert cli.main(["tokenize", REPO, "hello"]) == 0
     assert "hel" in capsys.readouterr().out
+
+
+def test_roberta_info_by_repo_id_in_a_fresh_process(cached, hf_home):
+    """The environment as a user sets it, read by a new process (not this one's huggingface_hub)."""
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "roberta_core.cli", "info", REPO, "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["parameters"] == sum(a.size for a in cached[1].values())
+    done = subprocess.run([sys.executable, "-m", "roberta_core.cli", "info", "tiny-org/absent"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "tiny-org/absent" in done.stderr and str(hf_home / "hub") in done.stderr
+
+
+@pytest.mark.skipif(not runtime.available("pt"), reason="pt not installed")
+def test_roberta_fill_mask_and_parity_by_repo_id_offline(cached, capsys):
+    assert cli.main(["fill-mask", REPO, "hel<mask>", "--backend", "pt", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["masks"]) == 1
+    assert cli.main(["parity", REPO, "--backends", "pt"]) == 0
+    assert "masked_lm" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------- upload (a fake HfApi: no network here)
