@@ -206,8 +206,11 @@ def test_only_the_files_needed_are_fetched_preferred_weights_first(monkeypatch, 
     repo_files = {**folder_files(folder), "tf_model.h5": b"h5", "flax_model.msgpack": b"msgpack"}
     asked = []
 
-    def fake_download(repo_id, filename, *, subfolder=None, cache_dir=None, **_):
+    seen = []
+
+    def fake_download(repo_id, filename, *, subfolder=None, cache_dir=None, **kwargs):
         asked.append(filename)
+        seen.append((repo_id, subfolder, kwargs["revision"], kwargs["token"], kwargs["local_files_only"]))
         if filename not in repo_files:
             raise huggingface_hub.errors.EntryNotFoundError(f"{filename} not in {repo_id}")
         path = Path(cache_dir) / "snap" / filename
@@ -227,6 +230,10 @@ def test_only_the_files_needed_are_fetched_preferred_weights_first(monkeypatch, 
     asked.clear()
     hub.resolve_pretrained(REPO, options, need=("tokenizer",))
     assert set(asked) == set(hub.TOKENIZER_FILES)
+    # The Hub keywords reach huggingface_hub as they are (v4's use_auth_token is token).
+    seen.clear()
+    hub.resolve_pretrained(REPO, {**options, "revision": "v2", "use_auth_token": "hf_x", "subfolder": "sub"})
+    assert set(seen) == {(REPO, "sub", "v2", "hf_x", False)}
 
 
 # ---------------------------------------------------------------------------- names that are not repo ids
@@ -282,6 +289,30 @@ def test_roberta_info_by_repo_id_in_a_fresh_process(cached, hf_home):
     done = subprocess.run([sys.executable, "-m", "roberta_core.cli", "info", "tiny-org/absent"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "tiny-org/absent" in done.stderr and str(hf_home / "hub") in done.stderr
+
+
+def test_roberta_convert_from_a_repo_id_keeps_weights_and_tokenizer(cached, saved, tmp_path, capsys):
+    _, state = cached
+    assert cli.main(["convert", REPO, str(tmp_path / "out"), "--to", "bin", "--no-verify"]) == 0
+    out = tmp_path / "out"
+    loaded = checkpoint.load_state_dict(out / "pytorch_model.bin")
+    for key in state:
+        np.testing.assert_array_equal(loaded[key], state[key])
+    for name in ("tokenizer.json", "vocab.json", "merges.txt"):  # real files, not links into the cache
+        assert not (out / name).is_symlink() and (out / name).read_bytes() == (saved[0] / name).read_bytes()
+
+
+def test_local_files_only_and_cache_dir_without_the_environment(cached, hf_home, monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    config, _ = cached
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    assert RobertaConfig.from_pretrained(REPO, cache_dir=hf_home / "hub", local_files_only=True) == config
+    with pytest.raises(FileNotFoundError, match="local_files_only") as error:
+        RobertaConfig.from_pretrained(REPO, local_files_only=True)  # HF_HOME now names an empty cache
+    assert str(tmp_path / "elsewhere" / "hub") in str(error.value)
 
 
 @pytest.mark.skipif(not runtime.available("pt"), reason="pt not installed")
