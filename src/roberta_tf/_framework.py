@@ -1,7 +1,8 @@
 """TensorFlow / Keras machinery that the model text uses but is not the model: the output
-classes as Keras tree nodes, input checks that work eagerly, in a graph and (where they can)
-under XLA, dtype policies, the Keras initialisers of v4's weights, variable replacement, the
-deferred creation of variables from a checkpoint, and the SavedModel export.
+classes as Keras tree nodes, sublayers a user may replace after build (a LoRA wrapper), input
+checks that work eagerly, in a graph and (where they can) under XLA, dtype policies, the Keras
+initialisers of v4's weights, variable replacement, `device_map` placement, the deferred creation
+of variables from a checkpoint, and the SavedModel export.
 
 The same module name in every backend (`roberta_pt/_framework.py`, `roberta_flax/_framework.py`)
 holds that backend's equivalent, so `modeling.py`, `heads.py`, `convert.py` and `training.py`
