@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "HUB_OPTIONS", "TOKENIZER_FILES", "resolve_pretrained", "hub_options", "is_hub_id", "cache_folder", "offline",
-    "push_to_hub",
+    "push_to_hub", "upload_token",
 ]
 
 # The `from_pretrained` keywords that say where a name is fetched from (v4's names;
@@ -275,6 +275,18 @@ class _Fetch:
 # ---------------------------------------------------------------------------- upload
 
 
+def upload_token(repo_id: str, token: str | None = None) -> str:
+    """The token an upload to `repo_id` uses: `token`, else `HF_TOKEN`, else the one `hf auth
+    login` stored; none is a ValueError saying how to give one."""
+    token = token or os.environ.get("HF_TOKEN") or _import_hub().get_token()
+    if not token:
+        raise ValueError(
+            f"push_to_hub({repo_id!r}) needs a Hugging Face token with write access: pass token=, "
+            "set HF_TOKEN, or run `hf auth login`"
+        )
+    return token
+
+
 def push_to_hub(
     directory: str | os.PathLike,
     repo_id: str,
@@ -295,12 +307,7 @@ def push_to_hub(
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory to upload")
     hub = _import_hub()
-    token = token or os.environ.get("HF_TOKEN") or hub.get_token()
-    if not token:
-        raise ValueError(
-            f"push_to_hub({repo_id!r}) needs a Hugging Face token with write access: pass token=, "
-            "set HF_TOKEN, or run `hf auth login`"
-        )
+    token = upload_token(repo_id, token)
     api = hub.HfApi(token=token)
     api.create_repo(repo_id, token=token, private=private, exist_ok=True)
     return api.upload_folder(

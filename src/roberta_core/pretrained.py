@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import ml_dtypes
 import numpy as np
@@ -22,7 +23,7 @@ from .weights import HEADS, LoadPlan, plan_load
 
 __all__ = [
     "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "resolve_pretrained",
-    "load_pretrained", "save_pretrained_files", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
+    "load_pretrained", "save_pretrained_files", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
 
@@ -226,3 +227,16 @@ def save_pretrained_files(
     if push_to_hub:
         hub.push_to_hub(directory, repo_id, **hub_kwargs)
     return directory
+
+
+def push_pretrained_to_hub(save: Callable[[Path], Any], repo_id: str, **hub_kwargs: Any) -> Any:
+    """v4's `model.push_to_hub(repo_id)` (and a tokenizer's): `save(folder)` writes the files into
+    a temporary folder, which is uploaded in one commit (`hub.push_to_hub`; `hub_kwargs`: `token`,
+    `private`, `commit_message`, `revision`, `create_pr`). The repo id and the token are checked
+    before anything is written. A backend's method is `push_pretrained_to_hub(self.save_pretrained, repo_id, ...)`."""
+    if not isinstance(repo_id, str) or not hub.is_hub_id(repo_id):
+        raise ValueError(f"repo_id must be a Hub repo id ('name' or 'org/name'), got {repo_id!r}")
+    hub_kwargs["token"] = hub.upload_token(repo_id, hub_kwargs.get("token"))
+    with tempfile.TemporaryDirectory(prefix="roberta-push-") as folder:
+        save(Path(folder))
+        return hub.push_to_hub(folder, repo_id, **hub_kwargs)

@@ -22,7 +22,7 @@ pytest.importorskip("huggingface_hub")
 from roberta_core import backends, checkpoint, cli, hub, runtime  # noqa: E402
 from roberta_core.auto_tokenizer import load_tokenizer  # noqa: E402
 from roberta_core.config import RobertaConfig  # noqa: E402
-from roberta_core.pretrained import save_pretrained_files  # noqa: E402
+from roberta_core.pretrained import push_pretrained_to_hub, save_pretrained_files  # noqa: E402
 from roberta_core.tokenization import RobertaTokenizer  # noqa: E402
 from roberta_core.tokenization_fast import RobertaTokenizerFast  # noqa: E402
 from tests.helpers import random_state, tiny_config  # noqa: E402
@@ -398,3 +398,30 @@ def test_an_unreachable_hub_with_nothing_cached_says_so(monkeypatch, tmp_path):
     with pytest.raises(FileNotFoundError, match="could not be reached") as error:
         hub.resolve_pretrained(REPO, {"cache_dir": tmp_path / "c"})
     assert str(tmp_path / "c") in str(error.value) and "revision 'main'" in str(error.value)
+
+
+def test_push_pretrained_to_hub_saves_into_a_temporary_folder_and_uploads_it(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    FakeApi.calls = []
+    config = tiny_config()
+    state = random_state(config, "model")
+    folders = []
+
+    def save(folder):
+        folders.append(folder)
+        save_pretrained_files(folder, config, state, "model")
+
+    assert push_pretrained_to_hub(save, "me/tiny", token="hf_secret", commit_message="first") == "commit-info"
+    (_, _, files, kwargs) = FakeApi.calls[-1]
+    assert files == ["config.json", "model.safetensors"] and kwargs["commit_message"] == "first"
+    assert not folders[0].exists()  # the temporary folder is gone
+    # Without a token, or with a bad repo id, nothing is saved.
+    with pytest.raises(ValueError, match="needs a Hugging Face token"):
+        push_pretrained_to_hub(save, "me/tiny")
+    with pytest.raises(ValueError, match="repo_id must be a Hub repo id"):
+        push_pretrained_to_hub(save, "me/tiny/x", token="t")
+    assert len(folders) == 1
