@@ -104,8 +104,8 @@ def output_axes(head: str, fields: list[str]) -> dict[str, tuple[str | None, ...
 
 
 def probe_batches(config: RobertaConfig, head: str, seed: int = 0) -> list[dict[str, np.ndarray]]:
-    """Two batches of ordinary (non-special) ids at different shapes, (2, 11) and (3, 6) (with a
-    choices axis of 2 for multiple choice), the last sequence of each padded: int64
+    """Two batches of ordinary (non-special) ids at different shapes, (2, 11) and (3, 6) ((2, 2, 11)
+    and (3, 3, 6) for multiple choice), the last sequence of each padded: int64
     `input_ids` and `attention_mask`. The first is the example an export traces."""
     rng = np.random.default_rng(seed)
     low = min(4, config.vocab_size - 1)
@@ -120,8 +120,9 @@ def probe_batches(config: RobertaConfig, head: str, seed: int = 0) -> list[dict[
         if pad:
             ids[-1, length - pad:] = config.pad_token_id if config.pad_token_id is not None else 1
             mask[-1, length - pad:] = 0
-        if head == "multiple_choice":
-            ids, mask = np.stack([ids, ids[::-1]], axis=1), np.stack([mask, mask[::-1]], axis=1)
+        if head == "multiple_choice":  # 2 then 3 choices: the choices axis varies too
+            order = [slice(None), slice(None, None, -1), slice(None)][: 2 + len(batches)]
+            ids, mask = np.stack([ids[o] for o in order], axis=1), np.stack([mask[o] for o in order], axis=1)
         batches.append({"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64)})
     return batches
 
