@@ -401,7 +401,7 @@ def _parameter_count(config: RobertaConfig, head: str | None, num_labels: int) -
         "sequence_classification": encoder + H * H + H + L * H + L,
         "multiple_choice": encoder + pooler + H + 1,
         "token_classification": encoder + L * H + L,
-        "question_answering": encoder + 2 * H + 2,
+        "question_answering": encoder + L * H + L,  # qa_outputs: num_labels outputs, as v4
     }
     return counts[head] if head is not None else max(counts.values())
 
