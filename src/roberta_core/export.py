@@ -14,9 +14,10 @@ OUT (`fileio.atomic_dir`) and installed only once verified: a failed check leave
 OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `saved_model/`),
 `export.json` (format, head, dtype, opset, the inputs' and outputs' names and axes, the checks),
 `config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
-onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul,
-activations quantized per call); it cannot meet the fp32 bar, so it is checked by running it on
-the same batches, and `export.json` records its size and its top-1 agreement with fp32.
+onnxruntime's dynamic quantization of the verified fp32 graph (8-bit weights of every MatMul and
+embedding table, activations quantized per call); it cannot meet the fp32 bar, so it is checked
+by running it on the same batches, and `export.json` records its size and its top-1 agreement
+with fp32.
 
 Inputs are `input_ids` and `attention_mask` (int64 for ONNX, int32 for StableHLO and the
 SavedModel, which also takes `token_type_ids`), (batch, length), or (batch, choices, length) for
@@ -161,8 +162,9 @@ def verify(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, Any]], config:
 
 
 def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """onnxruntime's dynamic quantization of the ONNX file `source` into `target`: int8 weights
-    (signed, per tensor) for every MatMul, activations quantized at run time. Returns `target`."""
+    """onnxruntime's dynamic quantization of the ONNX file `source` into `target`: 8-bit weights
+    (per tensor; int8 for every MatMul, as onnxruntime chooses for the embedding tables' Gather),
+    activations quantized at run time. Returns `target`."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:

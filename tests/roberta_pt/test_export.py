@@ -96,7 +96,19 @@ def test_int8_onnx_keeps_top1_predictions_and_is_smaller(onnx_export):
         agree += int(np.sum(a.argmax(-1)[real] == b.argmax(-1)[real]))
         total += int(real.sum())
     assert agree / total >= INT8_TOP1_BAR, f"top-1 agreement {agree}/{total}"
-    # int8 weights: the MatMul weights take a quarter of their fp32 bytes (the embeddings stay fp32).
+    # The weights are stored as 8-bit integers (MatMul weights and the embedding tables alike): in
+    # this tiny model the graph's own bytes weigh, so the file shrinks less than the weights do.
+    import onnx
+
+    def elements(path):
+        counts = {}
+        for tensor in onnx.load(str(path)).graph.initializer:
+            counts[tensor.data_type] = counts.get(tensor.data_type, 0) + int(np.prod(tensor.dims))
+        return counts
+
+    stored = elements(result.path / "model.int8.onnx")
+    eight_bit = stored.get(onnx.TensorProto.INT8, 0) + stored.get(onnx.TensorProto.UINT8, 0)
+    assert eight_bit >= 0.9 * elements(result.path / "model.onnx")[onnx.TensorProto.FLOAT]
     size8, size32 = (result.path / "model.int8.onnx").stat().st_size, (result.path / "model.onnx").stat().st_size
     assert size8 < size32
     assert result.int8["bytes"] == size8 and result.int8["fp32_bytes"] == size32
