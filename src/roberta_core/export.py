@@ -163,8 +163,8 @@ def verify(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, Any]], config:
 
 def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     """onnxruntime's dynamic quantization of the ONNX file `source` into `target`: 8-bit weights
-    (per tensor; int8 for every MatMul, as onnxruntime chooses for the embedding tables' Gather),
-    activations quantized at run time. Returns `target`."""
+    per tensor (int8 for the MatMul weights, uint8 for the embedding tables, as onnxruntime
+    quantizes each op), activations quantized at run time. Returns `target`."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
