@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fill-mask": ("roberta_core.commands.fill_mask", "predict the tokens at each <mask> of a text"),
     "tokenize": ("roberta_core.commands.tokenize_text", "show the tokens and ids of a text"),
     "classify": ("roberta_core.commands.classify", "label a text (or pair) with a sequence-classification checkpoint"),
+    "pipeline": ("roberta_core.commands.pipeline", "run a task pipeline (fill-mask, ner, question-answering, ...) over texts or a file"),
     "info": ("roberta_core.commands.info", "summarise a checkpoint: config, parameters, heads, formats, tokenizer"),
     "parity": ("roberta_core.commands.parity", "check every backend against the float64 reference and each other"),
 }

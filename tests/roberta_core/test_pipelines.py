@@ -407,3 +407,27 @@ def test_every_installed_backend_gives_the_same_results(ckpts):
         return a == b
     for other in others:
         assert same(results[first], results[other]), other
+
+
+@needs_pt
+def test_roberta_pipeline_command_reads_arguments_csv_and_json_lines(ckpts, tmp_path, capsys):
+    from roberta_core.cli import main
+
+    folder = ckpts["token_classification"][0]
+    want = pipeline("ner", folder, backend="pt", aggregation_strategy="simple")(["Ada met Bob", "in Rome"])
+    table = tmp_path / "in.csv"
+    table.write_text("text,id\nin Rome,7\n")
+    assert main(["pipeline", "ner", str(folder), "Ada met Bob", "--input", str(table), "--backend", "pt",
+                 "--option", "aggregation_strategy=simple"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == json.loads(json.dumps(want))
+    questions = tmp_path / "qa.jsonl"
+    questions.write_text(json.dumps({"question": "q?", "context": "a b"}) + "\n")
+    assert main(["pipeline", "question-answering", str(ckpts["question_answering"][0]), "--input", str(questions),
+                 "--backend", "pt", "--option", "top_k=1"]) == 0
+    (answer,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert set(answer) == {"score", "start", "end", "answer"} and answer["answer"] == "a b"[answer["start"]:answer["end"]]
+    assert main(["pipeline", "ner", str(folder), "--backend", "pt"]) == 2
+    assert "no inputs: give TEXT arguments or --input FILE" in capsys.readouterr().err
+    assert main(["pipeline", "ner", str(folder), "x", "--option", "top_k"]) == 2
+    assert "--option takes NAME=VALUE" in capsys.readouterr().err
