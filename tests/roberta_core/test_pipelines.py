@@ -431,3 +431,22 @@ def test_roberta_pipeline_command_reads_arguments_csv_and_json_lines(ckpts, tmp_
     assert "no inputs: give TEXT arguments or --input FILE" in capsys.readouterr().err
     assert main(["pipeline", "ner", str(folder), "x", "--option", "top_k"]) == 2
     assert "--option takes NAME=VALUE" in capsys.readouterr().err
+
+
+@needs_pt
+def test_rows_run_longest_first_with_unpad_and_questions_cut_to_max_question_len(ckpts, monkeypatch):
+    folder = ckpts["model"][0]
+    features = pipeline("feature-extraction", folder, backend="pt", batch_size=2)
+    calls = []
+    real = runtime.run_model
+
+    def spy(backend, model, inputs):
+        calls.append((inputs["input_ids"].shape, inputs.get("unpad", False)))
+        return real(backend, model, inputs)
+    monkeypatch.setattr(runtime, "run_model", spy)
+    features(["a", "hello there", "abc", "x y z w v", "hi"])  # 3, 13, 5, 11, 4 tokens
+    # Longest first, two at a time; a batch with padding runs unpadded, a lone row needs no unpad.
+    assert calls == [((2, 13), True), ((2, 5), True), ((1, 3), False)]
+    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt", max_question_len=3)
+    (row,) = qa.preprocess({"question": "abcdef", "context": "x y"}, qa.options)
+    assert row["encoding"].sequence_ids(0).count(0) == 3  # "abc"
