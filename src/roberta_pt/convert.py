@@ -78,8 +78,9 @@ def call_numpy(model: nn.Module, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """`model(**inputs)` for callers that hold no framework (`roberta_core.runtime`): NumPy arrays
     in (other values, such as `output_hidden_states=True`, pass as they are), the output fields
     out as NumPy arrays (per-layer fields as tuples of them), no gradients recorded."""
+    device = next(model.parameters()).device  # the model's inputs go where its weights are
     with torch.no_grad():
-        out = model(**{k: as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
+        out = model(**{k: as_tensor(v).to(device) if isinstance(v, np.ndarray) else v for k, v in inputs.items()})
     return {k: _numpy(v) for k, v in out.items() if v is not None}
 
 

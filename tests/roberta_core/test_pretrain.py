@@ -325,3 +325,28 @@ def test_torchrun_workers_leave_the_process_group_before_exit(tmp_path):
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert [(tmp_path / f"exit.{rank}").read_text() for rank in (0, 1)] == ["left", "left"]
+
+
+def test_question_answering_fine_tuned_from_a_three_label_checkpoint_has_two_outputs(uninterrupted, tmp_path):
+    """A start and an end logit per token whatever the source's labels: the saved config and the
+    saved qa_outputs agree (num_labels 2, (2, H)), so v4 and every backend load the result."""
+    import json
+    import shutil
+
+    from roberta_core.checkpoint import load_state_dict
+
+    source = tmp_path / "three-labels"
+    shutil.copytree(uninterrupted[0], source)
+    config = json.loads((source / "config.json").read_text())
+    config["id2label"] = {"0": "a", "1": "b", "2": "c"}
+    config["label2id"] = {"a": 0, "b": 1, "c": 2}
+    (source / "config.json").write_text(json.dumps(config))
+    qa = [{"question": "Which animal?", "context": f"The {w} sat on the mat.", "answers": {"text": [w], "answer_start": [4]}}
+          for w in ["cat", "dog", "bird"] * 4]
+    write_jsonl(tmp_path / "qa.jsonl", qa)
+    out = tmp_path / "qa-out"
+    ft.finetune("qa", "pt", str(source), str(tmp_path / "qa.jsonl"), out=str(out), epochs=1, batch_size=6, progress=False)
+    saved = json.loads((out / "config.json").read_text())
+    weights = load_state_dict(out)
+    assert len(saved["id2label"]) == 2, saved["id2label"]
+    assert weights["qa_outputs.weight"].shape == (2, config["hidden_size"]) and weights["qa_outputs.bias"].shape == (2,)

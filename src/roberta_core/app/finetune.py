@@ -316,6 +316,8 @@ def finetune(
     train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names)
     heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names)
     overrides = {"num_labels": len(names)} if names else {}
+    if task == "qa":  # a start and an end logit per token, whatever the source checkpoint's labels (as v4)
+        overrides = {"num_labels": 2, "id2label": {0: "LABEL_0", 1: "LABEL_1"}, "label2id": {"LABEL_0": 0, "LABEL_1": 1}}
     if names and isinstance(names[0], str):
         overrides.update(id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     config = config.copy(**overrides)
