@@ -22,7 +22,7 @@ from .config import RobertaConfig
 from .weights import HEADS, LoadPlan, plan_load
 
 __all__ = [
-    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "resolve_pretrained",
+    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "whole_model_device", "resolve_pretrained",
     "load_pretrained", "save_pretrained_files", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
@@ -75,6 +75,20 @@ def split_from_pretrained_kwargs(
             "not a config field, a model argument or a loading option"
         )
     return overrides, model, options
+
+
+def whole_model_device(device_map: Any) -> Any:
+    """v4's `device_map` for a model kept whole on one device: `{"": device}` gives that device,
+    anything else is returned as it is for the backend to read. A map that places modules on
+    different devices is refused: no backend splits a model."""
+    if isinstance(device_map, dict):
+        if set(device_map) != {""}:
+            raise ValueError(
+                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
+                f"devices is not supported, got keys {sorted(device_map)[:4]}"
+            )
+        return device_map[""]
+    return device_map
 
 
 def resolve_subfolder(path: str | os.PathLike, subfolder: str | None) -> Path:

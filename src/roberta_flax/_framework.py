@@ -22,6 +22,7 @@ from jax.experimental import checkify
 
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import OUTPUT_CLASSES
+from roberta_core.pretrained import whole_model_device
 from roberta_core.validation import IGNORE_INDEX, check_range, range_message
 
 __all__ = [
@@ -392,13 +393,7 @@ def resolve_device(device_map: Any) -> Optional[jax.Device]:
     apart is refused, as is a GPU that JAX does not see."""
     if device_map is None:
         return None
-    if isinstance(device_map, dict):
-        if set(device_map) != {""}:
-            raise ValueError(
-                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
-                f"devices is not supported, got keys {sorted(device_map)[:4]}"
-            )
-        device_map = device_map[""]
+    device_map = whole_model_device(device_map)
     if isinstance(device_map, jax.Device):
         return device_map
     index = None

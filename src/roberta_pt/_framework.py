@@ -14,6 +14,7 @@ import torch
 import torch.utils._pytree as pytree  # no public API: registering a pytree node is only in torch.utils._pytree
 
 from roberta_core.outputs import OUTPUT_CLASSES
+from roberta_core.pretrained import whole_model_device
 from roberta_core.validation import IGNORE_INDEX, check_range, range_message
 
 __all__ = [
@@ -185,13 +186,7 @@ def resolve_device(device: Any, device_map: Any) -> torch.device:
     map that places modules apart is refused, as is a device torch cannot reach."""
     if device_map is None:
         return torch.device(device) if device is not None else torch.device("cpu")
-    if isinstance(device_map, dict):
-        if set(device_map) != {""}:
-            raise ValueError(
-                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
-                f"devices is not supported, got keys {sorted(device_map)[:4]}"
-            )
-        device_map = device_map[""]
+    device_map = whole_model_device(device_map)
     if isinstance(device_map, str) and device_map == "auto":
         device_map = "cuda" if torch.cuda.is_available() else "cpu"
     if isinstance(device_map, bool) or not isinstance(device_map, (str, int, torch.device)):

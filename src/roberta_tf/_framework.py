@@ -33,6 +33,7 @@ from tensorflow.python.ops import control_flow_util as _control_flow_util
 
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import OUTPUT_CLASSES
+from roberta_core.pretrained import whole_model_device
 from roberta_core.validation import IGNORE_INDEX, check_range, max_length_for, range_message
 
 __all__ = [
@@ -266,13 +267,7 @@ def resolve_device(device_map: Any) -> Optional[str]:
     is a GPU TensorFlow does not see. Returns a TF device name, or None for the default."""
     if device_map is None:
         return None
-    if isinstance(device_map, dict):
-        if set(device_map) != {""}:
-            raise ValueError(
-                f"device_map places the whole model on one device ({{'': device}}); splitting it across "
-                f"devices is not supported, got keys {sorted(device_map)[:4]}"
-            )
-        device_map = device_map[""]
+    device_map = whole_model_device(device_map)
     if isinstance(device_map, bool) or not isinstance(device_map, (str, int)):
         raise ValueError(f"device_map must be {_DEVICE_MAP_VALUES}; got {device_map!r}")
     if device_map == "auto":
