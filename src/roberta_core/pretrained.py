@@ -22,7 +22,7 @@ from .config import RobertaConfig
 from .weights import HEADS, LoadPlan, plan_load
 
 __all__ = [
-    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "whole_model_device", "resolve_pretrained",
+    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "whole_model_device", "push_model_to_hub", "resolve_pretrained",
     "load_pretrained", "save_pretrained_files", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
@@ -209,6 +209,7 @@ def save_pretrained_files(
     format: str = "safetensors",
     max_shard_size: int | str | None = None,
     push_to_hub: bool = False,
+    then: Callable[[Path], Any] | None = None,
     **hub_kwargs: Any,
 ) -> Path:
     """Write `config.json` and the weights of `head` in `format` into `directory`.
@@ -216,7 +217,8 @@ def save_pretrained_files(
     Every file is written atomically; the config records the PyTorch class name in
     `architectures`, as v4 does from every framework. `push_to_hub=True` then uploads the
     directory (`hub.push_to_hub`; `hub_kwargs`: v4's `repo_id` (default: the directory's name),
-    `token`, `private`, `commit_message`, `revision`, `create_pr`).
+    `token`, `private`, `commit_message`, `revision`, `create_pr`). `then(directory)`, if given,
+    runs after the files are written and before the upload (TF adds its SavedModel there).
     """
     unknown = set(hub_kwargs) - {"repo_id", "token", "private", "commit_message", "revision", "create_pr"}
     if unknown:
@@ -238,6 +240,8 @@ def save_pretrained_files(
         dict(state), directory, format=format, architecture=HEADS[head], max_shard_size=max_shard_size
     )
     to_save.save_pretrained(directory)
+    if then is not None:  # what a backend adds to the folder (TF's SavedModel), before an upload
+        then(directory)
     if push_to_hub:
         hub.push_to_hub(directory, repo_id, **hub_kwargs)
     return directory
@@ -254,3 +258,15 @@ def push_pretrained_to_hub(save: Callable[[Path], Any], repo_id: str, **hub_kwar
     with tempfile.TemporaryDirectory(prefix="roberta-push-") as folder:
         save(Path(folder))
         return hub.push_to_hub(folder, repo_id, **hub_kwargs)
+
+
+_HUB_KEYWORDS = ("token", "private", "commit_message", "revision", "create_pr")
+
+
+def push_model_to_hub(save_pretrained: Callable[..., Any], repo_id: str, **kwargs: Any) -> Any:
+    """Every backend's `model.push_to_hub(repo_id, **kwargs)`, as v4: the Hub's keywords (`token`,
+    `private`, `commit_message`, `revision`, `create_pr`) go to the upload, the rest to
+    `save_pretrained` (`format`, `max_shard_size`, `safe_serialization`, ...), which writes into a
+    temporary folder uploaded in one commit."""
+    hub_kwargs = {k: kwargs.pop(k) for k in _HUB_KEYWORDS if k in kwargs}
+    return push_pretrained_to_hub(lambda folder: save_pretrained(folder, **kwargs), repo_id, **hub_kwargs)

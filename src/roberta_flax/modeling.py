@@ -40,6 +40,7 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
+    push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
@@ -840,6 +841,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        push_to_hub: bool = False,
+        **hub_kwargs: Any,
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'msgpack'
@@ -850,8 +853,14 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         if format not in ("safetensors", "msgpack"):
             raise ValueError(f"the Flax backend saves format 'safetensors' or 'msgpack', got {format!r}")
         save_pretrained_files(
-            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
+            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, **hub_kwargs,
         )
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
+        to the Hub in one commit (`roberta_core.pretrained.push_model_to_hub`; needs `[hub]`)."""
+        return push_model_to_hub(self.save_pretrained, repo_id, **kwargs)
 
     # ------------------------------------------------------------------ JAX only
     def enable_jit_checks(self, enabled: bool = True) -> None:

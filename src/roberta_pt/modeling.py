@@ -30,6 +30,7 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
+    push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
@@ -739,6 +740,8 @@ class RobertaPreTrainedModel(nn.Module):
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        push_to_hub: bool = False,
+        **hub_kwargs: Any,
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'bin'
@@ -748,8 +751,14 @@ class RobertaPreTrainedModel(nn.Module):
         if format not in ("safetensors", "bin"):
             raise ValueError(f"the PyTorch backend saves format 'safetensors' or 'bin', got {format!r}")
         save_pretrained_files(
-            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
+            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, **hub_kwargs,
         )
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
+        to the Hub in one commit (`roberta_core.pretrained.push_model_to_hub`; needs `[hub]`)."""
+        return push_model_to_hub(self.save_pretrained, repo_id, **kwargs)
 
 
 def _loading_info(plan: LoadPlan) -> dict[str, list]:

@@ -34,6 +34,7 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
+    push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
@@ -866,6 +867,8 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         saved_model: bool = False,
         version: int = 1,
         signatures: Any = None,
+        push_to_hub: bool = False,
+        **hub_kwargs: Any,
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'h5'
@@ -882,13 +885,18 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             raise ValueError(f"the TensorFlow backend saves format 'safetensors' or 'h5', got {format!r}")
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise ValueError(f"version must be an integer >= 0 (the SavedModel's folder name), got {version!r}")
+        def write_saved_model(directory: Path) -> None:  # before an upload: the SavedModel goes too
+            _framework.write_saved_model(self, directory / "saved_model" / str(version), self._serving_function(), signatures)
+
         save_pretrained_files(
-            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size
+            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, then=write_saved_model if saved_model else None, **hub_kwargs,
         )
-        if saved_model:
-            _framework.write_saved_model(
-                self, Path(directory) / "saved_model" / str(version), self._serving_function(), signatures
-            )
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
+        to the Hub in one commit (`roberta_core.pretrained.push_model_to_hub`; needs `[hub]`)."""
+        return push_model_to_hub(self.save_pretrained, repo_id, **kwargs)
 
     # ------------------------------------------------------------------ Keras: saving, fit and serving
     def get_config(self) -> dict[str, Any]:

@@ -425,3 +425,51 @@ def test_push_pretrained_to_hub_saves_into_a_temporary_folder_and_uploads_it(mon
     with pytest.raises(ValueError, match="repo_id must be a Hub repo id"):
         push_pretrained_to_hub(save, "me/tiny/x", token="t")
     assert len(folders) == 1
+
+
+@pytest.mark.parametrize("backend", ["pt", "tf", "flax"])
+def test_models_push_to_hub_and_save_pretrained_push_to_hub(monkeypatch, tmp_path, backend):
+    """v4's `model.push_to_hub(repo_id)` and `model.save_pretrained(d, push_to_hub=True)` in every
+    backend: the saved files are what is uploaded (checked through a fake HfApi: no network here),
+    save_pretrained's keywords reach the save and the Hub's the upload."""
+    import huggingface_hub
+
+    from roberta_core import runtime
+
+    if not runtime.available(backend):
+        pytest.skip(f"the {backend} backend is not installed")
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    config = tiny_config()
+    source = tmp_path / "source"
+    save_pretrained_files(source, config, random_state(config, "masked_lm"), "masked_lm")
+    model = runtime.load_model(backend, "masked_lm", source)
+    native = {"pt": "pytorch_model.bin", "tf": "tf_model.h5", "flax": "flax_model.msgpack"}[backend]
+
+    FakeApi.calls = []
+    assert model.push_to_hub("me/tiny", token="hf_secret", private=True, safe_serialization=False) == "commit-info"
+    (_, repo, create_kwargs), (_, repo2, files, upload_kwargs) = FakeApi.calls
+    assert repo == repo2 == "me/tiny" and create_kwargs["private"] is True and upload_kwargs["token"] == "hf_secret"
+    assert files == sorted(["config.json", native])
+
+    FakeApi.calls = []
+    model.save_pretrained(tmp_path / "saved", push_to_hub=True, repo_id="me/tiny2", token="hf_secret")
+    (_, repo, _), (_, _, files, _) = FakeApi.calls
+    assert repo == "me/tiny2" and files == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == files
+    with pytest.raises(ValueError, match="needs a Hugging Face token"):
+        model.push_to_hub("me/tiny")
+
+
+def test_what_a_backend_adds_to_the_folder_is_uploaded_too(monkeypatch, tmp_path):
+    """TF's `save_pretrained(saved_model=True, push_to_hub=True)` adds its SavedModel through
+    `then=`, which runs before the upload: the extra files are in the commit."""
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    FakeApi.calls = []
+    config = tiny_config()
+    save_pretrained_files(tmp_path / "out", config, random_state(config, "masked_lm"), "masked_lm", push_to_hub=True,
+                          repo_id="me/tiny", token="hf_secret", then=lambda d: (d / "saved_model").mkdir())
+    assert FakeApi.calls[-1][2] == ["config.json", "model.safetensors", "saved_model"]
