@@ -1,4 +1,4 @@
-"""Fine-tuning a pretrained checkpoint on a task from JSON-lines data, in any backend (the
+"""Fine-tuning a pretrained checkpoint on a task from JSON-lines, CSV/TSV or SQuAD JSON data, in any backend (the
 `roberta finetune` command is its front end: `roberta_core.commands.finetune`). Framework-neutral:
 the update itself is the backend's Trainer, the loop is `recipe.fit`.
 
@@ -9,15 +9,29 @@ Data, one JSON object per line, by task:
     qa               {"question": str, "context": str, "answers": {"text": [str], "answer_start": [int]}}
     multiple-choice  {"question": str, "choices": [str, ...], "label": int}
 
-DATA is a directory holding `train.jsonl` and `validation.jsonl` (or `dev.jsonl`/`test.jsonl`),
-a single file (one line in ten is held out), or `builtin`: the built-in task, which standard-
+Other column names are mapped by `columns` (the command's `--text-column` ... flags), and the
+common layouts are recognised without them: GLUE (`sentence`, `sentence1`+`sentence2`,
+`question`+`sentence`, `premise`+`hypothesis`), CoNLL (`tokens`+`ner_tags`), SQuAD v1/v2 JSON
+(`data[].paragraphs[].qas[]`) and SWAG (`sent1`, `sent2`, `ending0..3`, `label`). In CSV/TSV
+files lists (tokens, tags, answers) are JSON text or, for tokens and tags, space-separated.
+
+DATA is a directory holding `train.{jsonl,json,csv,tsv}` and `validation.*` (or `dev.*`/`test.*`),
+a single file (one example in ten is held out), or `builtin`: the built-in task, which standard-
 library package a docstring comes from (`roberta_core.app.corpus.package_task`).
+
+Evaluation runs every epoch (or every `eval_every` updates) with the task's standard metrics
+(`roberta_core.pipelines.metrics`); the best evaluation's model is the one saved, and each
+evaluation is a row of `history.csv`/`history.jsonl` beside it.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import re
+import shutil
+import tempfile
 import os
 import time
 from dataclasses import dataclass, field
@@ -35,7 +49,7 @@ from ..validation import IGNORE_INDEX
 from . import corpus
 from .recipe import check_output, fit, write_run_file
 
-__all__ = ["TASKS", "read_task_data", "TaskData", "finetune"]
+__all__ = ["TASKS", "read_task_data", "TaskData", "finetune", "COLUMNS", "qa_windows", "evaluate"]
 
 # command-line task name -> head
 TASKS = {
@@ -48,7 +62,11 @@ _HELDOUT_EVERY = 10
 # Integer labels are ids 0..L-1 with L at most twice the distinct ids seen in training (or this):
 # a few classes may be absent from the training split, an id of 1e9 may not size the classifier.
 MIN_LABEL_IDS = 64
-_EVAL_NAMES = ("validation.jsonl", "dev.jsonl", "test.jsonl")
+_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+_EVAL_NAMES = tuple(f"{stem}{s}" for stem in ("validation", "dev", "test") for s in _SUFFIXES)
+# the canonical fields that --<name>-column maps
+COLUMNS = ("text", "text_pair", "label", "tokens", "tags", "question", "context", "answers")
+DOC_STRIDE = 128  # v4's run_qa.py default: tokens shared by consecutive windows of one context
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +90,52 @@ def read_jsonl(path: Path) -> list[dict]:
     return examples
 
 
+def read_csv(path: Path) -> list[dict]:
+    """The rows of a CSV (or, by its suffix, TSV) file with a header line, as dicts of strings."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        if not reader.fieldnames:
+            raise ValueError(f"{path}: a CSV/TSV file needs a header line naming its columns")
+        return [dict(row) for row in reader]
+
+
+def squad_examples(value: dict, path) -> list[dict]:
+    """SQuAD v1/v2 JSON (`data[].paragraphs[].qas[]`) as one example per question; v2's
+    unanswerable questions get empty answers."""
+    examples = []
+    for article in value["data"]:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                examples.append({"id": qa.get("id"), "question": qa["question"], "context": paragraph["context"],
+                                 "answers": {"text": [a["text"] for a in answers], "answer_start": [int(a["answer_start"]) for a in answers]}})
+    if not examples:
+        raise ValueError(f"{path}: SQuAD JSON without any question")
+    return examples
+
+
+def read_examples(path: Path) -> list[dict]:
+    """The examples of one file, by its suffix: .csv/.tsv, .json (SQuAD JSON, a JSON list, or
+    JSON lines), anything else JSON lines."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return read_csv(path)
+    if suffix == ".json":
+        text = path.read_text(encoding="utf-8")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return read_jsonl(path)
+        if isinstance(value, dict) and isinstance(value.get("data"), list):
+            return squad_examples(value, path)
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return value
+        if isinstance(value, dict):
+            return [value]
+        raise ValueError(f"{path}: expected SQuAD JSON, a list of objects or JSON lines")
+    return read_jsonl(path)
+
+
 def read_task_data(data: str) -> tuple[list[dict], list[dict]]:
     """(training examples, held-out examples) of DATA (see the module docstring)."""
     if data == "builtin":
@@ -79,11 +143,12 @@ def read_task_data(data: str) -> tuple[list[dict], list[dict]]:
     path = Path(data)
     if path.is_dir():
         held = next((path / n for n in _EVAL_NAMES if (path / n).is_file()), None)
-        if not (path / "train.jsonl").is_file() or held is None:
-            raise FileNotFoundError(f"{path} must hold train.jsonl and one of {', '.join(_EVAL_NAMES)}")
-        train, heldout = read_jsonl(path / "train.jsonl"), read_jsonl(held)
+        first = next((path / f"train{s}" for s in _SUFFIXES if (path / f"train{s}").is_file()), None)
+        if first is None or held is None:
+            raise FileNotFoundError(f"{path} must hold train.jsonl (or .json/.csv/.tsv) and one of {', '.join(_EVAL_NAMES)}")
+        train, heldout = read_examples(first), read_examples(held)
     elif path.is_file():
-        examples = read_jsonl(path)
+        examples = read_examples(path)
         train = [e for i, e in enumerate(examples) if i % _HELDOUT_EVERY != _HELDOUT_EVERY - 1]
         heldout = [e for i, e in enumerate(examples) if i % _HELDOUT_EVERY == _HELDOUT_EVERY - 1]
     else:
@@ -91,6 +156,96 @@ def read_task_data(data: str) -> tuple[list[dict], list[dict]]:
     if not train or not heldout:
         raise ValueError(f"task data {data} needs training and held-out examples; got {len(train)} and {len(heldout)}")
     return train, heldout
+
+
+# which source columns, in order of preference, give each canonical field when no flag names one
+_GUESSES = {
+    "seqcls": {"text": ("text", "sentence1", "premise", "question1", "question", "sentence"),
+               "text_pair": ("text_pair", "sentence2", "hypothesis", "question2", "sentence"), "label": ("label",)},
+    "tokcls": {"tokens": ("tokens", "words"), "labels": ("labels", "ner_tags", "tags", "pos_tags")},
+    "qa": {"question": ("question",), "context": ("context",), "answers": ("answers",)},
+    "multiple-choice": {"question": ("question", "context", "sent1"), "label": ("label",)},
+}
+
+
+def _as_list(value, where: str, key: str):
+    """A list field: itself, JSON text of a list, or (CSV) space-separated words."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(f"{where}: column for {key!r} is not a valid JSON list") from None
+        else:
+            value = text.split()
+    return value
+
+
+def _label_value(value):
+    """CSV gives strings: a label that is an integer in text is the integer id."""
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return value
+
+
+def normalize_examples(task: str, examples: Sequence[dict], columns: Mapping[str, str] | None = None) -> list[dict]:
+    """Examples in the task's canonical fields (module docstring), taken from the columns that
+    `columns` names (canonical field -> source column; `tags` is tokcls's `labels`) or else from
+    the first of the common layouts' column names that the examples have."""
+    columns = dict(columns or {})
+    unknown = set(columns) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown column field(s) {sorted(unknown)}; allowed: {', '.join(COLUMNS)}")
+    if "tags" in columns:
+        columns["labels"] = columns.pop("tags")
+    if not examples:
+        return []
+    keys = set().union(*(e.keys() for e in examples[:50]))
+    chosen = {}
+    for name, guesses in _GUESSES[task].items():
+        if name in columns:
+            if columns[name] not in keys:
+                raise ValueError(f"--{name.replace('labels', 'tags').replace('_', '-')}-column {columns[name]!r} is not a column of the data; it has {sorted(keys)}")
+            chosen[name] = columns[name]
+            continue
+        found = next((g for g in guesses if g in keys and g not in chosen.values()), None)
+        if found is not None:
+            chosen[name] = found
+    if task == "seqcls" and "text_pair" in chosen and chosen.get("text") == chosen["text_pair"]:
+        del chosen["text_pair"]
+    swag = task == "multiple-choice" and "choices" not in keys and "ending0" in keys
+    out = []
+    for n, e in enumerate(examples):
+        where = f"example {n}"
+        row = {name: e[source] for name, source in chosen.items() if source in e}
+        if task == "seqcls":
+            if row.get("text_pair") in ("", None):
+                row.pop("text_pair", None)
+            if "label" in row:
+                row["label"] = _label_value(row["label"])
+        elif task == "tokcls":
+            for key in ("tokens", "labels"):
+                if key in row:
+                    row[key] = _as_list(row[key], where, key)
+            if "labels" in row:
+                row["labels"] = [_label_value(v) for v in row["labels"]]
+        elif task == "qa":
+            if isinstance(row.get("answers"), str):
+                try:
+                    row["answers"] = json.loads(row["answers"])
+                except json.JSONDecodeError:
+                    raise ValueError(f"{where}: the answers column is not valid JSON") from None
+        else:
+            if swag:
+                endings = sorted((k for k in e if re.fullmatch(r"ending\d+", k)), key=lambda k: int(k[6:]))
+                row["choices"] = [f"{e.get('sent2', '')} {e[k]}".strip() for k in endings]  # as run_swag.py pairs them
+            elif "choices" in e:
+                row["choices"] = _as_list(e["choices"], where, "choices")
+            if "label" in row:
+                row["label"] = _label_value(row["label"])
+        out.append(row)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +295,10 @@ class TaskData:
     labels: list = field(default_factory=list)
 
 
-def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: int, labels: Sequence) -> list[dict]:
-    """Token ids (with <s> ... </s>) and targets of every example, truncated to `max_len`."""
+def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: int, labels: Sequence,
+                    doc_stride: int | None = None) -> list[dict]:
+    """Token ids (with <s> ... </s>) and targets of every example, truncated to `max_len`; for qa
+    with a `doc_stride`, every window of the context instead (`qa_windows`)."""
     index = {v: i for i, v in enumerate(labels)}
 
     def label_of(value, where):
@@ -167,6 +324,8 @@ def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: 
                 targets += [label_of(tag, where)] + [IGNORE_INDEX] * (len(pieces) - 1)  # the first piece carries the label
             ids, targets = ids[: max_len - 1] + [tokenizer.eos_token_id], targets[: max_len - 1] + [IGNORE_INDEX]
             features.append({"input_ids": ids, "labels": targets})
+        elif task == "qa" and doc_stride is not None:
+            features.extend(qa_windows(e, tokenizer, max_len, doc_stride, where, example=n))
         elif task == "qa":
             features.append(_encode_qa(e, tokenizer, max_len, where))
         else:
@@ -201,6 +360,45 @@ def _encode_qa(e: Mapping, tokenizer, max_len: int, where: str) -> dict:
             base = len(q) + 3
             start, end = base + inside[0], base + inside[-1]
     return {"input_ids": ids, "start_positions": start, "end_positions": end}
+
+
+def qa_windows(e: Mapping, tokenizer, max_len: int, doc_stride: int, where: str, *, example: int = 0) -> list[dict]:
+    """Every window `<s> question </s></s> context[k:k + room] </s>` of one example, consecutive
+    windows sharing `doc_stride` context tokens (capped below the room), as v4's `run_qa.py`
+    makes them. A window holding the whole first answer targets its first and last tokens, any
+    other (0, 0), the `<s>`. Each window keeps `example` and `offsets` (character spans of its
+    tokens in the context, None outside it) for the n-best decoding of `evaluate`."""
+    question, context = _field(e, "question", str, where), _field(e, "context", str, where)
+    answers = _field(e, "answers", dict, where)
+    q = tokenizer(question, add_special_tokens=False)["input_ids"]
+    c = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
+    room = max_len - len(q) - 4
+    if room < 1:
+        raise ValueError(f"{where}: the question takes {len(q)} tokens, leaving no room for the context in {max_len}")
+    stride = min(doc_stride, room - 1)
+    ids, offsets = list(c["input_ids"]), [tuple(o) for o in c["offset_mapping"]]
+    texts, starts = answers.get("text", []), answers.get("answer_start", [])
+    lo = hi = None
+    if texts and starts:
+        lo, hi = int(starts[0]), int(starts[0]) + len(texts[0])
+    base = len(q) + 3
+    windows, begin = [], 0
+    while True:
+        part = offsets[begin : begin + room]
+        start = end = 0
+        if lo is not None:
+            inside = [k for k, (a, b) in enumerate(part) if b > lo and a < hi]
+            # the answer counts only when the window holds all of it (v4: start and end inside)
+            if inside and part[0][0] <= lo and part[-1][1] >= hi:
+                start, end = base + inside[0], base + inside[-1]
+        windows.append({
+            "input_ids": [tokenizer.bos_token_id, *q, tokenizer.eos_token_id, tokenizer.eos_token_id, *ids[begin : begin + room], tokenizer.eos_token_id],
+            "start_positions": start, "end_positions": end, "example": example,
+            "offsets": [None] * base + part + [None],
+        })
+        if begin + room >= len(ids):
+            return windows
+        begin += room - stride
 
 
 def collate(features: Sequence[dict], pad_id: int, max_len: int) -> dict[str, np.ndarray]:
@@ -263,6 +461,146 @@ def majority_baseline(task: str, train: Sequence[dict], heldout_batches: Sequenc
     return float((held == top).mean())
 
 
+def _is_bio(names: Sequence) -> bool:
+    return bool(names) and all(isinstance(n, str) and (n == "O" or re.fullmatch(r"[BIES]-.+", n)) for n in names)
+
+
+def main_metric(task: str, names: Sequence = ()) -> str:
+    """The metric whose best value keeps a checkpoint: entity F1 for BIO/IOB2 tags, SQuAD F1,
+    else accuracy."""
+    if task == "qa":
+        return "f1"
+    if task == "tokcls" and _is_bio(names):
+        return "f1"
+    return "accuracy"
+
+
+def qa_predictions(windows: Sequence[dict], outputs: Sequence[Mapping[str, np.ndarray]], contexts: Sequence[str], *,
+                   top_k: int = 20, max_answer_len: int = 30, allow_null: bool = False) -> list[str]:
+    """One answer text per example from the start/end logits of all its windows: the n-best
+    spans of each window (`pipelines.postprocess.select_starts_ends`, both ends inside the
+    context), the best over the windows; with `allow_null` (SQuAD v2) the empty answer when the
+    smallest null score of the windows beats it."""
+    from ..pipelines.postprocess import select_starts_ends
+
+    best: dict[int, tuple[float, str]] = {}
+    null: dict[int, float] = {}
+    for w, out in zip(windows, outputs):
+        n = w["example"]
+        T = len(w["input_ids"])
+        allowed = np.array([o is not None for o in w["offsets"]], dtype=bool)
+        allowed[0] = True  # <s>: the null answer's score; select_starts_ends keeps it out of spans
+        starts, ends, scores, null[n] = select_starts_ends(
+            np.asarray(out["start_logits"][:T], np.float64), np.asarray(out["end_logits"][:T], np.float64), allowed,
+            null.get(n, 1e6), top_k, allow_null, max_answer_len)
+        if len(scores) and float(scores[0]) > best.get(n, (-1.0, ""))[0]:
+            s, e = int(starts[0]), int(ends[0])
+            best[n] = (float(scores[0]), contexts[n][w["offsets"][s][0] : w["offsets"][e][1]])
+    answers = []
+    for n in range(len(contexts)):
+        score, text = best.get(n, (0.0, ""))
+        answers.append("" if allow_null and null.get(n, -1.0) > score else text)
+    return answers
+
+
+def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[dict], names: Sequence, *,
+             pad_id: int, max_len: int, batch_size: int) -> dict[str, float]:
+    """The task's standard metrics on the held-out `features` (from `examples`):
+    seqcls accuracy, F1 (binary for two labels, else macro) and Matthews correlation; tokcls
+    token accuracy and, for BIO/IOB2 tags, entity precision/recall/F1 (`O` not counted); qa
+    SQuAD exact match and F1 in percent from the n-best decoding over every window of an
+    example, and `accuracy` (exact matches as a fraction); multiple-choice accuracy."""
+    from ..pipelines import metrics
+
+    outputs, batches = [], []
+    for i in range(0, len(features), batch_size):
+        batch = collate(features[i : i + batch_size], pad_id, max_len)
+        out = trainer.predict(batch)
+        batches.append(batch)
+        outputs += [{k: np.asarray(v[b]) for k, v in out.items()} for b in range(len(batch["input_ids"]))]
+    if task == "qa":
+        contexts = [e["context"] for e in examples]
+        golds = [list(e["answers"].get("text", [])) for e in examples]
+        allow_null = any(not g for g in golds)
+        predicted = qa_predictions(features, outputs, contexts, allow_null=allow_null)
+        scores = metrics.squad(predicted, golds)
+        return {**scores, "accuracy": scores["exact_match"] / 100.0}
+    if task == "tokcls":
+        gold_tags, pred_tags, correct, counted = [], [], 0, 0
+        for f, out in zip(features, outputs):
+            labels = np.asarray(f["labels"])
+            keep = labels != IGNORE_INDEX
+            predicted = out["logits"][: len(labels)].argmax(-1)[keep]
+            correct, counted = correct + int((predicted == labels[keep]).sum()), counted + int(keep.sum())
+            gold_tags.append([names[i] for i in labels[keep]])
+            pred_tags.append([names[i] for i in predicted])
+        scores = {"accuracy": correct / max(counted, 1)}
+        if _is_bio(names):
+            found = metrics.entity_scores(gold_tags, pred_tags)
+            scores.update(precision=found["precision"], recall=found["recall"], f1=found["f1"])
+        return scores
+    labels = np.asarray([f["labels"] for f in features])
+    predicted = np.asarray([int(out["logits"].argmax(-1)) for out in outputs])
+    scores = {"accuracy": metrics.accuracy(labels, predicted)}
+    if task == "seqcls":
+        binary = len(names) == 2
+        scores["f1"] = metrics.f1(labels, predicted, average="binary" if binary else "macro")
+        scores["matthews"] = metrics.matthews(labels, predicted)
+    return scores
+
+
+HISTORY_FIELDS = ("step", "epoch", "train_loss")
+
+
+def write_history(directory: Path, history: Sequence[dict]) -> bool:
+    """`history.csv` and `history.jsonl` (one row per evaluation) in `directory`, and
+    `history.png` when matplotlib is importable; returns whether the plot was drawn."""
+    keys = list(HISTORY_FIELDS) + sorted({k for row in history for k in row} - set(HISTORY_FIELDS))
+    with open(directory / "history.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+    (directory / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history), encoding="utf-8")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    steps = [row["step"] for row in history]
+    axes[0].plot(steps, [row["train_loss"] for row in history], marker="o")
+    axes[0].set(xlabel="update", ylabel="training loss")
+    for key in keys[3:]:
+        axes[1].plot(steps, [row.get(key) for row in history], marker="o", label=key)
+    axes[1].set(xlabel="update", ylabel="held-out metric")
+    axes[1].legend()
+    figure.tight_layout()
+    figure.savefig(directory / "history.png")
+    plt.close(figure)
+    return True
+
+
+class _EarlyStop(Exception):
+    """Raised by the evaluation callback to end `fit` when the metric stopped improving."""
+
+
+class _LossTracking:
+    """The trainer, recording each update's loss (the evaluation rows' mean training loss)."""
+
+    def __init__(self, trainer):
+        self._trainer, self.losses = trainer, []
+
+    def __getattr__(self, name):
+        return getattr(self._trainer, name)
+
+    def train_step(self, *args, **kwargs):
+        loss = self._trainer.train_step(*args, **kwargs)
+        self.losses.append(float(loss))
+        return loss
+
+
 # ---------------------------------------------------------------------------------------------
 # 4. Fine-tuning
 
@@ -286,16 +624,28 @@ def finetune(
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    columns: Mapping[str, str] | None = None,
+    doc_stride: int = DOC_STRIDE,
+    eval_every: int = 0,
+    early_stopping: int = 0,
 ) -> dict:
-    """Fine-tune `checkpoint` (or, with init='random', a fresh model of its config) on `task`;
-    returns held-out accuracy, the majority-class baseline and the time taken."""
+    """Fine-tune `checkpoint` (or, with init='random', a fresh model of its config) on `task`,
+    evaluating every epoch (or every `eval_every` updates) and stopping after `early_stopping`
+    evaluations without improvement (0: never). Returns the best evaluation's metrics (keys by
+    task, see `evaluate`; `accuracy` always), `metric` (the name of the one that chose it), the
+    majority-class baseline, the time taken and `history` (one dict per evaluation). `out`, when
+    given, gets the best model, its tokenizer, run.json and history.csv/.jsonl (and history.png
+    with matplotlib)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if init not in ("pretrained", "random"):
         raise ValueError(f"init must be 'pretrained' or 'random', got {init!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("accumulate", accumulate)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("accumulate", accumulate), ("doc_stride", doc_stride)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+    for name, value in (("eval_every", eval_every), ("early_stopping", early_stopping)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 0 (0: off), got {value!r}")
     if batch_size % accumulate:
         raise ValueError(f"--batch-size {batch_size} is not a multiple of --accumulate {accumulate}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -312,9 +662,12 @@ def finetune(
         raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this checkpoint, got {max_len!r}")
 
     train_examples, held_examples = read_task_data(data)
+    train_examples = normalize_examples(task, train_examples, columns)
+    held_examples = normalize_examples(task, held_examples, columns)
     names = label_names(train_examples, "labels" if task == "tokcls" else "label", task) if task in ("seqcls", "tokcls") else []
-    train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names)
-    heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names)
+    stride = doc_stride if task == "qa" else None
+    train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride)
+    heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride)
     overrides = {"num_labels": len(names)} if names else {}
     if task == "qa":  # a start and an end logit per token, whatever the source checkpoint's labels (as v4)
         overrides = {"num_labels": 2, "id2label": {0: "LABEL_0", 1: "LABEL_1"}, "label2id": {"LABEL_0": 0, "LABEL_1": 1}}
@@ -323,9 +676,10 @@ def finetune(
     config = config.copy(**overrides)
     state = None if init == "random" else load_pretrained(checkpoint, head, config=config)[1]
 
-    steps = epochs * math.ceil(len(train) / batch_size)
+    per_epoch = math.ceil(len(train) / batch_size)
+    steps = epochs * per_epoch
     settings = AdamW(peak_lr=lr, warmup=round(warmup_ratio * steps), steps=steps, weight_decay=weight_decay)
-    trainer = Trainer(head, config, settings, state=state, seed=seed, precision=precision)
+    trainer = _LossTracking(Trainer(head, config, settings, state=state, seed=seed, precision=precision))
     if batch_size % (accumulate * trainer.process_count):
         raise ValueError(f"--batch-size {batch_size} must be a multiple of --accumulate × workers = {accumulate * trainer.process_count}")
 
@@ -339,24 +693,64 @@ def finetune(
             chosen, order = order[:batch_size], order[batch_size:]
             yield collate([train[i] for i in chosen], tokenizer.pad_token_id, max_len)
 
-    result = fit(trainer, batches(), settings, head=head, accumulate=accumulate, progress=progress, description=f"finetune {task} [{backend}, {init}]")
-    held_batches = [collate(heldout[i : i + batch_size], tokenizer.pad_token_id, max_len) for i in range(0, len(heldout), batch_size)]
-    correct = counted = 0
-    for batch in held_batches:
-        c, n = accuracy(task, trainer.predict(batch), batch)
-        correct, counted = correct + c, counted + n
-    scores = {
-        "accuracy": correct / max(counted, 1),
-        "baseline": majority_baseline(task, train, held_batches),
-        "examples": len(heldout),
-        "steps": result.step,
-        "loss": result.loss,
-        "seconds": time.perf_counter() - began,
-    }
-    if out is not None and trainer.process_index == 0:
-        out = Path(out)
-        with atomic_dir(out, overwrite=out.exists()) as staging:  # the run's files appear together or not at all
-            write_run_file(staging, {"task": task, "backend": backend, "checkpoint": str(checkpoint), "data": data, "init": init, **scores})
-            trainer.save_pretrained(staging)
-            tokenizer.save_pretrained(staging)
-    return scores
+    metric = main_metric(task, names)
+    history: list[dict] = []
+    best: dict = {}
+    keep = tempfile.TemporaryDirectory(prefix="finetune-best-") if out is not None and trainer.process_index == 0 else None
+    since = [0, 0]  # (losses counted, evaluations without improvement)
+
+    def evaluation(step: int) -> None:
+        scores = evaluate(task, trainer, heldout, held_examples, names, pad_id=tokenizer.pad_token_id, max_len=max_len, batch_size=batch_size)
+        losses = trainer.losses[since[0] :]
+        since[0] = len(trainer.losses)
+        history.append({"step": step, "epoch": round(step / per_epoch, 4), "train_loss": float(np.mean(losses)) if losses else float("nan"), **scores})
+        if not best or scores[metric] > best[metric]:
+            best.clear()
+            best.update(scores, step=step)
+            since[1] = 0
+            if keep is not None:  # the best model so far, for --out
+                shutil.rmtree(Path(keep.name) / "model", ignore_errors=True)
+                (Path(keep.name) / "model").mkdir()
+                trainer.save_pretrained(Path(keep.name) / "model")
+        else:
+            since[1] += 1
+            if early_stopping and since[1] >= early_stopping:
+                raise _EarlyStop
+
+    try:
+        stopped_early = False
+        try:
+            fit(trainer, batches(), settings, head=head, accumulate=accumulate, progress=progress,
+                evaluate=evaluation, eval_every=eval_every or per_epoch, description=f"finetune {task} [{backend}, {init}]")
+        except _EarlyStop:
+            stopped_early = True
+        done = len(trainer.losses)
+        if not stopped_early and (not history or history[-1]["step"] != done):
+            try:
+                evaluation(done)
+            except _EarlyStop:
+                pass
+        held_batches = [collate(heldout[i : i + batch_size], tokenizer.pad_token_id, max_len) for i in range(0, len(heldout), batch_size)]
+        scores = {
+            **{k: v for k, v in best.items() if k != "step"},
+            "metric": metric,
+            "best_step": best["step"],
+            "baseline": majority_baseline(task, train, held_batches),
+            "examples": len(held_examples),
+            "steps": done,
+            "loss": trainer.losses[-1] if trainer.losses else float("nan"),
+            "stopped_early": stopped_early,
+            "seconds": time.perf_counter() - began,
+        }
+        if out is not None and trainer.process_index == 0:
+            out = Path(out)
+            with atomic_dir(out, overwrite=out.exists()) as staging:  # the run's files appear together or not at all
+                write_run_file(staging, {"task": task, "backend": backend, "checkpoint": str(checkpoint), "data": data, "init": init, **scores})
+                for item in (Path(keep.name) / "model").iterdir():
+                    shutil.copy2(item, staging / item.name)
+                tokenizer.save_pretrained(staging)
+                scores["plotted"] = write_history(staging, history)
+    finally:
+        if keep is not None:
+            keep.cleanup()
+    return {**scores, "history": history}

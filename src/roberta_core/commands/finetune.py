@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ..app.finetune import TASKS, finetune
+from ..app.finetune import COLUMNS, DOC_STRIDE, TASKS, finetune
 from ..app.recipe import BACKENDS
 from . import checkpoint_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="a pretrained checkpoint directory or Hub repo id (tokenizer included)")
-    parser.add_argument("data", metavar="DATA", help="'builtin', a .jsonl file, or a directory with train.jsonl and validation.jsonl")
+    parser.add_argument("data", metavar="DATA", help="'builtin', a .jsonl/.json/.csv/.tsv file, or a directory with train.* and validation.* (or dev.*/test.*)")
     parser.add_argument("--task", choices=tuple(TASKS), default="seqcls", help="the head to fine-tune (default: seqcls)")
     parser.add_argument("--backend", choices=BACKENDS, default="pt", help="framework that trains (default: pt)")
     parser.add_argument("--init", choices=("pretrained", "random"), default="pretrained", help="random: the same model, untrained (a control)")
@@ -20,20 +20,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accumulate", type=int, default=1, metavar="K", help="micro-batches per update")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
     parser.add_argument("--max-len", type=int, metavar="T", help="tokens per example (default: the checkpoint's maximum)")
+    parser.add_argument("--doc-stride", type=int, default=DOC_STRIDE, metavar="N",
+                        help=f"qa: context tokens shared by consecutive windows (default: {DOC_STRIDE}, capped below the room the question leaves)")
+    parser.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate every N updates (default: every epoch)")
+    parser.add_argument("--early-stopping", type=int, default=0, metavar="N", help="stop after N evaluations without improvement (default: off)")
+    for name in COLUMNS:
+        flag = name.replace("_", "-")
+        parser.add_argument(f"--{flag}-column", dest=f"{name}_column", metavar="NAME", help=f"the data's column holding the {flag} (default: recognised)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    parser.add_argument("--out", metavar="DIR", help="save the fine-tuned model here")
+    parser.add_argument("--out", metavar="DIR", help="save the best fine-tuned model, and history.csv, here")
     parser.add_argument("--overwrite", action="store_true", help="replace a previous fine-tuning run in --out")
 
 
 def run(args: argparse.Namespace) -> int:
+    columns = {name: getattr(args, f"{name}_column") for name in COLUMNS if getattr(args, f"{name}_column")}
     scores = finetune(
         args.task, args.backend, checkpoint_directory(args.checkpoint), args.data, init=args.init, epochs=args.epochs, batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, max_len=args.max_len, seed=args.seed, precision=args.precision,
-        out=args.out, overwrite=args.overwrite,
+        out=args.out, overwrite=args.overwrite, columns=columns, doc_stride=args.doc_stride, eval_every=args.eval_every,
+        early_stopping=args.early_stopping,
     )
+    for row in scores["history"]:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch") and isinstance(v, float))
+        print(f"step {row['step']} (epoch {row['epoch']:g}): {shown}")
+    metrics = ", ".join(f"{k} {scores[k]:.4f}" for k in ("exact_match", "f1", "precision", "recall", "matthews") if k in scores)
     print(
         f"held-out accuracy {scores['accuracy']:.2%} on {scores['examples']} examples "
-        f"(majority-class baseline {scores['baseline']:.2%}); {scores['seconds']:.0f} s"
+        f"(majority-class baseline {scores['baseline']:.2%}){'; ' + metrics if metrics else ''}; "
+        f"best {scores['metric']} at step {scores['best_step']}{' (stopped early)' if scores['stopped_early'] else ''}; {scores['seconds']:.0f} s"
     )
+    if args.out:
+        plot = "history.png" if scores.get("plotted") else "no history.png: matplotlib is not installed"
+        print(f"saved the best model, history.csv and history.jsonl in {args.out} ({plot})")
     return 0
