@@ -287,3 +287,45 @@ def test_early_stopping_ends_after_evaluations_without_improvement(checkpoint, t
 def test_bad_evaluation_settings_are_refused(checkpoint, name, value):
     with pytest.raises(ValueError, match=f"--{name.replace('_', '-')} must be an integer"):
         ft.finetune("seqcls", "pt", checkpoint, "builtin", **{name: value})
+
+
+def test_decimal_labels_fine_tune_a_regression_scored_by_pearson_and_spearman(checkpoint, tmp_path, capsys):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    rows = [{"sentence1": " ".join(rng.choice(WORDS, size=4)), "sentence2": " ".join(rng.choice(WORDS, size=4)),
+             "score": f"{rng.uniform(0, 5):.1f}"} for _ in range(20)]
+    write_table(tmp_path / "stsb.csv", rows)
+    out = tmp_path / "ft"
+    code = main(["finetune", str(checkpoint), str(tmp_path / "stsb.csv"), "--label-column", "score", "--epochs", "1",
+                 "--batch-size", "6", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "pearson" in printed and "spearman" in printed, printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "regression" and len(config["id2label"]) == 1
+    # the metrics on crafted predictions, against SciPy
+    examples = ft.normalize_examples("seqcls", rows, {"label": "score"})
+    tokenizer = load_tokenizer(checkpoint)
+    features = ft.encode_examples("seqcls", examples, tokenizer, max_len=64, labels=None)
+    assert [f["labels"] for f in features] == [float(r["score"]) for r in rows]
+    class Pooled(FixedLogits):
+        def predict(self, batch):
+            logits = self.rng.normal(size=(len(batch["input_ids"]), 1))
+            self.returned.append(logits)
+            return {"logits": logits}
+
+    trainer = Pooled(1)
+    scores = ft.evaluate("seqcls", trainer, features, examples, None, pad_id=tokenizer.pad_token_id, max_len=64, batch_size=8)
+    predicted, gold = np.concatenate(trainer.returned)[:, 0], [float(r["score"]) for r in rows]
+    assert scores["pearson"] == pytest.approx(scipy_stats.pearsonr(gold, predicted)[0])
+    assert scores["spearman"] == pytest.approx(scipy_stats.spearmanr(gold, predicted)[0])
+
+
+@pytest.mark.parametrize("backend", ["tf", "flax"])
+def test_csv_run_in_the_other_backends_writes_history(checkpoint, tmp_path, backend):
+    pytest.importorskip({"tf": "tensorflow", "flax": "flax"}[backend])
+    pairs = [{"sentence": "the cat sat on the mat", "label": "cat"}, {"sentence": "a big dog ran over the river", "label": "dog"}]
+    write_table(tmp_path / "t.csv", pairs * 10)
+    out = tmp_path / "ft"
+    scores = ft.finetune("seqcls", backend, checkpoint, str(tmp_path / "t.csv"), epochs=2, batch_size=6, lr=3e-3, out=out, progress=False)
+    assert [int(r["step"]) for r in read_history(out)] == [3, 6] and {"f1", "matthews"} <= set(scores)
+    assert (out / "model.safetensors").is_file()

@@ -183,10 +183,21 @@ def _as_list(value, where: str, key: str):
 
 
 def _label_value(value):
-    """CSV gives strings: a label that is an integer in text is the integer id."""
+    """CSV gives strings: a label that is an integer in text is the integer id, a decimal number
+    a regression target (STS-B's "3.8")."""
     if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", value.strip()):
+        return float(value)
     return value
+
+
+def is_regression(examples: Sequence[dict]) -> bool:
+    """Whether seqcls labels are regression targets: numbers, at least one written as a decimal
+    (STS-B's "5.000" too; integer ids are classes)."""
+    values = [e.get("label") for e in examples]
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return bool(values) and numbers and any(isinstance(v, float) for v in values)
 
 
 def normalize_examples(task: str, examples: Sequence[dict], columns: Mapping[str, str] | None = None) -> list[dict]:
@@ -295,11 +306,12 @@ class TaskData:
     labels: list = field(default_factory=list)
 
 
-def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: int, labels: Sequence,
+def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: int, labels: Sequence | None,
                     doc_stride: int | None = None) -> list[dict]:
     """Token ids (with <s> ... </s>) and targets of every example, truncated to `max_len`; for qa
-    with a `doc_stride`, every window of the context instead (`qa_windows`)."""
-    index = {v: i for i, v in enumerate(labels)}
+    with a `doc_stride`, every window of the context instead (`qa_windows`). seqcls `labels`
+    None: regression, the label a float target."""
+    index = {v: i for i, v in enumerate(labels or ())}
 
     def label_of(value, where):
         if value not in index:
@@ -312,7 +324,11 @@ def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: 
         if task == "seqcls":
             pair = e.get("text_pair")
             enc = tokenizer(_field(e, "text", str, where), pair, truncation=True, max_length=max_len)
-            features.append({"input_ids": list(enc["input_ids"]), "labels": label_of(_field(e, "label", (int, str), where), where)})
+            if labels is None:
+                target = float(_field(e, "label", (int, float), where))
+            else:
+                target = label_of(_field(e, "label", (int, str), where), where)
+            features.append({"input_ids": list(enc["input_ids"]), "labels": target})
         elif task == "tokcls":
             words, tags = _field(e, "tokens", list, where), _field(e, "labels", list, where)
             if len(words) != len(tags):
@@ -426,7 +442,7 @@ def collate(features: Sequence[dict], pad_id: int, max_len: int) -> dict[str, np
                     padded[b, : len(v)] = v
                 batch[key] = padded
             else:
-                batch[key] = np.asarray(values, dtype=np.int64)
+                batch[key] = np.asarray(values, dtype=np.float32 if isinstance(values[0], float) else np.int64)
     return batch
 
 
@@ -470,6 +486,8 @@ def main_metric(task: str, names: Sequence = ()) -> str:
     else accuracy."""
     if task == "qa":
         return "f1"
+    if task == "seqcls" and names is None:
+        return "pearson"
     if task == "tokcls" and _is_bio(names):
         return "f1"
     return "accuracy"
@@ -506,7 +524,8 @@ def qa_predictions(windows: Sequence[dict], outputs: Sequence[Mapping[str, np.nd
 def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[dict], names: Sequence, *,
              pad_id: int, max_len: int, batch_size: int) -> dict[str, float]:
     """The task's standard metrics on the held-out `features` (from `examples`):
-    seqcls accuracy, F1 (binary for two labels, else macro) and Matthews correlation; tokcls
+    seqcls accuracy, F1 (binary for two labels, else macro) and Matthews correlation, or with
+    `names` None (regression) Pearson, Spearman and the mean squared error; tokcls
     token accuracy and, for BIO/IOB2 tags, entity precision/recall/F1 (`O` not counted); qa
     SQuAD exact match and F1 in percent from the n-best decoding over every window of an
     example, and `accuracy` (exact matches as a fraction); multiple-choice accuracy."""
@@ -540,6 +559,10 @@ def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[di
             scores.update(precision=found["precision"], recall=found["recall"], f1=found["f1"])
         return scores
     labels = np.asarray([f["labels"] for f in features])
+    if task == "seqcls" and names is None:  # regression: the one logit is the prediction
+        predicted = np.asarray([float(out["logits"][0]) for out in outputs])
+        return {"pearson": metrics.pearson(labels, predicted), "spearman": metrics.spearman(labels, predicted),
+                "mse": float(np.mean((labels - predicted) ** 2))}
     predicted = np.asarray([int(out["logits"].argmax(-1)) for out in outputs])
     scores = {"accuracy": metrics.accuracy(labels, predicted)}
     if task == "seqcls":
@@ -632,7 +655,7 @@ def finetune(
     """Fine-tune `checkpoint` (or, with init='random', a fresh model of its config) on `task`,
     evaluating every epoch (or every `eval_every` updates) and stopping after `early_stopping`
     evaluations without improvement (0: never). Returns the best evaluation's metrics (keys by
-    task, see `evaluate`; `accuracy` always), `metric` (the name of the one that chose it), the
+    task, see `evaluate`; `accuracy` except for regression), `metric` (the name of the one that chose it), the
     majority-class baseline, the time taken and `history` (one dict per evaluation). `out`, when
     given, gets the best model, its tokenizer, run.json and history.csv/.jsonl (and history.png
     with matplotlib)."""
@@ -664,11 +687,15 @@ def finetune(
     train_examples, held_examples = read_task_data(data)
     train_examples = normalize_examples(task, train_examples, columns)
     held_examples = normalize_examples(task, held_examples, columns)
-    names = label_names(train_examples, "labels" if task == "tokcls" else "label", task) if task in ("seqcls", "tokcls") else []
+    regression = task == "seqcls" and is_regression(train_examples)
+    names = label_names(train_examples, "labels" if task == "tokcls" else "label", task) if task in ("seqcls", "tokcls") and not regression else []
+    names = None if regression else names
     stride = doc_stride if task == "qa" else None
     train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride)
     heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride)
     overrides = {"num_labels": len(names)} if names else {}
+    if regression:  # one output, mean squared error (v4's GLUE script for STS-B)
+        overrides = {"num_labels": 1, "problem_type": "regression", "id2label": {0: "LABEL_0"}, "label2id": {"LABEL_0": 0}}
     if task == "qa":  # a start and an end logit per token, whatever the source checkpoint's labels (as v4)
         overrides = {"num_labels": 2, "id2label": {0: "LABEL_0", 1: "LABEL_1"}, "label2id": {"LABEL_0": 0, "LABEL_1": 1}}
     if names and isinstance(names[0], str):
@@ -735,7 +762,7 @@ def finetune(
             **{k: v for k, v in best.items() if k != "step"},
             "metric": metric,
             "best_step": best["step"],
-            "baseline": majority_baseline(task, train, held_batches),
+            "baseline": float("nan") if regression else majority_baseline(task, train, held_batches),
             "examples": len(held_examples),
             "steps": done,
             "loss": trainer.losses[-1] if trainer.losses else float("nan"),

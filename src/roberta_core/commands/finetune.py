@@ -44,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     for row in scores["history"]:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch") and isinstance(v, float))
         print(f"step {row['step']} (epoch {row['epoch']:g}): {shown}")
-    metrics = ", ".join(f"{k} {scores[k]:.4f}" for k in ("exact_match", "f1", "precision", "recall", "matthews") if k in scores)
+    metrics = ", ".join(f"{k} {scores[k]:.4f}" for k in ("exact_match", "f1", "precision", "recall", "matthews", "pearson", "spearman", "mse")
+                        if k in scores)
+    headline = (f"held-out accuracy {scores['accuracy']:.2%} on {scores['examples']} examples (majority-class baseline {scores['baseline']:.2%})"
+                if "accuracy" in scores else f"held-out regression on {scores['examples']} examples")
     print(
-        f"held-out accuracy {scores['accuracy']:.2%} on {scores['examples']} examples "
-        f"(majority-class baseline {scores['baseline']:.2%}){'; ' + metrics if metrics else ''}; "
+        f"{headline}{'; ' + metrics if metrics else ''}; "
         f"best {scores['metric']} at step {scores['best_step']}{' (stopped early)' if scores['stopped_early'] else ''}; {scores['seconds']:.0f} s"
     )
     if args.out:
