@@ -113,27 +113,38 @@ CONTEXT = ("the cat sat on the mat and then the dog ran over the river quickly a
            "the bird flew under the old tree near the red house in the green garden")
 
 
-def test_qa_windows_point_at_the_answer_only_where_it_lies(checkpoint):
+def squad_file(path, contexts_answers) -> None:
+    paragraphs = [{"context": c, "qas": [{"id": str(i), "question": "Where?", "answers": [{"text": a, "answer_start": c.index(a)}]}]}
+                  for i, (c, a) in enumerate(contexts_answers)]
+    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]}), encoding="utf-8")
+
+
+def test_qa_windows_point_at_the_answer_only_where_it_lies(checkpoint, tmp_path):
+    """A SQuAD JSON example whose answer lies only in the second of two windows: the first
+    window's targets are the <s> (0, 0), the second's the answer's tokens; a run trains on both."""
     tokenizer = load_tokenizer(checkpoint)
     answer = "the green garden"
-    example = {"question": "Where?", "context": CONTEXT, "answers": {"text": [answer], "answer_start": [CONTEXT.index(answer)]}}
+    squad_file(tmp_path / "train.json", [(CONTEXT, answer)] * 6)
+    squad_file(tmp_path / "dev.json", [(CONTEXT, answer)] * 2)
+    examples = ft.normalize_examples("qa", ft.read_examples(tmp_path / "train.json"))
     q = len(tokenizer("Where?", add_special_tokens=False)["input_ids"])
-    room = 16
-    windows = ft.encode_examples("qa", [example], tokenizer, max_len=q + 4 + room, labels=[], doc_stride=4)
     context_ids = tokenizer(CONTEXT, add_special_tokens=False)["input_ids"]
-    assert len(windows) == 1 + -(-(len(context_ids) - room) // (room - 4))  # every token covered, steps of room - stride
-    assert len(windows) >= 2
-    first, last = windows[0], windows[-1]
-    assert (first["start_positions"], first["end_positions"]) == (0, 0)  # no answer here: <s>
-    span = tokenizer.decode(last["input_ids"][last["start_positions"] : last["end_positions"] + 1])
-    assert span.strip() == answer
-    # consecutive windows share `doc_stride` context tokens
+    room, stride = len(context_ids) - 8, 4  # two windows: 0..room and len - room..len
+    max_len = q + 4 + room
+    windows = ft.encode_examples("qa", examples[:1], tokenizer, max_len=max_len, labels=[], doc_stride=stride)
+    assert len(windows) == 2
+    first, second = windows
     base = q + 3
-    assert first["input_ids"][base:-1][-4:] == windows[1]["input_ids"][base : base + 4]
-    assert [w["input_ids"][base:-1] for w in windows][0] == context_ids[:room]
-    # a stride larger than the room is capped below it, still progressing
-    capped = ft.encode_examples("qa", [example], tokenizer, max_len=q + 4 + room, labels=[], doc_stride=1000)
+    assert first["input_ids"][base:-1] == context_ids[:room] and second["input_ids"][base:-1] == context_ids[room - stride :]
+    assert answer not in tokenizer.decode(first["input_ids"][base:-1])  # the first window cannot hold it
+    assert (first["start_positions"], first["end_positions"]) == (0, 0)
+    span = tokenizer.decode(second["input_ids"][second["start_positions"] : second["end_positions"] + 1])
+    assert span.strip() == answer
+    # a stride larger than the room is capped below it, still progressing one token a window
+    capped = ft.encode_examples("qa", examples[:1], tokenizer, max_len=max_len, labels=[], doc_stride=1000)
     assert len(capped) == len(context_ids) - room + 1
+    scores = ft.finetune("qa", "pt", checkpoint, str(tmp_path), max_len=max_len, doc_stride=stride, epochs=1, batch_size=4, progress=False)
+    assert scores["steps"] == 3 and scores["examples"] == 2  # 6 examples × 2 windows / 4
 
 
 def test_qa_decoding_uses_every_window_and_a_cut_answer_is_not_trivially_right(checkpoint):
