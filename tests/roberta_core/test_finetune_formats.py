@@ -340,3 +340,23 @@ def test_csv_run_in_the_other_backends_writes_history(checkpoint, tmp_path, back
     scores = ft.finetune("seqcls", backend, checkpoint, str(tmp_path / "t.csv"), epochs=2, batch_size=6, lr=3e-3, out=out, progress=False)
     assert [int(r["step"]) for r in read_history(out)] == [3, 6] and {"f1", "matthews"} <= set(scores)
     assert (out / "model.safetensors").is_file()
+
+
+def test_label_all_tokens_labels_every_piece_b_as_i_and_scores_words(checkpoint):
+    tokenizer = load_tokenizer(checkpoint)
+    word = "Gardenriverhouse"  # not in the tiny vocabulary as one piece
+    pieces = len(tokenizer(" " + word, add_special_tokens=False)["input_ids"])
+    assert pieces > 1
+    names = ["B-LOC", "I-LOC", "O"]
+    example = {"tokens": ["the", word, "sat"], "labels": ["O", "B-LOC", "O"]}
+    (plain,) = ft.encode_examples("tokcls", [example], tokenizer, max_len=64, labels=names)
+    (every,) = ft.encode_examples("tokcls", [example], tokenizer, max_len=64, labels=names, label_all_tokens=True)
+    starts = plain["word_starts"]
+    assert every["word_starts"] == starts and len(starts) == 3
+    assert every["labels"][starts[1] : starts[2]] == [0] + [1] * (pieces - 1)  # B-LOC, then I-LOC on the rest
+    assert plain["labels"][starts[1] : starts[2]] == [0] + [-100] * (pieces - 1)
+    # scored on the words: the same whatever the extra pieces predict
+    trainer = FixedLogits(len(names))
+    scores = ft.evaluate("tokcls", trainer, [every], [example], names, pad_id=tokenizer.pad_token_id, max_len=64, batch_size=1)
+    predicted = [names[int(np.argmax(trainer.returned[0][0][p]))] for p in starts]
+    assert scores["accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(example["labels"], predicted)]))

@@ -307,10 +307,12 @@ class TaskData:
 
 
 def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: int, labels: Sequence | None,
-                    doc_stride: int | None = None) -> list[dict]:
+                    doc_stride: int | None = None, label_all_tokens: bool = False) -> list[dict]:
     """Token ids (with <s> ... </s>) and targets of every example, truncated to `max_len`; for qa
     with a `doc_stride`, every window of the context instead (`qa_windows`). seqcls `labels`
-    None: regression, the label a float target."""
+    None: regression, the label a float target. tokcls labels a word's first piece, and with
+    `label_all_tokens` its other pieces too (a B- tag's as the matching I- tag, as v4's run_ner.py);
+    `word_starts` keeps the first pieces' positions, where evaluation scores the words."""
     index = {v: i for i, v in enumerate(labels or ())}
 
     def label_of(value, where):
@@ -333,13 +335,18 @@ def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: 
             words, tags = _field(e, "tokens", list, where), _field(e, "labels", list, where)
             if len(words) != len(tags):
                 raise ValueError(f"{where}: {len(words)} tokens but {len(tags)} labels")
-            ids, targets = [tokenizer.bos_token_id], [IGNORE_INDEX]
+            ids, targets, starts = [tokenizer.bos_token_id], [IGNORE_INDEX], []
             for k, (word, tag) in enumerate(zip(words, tags)):
                 pieces = tokenizer(word if k == 0 else " " + word, add_special_tokens=False)["input_ids"]
+                starts.append(len(ids))
                 ids += pieces
-                targets += [label_of(tag, where)] + [IGNORE_INDEX] * (len(pieces) - 1)  # the first piece carries the label
+                rest = IGNORE_INDEX
+                if label_all_tokens:
+                    inside = "I-" + tag[2:] if isinstance(tag, str) and tag.startswith("B-") else tag
+                    rest = label_of(inside if inside in index else tag, where)
+                targets += [label_of(tag, where)] + [rest] * (len(pieces) - 1)  # the first piece carries the label
             ids, targets = ids[: max_len - 1] + [tokenizer.eos_token_id], targets[: max_len - 1] + [IGNORE_INDEX]
-            features.append({"input_ids": ids, "labels": targets})
+            features.append({"input_ids": ids, "labels": targets, "word_starts": [p for p in starts if p < max_len - 1]})
         elif task == "qa" and doc_stride is not None:
             features.extend(qa_windows(e, tokenizer, max_len, doc_stride, where, example=n))
         elif task == "qa":
@@ -548,9 +555,9 @@ def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[di
         gold_tags, pred_tags, correct, counted = [], [], 0, 0
         for f, out in zip(features, outputs):
             labels = np.asarray(f["labels"])
-            keep = labels != IGNORE_INDEX
+            keep = np.asarray(f["word_starts"], dtype=np.int64) if "word_starts" in f else labels != IGNORE_INDEX
             predicted = out["logits"][: len(labels)].argmax(-1)[keep]
-            correct, counted = correct + int((predicted == labels[keep]).sum()), counted + int(keep.sum())
+            correct, counted = correct + int((predicted == labels[keep]).sum()), counted + len(predicted)
             gold_tags.append([names[i] for i in labels[keep]])
             pred_tags.append([names[i] for i in predicted])
         scores = {"accuracy": correct / max(counted, 1)}
@@ -651,10 +658,12 @@ def finetune(
     doc_stride: int = DOC_STRIDE,
     eval_every: int = 0,
     early_stopping: int = 0,
+    label_all_tokens: bool = False,
 ) -> dict:
     """Fine-tune `checkpoint` (or, with init='random', a fresh model of its config) on `task`,
     evaluating every epoch (or every `eval_every` updates) and stopping after `early_stopping`
-    evaluations without improvement (0: never). Returns the best evaluation's metrics (keys by
+    evaluations without improvement (0: never); tokcls `label_all_tokens` trains every piece of a
+    word (scored on words all the same). Returns the best evaluation's metrics (keys by
     task, see `evaluate`; `accuracy` except for regression), `metric` (the name of the one that chose it), the
     majority-class baseline, the time taken and `history` (one dict per evaluation). `out`, when
     given, gets the best model, its tokenizer, run.json and history.csv/.jsonl (and history.png
@@ -691,8 +700,8 @@ def finetune(
     names = label_names(train_examples, "labels" if task == "tokcls" else "label", task) if task in ("seqcls", "tokcls") and not regression else []
     names = None if regression else names
     stride = doc_stride if task == "qa" else None
-    train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride)
-    heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride)
+    train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride, label_all_tokens=label_all_tokens)
+    heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride, label_all_tokens=label_all_tokens)
     overrides = {"num_labels": len(names)} if names else {}
     if regression:  # one output, mean squared error (v4's GLUE script for STS-B)
         overrides = {"num_labels": 1, "problem_type": "regression", "id2label": {0: "LABEL_0"}, "label2id": {"LABEL_0": 0}}

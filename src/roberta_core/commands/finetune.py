@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"qa: context tokens shared by consecutive windows (default: {DOC_STRIDE}, capped below the room the question leaves)")
     parser.add_argument("--eval-every", type=int, default=0, metavar="N", help="evaluate every N updates (default: every epoch)")
     parser.add_argument("--early-stopping", type=int, default=0, metavar="N", help="stop after N evaluations without improvement (default: off)")
+    parser.add_argument("--label-all-tokens", action="store_true", help="tokcls: label every piece of a word, not only the first (B- as I-)")
     for name in COLUMNS:
         flag = name.replace("_", "-")
         parser.add_argument(f"--{flag}-column", dest=f"{name}_column", metavar="NAME", help=f"the data's column holding the {flag} (default: recognised)")
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         args.task, args.backend, checkpoint_directory(args.checkpoint), args.data, init=args.init, epochs=args.epochs, batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, max_len=args.max_len, seed=args.seed, precision=args.precision,
         out=args.out, overwrite=args.overwrite, columns=columns, doc_stride=args.doc_stride, eval_every=args.eval_every,
-        early_stopping=args.early_stopping,
+        early_stopping=args.early_stopping, label_all_tokens=args.label_all_tokens,
     )
     for row in scores["history"]:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch") and isinstance(v, float))
