@@ -41,9 +41,15 @@ def _shape(s: Shape) -> tuple[int, ...] | None:
 
 
 def _dim(d: Any) -> Any:
-    # A symbolic dimension of `jax.export` (shape polymorphism) stays as it is: the checks below
-    # compare it symbolically (a length bound comes from the export's constraints).
-    return d if type(d).__module__.startswith("jax.") else int(d)
+    # A symbolic dimension of `jax.export` (shape polymorphism), which int() cannot read, stays as
+    # it is: the checks below compare it symbolically (a length bound comes from the export's
+    # constraints). Written without type introspection, which torch.compile cannot trace.
+    if isinstance(d, int):
+        return d
+    try:
+        return int(d)
+    except Exception:  # jax's InconclusiveDimensionOperation (jax is not imported here)
+        return d
 
 
 def check_forward_inputs(
