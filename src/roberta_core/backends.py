@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -196,8 +196,3 @@ class ConformanceAdapter(Protocol):
     def grads(self, model: Any, inputs: Mapping[str, Any], objective: Callable[[Any], Any]) -> dict[str, np.ndarray]: ...
 
     def weighted_sum(self, tensor: Any, weights: np.ndarray) -> Any: ...  # scalar sum(tensor * weights), differentiable
-
-
-def iter_backends() -> Iterator[Backend]:
-    """Every declared backend, in the order of `BACKENDS`."""
-    return iter(BACKENDS.values())

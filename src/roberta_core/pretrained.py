@@ -22,7 +22,7 @@ from .config import RobertaConfig
 from .weights import HEADS, LoadPlan, plan_load
 
 __all__ = [
-    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "resolve_subfolder", "whole_model_device", "push_model_to_hub", "resolve_pretrained",
+    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "whole_model_device", "loading_info", "push_model_to_hub", "resolve_pretrained",
     "load_pretrained", "save_pretrained_files", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
@@ -91,16 +91,6 @@ def whole_model_device(device_map: Any) -> Any:
     return device_map
 
 
-def resolve_subfolder(path: str | os.PathLike, subfolder: str | None) -> Path:
-    """`path/subfolder` (v4's `subfolder=`), refusing a subfolder that leaves `path`."""
-    path = Path(path)
-    if not subfolder:
-        return path
-    if Path(subfolder).is_absolute() or ".." in Path(subfolder).parts:
-        raise ValueError(f"subfolder must be a relative path inside {path}, got {subfolder!r}")
-    return path / subfolder
-
-
 def resolve_pretrained(
     path: str | os.PathLike, options: Mapping[str, Any] | None = None, *, prefer: str = "safetensors"
 ) -> Path:
@@ -109,6 +99,17 @@ def resolve_pretrained(
     Hugging Face cache — config.json and the weights, the format `prefer` first (`hub.resolve_pretrained`,
     which reads the Hub keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`)."""
     return hub.resolve_pretrained(path, options, need=("config", "weights"), prefer=prefer)
+
+
+def loading_info(plan: LoadPlan) -> dict[str, list]:
+    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
+    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
+    return {
+        "missing_keys": list(plan.missing),
+        "unexpected_keys": list(plan.unused) + list(plan.unknown),
+        "mismatched_keys": [key for key, _, _ in plan.mismatched],
+        "error_msgs": [],
+    }
 
 
 def load_pretrained(

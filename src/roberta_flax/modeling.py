@@ -40,13 +40,14 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
+    loading_info,
     push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
 from roberta_core.validation import check_forward_inputs
-from roberta_core.weights import LoadPlan, check_vocab_resize
+from roberta_core.weights import check_vocab_resize
 
 from ._framework import (
     LOGICAL_AXIS_RULES,
@@ -823,7 +824,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             nnx.update(model, jax.device_put(nnx.state(model), device))
         model.eval()
         if options.get("output_loading_info"):
-            return model, _loading_info(plan)
+            return model, loading_info(plan)
         return model
 
     def _materialize_missing(self) -> None:
@@ -905,17 +906,6 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             return jax.device_put(new, old.sharding) if getattr(old, "committed", False) else new
 
         nnx.update(self, nnx.State(jax.tree.map(place, nnx.to_pure_dict(nnx.state(self, nnx.Param)), values)))
-
-
-def _loading_info(plan: LoadPlan) -> dict[str, list]:
-    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
-    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
-    return {
-        "missing_keys": list(plan.missing),
-        "unexpected_keys": list(plan.unused) + list(plan.unknown),
-        "mismatched_keys": [key for key, _, _ in plan.mismatched],
-        "error_msgs": [],
-    }
 
 
 def _resized(vector: jax.Array, n: int, fill: float) -> jax.Array:

@@ -30,13 +30,14 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
+    loading_info,
     push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
 from roberta_core.validation import check_forward_inputs
-from roberta_core.weights import LoadPlan, check_vocab_resize
+from roberta_core.weights import check_vocab_resize
 
 from ._framework import check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
@@ -717,7 +718,7 @@ class RobertaPreTrainedModel(nn.Module):
         model._materialize_missing(dtype, device)
         model.eval()
         if options.get("output_loading_info"):
-            return model, _loading_info(plan)
+            return model, loading_info(plan)
         return model
 
     def _materialize_missing(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -759,17 +760,6 @@ class RobertaPreTrainedModel(nn.Module):
         """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
         to the Hub in one commit (`roberta_core.pretrained.push_model_to_hub`; needs `[hub]`)."""
         return push_model_to_hub(self.save_pretrained, repo_id, **kwargs)
-
-
-def _loading_info(plan: LoadPlan) -> dict[str, list]:
-    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
-    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
-    return {
-        "missing_keys": list(plan.missing),
-        "unexpected_keys": list(plan.unused) + list(plan.unknown),
-        "mismatched_keys": [key for key, _, _ in plan.mismatched],
-        "error_msgs": [],
-    }
 
 
 def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:

@@ -34,13 +34,14 @@ from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
+    loading_info,
     push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
 from roberta_core.validation import check_forward_inputs
-from roberta_core.weights import LoadPlan, check_vocab_resize
+from roberta_core.weights import check_vocab_resize
 
 from . import _framework
 from ._framework import (
@@ -854,7 +855,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
                 )
             from_canonical(model, state, allow_missing=True, consume=True)
         if options.get("output_loading_info"):
-            return model, _loading_info(plan)
+            return model, loading_info(plan)
         return model
 
     def save_pretrained(
@@ -1000,17 +1001,6 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         if input_signature is None:
             input_signature = [self.serving_signature()]
         return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
-
-
-def _loading_info(plan: LoadPlan) -> dict[str, list]:
-    """v4's `output_loading_info` dict from a load plan: keys newly initialised, checkpoint keys
-    not loaded, keys whose shapes differed (re-initialised under `ignore_mismatched_sizes`)."""
-    return {
-        "missing_keys": list(plan.missing),
-        "unexpected_keys": list(plan.unused) + list(plan.unknown),
-        "mismatched_keys": [key for key, _, _ in plan.mismatched],
-        "error_msgs": [],
-    }
 
 
 def _resized(vector: Any, n: int, fill: float) -> tf.Tensor:

@@ -34,7 +34,6 @@ import numpy as np
 
 from .. import weights
 from ..fileio import fsync_dir
-from ..fileio import fsync_dir as _fsync_dir  # noqa: F401  (old private name; use fileio.fsync_dir)
 from ._common import (
     FLAX_MSGPACK,
     SAFETENSORS,
@@ -90,7 +89,6 @@ __all__ = [
 ]
 
 # Old private names, kept while callers move to the public ones.
-_guess_architecture = guess_architecture
 _TorchArchive, _RestrictedUnpickler, _Storage, _TensorRef, _refs = TorchArchive, RestrictedUnpickler, Storage, TensorRef, tensor_refs
 
 # What a checkpoint directory may hold, in the order `find_weights_file` prefers them.
