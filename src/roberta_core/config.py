@@ -19,7 +19,7 @@ from .fileio import atomic_write_text
 
 __all__ = [
     "RobertaConfig", "PRESETS", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES",
-    "parameter_count", "read_json_file",
+    "parameter_count", "read_json_file", "MODEL_TYPES", "BASE_MODEL_PREFIXES",
 ]
 
 CONFIG_NAME = "config.json"
@@ -94,6 +94,10 @@ _DEFAULTS: dict[str, Any] = {
     "return_dict": True,
     "model_type": "roberta",
 }
+
+# The RoBERTa family: one architecture (PreLayerNorm moves the LayerNorms), v4's model_type names.
+MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "roberta-prelayernorm")
+BASE_MODEL_PREFIXES = {t: "roberta_prelayernorm" if t == "roberta-prelayernorm" else "roberta" for t in MODEL_TYPES}
 
 _INT_FIELDS = (
     "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -204,6 +208,19 @@ class RobertaConfig:
         return self.max_position_embeddings - self.pad_token_id - 1
 
     @property
+    def pre_layer_norm(self) -> bool:
+        """True for RoBERTa-PreLayerNorm: LayerNorm before attention and feed-forward (on the
+        residual branch), none after them, and one final LayerNorm after the last layer."""
+        return self.model_type == "roberta-prelayernorm"
+
+    @property
+    def base_model_prefix(self) -> str:
+        """The encoder's attribute name in the family member's checkpoint files (`roberta.` keys,
+        `roberta/` TF scopes): `roberta_prelayernorm` for RoBERTa-PreLayerNorm, else `roberta`.
+        In memory every backend and the canonical form say `roberta` (ARCHITECTURE §3)."""
+        return BASE_MODEL_PREFIXES[self.model_type]
+
+    @property
     def use_return_dict(self) -> bool:
         return bool(self.return_dict)
 
@@ -265,6 +282,11 @@ class RobertaConfig:
                 f"positions start at pad_token_id + 1 = {self.pad_token_id + 1}; it must be at least "
                 f"{self.pad_token_id + 2}"
             )
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(
+                f"config has model_type={self.model_type!r}; this library builds the RoBERTa family: "
+                f"{', '.join(repr(t) for t in MODEL_TYPES)}"
+            )
         if self.architectures is not None and not (
             isinstance(self.architectures, list) and all(isinstance(a, str) for a in self.architectures)
         ):
@@ -277,12 +299,7 @@ class RobertaConfig:
         if not isinstance(data, Mapping):
             raise TypeError(f"a config must be a JSON object (a mapping), got {type(data).__name__}")
         merged = dict(data)
-        model_type = merged.get("model_type", "roberta")
-        if model_type not in ("roberta", "xlm-roberta", "camembert"):
-            raise ValueError(
-                f"config has model_type={model_type!r}; this library builds RoBERTa models (model_type 'roberta')"
-            )
-        merged.pop("model_type", None)
+        merged.setdefault("model_type", "roberta")
         if "num_labels" in overrides:
             merged.pop("id2label", None)
             merged.pop("label2id", None)
@@ -392,6 +409,8 @@ def _parameter_count(config: RobertaConfig, head: str | None, num_labels: int) -
     if config.add_cross_attention:
         layer += attention
     encoder = embeddings + config.num_hidden_layers * layer
+    if config.model_type == "roberta-prelayernorm":
+        encoder += 2 * H  # the final LayerNorm (each layer has two LayerNorms either way)
     pooler = H * H + H
     lm_head = H * H + H + 2 * H + V + (0 if config.tie_word_embeddings else V * H)
     counts = {

@@ -45,6 +45,11 @@ __all__ = [
     "to_flax_path",
     "from_flax_path",
     "PREFIX",
+    "FAMILY",
+    "family_of_architecture",
+    "architecture_name",
+    "from_file_key",
+    "to_file_key",
     "check_state",
     "check_vocab_resize",
 ]
@@ -82,9 +87,35 @@ class CheckpointKeyError(ValueError):
     """A checkpoint's keys do not fit the head: unknown keys, missing keys under strict, shape mismatches."""
 
 
+# model_type -> the class-name stem of that family member in v4 (`XLMRobertaForMaskedLM`, ...).
+FAMILY: dict[str, str] = {
+    "roberta": "Roberta",
+    "xlm-roberta": "XLMRoberta",
+    "camembert": "Camembert",
+    "roberta-prelayernorm": "RobertaPreLayerNorm",
+}
+_FAMILY_STEM = re.compile(r"^(TF|Flax)?(XLMRoberta|Camembert|RobertaPreLayerNorm|Roberta)(?=Model$|For)")
+
+
+def family_of_architecture(name: str) -> Optional[str]:
+    """'TFXLMRobertaForMaskedLM' -> 'xlm-roberta'; None for a name outside the family."""
+    found = _FAMILY_STEM.match(name)
+    return {v: k for k, v in FAMILY.items()}[found.group(2)] if found else None
+
+
+def architecture_name(head: str, model_type: str = "roberta", framework: str = "") -> str:
+    """('masked_lm', 'xlm-roberta', 'TF') -> 'TFXLMRobertaForMaskedLM': v4's class name of a head of
+    a family member; `framework` is '', 'TF' or 'Flax'."""
+    _check_head(head)
+    if model_type not in FAMILY:
+        raise ValueError(f"unknown model_type {model_type!r}; the family is {', '.join(FAMILY)}")
+    return framework + FAMILY[model_type] + HEADS[head][len("Roberta"):]
+
+
 def head_for_architecture(name: str) -> str:
-    """'RobertaForMaskedLM' / 'TFRobertaForMaskedLM' / 'FlaxRobertaForMaskedLM' -> 'masked_lm'."""
-    bare = re.sub(r"^(TF|Flax)", "", name)
+    """'RobertaForMaskedLM' / 'TFRobertaForMaskedLM' / 'FlaxXLMRobertaForMaskedLM' -> 'masked_lm'
+    (any family member's class name: XLMRoberta, Camembert, RobertaPreLayerNorm)."""
+    bare = _FAMILY_STEM.sub("Roberta", name)
     if bare not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; RoBERTa heads are {', '.join(HEADS.values())}")
     return ARCHITECTURES[bare]
@@ -124,8 +155,11 @@ _LAYER_ROWS = (
     ("encoder.layer.{i}.attention.self.distance_embedding.weight", "embedding", ("R", "D"), "relative"),
     ("encoder.layer.{i}.attention.output.dense.weight", "linear_weight", ("H", "H"), None),
     ("encoder.layer.{i}.attention.output.dense.bias", "linear_bias", ("H",), None),
-    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "layernorm_weight", ("H",), None),
-    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "layernorm_bias", ("H",), None),
+    ("encoder.layer.{i}.attention.output.LayerNorm.weight", "layernorm_weight", ("H",), "postln"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.bias", "layernorm_bias", ("H",), "postln"),
+    # RoBERTa-PreLayerNorm: the attention's LayerNorm normalises its input, on the residual branch.
+    ("encoder.layer.{i}.attention.LayerNorm.weight", "layernorm_weight", ("H",), "preln"),
+    ("encoder.layer.{i}.attention.LayerNorm.bias", "layernorm_bias", ("H",), "preln"),
     # v4 builds cross-attention with absolute positions: it has no distance_embedding.
     ("encoder.layer.{i}.crossattention.self.query.weight", "linear_weight", ("H", "H"), "cross"),
     ("encoder.layer.{i}.crossattention.self.query.bias", "linear_bias", ("H",), "cross"),
@@ -135,14 +169,23 @@ _LAYER_ROWS = (
     ("encoder.layer.{i}.crossattention.self.value.bias", "linear_bias", ("H",), "cross"),
     ("encoder.layer.{i}.crossattention.output.dense.weight", "linear_weight", ("H", "H"), "cross"),
     ("encoder.layer.{i}.crossattention.output.dense.bias", "linear_bias", ("H",), "cross"),
-    ("encoder.layer.{i}.crossattention.output.LayerNorm.weight", "layernorm_weight", ("H",), "cross"),
-    ("encoder.layer.{i}.crossattention.output.LayerNorm.bias", "layernorm_bias", ("H",), "cross"),
+    ("encoder.layer.{i}.crossattention.output.LayerNorm.weight", "layernorm_weight", ("H",), "cross_postln"),
+    ("encoder.layer.{i}.crossattention.output.LayerNorm.bias", "layernorm_bias", ("H",), "cross_postln"),
+    ("encoder.layer.{i}.crossattention.LayerNorm.weight", "layernorm_weight", ("H",), "cross_preln"),
+    ("encoder.layer.{i}.crossattention.LayerNorm.bias", "layernorm_bias", ("H",), "cross_preln"),
+    ("encoder.layer.{i}.intermediate.LayerNorm.weight", "layernorm_weight", ("H",), "preln"),
+    ("encoder.layer.{i}.intermediate.LayerNorm.bias", "layernorm_bias", ("H",), "preln"),
     ("encoder.layer.{i}.intermediate.dense.weight", "linear_weight", ("I", "H"), None),
     ("encoder.layer.{i}.intermediate.dense.bias", "linear_bias", ("I",), None),
     ("encoder.layer.{i}.output.dense.weight", "linear_weight", ("H", "I"), None),
     ("encoder.layer.{i}.output.dense.bias", "linear_bias", ("H",), None),
-    ("encoder.layer.{i}.output.LayerNorm.weight", "layernorm_weight", ("H",), None),
-    ("encoder.layer.{i}.output.LayerNorm.bias", "layernorm_bias", ("H",), None),
+    ("encoder.layer.{i}.output.LayerNorm.weight", "layernorm_weight", ("H",), "postln"),
+    ("encoder.layer.{i}.output.LayerNorm.bias", "layernorm_bias", ("H",), "postln"),
+)
+# RoBERTa-PreLayerNorm normalises the last layer's output once more (v4: RobertaPreLayerNormModel.LayerNorm).
+_FINAL_NORM_ROWS = (
+    ("LayerNorm.weight", "layernorm_weight", ("H",), "preln"),
+    ("LayerNorm.bias", "layernorm_bias", ("H",), "preln"),
 )
 _POOLER_ROWS = (
     ("pooler.dense.weight", "linear_weight", ("H", "H"), "pooled"),
@@ -192,6 +235,10 @@ _POOLED_HEADS = ("model", "multiple_choice")
 _CONDITIONS = {
     "relative": lambda config, head: config.position_embedding_type in ("relative_key", "relative_key_query"),
     "cross": lambda config, head: bool(config.add_cross_attention),
+    "preln": lambda config, head: config.pre_layer_norm,
+    "postln": lambda config, head: not config.pre_layer_norm,
+    "cross_preln": lambda config, head: bool(config.add_cross_attention) and config.pre_layer_norm,
+    "cross_postln": lambda config, head: bool(config.add_cross_attention) and not config.pre_layer_norm,
     "pooled": lambda config, head: head in _POOLED_HEADS,
     "untied": lambda config, head: not config.tie_word_embeddings,
 }
@@ -227,6 +274,7 @@ def _encoder_shapes(config: RobertaConfig, head: str, everything: bool = False) 
     shapes = _expand(_EMBEDDING_ROWS, config, head, everything)
     for i in range(config.num_hidden_layers):
         shapes.update(_expand(_LAYER_ROWS, config, head, everything, i=i))
+    shapes.update(_expand(_FINAL_NORM_ROWS, config, head, everything))
     shapes.update(_expand(_POOLER_ROWS, config, head, everything))
     return shapes
 
@@ -294,7 +342,7 @@ def _legacy_alias(key: str) -> str:
 
 
 def _is_encoder_key(key: str) -> bool:
-    return key.startswith(("embeddings.", "encoder.", "pooler."))
+    return key.startswith(("embeddings.", "encoder.", "pooler.", "LayerNorm."))
 
 
 def _with_prefix(key: str) -> str:
@@ -430,7 +478,7 @@ KINDS: dict[str, Kind] = {
     "vector": Kind("bias", "bias", "bias"),  # lm_head.bias: a parameter of the head module itself
 }
 
-_ROWS = (*_EMBEDDING_ROWS, *_LAYER_ROWS, *_POOLER_ROWS, *_ALIAS_ROWS,
+_ROWS = (*_EMBEDDING_ROWS, *_LAYER_ROWS, *_FINAL_NORM_ROWS, *_POOLER_ROWS, *_ALIAS_ROWS,
          *dict.fromkeys(row for rows in _HEAD_ROWS.values() for row in rows))
 # One pattern for every template (prefixed where it is an encoder name): the group that matches names the kind.
 _TEMPLATE_KIND = {f"k{n}": kind for n, (_, kind, _, _) in enumerate(_ROWS)}
@@ -500,8 +548,9 @@ def from_tf_name(name: str) -> str:
     name = re.sub(r":\d+$", "", name)
     parts = name.split("/")
     for start in range(len(parts)):
-        if parts[start] in ("roberta", "lm_head", "classifier", "qa_outputs"):
+        if parts[start] in ("roberta", "roberta_prelayernorm", "lm_head", "classifier", "qa_outputs"):
             parts = parts[start:]
+            parts[0] = "roberta" if parts[0] == "roberta_prelayernorm" else parts[0]
             break
     else:
         raise CheckpointKeyError(f"TF weight {name!r} is not under roberta/, lm_head/, classifier/ or qa_outputs/")
@@ -522,10 +571,28 @@ def from_flax_path(path: Sequence[str]) -> str:
     """Inverse of `to_flax_path`. A path without the 'roberta' level (a bare model tree) maps to
     the prefixed key as well."""
     parts = [str(p) for p in path]
+    if parts and parts[0] == "roberta_prelayernorm":
+        parts[0] = "roberta"  # a RoBERTa-PreLayerNorm file's encoder level (ARCHITECTURE §3)
     module = ".".join(parts[:-1])
     if _is_encoder_key(module + ".x"):
         module = PREFIX + module
     return _from_leaf(module, parts[-1], "flax", f"Flax parameter {'/'.join(parts)!r}: unknown leaf {parts[-1]!r}")
+
+
+# ---------------------------------------------------------------------------- family members' file names
+
+
+def from_file_key(key: str) -> str:
+    """A checkpoint file's key -> canonical: a RoBERTa-PreLayerNorm file names its encoder
+    `roberta_prelayernorm.`; in memory every family member says `roberta.` (ARCHITECTURE §3)."""
+    return "roberta." + key[len("roberta_prelayernorm."):] if key.startswith("roberta_prelayernorm.") else key
+
+
+def to_file_key(key: str, base_model_prefix: str = "roberta") -> str:
+    """Canonical -> the key a family member's file uses (`config.base_model_prefix`)."""
+    if base_model_prefix != "roberta" and key.startswith(PREFIX):
+        return f"{base_model_prefix}.{key[len(PREFIX):]}"
+    return key
 
 
 # ---------------------------------------------------------------------------- checks every backend shares
