@@ -2,7 +2,8 @@
 conformance tests and `roberta convert`'s model check).
 
 Written from the definitions (Liu et al. 2019; Vaswani et al. 2017; Shaw et al. 2018 and
-Huang et al. 2020 for relative positions; ARCHITECTURE §3-§4) and from nothing else:
+Huang et al. 2020 for relative positions; Xiong et al. 2020 for the pre-LayerNorm placement of
+RoBERTa-PreLayerNorm; ARCHITECTURE §3-§4) and from nothing else:
 it imports no framework and no backend, and not `roberta_core` beyond the config type and the
 canonical key names. Dropout is off (the reference is the evaluation-mode model).
 
@@ -15,6 +16,10 @@ canonical key names. Dropout is off (the reference is the evaluation-mode model)
 with the v4 output field names of the head; fields that v4 would leave None are absent.
 Sequences of per-layer arrays (`hidden_states`, `attentions`, `cross_attentions`,
 `past_key_values`) are tuples, as in v4.
+
+Every member of the family is this one model (`config.model_type`): XLM-RoBERTa and CamemBERT are
+RoBERTa with other vocabularies; RoBERTa-PreLayerNorm (`config.pre_layer_norm`) normalises each
+block's input instead of its output and adds a final LayerNorm after the last layer.
 """
 
 from __future__ import annotations
@@ -170,7 +175,8 @@ def attention(
     past_length=0,
 ):
     """One attention block (self-attention, or cross-attention over `source`) with its output
-    projection, residual and LayerNorm.
+    projection, residual and LayerNorm: after the residual sum (post-LN, RoBERTa), or on the block's
+    input only, the residual left unnormalised (`config.pre_layer_norm`; `source` is never normalised).
 
     x (B, T, H); allowed (B, 1, T or 1, S) boolean: which keys each query may see; past: cached
     (k, v) to extend (self) or to reuse (cross); relative: add the distance terms of
@@ -178,11 +184,13 @@ def attention(
     probs (B, heads, T, S), (k, v) each (B, heads, S, D)).
     """
     heads, D = config.num_attention_heads, config.head_dim
-    q = split_heads(linear(x, p, f"{prefix}.self.query"), heads)  # (B, h, T, D)
+    pre = config.pre_layer_norm
+    h = layer_norm(x, p[f"{prefix}.LayerNorm.weight"], p[f"{prefix}.LayerNorm.bias"], config.layer_norm_eps) if pre else x
+    q = split_heads(linear(h, p, f"{prefix}.self.query"), heads)  # (B, h, T, D)
     if source is not None and past is not None:
         k, v = past  # cross-attention keys depend only on the encoder states: computed once
     else:
-        kv_in = x if source is None else source
+        kv_in = h if source is None else source
         k = split_heads(linear(kv_in, p, f"{prefix}.self.key"), heads)  # (B, h, S, D)
         v = split_heads(linear(kv_in, p, f"{prefix}.self.value"), heads)
         if past is not None:
@@ -204,6 +212,8 @@ def attention(
         probs = probs * layer_head_mask[None, :, None, None]
     ctx = (probs @ v).transpose(0, 2, 1, 3).reshape(x.shape)  # (B, T, H)
     out = linear(ctx, p, f"{prefix}.output.dense")
+    if pre:
+        return out + x, probs, (k, v)
     out = layer_norm(
         out + x, p[f"{prefix}.output.LayerNorm.weight"], p[f"{prefix}.output.LayerNorm.bias"],
         config.layer_norm_eps,
@@ -245,9 +255,17 @@ def encoder_layer(config, p: _Params, i: int, x, allowed, layer_head_mask, sourc
             source=source, past=cross_past,
         )
         cache = cache + cross_kv
-    h = ACT2FN[config.hidden_act](linear(x, p, f"{layer}.intermediate.dense"))
+    eps = config.layer_norm_eps
+    if config.pre_layer_norm:  # normalise the feed-forward's input; the residual stays unnormalised
+        h = layer_norm(x, p[f"{layer}.intermediate.LayerNorm.weight"], p[f"{layer}.intermediate.LayerNorm.bias"], eps)
+    else:
+        h = x
+    h = ACT2FN[config.hidden_act](linear(h, p, f"{layer}.intermediate.dense"))
     h = linear(h, p, f"{layer}.output.dense")
-    x = layer_norm(h + x, p[f"{layer}.output.LayerNorm.weight"], p[f"{layer}.output.LayerNorm.bias"], config.layer_norm_eps)
+    if config.pre_layer_norm:
+        x = h + x
+    else:
+        x = layer_norm(h + x, p[f"{layer}.output.LayerNorm.weight"], p[f"{layer}.output.LayerNorm.bias"], eps)
     return x, probs, cross_probs, cache
 
 
@@ -256,7 +274,11 @@ def roberta(
     head_mask=None, inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None,
     past_key_values=None, use_cache=False, output_attentions=False, output_hidden_states=False, pooler=False,
 ):
-    """The encoder (RobertaModel). Returns a dict of the base model's fields."""
+    """The encoder (RobertaModel). Returns a dict of the base model's fields.
+
+    RoBERTa-PreLayerNorm normalises the last layer's output once more (v4's `RobertaPreLayerNormModel.LayerNorm`):
+    `last_hidden_state` and the pooler see it normalised, while `hidden_states[-1]` (the encoder's list) is
+    the output before that LayerNorm, as in v4."""
     past_length = 0 if past_key_values is None else past_key_values[0][0].shape[2]
     x = embeddings(config, p, input_ids, inputs_embeds, token_type_ids, position_ids, past_length)
     B, T = x.shape[:2]
@@ -281,6 +303,8 @@ def roberta(
         cross.append(cross_probs)
         caches.append(cache)
     hidden.append(x)
+    if config.pre_layer_norm:
+        x = layer_norm(x, p["LayerNorm.weight"], p["LayerNorm.bias"], config.layer_norm_eps)
     out: dict[str, Any] = {"last_hidden_state": x}
     if pooler:
         out["pooler_output"] = np.tanh(linear(x[:, 0], p, "pooler.dense"))
