@@ -1,6 +1,12 @@
 """roberta_flax: RoBERTa in Flax (NNX) — the encoder and its seven heads with the API, names and
-checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4); `jax.jit`, `nnx.remat`,
-sharding on a mesh, and value checks under jit (`checked`)."""
+checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4), and v4's class names of
+the RoBERTa family (`FlaxXLMRobertaForMaskedLM`, `FlaxCamembertModel`,
+`FlaxRobertaPreLayerNormForQuestionAnswering`, ...): the same classes with the member's
+`model_type` (`roberta_core.family`); `jax.jit`, `nnx.remat`, sharding on a mesh, and value
+checks under jit (`checked`)."""
+
+from roberta_core.config import BASE_MODEL_PREFIXES
+from roberta_core.family import family_aliases
 
 from .heads import (
     FlaxRobertaForCausalLM,
@@ -12,15 +18,20 @@ from .heads import (
 )
 from .modeling import LOGICAL_AXIS_RULES, FlaxRobertaModel, FlaxRobertaPreTrainedModel, checked
 
-__all__ = [
-    "FlaxRobertaPreTrainedModel",
-    "FlaxRobertaModel",
-    "FlaxRobertaForCausalLM",
-    "FlaxRobertaForMaskedLM",
-    "FlaxRobertaForSequenceClassification",
-    "FlaxRobertaForMultipleChoice",
-    "FlaxRobertaForTokenClassification",
-    "FlaxRobertaForQuestionAnswering",
-    "LOGICAL_AXIS_RULES",
-    "checked",
+_ROBERTA_CLASSES = [
+    FlaxRobertaPreTrainedModel,
+    FlaxRobertaModel,
+    FlaxRobertaForCausalLM,
+    FlaxRobertaForMaskedLM,
+    FlaxRobertaForSequenceClassification,
+    FlaxRobertaForMultipleChoice,
+    FlaxRobertaForTokenClassification,
+    FlaxRobertaForQuestionAnswering,
 ]
+_FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
+for _cls in _FAMILY_CLASSES.values():
+    # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
+    _cls.base_model_prefix = BASE_MODEL_PREFIXES[_cls.family_model_type]
+globals().update(_FAMILY_CLASSES)
+
+__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES) + ["LOGICAL_AXIS_RULES", "checked"]

@@ -254,7 +254,9 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
                 "FlaxRobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2
             )
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
-        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.roberta = FlaxRobertaModel(
+            self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
+        )
         self.lm_head = FlaxRobertaLMHead(config, **kw)
 
     @_compiled
@@ -445,7 +447,9 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
                 "FlaxRobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2
             )
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
-        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.roberta = FlaxRobertaModel(
+            self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
+        )
         self.lm_head = FlaxRobertaLMHead(config, **kw)
 
     def _concrete_options(self, arguments: dict[str, Any]) -> None:
@@ -535,7 +539,9 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
-        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.roberta = FlaxRobertaModel(
+            self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
+        )
         self.classifier = FlaxRobertaClassificationHead(config, **kw)
 
     @_compiled
@@ -589,7 +595,7 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         rngs = _rngs(rngs)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
-        self.roberta = FlaxRobertaModel(config, attn_implementation=attn_implementation, **kw)
+        self.roberta = FlaxRobertaModel(self.config, attn_implementation=attn_implementation, **kw)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
         self.classifier = _dense(config, config.hidden_size, 1, **kw)
 
@@ -668,7 +674,9 @@ class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
         self.num_labels = config.num_labels
         rngs = _rngs(rngs)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
-        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.roberta = FlaxRobertaModel(
+            self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
+        )
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.classifier = _dense(config, config.hidden_size, config.num_labels, **kw)
@@ -722,7 +730,9 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
-        self.roberta = FlaxRobertaModel(config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw)
+        self.roberta = FlaxRobertaModel(
+            self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
+        )
         # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.
         self.qa_outputs = _dense(config, config.hidden_size, config.num_labels, **kw)
 

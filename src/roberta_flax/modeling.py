@@ -35,7 +35,7 @@ import numpy as np
 from flax import nnx
 from jax.experimental import checkify
 
-from roberta_core import backends
+from roberta_core import backends, family
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
@@ -395,23 +395,29 @@ def _extend_cache(past: jax.Array, new: jax.Array, cache_index: Any) -> jax.Arra
 # ---------------------------------------------------------------------------- 4. self-output
 
 class FlaxRobertaSelfOutput(nnx.Module):
-    """Projects the attention context back and adds it to the block's input (post-LayerNorm)."""
+    """Projects the attention context back and adds it to the block's input, then LayerNorm
+    (post-LayerNorm; RoBERTa-PreLayerNorm normalised the input instead and has no LayerNorm here)."""
 
     def __init__(self, config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.dense = _dense(config, config.hidden_size, config.hidden_size, ("heads", "embed"), **kw)
-        self.LayerNorm = _layer_norm(config, **kw)
+        self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, **kw)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, hidden_states: jax.Array, input_tensor: jax.Array, deterministic: bool = True) -> jax.Array:
-        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic)
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic) + input_tensor
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------- 5. attention block
 
 class FlaxRobertaAttention(nnx.Module):
-    """Self-attention (or cross-attention) followed by its output projection and residual."""
+    """Self-attention (or cross-attention) followed by its output projection and residual. Under
+    RoBERTa-PreLayerNorm its own LayerNorm normalises the input first (the queries' side only:
+    the encoder's states of cross-attention are taken as they are); the residual adds the input
+    as it came."""
 
     def __init__(
         self, config: RobertaConfig, position_embedding_type: Optional[str] = None, *,
@@ -420,6 +426,7 @@ class FlaxRobertaAttention(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.self = FlaxRobertaSelfAttention(config, position_embedding_type, **kw)
         self.output = FlaxRobertaSelfOutput(config, **kw)
+        self.LayerNorm = _layer_norm(config, **kw) if config.pre_layer_norm else None
 
     def __call__(
         self,
@@ -435,8 +442,9 @@ class FlaxRobertaAttention(nnx.Module):
         deterministic: bool = True,
         packing: Optional[Packing] = None,
     ) -> tuple[jax.Array, Optional[jax.Array], tuple[jax.Array, jax.Array]]:
+        normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
         context, probs, present = self.self(
-            hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
+            normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
             output_attentions, use_fused, is_causal, cache_index, deterministic, packing,
         )
         return self.output(context, hidden_states, deterministic), probs, present
@@ -445,33 +453,38 @@ class FlaxRobertaAttention(nnx.Module):
 # ---------------------------------------------------------------------------- 6. intermediate
 
 class FlaxRobertaIntermediate(nnx.Module):
-    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the activation."""
+    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the
+    activation; under RoBERTa-PreLayerNorm a LayerNorm of the input comes first."""
 
     def __init__(self, config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs):
-        self.dense = _dense(
-            config, config.hidden_size, config.intermediate_size, ("embed", "mlp"),
-            dtype=dtype, param_dtype=param_dtype, rngs=rngs,
-        )
+        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.LayerNorm = _layer_norm(config, **kw) if config.pre_layer_norm else None
+        self.dense = _dense(config, config.hidden_size, config.intermediate_size, ("embed", "mlp"), **kw)
         self.hidden_act = config.hidden_act
 
     def __call__(self, hidden_states: jax.Array) -> jax.Array:
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
         return ACT2FN[self.hidden_act](self.dense(hidden_states))
 
 
 # ---------------------------------------------------------------------------- 7. output
 
 class FlaxRobertaOutput(nnx.Module):
-    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm."""
+    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm (none
+    under RoBERTa-PreLayerNorm, as in the self-output)."""
 
     def __init__(self, config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nnx.Rngs):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.dense = _dense(config, config.intermediate_size, config.hidden_size, ("mlp", "embed"), **kw)
-        self.LayerNorm = _layer_norm(config, **kw)
+        self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, **kw)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, hidden_states: jax.Array, input_tensor: jax.Array, deterministic: bool = True) -> jax.Array:
-        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic)
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic) + input_tensor
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------- 8. layer
@@ -635,6 +648,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     """
 
     head: str = ""
+    # v4's attribute name of the encoder in a head: "roberta_prelayernorm" on the RoBERTa-PreLayerNorm
+    # classes (set in `__init__.py`) and on any model built with that config (`__init__`).
     base_model_prefix = "roberta"
 
     def __init__(
@@ -643,7 +658,9 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     ):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
-        self.config = config
+        # A family class (`FlaxXLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
+        self.config = config = family.config_for_class(type(self), config)
+        self.base_model_prefix = config.base_model_prefix
         self.dtype = resolve_dtype(dtype)  # computation
         self.param_dtype = self.dtype if param_dtype is None else resolve_dtype(param_dtype)
         # The one check of every backend: None is the default, the other backends' names map here.
@@ -679,7 +696,16 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     @property
     def base_model(self) -> "FlaxRobertaModel":
         """The encoder: the model itself for FlaxRobertaModel, `self.roberta` for a head."""
-        return getattr(self, self.base_model_prefix, self)
+        return getattr(self, "roberta", self)
+
+    @property
+    def roberta_prelayernorm(self) -> "FlaxRobertaModel":
+        """v4's name of a RoBERTa-PreLayerNorm head's encoder: `self.roberta` under another name
+        (read-only; the parameters keep their canonical `roberta.` names). Only on PreLN heads."""
+        encoder = vars(self).get("roberta")
+        if not self.config.pre_layer_norm or encoder is None:
+            raise AttributeError(f"{type(self).__name__} has no roberta_prelayernorm: not a RoBERTa-PreLayerNorm head")
+        return encoder
 
     def get_input_embeddings(self) -> nnx.Embed:
         return self.base_model.embeddings.word_embeddings
@@ -803,8 +829,12 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             rngs = nnx.Rngs(model_kwargs.pop("seed"))
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
+        directory = resolve_pretrained(path, options, prefer="msgpack")
+        if config is None:
+            config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+        # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
-            resolve_pretrained(path, options, prefer="msgpack"), cls.head, config=config, strict=strict,
+            directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         dtype = resolve_dtype(dtype, state)
@@ -928,9 +958,13 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         param_dtype: Any = None, attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family alias's (its model_type)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
         self.embeddings = FlaxRobertaEmbeddings(config, **kw)
         self.encoder = FlaxRobertaEncoder(config, **kw)
+        if config.pre_layer_norm:
+            # RoBERTa-PreLayerNorm normalises the last layer's output (v4: `LayerNorm`, a key of its own).
+            self.LayerNorm = _layer_norm(config, **kw)
         self.pooler = FlaxRobertaPooler(config, **kw) if add_pooling_layer else None
 
     def _use_fused(self, output_attentions: bool, head_mask: Optional[jax.Array]) -> bool:
@@ -1156,6 +1190,10 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             deterministic=deterministic,
             packing=packing,
         )
+        if config.pre_layer_norm:
+            # After the encoder, as v4: `hidden_states` (the encoder's) end before it, the
+            # last_hidden_state is after it. On the packed stream, so padding stays zeros.
+            outputs.last_hidden_state = self.LayerNorm(outputs.last_hidden_state)
         if packing is not None:
 
             def restore(states: jax.Array) -> jax.Array:
