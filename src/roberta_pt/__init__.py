@@ -1,5 +1,10 @@
 """roberta_pt: RoBERTa in PyTorch — the encoder and its seven heads with the API, names and
-checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4)."""
+checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4), and v4's class names of
+the RoBERTa family (`XLMRobertaForMaskedLM`, `CamembertModel`, `RobertaPreLayerNormForQuestionAnswering`,
+...): the same classes with the member's `model_type` (`roberta_core.family`)."""
+
+from roberta_core.config import BASE_MODEL_PREFIXES
+from roberta_core.family import family_aliases
 
 from .heads import (
     RobertaForCausalLM,
@@ -11,13 +16,20 @@ from .heads import (
 )
 from .modeling import RobertaModel, RobertaPreTrainedModel
 
-__all__ = [
-    "RobertaPreTrainedModel",
-    "RobertaModel",
-    "RobertaForCausalLM",
-    "RobertaForMaskedLM",
-    "RobertaForSequenceClassification",
-    "RobertaForMultipleChoice",
-    "RobertaForTokenClassification",
-    "RobertaForQuestionAnswering",
+_ROBERTA_CLASSES = [
+    RobertaPreTrainedModel,
+    RobertaModel,
+    RobertaForCausalLM,
+    RobertaForMaskedLM,
+    RobertaForSequenceClassification,
+    RobertaForMultipleChoice,
+    RobertaForTokenClassification,
+    RobertaForQuestionAnswering,
 ]
+_FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
+for _cls in _FAMILY_CLASSES.values():
+    # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
+    _cls.base_model_prefix = BASE_MODEL_PREFIXES[_cls.family_model_type]
+globals().update(_FAMILY_CLASSES)
+
+__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES)

@@ -209,7 +209,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         super().__init__(config, attn_implementation=attn_implementation)
         if not config.is_decoder:
             warnings.warn("RobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
+        self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
@@ -345,7 +345,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         super().__init__(config, attn_implementation=attn_implementation)
         if config.is_decoder:
             warnings.warn("RobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
+        self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
         self.post_init()
 
@@ -412,7 +412,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
+        self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.classifier = RobertaClassificationHead(config)
         self.post_init()
 
@@ -459,7 +459,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
-        self.roberta = RobertaModel(config, attn_implementation=self.attn_implementation)
+        self.roberta = RobertaModel(self.config, attn_implementation=self.attn_implementation)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
@@ -529,7 +529,7 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
+        self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -577,7 +577,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
-        self.roberta = RobertaModel(config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
+        self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from roberta_core import backends
+from roberta_core import backends, family
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
@@ -325,28 +325,35 @@ class RobertaSelfAttention(nn.Module):
 # ---------------------------------------------------------------------------- 4. self-output
 
 class RobertaSelfOutput(nn.Module):
-    """Projects the attention context back and adds it to the block's input (post-LayerNorm)."""
+    """Projects the attention context back and adds it to the block's input, then LayerNorm
+    (post-LayerNorm; RoBERTa-PreLayerNorm normalised the input instead and has no LayerNorm here)."""
 
     def __init__(self, config: RobertaConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.LayerNorm = None if config.pre_layer_norm else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.dropout(self.dense(hidden_states))
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states)) + input_tensor
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------- 5. attention block
 
 class RobertaAttention(nn.Module):
-    """Self-attention (or cross-attention) followed by its output projection and residual."""
+    """Self-attention (or cross-attention) followed by its output projection and residual. Under
+    RoBERTa-PreLayerNorm its own LayerNorm normalises the input first (the queries' side only:
+    the encoder's states of cross-attention are taken as they are); the residual adds the input
+    as it came."""
 
     def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None):
         super().__init__()
         self.self = RobertaSelfAttention(config, position_embedding_type)
         self.output = RobertaSelfOutput(config)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
 
     def forward(
         self,
@@ -360,8 +367,9 @@ class RobertaAttention(nn.Module):
         is_causal: bool = False,
         packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
         context, probs, present = self.self(
-            hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value,
+            normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
             output_attentions, use_fused, is_causal, packing,
         )
         return self.output(context, hidden_states), probs, present
@@ -370,31 +378,38 @@ class RobertaAttention(nn.Module):
 # ---------------------------------------------------------------------------- 6. intermediate
 
 class RobertaIntermediate(nn.Module):
-    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the activation."""
+    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the
+    activation; under RoBERTa-PreLayerNorm a LayerNorm of the input comes first."""
 
     def __init__(self, config: RobertaConfig):
         super().__init__()
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
 # ---------------------------------------------------------------------------- 7. output
 
 class RobertaOutput(nn.Module):
-    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm."""
+    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm (none
+    under RoBERTa-PreLayerNorm, as in the self-output)."""
 
     def __init__(self, config: RobertaConfig):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.LayerNorm = None if config.pre_layer_norm else nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        hidden_states = self.dropout(self.dense(hidden_states))
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states)) + input_tensor
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------- 8. layer
@@ -536,13 +551,17 @@ class RobertaPreTrainedModel(nn.Module):
     """
 
     head: str = ""
+    # v4's attribute name of the encoder in a head: "roberta_prelayernorm" on the RoBERTa-PreLayerNorm
+    # classes (set in `__init__.py`) and on any model built with that config (`__init__`).
     base_model_prefix = "roberta"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
         super().__init__()
-        self.config = config
+        # A family class (`XLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
+        self.config = config = family.config_for_class(type(self), config)
+        self.base_model_prefix = config.base_model_prefix
         # The one check of every backend: None is the default, the other backends' names map here.
         self.attn_implementation = backends.resolve_attn_implementation("pt", attn_implementation)
 
@@ -575,7 +594,15 @@ class RobertaPreTrainedModel(nn.Module):
     @property
     def base_model(self) -> "RobertaModel":
         """The encoder: the model itself for RobertaModel, `self.roberta` for a head."""
-        return getattr(self, self.base_model_prefix, self)
+        return getattr(self, "roberta", self)
+
+    @property
+    def roberta_prelayernorm(self) -> "RobertaModel":
+        """v4's name of a RoBERTa-PreLayerNorm head's encoder: `self.roberta` under another name
+        (read-only; the parameters keep their canonical `roberta.` names). Only on PreLN heads."""
+        if not self.config.pre_layer_norm or "roberta" not in self._modules:
+            raise AttributeError(f"{type(self).__name__} has no roberta_prelayernorm: not a RoBERTa-PreLayerNorm head")
+        return self._modules["roberta"]
 
     @property
     def device(self) -> torch.device:
@@ -706,8 +733,12 @@ class RobertaPreTrainedModel(nn.Module):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(device, options.get("device_map"))
+        directory = resolve_pretrained(path, options, prefer="safetensors")
+        if config is None:
+            config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+        # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
-            resolve_pretrained(path, options, prefer="safetensors"), cls.head, config=config, strict=strict,
+            directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         dtype = resolve_dtype(dtype, state)
@@ -789,8 +820,12 @@ class RobertaModel(RobertaPreTrainedModel):
         self, config: RobertaConfig, add_pooling_layer: bool = True, *, attn_implementation: Optional[str] = None
     ):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.embeddings = RobertaEmbeddings(config)
         self.encoder = RobertaEncoder(config)
+        # RoBERTa-PreLayerNorm normalises the last layer's output once more (its layers' outputs
+        # are not normalised); canonical `LayerNorm.*`, `roberta.LayerNorm.*` in a head.
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
         self.pooler = RobertaPooler(config) if add_pooling_layer else None
         self.post_init()
 
@@ -977,6 +1012,10 @@ class RobertaModel(RobertaPreTrainedModel):
             is_causal=is_causal,
             packing=packing,
         )
+        if self.LayerNorm is not None:
+            # After the encoder collected `hidden_states` (v4: the last of them is not normalised),
+            # and before repadding, so padding positions stay zeros under `unpad`.
+            outputs.last_hidden_state = self.LayerNorm(outputs.last_hidden_state)
         if packing is not None:
             outputs.last_hidden_state = repad(outputs.last_hidden_state[0], packing)
             if outputs.hidden_states is not None:
