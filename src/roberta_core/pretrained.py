@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checkpoint, hub
 from .config import RobertaConfig
-from .weights import HEADS, LoadPlan, plan_load
+from .weights import LoadPlan, architecture_name, plan_load
 
 __all__ = [
     "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "whole_model_device", "loading_info", "push_model_to_hub", "resolve_pretrained",
@@ -215,8 +215,10 @@ def save_pretrained_files(
 ) -> Path:
     """Write `config.json` and the weights of `head` in `format` into `directory`.
 
-    Every file is written atomically; the config records the PyTorch class name in
-    `architectures`, as v4 does from every framework. `push_to_hub=True` then uploads the
+    Every file is written atomically; the config records the PyTorch class name of the family
+    member (`config.model_type`: `XLMRobertaForMaskedLM`, ...) in `architectures`, as v4 does from
+    every framework, and the weights name the encoder as that member's files do
+    (`config.base_model_prefix`: `roberta_prelayernorm.` keys for RoBERTa-PreLayerNorm). `push_to_hub=True` then uploads the
     directory (`hub.push_to_hub`; `hub_kwargs`: v4's `repo_id` (default: the directory's name),
     `token`, `private`, `commit_message`, `revision`, `create_pr`). `then(directory)`, if given,
     runs after the files are written and before the upload (TF adds its SavedModel there).
@@ -236,9 +238,11 @@ def save_pretrained_files(
         raise NotADirectoryError(f"{directory} exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     to_save = config.copy()
-    to_save.architectures = [HEADS[head]]
+    architecture = architecture_name(head, config.model_type)
+    to_save.architectures = [architecture]
     checkpoint.save_state_dict(
-        dict(state), directory, format=format, architecture=HEADS[head], max_shard_size=max_shard_size
+        dict(state), directory, format=format, architecture=architecture, max_shard_size=max_shard_size,
+        base_model_prefix=config.base_model_prefix,
     )
     to_save.save_pretrained(directory)
     if then is not None:  # what a backend adds to the folder (TF's SavedModel), before an upload

@@ -8,12 +8,14 @@ NumPy from the state dict, and outputs recorded by transformers 4.57.6 (tests/fi
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from roberta_core import reference
-from tests.helpers import padded_batch, random_state, tiny_config, with_tied
+from roberta_core import checkpoint, pretrained, reference
+from roberta_core.config import RobertaConfig
+from tests.helpers import FIXTURES, padded_batch, random_state, tiny_config, with_tied
 
 PRELN = dict(model_type="roberta-prelayernorm")
 
@@ -135,3 +137,157 @@ def test_reference_xlmr_and_camembert_are_roberta(model_type):
     got = reference.forward(config, state, "model", input_ids=ids, attention_mask=mask)
     want = reference.forward(tiny_config(), state, "model", input_ids=ids, attention_mask=mask)
     np.testing.assert_array_equal(got["last_hidden_state"], want["last_hidden_state"])
+
+
+# ---------------------------------------------------------------------------- checkpoint files of the family
+
+FAMILY = FIXTURES / "family"
+FORMATS = ("safetensors", "sharded", "bin", "h5", "msgpack")
+
+
+def _save(state, folder, fmt, **kwargs):
+    if fmt == "sharded":
+        return checkpoint.save_state_dict(state, folder, format="safetensors", max_shard_size="4KB", **kwargs)
+    return checkpoint.save_state_dict(state, folder, format=fmt, **kwargs)
+
+
+def _file_names(folder: Path, fmt: str) -> set[str]:
+    """The names the file itself holds, read without the library's readers."""
+    if fmt in ("safetensors", "sharded"):
+        from safetensors import safe_open
+
+        names = set()
+        for f in folder.glob("*.safetensors"):
+            with safe_open(str(f), framework="numpy") as st:
+                names |= set(st.keys())
+        return names
+    if fmt == "bin":
+        import zipfile
+
+        with zipfile.ZipFile(folder / "pytorch_model.bin") as z:
+            pkl = next(n for n in z.namelist() if n.endswith("data.pkl"))
+            text = z.read(pkl).decode("latin-1")
+        return {w for w in ("roberta.", "roberta_prelayernorm.") if w in text}
+    if fmt == "h5":
+        import h5py
+
+        with h5py.File(folder / "tf_model.h5") as f:
+            return {n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]}
+    import msgpack
+
+    with open(folder / "flax_model.msgpack", "rb") as f:
+        return set(msgpack.unpackb(f.read(), ext_hook=lambda code, data: None, strict_map_key=False))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("model_type", ["roberta-prelayernorm", "xlm-roberta", "camembert"])
+def test_family_round_trip_through_every_format(tmp_path, model_type, fmt):
+    """save_pretrained_files -> load_pretrained keeps keys, values, model_type and v4's class name;
+    the file itself names the encoder as the member's v4 files do."""
+    config = tiny_config(model_type=model_type)
+    state = random_state(config, "masked_lm", seed=7)
+    if fmt == "sharded":
+        pretrained.save_pretrained_files(tmp_path, config, state, "masked_lm", max_shard_size="4KB")
+        assert (tmp_path / "model.safetensors.index.json").is_file()
+    else:
+        pretrained.save_pretrained_files(tmp_path, config, state, "masked_lm", format=fmt)
+    back = RobertaConfig.from_pretrained(tmp_path)
+    assert back.model_type == model_type
+    stem = {"roberta-prelayernorm": "RobertaPreLayerNorm", "xlm-roberta": "XLMRoberta", "camembert": "Camembert"}
+    assert back.architectures == [stem[model_type] + "ForMaskedLM"]
+    loaded = checkpoint.load_state_dict(tmp_path)
+    assert set(loaded) == set(state)  # canonical `roberta.` keys whatever the member
+    for key in state:
+        np.testing.assert_array_equal(loaded[key], state[key], err_msg=key)
+    member = "roberta_prelayernorm" if model_type == "roberta-prelayernorm" else "roberta"
+    names = _file_names(tmp_path, fmt)
+    if fmt in ("safetensors", "sharded"):
+        assert any(n.startswith(member + ".") for n in names)
+        assert not any(n.startswith("roberta.") for n in names) or member == "roberta"
+    elif fmt == "bin":
+        assert member + "." in names and (member == "roberta" or "roberta." not in names)
+    else:
+        assert member in names and (member == "roberta" or "roberta" not in names)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_preln_bare_model_round_trip(tmp_path, fmt):
+    """The bare PreLN model has no prefix in PyTorch files; its final LayerNorm is `LayerNorm.*`."""
+    config = tiny_config(**PRELN)
+    state = random_state(config, "model", seed=8)
+    assert "LayerNorm.weight" in state
+    _save(state, tmp_path, fmt, base_model_prefix="roberta_prelayernorm")
+    loaded = checkpoint.load_state_dict(tmp_path)
+    assert set(loaded) == set(state)
+    for key in state:
+        np.testing.assert_array_equal(loaded[key], state[key], err_msg=key)
+
+
+def test_h5_scope_of_family_classes(tmp_path):
+    """The TF file's outer scope is Keras' name of v4's TF class of the member."""
+    import h5py
+
+    config = tiny_config(model_type="xlm-roberta")
+    pretrained.save_pretrained_files(tmp_path, config, random_state(config, "masked_lm"), "masked_lm", format="h5")
+    with h5py.File(tmp_path / "tf_model.h5") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f["roberta"].attrs["weight_names"]]
+    assert names[0].startswith("tfxlm_roberta_for_masked_lm/roberta/")
+    pre = tiny_config(**PRELN)
+    checkpoint.save_state_dict(random_state(pre, "sequence_classification"), tmp_path, format="h5",
+                               base_model_prefix="roberta_prelayernorm")
+    with h5py.File(tmp_path / "tf_model.h5") as f:
+        names = [n.decode() if isinstance(n, bytes) else n for n in f["roberta_prelayernorm"].attrs["weight_names"]]
+    assert names[0].startswith("tf_roberta_pre_layer_norm_for_sequence_classification/roberta_prelayernorm/")
+
+
+def test_save_state_dict_checks_base_model_prefix(tmp_path):
+    state = random_state(tiny_config(), "masked_lm")
+    with pytest.raises(ValueError, match="base_model_prefix must be one of"):
+        checkpoint.save_state_dict(state, tmp_path, base_model_prefix="bert")
+    with pytest.raises(ValueError, match="names its encoder 'roberta'"):
+        checkpoint.save_state_dict(state, tmp_path, architecture="XLMRobertaForMaskedLM", base_model_prefix="roberta_prelayernorm")
+    # the architecture implies the prefix
+    checkpoint.save_state_dict(state, tmp_path, architecture="RobertaPreLayerNormForMaskedLM")
+    assert _file_names(tmp_path, "safetensors") >= {"roberta_prelayernorm.embeddings.word_embeddings.weight"}
+
+
+# ---------------------------------------------------------------------------- files written by transformers 4.57.6
+
+
+def _v4_outputs(folder: str, head: str, weights_file: str):
+    path = FAMILY / folder
+    io = np.load(path / "io.npz")
+    config = RobertaConfig.from_pretrained(path)
+    state = checkpoint.load_state_dict(path / weights_file)
+    out = reference.forward(config, state, head, input_ids=io["input_ids"], attention_mask=io["attention_mask"],
+                            output_hidden_states=True)
+    return config, state, io, out
+
+
+@pytest.mark.parametrize("weights_file", ["model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack"])
+def test_v4_preln_masked_lm_files_load_and_match_v4(weights_file):
+    config, state, io, out = _v4_outputs("preln_masked_lm", "masked_lm", weights_file)
+    assert config.model_type == "roberta-prelayernorm" and config.pre_layer_norm
+    assert "roberta.LayerNorm.weight" in state and "roberta.encoder.layer.1.intermediate.LayerNorm.bias" in state
+    assert not any(k.startswith("roberta_prelayernorm.") for k in state)
+    assert not any("output.LayerNorm" in k for k in state)
+    real = io["attention_mask"].astype(bool)
+    np.testing.assert_allclose(out["logits"][real], io["pt_logits"][real], rtol=0, atol=2e-5)
+    np.testing.assert_allclose(out["hidden_states"][-1][real], io["pt_hidden_last"][real], rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("weights_file", ["model.safetensors", "tf_model.h5"])
+def test_v4_preln_bare_model_files_load_and_match_v4(weights_file):
+    config, state, io, out = _v4_outputs("preln_model", "model", weights_file)
+    assert "LayerNorm.weight" in state and "pooler.dense.weight" in state
+    assert not any(k.startswith(("roberta.", "roberta_prelayernorm.")) for k in state)
+    real = io["attention_mask"].astype(bool)
+    np.testing.assert_allclose(out["last_hidden_state"][real], io["pt_last_hidden_state"][real], rtol=0, atol=2e-5)
+    np.testing.assert_allclose(out["pooler_output"], io["pt_pooler_output"], rtol=0, atol=2e-5)
+
+
+def test_v4_xlmr_file_keeps_model_type_and_matches_v4():
+    config, state, io, out = _v4_outputs("xlmr_sequence_classification", "sequence_classification", "model.safetensors")
+    assert config.model_type == "xlm-roberta" and not config.pre_layer_norm
+    assert config.architectures == ["XLMRobertaForSequenceClassification"]
+    np.testing.assert_allclose(out["logits"], io["pt_logits"], rtol=0, atol=2e-5)

@@ -109,20 +109,29 @@ class Format:
     writer: Callable[..., Path]
 
 
-def _write_bin(state, path, **_):
-    return write_torch_bin(state, path)
+def _write_bin(state, path, *, base_model_prefix="roberta", **_):
+    return write_torch_bin(_file_keys(state, base_model_prefix), path)
 
 
-def _write_msgpack(state, path, **_):
-    return write_flax_msgpack(state, path)
+def _write_msgpack(state, path, *, base_model_prefix="roberta", **_):
+    return write_flax_msgpack(state, path, base_model_prefix=base_model_prefix)
 
 
-def _write_h5(state, path, *, architecture=None, **_):
-    return write_tf_h5(state, path, architecture=architecture)
+def _write_h5(state, path, *, architecture=None, base_model_prefix="roberta", **_):
+    return write_tf_h5(state, path, architecture=architecture, base_model_prefix=base_model_prefix)
 
 
-def _write_safetensors(state, path, *, metadata=None, **_):
-    return write_safetensors(state, path, metadata)
+def _write_safetensors(state, path, *, metadata=None, base_model_prefix="roberta", **_):
+    return write_safetensors(_file_keys(state, base_model_prefix), path, metadata)
+
+
+def _file_keys(state: Mapping[str, np.ndarray], base_model_prefix: str) -> dict[str, np.ndarray]:
+    """The state with the keys a family member's PyTorch file uses (`roberta_prelayernorm.` for PreLN)."""
+    return {weights.to_file_key(k, base_model_prefix): v for k, v in state.items()}
+
+
+# The encoder's attribute name in the family's files (`RobertaConfig.base_model_prefix`).
+BASE_MODEL_PREFIXES = ("roberta", "roberta_prelayernorm")
 
 
 # format name -> how to write and read it, in `find_weights_file`'s order of preference.
@@ -264,11 +273,16 @@ def save_state_dict(
     max_shard_size: int | str | None = None,
     architecture: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    base_model_prefix: str | None = None,
 ) -> list[Path]:
     """Write a canonical state dict into a checkpoint directory in `format` ('safetensors', 'bin',
     'h5' or 'msgpack') and return the files written. `max_shard_size` (safetensors only) splits
     the weights into shards; `architecture` names the PyTorch class for the TF file's scope
-    (guessed from the keys when absent). Each file is written atomically.
+    (guessed from the keys when absent; any family member's name, `XLMRobertaForMaskedLM`).
+    `base_model_prefix` is the encoder's name in the file (`config.base_model_prefix`:
+    `roberta_prelayernorm` writes RoBERTa-PreLayerNorm's `roberta_prelayernorm.` keys, TF layer
+    and Flax level); by default the architecture's member's, else `roberta`. The state itself
+    is canonical (`roberta.` keys) whatever the member. Each file is written atomically.
 
     Afterwards the directory holds exactly one set of weights, the new one: weights files of other
     formats (and a stale shard index with its shards) are removed once the new files are in place,
@@ -281,15 +295,18 @@ def save_state_dict(
         raise ValueError(f"metadata is supported for safetensors only, not {format!r}")
     if architecture is not None:
         weights.head_for_architecture(architecture)  # validates the name
+    base_model_prefix, architecture = _member_names(state, base_model_prefix, architecture)
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{directory} exists and is not a directory")
     created = not directory.exists()
     try:
         if format == "safetensors" and max_shard_size is not None:
-            written = write_safetensors_sharded(state, directory, max_shard_size, is_weights_file=is_weights_file)
+            written = write_safetensors_sharded(
+                _file_keys(state, base_model_prefix), directory, max_shard_size, is_weights_file=is_weights_file
+            )
         else:
-            options = {"architecture": architecture, "metadata": metadata}
+            options = {"architecture": architecture, "metadata": metadata, "base_model_prefix": base_model_prefix}
             written = [REGISTRY[format].writer(state, directory / REGISTRY[format].file, **options)]
     except BaseException:
         if created:
@@ -298,6 +315,33 @@ def save_state_dict(
         raise
     _remove_other_weights(directory, keep=written)
     return written
+
+
+def _member_names(
+    state: Mapping[str, np.ndarray], base_model_prefix: str | None, architecture: str | None
+) -> tuple[str, str | None]:
+    """(base_model_prefix, architecture) agreeing with each other: the prefix defaults to the
+    architecture's member's; a PreLN prefix without an architecture gets the PreLN class of the
+    head the keys show (the TF file's scope)."""
+    member = None if architecture is None else weights.family_of_architecture(architecture)
+    implied = "roberta_prelayernorm" if member == "roberta-prelayernorm" else "roberta"
+    if base_model_prefix is None:
+        return implied, architecture
+    if base_model_prefix not in BASE_MODEL_PREFIXES:
+        raise ValueError(
+            f"base_model_prefix must be one of {', '.join(map(repr, BASE_MODEL_PREFIXES))}, got {base_model_prefix!r}"
+        )
+    if architecture is not None and base_model_prefix != implied:
+        raise ValueError(
+            f"architecture {architecture!r} names its encoder {implied!r} in files, not base_model_prefix={base_model_prefix!r}"
+        )
+    if architecture is None and base_model_prefix == "roberta_prelayernorm" and state:
+        try:
+            head = weights.head_for_architecture(guess_architecture(state))
+        except ValueError:
+            return base_model_prefix, None
+        architecture = weights.architecture_name(head, "roberta-prelayernorm")
+    return base_model_prefix, architecture
 
 
 def _remove_other_weights(directory: Path, keep: list[Path]) -> None:

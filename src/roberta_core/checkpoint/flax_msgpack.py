@@ -22,6 +22,7 @@ __all__ = ["read_flax_msgpack", "write_flax_msgpack"]
 _MSGPACK_NDARRAY = 1  # Flax's msgpack extension code for an ndarray: packb((shape, dtype name, bytes))
 _FLAX_CHUNKED = "__msgpack_chunked_array__"
 _FLAX_MAX_CHUNK = 2**30  # Flax splits leaves above this many bytes into chunks
+_BASE_LEVELS = ("roberta", "roberta_prelayernorm")  # the encoder's level in the family's trees
 
 
 def _ndarray_from_ext(code: int, data: bytes) -> Any:
@@ -66,7 +67,8 @@ def _flatten(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str,
 def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) from a Flax `flax_model.msgpack`: paths mapped through
     `weights.from_flax_path`, kernels transposed to `(out, in)`. A tree without a `roberta` level
-    (FlaxRobertaModel) yields unprefixed names, as RobertaModel's state dict has them."""
+    (FlaxRobertaModel) yields unprefixed names, as RobertaModel's state dict has them; a
+    RoBERTa-PreLayerNorm tree's `roberta_prelayernorm` level comes as `roberta.` keys."""
     import msgpack
 
     path = Path(path)
@@ -86,7 +88,7 @@ def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray
         raise CheckpointFormatError(f"{path}: {path.stat().st_size - consumed} bytes of trailing data after the parameter tree")
     if not isinstance(tree, dict):
         raise CheckpointFormatError(f"{path}: top level is a {type(tree).__name__}, not a parameter tree")
-    bare = "roberta" not in tree
+    bare = not any(level in tree for level in _BASE_LEVELS)
     try:
         for flax_path, array in _flatten(tree):
             key = weights.from_flax_path(flax_path)
@@ -99,14 +101,15 @@ def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray
         raise CheckpointFormatError(f"{path}: malformed chunked array: {e}") from None
 
 
-def _flax_tree(state: Mapping[str, np.ndarray], path: Path) -> dict:
-    """Nested dict of Flax paths; bare RobertaModel weights (unprefixed) lose the `roberta` level."""
+def _flax_tree(state: Mapping[str, np.ndarray], path: Path, base_model_prefix: str = "roberta") -> dict:
+    """Nested dict of Flax paths; bare RobertaModel weights (unprefixed) lose the `roberta` level,
+    which a head's tree names `base_model_prefix`."""
     bare = any(k.startswith(("embeddings.", "encoder.", "pooler.")) for k in state)
     tree: dict = {}
     for key, value in framework_items(state, path, untied_decoder=True):
         flax_path = weights.to_flax_path(key)
-        if bare and flax_path[0] == "roberta":
-            flax_path = flax_path[1:]
+        if flax_path[0] == "roberta":
+            flax_path = flax_path[1:] if bare else (base_model_prefix, *flax_path[1:])
         node = tree
         for part in flax_path[:-1]:
             node = node.setdefault(part, {})
@@ -152,14 +155,19 @@ def _pack_ndarray(packer, value: np.ndarray, out) -> None:
     out.write(memoryview(np.ascontiguousarray(value).reshape(-1).view(np.uint8)))
 
 
-def write_flax_msgpack(state: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:
+def write_flax_msgpack(
+    state: Mapping[str, np.ndarray], path: str | os.PathLike, *, base_model_prefix: str = "roberta"
+) -> Path:
     """Write a `flax_model.msgpack` as transformers v4's Flax classes do (`flax.serialization.to_bytes`
-    of the Linen parameter tree), atomically."""
+    of the Linen parameter tree), atomically. `base_model_prefix` names the encoder's level
+    (`roberta_prelayernorm` for RoBERTa-PreLayerNorm)."""
     import msgpack
 
     check_state(state)
+    if base_model_prefix not in _BASE_LEVELS:
+        raise ValueError(f"base_model_prefix must be one of {', '.join(_BASE_LEVELS)}, got {base_model_prefix!r}")
     path = Path(path)
-    tree = _flax_tree(state, path)
+    tree = _flax_tree(state, path, base_model_prefix)
     packer = msgpack.Packer(use_bin_type=True, strict_types=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

@@ -15,6 +15,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
+from .. import weights
 from ..fileio import atomic_dir, atomic_path, current_umask
 from ._common import SAFETENSORS, SAFETENSORS_INDEX, CheckpointFormatError, DTYPES, check_state, empty_aligned
 
@@ -64,11 +65,18 @@ _ST_DTYPES: dict[str, np.dtype] = {
 
 
 def read_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (name, array) from a safetensors file, one tensor at a time.
+    """Yield canonical (name, array) from a safetensors file, one tensor at a time: a
+    RoBERTa-PreLayerNorm file's `roberta_prelayernorm.` keys come as `roberta.` (`weights.from_file_key`).
 
     The `safetensors` library validates the file (header, offsets, sizes); the bytes are then read
     with plain reads into fresh arrays rather than through a memory map, so loading a checkpoint
     costs one copy of the weights in memory, not the copy plus every mapped page."""
+    for key, array in _read_file_keys(path):
+        yield weights.from_file_key(key), array
+
+
+def _read_file_keys(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """(key as the file names it, array), one tensor at a time."""
     path = Path(path)
     with _safe_open(path) as f:
         fmt = (f.metadata() or {}).get("format", "pt")
@@ -95,7 +103,7 @@ def read_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]
 
 
 def read_safetensors_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (name, array) from a sharded checkpoint described by `model.safetensors.index.json`."""
+    """Yield canonical (name, array) from a sharded checkpoint described by `model.safetensors.index.json`."""
     path = Path(path)
     try:
         weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
@@ -113,10 +121,10 @@ def read_safetensors_index(path: str | os.PathLike) -> Iterator[tuple[str, np.nd
         raise CheckpointFormatError(f"{path}: shard file(s) missing: {', '.join(missing)}")
     for shard, keys in shards.items():
         wanted = set(keys)
-        for key, array in read_safetensors(path.parent / shard):
+        for key, array in _read_file_keys(path.parent / shard):
             if key in wanted:
                 wanted.discard(key)
-                yield key, array
+                yield weights.from_file_key(key), array
         if wanted:
             raise CheckpointFormatError(f"{path.parent / shard}: lacks tensors the index puts there: {sorted(wanted)[:8]}")
 

@@ -114,7 +114,8 @@ def _h5_array(dataset) -> np.ndarray:
 def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) from a transformers v4 `tf_model.h5`: TF names mapped through
     `weights.from_tf_name`, kernels transposed to `(out, in)`. A bare TFRobertaModel file (only a
-    `roberta` layer) yields unprefixed names, as RobertaModel's state dict has them.
+    `roberta` layer, `roberta_prelayernorm` for RoBERTa-PreLayerNorm) yields unprefixed names, as
+    RobertaModel's state dict has them; a PreLN file's encoder names come as `roberta.`.
 
     Only datasets stored in this file, reached through hard links, are read, each checked before
     its data is (see `_check_h5_dataset`)."""
@@ -129,7 +130,7 @@ def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
         layers = _h5_names(f, "layer_names")
         if not layers:
             raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not a Keras/transformers TF weights file")
-        bare = set(layers) == {"roberta"}
+        bare = len(set(layers)) == 1 and layers[0] in _BASE_LAYERS
         seen: set[str] = set()
         for layer in layers:
             if not layer or "/" in layer or layer in (".", ".."):
@@ -174,8 +175,13 @@ def _h5_group(path: Path, f, layer: str):
     return group
 
 
+# The encoder's layer name in the family's files (`config.base_model_prefix`).
+_BASE_LAYERS = ("roberta", "roberta_prelayernorm")
+
+
 def _tf_scope(architecture: str) -> str:
-    """Keras' automatic layer name of the TF class: 'RobertaForMaskedLM' -> 'tf_roberta_for_masked_lm'."""
+    """Keras' automatic layer name of the TF class: 'RobertaForMaskedLM' -> 'tf_roberta_for_masked_lm'
+    (the family's as Keras makes them: 'tfxlm_roberta_for_masked_lm', 'tf_roberta_pre_layer_norm_model')."""
     name = "TF" + re.sub(r"^(TF|Flax)", "", architecture)
     name = re.sub(r"(.)([A-Z][a-z0-9]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -204,25 +210,37 @@ def framework_items(
         yield key, (np.ascontiguousarray(value.T) if transposed else value)
 
 
-def write_tf_h5(state: Mapping[str, np.ndarray], path: str | os.PathLike, *, architecture: str | None = None) -> Path:
+def write_tf_h5(
+    state: Mapping[str, np.ndarray], path: str | os.PathLike, *, architecture: str | None = None,
+    base_model_prefix: str = "roberta",
+) -> Path:
     """Write a `tf_model.h5` as transformers v4's TF classes do (tf-keras `save_weights`), atomically:
     root attrs `layer_names`/`backend`/`keras_version`, one group per top-level layer (`roberta`,
     `lm_head`, `classifier`, `qa_outputs`) whose `weight_names` are `<scope>/<tf name>:0` and whose
     datasets sit at those paths, an empty `top_level_model_weights` group. The LM head's group
     lists the embeddings it shares again, as Keras does. Weights are listed in the state's order
-    (Keras lists the embeddings last; transformers and our reader match by name)."""
+    (Keras lists the embeddings last; transformers and our reader match by name).
+
+    `architecture` (a family class name, e.g. 'XLMRobertaForMaskedLM') gives the outer scope;
+    `base_model_prefix` names the encoder's layer (`roberta_prelayernorm` for RoBERTa-PreLayerNorm)."""
     import h5py
 
     check_state(state)
     path = Path(path)
     scope = _tf_scope(architecture or guess_architecture(state))
     groups: dict[str, list[tuple[str, np.ndarray]]] = {}
+    if base_model_prefix not in _BASE_LAYERS:
+        raise ValueError(f"base_model_prefix must be one of {', '.join(_BASE_LAYERS)}, got {base_model_prefix!r}")
     for key, value in framework_items(state, path, untied_decoder=False):
-        name = f"{scope}/{weights.to_tf_name(key)}:0"
+        tf_name = weights.to_tf_name(key)
+        if tf_name.startswith("roberta/"):
+            tf_name = base_model_prefix + tf_name[len("roberta"):]
+        name = f"{scope}/{tf_name}:0"
         groups.setdefault(name.split("/")[1], []).append((name, value))
     if "lm_head" in groups:
-        groups["lm_head"] += [(n, v) for n, v in groups.get("roberta", []) if "/roberta/embeddings/" in n]
-    layers = sorted(groups, key=lambda g: g != "roberta")  # model order: the encoder first
+        shared = f"/{base_model_prefix}/embeddings/"
+        groups["lm_head"] += [(n, v) for n, v in groups.get(base_model_prefix, []) if shared in n]
+    layers = sorted(groups, key=lambda g: g != base_model_prefix)  # model order: the encoder first
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             _set_h5_names(f, "layer_names", layers)

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from .. import weights
 from ..fileio import atomic_path
 from ._common import CheckpointFormatError, check_state
 from .pickle_reader import (
@@ -210,14 +211,15 @@ def read_torch_bin(
 
 
 def iter_torch_bin(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (name, array) of a state-dict .bin, reading each storage only when it is needed."""
+    """Yield canonical (name, array) of a state-dict .bin, reading each storage only when it is
+    needed (a RoBERTa-PreLayerNorm file's `roberta_prelayernorm.` keys come as `roberta.`)."""
     archive = TorchArchive(path, {})
     try:
         state = archive.obj
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, TensorRef) for k, v in state.items()):
             raise CheckpointFormatError(f"{path}: holds a {type(state).__name__}, not a state dict of name -> tensor")
         for key, ref in state.items():
-            yield key, archive.materialize(ref, name=key)
+            yield weights.from_file_key(key), archive.materialize(ref, name=key)
     finally:
         archive.close()
 
