@@ -17,11 +17,17 @@ files lists (tokens, tags, answers) are JSON text or, for tokens and tags, space
 
 DATA is a directory holding `train.{jsonl,json,csv,tsv}` and `validation.*` (or `dev.*`/`test.*`),
 a single file (one example in ten is held out), or `builtin`: the built-in task, which standard-
-library package a docstring comes from (`roberta_core.app.corpus.package_task`).
+library package a docstring comes from (`roberta_core.app.corpus.package_task`). With the
+optional `datasets` package (`pip install 'roberta3[datasets]'`), DATA may also be a directory
+written by `Dataset.save_to_disk`/`DatasetDict.save_to_disk` or, from Python, a `datasets.Dataset`/
+`DatasetDict`: a DatasetDict's `train` split trains and its `validation` (else `dev`, else `test`)
+split evaluates; the column flags apply; a `ClassLabel` column keeps its ids and gives its names
+to `id2label`/`label2id`.
 
 Evaluation runs every epoch (or every `eval_every` updates) with the task's standard metrics
-(`roberta_core.pipelines.metrics`); the best evaluation's model is the one saved, and each
-evaluation is a row of `history.csv`/`history.jsonl` beside it.
+(`roberta_core.pipelines.metrics`) and the held-out loss; the best evaluation's model is the one
+saved, and each evaluation is a row of `history.csv`/`history.jsonl` beside it, drawn as
+`history.png` when matplotlib is installed (`roberta_core.app.history`).
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ from ..validation import IGNORE_INDEX
 from . import corpus
 from .recipe import check_output, fit, write_run_file
 
-__all__ = ["TASKS", "read_task_data", "TaskData", "finetune", "COLUMNS", "qa_windows", "evaluate"]
+__all__ = ["TASKS", "read_task_data", "read_task_source", "read_dataset", "TaskSource", "TaskData", "finetune", "COLUMNS",
+           "qa_windows", "evaluate", "eval_loss"]
 
 # command-line task name -> head
 TASKS = {
@@ -136,26 +143,132 @@ def read_examples(path: Path) -> list[dict]:
     return read_jsonl(path)
 
 
-def read_task_data(data: str) -> tuple[list[dict], list[dict]]:
+@dataclass
+class TaskSource:
+    """The examples of DATA before normalisation: training and held-out rows (dicts of the
+    source's columns), the label names a Hugging Face dataset declares for its `ClassLabel`
+    columns (column -> names in id order; {} for other sources) and a description for run.json."""
+
+    train: list[dict]
+    heldout: list[dict]
+    class_names: dict[str, list[str]] = field(default_factory=dict)
+    description: str = ""
+
+
+def read_task_data(data) -> tuple[list[dict], list[dict]]:
     """(training examples, held-out examples) of DATA (see the module docstring)."""
+    source = read_task_source(data)
+    return source.train, source.heldout
+
+
+def _split(examples: list[dict]) -> tuple[list[dict], list[dict]]:
+    # one example in ten held out, the same ones every run
+    train = [e for i, e in enumerate(examples) if i % _HELDOUT_EVERY != _HELDOUT_EVERY - 1]
+    heldout = [e for i, e in enumerate(examples) if i % _HELDOUT_EVERY == _HELDOUT_EVERY - 1]
+    return train, heldout
+
+
+def read_task_source(data) -> TaskSource:
+    """The examples of DATA: 'builtin', a file, a directory of train/validation files, a
+    directory written by `datasets`' `save_to_disk`, or a `datasets.Dataset`/`DatasetDict`
+    object (see `read_dataset`)."""
+    if is_dataset_object(data):
+        return read_dataset(data, description=f"datasets.{type(data).__name__}")
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"task data must be 'builtin', a path or a datasets.Dataset/DatasetDict, got {type(data).__name__}")
     if data == "builtin":
-        return corpus.package_task("train"), corpus.package_task("heldout")
+        return TaskSource(corpus.package_task("train"), corpus.package_task("heldout"), description="builtin")
     path = Path(data)
+    if path.is_dir() and is_saved_dataset(path):
+        return read_dataset(_require_datasets().load_from_disk(str(path)), description=str(data))
     if path.is_dir():
         held = next((path / n for n in _EVAL_NAMES if (path / n).is_file()), None)
         first = next((path / f"train{s}" for s in _SUFFIXES if (path / f"train{s}").is_file()), None)
         if first is None or held is None:
-            raise FileNotFoundError(f"{path} must hold train.jsonl (or .json/.csv/.tsv) and one of {', '.join(_EVAL_NAMES)}")
+            raise FileNotFoundError(
+                f"{path} must hold train.jsonl (or .json/.csv/.tsv) and one of {', '.join(_EVAL_NAMES)}, "
+                "or be a dataset saved by datasets' save_to_disk"
+            )
         train, heldout = read_examples(first), read_examples(held)
     elif path.is_file():
-        examples = read_examples(path)
-        train = [e for i, e in enumerate(examples) if i % _HELDOUT_EVERY != _HELDOUT_EVERY - 1]
-        heldout = [e for i, e in enumerate(examples) if i % _HELDOUT_EVERY == _HELDOUT_EVERY - 1]
+        train, heldout = _split(read_examples(path))
     else:
-        raise FileNotFoundError(f"task data {data} is neither 'builtin', a .jsonl file nor a directory")
+        raise FileNotFoundError(f"task data {data} is neither 'builtin', a data file nor a directory")
     if not train or not heldout:
         raise ValueError(f"task data {data} needs training and held-out examples; got {len(train)} and {len(heldout)}")
-    return train, heldout
+    return TaskSource(train, heldout, description=str(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face datasets (optional: `pip install 'roberta3[datasets]'`, imported only when read)
+
+_DATASET_EVAL_SPLITS = ("validation", "dev", "test")
+
+
+def _require_datasets():
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(
+            "reading a Hugging Face dataset needs the datasets package: pip install 'roberta3[datasets]'"
+        ) from None
+    return datasets
+
+
+def is_dataset_object(data) -> bool:
+    """Whether `data` is an in-memory `datasets.Dataset` or `DatasetDict` (checked by its module,
+    so that plain paths never import `datasets`)."""
+    return type(data).__module__.split(".")[0] == "datasets" and type(data).__name__ in ("Dataset", "DatasetDict")
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """Whether directory `path` was written by `Dataset.save_to_disk` (state.json and
+    dataset_info.json beside the Arrow files) or `DatasetDict.save_to_disk` (dataset_dict.json)."""
+    return (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+
+
+def _class_names(features) -> dict[str, list[str]]:
+    """Column -> label names of the `ClassLabel` columns, and of sequences of `ClassLabel`
+    (CoNLL's `ner_tags`), in id order."""
+    datasets = _require_datasets()
+    names = {}
+    for column, feature in features.items():
+        inner = feature
+        while not isinstance(inner, datasets.ClassLabel):  # List / Sequence / [feature] wrappers
+            if isinstance(inner, list) and len(inner) == 1:
+                inner = inner[0]
+            elif hasattr(inner, "feature"):
+                inner = inner.feature
+            else:
+                break
+        if isinstance(inner, datasets.ClassLabel) and inner.names:
+            names[column] = list(inner.names)
+    return names
+
+
+def read_dataset(dataset, *, description: str = "datasets") -> TaskSource:
+    """A `datasets.Dataset` (one example in ten held out, as for a single file) or `DatasetDict`
+    (its `train` split, and `validation`, else `dev`, else `test` held out; one in ten of
+    `train` when it has none of them) as rows, with the names of its `ClassLabel` columns."""
+    datasets = _require_datasets()
+    if isinstance(dataset, datasets.DatasetDict):
+        if "train" not in dataset:
+            raise ValueError(f"the DatasetDict has no 'train' split; it has {sorted(dataset)}")
+        held = next((name for name in _DATASET_EVAL_SPLITS if name in dataset), None)
+        train = dataset["train"].to_list()
+        if held is None:
+            train, heldout = _split(train)
+        else:
+            heldout = dataset[held].to_list()
+        features = dataset["train"].features
+    elif isinstance(dataset, datasets.Dataset):
+        train, heldout = _split(dataset.to_list())
+        features = dataset.features
+    else:
+        raise TypeError(f"expected a datasets.Dataset or DatasetDict, got {type(dataset).__name__}")
+    if not train or not heldout:
+        raise ValueError(f"the dataset needs training and held-out examples; got {len(train)} and {len(heldout)}")
+    return TaskSource(train, heldout, _class_names(features), description)
 
 
 # which source columns, in order of preference, give each canonical field when no flag names one
@@ -200,19 +313,21 @@ def is_regression(examples: Sequence[dict]) -> bool:
     return bool(values) and numbers and any(isinstance(v, float) for v in values)
 
 
-def normalize_examples(task: str, examples: Sequence[dict], columns: Mapping[str, str] | None = None) -> list[dict]:
-    """Examples in the task's canonical fields (module docstring), taken from the columns that
-    `columns` names (canonical field -> source column; `tags` is tokcls's `labels`) or else from
-    the first of the common layouts' column names that the examples have."""
+def _column_flags(columns: Mapping[str, str] | None) -> dict[str, str]:
     columns = dict(columns or {})
     unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise ValueError(f"unknown column field(s) {sorted(unknown)}; allowed: {', '.join(COLUMNS)}")
     if "tags" in columns:
         columns["labels"] = columns.pop("tags")
-    if not examples:
-        return []
-    keys = set().union(*(e.keys() for e in examples[:50]))
+    return columns
+
+
+def choose_columns(task: str, keys, columns: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Canonical field -> source column for data with columns `keys`: the column `columns`
+    names (canonical field -> source column; `tags` is tokcls's `labels`), else the first of the
+    common layouts' column names present."""
+    columns = _column_flags(columns)
     chosen = {}
     for name, guesses in _GUESSES[task].items():
         if name in columns:
@@ -225,6 +340,22 @@ def normalize_examples(task: str, examples: Sequence[dict], columns: Mapping[str
             chosen[name] = found
     if task == "seqcls" and "text_pair" in chosen and chosen.get("text") == chosen["text_pair"]:
         del chosen["text_pair"]
+    return chosen
+
+
+def _keys(examples: Sequence[dict]) -> set:
+    return set().union(*(e.keys() for e in examples[:50]))
+
+
+def normalize_examples(task: str, examples: Sequence[dict], columns: Mapping[str, str] | None = None) -> list[dict]:
+    """Examples in the task's canonical fields (module docstring), taken from the columns that
+    `columns` names (canonical field -> source column; `tags` is tokcls's `labels`) or else from
+    the first of the common layouts' column names that the examples have."""
+    _column_flags(columns)  # unknown names are refused even without rows
+    if not examples:
+        return []
+    keys = _keys(examples)
+    chosen = choose_columns(task, keys, columns)
     swag = task == "multiple-choice" and "choices" not in keys and "ending0" in keys
     out = []
     for n, e in enumerate(examples):
@@ -294,6 +425,34 @@ def label_names(examples: Sequence[dict], key: str, task: str) -> list:
     if all(isinstance(v, str) for v in values):
         return sorted(values)
     raise TypeError(f"{task} labels must be all integers or all strings, got {sorted(map(repr, values))[:5]}")
+
+
+def declared_label_names(task: str, source: TaskSource, columns: Mapping[str, str] | None = None) -> list[str] | None:
+    """The label names the data declares for the column that gives seqcls/tokcls labels (a
+    `datasets` `ClassLabel`, in id order), or None: the names are then found in the examples."""
+    if task not in ("seqcls", "tokcls") or not source.class_names or not source.train:
+        return None
+    column = choose_columns(task, _keys(source.train), columns).get("labels" if task == "tokcls" else "label")
+    return source.class_names.get(column)
+
+
+def name_labels(task: str, examples: Sequence[dict], names: Sequence[str]) -> list[dict]:
+    """`examples` with their integer label ids replaced by the declared `names` (id i is names[i]),
+    so that encoding keeps the dataset's ids and id2label its names."""
+    def named(value, where):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(names):
+            raise ValueError(
+                f"{where}: label {value!r} is not a class id 0..{len(names) - 1} of the dataset's ClassLabel "
+                f"({', '.join(map(str, names[:8]))}{', ...' if len(names) > 8 else ''}); an unlabelled split (label -1) cannot train or evaluate"
+            )
+        return names[value]
+
+    key = "labels" if task == "tokcls" else "label"
+    out = []
+    for n, e in enumerate(examples):
+        value = _field(e, key, (int, list), f"example {n}")
+        out.append({**e, key: [named(v, f"example {n}") for v in value] if isinstance(value, list) else named(value, f"example {n}")})
+    return out
 
 
 @dataclass
@@ -528,6 +687,36 @@ def qa_predictions(windows: Sequence[dict], outputs: Sequence[Mapping[str, np.nd
     return answers
 
 
+def _nll(logits, target: int) -> float:
+    """-log softmax(logits)[target], in float64."""
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.max()
+    return float(top + np.log(np.exp(z - top).sum()) - z[target])
+
+
+def eval_loss(task: str, features: Sequence[dict], outputs: Sequence[Mapping[str, np.ndarray]], regression: bool = False) -> float:
+    """The training objective on held-out `features`, framework-neutral: the mean cross-entropy
+    over examples (seqcls, multiple-choice), over labelled tokens (tokcls) or of the start and
+    end positions over a window's real tokens (qa, halved as v4's sum of the two); the mean
+    squared error for regression. Padding never counts, so it does not depend on batching."""
+    if task == "qa":
+        losses = []
+        for f, out in zip(features, outputs):
+            T = len(f["input_ids"])
+            losses.append((_nll(out["start_logits"][:T], f["start_positions"]) + _nll(out["end_logits"][:T], f["end_positions"])) / 2)
+        return float(np.mean(losses))
+    if task == "tokcls":
+        total, count = 0.0, 0
+        for f, out in zip(features, outputs):
+            for position, label in enumerate(f["labels"]):
+                if label != IGNORE_INDEX:
+                    total, count = total + _nll(out["logits"][position], label), count + 1
+        return total / max(count, 1)
+    if regression:
+        return float(np.mean([(float(out["logits"][0]) - f["labels"]) ** 2 for f, out in zip(features, outputs)]))
+    return float(np.mean([_nll(out["logits"], f["labels"]) for f, out in zip(features, outputs)]))
+
+
 def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[dict], names: Sequence, *,
              pad_id: int, max_len: int, batch_size: int) -> dict[str, float]:
     """The task's standard metrics on the held-out `features` (from `examples`):
@@ -535,7 +724,8 @@ def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[di
     `names` None (regression) Pearson, Spearman and the mean squared error; tokcls
     token accuracy and, for BIO/IOB2 tags, entity precision/recall/F1 (`O` not counted); qa
     SQuAD exact match and F1 in percent from the n-best decoding over every window of an
-    example, and `accuracy` (exact matches as a fraction); multiple-choice accuracy."""
+    example, and `accuracy` (exact matches as a fraction); multiple-choice accuracy. Every task
+    also gets `eval_loss`, the training objective on the same features (`eval_loss`)."""
     from ..pipelines import metrics
 
     outputs, batches = [], []
@@ -544,13 +734,14 @@ def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[di
         out = trainer.predict(batch)
         batches.append(batch)
         outputs += [{k: np.asarray(v[b]) for k, v in out.items()} for b in range(len(batch["input_ids"]))]
+    loss = {"eval_loss": eval_loss(task, features, outputs, regression=task == "seqcls" and names is None)}
     if task == "qa":
         contexts = [e["context"] for e in examples]
         golds = [list(e["answers"].get("text", [])) for e in examples]
         allow_null = any(not g for g in golds)
         predicted = qa_predictions(features, outputs, contexts, allow_null=allow_null)
         scores = metrics.squad(predicted, golds)
-        return {**scores, "accuracy": scores["exact_match"] / 100.0}
+        return {**scores, "accuracy": scores["exact_match"] / 100.0, **loss}
     if task == "tokcls":
         gold_tags, pred_tags, correct, counted = [], [], 0, 0
         for f, out in zip(features, outputs):
@@ -564,52 +755,35 @@ def evaluate(task: str, trainer, features: Sequence[dict], examples: Sequence[di
         if _is_bio(names):
             found = metrics.entity_scores(gold_tags, pred_tags)
             scores.update(precision=found["precision"], recall=found["recall"], f1=found["f1"])
-        return scores
+        return {**scores, **loss}
     labels = np.asarray([f["labels"] for f in features])
     if task == "seqcls" and names is None:  # regression: the one logit is the prediction
         predicted = np.asarray([float(out["logits"][0]) for out in outputs])
         return {"pearson": metrics.pearson(labels, predicted), "spearman": metrics.spearman(labels, predicted),
-                "mse": float(np.mean((labels - predicted) ** 2))}
+                "mse": float(np.mean((labels - predicted) ** 2)), **loss}
     predicted = np.asarray([int(out["logits"].argmax(-1)) for out in outputs])
     scores = {"accuracy": metrics.accuracy(labels, predicted)}
     if task == "seqcls":
         binary = len(names) == 2
         scores["f1"] = metrics.f1(labels, predicted, average="binary" if binary else "macro")
         scores["matthews"] = metrics.matthews(labels, predicted)
-    return scores
+    return {**scores, **loss}
 
 
-HISTORY_FIELDS = ("step", "epoch", "train_loss")
+# history.csv's first columns; the task's metrics follow, sorted
+HISTORY_FIELDS = ("step", "epoch", "lr", "train_loss", "eval_loss")
 
 
-def write_history(directory: Path, history: Sequence[dict]) -> bool:
+def write_history(directory: Path, history: Sequence[dict], *, title: str = "") -> bool:
     """`history.csv` and `history.jsonl` (one row per evaluation) in `directory`, and
-    `history.png` when matplotlib is importable; returns whether the plot was drawn."""
-    keys = list(HISTORY_FIELDS) + sorted({k for row in history for k in row} - set(HISTORY_FIELDS))
-    with open(directory / "history.csv", "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-    (directory / "history.jsonl").write_text("".join(json.dumps(row) + "\n" for row in history), encoding="utf-8")
-    try:
-        import matplotlib
+    `history.png` (training and held-out loss; the held-out metrics) when matplotlib is
+    installed; returns whether the plot was drawn."""
+    from .history import write_history as write
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    steps = [row["step"] for row in history]
-    axes[0].plot(steps, [row["train_loss"] for row in history], marker="o")
-    axes[0].set(xlabel="update", ylabel="training loss")
-    for key in keys[3:]:
-        axes[1].plot(steps, [row.get(key) for row in history], marker="o", label=key)
-    axes[1].set(xlabel="update", ylabel="held-out metric")
-    axes[1].legend()
-    figure.tight_layout()
-    figure.savefig(directory / "history.png")
-    plt.close(figure)
-    return True
+    metrics = sorted({k for row in history for k in row} - set(HISTORY_FIELDS))
+    if "exact_match" in metrics:  # qa: EM and F1 in percent; accuracy is EM again, as a fraction
+        metrics.remove("accuracy")
+    return write(directory, history, first=HISTORY_FIELDS, losses=("train_loss", "eval_loss"), metrics=metrics, title=title)
 
 
 class _EarlyStop(Exception):
@@ -639,7 +813,7 @@ def finetune(
     task: str,
     backend: str,
     checkpoint: str | os.PathLike,
-    data: str,
+    data,
     *,
     init: str = "pretrained",
     epochs: int = 3,
@@ -665,9 +839,10 @@ def finetune(
     evaluations without improvement (0: never); tokcls `label_all_tokens` trains every piece of a
     word (scored on words all the same). Returns the best evaluation's metrics (keys by
     task, see `evaluate`; `accuracy` except for regression), `metric` (the name of the one that chose it), the
-    majority-class baseline, the time taken and `history` (one dict per evaluation). `out`, when
-    given, gets the best model, its tokenizer, run.json and history.csv/.jsonl (and history.png
-    with matplotlib)."""
+    majority-class baseline, the time taken and `history` (one dict per evaluation). `data` is
+    what `read_task_source` reads: 'builtin', a file or directory (a `save_to_disk` one too), or a
+    `datasets.Dataset`/`DatasetDict`. `out`, when given, gets the best model, its tokenizer,
+    run.json and history.csv/.jsonl (and history.png with matplotlib; `plotted` says whether)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if init not in ("pretrained", "random"):
@@ -693,12 +868,15 @@ def finetune(
     if isinstance(max_len, bool) or not isinstance(max_len, int) or not 3 <= max_len <= config.max_sequence_length:
         raise ValueError(f"--max-len must be in 3..{config.max_sequence_length} for this checkpoint, got {max_len!r}")
 
-    train_examples, held_examples = read_task_data(data)
-    train_examples = normalize_examples(task, train_examples, columns)
-    held_examples = normalize_examples(task, held_examples, columns)
+    source = read_task_source(data)
+    train_examples = normalize_examples(task, source.train, columns)
+    held_examples = normalize_examples(task, source.heldout, columns)
+    declared = declared_label_names(task, source, columns)
+    if declared:  # a ClassLabel's ids and names, as the dataset numbers them
+        train_examples, held_examples = name_labels(task, train_examples, declared), name_labels(task, held_examples, declared)
     regression = task == "seqcls" and is_regression(train_examples)
     names = label_names(train_examples, "labels" if task == "tokcls" else "label", task) if task in ("seqcls", "tokcls") and not regression else []
-    names = None if regression else names
+    names = None if regression else (declared or names)
     stride = doc_stride if task == "qa" else None
     train = encode_examples(task, train_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride, label_all_tokens=label_all_tokens)
     heldout = encode_examples(task, held_examples, tokenizer, max_len=max_len, labels=names, doc_stride=stride, label_all_tokens=label_all_tokens)
@@ -739,7 +917,8 @@ def finetune(
         scores = evaluate(task, trainer, heldout, held_examples, names, pad_id=tokenizer.pad_token_id, max_len=max_len, batch_size=batch_size)
         losses = trainer.losses[since[0] :]
         since[0] = len(trainer.losses)
-        history.append({"step": step, "epoch": round(step / per_epoch, 4), "train_loss": float(np.mean(losses)) if losses else float("nan"), **scores})
+        history.append({"step": step, "epoch": round(step / per_epoch, 4), "lr": settings.lr(max(step - 1, 0)),
+                        "train_loss": float(np.mean(losses)) if losses else float("nan"), **scores})
         if not best or scores[metric] > best[metric]:
             best.clear()
             best.update(scores, step=step)
@@ -781,11 +960,12 @@ def finetune(
         if out is not None and trainer.process_index == 0:
             out = Path(out)
             with atomic_dir(out, overwrite=out.exists()) as staging:  # the run's files appear together or not at all
-                write_run_file(staging, {"task": task, "backend": backend, "checkpoint": str(checkpoint), "data": data, "init": init, **scores})
+                write_run_file(staging, {"task": task, "backend": backend, "checkpoint": str(checkpoint), "data": source.description,
+                                         "init": init, **scores})
                 for item in (Path(keep.name) / "model").iterdir():
                     shutil.copy2(item, staging / item.name)
                 tokenizer.save_pretrained(staging)
-                scores["plotted"] = write_history(staging, history)
+                scores["plotted"] = write_history(staging, history, title=f"finetune {task} [{backend}]")
     finally:
         if keep is not None:
             keep.cleanup()

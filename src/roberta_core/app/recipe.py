@@ -56,6 +56,7 @@ from ..optim import TOKEN_LEVEL_HEADS, AdamW, decays, load_backend, loss_items
 from ..pretrained import load_pretrained
 from ..validation import IGNORE_INDEX
 from . import corpus as builtin_corpus
+from .history import NO_PLOT, RecordingTrainer, read_history, write_history
 
 BACKENDS = NAMES  # the backends that can train: every declared one
 
@@ -394,6 +395,9 @@ def format_scores(scores: Mapping[str, float]) -> str:
 # ---------------------------------------------------------------------------------------------
 # 8. Pretraining, end to end
 
+# history.csv's columns (eval_* only on the rows of updates that evaluated)
+PRETRAIN_HISTORY = ("step", "lr", "train_loss", "eval_loss", "eval_accuracy", "eval_perplexity")
+
 # The settings a run records in run.json (and a resumed run takes from there).
 RUN_KEYS = (
     "backend", "corpus", "config", "tokenizer", "vocab_size", "steps", "batch_tokens", "accumulate", "max_len",
@@ -424,7 +428,11 @@ def pretrain(
 
     Everything that can be checked is checked before anything is written. A fresh run is set up
     (run.json, the vocabulary, the token files, the model) in a staging folder that becomes `out`
-    only once the set-up succeeded, so a refusal or a failure leaves nothing behind."""
+    only once the set-up succeeded, so a refusal or a failure leaves nothing behind.
+
+    `out/history.csv` (and `.jsonl`) gets one row per update, rewritten at each checkpoint, and
+    `history.png` is drawn at the end when matplotlib is installed (`plotted` in the result;
+    without it `log` says so once)."""
     out = Path(out)
     recorded = check_output(out, resume=resume, overwrite=overwrite)
     if recorded is not None:
@@ -466,19 +474,30 @@ def pretrain(
         log(f"resuming from {last} (update {start} of {optim.steps})")
     main = trainer.process_index == 0
     eval_tokens = max(max_len, settings["batch_tokens"] // settings["accumulate"])
+    # history.csv: one row per update (loss, learning rate), held-out scores on the rows of the
+    # updates that evaluated; a resumed run keeps the rows up to its checkpoint
+    rows = [row for row in read_history(out) if row.get("step", 0) <= start] if last is not None else []
+
+    def record(loss: float, lr: float) -> None:
+        rows.append({"step": (rows[-1]["step"] if rows else start) + 1, "lr": lr, "train_loss": loss})
 
     def save(step: int) -> None:
         if main:
             save_checkpoint(out, trainer, step=step, tokenizer=tokenizer)
+            write_history(out, rows, first=PRETRAIN_HISTORY, plot=False)
 
     def evaluate(step: int) -> dict:
         scores = evaluate_masked_lm(trainer, data, batch_tokens=eval_tokens)
+        row = next((r for r in reversed(rows) if r["step"] == step), None)
+        if row is None:
+            rows.append(row := {"step": step})
+        row.update(eval_loss=math.log(scores["perplexity"]), eval_accuracy=scores["accuracy"], eval_perplexity=scores["perplexity"])
         if main:
             log(f"update {step}: {format_scores(scores)}")
         return scores
 
     result = fit(
-        trainer,
+        RecordingTrainer(trainer, record),
         train.stream(start),
         optim,
         head="masked_lm",
@@ -498,10 +517,15 @@ def pretrain(
     began = time.perf_counter()
     scores = evaluate(result.step)
     timings["eval_s"] = time.perf_counter() - began
+    plotted = False
     if main:  # the final model at the top of `out`: a checkpoint directory like any other
         trainer.save_pretrained(out)
         tokenizer.save_pretrained(out)
-    return {"step": result.step, "loss": result.loss, "interrupted": False, **scores, **timings}
+        plotted = write_history(out, rows, first=PRETRAIN_HISTORY, losses=("train_loss", "eval_loss"), metrics=("eval_accuracy",),
+                                title=f"pretrain [{settings['backend']}]")
+        if not plotted:
+            log(NO_PLOT)
+    return {"step": result.step, "loss": result.loss, "interrupted": False, "plotted": plotted, **scores, **timings}
 
 
 def _set_up(settings, config, max_len, directory: Path, Trainer, tokenizer, timings, log, checkpoint: Path | None = None):
