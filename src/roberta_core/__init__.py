@@ -9,6 +9,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "RobertaTokenizer": ("tokenization", "RobertaTokenizer"),
     "RobertaTokenizerFast": ("tokenization_fast", "RobertaTokenizerFast"),
+    "XLMRobertaTokenizer": ("tokenization_xlm_roberta", "XLMRobertaTokenizer"),
+    "XLMRobertaTokenizerFast": ("tokenization_xlm_roberta_fast", "XLMRobertaTokenizerFast"),
+    "CamembertTokenizer": ("tokenization_xlm_roberta", "CamembertTokenizer"),
+    "CamembertTokenizerFast": ("tokenization_xlm_roberta_fast", "CamembertTokenizerFast"),
+    "load_tokenizer": ("auto_tokenizer", "load_tokenizer"),
     "BatchEncoding": ("tokenization_base", "BatchEncoding"),
     "AddedToken": ("tokenization_base", "AddedToken"),
     "convert": ("conversion", "convert"),

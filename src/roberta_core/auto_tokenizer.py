@@ -2,6 +2,7 @@
 `roberta` subcommands, pretraining and fine-tuning share. Imports no framework.
 
     load_tokenizer("ckpt")   # RobertaTokenizerFast for byte-level BPE files,
+                             # XLMRobertaTokenizerFast / CamembertTokenizerFast for SentencePiece ones,
                              # WordLevelTokenizer for a word- or character-level tokenizer.json
 """
 
@@ -45,12 +46,50 @@ class WordLevelTokenizer:
         return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
 
+# v4's tokenizer class names (without "Fast") -> the fast class we load for them: (module, class)
+TOKENIZER_CLASSES = {
+    "RobertaTokenizer": ("tokenization_fast", "RobertaTokenizerFast"),
+    "XLMRobertaTokenizer": ("tokenization_xlm_roberta_fast", "XLMRobertaTokenizerFast"),
+    "CamembertTokenizer": ("tokenization_xlm_roberta_fast", "CamembertTokenizerFast"),
+}
+SENTENCEPIECE_FILE = "sentencepiece.bpe.model"
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a JSON file: {e}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _class(name: str):
+    import importlib
+
+    module, attr = TOKENIZER_CLASSES[name]
+    return getattr(importlib.import_module(f".{module}", __package__), attr)
+
+
+def _sentencepiece_class(path: Path):
+    """XLM-R's or CamemBERT's fast tokenizer for SentencePiece files: by config.json's model_type."""
+    family = _read_json(path / "config.json").get("model_type")
+    return _class("CamembertTokenizer" if family == "camembert" else "XLMRobertaTokenizer")
+
+
 def load_tokenizer(path: str | os.PathLike, **options):
     """The tokenizer of a checkpoint (or tokenizer) directory, or of a Hub repo id through the
-    Hugging Face cache (`options`: `roberta_core.hub.HUB_OPTIONS`): `RobertaTokenizerFast` for
-    byte-level BPE files (`vocab.json` + `merges.txt`, or a BPE `tokenizer.json`),
-    `WordLevelTokenizer` for a word- or character-level `tokenizer.json`. A path that is neither
-    a directory nor a repo id, or a directory without tokenizer files, is refused with the files it needs."""
+    Hugging Face cache (`options`: `roberta_core.hub.HUB_OPTIONS`).
+
+    `tokenizer_config.json`'s `tokenizer_class` decides when it names v4's XLMRobertaTokenizer or
+    CamembertTokenizer (with or without "Fast": the fast class is loaded, as v4's AutoTokenizer
+    does). Else the files do: `RobertaTokenizerFast` for byte-level BPE files
+    (`vocab.json` + `merges.txt`, or a BPE `tokenizer.json`); `XLMRobertaTokenizerFast` for a
+    Unigram `tokenizer.json` or a `sentencepiece.bpe.model` alone (converted), or
+    `CamembertTokenizerFast` when config.json's model_type is camembert; `WordLevelTokenizer`
+    for a word- or character-level `tokenizer.json`. A path that is neither a directory nor a
+    repo id, or a directory without tokenizer files, is refused with the files it needs."""
     from .hub import HUB_OPTIONS, is_hub_id, resolve_pretrained
 
     unknown = set(options) - set(HUB_OPTIONS)
@@ -62,19 +101,26 @@ def load_tokenizer(path: str | os.PathLike, **options):
     path = resolve_pretrained(path, options, need=("tokenizer",))
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such checkpoint or tokenizer directory")
+    named = _read_json(path / "tokenizer_config.json").get("tokenizer_class")
+    if isinstance(named, str) and named.removesuffix("Fast") in ("XLMRobertaTokenizer", "CamembertTokenizer"):
+        return _class(named.removesuffix("Fast")).from_pretrained(path)  # (RoBERTa's are found by their files)
     tokenizer_json = path / "tokenizer.json"
     if tokenizer_json.is_file():
         try:
             kind = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["type"]
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{tokenizer_json} is not a tokenizers file: {e}") from None
+        if kind == "Unigram":
+            return _sentencepiece_class(path).from_pretrained(path)
         if kind != "BPE":
             settings = path / "tokenizer_config.json"
             max_length = json.loads(settings.read_text(encoding="utf-8")).get("model_max_length") if settings.is_file() else None
             return WordLevelTokenizer(tokenizer_json, max_length)
     elif not ((path / "vocab.json").is_file() and (path / "merges.txt").is_file()):
+        if (path / SENTENCEPIECE_FILE).is_file():
+            return _sentencepiece_class(path).from_pretrained(path)
         raise FileNotFoundError(
-            f"{path} has no tokenizer files (tokenizer.json, or vocab.json + merges.txt); "
+            f"{path} has no tokenizer files (tokenizer.json, vocab.json + merges.txt, or {SENTENCEPIECE_FILE}); "
             "copy them from the checkpoint the model was trained with"
         )
     from .tokenization_fast import RobertaTokenizerFast
@@ -83,8 +129,9 @@ def load_tokenizer(path: str | os.PathLike, **options):
 
 
 def require_bpe(tokenizer, path: str | os.PathLike, what: str):
-    """`tokenizer` if it is a byte-level BPE one (what batched encoding with offsets, truncation
-    and `add_special_tokens` needs: pretraining, fine-tuning); else a ValueError naming `path`."""
+    """`tokenizer` if it is a byte-level BPE or SentencePiece one (what batched encoding with
+    offsets, truncation and `add_special_tokens` needs: pretraining, fine-tuning); else a
+    ValueError naming `path`."""
     if isinstance(tokenizer, WordLevelTokenizer):
         raise ValueError(
             f"{path} holds a word- or character-level tokenizer; {what} needs a byte-level BPE one "

@@ -104,12 +104,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         name_or_path: str = "",
     ):
         spec = self._read_vocabulary_source(vocab_file, merges_file, tokenizer_file, vocab, merges)
-        self._encoder: dict[str, int] = dict(spec["vocab"])
-        self._merges: list[tuple[str, ...]] = [tuple(m) for m in spec["merges"]]
-        validate_vocabulary(self._encoder, self._merges)
-        self._decoder: list[str] = sorted(self._encoder, key=self._encoder.__getitem__)  # id -> token
-        self._id_bytes: list[bytes] = [symbols_to_bytes(token) for token in self._decoder]
-        self._space_counts = None  # leading/trailing 'Ġ' per id, built on the first offsets request
+        self._set_vocabulary(spec)
 
         try:
             codecs.lookup_error(errors)
@@ -163,6 +158,16 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             raise ValueError("vocab and merges go together; one of them is missing")
         return {"vocab": vocab, "merges": list(merges)}
 
+
+    def _set_vocabulary(self, spec: dict) -> None:
+        """Hook: the vocabulary state from `_read_vocabulary_source`'s spec (here byte-level BPE:
+        `_encoder`, `_merges`, `_decoder`, `_id_bytes`; the SentencePiece tokenizers set their own)."""
+        self._encoder: dict[str, int] = dict(spec["vocab"])
+        self._merges: list[tuple[str, ...]] = [tuple(m) for m in spec["merges"]]
+        validate_vocabulary(self._encoder, self._merges)
+        self._decoder: list[str] = sorted(self._encoder, key=self._encoder.__getitem__)  # id -> token
+        self._id_bytes: list[bytes] = [symbols_to_bytes(token) for token in self._decoder]
+        self._space_counts = None  # leading/trailing 'Ġ' per id, built on the first offsets request
 
     def _added_tokens_changed(self) -> None:
         """Hook: the set of added tokens or their flags changed."""

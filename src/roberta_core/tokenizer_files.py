@@ -27,11 +27,11 @@ ADDED_TOKENS_FILE = "added_tokens.json"
 IGNORED_CONFIG_KEYS = {
     "tokenizer_class", "name_or_path", "auto_map", "processor_class", "model_input_names",
     "extra_special_tokens", "tokenizer_file", "vocab_file", "merges_file", "special_tokens_map_file",
-    "do_lower_case", "use_fast", "legacy", "max_len",
+    "do_lower_case", "use_fast", "legacy", "max_len", "sp_model_kwargs",
 }
 
 
-def _write_files_atomically(directory: Path, files: dict[str, str]) -> list[str]:
+def _write_files_atomically(directory: Path, files: dict[str, str | bytes]) -> list[str]:
     """Write every file to a temp name in `directory` and fsync them all, then rename them into place.
 
     A failure while writing leaves the directory as it was (no partial file, nothing overwritten,
@@ -42,7 +42,9 @@ def _write_files_atomically(directory: Path, files: dict[str, str]) -> list[str]
         with contextlib.ExitStack() as stack:
             for name, text in files.items():
                 temp = stack.enter_context(fileio.atomic_path(directory / name))
-                with open(temp, "w", encoding="utf-8", newline="\n") as f:
+                # bytes as they are (a SentencePiece model), str as UTF-8 text with "\n" line ends
+                binary = isinstance(text, bytes)
+                with open(temp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": "\n"})) as f:
                     f.write(text)
                     f.flush()
                     os.fsync(f.fileno())  # now, so that a full disk fails before any file is replaced
@@ -216,15 +218,19 @@ class TokenizerFilesMixin:
             for content, token_id in legacy_added.items():
                 decoder.setdefault(str(token_id), {"content": content, "special": False})
             options["added_tokens_decoder"] = decoder
-        if (directory / TOKENIZER_FILE).is_file():
-            files = {"tokenizer_file": directory / TOKENIZER_FILE}
-        elif (directory / VOCAB_FILE).is_file() and (directory / MERGES_FILE).is_file():
-            files = {"vocab_file": directory / VOCAB_FILE, "merges_file": directory / MERGES_FILE}
-        else:
-            raise FileNotFoundError(f"{directory} has neither {TOKENIZER_FILE} nor {VOCAB_FILE} + {MERGES_FILE}")
+        files = cls._vocabulary_sources(directory)
         if options.get("model_max_length", 0) > 1e18:
             options.pop("model_max_length")  # v4 writes 1e30 for "unknown"; RoBERTa's is 512
         return cls(**files, **{"name_or_path": str(pretrained_model_name_or_path), **options, **kwargs})
+
+    @classmethod
+    def _vocabulary_sources(cls, directory: Path) -> dict:
+        """Hook: the vocabulary files of `directory` as keyword arguments of the tokenizer's __init__."""
+        if (directory / TOKENIZER_FILE).is_file():
+            return {"tokenizer_file": directory / TOKENIZER_FILE}
+        if (directory / VOCAB_FILE).is_file() and (directory / MERGES_FILE).is_file():
+            return {"vocab_file": directory / VOCAB_FILE, "merges_file": directory / MERGES_FILE}
+        raise FileNotFoundError(f"{directory} has neither {TOKENIZER_FILE} nor {VOCAB_FILE} + {MERGES_FILE}")
 
     def save_pretrained(
         self, save_directory, filename_prefix: str | None = None, push_to_hub: bool = False, **hub_kwargs
