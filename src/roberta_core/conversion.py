@@ -6,6 +6,9 @@
 The weights go through the canonical NumPy dict (`roberta_core.checkpoint` reads one tensor at a
 time and each writer holds at most one more copy), so a conversion needs NumPy only and about two
 copies of the weights in memory. `config.json` and the tokenizer files are copied beside them.
+Every member of the RoBERTa family converts (`config.model_type` kept; a RoBERTa-PreLayerNorm
+result names its encoder `roberta_prelayernorm` as v4's files do; every other file of the source,
+`sentencepiece.bpe.model` and `tokenizer.json` of XLM-R and CamemBERT included, travels along).
 
 The result is built in a staging folder beside DST (`fileio.atomic_dir`) and renamed into place
 when complete (and, if asked, verified): a failure — bad input, a full or read-only disk, a failed
@@ -397,7 +400,11 @@ def convert(
             _check_free_space(staging, state, source)
             bar.set_description(f"writing {checkpoint.FORMATS[to]}")
             try:
-                checkpoint.save_state_dict(state, staging, format=to, max_shard_size=max_shard_size, architecture=weights.HEADS[head])
+                checkpoint.save_state_dict(
+                    state, staging, format=to, max_shard_size=max_shard_size,
+                    architecture=weights.architecture_name(head, source.config.model_type),
+                    base_model_prefix=source.config.base_model_prefix,
+                )
             except Exception as e:  # a library's own error type around a failed write (safetensors' SafetensorError)
                 code = re.search(r"os error (\d+)", str(e))
                 if code is None or isinstance(e, OSError):

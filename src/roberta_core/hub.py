@@ -35,10 +35,11 @@ __all__ = [
 # `use_auth_token` is v4's older spelling of `token`).
 HUB_OPTIONS = ("revision", "cache_dir", "local_files_only", "token", "use_auth_token", "subfolder", "force_download")
 
-# Every file a tokenizer may read, in no particular order; a tokenizer needs tokenizer.json or
-# vocab.json + merges.txt, the others are optional settings.
+# Every file a tokenizer may read, in no particular order; a tokenizer needs tokenizer.json,
+# vocab.json + merges.txt, or (XLM-R, CamemBERT) the SentencePiece model; the others are optional settings.
 TOKENIZER_FILES = (
     "tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "sentencepiece.bpe.model",
 )
 
 CONFIG_FILE = "config.json"
@@ -124,7 +125,8 @@ def resolve_pretrained(
     fetched into the cache: the kinds of files in `need` must exist (`config`: config.json;
     `weights`: one weights file, the format `prefer` first, then safetensors, a sharded index
     with its shards, pytorch_model.bin, tf_model.h5, flax_model.msgpack; `tokenizer`:
-    tokenizer.json or vocab.json + merges.txt, with the settings files), those in `want` are
+    tokenizer.json, vocab.json + merges.txt or sentencepiece.bpe.model, with the settings files),
+    those in `want` are
     fetched when the repo has them. `options` are `from_pretrained`'s keywords (`HUB_OPTIONS`
     are read, the others ignored). A path that is neither a directory nor a repo id, a repo id
     offline and not cached, a repo or file that does not exist: `FileNotFoundError` naming it.
@@ -223,7 +225,7 @@ class _Fetch:
         what = {
             "config": CONFIG_FILE,
             "weights": ", ".join(f for name in dict.fromkeys((prefer, *_WEIGHTS)) for f in _WEIGHTS[name]),
-            "tokenizer": "tokenizer.json or vocab.json + merges.txt",
+            "tokenizer": "tokenizer.json, vocab.json + merges.txt or sentencepiece.bpe.model",
         }[kind]
         if self.offline or self.unreachable:
             raise self._not_cached(what)
@@ -267,7 +269,8 @@ class _Fetch:
 
     def _tokenizer(self) -> list[Path] | None:
         got = {f: self.get(f) for f in TOKENIZER_FILES}
-        if got["tokenizer.json"] is None and (got["vocab.json"] is None or got["merges.txt"] is None):
+        if (got["tokenizer.json"] is None and got["sentencepiece.bpe.model"] is None
+                and (got["vocab.json"] is None or got["merges.txt"] is None)):
             return None
         return [p for p in got.values() if p is not None]
 

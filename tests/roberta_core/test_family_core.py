@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roberta_core import checkpoint, pretrained, reference
+from roberta_core import checkpoint, cli, conversion, hub, pretrained, reference, runtime
+from roberta_core.commands.info import info
 from roberta_core.config import RobertaConfig
 from tests.helpers import FIXTURES, padded_batch, random_state, tiny_config, with_tied
 
@@ -291,3 +292,80 @@ def test_v4_xlmr_file_keeps_model_type_and_matches_v4():
     assert config.model_type == "xlm-roberta" and not config.pre_layer_norm
     assert config.architectures == ["XLMRobertaForSequenceClassification"]
     np.testing.assert_allclose(out["logits"], io["pt_logits"], rtol=0, atol=2e-5)
+
+
+# ---------------------------------------------------------------------------- convert, info, the Hub's file list
+
+
+# The files a v4 XLM-R / CamemBERT tokenizer folder holds (contents are stand-ins: they are copied, not read).
+_TOKENIZER_SIDE_FILES = {
+    "sentencepiece.bpe.model": b"\x0a\x03sp\x00binary stand-in",
+    "tokenizer.json": b'{"model": {"type": "Unigram", "vocab": [["<s>", 0.0]]}}',
+    "tokenizer_config.json": b'{"tokenizer_class": "XLMRobertaTokenizer"}',
+    "special_tokens_map.json": b'{"mask_token": "<mask>"}',
+}
+
+
+def test_convert_keeps_the_member_and_copies_every_tokenizer_file(tmp_path):
+    config = tiny_config(model_type="roberta-prelayernorm")
+    state = random_state(config, "masked_lm", seed=9)
+    src = tmp_path / "src"
+    pretrained.save_pretrained_files(src, config, state, "masked_lm")
+    for name, data in _TOKENIZER_SIDE_FILES.items():
+        (src / name).write_bytes(data)
+    for to in ("bin", "h5", "msgpack"):
+        dst = tmp_path / to
+        conversion.convert(src, dst, to=to, verify=False, log=lambda line: None)
+        assert RobertaConfig.from_pretrained(dst).model_type == "roberta-prelayernorm"
+        for name, data in _TOKENIZER_SIDE_FILES.items():
+            assert (dst / name).read_bytes() == data, name
+        assert "roberta_prelayernorm" in "".join(sorted(_file_names(dst, to)))
+        loaded = checkpoint.load_state_dict(dst)
+        for key in state:
+            np.testing.assert_array_equal(loaded[key], state[key], err_msg=f"{to}: {key}")
+
+
+@pytest.mark.skipif(not runtime.available("pt"), reason="the pt backend is not installed")
+def test_convert_verify_checks_a_preln_model(tmp_path):
+    """--verify loads source and result in PyTorch as RoBERTa-PreLayerNorm and compares them."""
+    config = tiny_config(model_type="roberta-prelayernorm", num_labels=3)
+    src = tmp_path / "src"
+    pretrained.save_pretrained_files(src, config, random_state(config, "sequence_classification", seed=10),
+                                     "sequence_classification")
+    result = conversion.convert(src, tmp_path / "dst", to="bin", verify=True, log=lambda line: None)
+    assert result.checks and all(c.ok for c in result.checks)
+    assert any("sequence_classification" in c.what or "SequenceClassification" in c.what for c in result.checks)
+
+
+def test_info_names_the_member(tmp_path, capsys):
+    config = tiny_config(model_type="xlm-roberta")
+    pretrained.save_pretrained_files(tmp_path, config, random_state(config, "masked_lm"), "masked_lm")
+    summary = info(tmp_path)
+    assert summary["model_type"] == "xlm-roberta"
+    assert summary["family_class"] == "XLMRobertaForMaskedLM"
+    assert cli.main(["info", str(FAMILY / "preln_model")]) == 0
+    out = capsys.readouterr().out
+    assert "roberta-prelayernorm" in out and "RobertaPreLayerNormModel" in out
+
+
+def test_the_hub_fetches_the_sentencepiece_model(monkeypatch, tmp_path):
+    """A repo with only sentencepiece.bpe.model (+ settings) serves a tokenizer; the file is fetched."""
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    repo_files = {"sentencepiece.bpe.model": b"sp", "tokenizer_config.json": b"{}"}
+    asked = []
+
+    def fake_download(repo_id, filename, *, subfolder=None, cache_dir=None, **kwargs):
+        asked.append(filename)
+        if filename not in repo_files:
+            raise huggingface_hub.errors.EntryNotFoundError(f"{filename} not in {repo_id}")
+        path = Path(cache_dir) / "snap" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(repo_files[filename])
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    folder = hub.resolve_pretrained("org/xlmr-like", {"cache_dir": tmp_path / "cache"}, need=("tokenizer",))
+    assert "sentencepiece.bpe.model" in asked
+    assert (folder / "sentencepiece.bpe.model").read_bytes() == b"sp"

@@ -1,5 +1,6 @@
-"""`roberta info CKPT`: what a checkpoint is — config summary, parameter count, the heads its
-weights serve, the weight formats and tokenizer files present. NumPy only."""
+"""`roberta info CKPT`: what a checkpoint is — the family member (model_type and v4's class name),
+config summary, parameter count, the heads its weights serve, the weight formats and tokenizer
+files present. NumPy only."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def _tokenizer(path: Path) -> str | None:
         if not isinstance(vocab, dict):
             return "vocab.json + merges.txt (vocab.json unreadable: not a mapping of tokens to ids)"
         return f"vocab.json + merges.txt (byte-level BPE, {len(vocab)} entries)"
+    if (path / "sentencepiece.bpe.model").is_file():  # XLM-R, CamemBERT without a tokenizer.json
+        return "sentencepiece.bpe.model (SentencePiece)"
     return None
 
 
@@ -101,6 +104,9 @@ def info(path: str | os.PathLike) -> dict:
     return {
         "path": str(path),
         "architecture": config.architectures[0] if config.architectures else None,
+        "model_type": config.model_type,
+        # v4's class for these weights in this family member (the head the weights serve best)
+        "family_class": weights.architecture_name(head or _best_head(config, shapes), config.model_type),
         "config": {k: getattr(config, k) for k in (
             "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "hidden_act",
             "vocab_size", "max_position_embeddings", "type_vocab_size", "position_embedding_type", "is_decoder",
@@ -117,6 +123,14 @@ def info(path: str | os.PathLike) -> dict:
     }
 
 
+def _best_head(config: RobertaConfig, shapes: dict) -> str:
+    """The head to name when config.json records no class: the one the keys show, else the bare model."""
+    try:
+        return weights.head_for_architecture(checkpoint.guess_architecture(shapes))
+    except ValueError:
+        return "model"
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint directory or Hub repo id")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -130,6 +144,7 @@ def run(args) -> int:
     c = result["config"]
     print(f"checkpoint   {result['path']}")
     print(f"architecture {result['architecture'] or 'not recorded'}")
+    print(f"model type   {result['model_type']} (v4 class {result['family_class']})")
     print(
         f"config       {c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_attention_heads']} heads, "
         f"intermediate {c['intermediate_size']} ({c['hidden_act']}), vocab {c['vocab_size']}, "
@@ -143,7 +158,7 @@ def run(args) -> int:
     print(f"parameters   {result['parameters']:,} ({dtypes})")
     print(f"heads        {', '.join(result['heads']) or 'none complete'}")
     print(f"formats      {'; '.join(f'{k}: ' + ', '.join(v) for k, v in result['formats'].items())} (read {result['weights_read']})")
-    print(f"tokenizer    {result['tokenizer'] or 'none (no tokenizer.json, vocab.json + merges.txt)'}")
+    print(f"tokenizer    {result['tokenizer'] or 'none (no tokenizer.json, vocab.json + merges.txt, sentencepiece.bpe.model)'}")
     for line in result["problems"]:
         print(f"note         {line}")
     return 0
