@@ -208,7 +208,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
         if not config.is_decoder:
-            warnings.warn("RobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__} attends both ways unless the config has is_decoder=True", stacklevel=2
+            )
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
         self.post_init()
@@ -344,7 +346,9 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
         if config.is_decoder:
-            warnings.warn("RobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__} should attend both ways: build it with is_decoder=False", stacklevel=2
+            )
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
         self.post_init()

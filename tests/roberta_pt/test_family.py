@@ -11,6 +11,7 @@ the fast paths (themselves checked against the reference); the file's own keys r
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -20,10 +21,15 @@ import torch
 import roberta_pt
 from roberta_core.weights import FAMILY, HEADS, parameter_shapes
 from roberta_pt.convert import from_canonical, to_canonical
-from tests.helpers import ALL_HEADS, assert_close, padded_batch, random_state, rel_err, tiny_config
+from tests.helpers import ALL_HEADS, FIXTURES, assert_close, padded_batch, random_state, rel_err, tiny_config
 from tests.roberta_pt.common import CLASSES, build, run_reference, t
 
 MEMBERS = ("xlm-roberta", "camembert", "roberta-prelayernorm")
+# Checkpoints written by transformers 4.57.6 with its outputs (tests/fixtures/make_family.py): folder, weight files.
+V4_FILES = {"model.safetensors": "safetensors", "pytorch_model.bin": "bin", "tf_model.h5": "h5",
+            "flax_model.msgpack": "msgpack"}
+V4_CASES = [(folder.name, name) for folder in sorted((FIXTURES / "family").glob("*")) for name in V4_FILES
+            if (folder / name).is_file()]
 PRELN = "roberta-prelayernorm"
 
 
@@ -256,10 +262,27 @@ def test_preln_gradient_checkpointing_and_training_step():
     trainer = Trainer("masked_lm", eval_config, AdamW(peak_lr=1e-3, warmup=0, steps=10), state=state,
                       precision="fp32")
     assert trainer.model.config.pre_layer_norm
-    loss = trainer.train_step([dict(input_ids=ids, attention_mask=mask, labels=labels)], 1e-3, int((labels != -100).sum()))
-    want = float(run_reference(eval_config, state, "masked_lm", input_ids=ids, attention_mask=mask, labels=labels)["loss"])
+    batch = dict(input_ids=ids, attention_mask=mask, labels=labels)
+    loss = trainer.train_step([batch], 1e-3, int((labels != -100).sum()))
+    want = float(run_reference(eval_config, state, "masked_lm", **batch)["loss"])
     assert abs(loss - want) <= 1e-5 * want
     assert not np.array_equal(trainer.weights()["roberta.LayerNorm.weight"], state["roberta.LayerNorm.weight"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit._script")
+def test_preln_compiles_without_graph_breaks():
+    # Graph breaks are a property of the Dynamo trace: the 'eager' backend shows them in a second.
+    config = tiny_config(model_type=PRELN)
+    model, _ = build("masked_lm", config)
+    ids, mask = padded_batch(config, lengths=(7, 5, 2))
+    torch.compiler.reset()
+    try:
+        compiled = torch.compile(model, fullgraph=True, backend="eager")
+        with torch.no_grad():
+            assert torch.equal(compiled(input_ids=t(ids), attention_mask=t(mask)).logits,
+                               model(input_ids=t(ids), attention_mask=t(mask)).logits)
+    finally:
+        torch.compiler.reset()
 
 
 def test_preln_onnx_export_matches_reference(tmp_path):
@@ -328,3 +351,23 @@ def test_family_class_loads_a_roberta_checkpoint_as_its_member(tmp_path):
     assert "roberta.LayerNorm.weight" in info["missing_keys"]
     assert "roberta.encoder.layer.0.output.LayerNorm.weight" in info["unexpected_keys"]
     assert HEADS["masked_lm"] == "RobertaForMaskedLM"
+
+
+@pytest.mark.parametrize("folder, weights", V4_CASES)
+def test_v4_family_checkpoint_loads_under_its_v4_class_with_v4_outputs(folder, weights, tmp_path):
+    # Each weight file alone with its config.json, loaded by the class config.json names.
+    source = FIXTURES / "family" / folder
+    for name in ("config.json", weights):
+        shutil.copy(source / name, tmp_path / name)
+    saved = json.loads((source / "config.json").read_text())
+    cls = getattr(roberta_pt, saved["architectures"][0])
+    model = cls.from_pretrained(tmp_path, strict=True)
+    assert model.config.model_type == saved["model_type"]
+    io = np.load(source / "io.npz")
+    with torch.no_grad():
+        out = model(input_ids=t(io["input_ids"]), attention_mask=t(io["attention_mask"]), output_hidden_states=True)
+    fields = [k[len("pt_"):] for k in io.files if k.startswith("pt_")]
+    assert fields
+    for field in fields:
+        got = out.hidden_states[-1] if field == "hidden_last" else out[field]
+        assert rel_err(got.numpy(), io[f"pt_{field}"]) <= 1e-5, f"{folder}/{weights}: {field}"
