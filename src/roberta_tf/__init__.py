@@ -1,5 +1,8 @@
 """roberta_tf: RoBERTa in TensorFlow with Keras 3 — the encoder and its seven heads with the API,
-names and checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4), as `keras.Model`s.
+names and checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4), as `keras.Model`s,
+and v4's class names of the RoBERTa family (`TFXLMRobertaForMaskedLM`, `TFCamembertModel`,
+`TFRobertaPreLayerNormForQuestionAnswering`, ...): the same classes with the member's `model_type`
+(`roberta_core.family`).
 
 Needs Keras 3 running on TensorFlow (TF 2.16+ ships it as `tf.keras`; `transformers` v4's TF
 code needed the frozen Keras 2, `tf-keras`).
@@ -22,6 +25,9 @@ if not _keras.__version__.startswith("3.") or _keras.config.backend() != "tensor
         f"{_keras.config.backend()!r} backend (see ~/.keras/keras.json or KERAS_BACKEND)"
     )
 
+from roberta_core.config import BASE_MODEL_PREFIXES  # noqa: E402
+from roberta_core.family import family_aliases  # noqa: E402
+
 from .heads import (  # noqa: E402
     TFRobertaForCausalLM,
     TFRobertaForMaskedLM,
@@ -32,13 +38,22 @@ from .heads import (  # noqa: E402
 )
 from .modeling import TFRobertaModel, TFRobertaPreTrainedModel  # noqa: E402
 
-__all__ = [
-    "TFRobertaPreTrainedModel",
-    "TFRobertaModel",
-    "TFRobertaForCausalLM",
-    "TFRobertaForMaskedLM",
-    "TFRobertaForSequenceClassification",
-    "TFRobertaForMultipleChoice",
-    "TFRobertaForTokenClassification",
-    "TFRobertaForQuestionAnswering",
+_ROBERTA_CLASSES = [
+    TFRobertaPreTrainedModel,
+    TFRobertaModel,
+    TFRobertaForCausalLM,
+    TFRobertaForMaskedLM,
+    TFRobertaForSequenceClassification,
+    TFRobertaForMultipleChoice,
+    TFRobertaForTokenClassification,
+    TFRobertaForQuestionAnswering,
 ]
+_FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
+for _cls in _FAMILY_CLASSES.values():
+    # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
+    _cls.base_model_prefix = BASE_MODEL_PREFIXES[_cls.family_model_type]
+    # Keras' `.keras` files name the class: `load_model` finds it registered, as the TFRoberta* ones.
+    _keras.saving.register_keras_serializable(package="roberta_tf")(_cls)
+globals().update(_FAMILY_CLASSES)
+
+__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES)

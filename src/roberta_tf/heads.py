@@ -242,6 +242,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         if not config.is_decoder:
             warnings.warn("TFRobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2)
         self.roberta = TFRobertaModel(
@@ -422,6 +423,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         if config.is_decoder:
             warnings.warn("TFRobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2)
         self.roberta = TFRobertaModel(
@@ -517,6 +519,7 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         self.num_labels = config.num_labels
         self.roberta = TFRobertaModel(
             config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
@@ -574,6 +577,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         self.roberta = TFRobertaModel(
             config, attn_implementation=self.attn_implementation, dtype=self.dtype_policy, name="roberta"
         )
@@ -657,6 +661,7 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         self.num_labels = config.num_labels
         self.roberta = TFRobertaModel(
             config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
@@ -716,6 +721,7 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         self.roberta = TFRobertaModel(
             config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from roberta_core import backends
+from roberta_core import backends, family
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
@@ -372,38 +372,49 @@ class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
 # ---------------------------------------------------------------------------- 4. self-output
 
 class TFRobertaSelfOutput(ReplaceableSublayers, keras.layers.Layer):
-    """Projects the attention context back and adds it to the block's input (post-LayerNorm)."""
+    """Projects the attention context back and adds it to the block's input, then LayerNorm
+    (post-LayerNorm; RoBERTa-PreLayerNorm normalised the input instead and has no LayerNorm here)."""
 
     def __init__(self, config: RobertaConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
-        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
+        self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, "LayerNorm", self.dtype_policy)
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.dense.build((None, None, self.config.hidden_size))
-        self.LayerNorm.build((None, None, self.config.hidden_size))
+        if self.LayerNorm is not None:
+            self.LayerNorm.build((None, None, self.config.hidden_size))
 
     def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor, training: bool = False) -> tf.Tensor:
-        hidden_states = self.dropout(self.dense(hidden_states), training=training)
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states), training=training) + input_tensor
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------- 5. attention block
 
 class TFRobertaAttention(ReplaceableSublayers, keras.layers.Layer):
-    """Self-attention (or cross-attention) followed by its output projection and residual."""
+    """Self-attention (or cross-attention) followed by its output projection and residual. Under
+    RoBERTa-PreLayerNorm its own LayerNorm normalises the input first (the queries' side only:
+    the encoder's states of cross-attention are taken as they are); the residual adds the input
+    as it came."""
 
     def __init__(self, config: RobertaConfig, position_embedding_type: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
+        self.config = config
         self.self = TFRobertaSelfAttention(config, position_embedding_type, dtype=self.dtype_policy, name="self")
         # PyTorch's `output`: Keras layers own a read-only `output` property (convert.py maps the name).
         self.dense_output = TFRobertaSelfOutput(config, dtype=self.dtype_policy, name="output")
+        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy) if config.pre_layer_norm else None
 
     def build(self, input_shape=None):
         self.self.build()
         self.dense_output.build()
+        if self.LayerNorm is not None:
+            self.LayerNorm.build((None, None, self.config.hidden_size))
 
     def call(
         self,
@@ -417,8 +428,9 @@ class TFRobertaAttention(ReplaceableSublayers, keras.layers.Layer):
         is_causal: bool = False,
         packing: Optional[Packing] = None,
     ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
         context, probs, present = self.self(
-            hidden_states, attention_mask=attention_mask, head_mask=head_mask,
+            normed, attention_mask=attention_mask, head_mask=head_mask,
             encoder_hidden_states=encoder_hidden_states, past_key_value=past_key_value,
             output_attentions=output_attentions, training=training, is_causal=is_causal, packing=packing,
         )
@@ -428,40 +440,50 @@ class TFRobertaAttention(ReplaceableSublayers, keras.layers.Layer):
 # ---------------------------------------------------------------------------- 6. intermediate
 
 class TFRobertaIntermediate(ReplaceableSublayers, keras.layers.Layer):
-    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the activation."""
+    """The feed-forward block's expansion: (B, T, H) -> (B, T, intermediate_size), then the
+    activation; under RoBERTa-PreLayerNorm a LayerNorm of the input comes first."""
 
     def __init__(self, config: RobertaConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy) if config.pre_layer_norm else None
         self.dense = _dense(config, config.intermediate_size, "dense", self.dtype_policy)
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def build(self, input_shape=None):
+        if self.LayerNorm is not None:
+            self.LayerNorm.build((None, None, self.config.hidden_size))
         self.dense.build((None, None, self.config.hidden_size))
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
 # ---------------------------------------------------------------------------- 7. output
 
 class TFRobertaOutput(ReplaceableSublayers, keras.layers.Layer):
-    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm."""
+    """The feed-forward block's projection back to H, with dropout, residual and LayerNorm (none
+    under RoBERTa-PreLayerNorm, as in the self-output)."""
 
     def __init__(self, config: RobertaConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
-        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
+        self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, "LayerNorm", self.dtype_policy)
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         self.dense.build((None, None, self.config.intermediate_size))
-        self.LayerNorm.build((None, None, self.config.hidden_size))
+        if self.LayerNorm is not None:
+            self.LayerNorm.build((None, None, self.config.hidden_size))
 
     def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor, training: bool = False) -> tf.Tensor:
-        hidden_states = self.dropout(self.dense(hidden_states), training=training)
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states), training=training) + input_tensor
+        if self.LayerNorm is not None:
+            hidden_states = self.LayerNorm(hidden_states)
+        return hidden_states
 
 
 # ---------------------------------------------------------------------------- 8. layer
@@ -651,11 +673,14 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     hooks (`fit` with the head's own loss, a SavedModel for serving).
 
     Subclasses set `head` (a key of `roberta_core.weights.HEADS`), build their layers in
-    `__init__(config, *, attn_implementation=None, **keras_kwargs)` and end it with
+    `__init__(config, *, attn_implementation=None, **keras_kwargs)` and build from `self.config`
+    (a family class's copy of `config`, `roberta_core.family.config_for_class`), ending with
     `self.build()`. Keras kwargs are `name` and `dtype` (a dtype policy such as 'bfloat16').
     """
 
     head: str = ""
+    # v4's attribute name of the encoder in a head: "roberta_prelayernorm" on the RoBERTa-PreLayerNorm
+    # classes (set in `__init__.py`) and on any model built with that config (`__init__`).
     base_model_prefix = "roberta"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
@@ -664,7 +689,9 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         # The one check of every backend: None is the default, the other backends' names map here.
         attn_implementation = backends.resolve_attn_implementation("tf", attn_implementation)
         super().__init__(**kwargs)
-        self.config = config
+        # A family class (`TFXLMRobertaForMaskedLM`, ...) sets its model_type; a TFRoberta* class keeps the config's.
+        self.config = config = family.config_for_class(type(self), config)
+        self.base_model_prefix = config.base_model_prefix
         self.attn_implementation = attn_implementation
         # no public API: Keras converts call arguments itself unless told not to (see __call__).
         self._convert_input_args = False
@@ -710,15 +737,25 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
 
     def __dir__(self) -> list[str]:
         # Keras' `.keras` saver and loader walk `dir(model)`: `base_model` is the model itself (or
-        # another name of `roberta`), and the loader, which marks an object seen only after its
-        # children, would follow it forever. The weights are found under their own names.
-        return [name for name in super().__dir__() if name != "base_model"]
+        # another name of `roberta`, as `roberta_prelayernorm` is), and the loader, which marks an
+        # object seen only after its children, would follow it forever. The weights are found
+        # under their own names.
+        return [name for name in super().__dir__() if name not in ("base_model", "roberta_prelayernorm")]
 
     # ------------------------------------------------------------------ structure
     @property
     def base_model(self) -> "TFRobertaModel":
         """The encoder: the model itself for TFRobertaModel, `self.roberta` for a head."""
-        return getattr(self, self.base_model_prefix, self)
+        return getattr(self, "roberta", self)
+
+    @property
+    def roberta_prelayernorm(self) -> "TFRobertaModel":
+        """v4's name of a RoBERTa-PreLayerNorm head's encoder: `self.roberta` under another name
+        (read-only; the parameters keep their canonical `roberta.` names). Only on PreLN heads."""
+        encoder = vars(self).get("roberta")
+        if not self.config.pre_layer_norm or encoder is None:
+            raise AttributeError(f"{type(self).__name__} has no roberta_prelayernorm: not a RoBERTa-PreLayerNorm head")
+        return encoder
 
     def get_input_embeddings(self) -> keras.layers.Embedding:
         return self.base_model.embeddings.word_embeddings
@@ -841,8 +878,12 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
+        directory = resolve_pretrained(path, options, prefer="h5")
+        if config is None:
+            config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+        # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
-            resolve_pretrained(path, options, prefer="h5"), cls.head, config=config, strict=strict,
+            directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
         )
         # Built without values, then each variable made from its array: one copy of the weights.
@@ -1029,15 +1070,20 @@ def _additive_mask(keep: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
 class TFRobertaModel(TFRobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
-    pooled first token (B, H)."""
+    pooled first token (B, H). RoBERTa-PreLayerNorm normalises the last layer's output once more
+    (`LayerNorm`) before the pooler."""
 
     head = "model"
 
     def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True, *,
                  attn_implementation: Optional[str] = None, **kwargs):
         super().__init__(config, attn_implementation=attn_implementation, **kwargs)
+        config = self.config  # a family class's (its model_type set)
         self.embeddings = TFRobertaEmbeddings(config, dtype=self.dtype_policy, name="embeddings")
         self.encoder = TFRobertaEncoder(config, dtype=self.dtype_policy, name="encoder")
+        # RoBERTa-PreLayerNorm normalises the last layer's output once more (its layers' outputs
+        # are not normalised); canonical `LayerNorm.*`, `roberta.LayerNorm.*` in a head.
+        self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy) if config.pre_layer_norm else None
         self.pooler = TFRobertaPooler(config, dtype=self.dtype_policy, name="pooler") if add_pooling_layer else None
         self.build()
 
@@ -1045,9 +1091,16 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         for part in (self.embeddings, self.encoder, self.pooler):
             if part is not None:
                 part.build()
+        if self.LayerNorm is not None:
+            self.LayerNorm.build((None, None, self.config.hidden_size))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "add_pooling_layer": self.pooler is not None}
+
+    def _final_norm(self, last_hidden_state: tf.Tensor) -> tf.Tensor:
+        """RoBERTa-PreLayerNorm's LayerNorm of the last layer's output (as v4, `hidden_states`
+        keep the states before it, `last_hidden_state` is after it); the states as they are else."""
+        return last_hidden_state if self.LayerNorm is None else self.LayerNorm(last_hidden_state)
 
     def _use_fused(self, output_attentions: bool, head_mask: Optional[tf.Tensor]) -> bool:
         """The fused kernel unless this call needs what only the explicit path does: never here,
@@ -1209,7 +1262,8 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                     embedding_output, output_hidden_states=output_hidden_states, training=training,
                     is_causal=config.is_decoder, packing=packing,
                 )
-                outputs.last_hidden_state = repad(outputs.last_hidden_state[0], packing)
+                # On the stream, so that padding positions stay zeros after repad.
+                outputs.last_hidden_state = repad(self._final_norm(outputs.last_hidden_state)[0], packing)
                 if outputs.hidden_states is not None:
                     outputs.hidden_states = tuple(repad(h[0], packing) for h in outputs.hidden_states)
                 return outputs
@@ -1245,6 +1299,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 output_hidden_states=output_hidden_states,
                 training=training,
             )
+            outputs.last_hidden_state = self._final_norm(outputs.last_hidden_state)
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()
