@@ -369,3 +369,18 @@ def test_the_hub_fetches_the_sentencepiece_model(monkeypatch, tmp_path):
     folder = hub.resolve_pretrained("org/xlmr-like", {"cache_dir": tmp_path / "cache"}, need=("tokenizer",))
     assert "sentencepiece.bpe.model" in asked
     assert (folder / "sentencepiece.bpe.model").read_bytes() == b"sp"
+
+
+# ---------------------------------------------------------------------------- parity covers the family
+
+
+def test_parity_cases_cover_the_family():
+    """`roberta parity` (and conformance/) run XLM-R, CamemBERT and PreLN cases; PreLN on every head."""
+    from roberta_core.parity.cases import CASES
+    from roberta_core.weights import HEADS
+
+    types = {}
+    for case in CASES:
+        types.setdefault(case.get("config", {}).get("model_type", "roberta"), set()).add(case["head"])
+    assert {"xlm-roberta", "camembert", "roberta-prelayernorm"} <= set(types)
+    assert types["roberta-prelayernorm"] == set(HEADS)

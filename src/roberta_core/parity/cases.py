@@ -27,6 +27,12 @@ hidden 32, 2 layers, 4 heads, intermediate 37, 66 positions: 64 tokens with abso
                 the concatenated logits and the last cache are compared with ONE full forward
     checks      which comparisons run: 'fp32' (vs reference and pairwise), 'bf16', 'grad'
     seed        weights and inputs                                            default 0
+
+The family's other members are rows with `config={"model_type": ...}`: XLM-R and CamemBERT are
+RoBERTa's architecture (their rows check that the model_type reaches every backend and changes
+nothing); RoBERTa-PreLayerNorm moves the LayerNorms (`config.pre_layer_norm`) and has its own rows
+for every head and every path the LayerNorm placement touches (padding, cache, cross-attention,
+relative positions, gradients).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ GRAD = ("fp32", "grad")
 BF16 = ("fp32", "bf16")
 DECODER = {"is_decoder": True}
 CROSS = {"is_decoder": True, "add_cross_attention": True}
+XLMR = {"model_type": "xlm-roberta"}
+CAMEMBERT = {"model_type": "camembert"}
+PRELN = {"model_type": "roberta-prelayernorm"}
 
 CASES: tuple[dict, ...] = (
     # --- the encoder: inputs, masks, positions
@@ -122,4 +131,30 @@ CASES: tuple[dict, ...] = (
     dict(name="question_answering_padded", head="question_answering", labels="spans", seed=73, checks=GRAD),
     dict(name="question_answering_all_ignored", head="question_answering", labels="spans_ignored", seed=71),
     dict(name="question_answering_no_labels", head="question_answering", seed=72),
+    # --- the family: XLM-RoBERTa and CamemBERT (RoBERTa's architecture under their model_type)
+    dict(name="xlmr_masked_lm", head="masked_lm", config=XLMR, labels="tokens", hidden=True, seed=80),
+    dict(name="xlmr_seq_cls", head="sequence_classification", config={**XLMR, "num_labels": 3}, labels="classes",
+         seed=81, checks=GRAD),
+    dict(name="camembert_token_cls", head="token_classification", config={**CAMEMBERT, "num_labels": 5},
+         labels="tokens", seed=82),
+    dict(name="camembert_model", head="model", config=CAMEMBERT, attentions=True, seed=83),
+    # --- the family: RoBERTa-PreLayerNorm (LayerNorm before each block, a final LayerNorm; hidden_states[-1]
+    # is the encoder's output before that final LayerNorm, as in v4)
+    dict(name="preln_model", head="model", config=PRELN, attentions=True, hidden=True, seed=90, checks=ALL),
+    dict(name="preln_model_left_padding", head="model", config=PRELN, lengths=(7, 4, 1), padding="left", seed=91),
+    dict(name="preln_model_fully_padded_row", head="model", config=PRELN, lengths=(7, 3, 0), hidden=True, seed=92),
+    dict(name="preln_model_relative_key_query", head="model", config={**PRELN, "position_embedding_type": "relative_key_query"},
+         attentions=True, seed=93),
+    dict(name="preln_masked_lm", head="masked_lm", config=PRELN, labels="tokens", hidden=True, seed=94, checks=ALL),
+    dict(name="preln_causal_lm_incremental", head="causal_lm", config={**PRELN, **DECODER}, chunks=(4, 1, 2), seed=95),
+    dict(name="preln_causal_lm_cross_attention", head="causal_lm", config={**PRELN, **CROSS}, encoder=(4, 3, 1),
+         labels="tokens", attentions=True, seed=96, checks=GRAD),
+    dict(name="preln_seq_cls", head="sequence_classification", config={**PRELN, "num_labels": 3}, labels="classes",
+         hidden=True, seed=97, checks=GRAD),
+    dict(name="preln_multiple_choice", head="multiple_choice", config=PRELN, choices=3, lengths=(7, 4, 5, 6, 2, 3),
+         labels="choices", seed=98),
+    dict(name="preln_token_cls", head="token_classification", config={**PRELN, "num_labels": 5}, labels="tokens",
+         seed=99),
+    dict(name="preln_question_answering", head="question_answering", config=PRELN, labels="spans", seed=100,
+         checks=GRAD),
 )
