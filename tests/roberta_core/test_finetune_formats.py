@@ -331,17 +331,6 @@ def test_decimal_labels_fine_tune_a_regression_scored_by_pearson_and_spearman(ch
     assert scores["spearman"] == pytest.approx(scipy_stats.spearmanr(gold, predicted)[0])
 
 
-@pytest.mark.parametrize("backend", ["tf", "flax"])
-def test_csv_run_in_the_other_backends_writes_history(checkpoint, tmp_path, backend):
-    pytest.importorskip({"tf": "tensorflow", "flax": "flax"}[backend])
-    pairs = [{"sentence": "the cat sat on the mat", "label": "cat"}, {"sentence": "a big dog ran over the river", "label": "dog"}]
-    write_table(tmp_path / "t.csv", pairs * 10)
-    out = tmp_path / "ft"
-    scores = ft.finetune("seqcls", backend, checkpoint, str(tmp_path / "t.csv"), epochs=2, batch_size=6, lr=3e-3, out=out, progress=False)
-    assert [int(r["step"]) for r in read_history(out)] == [3, 6] and {"f1", "matthews"} <= set(scores)
-    assert (out / "model.safetensors").is_file()
-
-
 def test_label_all_tokens_labels_every_piece_b_as_i_and_scores_words(checkpoint):
     tokenizer = load_tokenizer(checkpoint)
     word = "Gardenriverhouse"  # not in the tiny vocabulary as one piece

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from ..app.finetune import COLUMNS, DOC_STRIDE, TASKS, finetune
+from ..app.history import NO_PLOT
 from ..app.recipe import BACKENDS
 from . import checkpoint_directory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="a pretrained checkpoint directory or Hub repo id (tokenizer included)")
-    parser.add_argument("data", metavar="DATA", help="'builtin', a .jsonl/.json/.csv/.tsv file, or a directory with train.* and validation.* (or dev.*/test.*)")
+    parser.add_argument("data", metavar="DATA", help="'builtin', a .jsonl/.json/.csv/.tsv file, a directory with train.* and validation.* (or dev.*/test.*), "
+                             "or a directory written by datasets' save_to_disk (needs roberta3[datasets])")
     parser.add_argument("--task", choices=tuple(TASKS), default="seqcls", help="the head to fine-tune (default: seqcls)")
     parser.add_argument("--backend", choices=BACKENDS, default="pt", help="framework that trains (default: pt)")
     parser.add_argument("--init", choices=("pretrained", "random"), default="pretrained", help="random: the same model, untrained (a control)")
@@ -30,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{flag}-column", dest=f"{name}_column", metavar="NAME", help=f"the data's column holding the {flag} (default: recognised)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    parser.add_argument("--out", metavar="DIR", help="save the best fine-tuned model, and history.csv, here")
+    parser.add_argument("--out", metavar="DIR", help="save the best fine-tuned model here, with history.csv/.jsonl (and history.png with roberta3[plot])")
     parser.add_argument("--overwrite", action="store_true", help="replace a previous fine-tuning run in --out")
 
 
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         f"best {scores['metric']} at step {scores['best_step']}{' (stopped early)' if scores['stopped_early'] else ''}; {scores['seconds']:.0f} s"
     )
     if args.out:
-        plot = "history.png" if scores.get("plotted") else "no history.png: matplotlib is not installed"
-        print(f"saved the best model, history.csv and history.jsonl in {args.out} ({plot})")
+        print(f"saved the best model, history.csv and history.jsonl{', history.png' if scores.get('plotted') else ''} in {args.out}")
+        if not scores.get("plotted"):
+            print(NO_PLOT)
     return 0

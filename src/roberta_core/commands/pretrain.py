@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), help="auto (the default): bf16 where the device has it")
     parser.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N updates (and at the end, and on Ctrl-C; default: 200)")
     parser.add_argument("--eval-every", type=int, metavar="N", help="evaluate every N updates (default: at the end only)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory: checkpoints and the final model")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory: checkpoints, the final model, history.csv (and history.png with roberta3[plot])")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
 
@@ -58,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
     if result["interrupted"]:
         return 130
     print(format_scores(result))
-    print(f"saved to {args.out} ({result['train_s']:.0f} s of training)")
+    history = "history.csv, history.png" if result.get("plotted") else "history.csv"
+    print(f"saved to {args.out} ({result['train_s']:.0f} s of training; {history})")
     return 0
