@@ -14,8 +14,9 @@ OUT (`fileio.atomic_dir`) and installed only once verified: a failed check leave
 OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `saved_model/`),
 `export.json` (format, head, dtype, opset, the inputs' and outputs' names and axes, the checks),
 `config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
-onnxruntime's dynamic quantization of the verified fp32 graph (8-bit weights of every MatMul and
-embedding table, activations quantized per call); it cannot meet the fp32 bar, so it is checked
+onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul, one
+scale per output column; activations quantized per call; `int8_recipe` picks another of
+`INT8_RECIPES`); it cannot meet the fp32 bar, so it is checked
 by running it on the same batches, and `export.json` records its size and its top-1 agreement
 with fp32.
 
@@ -57,7 +58,8 @@ from .tokenizer_files import (
 )
 
 __all__ = ["export", "load_exported", "Export", "FORMATS", "DTYPES", "QUANTIZATIONS", "BAR", "METADATA_FILE",
-           "INT8_FILE", "output_axes", "probe_batches", "verify", "quantize_int8", "top1_agreement"]
+           "INT8_FILE", "INT8_RECIPES", "DEFAULT_INT8_RECIPE", "output_axes", "probe_batches", "verify",
+           "quantize_int8", "top1_agreement"]
 
 # format -> the backend that writes it
 FORMATS: dict[str, str] = {"onnx": "pt", "stablehlo": "flax", "savedmodel": "tf"}
@@ -161,17 +163,44 @@ def verify(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, Any]], config:
 # ---------------------------------------------------------------------------- int8
 
 
-def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """onnxruntime's dynamic quantization of the ONNX file `source` into `target`: 8-bit weights
-    per tensor (int8 for the MatMul weights, uint8 for the embedding tables, as onnxruntime
-    quantizes each op), activations quantized at run time. Returns `target`."""
+# The int8 recipes of `quantize_int8` (onnxruntime.quantization.quantize_dynamic's options). A
+# trained model's masked-token predictions are often near-ties (the demo's: a tenth of its held-out
+# predictions lead the runner-up by < 0.3 points of probability), so what moves the argmax is
+# measured (benchmarks/int8_accuracy.py, RESULTS.md): one scale per weight tensor costs the most
+# (one outlier row coarsens every row), then 8-bit embedding tables (a lookup, no speed to win).
+INT8_RECIPES: dict[str, dict[str, Any]] = {
+    # the default: one scale per output column of each MatMul weight; the embedding tables fp32
+    "per-channel": {"per_channel": True, "op_types_to_quantize": ["MatMul"]},
+    # onnxruntime's defaults: one scale per tensor, the embedding tables 8-bit too (smallest file)
+    "per-tensor": {"per_channel": False, "op_types_to_quantize": ["MatMul", "Gather"]},
+    # per-channel, and the LM head (its dense and its vocabulary projection) kept fp32
+    "keep-lm-head": {"per_channel": True, "op_types_to_quantize": ["MatMul"], "exclude": ("lm_head/",)},
+}
+DEFAULT_INT8_RECIPE = "per-channel"
+
+
+def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: str = DEFAULT_INT8_RECIPE) -> Path:
+    """onnxruntime's dynamic quantization of the ONNX file `source` into `target`: int8 weights of
+    every MatMul with a constant weight (`recipe`: one scale per output column, 'per-channel', the
+    default; one per tensor, 'per-tensor', which also stores the embedding tables as uint8;
+    'keep-lm-head': per-channel with the LM head left fp32), activations quantized at run time
+    (uint8, one scale per tensor per call). Returns `target`."""
+    if recipe not in INT8_RECIPES:
+        raise ValueError(f"unknown int8 recipe {recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         raise ImportError("int8 export needs onnxruntime; install it with `pip install 'roberta3[export]'`") from None
+    options = dict(INT8_RECIPES[recipe])
+    exclude = options.pop("exclude", ())
+    if exclude:
+        import onnx
+
+        graph = onnx.load(str(source), load_external_data=False).graph
+        options["nodes_to_exclude"] = [n.name for n in graph.node if any(part in n.name for part in exclude)]
     with warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, **options)
     return Path(target)
 
 
@@ -216,10 +245,10 @@ def top1_agreement(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.ndarray
 
 
 def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], fields: list[str],
-          backend_export: Any) -> dict[str, Any]:
-    """Quantize the verified fp32 graph, run both on `batches`, and say how far apart they are;
-    refuse an int8 graph that does not run or gives non-finite outputs."""
-    target = quantize_int8(fp32_file, staging / INT8_FILE)
+          backend_export: Any, recipe: str) -> dict[str, Any]:
+    """Quantize the verified fp32 graph with `recipe`, run both on `batches`, and say how far apart
+    they are; refuse an int8 graph that does not run or gives non-finite outputs."""
+    target = quantize_int8(fp32_file, staging / INT8_FILE, recipe)
     fp32, int8 = backend_export.load_exported(fp32_file), backend_export.load_exported(target)
     agree = total = 0
     diff2 = ref2 = 0.0
@@ -238,14 +267,15 @@ def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], 
         "size_ratio": target.stat().st_size / fp32_file.stat().st_size,
         "top1_agreement": agree / total if total else None, "top1_compared": total,
         "rel": (diff2 / ref2) ** 0.5 if ref2 else 0.0,
-        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights",
+        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights", "recipe": recipe,
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in INT8_RECIPES[recipe].items()},
     }
 
 
 # ---------------------------------------------------------------------------- export
 
 
-def _check_options(to, dtype, quantize, opset) -> None:
+def _check_options(to, dtype, quantize, opset, int8_recipe=DEFAULT_INT8_RECIPE) -> None:
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
     if str(dtype) not in DTYPES:
@@ -255,6 +285,8 @@ def _check_options(to, dtype, quantize, opset) -> None:
             raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
         if to != "onnx":
             raise ValueError(f"quantize={quantize!r} applies to onnx only, not to {to!r}")
+    if int8_recipe not in INT8_RECIPES:
+        raise ValueError(f"unknown int8 recipe {int8_recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
     if opset is not None:
         if to != "onnx":
             raise ValueError(f"opset applies to onnx only, not to {to!r}")
@@ -282,6 +314,7 @@ def export(
     dtype: str = "float32",
     quantize: str | None = None,
     opset: int | None = None,
+    int8_recipe: str = DEFAULT_INT8_RECIPE,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Export:
@@ -293,11 +326,13 @@ def export(
     head:      a key of `weights.HEADS` (default: the config's architecture, else 'model')
     dtype:     'float32' (the precision the artefact is verified at)
     quantize:  'int8' (onnx only): also write `model.int8.onnx` (onnxruntime dynamic quantization)
+    int8_recipe: which weights are 8-bit and how they are scaled (`INT8_RECIPES`; default
+               'per-channel')
     overwrite: replace an existing `dst` (only once the new one is complete and verified)
     log:       callable taking one line of text (default: stderr)
     Raises ValueError (nothing written) when a check fails.
     """
-    _check_options(to, dtype, quantize, opset)
+    _check_options(to, dtype, quantize, opset, int8_recipe)
     log = log or (lambda line: print(line, file=sys.stderr))
     src, dst = Path(src), Path(dst)
     config = RobertaConfig.from_pretrained(src)
@@ -332,7 +367,7 @@ def export(
         failed = [c for c in checks if not c.ok]
         if failed:
             raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
-        int8 = _int8(staging, artefact, batches, fields, backend_export) if quantize == "int8" else None
+        int8 = _int8(staging, artefact, batches, fields, backend_export, int8_recipe) if quantize == "int8" else None
         if int8 is not None:
             log(f"  int8: {int8['bytes']:,} bytes ({int8['size_ratio']:.2f} of fp32), top-1 agreement "
                 f"{int8['top1_agreement'] if int8['top1_agreement'] is None else format(int8['top1_agreement'], '.4f')}")

@@ -96,21 +96,67 @@ def test_int8_onnx_keeps_top1_predictions_and_is_smaller(onnx_export):
         agree += int(np.sum(a.argmax(-1)[real] == b.argmax(-1)[real]))
         total += int(real.sum())
     assert agree / total >= INT8_TOP1_BAR, f"top-1 agreement {agree}/{total}"
-    # The weights are stored as 8-bit integers (MatMul weights and the embedding tables alike): in
-    # this tiny model the graph's own bytes weigh, so the file shrinks less than the weights do.
+    # The default recipe ('per-channel'): every MatMul weight of the fp32 graph is stored as int8
+    # with one scale per output column; the embedding tables stay float32 (a lookup: no speed to
+    # win, and 8-bit rows move a trained model's near-tied predictions). In this tiny model the
+    # graph's own bytes weigh, so the file shrinks less than the weights do.
     import onnx
 
-    def elements(path):
-        counts = {}
-        for tensor in onnx.load(str(path)).graph.initializer:
-            counts[tensor.data_type] = counts.get(tensor.data_type, 0) + int(np.prod(tensor.dims))
-        return counts
-
-    stored = elements(result.path / "model.int8.onnx")
-    eight_bit = stored.get(onnx.TensorProto.INT8, 0) + stored.get(onnx.TensorProto.UINT8, 0)
-    assert eight_bit >= 0.9 * elements(result.path / "model.onnx")[onnx.TensorProto.FLOAT]
+    fp32_graph = onnx.load(str(result.path / "model.onnx")).graph
+    int8_init = {t.name: t for t in onnx.load(str(result.path / "model.int8.onnx")).graph.initializer}
+    fp32_init = {t.name: t for t in fp32_graph.initializer}
+    weights = [n.input[1] for n in fp32_graph.node if n.op_type == "MatMul" and n.input[1] in fp32_init]
+    assert len(weights) == 2 * 6 + 2  # Q, K, V, O, intermediate, output per layer; LM dense, decoder
+    for name in weights:
+        quantized = int8_init[name + "_quantized"]
+        assert quantized.data_type == onnx.TensorProto.INT8 and list(quantized.dims) == list(fp32_init[name].dims)
+        assert list(int8_init[name + "_scale"].dims) == [fp32_init[name].dims[1]]  # one scale per column
+    for name in ("model.roberta.embeddings.word_embeddings.weight", "model.roberta.embeddings.position_embeddings.weight"):
+        assert int8_init[name].data_type == onnx.TensorProto.FLOAT
+    assert result.int8["recipe"] == "per-channel"
     size8, size32 = (result.path / "model.int8.onnx").stat().st_size, (result.path / "model.onnx").stat().st_size
     assert size8 < size32
     assert result.int8["bytes"] == size8 and result.int8["fp32_bytes"] == size32
     assert result.int8["top1_agreement"] >= INT8_TOP1_BAR
     assert load_exported(result.path, int8=True)(inputs)["logits"].shape == a.shape
+
+
+def test_per_channel_int8_keeps_small_columns_that_one_outlier_column_would_coarsen(tmp_path):
+    # A known answer: the output column 0 of every layer's intermediate weight made 60x larger.
+    # One scale per tensor then spends the 8 bits on that column and rounds the others to a few
+    # levels; one scale per column ('per-channel', the default) keeps them. The per-tensor graph
+    # must be several times further from fp32 than the per-channel one.
+    from roberta_core import checkpoint, weights
+    from roberta_core.export import INT8_RECIPES, quantize_int8
+    import roberta_pt.export
+
+    src, config, state = make_checkpoint(tmp_path / "ckpt", "masked_lm")
+    for i in range(config.num_hidden_layers):
+        state[f"roberta.encoder.layer.{i}.intermediate.dense.weight"][0] *= 60
+    checkpoint.save_state_dict(state, src, format="safetensors", architecture=weights.HEADS["masked_lm"])
+    result = export(src, tmp_path / "out", to="onnx", log=lambda line: None)
+    fp32 = load_exported(result.path)
+    errors = {}
+    for recipe in INT8_RECIPES:
+        run = roberta_pt.export.load_exported(quantize_int8(result.artefact, tmp_path / f"{recipe}.onnx", recipe))
+        inputs = batch(config, (4, 16), pad=5)
+        errors[recipe] = relative(run(inputs)["logits"], fp32(inputs)["logits"])
+    assert errors["per-channel"] * 3 < errors["per-tensor"], errors
+    assert errors["keep-lm-head"] < errors["per-tensor"], errors
+
+
+def test_keep_lm_head_recipe_leaves_the_lm_head_float_and_unknown_recipes_are_refused(onnx_export, tmp_path):
+    import onnx
+
+    from roberta_core.export import quantize_int8
+
+    result, _, _ = onnx_export
+    graph = onnx.load(str(quantize_int8(result.artefact, tmp_path / "keep.onnx", "keep-lm-head"))).graph
+    float_matmuls = sorted(n.name for n in graph.node if n.op_type == "MatMul" and "/lm_head/" in n.name)
+    assert float_matmuls == ["/model/lm_head/decoder/MatMul", "/model/lm_head/dense/MatMul"]
+    assert not any(n.op_type == "MatMulInteger" and "/lm_head/" in n.name for n in graph.node)
+    assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 12  # the encoder's
+    with pytest.raises(ValueError, match="unknown int8 recipe 'int4'; choose one of per-channel, per-tensor, keep-lm-head"):
+        quantize_int8(result.artefact, tmp_path / "x.onnx", "int4")
+    with pytest.raises(ValueError, match="unknown int8 recipe"):
+        export(result.path, tmp_path / "y", to="onnx", quantize="int8", int8_recipe="int4")

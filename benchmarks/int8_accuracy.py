@@ -1,0 +1,238 @@
+"""int8 accuracy on trained checkpoints (issue 18): does dynamic int8 keep the masked-token predictions?
+
+    python -m benchmarks.int8_accuracy [--demo demo-run/pretrain] [--no-sapiens] [--json out.json]
+
+For each trained MaskedLM checkpoint — the demo's pretraining run (`make demo`; its held-out split
+with the run's own evaluation masks, `recipe.EVAL_SEED`) and the two Sapiens fairseq RoBERTa models
+(`sapiens==1.0.5`'s VH and VL checkpoints, imported with `convert --from fairseq`, found with
+`importlib.util.find_spec` and never imported; masked residues of a fixed set of antibody
+sequences) — it runs the same masked batches through
+
+- PyTorch fp32 (`roberta_pt`) and PyTorch int8 (`torch.ao.quantization.quantize_dynamic` of every
+  `nn.Linear`, qint8 weights, activations quantized per call): its default (one scale per weight
+  tensor) and per-channel (`per_channel_dynamic_qconfig`, one scale per output row);
+- the ONNX export (`roberta_core.export`, verified against the float64 reference) in onnxruntime
+  at fp32 and its int8 graphs (`export.quantize_int8`): every recipe of `export.INT8_RECIPES`
+  (the default, 'per-channel', is what `roberta export --quantize int8` writes);
+
+and reports, at the masked positions only: the top-1 agreement of each int8 run with its own fp32
+run, and the masked-token accuracy (prediction == the original token) of every run; and how close
+fp32's own top two are (the share of predictions whose lead over the runner-up is under 1 point
+of probability: those are the ones a small perturbation flips). Timing-free: the numbers do not
+depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A fixed set of antibody variable domains (public therapeutic sequences) and the sapiens README's
+# own examples: the VH model sees the heavy chains, the VL model the light chains.
+HEAVY = [
+    "EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQMNSLRAEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS",
+    "EVQLVESGGGLVQPGRSLRLSCAASGFTFDDYAMHWVRQAPGKGLEWVSAITWNSGHIDYADSVEGRFTISRDNAKNSLYLQMNSLRAEDTAVYYCAKVSYLSTASSLDYWGQGTLVTVSS",
+    "QVQLQQPGAELVKPGASVKMSCKASGYTFTSYNMHWVKQTPGRGLEWIGAIYPGNGDTSYNQKFKGKATLTADKSSSTAYMQLSSLTSEDSAVYYCARSTYYGGDWYFNVWGAGTTVTVSA",
+    "EVQLVESGGGLVQPGGSLRLSCAASGYTFTNYGMNWVRQAPGKGLEWVGWINTYTGEPTYAADFKRRFTFSLDTSKSTAYLQMNSLRAEDTAVYYCAKYPHYYGSSHWYFDVWGQGTLVTVSS",
+    "QVQLVQSGVEVKKPGASVKVSCKASGYTFTNYYMYWVRQAPGQGLEWMGGINPSNGGTNFNEKFKNRVTLTTDSSTTTAYMELKSLQFDDTAVYYCARRDYRFDMGFDYWGQGTTVTVSS",
+    "QVQLVESGGGVVQPGRSLRLDCKASGITFSNSGMHWVRQAPGKGLEWVAVIWYDGSKRYYADSVKGRFTISRDNSKNTLFLQMNSLRAEDTAVYYCATNDDYWGQGTLVTVSS",
+]
+LIGHT = [
+    "DIQMTQSPSSLSASVGDRVTITCRASQDVNTAVAWYQQKPGKAPKLLIYSASFLYSGVPSRFSGSRSGTDFTLTISSLQPEDFATYYCQQHYTTPPTFGQGTKVEIK",
+    "DIQMTQSPSSLSASVGDRVTITCRASQGIRNYLAWYQQKPGKAPKLLIYAASTLQSGVPSRFSGSGSGTDFTLTISSLQPEDVATYYCQRYNRAPYTFGQGTKVEIK",
+    "QIVLSQSPAILSASPGEKVTMTCRASSSVSYIHWFQQKPGSSPKPWIYATSNLASGVPVRFSGSGSGTSYSLTISRVEAEDAATYYCQQWTSNPPTFGGGTKLEIK",
+    "DIQMTQSPSSLSASVGDRVTITCSASQDISNYLNWYQQKPGKAPKVLIYFTSSLHSGVPSRFSGSGSGTDFTLTISSLQPEDFATYYCQQYSTVPWTFGQGTKVEIK",
+    "EIVLTQSPATLSLSPGERATLSCRASKGVSTSGYSYLHWYQQKPGQAPRLLIYLASYLESGVPARFSGSGSGTDFTLTISSLEPEDFAVYYCQHSRDLPLTFGGGTKVEIK",
+    "EIVLTQSPATLSLSPGERATLSCRASQSVSSYLAWYQQKPGQAPRLLIYDASNRATGIPARFSGSGSGTDFTLTISSLEPEDFAVYYCQQRSNWPRTFGQGTKVEIK",
+]
+SAPIENS_DRAWS = 10  # independent 15% maskings of each sequence
+
+
+# ---------------------------------------------------------------------------- masked batches
+
+
+def demo_batches(ckpt: Path) -> list[dict[str, np.ndarray]]:
+    """The demo run's held-out batches with the masks its own evaluation uses (`EVAL_SEED`)."""
+    from roberta_core.app import recipe
+    from roberta_core.auto_tokenizer import load_tokenizer
+
+    run = json.loads((ckpt / "run.json").read_text())
+    config = recipe.resolve_config(str(ckpt))
+    max_len = config.max_sequence_length if run.get("max_len") is None else run["max_len"]
+    data = recipe.PretrainData.build(run["corpus"], load_tokenizer(ckpt), ckpt / "data", max_len=max_len,
+                                     packing=run.get("packing", recipe.FULL_SENTENCES))
+    batch_tokens = max(max_len, run["batch_tokens"] // run.get("accumulate", 1))
+    return list(data.batches("heldout", batch_tokens=batch_tokens, seed=recipe.EVAL_SEED).epoch(0))
+
+
+def protein_batches(ckpt: Path, sequences: list[str], draws: int = SAPIENS_DRAWS) -> list[dict[str, np.ndarray]]:
+    """Each sequence `draws` times, 15% of its residues (at least one) replaced by <mask>, the
+    original residue as the label; one batch per draw, right-padded."""
+    from roberta_core.auto_tokenizer import load_tokenizer
+
+    tok = load_tokenizer(ckpt)
+    encoded = [np.asarray(tok(s)["input_ids"], np.int64) for s in sequences]
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(draws):
+        T = max(len(e) for e in encoded)
+        ids = np.full((len(encoded), T), tok.pad_token_id, np.int64)
+        labels = np.full_like(ids, -100)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encoded):
+            ids[row, : len(e)], mask[row, : len(e)] = e, 1
+            inner = np.arange(1, len(e) - 1)  # not <s> or </s>
+            chosen = rng.choice(inner, size=max(1, round(0.15 * inner.size)), replace=False)
+            labels[row, chosen] = e[chosen]
+            ids[row, chosen] = tok.mask_token_id
+        batches.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
+    return batches
+
+
+# ---------------------------------------------------------------------------- the four runs
+
+
+def pt_runs(ckpt: Path) -> dict:
+    """PyTorch fp32, and torch.ao dynamic int8 of every nn.Linear (the LM head's decoder included),
+    per tensor (torch's default) and per channel."""
+    import torch
+    from torch import nn
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from roberta_pt import RobertaForMaskedLM
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load = lambda: RobertaForMaskedLM.from_pretrained(ckpt).eval()  # noqa: E731
+        models = {"pt_fp32": load(),
+                  "pt_int8": quantize_dynamic(load(), {nn.Linear}, dtype=torch.qint8),
+                  "pt_int8_pc": quantize_dynamic(load(), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)}
+
+    def runner(model):
+        def run(batch):
+            with torch.inference_mode():
+                return model(input_ids=torch.from_numpy(batch["input_ids"]),
+                             attention_mask=torch.from_numpy(batch["attention_mask"])).logits.float().numpy()
+        return run
+
+    return {key: runner(model) for key, model in models.items()}
+
+
+def onnx_runs(ckpt: Path, work: Path) -> dict:
+    """onnxruntime on the verified fp32 export and on its int8 graph by every recipe."""
+    import roberta_pt.export
+    from roberta_core import export as export_module
+
+    out = work / ("onnx-" + ckpt.name)
+    export_module.export(ckpt, out, to="onnx", head="masked_lm", overwrite=True, log=lambda line: None)
+    runs = {"onnx_fp32": export_module.load_exported(out)}
+    for recipe in export_module.INT8_RECIPES:
+        target = export_module.quantize_int8(out / "model.onnx", work / f"{ckpt.name}.{recipe}.onnx", recipe)
+        runs[f"onnx_int8_{recipe}"] = roberta_pt.export.load_exported(target)
+    return {key: (lambda batch, fn=fn: fn({k: batch[k] for k in ("input_ids", "attention_mask")})["logits"])
+            for key, fn in runs.items()}
+
+
+def measure(name: str, batches: list[dict[str, np.ndarray]], runs: dict) -> dict:
+    """Top-1 at the masked positions of every run; agreement of each int8 run with its framework's
+    fp32 run; the share of fp32 predictions within 1 point of probability of the runner-up."""
+    predictions = {k: [] for k in runs}
+    labels, margins = [], []
+    for batch in batches:
+        keep = batch["labels"] != -100
+        labels.append(batch["labels"][keep])
+        for key, run in runs.items():
+            logits = run(batch)[keep]
+            predictions[key].append(logits.argmax(-1))
+            if key == "pt_fp32":
+                p = np.exp(logits - logits.max(-1, keepdims=True))
+                top2 = np.sort(p / p.sum(-1, keepdims=True), -1)[:, -2:]
+                margins.append(top2[:, 1] - top2[:, 0])
+    labels = np.concatenate(labels)
+    top = {k: np.concatenate(v) for k, v in predictions.items()}
+    clear = np.concatenate(margins) >= 0.01
+    row = {"model": name, "masked_tokens": int(labels.size),
+           "near_ties": float(np.mean(np.concatenate(margins) < 0.01))}
+    for key in runs:
+        row[f"accuracy_{key}"] = float(np.mean(top[key] == labels))
+        if "_int8" in key:
+            same = top[key] == top[key.split("_int8")[0] + "_fp32"]
+            row[f"agreement_{key}"] = float(np.mean(same))
+            row[f"agreement_clear_{key}"] = float(np.mean(same[clear]))  # fp32's lead >= 1 point
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    from roberta_core.export import INT8_RECIPES
+
+    runs = [("onnx_int8_" + r, f"ONNX Runtime int8 {r}") for r in INT8_RECIPES]
+    runs += [("pt_int8", "PyTorch int8 (torch.ao default)"), ("pt_int8_pc", "PyTorch int8 per-channel")]
+    out = ["| checkpoint | masked tokens | fp32 near-ties | fp32 accuracy (PT · ORT) | "
+           + " | ".join(f"{title}: agreement · accuracy" for _, title in runs) + " |",
+           "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in runs) + " |"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['masked_tokens']:,} | {r['near_ties']:.1%} | "
+                   f"{r['accuracy_pt_fp32']:.2%} · {r['accuracy_onnx_fp32']:.2%} | "
+                   + " | ".join(f"**{r['agreement_' + key]:.2%}** · {r['accuracy_' + key]:.2%}" for key, _ in runs) + " |")
+    return "\n".join(out)
+
+
+def sapiens_checkpoints(work: Path) -> list[tuple[str, Path, list[str]]]:
+    spec = importlib.util.find_spec("sapiens")  # never imported: it imports fairseq
+    if spec is None or spec.origin is None:
+        print("sapiens==1.0.5 is not installed (pip install --no-deps sapiens==1.0.5): skipped", file=sys.stderr)
+        return []
+    from roberta_core.conversion import convert
+
+    models = Path(spec.origin).parent / "models" / "v1"
+    found = []
+    for chain, sequences in (("vh", HEAVY), ("vl", LIGHT)):
+        dst = work / f"sapiens-{chain}"
+        convert(models / f"checkpoint_{chain}.pt", dst, from_format="fairseq", verify=False, overwrite=True,
+                progress=False, log=lambda line: None)
+        found.append((f"sapiens {chain.upper()} (fairseq, {len(sequences)} sequences × {SAPIENS_DRAWS} maskings)",
+                      dst, sequences))
+    return found
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--demo", default=str(ROOT / "demo-run" / "pretrain"), help="the demo's pretraining checkpoint")
+    p.add_argument("--no-sapiens", action="store_true", help="only the demo checkpoint")
+    p.add_argument("--json", default=None, help="write the rows here")
+    args = p.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        models = []
+        demo = Path(args.demo)
+        if (demo / "model.safetensors").is_file() or any(demo.glob("*.safetensors")):
+            models.append((f"demo ({demo.relative_to(ROOT) if demo.is_relative_to(ROOT) else demo}, held-out split)",
+                           demo, None))
+        else:
+            print(f"{demo}: no checkpoint (run `make demo`): skipped", file=sys.stderr)
+        if not args.no_sapiens:
+            models += sapiens_checkpoints(work)
+        for name, ckpt, sequences in models:
+            batches = demo_batches(ckpt) if sequences is None else protein_batches(ckpt, sequences)
+            row = measure(name, batches, {**pt_runs(ckpt), **onnx_runs(ckpt, work)})
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print()
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
