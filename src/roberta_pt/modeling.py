@@ -547,7 +547,8 @@ class RobertaPreTrainedModel(nn.Module):
     and saving, embeddings access and resizing, tying, gradient checkpointing.
 
     Subclasses set `head` (a key of `roberta_core.weights.HEADS`), build their modules in
-    `__init__(config, *, attn_implementation=None)` and end it with `self.post_init()`.
+    `__init__(config, *, attn_implementation=None)` from `self.config` (a family class's copy of
+    `config`, `roberta_core.family.config_for_class`) and end it with `self.post_init()`.
     """
 
     head: str = ""
