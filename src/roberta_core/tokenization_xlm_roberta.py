@@ -430,6 +430,7 @@ class XLMRobertaTokenizer(SentencePieceTokenizerBase):
         # SentencePiece id -> ours: its <unk> (0) is ours (3), the rest moves by the family's offset
         offset = len(FAMILIES[self.family]["head"]) - FAMILIES[self.family]["first_piece"]
         self._spm_to_id = [self._unk_id] + [i + offset for i in range(1, self.sp_model.get_piece_size())]
+        self._space_id = self._encoder.get(SPIECE_UNDERLINE, self._unk_id)
 
     def __getstate__(self):
         return {**self.__dict__, "sp_model": None}  # the model is rebuilt from its bytes
@@ -449,30 +450,69 @@ class XLMRobertaTokenizer(SentencePieceTokenizerBase):
 
     def _encode_text(self, text: str, with_offsets: bool, split_special: bool):
         spm_to_id = self._spm_to_id
-        if not with_offsets:
-            ids = []
-            for start, end, token_id in self._split_added(text, split_special):
-                if token_id is not None:
-                    ids.append(token_id)
-                elif start < end:
-                    ids += [spm_to_id[i] for i in self.sp_model.encode(text[start:end])]
-            return ids, None, None
+        pieces = self._split_added(text, split_special)
         ids, offsets, words = [], [], []
-        for start, end, token_id in self._split_added(text, split_special):
+        for k, (start, end, token_id) in enumerate(pieces):
             if token_id is not None:
+                token = self._added[token_id]
+                if token.lstrip and token.normalized:
+                    # tokenizers matches it in the normalised text, where a run of spaces is one `▁`
+                    # already, which lstrip does not take: the run stays, as a `▁` token
+                    lead = len(text[start:end]) - len(text[start:end].lstrip())
+                    if lead > 1:
+                        ids.append(self._space_id)
+                        start += lead
+                        if with_offsets:
+                            offsets.append((start - 1, start))
+                            words.append(words[-1] + 1 if words else 0)
+                following = pieces[k + 1][2] if k + 1 < len(pieces) else None
+                trail = len(text[start:end]) - len(text[start:end].rstrip())
                 ids.append(token_id)
-                offsets.append((start, end))
-                words.append(words[-1] + 1 if words else 0)  # an added token is a word of its own
+                if with_offsets:
+                    offsets.append((start, end))
+                    words.append(words[-1] + 1 if words else 0)  # an added token is a word of its own
+                if token.rstrip and token.normalized and trail > 1 and following is not None \
+                        and self._added[following].normalized:
+                    ids.append(self._space_id)  # the same on its right, before another such token
+                    if with_offsets:
+                        offsets.append((end - 1, end))
+                        words.append(words[-1] + 1)
                 continue
-            for spm_id, piece, begin, stop in self._pieces_with_spans(text[start:end]):
-                # a word starts at each `▁` (where the Metaspace pre-tokenizer splits)
-                if piece.startswith(SPIECE_UNDERLINE) or not words:
+            segment = text[start:end]
+            if not with_offsets:
+                if segment:
+                    ids += [spm_to_id[i] for i in self.sp_model.encode(segment)]
+            else:
+                for spm_id, piece, begin, stop in self._pieces_with_spans(segment):
+                    if piece.startswith(SPIECE_UNDERLINE):
+                        # a word starts at each `▁` (where the Metaspace pre-tokenizer splits), and the
+                        # `▁` stands where tokenizers puts it: on the last whitespace character before
+                        # the word, else (the `▁` added in front) on the word's first character
+                        words.append(words[-1] + 1 if words else 0)
+                        surface = segment[begin:stop]
+                        lead = len(surface) - len(surface.lstrip())
+                        if lead:
+                            begin += lead - 1
+                        elif begin > 0 and segment[begin - 1].isspace():  # SentencePiece dropped it
+                            begin -= 1
+                    else:
+                        words.append(words[-1] if words else 0)
+                    if begin == stop < len(segment):
+                        # a piece of no text of its own (the `▁` added in front, the first part of a
+                        # character the normaliser expands, as 'ﬁ' -> 'f' 'i'): that character's span
+                        stop += 1
+                    ids.append(spm_to_id[spm_id])
+                    offsets.append((start + begin, start + stop))
+            # v4's fast tokenizer (tokenizers) matches a normalized added token in the normalised text,
+            # so the whitespace before it stays in the piece before: one more `▁` there, which
+            # SentencePiece, stripping each piece's ends, does not give. We follow the fast one.
+            following = pieces[k + 1][2] if k + 1 < len(pieces) else None
+            if following is not None and self._added[following].normalized and segment[-1:].isspace():
+                ids.append(self._space_id)
+                if with_offsets:
+                    offsets.append((end - 1, end))
                     words.append(words[-1] + 1 if words else 0)
-                else:
-                    words.append(words[-1])
-                ids.append(spm_to_id[spm_id])
-                offsets.append((start + begin, start + stop))
-        return ids, offsets, words
+        return ids, (offsets if with_offsets else None), (words if with_offsets else None)
 
     def _pieces_with_spans(self, text: str) -> list[tuple[int, str, int, int]]:
         """(SentencePiece id, piece, start, end) of each piece of `text`, the span in characters of
