@@ -251,7 +251,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         if not config.is_decoder:
             warnings.warn(
-                "FlaxRobertaForCausalLM attends both ways unless the config has is_decoder=True", stacklevel=2
+                f"{type(self).__name__} attends both ways unless the config has is_decoder=True", stacklevel=2
             )
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
         self.roberta = FlaxRobertaModel(
@@ -444,7 +444,7 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         if config.is_decoder:
             warnings.warn(
-                "FlaxRobertaForMaskedLM should attend both ways: build it with is_decoder=False", stacklevel=2
+                f"{type(self).__name__} should attend both ways: build it with is_decoder=False", stacklevel=2
             )
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
         self.roberta = FlaxRobertaModel(

@@ -635,7 +635,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
 
     Subclasses set `head` (a key of `roberta_core.weights.HEADS`) and build their modules in
     `__init__(config, *, dtype=jnp.float32, param_dtype=None, attn_implementation=None, rngs=None)`
-    after calling this `__init__`. Models are built in evaluation mode (dropout off, as v4's
+    after calling this `__init__`, from `self.config` (a family class's copy of `config`,
+    `roberta_core.family.config_for_class`). Models are built in evaluation mode (dropout off, as v4's
     Flax `deterministic=True`); `model.train()` turns dropout on, `model.eval()` off again, and
     `deterministic=` on a call overrides the mode for that call.
 
