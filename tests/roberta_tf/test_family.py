@@ -17,12 +17,14 @@ from roberta_core import reference
 from roberta_core.checkpoint import load_state_dict
 from roberta_core.weights import architecture_name, parameter_shapes, to_tf_name
 from roberta_tf.convert import from_canonical, to_canonical, variables
+from tests.helpers import FIXTURES as FIXTURE_ROOT
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, random_state, rel_err, tiny_config
 
 from .common import CLASSES, inputs_for
 
 MEMBERS = ("xlm-roberta", "camembert", "roberta-prelayernorm")
 PRELN = "roberta-prelayernorm"
+FIXTURE_DIR = FIXTURE_ROOT / "family"
 LIST_FIELDS = ("hidden_states", "past_key_values")
 
 
@@ -268,6 +270,37 @@ def test_preln_checkpoint_files_name_the_encoder_roberta_prelayernorm(tmp_path, 
                                   model(input_ids=ids, attention_mask=mask).logits.numpy())
 
 
+FIXTURES = {  # tests/fixtures/family: checkpoints and outputs of transformers 4.57.6 (make_family.py)
+    "preln_masked_lm": ("masked_lm", PRELN), "preln_model": ("model", PRELN),
+    "xlmr_sequence_classification": ("sequence_classification", "xlm-roberta"),
+}
+
+
+@pytest.mark.parametrize("folder", list(FIXTURES))
+def test_v4_family_checkpoints_reproduce_v4s_outputs_from_every_format(tmp_path, folder):
+    import shutil
+
+    head, member = FIXTURES[folder]
+    source = FIXTURE_DIR / folder
+    io = np.load(source / "io.npz")
+    fields = [name[3:] for name in io.files if name.startswith("pt_")]
+    formats = [p.name for p in source.iterdir() if p.name.endswith((".safetensors", ".bin", ".h5", ".msgpack"))]
+    family_class = getattr(roberta_tf, architecture_name(head, member, "TF"))
+    for n, weights in enumerate(sorted(formats)):
+        only = tmp_path / weights
+        only.mkdir()
+        shutil.copy(source / "config.json", only)
+        shutil.copy(source / weights, only)
+        # v4's family class from every format; the TFRoberta* class (reading model_type) from one.
+        for cls in (family_class, CLASSES[head]) if n == 0 else (family_class,):
+            model = cls.from_pretrained(only, strict=True)
+            assert model.config.model_type == member
+            out = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"], output_hidden_states=True)
+            for field in fields:
+                got = out.hidden_states[-1] if field == "hidden_last" else out[field]
+                assert_close(got, io[f"pt_{field}"], what=f"{cls.__name__} from {weights}: {field} vs transformers")
+
+
 def test_a_family_class_loads_a_roberta_checkpoint_as_its_member(tmp_path):
     config = tiny_config()
     model = roberta_tf.TFRobertaForMaskedLM(config)
@@ -303,3 +336,24 @@ def test_preln_keras_file_and_saved_model_export_match_the_reference(tmp_path):
                   axes={"input_ids": ("batch", "sequence"), "logits": ("batch", None)})
     got = load_exported(path)({"input_ids": ids, "attention_mask": mask})
     assert rel_err(got["logits"], want["logits"]) <= 1e-5
+
+
+def test_preln_training_step_starts_from_the_reference_loss_and_moves_every_layer_norm():
+    from roberta_core.optim import AdamW
+    from roberta_tf.training import TFTrainer
+
+    model, state = preln("masked_lm", seed=11)
+    ids, mask = padded_batch(model.config, lengths=(6, 4))
+    labels = np.where((mask == 1) & (np.arange(ids.shape[1]) % 2 == 1), ids, -100)
+    want = reference.forward(model.config, state, "masked_lm", input_ids=ids, attention_mask=mask, labels=labels)
+    # The trainer's LM head runs on the labelled rows only (masked_positions_only): same loss.
+    fast = model(input_ids=ids, attention_mask=mask, labels=labels, masked_positions_only=True).loss
+    assert abs(float(fast) - want["loss"]) <= 1e-5 * want["loss"]
+    trainer = TFTrainer("masked_lm", model.config, AdamW(peak_lr=1e-2, warmup=0, steps=10), state=state)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    loss = trainer.train_step([batch], lr=1e-2, total_items=int((labels != -100).sum()))
+    assert abs(loss - want["loss"]) <= 1e-5 * want["loss"]
+    after = trainer.weights()
+    for key in ("roberta.LayerNorm.weight", "roberta.encoder.layer.1.attention.LayerNorm.bias",
+                "roberta.encoder.layer.0.intermediate.LayerNorm.weight"):
+        assert not np.array_equal(after[key], state[key]), f"{key} did not move"
