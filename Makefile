@@ -40,7 +40,7 @@ $(BENCH_STAMP):
 	$(BENCH)/bin/python -m pip install -q "torch==2.13.0"
 	$(BENCH)/bin/python -m pip install -q "transformers==4.57.6" "tensorflow-cpu==2.21.0" \
 		"jax==0.10.2" "jaxlib==0.10.2" "flax==0.12.8" safetensors h5py msgpack numpy ml-dtypes \
-		tokenizers psutil
+		tokenizers psutil onnx
 	$(BENCH)/bin/python -m pip install -q --no-deps "tf-keras==2.21.0"
 	touch $(BENCH_STAMP)
 

@@ -52,6 +52,9 @@ CACHE = ROOT / "benchmarks" / "out"
 # backend (a name in roberta_core.backends) -> the modes measured; the GPU image has no TensorFlow.
 MODES = {"pt": ("sdpa", "eager"), "tf": ("eager", "function", "xla"), "flax": ("jit",)}
 GPU_MODES = {"pt": ("sdpa", "compile"), "flax": ("jit",)}
+# CPU modes measured only when --modes names them: torch.compile (inductor, a C++ compile per
+# shape) and dynamic int8 (torch.ao, inference only; both sides quantized the same way).
+EXTRA_MODES = {"pt": ("compile", "int8")}
 assert set(MODES) | set(GPU_MODES) <= set(registry.NAMES), "MODES names a backend roberta_core.backends does not declare"
 
 
@@ -280,7 +283,8 @@ def parse_args(argv):
     p.add_argument("--backends", default=None, help=f"comma list of {', '.join(registry.NAMES)} "
                    f"(default {','.join(n for n in registry.NAMES if n in MODES)}; "
                    f"GPU {','.join(n for n in registry.NAMES if n in GPU_MODES)})")
-    p.add_argument("--modes", default=None, help="comma list restricting the modes (e.g. sdpa,xla,jit)")
+    p.add_argument("--modes", default=None, help="comma list restricting the modes (e.g. sdpa,xla,jit); "
+                   "the CPU-only pt modes compile and int8 run only when named here")
     p.add_argument("--cases", default=None, help=f"comma list (CPU: {', '.join(CPU_CASES)}; GPU: {', '.join(GPU_CASES)})")
     p.add_argument("--quick", action="store_true", help="1 warm-up, 2 repeats, 1 round, small tokenizer text")
     p.add_argument("--repeats", type=int, default=None, help="timed runs per process (default 5; quick 2)")
@@ -385,12 +389,14 @@ def main(argv=None) -> int:
     for backend in backends:
         modes = GPU_MODES[backend] if args.gpu else MODES[backend]
         if args.modes:
-            modes = [m for m in modes if m in args.modes.split(",")]
+            extra = () if args.gpu else EXTRA_MODES.get(backend, ())
+            modes = [m for m in (*modes, *extra) if m in args.modes.split(",")]
         # Mode by mode: the compiled modes (slow to start) come last.
         for mode in modes:
             for dtype in dtypes:
                 selected = [c for c in model_cases if dtype in c.dtypes and (c.modes is None or mode in c.modes)
-                            and not (mode == "compile" and dtype != "bf16")]
+                            and not (args.gpu and mode == "compile" and dtype != "bf16")
+                            and not (mode == "int8" and c.task == "train")]
                 if not selected:
                     continue
                 # CPU: one process per case (memory and caches start clean); GPU: one per mode, to

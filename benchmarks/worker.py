@@ -9,11 +9,16 @@ level, only NumPy; each framework is imported inside its own section. Inputs are
 the seed with NumPy, so both sides see the same ids, masks and labels; the weights come from the
 same checkpoint directory.
 
-Spec: impl, framework (pt | tf | flax), mode (pt: eager | sdpa | compile; tf: eager | function |
-xla; flax: jit), dtype (fp32 | bf16), device (cpu | cuda), checkpoint (MaskedLM checkpoint dir),
+Spec: impl, framework (pt | tf | flax | ort), mode (pt: eager | sdpa | compile | int8; tf: eager |
+function | xla; flax: jit; ort: fp32), dtype (fp32 | bf16), device (cpu | cuda), checkpoint (MaskedLM checkpoint dir),
 cls_checkpoint (sequence classification dir), warmup, repeats, and cases: a list of
 {name, task (mlm | cls | train | load | peak), lengths (real length per row), T, seed, mask_fraction,
 unpad, masked_only}. `unpad` and `masked_only` are our options (ignored for the reference).
+PyTorch `int8` is `torch.ao.quantization.quantize_dynamic` of every nn.Linear (qint8 weights,
+activations quantized per call) of the sdpa model, inference only. `ort` times ONNX files in
+onnxruntime instead of a model: `files` maps a label to an .onnx path; every file gets a session in
+the one process and the timed runs go round the files in turn, so a load that comes and goes hits
+them alike; one RESULT per (case, file), its `impl` the label.
 """
 
 from __future__ import annotations
@@ -142,6 +147,9 @@ def pt_run(spec: dict) -> None:
         kind = "cls" if task == "cls" else "mlm"
         if kind not in models:
             models[kind] = pt_loader(spec, kind)()
+            if spec["mode"] == "int8":
+                models[kind] = torch.ao.quantization.quantize_dynamic(models[kind].eval(), {torch.nn.Linear},
+                                                                      dtype=torch.qint8)
         model = models[kind]
         vocab = model.config.vocab_size
         inputs = {k: torch.from_numpy(v).to(device) for k, v in make_inputs(case, vocab).items()}
@@ -410,6 +418,36 @@ def flax_run(spec: dict) -> None:
 
 # ---------------------------------------------------------------------------- main
 
+# ---------------------------------------------------------------------------- ONNX Runtime
+
+def ort_run(spec: dict) -> None:
+    """Time each ONNX file of `spec["files"]` (label -> path) on each case, round-robin."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if spec.get("threads"):
+        options.intra_op_num_threads = int(spec["threads"])
+    sessions = {label: onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+                for label, path in spec["files"].items()}
+    for case in spec["cases"]:
+        arrays = make_inputs(case, spec["vocab_size"])
+        feed = {k: arrays[k] for k in ("input_ids", "attention_mask")}
+        outputs = {}
+        for label, session in sessions.items():
+            for _ in range(spec["warmup"]):
+                outputs[label] = session.run(["logits"], feed)[0]
+        times = {label: [] for label in sessions}
+        for _ in range(spec["repeats"]):
+            for label, session in sessions.items():
+                start = time.perf_counter()
+                outputs[label] = session.run(["logits"], feed)[0]
+                times[label].append(time.perf_counter() - start)
+        for label in sessions:
+            report(case, {"impl": label, "times": times[label],
+                                                    "fingerprint": fingerprint(outputs[label], arrays["attention_mask"])})
+
+
 def report(case: dict, result: dict) -> None:
     result.setdefault("peak_rss_mib", peak_rss_mib())
     print("RESULT " + json.dumps({"case": case["name"], **result}), flush=True)
@@ -417,7 +455,7 @@ def report(case: dict, result: dict) -> None:
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    {"pt": pt_run, "tf": tf_run, "flax": flax_run}[spec["framework"]](spec)
+    {"pt": pt_run, "tf": tf_run, "flax": flax_run, "ort": ort_run}[spec["framework"]](spec)
 
 
 if __name__ == "__main__":
