@@ -455,3 +455,26 @@ def test_fill_mask_pipeline_and_commands(xlmr_checkpoint, pairs, capsys):
     assert [c["token_str"] for c in printed["masks"][0]["candidates"]] == [r["token_str"] for r in results[:3]]
     assert main(["pipeline", "fill-mask", str(xlmr_checkpoint), text, "--backend", "pt"]) == 0
     assert results[0]["token_str"] in capsys.readouterr().out
+
+
+def test_token_classification_groups_sentencepiece_words_with_their_spaces(pairs, tmp_path):
+    """A word's `▁` is its space: a group of several words reads as the text (its runs of spaces one)."""
+    torch = pytest.importorskip("torch")
+    import roberta_pt
+    from roberta_core import RobertaConfig
+    from roberta_core.pipelines import pipeline
+
+    fast = pairs["xlm-roberta"][1]
+    labels = {0: "O", 1: "B-X", 2: "I-X"}
+    config = RobertaConfig.from_preset("tiny", vocab_size=len(fast), model_type="xlm-roberta", num_labels=3,
+                                       id2label=labels, label2id={v: k for k, v in labels.items()})
+    torch.manual_seed(0)
+    model = roberta_pt.XLMRobertaForTokenClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.bias[:] = torch.tensor([0.0, 0.0, 50.0])  # every token I-X: one group
+    model.save_pretrained(tmp_path)
+    fast.save_pretrained(tmp_path)
+    text = "Le café  est prêt, Straße naïve"
+    for strategy in ("simple", "first", "average", "max"):
+        (group,) = pipeline("ner", str(tmp_path), backend="pt", aggregation_strategy=strategy)(text)
+        assert (group["word"], group["start"], group["end"]) == (" ".join(text.split()), 0, len(text)), strategy

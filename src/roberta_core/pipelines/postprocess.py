@@ -87,8 +87,9 @@ def aggregate(pre_entities: Sequence[dict], strategy: str, id2label: dict[int, s
             scores = max(group, key=lambda p: p["scores"].max())["scores"]  # the first of equal maxima, as v4's max()
         else:
             scores = np.nanmean(np.stack([p["scores"] for p in group]), axis=0)
-        entities.append(_entity(id2label, scores, word=tokens_to_string([p["word"] for p in group]),
-                                start=group[0]["start"], end=group[-1]["end"]))
+        tokens = [p["word"] for p in group]
+        entities.append(_entity(id2label, scores, word=tokens_to_string(tokens), start=group[0]["start"],
+                                end=group[-1]["end"], tokens=tokens))
     return group_entities(entities, tokens_to_string)
 
 
@@ -103,7 +104,8 @@ def _tag(label: str) -> tuple[str, str]:
 
 def group_entities(entities: Sequence[dict], tokens_to_string: Callable[[list[str]], str]) -> list[dict]:
     """Adjacent entities of the same type join one {"entity_group", "score" (their mean), "word",
-    "start", "end"}; a B- label starts a new group."""
+    "start", "end"}; a B- label starts a new group. "word" is the text of the group's tokens (an
+    entity's "tokens" when it has them, a word of several tokens; else its "word")."""
     groups: list[list[dict]] = []
     for entity in entities:
         if groups:
@@ -115,7 +117,9 @@ def group_entities(entities: Sequence[dict], tokens_to_string: Callable[[list[st
     return [{
         "entity_group": group[0]["entity"].split("-", 1)[-1],
         "score": float(np.nanmean([e["score"] for e in group])),
-        "word": tokens_to_string([e["word"] for e in group]),
+        # the group's text from all its tokens at once: a SentencePiece word's leading `▁` (its space)
+        # is only read as a space inside a longer run of tokens (byte-level BPE gives the same either way)
+        "word": tokens_to_string([t for e in group for t in e.get("tokens", [e["word"]])]),
         "start": group[0]["start"], "end": group[-1]["end"],
     } for group in groups]
 
