@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["load_tokenizer", "WordLevelTokenizer", "require_bpe"]
+__all__ = ["load_tokenizer", "tokenizer_class_for", "WordLevelTokenizer", "require_bpe"]
 
 
 class WordLevelTokenizer:
@@ -60,7 +60,7 @@ def _read_json(path: Path) -> dict:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ValueError(f"{path} is not a JSON file: {e}") from None
     return data if isinstance(data, dict) else {}
 
@@ -72,10 +72,38 @@ def _class(name: str):
     return getattr(importlib.import_module(f".{module}", __package__), attr)
 
 
-def _sentencepiece_class(path: Path):
+def _sentencepiece_class(path: Path) -> str:
     """XLM-R's or CamemBERT's fast tokenizer for SentencePiece files: by config.json's model_type."""
     family = _read_json(path / "config.json").get("model_type")
-    return _class("CamembertTokenizer" if family == "camembert" else "XLMRobertaTokenizer")
+    return "CamembertTokenizerFast" if family == "camembert" else "XLMRobertaTokenizerFast"
+
+
+def tokenizer_class_for(path: str | os.PathLike) -> str:
+    """The name of the class `load_tokenizer` makes for the local directory `path`, from its files
+    alone (nothing is loaded): "RobertaTokenizerFast", "XLMRobertaTokenizerFast",
+    "CamembertTokenizerFast" or "WordLevelTokenizer"; FileNotFoundError without tokenizer files."""
+    path = Path(path)
+    named = _read_json(path / "tokenizer_config.json").get("tokenizer_class")
+    if isinstance(named, str) and named.removesuffix("Fast") in ("XLMRobertaTokenizer", "CamembertTokenizer"):
+        return named.removesuffix("Fast") + "Fast"  # (RoBERTa's are found by their files)
+    tokenizer_json = path / "tokenizer.json"
+    if tokenizer_json.is_file():
+        try:
+            kind = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["type"]
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            raise ValueError(f"{tokenizer_json} is not a tokenizers file: {e}") from None
+        if kind == "Unigram":
+            return _sentencepiece_class(path)
+        if kind != "BPE":
+            return "WordLevelTokenizer"
+    elif not ((path / "vocab.json").is_file() and (path / "merges.txt").is_file()):
+        if (path / SENTENCEPIECE_FILE).is_file():
+            return _sentencepiece_class(path)
+        raise FileNotFoundError(
+            f"{path} has no tokenizer files (tokenizer.json, vocab.json + merges.txt, or {SENTENCEPIECE_FILE}); "
+            "copy them from the checkpoint the model was trained with"
+        )
+    return "RobertaTokenizerFast"
 
 
 def load_tokenizer(path: str | os.PathLike, **options):
@@ -101,31 +129,12 @@ def load_tokenizer(path: str | os.PathLike, **options):
     path = resolve_pretrained(path, options, need=("tokenizer",))
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such checkpoint or tokenizer directory")
-    named = _read_json(path / "tokenizer_config.json").get("tokenizer_class")
-    if isinstance(named, str) and named.removesuffix("Fast") in ("XLMRobertaTokenizer", "CamembertTokenizer"):
-        return _class(named.removesuffix("Fast")).from_pretrained(path)  # (RoBERTa's are found by their files)
-    tokenizer_json = path / "tokenizer.json"
-    if tokenizer_json.is_file():
-        try:
-            kind = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["type"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{tokenizer_json} is not a tokenizers file: {e}") from None
-        if kind == "Unigram":
-            return _sentencepiece_class(path).from_pretrained(path)
-        if kind != "BPE":
-            settings = path / "tokenizer_config.json"
-            max_length = json.loads(settings.read_text(encoding="utf-8")).get("model_max_length") if settings.is_file() else None
-            return WordLevelTokenizer(tokenizer_json, max_length)
-    elif not ((path / "vocab.json").is_file() and (path / "merges.txt").is_file()):
-        if (path / SENTENCEPIECE_FILE).is_file():
-            return _sentencepiece_class(path).from_pretrained(path)
-        raise FileNotFoundError(
-            f"{path} has no tokenizer files (tokenizer.json, vocab.json + merges.txt, or {SENTENCEPIECE_FILE}); "
-            "copy them from the checkpoint the model was trained with"
-        )
-    from .tokenization_fast import RobertaTokenizerFast
-
-    return RobertaTokenizerFast.from_pretrained(path)
+    name = tokenizer_class_for(path)
+    if name == "WordLevelTokenizer":
+        settings = path / "tokenizer_config.json"
+        max_length = json.loads(settings.read_text(encoding="utf-8")).get("model_max_length") if settings.is_file() else None
+        return WordLevelTokenizer(path / "tokenizer.json", max_length)
+    return _class(name.removesuffix("Fast")).from_pretrained(path)
 
 
 def require_bpe(tokenizer, path: str | os.PathLike, what: str):

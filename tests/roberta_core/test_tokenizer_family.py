@@ -478,3 +478,19 @@ def test_token_classification_groups_sentencepiece_words_with_their_spaces(pairs
     for strategy in ("simple", "first", "average", "max"):
         (group,) = pipeline("ner", str(tmp_path), backend="pt", aggregation_strategy=strategy)(text)
         assert (group["word"], group["start"], group["end"]) == (" ".join(text.split()), 0, len(text)), strategy
+
+
+def test_info_names_the_tokenizer_class(xlmr_checkpoint, tmp_path, capsys):
+    from roberta_core.cli import main
+    from roberta_core.commands.info import info
+
+    assert info(xlmr_checkpoint)["tokenizer_class"] == "XLMRobertaTokenizerFast"
+    camembert = tmp_path / "camembert"
+    shutil.copytree(xlmr_checkpoint, camembert)
+    (camembert / "tokenizer.json").unlink()
+    (camembert / "tokenizer_config.json").unlink()
+    settings_ = json.loads((camembert / "config.json").read_text())
+    (camembert / "config.json").write_text(json.dumps({**settings_, "model_type": "camembert"}))
+    assert info(camembert)["tokenizer_class"] == "CamembertTokenizerFast"  # sentencepiece.bpe.model alone
+    assert main(["info", str(xlmr_checkpoint)]) == 0
+    assert "loaded as XLMRobertaTokenizerFast" in capsys.readouterr().out

@@ -58,6 +58,16 @@ def _tokenizer(path: Path) -> str | None:
     return None
 
 
+def _tokenizer_class(path: Path) -> str | None:
+    """The class `load_tokenizer` makes for the files (None without readable tokenizer files)."""
+    from ..auto_tokenizer import tokenizer_class_for
+
+    try:
+        return tokenizer_class_for(path)
+    except (ValueError, OSError, RecursionError):
+        return None
+
+
 def _short(names: list[str], limit: int = 12) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
@@ -119,6 +129,7 @@ def info(path: str | os.PathLike) -> dict:
         "weights_read": weights_file.name,
         "formats": _formats(path),
         "tokenizer": _tokenizer(path),
+        "tokenizer_class": _tokenizer_class(path),
         "problems": problems,
     }
 
@@ -158,7 +169,8 @@ def run(args) -> int:
     print(f"parameters   {result['parameters']:,} ({dtypes})")
     print(f"heads        {', '.join(result['heads']) or 'none complete'}")
     print(f"formats      {'; '.join(f'{k}: ' + ', '.join(v) for k, v in result['formats'].items())} (read {result['weights_read']})")
-    print(f"tokenizer    {result['tokenizer'] or 'none (no tokenizer.json, vocab.json + merges.txt, sentencepiece.bpe.model)'}")
+    print(f"tokenizer    {result['tokenizer'] or 'none (no tokenizer.json, vocab.json + merges.txt, sentencepiece.bpe.model)'}"
+          + (f", loaded as {result['tokenizer_class']}" if result["tokenizer_class"] else ""))
     for line in result["problems"]:
         print(f"note         {line}")
     return 0
