@@ -494,3 +494,25 @@ def test_info_names_the_tokenizer_class(xlmr_checkpoint, tmp_path, capsys):
     assert info(camembert)["tokenizer_class"] == "CamembertTokenizerFast"  # sentencepiece.bpe.model alone
     assert main(["info", str(xlmr_checkpoint)]) == 0
     assert "loaded as XLMRobertaTokenizerFast" in capsys.readouterr().out
+
+
+def test_sentencepiece_tokenizers_load_by_repo_id_offline(spm_file, pairs, tmp_path, monkeypatch):
+    """A Hub repo with only sentencepiece.bpe.model and config.json, in a pre-populated cache, offline."""
+    hub = pytest.importorskip("huggingface_hub")
+    from tests.roberta_core.test_hub import cache_repo
+
+    hf_home = tmp_path / "hf_home"
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
+    cache_repo(hf_home, "org/tiny-camembert", "a" * 40, {
+        "sentencepiece.bpe.model": spm_file.read_bytes(), "config.json": json.dumps({"model_type": "camembert"}).encode()})
+    text = "Le café <mask> prêt"
+    expected = pairs["camembert"][0](text)["input_ids"]
+    tok = load_tokenizer("org/tiny-camembert")
+    assert type(tok) is CamembertTokenizerFast and tok(text)["input_ids"] == expected
+    assert CamembertTokenizer.from_pretrained("org/tiny-camembert")(text)["input_ids"] == expected
