@@ -325,16 +325,20 @@ def test_convert_keeps_the_member_and_copies_every_tokenizer_file(tmp_path):
             np.testing.assert_array_equal(loaded[key], state[key], err_msg=f"{to}: {key}")
 
 
-@pytest.mark.skipif(not runtime.available("pt"), reason="the pt backend is not installed")
-def test_convert_verify_checks_a_preln_model(tmp_path):
-    """--verify loads source and result in PyTorch as RoBERTa-PreLayerNorm and compares them."""
+@pytest.mark.parametrize("to", ["bin", "h5", "msgpack"])
+def test_convert_verify_checks_a_preln_model(tmp_path, to):
+    """--verify loads the source (PyTorch) and the result (its format's framework) as
+    RoBERTa-PreLayerNorm and compares their outputs."""
+    backend = conversion.NATIVE_BACKEND[to]
+    if not (runtime.available("pt") and runtime.available(backend)):
+        pytest.skip(f"needs the pt and {backend} backends")
     config = tiny_config(model_type="roberta-prelayernorm", num_labels=3)
     src = tmp_path / "src"
     pretrained.save_pretrained_files(src, config, random_state(config, "sequence_classification", seed=10),
                                      "sequence_classification")
-    result = conversion.convert(src, tmp_path / "dst", to="bin", verify=True, log=lambda line: None)
-    assert result.checks and all(c.ok for c in result.checks)
-    assert any("sequence_classification" in c.what or "SequenceClassification" in c.what for c in result.checks)
+    result = conversion.convert(src, tmp_path / "dst", to=to, verify=True, log=lambda line: None)
+    assert len(result.checks) >= 2 and all(c.ok for c in result.checks)  # weights read back, then the model
+    assert any("SequenceClassification" in c.what for c in result.checks)
 
 
 def test_info_names_the_member(tmp_path, capsys):
