@@ -8,7 +8,8 @@ The framework that writes each format loads the checkpoint and writes the artefa
 `jax.export.deserialize(...).call`, `tf.saved_model.load(...).signatures["serving_default"]`, through
 `<backend>.export.load_exported`) on two padded batches of different (batch, length) and compared
 with the float64 NumPy reference (`roberta_core.reference`): relative difference ≤ 1e-5 at fp32
-(ARCHITECTURE §5), the bar of `convert --verify`. Everything is built in a staging folder beside
+(ARCHITECTURE §5), the bar of `convert --verify`; `dtype="float16"` (ONNX: the verified fp32
+graph converted) is held to 5e-3, `dtype="bfloat16"` (StableHLO) to 2e-2 (`DTYPE_BARS`). Everything is built in a staging folder beside
 OUT (`fileio.atomic_dir`) and installed only once verified: a failed check leaves nothing.
 
 OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `saved_model/`),
@@ -24,7 +25,8 @@ Inputs are `input_ids` and `attention_mask` (int64 for ONNX, int32 for StableHLO
 SavedModel, which also takes `token_type_ids`), (batch, length), or (batch, choices, length) for
 multiple choice; the position ids are computed inside every artefact from the input ids
 (padding_idx + running count of real tokens), as RoBERTa does. Outputs have v4's names:
-`last_hidden_state` (+ `pooler_output`), `logits`, or `start_logits` and `end_logits`.
+`last_hidden_state` (+ `pooler_output`, unless the checkpoint has no pooler or `pooler=False`:
+v4's `add_pooling_layer=False`), `logits`, or `start_logits` and `end_logits`.
 """
 
 from __future__ import annotations
@@ -57,13 +59,19 @@ from .tokenizer_files import (
     VOCAB_FILE,
 )
 
-__all__ = ["export", "load_exported", "Export", "FORMATS", "DTYPES", "QUANTIZATIONS", "BAR", "METADATA_FILE",
+__all__ = ["export", "load_exported", "Export", "FORMATS", "DTYPES", "DTYPE_FORMATS", "DTYPE_BARS", "QUANTIZATIONS",
+           "BAR", "METADATA_FILE",
            "INT8_FILE", "INT8_RECIPES", "DEFAULT_INT8_RECIPE", "output_axes", "probe_batches", "verify",
-           "quantize_int8", "top1_agreement"]
+           "quantize_int8", "to_float16", "top1_agreement"]
 
 # format -> the backend that writes it
 FORMATS: dict[str, str] = {"onnx": "pt", "stablehlo": "flax", "savedmodel": "tf"}
-DTYPES = ("float32",)
+DTYPES = ("float32", "float16", "bfloat16")
+# dtype -> the formats whose artefact computes in it, and the bar its outputs must meet against the
+# float64 reference (relative). fp16 (10-bit mantissa, 2^-11 ≈ 5e-4 per rounding) measures
+# ~1e-3 on the tests' models; bf16 (7-bit, 2^-8 ≈ 4e-3) takes the parity suite's bf16 bar.
+DTYPE_FORMATS = {"float32": ("onnx", "stablehlo", "savedmodel"), "float16": ("onnx",), "bfloat16": ("stablehlo",)}
+DTYPE_BARS = {"float32": 1e-5, "float16": 5e-3, "bfloat16": 2e-2}
 QUANTIZATIONS = ("int8",)
 BAR = 1e-5  # relative difference to the float64 reference at fp32 (ARCHITECTURE §5)
 METADATA_FILE = "export.json"
@@ -204,6 +212,20 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     return Path(target)
 
 
+def to_float16(path: str | os.PathLike) -> Path:
+    """Rewrite the fp32 ONNX file at `path` in float16 (onnxruntime's `float16` tool: weights and
+    compute in fp16, constants clamped to its range so the mask's large negative stays finite; the
+    int64 inputs and float32 outputs kept, so callers feed and read it as before). Returns `path`."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")  # its notes on constants clamped to the fp16 range
+        half = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+    onnx.save(half, str(path))
+    return Path(path)
+
+
 @contextlib.contextmanager
 def _quiet_root_logger():
     """Drop warnings sent to the root logger meanwhile (onnxruntime logs its advice to pre-process
@@ -278,8 +300,14 @@ def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], 
 def _check_options(to, dtype, quantize, opset, int8_recipe=DEFAULT_INT8_RECIPE) -> None:
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
-    if str(dtype) not in DTYPES:
-        raise ValueError(f"unknown or unsupported dtype {dtype!r}; exports are verified at {', '.join(DTYPES)}")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        allowed = ", ".join(f"{d} ({'/'.join(f)})" for d, f in DTYPE_FORMATS.items())
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {allowed}")
+    if to in FORMATS and to not in DTYPE_FORMATS[dtype]:
+        raise ValueError(f"dtype {dtype!r} applies to {' and '.join(DTYPE_FORMATS[dtype])} only, not to {to!r}; "
+                         f"{to} exports are verified at " + ", ".join(d for d, f in DTYPE_FORMATS.items() if to in f))
+    if quantize is not None and dtype != "float32":
+        raise ValueError(f"quantize={quantize!r} quantizes the float32 graph; it cannot be combined with dtype={dtype!r}")
     if quantize is not None:
         if quantize not in QUANTIZATIONS:
             raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZATIONS)}")
@@ -315,6 +343,7 @@ def export(
     quantize: str | None = None,
     opset: int | None = None,
     int8_recipe: str = DEFAULT_INT8_RECIPE,
+    pooler: bool | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Export:
@@ -324,15 +353,22 @@ def export(
                `opset` in 14..20) | 'stablehlo' (`jax.export`, symbolic batch and length) |
                'savedmodel' (TensorFlow, `serving_default` signature)
     head:      a key of `weights.HEADS` (default: the config's architecture, else 'model')
-    dtype:     'float32' (the precision the artefact is verified at)
+    dtype:     the precision the artefact computes in and is verified at: 'float32' (every format,
+               bar 1e-5), 'float16' (onnx: the verified fp32 graph converted by onnxruntime's
+               float16 tool, int64 inputs and float32 outputs kept; bar 5e-3), 'bfloat16'
+               (stablehlo: the Flax model in bfloat16, weights and compute; bar 2e-2)
     quantize:  'int8' (onnx only): also write `model.int8.onnx` (onnxruntime dynamic quantization)
     int8_recipe: which weights are 8-bit and how they are scaled (`INT8_RECIPES`; default
                'per-channel')
+    pooler:    bare model only: None exports the pooler (`pooler_output`) when the checkpoint has
+               its weights, False leaves it out (v4's `add_pooling_layer=False`), True requires it
     overwrite: replace an existing `dst` (only once the new one is complete and verified)
     log:       callable taking one line of text (default: stderr)
     Raises ValueError (nothing written) when a check fails.
     """
     _check_options(to, dtype, quantize, opset, int8_recipe)
+    if pooler is not None and not isinstance(pooler, bool):
+        raise TypeError(f"pooler must be None, True or False, got {pooler!r}")
     log = log or (lambda line: print(line, file=sys.stderr))
     src, dst = Path(src), Path(dst)
     config = RobertaConfig.from_pretrained(src)
@@ -346,33 +382,49 @@ def export(
     batches = probe_batches(config, head)
     from .reference import forward
 
+    # bfloat16 is the model's own (Flax computes in it); float16 converts the verified fp32 graph.
+    load_options: dict[str, Any] = {"dtype": dtype} if dtype == "bfloat16" else {}
+    if pooler is not None and head != "model":
+        raise ValueError(f"pooler applies to the bare model (head 'model') only, not to {head!r}")
+    pooled = head != "model" or ("pooler.dense.weight" in state if pooler is None else pooler)
+    if not pooled:
+        # v4's add_pooling_layer=False (checkpoints saved without a pooler): last_hidden_state
+        # only. The reference always computes a pooler: zero weights stand in, their output unused.
+        load_options["add_pooling_layer"] = False
+        hidden = config.hidden_size
+        state = {**state, "pooler.dense.weight": np.zeros((hidden, hidden), np.float32),
+                 "pooler.dense.bias": np.zeros(hidden, np.float32)}
     try:
         reference_fields = forward(config, state, head, **batches[0])
     except KeyError as e:
         raise ValueError(f"{src} holds no weights for the {head!r} head ({e.args[0]}); choose another --head") from None
-    fields = [name for name in _OUTPUTS if name in reference_fields]
+    fields = [name for name in _OUTPUTS if name in reference_fields and (pooled or name != "pooler_output")]
     axes = output_axes(head, fields)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unused-key reports (lm_head.* into a bare encoder)
-        model = runtime.load_model(backend, head, src)
+        model = runtime.load_model(backend, head, src, **load_options)
     with atomic_dir(dst, overwrite=overwrite) as staging:
         options = {"opset": opset} if to == "onnx" else {}
         log(f"exporting {weights.HEADS[head]} as {to} ({backends.get(backend).package}) ...")
         artefact = backend_export.export(model, staging, example=batches[0], axes=axes, **options)
         del model
         what = f"{weights.HEADS[head]} {to}"
-        checks = verify(backend_export.load_exported(artefact), config, state, head, batches, fields, what)
-        for check in checks:
-            log(f"  {check}")
-        failed = [c for c in checks if not c.ok]
-        if failed:
-            raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
+        bar = DTYPE_BARS["bfloat16" if dtype == "bfloat16" else "float32"]
+        checks = verify(backend_export.load_exported(artefact), config, state, head, batches, fields,
+                        what + (" bfloat16" if dtype == "bfloat16" else ""), bar)
+        _check(checks, log)
+        if dtype == "float16":  # the fp32 graph met its bar: convert it, and check the conversion
+            to_float16(artefact)
+            half = verify(backend_export.load_exported(artefact), config, state, head, batches, fields,
+                          what + " float16", DTYPE_BARS["float16"])
+            _check(half, log)
+            checks += half
         int8 = _int8(staging, artefact, batches, fields, backend_export, int8_recipe) if quantize == "int8" else None
         if int8 is not None:
             log(f"  int8: {int8['bytes']:,} bytes ({int8['size_ratio']:.2f} of fp32), top-1 agreement "
                 f"{int8['top1_agreement'] if int8['top1_agreement'] is None else format(int8['top1_agreement'], '.4f')}")
         used_opset = (opset or backend_export.DEFAULT_OPSET) if to == "onnx" else None
-        _write_metadata(staging, to, head, artefact, axes, used_opset, checks, int8)
+        _write_metadata(staging, to, head, artefact, axes, used_opset, checks, int8, dtype)
         for name in (CONFIG_NAME, *_TOKENIZER_FILES):
             if (src / name).is_file():
                 shutil.copyfile(src / name, staging / name)
@@ -380,15 +432,24 @@ def export(
     return Export(dst, to, head, dst / artefact.name, files, checks, used_opset, int8)
 
 
-def _write_metadata(staging: Path, to: str, head: str, artefact: Path, axes, opset, checks, int8) -> None:
+def _check(checks: list[Check], log: Callable[[str], None]) -> None:
+    """Log the checks; raise when one failed (the staging folder is then removed)."""
+    for check in checks:
+        log(f"  {check}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
+
+
+def _write_metadata(staging: Path, to: str, head: str, artefact: Path, axes, opset, checks, int8, dtype) -> None:
     inputs = {name: list(axes[name]) for name in ("input_ids", "attention_mask")}
     meta = {
-        "format": to, "file": artefact.name, "head": head, "architecture": weights.HEADS[head], "dtype": "float32",
+        "format": to, "file": artefact.name, "head": head, "architecture": weights.HEADS[head], "dtype": dtype,
         "opset": opset, "producer": f"roberta3 {__version__}",
         "inputs": inputs, "outputs": {name: list(a) for name, a in axes.items() if name not in inputs},
         "input_dtype": "int64" if to == "onnx" else "int32",
-        "verification": {"against": "roberta_core.reference (float64)", "bar": BAR,
-                         "checks": [{"what": c.what, "max_abs": c.max_abs, "rel": c.rel} for c in checks]},
+        "verification": {"against": "roberta_core.reference (float64)", "bar": DTYPE_BARS[dtype],
+                         "checks": [{"what": c.what, "max_abs": c.max_abs, "rel": c.rel, "bar": c.bar} for c in checks]},
         "int8": int8,
     }
     (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
