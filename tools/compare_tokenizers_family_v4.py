@@ -48,7 +48,7 @@ FRAGMENTS = [
 ]
 
 
-def training_lines(documents: int = 80) -> list[str]:
+def training_lines(documents: int = 60) -> list[str]:
     from roberta_core.app import corpus
 
     lines = [line for doc in islice(corpus.builtin_documents("train"), documents) for line in doc.splitlines()
