@@ -121,6 +121,10 @@ def test_special_token_layout_is_v4s(pairs, sp, family):
         assert pair["input_ids"] == [cls, *ids_a, sep, sep, *ids_b, sep]
         assert pair["special_tokens_mask"] == [1] + [0] * len(ids_a) + [1, 1] + [0] * len(ids_b) + [1]
         assert tok.decode(pair["input_ids"]) == f"<s> {sp.decode(sp.encode(a))}</s></s> {sp.decode(sp.encode(b))}</s>"
+        batch = tok([a, b], padding=True, return_tensors="np")
+        width = 2 + max(len(ids_a), len(ids_b))
+        assert batch["input_ids"].shape == (2, width) and batch["input_ids"][1, -1] == tok.pad_token_id
+        assert batch["attention_mask"].sum(axis=1).tolist() == [2 + len(ids_a), 2 + len(ids_b)]
 
 
 def test_fast_matches_tokenizers_running_v4s_template(pairs, spm_file, sp):
@@ -518,3 +522,25 @@ def test_sentencepiece_tokenizers_load_by_repo_id_offline(spm_file, pairs, tmp_p
     tok = load_tokenizer("org/tiny-camembert")
     assert type(tok) is CamembertTokenizerFast and tok(text)["input_ids"] == expected
     assert CamembertTokenizer.from_pretrained("org/tiny-camembert")(text)["input_ids"] == expected
+
+
+def test_a_normalised_mask_as_v4s_xlmr_fast_writes_it(pairs, tmp_path):
+    """v4's XLM-R fast tokenizer saves <mask> with normalized=true: tokenizers then leaves a `▁` for a
+    run of spaces before it. Both of ours read the flag from the files and give what tokenizers gives."""
+    from tokenizers import Tokenizer
+
+    pairs["xlm-roberta"][1].save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        data = json.loads((tmp_path / name).read_text())
+        tokens = {"tokenizer.json": lambda: data["added_tokens"], "special_tokens_map.json": lambda: [data["mask_token"]],
+                  "tokenizer_config.json": lambda: data["added_tokens_decoder"].values()}[name]()
+        for token in tokens:
+            if token["content"] == "<mask>":
+                token["normalized"] = True
+        (tmp_path / name).write_text(json.dumps(data, ensure_ascii=False))
+    rust = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for text in ["x  <mask>", "a  <mask>  b <mask>", "x <mask>", "\t\t<mask> y"]:
+        expected = rust.encode(text).ids
+        assert XLMRobertaTokenizer.from_pretrained(tmp_path)(text)["input_ids"] == expected
+        assert XLMRobertaTokenizerFast.from_pretrained(tmp_path)(text)["input_ids"] == expected
+    assert rust.encode("x  <mask>").ids.count(rust.token_to_id("▁")) == 2  # the case is the one described
