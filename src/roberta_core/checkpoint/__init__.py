@@ -35,6 +35,7 @@ import numpy as np
 from .. import weights
 from ..fileio import fsync_dir
 from ._common import (
+    BASE_MODEL_PREFIXES,
     FLAX_MSGPACK,
     SAFETENSORS,
     SAFETENSORS_INDEX,
@@ -128,10 +129,6 @@ def _write_safetensors(state, path, *, metadata=None, base_model_prefix="roberta
 def _file_keys(state: Mapping[str, np.ndarray], base_model_prefix: str) -> dict[str, np.ndarray]:
     """The state with the keys a family member's PyTorch file uses (`roberta_prelayernorm.` for PreLN)."""
     return {weights.to_file_key(k, base_model_prefix): v for k, v in state.items()}
-
-
-# The encoder's attribute name in the family's files (`RobertaConfig.base_model_prefix`).
-BASE_MODEL_PREFIXES = ("roberta", "roberta_prelayernorm")
 
 
 # format name -> how to write and read it, in `find_weights_file`'s order of preference.
@@ -335,7 +332,7 @@ def _member_names(
         raise ValueError(
             f"architecture {architecture!r} names its encoder {implied!r} in files, not base_model_prefix={base_model_prefix!r}"
         )
-    if architecture is None and base_model_prefix == "roberta_prelayernorm" and state:
+    if architecture is None and base_model_prefix == "roberta_prelayernorm" and isinstance(state, Mapping):
         try:
             head = weights.head_for_architecture(guess_architecture(state))
         except ValueError:

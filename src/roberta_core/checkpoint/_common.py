@@ -9,12 +9,18 @@ import ml_dtypes  # registers bfloat16 & co. with NumPy (safetensors' numpy API 
 import numpy as np
 
 from .. import weights
+from ..config import BASE_MODEL_PREFIXES as _PREFIX_OF_TYPE
 
 SAFETENSORS = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
 TF_H5 = "tf_model.h5"
 FLAX_MSGPACK = "flax_model.msgpack"
+
+
+# The encoder's name in the family's files (`RobertaConfig.base_model_prefix`): the safetensors/bin
+# key prefix, the TF layer, the Flax level. In memory every member says `roberta` (ARCHITECTURE §3).
+BASE_MODEL_PREFIXES: tuple[str, ...] = tuple(dict.fromkeys(_PREFIX_OF_TYPE.values()))
 
 
 class CheckpointFormatError(ValueError):

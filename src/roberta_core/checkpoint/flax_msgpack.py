@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import weights
 from ..fileio import atomic_path
-from ._common import CheckpointFormatError, DTYPES as _DTYPES, check_state
+from ._common import BASE_MODEL_PREFIXES as _BASE_LEVELS, CheckpointFormatError, DTYPES as _DTYPES, check_state
 from .tf_h5 import framework_items
 
 __all__ = ["read_flax_msgpack", "write_flax_msgpack"]
@@ -22,7 +22,6 @@ __all__ = ["read_flax_msgpack", "write_flax_msgpack"]
 _MSGPACK_NDARRAY = 1  # Flax's msgpack extension code for an ndarray: packb((shape, dtype name, bytes))
 _FLAX_CHUNKED = "__msgpack_chunked_array__"
 _FLAX_MAX_CHUNK = 2**30  # Flax splits leaves above this many bytes into chunks
-_BASE_LEVELS = ("roberta", "roberta_prelayernorm")  # the encoder's level in the family's trees
 
 
 def _ndarray_from_ext(code: int, data: bytes) -> Any:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import weights
 from ..fileio import atomic_path
-from ._common import CheckpointFormatError, check_state, guess_architecture
+from ._common import BASE_MODEL_PREFIXES as _BASE_LAYERS, CheckpointFormatError, check_state, guess_architecture
 
 __all__ = ["read_tf_h5", "write_tf_h5", "framework_items"]
 
@@ -173,10 +173,6 @@ def _h5_group(path: Path, f, layer: str):
     if not isinstance(group, h5py.Group):
         raise CheckpointFormatError(f"{path}: layer {layer!r} is a {type(group).__name__}, not a group")
     return group
-
-
-# The encoder's layer name in the family's files (`config.base_model_prefix`).
-_BASE_LAYERS = ("roberta", "roberta_prelayernorm")
 
 
 def _tf_scope(architecture: str) -> str:
