@@ -43,10 +43,16 @@ CASES = ("mlm-8x128", "varlen-8")
 BASELINE = ("ref", "pt", "sdpa")
 
 
-def exports(ckpt: str, workdir: Path, ref_python: Path, log) -> dict[str, str]:
-    """label -> .onnx path: ours (verified) and transformers', fp32 and the two int8 recipes."""
+def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False) -> dict[str, str]:
+    """label -> .onnx path: ours (verified) and transformers', fp32 and the two int8 recipes;
+    made once and reused unless `fresh`."""
+    import shutil
+
     from roberta_core.export import export, quantize_int8
 
+    if fresh:
+        for name in ("onnx-ours", "onnx-hf"):
+            shutil.rmtree(workdir / name, ignore_errors=True)
     files = {}
     ours = workdir / "onnx-ours"
     if not (ours / "model.onnx").is_file():
@@ -85,6 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per cell (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs per cell (default 1)")
     p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile cell")
+    p.add_argument("--fresh", action="store_true", help="export again (after a change to the export code)")
     p.add_argument("--json", default=None, help="write every result here")
     p.add_argument("--ref-python", default=str(bench.REFERENCE_PYTHON), help="interpreter of the reference")
     args = p.parse_args(argv)
@@ -109,7 +116,7 @@ def main(argv=None) -> int:
             "device": "cpu", "dtype": "fp32", "warmup": args.warmup, "repeats": args.repeats,
             "cases": [c.spec() for c in cases]}
     log("exports:")
-    files = exports(ckpt["mlm"], workdir, ref_python, log)
+    files = exports(ckpt["mlm"], workdir, ref_python, log, fresh=args.fresh)
 
     results: dict[tuple[str, str, str], dict[str, dict]] = {}
     ours, ref = bench.Side("ours", bench.OURS_PYTHON), bench.Side("ref", ref_python)
