@@ -92,12 +92,16 @@ def whole_model_device(device_map: Any) -> Any:
 
 
 def resolve_pretrained(
-    path: str | os.PathLike, options: Mapping[str, Any] | None = None, *, prefer: str = "safetensors"
+    path: str | os.PathLike, options: Mapping[str, Any] | None = None, *, prefer: str = "safetensors",
+    config_given: bool = False,
 ) -> Path:
     """The local checkpoint directory a backend's `from_pretrained(path, **options)` reads: `path`
     itself (with `subfolder`) when it is a directory, else the Hub repo id `path` fetched into the
     Hugging Face cache — config.json and the weights, the format `prefer` first (`hub.resolve_pretrained`,
-    which reads the Hub keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`)."""
+    which reads the Hub keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`).
+    `config_given`: the caller passed `config=`, so a repo without config.json loads, as in v4."""
+    if config_given:
+        return hub.resolve_pretrained(path, options, need=("weights",), want=("config",), prefer=prefer)
     return hub.resolve_pretrained(path, options, need=("config", "weights"), prefer=prefer)
 
 

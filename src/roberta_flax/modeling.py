@@ -830,7 +830,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             rngs = nnx.Rngs(model_kwargs.pop("seed"))
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
-        directory = resolve_pretrained(path, options, prefer="msgpack")
+        directory = resolve_pretrained(path, options, prefer="msgpack", config_given=config is not None)
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
         # The keys to load are those of the model this class builds: a family class sets its model_type first.

@@ -734,7 +734,7 @@ class RobertaPreTrainedModel(nn.Module):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(device, options.get("device_map"))
-        directory = resolve_pretrained(path, options, prefer="safetensors")
+        directory = resolve_pretrained(path, options, prefer="safetensors", config_given=config is not None)
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
         # The keys to load are those of the model this class builds: a family class sets its model_type first.

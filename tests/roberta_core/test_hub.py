@@ -157,6 +157,23 @@ def test_models_load_by_repo_id_offline_in_every_backend(cached, backend):
         runtime.load_model(backend, "masked_lm", "no-such-org/no-such-model")
 
 
+@pytest.mark.parametrize("backend", installed_backends())
+def test_a_repo_without_config_json_loads_with_config_given(hf_home, saved, backend):
+    # v4: from_pretrained(repo, config=config) reads only the weights; without config= the
+    # missing config.json is the error, naming it.
+    folder, config, state = saved
+    files = {k: v for k, v in folder_files(folder).items() if k != "config.json"}
+    cache_repo(hf_home, "tiny-org/weights-only", COMMIT, files)
+    package = importlib.import_module(f"roberta_{backend}")
+    cls = getattr(package, {"pt": "", "tf": "TF", "flax": "Flax"}[backend] + "RobertaForMaskedLM")
+    model = cls.from_pretrained("tiny-org/weights-only", config=config)
+    got = importlib.import_module(f"roberta_{backend}.convert").to_canonical(model)
+    for key, array in state.items():
+        np.testing.assert_array_equal(np.asarray(got[key]), array, err_msg=f"{backend} {key}")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        cls.from_pretrained("tiny-org/weights-only")
+
+
 def test_a_repo_not_in_the_cache_offline_is_one_clear_error(hf_home):
     for load in (
         lambda: RobertaConfig.from_pretrained("FacebookAI/roberta-base", revision="v1.0"),
