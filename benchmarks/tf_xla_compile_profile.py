@@ -1,0 +1,175 @@
+"""Where TF XLA's first training step spends its time (issue 18): the benchmark's train step
+(`benchmarks.worker`, 8 x 128, AdamW) traced, lowered to HLO and compiled, ours or transformers'.
+
+    python -m benchmarks.tf_xla_compile_profile ours|ref LAYERS VARIANT CHECKPOINT
+
+Run `ours` under .venv, `ref` under .bench-env. VARIANT is a dash-joined list of switches:
+masked (ours: masked_positions_only=True, as the benchmark), plain (ours without it), ironly
+(stop after the lowering to HLO: no XLA compile or run), onebudget / twobudget (ours: one or two
+sizes in heads.MASKED_BUDGETS instead of three: one size means no tf.switch_case), cprof (Python
+profile of the tracing, then the lowering's seconds), nograppler / nofold (Grappler off or its
+constant folding off), nomlir (tf.config.experimental.disable_mlir_bridge()), outside / lossonly / cgrad (experiments on the masked LM head: variables
+read outside the switch; the switch returning the loss only; the head's gradient computed inside
+each branch under tf.custom_gradient). Prints one JSON line: HLO instruction count, the lowering
+(`ir_s`), first and second call seconds. A small checkpoint with roberta-base's widths and the
+full vocabulary: `make_checkpoints` of a preset with num_hidden_layers=2 (see RESULTS.md).
+"""
+import json, os, sys, time, re, collections
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+impl, layers, variant = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ckdir = sys.argv[4]
+if impl == "ref":
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np, tensorflow as tf
+if "nograppler" in variant:
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+if "nomlir" in variant:
+    tf.config.experimental.disable_mlir_bridge()
+if "nofold" in variant:
+    tf.config.optimizer.set_experimental_options({"constant_folding": False})
+from benchmarks.worker import make_inputs
+case = {"name": "t", "task": "train", "lengths": [128] * 8, "T": 128, "seed": 0, "mask_fraction": 0.15}
+if impl == "ours":
+    import keras, roberta_tf as lib
+    import roberta_tf.heads as H
+    if "onebudget" in variant:
+        H.MASKED_BUDGETS = (1.0,)
+    if "twobudget" in variant:
+        H.MASKED_BUDGETS = (3 / 16, 1.0)
+    if "recompute" in variant:
+        from roberta_tf.unpad import pack, run_packed, unpad_rows, Packing
+        import dataclasses
+        def _labelled_logits(self, hidden, labels):
+            budgets = H.MASKED_BUDGETS if H.in_xla() and labels.shape.is_fully_defined() else ()
+            labelled = pack(tf.not_equal(labels, H.IGNORE_INDEX), budgets)
+            rows = labelled.index.shape[0]
+            def head(packing):
+                @tf.recompute_grad
+                def inner(hidden):
+                    logits = self.lm_head(unpad_rows(hidden, packing))
+                    loss = H.cross_entropy(logits, unpad_rows(labels, packing))
+                    return logits, loss
+                logits, loss = inner(hidden)
+                if packing.budgets:
+                    logits = tf.pad(logits, [[0, rows - packing.budgets[0]], [0, 0]])
+                return logits, loss
+            logits, loss = run_packed(head, labelled)
+            if labelled.budgets:
+                logits = tf.boolean_mask(logits, tf.range(rows) < labelled.cu_seqlens[-1])
+            return logits, loss
+        H.TFRobertaForMaskedLM._labelled_logits = _labelled_logits
+    if "outside" in variant:
+        from roberta_tf.unpad import pack, run_packed, unpad_rows
+        def _labelled_logits2(self, hidden, labels):
+            budgets = H.MASKED_BUDGETS if H.in_xla() and labels.shape.is_fully_defined() else ()
+            labelled = pack(tf.not_equal(labels, H.IGNORE_INDEX), budgets)
+            rows = labelled.index.shape[0]
+            lm = self.lm_head
+            # every variable read once, outside the switch: the branches take tensors
+            table = tf.identity(lm.decoder.embeddings)
+            k, b = tf.identity(lm.dense.kernel), tf.identity(lm.dense.bias)
+            g, be = tf.identity(lm.layer_norm.gamma), tf.identity(lm.layer_norm.beta)
+            vb = tf.identity(lm.bias)
+            eps = self.config.layer_norm_eps
+            def head(packing):
+                x = unpad_rows(hidden, packing)
+                x = tf.nn.gelu(tf.matmul(x, k) + b, approximate=False)
+                mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+                x = (x - mean) * tf.math.rsqrt(var + eps) * g + be
+                logits = tf.nn.bias_add(tf.matmul(x, table, transpose_b=True), vb)
+                loss = H.cross_entropy(logits, unpad_rows(labels, packing))
+                if "lossonly" in variant:
+                    return loss
+                if packing.budgets:
+                    logits = tf.pad(logits, [[0, rows - packing.budgets[0]], [0, 0]])
+                return logits, loss
+            if "lossonly" in variant:
+                loss = run_packed(head, labelled)
+                return tf.zeros((1, 1)), loss
+            logits, loss = run_packed(head, labelled)
+            if labelled.budgets:
+                logits = tf.boolean_mask(logits, tf.range(rows) < labelled.cu_seqlens[-1])
+            return logits, loss
+        H.TFRobertaForMaskedLM._labelled_logits = _labelled_logits2
+    if "cgrad" in variant:
+        from roberta_tf.unpad import pack, run_packed, unpad_rows
+        def _labelled_logits3(self, hidden, labels):
+            budgets = H.MASKED_BUDGETS if H.in_xla() and labels.shape.is_fully_defined() else ()
+            labelled = pack(tf.not_equal(labels, H.IGNORE_INDEX), budgets)
+            lm = self.lm_head
+            eps = self.config.layer_norm_eps
+            params = [tf.identity(v) for v in (lm.dense.kernel, lm.dense.bias, lm.layer_norm.gamma, lm.layer_norm.beta,
+                                               lm.decoder.embeddings, lm.bias)]
+            @tf.custom_gradient
+            def labelled_loss(hidden, k, b, g, be, table, vb):
+                def head(packing):
+                    with tf.GradientTape() as t:
+                        t.watch([hidden, k, b, g, be, table, vb])
+                        x = unpad_rows(hidden, packing)
+                        x = tf.nn.gelu(tf.matmul(x, k) + b, approximate=False)
+                        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+                        x = (x - mean) * tf.math.rsqrt(var + eps) * g + be
+                        logits = tf.nn.bias_add(tf.matmul(x, table, transpose_b=True), vb)
+                        loss = H.cross_entropy(logits, unpad_rows(labels, packing))
+                    return (loss, *t.gradient(loss, [hidden, k, b, g, be, table, vb]))
+                loss, *grads = run_packed(head, labelled)
+                return loss, lambda up: [up * gr for gr in grads]
+            return tf.zeros((1, 1)), labelled_loss(hidden, *params)
+        H.TFRobertaForMaskedLM._labelled_logits = _labelled_logits3
+    model = lib.TFRobertaForMaskedLM.from_pretrained(ckdir)
+    AdamW = keras.optimizers.AdamW
+else:
+    import tf_keras, transformers as lib
+    lib.logging.set_verbosity_error()
+    model = lib.TFRobertaForMaskedLM.from_pretrained(ckdir, from_pt=True)
+    AdamW = tf_keras.optimizers.AdamW
+arrays = make_inputs(case, model.config.vocab_size)
+inputs = {k: tf.constant(v) for k, v in arrays.items()}
+extra = {}
+if impl == "ours" and "masked" in variant:
+    extra["masked_positions_only"] = True
+training = "nodrop" not in variant
+opt = AdamW(learning_rate=1e-5, weight_decay=0.01)
+apply = lambda grads: opt.apply_gradients(zip(grads, model.trainable_variables))
+if impl == "ours" and "noinnerjit" not in variant:
+    apply = tf.function(apply, jit_compile=True)
+def train_step(ids, mask, labels):
+    with tf.GradientTape() as tape:
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, training=training, **extra)
+        loss = tf.reduce_mean(out.loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    if "noopt" not in variant:
+        apply(grads)
+    return loss
+fn = tf.function(train_step, jit_compile=True)
+args = (inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+t = time.perf_counter()
+try:
+    if "cprof" in variant:
+        import cProfile, pstats
+        pr = cProfile.Profile(); pr.enable()
+        conc = fn.get_concrete_function(*args)
+        pr.disable(); print("trace s", round(time.perf_counter() - t, 1), flush=True)
+        pstats.Stats(pr).sort_stats("tottime").print_stats(12)
+        t2 = time.perf_counter()
+    hlo = fn.experimental_get_compiler_ir(*args)(stage="hlo")
+    if "cprof" in variant:
+        print("lowering s", round(time.perf_counter() - t2, 1), flush=True)
+    ops = collections.Counter(re.findall(r"= \S+ (\w[\w-]*)\(", hlo))
+    n = sum(ops.values())
+    top = ops.most_common(12)
+    big = re.findall(r"(f32\[[\d,]+\])\S* constant\(", hlo)
+    sizes = collections.Counter(b for b in big if b.count(",") >= 1)
+    print("HLO chars", len(hlo), "2-D+ f32 constants", sizes.most_common(8), flush=True)
+    zeros = re.findall(r"(f32\[[\d,]+\])\S* broadcast\(", hlo)
+    print("broadcasts", collections.Counter(zeros).most_common(8), flush=True)
+except Exception as e:
+    hlo, n, top = "", -1, str(e)[-1500:]
+t_ir = time.perf_counter() - t
+first = second = -1
+if "ironly" not in variant:
+    t = time.perf_counter(); fn(*args).numpy(); first = time.perf_counter() - t
+    t = time.perf_counter(); fn(*args).numpy(); second = time.perf_counter() - t
+print(json.dumps({"impl": impl, "layers": layers, "variant": variant, "hlo_instructions": n, "ir_s": round(t_ir, 1),
+                  "first_call_s": round(first, 1), "second_s": round(second, 2), "top": top,
+                  "while": hlo.count(" while("), "conditional": hlo.count(" conditional(")}))
