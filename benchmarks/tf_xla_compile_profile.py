@@ -12,7 +12,11 @@ constant folding off), nomlir (tf.config.experimental.disable_mlir_bridge()), ou
 read outside the switch; the switch returning the loss only; the head's gradient computed inside
 each branch under tf.custom_gradient). Prints one JSON line: HLO instruction count, the lowering
 (`ir_s`), first and second call seconds. A small checkpoint with roberta-base's widths and the
-full vocabulary: `make_checkpoints` of a preset with num_hidden_layers=2 (see RESULTS.md).
+full vocabulary, made once under .venv:
+
+    python -c "import roberta_core.config as C; from pathlib import Path; from benchmarks.run import make_checkpoints
+    C.PRESETS['base2'] = {**C.PRESETS['roberta-base'], 'num_hidden_layers': 2}
+    make_checkpoints('base2', Path('benchmarks/out/base2'))"      # -> benchmarks/out/base2/masked_lm
 """
 import json, os, sys, time, re, collections
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
