@@ -479,3 +479,35 @@ def _trail_ws(text: str) -> int:
 def _describe(value) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+class FastEngineMixin:
+    """What a fast tokenizer shares whatever its model: the `tokenizers.Tokenizer` it encodes with,
+    built from `_backend_tokenizer` (what tokenizer.json stores) on first use, dropped when the
+    added tokens change (it carries them) and when pickled (rebuilt after). `_build_engine` says how
+    to build it (byte-level BPE adds its own pre-tokenizer)."""
+
+    _engine = None
+
+    def _added_tokens_changed(self) -> None:
+        self._engine = None  # rebuilt on next use
+
+    def __getstate__(self):
+        return {**self.__dict__, "_engine": None}
+
+    @property
+    def backend_tokenizer(self):
+        """The `tokenizers.Tokenizer` that tokenizer.json stores."""
+        return self._backend_tokenizer()
+
+    def _build_engine(self):
+        return self._backend_tokenizer()
+
+    def _engine_for(self, split_special: bool):
+        """The engine, told whether added special tokens spelt in the text split as text."""
+        engine = self._engine
+        if engine is None:
+            engine = self._engine = self._build_engine()
+        if engine.encode_special_tokens != split_special:
+            engine.encode_special_tokens = split_special
+        return engine

@@ -22,7 +22,7 @@ from functools import lru_cache
 import regex
 
 from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, bytes_to_unicode, chunk_spans
-from .tokenization_base import RobertaTokenizerBase
+from .tokenization_base import FastEngineMixin, RobertaTokenizerBase
 
 CHUNK_GROUP = 8  # pieces of a long text encoded per call: parallel, with Rust's memory bounded
 
@@ -53,7 +53,7 @@ def rust_pretokenizer():
     ])
 
 
-class RobertaTokenizerFast(RobertaTokenizerBase):
+class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
     """RoBERTa's tokenizer backed by `tokenizers`; same API and same output as RobertaTokenizer.
 
     >>> tok = RobertaTokenizerFast.from_pretrained("path/to/roberta-base")
@@ -66,27 +66,11 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
     # Texts longer than this many characters are encoded in pieces (see `pretokenization.chunk_spans`).
     max_chunk_chars = 16_384
 
-    def __init__(self, *args, **kwargs):
-        self._engine = None
-        super().__init__(*args, **kwargs)
-
-    def _added_tokens_changed(self) -> None:
-        self._engine = None  # it carries the added tokens: rebuilt on next use (they change at set-up)
-
-    def __getstate__(self):
-        return {**self.__dict__, "_engine": None}  # rebuilt on first use after unpickling
-
-    @property
-    def backend_tokenizer(self):
-        """A `tokenizers.Tokenizer` with transformers' RoBERTa pipeline (what tokenizer.json stores)."""
-        return self._backend_tokenizer()
+    def _build_engine(self):
+        return self._backend_tokenizer(rust_pretokenizer())  # transformers' RoBERTa pipeline
 
     def _encode_texts(self, texts, with_offsets, split_special):
-        engine = self._engine
-        if engine is None:
-            engine = self._engine = self._backend_tokenizer(rust_pretokenizer())
-        if engine.encode_special_tokens != split_special:
-            engine.encode_special_tokens = split_special
+        engine = self._engine_for(split_special)
         size = self.max_chunk_chars
         if all(len(text) <= size for text in texts):
             return self._encode_pieces(engine, texts, with_offsets)

@@ -10,12 +10,13 @@ XLMRobertaTokenizer uses too, so both give the same ids.
 
 from __future__ import annotations
 
+from .tokenization_base import FastEngineMixin
 from .tokenization_xlm_roberta import SentencePieceTokenizerBase
 
 __all__ = ["XLMRobertaTokenizerFast", "CamembertTokenizerFast"]
 
 
-class XLMRobertaTokenizerFast(SentencePieceTokenizerBase):
+class XLMRobertaTokenizerFast(FastEngineMixin, SentencePieceTokenizerBase):
     """XLM-RoBERTa's tokenizer backed by `tokenizers`; same API and same ids as XLMRobertaTokenizer.
 
     >>> tok = XLMRobertaTokenizerFast.from_pretrained("path/to/xlm-roberta-base")
@@ -25,27 +26,8 @@ class XLMRobertaTokenizerFast(SentencePieceTokenizerBase):
 
     is_fast = True
 
-    def __init__(self, vocab_file=None, tokenizer_file=None, sp_model_kwargs=None, **kwargs):
-        self._engine = None
-        super().__init__(vocab_file, tokenizer_file, sp_model_kwargs, **kwargs)
-
-    def _added_tokens_changed(self) -> None:
-        self._engine = None  # it carries the added tokens: rebuilt on next use
-
-    def __getstate__(self):
-        return {**self.__dict__, "_engine": None}  # rebuilt on first use after unpickling
-
-    @property
-    def backend_tokenizer(self):
-        """The `tokenizers.Tokenizer` that tokenizer.json stores."""
-        return self._backend_tokenizer()
-
     def _encode_texts(self, texts, with_offsets, split_special):
-        engine = self._engine
-        if engine is None:
-            engine = self._engine = self._backend_tokenizer()
-        if engine.encode_special_tokens != split_special:
-            engine.encode_special_tokens = split_special
+        engine = self._engine_for(split_special)
         if with_offsets:
             return [(e.ids, e.offsets, e.word_ids) for e in engine.encode_batch(texts, add_special_tokens=False)]
         return [(e.ids, None, None) for e in engine.encode_batch_fast(texts, add_special_tokens=False)]
