@@ -225,8 +225,13 @@ def linen_params(model: nnx.Module) -> dict:
     """The model's parameters as v4 Flax's `params`: nested dicts of arrays keyed by module and
     parameter names (layers by their index as a string: `encoder/layer/0/attention/self/query/kernel`),
     `roberta` above the encoder of a head, none for the bare model. The arrays are the model's own
-    (JAX arrays are immutable: changing the tree changes nothing in the model)."""
-    return _str_keys(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    (JAX arrays are immutable: changing the tree changes nothing in the model). A
+    RoBERTa-PreLayerNorm head names that level `roberta_prelayernorm`, as v4 and its msgpack files do."""
+    tree = _str_keys(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    prefix = getattr(model, "base_model_prefix", "roberta")
+    if prefix != "roberta" and "roberta" in tree:  # in memory the encoder is `roberta` (ARCHITECTURE §3)
+        tree = {prefix if k == "roberta" else k: v for k, v in tree.items()}
+    return tree
 
 
 def nnx_params(model: nnx.Module, params: Any) -> dict:
@@ -256,6 +261,9 @@ def nnx_params(model: nnx.Module, params: Any) -> dict:
                 out[key] = given[name]
         return out
 
+    prefix = getattr(model, "base_model_prefix", "roberta")
+    if prefix != "roberta" and isinstance(params, Mapping) and prefix in params:  # v4's PreLN level name
+        params = {"roberta" if str(k) == prefix else k: v for k, v in params.items()}
     tree = walk(nnx.to_pure_dict(nnx.state(model, nnx.Param)), params, "")
     if missing or unexpected or mismatched:
         lines = [f"params do not match {type(model).__name__}'s parameters (model.params shows the tree it takes):"]

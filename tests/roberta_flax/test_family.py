@@ -317,6 +317,32 @@ def test_preln_checkpoint_files_name_the_encoder_roberta_prelayernorm(tmp_path):
     assert all(not k.startswith("roberta_prelayernorm.") for k in _safetensors_keys(tmp_path / "x" / "model.safetensors"))
 
 
+def test_preln_params_tree_names_the_encoder_roberta_prelayernorm_as_v4_and_its_file(tmp_path):
+    # v4's FlaxRobertaPreLayerNorm* models hold `params["roberta_prelayernorm"]`: the same tree
+    # as their flax_model.msgpack; scripts index it by that name.
+    from flax.serialization import msgpack_restore
+
+    model, _ = build_member(PRELN, "masked_lm", seed=4)
+    params = model.params
+    assert sorted(params) == ["lm_head", "roberta_prelayernorm"]
+    model.save_pretrained(tmp_path, format="msgpack")
+    saved = msgpack_restore((tmp_path / "flax_model.msgpack").read_bytes())
+    flat = lambda tree: {k: np.asarray(v) for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    assert {jax.tree_util.keystr(k) for k in flat(params)} >= {jax.tree_util.keystr(k) for k in flat(saved)}
+    # The setter takes v4's tree back (and the `roberta` level too); a call with params= works.
+    ids = np.array([[0, 5, 6, 7, 2]], dtype=np.int32)
+    with eager():
+        before = np.asarray(model(ids).logits)
+        doubled = jax.tree.map(lambda x: x * 2, params)
+        np.testing.assert_allclose(np.asarray(model(ids, params=params).logits), before, rtol=1e-6, atol=1e-6)
+        model.params = doubled
+        assert not np.allclose(np.asarray(model(ids).logits), before)
+        model.params = {("roberta" if k == "roberta_prelayernorm" else k): v for k, v in params.items()}
+        np.testing.assert_allclose(np.asarray(model(ids).logits), before, rtol=1e-6, atol=1e-6)
+    # A post-LN member keeps `roberta`.
+    assert "roberta" in rf.FlaxXLMRobertaForMaskedLM(head_config("masked_lm")).params
+
+
 def test_family_class_loads_a_plain_roberta_checkpoint_as_the_member(tmp_path):
     """`FlaxXLMRobertaForMaskedLM.from_pretrained(roberta_dir)` is XLM-R with the same weights,
     as v4's config class would make it."""
