@@ -82,22 +82,24 @@ _CUT = regex.compile(_CUT_PATTERN)
 _LAST_CUT = regex.compile(_CUT_PATTERN, flags=regex.REVERSE)  # matches from the end backwards
 
 
-def chunk_spans(text: str, size: int, added_tokens: Iterable[str] = ()) -> list[tuple[int, int]]:
+def chunk_spans(text: str, size: int, added_tokens: Iterable[str] = (), cuts=None) -> list[tuple[int, int]]:
     """(start, end) spans covering `text`, each at most `size` characters where the text allows it,
     cut only where the pieces tokenize to exactly the ids and (shifted) offsets of the whole.
 
     A cut goes at the last safe place in the second half of each `size` window (the first one
     after it, where the window has none: a piece may then be longer). Besides the pattern's safe
-    places (`_CUT`), a cut must not touch an occurrence of an added token (`added_tokens`, their
+    places (`_CUT`, or `cuts`: a (forward, REVERSE) pair of compiled patterns another tokenizer's
+    pre-tokenizer allows), a cut must not touch an occurrence of an added token (`added_tokens`, their
     contents): it would split it, or change what its lstrip/rstrip/single_word rules see.
     """
     contents = [c for c in added_tokens if c]
+    forward, backward = cuts or (_CUT, _LAST_CUT)
     spans, start, n = [], 0, len(text)
     while n - start > size:
         low, high = start + max(size // 2, 1), start + size
-        cut = _safe_cut(text, contents, low - 1, high + 1, backwards=True)
+        cut = _safe_cut(text, contents, low - 1, high + 1, backward)
         if cut is None:
-            cut = _safe_cut(text, contents, high, n, backwards=False)
+            cut = _safe_cut(text, contents, high, n, forward)
         if cut is None:
             break
         spans.append((start, cut))
@@ -106,9 +108,10 @@ def chunk_spans(text: str, size: int, added_tokens: Iterable[str] = ()) -> list[
     return spans
 
 
-def _safe_cut(text: str, contents: list[str], low: int, high: int, backwards: bool) -> int | None:
-    """The last (or first) position in (low, high) that `_CUT` allows and no added token touches."""
-    for match in (_LAST_CUT if backwards else _CUT).finditer(text, low, high):
+def _safe_cut(text: str, contents: list[str], low: int, high: int, pattern) -> int | None:
+    """The first position in (low, high) that `pattern` finds (the last one for a REVERSE pattern)
+    where no added token touches."""
+    for match in pattern.finditer(text, low, high):
         cut = match.start()
         if low < cut < high and not _touches_added_token(text, cut, contents):
             return cut

@@ -201,6 +201,38 @@ def test_slow_and_fast_agree_on_any_text(pairs, sp, text, family):
         assert ids[1:-1] == expected_ids(sp, family, text)
 
 
+@PROPERTY
+@given(parts=st.lists(TEXT, min_size=1, max_size=8), family=st.sampled_from(sorted(FAMILIES)))
+def test_a_long_text_cut_into_pieces_tokenizes_as_the_whole(pairs, spm_file, parts, family):
+    # The fast tokenizer encodes a text longer than max_chunk_chars in pieces (so that `tokenizers`
+    # never holds alignment tables for megabytes at once: 2 MB of prose took 758 MB whole); the
+    # pieces must give the whole's ids, offsets and words. The oracle is the same class with no cut.
+    whole = pairs[family][1]
+    cut = type(whole)(vocab_file=spm_file)
+    cut.max_chunk_chars = 12
+    text = " ".join(parts + ["word by word the end", "x1 y2 z3"])
+    a = whole(text, return_offsets_mapping=True)
+    b = cut(text, return_offsets_mapping=True)
+    assert b["input_ids"] == a["input_ids"] and b["offset_mapping"] == a["offset_mapping"]
+    assert b.word_ids() == a.word_ids()
+
+
+def test_a_long_text_reaches_tokenizers_in_pieces(pairs, spm_file, monkeypatch):
+    fast = type(pairs["xlm-roberta"][1])(vocab_file=spm_file)
+    fast.max_chunk_chars = 40
+    seen = []
+    encode = type(fast)._encode_pieces
+    monkeypatch.setattr(fast, "_encode_pieces", lambda engine, texts, offsets: seen.extend(texts) or encode(engine, texts, offsets))
+    text = "The quick brown fox jumps over the lazy dog. " * 30
+    ids = fast(text)["input_ids"]
+    assert ids == pairs["xlm-roberta"][1](text)["input_ids"]
+    assert "".join(seen) == text and len(seen) > 1 and max(map(len, seen)) <= 40
+    # A run without a space between two letters or digits cannot be cut: it goes whole.
+    seen.clear()
+    fast("x" * 100)
+    assert seen == ["x" * 100]
+
+
 def test_the_known_differences_are_v4s(pairs, sp):
     """Where each follows its engine, as v4's slow and fast tokenizers do: '①' + a combining mark,
     and, with split_special_tokens, a special token spelt in the text (the Unigram vocabulary has
