@@ -521,9 +521,10 @@ def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: 
     return features
 
 
-def _encode_qa(e: Mapping, tokenizer, max_len: int, where: str) -> dict:
-    """`<s> question </s></s> context </s>` with the answer's first and last token positions
-    (0, the `<s>`, when truncation cut the answer away, as v4's scripts do)."""
+def _qa_parts(e: Mapping, tokenizer, max_len: int, where: str):
+    """What both QA encodings start from: the question's ids, the context's ids and character
+    offsets, the context tokens a window holds (`max_len` less the question and 4 special
+    tokens) and the first answer's character span (None without one)."""
     question, context = _field(e, "question", str, where), _field(e, "context", str, where)
     answers = _field(e, "answers", dict, where)
     q = tokenizer(question, add_special_tokens=False)["input_ids"]
@@ -531,12 +532,20 @@ def _encode_qa(e: Mapping, tokenizer, max_len: int, where: str) -> dict:
     room = max_len - len(q) - 4
     if room < 1:
         raise ValueError(f"{where}: the question takes {len(q)} tokens, leaving no room for the context in {max_len}")
-    offsets = [tuple(o) for o in c["offset_mapping"][:room]]
-    ids = [tokenizer.bos_token_id, *q, tokenizer.eos_token_id, tokenizer.eos_token_id, *c["input_ids"][:room], tokenizer.eos_token_id]
-    start = end = 0
     texts, starts = answers.get("text", []), answers.get("answer_start", [])
-    if texts and starts:
-        lo, hi = int(starts[0]), int(starts[0]) + len(texts[0])
+    answer = (int(starts[0]), int(starts[0]) + len(texts[0])) if texts and starts else None
+    return q, list(c["input_ids"]), [tuple(o) for o in c["offset_mapping"]], room, answer
+
+
+def _encode_qa(e: Mapping, tokenizer, max_len: int, where: str) -> dict:
+    """`<s> question </s></s> context </s>` with the answer's first and last token positions
+    (0, the `<s>`, when truncation cut the answer away, as v4's scripts do)."""
+    q, context_ids, offsets, room, answer = _qa_parts(e, tokenizer, max_len, where)
+    offsets = offsets[:room]
+    ids = [tokenizer.bos_token_id, *q, tokenizer.eos_token_id, tokenizer.eos_token_id, *context_ids[:room], tokenizer.eos_token_id]
+    start = end = 0
+    if answer is not None:
+        lo, hi = answer
         inside = [k for k, (a, b) in enumerate(offsets) if b > lo and a < hi]
         if inside:
             base = len(q) + 3
@@ -550,19 +559,9 @@ def qa_windows(e: Mapping, tokenizer, max_len: int, doc_stride: int, where: str,
     makes them. A window holding the whole first answer targets its first and last tokens, any
     other (0, 0), the `<s>`. Each window keeps `example` and `offsets` (character spans of its
     tokens in the context, None outside it) for the n-best decoding of `evaluate`."""
-    question, context = _field(e, "question", str, where), _field(e, "context", str, where)
-    answers = _field(e, "answers", dict, where)
-    q = tokenizer(question, add_special_tokens=False)["input_ids"]
-    c = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
-    room = max_len - len(q) - 4
-    if room < 1:
-        raise ValueError(f"{where}: the question takes {len(q)} tokens, leaving no room for the context in {max_len}")
+    q, ids, offsets, room, answer = _qa_parts(e, tokenizer, max_len, where)
     stride = min(doc_stride, room - 1)
-    ids, offsets = list(c["input_ids"]), [tuple(o) for o in c["offset_mapping"]]
-    texts, starts = answers.get("text", []), answers.get("answer_start", [])
-    lo = hi = None
-    if texts and starts:
-        lo, hi = int(starts[0]), int(starts[0]) + len(texts[0])
+    lo, hi = answer if answer is not None else (None, None)
     base = len(q) + 3
     windows, begin = [], 0
     while True:
