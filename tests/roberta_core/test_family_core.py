@@ -352,29 +352,6 @@ def test_info_names_the_member(tmp_path, capsys):
     assert "roberta-prelayernorm" in out and "RobertaPreLayerNormModel" in out
 
 
-def test_the_hub_fetches_the_sentencepiece_model(monkeypatch, tmp_path):
-    """A repo with only sentencepiece.bpe.model (+ settings) serves a tokenizer; the file is fetched."""
-    huggingface_hub = pytest.importorskip("huggingface_hub")
-    repo_files = {"sentencepiece.bpe.model": b"sp", "tokenizer_config.json": b"{}"}
-    asked = []
-
-    def fake_download(repo_id, filename, *, subfolder=None, cache_dir=None, **kwargs):
-        asked.append(filename)
-        if filename not in repo_files:
-            raise huggingface_hub.errors.EntryNotFoundError(f"{filename} not in {repo_id}")
-        path = Path(cache_dir) / "snap" / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(repo_files[filename])
-        return str(path)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    folder = hub.resolve_pretrained("org/xlmr-like", {"cache_dir": tmp_path / "cache"}, need=("tokenizer",))
-    assert "sentencepiece.bpe.model" in asked
-    assert (folder / "sentencepiece.bpe.model").read_bytes() == b"sp"
-
-
 # ---------------------------------------------------------------------------- parity covers the family
 
 

@@ -214,16 +214,12 @@ def test_sharded_checkpoint_comes_with_its_shards(hf_home, tmp_path):
         hub.resolve_pretrained("tiny-org/partial")
 
 
-def test_only_the_files_needed_are_fetched_preferred_weights_first(monkeypatch, tmp_path, saved):
-    """Online, through a fake `hf_hub_download` serving a repo that holds every format: a
-    backend fetches config.json and its preferred weights file only; a tokenizer only its files."""
+def serve_online(monkeypatch, repo_files: dict[str, bytes]) -> tuple[list, list]:
+    """Go online through a fake `hf_hub_download` that serves `repo_files` (any repo id):
+    returns (the file names asked for, (repo_id, subfolder, revision, token, local_files_only) of each call)."""
     import huggingface_hub
 
-    folder = saved[0]
-    repo_files = {**folder_files(folder), "tf_model.h5": b"h5", "flax_model.msgpack": b"msgpack"}
-    asked = []
-
-    seen = []
+    asked, seen = [], []
 
     def fake_download(repo_id, filename, *, subfolder=None, cache_dir=None, **kwargs):
         asked.append(filename)
@@ -238,6 +234,14 @@ def test_only_the_files_needed_are_fetched_preferred_weights_first(monkeypatch, 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    return asked, seen
+
+
+def test_only_the_files_needed_are_fetched_preferred_weights_first(monkeypatch, tmp_path, saved):
+    """Online, through a fake `hf_hub_download` serving a repo that holds every format: a
+    backend fetches config.json and its preferred weights file only; a tokenizer only its files."""
+    folder = saved[0]
+    asked, seen = serve_online(monkeypatch, {**folder_files(folder), "tf_model.h5": b"h5", "flax_model.msgpack": b"msgpack"})
     options = {"cache_dir": tmp_path / "cache"}
     hub.resolve_pretrained(REPO, options, prefer="h5")
     assert asked == ["config.json", "tf_model.h5"]
@@ -490,3 +494,11 @@ def test_what_a_backend_adds_to_the_folder_is_uploaded_too(monkeypatch, tmp_path
     save_pretrained_files(tmp_path / "out", config, random_state(config, "masked_lm"), "masked_lm", push_to_hub=True,
                           repo_id="me/tiny", token="hf_secret", then=lambda d: (d / "saved_model").mkdir())
     assert FakeApi.calls[-1][2] == ["config.json", "model.safetensors", "saved_model"]
+
+
+def test_the_hub_fetches_the_sentencepiece_model(monkeypatch, tmp_path):
+    """A repo with only sentencepiece.bpe.model (+ settings) serves a tokenizer; the file is fetched."""
+    asked, _ = serve_online(monkeypatch, {"sentencepiece.bpe.model": b"sp", "tokenizer_config.json": b"{}"})
+    folder = hub.resolve_pretrained("org/xlmr-like", {"cache_dir": tmp_path / "cache"}, need=("tokenizer",))
+    assert "sentencepiece.bpe.model" in asked
+    assert (folder / "sentencepiece.bpe.model").read_bytes() == b"sp"
