@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .config import RobertaConfig
+from .config import BASE_MODEL_PREFIXES, RobertaConfig
 from .weights import FAMILY
 
 __all__ = ["family_aliases", "config_for_class", "FAMILY"]
@@ -22,7 +22,7 @@ def family_aliases(classes: Iterable[type]) -> dict[str, type]:
     """name -> class for v4's family class names of a backend's `Roberta*` classes: for every family
     member other than RoBERTa and every class in `classes` (named `Roberta…`, `TFRoberta…` or
     `FlaxRoberta…`), a subclass named as v4 names it whose `family_model_type` is the member's
-    `model_type`. A backend's `__init__` puts them in its namespace."""
+    `model_type` and whose `base_model_prefix` is v4's. A backend's `__init__` puts them in its namespace."""
     aliases: dict[str, type] = {}
     for model_type, stem in FAMILY.items():
         if model_type == "roberta":
@@ -33,6 +33,8 @@ def family_aliases(classes: Iterable[type]) -> dict[str, type]:
             name = cls.__name__.replace("Roberta", stem, 1)
             aliases[name] = type(cls)(name, (cls,), {
                 "family_model_type": model_type,
+                # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
+                "base_model_prefix": BASE_MODEL_PREFIXES[model_type],
                 "__module__": cls.__module__,
                 "__qualname__": name,
                 "__doc__": f"v4's `{name}`: `{cls.__name__}` with config.model_type={model_type!r}.",

@@ -5,7 +5,6 @@ the RoBERTa family (`FlaxXLMRobertaForMaskedLM`, `FlaxCamembertModel`,
 `model_type` (`roberta_core.family`); `jax.jit`, `nnx.remat`, sharding on a mesh, and value
 checks under jit (`checked`)."""
 
-from roberta_core.config import BASE_MODEL_PREFIXES
 from roberta_core.family import family_aliases
 
 from .heads import (
@@ -29,9 +28,6 @@ _ROBERTA_CLASSES = [
     FlaxRobertaForQuestionAnswering,
 ]
 _FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
-for _cls in _FAMILY_CLASSES.values():
-    # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
-    _cls.base_model_prefix = BASE_MODEL_PREFIXES[_cls.family_model_type]
 globals().update(_FAMILY_CLASSES)
 
 __all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES) + ["LOGICAL_AXIS_RULES", "checked"]

@@ -3,7 +3,6 @@ checkpoint layout of Hugging Face `transformers` v4 (ARCHITECTURE §4), and v4's
 the RoBERTa family (`XLMRobertaForMaskedLM`, `CamembertModel`, `RobertaPreLayerNormForQuestionAnswering`,
 ...): the same classes with the member's `model_type` (`roberta_core.family`)."""
 
-from roberta_core.config import BASE_MODEL_PREFIXES
 from roberta_core.family import family_aliases
 
 from .heads import (
@@ -27,9 +26,6 @@ _ROBERTA_CLASSES = [
     RobertaForQuestionAnswering,
 ]
 _FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
-for _cls in _FAMILY_CLASSES.values():
-    # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
-    _cls.base_model_prefix = BASE_MODEL_PREFIXES[_cls.family_model_type]
 globals().update(_FAMILY_CLASSES)
 
 __all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES)

@@ -25,7 +25,6 @@ if not _keras.__version__.startswith("3.") or _keras.config.backend() != "tensor
         f"{_keras.config.backend()!r} backend (see ~/.keras/keras.json or KERAS_BACKEND)"
     )
 
-from roberta_core.config import BASE_MODEL_PREFIXES  # noqa: E402
 from roberta_core.family import family_aliases  # noqa: E402
 
 from .heads import (  # noqa: E402
@@ -50,8 +49,6 @@ _ROBERTA_CLASSES = [
 ]
 _FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
 for _cls in _FAMILY_CLASSES.values():
-    # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
-    _cls.base_model_prefix = BASE_MODEL_PREFIXES[_cls.family_model_type]
     # Keras' `.keras` files name the class: `load_model` finds it registered, as the TFRoberta* ones.
     _keras.saving.register_keras_serializable(package="roberta_tf")(_cls)
 globals().update(_FAMILY_CLASSES)
