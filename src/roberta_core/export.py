@@ -62,7 +62,7 @@ from .tokenizer_files import (
 
 __all__ = ["export", "load_exported", "Export", "FORMATS", "DTYPES", "DTYPE_FORMATS", "DTYPE_BARS", "QUANTIZATIONS",
            "BAR", "METADATA_FILE", "INT8_FILE", "INT8_RECIPES", "DEFAULT_INT8_RECIPE", "output_axes",
-           "probe_batches", "verify", "quantize_int8", "to_float16", "top1_agreement"]
+           "probe_batches", "packed_fields", "verify", "quantize_int8", "to_float16", "top1_agreement"]
 
 # format -> the backend that writes it
 FORMATS: dict[str, str] = {"onnx": "pt", "stablehlo": "flax", "savedmodel": "tf"}
@@ -85,7 +85,8 @@ _OUTPUTS = ("last_hidden_state", "pooler_output", "logits", "start_logits", "end
 class Export:
     """What `export` wrote: the folder, the format, the head, the artefact inside it, the files,
     the verification at fp32 (one Check per probe batch), the opset (ONNX), and for an int8
-    export its file, sizes and agreement with fp32 (as in `export.json`)."""
+    export its file, sizes and agreement with fp32 (as in `export.json`); `packed`: a padding-free
+    ONNX graph (token-level outputs are the real tokens' rows)."""
 
     path: Path
     format: str
@@ -96,28 +97,32 @@ class Export:
     opset: int | None = None
     int8: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    packed: bool = False
 
 
 # ---------------------------------------------------------------------------- inputs and outputs
 
 
-def output_axes(head: str, fields: list[str]) -> dict[str, tuple[str | None, ...]]:
+def output_axes(head: str, fields: list[str], packed: bool = False) -> dict[str, tuple[str | None, ...]]:
     """The axes of the inputs and of the output `fields` of `head`, by name: "batch", "choices"
-    and "sequence" vary from call to call, None is a fixed size (hidden size, vocabulary, labels)."""
+    and "sequence" vary from call to call, None is a fixed size (hidden size, vocabulary, labels).
+    `packed`: token-level outputs are the real tokens' rows, their first axis "tokens" (N)."""
     if head not in weights.HEADS:
         raise ValueError(f"unknown head {head!r}; choose one of {', '.join(weights.HEADS)}")
     ids = ("batch", "choices", "sequence") if head == "multiple_choice" else ("batch", "sequence")
-    per_token = ("batch", "sequence", None)
+    tokens = ("tokens",) if packed else ("batch", "sequence")
+    per_token = (*tokens, None)
     logits = {"sequence_classification": ("batch", None), "multiple_choice": ("batch", "choices")}.get(head, per_token)
     known = {"last_hidden_state": per_token, "pooler_output": ("batch", None), "logits": logits,
-             "start_logits": ("batch", "sequence"), "end_logits": ("batch", "sequence")}
+             "start_logits": tokens, "end_logits": tokens}
     return {"input_ids": ids, "attention_mask": ids, **{name: known[name] for name in fields}}
 
 
 def probe_batches(config: RobertaConfig, head: str, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """Two batches of ordinary (non-special) ids at different shapes, (2, 11) and (3, 6) ((2, 2, 11)
-    and (3, 3, 6) for multiple choice), the last sequence of each padded: int64
-    `input_ids` and `attention_mask`. The first is the example an export traces."""
+    and (3, 3, 6) for multiple choice), the last sequence of each padded at its end (right
+    padding, what packed graphs expect): int64 `input_ids` and `attention_mask`. The first is the
+    example an export traces."""
     rng = np.random.default_rng(seed)
     low = min(4, config.vocab_size - 1)
     batches = []
@@ -138,20 +143,34 @@ def probe_batches(config: RobertaConfig, head: str, seed: int = 0) -> list[dict[
     return batches
 
 
+def packed_fields(outputs: Mapping[str, np.ndarray], attention_mask: np.ndarray,
+                  axes: Mapping[str, tuple[str | None, ...]]) -> dict[str, np.ndarray]:
+    """Padded outputs as a packed graph gives them: each field whose `axes` start with "tokens"
+    keeps the real tokens' rows, `x[attention_mask != 0]` ((B, T, ...) -> (N, ...)); the others
+    as they are. `np.flatnonzero(attention_mask)` says where each packed row sits in (B * T)."""
+    real = np.asarray(attention_mask) != 0
+    return {name: (np.asarray(x)[real] if axes.get(name, ())[:1] == ("tokens",) else x)
+            for name, x in outputs.items()}
+
+
 # ---------------------------------------------------------------------------- verification
 
 
 def verify(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, Any]], config: RobertaConfig,
            state: Mapping[str, np.ndarray], head: str, batches: list[dict[str, np.ndarray]],
-           fields: list[str], what: str, bar: float = BAR) -> list[Check]:
+           fields: list[str], what: str, bar: float = BAR, packed: bool = False) -> list[Check]:
     """Run the artefact (`run`: NumPy inputs -> outputs by name) on each batch and compare every
-    output field with the float64 reference: one Check per batch (worst |diff| and ‖diff‖/‖ref‖)."""
+    output field with the float64 reference: one Check per batch (worst |diff| and ‖diff‖/‖ref‖).
+    `packed`: the artefact's token-level fields are the real tokens' rows, compared with the
+    reference's `ref[name][mask]`."""
     from .reference import forward  # NumPy only
 
     checks = []
     for inputs in batches:
         got = run(inputs)
         ref = forward(config, state, head, **inputs)
+        if packed:
+            ref = packed_fields(ref, inputs["attention_mask"], output_axes(head, fields, packed=True))
         missing = [name for name in fields if name not in got]
         if missing:
             raise ValueError(f"{what}: the artefact gives no {', '.join(missing)}")
@@ -243,16 +262,20 @@ def _quiet_root_logger():
 
 
 def top1_agreement(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.ndarray],
-                   attention_mask: np.ndarray) -> tuple[int, int]:
+                   attention_mask: np.ndarray, packed: bool = False) -> tuple[int, int]:
     """(agreeing, compared) argmax predictions of two runs' logits: per real token for
     token-level logits (B, T, V), per row otherwise; start/end logits over each sequence's real
-    positions. (0, 0) for the bare model (no logits)."""
+    positions. (0, 0) for the bare model (no logits). `packed`: the runs are a packed graph's
+    (token-level logits (N, V), start/end logits (N,) of the real tokens)."""
     agree = total = 0
     real = np.asarray(attention_mask) != 0
     for name in ("logits", "start_logits", "end_logits"):
         if name not in fp32:
             continue
         a, b = np.asarray(fp32[name]), np.asarray(int8[name])
+        if packed and name != "logits":  # (N,) -> (B, T), padding never the answer
+            a, b = (np.where(real, 0.0, -np.inf).astype(np.float64) for _ in range(2))
+            a[real], b[real] = fp32[name], int8[name]
         if name == "logits" and a.ndim == 3:  # (B, T, V): one prediction per real token
             keep = real.reshape(a.shape[:2])
             a, b = a.argmax(-1)[keep], b.argmax(-1)[keep]
@@ -267,7 +290,7 @@ def top1_agreement(fp32: Mapping[str, np.ndarray], int8: Mapping[str, np.ndarray
 
 
 def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], fields: list[str],
-          backend_export: Any, recipe: str) -> dict[str, Any]:
+          backend_export: Any, recipe: str, packed: bool = False) -> dict[str, Any]:
     """Quantize the verified fp32 graph with `recipe`, run both on `batches`, and say how far apart
     they are; refuse an int8 graph that does not run or gives non-finite outputs."""
     target = quantize_int8(fp32_file, staging / INT8_FILE, recipe)
@@ -282,7 +305,7 @@ def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], 
                                  "is not finite or has the wrong shape")
             diff2 += float(np.sum((np.asarray(b[name], np.float64) - a[name]) ** 2))
             ref2 += float(np.sum(np.asarray(a[name], np.float64) ** 2))
-        n, m = top1_agreement(a, b, inputs["attention_mask"])
+        n, m = top1_agreement(a, b, inputs["attention_mask"], packed)
         agree, total = agree + n, total + m
     return {
         "file": INT8_FILE, "bytes": target.stat().st_size, "fp32_bytes": fp32_file.stat().st_size,
@@ -297,9 +320,13 @@ def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], 
 # ---------------------------------------------------------------------------- export
 
 
-def _check_options(to, dtype, quantize, opset, int8_recipe=DEFAULT_INT8_RECIPE) -> None:
+def _check_options(to, dtype, quantize, opset, int8_recipe=DEFAULT_INT8_RECIPE, packed=False) -> None:
     if to not in FORMATS:
         raise ValueError(f"unknown export format {to!r}; choose one of {', '.join(FORMATS)}")
+    if not isinstance(packed, bool):
+        raise TypeError(f"packed must be True or False, got {packed!r}")
+    if packed and to != "onnx":
+        raise ValueError(f"packed=True (a padding-free graph) applies to onnx only, not to {to!r}")
     if not isinstance(dtype, str) or dtype not in DTYPES:
         allowed = ", ".join(f"{d} ({'/'.join(f)})" for d, f in DTYPE_FORMATS.items())
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {allowed}")
@@ -344,6 +371,7 @@ def export(
     opset: int | None = None,
     int8_recipe: str = DEFAULT_INT8_RECIPE,
     pooler: bool | None = None,
+    packed: bool = False,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> Export:
@@ -362,17 +390,29 @@ def export(
                'per-channel')
     pooler:    bare model only: None exports the pooler (`pooler_output`) when the checkpoint has
                its weights, False leaves it out (v4's `add_pooling_layer=False`), True requires it
+    packed:    onnx only: a padding-free graph. It takes the same right-padded batch but computes
+               on the N real tokens only; token-level outputs (`last_hidden_state`, token-level
+               `logits`, `start_logits`/`end_logits`) are their rows, (N, ...) in row-major order
+               (`padded[attention_mask != 0]`; `np.flatnonzero(attention_mask)` maps them back),
+               sequence-level ones (`pooler_output`, sequence classification `logits`) stay (B, ...).
+               Not for multiple choice or decoders.
     overwrite: replace an existing `dst` (only once the new one is complete and verified)
     log:       callable taking one line of text (default: stderr)
     Raises ValueError (nothing written) when a check fails.
     """
-    _check_options(to, dtype, quantize, opset, int8_recipe)
+    _check_options(to, dtype, quantize, opset, int8_recipe, packed)
     if pooler is not None and not isinstance(pooler, bool):
         raise TypeError(f"pooler must be None, True or False, got {pooler!r}")
     log = log or (lambda line: print(line, file=sys.stderr))
     src, dst = Path(src), Path(dst)
     config = RobertaConfig.from_pretrained(src)
     head = _head_of(config, head)
+    if packed and head == "multiple_choice":
+        raise ValueError("packed=True does not apply to multiple choice (its choices are scored from padded "
+                         "(batch, choices, length) rows); export it without packed")
+    if packed and config.is_decoder:
+        raise ValueError("packed=True exports an encoder; this checkpoint is a decoder (is_decoder=True): "
+                         "export it without packed")
     backend = FORMATS[to]
     runtime.require(backend)
     if to == "onnx" and any(importlib.util.find_spec(name) is None for name in ("onnx", "onnxruntime")):
@@ -399,37 +439,39 @@ def export(
     except KeyError as e:
         raise ValueError(f"{src} holds no weights for the {head!r} head ({e.args[0]}); choose another --head") from None
     fields = [name for name in _OUTPUTS if name in reference_fields and (pooled or name != "pooler_output")]
-    axes = output_axes(head, fields)
+    axes = output_axes(head, fields, packed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unused-key reports (lm_head.* into a bare encoder)
         model = runtime.load_model(backend, head, src, **load_options)
     with atomic_dir(dst, overwrite=overwrite) as staging:
-        options = {"opset": opset} if to == "onnx" else {}
-        log(f"exporting {weights.HEADS[head]} as {to} ({backends.get(backend).package}) ...")
+        options = {"opset": opset, "packed": packed} if to == "onnx" else {}
+        log(f"exporting {weights.HEADS[head]} as {to}{' (packed)' if packed else ''} "
+            f"({backends.get(backend).package}) ...")
         artefact = backend_export.export(model, staging, example=batches[0], axes=axes, **options)
         del model
-        what = f"{weights.HEADS[head]} {to}"
+        what = f"{weights.HEADS[head]} {to}" + (" packed" if packed else "")
         bar = DTYPE_BARS["bfloat16" if dtype == "bfloat16" else "float32"]
         checks = verify(backend_export.load_exported(artefact), config, state, head, batches, fields,
-                        what + (" bfloat16" if dtype == "bfloat16" else ""), bar)
+                        what + (" bfloat16" if dtype == "bfloat16" else ""), bar, packed)
         _check(checks, log)
         if dtype == "float16":  # the fp32 graph met its bar: convert it, and check the conversion
             to_float16(artefact)
             half = verify(backend_export.load_exported(artefact), config, state, head, batches, fields,
-                          what + " float16", DTYPE_BARS["float16"])
+                          what + " float16", DTYPE_BARS["float16"], packed)
             _check(half, log)
             checks += half
-        int8 = _int8(staging, artefact, batches, fields, backend_export, int8_recipe) if quantize == "int8" else None
+        int8 = (_int8(staging, artefact, batches, fields, backend_export, int8_recipe, packed)
+                if quantize == "int8" else None)
         if int8 is not None:
             log(f"  int8: {int8['bytes']:,} bytes ({int8['size_ratio']:.2f} of fp32), top-1 agreement "
                 f"{int8['top1_agreement'] if int8['top1_agreement'] is None else format(int8['top1_agreement'], '.4f')}")
         used_opset = (opset or backend_export.DEFAULT_OPSET) if to == "onnx" else None
-        _write_metadata(staging, to, head, artefact, axes, used_opset, checks, int8, dtype)
+        _write_metadata(staging, to, head, artefact, axes, used_opset, checks, int8, dtype, packed)
         for name in (CONFIG_NAME, *_TOKENIZER_FILES):
             if (src / name).is_file():
                 shutil.copyfile(src / name, staging / name)
         files = sorted(p.name for p in staging.iterdir())
-    return Export(dst, to, head, dst / artefact.name, files, checks, used_opset, int8)
+    return Export(dst, to, head, dst / artefact.name, files, checks, used_opset, int8, packed=packed)
 
 
 def _check(checks: list[Check], log: Callable[[str], None]) -> None:
@@ -441,11 +483,12 @@ def _check(checks: list[Check], log: Callable[[str], None]) -> None:
         raise ValueError("verification failed, nothing written: " + "; ".join(map(str, failed)))
 
 
-def _write_metadata(staging: Path, to: str, head: str, artefact: Path, axes, opset, checks, int8, dtype) -> None:
+def _write_metadata(staging: Path, to: str, head: str, artefact: Path, axes, opset, checks, int8, dtype,
+                    packed=False) -> None:
     inputs = {name: list(axes[name]) for name in ("input_ids", "attention_mask")}
     meta = {
         "format": to, "file": artefact.name, "head": head, "architecture": weights.HEADS[head], "dtype": dtype,
-        "opset": opset, "producer": f"roberta3 {__version__}",
+        "opset": opset, "packed": packed, "producer": f"roberta3 {__version__}",
         "inputs": inputs, "outputs": {name: list(a) for name, a in axes.items() if name not in inputs},
         "input_dtype": "int64" if to == "onnx" else "int32",
         "verification": {"against": "roberta_core.reference (float64)", "bar": DTYPE_BARS[dtype],

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import modeling
 from ._framework import as_tensor
 
 __all__ = ["FILE", "DEFAULT_OPSET", "OPSETS", "export", "load_exported"]
@@ -40,8 +41,79 @@ class _Serving(nn.Module):
         return tuple(out[name] for name in self.outputs)
 
 
+class _Packed(nn.Module):
+    """The model as a padding-free graph (`export(..., packed=True)`): it takes the padded batch
+    (B, T) but computes only on its N real tokens, and returns the named output fields in order.
+
+    Token-level fields are the real tokens' rows, (N, ...) in row-major order of their padded
+    positions (`x[attention_mask.astype(bool)]` of the padded output); sequence-level fields
+    (`pooler_output`, sequence classification `logits`) stay (B, ...), from each row's first real
+    token, which is v4's position 0 when the batch is right-padded (the tokenizer's default). Every
+    row needs one real token at least.
+
+    Inside: the positions of the padded ids (as the model computes them), the real tokens gathered
+    into one stream (1, N), the model's own embeddings, encoder (each token attends to the tokens
+    of its own row: a block-diagonal mask (1, 1, N, N)) and head modules. Only tensor ops on the
+    inputs, no Python value taken from the data: the ONNX tracer keeps N dynamic. The attention
+    scores are N x N over the whole batch (B x T x T padded): small batches, as served, gain most.
+    """
+
+    def __init__(self, model: nn.Module, outputs: Sequence[str]):
+        super().__init__()
+        head = getattr(model, "head", "")
+        if head == "multiple_choice":
+            raise ValueError("packed=True does not apply to multiple choice (its choices are scored from "
+                             "padded rows of (batch, choices, length)); export it with packed=False")
+        if head not in ("model", "masked_lm", "causal_lm", "sequence_classification", "token_classification",
+                        "question_answering"):
+            raise ValueError(f"packed=True exports a RobertaModel or one of its heads, got {type(model).__name__}")
+        config = model.config
+        if config.is_decoder:
+            raise ValueError("packed=True exports an encoder; a decoder (config.is_decoder=True) attends causally "
+                             "with a key/value cache: export it with packed=False")
+        if config.position_embedding_type != "absolute":
+            raise ValueError(f"packed=True needs absolute position embeddings (positions come from the padded "
+                             f"batch); this model has {config.position_embedding_type!r}: export it with packed=False")
+        self.model, self.head, self.outputs = model, head, tuple(outputs)
+        self.base = model if head == "model" else model.roberta
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        base, model = self.base, self.model
+        real = attention_mask.reshape(-1) != 0  # (B*T,)
+        index = real.nonzero().squeeze(1)  # (N,) flat positions b * T + t of the real tokens
+        positions = base.embeddings.position_ids(input_ids, None)  # (B, T), from the padded ids
+        # Row number of every position, from the data's shape without reading a size: ones summed down the batch.
+        rows = torch.cumsum(torch.ones_like(input_ids), dim=0) - 1  # (B, T)
+        ids, pos, row = (x.reshape(-1).index_select(0, index) for x in (input_ids, positions, rows))
+        hidden = base.embeddings(ids[None], None, pos[None], None)  # (1, N, H)
+        keep = (row[:, None] == row[None, :])[None, None]  # (1, 1, N, N): within a row only
+        mask = modeling._additive_mask(keep, hidden.dtype)
+        hidden = base.encoder(hidden, attention_mask=mask, use_fused=base._use_fused(False, None)).last_hidden_state
+        if base.LayerNorm is not None:  # RoBERTa-PreLayerNorm's final LayerNorm
+            hidden = base.LayerNorm(hidden)
+        hidden = hidden[0]  # (N, H)
+        # Each row's first real token in the stream: the running count of real tokens before its row.
+        counts = attention_mask.ne(0).sum(dim=1)  # (B,)
+        first = hidden.index_select(0, torch.cumsum(counts, dim=0) - counts)[:, None]  # (B, 1, H)
+        fields: dict[str, torch.Tensor] = {}
+        if self.head == "model":
+            fields["last_hidden_state"] = hidden
+            if base.pooler is not None:
+                fields["pooler_output"] = base.pooler(first)
+        elif self.head in ("masked_lm", "causal_lm"):
+            fields["logits"] = model.lm_head(hidden)  # (N, V)
+        elif self.head == "sequence_classification":
+            fields["logits"] = model.classifier(first)  # (B, L)
+        elif self.head == "token_classification":
+            fields["logits"] = model.classifier(model.dropout(hidden))  # (N, L)
+        else:  # question_answering
+            logits = model.qa_outputs(hidden)  # (N, 2)
+            fields["start_logits"], fields["end_logits"] = logits[:, 0].contiguous(), logits[:, 1].contiguous()
+        return tuple(fields[name] for name in self.outputs)
+
+
 def export(model: nn.Module, directory: str | os.PathLike, *, example: Mapping[str, np.ndarray],
-           axes: Mapping[str, Sequence[str | None]], opset: int | None = None) -> Path:
+           axes: Mapping[str, Sequence[str | None]], opset: int | None = None, packed: bool = False) -> Path:
     """Write `model` as `directory/model.onnx` and return its path.
 
     `example` is a padded batch of the inputs the graph takes, as int64 (`input_ids`,
@@ -51,7 +123,14 @@ def export(model: nn.Module, directory: str | os.PathLike, *, example: Mapping[s
     inputs, in that order. The position ids are computed inside the graph from the input ids
     (padding_idx + running count of real tokens), as the model does. `opset` (default 17) must be
     in 14..20.
+
+    `packed=True` writes a padding-free graph (`_Packed`): the same padded inputs, computed on
+    the real tokens only; token-level outputs are the real tokens' rows (N, ...) in row-major
+    order (`axes` names their first axis "tokens"), sequence-level ones stay (B, ...). It expects
+    right-padded batches (the tokenizer's default). Multiple choice and decoders are refused.
     """
+    if not isinstance(packed, bool):
+        raise TypeError(f"packed must be True or False, got {packed!r}")
     opset = DEFAULT_OPSET if opset is None else opset
     if not isinstance(opset, int) or opset not in OPSETS:
         raise ValueError(f"opset must be an integer in {OPSETS.start}..{OPSETS.stop - 1}, got {opset!r}")
@@ -63,12 +142,15 @@ def export(model: nn.Module, directory: str | os.PathLike, *, example: Mapping[s
     outputs = [name for name in axes if name not in example]
     dynamic = {name: {i: a for i, a in enumerate(axes[name]) if a} for name in inputs + outputs}
     path = Path(directory) / FILE
+    if packed and inputs != ["input_ids", "attention_mask"]:
+        raise ValueError(f"a packed graph takes input_ids and attention_mask, got {', '.join(inputs)}")
+    traced = _Packed(model.eval(), outputs) if packed else _Serving(model.eval(), inputs, outputs)
     tensors = tuple(as_tensor(np.asarray(example[name], np.int64)) for name in inputs)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on Python values it records as constants
         # The TorchScript exporter (dynamo=False): the dynamo one cannot lower the model's input-check op.
         torch.onnx.export(
-            _Serving(model.eval(), inputs, outputs), tensors, str(path), input_names=inputs, output_names=outputs,
+            traced, tensors, str(path), input_names=inputs, output_names=outputs,
             dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True,
         )
     return path
