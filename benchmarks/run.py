@@ -259,6 +259,19 @@ def speed_table(rows: list[dict], peaks: dict) -> str:
     return "\n".join(out)
 
 
+def first_call_table(rows: list[dict]) -> str:
+    """The first call of each process (tracing and compilation included) of the compiled modes."""
+    out = ["| case | backend · mode · dtype | ours first call s, median | reference first call s, median | "
+           "**ours / reference** |", "| --- | --- | ---: | ---: | ---: |"]
+    for r in rows:
+        ours, ref = r.get("ours", {}).get("first_call_s"), r.get("ref", {}).get("first_call_s")
+        if not ours or not ref or r["mode"] in ("eager", "sdpa"):
+            continue
+        a, b = statistics.median(ours), statistics.median(ref)
+        out.append(f"| {r['case']} | {r['framework']} · {r['mode']} · {r['dtype']} | {a:.1f} | {b:.1f} | **{a / b:.2f}×** |")
+    return "\n".join(out) if len(out) > 2 else ""
+
+
 def load_table(rows: list[dict], checkpoint_mib: float) -> str:
     out = [f"| backend | implementation | from_pretrained s, median (min–max) | RSS after import MiB | peak RSS MiB | "
            f"above baseline / checkpoint ({checkpoint_mib:.0f} MiB) |",
@@ -413,6 +426,8 @@ def main(argv=None) -> int:
                                 merged = collected[res["case"]].setdefault(side.impl, {})
                                 if "times" in res:
                                     merged.setdefault("times", []).extend(res["times"])
+                                    merged.setdefault("first_call_s", []).extend(
+                                        [res["first_call_s"]] if "first_call_s" in res else [])
                                     for key in ("fingerprint", "loss", "peak_gpu_mib"):
                                         if key in res:
                                             merged[key] = res[key]
@@ -443,6 +458,10 @@ def main(argv=None) -> int:
                      "the same ratio of the fastest runs. Useful work counts "
                      "real tokens only (and, in training, the LM head only at labelled positions); executed work is "
                      "what each side computes.", "", speed_table(speed_rows, peaks), ""]
+        first = first_call_table(speed_rows)
+        if first:
+            sections += ["First call of each process (tracing and compilation included; the warm-up, not timed above):",
+                         "", first, ""]
         for r in speed_rows:
             if r["case"].startswith(("varlen", "gpu-varlen")):
                 fl = r["flops"]

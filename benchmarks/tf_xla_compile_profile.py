@@ -4,13 +4,14 @@
     python -m benchmarks.tf_xla_compile_profile ours|ref LAYERS VARIANT CHECKPOINT
 
 Run `ours` under .venv, `ref` under .bench-env. VARIANT is a dash-joined list of switches:
-masked (ours: masked_positions_only=True, as the benchmark), plain (ours without it), ironly
-(stop after the lowering to HLO: no XLA compile or run), onebudget / twobudget (ours: one or two
-sizes in heads.MASKED_BUDGETS instead of three: one size means no tf.switch_case), cprof (Python
+rows (ours: masked_positions_only=M, the labelled rows' static count, as the benchmark now),
+masked (ours: masked_positions_only=True: under XLA the head on all B * T rows), plain (ours
+without it), ironly (stop after the lowering to HLO: no XLA compile or run), cprof (Python
 profile of the tracing, then the lowering's seconds), nograppler / nofold (Grappler off or its
-constant folding off), nomlir (tf.config.experimental.disable_mlir_bridge()), outside / lossonly / cgrad (experiments on the masked LM head: variables
-read outside the switch; the switch returning the loss only; the head's gradient computed inside
-each branch under tf.custom_gradient). Prints one JSON line: HLO instruction count, the lowering
+constant folding off), nomlir (tf.config.experimental.disable_mlir_bridge()). The experiments
+on the old masked LM head (a `tf.switch_case` over three row budgets: onebudget, twobudget,
+outside, lossonly, cgrad, recompute) are in this file at commit 62bbfbc, whose head they patch.
+Prints one JSON line: HLO instruction count, the lowering
 (`ir_s`), first and second call seconds. A small checkpoint with roberta-base's widths and the
 full vocabulary, made once under .venv:
 
@@ -36,90 +37,6 @@ case = {"name": "t", "task": "train", "lengths": [128] * 8, "T": 128, "seed": 0,
 if impl == "ours":
     import keras, roberta_tf as lib
     import roberta_tf.heads as H
-    if "onebudget" in variant:
-        H.MASKED_BUDGETS = (1.0,)
-    if "twobudget" in variant:
-        H.MASKED_BUDGETS = (3 / 16, 1.0)
-    if "recompute" in variant:
-        from roberta_tf.unpad import pack, run_packed, unpad_rows, Packing
-        import dataclasses
-        def _labelled_logits(self, hidden, labels):
-            budgets = H.MASKED_BUDGETS if H.in_xla() and labels.shape.is_fully_defined() else ()
-            labelled = pack(tf.not_equal(labels, H.IGNORE_INDEX), budgets)
-            rows = labelled.index.shape[0]
-            def head(packing):
-                @tf.recompute_grad
-                def inner(hidden):
-                    logits = self.lm_head(unpad_rows(hidden, packing))
-                    loss = H.cross_entropy(logits, unpad_rows(labels, packing))
-                    return logits, loss
-                logits, loss = inner(hidden)
-                if packing.budgets:
-                    logits = tf.pad(logits, [[0, rows - packing.budgets[0]], [0, 0]])
-                return logits, loss
-            logits, loss = run_packed(head, labelled)
-            if labelled.budgets:
-                logits = tf.boolean_mask(logits, tf.range(rows) < labelled.cu_seqlens[-1])
-            return logits, loss
-        H.TFRobertaForMaskedLM._labelled_logits = _labelled_logits
-    if "outside" in variant:
-        from roberta_tf.unpad import pack, run_packed, unpad_rows
-        def _labelled_logits2(self, hidden, labels):
-            budgets = H.MASKED_BUDGETS if H.in_xla() and labels.shape.is_fully_defined() else ()
-            labelled = pack(tf.not_equal(labels, H.IGNORE_INDEX), budgets)
-            rows = labelled.index.shape[0]
-            lm = self.lm_head
-            # every variable read once, outside the switch: the branches take tensors
-            table = tf.identity(lm.decoder.embeddings)
-            k, b = tf.identity(lm.dense.kernel), tf.identity(lm.dense.bias)
-            g, be = tf.identity(lm.layer_norm.gamma), tf.identity(lm.layer_norm.beta)
-            vb = tf.identity(lm.bias)
-            eps = self.config.layer_norm_eps
-            def head(packing):
-                x = unpad_rows(hidden, packing)
-                x = tf.nn.gelu(tf.matmul(x, k) + b, approximate=False)
-                mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-                x = (x - mean) * tf.math.rsqrt(var + eps) * g + be
-                logits = tf.nn.bias_add(tf.matmul(x, table, transpose_b=True), vb)
-                loss = H.cross_entropy(logits, unpad_rows(labels, packing))
-                if "lossonly" in variant:
-                    return loss
-                if packing.budgets:
-                    logits = tf.pad(logits, [[0, rows - packing.budgets[0]], [0, 0]])
-                return logits, loss
-            if "lossonly" in variant:
-                loss = run_packed(head, labelled)
-                return tf.zeros((1, 1)), loss
-            logits, loss = run_packed(head, labelled)
-            if labelled.budgets:
-                logits = tf.boolean_mask(logits, tf.range(rows) < labelled.cu_seqlens[-1])
-            return logits, loss
-        H.TFRobertaForMaskedLM._labelled_logits = _labelled_logits2
-    if "cgrad" in variant:
-        from roberta_tf.unpad import pack, run_packed, unpad_rows
-        def _labelled_logits3(self, hidden, labels):
-            budgets = H.MASKED_BUDGETS if H.in_xla() and labels.shape.is_fully_defined() else ()
-            labelled = pack(tf.not_equal(labels, H.IGNORE_INDEX), budgets)
-            lm = self.lm_head
-            eps = self.config.layer_norm_eps
-            params = [tf.identity(v) for v in (lm.dense.kernel, lm.dense.bias, lm.layer_norm.gamma, lm.layer_norm.beta,
-                                               lm.decoder.embeddings, lm.bias)]
-            @tf.custom_gradient
-            def labelled_loss(hidden, k, b, g, be, table, vb):
-                def head(packing):
-                    with tf.GradientTape() as t:
-                        t.watch([hidden, k, b, g, be, table, vb])
-                        x = unpad_rows(hidden, packing)
-                        x = tf.nn.gelu(tf.matmul(x, k) + b, approximate=False)
-                        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-                        x = (x - mean) * tf.math.rsqrt(var + eps) * g + be
-                        logits = tf.nn.bias_add(tf.matmul(x, table, transpose_b=True), vb)
-                        loss = H.cross_entropy(logits, unpad_rows(labels, packing))
-                    return (loss, *t.gradient(loss, [hidden, k, b, g, be, table, vb]))
-                loss, *grads = run_packed(head, labelled)
-                return loss, lambda up: [up * gr for gr in grads]
-            return tf.zeros((1, 1)), labelled_loss(hidden, *params)
-        H.TFRobertaForMaskedLM._labelled_logits = _labelled_logits3
     model = lib.TFRobertaForMaskedLM.from_pretrained(ckdir)
     AdamW = keras.optimizers.AdamW
 else:
@@ -132,6 +49,8 @@ inputs = {k: tf.constant(v) for k, v in arrays.items()}
 extra = {}
 if impl == "ours" and "masked" in variant:
     extra["masked_positions_only"] = True
+if impl == "ours" and "rows" in variant:  # the static number of labelled rows, as the benchmark now
+    extra["masked_positions_only"] = int((arrays["labels"] != -100).sum())
 training = "nodrop" not in variant
 opt = AdamW(learning_rate=1e-5, weight_decay=0.01)
 apply = lambda grads: opt.apply_gradients(zip(grads, model.trainable_variables))

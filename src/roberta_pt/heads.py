@@ -143,6 +143,22 @@ def _per_token(head: nn.Module, hidden: torch.Tensor, packing: Optional[Packing]
     return repad(head(unpad_rows(hidden, packing)), packing)
 
 
+def _labelled_rows(labels: Optional[torch.Tensor], masked_positions_only: bool | int) -> bool | int | None:
+    """What a `masked_positions_only` argument asks for: None (off), True (the labelled rows,
+    sized from the labels) or M, a static number of rows (a Python int >= 0)."""
+    if isinstance(masked_positions_only, bool):
+        if not masked_positions_only:
+            return None
+    elif not isinstance(masked_positions_only, int) or masked_positions_only < 0:
+        raise ValueError(
+            "masked_positions_only must be True, False or the number of rows (an int >= 0), "
+            f"got {masked_positions_only!r}"
+        )
+    if labels is None:
+        raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+    return masked_positions_only
+
+
 # ---------------------------------------------------------------------------- head modules
 
 class RobertaLMHead(nn.Module):
@@ -368,7 +384,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         unpad: bool = False,
-        masked_positions_only: bool = False,
+        masked_positions_only: bool | int = False,
     ) -> MaskedLMOutput | tuple:
         """labels (B, T): the original ids at masked positions, -100 elsewhere.
 
@@ -376,10 +392,12 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         `masked_positions_only` (training, as fairseq): the LM head runs only where labels are not
         -100, and `logits` are those rows, (M, V) in row-major order of the positions. The
         decoder (H x V) is about a third of the forward's work, and MLM labels 15% of the tokens:
-        the loss and its gradients are the same, for much less work. Needs labels."""
+        the loss and its gradients are the same, for much less work. Needs labels. An int M
+        (>= the labelled positions) gives M rows, zeros after the labelled ones: a static shape
+        (torch.compile, as XLA in the other backends); too few rows are an error eagerly and a
+        NaN loss under compilation, never a loss over some of the labels."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        if masked_positions_only and labels is None:
-            raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+        rows = _labelled_rows(labels, masked_positions_only)
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             encoder_hidden_states, encoder_attention_mask,
@@ -389,11 +407,8 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
         hidden = outputs.last_hidden_state
-        if masked_positions_only:
-            # One host sync for the count of labelled positions; (M, H) -> (M, V).
-            rows = labels.reshape(-1).ne(IGNORE_INDEX).nonzero().squeeze(1)
-            logits = self.lm_head(hidden.reshape(-1, hidden.shape[-1]).index_select(0, rows))
-            loss = cross_entropy(logits, labels.reshape(-1).index_select(0, rows))
+        if rows is not None:
+            logits, loss = self._labelled_logits(hidden, labels, rows)
         else:
             logits = _per_token(self.lm_head, hidden, packing_for(attention_mask, unpad))
             loss = None if labels is None else masked_lm_loss(logits, labels)
@@ -404,6 +419,28 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
             attentions=outputs.attentions,
         )
         return out if return_dict else out.to_tuple()
+
+    def _labelled_logits(self, hidden: torch.Tensor, labels: torch.Tensor, rows: bool | int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LM head at the labelled positions only, as a packed stream of them: logits (M, V)
+        and their loss, or (rows, V) for an int `rows` (zeros after the labelled ones). (B, T, H),
+        (B, T) -> (M or rows, V), scalar."""
+        flat = labels.reshape(-1)
+        labelled = flat.ne(IGNORE_INDEX)
+        states = hidden.reshape(-1, hidden.shape[-1])
+        if rows is True:
+            index = labelled.nonzero().squeeze(1)  # one host sync, for the count
+            logits = self.lm_head(states.index_select(0, index))  # (M, V)
+            return logits, cross_entropy(logits, flat.index_select(0, index))
+        # A static size: the labelled positions, then index B * T, a zero state labelled -100.
+        total = flat.shape[0]
+        index = torch.nonzero_static(labelled, size=rows, fill_value=total).squeeze(1)  # (rows,)
+        logits = self.lm_head(F.pad(states, (0, 0, 0, 1)).index_select(0, index))
+        loss = cross_entropy(logits, F.pad(flat, (0, 1), value=IGNORE_INDEX).index_select(0, index))
+        count = labelled.sum()
+        if not torch.compiler.is_compiling() and int(count) > rows:
+            raise ValueError(f"masked_positions_only={rows} rows cannot hold the {int(count)} labelled positions")
+        loss = torch.where(count <= rows, loss, torch.full_like(loss, float("nan")))
+        return logits.masked_fill((index == total)[:, None], 0), loss
 
 
 class RobertaForSequenceClassification(RobertaPreTrainedModel):

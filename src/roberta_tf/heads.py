@@ -39,7 +39,6 @@ from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
 from .unpad import Packing, pack, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
-    "MASKED_BUDGETS",
     "masked_lm_loss",
     "causal_lm_loss",
     "sequence_classification_loss",
@@ -149,10 +148,22 @@ def _per_token(head: Callable[[tf.Tensor], tf.Tensor], hidden: tf.Tensor, packin
     return run_packed(lambda p: repad(head(unpad_rows(hidden, p)), p), packing)
 
 
-# Under XLA, `masked_positions_only` runs the LM head on the smallest of these numbers of rows
-# (fractions of B * T, as `unpad._BUDGETS`) that holds the labelled positions: MLM labels about
-# 15% of them. Few sizes: each is a branch whose gradient XLA compiles too.
-MASKED_BUDGETS = (3 / 16, 1 / 2, 1.0)
+
+
+def _labelled_rows(labels: Optional[tf.Tensor], masked_positions_only: bool | int) -> bool | int | None:
+    """What a `masked_positions_only` argument asks for: None (off), True (the labelled rows,
+    sized from the labels) or M, a static number of rows (a Python int >= 0)."""
+    if isinstance(masked_positions_only, bool):
+        if not masked_positions_only:
+            return None
+    elif not isinstance(masked_positions_only, int) or masked_positions_only < 0:
+        raise ValueError(
+            "masked_positions_only must be True, False or the number of rows (an int >= 0), "
+            f"got {masked_positions_only!r}"
+        )
+    if labels is None:
+        raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+    return masked_positions_only
 
 
 # ---------------------------------------------------------------------------- head modules
@@ -466,11 +477,14 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         `masked_positions_only` (training, as fairseq): the LM head runs only where labels are not
         -100, and `logits` are those rows, (M, V) in row-major order of the positions. The
         decoder (H x V) is about a third of the forward's work, and MLM labels 15% of the tokens:
-        the loss and its gradients are the same, for much less work. Needs labels. Under XLA the
-        head runs on the smallest of `MASKED_BUDGETS` rows that holds the M labelled ones."""
+        the loss and its gradients are the same, for much less work. Needs labels. Under XLA
+        shapes are static: give M itself, `masked_positions_only=M` (a Python int >= the labelled
+        positions; the rows after theirs are zeros; too few rows give a NaN loss, never a loss over
+        some of the labels; eagerly, an error); True there runs the head on all B * T rows,
+        labelled first, and returns the M labelled ones (the same loss, without the saving: one
+        shape per size compiles in seconds, where a branch per size took minutes)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        if masked_positions_only and labels is None:
-            raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+        rows = _labelled_rows(labels, masked_positions_only)
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
@@ -479,34 +493,42 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         )
         hidden = outputs.last_hidden_state
         out = MaskedLMOutput(hidden_states=outputs.hidden_states, attentions=outputs.attentions)
-        if masked_positions_only:
+        if rows is not None:
             _, labels = _check_labels(self.head, self.config, labels, *shape_of(hidden)[:2])
-            out.logits, out.loss = self._labelled_logits(hidden, labels)
+            out.logits, out.loss = self._labelled_logits(hidden, labels, rows)
         else:
             out.logits = _per_token(self.lm_head, hidden, packing_for(attention_mask, unpad))
             if labels is not None:
                 out.loss = self.hf_compute_loss(labels, out)
         return out if return_dict else out.to_tuple()
 
-    def _labelled_logits(self, hidden: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _labelled_logits(self, hidden: tf.Tensor, labels: tf.Tensor, rows: bool | int) -> tuple[tf.Tensor, tf.Tensor]:
         """The LM head at the labelled positions only, as a packed stream of them: logits (M, V)
-        and their loss. (B, T, H), (B, T) -> (M, V), scalar."""
-        budgets = MASKED_BUDGETS if in_xla() and labels.shape.is_fully_defined() else ()
-        labelled = pack(tf.not_equal(labels, IGNORE_INDEX), budgets)
-        rows = labelled.index.shape[0]  # B * T under XLA
-
-        def head(packing: Packing) -> tuple[tf.Tensor, tf.Tensor]:
+        and their loss, or (rows, V) for an int `rows` (zeros after the labelled ones). (B, T, H),
+        (B, T) -> (M or rows, V), scalar."""
+        labelled = tf.not_equal(labels, IGNORE_INDEX)
+        if rows is True and not in_xla():
+            packing = pack(labelled)  # the exact stream: dynamic shapes
             logits = self.lm_head(unpad_rows(hidden, packing))  # (M, V)
-            # Under a budget, the rows after the labelled ones are labelled -100: no loss there.
-            loss = cross_entropy(logits, unpad_rows(labels, packing))
-            if packing.budgets:  # one shape out of every branch: (B * T, V), the labelled rows first
-                logits = tf.pad(logits, [[0, rows - packing.budgets[0]], [0, 0]])
-            return logits, loss
-
-        logits, loss = run_packed(head, labelled)
-        if labelled.budgets:
-            logits = tf.boolean_mask(logits, tf.range(rows) < labelled.cu_seqlens[-1])  # (M, V)
-        return logits, loss
+            return logits, cross_entropy(logits, unpad_rows(labels, packing))
+        # One static size (XLA): the labelled positions first, then the others, labelled -100.
+        flat = tf.reshape(labelled, [-1])
+        total = tf.size(flat)
+        count = tf.reduce_sum(tf.cast(flat, tf.int32))
+        real = tf.cast(flat, tf.int32)
+        order = tf.where(flat, tf.cumsum(real, exclusive=True), count + tf.cumsum(1 - real, exclusive=True))
+        index = tf.scatter_nd(order[:, None], tf.range(total), total[None])  # (B * T,): labelled first
+        if rows is not True:  # exactly `rows` rows: cut, or lengthened with position 0 (zeroed below)
+            index = tf.pad(index, [[0, tf.maximum(0, rows - total)]])[:rows]
+        logits = self.lm_head(tf.gather(tf.reshape(hidden, [-1, dims(hidden)[-1]]), index))  # (rows, V)
+        first = tf.range(tf.shape(index)[0]) < count  # the labelled rows
+        loss = cross_entropy(logits, tf.where(first, tf.gather(tf.reshape(labels, [-1]), index), IGNORE_INDEX))
+        if rows is True:
+            return tf.boolean_mask(logits, first), loss  # (M, V)
+        if tf.executing_eagerly() and int(count) > rows:
+            raise ValueError(f"masked_positions_only={rows} rows cannot hold the {int(count)} labelled positions")
+        loss = tf.where(count <= rows, loss, tf.constant(float("nan"), loss.dtype))
+        return tf.where(first[:, None], logits, tf.zeros_like(logits)), loss
 
 
 @keras.saving.register_keras_serializable(package="roberta_tf")

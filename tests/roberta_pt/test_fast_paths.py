@@ -160,7 +160,9 @@ def test_unpad_and_masked_positions_only_give_the_padded_gradients():
     model.train()  # dropout is 0 in the tiny test config: the paths are deterministic
     inputs, _ = _batch(config, "masked_lm")
     grads = {}
+    labelled = int((inputs["labels"] != -100).sum())
     for name, options in {"padded": {}, "unpad": {"unpad": True}, "masked": {"masked_positions_only": True},
+                          "masked rows": {"masked_positions_only": labelled + 3},
                           "both": {"unpad": True, "masked_positions_only": True}}.items():
         model.zero_grad(set_to_none=True)
         loss = model(**inputs, **options).loss
@@ -191,6 +193,29 @@ def test_masked_positions_only_logits_are_the_labelled_rows():
                               attention_mask=inputs["attention_mask"], labels=labels)
     assert rel_err(only.logits.numpy(), reference["logits"][keep.numpy()]) <= 1e-5
     assert abs(float(only.loss) - float(reference["loss"])) <= 1e-5 * abs(float(reference["loss"]))
+
+
+def test_masked_positions_only_rows_are_the_labelled_ones_then_zeros():
+    # An int M sizes the logits statically (torch.compile; XLA in the other backends): the
+    # labelled rows, then zeros; too few rows are refused eagerly, a NaN loss when compiled.
+    config = tiny_config()
+    model, state = build("masked_lm", config)
+    inputs, _ = _batch(config, "masked_lm")
+    keep = (inputs["labels"] != -100).numpy()
+    labelled = int(keep.sum())
+    reference = run_reference(config, state, "masked_lm", input_ids=inputs["input_ids"],
+                              attention_mask=inputs["attention_mask"], labels=inputs["labels"])
+    with torch.no_grad():
+        out = model(**inputs, masked_positions_only=labelled + 2)
+    assert out.logits.shape == (labelled + 2, config.vocab_size)
+    assert rel_err(out.logits[:labelled].numpy(), reference["logits"][keep]) <= 1e-5
+    assert (out.logits[labelled:] == 0).all()
+    assert abs(float(out.loss) - float(reference["loss"])) <= 1e-5 * abs(float(reference["loss"]))
+    with pytest.raises(ValueError, match=f"masked_positions_only={labelled - 1} rows cannot hold the {labelled}"):
+        model(**inputs, masked_positions_only=labelled - 1)
+    for bad in (-1, 2.5, "all"):
+        with pytest.raises(ValueError, match="masked_positions_only must be True, False or the number of rows"):
+            model(**inputs, masked_positions_only=bad)
 
 
 def test_masked_positions_only_needs_labels():

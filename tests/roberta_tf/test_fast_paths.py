@@ -199,8 +199,7 @@ def _loss_and_grads(model, inputs, options):
     return float(loss), _grads(model, tape, loss)
 
 
-def test_unpad_and_masked_positions_only_give_the_padded_gradients(monkeypatch):
-    monkeypatch.setattr(roberta_tf.heads, "MASKED_BUDGETS", (0.5, 1.0))  # two branches to compile, not three
+def test_unpad_and_masked_positions_only_give_the_padded_gradients():
     config = tiny_config()
     model, _ = build("masked_lm", config)  # dropout is 0 in the tiny test config: the paths are deterministic
     inputs, _ = _batch(config, "masked_lm")
@@ -214,12 +213,15 @@ def test_unpad_and_masked_positions_only_give_the_padded_gradients(monkeypatch):
                       for g in tape.gradient(loss, model.trainable_variables)]
 
     paths = [v.path for v in model.trainable_variables]
+    labelled = int((inputs["labels"].numpy() != -100).sum())
     for name, options in {"unpad": {"unpad": True}, "masked": {"masked_positions_only": True},
+                          "masked rows": {"masked_positions_only": labelled + 3},
                           "both": {"unpad": True, "masked_positions_only": True}}.items():
         results = {"eager": _loss_and_grads(model, inputs, options)}
-        # In a graph the streams have their exact sizes; under XLA one of the budgets' sizes
-        # (compiling every size's gradient takes long: XLA for the pretraining recipe's option).
-        for mode, jit in {"unpad": (), "masked": (("xla", True),), "both": (("graph", False),)}[name]:
+        # In a graph the streams have their exact sizes; under XLA True runs the head on every
+        # row, and an int M on M rows (static shapes).
+        for mode, jit in {"unpad": (), "masked": (("xla", True),), "masked rows": (("xla", True),),
+                          "both": (("graph", False),)}[name]:
             loss, grads = tf.function(lambda *a: step(*a, **options), jit_compile=jit)(
                 inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
             results[mode] = (float(loss), {p: g.numpy() for p, g in zip(paths, grads) if g is not None})
@@ -262,6 +264,34 @@ def test_masked_positions_only_logits_are_the_labelled_rows():
         assert abs(float(only.loss) - float(full.loss)) <= 1e-6 * abs(float(full.loss)), mode
         assert rel_err(only.logits.numpy(), ref["logits"][keep]) <= 1e-5, mode
         assert abs(float(only.loss) - float(ref["loss"])) <= 1e-5 * abs(float(ref["loss"])), mode
+
+
+def test_masked_positions_only_rows_are_the_labelled_ones_then_zeros():
+    # An int M sizes the logits statically (XLA's shapes): the labelled rows, then zeros; too few
+    # rows are refused eagerly and give a NaN loss under XLA, never a loss over some labels.
+    config = tiny_config()
+    model, state = build("masked_lm", config)
+    inputs, _ = _batch(config, "masked_lm")
+    keep = inputs["labels"] != -100
+    labelled = int(keep.sum())
+    ref = reference.forward(config, state, "masked_lm", **inputs)
+    tensors = [tf.constant(inputs[k]) for k in ("input_ids", "attention_mask", "labels")]
+
+    def call(rows):
+        return tf.function(lambda i, m, y: model(input_ids=i, attention_mask=m, labels=y, masked_positions_only=rows),
+                           jit_compile=True)(*tensors)
+
+    for mode, out in (("eager", model(**inputs, masked_positions_only=labelled + 2)), ("xla", call(labelled + 2))):
+        assert out.logits.shape == (labelled + 2, config.vocab_size), mode
+        assert rel_err(out.logits.numpy()[:labelled], ref["logits"][keep]) <= 1e-5, mode
+        assert (out.logits.numpy()[labelled:] == 0).all(), mode
+        assert abs(float(out.loss) - float(ref["loss"])) <= 1e-5 * abs(float(ref["loss"])), mode
+    with pytest.raises(ValueError, match=f"masked_positions_only={labelled - 1} rows cannot hold the {labelled}"):
+        model(**inputs, masked_positions_only=labelled - 1)
+    assert np.isnan(float(call(labelled - 1).loss))
+    for bad in (-1, 2.5, "all"):
+        with pytest.raises(ValueError, match="masked_positions_only must be True, False or the number of rows"):
+            model(**inputs, masked_positions_only=bad)
 
 
 def test_masked_positions_only_needs_labels():
