@@ -49,6 +49,9 @@ def test_a_wrong_artefact_is_refused_and_nothing_is_installed(tmp_path, monkeypa
     (dict(to="onnx", opset=99), "opset must be an integer in 14..20"),
     (dict(to="savedmodel", opset=17), "opset applies to onnx only"),
     (dict(to="onnx", head="pooler"), "unknown head 'pooler'"),
+    (dict(to="stablehlo", packed=True), r"packed=True \(a padding-free graph\) applies to onnx only, not to 'stablehlo'"),
+    (dict(to="savedmodel", packed=True), "applies to onnx only, not to 'savedmodel'"),
+    (dict(to="onnx", head="multiple_choice", packed=True), "packed=True does not apply to multiple choice"),
 ])
 def test_bad_options_are_refused_before_anything_is_written(tmp_path, options, message):
     src, _, _ = make_checkpoint(tmp_path / "ckpt", "masked_lm")
@@ -83,6 +86,27 @@ def test_the_command_exports_and_reports(tmp_path, capsys):
     code = cli.main(["export", str(src), str(tmp_path / "out"), "--to", "onnx"])
     assert code == 2 and "exists" in capsys.readouterr().err
     code = cli.main(["export", str(src), str(tmp_path / "x"), "--to", "savedmodel", "--quantize", "int8"])
+    assert code == 2 and "applies to onnx only" in capsys.readouterr().err
+
+
+def test_the_command_exports_a_packed_graph(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    src, config, state = make_checkpoint(tmp_path / "ckpt", "masked_lm")
+    code = cli.main(["export", str(src), str(tmp_path / "out"), "--to", "onnx", "--packed"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "onnx, opset 17, packed, RobertaForMaskedLM" in out
+    meta = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert meta["packed"] is True and meta["outputs"] == {"logits": ["tokens", None]}
+    # The real tokens' rows, in row-major order: np.flatnonzero(mask) says where each sits.
+    inputs = batch(config, (3, 7), pad=3)
+    got = export_module.load_exported(tmp_path / "out")(inputs)["logits"]
+    want = reference.forward(config, state, "masked_lm", **inputs)["logits"]
+    where = np.flatnonzero(inputs["attention_mask"])
+    assert got.shape == (where.size, config.vocab_size)
+    assert relative(got, want.reshape(-1, config.vocab_size)[where]) <= BAR
+    code = cli.main(["export", str(src), str(tmp_path / "x"), "--to", "stablehlo", "--packed"])
     assert code == 2 and "applies to onnx only" in capsys.readouterr().err
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from roberta_core import reference
 from roberta_core.export import BAR, export, load_exported
+from tests.helpers import tiny_config
 from tests.roberta_core.export_case import batch, make_checkpoint, relative
 
 pytest.importorskip("onnxruntime")
@@ -160,3 +161,169 @@ def test_keep_lm_head_recipe_leaves_the_lm_head_float_and_unknown_recipes_are_re
         quantize_int8(result.artefact, tmp_path / "x.onnx", "int4")
     with pytest.raises(ValueError, match="unknown int8 recipe"):
         export(result.path, tmp_path / "y", to="onnx", quantize="int8", int8_recipe="int4")
+
+
+# ---------------------------------------------------------------------------- packed (padding-free) graphs
+
+# (name, head) -> whether the field is token-level (the packed graph gives the real tokens' rows)
+PACKED_HEADS = {
+    "model": {"last_hidden_state": True, "pooler_output": False},
+    "masked_lm": {"logits": True},
+    "token_classification": {"logits": True},
+    "question_answering": {"start_logits": True, "end_logits": True},
+    "sequence_classification": {"logits": False},
+}
+
+
+def _right_padded(config, lengths, T, seed=3):
+    """ids and mask (B, T) right-padded to rows of `lengths` real tokens."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(4, config.vocab_size, size=(len(lengths), T))
+    mask = (np.arange(T)[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+    ids[mask == 0] = config.pad_token_id
+    return {"input_ids": ids.astype(np.int64), "attention_mask": mask}
+
+
+@pytest.fixture(scope="module", params=list(PACKED_HEADS))
+def packed_export(request, tmp_path_factory):
+    pytest.importorskip("torch")
+    head = request.param
+    root = tmp_path_factory.mktemp(f"packed-{head}")
+    src, config, state = make_checkpoint(root / "ckpt", head)
+    result = export(src, root / "out", to="onnx", packed=True, log=lambda line: None)
+    return head, result, config, state
+
+
+def test_packed_onnx_gives_the_real_tokens_rows_of_the_float64_reference(packed_export):
+    # The export's own check passed (it installs nothing otherwise); here the file is run by
+    # onnxruntime directly and compared with the reference gathered at the real positions, at the
+    # probe shapes, at rows whose lengths differ by a whole row (1 and T), and at batch 1.
+    import onnxruntime
+
+    from roberta_core.export import probe_batches
+
+    head, result, config, state = packed_export
+    assert result.packed and all(c.ok and c.what.endswith(("(2, 11)", "(3, 6)")) for c in result.checks)
+    session = onnxruntime.InferenceSession(str(result.artefact), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    assert names == list(PACKED_HEADS[head])
+    batches = probe_batches(config, head) + [
+        _right_padded(config, [1, 13], 13), _right_padded(config, [13, 1, 7], 13),
+        _right_padded(config, [9], 9), _right_padded(config, [4], 9),
+    ]
+    for inputs in batches:
+        real = inputs["attention_mask"].astype(bool)
+        got = dict(zip(names, session.run(names, inputs)))
+        want = reference.forward(config, state, head, **inputs)
+        for name, per_token in PACKED_HEADS[head].items():
+            expected = want[name][real] if per_token else want[name]
+            assert got[name].shape == expected.shape, (name, inputs["attention_mask"].sum(1))
+            assert relative(got[name], expected) <= BAR, (name, inputs["attention_mask"].sum(1))
+
+
+def test_packed_onnx_graph_names_the_tokens_axis_and_export_json_says_packed(packed_export):
+    import onnx
+
+    head, result, config, _ = packed_export
+    graph = onnx.load(str(result.artefact)).graph
+    meta = json.loads((result.path / "export.json").read_text())
+    assert meta["packed"] is True
+    for value in graph.input:
+        assert [d.dim_param for d in value.type.tensor_type.shape.dim] == ["batch", "sequence"]
+    for value in graph.output:
+        first = value.type.tensor_type.shape.dim[0].dim_param
+        assert first == ("tokens" if PACKED_HEADS[head][value.name] else "batch")
+        assert meta["outputs"][value.name][0] == first
+    # `load_exported` reads it as any other export: outputs by name, N = 2 + 5 real tokens.
+    got = load_exported(result.path)(_right_padded(config, [2, 5], 5))
+    assert {name: x.shape[0] for name, x in got.items()} == {
+        name: 7 if per_token else 2 for name, per_token in PACKED_HEADS[head].items()}
+
+
+def test_packed_int8_onnx_runs_and_keeps_top1_predictions(tmp_path):
+    src, config, _ = make_checkpoint(tmp_path / "ckpt", "masked_lm")
+    result = export(src, tmp_path / "out", to="onnx", packed=True, quantize="int8", log=lambda line: None)
+    assert result.int8["top1_agreement"] >= INT8_TOP1_BAR
+    # Every real token of the probe batches was compared once: (2 x 11) + (3 x 6) minus the padding.
+    assert result.int8["top1_compared"] == 11 + 11 - 3 + 6 + 6 + 6 - 2
+    fp32, int8 = load_exported(result.path), load_exported(result.path, int8=True)
+    inputs = _right_padded(config, [16, 3, 11, 7], 16)
+    a, b = fp32(inputs)["logits"], int8(inputs)["logits"]
+    assert a.shape == b.shape == (16 + 3 + 11 + 7, config.vocab_size)
+    assert np.mean(a.argmax(-1) == b.argmax(-1)) >= INT8_TOP1_BAR
+
+
+def test_packed_top1_agreement_counts_as_the_padded_one():
+    # Oracle: the same predictions laid out padded; packing them must not change what is counted.
+    from roberta_core.export import output_axes, packed_fields, top1_agreement
+
+    rng = np.random.default_rng(0)
+    mask = np.array([[1, 1, 1, 1, 0], [1, 1, 0, 0, 0]])
+    for head, fields in (("masked_lm", {"logits": (2, 5, 7)}),
+                         ("question_answering", {"start_logits": (2, 5), "end_logits": (2, 5)})):
+        a = {name: rng.normal(size=shape) for name, shape in fields.items()}
+        b = {name: x + rng.normal(scale=0.5, size=x.shape) for name, x in a.items()}
+        # Padding positions that would win the argmax: the packed count cannot see them either.
+        for x in (*a.values(), *b.values()):
+            x[mask == 0] = 100.0
+        axes = output_axes(head, list(fields), packed=True)
+        packed = [packed_fields(x, mask, axes) for x in (a, b)]
+        assert top1_agreement(*packed, mask, packed=True) == top1_agreement(a, b, mask)
+
+
+def test_packed_is_refused_for_multiple_choice_decoders_and_relative_positions(tmp_path):
+    import roberta_pt
+    import roberta_pt.export
+    from roberta_core.export import output_axes
+
+    src, config, _ = make_checkpoint(tmp_path / "mc", "multiple_choice")
+    with pytest.raises(ValueError, match="packed=True does not apply to multiple choice"):
+        export(src, tmp_path / "out", to="onnx", packed=True)
+    model = roberta_pt.RobertaForMultipleChoice(config)
+    with pytest.raises(ValueError, match="packed=True does not apply to multiple choice"):
+        roberta_pt.export.export(model, tmp_path, example=batch(config, (2, 2, 5), pad=2),
+                                 axes=output_axes("multiple_choice", ["logits"]), packed=True)
+    decoder = roberta_pt.RobertaModel(tiny_config(is_decoder=True))
+    with pytest.raises(ValueError, match="a decoder .config.is_decoder=True."):
+        roberta_pt.export.export(decoder, tmp_path, example=batch(config, (2, 5), pad=2),
+                                 axes=output_axes("model", ["last_hidden_state"], packed=True), packed=True)
+    relative_positions = roberta_pt.RobertaModel(tiny_config(position_embedding_type="relative_key"))
+    with pytest.raises(ValueError, match="needs absolute position embeddings"):
+        roberta_pt.export.export(relative_positions, tmp_path, example=batch(config, (2, 5), pad=2),
+                                 axes=output_axes("model", ["last_hidden_state"], packed=True), packed=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mc"]
+
+
+def test_packed_graph_computes_on_the_real_tokens_only(tmp_path):
+    # What the graph traces: the encoder's projections and the LM decoder see the N real tokens,
+    # not the B x T padded positions (the point of packing: no matmul on padding).
+    import torch
+
+    import roberta_pt
+    from roberta_pt.export import _Packed
+
+    config = tiny_config()
+    model = roberta_pt.RobertaForMaskedLM(config).eval()
+    rows = {}
+    for name, module in (("query", model.roberta.encoder.layer[0].attention.self.query),
+                         ("decoder", model.lm_head.decoder)):
+        module.register_forward_hook(lambda m, args, out, name=name: rows.__setitem__(name, args[0].shape[-2]))
+    inputs = _right_padded(config, [9, 2, 5], 9)
+    with torch.no_grad():
+        logits, = _Packed(model, ["logits"])(*(torch.as_tensor(inputs[k]) for k in ("input_ids", "attention_mask")))
+        assert rows == {"query": 16, "decoder": 16}
+        padded = model(**{k: torch.as_tensor(v) for k, v in inputs.items()}).logits
+    assert rows == {"query": 9, "decoder": 9}  # the padded forward: T per row
+    torch.testing.assert_close(logits, padded[torch.as_tensor(inputs["attention_mask"]).bool()], rtol=1e-5, atol=1e-5)
+
+
+def test_packed_roberta_prelayernorm_applies_its_final_layernorm(tmp_path):
+    # RoBERTa-PreLayerNorm normalises the encoder's last output once more: the packed graph must too.
+    src, config, state = make_checkpoint(tmp_path / "ckpt", "model", model_type="roberta-prelayernorm")
+    assert config.pre_layer_norm
+    result = export(src, tmp_path / "out", to="onnx", packed=True, log=lambda line: None)
+    inputs = _right_padded(config, [3, 8, 6], 8)
+    got = load_exported(result.path)(inputs)
+    want = reference.forward(config, state, "model", **inputs)
+    assert relative(got["last_hidden_state"], want["last_hidden_state"][inputs["attention_mask"] == 1]) <= BAR
+    assert relative(got["pooler_output"], want["pooler_output"]) <= BAR

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --quantize int8: per-channel (one scale per output column, embedding tables "
                              "fp32; the default), per-tensor (onnxruntime's defaults, smallest file), "
                              "keep-lm-head (per-channel, the LM head fp32)")
+    parser.add_argument("--packed", action="store_true",
+                        help="onnx only: a padding-free graph; it takes the same right-padded batch, computes on the "
+                             "real tokens only, and gives token-level outputs as their rows (tokens, ...) in "
+                             "row-major order (np.flatnonzero(attention_mask) maps them back); sequence-level "
+                             "outputs stay (batch, ...). Not for multiple choice")
     parser.add_argument("--opset", type=int, default=None, metavar="N", help="onnx only: ONNX opset, 14..20 (default: 17)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder at OUT (once the new one is verified)")
 
@@ -35,9 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     result = export(args.src, args.dst, to=args.to, head=args.head, dtype=args.dtype, quantize=args.quantize,
                     opset=args.opset, int8_recipe=args.int8_recipe,
-                    pooler=args.pooler, overwrite=args.overwrite)
+                    pooler=args.pooler, packed=args.packed, overwrite=args.overwrite)
     opset = f", opset {result.opset}" if result.opset else ""
     opset += "" if args.dtype == "float32" else f", {args.dtype}"
+    opset += ", packed" if result.packed else ""
     print(f"wrote {result.path} ({result.format}{opset}, {HEADS[result.head]}: {', '.join(result.files)}); "
           f"verified against the float64 reference, worst relative difference {max(c.rel for c in result.checks):.3g}")
     if result.int8:
