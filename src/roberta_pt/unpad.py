@@ -48,7 +48,11 @@ def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
     of `unpad_rows`)."""
     B, T = packing.mask.shape
-    out = x.new_zeros(B * T, *x.shape[1:]).index_copy(0, packing.index, x)
+    # Each row written once: the real rows copied in, then zeros in the padding rows only (a
+    # zero-filled buffer would write the real rows twice; for MLM logits that is most of the time).
+    # The padding rows are the first B*T - N of a stable sort of the mask: no host sync for them.
+    padding = torch.argsort(packing.mask.reshape(-1).to(torch.uint8), stable=True)[: B * T - x.shape[0]]
+    out = x.new_empty(B * T, *x.shape[1:]).index_copy_(0, packing.index, x).index_fill_(0, padding, 0)
     return out.view(B, T, *x.shape[1:])
 
 

@@ -327,3 +327,41 @@ def test_packed_roberta_prelayernorm_applies_its_final_layernorm(tmp_path):
     want = reference.forward(config, state, "model", **inputs)
     assert relative(got["last_hidden_state"], want["last_hidden_state"][inputs["attention_mask"] == 1]) <= BAR
     assert relative(got["pooler_output"], want["pooler_output"]) <= BAR
+
+
+# ---------------------------------------------------------------------------- eager unpad's repad (the same cost)
+
+
+def test_repad_writes_zeros_in_the_padding_rows_only():
+    # The eager counterpart of the packed graph's saving: `unpad=True` MLM logits are put back
+    # into (B, T, V). A zero-filled buffer wrote every row twice; now the padding rows alone are
+    # zeroed. Oracle for the values: boolean-mask assignment into zeros; for the writes: the
+    # elements every fill/zero op touches, counted by a dispatch mode.
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from roberta_pt.unpad import pack, repad
+
+    lengths, T, V = [7, 1, 4, 7], 7, 5
+    mask = (torch.arange(T)[None] < torch.tensor(lengths)[:, None]).long()
+    packing = pack(mask)
+    x = torch.randn(sum(lengths), V)
+
+    filled = []
+
+    class CountFills(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            out = func(*args, **(kwargs or {}))
+            if name in ("zeros", "new_zeros", "zero_", "fill_", "zeros_like"):
+                filled.append(out.numel())
+            elif name in ("index_fill_", "index_fill"):
+                filled.append(args[2].numel() * V)
+            return out
+
+    with CountFills():
+        got = repad(x, packing)
+    want = torch.zeros(len(lengths), T, V)
+    want[mask.bool()] = x
+    assert torch.equal(got, want)
+    assert sum(filled) == (len(lengths) * T - sum(lengths)) * V  # the padding rows' elements, once
