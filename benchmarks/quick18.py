@@ -17,11 +17,16 @@ their timed runs in turn:
   float64 reference on this preset before it is timed) at fp32 and int8 (`quantize_int8`, the
   default 'per-channel' recipe and onnxruntime's defaults, 'per-tensor'); transformers' model
   exported by `torch.onnx.export` in `.bench-env` (`benchmarks.hf_onnx_export`) at fp32 and
-  int8 by the same two recipes. ONNX Runtime computes the padding (it has no unpadded path).
+  int8 by the same two recipes. ONNX Runtime computes the padding (it has no unpadded path);
+- onnxruntime on our packed export (`export(..., packed=True)`: the same padded batch in, only
+  the real tokens computed, logits (N, V) of the real tokens out) at fp32 and int8 per-channel.
 
 Exports are cached under benchmarks/out/<preset>/onnx-*. The last column compares a few logits
-of each cell with the baseline's (int8 differs by its rounding, by design). Timings from a shared
-machine are noise: run it on a quiet one.
+of each cell with the baseline's, at real positions only (a packed graph's rows are put back at
+their padded positions for it; int8 differs by its rounding, by design). `--cells a,b` runs only
+the cells whose name contains one of the substrings (and the baseline), e.g.
+`--cells packed` or `--cells "int8 per-channel"`. Timings from a shared machine are noise: run it
+on a quiet one.
 """
 
 from __future__ import annotations
@@ -43,26 +48,44 @@ CASES = ("mlm-8x128", "varlen-8")
 BASELINE = ("ref", "pt", "sdpa")
 
 
-def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False) -> dict[str, str]:
-    """label -> .onnx path: ours (verified) and transformers', fp32 and the two int8 recipes;
-    made once and reused unless `fresh`."""
+ORT_LABELS = ("ours fp32", "ours int8 per-channel", "ours int8 per-tensor", "transformers fp32",
+              "transformers int8 per-channel", "transformers int8 per-tensor", "ours fp32 packed",
+              "ours int8 per-channel packed")
+
+
+def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False,
+            want=lambda label: True) -> dict[str, str]:
+    """label -> .onnx path: ours (verified) and transformers', fp32 and the two int8 recipes, and
+    our packed export (verified) at fp32 and int8 per-channel; only the labels `want` keeps, made
+    once and reused unless `fresh`."""
     import shutil
 
     from roberta_core.export import export, quantize_int8
 
     if fresh:
-        for name in ("onnx-ours", "onnx-hf"):
+        for name in ("onnx-ours", "onnx-hf", "onnx-ours-packed"):
             shutil.rmtree(workdir / name, ignore_errors=True)
     files = {}
-    ours = workdir / "onnx-ours"
-    if not (ours / "model.onnx").is_file():
-        start = time.perf_counter()
-        result = export(ckpt, ours, to="onnx", head="masked_lm", overwrite=True, log=log)
-        log(f"  our export verified against the float64 reference (worst relative "
-            f"{max(c.rel for c in result.checks):.2g}) in {time.perf_counter() - start:.0f} s")
-    files["ours fp32"] = ours / "model.onnx"
+    for folder, packed in (("onnx-ours", False), ("onnx-ours-packed", True)):
+        suffix = " packed" if packed else ""
+        if not any(want(label) for label in ORT_LABELS if label.startswith("ours") and label.endswith(" packed") == packed):
+            continue
+        ours = workdir / folder
+        if not (ours / "model.onnx").is_file():
+            start = time.perf_counter()
+            result = export(ckpt, ours, to="onnx", head="masked_lm", packed=packed, overwrite=True, log=log)
+            log(f"  our{suffix} export verified against the float64 reference (worst relative "
+                f"{max(c.rel for c in result.checks):.2g}) in {time.perf_counter() - start:.0f} s")
+        files[f"ours fp32{suffix}"] = ours / "model.onnx"
+        if packed and want("ours int8 per-channel packed"):
+            target = ours / "model.int8-per-channel.onnx"
+            if not target.is_file():
+                quantize_int8(ours / "model.onnx", target, "per-channel")
+            files["ours int8 per-channel packed"] = target
     hf = workdir / "onnx-hf" / "model.onnx"
-    if not hf.is_file():
+    if not any(want(label) for label in ORT_LABELS if label.startswith("transformers")):
+        hf = None
+    elif not hf.is_file():
         hf.parent.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run([str(ref_python), "-m", "benchmarks.hf_onnx_export", ckpt, str(hf)], cwd=bench.ROOT,
                               capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -74,15 +97,77 @@ def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False
             log("  " + proc.stdout.strip())
     if hf is not None:
         files["transformers fp32"] = hf
-    for label, source in (("ours", files["ours fp32"]), ("transformers", hf)):
+    for label, source in (("ours", files.get("ours fp32")), ("transformers", hf)):
         if source is None:
             continue
         for recipe in ("per-channel", "per-tensor"):
+            if not want(f"{label} int8 {recipe}"):
+                continue
             target = source.parent / f"model.int8-{recipe}.onnx"
             if not target.is_file():
                 quantize_int8(source, target, recipe)
             files[f"{label} int8 {recipe}"] = target
-    return {label: str(path) for label, path in files.items()}
+    return {label: str(path) for label, path in files.items() if want(label)}
+
+
+def ort_worker(spec: dict) -> None:
+    """`benchmarks.worker.ort_run` for padded and packed graphs: time each ONNX file of
+    `spec["files"]` (label -> path) on each case, round-robin in one process; a packed graph's
+    logits (N, V) are put back at their padded positions for the fingerprint (its first 16
+    columns only: the timed call returns the packed rows, as a server would use them)."""
+    import numpy as np
+    import onnxruntime
+
+    from benchmarks.worker import fingerprint, make_inputs, report
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if spec.get("threads"):
+        options.intra_op_num_threads = int(spec["threads"])
+    sessions = {label: onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+                for label, path in spec["files"].items()}
+    for case in spec["cases"]:
+        arrays = make_inputs(case, spec["vocab_size"])
+        feed = {k: arrays[k] for k in ("input_ids", "attention_mask")}
+        real = arrays["attention_mask"] != 0
+        outputs = {}
+        for label, session in sessions.items():
+            for _ in range(spec["warmup"]):
+                outputs[label] = session.run(["logits"], feed)[0]
+        times = {label: [] for label in sessions}
+        for _ in range(spec["repeats"]):
+            for label, session in sessions.items():
+                start = time.perf_counter()
+                outputs[label] = session.run(["logits"], feed)[0]
+                times[label].append(time.perf_counter() - start)
+        for label in sessions:
+            logits = outputs[label]
+            if label.endswith("packed"):
+                if logits.shape[0] != int(real.sum()):
+                    raise ValueError(f"{label}: {logits.shape[0]} rows for {int(real.sum())} real tokens")
+                rows = np.zeros(real.shape + (min(16, logits.shape[-1]),), logits.dtype)
+                rows[real] = logits[:, :16]
+                logits = rows
+            report(case, {"impl": label, "times": times[label], "fingerprint": fingerprint(logits, feed["attention_mask"])})
+
+
+def run_ort(spec: dict, log) -> list[dict]:
+    """`ort_worker` in its own process (as `benchmarks.run.run_worker`); its RESULT lines, or one
+    {'error': ...} per case when it failed."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.quick18", "--ort-worker", json.dumps(spec)],
+                          cwd=bench.ROOT, env=env, capture_output=True, text=True)
+    results = [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0:
+        error = " | ".join(proc.stderr.strip().splitlines()[-6:]) or f"exit code {proc.returncode}"
+        done = {(r["case"], r.get("impl")) for r in results}
+        results += [{"case": c["name"], "impl": label, "error": error} for c in spec["cases"]
+                    for label in spec["files"] if (c["name"], label) not in done]
+        log(f"  ort FAILED: {error[:300]}")
+    else:
+        log(f"  ort: {len(spec['files'])} files x {len(spec['cases'])} cases in {time.perf_counter() - start:.0f} s")
+    return results
 
 
 def main(argv=None) -> int:
@@ -94,7 +179,18 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="export again (after a change to the export code)")
     p.add_argument("--json", default=None, help="write every result here")
     p.add_argument("--ref-python", default=str(bench.REFERENCE_PYTHON), help="interpreter of the reference")
+    p.add_argument("--cells", default=None, metavar="A,B",
+                   help="run only the cells whose name contains one of these comma-separated substrings "
+                        "(case-insensitive; the baseline always runs), e.g. 'packed' or 'ONNX Runtime'")
+    p.add_argument("--ort-worker", default=None, help=argparse.SUPPRESS)  # internal: one ONNX Runtime process
     args = p.parse_args(argv)
+    if args.ort_worker is not None:
+        ort_worker(json.loads(args.ort_worker))
+        return 0
+    chosen = [c.strip().lower() for c in args.cells.split(",") if c.strip()] if args.cells else None
+
+    def want(name: str) -> bool:
+        return chosen is None or any(c in name.lower() for c in chosen)
     lines: list[str] = []
 
     def log(line: str) -> None:
@@ -115,8 +211,14 @@ def main(argv=None) -> int:
     base = {"checkpoint": ckpt["mlm"], "cls_checkpoint": ckpt["cls"], "vocab_size": config["vocab_size"],
             "device": "cpu", "dtype": "fp32", "warmup": args.warmup, "repeats": args.repeats,
             "cases": [c.spec() for c in cases]}
+    names = {("ref", "pt", "sdpa"): "transformers · PyTorch sdpa fp32 (baseline)",
+             ("ref", "pt", "int8"): "transformers · PyTorch int8 (torch.ao dynamic)",
+             ("ours", "pt", "sdpa"): "ours · PyTorch sdpa fp32 (default; unpad on varlen)",
+             ("ours", "pt", "compile"): "ours · PyTorch torch.compile fp32 (unpad on varlen)",
+             ("ours", "pt", "int8"): "ours · PyTorch int8 (torch.ao dynamic; unpad on varlen)"}
     log("exports:")
-    files = exports(ckpt["mlm"], workdir, ref_python, log, fresh=args.fresh)
+    files = exports(ckpt["mlm"], workdir, ref_python, log, fresh=args.fresh,
+                    want=lambda label: want(f"{label} · ONNX Runtime"))
 
     results: dict[tuple[str, str, str], dict[str, dict]] = {}
     ours, ref = bench.Side("ours", bench.OURS_PYTHON), bench.Side("ref", ref_python)
@@ -125,18 +227,15 @@ def main(argv=None) -> int:
     for side, mode in cells:
         if side.impl == "ref" and not ref_python.exists():
             continue
+        if (side.impl, "pt", mode) != BASELINE and not want(names[(side.impl, "pt", mode)]):
+            continue
         for res in bench.run_worker(side, {**base, "framework": "pt", "mode": mode}, log):
             results.setdefault((side.impl, "pt", mode), {})[res["case"]] = res
-    for res in bench.run_worker(ours, {**base, "framework": "ort", "mode": "fp32", "files": files,
-                                       "threads": os.cpu_count()}, log):
-        label = res.get("impl", "?")
-        results.setdefault((label, "ort", "fp32" if "fp32" in label else "int8"), {})[res["case"]] = res
-
-    names = {("ref", "pt", "sdpa"): "transformers · PyTorch sdpa fp32 (baseline)",
-             ("ref", "pt", "int8"): "transformers · PyTorch int8 (torch.ao dynamic)",
-             ("ours", "pt", "sdpa"): "ours · PyTorch sdpa fp32 (default; unpad on varlen)",
-             ("ours", "pt", "compile"): "ours · PyTorch torch.compile fp32 (unpad on varlen)",
-             ("ours", "pt", "int8"): "ours · PyTorch int8 (torch.ao dynamic; unpad on varlen)"}
+    if files:
+        for res in run_ort({**base, "framework": "ort", "mode": "fp32", "files": files,
+                            "threads": os.cpu_count()}, log):
+            label = res.get("impl", "?")
+            results.setdefault((label, "ort", "fp32" if "fp32" in label else "int8"), {})[res["case"]] = res
     table = ["| case | cell | s, median (min–max) | **× transformers PT sdpa fp32** | × ORT fp32 on transformers' "
              "export | logits max abs Δ vs baseline |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for case in cases:

@@ -48,10 +48,19 @@ def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
     of `unpad_rows`)."""
     B, T = packing.mask.shape
+    if torch.jit.is_tracing():
+        # An exported graph (the packed ONNX export's attention, on q/k/v): one gather, each padded
+        # slot reading its row of the stream or an appended zero row; onnxruntime runs a gather
+        # faster than the scatters below.
+        real = packing.mask.reshape(-1)
+        slot = torch.where(real, torch.cumsum(real.long(), 0) - 1, x.shape[0])
+        out = torch.cat([x, x.new_zeros(1, *x.shape[1:])]).index_select(0, slot)
+        return out.view(B, T, *x.shape[1:])
     # Each row written once: the real rows copied in, then zeros in the padding rows only (a
     # zero-filled buffer would write the real rows twice; for MLM logits that is most of the time).
-    # The padding rows are the first B*T - N of a stable sort of the mask: no host sync for them.
-    padding = torch.argsort(packing.mask.reshape(-1).to(torch.uint8), stable=True)[: B * T - x.shape[0]]
+    # The padding rows are the first B*T - N of the mask sorted (any order among equals): no host
+    # sync for them, and no data-dependent shape under torch.compile.
+    padding = torch.argsort(packing.mask.reshape(-1).to(torch.int32))[: B * T - x.shape[0]]
     out = x.new_empty(B * T, *x.shape[1:]).index_copy_(0, packing.index, x).index_fill_(0, padding, 0)
     return out.view(B, T, *x.shape[1:])
 
@@ -86,7 +95,11 @@ def packed_attention(
     """
     if strategy is None:
         half = query.dtype in (torch.float16, torch.bfloat16)
-        if query.device.type != "cuda":
+        if torch.jit.is_tracing():
+            # An exported graph (`roberta_pt.export`, packed=True): the lengths are data, not
+            # Python ints to split by; one masked call on the padded rows traces for any batch.
+            strategy = "padded"
+        elif query.device.type != "cuda":
             strategy = "sequences"
         elif half and dropout_p == 0.0 and not is_causal and _varlen_attn() is not None:
             strategy = "varlen"
