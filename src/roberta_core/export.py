@@ -28,6 +28,10 @@ multiple choice; the position ids are computed inside every artefact from the in
 (padding_idx + running count of real tokens), as RoBERTa does. Outputs have v4's names:
 `last_hidden_state` (+ `pooler_output`, unless the checkpoint has no pooler or `pooler=False`:
 v4's `add_pooling_layer=False`), `logits`, or `start_logits` and `end_logits`.
+
+`packed=True` (ONNX) writes a padding-free graph: the same right-padded inputs, the matmuls on the
+N real tokens only, token-level outputs as the real tokens' rows (N, ...) in row-major order
+(axis "tokens"), sequence-level ones per row; it is verified against `ref[mask]`.
 """
 
 from __future__ import annotations
