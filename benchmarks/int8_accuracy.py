@@ -1,6 +1,7 @@
 """int8 accuracy on trained checkpoints (issue 18): does dynamic int8 keep the masked-token predictions?
 
     python -m benchmarks.int8_accuracy [--demo demo-run/pretrain] [--no-sapiens] [--json out.json]
+                                       [--variants 0.5:data,0.5:probe,0.85:data:lm+ffn,0:-:lm+ffn]
 
 For each trained MaskedLM checkpoint — the demo's pretraining run (`make demo`; its held-out split
 with the run's own evaluation masks, `recipe.EVAL_SEED`) and the two Sapiens fairseq RoBERTa models
@@ -15,7 +16,16 @@ sequences) — it runs the same masked batches through
   at fp32 and its int8 graphs (`export.quantize_int8`): every recipe of `export.INT8_RECIPES`
   (the default, 'per-channel', is what `roberta export --quantize int8` writes);
 
-and reports, at the masked positions only: the top-1 agreement of each int8 run with its own fp32
+and, with `--variants`, experimental int8 graphs of the same export (per-channel, as the default
+recipe): `ALPHA:CAL[:KEEP]` applies SmoothQuant (`benchmarks.int8_smoothquant`, alpha ALPHA; 0 = no
+smoothing) calibrated on CAL — 'data' (the demo's training split, 16 batches; for Sapiens the
+unmasked sequences) or 'probe' (the export's own probe batches: random ids, what `roberta export`
+has without a user's text) — and leaves KEEP fp32: 'lm' (the LM head's two MatMuls) or 'lm+ffn'
+(those and every feed-forward's second MatMul, the most sensitive nodes measured one at a time)
+or 'lm+ffn0' (the LM head and the first layer's second feed-forward MatMul);
+each variant's title says the share of matmul FLOPs it leaves fp32 at roberta-base sizes.
+
+It reports, at the masked positions only: the top-1 agreement of each int8 run with its own fp32
 run, and the masked-token accuracy (prediction == the original token) of every run; and how close
 fp32's own top two are (the share of predictions whose lead over the runner-up is under 1 point
 of probability: those are the ones a small perturbation flips). Timing-free: the numbers do not
@@ -98,6 +108,36 @@ def protein_batches(ckpt: Path, sequences: list[str], draws: int = SAPIENS_DRAWS
     return batches
 
 
+def calibration_batches(ckpt: Path, sequences: list[str] | None, count: int = 16) -> dict[str, list[dict]]:
+    """SmoothQuant's calibration batches by source: 'data' — the demo run's training split, masked
+    as its training masks it (its first `count` batches; never the held-out split measured) or,
+    for Sapiens, the sequences unmasked (one batch); 'probe' — the export's probe batches (random ids)."""
+    from roberta_core.config import RobertaConfig
+    from roberta_core.export import probe_batches
+
+    if sequences is None:
+        from roberta_core.app import recipe
+        from roberta_core.auto_tokenizer import load_tokenizer
+
+        run = json.loads((ckpt / "run.json").read_text())
+        config = recipe.resolve_config(str(ckpt))
+        max_len = config.max_sequence_length if run.get("max_len") is None else run["max_len"]
+        data = recipe.PretrainData.build(run["corpus"], load_tokenizer(ckpt), ckpt / "data", max_len=max_len,
+                                         packing=run.get("packing", recipe.FULL_SENTENCES))
+        batch_tokens = max(max_len, run["batch_tokens"] // run.get("accumulate", 1))
+        data_batches = []
+        for batch in data.batches("train", batch_tokens=batch_tokens, seed=1).epoch(0):
+            data_batches.append({k: batch[k] for k in ("input_ids", "attention_mask")})
+            if len(data_batches) == count:
+                break
+    else:
+        unmasked = protein_batches(ckpt, sequences, draws=1)[0]
+        labels = unmasked.pop("labels")
+        unmasked["input_ids"] = np.where(labels != -100, labels, unmasked["input_ids"])
+        data_batches = [{k: unmasked[k] for k in ("input_ids", "attention_mask")}]
+    return {"data": data_batches, "probe": probe_batches(RobertaConfig.from_pretrained(ckpt), "masked_lm")}
+
+
 # ---------------------------------------------------------------------------- the four runs
 
 
@@ -127,8 +167,9 @@ def pt_runs(ckpt: Path) -> dict:
     return {key: runner(model) for key, model in models.items()}
 
 
-def onnx_runs(ckpt: Path, work: Path) -> dict:
-    """onnxruntime on the verified fp32 export and on its int8 graph by every recipe."""
+def onnx_runs(ckpt: Path, work: Path, variants: list[str] = (), calibration: dict | None = None) -> dict:
+    """onnxruntime on the verified fp32 export and on its int8 graph by every recipe, and by every
+    experimental variant (`variant_graph`; `calibration`: batches by source name)."""
     import roberta_pt.export
     from roberta_core import export as export_module
 
@@ -138,8 +179,72 @@ def onnx_runs(ckpt: Path, work: Path) -> dict:
     for recipe in export_module.INT8_RECIPES:
         target = export_module.quantize_int8(out / "model.onnx", work / f"{ckpt.name}.{recipe}.onnx", recipe)
         runs[f"onnx_int8_{recipe}"] = roberta_pt.export.load_exported(target)
+    for variant in variants:
+        target = variant_graph(out / "model.onnx", work / f"{ckpt.name}.{variant.replace(':', '_')}.onnx",
+                               variant, calibration or {})
+        runs[f"onnx_int8_{variant}"] = roberta_pt.export.load_exported(target)
     return {key: (lambda batch, fn=fn: fn({k: batch[k] for k in ("input_ids", "attention_mask")})["logits"])
             for key, fn in runs.items()}
+
+
+# ---------------------------------------------------------------------------- experimental variants
+
+KEEPS = {"": lambda name: False,
+         "lm": lambda name: "lm_head/" in name,
+         "lm+ffn": lambda name: "lm_head/" in name or ("/output/dense/" in name and "/attention/" not in name),
+         "lm+ffn0": lambda name: "lm_head/" in name or "/layer.0/output/dense/" in name}
+
+
+def parse_variant(variant: str) -> tuple[float, str, str]:
+    """'ALPHA:CAL[:KEEP]' -> (alpha, calibration source, keep)."""
+    parts = variant.split(":")
+    if len(parts) not in (2, 3) or parts[1] not in ("data", "probe", "-") or (parts[2:] or [""])[0] not in KEEPS:
+        raise ValueError(f"variant {variant!r}: expected ALPHA:CAL[:KEEP], CAL data|probe|-, KEEP "
+                         f"{'|'.join(k for k in KEEPS if k)}")
+    alpha = float(parts[0])
+    if not 0.0 <= alpha < 1.0 or (alpha > 0 and parts[1] == "-"):
+        raise ValueError(f"variant {variant!r}: ALPHA in [0, 1) (0: no smoothing), and a calibration when > 0")
+    return alpha, parts[1], (parts[2:] or [""])[0]
+
+
+def variant_graph(fp32: Path, target: Path, variant: str, calibration: dict) -> Path:
+    """The int8 graph of one experimental variant: SmoothQuant (if alpha > 0) of the fp32 graph,
+    then onnxruntime's per-channel dynamic quantization of every MatMul but those KEEP leaves fp32."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from benchmarks.int8_smoothquant import smooth
+    from roberta_core.export import _quiet_root_logger
+
+    alpha, source, keep = parse_variant(variant)
+    if alpha > 0:
+        fp32 = smooth(fp32, target.with_suffix(".smooth.onnx"), calibration[source], alpha=alpha)
+    names = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"]
+    with warnings.catch_warnings(), _quiet_root_logger():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"], nodes_to_exclude=[n for n in names if KEEPS[keep](n)])
+    return target
+
+
+def fp32_share(keep: str, layers: int = 12, hidden: int = 768, intermediate: int = 3072, vocab: int = 50265,
+               tokens: int = 128) -> float:
+    """The share of a MaskedLM forward's matmul FLOPs (every MatMul: the projections, the two
+    attention products, the LM head) that KEEP leaves fp32, at roberta-base sizes by default."""
+    per_layer = 4 * hidden * hidden + 2 * hidden * intermediate + 2 * tokens * hidden
+    lm = hidden * hidden + hidden * vocab
+    total = layers * per_layer + lm
+    kept = {"": 0, "lm": lm, "lm+ffn": lm + layers * hidden * intermediate, "lm+ffn0": lm + hidden * intermediate}[keep]
+    return kept / total
+
+
+def variant_title(variant: str) -> str:
+    alpha, source, keep = parse_variant(variant)
+    what = f"SmoothQuant α={alpha:g} ({'training text' if source == 'data' else 'probe ids'})" if alpha else "no smoothing"
+    return f"int8 {what}, {'fp32: ' + keep if keep else 'all int8'} ({fp32_share(keep):.0%} FLOPs fp32)"
+
+
+# ---------------------------------------------------------------------------- measurement
 
 
 def measure(name: str, batches: list[dict[str, np.ndarray]], runs: dict) -> dict:
@@ -171,10 +276,11 @@ def measure(name: str, batches: list[dict[str, np.ndarray]], runs: dict) -> dict
     return row
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], variants: list[str] = ()) -> str:
     from roberta_core.export import INT8_RECIPES
 
     runs = [("onnx_int8_" + r, f"ONNX Runtime int8 {r}") for r in INT8_RECIPES]
+    runs += [("onnx_int8_" + v, "ONNX Runtime " + variant_title(v)) for v in variants]
     runs += [("pt_int8", "PyTorch int8 (torch.ao default)"), ("pt_int8_pc", "PyTorch int8 per-channel")]
     out = ["| checkpoint | masked tokens | fp32 near-ties | fp32 accuracy (PT · ORT) | "
            + " | ".join(f"{title}: agreement · accuracy" for _, title in runs) + " |",
@@ -209,7 +315,11 @@ def main(argv=None) -> int:
     p.add_argument("--demo", default=str(ROOT / "demo-run" / "pretrain"), help="the demo's pretraining checkpoint")
     p.add_argument("--no-sapiens", action="store_true", help="only the demo checkpoint")
     p.add_argument("--json", default=None, help="write the rows here")
+    p.add_argument("--variants", default="", help="experimental int8 graphs, ALPHA:CAL[:KEEP],... (module docstring)")
     args = p.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        parse_variant(v)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -224,11 +334,12 @@ def main(argv=None) -> int:
             models += sapiens_checkpoints(work)
         for name, ckpt, sequences in models:
             batches = demo_batches(ckpt) if sequences is None else protein_batches(ckpt, sequences)
-            row = measure(name, batches, {**pt_runs(ckpt), **onnx_runs(ckpt, work)})
+            calibration = calibration_batches(ckpt, sequences) if variants else {}
+            row = measure(name, batches, {**pt_runs(ckpt), **onnx_runs(ckpt, work, variants, calibration)})
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print(table(rows))
+    print(table(rows, variants))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0
