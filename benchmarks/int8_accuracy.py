@@ -240,7 +240,8 @@ def fp32_share(keep: str, layers: int = 12, hidden: int = 768, intermediate: int
 
 def variant_title(variant: str) -> str:
     alpha, source, keep = parse_variant(variant)
-    what = f"SmoothQuant α={alpha:g} ({'training text' if source == 'data' else 'probe ids'})" if alpha else "no smoothing"
+    calibrated = "training text" if source == "data" else "probe ids"
+    what = f"SmoothQuant α={alpha:g} ({calibrated})" if alpha else "no smoothing"
     return f"int8 {what}, {'fp32: ' + keep if keep else 'all int8'} ({fp32_share(keep):.0%} FLOPs fp32)"
 
 
