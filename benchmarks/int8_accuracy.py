@@ -24,6 +24,8 @@ has without a user's text) — and leaves KEEP fp32: 'lm' (the LM head's two Mat
 (those and every feed-forward's second MatMul, the most sensitive nodes measured one at a time)
 or 'lm+ffn0' (the LM head and the first layer's second feed-forward MatMul);
 each variant's title says the share of matmul FLOPs it leaves fp32 at roberta-base sizes.
+`--sensitivity ALPHA` instead measures, on the demo, one MatMul at a time int8 and a greedy search
+of the MatMuls to keep fp32.
 
 It reports, at the masked positions only: the top-1 agreement of each int8 run with its own fp32
 run, and the masked-token accuracy (prediction == the original token) of every run; and how close
@@ -211,20 +213,72 @@ def variant_graph(fp32: Path, target: Path, variant: str, calibration: dict) -> 
     """The int8 graph of one experimental variant: SmoothQuant (if alpha > 0) of the fp32 graph,
     then onnxruntime's per-channel dynamic quantization of every MatMul but those KEEP leaves fp32."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from benchmarks.int8_smoothquant import smooth
-    from roberta_core.export import _quiet_root_logger
 
     alpha, source, keep = parse_variant(variant)
     if alpha > 0:
         fp32 = smooth(fp32, target.with_suffix(".smooth.onnx"), calibration[source], alpha=alpha)
     names = [n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"]
+    return quantize_per_channel(fp32, target, exclude=[n for n in names if KEEPS[keep](n)])
+
+
+def quantize_per_channel(fp32: Path, target: Path, exclude: list[str] = (), only: list[str] | None = None) -> Path:
+    """onnxruntime's per-channel dynamic int8 of the MatMuls of `fp32` (all, or `only`), but `exclude`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from roberta_core.export import _quiet_root_logger
+
+    options = {} if only is None else {"nodes_to_quantize": list(only)}
     with warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"], nodes_to_exclude=[n for n in names if KEEPS[keep](n)])
+                         op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude), **options)
     return target
+
+
+def sensitivity(ckpt: Path, work: Path, alpha: float, steps: int = 6) -> None:
+    """On the demo: the top-1 agreement with one MatMul at a time int8 (per channel, after
+    SmoothQuant with `alpha` calibrated on the training split, if > 0), then a greedy search
+    that keeps fp32, one at a time, the MatMul whose exclusion agrees best, until 99% or `steps`.
+    The search is scored on the held-out tokens it reports: an upper bound, not a recipe."""
+    import onnx
+
+    import roberta_pt.export
+    from benchmarks.int8_smoothquant import smooth
+    from roberta_core import export as export_module
+
+    batches = demo_batches(ckpt)
+    out = work / "onnx-sensitivity"
+    export_module.export(ckpt, out, to="onnx", head="masked_lm", overwrite=True, log=lambda line: None)
+    fp32 = out / "model.onnx"
+    if alpha > 0:
+        fp32 = smooth(fp32, work / "sensitivity.smooth.onnx", calibration_batches(ckpt, None)["data"], alpha=alpha)
+    graph = onnx.load(str(fp32)).graph
+    weights = {i.name for i in graph.initializer}
+    names = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    reference = roberta_pt.export.load_exported(fp32)
+    inputs = [{k: b[k] for k in ("input_ids", "attention_mask")} for b in batches]
+    masked = [b["labels"] != -100 for b in batches]
+    want = np.concatenate([reference(x)["logits"][m].argmax(-1) for x, m in zip(inputs, masked)])
+
+    def agreement(target: Path) -> float:
+        run = roberta_pt.export.load_exported(target)
+        got = np.concatenate([run(x)["logits"][m].argmax(-1) for x, m in zip(inputs, masked)])
+        return float(np.mean(got == want))
+
+    target = work / "sensitivity.int8.onnx"
+    print(f"alpha {alpha:g}: every MatMul int8: {agreement(quantize_per_channel(fp32, target)):.2%}")
+    for name in names:
+        print(f"  only {name} int8: {agreement(quantize_per_channel(fp32, target, only=[name])):.2%}", flush=True)
+    kept: list[str] = []
+    while len(kept) < min(steps, len(names)):
+        score, name = max((agreement(quantize_per_channel(fp32, target, exclude=kept + [n])), n)
+                          for n in names if n not in kept)
+        kept.append(name)
+        print(f"  greedy: {len(kept)} fp32 (+ {name}): {score:.2%}", flush=True)
+        if score >= 0.99:
+            break
 
 
 def fp32_share(keep: str, layers: int = 12, hidden: int = 768, intermediate: int = 3072, vocab: int = 50265,
@@ -317,7 +371,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-sapiens", action="store_true", help="only the demo checkpoint")
     p.add_argument("--json", default=None, help="write the rows here")
     p.add_argument("--variants", default="", help="experimental int8 graphs, ALPHA:CAL[:KEEP],... (module docstring)")
+    p.add_argument("--sensitivity", type=float, default=None, metavar="ALPHA",
+                   help="instead: the demo's agreement with one MatMul at a time int8, and a greedy search of "
+                        "the MatMuls to keep fp32 (SmoothQuant ALPHA first if > 0)")
     args = p.parse_args(argv)
+    if args.sensitivity is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            sensitivity(Path(args.demo), Path(tmp), args.sensitivity)
+        return 0
     variants = [v for v in args.variants.split(",") if v]
     for v in variants:
         parse_variant(v)
