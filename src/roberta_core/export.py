@@ -66,7 +66,7 @@ from .tokenizer_files import (
 
 __all__ = ["export", "load_exported", "Export", "FORMATS", "DTYPES", "DTYPE_FORMATS", "DTYPE_BARS", "QUANTIZATIONS",
            "BAR", "METADATA_FILE", "INT8_FILE", "INT8_RECIPES", "DEFAULT_INT8_RECIPE", "output_axes",
-           "probe_batches", "packed_fields", "verify", "quantize_int8", "to_float16", "top1_agreement"]
+           "probe_batches", "packed_fields", "check_packed_mask", "verify", "quantize_int8", "to_float16", "top1_agreement"]
 
 # format -> the backend that writes it
 FORMATS: dict[str, str] = {"onnx": "pt", "stablehlo": "flax", "savedmodel": "tf"}
@@ -520,4 +520,30 @@ def load_exported(path: str | os.PathLike, *, int8: bool = False) -> Callable[[M
         file = meta["int8"]["file"]
     runtime.require(FORMATS[to])
     module = importlib.import_module(backends.get(FORMATS[to]).package + ".export")
-    return module.load_exported(path / file)
+    run = module.load_exported(path / file)
+    if not meta.get("packed"):
+        return run
+
+    def run_packed(inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        check_packed_mask(inputs.get("attention_mask"))
+        return run(inputs)
+
+    return run_packed
+
+
+def check_packed_mask(attention_mask: Any) -> None:
+    """What a packed graph needs of its batch, checked before it runs (the graph itself cannot
+    say): an attention mask (batch, length) of 0/1, every row right-padded (its real tokens
+    first) with one real token at least. ValueError naming the first row that is not."""
+    if attention_mask is None:
+        raise ValueError("a packed graph needs the attention_mask (batch, length): it says which tokens are real")
+    mask = np.asarray(attention_mask)
+    if mask.ndim != 2 or not np.isin(mask, (0, 1)).all():
+        raise ValueError(f"attention_mask must be (batch, length) of 0 and 1, got shape {mask.shape}")
+    lengths = mask.sum(axis=1)
+    for row, (real, n) in enumerate(zip(mask, lengths)):
+        if n == 0:
+            raise ValueError(f"row {row} of the batch has no real token; a packed graph needs one at least per row")
+        if not real[:n].all():
+            raise ValueError(f"row {row} is not right-padded (its mask is {real.tolist()}); a packed graph takes "
+                             "each row's real tokens first, then padding (the tokenizer's default, padding_side='right')")

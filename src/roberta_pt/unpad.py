@@ -119,18 +119,24 @@ def packed_attention(
         ]
         # Joined as (1, N, h, D), the layout the output projection reads: one copy, not two.
         return torch.cat(pieces, dim=1).transpose(1, 2)
-    # 'padded': (1, h, N, D) -> (B, h, T, D) and back; the mask is the padded forward's.
-    T = packing.mask.shape[1]
+    # 'padded': the stream's rows put into (B, T) slots for one masked call and taken back. The
+    # heads stay the leading axis, (h, B, T, D): moving rows is one gather along the token axis,
+    # no transpose and no copy besides (an exported graph pays for each). A padding slot reads
+    # row 0 of the stream: the mask hides it as a key, and its query's output is dropped.
+    h, N, D = query.shape[1:]
+    B, T = packing.mask.shape
+    real = packing.mask.reshape(-1)
+    slot = torch.where(real, torch.cumsum(real.long(), 0) - 1, 0)  # (B * T,): each slot's row of the stream
 
     def to_rows(x: torch.Tensor) -> torch.Tensor:
-        return repad(x[0].transpose(0, 1), packing).transpose(1, 2)  # (B, h, T, D)
+        return x[0].index_select(1, slot).view(h, B, T, D)  # (h, B, T, D)
 
-    keep = packing.mask[:, None, None, :]  # (B, 1, 1, T)
+    keep = packing.mask[None, :, None, :]  # (1, B, 1, T)
     if is_causal:
         keep = keep & torch.ones(T, T, dtype=torch.bool, device=keep.device).tril()
     mask = modeling._additive_mask(keep, query.dtype)
     context = modeling.fused_attention(to_rows(query), to_rows(key), to_rows(value), mask, dropout_p=dropout_p)
-    return unpad_rows(context.transpose(1, 2), packing).transpose(0, 1)[None]  # (1, h, N, D)
+    return context.reshape(h, B * T, D).index_select(1, packing.index)[None]  # (1, h, N, D)
 
 
 def _nothing_masked(mask: Optional[torch.Tensor]) -> bool:

@@ -240,6 +240,24 @@ def test_packed_onnx_graph_names_the_tokens_axis_and_export_json_says_packed(pac
         name: 7 if per_token else 2 for name, per_token in PACKED_HEADS[head].items()}
 
 
+def test_packed_export_refuses_batches_it_cannot_pack(packed_export):
+    # The graph cannot raise: `load_exported` checks the mask first (a row without real tokens
+    # would read its neighbour's first token; a left-padded row, its padding as position 0).
+    _, result, config, _ = packed_export
+    run = load_exported(result.path)
+    batch = _right_padded(config, [3, 5], 5)
+    empty = {**batch, "attention_mask": batch["attention_mask"] * np.array([[0], [1]])}
+    with pytest.raises(ValueError, match="row 0 of the batch has no real token"):
+        run(empty)
+    left = {**batch, "attention_mask": batch["attention_mask"][:, ::-1].copy()}
+    with pytest.raises(ValueError, match="row 0 is not right-padded"):
+        run(left)
+    with pytest.raises(ValueError, match="needs the attention_mask"):
+        run({"input_ids": batch["input_ids"]})
+    with pytest.raises(ValueError, match="attention_mask must be .* of 0 and 1"):
+        run({**batch, "attention_mask": batch["attention_mask"] * 2})
+
+
 def test_packed_int8_onnx_runs_and_keeps_top1_predictions(tmp_path):
     src, config, _ = make_checkpoint(tmp_path / "ckpt", "masked_lm")
     result = export(src, tmp_path / "out", to="onnx", packed=True, quantize="int8", log=lambda line: None)
