@@ -33,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -158,7 +159,7 @@ def make_checkpoints(preset: str, directory: Path, flax: bool = False) -> dict:
 
     config = RobertaConfig.from_preset(preset, num_labels=2)
     paths = {"mlm": directory / "masked_lm", "cls": directory / "sequence_classification"}
-    made = all((p / "config.json").exists() for p in paths.values())
+    made = all((p / "config.json").exists() and (p / "model.safetensors").exists() for p in paths.values())
     if made and (not flax or all((p / "flax_model.msgpack").exists() for p in paths.values())):
         return {"config": config.to_dict(), **{k: str(v) for k, v in paths.items()}}
     rng = np.random.default_rng(0)
@@ -174,8 +175,12 @@ def make_checkpoints(preset: str, directory: Path, flax: bool = False) -> dict:
                 else:
                     cache[key] = (0.02 * rng.standard_normal(shape, dtype=np.float32))
             state[key] = cache[key]
-        for fmt in ("safetensors", "msgpack") if flax else ("safetensors",):
-            checkpoint.save_state_dict(state, paths[kind], format=fmt, architecture=HEADS[head])
+        checkpoint.save_state_dict(state, paths[kind], format="safetensors", architecture=HEADS[head])
+        if flax:  # beside it: save_state_dict leaves one format per folder, so written apart and moved in
+            staging = directory / f".{kind}-msgpack"
+            checkpoint.save_state_dict(state, staging, format="msgpack", architecture=HEADS[head])
+            (staging / "flax_model.msgpack").replace(paths[kind] / "flax_model.msgpack")
+            shutil.rmtree(staging)
         config.architectures = [HEADS[head]]
         config.save_pretrained(paths[kind])
     return {"config": config.to_dict(), **{k: str(v) for k, v in paths.items()}}
