@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+import numpy as np
+
 from .config import RobertaConfig
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "resolve_problem_type",
     "check_labels",
     "check_generation_args",
+    "masked_rows",
 ]
 
 IGNORE_INDEX = -100
@@ -219,3 +222,23 @@ def check_generation_args(
         raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
     if top_p is not None and not (0.0 < top_p <= 1.0):
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+
+
+def masked_rows(labels_given: bool, masked_positions_only: Any) -> bool | int | None:
+    """What a `masked_positions_only` argument of a MaskedLM head asks for: None (off), True (the
+    labelled rows, sized from the labels) or M, a static number of rows (an int >= 0, for
+    compiled code whose shapes are static)."""
+    if isinstance(masked_positions_only, (bool, np.bool_)):
+        if not masked_positions_only:
+            return None
+        masked_positions_only = True
+    elif not isinstance(masked_positions_only, (int, np.integer)) or masked_positions_only < 0:
+        raise ValueError(
+            "masked_positions_only must be True, False or the number of rows (an int >= 0), "
+            f"got {masked_positions_only!r}"
+        )
+    else:
+        masked_positions_only = int(masked_positions_only)
+    if not labels_given:
+        raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+    return masked_positions_only

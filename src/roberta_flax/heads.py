@@ -35,6 +35,7 @@ from roberta_core.validation import (
     check_forward_inputs,
     check_generation_args,
     check_labels,
+    masked_rows,
     max_length_for,
 )
 
@@ -151,17 +152,9 @@ def _per_token(head: Callable[[jax.Array], jax.Array], hidden: jax.Array, packin
 def _labelled_budget(labels: Optional[jax.Array], masked_positions_only: bool | int) -> Optional[int]:
     """The static number of rows of a `masked_positions_only` call: the labelled positions when
     their values are known (True), else the given int (True under jit cannot size the rows)."""
-    if isinstance(masked_positions_only, (bool, np.bool_)):
-        if not masked_positions_only:
-            return None
-        masked_positions_only = True
-    elif not isinstance(masked_positions_only, (int, np.integer)) or masked_positions_only < 0:
-        raise ValueError(
-            "masked_positions_only must be True, False or the number of rows (an int >= 0), "
-            f"got {masked_positions_only!r}"
-        )
-    if labels is None:
-        raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
+    masked_positions_only = masked_rows(labels is not None, masked_positions_only)
+    if masked_positions_only is None:
+        return None
     if _is_traced(labels):
         if masked_positions_only is True:
             raise ValueError(

@@ -31,6 +31,7 @@ from roberta_core.validation import (
     check_forward_inputs,
     check_generation_args,
     check_labels,
+    masked_rows,
     max_length_for,
 )
 
@@ -146,24 +147,6 @@ def _per_token(head: Callable[[tf.Tensor], tf.Tensor], hidden: tf.Tensor, packin
     if packing is None:
         return head(hidden)
     return run_packed(lambda p: repad(head(unpad_rows(hidden, p)), p), packing)
-
-
-
-
-def _labelled_rows(labels: Optional[tf.Tensor], masked_positions_only: bool | int) -> bool | int | None:
-    """What a `masked_positions_only` argument asks for: None (off), True (the labelled rows,
-    sized from the labels) or M, a static number of rows (a Python int >= 0)."""
-    if isinstance(masked_positions_only, bool):
-        if not masked_positions_only:
-            return None
-    elif not isinstance(masked_positions_only, int) or masked_positions_only < 0:
-        raise ValueError(
-            "masked_positions_only must be True, False or the number of rows (an int >= 0), "
-            f"got {masked_positions_only!r}"
-        )
-    if labels is None:
-        raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
-    return masked_positions_only
 
 
 # ---------------------------------------------------------------------------- head modules
@@ -484,7 +467,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         labelled first, and returns the M labelled ones (the same loss, without the saving: one
         shape per size compiles in seconds, where a branch per size took minutes)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        rows = _labelled_rows(labels, masked_positions_only)
+        rows = masked_rows(labels is not None, masked_positions_only)
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
