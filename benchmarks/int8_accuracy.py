@@ -72,8 +72,8 @@ SAPIENS_DRAWS = 10  # independent 15% maskings of each sequence
 # ---------------------------------------------------------------------------- masked batches
 
 
-def demo_batches(ckpt: Path) -> list[dict[str, np.ndarray]]:
-    """The demo run's held-out batches with the masks its own evaluation uses (`EVAL_SEED`)."""
+def _demo_data(ckpt: Path):
+    """The demo run's data (`recipe.PretrainData`, rebuilt as its run.json says) and its batch size in tokens."""
     from roberta_core.app import recipe
     from roberta_core.auto_tokenizer import load_tokenizer
 
@@ -82,7 +82,14 @@ def demo_batches(ckpt: Path) -> list[dict[str, np.ndarray]]:
     max_len = config.max_sequence_length if run.get("max_len") is None else run["max_len"]
     data = recipe.PretrainData.build(run["corpus"], load_tokenizer(ckpt), ckpt / "data", max_len=max_len,
                                      packing=run.get("packing", recipe.FULL_SENTENCES))
-    batch_tokens = max(max_len, run["batch_tokens"] // run.get("accumulate", 1))
+    return data, max(max_len, run["batch_tokens"] // run.get("accumulate", 1))
+
+
+def demo_batches(ckpt: Path) -> list[dict[str, np.ndarray]]:
+    """The demo run's held-out batches with the masks its own evaluation uses (`EVAL_SEED`)."""
+    from roberta_core.app import recipe
+
+    data, batch_tokens = _demo_data(ckpt)
     return list(data.batches("heldout", batch_tokens=batch_tokens, seed=recipe.EVAL_SEED).epoch(0))
 
 
@@ -118,15 +125,7 @@ def calibration_batches(ckpt: Path, sequences: list[str] | None, count: int = 16
     from roberta_core.export import probe_batches
 
     if sequences is None:
-        from roberta_core.app import recipe
-        from roberta_core.auto_tokenizer import load_tokenizer
-
-        run = json.loads((ckpt / "run.json").read_text())
-        config = recipe.resolve_config(str(ckpt))
-        max_len = config.max_sequence_length if run.get("max_len") is None else run["max_len"]
-        data = recipe.PretrainData.build(run["corpus"], load_tokenizer(ckpt), ckpt / "data", max_len=max_len,
-                                         packing=run.get("packing", recipe.FULL_SENTENCES))
-        batch_tokens = max(max_len, run["batch_tokens"] // run.get("accumulate", 1))
+        data, batch_tokens = _demo_data(ckpt)
         data_batches = []
         for batch in data.batches("train", batch_tokens=batch_tokens, seed=1).epoch(0):
             data_batches.append({k: batch[k] for k in ("input_ids", "attention_mask")})

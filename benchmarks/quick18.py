@@ -110,53 +110,12 @@ def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False
     return {label: str(path) for label, path in files.items() if want(label)}
 
 
-def ort_worker(spec: dict) -> None:
-    """`benchmarks.worker.ort_run` for padded and packed graphs: time each ONNX file of
-    `spec["files"]` (label -> path) on each case, round-robin in one process; a packed graph's
-    logits (N, V) are put back at their padded positions for the fingerprint (its first 16
-    columns only: the timed call returns the packed rows, as a server would use them)."""
-    import numpy as np
-    import onnxruntime
-
-    from benchmarks.worker import fingerprint, make_inputs, report
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    if spec.get("threads"):
-        options.intra_op_num_threads = int(spec["threads"])
-    sessions = {label: onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-                for label, path in spec["files"].items()}
-    for case in spec["cases"]:
-        arrays = make_inputs(case, spec["vocab_size"])
-        feed = {k: arrays[k] for k in ("input_ids", "attention_mask")}
-        real = arrays["attention_mask"] != 0
-        outputs = {}
-        for label, session in sessions.items():
-            for _ in range(spec["warmup"]):
-                outputs[label] = session.run(["logits"], feed)[0]
-        times = {label: [] for label in sessions}
-        for _ in range(spec["repeats"]):
-            for label, session in sessions.items():
-                start = time.perf_counter()
-                outputs[label] = session.run(["logits"], feed)[0]
-                times[label].append(time.perf_counter() - start)
-        for label in sessions:
-            logits = outputs[label]
-            if label.endswith("packed"):
-                if logits.shape[0] != int(real.sum()):
-                    raise ValueError(f"{label}: {logits.shape[0]} rows for {int(real.sum())} real tokens")
-                rows = np.zeros(real.shape + (min(16, logits.shape[-1]),), logits.dtype)
-                rows[real] = logits[:, :16]
-                logits = rows
-            report(case, {"impl": label, "times": times[label], "fingerprint": fingerprint(logits, feed["attention_mask"])})
-
-
 def run_ort(spec: dict, log) -> list[dict]:
-    """`ort_worker` in its own process (as `benchmarks.run.run_worker`); its RESULT lines, or one
-    {'error': ...} per case when it failed."""
+    """`benchmarks.worker.ort_run` in its own process (as `benchmarks.run.run_worker`); its RESULT
+    lines, or one {'error': ...} per case when it failed."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.quick18", "--ort-worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps({**spec, "framework": "ort"})],
                           cwd=bench.ROOT, env=env, capture_output=True, text=True)
     results = [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0:
@@ -182,11 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--cells", default=None, metavar="A,B",
                    help="run only the cells whose name contains one of these comma-separated substrings "
                         "(case-insensitive; the baseline always runs), e.g. 'packed' or 'ONNX Runtime'")
-    p.add_argument("--ort-worker", default=None, help=argparse.SUPPRESS)  # internal: one ONNX Runtime process
     args = p.parse_args(argv)
-    if args.ort_worker is not None:
-        ort_worker(json.loads(args.ort_worker))
-        return 0
     chosen = [c.strip().lower() for c in args.cells.split(",") if c.strip()] if args.cells else None
 
     def want(name: str) -> bool:
