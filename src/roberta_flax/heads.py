@@ -494,18 +494,7 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
         hidden = outputs.last_hidden_state
         lm_head = functools.partial(self.lm_head, word_embeddings=self.get_input_embeddings())
         if rows is not None:
-            # The first `rows` labelled positions (B * T for unused rows); (M, H) -> (M, V).
-            flat = jnp.asarray(labels).reshape(-1)
-            labelled = flat != IGNORE_INDEX
-            index = jnp.nonzero(labelled, size=rows, fill_value=flat.shape[0])[0]
-            states = jnp.take(hidden.reshape(-1, hidden.shape[-1]), index, axis=0, mode="fill", fill_value=0)
-            logits = jnp.where((index < flat.shape[0])[:, None], lm_head(states), 0)
-            loss = cross_entropy(logits, jnp.take(flat, index, mode="fill", fill_value=IGNORE_INDEX))
-            fits = jnp.sum(labelled) <= rows
-            if self.jit_checks and _is_traced(fits):
-                checkify.check(fits, f"masked_positions_only={rows} rows cannot hold the {{n}} labelled positions",
-                               n=jnp.sum(labelled))
-            loss = jnp.where(fits, loss, jnp.nan)
+            logits, loss = self._labelled_logits(hidden, labels, rows)
         else:
             logits = _per_token(lm_head, hidden, packing_for(attention_mask, unpad))
             loss = None if labels is None else masked_lm_loss(logits, labels)
@@ -517,6 +506,23 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
         )
         return out if return_dict else out.to_tuple()
 
+
+    def _labelled_logits(self, hidden: jax.Array, labels: jax.Array, rows: int) -> tuple[jax.Array, jax.Array]:
+        """The LM head at the labelled positions only, as a packed stream of them: (rows, V)
+        logits, zeros after the labelled ones, and their loss. (B, T, H), (B, T) -> (rows, V), scalar."""
+        lm_head = functools.partial(self.lm_head, word_embeddings=self.get_input_embeddings())
+        # The labelled positions, then index B * T: a zero state labelled -100.
+        flat = jnp.asarray(labels).reshape(-1)
+        labelled = flat != IGNORE_INDEX
+        index = jnp.nonzero(labelled, size=rows, fill_value=flat.shape[0])[0]
+        states = jnp.take(hidden.reshape(-1, hidden.shape[-1]), index, axis=0, mode="fill", fill_value=0)
+        logits = jnp.where((index < flat.shape[0])[:, None], lm_head(states), 0)
+        loss = cross_entropy(logits, jnp.take(flat, index, mode="fill", fill_value=IGNORE_INDEX))
+        fits = jnp.sum(labelled) <= rows
+        if self.jit_checks and _is_traced(fits):
+            checkify.check(fits, f"masked_positions_only={rows} rows cannot hold the {{n}} labelled positions",
+                           n=jnp.sum(labelled))
+        return logits, jnp.where(fits, loss, jnp.nan)
 
 class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
     """Classification or regression of the whole sequence from `<s>`: logits (B, L). The loss

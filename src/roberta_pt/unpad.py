@@ -48,14 +48,6 @@ def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
     of `unpad_rows`)."""
     B, T = packing.mask.shape
-    if torch.jit.is_tracing():
-        # An exported graph (the packed ONNX export's attention, on q/k/v): one gather, each padded
-        # slot reading its row of the stream or an appended zero row; onnxruntime runs a gather
-        # faster than the scatters below.
-        real = packing.mask.reshape(-1)
-        slot = torch.where(real, torch.cumsum(real.long(), 0) - 1, x.shape[0])
-        out = torch.cat([x, x.new_zeros(1, *x.shape[1:])]).index_select(0, slot)
-        return out.view(B, T, *x.shape[1:])
     # Each row written once: the real rows copied in, then zeros in the padding rows only (a
     # zero-filled buffer would write the real rows twice; for MLM logits that is most of the time).
     # The padding rows are the first B*T - N of the mask sorted (any order among equals): no host

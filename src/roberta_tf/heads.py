@@ -498,9 +498,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         flat = tf.reshape(labelled, [-1])
         total = tf.size(flat)
         count = tf.reduce_sum(tf.cast(flat, tf.int32))
-        real = tf.cast(flat, tf.int32)
-        order = tf.where(flat, tf.cumsum(real, exclusive=True), count + tf.cumsum(1 - real, exclusive=True))
-        index = tf.scatter_nd(order[:, None], tf.range(total), total[None])  # (B * T,): labelled first
+        index = tf.argsort(tf.cast(~flat, tf.int32), stable=True)  # (B * T,): labelled first, each in order
         if rows is not True:  # exactly `rows` rows: cut, or lengthened with position 0 (zeroed below)
             index = tf.pad(index, [[0, tf.maximum(0, rows - total)]])[:rows]
         logits = self.lm_head(tf.gather(tf.reshape(hidden, [-1, dims(hidden)[-1]]), index))  # (rows, V)
