@@ -32,7 +32,7 @@ if "nomlir" in variant:
     tf.config.experimental.disable_mlir_bridge()
 if "nofold" in variant:
     tf.config.optimizer.set_experimental_options({"constant_folding": False})
-from benchmarks.worker import make_inputs
+from benchmarks.worker import make_inputs, tf_train_step
 case = {"name": "t", "task": "train", "lengths": [128] * 8, "T": 128, "seed": 0, "mask_fraction": 0.15}
 if impl == "ours":
     import keras, roberta_tf as lib
@@ -56,15 +56,9 @@ opt = AdamW(learning_rate=1e-5, weight_decay=0.01)
 apply = lambda grads: opt.apply_gradients(zip(grads, model.trainable_variables))
 if impl == "ours" and "noinnerjit" not in variant:
     apply = tf.function(apply, jit_compile=True)
-def train_step(ids, mask, labels):
-    with tf.GradientTape() as tape:
-        out = model(input_ids=ids, attention_mask=mask, labels=labels, training=training, **extra)
-        loss = tf.reduce_mean(out.loss)
-    grads = tape.gradient(loss, model.trainable_variables)
-    if "noopt" not in variant:
-        apply(grads)
-    return loss
-fn = tf.function(train_step, jit_compile=True)
+if "noopt" in variant:
+    apply = lambda grads: None
+fn = tf.function(tf_train_step(model, apply, extra, training), jit_compile=True)
 args = (inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
 t = time.perf_counter()
 try:

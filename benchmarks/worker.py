@@ -229,6 +229,22 @@ def load_measure(load) -> dict:
 
 # ---------------------------------------------------------------------------- TensorFlow
 
+def tf_train_step(model, apply, extra: dict, training: bool = True):
+    """The benchmark's TF MLM training step: loss, gradients, `apply(grads)`; returns the loss.
+    (`benchmarks.tf_xla_compile_profile` compiles the same step.)"""
+    import tensorflow as tf
+
+    def train_step(ids, mask, labels):
+        with tf.GradientTape() as tape:
+            out = model(input_ids=ids, attention_mask=mask, labels=labels, training=training, **extra)
+            loss = tf.reduce_mean(out.loss)
+        grads = tape.gradient(loss, model.trainable_variables)
+        apply(grads)
+        return loss
+
+    return train_step
+
+
 def tf_run(spec: dict) -> None:
     if spec["impl"] == "ref":
         os.environ["TF_USE_LEGACY_KERAS"] = "1"  # transformers' TF classes are Keras 2 (tf-keras)
@@ -287,15 +303,7 @@ def tf_run(spec: dict) -> None:
                 # Keras 3's run it op by op: compile ours the same way, so AdamW costs both sides alike.
                 apply = tf.function(apply, jit_compile=True)
 
-            def train_step(ids, mask, labels):
-                with tf.GradientTape() as tape:
-                    out = model(input_ids=ids, attention_mask=mask, labels=labels, training=True, **extra)
-                    loss = tf.reduce_mean(out.loss)
-                grads = tape.gradient(loss, model.trainable_variables)
-                apply(grads)
-                return loss
-
-            step_fn = wrap(train_step)
+            step_fn = wrap(tf_train_step(model, apply, extra))
             times, loss = timed(lambda: step_fn(inputs["input_ids"], inputs["attention_mask"], inputs["labels"]),
                                 lambda out: out.numpy(), spec["warmup"], spec["repeats"])
             report(case, {"times": times, "loss": float(loss.numpy())})
