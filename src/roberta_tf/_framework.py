@@ -12,6 +12,7 @@ read as parallel texts.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
@@ -54,6 +55,11 @@ __all__ = [
     "initialize_deferred",
     "is_deferred",
     "write_saved_model",
+    "eager_float32",
+    "layer_norm_eager",
+    "gelu_eager",
+    "LayerNormalization",
+    "Dropout",
 ]
 
 
@@ -232,7 +238,90 @@ def _embedding(config: RobertaConfig, rows: int, dim: int, name: str, dtype: Any
 
 
 def _layer_norm(config: RobertaConfig, name: str, dtype: Any) -> keras.layers.LayerNormalization:
-    return keras.layers.LayerNormalization(epsilon=config.layer_norm_eps, dtype=dtype, name=name)
+    return LayerNormalization(epsilon=config.layer_norm_eps, dtype=dtype, name=name)
+
+
+def _dropout(rate: float, dtype: Any) -> keras.layers.Dropout:
+    return Dropout(rate, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- eager kernels
+#
+# Run op by op (eager training under a GradientTape), every TF op is a kernel launch and a pass
+# over memory, and the tape differentiates a formula op by op: Keras' LayerNormalization takes
+# ~15 ops forward and back, its Dropout a stateless_dropout whose gradient re-selects through
+# zeros. The three below compute the same values in fewer passes, with the gradient written out.
+# Only eagerly and in float32: in a graph, grappler and XLA fuse the library formulas anyway
+# (and match fused kernels by their shape), and half-precision policies keep Keras' upcasting.
+
+def eager_float32(x: tf.Tensor) -> bool:
+    """True when `x` is computed op by op in float32 (where the kernels below are used)."""
+    return tf.executing_eagerly() and x.dtype == tf.float32
+
+
+def layer_norm_eager(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) -> tf.Tensor:
+    """LayerNorm over the last axis with its gradient written out: (..., H) -> (..., H)."""
+
+    @tf.custom_gradient
+    def norm(x, gamma, beta):
+        centred = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+        inv = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True) + epsilon)  # (..., 1)
+        xhat = centred * inv
+
+        def grad(g):
+            rows = list(range(len(x.shape) - 1))
+            dxhat = g * gamma
+            # d/dx of (x - mean) * rsqrt(var + eps): project out the mean and the xhat direction.
+            dx = inv * (dxhat - tf.reduce_mean(dxhat, axis=-1, keepdims=True)
+                        - xhat * tf.reduce_mean(dxhat * xhat, axis=-1, keepdims=True))
+            return dx, tf.reduce_sum(g * xhat, axis=rows), tf.reduce_sum(g, axis=rows)
+
+        return xhat * gamma + beta, grad
+
+    return norm(x, gamma, beta)
+
+
+def gelu_eager(x: tf.Tensor) -> tf.Tensor:
+    """Exact (erf) GELU with its gradient Φ(x) + x·φ(x) written out."""
+
+    @tf.custom_gradient
+    def gelu(x):
+        cdf = 0.5 * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0))))  # Φ(x)
+
+        def grad(g):
+            return g * (cdf + x * ((1.0 / math.sqrt(2.0 * math.pi)) * tf.exp(-0.5 * tf.square(x))))
+
+        return x * cdf, grad
+
+    return gelu(x)
+
+
+@keras.saving.register_keras_serializable(package="roberta_tf")
+class LayerNormalization(keras.layers.LayerNormalization):
+    """Keras' LayerNormalization (same weights, names and config); eagerly in float32 over the
+    last axis it runs `layer_norm_eager`."""
+
+    def call(self, inputs):
+        axis = list(self.axis) if isinstance(self.axis, (list, tuple)) else [self.axis]
+        if eager_float32(inputs) and self.center and self.scale and not self.rms_scaling \
+                and axis in ([-1], [len(inputs.shape) - 1]):
+            return layer_norm_eager(inputs, tf.convert_to_tensor(self.gamma), tf.convert_to_tensor(self.beta),
+                                    self.epsilon)
+        return super().call(inputs)
+
+
+@keras.saving.register_keras_serializable(package="roberta_tf")
+class Dropout(keras.layers.Dropout):
+    """Keras' Dropout, drawing from the layer's own seed generator as Keras does (so a checkpointed
+    layer's rerun, which rewinds the generator, replays the same mask); eagerly in float32 the
+    mask is one uniform draw and one multiply, whose gradient is one multiply."""
+
+    def call(self, inputs, training=False):
+        if training and 0.0 < self.rate < 1.0 and self.noise_shape is None and eager_float32(inputs):
+            uniform = tf.random.stateless_uniform(tf.shape(inputs), seed=self.seed_generator.next(), dtype=inputs.dtype)
+            keep = tf.cast(uniform >= self.rate, inputs.dtype) * (1.0 / (1.0 - self.rate))
+            return inputs * keep
+        return super().call(inputs, training=training)
 
 
 # ---------------------------------------------------------------------------- dtypes and variables

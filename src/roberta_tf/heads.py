@@ -35,7 +35,7 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from ._framework import ReplaceableSublayers, _dense, _layer_norm, check_values, dims, in_xla, shape_of
+from ._framework import ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of
 from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
 from .unpad import Packing, pack, packing_for, repad, run_packed, unpad_rows
 
@@ -197,7 +197,7 @@ class TFRobertaClassificationHead(ReplaceableSublayers, keras.layers.Layer):
         self.config = config
         self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = _dropout(dropout, self.dtype_policy)
         self.out_proj = _dense(config, config.num_labels, "out_proj", self.dtype_policy)
 
     def build(self, input_shape=None):
@@ -584,7 +584,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         self.roberta = TFRobertaModel(
             config, attn_implementation=self.attn_implementation, dtype=self.dtype_policy, name="roberta"
         )
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config.hidden_dropout_prob, self.dtype_policy)
         self.classifier = _dense(config, 1, "classifier", self.dtype_policy)
         self.build()
 
@@ -671,7 +671,7 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
             name="roberta",
         )
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout = _dropout(dropout, self.dtype_policy)
         self.classifier = _dense(config, config.num_labels, "classifier", self.dtype_policy)
         self.build()
 

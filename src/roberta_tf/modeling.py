@@ -47,6 +47,7 @@ from . import _framework
 from ._framework import (
     ReplaceableSublayers,
     _dense,
+    _dropout,
     _embedding,
     _layer_norm,
     _normal,
@@ -55,6 +56,8 @@ from ._framework import (
     check_input_dtypes,
     check_values,
     dims,
+    eager_float32,
+    gelu_eager,
     is_dynamic,
     replace_variable,
     resolve_device,
@@ -93,7 +96,7 @@ __all__ = [
 
 # The backend's attention paths (first the default) and the other backends' names for them, so
 # one setting serves every backend: from the backend contract, `roberta_core.backends`. TF has
-# one path (explicit einsums, which XLA compiles and fuses): every name takes it.
+# one path (explicit attention, which XLA compiles and fuses): every name takes it.
 ATTN_IMPLEMENTATIONS = backends.get("tf").attn_implementations
 ATTN_ALIASES = dict(backends.get("tf").attn_aliases)
 
@@ -103,6 +106,8 @@ _framework.register_outputs()
 # ---------------------------------------------------------------------------- 1. activations
 
 def _gelu(x: tf.Tensor) -> tf.Tensor:
+    if eager_float32(x):  # op by op: the gradient written out (_framework's eager kernels)
+        return gelu_eager(x)
     return tf.nn.gelu(x, approximate=False)  # exact, erf-based
 
 
@@ -185,7 +190,7 @@ class TFRobertaEmbeddings(ReplaceableSublayers, keras.layers.Layer):
         )
         # `LayerNorm`, not snake case: the name is part of every checkpoint's keys.
         self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config.hidden_dropout_prob, self.dtype_policy)
 
     def build(self, input_shape=None):
         for table in (self.word_embeddings, self.position_embeddings, self.token_type_embeddings):
@@ -240,7 +245,9 @@ def _warn_once(message: str) -> None:
 
 
 # TF has no fused attention kernel (PyTorch's `fused_attention` is SDPA, Flax's
-# `jax.nn.dot_product_attention`): every call takes the explicit path, which XLA fuses.
+# `jax.nn.dot_product_attention`): every call takes the explicit path, which XLA fuses. Batched
+# matmuls with a transposed operand rather than einsums: eagerly, forward and back, 10.7 against
+# 12.5 ms per product at roberta-base 8×128 (XLA compiles either to the same dot).
 
 
 def explicit_attention(
@@ -254,10 +261,10 @@ def explicit_attention(
     head_mask: Optional[tf.Tensor] = None,
     position_scores: Optional[tf.Tensor] = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """The explicit attention core (TF's only one: einsums that XLA compiles and fuses): return
+    """The explicit attention core (TF's only one: batched matmuls that XLA compiles and fuses): return
     the probabilities, scale them per head (`head_mask`), add relative-position scores.
     q (B, h, T, D), k/v (B, h, S, D) -> context (B, h, T, D), probabilities (B, h, T, S)."""
-    scores = tf.einsum("bhtd,bhsd->bhts", query, key)  # (B, h, T, S)
+    scores = tf.matmul(query, key, transpose_b=True)  # (B, h, T, S)
     if position_scores is not None:
         scores = scores + position_scores
     scores = scores / math.sqrt(query.shape[-1])
@@ -272,7 +279,7 @@ def explicit_attention(
         probs = dropout(probs, training=training)
     if head_mask is not None:
         probs = probs * head_mask
-    return tf.einsum("bhts,bhsd->bhtd", probs, value), probs
+    return tf.matmul(probs, value), probs  # (B, h, T, D)
 
 
 class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
@@ -289,7 +296,7 @@ class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
         self.query = _dense(config, H, "query", self.dtype_policy)
         self.key = _dense(config, H, "key", self.dtype_policy)
         self.value = _dense(config, H, "value", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(config.attention_probs_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config.attention_probs_dropout_prob, self.dtype_policy)
         self.position_embedding_type = position_embedding_type or config.position_embedding_type
         if self.position_embedding_type in ("relative_key", "relative_key_query"):
             # One vector per distance -(P-1) .. P-1, shared by all heads (Shaw et al.; Huang et al.).
@@ -380,7 +387,7 @@ class TFRobertaSelfOutput(ReplaceableSublayers, keras.layers.Layer):
         self.config = config
         self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
         self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, "LayerNorm", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config.hidden_dropout_prob, self.dtype_policy)
 
     def build(self, input_shape=None):
         self.dense.build((None, None, self.config.hidden_size))
@@ -472,7 +479,7 @@ class TFRobertaOutput(ReplaceableSublayers, keras.layers.Layer):
         self.config = config
         self.dense = _dense(config, config.hidden_size, "dense", self.dtype_policy)
         self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, "LayerNorm", self.dtype_policy)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config.hidden_dropout_prob, self.dtype_policy)
 
     def build(self, input_shape=None):
         self.dense.build((None, None, self.config.intermediate_size))
@@ -1104,7 +1111,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
 
     def _use_fused(self, output_attentions: bool, head_mask: Optional[tf.Tensor]) -> bool:
         """The fused kernel unless this call needs what only the explicit path does: never here,
-        as TF has no fused attention kernel (XLA fuses the explicit einsums)."""
+        as TF has no fused attention kernel (XLA fuses the explicit matmuls)."""
         return False
 
     def _past_length(self, past_key_values: Any) -> Any:

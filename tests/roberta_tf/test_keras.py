@@ -63,6 +63,84 @@ def test_gradient_checkpointing_gives_the_plain_gradients_with_dropout_on():
         assert_close(tf.convert_to_tensor(c), tf.convert_to_tensor(p), atol=1e-6, what=w.path)
 
 
+def test_eager_kernels_match_the_library_formulas_values_and_gradients():
+    """LayerNorm and GELU with their gradients written out (used eagerly in float32) against the
+    float64 NumPy reference for the values and TF's autodiff of the library ops, in float64, for
+    the gradients."""
+    from roberta_tf._framework import gelu_eager, layer_norm_eager
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((3, 5, 16)) * 3 + 7).astype(np.float32)  # an offset mean: centring matters
+    gamma, beta = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    upstream = rng.standard_normal(x.shape)
+
+    def value_and_grads(fn, args, dtype):
+        args = [tf.constant(a, dtype) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            y = fn(*args)
+            loss = tf.reduce_sum(y * tf.constant(upstream, dtype))
+        return y.numpy(), [g.numpy() for g in tape.gradient(loss, args)]
+
+    got, got_grads = value_and_grads(lambda x, g, b: layer_norm_eager(x, g, b, 1e-5), (x, gamma, beta), tf.float32)
+    _, want_grads = value_and_grads(lambda x, g, b: keras.ops.layer_normalization(x, g, b, epsilon=1e-5),
+                                    (x, gamma, beta), tf.float64)
+    assert_close(got, reference.layer_norm(x.astype(np.float64), gamma, beta, 1e-5), atol=1e-5, what="layer norm")
+    for name, g, w in zip(("dx", "dgamma", "dbeta"), got_grads, want_grads):
+        assert np.linalg.norm(g - w) <= 1e-5 * np.linalg.norm(w), name
+
+    h = rng.standard_normal((4, 32)).astype(np.float32) * 4  # tails where Φ saturates
+    upstream = rng.standard_normal(h.shape)
+    got, (got_grad,) = value_and_grads(gelu_eager, (h,), tf.float32)
+    _, (want_grad,) = value_and_grads(lambda t: tf.nn.gelu(t, approximate=False), (h,), tf.float64)
+    assert_close(got, reference.ACT2FN["gelu"](h.astype(np.float64)), atol=1e-5, what="gelu")
+    assert np.linalg.norm(got_grad - want_grad) <= 1e-5 * np.linalg.norm(want_grad)
+
+
+def test_eager_training_gradients_equal_the_graphs():
+    """Eagerly (the written-out kernels) and in a graph (Keras' and TF's ops, autodiff): one loss
+    and gradients, every weight (dropout off: the tiny config's rates are 0)."""
+    config = tiny_config()
+    model, _ = build("masked_lm", config, seed=3)
+    inputs = {k: tf.constant(v) for k, v in inputs_for(config, "masked_lm").items()}
+
+    def loss_and_gradients():
+        with tf.GradientTape() as tape:
+            loss = model(**inputs, training=True).loss
+        return loss, tape.gradient(loss, model.trainable_weights)
+
+    eager_loss, eager = loss_and_gradients()
+    graph_loss, graph = tf.function(loss_and_gradients)()
+    assert_close(eager_loss, graph_loss, atol=1e-6, what="loss")
+    for e, g, w in zip(eager, graph, model.trainable_weights):
+        e, g = tf.convert_to_tensor(e).numpy(), tf.convert_to_tensor(g).numpy()
+        # plus a floor for the key bias, whose gradient is zero but for rounding (softmax ignores it)
+        assert np.linalg.norm(e - g) <= 1e-5 * np.linalg.norm(g) + 1e-7, w.path
+
+
+def test_eager_dropout_drops_at_its_rate_scales_the_rest_and_replays_from_its_seed():
+    from roberta_tf._framework import Dropout
+
+    layer = Dropout(0.3, seed=1)
+    x = tf.constant(np.random.default_rng(0).uniform(1, 2, size=(50, 400)), tf.float32)
+    start = layer.seed_generator.state.numpy()
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+    dx = tape.gradient(y, x).numpy()
+    y = y.numpy()
+    dropped = y == 0
+    assert abs(dropped.mean() - 0.3) < 0.02  # 20,000 draws: the standard deviation is 0.003
+    np.testing.assert_allclose(y[~dropped], x.numpy()[~dropped] / 0.7, rtol=1e-6)  # kept, scaled by 1/(1 - rate)
+    np.testing.assert_allclose(dx, np.where(dropped, 0.0, 1 / 0.7), rtol=1e-6)  # the gradient is the mask
+    layer.seed_generator.state.assign(start)  # rewound (as a checkpointed layer's rerun): the same mask
+    np.testing.assert_array_equal(layer(x, training=True).numpy(), y)
+    assert not np.array_equal(layer(x, training=True).numpy(), y)  # the generator moved on
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())  # not training: the identity
+    graph = tf.function(lambda t: layer(t, training=True))(x).numpy()  # in a graph: Keras' own dropout
+    assert abs((graph == 0).mean() - 0.3) < 0.02
+
+
 def test_fit_for_one_epoch_lowers_the_loss_with_the_heads_own_loss():
     config = tiny_config(num_labels=2)
     keras.utils.set_random_seed(0)
