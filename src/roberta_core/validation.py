@@ -25,6 +25,8 @@ __all__ = [
     "check_labels",
     "check_generation_args",
     "masked_rows",
+    "token_budget",
+    "check_token_budget",
 ]
 
 IGNORE_INDEX = -100
@@ -242,3 +244,21 @@ def masked_rows(labels_given: bool, masked_positions_only: Any) -> bool | int | 
     if not labels_given:
         raise ValueError("masked_positions_only=True computes the logits where labels != -100: give labels (B, T)")
     return masked_positions_only
+
+
+def token_budget(unpad: Any) -> bool | int:
+    """What an `unpad` argument asks for: False (the padded forward; None too), True (the real
+    tokens, the stream sized from the mask's values) or N, a token budget: a static number of
+    stream slots (an int >= 1, for compiled code whose shapes are static)."""
+    if unpad is None or isinstance(unpad, (bool, np.bool_)):
+        return bool(unpad)
+    if not isinstance(unpad, (int, np.integer)) or unpad < 1:
+        raise ValueError(f"unpad must be True, False or the token budget (a positive int), got {unpad!r}")
+    return int(unpad)
+
+
+def check_token_budget(budget: int, real: int) -> None:
+    """An `unpad=N` stream of `budget` slots must hold the batch's `real` tokens (eagerly; a
+    compiled call cannot read the count and poisons its outputs instead)."""
+    if real > budget:
+        raise ValueError(f"unpad={budget} slots cannot hold the {real} real tokens of this batch")

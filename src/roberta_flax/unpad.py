@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from roberta_core.validation import check_token_budget, token_budget
+
 from . import modeling  # the attention cores are the model's; read at call time
 from ._framework import _is_traced
 
@@ -128,13 +130,8 @@ def _packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> O
     the padded batch (`unpad=False`, or nothing is padded). `unpad=True` takes the real tokens
     rounded up to a multiple of _PACK_MULTIPLE, which needs the mask's values: under `jit` give
     the budget itself, `unpad=N` (a Python int, at least the batch's real tokens)."""
-    if isinstance(unpad, (bool, np.bool_)) or unpad is None:
-        if not unpad:
-            return None
-        unpad = True
-    elif not isinstance(unpad, (int, np.integer)) or unpad < 1:
-        raise ValueError(f"unpad must be True, False or the token budget (a positive int), got {unpad!r}")
-    if _nothing_masked(attention_mask):
+    unpad = token_budget(unpad)
+    if not unpad or _nothing_masked(attention_mask):
         return None
     size = int(np.prod(np.shape(attention_mask)))
     if _is_traced(attention_mask):
@@ -147,9 +144,8 @@ def _packing_budget(attention_mask: Optional[jax.Array], unpad: bool | int) -> O
     real = int(np.count_nonzero(np.asarray(attention_mask)))
     if unpad is True:
         return min(-(-real // _PACK_MULTIPLE) * _PACK_MULTIPLE, size)
-    if real > unpad:
-        raise ValueError(f"unpad={unpad} slots cannot hold the {real} real tokens of this batch")
-    return min(int(unpad), size)
+    check_token_budget(unpad, real)
+    return min(unpad, size)
 
 
 def packing_for(attention_mask: Optional[jax.Array], unpad: bool | int) -> Optional[Packing]:

@@ -272,7 +272,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
         TFRobertaModel; the logits at padding positions are then zeros (not computed)."""
@@ -287,7 +287,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
             training=training, unpad=unpad,
         )
         # With a cache the mask also covers the cached positions: the head then runs on every row.
-        packing = packing_for(attention_mask, unpad and past_key_values is None)
+        packing = packing_for(attention_mask, unpad if past_key_values is None else False)
         out = CausalLMOutputWithCrossAttentions(
             logits=_per_token(self.lm_head, outputs.last_hidden_state, packing),
             past_key_values=outputs.past_key_values,
@@ -451,7 +451,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
         masked_positions_only: bool = False,
     ) -> MaskedLMOutput | tuple:
         """labels (B, T): the original ids at masked positions, -100 elsewhere.
@@ -551,7 +551,7 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> SequenceClassifierOutput | tuple:
         """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
         targets. `unpad`: see TFRobertaModel (the `<s>` state is a real token's)."""
@@ -609,7 +609,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
         labels (B,): the index of the right choice. (v4's argument order: token_type_ids
@@ -695,7 +695,7 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> TokenClassifierOutput | tuple:
         """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
         see TFRobertaModel; the logits at padding positions are then zeros."""
@@ -759,7 +759,7 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> QuestionAnsweringModelOutput | tuple:
         """start_positions, end_positions (B,): token indices of the answer span; both or neither.
         `unpad`: see TFRobertaModel; padding positions then get the dtype's minimum as logits, so

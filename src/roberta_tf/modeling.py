@@ -40,7 +40,7 @@ from roberta_core.pretrained import (
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
-from roberta_core.validation import check_forward_inputs
+from roberta_core.validation import check_forward_inputs, token_budget
 from roberta_core.weights import check_vocab_resize
 
 from . import _framework
@@ -711,7 +711,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             args = args[1:]
         # Converted here, not by Keras: it leaves lists alone and casts float labels to a half policy.
         args = tuple(as_tensor(a) for a in args)
-        kwargs = {k: v if k == "past_key_values" else as_tensor(v) for k, v in kwargs.items()}
+        kwargs = {k: v if k in ("past_key_values", "unpad") else as_tensor(v) for k, v in kwargs.items()}
         for name in ("attention_mask", "encoder_attention_mask"):
             # A bool mask (True = attend) means what v4 TF made of it: 1 and 0.
             if isinstance(kwargs.get(name), tf.Tensor) and kwargs[name].dtype == tf.bool:
@@ -1138,19 +1138,20 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         return shape[2] if shape[2] is not None else tf.shape(entry[0])[2]
 
     def _packing(
-        self, attention_mask: Optional[tf.Tensor], output_attentions: bool, head_mask: Optional[tf.Tensor],
-        past_key_values: Any, use_cache: bool, encoder_hidden_states: Optional[tf.Tensor],
+        self, attention_mask: Optional[tf.Tensor], unpad: bool | int, output_attentions: bool,
+        head_mask: Optional[tf.Tensor], past_key_values: Any, use_cache: bool,
+        encoder_hidden_states: Optional[tf.Tensor],
     ) -> Optional[Packing]:
-        """The packing of an `unpad=True` call; None when nothing is padded, or when the call
+        """The packing of an `unpad` call; None when nothing is padded, or when the call
         needs the padded layout (a cache, cross-attention, attention probabilities, head_mask,
         relative positions)."""
-        packing = packing_for(attention_mask, True)
+        packing = packing_for(attention_mask, unpad)
         if packing is not None and (
             output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute"
             or past_key_values is not None or use_cache or encoder_hidden_states is not None
         ):
             _warn_once(
-                "unpad=True does not combine with a key/value cache, cross-attention, output_attentions, "
+                "unpad does not combine with a key/value cache, cross-attention, output_attentions, "
                 "head_mask or relative positions; such calls compute on the padded batch"
             )
             return None
@@ -1187,7 +1188,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         training: bool = False,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
@@ -1201,8 +1202,12 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning.
         Under XLA the stream has the smallest of a few static sizes that holds the real tokens
         (`unpad._BUDGETS`): each is compiled, so the first call compiles longer, and a gradient
-        through them much longer; to train with it, prefer `tf.function` without XLA, where the
-        stream has its exact size.
+        through them much longer (to train with True, prefer `tf.function` without XLA, where
+        the stream has its exact size). `unpad=N` (a token budget: an int >= the batch's real
+        tokens) gives one static size instead, min(N, B * T) slots, in every mode: one encoder
+        to compile; the slots after the real tokens compute padding positions, then dropped.
+        A budget too small is a ValueError eagerly, a failed assertion in `tf.function`, and NaN
+        outputs under XLA, never numbers that miss part of a sequence.
 
         Ids out of range (input_ids, token_type_ids, position_ids) raise a ValueError eagerly and
         fail a graph assertion with the same words inside `tf.function`. Under XLA
@@ -1246,9 +1251,10 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 position_ids = check_values("position_ids", position_ids, config.max_position_embeddings)
 
         packing = None
-        if unpad:
+        if token_budget(unpad):
             packing = self._packing(
-                attention_mask, output_attentions, head_mask, past_key_values, use_cache, encoder_hidden_states
+                attention_mask, unpad, output_attentions, head_mask, past_key_values, use_cache,
+                encoder_hidden_states,
             )
         if packing is not None:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).

@@ -1,7 +1,14 @@
-"""Padding-free computation for `unpad=True` (TensorFlow): the real tokens of a padded batch
-packed into one stream, each sequence attending over itself, and back. The model calls one
-entry, `packing_for(attention_mask, unpad)`; the heads use `unpad_rows`/`repad`/`run_packed`
-to run a token-level head on the real tokens only.
+"""Padding-free computation for `unpad=True` or `unpad=N` (TensorFlow): the real tokens of a
+padded batch packed into one stream, each sequence attending over itself, and back. The model
+calls one entry, `packing_for(attention_mask, unpad)`; the heads use `unpad_rows`/`repad`/
+`run_packed` to run a token-level head on the real tokens only.
+
+`unpad=True`: eagerly and in a graph the stream has exactly the real tokens; under XLA (static
+shapes) it takes the smallest of a few sizes that holds them, a `tf.switch_case` with an encoder
+per size. `unpad=N`, a token budget: one stream of min(N, B * T) slots in every mode (one encoder
+to compile), the real tokens and then padding positions computed like any token and dropped. A
+budget below the real tokens is a ValueError eagerly, a graph assertion in `tf.function`, and
+NaN outputs under XLA (which compiles assertions away), never outputs that miss tokens.
 
 Shapes: B batch, T padded length, N real tokens, h heads, D head size. The same names in every
 backend (`roberta_pt/unpad.py`, `roberta_flax/unpad.py`).
@@ -17,6 +24,8 @@ from typing import Any, Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from roberta_core.validation import check_token_budget, token_budget
+
 from . import modeling  # the attention core and the mask are the model's; read at call time
 from ._framework import dims, in_xla
 
@@ -26,6 +35,7 @@ __all__ = ["Packing", "pack", "run_packed", "unpad_rows", "repad", "packed_atten
 # are real tokens: it takes the smallest of these sizes (fractions of B * T, rounded up to a
 # multiple of 8) that holds them, each size compiled once as a branch of one `tf.switch_case`.
 # Each branch is a whole encoder to compile: a few sizes, the last one the padded batch's.
+# (`unpad=N` gives the one size itself: one encoder.)
 _BUDGETS = (0.25, 0.5, 0.75, 1.0)
 
 
@@ -76,9 +86,12 @@ def run_packed(fn: Callable[[Packing], Any], packing: Packing) -> Any:
     if len(packing.budgets) <= 1:
         return fn(packing)
     branch = tf.reduce_sum(tf.cast(packing.cu_seqlens[-1] > tf.constant(packing.budgets), tf.int32))
-    return tf.switch_case(branch, [
-        functools.partial(fn, dataclasses.replace(packing, index=packing.index[:n], budgets=(n,))) for n in packing.budgets
-    ])
+    return tf.switch_case(branch, [functools.partial(fn, _first(packing, n)) for n in packing.budgets])
+
+
+def _first(packing: Packing, n: int) -> Packing:
+    """The stream of the first n rows of a packing by budgets (the real tokens, then padding)."""
+    return dataclasses.replace(packing, index=packing.index[:n], budgets=(n,))
 
 
 def unpad_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
@@ -88,13 +101,18 @@ def unpad_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
 
 def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
     """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
-    of `unpad_rows`)."""
+    of `unpad_rows`). A stream of a static size that cannot hold the real tokens (`unpad=N` too
+    small, under XLA) gives NaN everywhere: never states that miss part of a sequence."""
     B, T = dims(packing.mask)
     tail = dims(x)[1:]
     if packing.budgets:  # the rows after the real tokens sit at padding positions: zeros there
-        real = tf.range(tf.shape(x)[0]) < packing.cu_seqlens[-1]
+        rows = tf.shape(x)[0]
+        real = tf.range(rows) < packing.cu_seqlens[-1]
         x = tf.where(tf.reshape(real, [-1] + [1] * len(tail)), x, tf.zeros_like(x))
-    return tf.reshape(tf.scatter_nd(packing.index[:, None], x, [B * T, *tail]), [B, T, *tail])
+    padded = tf.reshape(tf.scatter_nd(packing.index[:, None], x, [B * T, *tail]), [B, T, *tail])
+    if packing.budgets and x.dtype.is_floating:
+        padded = tf.where(packing.cu_seqlens[-1] <= rows, padded, tf.constant(float("nan"), x.dtype))
+    return padded
 
 
 def packed_attention(
@@ -152,12 +170,31 @@ def _nothing_masked(mask: Optional[tf.Tensor]) -> bool:
     return mask is None or (tf.executing_eagerly() and bool(tf.reduce_all(tf.not_equal(mask, 0))))
 
 
-def packing_for(attention_mask: Optional[tf.Tensor], unpad: bool) -> Optional[Packing]:
-    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded;
-    under XLA, one that chooses its size among `_BUDGETS` at run time (and None where XLA sees
-    no static batch and length to size them by)."""
+def packing_for(attention_mask: Optional[tf.Tensor], unpad: bool | int) -> Optional[Packing]:
+    """The packing of an `unpad` call (True, False or a token budget N, see the module's
+    docstring), None when it does not unpad or nothing is padded. `unpad=True`: the exact
+    stream; under XLA, one that chooses its size among `_BUDGETS` at run time. `unpad=N`: one
+    stream of min(N, B * T) slots; in a graph that does not know B and T, the exact stream (the
+    same numbers), with the budget's assertion. None under XLA without a static batch and length
+    to size the stream by (the padded forward)."""
+    unpad = token_budget(unpad)
     if not unpad or _nothing_masked(attention_mask):
         return None
-    if not in_xla():
-        return pack(attention_mask)
-    return pack(attention_mask, _BUDGETS) if attention_mask.shape.is_fully_defined() else None
+    static = attention_mask.shape.is_fully_defined()
+    if in_xla() and not static:
+        return None
+    if unpad is True:
+        return pack(attention_mask, _BUDGETS) if in_xla() else pack(attention_mask)
+    if tf.executing_eagerly():
+        check_token_budget(unpad, int(tf.math.count_nonzero(attention_mask)))
+    if static:
+        packing = _first(pack(attention_mask, (1.0,)), min(unpad, attention_mask.shape.num_elements()))
+    else:
+        packing = pack(attention_mask)
+    if not tf.executing_eagerly() and not in_xla():  # XLA compiles assertions away: `repad` poisons instead
+        check = tf.debugging.assert_less_equal(
+            packing.cu_seqlens[-1], unpad, message=f"unpad={unpad} slots cannot hold the real tokens of this batch"
+        )
+        with tf.control_dependencies([check]):  # nothing reads the stream before the check
+            packing = dataclasses.replace(packing, index=tf.identity(packing.index))
+    return packing

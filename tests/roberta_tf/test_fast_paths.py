@@ -1,7 +1,8 @@
 """The two opt-in fast paths against the padded forward and the float64 NumPy reference:
 `unpad=True` (the real tokens packed into one stream, each sequence attending over itself)
-for every head, forward and backward, and the MLM head `masked_positions_only=True`; eagerly,
-in a graph and under XLA (where the stream has one of a few static sizes)."""
+and `unpad=N` (a token budget: one stream of a static size) for every head, forward and
+backward, and the MLM head `masked_positions_only=True`; eagerly, in a graph and under XLA
+(where the stream has one of a few static sizes, or the budget's)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,34 @@ def _run_reference(config, state, head, inputs, **options):
     return reference.forward(config, state, head, **{k: v for k, v in inputs.items() if k != "use_cache"}, **options)
 
 
+def _assert_unpadded(head, packed, padded, ref, inputs, mask, mode=""):
+    """An unpadded forward's outputs (with hidden states) against the padded forward's and the
+    reference's at the real positions; token-level outputs not computed at padding."""
+    flat_mask = mask.reshape(-1, mask.shape[-1])  # multiple choice: (B * C, T) states
+    for name, want in ref.items():
+        if name == "past_key_values":
+            continue
+        got, base, what = packed[name], padded[name], f"{head}.{name} {mode}"
+        if isinstance(want, tuple):  # hidden states, one (B, T, H) per layer
+            for i, (g, b, r) in enumerate(zip(got, base, want)):
+                assert_close(_real(g.numpy(), flat_mask), _real(b.numpy(), flat_mask), what=f"{what}[{i}]")
+                assert rel_err(_real(g.numpy(), flat_mask), _real(r, flat_mask)) <= 1e-5, f"{what}[{i}]"
+            continue
+        if head == "question_answering" and name == "loss":
+            # Unpadded, QA leaves padding out of the softmax: the loss over real positions only.
+            real = [np.asarray(ref[k])[b, : LENGTHS[b]] for k in ("start_logits", "end_logits") for b in range(4)]
+            targets = [int(p) for k in ("start_positions", "end_positions") for p in inputs[k]]
+            expected = np.mean([np.logaddexp.reduce(r) - r[p] for r, p in zip(real, targets)])
+            assert abs(float(got) - expected) <= 1e-5 * expected, what
+            continue
+        got = got.numpy()
+        assert_close(_real(got, mask), _real(base.numpy(), mask), what=what)
+        assert rel_err(_real(got, mask), _real(np.asarray(want), mask)) <= 1e-5, f"{what} vs reference"
+        if got.shape[:mask.ndim] == mask.shape:  # token-level outputs are not computed at padding
+            fill = np.finfo(got.dtype).min if head == "question_answering" else 0.0
+            assert (got[mask == 0] == fill).all(), f"{what} at padding"
+
+
 @pytest.mark.parametrize("head", ALL_HEADS)
 def test_unpad_equals_padded_forward_and_reference(head):
     config = tiny_config(num_labels=2 if head == "question_answering" else 3, is_decoder=head == "causal_lm")
@@ -65,29 +94,32 @@ def test_unpad_equals_padded_forward_and_reference(head):
     padded = model(**inputs, output_hidden_states=True)
     packed = model(**inputs, output_hidden_states=True, unpad=True)
     ref = _run_reference(config, state, head, inputs, output_hidden_states=True)
-    flat_mask = mask.reshape(-1, mask.shape[-1])  # multiple choice: (B * C, T) states
-    for name, want in ref.items():
-        if name == "past_key_values":
-            continue
-        got, base = packed[name], padded[name]
-        if isinstance(want, tuple):  # hidden states, one (B, T, H) per layer
-            for i, (g, b, r) in enumerate(zip(got, base, want)):
-                assert_close(_real(g.numpy(), flat_mask), _real(b.numpy(), flat_mask), what=f"{head}.{name}[{i}]")
-                assert rel_err(_real(g.numpy(), flat_mask), _real(r, flat_mask)) <= 1e-5, f"{head}.{name}[{i}]"
-            continue
-        if head == "question_answering" and name == "loss":
-            # Unpadded, QA leaves padding out of the softmax: the loss over real positions only.
-            real = [np.asarray(ref[k])[b, : LENGTHS[b]] for k in ("start_logits", "end_logits") for b in range(4)]
-            targets = [int(p) for k in ("start_positions", "end_positions") for p in inputs[k]]
-            expected = np.mean([np.logaddexp.reduce(r) - r[p] for r, p in zip(real, targets)])
-            assert abs(float(got) - expected) <= 1e-5 * expected
-            continue
-        got = got.numpy()
-        assert_close(_real(got, mask), _real(base.numpy(), mask), what=f"{head}.{name}")
-        assert rel_err(_real(got, mask), _real(np.asarray(want), mask)) <= 1e-5, f"{head}.{name} vs reference"
-        if got.shape[:mask.ndim] == mask.shape:  # token-level outputs are not computed at padding
-            fill = np.finfo(got.dtype).min if head == "question_answering" else 0.0
-            assert (got[mask == 0] == fill).all(), f"{head}.{name} at padding"
+    _assert_unpadded(head, packed, padded, ref, inputs, mask)
+
+
+@pytest.mark.parametrize("head", ALL_HEADS)
+def test_unpad_budget_equals_padded_forward_and_reference(head):
+    # unpad=N, one stream of min(N, B * T) slots: the real tokens, then padding positions that
+    # are computed and dropped. Exactly the real tokens, more, and more than the whole batch;
+    # eagerly, in a graph and under XLA (one encoder, no switch between sizes).
+    config = tiny_config(num_labels=2 if head == "question_answering" else 3, is_decoder=head == "causal_lm")
+    model, state = build(head, config)
+    inputs, mask = _batch(config, head)
+    real, total = int(mask.sum()), mask.size
+    padded = model(**inputs, output_hidden_states=True)
+    ref = _run_reference(config, state, head, inputs, output_hidden_states=True)
+    for budget in (real, real + 3, total, total + 5):
+        packed = model(**inputs, output_hidden_states=True, unpad=budget)
+        _assert_unpadded(head, packed, padded, ref, inputs, mask, f"eager unpad={budget}")
+    names = sorted(k for k in inputs if k != "use_cache")
+    tensors = [tf.constant(inputs[k]) for k in names]
+    flags = {k: v for k, v in inputs.items() if k == "use_cache"}
+    for mode, jit, budget in (("graph", False, real + 3), ("xla", True, real)):
+        def call(*args, budget=budget):
+            return model(**dict(zip(names, args)), **flags, output_hidden_states=True, unpad=budget)
+
+        packed = tf.function(call, jit_compile=jit)(*tensors)
+        _assert_unpadded(head, packed, padded, ref, inputs, mask, f"{mode} unpad={budget}")
 
 
 def test_unpad_with_left_padding_token_types_and_embeds():
@@ -127,6 +159,85 @@ def test_unpad_falls_back_for_attention_probabilities():
     for a, b in zip(packed.attentions, padded.attentions):
         np.testing.assert_array_equal(a, b)
     assert_close(_real(packed.last_hidden_state.numpy(), mask), _real(padded.last_hidden_state.numpy(), mask))
+
+
+def test_unpad_budget_too_small_is_an_error_or_nan_never_fewer_tokens():
+    # Eagerly the count is known: a ValueError. In a graph, an assertion; under XLA (assertions
+    # compiled away) every output is NaN, never states or a loss over part of the tokens.
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    inputs, mask = _batch(config, "masked_lm")
+    real = int(mask.sum())
+    with pytest.raises(ValueError, match=f"unpad={real - 1} slots cannot hold the {real} real tokens of this batch"):
+        model(**inputs, unpad=real - 1)
+    tensors = [tf.constant(inputs[k]) for k in ("input_ids", "attention_mask", "labels")]
+
+    def step(ids, mask, labels):
+        return model(input_ids=ids, attention_mask=mask, labels=labels, unpad=real - 1)
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"unpad={real - 1} slots cannot hold the real tokens"):
+        tf.function(step)(*tensors)
+    out = tf.function(step, jit_compile=True)(*tensors)
+    assert np.isnan(out.logits.numpy()).all() and np.isnan(float(out.loss))
+    bare, _ = build("model", config)  # the pooler too: every output of the model is poisoned
+    states = tf.function(lambda i, m: bare(input_ids=i, attention_mask=m, unpad=real - 1, output_hidden_states=True),
+                         jit_compile=True)(*tensors[:2])
+    for name in ("last_hidden_state", "pooler_output"):
+        assert np.isnan(states[name].numpy()).all(), name
+    assert all(np.isnan(h.numpy()).all() for h in states.hidden_states)
+
+
+def test_unpad_budget_must_be_true_false_or_a_positive_int():
+    config = tiny_config()
+    model, _ = build("token_classification", config)
+    inputs, mask = _batch(config, "token_classification")
+    for bad in (0, -3, 2.5, "all", np.float32(16)):
+        for target in (model, model.roberta):
+            with pytest.raises(ValueError, match=r"unpad must be True, False or the token budget \(a positive int\)"):
+                target(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], unpad=bad)
+    # NumPy ints are budgets like Python's (not turned into tensors); None is False.
+    base = model(**inputs).logits.numpy()
+    for budget in (np.int64(mask.sum()), None):
+        got = model(**inputs, unpad=budget).logits.numpy()
+        assert_close(_real(got, mask), _real(base, mask), what=repr(budget))
+
+
+def _case_ops(fn, *args):
+    """The `tf.switch_case` ops (Case, StatelessCase) a traced function holds."""
+    graph = tf.function(fn, jit_compile=True).get_concrete_function(*args).graph
+    return [op.type for op in graph.get_operations() if op.type in ("Case", "StatelessCase")]
+
+
+def test_unpad_budget_under_xla_traces_one_encoder():
+    # A budget is one static size: no switch between four encoders to compile, as True builds.
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    inputs, mask = _batch(config, "masked_lm")
+    ids, attention = tf.constant(inputs["input_ids"]), tf.constant(inputs["attention_mask"])
+
+    def forward(unpad):
+        return lambda i, m: model(input_ids=i, attention_mask=m, unpad=unpad).logits
+
+    assert _case_ops(forward(True), ids, attention)  # the check sees True's switch
+    assert _case_ops(forward(int(mask.sum())), ids, attention) == []
+
+
+def test_unpad_budget_in_a_graph_of_unknown_shapes():
+    # tf.function without static B and T: the exact stream (the same numbers), the budget checked.
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    inputs, mask = _batch(config, "masked_lm")
+    real = int(mask.sum())
+    spec = [tf.TensorSpec([None, None], tf.int64)] * 2
+    base = model(**inputs).logits.numpy()
+    for budget in (real, real + 3):
+        got = tf.function(lambda i, m: model(input_ids=i, attention_mask=m, unpad=budget).logits,
+                          input_signature=spec)(inputs["input_ids"], inputs["attention_mask"]).numpy()
+        assert_close(_real(got, mask), _real(base, mask), what=str(budget))
+        assert (got[mask == 0] == 0).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"unpad={real - 1} slots cannot hold"):
+        tf.function(lambda i, m: model(input_ids=i, attention_mask=m, unpad=real - 1).logits,
+                    input_signature=spec)(inputs["input_ids"], inputs["attention_mask"])
 
 
 def _numpy_attention(q, k, v, causal):
@@ -214,14 +325,16 @@ def test_unpad_and_masked_positions_only_give_the_padded_gradients():
 
     paths = [v.path for v in model.trainable_variables]
     labelled = int((inputs["labels"].numpy() != -100).sum())
+    real = int(inputs["attention_mask"].numpy().sum())
     for name, options in {"unpad": {"unpad": True}, "masked": {"masked_positions_only": True},
                           "masked rows": {"masked_positions_only": labelled + 3},
-                          "both": {"unpad": True, "masked_positions_only": True}}.items():
+                          "both": {"unpad": True, "masked_positions_only": True},
+                          "budget": {"unpad": real + 2}}.items():
         results = {"eager": _loss_and_grads(model, inputs, options)}
         # In a graph the streams have their exact sizes; under XLA True runs the head on every
-        # row, and an int M on M rows (static shapes).
+        # row, and an int M on M rows (static shapes); a token budget is one stream's size.
         for mode, jit in {"unpad": (), "masked": (("xla", True),), "masked rows": (("xla", True),),
-                          "both": (("graph", False),)}[name]:
+                          "both": (("graph", False),), "budget": (("xla", True),)}[name]:
             loss, grads = tf.function(lambda *a: step(*a, **options), jit_compile=jit)(
                 inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
             results[mode] = (float(loss), {p: g.numpy() for p, g in zip(paths, grads) if g is not None})
