@@ -711,7 +711,9 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             args = args[1:]
         # Converted here, not by Keras: it leaves lists alone and casts float labels to a half policy.
         args = tuple(as_tensor(a) for a in args)
-        kwargs = {k: v if k in ("past_key_values", "unpad") else as_tensor(v) for k, v in kwargs.items()}
+        # Static sizes (a NumPy integer such as `mask.sum()` too) stay Python numbers, not tensors.
+        kept = ("past_key_values", "unpad", "masked_positions_only")
+        kwargs = {k: v if k in kept else as_tensor(v) for k, v in kwargs.items()}
         for name in ("attention_mask", "encoder_attention_mask"):
             # A bool mask (True = attend) means what v4 TF made of it: 1 and 0.
             if isinstance(kwargs.get(name), tf.Tensor) and kwargs[name].dtype == tf.bool:

@@ -394,7 +394,9 @@ def test_masked_positions_only_rows_are_the_labelled_ones_then_zeros():
         return tf.function(lambda i, m, y: model(input_ids=i, attention_mask=m, labels=y, masked_positions_only=rows),
                            jit_compile=True)(*tensors)
 
-    for mode, out in (("eager", model(**inputs, masked_positions_only=labelled + 2)), ("xla", call(labelled + 2))):
+    # A NumPy integer (`(labels != -100).sum()`) is a size like a Python int.
+    numpy_rows = np.int64(keep.sum() + 2)
+    for mode, out in (("eager", model(**inputs, masked_positions_only=numpy_rows)), ("xla", call(labelled + 2))):
         assert out.logits.shape == (labelled + 2, config.vocab_size), mode
         assert rel_err(out.logits.numpy()[:labelled], ref["logits"][keep]) <= 1e-5, mode
         assert (out.logits.numpy()[labelled:] == 0).all(), mode
