@@ -37,7 +37,7 @@ from roberta_core.validation import (
 
 from ._framework import ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of
 from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
-from .unpad import Packing, pack, packing_for, repad, run_packed, unpad_rows
+from .unpad import Packing, _true_first, pack, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
     "masked_lm_loss",
@@ -498,7 +498,7 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         flat = tf.reshape(labelled, [-1])
         total = tf.size(flat)
         count = tf.reduce_sum(tf.cast(flat, tf.int32))
-        index = tf.argsort(tf.cast(~flat, tf.int32), stable=True)  # (B * T,): labelled first, each in order
+        index = _true_first(flat, count)  # (B * T,): labelled first, each in order
         if rows is not True:  # exactly `rows` rows: cut, or lengthened with position 0 (zeroed below)
             index = tf.pad(index, [[0, tf.maximum(0, rows - total)]])[:rows]
         logits = self.lm_head(tf.gather(tf.reshape(hidden, [-1, dims(hidden)[-1]]), index))  # (rows, V)

@@ -72,11 +72,17 @@ def pack(attention_mask: tf.Tensor, budgets: Sequence[float] = ()) -> Packing:
         return Packing(tf.cast(tf.where(flat)[:, 0], tf.int32), counts, cu_seqlens, mask)
     total = mask.shape[0] * mask.shape[1]
     sizes = sorted({min(total, 8 * math.ceil(f * total / 8)) for f in budgets} | {total})
-    # Each position's row: the real tokens in order, then the padding positions in order.
+    return Packing(_true_first(flat, cu_seqlens[-1]), counts, cu_seqlens, mask, tuple(sizes))
+
+
+def _true_first(flat: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    """(N,) bool with `count` True -> (N,) int32: the positions that are True, in order, then the
+    others, in order. Each position's row comes from two running counts and is inverted with a
+    scatter: no sort, which XLA's CPU backend runs slowly (a stable argsort of the 1,024 labels
+    of a roberta-base 8×128 batch made its training step five times slower)."""
     real = tf.cast(flat, tf.int32)
-    rows = tf.where(flat, tf.cumsum(real, exclusive=True), cu_seqlens[-1] + tf.cumsum(1 - real, exclusive=True))
-    index = tf.scatter_nd(rows[:, None], tf.range(total), [total])  # (B * T,): the inverse permutation
-    return Packing(index, counts, cu_seqlens, mask, tuple(sizes))
+    rows = tf.where(flat, tf.cumsum(real, exclusive=True), count + tf.cumsum(1 - real, exclusive=True))
+    return tf.scatter_nd(rows[:, None], tf.range(tf.size(flat)), tf.shape(flat))
 
 
 def run_packed(fn: Callable[[Packing], Any], packing: Packing) -> Any:
