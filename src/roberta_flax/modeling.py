@@ -46,7 +46,7 @@ from roberta_core.pretrained import (
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
-from roberta_core.validation import check_forward_inputs
+from roberta_core.validation import check_forward_inputs, token_budget
 from roberta_core.weights import check_vocab_resize
 
 from ._framework import (
@@ -1140,7 +1140,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         key_length = past_length if fixed_cache else past_length + T
         use_fused = self._use_fused(output_attentions, head_mask)
         packing = None
-        if unpad:
+        if token_budget(unpad):
             packing = self._packing(
                 attention_mask, unpad, use_fused, past_key_values, use_cache, encoder_hidden_states
             )

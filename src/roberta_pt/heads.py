@@ -232,7 +232,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
         RobertaModel; the logits at padding positions are then zeros (not computed)."""
@@ -247,7 +247,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
         # With a cache the mask also covers the cached positions: the head then runs on every row.
-        packing = packing_for(attention_mask, unpad and past_key_values is None)
+        packing = packing_for(attention_mask, unpad if past_key_values is None else False)
         logits = _per_token(self.lm_head, outputs.last_hidden_state, packing)
         out = CausalLMOutputWithCrossAttentions(
             loss=None if labels is None else causal_lm_loss(logits, labels),
@@ -368,7 +368,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
         masked_positions_only: bool | int = False,
     ) -> MaskedLMOutput | tuple:
         """labels (B, T): the original ids at masked positions, -100 elsewhere.
@@ -454,7 +454,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> SequenceClassifierOutput | tuple:
         """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
         targets. `unpad`: see RobertaModel (the `<s>` state is a real token's)."""
@@ -502,7 +502,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
         labels (B,): the index of the right choice. (v4's argument order: token_type_ids
@@ -573,7 +573,7 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> TokenClassifierOutput | tuple:
         """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
         see RobertaModel; the logits at padding positions are then zeros."""
@@ -621,7 +621,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> QuestionAnsweringModelOutput | tuple:
         """start_positions, end_positions (B,): token indices of the answer span; both or neither.
         `unpad`: see RobertaModel; padding positions then get the dtype's minimum as logits, so

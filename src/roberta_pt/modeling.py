@@ -36,7 +36,7 @@ from roberta_core.pretrained import (
     save_pretrained_files,
     split_from_pretrained_kwargs,
 )
-from roberta_core.validation import check_forward_inputs
+from roberta_core.validation import check_forward_inputs, token_budget
 from roberta_core.weights import check_vocab_resize
 
 from ._framework import check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
@@ -868,12 +868,12 @@ class RobertaModel(RobertaPreTrainedModel):
         return shape[2]
 
     def _packing(
-        self, attention_mask: Optional[torch.Tensor], use_fused: bool, past_key_values: Any, use_cache: bool,
-        encoder_hidden_states: Optional[torch.Tensor],
+        self, attention_mask: Optional[torch.Tensor], unpad: bool | int, use_fused: bool, past_key_values: Any,
+        use_cache: bool, encoder_hidden_states: Optional[torch.Tensor],
     ) -> Optional[Packing]:
-        """The packing of an `unpad=True` forward; None when nothing is padded, or when the call
+        """The packing of an `unpad` forward; None when nothing is padded, or when the call
         needs the padded layout (a cache, cross-attention, what only explicit attention does)."""
-        packing = packing_for(attention_mask, True)
+        packing = packing_for(attention_mask, unpad)
         if packing is not None and (
             not use_fused or past_key_values is not None or use_cache or encoder_hidden_states is not None
         ):
@@ -928,7 +928,7 @@ class RobertaModel(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
-        unpad: bool = False,
+        unpad: bool | int = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
@@ -939,7 +939,9 @@ class RobertaModel(RobertaPreTrainedModel):
         put back into (B, T, H) at the end, zeros at padding positions (v4 computes values there
         that nothing should read). The real positions get the same numbers as without it. It pays
         when a good part of the batch is padding; calls that need the padded layout (a cache,
-        cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning."""
+        cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning.
+        `unpad=N` (the token budget TF and Flax take for their static shapes) computes the same
+        exact stream here, after checking that N holds the batch's real tokens (a ValueError if not)."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -971,8 +973,10 @@ class RobertaModel(RobertaPreTrainedModel):
 
         use_fused = self._use_fused(output_attentions, head_mask)
         packing = None
-        if unpad:
-            packing = self._packing(attention_mask, use_fused, past_key_values, use_cache, encoder_hidden_states)
+        if token_budget(unpad):
+            packing = self._packing(
+                attention_mask, unpad, use_fused, past_key_values, use_cache, encoder_hidden_states
+            )
         if packing is None:
             embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
         else:

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple, Optional
 import torch
 import torch.nn.functional as F
 
+from roberta_core.validation import check_token_budget, token_budget
+
 from . import modeling  # the attention core and the mask are the model's; read at call time
 
 __all__ = ["Packing", "pack", "unpad_rows", "repad", "packed_attention", "packing_for"]
@@ -137,6 +139,15 @@ def _nothing_masked(mask: Optional[torch.Tensor]) -> bool:
     return mask is None or (not torch.compiler.is_compiling() and bool(mask.all()))
 
 
-def packing_for(attention_mask: Optional[torch.Tensor], unpad: bool) -> Optional[Packing]:
-    """The packing of an `unpad=True` call, None when it does not unpad or nothing is padded."""
-    return pack(attention_mask) if unpad and not _nothing_masked(attention_mask) else None
+def packing_for(attention_mask: Optional[torch.Tensor], unpad: bool | int) -> Optional[Packing]:
+    """The packing of an `unpad` call (True, False or a token budget N, as TF and Flax take it),
+    None when it does not unpad or nothing is padded. PyTorch's shapes are dynamic: the stream is
+    always the exact one, and a budget N is only checked to hold the real tokens (the same
+    ValueError as the other backends), so one call runs unchanged in all three."""
+    unpad = token_budget(unpad)
+    if not unpad or _nothing_masked(attention_mask):
+        return None
+    packing = pack(attention_mask)
+    if unpad is not True:
+        check_token_budget(unpad, sum(packing.lengths))
+    return packing

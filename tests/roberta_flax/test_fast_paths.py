@@ -184,6 +184,9 @@ def test_sizes_under_jit():
     assert np.isnan(np.asarray(short.logits)).all() and np.isnan(float(short.loss))
     with pytest.raises(ValueError, match="unpad=12 slots cannot hold the 14 real tokens"):
         model(**inputs, unpad=12)  # eagerly the values are known
+    for bad in (0, -3, 2.5, "all"):  # refused before anything is computed, as in TF and PyTorch
+        with pytest.raises(ValueError, match="unpad must be True, False or the token budget"):
+            model(**inputs, unpad=bad)
     with pytest.raises(ValueError, match=f"masked_positions_only={labelled - 1} rows cannot hold the {labelled}"):
         model(**inputs, masked_positions_only=labelled - 1)
     model.enable_jit_checks()

@@ -110,6 +110,25 @@ def test_unpad_without_padding_is_the_plain_forward():
                            model(input_ids=ids).logits)
 
 
+def test_unpad_budget_is_checked_and_gives_the_exact_streams_numbers():
+    # TF and Flax take unpad=N for their static shapes; PyTorch's shapes are dynamic, so the stream
+    # stays exact and N is checked: one call runs unchanged in all three backends.
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    inputs, mask = _batch(config, "masked_lm")
+    real = int(mask.sum())
+    with torch.no_grad():
+        exact = model(**inputs, unpad=True)
+        for budget in (real, real + 5, np.int64(mask.size)):
+            out = model(**inputs, unpad=budget)
+            assert torch.equal(out.logits, exact.logits) and torch.equal(out.loss, exact.loss)
+        with pytest.raises(ValueError, match=f"unpad={real - 1} slots cannot hold the {real} real tokens"):
+            model(**inputs, unpad=real - 1)
+        for bad in (0, -3, 2.5, "all"):
+            with pytest.raises(ValueError, match="unpad must be True, False or the token budget"):
+                model(**inputs, unpad=bad)
+
+
 def test_unpad_falls_back_for_attention_probabilities():
     config = tiny_config()
     model, _ = build("model", config)
