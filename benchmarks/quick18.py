@@ -7,7 +7,7 @@ PyTorch compiled and int8, against transformers 4.57.6's PyTorch on the same wei
 Cases: `mlm-8x128` and the variable-length batch `varlen-8` of `benchmarks.run` (the same
 workload as its cells: MaskedLM logits of every position, the same ids from the same seed).
 Cells, each its own process except the ONNX files, which share one onnxruntime process and take
-their timed runs in turn:
+their timed runs in turn (each right after an untimed run of the same file):
 
 - PyTorch, transformers (`.bench-env`): sdpa fp32 — the baseline every ratio is taken against —
   and torch.ao dynamic int8;
@@ -15,11 +15,12 @@ their timed runs in turn:
   `torch.compile` (inductor), torch.ao dynamic int8 (every nn.Linear, as the reference's);
 - onnxruntime (all the machine's cores): our export (`roberta_core.export`, verified against the
   float64 reference on this preset before it is timed) at fp32 and int8 (`quantize_int8`, the
-  default 'per-channel' recipe and onnxruntime's defaults, 'per-tensor'); transformers' model
+  default 'per-channel' recipe, onnxruntime's defaults 'per-tensor', and 'per-token'); transformers' model
   exported by `torch.onnx.export` in `.bench-env` (`benchmarks.hf_onnx_export`) at fp32 and
   int8 by the same two recipes. ONNX Runtime computes the padding (it has no unpadded path);
 - onnxruntime on our packed export (`export(..., packed=True)`: the same padded batch in, only
-  the real tokens computed, logits (N, V) of the real tokens out) at fp32 and int8 per-channel.
+  the real tokens computed, logits (N, V) of the real tokens out) at fp32 and int8 per-channel
+  and per-token.
 
 Exports are cached under benchmarks/out/<preset>/onnx-*. The last column compares a few logits
 of each cell with the baseline's, at real positions only (a packed graph's rows are put back at
@@ -48,16 +49,17 @@ CASES = ("mlm-8x128", "varlen-8")
 BASELINE = ("ref", "pt", "sdpa")
 
 
-ORT_LABELS = ("ours fp32", "ours int8 per-channel", "ours int8 per-tensor", "transformers fp32",
+ORT_LABELS = ("ours fp32", "ours int8 per-channel", "ours int8 per-tensor", "ours int8 per-token", "transformers fp32",
               "transformers int8 per-channel", "transformers int8 per-tensor", "ours fp32 packed",
-              "ours int8 per-channel packed")
+              "ours int8 per-channel packed", "ours int8 per-token packed")
 
 
 def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False,
             want=lambda label: True) -> dict[str, str]:
-    """label -> .onnx path: ours (verified) and transformers', fp32 and the two int8 recipes, and
-    our packed export (verified) at fp32 and int8 per-channel; only the labels `want` keeps, made
-    once and reused unless `fresh`."""
+    """label -> .onnx path: ours (verified) and transformers', fp32 and the two int8 recipes of
+    onnxruntime's quantize_dynamic (ours also 'per-token'), and our packed export (verified) at
+    fp32 and int8 per-channel and per-token; only the labels `want` keeps, made once and reused
+    unless `fresh`."""
     import shutil
 
     from roberta_core.export import export, quantize_int8
@@ -77,11 +79,12 @@ def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False
             log(f"  our{suffix} export verified against the float64 reference (worst relative "
                 f"{max(c.rel for c in result.checks):.2g}) in {time.perf_counter() - start:.0f} s")
         files[f"ours fp32{suffix}"] = ours / "model.onnx"
-        if packed and want("ours int8 per-channel packed"):
-            target = ours / "model.int8-per-channel.onnx"
-            if not target.is_file():
-                quantize_int8(ours / "model.onnx", target, "per-channel")
-            files["ours int8 per-channel packed"] = target
+        for recipe in ("per-channel", "per-token") if packed else ():
+            if want(f"ours int8 {recipe} packed"):
+                target = ours / f"model.int8-{recipe}.onnx"
+                if not target.is_file():
+                    quantize_int8(ours / "model.onnx", target, recipe)
+                files[f"ours int8 {recipe} packed"] = target
     hf = workdir / "onnx-hf" / "model.onnx"
     if not any(want(label) for label in ORT_LABELS if label.startswith("transformers")):
         hf = None
@@ -100,7 +103,7 @@ def exports(ckpt: str, workdir: Path, ref_python: Path, log, fresh: bool = False
     for label, source in (("ours", files.get("ours fp32")), ("transformers", hf)):
         if source is None:
             continue
-        for recipe in ("per-channel", "per-tensor"):
+        for recipe in ("per-channel", "per-tensor") + (("per-token",) if label == "ours" else ()):
             if not want(f"{label} int8 {recipe}"):
                 continue
             target = source.parent / f"model.int8-{recipe}.onnx"

@@ -460,8 +460,12 @@ def ort_run(spec: dict) -> None:
             for _ in range(spec["warmup"]):
                 outputs[label] = session.run(["logits"], feed)[0]
         times = {label: [] for label in sessions}
+        # The files in turn, so that a slow spell of the machine falls on all of them; each timed
+        # call right after an untimed one of the same file: a session's worker threads spin-wait
+        # after each call, and the untimed call takes the previous file's spinning threads' cost.
         for _ in range(spec["repeats"]):
             for label, session in sessions.items():
+                session.run(["logits"], feed)
                 start = time.perf_counter()
                 outputs[label] = session.run(["logits"], feed)[0]
                 times[label].append(time.perf_counter() - start)

@@ -206,6 +206,10 @@ INT8_RECIPES: dict[str, dict[str, Any]] = {
     "per-tensor": {"per_channel": False, "op_types_to_quantize": ["MatMul", "Gather"]},
     # per-channel, and the LM head (its dense and its vocabulary projection) kept fp32
     "keep-lm-head": {"per_channel": True, "op_types_to_quantize": ["MatMul"], "exclude": ("lm_head/",)},
+    # activations quantized per token, weights per column; the vocabulary projection per-channel
+    # with its top 4 logits recomputed in fp32 (`roberta_core.onnx_int8`): the closest to fp32's
+    # predictions, slower than 'per-channel' (a graph rewrite, not quantize_dynamic)
+    "per-token": {"per_token": True, "rescore_k": 4},
 }
 DEFAULT_INT8_RECIPE = "per-channel"
 
@@ -215,9 +219,16 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     every MatMul with a constant weight (`recipe`: one scale per output column, 'per-channel', the
     default; one per tensor, 'per-tensor', which also stores the embedding tables as uint8;
     'keep-lm-head': per-channel with the LM head left fp32), activations quantized at run time
-    (uint8, one scale per tensor per call). Returns `target`."""
+    (uint8, one scale per tensor per call); 'per-token': activations one scale per token and the
+    LM decoder's top 4 logits rescored in fp32 (`roberta_core.onnx_int8`). Returns `target`."""
     if recipe not in INT8_RECIPES:
         raise ValueError(f"unknown int8 recipe {recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
+    if INT8_RECIPES[recipe].get("per_token"):
+        try:
+            from .onnx_int8 import per_token
+        except ImportError:
+            raise ImportError("int8 export needs onnx; install it with `pip install 'roberta3[export]'`") from None
+        return Path(per_token(source, target, rescore_k=INT8_RECIPES[recipe]["rescore_k"]))
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
@@ -316,7 +327,8 @@ def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], 
         "size_ratio": target.stat().st_size / fp32_file.stat().st_size,
         "top1_agreement": agree / total if total else None, "top1_compared": total,
         "rel": (diff2 / ref2) ** 0.5 if ref2 else 0.0,
-        "method": "onnxruntime.quantization.quantize_dynamic, QInt8 weights", "recipe": recipe,
+        "method": ("roberta_core.onnx_int8.per_token, QInt8 weights" if INT8_RECIPES[recipe].get("per_token")
+                   else "onnxruntime.quantization.quantize_dynamic, QInt8 weights"), "recipe": recipe,
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in INT8_RECIPES[recipe].items()},
     }
 

@@ -157,10 +157,38 @@ def test_keep_lm_head_recipe_leaves_the_lm_head_float_and_unknown_recipes_are_re
     assert float_matmuls == ["/model/lm_head/decoder/MatMul", "/model/lm_head/dense/MatMul"]
     assert not any(n.op_type == "MatMulInteger" and "/lm_head/" in n.name for n in graph.node)
     assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 12  # the encoder's
-    with pytest.raises(ValueError, match="unknown int8 recipe 'int4'; choose one of per-channel, per-tensor, keep-lm-head"):
+    with pytest.raises(ValueError, match="unknown int8 recipe 'int4'; choose one of per-channel, per-tensor, "
+                                         "keep-lm-head, per-token"):
         quantize_int8(result.artefact, tmp_path / "x.onnx", "int4")
     with pytest.raises(ValueError, match="unknown int8 recipe"):
         export(result.path, tmp_path / "y", to="onnx", quantize="int8", int8_recipe="int4")
+
+
+@pytest.mark.parametrize("head,packed", [("masked_lm", False), ("masked_lm", True), ("question_answering", False),
+                                         ("multiple_choice", False), ("token_classification", True)])
+def test_per_token_int8_export_of_every_kind_runs_and_keeps_top1_predictions(tmp_path, head, packed):
+    # The rewrite (roberta_core.onnx_int8, its formula tested on hand-built graphs) on real exports:
+    # padded, packed (N, H) rows and multiple choice's (B, C, T); every encoder MatMul per token.
+    import onnx
+
+    src, config, _ = make_checkpoint(tmp_path / "ckpt", head)
+    result = export(src, tmp_path / "out", to="onnx", packed=packed, quantize="int8", int8_recipe="per-token",
+                    log=lambda line: None)
+    assert result.int8["recipe"] == "per-token" and "onnx_int8" in result.int8["method"]
+    assert result.int8["top1_agreement"] >= INT8_TOP1_BAR
+    ops = [n.op_type for n in onnx.load(str(result.path / "model.int8.onnx")).graph.node]
+    assert ops.count("MatMulIntegerToFloat") >= 6 * config.num_hidden_layers
+    assert "MatMul" in ops  # attention's products of activations stay fp32
+    # the padded vocabulary projection is int8 and rescored; a packed graph's (N, H) LM head is a
+    # Gemm that stays fp32, as onnxruntime's recipes leave it (they quantize MatMuls)
+    rescored = head == "masked_lm" and not packed
+    assert (ops.count("TopK"), ops.count("DynamicQuantizeMatMul")) == ((1, 1) if rescored else (0, 0))
+    shape = (2, 3, 9) if head == "multiple_choice" else (3, 9)
+    inputs = _right_padded(config, [9, 4, 6], 9) if packed else batch(config, shape, pad=4)
+    a, b = load_exported(result.path)(inputs), load_exported(result.path, int8=True)(inputs)
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    for name in a:
+        assert relative(b[name], a[name]) < 0.05, name
 
 
 # ---------------------------------------------------------------------------- packed (padding-free) graphs

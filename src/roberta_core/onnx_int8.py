@@ -1,0 +1,213 @@
+"""The 'per-token' int8 recipe of `export.quantize_int8`: a rewrite of the fp32 ONNX graph.
+
+onnxruntime's dynamic quantization gives each activation one scale per call (per tensor): a token
+whose values span a wide range coarsens every other token's. On a briefly trained checkpoint,
+whose masked-token predictions are often near-ties, that flips 2.5% of the top-1 predictions
+(benchmarks/RESULTS.md, "int8 accuracy"). This recipe quantizes activations per token instead:
+
+    s[t]  = max(max_k x[t, k] / (255 - Z), -min_k x[t, k] / Z)     one scale per row (token)
+    q[t]  = clip(round(x[t] / s[t]) + Z, 0, 255)                    uint8, one zero point Z
+    y[t]  = s[t] * ((q[t] - Z) @ Wq) * w_scale + bias               Wq int8, one scale per column
+
+One zero point for the whole tensor (Z = 128 for LayerNorm outputs, which straddle zero; Z = 32
+after GELU, whose outputs are >= -0.17) keeps the int8 product a single
+`com.microsoft.MatMulIntegerToFloat` with no per-row correction; the per-row scale is one `Mul`
+after it. The scale follows each row's own minimum and maximum, so Z only spends precision, it
+never clips.
+
+With a masked-LM head, the vocabulary projection (a third of roberta-base's FLOPs at 128 tokens a
+row) stays onnxruntime's fused per-channel int8, and its top `RESCORE_K` logits per token are then
+recomputed in fp32 from the hidden state and the fp32 word-embedding table the graph already holds
+(RoBERTa ties the decoder to it; an untied decoder keeps an fp32 copy): the argmax is then the fp32
+decoder's whenever its winner is among the int8 top k. The LM head's dense layer (768 x 768) stays
+fp32, and so does every Gemm: the (N, H) LM head of a packed graph (computed on the real tokens
+only, exact) and a classification head's layers on the pooled (B, H) rows, which onnxruntime's
+MatMul recipes leave fp32 too.
+
+Needs `onnx` and onnxruntime's contrib ops (`pip install 'roberta3[export]'`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["per_token", "RESCORE_K", "ZERO_POINT", "ZERO_POINT_AFTER_GELU"]
+
+RESCORE_K = 4  # int8 top-k logits recomputed in fp32 (the fp32 winner was in the int8 top 2 on every measured token)
+ZERO_POINT = 128  # inputs that straddle zero (LayerNorm outputs, attention context)
+ZERO_POINT_AFTER_GELU = 32  # GELU's outputs are >= -0.17: most of the 8 bits for the positive side
+_MS = "com.microsoft"
+
+
+def _after_gelu(name: str, producers: dict[str, Any], depth: int = 4) -> bool:
+    """Whether tensor `name` is computed from an `Erf` within `depth` nodes (the exact GELU as
+    exported: x * 0.5 * (1 + erf(x / sqrt 2)))."""
+    frontier = [name]
+    for _ in range(depth):
+        nodes = [producers[n] for n in frontier if n in producers]
+        if any(node.op_type in ("Erf", "Gelu") for node in nodes):
+            return True
+        frontier = [i for node in nodes for i in node.input]
+    return False
+
+
+def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
+    """Write the per-token int8 rewrite (module docstring) of the fp32 ONNX graph `source` to
+    `target`: every MatMul with a constant 2-D weight but the LM head's becomes per-token int8; a
+    masked-LM decoder becomes per-channel int8 with its top `rescore_k` logits recomputed in fp32.
+    Returns `target`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(source)))
+    graph = model.graph
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    consts = {t.name: t for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+    shapes = {v.name: v for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+
+    nodes: list[Any] = []  # the int8 nodes of the MatMul being replaced
+    added: dict[str, Any] = {}
+    value_info: list[Any] = []
+
+    def const(name: str, array: np.ndarray) -> str:
+        if name not in added:
+            added[name] = numpy_helper.from_array(np.asarray(array), name)
+        return name
+
+    def node(op: str, inputs: list[str], name: str, **attrs: Any) -> str:
+        nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def reduce(op: str, x: str, name: str) -> str:  # over the last axis, kept: (..., 1)
+        if opset >= 18:
+            return node(op, [x, const("int8/axis_last", np.array([-1], np.int64))], name, keepdims=1)
+        return node(op, [x], name, axes=[-1], keepdims=1)
+
+    def typed_like(name: str, like: str, elem_type: int) -> None:
+        # onnxruntime fuses bias + residual + LayerNorm only where it knows the shapes
+        if like in shapes and shapes[like].type.HasField("tensor_type"):
+            t = onnx.TypeProto()
+            t.CopyFrom(shapes[like].type)
+            t.tensor_type.elem_type = elem_type
+            value_info.append(onnx.ValueInfoProto(name=name, type=t))
+
+    def weight_of(matmul: Any) -> np.ndarray | None:
+        w = consts.get(matmul.input[1])
+        if w is None:
+            return None
+        w = numpy_helper.to_array(w)
+        return w if w.ndim == 2 and w.dtype == np.float32 else None
+
+    def int8_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scale = np.maximum(np.abs(w).max(0), np.finfo(np.float32).tiny) / 127.0  # (N,)
+        return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+
+    quantized: dict[tuple[str, int], tuple[str, str]] = {}  # (input, Z) -> (q, row scale)
+
+    def quantize_rows(x: str, zero_point: int, tag: str) -> tuple[str, str]:
+        if (x, zero_point) not in quantized:
+            hi = node("Mul", [reduce("ReduceMax", x, f"{tag}/int8_max"),
+                              const(f"int8/hi_{zero_point}", np.array(1.0 / (255 - zero_point), np.float32))],
+                      f"{tag}/int8_hi")
+            lo = node("Mul", [reduce("ReduceMin", x, f"{tag}/int8_min"),
+                              const(f"int8/lo_{zero_point}", np.array(-1.0 / zero_point, np.float32))],
+                      f"{tag}/int8_lo")
+            scale = node("Max", [hi, lo, const("int8/tiny", np.array(np.finfo(np.float32).tiny, np.float32))],
+                         f"{tag}/int8_row_scale")  # (..., 1)
+            q = node("QuantizeLinear", [node("Div", [x, scale], f"{tag}/int8_scaled"),
+                                        const("int8/one", np.array(1.0, np.float32)),
+                                        const(f"int8/zero_point_{zero_point}", np.array(zero_point, np.uint8))],
+                     f"{tag}/int8_q")
+            typed_like(q, x, TensorProto.UINT8)
+            quantized[(x, zero_point)] = (q, scale)
+        return quantized[(x, zero_point)]
+
+    dropped: set[str] = set()  # the bias Add folded into the decoder's int8 kernel
+
+    def decoder(mm: Any, w: np.ndarray, wq: np.ndarray, w_scale: np.ndarray) -> None:
+        """The vocabulary projection: onnxruntime's fused dynamic int8 (one activation scale per
+        call, one weight scale per column, the bias inside), then its top k rescored in fp32."""
+        add = next((c for c in consumers.get(mm.output[0], []) if c.op_type == "Add"), None)
+        bias = next((i for i in (add.input if add is not None else []) if i in consts), None)
+        if bias is not None and tuple(consts[bias].dims) != (w.shape[1],):
+            bias = None
+        out = add.output[0] if bias is not None else mm.output[0]
+        if bias is not None:
+            dropped.add(add.name)
+        logits = f"{mm.name}/int8_logits" if rescore_k else out
+        nodes.append(helper.make_node(
+            "DynamicQuantizeMatMul",
+            [mm.input[0], const(f"{mm.name}/int8_weight", wq), const(f"{mm.name}/int8_w_scale", w_scale), "",
+             bias or ""], [logits], name=f"{mm.name}/int8", domain=_MS))
+        if not rescore_k:
+            return
+        typed_like(logits, out, TensorProto.FLOAT)
+        table = _embedding_table(graph, consts, w)
+        if table is None:  # an untied decoder: an fp32 copy (V, H) of it
+            table = const(f"{mm.name}/fp32_rows", np.ascontiguousarray(w.T))
+        tag, last = f"{mm.name}/rescore", const("int8/axis_last", np.array([-1], np.int64))
+        node("TopK", [logits, const("int8/rescore_k", np.array([rescore_k], np.int64))], f"{tag}/values", axis=-1)
+        nodes[-1].output.append(f"{tag}/ids")  # (..., k) the int8 top k
+        rows = node("Gather", [table, f"{tag}/ids"], f"{tag}/rows")  # (..., k, H)
+        hidden = node("Unsqueeze", [mm.input[0], last], f"{tag}/hidden")  # (..., H, 1)
+        exact = node("Squeeze", [node("MatMul", [rows, hidden], f"{tag}/dots"), last], f"{tag}/fp32")  # (..., k)
+        if bias is not None:
+            exact = node("Add", [exact, node("Gather", [bias, f"{tag}/ids"], f"{tag}/bias")], f"{tag}/exact")
+        nodes.append(helper.make_node("ScatterElements", [logits, f"{tag}/ids", exact], [out], axis=-1,
+                                      name=f"{tag}/scatter"))
+
+    ordered: list[Any] = []  # the graph's nodes, each replaced MatMul by its int8 nodes in its place
+    for mm in graph.node:
+        w = weight_of(mm) if mm.op_type == "MatMul" else None
+        if mm.name in dropped:
+            continue
+        if w is None or ("lm_head/" in mm.name and "lm_head/decoder" not in mm.name):
+            ordered.append(mm)  # not a weight product, or the LM head's dense layer (0.5% of the FLOPs): fp32
+            continue
+        wq, w_scale = int8_columns(w)
+        if "lm_head/decoder" in mm.name:
+            decoder(mm, w, wq, w_scale)
+        else:
+            zero_point = ZERO_POINT_AFTER_GELU if _after_gelu(mm.input[0], producers) else ZERO_POINT
+            q, row_scale = quantize_rows(mm.input[0], zero_point, mm.name)
+            product = node("MatMulIntegerToFloat",
+                           [q, const(f"{mm.name}/int8_weight", wq), "int8/one",
+                            const(f"{mm.name}/int8_w_scale", w_scale),
+                            const(f"int8/zero_point_{zero_point}", np.array(zero_point, np.uint8))],
+                           f"{mm.name}/int8_product", domain=_MS)
+            typed_like(product, mm.output[0], TensorProto.FLOAT)
+            nodes.append(helper.make_node("Mul", [product, row_scale], [mm.output[0]], name=f"{mm.name}/int8_rows"))
+        ordered.extend(nodes)
+        nodes.clear()
+
+    used = {i for n in ordered for i in n.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.node[:]
+    graph.node.extend(ordered)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + [t for name, t in added.items() if name in used])
+    graph.value_info.extend(value_info)
+    if not any(o.domain == _MS for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(_MS, 1))
+    onnx.save(model, str(target))
+    return str(target)
+
+
+def _embedding_table(graph: Any, consts: dict[str, Any], decoder_weight: np.ndarray) -> str | None:
+    """The name of the constant (V, H) table a Gather reads that equals the decoder's (H, V) weight
+    transposed (RoBERTa ties them), or None."""
+    from onnx import numpy_helper
+
+    for node in graph.node:
+        if node.op_type == "Gather" and node.input[0] in consts:
+            table = consts[node.input[0]]
+            if tuple(table.dims) == decoder_weight.shape[::-1] and \
+                    np.array_equal(numpy_helper.to_array(table), decoder_weight.T):
+                return node.input[0]
+    return None
