@@ -13,6 +13,12 @@ comes and goes on a shared machine hits both sides alike. The headline is the sp
 (reference time / our time, > 1 is faster) measured in the same run: absolute times drift on
 shared machines, ratios taken side by side hold.
 
+`--interleaved` goes further where the machine's speed drifts within seconds (a host shared with
+other VMs): both sides in one process of the reference venv (our `src` on its PYTHONPATH), each in
+its own thread, taking turns, their timed calls alternating one by one (`benchmarks.worker`,
+`impl: both`). The same library versions on both sides then; the process, allocator and thread
+pools shared.
+
 The hardware limit: each case's FLOPs are counted analytically (the matmuls: Q/K/V/O, the
 feed-forward, attention scores and context, the LM head's dense and its H x V decoder, the
 classifier; training counts the backward pass as twice the forward). "useful" FLOPs are the
@@ -319,6 +325,8 @@ def parse_args(argv):
     p.add_argument("--workdir", default=None, help="checkpoint cache (default benchmarks/out/<preset>)")
     p.add_argument("--plain", action="store_true",
                    help="measure ours without unpad / masked_positions_only (the v4 computation)")
+    p.add_argument("--interleaved", action="store_true",
+                   help="both sides in one process (the reference venv), their timed calls alternating")
     p.add_argument("--ours-src", default=None,
                    help="put this folder first on our side's PYTHONPATH (e.g. an export of an older src/ for a before/after)")
     return p.parse_args(argv)
@@ -352,13 +360,18 @@ def main(argv=None) -> int:
         sides.append(Side("ref", ref_python))
     else:
         print(f"reference interpreter missing ({ref_python}): run `make bench-env`; measuring our side only")
+    plain_sides = sides  # the load measurements and the matmul peak: one side per process always
+    if args.interleaved:
+        if not ref_python.exists():
+            raise SystemExit(f"--interleaved runs in the reference interpreter, which is missing ({ref_python})")
+        sides = [Side("both", ref_python, {"PYTHONPATH": os.pathsep.join(ours_path + [str(ROOT / "src"), str(ROOT)])})]
 
     def sides_for(backend: str) -> list[Side]:
         """Ours and the reference; the GPU image's transformers has no Flax, so its Flax reference
         takes transformers 4.57.6 from --ref-flax-path."""
         if backend == "flax" and args.ref_flax_path:
-            return [s if s.impl == "ours" else replace(s, env={**s.env, "PYTHONPATH": args.ref_flax_path})
-                    for s in sides]
+            return [s if s.impl == "ours" else replace(s, env={**s.env, "PYTHONPATH": os.pathsep.join(
+                [args.ref_flax_path] + ([s.env["PYTHONPATH"]] if s.impl == "both" else []))}) for s in sides]
         return sides
 
     results_path = Path(args.json) if args.json else None
@@ -395,7 +408,7 @@ def main(argv=None) -> int:
     peaks = {}
     for dtype in dtypes:
         n = 8192 if device == "cuda" else 2048
-        res = run_worker(sides[0], {**base_spec, "framework": "pt", "mode": "peak", "dtype": dtype,
+        res = run_worker(plain_sides[0], {**base_spec, "framework": "pt", "mode": "peak", "dtype": dtype,
                                     "warmup": 2, "repeats": 10 if device == "cuda" else 5,
                                     "cases": [{"name": f"peak-{dtype}", "task": "peak", "n": n}]}, log)[0]
         peaks[dtype] = res.get("gflops")
@@ -404,6 +417,16 @@ def main(argv=None) -> int:
 
     model_cases = [c for c in cases if c.task in ("mlm", "cls", "train")]
     speed_rows, load_rows = [], []
+
+    def merge(merged: dict, res: dict) -> None:
+        if "times" in res:
+            merged.setdefault("times", []).extend(res["times"])
+            merged.setdefault("first_call_s", []).extend([res["first_call_s"]] if "first_call_s" in res else [])
+            for key in ("fingerprint", "loss", "peak_gpu_mib"):
+                if key in res:
+                    merged[key] = res[key]
+        else:
+            merged.setdefault("error", res["error"])
     for backend in backends:
         modes = GPU_MODES[backend] if args.gpu else MODES[backend]
         if args.modes:
@@ -427,17 +450,11 @@ def main(argv=None) -> int:
                     for _ in range(rounds):
                         for side in sides_for(backend):
                             for res in run_worker(side, spec, log):
-                                record({"framework": backend, "mode": mode, "dtype": dtype, "impl": side.impl, **res})
-                                merged = collected[res["case"]].setdefault(side.impl, {})
-                                if "times" in res:
-                                    merged.setdefault("times", []).extend(res["times"])
-                                    merged.setdefault("first_call_s", []).extend(
-                                        [res["first_call_s"]] if "first_call_s" in res else [])
-                                    for key in ("fingerprint", "loss", "peak_gpu_mib"):
-                                        if key in res:
-                                            merged[key] = res[key]
-                                else:
-                                    merged.setdefault("error", res["error"])
+                                impls = [res.get("impl", side.impl)] if side.impl != "both" or "impl" in res \
+                                    else ["ours", "ref"]  # a failed interleaved process: both sides
+                                record({"framework": backend, "mode": mode, "dtype": dtype, "impl": impls[0], **res})
+                                for impl in impls:
+                                    merge(collected[res["case"]].setdefault(impl, {}), res)
                     for c in group:
                         speed_rows.append({"case": c.name, "framework": backend, "mode": mode, "dtype": dtype,
                                            "flops": case_flops(config, c), **collected[c.name]})
@@ -445,7 +462,7 @@ def main(argv=None) -> int:
             row = {"framework": backend}
             mode = (GPU_MODES if args.gpu else MODES)[backend][0]
             for _ in range(1 if args.quick else 3):
-                for side in sides_for(backend):
+                for side in (plain_sides if args.interleaved else sides_for(backend)):
                     res = run_worker(side, {**base_spec, "framework": backend, "mode": mode, "dtype": "fp32",
                                             "device": "cpu", "cases": [{"name": "load", "task": "load"}]}, log)[0]
                     record({"framework": backend, "impl": side.impl, **res})

@@ -19,6 +19,11 @@ activations quantized per call) of the sdpa model, inference only. `ort` times O
 onnxruntime instead of a model: `files` maps a label to an .onnx path; every file gets a session in
 the one process and the timed runs go round the files in turn, so a load that comes and goes hits
 them alike; one RESULT per (case, file), its `impl` the label.
+
+`impl: both` (`benchmarks.run --interleaved`; the reference venv with our `src` on PYTHONPATH) runs
+ours and the reference in one process, each in its own thread, taking turns (`_Turns`): only one
+computes at a time, and their timed calls alternate, ours, reference, ours, ... so a slow spell of
+a shared machine falls on both sides alike. Each RESULT then says its `impl`.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 
 import numpy as np
@@ -74,21 +80,52 @@ def fingerprint(logits: np.ndarray, mask: np.ndarray) -> list:
     return rows
 
 
-_first_call: list[float] = []  # seconds of the last `timed` first call (compilation included), for `report`
+class _Turns:
+    """Two threads taking turns (`impl: both`): only the one whose turn it is runs; `hand_over`
+    gives the turn to the other and waits for it to come back; `done` gives it up for good."""
+
+    def __init__(self, names: tuple[str, str]):
+        self.names, self.turn, self.finished = names, names[0], set()
+        self.cond = threading.Condition()
+
+    def wait(self, me: str) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn == me)
+
+    def hand_over(self, me: str) -> None:
+        with self.cond:
+            other = self.names[1 - self.names.index(me)]
+            if other not in self.finished:
+                self.turn = other
+                self.cond.notify_all()
+                self.cond.wait_for(lambda: self.turn == me)
+
+    def done(self, me: str) -> None:
+        with self.cond:
+            self.finished.add(me)
+            self.turn = self.names[1 - self.names.index(me)]
+            self.cond.notify_all()
+
+
+_turns: _Turns | None = None  # set by `impl: both`
+_local = threading.local()  # per thread: impl, and the last first call's seconds for `report`
 
 
 def timed(step, sync, warmup: int, repeats: int):
     """Run `step` warmup + repeats times; seconds of each timed run and the last output. The
-    first call's seconds (tracing and compilation included) go into the next `report`."""
+    first call's seconds (tracing and compilation included) go into the next `report`. With
+    `impl: both`, each timed run waits for the other side's turn first."""
     out = None
     for i in range(warmup):
         start = time.perf_counter()
         out = step()
         sync(out)
         if i == 0:
-            _first_call[:] = [time.perf_counter() - start]
+            _local.first_call = time.perf_counter() - start
     times = []
     for _ in range(repeats):
+        if _turns is not None:
+            _turns.hand_over(_local.impl)
         start = time.perf_counter()
         out = step()
         sync(out)
@@ -483,14 +520,44 @@ def ort_run(spec: dict) -> None:
 
 def report(case: dict, result: dict) -> None:
     result.setdefault("peak_rss_mib", peak_rss_mib())
-    if _first_call and "times" in result:
-        result.setdefault("first_call_s", _first_call.pop())
+    first = getattr(_local, "first_call", None)
+    if first is not None and "times" in result:
+        result.setdefault("first_call_s", first)
+        _local.first_call = None
+    if _turns is not None:
+        result["impl"] = _local.impl
     print("RESULT " + json.dumps({"case": case["name"], **result}), flush=True)
 
 
 def main() -> None:
+    global _turns
     spec = json.loads(sys.argv[1])
-    {"pt": pt_run, "tf": tf_run, "flax": flax_run, "ort": ort_run}[spec["framework"]](spec)
+    run = {"pt": pt_run, "tf": tf_run, "flax": flax_run, "ort": ort_run}[spec["framework"]]
+    if spec.get("impl") != "both":
+        run(spec)
+        return
+    if spec["framework"] == "tf":
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"  # transformers' `tf.keras`; ours imports Keras 3 as `keras`
+    _turns = _Turns(("ours", "ref"))
+    failures = []
+
+    def side(impl: str) -> None:
+        _local.impl = impl
+        _turns.wait(impl)
+        try:
+            run({**spec, "impl": impl})
+        except BaseException as error:  # reported after both threads ended
+            failures.append(f"{impl}: {error!r}")
+        finally:
+            _turns.done(impl)
+
+    threads = [threading.Thread(target=side, args=(impl,)) for impl in _turns.names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise SystemExit("; ".join(failures))
 
 
 if __name__ == "__main__":
