@@ -224,10 +224,8 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     if recipe not in INT8_RECIPES:
         raise ValueError(f"unknown int8 recipe {recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
     if INT8_RECIPES[recipe].get("per_token"):
-        try:
-            from .onnx_int8 import per_token
-        except ImportError:
-            raise ImportError("int8 export needs onnx; install it with `pip install 'roberta3[export]'`") from None
+        from .onnx_int8 import per_token
+
         return Path(per_token(source, target, rescore_k=INT8_RECIPES[recipe]["rescore_k"]))
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic

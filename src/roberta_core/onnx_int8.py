@@ -34,7 +34,9 @@ import numpy as np
 
 __all__ = ["per_token", "RESCORE_K", "ZERO_POINT", "ZERO_POINT_AFTER_GELU"]
 
-RESCORE_K = 4  # int8 top-k logits recomputed in fp32 (the fp32 winner was in the int8 top 2 on every measured token)
+# int8 top-k logits recomputed in fp32: on the demo's 6,927 held-out masked tokens the top 2 missed
+# one fp32 winner that the top 4 found; the top 8 found no more (benchmarks/RESULTS.md)
+RESCORE_K = 4
 ZERO_POINT = 128  # inputs that straddle zero (LayerNorm outputs, attention context)
 ZERO_POINT_AFTER_GELU = 32  # GELU's outputs are >= -0.17: most of the 8 bits for the positive side
 _MS = "com.microsoft"
@@ -55,10 +57,15 @@ def _after_gelu(name: str, producers: dict[str, Any], depth: int = 4) -> bool:
 def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
     """Write the per-token int8 rewrite (module docstring) of the fp32 ONNX graph `source` to
     `target`: every MatMul with a constant 2-D weight but the LM head's becomes per-token int8; a
-    masked-LM decoder becomes per-channel int8 with its top `rescore_k` logits recomputed in fp32.
+    masked-LM decoder becomes per-channel int8 with its top `rescore_k` logits recomputed in fp32
+    (0: not rescored). The LM head is found by the exporter's node names (`.../lm_head/dense/...`,
+    `.../lm_head/decoder/...`, as torch.onnx writes them for ours and transformers' models).
     Returns `target`."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise ImportError("the 'per-token' int8 recipe needs onnx; install it with `pip install 'roberta3[export]'`") from None
 
     model = onnx.shape_inference.infer_shapes(onnx.load(str(source)))
     graph = model.graph

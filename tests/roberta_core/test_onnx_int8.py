@@ -179,3 +179,20 @@ def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied):
     assert np.array_equal(logits[rest], int8[rest])  # the others stay int8: close to fp32, not equal
     assert 0 < np.abs(int8 - exact).max() < 0.05 * np.abs(exact).max()
     assert np.array_equal(logits.argmax(-1), exact.argmax(-1))
+
+
+def test_without_rescoring_the_decoder_is_onnxruntimes_fused_per_channel_int8(tmp_path):
+    # rescore_k=0: the projection as onnxruntime's own per-channel recipe computes it (the oracle:
+    # quantize_int8 'per-channel' on the same graph), no TopK.
+    import onnx
+
+    from roberta_core.export import quantize_int8
+    from roberta_core.onnx_int8 import per_token
+
+    path, _, _ = _lm(tmp_path, tied=True)
+    target = per_token(path, tmp_path / "int8.onnx", rescore_k=0)
+    assert not any(n.op_type in ("TopK", "ScatterElements") for n in onnx.load(target).graph.node)
+    ids = np.random.default_rng(5).integers(0, V, size=(2, 9))
+    got, _ = _run(target, {"input_ids": ids})
+    want, _ = _run(quantize_int8(path, tmp_path / "pc.onnx", "per-channel"), {"input_ids": ids})
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
