@@ -135,7 +135,7 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
             quantized[(x, zero_point)] = (q, scale)
         return quantized[(x, zero_point)]
 
-    dropped: set[str] = set()  # the bias Add folded into the decoder's int8 kernel
+    dropped: set[str] = set()  # the bias Add folded into the decoder's int8 kernel, by its output (names may be empty)
 
     def decoder(mm: Any, w: np.ndarray, wq: np.ndarray, w_scale: np.ndarray) -> None:
         """The vocabulary projection: onnxruntime's fused dynamic int8 (one activation scale per
@@ -146,7 +146,7 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
             bias = None
         out = add.output[0] if bias is not None else mm.output[0]
         if bias is not None:
-            dropped.add(add.name)
+            dropped.add(add.output[0])
         logits = f"{mm.name}/int8_logits" if rescore_k else out
         nodes.append(helper.make_node(
             "DynamicQuantizeMatMul",
@@ -171,9 +171,9 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
 
     ordered: list[Any] = []  # the graph's nodes, each replaced MatMul by its int8 nodes in its place
     for mm in graph.node:
-        w = weight_of(mm) if mm.op_type == "MatMul" else None
-        if mm.name in dropped:
+        if mm.output and mm.output[0] in dropped:
             continue
+        w = weight_of(mm) if mm.op_type == "MatMul" else None
         if w is None or ("lm_head/" in mm.name and "lm_head/decoder" not in mm.name):
             ordered.append(mm)  # not a weight product, or the LM head's dense layer (0.5% of the FLOPs): fp32
             continue
