@@ -198,7 +198,7 @@ def make_checkpoints(preset: str, directory: Path, flax: bool = False) -> dict:
 class Side:
     """An implementation and the interpreter (and extra environment) that runs it."""
 
-    impl: str  # ours | ref
+    impl: str  # ours | ref | both (--interleaved: the two in one process of the reference venv)
     python: Path
     env: dict = field(default_factory=dict)
 
@@ -450,8 +450,9 @@ def main(argv=None) -> int:
                     for _ in range(rounds):
                         for side in sides_for(backend):
                             for res in run_worker(side, spec, log):
-                                impls = [res.get("impl", side.impl)] if side.impl != "both" or "impl" in res \
-                                    else ["ours", "ref"]  # a failed interleaved process: both sides
+                                # an interleaved process names each result's side; when it failed, both
+                                impls = [res["impl"]] if "impl" in res else (
+                                    ["ours", "ref"] if side.impl == "both" else [side.impl])
                                 record({"framework": backend, "mode": mode, "dtype": dtype, "impl": impls[0], **res})
                                 for impl in impls:
                                     merge(collected[res["case"]].setdefault(impl, {}), res)

@@ -173,8 +173,9 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
     for mm in graph.node:
         if mm.output and mm.output[0] in dropped:
             continue
-        w = weight_of(mm) if mm.op_type == "MatMul" else None
-        if w is None or ("lm_head/" in mm.name and "lm_head/decoder" not in mm.name):
+        lm_dense = "lm_head/" in mm.name and "lm_head/decoder" not in mm.name
+        w = weight_of(mm) if mm.op_type == "MatMul" and not lm_dense else None
+        if w is None:
             ordered.append(mm)  # not a weight product, or the LM head's dense layer (0.5% of the FLOPs): fp32
             continue
         wq, w_scale = int8_columns(w)
