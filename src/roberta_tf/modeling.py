@@ -312,7 +312,7 @@ class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
             self.distance_embedding.build()
 
     def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
-        B, T = tf.shape(x)[0], tf.shape(x)[1]
+        B, T = dims(x)[:2]  # ints eagerly: a reshape to static sizes is one op, not four
         return tf.transpose(tf.reshape(x, (B, T, self.num_heads, self.head_dim)), (0, 2, 1, 3))  # (B, h, T, D)
 
     def _relative_scores(self, query: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
@@ -344,7 +344,7 @@ class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
         (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
         states are a packed stream (1, N, H) and each sequence attends over itself only (causally
         with `is_causal`; the padded path has causality in its mask)."""
-        B, T = tf.shape(hidden_states)[0], tf.shape(hidden_states)[1]
+        B, T = dims(hidden_states)[:2]
         # `query`, `key` and `value` are called as layers in every mode, training included: a
         # wrapper (LoRA, a quantised layer) or a hook on their `call` must see every call.
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)

@@ -97,6 +97,48 @@ def test_eager_kernels_match_the_library_formulas_values_and_gradients():
     assert np.linalg.norm(got_grad - want_grad) <= 1e-5 * np.linalg.norm(want_grad)
 
 
+@pytest.mark.parametrize("shape", [(6, 16), (3, 5, 16), (2, 3, 4, 16)])
+@pytest.mark.parametrize("variant", ["bias", "no bias", "activation", "keras lora"])
+def test_eager_dense_gives_keras_dense_values_and_gradients(shape, variant):
+    """`Dense` (eagerly in float32: one 2-D product on static shapes) against the float64 NumPy
+    product for the values and Keras' own Dense, traced in a graph, for the gradients of the
+    input and every weight (Keras' LoRA included: its kernel is kernel + A @ B)."""
+    from roberta_tf._framework import Dense
+
+    rng = np.random.default_rng(1)
+    kwargs = {"use_bias": variant != "no bias", "activation": "tanh" if variant == "activation" else None}
+    ours, theirs = Dense(8, **kwargs), keras.layers.Dense(8, **kwargs)
+    for layer in (ours, theirs):
+        layer.build((None, 16))
+        if variant == "keras lora":
+            layer.enable_lora(2)
+    for a, b in zip(ours.weights, theirs.weights):
+        value = rng.standard_normal(a.shape).astype(np.float32)
+        a.assign(value)
+        b.assign(value)
+    x = tf.constant(rng.standard_normal(shape).astype(np.float32))
+    upstream = tf.constant(rng.standard_normal((*shape[:-1], 8)).astype(np.float32))
+
+    def value_and_grads(layer, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * upstream)
+        return y, tape.gradient(loss, [x, *layer.trainable_weights])
+
+    got, got_grads = value_and_grads(ours, x)
+    want, want_grads = tf.function(lambda x: value_and_grads(theirs, x))(x)
+    w = {v.path.split("/")[-1]: v.numpy().astype(np.float64) for v in ours.weights}
+    kernel = w["kernel"] + (w["lora_kernel_a"] @ w["lora_kernel_b"] * ours.lora_alpha / ours.lora_rank
+                            if variant == "keras lora" else 0)
+    product = x.numpy().astype(np.float64) @ kernel + w.get("bias", 0)
+    assert_close(got, np.tanh(product) if variant == "activation" else product, atol=1e-5, what="dense")
+    assert_close(got, want, atol=1e-5, what="against Keras' Dense")
+    assert len(got_grads) == len(want_grads) == 1 + len(ours.trainable_weights)
+    for g, h in zip(got_grads, want_grads):
+        assert_close(tf.convert_to_tensor(g), tf.convert_to_tensor(h), atol=1e-5, what="gradient")
+
+
 def test_eager_training_gradients_equal_the_graphs():
     """Eagerly (the written-out kernels) and in a graph (Keras' and TF's ops, autodiff): one loss
     and gradients, every weight (dropout off: the tiny config's rates are 0)."""
