@@ -54,7 +54,7 @@ import numpy as np
 from . import __version__, backends, checkpoint, runtime, weights
 from .config import CONFIG_NAME, RobertaConfig
 from .conversion import Check
-from .fileio import atomic_dir
+from .fileio import atomic_dir, atomic_path
 from .tokenizer_files import (
     ADDED_TOKENS_FILE,
     MERGES_FILE,
@@ -207,9 +207,9 @@ INT8_RECIPES: dict[str, dict[str, Any]] = {
     # per-channel, and the LM head (its dense and its vocabulary projection) kept fp32
     "keep-lm-head": {"per_channel": True, "op_types_to_quantize": ["MatMul"], "exclude": ("lm_head/",)},
     # activations quantized per token, weights per column; the vocabulary projection per-channel
-    # with its top 4 logits recomputed in fp32 (`roberta_core.onnx_int8`): the closest to fp32's
+    # with its top logits recomputed in fp32 (`roberta_core.onnx_int8`): the closest to fp32's
     # predictions, slower than 'per-channel' (a graph rewrite, not quantize_dynamic)
-    "per-token": {"per_token": True, "rescore_k": 4},
+    "per-token": {"per_token": True},
 }
 DEFAULT_INT8_RECIPE = "per-channel"
 
@@ -220,13 +220,16 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     default; one per tensor, 'per-tensor', which also stores the embedding tables as uint8;
     'keep-lm-head': per-channel with the LM head left fp32), activations quantized at run time
     (uint8, one scale per tensor per call); 'per-token': activations one scale per token and the
-    LM decoder's top 4 logits rescored in fp32 (`roberta_core.onnx_int8`). Returns `target`."""
+    LM decoder's top logits rescored in fp32 (`roberta_core.onnx_int8`). Written atomically: a
+    failed quantization leaves no `target`. Returns `target`."""
     if recipe not in INT8_RECIPES:
         raise ValueError(f"unknown int8 recipe {recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
     if INT8_RECIPES[recipe].get("per_token"):
         from .onnx_int8 import per_token
 
-        return Path(per_token(source, target, rescore_k=INT8_RECIPES[recipe]["rescore_k"]))
+        with atomic_path(Path(target)) as tmp:
+            per_token(source, tmp)
+        return Path(target)
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
@@ -238,9 +241,9 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
 
         graph = onnx.load(str(source), load_external_data=False).graph
         options["nodes_to_exclude"] = [n.name for n in graph.node if any(part in n.name for part in exclude)]
-    with warnings.catch_warnings(), _quiet_root_logger():
+    with warnings.catch_warnings(), _quiet_root_logger(), atomic_path(Path(target)) as tmp:
         warnings.simplefilter("ignore")
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, **options)
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, **options)
     return Path(target)
 
 

@@ -123,6 +123,30 @@ def test_per_token_keeps_the_tokens_that_one_wide_token_would_coarsen(tmp_path):
     assert errors["per-token"] * 10 < errors["per-channel"], errors
 
 
+@pytest.mark.parametrize("recipe", ["per-token", "per-channel"])
+def test_quantize_int8_writes_atomically(tmp_path, recipe):
+    """A failed quantization leaves the target as it was (absent, or the previous file) and no
+    temporary file; a successful one replaces it whole."""
+    from roberta_core.export import quantize_int8
+
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    target = tmp_path / "out" / "model.int8.onnx"
+    with pytest.raises(Exception):
+        quantize_int8(broken, target, recipe)
+    assert not target.exists() and not any(target.parent.glob("*.tmp"))
+    target.write_bytes(b"previous")
+    with pytest.raises(Exception):
+        quantize_int8(broken, target, recipe)
+    assert target.read_bytes() == b"previous" and sorted(p.name for p in target.parent.iterdir()) == [target.name]
+    path, _ = _mlp(tmp_path)
+    assert quantize_int8(path, target, recipe) == target
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+    x = np.random.default_rng(4).normal(size=(2, 3, K)).astype(np.float32)
+    (got,), (fp32,) = _run(target, {"x": x}), _run(path, {"x": x})
+    assert np.abs(got - fp32).max() < 0.05 * np.abs(fp32).max()
+
+
 def _lm(tmp_path, tied: bool, seed: int = 3):
     """ids -> Gather(E) -> x, LayerNorm -> h -> lm_head/decoder MatMul (E^T, or another weight) + bias."""
     import onnx
