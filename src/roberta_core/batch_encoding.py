@@ -326,18 +326,19 @@ class BatchEncoding(dict):
         return row.around(parts[0], parts[1], filler)
 
     def convert_to_tensors(self, tensor_type: str) -> BatchEncoding:
-        """Turn every value into a tensor of `tensor_type` ('np', 'pt', 'tf', 'jax'), importing it only now."""
+        """Turn every value into a tensor of `tensor_type` ('np', 'pt', 'tf', 'jax'), importing it only now:
+        int64, except int32 for TensorFlow (v4's `tf.constant` of Python ints) and JAX (its default)."""
         if tensor_type not in TENSOR_TYPES:
             raise ValueError(f"return_tensors must be one of {TENSOR_TYPES} or None, got {tensor_type!r}")
         import numpy as np
 
         convert = _tensor_converter(tensor_type)
         for key, value in self.items():
-            if len(value) and isinstance(value[0], list) and len({len(row) for row in value}) > 1:
+            if isinstance(value, list) and value and isinstance(value[0], list) and len({len(row) for row in value}) > 1:
                 raise ValueError(
                     f"cannot make a tensor of {key!r}: its rows have different lengths "
                     f"({sorted({len(row) for row in value})[:5]}...); pass padding=True or padding='max_length'")
-            self[key] = convert(np.asarray(value, dtype=np.int64))
+            self[key] = convert(np.asarray(value, dtype=np.int32 if tensor_type == "tf" else np.int64))
         return self
 
     def to(self, device) -> BatchEncoding:
@@ -444,3 +445,38 @@ class TokenEncoding:
     @property
     def overflowing(self) -> list:
         return []  # overflow windows are rows of their own here (v4 flattens them the same way)
+
+    # The `tokenizers.Encoding` accessors that v4's pipelines call on `encodings[i]` (the
+    # question-answering pipeline maps its answer span to words with them): the row's
+    # BatchEncoding accessors, with plain tuples, and None for an index past the end as
+    # `tokenizers` gives.
+    def token_to_sequence(self, token_index: int) -> int | None:
+        return self._token(token_index, self._batch.token_to_sequence)
+
+    def token_to_word(self, token_index: int) -> int | None:
+        return self._token(token_index, self._batch.token_to_word)
+
+    def token_to_chars(self, token_index: int) -> tuple[int, int] | None:
+        return _plain(self._token(token_index, self._batch.token_to_chars))
+
+    def word_to_tokens(self, word_index: int, sequence_index: int = 0) -> tuple[int, int] | None:
+        return _plain(self._batch.word_to_tokens(self._index, word_index, sequence_index))
+
+    def word_to_chars(self, word_index: int, sequence_index: int = 0) -> tuple[int, int] | None:
+        return _plain(self._batch.word_to_chars(self._index, word_index, sequence_index))
+
+    def char_to_token(self, char_pos: int, sequence_index: int = 0) -> int | None:
+        return self._batch.char_to_token(self._index, char_pos, sequence_index)
+
+    def char_to_word(self, char_pos: int, sequence_index: int = 0) -> int | None:
+        return self._batch.char_to_word(self._index, char_pos, sequence_index)
+
+    def _token(self, token_index: int, accessor):
+        index = _as_int(token_index, "token_index", "TokenEncoding")
+        if index < 0:
+            raise ValueError(f"TokenEncoding: token_index must be in [0, {len(self)}), got {index}")
+        return accessor(self._index, index) if index < len(self) else None
+
+
+def _plain(span: tuple | None) -> tuple[int, int] | None:
+    return None if span is None else tuple(span)

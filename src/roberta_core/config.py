@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -96,6 +97,28 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 # The RoBERTa family: one architecture (PreLayerNorm moves the LayerNorms), v4's model_type names.
+# Attributes every v4 `PretrainedConfig` has whatever the model, with v4's defaults: code written
+# for v4 (its `pipeline()`, Trainer, peft) reads them from a model's config. RoBERTa does not use
+# them; they are written to config.json only when set.
+_V4_COMMON: dict[str, Any] = {
+    "_commit_hash": None,
+    "_name_or_path": "",
+    "is_encoder_decoder": False,
+    "tie_encoder_decoder": False,
+    "cross_attention_hidden_size": None,
+    "chunk_size_feed_forward": 0,
+    "pruned_heads": {},
+    "torchscript": False,
+    "finetuning_task": None,
+    "tokenizer_class": None,
+    "prefix": None,
+    "task_specific_params": None,
+    "sep_token_id": None,
+    "decoder_start_token_id": None,
+    "use_bfloat16": False,
+    "tf_legacy_loss": False,
+}
+
 MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "roberta-prelayernorm")
 BASE_MODEL_PREFIXES = {t: "roberta_prelayernorm" if t == "roberta-prelayernorm" else "roberta" for t in MODEL_TYPES}
 
@@ -223,6 +246,22 @@ class RobertaConfig:
     @property
     def use_return_dict(self) -> bool:
         return bool(self.return_dict)
+
+    @property
+    def name_or_path(self) -> str:
+        """Where `from_pretrained` read this config (the folder or Hub id as given); '' otherwise."""
+        return str(self._name_or_path)
+
+    @name_or_path.setter
+    def name_or_path(self, value: str | os.PathLike) -> None:
+        self._name_or_path = str(value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes never set: v4's generic PretrainedConfig fields (a copy, so
+        # a caller's change to a default dict cannot leak into every config).
+        if name in _V4_COMMON:
+            return copy.deepcopy(_V4_COMMON[name])
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
@@ -353,8 +392,14 @@ class RobertaConfig:
         overrides = {k: v for k, v in overrides.items() if k not in options}
         p = Path(path)
         if p.is_file() and not options.get("subfolder"):
-            return cls.from_json_file(p, **overrides)
-        return cls.from_json_file(resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME, **overrides)
+            config = cls.from_json_file(p, **overrides)
+        else:
+            p = resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME
+            config = cls.from_json_file(p, **overrides)
+        # As v4: the name as given, and the Hub revision a cached snapshot was read at.
+        config._name_or_path = str(path)
+        config._commit_hash = snapshot_commit(p)
+        return config
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.json` into `directory` (created if needed), atomically."""
@@ -384,8 +429,22 @@ class RobertaConfig:
         return f"RobertaConfig {self.to_json_string()}"
 
     def copy(self, **overrides: Any) -> "RobertaConfig":
-        """A deep copy, with `overrides` applied and validated."""
-        return type(self).from_dict(self.to_dict(), **overrides)
+        """A deep copy, with `overrides` applied and validated (and where it was read from)."""
+        new = type(self).from_dict(self.to_dict(), **overrides)
+        for name in ("_name_or_path", "_commit_hash"):
+            if name in self.__dict__:
+                object.__setattr__(new, name, self.__dict__[name])
+        return new
+
+
+def snapshot_commit(path: str | os.PathLike) -> str | None:
+    """The commit of a file or folder inside a Hugging Face cache snapshot
+    (`.../snapshots/<40 hex digits>/...`), else None."""
+    parts = Path(path).parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[i + 1]):
+            return parts[i + 1]
+    return None
 
 
 def parameter_count(config: RobertaConfig, head: str | None = None) -> int:

@@ -2,7 +2,8 @@
 
 An output is an ordered mapping that leaves out fields that are None, with attribute access
 (`out.logits`), key access (`out["logits"]`) and index access over the present fields in
-declaration order (`out[0]`, `out.to_tuple()`), as in v4. The classes hold whatever array type
+declaration order (`out[0]`, `out.to_tuple()`), as in v4; as in v4, item assignment may add
+other keys (`out["input_ids"] = ...`), which follow the fields. The classes hold whatever array type
 the backend produces; they import no framework. Backends register them with their tree
 utilities (torch pytree, JAX pytree) so they pass through `torch.compile`, `jax.jit` and
 `tf.function`.
@@ -35,38 +36,50 @@ class ModelOutput(OrderedDict):
         super().__init__()
         if len(args) > 1:
             raise TypeError(f"{type(self).__name__} takes at most one positional argument (a mapping or pairs)")
+        unknown = set(kwargs) - set(self.fields)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {sorted(unknown)}; fields are {self.fields}")
         items: Iterable[tuple[str, Any]] = ()
         if args:
-            # tf.nest and other tree utilities rebuild a mapping from (key, value) pairs.
+            # tf.nest and other tree utilities rebuild a mapping from (key, value) pairs; as in v4,
+            # such a mapping may hold keys beyond the fields (see __setitem__).
             items = args[0].items() if hasattr(args[0], "items") else args[0]
         values = dict(items)
         values.update(kwargs)
-        unknown = set(values) - set(self.fields)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field(s) {sorted(unknown)}; fields are {self.fields}")
         for name in self.fields:
             if values.get(name) is not None:
                 super().__setitem__(name, values[name])
+        for name, value in values.items():
+            if name not in self.fields:
+                self[name] = value
 
     def __getattr__(self, name: str) -> Any:
         if name in type(self).fields:
             return self.get(name)
+        if not name.startswith("__") and name in self:
+            return super().__getitem__(name)  # a key added by item assignment
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in type(self).fields:
+        if name in type(self).fields or name in self:
             self[name] = value
         else:
             super().__setattr__(name, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"{type(self).__name__} keys are strings, got {key!r}")
         if key not in self.fields:
-            raise KeyError(f"{type(self).__name__} has no field {key!r}")
+            # v4 lets item assignment add any key (its fill-mask pipeline stores `input_ids` in the
+            # model's output); such keys follow the fields and are attributes too.
+            super().__setitem__(key, value)
+            return
         if value is None:
             self.pop(key, None)
             return
-        # Keep declaration order whatever the order of assignment.
-        rest = {k: v for k, v in self.items() if self.fields.index(k) > self.fields.index(key)}
+        # Keep declaration order whatever the order of assignment; added keys stay last.
+        position = self.fields.index(key)
+        rest = {k: v for k, v in self.items() if k not in self.fields or self.fields.index(k) > position}
         for k in rest:
             super().__delitem__(k)
         super().__setitem__(key, value)

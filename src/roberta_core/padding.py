@@ -218,9 +218,9 @@ class PaddingMixin:
             for key in data:
                 if key in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask", "offset_mapping"):
                     data[key] = _pad_rows(data[key], target, self._pad_value(key), plan["padding_side"] == "left")
-        if return_attention_mask is False:
-            data.pop("attention_mask", None)
-        if single and return_tensors is None:
+        # As v4: return_attention_mask=False makes no mask but keeps (and pads) one the inputs have,
+        # and a single example stays one (tensors without a batch axis).
+        if single:
             data = {k: v[0] for k, v in data.items()}
         return BatchEncoding(data, return_tensors)
 

@@ -64,6 +64,9 @@ __all__ = [
     "read_vocab", "read_merges", "read_tokenizer_json", "validate_vocabulary",
 ]
 
+# v4's decoding keywords beyond the two every tokenizer honours; they change nothing here.
+DECODE_KEYWORDS = frozenset({"spaces_between_special_tokens", "use_source_tokenizer"})
+
 
 class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
     """RoBERTa's tokenizer minus the BPE engine: `<s> A </s>` and `<s> A </s></s> B </s>` sequences.
@@ -74,6 +77,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
 
     is_fast = False
     model_input_names = ["input_ids", "attention_mask"]
+    pad_token_type_id = 0  # RoBERTa has one token type
     tokenizer_class_name = "RobertaTokenizer"
 
     def __init__(
@@ -422,6 +426,17 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             return self._convert_token(tokens)
         return [self._convert_token(t) for t in tokens]
 
+    # v4's per-item converters, which its data collators call (DataCollatorForWholeWordMask):
+    # None for an id outside the vocabulary, as v4 gives.
+    def _convert_id_to_token(self, index: int) -> str | None:
+        index = int(index)
+        if not 0 <= index < len(self):
+            return None
+        return self._added[index].content if index in self._added else self._decoder[index]
+
+    def _convert_token_to_id(self, token: str) -> int:
+        return self._convert_token(token)
+
     def _convert_token(self, token: str) -> int:
         if not isinstance(token, str):
             raise TypeError(f"tokens must be str, got {_describe(token)}")
@@ -436,12 +451,19 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         chunks = [t.encode() if t in added else symbols_to_bytes(t) for t in tokens]
         return b"".join(chunks).decode("utf-8", self.errors)
 
-    def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
+    def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None,
+               **kwargs) -> str:
         """The text of ids. Byte-level BPE is lossless: decode(encode(text)) == text, minus specials
-        and the whitespace that <mask> absorbs."""
+        and the whitespace that <mask> absorbs. `skip_special_tokens` drops the special tokens and
+        the added tokens marked special. v4's other decoding keywords (`spaces_between_special_tokens`,
+        `use_source_tokenizer`) are accepted and change nothing, as in v4's fast tokenizer."""
+        unknown = set(kwargs) - DECODE_KEYWORDS
+        if unknown:
+            raise TypeError(f"decode() got unexpected keyword arguments {sorted(unknown)}; "
+                            f"allowed besides skip_special_tokens, clean_up_tokenization_spaces: {sorted(DECODE_KEYWORDS)}")
         ids = self._check_ids(token_ids)
         if skip_special_tokens:
-            special = set(self.all_special_ids)
+            special = set(self.all_special_ids) | {i for i, t in self._added.items() if t.special}
             ids = [i for i in ids if i not in special]
         id_bytes = self._id_bytes
         text = b"".join([id_bytes[i] for i in ids]).decode("utf-8", self.errors)
@@ -449,10 +471,10 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return self.clean_up_tokenization(text) if clean else text
 
     def batch_decode(self, sequences, skip_special_tokens: bool = False,
-                     clean_up_tokenization_spaces: bool | None = None) -> list[str]:
+                     clean_up_tokenization_spaces: bool | None = None, **kwargs) -> list[str]:
         if not isinstance(sequences, (list, tuple)):
             sequences = list(sequences)  # rows of an array or tensor
-        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in sequences]
+        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for s in sequences]
 
     @staticmethod
     def clean_up_tokenization(text: str) -> str:

@@ -61,7 +61,7 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
     """
 
     is_fast = True
-    tokenizer_class_name = "RobertaTokenizerFast"
+    tokenizer_class_name = "RobertaTokenizer"  # v4 writes the slow class's name for both
 
     def _build_engine(self):
         return self._backend_tokenizer(rust_pretokenizer())  # transformers' RoBERTa pipeline

@@ -620,13 +620,24 @@ def check_state(
         raise ValueError(f"shape mismatch loading {owner}: {listed}")
 
 
-def check_vocab_resize(config: RobertaConfig, new_num_tokens: object) -> int:
+def check_vocab_resize(config: RobertaConfig, new_num_tokens: object, pad_to_multiple_of: object = None) -> int | None:
     """The one argument check of every backend's `resize_token_embeddings`: a positive integer
-    that keeps the special tokens the config names. Returns it."""
+    that keeps the special tokens the config names, rounded up to a multiple of
+    `pad_to_multiple_of` (v4's option; without `new_num_tokens` it rounds the current size).
+    Returns the new size, or None when both are None (v4: nothing to resize)."""
+    if pad_to_multiple_of is not None:
+        if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
+        if new_num_tokens is None:
+            new_num_tokens = config.vocab_size
+    elif new_num_tokens is None:
+        return None
     if isinstance(new_num_tokens, bool) or not isinstance(new_num_tokens, int) or new_num_tokens < 1:
         raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
     for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
         token = getattr(config, name)
         if token is not None and token >= new_num_tokens:
             raise ValueError(f"new_num_tokens={new_num_tokens} would drop {name}={token}; keep at least {token + 1}")
+    if pad_to_multiple_of is not None:
+        new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
     return new_num_tokens

@@ -602,8 +602,8 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
     def __call__(
         self,
         input_ids: Optional[jax.Array] = None,
-        token_type_ids: Optional[jax.Array] = None,
         attention_mask: Optional[jax.Array] = None,
+        token_type_ids: Optional[jax.Array] = None,
         labels: Optional[jax.Array] = None,
         position_ids: Optional[jax.Array] = None,
         head_mask: Optional[jax.Array] = None,
@@ -615,9 +615,9 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
-        labels (B,): the index of the right choice. (v4's argument order: token_type_ids
-        before attention_mask.) `unpad`: see FlaxRobertaModel (choices are often short: it pays;
-        the budget counts the real tokens of every choice)."""
+        labels (B,): the index of the right choice. (v4's argument order in this framework:
+        attention_mask before token_type_ids, unlike PyTorch's.) `unpad`: see FlaxRobertaModel
+        (choices are often short: it pays; the budget counts the real tokens of every choice)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         deterministic = self._deterministic(deterministic)
         if input_ids is not None and jnp.ndim(input_ids) != 3:

@@ -652,6 +652,9 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     # v4's attribute name of the encoder in a head: "roberta_prelayernorm" on the RoBERTa-PreLayerNorm
     # classes (set in `__init__.py`) and on any model built with that config (`__init__`).
     base_model_prefix = "roberta"
+    # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
 
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
@@ -662,6 +665,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         # A family class (`FlaxXLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)
         self.base_model_prefix = config.base_model_prefix
+        # v4's model attribute: where from_pretrained read it (peft records it as an adapter's base model).
+        self.name_or_path = config.name_or_path
         self.dtype = resolve_dtype(dtype)  # computation
         self.param_dtype = self.dtype if param_dtype is None else resolve_dtype(param_dtype)
         # The one check of every backend: None is the default, the other backends' names map here.
@@ -730,12 +735,17 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         embedding table itself (`nnx.Embed.attend`) and owns no decoder kernel, and
         `lm_head.bias` is its only bias, so there is nothing to re-tie after a change."""
 
-    def resize_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> nnx.Embed:
+    def resize_token_embeddings(
+        self, new_num_tokens: Optional[int] = None, pad_to_multiple_of: Optional[int] = None, mean_resizing: bool = True
+    ) -> nnx.Embed:
         """Grow or shrink the vocabulary to `new_num_tokens` rows, keeping the rows both sizes
         share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
-        like fresh weights. The LM head's bias (and an untied decoder) follow."""
-        check_vocab_resize(self.config, new_num_tokens)
+        like fresh weights. The LM head's bias (and an untied decoder) follow. `pad_to_multiple_of`
+        rounds the size up (v4's option); with neither size given, nothing changes (as v4)."""
+        new_num_tokens = check_vocab_resize(self.config, new_num_tokens, pad_to_multiple_of)
+        if new_num_tokens is None:
+            return self.get_input_embeddings()
         old = self.get_input_embeddings()
         keep = min(old.num_embeddings, new_num_tokens)
         rngs = nnx.Rngs(new_num_tokens)
@@ -833,6 +843,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         directory = resolve_pretrained(path, options, prefer="msgpack", config_given=config is not None)
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+            config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,

@@ -467,6 +467,9 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         problem = None
         if labels is not None:
             problem, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+            if self.config.problem_type is None:
+                # As v4's PyTorch class: the first labels seen fix the problem type, which a save keeps.
+                self.config.problem_type = problem
         logits = self.classifier(outputs.last_hidden_state)
         out = SequenceClassifierOutput(
             loss=None if labels is None else sequence_classification_loss(logits, labels, problem),

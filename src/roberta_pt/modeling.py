@@ -555,6 +555,9 @@ class RobertaPreTrainedModel(nn.Module):
     # v4's attribute name of the encoder in a head: "roberta_prelayernorm" on the RoBERTa-PreLayerNorm
     # classes (set in `__init__.py`) and on any model built with that config (`__init__`).
     base_model_prefix = "roberta"
+    # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         if not isinstance(config, RobertaConfig):
@@ -563,6 +566,8 @@ class RobertaPreTrainedModel(nn.Module):
         # A family class (`XLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)
         self.base_model_prefix = config.base_model_prefix
+        # v4's model attribute: where from_pretrained read it (peft records it as an adapter's base model).
+        self.name_or_path = config.name_or_path
         # The one check of every backend: None is the default, the other backends' names map here.
         self.attn_implementation = backends.resolve_attn_implementation("pt", attn_implementation)
 
@@ -638,12 +643,17 @@ class RobertaPreTrainedModel(nn.Module):
             lm_head.decoder.weight = self.get_input_embeddings().weight
         lm_head.decoder.bias = lm_head.bias
 
-    def resize_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> nn.Embedding:
+    def resize_token_embeddings(
+        self, new_num_tokens: Optional[int] = None, pad_to_multiple_of: Optional[int] = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
         """Grow or shrink the vocabulary to `new_num_tokens` rows, keeping the rows both sizes
         share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
-        like fresh weights. The LM head's bias (and an untied decoder) follow."""
-        new_num_tokens = check_vocab_resize(self.config, new_num_tokens)
+        like fresh weights. The LM head's bias (and an untied decoder) follow. `pad_to_multiple_of`
+        rounds the size up (v4's option); with neither size given, nothing changes (as v4)."""
+        new_num_tokens = check_vocab_resize(self.config, new_num_tokens, pad_to_multiple_of)
+        if new_num_tokens is None:
+            return self.get_input_embeddings()
         old = self.get_input_embeddings()
         keep = min(old.num_embeddings, new_num_tokens)
         new = nn.Embedding(new_num_tokens, old.embedding_dim, padding_idx=old.padding_idx,
@@ -737,6 +747,7 @@ class RobertaPreTrainedModel(nn.Module):
         directory = resolve_pretrained(path, options, prefer="safetensors", config_given=config is not None)
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+            config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,

@@ -599,8 +599,8 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
     def call(
         self,
         input_ids: Optional[tf.Tensor] = None,
-        token_type_ids: Optional[tf.Tensor] = None,
         attention_mask: Optional[tf.Tensor] = None,
+        token_type_ids: Optional[tf.Tensor] = None,
         labels: Optional[tf.Tensor] = None,
         position_ids: Optional[tf.Tensor] = None,
         head_mask: Optional[tf.Tensor] = None,
@@ -612,8 +612,9 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:
         """input_ids (B, C, T) or inputs_embeds (B, C, T, H); the other inputs (B, C, T);
-        labels (B,): the index of the right choice. (v4's argument order: token_type_ids
-        before attention_mask.) `unpad`: see TFRobertaModel (choices are often short: it pays)."""
+        labels (B,): the index of the right choice. (v4's argument order in this framework:
+        attention_mask before token_type_ids, unlike PyTorch's.) `unpad`: see TFRobertaModel
+        (choices are often short: it pays)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if input_ids is not None and input_ids.shape.rank != 3:
             raise ValueError(f"input_ids must have shape (batch, choices, length), got {tuple(input_ids.shape)}")

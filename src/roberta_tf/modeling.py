@@ -689,6 +689,9 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     # v4's attribute name of the encoder in a head: "roberta_prelayernorm" on the RoBERTa-PreLayerNorm
     # classes (set in `__init__.py`) and on any model built with that config (`__init__`).
     base_model_prefix = "roberta"
+    # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         if not isinstance(config, RobertaConfig):
@@ -699,6 +702,8 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         # A family class (`TFXLMRobertaForMaskedLM`, ...) sets its model_type; a TFRoberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)
         self.base_model_prefix = config.base_model_prefix
+        # v4's model attribute: where from_pretrained read it (peft records it as an adapter's base model).
+        self.name_or_path = config.name_or_path
         self.attn_implementation = attn_implementation
         # no public API: Keras converts call arguments itself unless told not to (see __call__).
         self._convert_input_args = False
@@ -794,12 +799,17 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         if lm_head is not None and self.config.tie_word_embeddings:
             lm_head.decoder = self.get_input_embeddings()
 
-    def resize_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> keras.layers.Embedding:
+    def resize_token_embeddings(
+        self, new_num_tokens: Optional[int] = None, pad_to_multiple_of: Optional[int] = None, mean_resizing: bool = True
+    ) -> keras.layers.Embedding:
         """Grow or shrink the vocabulary to `new_num_tokens` rows, keeping the rows both sizes
         share. New rows are the mean of the old ones (v4's `mean_resizing`; it keeps the
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
-        like fresh weights. The LM head's bias (and an untied decoder) follow."""
-        new_num_tokens = check_vocab_resize(self.config, new_num_tokens)
+        like fresh weights. The LM head's bias (and an untied decoder) follow. `pad_to_multiple_of`
+        rounds the size up (v4's option); with neither size given, nothing changes (as v4)."""
+        new_num_tokens = check_vocab_resize(self.config, new_num_tokens, pad_to_multiple_of)
+        if new_num_tokens is None:
+            return self.get_input_embeddings()
         table = self.get_input_embeddings()
         old = tf.convert_to_tensor(table.embeddings)
         keep = min(old.shape[0], new_num_tokens)
@@ -890,6 +900,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         directory = resolve_pretrained(path, options, prefer="h5", config_given=config is not None)
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+            config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,

@@ -39,6 +39,32 @@ def test_v4_defaults():
     assert c.label2id == {"LABEL_0": 0, "LABEL_1": 1}
 
 
+# The model-independent fields every v4 PretrainedConfig has (configuration_utils.py of 4.57.6),
+# which v4's pipelines, Trainer and peft read from a model's config.
+V4_COMMON_DEFAULTS = {
+    "name_or_path": "", "_commit_hash": None, "is_encoder_decoder": False, "tie_encoder_decoder": False,
+    "cross_attention_hidden_size": None, "chunk_size_feed_forward": 0, "pruned_heads": {}, "torchscript": False,
+    "finetuning_task": None, "tokenizer_class": None, "prefix": None, "task_specific_params": None,
+    "sep_token_id": None, "decoder_start_token_id": None, "use_bfloat16": False, "tf_legacy_loss": False,
+}
+
+
+def test_v4_common_fields(tmp_path):
+    c = RobertaConfig()
+    for key, value in V4_COMMON_DEFAULTS.items():
+        assert getattr(c, key) == value, key
+    c.pruned_heads[0] = [1]  # a default is the caller's copy
+    assert RobertaConfig().pruned_heads == {} and c.pruned_heads == {}
+    assert not set(V4_COMMON_DEFAULTS) & set(c.to_dict())  # unset: not written
+    set_ = RobertaConfig(sep_token_id=2, task_specific_params={"fill-mask": {"top_k": 3}})
+    set_.save_pretrained(tmp_path)
+    back = RobertaConfig.from_pretrained(tmp_path)
+    assert back.sep_token_id == 2 and back.task_specific_params == {"fill-mask": {"top_k": 3}}
+    assert back.name_or_path == str(tmp_path) and back.copy(num_labels=3).name_or_path == str(tmp_path)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_field'"):
+        c.not_a_field
+
+
 def test_presets_match_published_configs():
     c = RobertaConfig.from_preset("roberta-base")
     for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",

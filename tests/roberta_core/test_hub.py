@@ -112,6 +112,12 @@ def test_config_loads_by_repo_id_revision_and_subfolder_offline(cached):
     assert config.layer_norm_eps != 1e-7
     assert RobertaConfig.from_pretrained(REPO, revision="v2").layer_norm_eps == 1e-7  # a ref to the other commit
     assert RobertaConfig.from_pretrained(REPO, revision=OTHER, num_labels=4).num_labels == 4  # overrides still apply
+    # As v4: the name as given, and the commit of the snapshot read (v4's pipelines pass it on).
+    for options, commit in (({}, COMMIT), ({"revision": "v2"}, OTHER), ({"subfolder": "sub"}, COMMIT)):
+        by_name = RobertaConfig.from_pretrained(REPO, **options)
+        assert (by_name.name_or_path, by_name._commit_hash) == (REPO, commit)
+        assert "_commit_hash" not in by_name.to_dict() and "_name_or_path" not in by_name.to_dict()
+    assert (config.name_or_path, config._commit_hash) == ("", None)
     # huggingface_hub's own cache scanner reads the layout built here as a valid cache.
     import huggingface_hub
 
@@ -153,6 +159,7 @@ def test_models_load_by_repo_id_offline_in_every_backend(cached, backend):
         got = convert.to_canonical(model)
         for key, array in state.items():
             np.testing.assert_array_equal(np.asarray(got[key]), array, err_msg=f"{backend} {options} {key}")
+        assert (model.name_or_path, model.config.name_or_path, model.config._commit_hash) == (REPO, REPO, COMMIT)
     with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model"):
         runtime.load_model(backend, "masked_lm", "no-such-org/no-such-model")
 

@@ -31,6 +31,25 @@ def test_output_access_like_v4():
         QuestionAnsweringModelOutput().logits
 
 
+def test_item_assignment_adds_keys_like_v4():
+    # v4's fill-mask pipeline stores `input_ids` in the model's output before post-processing.
+    out = MaskedLMOutput(logits="L")
+    out["input_ids"] = "ids"
+    assert list(out) == ["logits", "input_ids"] and out.input_ids == "ids" and out.to_tuple() == ("L", "ids")
+    out.loss = "x"  # a field set later still takes its place; added keys stay last
+    assert list(out.items()) == [("loss", "x"), ("logits", "L"), ("input_ids", "ids")] and out[2] == "ids"
+    out.input_ids = "other"  # an added key is an attribute too, as in v4
+    assert out["input_ids"] == "other"
+    for copy in (pickle.loads(pickle.dumps(out)), MaskedLMOutput((k, v) for k, v in out.items())):
+        assert type(copy) is MaskedLMOutput and list(copy.items()) == list(out.items())
+    with pytest.raises(TypeError, match="no field"):
+        MaskedLMOutput(logits="L", input_ids="ids")  # keywords are the fields only (v4: a dataclass)
+    with pytest.raises(TypeError, match="strings"):
+        out[None] = 1
+    with pytest.raises(AttributeError):
+        out.anything_else
+
+
 def test_forward_input_checks():
     c = tiny_config()
     assert check_forward_inputs(c, input_ids=(2, 5), attention_mask=(2, 5)) == (2, 5)

@@ -593,3 +593,30 @@ def test_chunk_spans_cut_between_pre_tokens(text, size, added, expected):
     spans = chunk_spans(text, size, added)
     assert [text[a:b] for a, b in spans] == expected
     assert spans[0][0] == 0 and spans[-1][1] == len(text) and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+@BOTH
+def test_v4_helpers_that_collators_and_pipelines_call(loaded, cls, tmp_path):
+    """Expected values are v4's (4.57.6, fast and slow alike), worked out from its rules: decode's
+    skip_special_tokens drops added tokens marked special; `_convert_id_to_token` gives None past
+    the vocabulary; `pad` keeps one example unbatched; TensorFlow tensors are int32."""
+    tok = cls.from_pretrained(DATA)
+    tok.add_tokens(["<spec1>"], special_tokens=True)
+    ids = tok("a <spec1> end")["input_ids"]
+    assert ids[3] == len(loaded[cls]) and tok._convert_id_to_token(ids[2]) == "Ġ"
+    assert tok.decode(ids, skip_special_tokens=True) == "a  end"
+    assert tok.batch_decode([ids], skip_special_tokens=True, spaces_between_special_tokens=False) == ["a  end"]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        tok.decode(ids, skip_special_token=True)  # a misspelling is not silently ignored
+    assert tok._convert_id_to_token(0) == "<s>" and tok._convert_id_to_token(len(tok)) is None
+    assert tok._convert_token_to_id("<spec1>") == ids[3] and tok.pad_token_type_id == 0
+    one = tok.pad({"input_ids": [0, 5, 2], "labels": 1}, padding="max_length", max_length=6, return_tensors="np")
+    assert one["input_ids"].tolist() == [0, 5, 2, 1, 1, 1] and one["attention_mask"].tolist() == [1, 1, 1, 0, 0, 0]
+    assert one["labels"].shape == ()
+    kept = tok.pad([{"input_ids": [0, 5, 2], "attention_mask": [1, 1, 0]}], padding="max_length", max_length=5,
+                   return_attention_mask=False)
+    assert kept["attention_mask"] == [[1, 1, 0, 0, 0]]  # the mask given is kept, and padded with the ids
+    tok.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["tokenizer_class"] == "RobertaTokenizer"
+    tf = pytest.importorskip("tensorflow")
+    assert tok("hi", return_tensors="tf")["input_ids"].dtype == tf.int32

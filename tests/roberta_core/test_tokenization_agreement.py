@@ -267,6 +267,35 @@ def test_fast_matches_the_tokenizers_pipeline(pairs, reference, texts, pair_text
         assert [o for o, i in zip(row, e.ids) if i not in added] == [o for o, i in zip(e.offsets, e.ids) if i not in added]
 
 
+ENCODING_CASES = [("Hello world",), ("Hi there", "Bob  went home."), ("Ada Lovelace met Charles Babbage.", "Who met Ada?"),
+                  ("  spaces, and punctuation!! 42",)]
+
+
+@pytest.mark.parametrize("texts", ENCODING_CASES, ids=["single", "pair", "pair-long", "spaces"])
+@pytest.mark.parametrize("which", [0, 1], ids=["slow", "fast"])
+def test_encodings_answer_like_tokenizers_encodings(pairs, reference, texts, which):
+    """`encodings[i]` has the `tokenizers.Encoding` accessors that v4's pipelines call (the
+    question-answering pipeline maps its answer to words with token_to_word and word_to_chars),
+    with the Encoding's answers: tuples, and None for pads, special tokens and indices past the end."""
+    tok = pairs["default"][which]
+    ours = tok(*texts, padding="max_length", max_length=24).encodings[0]
+    reference.no_truncation()
+    reference.enable_padding(pad_id=1, pad_token="<pad>", length=24)
+    theirs = reference.encode(*texts)
+    reference.no_padding()
+    assert len(ours) == len(theirs) == 24
+    for t in range(len(theirs) + 2):
+        for name in ("token_to_sequence", "token_to_word", "token_to_chars"):
+            assert getattr(ours, name)(t) == getattr(theirs, name)(t), (name, t)
+    for s in range(len(texts)):
+        for i in range(max(map(len, texts)) + 2):
+            for name in ("word_to_tokens", "word_to_chars", "char_to_token", "char_to_word"):
+                assert getattr(ours, name)(i, s) == getattr(theirs, name)(i, s), (name, i, s)
+    assert ours.word_to_chars(1) == theirs.word_to_chars(1) and ours.char_to_token(1) == theirs.char_to_token(1)
+    with pytest.raises(ValueError, match="token_index"):
+        ours.token_to_word(-1)
+
+
 # ----------------------------------------------------------------------------- long texts in pieces
 
 

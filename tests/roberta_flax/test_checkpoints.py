@@ -179,6 +179,10 @@ def test_resize_token_embeddings():
     assert sorted(to_canonical(model)) == sorted(state)  # the same keys, new shapes
     with pytest.raises(ValueError, match="pad_token_id"):
         model.resize_token_embeddings(1)
+    # v4's other forms: no size is no change; pad_to_multiple_of rounds up (the current size without one).
+    assert model.resize_token_embeddings() is model.get_input_embeddings() and model.config.vocab_size == 103
+    model.resize_token_embeddings(pad_to_multiple_of=8)
+    assert model.config.vocab_size == 104 and np.asarray(model.lm_head.bias[...]).shape == (104,)
 
 
 def test_gradient_checkpointing_switch():

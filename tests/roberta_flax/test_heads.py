@@ -373,3 +373,16 @@ def test_non_float_inputs_embeds_are_refused(dtype):
     choice, _ = build("multiple_choice", tiny_config(num_labels=3))
     with pytest.raises(TypeError, match=words):
         choice(inputs_embeds=embeds[:, None])
+
+
+def test_multiple_choice_takes_v4_flaxs_positional_order():
+    # v4's FlaxRobertaForMultipleChoice.__call__(input_ids, attention_mask, token_type_ids, ...):
+    # unlike the PyTorch class, the mask comes second. A positional call must mean what it meant there.
+    model, _ = build("multiple_choice", tiny_config(type_vocab_size=2))
+    ids, mask = padded_batch(model.config, lengths=(7, 5, 2))
+    ids, mask = ids[None], mask[None]  # (1, 3 choices, T)
+    types = (np.arange(ids.shape[-1]) >= 3).astype(np.int64)[None, None].repeat(3, 1)
+    by_name = np.asarray(model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits)
+    np.testing.assert_array_equal(np.asarray(model(ids, mask, types).logits), by_name)
+    swapped = np.asarray(model(input_ids=ids, attention_mask=types, token_type_ids=mask).logits)
+    assert not np.allclose(swapped, by_name)

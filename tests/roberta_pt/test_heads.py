@@ -288,6 +288,13 @@ def test_resize_token_embeddings_keeps_rows_and_ties():
         model(input_ids=torch.tensor([[0, 60]]))
     with pytest.raises(ValueError, match="eos_token_id"):
         model.resize_token_embeddings(2)
+    # v4's other forms: no size is no change; pad_to_multiple_of rounds up (the current size without one).
+    assert model.resize_token_embeddings() is model.get_input_embeddings() and model.config.vocab_size == 50
+    assert model.resize_token_embeddings(pad_to_multiple_of=16).weight.shape == (64, config.hidden_size)
+    assert model.resize_token_embeddings(65, pad_to_multiple_of=8).weight.shape == (72, config.hidden_size)
+    assert model.config.vocab_size == 72 and model.lm_head.bias.shape == (72,)
+    with pytest.raises(ValueError, match="pad_to_multiple_of"):
+        model.resize_token_embeddings(pad_to_multiple_of=0)
 
 
 def test_untied_decoder_and_set_input_embeddings():

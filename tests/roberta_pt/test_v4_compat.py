@@ -286,6 +286,23 @@ def test_merged_lora_checkpoint_loads_in_every_backend(tmp_path):
     assert "pt" in ran
 
 
+def test_peft_adapter_saves_and_loads_onto_a_fresh_base(tmp_path):
+    # The usual v4 + peft round trip: train, save the adapter alone, later load it onto the base
+    # checkpoint read again. peft records where the base came from (the model's name_or_path).
+    peft = pytest.importorskip("peft")
+    config = tiny_config(num_labels=3)
+    path, state = _saved(tmp_path, "sequence_classification", config)
+    wrapped = _peft_lora(RobertaForSequenceClassification.from_pretrained(path), task_type="SEQ_CLS")
+    by_hand = _with_lora_delta(config, state, wrapped, scaling=8 / 4)
+    wrapped.save_pretrained(tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str(path) and saved["target_modules"] in (["query", "value"], ["value", "query"])
+    loaded = peft.PeftModel.from_pretrained(RobertaForSequenceClassification.from_pretrained(path), tmp_path / "adapter")
+    ref = run_reference(config, by_hand, "sequence_classification", input_ids=IDS, attention_mask=MASK)["logits"]
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded.eval()(input_ids=IDS, attention_mask=MASK).logits.numpy(), ref, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_forward_hooks_on_query_fire_in_training_and_evaluation(train):
     config = tiny_config(num_labels=3)
@@ -334,3 +351,20 @@ def test_dynamic_quantization_runs_with_and_without_gradients(grad):
     ref = run_reference(config, state, "sequence_classification", input_ids=IDS, attention_mask=MASK)["logits"]
     rel = np.linalg.norm(logits.detach().numpy() - ref) / np.linalg.norm(ref)
     assert rel < 5e-2, rel
+
+
+@pytest.mark.parametrize("num_labels, labels, expected", [
+    (3, torch.tensor([0, 2]), "single_label_classification"),
+    (3, torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]), "multi_label_classification"),
+    (1, torch.tensor([0.5, -1.0]), "regression"),
+])
+def test_labels_fix_the_problem_type_and_a_save_keeps_it(tmp_path, num_labels, labels, expected):
+    # v4's RobertaForSequenceClassification records the problem type its first labels imply.
+    model, _ = build("sequence_classification", tiny_config(num_labels=num_labels))
+    assert model.config.problem_type is None
+    model(IDS, MASK)
+    assert model.config.problem_type is None  # no labels, nothing learned
+    model(IDS, MASK, labels=labels)
+    assert model.config.problem_type == expected
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["problem_type"] == expected

@@ -229,6 +229,10 @@ def test_resize_token_embeddings_keeps_rows_and_ties():
     assert model(input_ids=ids).logits.shape == (3, 7, 110)
     with pytest.raises(ValueError, match="would drop eos_token_id=2"):
         model.resize_token_embeddings(2)
+    # v4's other forms: no size is no change; pad_to_multiple_of rounds up (the current size without one).
+    assert model.resize_token_embeddings() is model.get_input_embeddings() and model.config.vocab_size == 110
+    model.resize_token_embeddings(pad_to_multiple_of=16)
+    assert model.config.vocab_size == 112 and to_canonical(model)["lm_head.bias"].shape == (112,)
     untied = tiny_config(tie_word_embeddings=False)
     model, state = build("masked_lm", untied)
     model.resize_token_embeddings(90, mean_resizing=False)
@@ -279,3 +283,16 @@ def test_query_key_value_are_called_as_layers_in_training():
     grad = tape.gradient(loss, attention.query.kernel)
     assert seen == {name: [(3, 7, config.hidden_size)] for name in seen}
     assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
+
+
+def test_multiple_choice_takes_v4_tfs_positional_order():
+    # v4's TFRobertaForMultipleChoice.call(input_ids, attention_mask, token_type_ids, ...): unlike
+    # the PyTorch class, the mask comes second. A positional call must mean what it meant there.
+    model, _ = build("multiple_choice", tiny_config(type_vocab_size=2))
+    ids, mask = padded_batch(model.config, lengths=(7, 5, 2))
+    ids, mask = ids[None], mask[None]  # (1, 3 choices, T)
+    types = (np.arange(ids.shape[-1]) >= 3).astype(np.int64)[None, None].repeat(3, 1)
+    by_name = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.numpy()
+    np.testing.assert_array_equal(model(ids, mask, types).logits.numpy(), by_name)
+    swapped = model(input_ids=ids, attention_mask=types, token_type_ids=mask).logits.numpy()
+    assert not np.allclose(swapped, by_name)
