@@ -12,7 +12,6 @@ import copy
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -386,7 +385,7 @@ class RobertaConfig:
         such as `roberta-base` is a Hub id here, never a preset (presets: `from_preset`). The
         Hub keywords (`revision`, `cache_dir`, `local_files_only`, `token`, `subfolder`, ...) say
         where to look; the other keywords override config fields."""
-        from .hub import hub_options, resolve_pretrained  # imports huggingface_hub only for a repo id
+        from .hub import hub_options, resolve_pretrained, snapshot_commit  # imports huggingface_hub only for a repo id
 
         options = hub_options(overrides)
         overrides = {k: v for k, v in overrides.items() if k not in options}
@@ -435,16 +434,6 @@ class RobertaConfig:
             if name in self.__dict__:
                 object.__setattr__(new, name, self.__dict__[name])
         return new
-
-
-def snapshot_commit(path: str | os.PathLike) -> str | None:
-    """The commit of a file or folder inside a Hugging Face cache snapshot
-    (`.../snapshots/<40 hex digits>/...`), else None."""
-    parts = Path(path).parts
-    for i, part in enumerate(parts[:-1]):
-        if part == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[i + 1]):
-            return parts[i + 1]
-    return None
 
 
 def parameter_count(config: RobertaConfig, head: str | None = None) -> int:

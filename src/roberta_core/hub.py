@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 __all__ = [
     "HUB_OPTIONS", "TOKENIZER_FILES", "resolve_pretrained", "hub_options", "is_hub_id", "cache_folder", "offline",
-    "push_to_hub", "upload_token",
+    "push_to_hub", "upload_token", "snapshot_commit",
 ]
 
 # The `from_pretrained` keywords that say where a name is fetched from (v4's names;
@@ -317,3 +318,13 @@ def push_to_hub(
         repo_id=repo_id, folder_path=directory, token=token, revision=revision, create_pr=create_pr,
         commit_message=commit_message or "Upload model (roberta3)",
     )
+
+
+def snapshot_commit(path: str | os.PathLike) -> str | None:
+    """The commit of a file or folder inside a Hugging Face cache snapshot
+    (`.../snapshots/<40 hex digits>/...`), else None."""
+    parts = Path(path).parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", parts[i + 1]):
+            return parts[i + 1]
+    return None

@@ -417,7 +417,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         single = isinstance(ids, int) and not isinstance(ids, bool)
         checked = self._check_ids(ids)
         skip = set(self.all_special_ids) if skip_special_tokens else ()
-        tokens = [self._added[i].content if i in self._added else self._decoder[i] for i in checked if i not in skip]
+        tokens = [self._convert_id_to_token(i) for i in checked if i not in skip]
         return tokens[0] if single else tokens
 
     def convert_tokens_to_ids(self, tokens):
