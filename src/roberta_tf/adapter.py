@@ -65,7 +65,7 @@ class Adapter:
             kwargs = {k: self._native(v, dtype) for k, v in inputs.items()}
             if past is not None:
                 kwargs["past_key_values"] = past
-            return model(**kwargs, training=False)
+            return _mean_loss(model(**kwargs, training=False))
 
     def to_numpy(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Every output field as float64 NumPy (per-layer fields as tuples)."""
@@ -77,7 +77,7 @@ class Adapter:
         with tf.device(self.device):
             kwargs = {k: self._native(v, "float32") for k, v in inputs.items()}
             with tf.GradientTape() as tape:
-                value = objective(model(**kwargs, training=False))
+                value = objective(_mean_loss(model(**kwargs, training=False)))
             variables = model.trainable_variables
             grads = tape.gradient(value, variables)
             for var, grad in zip(variables, grads):  # the gradients where the parameters were
@@ -87,3 +87,11 @@ class Adapter:
     def weighted_sum(self, tensor, weights: np.ndarray):
         """sum(tensor * weights) as a scalar of this framework (the objective of a head without a loss)."""
         return tf.reduce_sum(tensor * tf.constant(weights, dtype=tensor.dtype))
+
+
+def _mean_loss(outputs):
+    """The heads return v4 TF's loss shapes ((1,) or per example (B,)); the contract compares the
+    mean, the scalar the other backends return."""
+    if "loss" in outputs:
+        outputs["loss"] = tf.reduce_mean(outputs["loss"])
+    return outputs

@@ -40,6 +40,7 @@ from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
 from .unpad import Packing, _true_first, pack, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
+    "cross_entropy_per_example",
     "masked_lm_loss",
     "causal_lm_loss",
     "sequence_classification_loss",
@@ -58,65 +59,84 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- losses
+# Shapes as v4's TF heads return them: (1,) for the token-level heads (the mean over the labelled
+# tokens), (B,) per example for sequence classification, multiple choice and QA. Their mean is
+# the scalar PyTorch's and Flax's heads return (what Keras' `fit` and our trainer minimise): an
+# example whose label is ignored (-100, a QA position outside the sequence) contributes 0, and the
+# others are scaled by B / (examples kept), which is 1 when none is ignored (v4's values exactly).
 
-def cross_entropy(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
-    """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
-    mean would give) when every target is ignored. logits (N, K), targets (N,) -> scalar.
+def cross_entropy_per_example(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
+    """Cross-entropy of each row, 0 where the target is `ignore_index` and the others scaled by
+    N / (rows kept), so that the mean is `cross_entropy`. logits (N, K), targets (N,) -> (N,).
     Computed in float32 whatever the logits' dtype."""
     targets = tf.cast(targets, tf.int32)
     keep = tf.not_equal(targets, tf.cast(ignore_index, tf.int32))
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.where(keep, targets, 0), logits=tf.cast(logits, tf.float32)
     )
-    total = tf.reduce_sum(tf.where(keep, losses, 0.0))
-    return total / tf.maximum(tf.reduce_sum(tf.cast(keep, tf.float32)), 1.0)
+    rows = tf.cast(tf.size(targets), tf.float32)
+    scale = rows / tf.maximum(tf.reduce_sum(tf.cast(keep, tf.float32)), 1.0)
+    return tf.where(keep, losses * scale, 0.0)
+
+
+def cross_entropy(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
+    """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
+    mean would give) when every target is ignored or there is none. logits (N, K), targets (N,) -> scalar."""
+    rows = tf.cast(tf.size(targets), tf.float32)
+    return tf.reduce_sum(cross_entropy_per_example(logits, targets, ignore_index)) / tf.maximum(rows, 1.0)
 
 
 def masked_lm_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Masked LM: cross-entropy over the positions whose label is not -100. (B, T, V), (B, T) -> scalar."""
-    return cross_entropy(tf.reshape(logits, (-1, tf.shape(logits)[-1])), tf.reshape(labels, (-1,)))
+    """Masked LM: cross-entropy over the positions whose label is not -100. (B, T, V), (B, T) -> (1,)."""
+    return tf.reshape(cross_entropy(tf.reshape(logits, (-1, tf.shape(logits)[-1])), tf.reshape(labels, (-1,))), (1,))
 
 
 def causal_lm_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Causal LM: the logits at position t predict the label at t + 1 (labels are the inputs,
-    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> scalar."""
+    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> (1,)."""
     return masked_lm_loss(logits[:, :-1], labels[:, 1:])
 
 
 def sequence_classification_loss(logits: tf.Tensor, labels: tf.Tensor, problem_type: str) -> tf.Tensor:
-    """By problem type: 'regression' mean squared error (one label: logits and labels squeezed),
-    'single_label_classification' cross-entropy (-100 ignored), 'multi_label_classification'
-    mean binary cross-entropy with logits over every (example, label). logits (B, L) -> scalar."""
+    """Per example, by problem type: 'regression' squared error (mean over the labels),
+    'single_label_classification' cross-entropy (-100 ignored, see above), 'multi_label_classification'
+    binary cross-entropy with logits (mean over the labels). logits (B, L) -> (B,)."""
     logits32 = tf.cast(logits, tf.float32)
     if problem_type == "regression":
-        targets = tf.cast(labels, tf.float32)
-        if logits.shape[-1] == 1:
-            logits32, targets = tf.squeeze(logits32), tf.squeeze(targets)
-        return tf.reduce_mean(tf.square(logits32 - targets))
+        targets = tf.reshape(tf.cast(labels, tf.float32), tf.shape(logits32))
+        return tf.reduce_mean(tf.square(logits32 - targets), axis=-1)
     if problem_type == "single_label_classification":
-        return cross_entropy(logits, tf.reshape(labels, (-1,)))
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits32))
+        return cross_entropy_per_example(logits, tf.reshape(labels, (-1,)))
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits32)
+    return tf.reduce_mean(bce, axis=-1)
 
 
 def multiple_choice_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Cross-entropy over the choices. logits (B, C), labels (B,) -> scalar."""
-    return cross_entropy(logits, labels)
+    """Cross-entropy over the choices, per example. logits (B, C), labels (B,) -> (B,)."""
+    return cross_entropy_per_example(logits, labels)
 
 
 def token_classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-    """Cross-entropy per token, -100 ignored. (B, T, L), (B, T) -> scalar."""
+    """Cross-entropy per token, -100 ignored, averaged. (B, T, L), (B, T) -> (1,)."""
     return masked_lm_loss(logits, labels)
 
 
 def question_answering_loss(
     start_logits: tf.Tensor, end_logits: tf.Tensor, start_positions: tf.Tensor, end_positions: tf.Tensor
 ) -> tf.Tensor:
-    """Mean of the start and end cross-entropies. Positions outside the sequence are clamped to
-    T, which is ignored (an answer truncated away teaches nothing). (B, T) logits, (B,) positions."""
+    """Per example, the mean of the start and end cross-entropies. Positions outside the sequence
+    are clamped to T, which is ignored (an answer truncated away teaches nothing; see above).
+    (B, T) logits, (B,) positions -> (B,)."""
     T = tf.shape(start_logits)[1]
     start = tf.clip_by_value(tf.reshape(tf.cast(start_positions, tf.int32), (-1,)), 0, T)
     end = tf.clip_by_value(tf.reshape(tf.cast(end_positions, tf.int32), (-1,)), 0, T)
-    return (cross_entropy(start_logits, start, ignore_index=T) + cross_entropy(end_logits, end, ignore_index=T)) / 2
+    starts = cross_entropy_per_example(start_logits, start, ignore_index=T)
+    return (starts + cross_entropy_per_example(end_logits, end, ignore_index=T)) / 2
+
+
+def _logits_of(outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
+    """v4 TF's `hf_compute_loss(labels, logits)` took the logits; ours also takes the outputs."""
+    return outputs["logits"] if isinstance(outputs, Mapping) else outputs
 
 
 def _check_labels(head: str, config: RobertaConfig, labels: tf.Tensor, batch: int, length: int,
@@ -251,9 +271,10 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
     def build(self, input_shape=None):
         self.lm_head.build()
 
-    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        _, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
-        return causal_lm_loss(outputs["logits"], labels)
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
+        logits = _logits_of(outputs)
+        _, labels = _check_labels(self.head, self.config, labels, *shape_of(logits)[:2])
+        return causal_lm_loss(logits, labels)
 
     def call(
         self,
@@ -432,9 +453,10 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
     def build(self, input_shape=None):
         self.lm_head.build()
 
-    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        _, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
-        return masked_lm_loss(outputs["logits"], labels)
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
+        logits = _logits_of(outputs)
+        _, labels = _check_labels(self.head, self.config, labels, *shape_of(logits)[:2])
+        return masked_lm_loss(logits, labels)
 
     def call(
         self,
@@ -478,7 +500,8 @@ class TFRobertaForMaskedLM(TFRobertaPreTrainedModel):
         out = MaskedLMOutput(hidden_states=outputs.hidden_states, attentions=outputs.attentions)
         if rows is not None:
             _, labels = _check_labels(self.head, self.config, labels, *shape_of(hidden)[:2])
-            out.logits, out.loss = self._labelled_logits(hidden, labels, rows)
+            out.logits, loss = self._labelled_logits(hidden, labels, rows)
+            out.loss = tf.reshape(loss, (1,))
         else:
             out.logits = _per_token(self.lm_head, hidden, packing_for(attention_mask, unpad))
             if labels is not None:
@@ -534,9 +557,10 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
     def build(self, input_shape=None):
         self.classifier.build()
 
-    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        problem, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
-        return sequence_classification_loss(outputs["logits"], labels, problem)
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
+        logits = _logits_of(outputs)
+        problem, labels = _check_labels(self.head, self.config, labels, *shape_of(logits)[:2])
+        return sequence_classification_loss(logits, labels, problem)
 
     def call(
         self,
@@ -591,10 +615,11 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
     def build(self, input_shape=None):
         self.classifier.build((None, self.config.hidden_size))
 
-    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        B, C = shape_of(outputs["logits"])
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
+        logits = _logits_of(outputs)
+        B, C = shape_of(logits)
         _, labels = _check_labels(self.head, self.config, labels, B, 1, num_choices=C)
-        return multiple_choice_loss(outputs["logits"], labels)
+        return multiple_choice_loss(logits, labels)
 
     def call(
         self,
@@ -679,9 +704,10 @@ class TFRobertaForTokenClassification(TFRobertaPreTrainedModel):
     def build(self, input_shape=None):
         self.classifier.build((None, None, self.config.hidden_size))
 
-    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any]) -> tf.Tensor:
-        _, labels = _check_labels(self.head, self.config, labels, *shape_of(outputs["logits"])[:2])
-        return token_classification_loss(outputs["logits"], labels)
+    def hf_compute_loss(self, labels: tf.Tensor, outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
+        logits = _logits_of(outputs)
+        _, labels = _check_labels(self.head, self.config, labels, *shape_of(logits)[:2])
+        return token_classification_loss(logits, labels)
 
     def call(
         self,
@@ -737,14 +763,17 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
     def build(self, input_shape=None):
         self.qa_outputs.build((None, None, self.config.hidden_size))
 
-    def hf_compute_loss(self, labels: Mapping[str, tf.Tensor], outputs: Mapping[str, Any]) -> tf.Tensor:
-        """labels: {'start_positions': (B,), 'end_positions': (B,)}."""
-        batch, length = shape_of(outputs["start_logits"])
+    def hf_compute_loss(self, labels: Mapping[str, tf.Tensor], outputs: Mapping[str, Any] | tuple) -> tf.Tensor:
+        """labels: {'start_positions': (B,), 'end_positions': (B,)} (or v4's 'start_position' /
+        'end_position'); outputs: ours, or v4's (start_logits, end_logits)."""
+        if isinstance(outputs, Mapping):
+            outputs = (outputs["start_logits"], outputs["end_logits"])
+        batch, length = shape_of(outputs[0])
         positions = [
-            _check_labels(self.head, self.config, labels[name], batch, length)[1]
+            _check_labels(self.head, self.config, labels[name] if name in labels else labels[name[:-1]], batch, length)[1]
             for name in ("start_positions", "end_positions")
         ]
-        return question_answering_loss(outputs["start_logits"], outputs["end_logits"], *positions)
+        return question_answering_loss(*outputs, *positions)
 
     def call(
         self,

@@ -989,8 +989,9 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             return outputs["start_logits"], outputs["end_logits"]
         return outputs["logits"] if "logits" in outputs else outputs["last_hidden_state"]
 
-    def hf_compute_loss(self, labels: Any, outputs: Mapping[str, Any]) -> tf.Tensor:
-        """The head's own loss of `outputs` against `labels` (v4 TF's name for it)."""
+    def hf_compute_loss(self, labels: Any, outputs: Any) -> tf.Tensor:
+        """The head's own loss of `outputs` (or v4's argument, the logits) against `labels` (v4 TF's
+        name for it), shaped as v4's: (1,) for the token-level heads, (B,) for the others."""
         raise NotImplementedError(f"{type(self).__name__} has no loss of its own; give compile() a loss")
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -1006,6 +1007,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             loss = self.hf_compute_loss(y, y_pred)
         else:
             return super().compute_loss(x, y, self._predictions(y_pred), sample_weight, training)
+        loss = tf.reduce_mean(loss)  # the heads' losses are per example or (1,), as v4's
         for extra in self.losses:
             loss = loss + self._aggregate_additional_loss(extra)
         return loss

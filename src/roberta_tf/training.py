@@ -116,7 +116,7 @@ class TFTrainer:
 
         def replica(inputs, share):
             with tf.GradientTape() as tape:
-                loss = tf.cast(self.model(**inputs, **self.fast, training=True).loss, tf.float32)
+                loss = tf.reduce_mean(tf.cast(self.model(**inputs, **self.fast, training=True).loss, tf.float32))
                 weighted = loss * share
             grads = tape.gradient(weighted, list(self.names.values()))
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, self.names.values())]

@@ -110,7 +110,7 @@ def test_inside_tf_function_values_fail_an_assertion_with_the_same_words(mlm, ba
 
     @tf.function
     def loss(input_ids, labels):
-        return mlm(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        return tf.reduce_mean(mlm(input_ids=input_ids, attention_mask=mask, labels=labels).loss)
 
     assert np.isfinite(float(loss(ids, labels)))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"input_ids must be in 0\.\.99"):

@@ -16,7 +16,7 @@ from roberta_tf.convert import from_canonical, to_canonical
 from roberta_tf.modeling import ACT2FN, position_ids_from_input_ids
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, random_state, rel_err, tiny_config
 
-from .common import CLASSES, build, inputs_for
+from .common import CLASSES, build, inputs_for, mean_loss
 
 LIST_FIELDS = ("hidden_states", "attentions", "cross_attentions", "past_key_values")
 
@@ -25,7 +25,7 @@ def assert_matches_reference(out, ref, bar=1e-5):
     """Every field the reference gives is present and within `bar` relative error (ARCHITECTURE §5)."""
     assert set(ref) <= set(out), f"missing fields {set(ref) - set(out)}"
     for name, want in ref.items():
-        got = out[name]
+        got = mean_loss(out[name]) if name == "loss" else out[name]
         if name in LIST_FIELDS:
             flat_got, flat_want = tf.nest.flatten(got), tf.nest.flatten(want)
             assert len(flat_got) == len(flat_want), name
@@ -117,11 +117,11 @@ def test_losses_are_zero_not_nan_when_every_label_is_ignored():
     config = tiny_config()
     ids, mask = padded_batch(config)
     mlm, _ = build("masked_lm", config)
-    assert float(mlm(input_ids=ids, labels=np.full_like(ids, -100)).loss) == 0.0
+    assert mlm(input_ids=ids, labels=np.full_like(ids, -100)).loss.numpy().tolist() == [0.0]
     qa, _ = build("question_answering", config)
     T = ids.shape[1]
     loss = qa(input_ids=ids, start_positions=np.full(3, T + 1), end_positions=np.full(3, 99)).loss
-    assert float(loss) == 0.0
+    assert loss.numpy().tolist() == [0.0, 0.0, 0.0]
 
 
 def test_inputs_embeds_and_token_types_match_the_reference():
@@ -257,7 +257,9 @@ def test_logits_equal_the_pytorch_backend(head):
         want = pt_model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
     got = model(**inputs)
     for name, value in want.items():
-        if name != "past_key_values":
+        if name == "loss":  # v4 TF's shape, (1,) or per example: the mean is PyTorch's scalar
+            assert_close(mean_loss(got[name]), value.numpy(), what=f"{head} {name}")
+        elif name != "past_key_values":
             assert_close(got[name], value.numpy(), what=f"{head} {name}")
 
 
@@ -279,7 +281,7 @@ def test_query_key_value_are_called_as_layers_in_training():
         layer.call = hook
     labels = np.where(mask == 1, ids, -100)
     with tf.GradientTape() as tape:
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels, training=True).loss
+        loss = mean_loss(model(input_ids=ids, attention_mask=mask, labels=labels, training=True).loss)
     grad = tape.gradient(loss, attention.query.kernel)
     assert seen == {name: [(3, 7, config.hidden_size)] for name in seen}
     assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
@@ -296,3 +298,49 @@ def test_multiple_choice_takes_v4_tfs_positional_order():
     np.testing.assert_array_equal(model(ids, mask, types).logits.numpy(), by_name)
     swapped = model(input_ids=ids, attention_mask=types, token_type_ids=mask).logits.numpy()
     assert not np.allclose(swapped, by_name)
+
+
+def _log_softmax(x):
+    x = np.asarray(x, np.float64)
+    return x - np.logaddexp.reduce(x, axis=-1, keepdims=True)
+
+
+def test_losses_have_v4_tfs_shapes_and_per_example_values():
+    """v4's TF heads return per-example losses (B,) for sequence classification, multiple choice
+    and QA, and (1,) for the token-level heads; expected values by hand from the logits. Their
+    mean is the scalar of the other backends, also when a label is ignored."""
+    config = config_for("sequence_classification")
+    ids, mask = padded_batch(config)
+    seqcls, _ = build("sequence_classification", config)
+    labels = np.array([2, 0, 1])
+    out = seqcls(input_ids=ids, attention_mask=mask, labels=labels)
+    want = -_log_softmax(out.logits.numpy())[np.arange(3), labels]
+    assert out.loss.shape == (3,)
+    np.testing.assert_allclose(out.loss.numpy(), want, rtol=1e-5)
+    # v4's own argument, the logits, works too (and our output mapping).
+    np.testing.assert_allclose(seqcls.hf_compute_loss(labels, out.logits).numpy(), want, rtol=1e-5)
+    ignored = seqcls(input_ids=ids, attention_mask=mask, labels=np.array([2, -100, 1])).loss.numpy()
+    np.testing.assert_allclose(ignored, [want[0] * 1.5, 0.0, want[2] * 1.5], rtol=1e-5)  # B / kept = 3 / 2
+    assert ignored.mean() == pytest.approx(want[[0, 2]].mean(), rel=1e-5)
+
+    mc, _ = build("multiple_choice", config)
+    inputs = inputs_for(config, "multiple_choice")
+    out = mc(**inputs)
+    assert out.loss.shape == (2,)
+    np.testing.assert_allclose(out.loss.numpy(), -_log_softmax(out.logits.numpy())[[0, 1], inputs["labels"]], rtol=1e-5)
+
+    qa_config = config_for("question_answering")
+    qa, _ = build("question_answering", qa_config)
+    start, end = np.array([1, 2, 0]), np.array([3, 4, 1])
+    out = qa(input_ids=ids, attention_mask=mask, start_positions=start, end_positions=end)
+    s, e = _log_softmax(out.start_logits.numpy()), _log_softmax(out.end_logits.numpy())
+    want = -(s[np.arange(3), start] + e[np.arange(3), end]) / 2
+    assert out.loss.shape == (3,)
+    np.testing.assert_allclose(out.loss.numpy(), want, rtol=1e-5)
+    v4_keys = qa.hf_compute_loss({"start_position": start, "end_position": end}, (out.start_logits, out.end_logits))
+    np.testing.assert_allclose(v4_keys.numpy(), want, rtol=1e-5)
+
+    for head in ("masked_lm", "causal_lm", "token_classification"):
+        head_config = config_for(head)
+        model, _ = build(head, head_config)
+        assert model(**inputs_for(head_config, head)).loss.shape == (1,), head

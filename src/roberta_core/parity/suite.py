@@ -446,6 +446,9 @@ class Runner:
         key = ("model", prep.config.to_json_string(), prep.head, backend.name, dtype)
         model = self._once(key, lambda: backend.build(prep.config, prep.head, dtype=dtype))
         backend.load(model, self.state(prep, backend))
+        # Every case with this config shares the model; a labelled call may have recorded its
+        # labels' problem type in the config (v4's PyTorch class does), which this case resets.
+        model.config.problem_type = prep.config.problem_type
         return model
 
     def outputs(self, prep: Prepared, backend, dtype: str) -> dict[str, Any]:
