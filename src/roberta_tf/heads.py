@@ -40,7 +40,6 @@ from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
 from .unpad import Packing, _true_first, pack, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
-    "cross_entropy_per_example",
     "masked_lm_loss",
     "causal_lm_loss",
     "sequence_classification_loss",
@@ -65,7 +64,7 @@ __all__ = [
 # example whose label is ignored (-100, a QA position outside the sequence) contributes 0, and the
 # others are scaled by B / (examples kept), which is 1 when none is ignored (v4's values exactly).
 
-def cross_entropy_per_example(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
+def _cross_entropy_per_example(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
     """Cross-entropy of each row, 0 where the target is `ignore_index` and the others scaled by
     N / (rows kept), so that the mean is `cross_entropy`. logits (N, K), targets (N,) -> (N,).
     Computed in float32 whatever the logits' dtype."""
@@ -83,7 +82,7 @@ def cross_entropy(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGN
     """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
     mean would give) when every target is ignored or there is none. logits (N, K), targets (N,) -> scalar."""
     rows = tf.cast(tf.size(targets), tf.float32)
-    return tf.reduce_sum(cross_entropy_per_example(logits, targets, ignore_index)) / tf.maximum(rows, 1.0)
+    return tf.reduce_sum(_cross_entropy_per_example(logits, targets, ignore_index)) / tf.maximum(rows, 1.0)
 
 
 def masked_lm_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -106,14 +105,14 @@ def sequence_classification_loss(logits: tf.Tensor, labels: tf.Tensor, problem_t
         targets = tf.reshape(tf.cast(labels, tf.float32), tf.shape(logits32))
         return tf.reduce_mean(tf.square(logits32 - targets), axis=-1)
     if problem_type == "single_label_classification":
-        return cross_entropy_per_example(logits, tf.reshape(labels, (-1,)))
+        return _cross_entropy_per_example(logits, tf.reshape(labels, (-1,)))
     bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels, tf.float32), logits=logits32)
     return tf.reduce_mean(bce, axis=-1)
 
 
 def multiple_choice_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """Cross-entropy over the choices, per example. logits (B, C), labels (B,) -> (B,)."""
-    return cross_entropy_per_example(logits, labels)
+    return _cross_entropy_per_example(logits, labels)
 
 
 def token_classification_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -130,8 +129,8 @@ def question_answering_loss(
     T = tf.shape(start_logits)[1]
     start = tf.clip_by_value(tf.reshape(tf.cast(start_positions, tf.int32), (-1,)), 0, T)
     end = tf.clip_by_value(tf.reshape(tf.cast(end_positions, tf.int32), (-1,)), 0, T)
-    starts = cross_entropy_per_example(start_logits, start, ignore_index=T)
-    return (starts + cross_entropy_per_example(end_logits, end, ignore_index=T)) / 2
+    starts = _cross_entropy_per_example(start_logits, start, ignore_index=T)
+    return (starts + _cross_entropy_per_example(end_logits, end, ignore_index=T)) / 2
 
 
 def _logits_of(outputs: Mapping[str, Any] | tf.Tensor) -> tf.Tensor:
