@@ -29,16 +29,19 @@ class TokenSource:
     re-encoded with offsets and word ids on first use only, so that a call that does not use them
     costs nothing more. `seqs` is None where there was no text (`prepare_for_model`)."""
 
-    __slots__ = ("tokenizer", "seqs", "split", "split_special", "_encoded")
+    __slots__ = ("tokenizer", "seqs", "split", "split_special", "prefix_space", "_encoded")
 
-    def __init__(self, tokenizer, seqs, split: bool, split_special: bool):
+    def __init__(self, tokenizer, seqs, split: bool, split_special: bool, prefix_space: bool | None):
         self.tokenizer, self.seqs, self.split, self.split_special = tokenizer, seqs, split, split_special
+        self.prefix_space = prefix_space  # the call's add_prefix_space
         self._encoded = None
 
     def encoded(self) -> list[tuple] | None:
         """(ids, offsets, words, origin) of every input sequence, as `_encode_sequences` gives them."""
         if self._encoded is None and self.seqs is not None:
-            self._encoded = self.tokenizer._encode_sequences(self.seqs, self.split, True, self.split_special)
+            self._encoded = self.tokenizer._encode_sequences(
+                self.seqs, self.split, True, self.split_special, self.prefix_space
+            )
         return self._encoded
 
 

@@ -72,12 +72,18 @@ def hub_options(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in HUB_OPTIONS if k in kwargs}
 
 
+# transformers v4's own cache variables, deprecated there but still read before huggingface_hub's.
+LEGACY_CACHE_VARIABLES = ("TRANSFORMERS_CACHE", "PYTORCH_TRANSFORMERS_CACHE", "PYTORCH_PRETRAINED_BERT_CACHE")
+
+
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The Hugging Face hub cache read and written: `cache_dir`, else `HF_HUB_CACHE`, else
-    `HF_HOME/hub`, else huggingface_hub's default (`~/.cache/huggingface/hub`)."""
+    """The Hugging Face hub cache read and written: `cache_dir`, else v4's older variables
+    (`TRANSFORMERS_CACHE`, `PYTORCH_TRANSFORMERS_CACHE`, `PYTORCH_PRETRAINED_BERT_CACHE`: v4 still
+    honours them, first), else `HF_HUB_CACHE`, else `HF_HOME/hub`, else huggingface_hub's default
+    (`~/.cache/huggingface/hub`)."""
     if cache_dir:
         return Path(cache_dir).expanduser()
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+    for name in LEGACY_CACHE_VARIABLES + ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if os.environ.get(name):
             return Path(os.environ[name]).expanduser()
     if os.environ.get("HF_HOME"):

@@ -134,6 +134,16 @@ class SpecialTokensMixin:
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return 4 if pair else 2
 
+    @property
+    def max_len_single_sentence(self) -> int:
+        """The most tokens one text may have with its special tokens in model_max_length (v4)."""
+        return self.model_max_length - self.num_special_tokens_to_add(pair=False)
+
+    @property
+    def max_len_sentences_pair(self) -> int:
+        """The most tokens a pair's two texts may have together with their special tokens (v4)."""
+        return self.model_max_length - self.num_special_tokens_to_add(pair=True)
+
     def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
         """Add tokens matched verbatim before BPE; returns how many are new. Ids continue after len(self)."""
         if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):

@@ -260,13 +260,17 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         first = (self._check_ids(ids, "ids"), None, None, None)
         second = None if pair_ids is None else (self._check_ids(pair_ids, "pair_ids"), None, None, None)
         return self._finish(self._plan(options, [pair_ids is not None]), [(first, second)], False,
-                            TokenSource(self, None, False, False))
+                            TokenSource(self, None, False, False, None))
 
     def _call_options(self, kwargs) -> dict:
+        kwargs = dict(kwargs)
+        # v4's slow tokenizer takes add_prefix_space per call too (its QA pipeline passes it);
+        # the fast one refuses it, as v4's does.
+        prefix = None if self.is_fast else kwargs.pop("add_prefix_space", None)
         unknown = set(kwargs) - set(CALL_DEFAULTS)
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; allowed: {sorted(CALL_DEFAULTS)}")
-        return {**CALL_DEFAULTS, **kwargs}
+        return {**CALL_DEFAULTS, **kwargs, "add_prefix_space": self.add_prefix_space if prefix is None else bool(prefix)}
 
     def _parse_inputs(self, text, text_pair, split: bool, force_batch: bool = False):
         """Normalise inputs to (list of firsts, list of seconds or None per item, batched?)."""
@@ -314,20 +318,23 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         plan = self._plan(options, has_pair)
         split, with_offsets = options["is_split_into_words"], options["return_offsets_mapping"]
         seqs = firsts + [s for s in seconds if s is not None]
-        encoded = self._encode_sequences(seqs, split, with_offsets, plan["split_special_tokens"])
+        prefix = options["add_prefix_space"]
+        encoded = self._encode_sequences(seqs, split, with_offsets, plan["split_special_tokens"], prefix)
         second_iter = iter(encoded[len(firsts):])
         items = [(first, next(second_iter) if pair else None) for first, pair in zip(encoded, has_pair)]
-        source = TokenSource(self, seqs, split, plan["split_special_tokens"])
+        source = TokenSource(self, seqs, split, plan["split_special_tokens"], prefix)
         return self._finish(plan, items, batched or options["return_overflowing_tokens"], source)
 
-    def _encode_sequences(self, seqs: list, split: bool, with_offsets: bool, split_special: bool) -> list[tuple]:
+    def _encode_sequences(self, seqs: list, split: bool, with_offsets: bool, split_special: bool,
+                          add_prefix_space: bool | None = None) -> list[tuple]:
         """(ids, offsets or None, word ids or None, origin) per text or word list, without special tokens.
 
         Word ids count pre-split words, or else the tokenizer's words (see `_encode_texts`); they
         come with the offsets for plain text. `origin` is (k, 0): sequence k of `seqs`, from its
         first token (`padding._slice` moves it along with truncation windows).
 
-        A space goes in front of a text when add_prefix_space is set, and in front of every pre-split
+        A space goes in front of a text when add_prefix_space is set (the call's, else the
+        tokenizer's), and in front of every pre-split
         word (as in v4), unless it starts with whitespace. Offsets index the original text (each
         word for pre-split input); with trim_offsets they leave out the spaces a token carries.
         """
@@ -335,7 +342,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             texts = [w for words in seqs for w in words]
             prefix = True
         else:
-            texts, prefix = seqs, self.add_prefix_space
+            texts, prefix = seqs, self.add_prefix_space if add_prefix_space is None else add_prefix_space
         shifted = [self._takes_prefix_space(t) for t in texts] if prefix else None
         inputs = [" " + t if s else t for t, s in zip(texts, shifted)] if prefix else texts
         try:

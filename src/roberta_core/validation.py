@@ -9,6 +9,8 @@ with the message from `range_message`).
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -24,6 +26,7 @@ __all__ = [
     "resolve_problem_type",
     "check_labels",
     "check_generation_args",
+    "new_token_count",
     "masked_rows",
     "token_budget",
     "check_token_budget",
@@ -205,6 +208,29 @@ def check_labels(
             raise TypeError("start_positions/end_positions must be integer token indices")
         return None
     raise ValueError(f"head {head!r} takes no labels")
+
+
+# generate()'s default length: 20 new tokens (v4 4.57 adds its default max_length of 20 to the prompt).
+DEFAULT_MAX_NEW_TOKENS = 20
+
+
+def new_token_count(prompt_length: int, max_new_tokens: int | None, max_length: int | None) -> int:
+    """How many tokens generate() adds, as v4 reads its two limits: `max_new_tokens` (it wins,
+    with v4's warning, when `max_length` is given too); else `max_length`, which counts the prompt
+    (a prompt of that length or longer is an error, as in v4); else 20."""
+    if max_new_tokens is not None:
+        if max_length is not None:
+            warnings.warn(f"both max_new_tokens (={max_new_tokens}) and max_length (={max_length}) are set: "
+                          "max_new_tokens takes precedence (as in v4)", UserWarning, stacklevel=3)
+        return max_new_tokens
+    if max_length is None:
+        return DEFAULT_MAX_NEW_TOKENS
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
+    if max_length <= prompt_length:
+        raise ValueError(f"max_length={max_length} counts the prompt, which already has {prompt_length} tokens: "
+                         f"give more than {prompt_length}, or max_new_tokens")
+    return max_length - prompt_length
 
 
 def check_generation_args(

@@ -506,6 +506,9 @@ def _layer_norm(config: RobertaConfig, *, dtype: Any, param_dtype: Any, rngs: nn
     )
 
 
-def _rngs(rngs: Optional[nnx.Rngs]) -> nnx.Rngs:
-    """The random streams for initialisation and dropout; seed 0 unless given (v4 Flax's default)."""
-    return nnx.Rngs(0) if rngs is None else rngs
+def _rngs(rngs: Optional[nnx.Rngs], seed: Optional[int] = None) -> nnx.Rngs:
+    """The random streams for initialisation and dropout: `rngs` (NNX), or v4 Flax's `seed`
+    (`FlaxRobertaForMaskedLM(config, seed=42)`; 0 unless given, v4's default)."""
+    if rngs is not None and seed is not None:
+        raise TypeError("give seed= (v4) or rngs= (NNX), not both")
+    return rngs if rngs is not None else nnx.Rngs(0 if seed is None else seed)

@@ -34,6 +34,7 @@ from roberta_core.validation import (
     IGNORE_INDEX,
     check_forward_inputs,
     check_generation_args,
+    new_token_count,
     check_labels,
     masked_rows,
     max_length_for,
@@ -240,13 +241,14 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         if not config.is_decoder:
             warnings.warn(
                 f"{type(self).__name__} attends both ways unless the config has is_decoder=True", stacklevel=2
             )
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )
@@ -305,7 +307,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         self,
         input_ids: jax.Array,
         attention_mask: Optional[jax.Array] = None,
-        max_new_tokens: int = 20,
+        max_new_tokens: Optional[int] = None,
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: Optional[int] = None,
@@ -313,8 +315,10 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         eos_token_id: Optional[int | Sequence[int]] = None,
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
+        max_length: Optional[int] = None,
     ) -> jax.Array:
-        """Continue each prompt by up to `max_new_tokens` tokens: greedy (argmax), or sampled
+        """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
+        counts the prompt too): greedy (argmax), or sampled
         with `temperature`, `top_k`, `top_p` (seeded by `seed`, default 0). input_ids (B, T), with
         padding on either side marked by attention_mask (B, T). A row that emits `eos_token_id`
         (default the config's; an empty list never stops) is finished and then filled with
@@ -331,10 +335,11 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
+        B, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
+        max_new_tokens = new_token_count(T, max_new_tokens, max_length)
         check_generation_args(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
         )
-        B, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
         limit = max_length_for(config)
         if T + max_new_tokens > limit:
             raise ValueError(
@@ -433,13 +438,14 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         if config.is_decoder:
             warnings.warn(
                 f"{type(self).__name__} should attend both ways: build it with is_decoder=False", stacklevel=2
             )
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )
@@ -534,10 +540,11 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )
@@ -590,9 +597,10 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
-        rngs = _rngs(rngs)
+        rngs = _rngs(rngs, seed)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
         self.roberta = FlaxRobertaModel(self.config, attn_implementation=attn_implementation, **kw)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
@@ -668,10 +676,11 @@ class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         self.num_labels = config.num_labels
-        rngs = _rngs(rngs)
+        rngs = _rngs(rngs, seed)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
@@ -726,9 +735,10 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )

@@ -634,7 +634,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     extras: train/eval mode, sharding, value checks under jit.
 
     Subclasses set `head` (a key of `roberta_core.weights.HEADS`) and build their modules in
-    `__init__(config, *, dtype=jnp.float32, param_dtype=None, attn_implementation=None, rngs=None)`
+    `__init__(config, *, dtype=jnp.float32, param_dtype=None, attn_implementation=None, rngs=None, seed=None)`
     after calling this `__init__`, from `self.config` (a family class's copy of `config`,
     `roberta_core.family.config_for_class`). Models are built in evaluation mode (dropout off, as v4's
     Flax `deterministic=True`); `model.train()` turns dropout on, `model.eval()` off again, and
@@ -968,10 +968,11 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
     def __init__(
         self, config: RobertaConfig, add_pooling_layer: bool = True, *, dtype: Any = jnp.float32,
         param_dtype: Any = None, attn_implementation: Optional[str] = None, rngs: Optional[nnx.Rngs] = None,
+        seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
         config = self.config  # a family alias's (its model_type)
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs))
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.embeddings = FlaxRobertaEmbeddings(config, **kw)
         self.encoder = FlaxRobertaEncoder(config, **kw)
         if config.pre_layer_norm:

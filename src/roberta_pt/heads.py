@@ -31,6 +31,7 @@ from roberta_core.validation import (
     IGNORE_INDEX,
     check_forward_inputs,
     check_generation_args,
+    new_token_count,
     check_labels,
     masked_rows,
     max_length_for,
@@ -264,7 +265,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: Optional[torch.Tensor] = None,
-        max_new_tokens: int = 20,
+        max_new_tokens: Optional[int] = None,
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: Optional[int] = None,
@@ -272,8 +273,10 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         eos_token_id: Optional[int | Sequence[int]] = None,
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
+        max_length: Optional[int] = None,
     ) -> torch.Tensor:
-        """Continue each prompt by up to `max_new_tokens` tokens: greedy (argmax), or sampled
+        """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
+        counts the prompt too): greedy (argmax), or sampled
         with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
         on either side marked by attention_mask (B, T). A row that emits `eos_token_id` (default
         the config's; an empty list never stops) is finished and then filled with `pad_token_id`;
@@ -287,10 +290,11 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
+        B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
+        max_new_tokens = new_token_count(T, max_new_tokens, max_length)
         check_generation_args(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
         )
-        B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
         limit = max_length_for(config)
         if T + max_new_tokens > limit:
             raise ValueError(

@@ -30,6 +30,7 @@ from roberta_core.validation import (
     IGNORE_INDEX,
     check_forward_inputs,
     check_generation_args,
+    new_token_count,
     check_labels,
     masked_rows,
     max_length_for,
@@ -323,7 +324,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         self,
         input_ids: Any,
         attention_mask: Any = None,
-        max_new_tokens: int = 20,
+        max_new_tokens: Optional[int] = None,
         do_sample: bool = False,
         temperature: float = 1.0,
         top_k: Optional[int] = None,
@@ -331,8 +332,10 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         eos_token_id: Optional[int | Sequence[int]] = None,
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
+        max_length: Optional[int] = None,
     ) -> tf.Tensor:
-        """Continue each prompt by up to `max_new_tokens` tokens: greedy (argmax), or sampled
+        """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
+        counts the prompt too): greedy (argmax), or sampled
         with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
         on either side marked by attention_mask (B, T). A row that emits `eos_token_id` (default
         the config's; an empty list never stops) is finished and then filled with `pad_token_id`;
@@ -350,14 +353,15 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
-        check_generation_args(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
-        )
         input_ids = tf.convert_to_tensor(input_ids)
         attention_mask = None if attention_mask is None else tf.convert_to_tensor(attention_mask)
         if attention_mask is not None and attention_mask.dtype == tf.bool:
             attention_mask = tf.cast(attention_mask, tf.int32)  # True = attend, as the model's calls take it
         _, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
+        max_new_tokens = new_token_count(T, max_new_tokens, max_length)
+        check_generation_args(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
+        )
         limit = max_length_for(config)
         if T + max_new_tokens > limit:
             raise ValueError(

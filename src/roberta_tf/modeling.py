@@ -18,6 +18,7 @@ deferred variables, SavedModel export) lives in `_framework.py`, the padding-fre
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import os
@@ -1015,6 +1016,43 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, y, self._predictions(y_pred), sample_weight)
 
+    def prepare_tf_dataset(
+        self, dataset: Any, batch_size: int = 8, shuffle: bool = True, tokenizer: Any = None,
+        collate_fn: Any = None, collate_fn_args: Optional[dict] = None, drop_remainder: Optional[bool] = None,
+        prefetch: bool = True,
+    ) -> tf.data.Dataset:
+        """v4 TF's wrapper of a Hugging Face `datasets.Dataset` (the `[datasets]` extra) as the
+        batches `fit` takes: (features, labels), the features being the columns `call` takes and
+        the labels `labels` (`label`/`label_ids` renamed, as v4's collators do) or QA's
+        `start_positions`/`end_positions`; one column alone comes as a tensor, not a dict (as in
+        v4). Rows are padded by `tokenizer.pad`, or stacked as they are without a tokenizer,
+        unless `collate_fn(features, **collate_fn_args)` is given. `drop_remainder` defaults to
+        `shuffle`."""
+        import datasets
+
+        if not isinstance(dataset, datasets.Dataset):
+            raise TypeError(f"prepare_tf_dataset takes a datasets.Dataset, got {type(dataset).__name__}")
+        if not len(dataset):
+            raise ValueError("prepare_tf_dataset: the dataset has no rows")
+        if collate_fn is None:
+            collate_fn = functools.partial(_collate_like_v4, tokenizer)
+        collate_fn_args = dict(collate_fn_args or {})
+        inputs = list(inspect.signature(self.call).parameters)
+        label_names = [n for n in inputs if "label" in n or n in ("start_positions", "end_positions")]
+        dataset = dataset.remove_columns(
+            [c for c in dataset.column_names if c not in inputs and c not in ("label", "label_ids")]
+        )
+        # The columns as the collator leaves them (it may rename or add some): from a sample batch.
+        sample = collate_fn([dataset[i] for i in range(min(2, len(dataset)))], **collate_fn_args)
+        features = [c for c in sample if c in inputs and c not in label_names]
+        labels = [c for c in sample if c in label_names]
+        return dataset.to_tf_dataset(
+            columns=features[0] if len(features) == 1 else features,
+            label_cols=(labels[0] if len(labels) == 1 else labels) or None,
+            batch_size=batch_size, shuffle=shuffle, drop_remainder=shuffle if drop_remainder is None else drop_remainder,
+            collate_fn=collate_fn, collate_fn_args=collate_fn_args, prefetch=prefetch,
+        )
+
     def serving_signature(self) -> dict[str, tf.TensorSpec]:
         """The inputs of the exported model: int32 input_ids, attention_mask, token_type_ids of
         any batch and length ((batch, choices, length) for multiple choice)."""
@@ -1023,6 +1061,21 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             name: tf.TensorSpec([None] * rank, tf.int32, name=name)
             for name in ("input_ids", "attention_mask", "token_type_ids")
         }
+
+    @property
+    def input_signature(self) -> dict[str, tf.TensorSpec]:
+        """v4 TF's name of `serving_signature()`."""
+        return self.serving_signature()
+
+    @property
+    def dummy_inputs(self) -> dict[str, tf.Tensor]:
+        """v4 TF's inputs that build a model (`model(model.dummy_inputs)`): ones of shape (1, 2)
+        ((1, 2, 2) for multiple choice) for each input of the signature, token types zero."""
+        dummies = {}
+        for name, spec in self.serving_signature().items():
+            shape = [1] + [2] * (len(spec.shape) - 1)
+            dummies[name] = (tf.zeros if name == "token_type_ids" else tf.ones)(shape, spec.dtype)
+        return dummies
 
     def _serving_function(self) -> tf.types.experimental.GenericFunction:
         """The serving endpoint: a `tf.function` over `serving_signature()` returning the output
@@ -1331,3 +1384,13 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()
+
+
+def _collate_like_v4(tokenizer: Any, rows: list[dict], **options: Any) -> dict[str, np.ndarray]:
+    """v4's default collators for `prepare_tf_dataset`: `label`/`label_ids` become `labels`, then
+    `tokenizer.pad(rows, **options)` (DataCollatorWithPadding) or, without a tokenizer, each
+    column stacked as it is (DefaultDataCollator)."""
+    rows = [{("labels" if k in ("label", "label_ids") else k): v for k, v in row.items()} for row in rows]
+    if tokenizer is not None:
+        return dict(tokenizer.pad(rows, return_tensors="np", **options))
+    return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}

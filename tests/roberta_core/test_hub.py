@@ -59,7 +59,7 @@ def hf_home(tmp_path, monkeypatch):
     """An empty HF_HOME, offline: nothing here may reach the network."""
     home = tmp_path / "hf_home"
     home.mkdir()
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "TRANSFORMERS_OFFLINE"):
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "TRANSFORMERS_OFFLINE", *hub.LEGACY_CACHE_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -284,8 +284,16 @@ def test_cache_and_offline_follow_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     assert hub.cache_folder() == tmp_path / "home" / "hub"
+    for name in hub.LEGACY_CACHE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert hub.cache_folder() == tmp_path / "home" / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     assert hub.cache_folder() == tmp_path / "cache" and hub.cache_folder(tmp_path / "x") == tmp_path / "x"
+    # v4's older variables come first, in v4's order (transformers/utils/hub.py of 4.57.6).
+    monkeypatch.setenv("PYTORCH_PRETRAINED_BERT_CACHE", str(tmp_path / "bert"))
+    assert hub.cache_folder() == tmp_path / "bert"
+    monkeypatch.setenv("TRANSFORMERS_CACHE", str(tmp_path / "transformers"))
+    assert hub.cache_folder() == tmp_path / "transformers" and hub.cache_folder(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert not hub.offline() and hub.offline(local_files_only=True)

@@ -8,6 +8,7 @@ from roberta_core.outputs import MaskedLMOutput, QuestionAnsweringModelOutput
 from roberta_core.validation import (
     check_forward_inputs,
     check_generation_args,
+    new_token_count,
     check_labels,
     check_range,
     resolve_problem_type,
@@ -103,3 +104,17 @@ def test_generation_args():
         args.update(kwargs)
         with pytest.raises(ValueError, match=match):
             check_generation_args(**args)
+
+
+def test_new_token_count_reads_v4s_two_limits():
+    # v4 4.57 (RobertaForCausalLM.generate): 20 new tokens by default, max_length counts the
+    # prompt, max_new_tokens wins over it (with a warning), max_length <= prompt is an error.
+    assert new_token_count(5, None, None) == 20 and new_token_count(25, None, None) == 20
+    assert new_token_count(5, None, 8) == 3 and new_token_count(5, 2, None) == 2
+    with pytest.warns(UserWarning, match="max_new_tokens takes precedence"):
+        assert new_token_count(5, 2, 8) == 2
+    with pytest.raises(ValueError, match="max_length=8 counts the prompt, which already has 10 tokens"):
+        new_token_count(10, None, 8)
+    with pytest.raises(ValueError, match="max_length must be a positive integer"):
+        new_token_count(5, None, 0)
+

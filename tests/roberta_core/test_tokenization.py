@@ -610,6 +610,7 @@ def test_v4_helpers_that_collators_and_pipelines_call(loaded, cls, tmp_path):
         tok.decode(ids, skip_special_token=True)  # a misspelling is not silently ignored
     assert tok._convert_id_to_token(0) == "<s>" and tok._convert_id_to_token(len(tok)) is None
     assert tok._convert_token_to_id("<spec1>") == ids[3] and tok.pad_token_type_id == 0
+    assert (tok.max_len_single_sentence, tok.max_len_sentences_pair) == (510, 508)  # 512 less <s> </s> (</s></s>)
     one = tok.pad({"input_ids": [0, 5, 2], "labels": 1}, padding="max_length", max_length=6, return_tensors="np")
     assert one["input_ids"].tolist() == [0, 5, 2, 1, 1, 1] and one["attention_mask"].tolist() == [1, 1, 1, 0, 0, 0]
     assert one["labels"].shape == ()
@@ -620,3 +621,18 @@ def test_v4_helpers_that_collators_and_pipelines_call(loaded, cls, tmp_path):
     assert json.loads((tmp_path / "tokenizer_config.json").read_text())["tokenizer_class"] == "RobertaTokenizer"
     tf = pytest.importorskip("tensorflow")
     assert tok("hi", return_tensors="tf")["input_ids"].dtype == tf.int32
+
+
+def test_the_slow_tokenizer_takes_add_prefix_space_per_call(loaded, vocab):
+    # v4's slow RobertaTokenizer takes add_prefix_space in tokenize() and calls (its QA pipeline
+    # passes it); v4's fast one refuses it. Ids from vocab.json.
+    slow, fast = loaded[RobertaTokenizer], loaded[RobertaTokenizerFast]
+    assert slow.tokenize("hi there") == ["hi", "Ġthere"]
+    assert slow.tokenize("hi there", add_prefix_space=True) == ["Ġhi", "Ġthere"]
+    out = slow("hi there", add_prefix_space=True, return_offsets_mapping=True)
+    assert out["input_ids"] == [0, vocab["Ġhi"], vocab["Ġthere"], 2]
+    assert out["offset_mapping"] == [(0, 0), (0, 2), (3, 8), (0, 0)]  # offsets index the text as given
+    assert out.tokens() == ["<s>", "Ġhi", "Ġthere", "</s>"] and out.word_ids() == [None, 0, 1, None]
+    assert slow("hi there")["input_ids"][1] == vocab["hi"]  # the tokenizer's own setting is unchanged
+    with pytest.raises(TypeError, match="add_prefix_space"):
+        fast("hi there", add_prefix_space=True)

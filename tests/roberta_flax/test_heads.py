@@ -127,6 +127,8 @@ def test_greedy_generation_gives_each_row_what_it_gets_alone(decoder):
     model, ids, mask, alone, never = decoder
     right = model.generate(ids, attention_mask=mask, max_new_tokens=6, eos_token_id=never)
     assert right.shape == (3, 11) and np.array_equal(right[:, :5], ids)
+    # v4's other limit: max_length counts the prompt (5 + 6).
+    assert np.array_equal(model.generate(ids, attention_mask=mask, max_length=11, eos_token_id=never), right)
     assert np.asarray(right[:, 5:]).tolist() == alone
     left_ids, left_mask = np.full_like(ids, 1), np.zeros_like(mask)
     for b in range(3):

@@ -447,3 +447,19 @@ def test_a_replaced_query_linear_is_used():
     assert_close(model(**inputs, deterministic=False).logits, ref["logits"], what="replaced query")
     grads = nnx.grad(lambda m: m(**batch, deterministic=False).loss)(model)
     assert np.abs(np.asarray(grads["roberta"]["encoder"]["layer"][0]["attention"]["self"]["query"]["kernel"])).max() > 0
+
+
+def test_the_constructor_takes_v4s_seed():
+    # v4 Flax code builds fresh models as `FlaxRobertaForMaskedLM(config, seed=42, dtype=...)`.
+    from roberta_flax import FlaxRobertaForMaskedLM, FlaxRobertaModel
+
+    config = tiny_config()
+    params = lambda model: jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))  # noqa: E731
+    by_seed, by_rngs = FlaxRobertaForMaskedLM(config, seed=3), FlaxRobertaForMaskedLM(config, rngs=nnx.Rngs(3))
+    assert all(np.array_equal(a, b) for a, b in zip(params(by_seed), params(by_rngs)))
+    default, zero = FlaxRobertaModel(config), FlaxRobertaModel(config, seed=0)  # v4's default seed is 0
+    assert all(np.array_equal(a, b) for a, b in zip(params(default), params(zero)))
+    other = FlaxRobertaModel(config, seed=4)
+    assert not all(np.array_equal(a, b) for a, b in zip(params(other), params(zero)))
+    with pytest.raises(TypeError, match="seed= .* or rngs="):
+        FlaxRobertaForMaskedLM(config, seed=1, rngs=nnx.Rngs(1))

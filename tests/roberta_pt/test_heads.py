@@ -172,6 +172,11 @@ def test_greedy_generate_equals_a_manual_argmax_loop():
             nxt = model(input_ids=manual, use_cache=False).logits[:, -1].argmax(-1)
             manual = torch.cat([manual, nxt[:, None]], 1)
     assert torch.equal(model.generate(ids, max_new_tokens=6, eos_token_id=[]), manual)
+    # v4's other limit: max_length counts the prompt (4 + 6); the default is 20 new tokens.
+    assert torch.equal(model.generate(ids, max_length=10, eos_token_id=[]), manual)
+    assert model.generate(ids, eos_token_id=[]).shape == (2, 4 + 20)
+    with pytest.raises(ValueError, match="counts the prompt"):
+        model.generate(ids, max_length=4)
 
 
 @pytest.mark.filterwarnings("ignore:sdpa attention")

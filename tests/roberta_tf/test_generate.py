@@ -40,6 +40,8 @@ def test_greedy_equals_a_manual_argmax_loop(model, right_padded):
     ids = right_padded[0][:, :3]
     out = model.generate(ids, max_new_tokens=6, eos_token_id=[]).numpy()
     np.testing.assert_array_equal(out, manual_greedy(model, ids, 6))
+    # v4's other limit: max_length counts the prompt (3 + 6).
+    np.testing.assert_array_equal(model.generate(ids, max_length=9, eos_token_id=[]).numpy(), out)
 
 
 def test_each_row_of_a_padded_batch_gets_its_tokens_alone(model, right_padded):

@@ -388,3 +388,49 @@ def test_a_lora_wrapper_of_query_and_keras_lora_on_value_are_trained():
     ref = reference.forward(config, merged_state(), "sequence_classification", **inputs)
     assert_close(after.logits, ref["logits"], what="logits after a step")
     assert float(tf.reduce_mean(after.loss)) < float(tf.reduce_mean(out.loss))
+
+
+def test_prepare_tf_dataset_gives_fit_the_features_and_labels():
+    # v4 TF's `model.prepare_tf_dataset(hf_dataset, batch_size, shuffle, tokenizer)`: the model's
+    # input columns as features (text columns dropped), `label` renamed `labels` as Keras' y,
+    # rows padded by the tokenizer; evaluate then gives the head's loss over the whole set.
+    datasets = pytest.importorskip("datasets")
+    from roberta_core import RobertaTokenizerFast
+    from tests.helpers import SHARED
+
+    if not (SHARED / "data" / "roberta-base-tokenizer").is_dir():
+        pytest.skip("roberta-base tokenizer files absent (../shared/data)")
+    tokenizer = RobertaTokenizerFast.from_pretrained(SHARED / "data" / "roberta-base-tokenizer")
+    config = tiny_config(num_labels=3)  # pad_token_id 1, as roberta-base's
+    model, state = build("sequence_classification", config, seed=3)
+    lengths = (7, 5, 2, 6)
+    ids, mask = padded_batch(config, lengths=lengths)
+    labels = np.array([0, 2, 1, 2])
+    rows = {"text": ["a", "b", "c", "d"], "input_ids": [r[:n].tolist() for r, n in zip(ids, lengths)],
+            "label": labels.tolist()}
+    data = model.prepare_tf_dataset(datasets.Dataset.from_dict(rows), batch_size=2, shuffle=False, tokenizer=tokenizer)
+    features, y = next(iter(data))
+    assert sorted(features) == ["attention_mask", "input_ids"] and y.numpy().tolist() == [0, 2]
+    assert features["input_ids"].numpy().tolist() == ids[:2].tolist()  # padded to the batch's longest row
+    ref = reference.forward(config, state, "sequence_classification", input_ids=ids, attention_mask=mask, labels=labels)
+    model.compile()
+    assert_close(model.evaluate(data, verbose=0), ref["loss"], what="head loss over the prepared batches")
+    # Without a tokenizer the rows are stacked as they are; one feature column comes as a tensor (v4).
+    same = datasets.Dataset.from_dict({"input_ids": ids.tolist(), "label": labels.tolist()})
+    alone, y = next(iter(model.prepare_tf_dataset(same, batch_size=4, shuffle=False)))
+    assert alone.numpy().tolist() == ids.tolist() and y.numpy().tolist() == labels.tolist()
+    with pytest.raises(TypeError, match="datasets.Dataset"):
+        model.prepare_tf_dataset(rows)
+
+
+@pytest.mark.parametrize("head", ["masked_lm", "multiple_choice"])
+def test_dummy_inputs_and_input_signature_as_v4(head):
+    # v4 TF code builds a model with `model(model.dummy_inputs)` and serves by `input_signature`.
+    model, _ = build(head, tiny_config())
+    rank = 3 if head == "multiple_choice" else 2
+    assert sorted(model.input_signature) == ["attention_mask", "input_ids", "token_type_ids"]
+    assert all(spec.shape.rank == rank and spec.dtype == tf.int32 for spec in model.input_signature.values())
+    dummies = model.dummy_inputs
+    assert dummies["input_ids"].shape == (1, 2, 2)[:rank] and not dummies["token_type_ids"].numpy().any()
+    out = model(dummies)
+    assert out.logits.shape[0] == 1 and np.isfinite(out.logits.numpy()).all()
