@@ -60,6 +60,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("modeling.py", "RobertaPreTrainedModel._concrete_options"): "JAX static options",
     ("modeling.py", "RobertaPreTrainedModel.check_values"): "JAX checks of traced values",
     ("modeling.py", "RobertaPreTrainedModel.params"): "v4 Flax's parameter tree (get/set) over NNX state",
+    ("modeling.py", "RobertaPreTrainedModel.to_bf16"): "v4 Flax's casts of a parameter tree",
+    ("modeling.py", "RobertaPreTrainedModel.to_fp16"): "v4 Flax's casts of a parameter tree",
+    ("modeling.py", "RobertaPreTrainedModel.to_fp32"): "v4 Flax's casts of a parameter tree",
     # torch's `model.device`/`model.dtype` (Keras and NNX models have their own).
     ("modeling.py", "RobertaPreTrainedModel.device"): "torch device property",
     ("modeling.py", "RobertaPreTrainedModel.dtype"): "torch dtype property",

@@ -303,6 +303,16 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         )
         return out if return_dict else out.to_tuple()
 
+    def prepare_inputs_for_generation(
+        self, input_ids: jax.Array, past_key_values: Any = None, attention_mask: Optional[jax.Array] = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """v4's inputs of one step of a generation loop (peft's causal-LM wrapper reads this
+        method): with a cache, only the tokens it has not seen; the mask covers them all."""
+        if past_key_values is not None:
+            input_ids = input_ids[:, past_key_values[0][0].shape[2]:]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
+                "use_cache": kwargs.get("use_cache")}
+
     def generate(
         self,
         input_ids: jax.Array,

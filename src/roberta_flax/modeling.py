@@ -655,6 +655,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    generation_config = None  # v4's generation settings object; generate() takes its settings as arguments
 
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
@@ -826,10 +827,13 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         FlaxRobertaModel without pooler, `seed` is v4 Flax's `rngs=nnx.Rngs(seed)`); loading options
         are honoured (`subfolder`, `device_map` (see `_framework.resolve_device`),
         `output_loading_info=True`: returns (model, {"missing_keys", "unexpected_keys",
-        "mismatched_keys", "error_msgs"})) or accepted and never written into the config
-        (`low_cpu_mem_usage`: loading already holds one copy; the Hub's `revision`, `cache_dir`,
+        "mismatched_keys", "error_msgs"}); v4's `_do_init=False`: returns (model, params)) or
+        accepted and never written into the config (`low_cpu_mem_usage`: loading already holds one
+        copy; the Hub's `revision`, `cache_dir`,
         `local_files_only`, `token`, unused for a local directory). Any other keyword is a TypeError.
         """
+        # v4's `_do_init=False` returns (model, params): the model is whole here either way.
+        do_init = kwargs.pop("_do_init", True)
         init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
         overrides, model_kwargs, options = split_from_pretrained_kwargs(
             cls.__name__, kwargs, model_keywords=("seed", *init_keywords)
@@ -865,6 +869,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         if device is not None:
             nnx.update(model, jax.device_put(nnx.state(model), device))
         model.eval()
+        if not do_init:
+            return model, model.params
         if options.get("output_loading_info"):
             return model, loading_info(plan)
         return model
@@ -948,6 +954,28 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             return jax.device_put(new, old.sharding) if getattr(old, "committed", False) else new
 
         nnx.update(self, nnx.State(jax.tree.map(place, nnx.to_pure_dict(nnx.state(self, nnx.Param)), values)))
+
+    def to_bf16(self, params: Any, mask: Any = None) -> Any:
+        """v4 Flax's cast of a params tree's floating leaves to bfloat16 (only where `mask`, a tree
+        of booleans shaped as `params`, is True); returns the new tree, the model is unchanged."""
+        return _cast_floating(params, jnp.bfloat16, mask)
+
+    def to_fp16(self, params: Any, mask: Any = None) -> Any:
+        """v4 Flax's cast to float16 (see `to_bf16`)."""
+        return _cast_floating(params, jnp.float16, mask)
+
+    def to_fp32(self, params: Any, mask: Any = None) -> Any:
+        """v4 Flax's cast to float32 (see `to_bf16`)."""
+        return _cast_floating(params, jnp.float32, mask)
+
+
+def _cast_floating(params: Any, dtype: Any, mask: Any) -> Any:
+    """`params` with its floating leaves cast to `dtype` (where `mask` is True, when given)."""
+    def cast(leaf: Any, selected: bool = True) -> Any:
+        leaf = jnp.asarray(leaf)
+        return leaf.astype(dtype) if selected and jnp.issubdtype(leaf.dtype, jnp.floating) else leaf
+
+    return jax.tree.map(cast, params) if mask is None else jax.tree.map(cast, params, mask)
 
 
 def _resized(vector: jax.Array, n: int, fill: float) -> jax.Array:

@@ -12,7 +12,7 @@ H hidden size, V vocabulary, L labels. Master text of `roberta_tf/heads.py` and
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -259,6 +259,16 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             cross_attentions=outputs.cross_attentions,
         )
         return out if return_dict else out.to_tuple()
+
+    def prepare_inputs_for_generation(
+        self, input_ids: torch.Tensor, past_key_values: Any = None, attention_mask: Optional[torch.Tensor] = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """v4's inputs of one step of a generation loop (peft's causal-LM wrapper reads this
+        method): with a cache, only the tokens it has not seen; the mask covers them all."""
+        if past_key_values is not None:
+            input_ids = input_ids[:, past_key_values[0][0].shape[2]:]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
+                "use_cache": kwargs.get("use_cache")}
 
     @torch.no_grad()
     def generate(

@@ -693,6 +693,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
+    generation_config = None  # v4's generation settings object; generate() takes its settings as arguments
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         if not isinstance(config, RobertaConfig):

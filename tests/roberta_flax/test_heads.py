@@ -388,3 +388,12 @@ def test_multiple_choice_takes_v4_flaxs_positional_order():
     np.testing.assert_array_equal(np.asarray(model(ids, mask, types).logits), by_name)
     swapped = np.asarray(model(input_ids=ids, attention_mask=types, token_type_ids=mask).logits)
     assert not np.allclose(swapped, by_name)
+
+
+def test_prepare_inputs_for_generation_gives_what_the_cache_has_not_seen(decoder):
+    model = decoder[0]
+    ids = np.array([[0, 5, 9, 13]])
+    past = model(input_ids=ids[:, :3], use_cache=True).past_key_values
+    step = model.prepare_inputs_for_generation(ids, past_key_values=past, attention_mask=np.ones_like(ids))
+    assert np.asarray(step["input_ids"]).tolist() == [[13]] and step["attention_mask"].shape == (1, 4)
+    assert model.prepare_inputs_for_generation(ids)["input_ids"] is ids  # no cache: every token

@@ -100,6 +100,12 @@ def test_config_fields_go_to_the_config_and_model_arguments_to_the_model(tmp_pat
     heads = [_quiet(FlaxRobertaForSequenceClassification.from_pretrained, path, seed=s) for s in (3, 3, 4)]
     kernels = [np.asarray(m.classifier.out_proj.kernel[...]) for m in heads]
     assert np.array_equal(kernels[0], kernels[1]) and not np.array_equal(kernels[0], kernels[2])
+    # v4's `_do_init=False` gives (model, params); the params run the model as v4 code passes them.
+    model, params = FlaxRobertaModel.from_pretrained(path, _do_init=False)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(model.params)
+    got = model(IDS, params=params).last_hidden_state
+    assert_close(got, reference.forward(model.config, state, "model", input_ids=np.asarray(IDS))["last_hidden_state"],
+                 what="_do_init=False params")
 
 
 def test_subfolder(tmp_path):
@@ -463,3 +469,24 @@ def test_the_constructor_takes_v4s_seed():
     assert not all(np.array_equal(a, b) for a, b in zip(params(other), params(zero)))
     with pytest.raises(TypeError, match="seed= .* or rngs="):
         FlaxRobertaForMaskedLM(config, seed=1, rngs=nnx.Rngs(1))
+
+
+def test_to_bf16_fp16_fp32_cast_a_params_tree_as_v4():
+    # v4 Flax: `model.params = model.to_bf16(model.params)` (optionally under a mask of booleans).
+    from roberta_flax import FlaxRobertaModel
+
+    model = FlaxRobertaModel(tiny_config())
+    params = model.params
+    half = model.to_bf16(params)
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(half)} == {jnp.dtype(jnp.bfloat16)}
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(model.params)} == {jnp.dtype(jnp.float32)}  # unchanged
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(model.to_fp32(half))} == {jnp.dtype(jnp.float32)}
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(model.to_fp16(params))} == {jnp.dtype(jnp.float16)}
+    # A mask casts only where it is True: here every kernel, not the biases or LayerNorm scales.
+    mask = jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "kernel", params)
+    masked = model.to_bf16(params, mask)
+    for (path, leaf), keep in zip(jax.tree_util.tree_leaves_with_path(masked), jax.tree_util.tree_leaves(mask)):
+        assert leaf.dtype == (jnp.bfloat16 if keep else jnp.float32), path
+    model.params = half  # as v4: the model then holds bfloat16 weights
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(model.params)} == {jnp.dtype(jnp.bfloat16)}
+

@@ -368,3 +368,22 @@ def test_labels_fix_the_problem_type_and_a_save_keeps_it(tmp_path, num_labels, l
     assert model.config.problem_type == expected
     model.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["problem_type"] == expected
+
+
+def test_peft_lora_on_the_causal_lm_generates_with_its_deltas():
+    # peft's CAUSAL_LM wrapper reads `prepare_inputs_for_generation` and `generation_config` and
+    # calls our generate(); the LoRA deltas must be in every step: the merged model's ids agree.
+    pytest.importorskip("peft")
+    model, _ = build("causal_lm", tiny_config(is_decoder=True))
+    prompt = torch.tensor([[0, 5, 9, 13]])
+    with torch.no_grad():
+        base = model.generate(prompt, max_new_tokens=5, eos_token_id=[])
+        wrapped = _peft_lora(model, task_type="CAUSAL_LM")
+        ids = wrapped.generate(input_ids=prompt, max_new_tokens=5, eos_token_id=[])
+        merged = wrapped.merge_and_unload()
+        assert torch.equal(ids, merged.generate(prompt, max_new_tokens=5, eos_token_id=[]))
+    assert ids.shape == (1, 9) and not torch.equal(ids, base)  # the deltas changed what it says
+    # The step inputs: with a cache of 3 positions, only what it has not seen.
+    past = merged(prompt[:, :3], use_cache=True).past_key_values
+    step = merged.prepare_inputs_for_generation(prompt, past_key_values=past, attention_mask=torch.ones_like(prompt))
+    assert step["input_ids"].tolist() == [[13]] and step["attention_mask"].shape == (1, 4)

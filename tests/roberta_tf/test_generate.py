@@ -136,3 +136,11 @@ def test_greedy_ids_equal_the_pytorch_backend(right_padded):
     want = pt_model.eval().generate(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), max_new_tokens=4)
     got = model.generate(ids, attention_mask=mask, max_new_tokens=4)
     np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_prepare_inputs_for_generation_gives_what_the_cache_has_not_seen(model):
+    ids = np.array([[0, 5, 9, 13]])
+    past = model(input_ids=ids[:, :3], use_cache=True).past_key_values
+    step = model.prepare_inputs_for_generation(ids, past_key_values=past, attention_mask=np.ones_like(ids))
+    assert np.asarray(step["input_ids"]).tolist() == [[13]] and step["attention_mask"].shape == (1, 4)
+    assert model.prepare_inputs_for_generation(ids)["input_ids"] is ids  # no cache: every token

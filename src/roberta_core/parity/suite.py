@@ -444,10 +444,11 @@ class Runner:
     def model(self, prep: Prepared, backend, dtype: str):
         """The backend's model for this config, head and dtype (built once), holding prep's weights."""
         key = ("model", prep.config.to_json_string(), prep.head, backend.name, dtype)
-        model = self._once(key, lambda: backend.build(prep.config, prep.head, dtype=dtype))
+        # Each model has its own copy of the config: a labelled call may record its labels'
+        # problem type there (v4's PyTorch class does), and every case with this config shares
+        # the model, so each case resets it.
+        model = self._once(key, lambda: backend.build(prep.config.copy(), prep.head, dtype=dtype))
         backend.load(model, self.state(prep, backend))
-        # Every case with this config shares the model; a labelled call may have recorded its
-        # labels' problem type in the config (v4's PyTorch class does), which this case resets.
         model.config.problem_type = prep.config.problem_type
         return model
 
