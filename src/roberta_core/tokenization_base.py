@@ -270,7 +270,8 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         unknown = set(kwargs) - set(CALL_DEFAULTS)
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; allowed: {sorted(CALL_DEFAULTS)}")
-        return {**CALL_DEFAULTS, **kwargs, "add_prefix_space": self.add_prefix_space if prefix is None else bool(prefix)}
+        prefix = self.add_prefix_space if prefix is None else bool(prefix)
+        return {**CALL_DEFAULTS, **kwargs, "add_prefix_space": prefix}
 
     def _parse_inputs(self, text, text_pair, split: bool, force_batch: bool = False):
         """Normalise inputs to (list of firsts, list of seconds or None per item, batched?)."""

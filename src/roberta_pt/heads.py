@@ -261,7 +261,11 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
     def prepare_inputs_for_generation(
-        self, input_ids: torch.Tensor, past_key_values: Any = None, attention_mask: Optional[torch.Tensor] = None, **kwargs: Any
+        self,
+        input_ids: torch.Tensor,
+        past_key_values: Any = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """v4's inputs of one step of a generation loop (peft's causal-LM wrapper reads this
         method): with a cache, only the tokens it has not seen; the mask covers them all."""

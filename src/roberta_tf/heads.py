@@ -321,7 +321,11 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         return out if return_dict else out.to_tuple()
 
     def prepare_inputs_for_generation(
-        self, input_ids: tf.Tensor, past_key_values: Any = None, attention_mask: Optional[tf.Tensor] = None, **kwargs: Any
+        self,
+        input_ids: tf.Tensor,
+        past_key_values: Any = None,
+        attention_mask: Optional[tf.Tensor] = None,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """v4's inputs of one step of a generation loop (peft's causal-LM wrapper reads this
         method): with a cache, only the tokens it has not seen; the mask covers them all."""
@@ -782,10 +786,9 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
         if isinstance(outputs, Mapping):
             outputs = (outputs["start_logits"], outputs["end_logits"])
         batch, length = shape_of(outputs[0])
-        positions = [
-            _check_labels(self.head, self.config, labels[name] if name in labels else labels[name[:-1]], batch, length)[1]
-            for name in ("start_positions", "end_positions")
-        ]
+        # v4's own call named them 'start_position' / 'end_position'.
+        given = [labels[name] if name in labels else labels[name[:-1]] for name in ("start_positions", "end_positions")]
+        positions = [_check_labels(self.head, self.config, p, batch, length)[1] for p in given]
         return question_answering_loss(*outputs, *positions)
 
     def call(

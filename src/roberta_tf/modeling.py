@@ -1050,7 +1050,8 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         return dataset.to_tf_dataset(
             columns=features[0] if len(features) == 1 else features,
             label_cols=(labels[0] if len(labels) == 1 else labels) or None,
-            batch_size=batch_size, shuffle=shuffle, drop_remainder=shuffle if drop_remainder is None else drop_remainder,
+            batch_size=batch_size, shuffle=shuffle,
+            drop_remainder=shuffle if drop_remainder is None else drop_remainder,
             collate_fn=collate_fn, collate_fn_args=collate_fn_args, prefetch=prefetch,
         )
 
