@@ -35,6 +35,7 @@ from roberta_core.validation import (
     check_forward_inputs,
     check_generation_args,
     new_token_count,
+    generation_step_inputs,
     check_labels,
     masked_rows,
     max_length_for,
@@ -310,12 +311,8 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         attention_mask: Optional[jax.Array] = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """v4's inputs of one step of a generation loop (peft's causal-LM wrapper reads this
-        method): with a cache, only the tokens it has not seen; the mask covers them all."""
-        if past_key_values is not None:
-            input_ids = input_ids[:, past_key_values[0][0].shape[2]:]
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
-                "use_cache": kwargs.get("use_cache")}
+        """v4's inputs of one step of a generation loop (`generation_step_inputs`)."""
+        return generation_step_inputs(input_ids, past_key_values, attention_mask, kwargs.get("use_cache"))
 
     def generate(
         self,
