@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime
 import numpy as np
 
 __all__ = [
+    "generation_step_inputs",
     "Backend",
     "BACKENDS",
     "NAMES",
@@ -123,6 +124,16 @@ def map_arrays(value: Any, leaf: Callable[[Any], Any]) -> Any:
     if isinstance(value, (tuple, list)):
         return tuple(map_arrays(v, leaf) for v in value)
     return leaf(value)
+
+
+def generation_step_inputs(input_ids: Any, past_key_values: Any, attention_mask: Any, use_cache: Any) -> dict:
+    """v4's `prepare_inputs_for_generation` of every backend (peft's causal-LM wrapper reads it):
+    the ids (B, T) a step runs on — with a cache, only those it has not seen — and the mask, which
+    covers them all. Framework-free: it only slices and reads shapes."""
+    if past_key_values is not None:
+        input_ids = input_ids[:, past_key_values[0][0].shape[2]:]  # a layer's key: (B, heads, T_seen, D)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
+            "use_cache": use_cache}
 
 
 def resolve_attn_implementation(backend: str, value: Optional[str]) -> str:

@@ -27,7 +27,6 @@ __all__ = [
     "check_labels",
     "check_generation_args",
     "new_token_count",
-    "generation_step_inputs",
     "masked_rows",
     "token_budget",
     "check_token_budget",
@@ -232,16 +231,6 @@ def new_token_count(prompt_length: int, max_new_tokens: int | None, max_length: 
         raise ValueError(f"max_length={max_length} counts the prompt, which already has {prompt_length} tokens: "
                          f"give more than {prompt_length}, or max_new_tokens")
     return max_length - prompt_length
-
-
-def generation_step_inputs(input_ids: Any, past_key_values: Any, attention_mask: Any, use_cache: Any) -> dict:
-    """v4's `prepare_inputs_for_generation` of every backend (peft's causal-LM wrapper reads it):
-    the ids (B, T) a step runs on — with a cache, only those it has not seen — and the mask, which
-    covers them all. Framework-free: it only slices and reads shapes."""
-    if past_key_values is not None:
-        input_ids = input_ids[:, past_key_values[0][0].shape[2]:]  # a layer's key: (B, heads, T_seen, D)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
-            "use_cache": use_cache}
 
 
 def check_generation_args(

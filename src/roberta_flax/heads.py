@@ -21,6 +21,7 @@ import optax
 from flax import nnx
 from jax.experimental import checkify
 
+from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
@@ -35,7 +36,6 @@ from roberta_core.validation import (
     check_forward_inputs,
     check_generation_args,
     new_token_count,
-    generation_step_inputs,
     check_labels,
     masked_rows,
     max_length_for,
@@ -329,8 +329,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         max_length: Optional[int] = None,
     ) -> jax.Array:
         """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
-        counts the prompt too): greedy (argmax), or sampled
-        with `temperature`, `top_k`, `top_p` (seeded by `seed`, default 0). input_ids (B, T), with
+        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p` (seeded by `seed`, default 0). input_ids (B, T), with
         padding on either side marked by attention_mask (B, T). A row that emits `eos_token_id`
         (default the config's; an empty list never stops) is finished and then filled with
         `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the

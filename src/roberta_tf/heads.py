@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
@@ -31,7 +32,6 @@ from roberta_core.validation import (
     check_forward_inputs,
     check_generation_args,
     new_token_count,
-    generation_step_inputs,
     check_labels,
     masked_rows,
     max_length_for,
@@ -66,25 +66,30 @@ __all__ = [
 # example whose label is ignored (-100, a QA position outside the sequence) contributes 0, and the
 # others are scaled by B / (examples kept), which is 1 when none is ignored (v4's values exactly).
 
-def _cross_entropy_per_example(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
-    """Cross-entropy of each row, 0 where the target is `ignore_index` and the others scaled by
-    N / (rows kept), so that the mean is `cross_entropy`. logits (N, K), targets (N,) -> (N,).
-    Computed in float32 whatever the logits' dtype."""
+def _token_losses(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """Cross-entropy of each row, 0 where the target is `ignore_index`, and how many rows are kept
+    (at least 1). logits (N, K), targets (N,) -> (N,), scalar. Computed in float32 whatever the
+    logits' dtype."""
     targets = tf.cast(targets, tf.int32)
     keep = tf.not_equal(targets, tf.cast(ignore_index, tf.int32))
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.where(keep, targets, 0), logits=tf.cast(logits, tf.float32)
     )
-    rows = tf.cast(tf.size(targets), tf.float32)
-    scale = rows / tf.maximum(tf.reduce_sum(tf.cast(keep, tf.float32)), 1.0)
-    return tf.where(keep, losses * scale, 0.0)
+    return tf.where(keep, losses, 0.0), tf.maximum(tf.reduce_sum(tf.cast(keep, tf.float32)), 1.0)
+
+
+def _cross_entropy_per_example(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
+    """The rows' cross-entropies scaled by N / (rows kept), so that their mean is `cross_entropy`
+    (see above). logits (N, K), targets (N,) -> (N,)."""
+    losses, kept = _token_losses(logits, targets, ignore_index)
+    return losses * (tf.cast(tf.size(losses), tf.float32) / kept)
 
 
 def cross_entropy(logits: tf.Tensor, targets: tf.Tensor, ignore_index: Any = IGNORE_INDEX) -> tf.Tensor:
     """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
     mean would give) when every target is ignored or there is none. logits (N, K), targets (N,) -> scalar."""
-    rows = tf.cast(tf.size(targets), tf.float32)
-    return tf.reduce_sum(_cross_entropy_per_example(logits, targets, ignore_index)) / tf.maximum(rows, 1.0)
+    losses, kept = _token_losses(logits, targets, ignore_index)
+    return tf.reduce_sum(losses) / kept
 
 
 def masked_lm_loss(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
@@ -346,8 +351,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         max_length: Optional[int] = None,
     ) -> tf.Tensor:
         """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
-        counts the prompt too): greedy (argmax), or sampled
-        with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
+        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
         on either side marked by attention_mask (B, T). A row that emits `eos_token_id` (default
         the config's; an empty list never stops) is finished and then filled with `pad_token_id`;
         generation ends when every row is finished. Returns (B, T + new) ids: the prompts as

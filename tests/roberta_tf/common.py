@@ -4,7 +4,6 @@ canonical weights, and inputs per head."""
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 import roberta_tf
 from roberta_tf.convert import from_canonical
@@ -15,12 +14,6 @@ CLASSES = {
     cls.head: cls for cls in (getattr(roberta_tf, name) for name in roberta_tf.__all__[1:])
     if getattr(cls, "family_model_type", None) is None
 }
-
-
-def mean_loss(loss):
-    """A head's loss as the scalar the reference and the other backends give: the mean of v4 TF's
-    (1,) or per-example (B,) loss."""
-    return tf.reduce_mean(loss)
 
 
 def build(head: str, config, seed: int = 0, **kwargs):

@@ -16,7 +16,7 @@ from roberta_tf.convert import from_canonical, to_canonical
 from roberta_tf.modeling import ACT2FN, position_ids_from_input_ids
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, random_state, rel_err, tiny_config
 
-from .common import CLASSES, build, inputs_for, mean_loss
+from .common import CLASSES, build, inputs_for
 
 LIST_FIELDS = ("hidden_states", "attentions", "cross_attentions", "past_key_values")
 
@@ -25,7 +25,7 @@ def assert_matches_reference(out, ref, bar=1e-5):
     """Every field the reference gives is present and within `bar` relative error (ARCHITECTURE §5)."""
     assert set(ref) <= set(out), f"missing fields {set(ref) - set(out)}"
     for name, want in ref.items():
-        got = mean_loss(out[name]) if name == "loss" else out[name]
+        got = tf.reduce_mean(out[name]) if name == "loss" else out[name]  # v4 TF's loss shapes: their mean
         if name in LIST_FIELDS:
             flat_got, flat_want = tf.nest.flatten(got), tf.nest.flatten(want)
             assert len(flat_got) == len(flat_want), name
@@ -258,7 +258,7 @@ def test_logits_equal_the_pytorch_backend(head):
     got = model(**inputs)
     for name, value in want.items():
         if name == "loss":  # v4 TF's shape, (1,) or per example: the mean is PyTorch's scalar
-            assert_close(mean_loss(got[name]), value.numpy(), what=f"{head} {name}")
+            assert_close(tf.reduce_mean(got[name]), value.numpy(), what=f"{head} {name}")
         elif name != "past_key_values":
             assert_close(got[name], value.numpy(), what=f"{head} {name}")
 
@@ -281,7 +281,7 @@ def test_query_key_value_are_called_as_layers_in_training():
         layer.call = hook
     labels = np.where(mask == 1, ids, -100)
     with tf.GradientTape() as tape:
-        loss = mean_loss(model(input_ids=ids, attention_mask=mask, labels=labels, training=True).loss)
+        loss = tf.reduce_mean(model(input_ids=ids, attention_mask=mask, labels=labels, training=True).loss)
     grad = tape.gradient(loss, attention.query.kernel)
     assert seen == {name: [(3, 7, config.hidden_size)] for name in seen}
     assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0
