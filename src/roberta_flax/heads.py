@@ -41,7 +41,7 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from ._framework import _axes, _compiled, _dense, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of
+from ._framework import _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of
 from .modeling import FlaxRobertaModel, FlaxRobertaPreTrainedModel, _gelu
 from .unpad import Packing, packing_for, repad, unpad_rows
 
@@ -207,7 +207,7 @@ class FlaxRobertaClassificationHead(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.dense = _dense(config, config.hidden_size, config.hidden_size, **kw)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = _dropout(dropout, rngs=rngs)
         self.out_proj = _dense(config, config.hidden_size, config.num_labels, **kw)
 
     def __call__(self, features: jax.Array, deterministic: bool = True) -> jax.Array:
@@ -613,7 +613,7 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         rngs = _rngs(rngs, seed)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
         self.roberta = FlaxRobertaModel(self.config, attn_implementation=attn_implementation, **kw)
-        self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
+        self.dropout = _dropout(config.hidden_dropout_prob, rngs=rngs)
         self.classifier = _dense(config, config.hidden_size, 1, **kw)
 
     @_compiled
@@ -696,7 +696,7 @@ class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+        self.dropout = _dropout(dropout, rngs=rngs)
         self.classifier = _dense(config, config.hidden_size, config.num_labels, **kw)
 
     @_compiled

@@ -56,6 +56,7 @@ from ._framework import (
     _Deferred,
     _deferring,
     _dense,
+    _dropout,
     _embed,
     _is_traced,
     _layer_norm,
@@ -196,7 +197,7 @@ class FlaxRobertaEmbeddings(nnx.Module):
         self.token_type_embeddings = _embed(config, config.type_vocab_size, H, (None, "embed"), **kw)
         # `LayerNorm`, not snake case: the name is part of every checkpoint's keys.
         self.LayerNorm = _layer_norm(config, **kw)
-        self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
+        self.dropout = _dropout(config.hidden_dropout_prob, rngs=rngs)
 
     def position_ids(
         self, input_ids: Optional[jax.Array], inputs_embeds: Optional[jax.Array], past_length: Any = 0
@@ -303,7 +304,7 @@ class FlaxRobertaSelfAttention(nnx.Module):
         self.query = _dense(config, H, H, ("embed", "heads"), **kw)
         self.key = _dense(config, H, H, ("embed", "heads"), **kw)
         self.value = _dense(config, H, H, ("embed", "heads"), **kw)
-        self.dropout = nnx.Dropout(config.attention_probs_dropout_prob, rngs=rngs)
+        self.dropout = _dropout(config.attention_probs_dropout_prob, rngs=rngs)
         self.position_embedding_type = position_embedding_type or config.position_embedding_type
         if self.position_embedding_type in ("relative_key", "relative_key_query"):
             # One vector per distance -(P-1) .. P-1, shared by all heads (Shaw et al.; Huang et al.).
@@ -402,7 +403,7 @@ class FlaxRobertaSelfOutput(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.dense = _dense(config, config.hidden_size, config.hidden_size, ("heads", "embed"), **kw)
         self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, **kw)
-        self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
+        self.dropout = _dropout(config.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, hidden_states: jax.Array, input_tensor: jax.Array, deterministic: bool = True) -> jax.Array:
         hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic) + input_tensor
@@ -478,7 +479,7 @@ class FlaxRobertaOutput(nnx.Module):
         kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
         self.dense = _dense(config, config.intermediate_size, config.hidden_size, ("mlp", "embed"), **kw)
         self.LayerNorm = None if config.pre_layer_norm else _layer_norm(config, **kw)
-        self.dropout = nnx.Dropout(config.hidden_dropout_prob, rngs=rngs)
+        self.dropout = _dropout(config.hidden_dropout_prob, rngs=rngs)
 
     def __call__(self, hidden_states: jax.Array, input_tensor: jax.Array, deterministic: bool = True) -> jax.Array:
         hidden_states = self.dropout(self.dense(hidden_states), deterministic=deterministic) + input_tensor

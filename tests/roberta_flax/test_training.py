@@ -197,3 +197,46 @@ def test_query_is_called_as_a_module_in_training():
     assert float(np.abs(np.asarray(grads.inner.kernel[...])).sum()) > 0  # gradients flow through it
     zeroed, _ = train_loss(0.0)
     assert abs(zeroed - plain) > 1e-4  # and what it returns is what the attention uses
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
+def test_dropout_masks_from_threefry_words_are_fair_and_unbiased(rate):
+    """Dropout with a threefry key (JAX's default) takes four 16-bit draws from each threefry
+    block (`_framework.keep_mask`). Checked on 2**21 values against the rate, not against the
+    code: the dropped fraction is within 5 standard deviations of round(rate * 2**16) / 2**16,
+    in every one of the four draw positions of a block; neighbouring values (lags 1-8, inside
+    and across blocks) are uncorrelated; kept values are x / keep, so the mean is the input's;
+    the same key replays the same mask (gradient checkpointing's rerun), another key does not;
+    an rbg key gets `nnx.Dropout`'s own mask, value for value."""
+    from roberta_flax._framework import Dropout
+
+    n = 2**21
+    x = jax.random.uniform(jax.random.key(7), (8, 2, n // 16), minval=0.5, maxval=1.5)
+    out = np.asarray(Dropout(rate, rngs=nnx.Rngs(0))(x, deterministic=False, rngs=jax.random.key(1)))
+    threshold = round(rate * 2**16)
+    p, keep = threshold / 2**16, 1 - threshold / 2**16
+    dropped = (out == 0).reshape(-1)
+    sigma = np.sqrt(p * (1 - p) / n)
+    assert abs(dropped.mean() - p) < 5 * sigma, (dropped.mean(), p)
+    for position in range(4):
+        part = dropped[position::4]
+        assert abs(part.mean() - p) < 5 * np.sqrt(p * (1 - p) / part.size), position
+    centred = dropped - dropped.mean()
+    for lag in range(1, 9):
+        corr = (centred[:-lag] * centred[lag:]).mean() / centred.var()
+        assert abs(corr) < 5 / np.sqrt(n), (lag, corr)
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], np.asarray(x)[kept] / keep, rtol=1e-6)
+    # Each output's variance about its input is x**2 * p / keep, E[x**2] = 13/12 here.
+    assert abs(out.mean() - float(np.asarray(x).mean())) < 5 * np.sqrt(13 / 12 * p / keep / n)
+
+    again = np.asarray(Dropout(rate)(x, deterministic=False, rngs=jax.random.key(1)))
+    other = np.asarray(Dropout(rate)(x, deterministic=False, rngs=jax.random.key(2)))
+    np.testing.assert_array_equal(again, out)
+    assert (other != out).mean() > p / 2
+
+    rbg = jax.random.key(1, impl="rbg")
+    np.testing.assert_array_equal(
+        np.asarray(Dropout(rate)(x, deterministic=False, rngs=rbg)),
+        np.asarray(nnx.Dropout(rate)(x, deterministic=False, rngs=rbg)),
+    )
