@@ -552,12 +552,14 @@ class Dropout(nnx.Dropout):
     """`nnx.Dropout` (same arguments, random stream and switches) whose mask costs a quarter of
     the random bits (`keep_mask`) when its key is threefry's, JAX's default; the kept values are
     scaled by the exact keep probability, so the expectation is the input's. Other keys, rates
-    of 0 or 1 and `broadcast_dims` take `nnx.Dropout`'s own path."""
+    of 0 or 1, `broadcast_dims` and explicitly sharded inputs take `nnx.Dropout`'s own path."""
 
     def __call__(self, inputs: jax.Array, *, deterministic: Optional[bool] = None, rngs: Any = None) -> jax.Array:
         deterministic = self.deterministic if deterministic is None else deterministic
         stream = self.rngs if rngs is None else rngs
-        if deterministic or not 0.0 < self.rate < 1.0 or self.broadcast_dims or stream is None:
+        # Explicitly sharded inputs (a mesh in their type) keep nnx.Dropout's sharded mask.
+        explicit = not jax.typeof(inputs).sharding.mesh.empty
+        if deterministic or not 0.0 < self.rate < 1.0 or self.broadcast_dims or stream is None or explicit:
             return super().__call__(inputs, deterministic=deterministic, rngs=rngs)
         if isinstance(stream, nnx.Rngs):
             key = stream[self.rng_collection]()
