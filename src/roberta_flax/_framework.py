@@ -531,8 +531,12 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> Optional[t
     least round(rate * 2**16). JAX's `bernoulli` spends a whole block (two words, XORed) on
     each value, which made the masks a tenth of a roberta-base training step on CPU. Returns
     (mask, the exact keep probability, 1 - threshold / 2**16, to scale by), or None where this
-    does not apply (a key of another PRNG implementation, more than 2**32 blocks)."""
+    does not apply (a key of another PRNG implementation, a rate within 2**-17 of 0 or 1, more
+    than 2**32 blocks)."""
     if not (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) and str(jax.random.key_impl(key)) == "threefry2x32"):
+        return None
+    threshold = round(rate * 2**16)
+    if not 0 < threshold < 2**16:  # a rate within 2**-17 of 0 or 1: no 16-bit threshold keeps it
         return None
     *lead, last = shape if shape else (1,)
     blocks = (*lead, -(-last // 4))  # four values per block along the last axis
@@ -544,7 +548,6 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> Optional[t
     )
     draws = jnp.stack([high & 0xFFFF, high >> 16, low & 0xFFFF, low >> 16], axis=-1)  # (*lead, L/4, 4)
     draws = draws.reshape(*lead, 4 * blocks[-1])[..., :last].reshape(shape)
-    threshold = round(rate * 2**16)
     return draws >= threshold, 1.0 - threshold / 2**16
 
 

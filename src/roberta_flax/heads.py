@@ -41,7 +41,9 @@ from roberta_core.validation import (
     max_length_for,
 )
 
-from ._framework import _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of
+from ._framework import (
+    _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of,
+)
 from .modeling import FlaxRobertaModel, FlaxRobertaPreTrainedModel, _gelu
 from .unpad import Packing, packing_for, repad, unpad_rows
 

@@ -205,9 +205,9 @@ def test_dropout_masks_from_threefry_words_are_fair_and_unbiased(rate):
     block (`_framework.keep_mask`). Checked on 2**21 values against the rate, not against the
     code: the dropped fraction is within 5 standard deviations of round(rate * 2**16) / 2**16,
     in every one of the four draw positions of a block; neighbouring values (lags 1-8, inside
-    and across blocks) are uncorrelated; kept values are x / keep, so the mean is the input's;
+    and across blocks, and a row apart) are uncorrelated; kept values are x / keep, so the mean is the input's;
     the same key replays the same mask (gradient checkpointing's rerun), another key does not;
-    an rbg key gets `nnx.Dropout`'s own mask, value for value."""
+    an rbg key, or a rate no 16-bit threshold keeps, gets `nnx.Dropout`'s own mask, value for value."""
     from roberta_flax._framework import Dropout
 
     n = 2**21
@@ -222,7 +222,7 @@ def test_dropout_masks_from_threefry_words_are_fair_and_unbiased(rate):
         part = dropped[position::4]
         assert abs(part.mean() - p) < 5 * np.sqrt(p * (1 - p) / part.size), position
     centred = dropped - dropped.mean()
-    for lag in range(1, 9):
+    for lag in (*range(1, 9), n // 16):  # and the same place in the next row
         corr = (centred[:-lag] * centred[lag:]).mean() / centred.var()
         assert abs(corr) < 5 / np.sqrt(n), (lag, corr)
     kept = out != 0
@@ -235,6 +235,11 @@ def test_dropout_masks_from_threefry_words_are_fair_and_unbiased(rate):
     np.testing.assert_array_equal(again, out)
     assert (other != out).mean() > p / 2
 
+    tiny = 2.0**-18
+    np.testing.assert_array_equal(
+        np.asarray(Dropout(tiny)(x, deterministic=False, rngs=jax.random.key(1))),
+        np.asarray(nnx.Dropout(tiny)(x, deterministic=False, rngs=jax.random.key(1))),
+    )
     rbg = jax.random.key(1, impl="rbg")
     np.testing.assert_array_equal(
         np.asarray(Dropout(rate)(x, deterministic=False, rngs=rbg)),
