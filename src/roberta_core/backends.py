@@ -23,7 +23,6 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence, runtime
 import numpy as np
 
 __all__ = [
-    "generation_step_inputs",
     "Backend",
     "BACKENDS",
     "NAMES",
@@ -31,6 +30,7 @@ __all__ = [
     "get",
     "model_class",
     "map_arrays",
+    "generation_step_inputs",
     "resolve_attn_implementation",
     "ConvertModule",
     "Trainer",

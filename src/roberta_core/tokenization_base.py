@@ -335,9 +335,8 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         first token (`padding._slice` moves it along with truncation windows).
 
         A space goes in front of a text when add_prefix_space is set (the call's, else the
-        tokenizer's), and in front of every pre-split
-        word (as in v4), unless it starts with whitespace. Offsets index the original text (each
-        word for pre-split input); with trim_offsets they leave out the spaces a token carries.
+        tokenizer's), and in front of every pre-split word (as in v4), unless it starts with whitespace. Offsets index
+        the original text (each word for pre-split input); with trim_offsets they leave out the spaces a token carries.
         """
         if split:
             texts = [w for words in seqs for w in words]

@@ -10,7 +10,6 @@ with the message from `range_message`).
 from __future__ import annotations
 
 import warnings
-
 from typing import Any, Optional, Sequence
 
 import numpy as np

@@ -830,8 +830,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         `output_loading_info=True`: returns (model, {"missing_keys", "unexpected_keys",
         "mismatched_keys", "error_msgs"}); v4's `_do_init=False`: returns (model, params)) or
         accepted and never written into the config (`low_cpu_mem_usage`: loading already holds one
-        copy; the Hub's `revision`, `cache_dir`,
-        `local_files_only`, `token`, unused for a local directory). Any other keyword is a TypeError.
+        copy; the Hub's `revision`, `cache_dir`, `local_files_only`, `token`, unused for a local
+        directory). Any other keyword is a TypeError.
         """
         # v4's `_do_init=False` returns (model, params): the model is whole here either way.
         do_init = kwargs.pop("_do_init", True)

@@ -32,10 +32,10 @@ from roberta_core.validation import (
     IGNORE_INDEX,
     check_forward_inputs,
     check_generation_args,
-    new_token_count,
     check_labels,
     masked_rows,
     max_length_for,
+    new_token_count,
 )
 
 from ._framework import check_values, shape_of
@@ -287,11 +287,11 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         max_length: Optional[int] = None,
     ) -> torch.Tensor:
         """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
-        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p` (seeded by `seed`). input_ids (B, T), with padding
-        on either side marked by attention_mask (B, T). A row that emits `eos_token_id` (default
-        the config's; an empty list never stops) is finished and then filled with `pad_token_id`;
-        generation ends when every row is finished. Returns (B, T + new) ids: the prompts as
-        given, then the new tokens.
+        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p`
+        (seeded by `seed`). input_ids (B, T), with padding on either side marked by attention_mask (B, T). A row that
+        emits `eos_token_id` (default the config's; an empty list never stops) is finished and then filled with
+        `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the prompts as given, then
+        the new tokens.
 
         Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
         padding first) before decoding, so positions and relative distances are those of the
