@@ -147,15 +147,17 @@ def test_quantize_int8_writes_atomically(tmp_path, recipe):
     assert np.abs(got - fp32).max() < 0.05 * np.abs(fp32).max()
 
 
-def _lm(tmp_path, tied: bool, seed: int = 3):
-    """ids -> Gather(E) -> x, LayerNorm -> h -> lm_head/decoder MatMul (E^T, or another weight) + bias."""
+def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, ...] = ()):
+    """ids -> Gather(E) -> x, LayerNorm -> h -> lm_head/decoder MatMul (E^T, or another weight) + bias;
+    the ids in `boost` get a bias 200 above the others (every token's top logits are theirs)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
-    table = rng.normal(size=(V, H)).astype(np.float32)
-    decoder = table.T.copy() if tied else rng.normal(size=(H, V)).astype(np.float32)
-    bias = rng.normal(size=V).astype(np.float32) / 4
+    table = rng.normal(size=(vocab, H)).astype(np.float32)
+    decoder = table.T.copy() if tied else rng.normal(size=(H, vocab)).astype(np.float32)
+    bias = rng.normal(size=vocab).astype(np.float32) / 4
+    bias[list(boost)] += 200  # a token's own logit (tied) is about H
     inits = [numpy_helper.from_array(table, "word_embeddings.weight"), numpy_helper.from_array(decoder, "decoder.w"),
              numpy_helper.from_array(bias, "decoder.b"), numpy_helper.from_array(np.ones(H, np.float32), "ln.g"),
              numpy_helper.from_array(np.zeros(H, np.float32), "ln.b")]
@@ -166,7 +168,7 @@ def _lm(tmp_path, tied: bool, seed: int = 3):
         helper.make_node("Add", ["d", "decoder.b"], ["logits"], name="/lm_head/decoder/Add"),
     ]
     graph = helper.make_graph(nodes, "lm", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["B", "T"])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", "T", V]),
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", "T", vocab]),
                                helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", "T", H])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -175,16 +177,22 @@ def _lm(tmp_path, tied: bool, seed: int = 3):
     return path, decoder, bias
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied):
+@pytest.mark.parametrize("tied, vocab, boost", [
+    (True, V, ()), (False, V, ()),  # 300 = 10 groups of 30: the k best groups' maxima first
+    (True, V, (31, 32, 33, 34)),  # the top k all in one group
+    (True, V, (0, 61, 122, 299)),  # each in another group, the first and the last among them
+    (True, 307, ()), (True, 307, (0, 100, 200, 306)),  # a prime vocabulary: one TopK over it all
+])
+def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied, vocab, boost):
     import onnx
 
     from roberta_core.onnx_int8 import RESCORE_K, per_token
 
-    path, decoder, bias = _lm(tmp_path, tied)
+    path, decoder, bias = _lm(tmp_path, tied, vocab=vocab, boost=boost)
     target = per_token(path, tmp_path / "int8.onnx")
     graph = onnx.load(target).graph
     assert [n.op_type for n in graph.node].count("DynamicQuantizeMatMul") == 1
+    assert [n.op_type for n in graph.node].count("TopK") == (2 if vocab == V else 1)
     assert not any(n.op_type == "Add" and n.name == "/lm_head/decoder/Add" for n in graph.node)  # bias fused
     # the tied table is read from the embeddings; an untied decoder keeps its own fp32 rows
     assert any(t.name.endswith("/fp32_rows") for t in graph.initializer) is (not tied)
@@ -193,7 +201,7 @@ def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied):
     model.graph.output.append(onnx.helper.make_tensor_value_info("/lm_head/decoder/MatMul/int8_logits",
                                                                  onnx.TensorProto.FLOAT, None))
     onnx.save(model, target)
-    ids = np.random.default_rng(4).integers(0, V, size=(3, 11))
+    ids = np.random.default_rng(4).integers(0, vocab, size=(3, 11))
     logits, h, int8 = _run(target, {"input_ids": ids})
     exact = h.astype(np.float64) @ decoder + bias  # (B, T, V) fp32 decoder on the graph's own hidden state
     top = np.argsort(-int8, -1)[..., :RESCORE_K]  # the int8 top k: recomputed in fp32
@@ -203,6 +211,8 @@ def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied):
     assert np.array_equal(logits[rest], int8[rest])  # the others stay int8: close to fp32, not equal
     assert 0 < np.abs(int8 - exact).max() < 0.05 * np.abs(exact).max()
     assert np.array_equal(logits.argmax(-1), exact.argmax(-1))
+    if boost:
+        assert np.array_equal(np.sort(top, -1), np.broadcast_to(sorted(boost), top.shape))
 
 
 def test_without_rescoring_the_decoder_is_onnxruntimes_fused_per_channel_int8(tmp_path):
