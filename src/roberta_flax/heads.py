@@ -585,7 +585,7 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic, unpad=unpad,
+            deterministic=deterministic, unpad=unpad, first_token_only=True,
         )
         problem = None
         if labels is not None:
@@ -667,7 +667,7 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
             flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic, unpad=unpad,
+            deterministic=deterministic, unpad=unpad, first_token_only=True,
         )
         pooled = self.dropout(outputs.pooler_output, deterministic=deterministic)
         logits = self.classifier(pooled).reshape(B, C)  # (B, C)

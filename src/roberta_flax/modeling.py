@@ -442,8 +442,18 @@ class FlaxRobertaAttention(nnx.Module):
         cache_index: Any = None,
         deterministic: bool = True,
         packing: Optional[Packing] = None,
+        first_only: bool = False,
     ) -> tuple[jax.Array, Optional[jax.Array], tuple[jax.Array, jax.Array]]:
+        """`first_only`: the first token's state only, (B, 1, H): its query attends over every
+        position (the encoder's last layer when a head reads `<s>` alone)."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
+        if first_only:
+            # Attention of the first query over the block's own states: keys and values from all.
+            context, probs, present = self.self(
+                normed[:, :1], attention_mask, head_mask, normed, None, output_attentions, use_fused, False, None,
+                deterministic,
+            )
+            return self.output(context, hidden_states[:, :1], deterministic), probs, present
         context, probs, present = self.self(
             normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
             output_attentions, use_fused, is_causal, cache_index, deterministic, packing,
@@ -520,13 +530,15 @@ class FlaxRobertaLayer(nnx.Module):
         use_fused: bool = True,
         is_causal: bool = False,
         deterministic: bool = True,
+        first_only: bool = False,
     ) -> tuple[jax.Array, tuple[jax.Array, ...], Optional[jax.Array], Optional[jax.Array]]:
         """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
-        with cross-attention) and the self/cross attention probabilities (None unless asked)."""
+        with cross-attention) and the self/cross attention probabilities (None unless asked).
+        `first_only`: the first token's new state only, (B, 1, H) (see FlaxRobertaAttention)."""
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
             hidden_states, attention_mask, head_mask, None, self_past,
-            output_attentions, use_fused, is_causal, cache_index, deterministic, packing,
+            output_attentions, use_fused, is_causal, cache_index, deterministic, packing, first_only,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
@@ -570,27 +582,33 @@ class FlaxRobertaEncoder(nnx.Module):
         cache_index: Any = None,
         deterministic: bool = True,
         packing: Optional[Packing] = None,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """`first_token_only`: the last layer computes the first token's state only (the caller
+        checked that nothing else is read): last_hidden_state (B, 1, H)."""
         all_hidden = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         all_cross = [] if output_attentions and encoder_hidden_states is not None else None
         presents = [] if use_cache else None
-        def run(layer: FlaxRobertaLayer, *args: Any) -> tuple:
+        def run(layer: FlaxRobertaLayer, *args: Any, first_only: bool = False) -> tuple:
             # The flags are Python values that pick the code path: bound here, not traced.
             return layer(
                 *args, output_attentions=output_attentions, use_fused=use_fused, is_causal=is_causal,
-                deterministic=deterministic,
+                deterministic=deterministic, first_only=first_only,
             )
 
+        step = run
         if self.gradient_checkpointing:
             # Keep only each layer's input; rerun the layer (same dropout masks) in the backward pass.
             # Tree mode: the layer passes through as a pytree, so this also works inside a
             # plain `jax.grad` over a merged model (graph mode would refuse to update its variables).
-            run = nnx.remat(run, graph=False)
+            step = nnx.remat(run, graph=False)
         for i, layer in enumerate(self.layer):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
-            hidden_states, present, probs, cross = run(
+            # The last layer of a `first_token_only` call (never in training) runs as it is.
+            last = first_token_only and i == len(self.layer) - 1
+            hidden_states, present, probs, cross = (functools.partial(run, first_only=True) if last else step)(
                 layer, hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,
                 None if past_key_values is None else past_key_values[i], cache_index, packing,
@@ -1067,6 +1085,20 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             checkify.check(packing.fits, message, real=packing.cu_seqlens[-1])
         return packing
 
+    def _first_token_only(
+        self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
+        use_cache: bool, encoder_hidden_states: Optional[jax.Array], deterministic: bool,
+    ) -> bool:
+        """Whether a `first_token_only` call may skip the last layer's other positions: not when
+        the call returns every state or attention map, keeps a cache, attends across or by
+        relative position, packs (`unpad`), or trains (dropout would draw other masks)."""
+        config = self.config
+        return not (
+            output_attentions or output_hidden_states or packing is not None or past_key_values is not None
+            or use_cache or encoder_hidden_states is not None or config.is_decoder or not deterministic
+            or config.position_embedding_type != "absolute"
+        )
+
     def _self_attention_mask(
         self,
         attention_mask: Optional[jax.Array],
@@ -1116,6 +1148,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         deterministic: Optional[bool] = None,
         cache_index: Any = None,
         unpad: bool | int = False,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
@@ -1135,6 +1168,13 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         mask's values: give it, `unpad=N` (an int >= the batch's real tokens; eagerly True rounds
         them up to a multiple of 64). A budget too small gives NaN states, never
         numbers that miss part of a sequence (with `enable_jit_checks()`, a ValueError).
+
+        `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
+        they read `<s>` alone) computes the last layer for the first position only, its query
+        attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
+        same. Calls that return more (`output_hidden_states`, `output_attentions`), a cache,
+        cross-attention, relative positions, `unpad` packing or training (not `deterministic`)
+        compute every position as usual.
 
         Ids are checked against their tables before any lookup (a ValueError naming the range).
         JAX holds integers as int32 unless `jax_enable_x64` is on: an eager call checks NumPy
@@ -1231,6 +1271,10 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             cache_index=cache_index,
             deterministic=deterministic,
             packing=packing,
+            first_token_only=first_token_only and self._first_token_only(
+                output_attentions, output_hidden_states, packing, past_key_values, use_cache, encoder_hidden_states,
+                deterministic,
+            ),
         )
         if config.pre_layer_norm:
             # After the encoder, as v4: `hidden_states` (the encoder's) end before it, the

@@ -476,7 +476,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad,
+            unpad=unpad, first_token_only=True,
         )
         problem = None
         if labels is not None:
@@ -552,7 +552,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
             flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad,
+            unpad=unpad, first_token_only=True,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(B, C)  # (B, C)
         out = MultipleChoiceModelOutput(

@@ -366,8 +366,17 @@ class RobertaAttention(nn.Module):
         use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
+        first_only: bool = False,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """`first_only`: the first token's state only, (B, 1, H): its query attends over every
+        position (the encoder's last layer when a head reads `<s>` alone)."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
+        if first_only:
+            # Attention of the first query over the block's own states: keys and values from all.
+            context, probs, present = self.self(
+                normed[:, :1], attention_mask, head_mask, normed, None, output_attentions, use_fused, False,
+            )
+            return self.output(context, hidden_states[:, :1]), probs, present
         context, probs, present = self.self(
             normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
             output_attentions, use_fused, is_causal, packing,
@@ -441,12 +450,15 @@ class RobertaLayer(nn.Module):
         use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
+        first_only: bool = False,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
-        with cross-attention) and the self/cross attention probabilities (None unless asked)."""
+        with cross-attention) and the self/cross attention probabilities (None unless asked).
+        `first_only`: the first token's new state only, (B, 1, H) (see RobertaAttention)."""
         self_past = past_key_value[:2] if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_fused, is_causal, packing
+            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_fused, is_causal, packing,
+            first_only,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
@@ -486,7 +498,10 @@ class RobertaEncoder(nn.Module):
         use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """`first_token_only`: the last layer computes the first token's state only (the caller
+        checked that nothing else is read): last_hidden_state (B, 1, H)."""
         checkpointing = self.gradient_checkpointing and self.training
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
@@ -508,7 +523,7 @@ class RobertaEncoder(nn.Module):
                 # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
                 hidden_states, present, probs, cross = checkpoint(layer, *args, use_reentrant=False)
             else:
-                hidden_states, present, probs, cross = layer(*args)
+                hidden_states, present, probs, cross = layer(*args, first_token_only and i == len(self.layer) - 1)
             if presents is not None:
                 presents.append(present)
             if all_attentions is not None:
@@ -896,6 +911,22 @@ class RobertaModel(RobertaPreTrainedModel):
             return None
         return packing
 
+    def _first_token_only(
+        self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
+        use_cache: bool, encoder_hidden_states: Optional[torch.Tensor],
+    ) -> bool:
+        """Whether a `first_token_only` call may skip the last layer's other positions: not when
+        the call returns every state or attention map, keeps a cache, attends across or by
+        relative position, packs (`unpad`), trains (dropout would draw other masks than v4's), or
+        a forward hook watches the model or a part of it (it might read the last states)."""
+        config = self.config
+        if (output_attentions or output_hidden_states or packing is not None or past_key_values is not None
+                or use_cache or encoder_hidden_states is not None or config.is_decoder or self.training
+                or config.position_embedding_type != "absolute"):
+            return False
+        hooks = (nn.modules.module._global_forward_hooks, nn.modules.module._global_forward_pre_hooks)
+        return not any(hooks) and not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
+
     def _self_attention_mask(
         self,
         attention_mask: Optional[torch.Tensor],
@@ -941,6 +972,7 @@ class RobertaModel(RobertaPreTrainedModel):
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
         unpad: bool | int = False,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
@@ -953,7 +985,14 @@ class RobertaModel(RobertaPreTrainedModel):
         when a good part of the batch is padding; calls that need the padded layout (a cache,
         cross-attention, output_attentions, head_mask, relative positions) ignore it, with a warning.
         `unpad=N` (the token budget TF and Flax take for their static shapes) computes the same
-        exact stream here, after checking that N holds the batch's real tokens (a ValueError if not)."""
+        exact stream here, after checking that N holds the batch's real tokens (a ValueError if not).
+
+        `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
+        they read `<s>` alone) computes the last layer for the first position only, its query
+        attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
+        same. Calls that return more (`output_hidden_states`, `output_attentions`), a cache,
+        cross-attention, relative positions, `unpad` packing, training, or a forward hook on the
+        model compute every position as usual."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -1028,6 +1067,9 @@ class RobertaModel(RobertaPreTrainedModel):
             use_fused=use_fused,
             is_causal=is_causal,
             packing=packing,
+            first_token_only=first_token_only and self._first_token_only(
+                output_attentions, output_hidden_states, packing, past_key_values, use_cache, encoder_hidden_states
+            ),
         )
         if self.LayerNorm is not None:
             # After the encoder collected `hidden_states` (v4: the last of them is not normalised),

@@ -602,6 +602,7 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
             output_hidden_states=output_hidden_states, return_dict=True, training=training, unpad=unpad,
+            first_token_only=True,
         )
         out = SequenceClassifierOutput(
             logits=self.classifier(outputs.last_hidden_state, training=training),
@@ -687,7 +688,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
             token_type_ids=flat(token_type_ids, "token_type_ids"), position_ids=flat(position_ids, "position_ids"),
             head_mask=head_mask, inputs_embeds=flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            training=training, unpad=unpad,
+            training=training, unpad=unpad, first_token_only=True,
         )
         pooled = self.dropout(outputs.pooler_output, training=training)
         out = MultipleChoiceModelOutput(

@@ -435,8 +435,18 @@ class TFRobertaAttention(ReplaceableSublayers, keras.layers.Layer):
         training: bool = False,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
+        first_only: bool = False,
     ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+        """`first_only`: the first token's state only, (B, 1, H): its query attends over every
+        position (the encoder's last layer when a head reads `<s>` alone)."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
+        if first_only:
+            # Attention of the first query over the block's own states: keys and values from all.
+            context, probs, present = self.self(
+                normed[:, :1], attention_mask=attention_mask, head_mask=head_mask, encoder_hidden_states=normed,
+                output_attentions=output_attentions, training=training,
+            )
+            return self.dense_output(context, hidden_states[:, :1], training=training), probs, present
         context, probs, present = self.self(
             normed, attention_mask=attention_mask, head_mask=head_mask,
             encoder_hidden_states=encoder_hidden_states, past_key_value=past_key_value,
@@ -531,13 +541,16 @@ class TFRobertaLayer(ReplaceableSublayers, keras.layers.Layer):
         training: bool = False,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
+        first_only: bool = False,
     ) -> tuple[tf.Tensor, tuple[tf.Tensor, ...], Optional[tf.Tensor], Optional[tf.Tensor]]:
         """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
-        with cross-attention) and the self/cross attention probabilities (None unless asked)."""
+        with cross-attention) and the self/cross attention probabilities (None unless asked).
+        `first_only`: the first token's new state only, (B, 1, H) (see TFRobertaAttention)."""
         self_past = tuple(past_key_value[:2]) if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
             hidden_states, attention_mask=attention_mask, head_mask=head_mask, past_key_value=self_past,
             output_attentions=output_attentions, training=training, is_causal=is_causal, packing=packing,
+            first_only=first_only,
         )
         cross_probs = None
         if encoder_hidden_states is not None:
@@ -585,7 +598,10 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
         training: bool = False,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """`first_token_only`: the last layer computes the first token's state only (the caller
+        checked that nothing else is read): last_hidden_state (B, 1, H)."""
         checkpointing = self.gradient_checkpointing and training
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
@@ -610,7 +626,8 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
                 )
             else:
                 hidden_states, present, probs, cross = layer(
-                    hidden_states, encoder_hidden_states=encoder_hidden_states, **kwargs
+                    hidden_states, encoder_hidden_states=encoder_hidden_states, **kwargs,
+                    first_only=first_token_only and i == len(self.layer) - 1,
                 )
             if presents is not None:
                 presents.append(present)
@@ -1227,6 +1244,20 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
             return None
         return packing
 
+    def _first_token_only(
+        self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
+        use_cache: bool, encoder_hidden_states: Optional[tf.Tensor], training: Any,
+    ) -> bool:
+        """Whether a `first_token_only` call may skip the last layer's other positions: not when
+        the call returns every state or attention map, keeps a cache, attends across or by
+        relative position, packs (`unpad`), or trains (dropout would draw other masks)."""
+        config = self.config
+        return not (
+            output_attentions or output_hidden_states or packing is not None or past_key_values is not None
+            or use_cache or encoder_hidden_states is not None or config.is_decoder
+            or not (training is None or training is False) or config.position_embedding_type != "absolute"
+        )
+
     def _self_attention_mask(self, attention_mask: Optional[tf.Tensor], batch: Any, length: Any,
                              past_length: Any) -> tf.Tensor:
         """The additive mask (B, 1, 1 or T, S) of the self-attention: padding, and causality
@@ -1259,6 +1290,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         training: bool = False,
         unpad: bool | int = False,
+        first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
@@ -1278,6 +1310,13 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         to compile; the slots after the real tokens compute padding positions, then dropped.
         A budget too small is a ValueError eagerly, a failed assertion in `tf.function`, and NaN
         outputs under XLA, never numbers that miss part of a sequence.
+
+        `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
+        they read `<s>` alone) computes the last layer for the first position only, its query
+        attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
+        same. Calls that return more (`output_hidden_states`, `output_attentions`), a cache,
+        cross-attention, relative positions, `unpad` packing or training compute every position
+        as usual.
 
         Ids out of range (input_ids, token_type_ids, position_ids) raise a ValueError eagerly and
         fail a graph assertion with the same words inside `tf.function`. Under XLA
@@ -1381,6 +1420,10 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
                 training=training,
+                first_token_only=first_token_only and self._first_token_only(
+                    output_attentions, output_hidden_states, packing, past_key_values, use_cache,
+                    encoder_hidden_states, training,
+                ),
             )
             outputs.last_hidden_state = self._final_norm(outputs.last_hidden_state)
         if self.pooler is not None:

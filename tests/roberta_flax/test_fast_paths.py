@@ -197,3 +197,48 @@ def test_sizes_under_jit():
             run(state, inputs)
     finally:
         model.enable_jit_checks(False)
+
+
+# ---------------------------------------------------------------------------- first_token_only
+
+@pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice"])
+@pytest.mark.parametrize("model_type", ["roberta", "roberta-prelayernorm"])
+def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, monkeypatch):
+    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H),
+    # and the logits and loss are the float64 reference's (which computes every position).
+    config = head_config(head, model_type=model_type)
+    model, state = build(head, config)
+    inputs = _inputs(config, head)
+    lengths = []
+    layer_call = modeling.FlaxRobertaLayer.__call__
+
+    def spy(self, *args, **kwargs):
+        out = layer_call(self, *args, **kwargs)
+        lengths.append(out[0].shape[1])
+        return out
+
+    monkeypatch.setattr(modeling.FlaxRobertaLayer, "__call__", spy)
+    with jax.disable_jit():  # the call as written, op by op: the spy sees every layer
+        got = model(**inputs)
+    T = inputs["input_ids"].shape[-1]
+    assert lengths == [T] * (config.num_hidden_layers - 1) + [1]
+    ref = reference(config, state, head, **inputs)
+    for name in ("logits", "loss"):
+        assert rel_err(np.asarray(got[name]), ref[name]) <= 1e-5, name
+    assert_close(np.asarray(model(**inputs).logits), np.asarray(got.logits), what="compiled call")
+
+
+def test_first_token_only_computes_every_position_when_more_is_read():
+    config = head_config("sequence_classification")
+    model, _ = build("sequence_classification", config)
+    ids, mask = padded_batch(config, lengths=(7, 5, 2, 1))
+    (B, T), H = ids.shape, config.hidden_size
+    full = model.roberta(ids, mask).last_hidden_state
+    first = model.roberta(ids, mask, first_token_only=True).last_hidden_state
+    assert full.shape == (B, T, H) and first.shape == (B, 1, H)
+    assert_close(np.asarray(first[:, 0]), np.asarray(full[:, 0]), what="first token")
+    # what reads more than `<s>` after the last layer: every position computed, as without it
+    for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"unpad": True},
+                    {"deterministic": False}):
+        out = model.roberta(ids, mask, first_token_only=True, **options).last_hidden_state
+        assert out.shape == (B, T, H), options

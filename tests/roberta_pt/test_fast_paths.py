@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from roberta_pt.modeling import RobertaLayer
 from roberta_pt.unpad import pack, packed_attention
 from tests.helpers import ALL_HEADS, assert_close, padded_batch, rel_err, tiny_config
 from tests.roberta_pt.common import build, run_reference, t
@@ -257,3 +258,58 @@ def test_projections_with_and_without_gradients_agree():
     reference = run_reference(config, state, "causal_lm", input_ids=inputs["input_ids"],
                               attention_mask=inputs["attention_mask"])
     assert rel_err(_real(recorded.numpy(), mask), _real(reference["logits"], mask)) <= 1e-5
+
+
+# ---------------------------------------------------------------------------- first_token_only
+
+@pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice"])
+@pytest.mark.parametrize("model_type", ["roberta", "roberta-prelayernorm"])
+def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, monkeypatch):
+    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H),
+    # and the logits and loss are the float64 reference's (which computes every position).
+    config = tiny_config(num_labels=3, model_type=model_type)
+    model, state = build(head, config)
+    inputs, _ = _batch(config, head)
+    lengths = []
+    layer_forward = RobertaLayer.forward
+
+    def spy(self, *args, **kwargs):  # on the class: not a hook, which would turn the path off
+        out = layer_forward(self, *args, **kwargs)
+        lengths.append(out[0].shape[1])
+        return out
+
+    monkeypatch.setattr(RobertaLayer, "forward", spy)
+    with torch.no_grad():
+        got = model(**inputs)
+    T = inputs["input_ids"].shape[-1]
+    assert lengths == [T] * (config.num_hidden_layers - 1) + [1]
+    reference = run_reference(config, state, head, **inputs)
+    for name in ("logits", "loss"):
+        assert rel_err(got[name].numpy(), reference[name]) <= 1e-5, name
+
+
+def test_first_token_only_computes_every_position_when_more_is_read():
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    ids, mask = (t(a) for a in padded_batch(config, lengths=LENGTHS))
+    (B, T), H = ids.shape, config.hidden_size
+    with torch.no_grad():
+        full = model.roberta(ids, mask).last_hidden_state
+        first = model.roberta(ids, mask, first_token_only=True).last_hidden_state
+        assert tuple(full.shape) == (B, T, H) and tuple(first.shape) == (B, 1, H)
+        assert_close(first[:, 0].numpy(), full[:, 0].numpy(), what="first token")
+        # what reads more than `<s>` after the last layer: every position computed, as without it
+        for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"unpad": True}):
+            out = model.roberta(ids, mask, first_token_only=True, **options).last_hidden_state
+            assert tuple(out.shape) == (B, T, H), options
+        seen = []
+        handle = model.roberta.encoder.layer[-1].output.dense.register_forward_hook(
+            lambda module, args, out: seen.append(tuple(out.shape)))
+        try:
+            logits = model(ids, attention_mask=mask).logits
+        finally:
+            handle.remove()
+        assert seen == [(B, T, H)]  # a hook sees what v4 computes
+        assert_close(logits.numpy(), model(ids, attention_mask=mask).logits.numpy(), what="logits with a hook")
+    model.train()  # dropout would draw other masks than v4's: every position (dropout is 0 here)
+    assert tuple(model.roberta(ids, mask, first_token_only=True).last_hidden_state.shape) == (B, T, H)

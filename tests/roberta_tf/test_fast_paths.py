@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 import roberta_tf.heads
+import roberta_tf.modeling
 import roberta_tf.unpad
 from roberta_core import reference
 from roberta_tf.unpad import pack, packed_attention, run_packed
@@ -419,3 +420,49 @@ def test_masked_positions_only_needs_labels():
     model, _ = build("masked_lm", config)
     with pytest.raises(ValueError, match="masked_positions_only=True .* give labels"):
         model(input_ids=np.array([[0, 5, 6, 2]]), masked_positions_only=True)
+
+
+# ---------------------------------------------------------------------------- first_token_only
+
+@pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice"])
+@pytest.mark.parametrize("model_type", ["roberta", "roberta-prelayernorm"])
+def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, monkeypatch):
+    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H),
+    # and the logits and loss are the float64 reference's (which computes every position).
+    config = tiny_config(num_labels=3, model_type=model_type)
+    model, state = build(head, config)
+    inputs, _ = _batch(config, head)
+    lengths = []
+    layer_call = roberta_tf.modeling.TFRobertaLayer.call
+
+    def spy(self, *args, **kwargs):
+        out = layer_call(self, *args, **kwargs)
+        lengths.append(out[0].shape[1])
+        return out
+
+    monkeypatch.setattr(roberta_tf.modeling.TFRobertaLayer, "call", spy)
+    got = model(**inputs)
+    T = inputs["input_ids"].shape[-1]
+    assert lengths == [T] * (config.num_hidden_layers - 1) + [1]
+    ref = _run_reference(config, state, head, inputs)
+    assert rel_err(got.logits.numpy(), ref["logits"]) <= 1e-5
+    assert rel_err(np.mean(got.loss), ref["loss"]) <= 1e-5
+
+
+def test_first_token_only_computes_every_position_when_more_is_read():
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    ids, mask = padded_batch(config, lengths=LENGTHS)
+    (B, T), H = ids.shape, config.hidden_size
+    full = model.roberta(ids, attention_mask=mask).last_hidden_state
+    first = model.roberta(ids, attention_mask=mask, first_token_only=True).last_hidden_state
+    assert tuple(full.shape) == (B, T, H) and tuple(first.shape) == (B, 1, H)
+    assert_close(first[:, 0].numpy(), full[:, 0].numpy(), what="first token")
+    # what reads more than `<s>` after the last layer: every position computed, as without it
+    for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"unpad": True}, {"training": True}):
+        out = model.roberta(ids, attention_mask=mask, first_token_only=True, **options).last_hidden_state
+        assert tuple(out.shape) == (B, T, H), options
+    # in a graph and under XLA the same path, the same numbers
+    for jit in (False, True):
+        logits = tf.function(lambda i, m: model(i, attention_mask=m).logits, jit_compile=jit)(ids, mask)
+        assert_close(logits.numpy(), model(ids, attention_mask=mask).logits.numpy(), what=f"jit_compile={jit}")
