@@ -150,6 +150,11 @@ def case_flops(config: dict, case: Case) -> dict:
     ours = flops(config, case.task, real if case.unpad else B * T,
                  sum(n * n for n in case.lengths) if case.unpad else B * T * T,
                  labelled if case.masked_only else (real if case.unpad else B * T), B)
+    if case.task == "cls" and not case.unpad:
+        # Our classification heads' last layer computes <s> only (its keys and values every row):
+        # the query, output and feed-forward products of the other rows, and their attention, are skipped.
+        H, I, L = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+        ours -= 2 * (B * T - B) * (2 * H * H + 2 * H * I) + 2 * 2 * H * (B * T * T - B * T)
     return {"useful": useful, "ref": padded, "ours": ours, "real_tokens": real, "padded_tokens": B * T}
 
 
