@@ -156,7 +156,10 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
         maxima = node("Reshape", [reduce("ReduceMax", grouped, f"{tag}/group_max3"),
                                   const(f"{tag}/maxima_shape", np.array([-1, groups], np.int64))], f"{tag}/group_max")
         node("TopK", [maxima, k], f"{tag}/group_values", axis=-1)
-        nodes[-1].output.append(f"{tag}/groups")  # (R, k) the k groups with the largest maxima
+        nodes[-1].output.append(f"{tag}/best_groups")  # (R, k) the k groups with the largest maxima
+        # in vocabulary order, so that a tie at the k-th place keeps the lower id, as one TopK does
+        node("TopK", [f"{tag}/best_groups", k], f"{tag}/groups", axis=-1, largest=0)
+        nodes[-1].output.append(f"{tag}/group_order")
         first = node("Mul", [f"{tag}/groups", const(f"{tag}/size", np.array(size, np.int64))], f"{tag}/group_first")
         members = node("Add", [node("Unsqueeze", [first, const("int8/axis_last", np.array([-1], np.int64))],
                                     f"{tag}/group_first1"),

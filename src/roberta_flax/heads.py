@@ -44,7 +44,7 @@ from roberta_core.validation import (
 from ._framework import (
     _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of,
 )
-from .modeling import FlaxRobertaModel, FlaxRobertaPreTrainedModel, _gelu
+from .modeling import FlaxRobertaModel, FlaxRobertaPooler, FlaxRobertaPreTrainedModel, _gelu
 from .unpad import Packing, packing_for, repad, unpad_rows
 
 __all__ = [
@@ -143,6 +143,13 @@ def _check_labels(model: FlaxRobertaPreTrainedModel, labels: jax.Array, batch: i
     if upper is not None:
         model.check_values("labels", labels, upper, allow_ignore=True)
     return problem
+
+
+def _reads_first_token(part: Any, stock: type) -> bool:
+    """Whether `part` (a head's classifier, a model's pooler) is the stock layer, which reads the
+    `<s>` state alone: then the encoder's last layer may compute that position only. A replaced
+    part may read every position."""
+    return type(part) is stock
 
 
 def _per_token(head: Callable[[jax.Array], jax.Array], hidden: jax.Array, packing: Optional[Packing]) -> jax.Array:
@@ -585,7 +592,8 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic, unpad=unpad, first_token_only=True,
+            deterministic=deterministic, unpad=unpad,
+            first_token_only=_reads_first_token(self.classifier, FlaxRobertaClassificationHead),
         )
         problem = None
         if labels is not None:
@@ -667,7 +675,8 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
             flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            deterministic=deterministic, unpad=unpad, first_token_only=True,
+            deterministic=deterministic, unpad=unpad,
+            first_token_only=_reads_first_token(self.roberta.pooler, FlaxRobertaPooler),
         )
         pooled = self.dropout(outputs.pooler_output, deterministic=deterministic)
         logits = self.classifier(pooled).reshape(B, C)  # (B, C)

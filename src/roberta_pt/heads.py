@@ -39,7 +39,7 @@ from roberta_core.validation import (
 )
 
 from ._framework import check_values, shape_of
-from .modeling import RobertaModel, RobertaPreTrainedModel
+from .modeling import RobertaModel, RobertaPooler, RobertaPreTrainedModel
 from .unpad import Packing, packing_for, repad, unpad_rows
 
 __all__ = [
@@ -136,6 +136,13 @@ def _check_labels(head: str, config: RobertaConfig, labels: torch.Tensor, batch:
     if upper is not None:
         labels = check_values("labels", labels, upper, allow_ignore=True, index=False)
     return problem, labels
+
+
+def _reads_first_token(part: nn.Module, stock: type) -> bool:
+    """Whether `part` (a head's classifier, a model's pooler) is the stock layer, which reads the
+    `<s>` state alone: then the encoder's last layer may compute that position only. A replaced
+    part or a hook watches may read every position."""
+    return type(part) is stock and not any(m._forward_hooks or m._forward_pre_hooks for m in part.modules())
 
 
 def _per_token(head: nn.Module, hidden: torch.Tensor, packing: Optional[Packing]) -> torch.Tensor:
@@ -476,7 +483,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad, first_token_only=True,
+            unpad=unpad, first_token_only=_reads_first_token(self.classifier, RobertaClassificationHead),
         )
         problem = None
         if labels is not None:
@@ -552,7 +559,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
             flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
             flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad, first_token_only=True,
+            unpad=unpad, first_token_only=_reads_first_token(self.roberta.pooler, RobertaPooler),
         )
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(B, C)  # (B, C)
         out = MultipleChoiceModelOutput(

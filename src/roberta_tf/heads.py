@@ -38,7 +38,7 @@ from roberta_core.validation import (
 )
 
 from ._framework import ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of
-from .modeling import ACT2FN, TFRobertaModel, TFRobertaPreTrainedModel
+from .modeling import ACT2FN, TFRobertaModel, TFRobertaPooler, TFRobertaPreTrainedModel
 from .unpad import Packing, _true_first, pack, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
@@ -165,6 +165,13 @@ def _check_labels(head: str, config: RobertaConfig, labels: tf.Tensor, batch: in
     if upper is not None:
         labels = check_values("labels", labels, upper, allow_ignore=True)
     return problem, labels
+
+
+def _reads_first_token(part: Any, stock: type) -> bool:
+    """Whether `part` (a head's classifier, a model's pooler) is the stock layer, which reads the
+    `<s>` state alone: then the encoder's last layer may compute that position only. A replaced
+    part may read every position."""
+    return type(part) is stock
 
 
 def _per_token(head: Callable[[tf.Tensor], tf.Tensor], hidden: tf.Tensor, packing: Optional[Packing]) -> tf.Tensor:
@@ -602,7 +609,7 @@ class TFRobertaForSequenceClassification(TFRobertaPreTrainedModel):
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, output_attentions=output_attentions,
             output_hidden_states=output_hidden_states, return_dict=True, training=training, unpad=unpad,
-            first_token_only=True,
+            first_token_only=_reads_first_token(self.classifier, TFRobertaClassificationHead),
         )
         out = SequenceClassifierOutput(
             logits=self.classifier(outputs.last_hidden_state, training=training),
@@ -688,7 +695,7 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
             token_type_ids=flat(token_type_ids, "token_type_ids"), position_ids=flat(position_ids, "position_ids"),
             head_mask=head_mask, inputs_embeds=flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            training=training, unpad=unpad, first_token_only=True,
+            training=training, unpad=unpad, first_token_only=_reads_first_token(self.roberta.pooler, TFRobertaPooler),
         )
         pooled = self.dropout(outputs.pooler_output, training=training)
         out = MultipleChoiceModelOutput(

@@ -147,9 +147,11 @@ def test_quantize_int8_writes_atomically(tmp_path, recipe):
     assert np.abs(got - fp32).max() < 0.05 * np.abs(fp32).max()
 
 
-def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, ...] = ()):
+def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, ...] = (), tie: bool = False):
     """ids -> Gather(E) -> x, LayerNorm -> h -> lm_head/decoder MatMul (E^T, or another weight) + bias;
-    the ids in `boost` get a bias 200 above the others (every token's top logits are theirs)."""
+    the ids in `boost` get a bias 200 above the others (every token's top logits are theirs). `tie`
+    (untied): id 36 is a copy of id 5 (the same column and bias), both behind three others, so
+    every token's 4th and 5th logits tie exactly, in two groups."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -158,6 +160,10 @@ def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, .
     decoder = table.T.copy() if tied else rng.normal(size=(H, vocab)).astype(np.float32)
     bias = rng.normal(size=vocab).astype(np.float32) / 4
     bias[list(boost)] += 200  # a token's own logit (tied) is about H
+    if tie:
+        decoder[:, 36] = decoder[:, 5]
+        bias[[35, 100, 130]] += [3000, 2000, 2000]
+        bias[[5, 36]] = 1000
     inits = [numpy_helper.from_array(table, "word_embeddings.weight"), numpy_helper.from_array(decoder, "decoder.w"),
              numpy_helper.from_array(bias, "decoder.b"), numpy_helper.from_array(np.ones(H, np.float32), "ln.g"),
              numpy_helper.from_array(np.zeros(H, np.float32), "ln.b")]
@@ -182,17 +188,19 @@ def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, .
     (True, V, (31, 32, 33, 34)),  # the top k all in one group
     (True, V, (0, 61, 122, 299)),  # each in another group, the first and the last among them
     (True, 307, ()), (True, 307, (0, 100, 200, 306)),  # a prime vocabulary: one TopK over it all
+    (False, V, "tie"),  # the 4th place tied across two groups: the lower id, as one TopK keeps
 ])
 def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied, vocab, boost):
     import onnx
 
     from roberta_core.onnx_int8 import RESCORE_K, per_token
 
-    path, decoder, bias = _lm(tmp_path, tied, vocab=vocab, boost=boost)
+    tie = boost == "tie"
+    path, decoder, bias = _lm(tmp_path, tied, vocab=vocab, boost=() if tie else boost, tie=tie)
     target = per_token(path, tmp_path / "int8.onnx")
     graph = onnx.load(target).graph
     assert [n.op_type for n in graph.node].count("DynamicQuantizeMatMul") == 1
-    assert [n.op_type for n in graph.node].count("TopK") == (2 if vocab == V else 1)
+    assert [n.op_type for n in graph.node].count("TopK") == (3 if vocab == V else 1)  # grouped: maxima, order, members
     assert not any(n.op_type == "Add" and n.name == "/lm_head/decoder/Add" for n in graph.node)  # bias fused
     # the tied table is read from the embeddings; an untied decoder keeps its own fp32 rows
     assert any(t.name.endswith("/fp32_rows") for t in graph.initializer) is (not tied)
@@ -204,14 +212,16 @@ def test_the_decoders_top_k_logits_are_recomputed_in_fp32(tmp_path, tied, vocab,
     ids = np.random.default_rng(4).integers(0, vocab, size=(3, 11))
     logits, h, int8 = _run(target, {"input_ids": ids})
     exact = h.astype(np.float64) @ decoder + bias  # (B, T, V) fp32 decoder on the graph's own hidden state
-    top = np.argsort(-int8, -1)[..., :RESCORE_K]  # the int8 top k: recomputed in fp32
+    top = np.argsort(-int8, -1, kind="stable")[..., :RESCORE_K]  # the int8 top k (ties: the lower id first)
     np.testing.assert_allclose(np.take_along_axis(logits, top, -1), np.take_along_axis(exact, top, -1), rtol=1e-6)
     rest = np.ones(logits.shape, bool)
     np.put_along_axis(rest, top, False, -1)
     assert np.array_equal(logits[rest], int8[rest])  # the others stay int8: close to fp32, not equal
     assert 0 < np.abs(int8 - exact).max() < 0.05 * np.abs(exact).max()
     assert np.array_equal(logits.argmax(-1), exact.argmax(-1))
-    if boost:
+    if tie:
+        assert (int8[..., 5] == int8[..., 36]).all() and (np.sort(top, -1) == [5, 35, 100, 130]).all()
+    elif boost:
         assert np.array_equal(np.sort(top, -1), np.broadcast_to(sorted(boost), top.shape))
 
 

@@ -242,3 +242,34 @@ def test_first_token_only_computes_every_position_when_more_is_read():
                     {"deterministic": False}):
         out = model.roberta(ids, mask, first_token_only=True, **options).last_hidden_state
         assert out.shape == (B, T, H), options
+
+
+class _Reader(nnx.Module):
+    """A replacement classifier or pooler that reads every position (their mean)."""
+
+    seen: list = []  # on the class, not in the module's graph: the shapes each (traced) call saw
+
+    def __init__(self, width):
+        self.width = width
+
+    def __call__(self, states, deterministic=True):
+        _Reader.seen.append(tuple(states.shape))
+        return states.mean(1)[:, : self.width]
+
+
+def test_a_replaced_classifier_or_pooler_gets_every_position():
+    config = head_config("sequence_classification")
+    ids, mask = padded_batch(config, lengths=(7, 5, 2, 1))
+    (B, T), H = ids.shape, config.hidden_size
+    model, _ = build("sequence_classification", config)
+    _Reader.seen.clear()
+    model.classifier = _Reader(config.num_labels)
+    logits = model(ids, attention_mask=mask).logits
+    want = np.asarray(model.roberta(ids, mask).last_hidden_state).mean(1)[:, : config.num_labels]
+    assert _Reader.seen == [(B, T, H)]
+    assert_close(np.asarray(logits), want, what="mean over every position")
+    model, _ = build("multiple_choice", head_config("multiple_choice"))
+    _Reader.seen.clear()
+    model.roberta.pooler = _Reader(H)
+    model(ids[None], attention_mask=mask[None])
+    assert _Reader.seen == [(B, T, H)]

@@ -313,3 +313,36 @@ def test_first_token_only_computes_every_position_when_more_is_read():
         assert_close(logits.numpy(), model(ids, attention_mask=mask).logits.numpy(), what="logits with a hook")
     model.train()  # dropout would draw other masks than v4's: every position (dropout is 0 here)
     assert tuple(model.roberta(ids, mask, first_token_only=True).last_hidden_state.shape) == (B, T, H)
+    model.eval()
+    model.roberta.encoder.layer[0].output.dropout.train()  # Monte-Carlo dropout: one module in training
+    assert tuple(model.roberta(ids, mask, first_token_only=True).last_hidden_state.shape) == (B, T, H)
+
+
+class _Reader(torch.nn.Module):
+    """A replacement classifier or pooler that reads every position (their mean)."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.width, self.seen = width, []
+
+    def forward(self, states):
+        self.seen.append(tuple(states.shape))
+        return states.mean(1)[:, : self.width]
+
+
+def test_a_replaced_classifier_or_pooler_gets_every_position():
+    config = tiny_config(num_labels=3)
+    ids, mask = (t(a) for a in padded_batch(config, lengths=LENGTHS))
+    (B, T), H = ids.shape, config.hidden_size
+    model, _ = build("sequence_classification", config)
+    model.classifier = _Reader(3)
+    with torch.no_grad():
+        logits = model(ids, attention_mask=mask).logits
+        want = model.roberta(ids, mask).last_hidden_state.mean(1)[:, :3]
+    assert model.classifier.seen == [(B, T, H)]
+    assert_close(logits.numpy(), want.numpy(), what="mean over every position")
+    model, _ = build("multiple_choice", config)
+    model.roberta.pooler = _Reader(H)
+    with torch.no_grad():
+        model(ids[None], attention_mask=mask[None])
+    assert model.roberta.pooler.seen == [(B, T, H)]

@@ -466,3 +466,31 @@ def test_first_token_only_computes_every_position_when_more_is_read():
     for jit in (False, True):
         logits = tf.function(lambda i, m: model(i, attention_mask=m).logits, jit_compile=jit)(ids, mask)
         assert_close(logits.numpy(), model(ids, attention_mask=mask).logits.numpy(), what=f"jit_compile={jit}")
+
+
+class _Reader(tf.keras.layers.Layer):
+    """A replacement classifier or pooler that reads every position (their mean)."""
+
+    def __init__(self, width, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.seen = width, []
+
+    def call(self, states, training=False):
+        self.seen.append(tuple(states.shape))
+        return tf.reduce_mean(states, 1)[:, : self.width]
+
+
+def test_a_replaced_classifier_or_pooler_gets_every_position():
+    config = tiny_config(num_labels=3)
+    ids, mask = padded_batch(config, lengths=LENGTHS)
+    (B, T), H = ids.shape, config.hidden_size
+    model, _ = build("sequence_classification", config)
+    model.classifier = _Reader(3)
+    logits = model(ids, attention_mask=mask).logits
+    want = tf.reduce_mean(model.roberta(ids, attention_mask=mask).last_hidden_state, 1)[:, :3]
+    assert model.classifier.seen == [(B, T, H)]
+    assert_close(logits.numpy(), want.numpy(), what="mean over every position")
+    model, _ = build("multiple_choice", config)
+    model.roberta.pooler = _Reader(H)
+    model(ids[None], attention_mask=mask[None])
+    assert model.roberta.pooler.seen == [(B, T, H)]
