@@ -191,6 +191,32 @@ def test_fill_mask_matches_the_reference_with_one_and_several_masks_and_targets(
 
 
 @needs_pt
+def test_fill_mask_projects_the_masks_only_and_batches_give_each_texts_reference(ckpts, monkeypatch):
+    # The LM head runs at the <mask> positions only (masked_positions_only; rows rounded up to 8,
+    # zeros after); a batch of ragged texts with 1, 2 and 1 masks gives each text the reference's
+    # distribution at each of its masks.
+    texts = ["ab<mask>c", "<mask>x<mask>", "q<mask>", "long text<mask> here"]  # (<mask> takes a space before it)
+    fill = pipeline("fill-mask", ckpts["masked_lm"][0], backend="pt", top_k=2)
+    shapes = []
+    real = runtime.run_model
+
+    def spy(backend, model, inputs):
+        out = real(backend, model, inputs)
+        shapes.append((inputs["masked_positions_only"], out["logits"].shape))
+        return out
+    monkeypatch.setattr(runtime, "run_model", spy)
+    got = fill(texts)
+    assert shapes == [(8, (8, len(SYMBOLS)))]  # 5 masks in one batch of 4: 8 rows, not 4 x 22
+    for text, result in zip(texts, got):
+        positions = np.flatnonzero(ids_of(text) == INDEX["<mask>"])
+        logits = ref(ckpts, "masked_lm", text)["logits"][0]
+        for row, position in zip(result if len(positions) > 1 else [result], positions):
+            p = sm(logits[position])
+            assert [c["token"] for c in row] == list(np.argsort(-p, kind="stable")[:2]), text
+            np.testing.assert_allclose([c["score"] for c in row], np.sort(p)[::-1][:2], atol=1e-5)
+
+
+@needs_pt
 def test_text_classification_shapes_pairs_and_functions_as_v4(ckpts):
     classify = pipeline("sentiment-analysis", ckpts["sequence_classification"][0], backend="pt")
     p = sm(ref(ckpts, "sequence_classification", "hello")["logits"][0])

@@ -130,11 +130,15 @@ class Pipeline:
                 n = len(rows[r]["input_ids"])
                 ids[b, :n] = rows[r]["input_ids"]
                 mask[b, :n] = 1
-            out = runtime.run_model(self.backend, self.model, self.model_inputs(ids, mask))
+            inputs = self.model_inputs(ids, mask)
+            out = runtime.run_model(self.backend, self.model, inputs)
             for b, r in enumerate(batch):
-                n = len(rows[r]["input_ids"])
-                results[r] = {k: self.cut(k, v, b, n) for k, v in out.items()}
+                results[r] = self.row_outputs(out, inputs, b, len(rows[r]["input_ids"]))
         return results
+
+    def row_outputs(self, out: dict[str, Any], inputs: dict[str, Any], b: int, n: int) -> dict[str, Any]:
+        """Batch row `b`'s outputs (`n` real tokens) from the batch's `out` for `inputs`."""
+        return {k: self.cut(k, v, b, n) for k, v in out.items()}
 
     def cut(self, key: str, value: Any, b: int, n: int) -> Any:
         """Row `b`'s part of an output field, its first `n` (real) tokens where it has a token axis."""

@@ -45,7 +45,6 @@ class FillMaskPipeline(Pipeline):
 
     task, head = "fill-mask", "masked_lm"
     defaults = {"top_k": 5, "targets": None, "tokenizer_kwargs": None}
-    token_fields = ("logits",)
 
     def check_options(self, options):
         options = super().check_options(options)
@@ -76,6 +75,22 @@ class FillMaskPipeline(Pipeline):
             raise ValueError("targets: at least one target must be given (each a token or a text that tokenizes)")
         return np.asarray(ids)
 
+    def model_inputs(self, ids, mask):
+        # The LM head at the <mask> positions only (`masked_positions_only`, labelled by their own
+        # ids; the loss that comes with it is not read): its vocabulary projection is about a third
+        # of a short text's work, and no (B, T, V) logits are made. The rows are rounded up to a
+        # multiple of 8 (the rest zeros) so that a compiled backend sees few distinct sizes.
+        inputs = super().model_inputs(ids, mask)
+        masked = (ids == self.tokenizer.mask_token_id) & (mask == 1)
+        inputs["labels"] = np.where(masked, ids, -100)
+        inputs["masked_positions_only"] = min(-(-int(masked.sum()) // 8) * 8, ids.size)
+        return inputs
+
+    def row_outputs(self, out, inputs, b, n):
+        counts = (inputs["labels"] != -100).sum(1)  # the logits' rows: the masks in row-major order
+        start = int(counts[:b].sum())
+        return {"logits": out["logits"][start:start + int(counts[b])]}  # (row b's masks, V)
+
     def preprocess(self, text, options):
         ids = self.encode(_text("a fill-mask input", text), **(options["tokenizer_kwargs"] or {}))["input_ids"]
         if self.tokenizer.mask_token_id not in ids:
@@ -85,7 +100,7 @@ class FillMaskPipeline(Pipeline):
     def postprocess(self, text, rows, outputs, options):
         ids = np.asarray(rows[0]["input_ids"])
         positions = np.flatnonzero(ids == self.tokenizer.mask_token_id)
-        probs = pp.softmax(outputs[0]["logits"][positions])  # (masks, V)
+        probs = pp.softmax(outputs[0]["logits"])  # (masks, V): the logits at `positions`, in order
         targets = None if options["targets"] is None else self.target_ids(options["targets"])
         if targets is not None:
             probs = probs[:, targets]
