@@ -31,6 +31,7 @@ __all__ = [
     "model_class",
     "map_arrays",
     "generation_step_inputs",
+    "first_token_only_allowed",
     "resolve_attn_implementation",
     "ConvertModule",
     "Trainer",
@@ -134,6 +135,16 @@ def generation_step_inputs(input_ids: Any, past_key_values: Any, attention_mask:
         input_ids = input_ids[:, past_key_values[0][0].shape[2]:]  # a layer's key: (B, heads, T_seen, D)
     return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": past_key_values,
             "use_cache": use_cache}
+
+
+def first_token_only_allowed(config: Any, *, returns_more: bool, packed: bool, cached: bool, cross: bool,
+                             training: bool) -> bool:
+    """Whether every backend's `RobertaModel(first_token_only=True)` may compute the last layer for
+    the first position only: not when the call returns every state or attention map
+    (`returns_more`), packs (`unpad`), has or keeps a cache, attends across (`cross`) or by
+    relative position, is a decoder's, or trains (dropout would draw other masks than v4's)."""
+    return not (returns_more or packed or cached or cross or training or config.is_decoder
+                or config.position_embedding_type != "absolute")
 
 
 def resolve_attn_implementation(backend: str, value: Optional[str]) -> str:

@@ -1089,14 +1089,12 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
         use_cache: bool, encoder_hidden_states: Optional[jax.Array], deterministic: bool,
     ) -> bool:
-        """Whether a `first_token_only` call may skip the last layer's other positions: not when
-        the call returns every state or attention map, keeps a cache, attends across or by
-        relative position, packs (`unpad`), or trains (dropout would draw other masks)."""
-        config = self.config
-        return not (
-            output_attentions or output_hidden_states or packing is not None or past_key_values is not None
-            or use_cache or encoder_hidden_states is not None or config.is_decoder or not deterministic
-            or config.position_embedding_type != "absolute"
+        """Whether a `first_token_only` call may skip the last layer's other positions
+        (`backends.first_token_only_allowed`; training: not `deterministic`)."""
+        return backends.first_token_only_allowed(
+            self.config, returns_more=output_attentions or output_hidden_states, packed=packing is not None,
+            cached=past_key_values is not None or use_cache, cross=encoder_hidden_states is not None,
+            training=not deterministic,
         )
 
     def _self_attention_mask(

@@ -915,21 +915,17 @@ class RobertaModel(RobertaPreTrainedModel):
         self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
         use_cache: bool, encoder_hidden_states: Optional[torch.Tensor],
     ) -> bool:
-        """Whether a `first_token_only` call may skip the last layer's other positions: not when
-        the call returns every state or attention map, keeps a cache, attends across or by
-        relative position, packs (`unpad`), trains (any module in training mode: dropout would draw
-        other masks than v4's), or a forward hook watches the model or a part of it (it might read
-        the last states)."""
-        config = self.config
-        if (output_attentions or output_hidden_states or packing is not None or past_key_values is not None
-                or use_cache or encoder_hidden_states is not None or config.is_decoder
-                or config.position_embedding_type != "absolute"):
-            return False
-        hooks = (nn.modules.module._global_forward_hooks, nn.modules.module._global_forward_pre_hooks)
-        # training mode on any module: Monte-Carlo dropout switches the dropouts alone
-        return not any(hooks) and not any(
-            m.training or m._forward_hooks or m._forward_pre_hooks for m in self.modules()
+        """Whether a `first_token_only` call may skip the last layer's other positions
+        (`backends.first_token_only_allowed`; training: any module in training mode, as
+        Monte-Carlo dropout switches the dropouts alone), and no forward hook watches the model or
+        a part of it (it might read the last states)."""
+        allowed = backends.first_token_only_allowed(
+            self.config, returns_more=output_attentions or output_hidden_states, packed=packing is not None,
+            cached=past_key_values is not None or use_cache, cross=encoder_hidden_states is not None,
+            training=any(m.training for m in self.modules()),
         )
+        hooks = (nn.modules.module._global_forward_hooks, nn.modules.module._global_forward_pre_hooks)
+        return allowed and not any(hooks) and not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
 
     def _self_attention_mask(
         self,
