@@ -141,7 +141,7 @@ def _check_labels(head: str, config: RobertaConfig, labels: torch.Tensor, batch:
 def _reads_first_token(part: nn.Module, stock: type) -> bool:
     """Whether `part` (a head's classifier, a model's pooler) is the stock layer, which reads the
     `<s>` state alone: then the encoder's last layer may compute that position only. A replaced
-    part or a hook watches may read every position."""
+    part, or one a hook watches, may read every position."""
     return type(part) is stock and not any(m._forward_hooks or m._forward_pre_hooks for m in part.modules())
 
 
