@@ -149,6 +149,13 @@ def test_span_decoding_by_hand():
     assert sorted(zip(starts, ends)) == [(4, 4), (5, 5), (6, 6)]
 
 
+def test_top_k_is_the_stable_full_sorts_first_k():
+    rng = np.random.default_rng(0)
+    for size, k in [(50265, 5), (10, 3), (7, 7), (7, 9), (1, 1)]:
+        for values in (rng.random(size), rng.integers(0, 4, size).astype(float)):  # the second full of ties
+            assert np.array_equal(pp.top_k(values, k), np.argsort(-values, kind="stable")[:k]), (size, k)
+
+
 def test_pooling_by_hand():
     h = np.array([[1.0, 2.0], [3.0, -4.0], [100.0, 100.0]])
     mask = np.array([1, 1, 0])

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 __all__ = [
-    "softmax", "sigmoid", "classification_scores", "AGGREGATIONS", "aggregate", "group_entities",
+    "softmax", "sigmoid", "top_k", "classification_scores", "AGGREGATIONS", "aggregate", "group_entities",
     "aggregate_overlapping_entities", "select_starts_ends", "decode_spans", "pool",
 ]
 
@@ -26,6 +26,17 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the `k` largest of `values` (1-D), largest first, ties in index order:
+    `np.argsort(-values, kind="stable")[:k]` without sorting all of them (a full sort of a
+    50,265-token distribution took 5 ms a mask)."""
+    if k >= values.size:
+        return np.argsort(-values, kind="stable")
+    kth = np.partition(values, values.size - k)[values.size - k]  # the k-th largest value
+    candidates = np.flatnonzero(values >= kth)  # in index order; ties at the k-th value included
+    return candidates[np.argsort(-values[candidates], kind="stable")[:k]]
 
 
 def default_function(problem_type: str | None, num_labels: int) -> str:

@@ -109,7 +109,7 @@ class FillMaskPipeline(Pipeline):
         result = []
         for position, p in zip(positions, probs):
             row = []
-            for k in np.argsort(-p, kind="stable")[:top_k]:
+            for k in pp.top_k(p, top_k):
                 token = int(targets[k]) if targets is not None else int(k)
                 filled = ids.copy()
                 filled[position] = token
