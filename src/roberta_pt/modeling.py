@@ -919,13 +919,14 @@ class RobertaModel(RobertaPreTrainedModel):
         (`backends.first_token_only_allowed`; training: any module in training mode, as
         Monte-Carlo dropout switches the dropouts alone), and no forward hook watches the model or
         a part of it (it might read the last states)."""
+        modules = list(self.modules())  # one walk for both questions (every call of a classification head)
         allowed = backends.first_token_only_allowed(
             self.config, returns_more=output_attentions or output_hidden_states, packed=packing is not None,
             cached=past_key_values is not None or use_cache, cross=encoder_hidden_states is not None,
-            training=any(m.training for m in self.modules()),
+            training=any(m.training for m in modules),
         )
         hooks = (nn.modules.module._global_forward_hooks, nn.modules.module._global_forward_pre_hooks)
-        return allowed and not any(hooks) and not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
+        return allowed and not any(hooks) and not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
     def _self_attention_mask(
         self,
