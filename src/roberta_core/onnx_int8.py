@@ -24,6 +24,16 @@ fp32, and so does every Gemm: the (N, H) LM head of a packed graph (computed on 
 only, exact) and a classification head's layers on the pooled (B, H) rows, which onnxruntime's
 MatMul recipes leave fp32 too.
 
+Every int8 weight is stored as uint8 with zero point 128 (`WEIGHT_ZERO_POINT`; the same values,
+shifted): x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 activations by int8
+weights with `vpmaddubsw`, which adds each two neighbouring products into a saturating int16, and
+255 * (127 + 127) does not fit; onnxruntime's uint8-by-int8 kernels there return wrong sums without
+a word (on a random 768-wide product, 10% of the output's range off instead of 1.5%). Its
+uint8-by-uint8 kernels are exact on every CPU; with VNNI or AMX onnxruntime runs them through the
+uint8-by-int8 kernels (it flips the weights' sign bits as it packs them: the same speed), without
+VNNI through 16-bit products (exact, slower than the overflowing kernel). `unsigned_weights` does
+the same to onnxruntime's `quantize_dynamic` output.
+
 Needs `onnx` and onnxruntime's contrib ops (`pip install 'roberta3[export]'`)."""
 
 from __future__ import annotations
@@ -32,14 +42,49 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["per_token", "RESCORE_K", "ZERO_POINT", "ZERO_POINT_AFTER_GELU"]
+__all__ = ["per_token", "unsigned_weights", "RESCORE_K", "ZERO_POINT", "ZERO_POINT_AFTER_GELU", "WEIGHT_ZERO_POINT"]
 
 # int8 top-k logits recomputed in fp32: on the demo's 6,927 held-out masked tokens the top 2 missed
 # one fp32 winner that the top 4 found; the top 8 found no more (benchmarks/RESULTS.md)
 RESCORE_K = 4
 ZERO_POINT = 128  # inputs that straddle zero (LayerNorm outputs, attention context)
 ZERO_POINT_AFTER_GELU = 32  # GELU's outputs are >= -0.17: most of the 8 bits for the positive side
+WEIGHT_ZERO_POINT = 128  # int8 weights stored as uint8 (module docstring): q + 128
 _MS = "com.microsoft"
+
+
+def unsigned_weights(path: str) -> str:
+    """Rewrite in place the ONNX file `path` (onnxruntime's `quantize_dynamic` output) so that every
+    int8 weight of a `MatMulInteger` is stored as uint8, its zero point moved by 128 with it: the
+    same integers, exact on CPUs without VNNI (module docstring). Returns `path`."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    readers: dict[str, set[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, set()).add(node.op_type)
+    shifted: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type != "MatMulInteger" or node.input[1] not in inits:
+            continue
+        weight = inits[node.input[1]]
+        zero_point = inits.get(node.input[3]) if len(node.input) > 3 else None
+        if weight.data_type != TensorProto.INT8 or node.input[1] in shifted:
+            continue
+        if zero_point is None or (zero_point.data_type != TensorProto.INT8 and zero_point.name not in shifted):
+            raise ValueError(f"{node.name}: an int8 weight without an int8 zero point initializer")
+        if readers[weight.name] | readers[zero_point.name] != {"MatMulInteger"}:
+            raise ValueError(f"{node.name}: its int8 weight is also read by another operator; not rewritten")
+        for tensor in (weight, zero_point):
+            if tensor.name not in shifted:
+                values = numpy_helper.to_array(tensor).astype(np.int16) + WEIGHT_ZERO_POINT
+                tensor.CopyFrom(numpy_helper.from_array(values.astype(np.uint8), tensor.name))
+                shifted.add(tensor.name)
+    onnx.save(model, str(path))
+    return path
 
 
 def _after_gelu(name: str, producers: dict[str, Any], depth: int = 4) -> bool:
@@ -112,8 +157,12 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
         return w if w.ndim == 2 and w.dtype == np.float32 else None
 
     def int8_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(K, N) int8 weights, one scale per column, stored as uint8 with zero point 128."""
         scale = np.maximum(np.abs(w).max(0), np.finfo(np.float32).tiny) / 127.0  # (N,)
-        return np.clip(np.round(w / scale), -127, 127).astype(np.int8), scale.astype(np.float32)
+        q = np.clip(np.round(w / scale), -127, 127) + WEIGHT_ZERO_POINT
+        return q.astype(np.uint8), scale.astype(np.float32)
+
+    weight_zero_point = const("int8/weight_zero_point", np.array(WEIGHT_ZERO_POINT, np.uint8))
 
     quantized: dict[tuple[str, int], tuple[str, str]] = {}  # (input, Z) -> (q, row scale)
 
@@ -189,8 +238,8 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
         logits = f"{mm.name}/int8_logits" if rescore_k else out
         nodes.append(helper.make_node(
             "DynamicQuantizeMatMul",
-            [mm.input[0], const(f"{mm.name}/int8_weight", wq), const(f"{mm.name}/int8_w_scale", w_scale), "",
-             bias or ""], [logits], name=f"{mm.name}/int8", domain=_MS))
+            [mm.input[0], const(f"{mm.name}/int8_weight", wq), const(f"{mm.name}/int8_w_scale", w_scale),
+             weight_zero_point, bias or ""], [logits], name=f"{mm.name}/int8", domain=_MS))
         if not rescore_k:
             return
         typed_like(logits, out, TensorProto.FLOAT)
@@ -225,7 +274,8 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
             product = node("MatMulIntegerToFloat",
                            [q, const(f"{mm.name}/int8_weight", wq), "int8/one",
                             const(f"{mm.name}/int8_w_scale", w_scale),
-                            const(f"int8/zero_point_{zero_point}", np.array(zero_point, np.uint8))],
+                            const(f"int8/zero_point_{zero_point}", np.array(zero_point, np.uint8)),
+                            weight_zero_point],
                            f"{mm.name}/int8_product", domain=_MS)
             typed_like(product, mm.output[0], TensorProto.FLOAT)
             nodes.append(helper.make_node("Mul", [product, row_scale], [mm.output[0]], name=f"{mm.name}/int8_rows"))

@@ -1,7 +1,8 @@
 """The 'per-token' int8 recipe (`roberta_core.onnx_int8.per_token`) on small hand-built ONNX graphs.
 
 Oracles: the recipe's formula written out in NumPy here (one scale per row from the row's own
-minimum and maximum, one zero point, int8 weights one scale per column); a known answer (one
+minimum and maximum, one zero point, int8 weights one scale per column); the integer arithmetic
+of every recipe's stored integers on a product built to overflow int16 where uint8 x int8 does; a known answer (one
 token with a 100x range coarsens every other token's rounding under one scale per tensor, not
 under one per token); exact fp32 dot products for the rescored logits.
 """
@@ -145,6 +146,108 @@ def test_quantize_int8_writes_atomically(tmp_path, recipe):
     x = np.random.default_rng(4).normal(size=(2, 3, K)).astype(np.float32)
     (got,), (fp32,) = _run(target, {"x": x}), _run(path, {"x": x})
     assert np.abs(got - fp32).max() < 0.05 * np.abs(fp32).max()
+
+
+@pytest.mark.parametrize("recipe", ["per-channel", "per-tensor", "keep-lm-head", "per-token"])
+def test_int8_products_are_exact_where_uint8_times_int8_overflows(tmp_path, recipe):
+    # x86 CPUs without VNNI (AVX2; AVX-512 without VNNI) add each two neighbouring uint8 x int8
+    # products into a saturating int16: activations at 255 times weights at +-127 in rows 2i and
+    # 2i+1 give 64,770, over 32,767, and onnxruntime's kernels there return clipped sums silently.
+    # A known answer built to overflow: every activation positive (quantized up to 255), every
+    # column's weights of one sign and one size (quantized to +-127). Each recipe must store its
+    # weights as uint8 (exact kernels on every CPU) and compute the integer formula of its own
+    # stored integers. On a CPU with VNNI or AMX the overflow cannot happen, so there only the
+    # stored type tells.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from roberta_core.export import quantize_int8
+    from roberta_core.onnx_int8 import WEIGHT_ZERO_POINT, ZERO_POINT
+
+    rng = np.random.default_rng(5)
+    w = (np.sign(rng.normal(size=(1, N))) * rng.uniform(0.5, 1.0, size=(1, N)) * np.ones((K, 1))).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="/layer/attention/query/MatMul")],
+                              "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "T", K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "T", N])],
+                              [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "one.onnx"))
+    target = quantize_int8(tmp_path / "one.onnx", tmp_path / "int8.onnx", recipe)
+
+    stored = onnx.load(str(target)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in stored.initializer}
+    products = [n for n in stored.node if n.op_type in ("MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul")]
+    assert len(products) == 1
+    product = products[0]
+    weight = product.input[1]
+    assert inits[weight].dtype == np.uint8, "int8 weights overflow on CPUs without VNNI"
+    if product.op_type == "MatMulInteger":  # onnxruntime's layout: W_quantized, W_scale, W_zero_point
+        zero, scale = inits[product.input[3]].astype(np.float64), inits[weight.replace("_quantized", "_scale")]
+    else:  # the per-token graph's MatMulIntegerToFloat (A, B, a_scale, b_scale, a_zero_point, b_zero_point)
+        zero, scale = inits[product.input[5]].astype(np.float64), inits[product.input[3]]
+    assert np.all(zero == WEIGHT_ZERO_POINT)
+    integers = inits[weight].astype(np.float64) - zero  # (K, N)
+    assert np.abs(integers).max() == 127  # the overflowing size
+    np.testing.assert_allclose(integers * scale, w, atol=float(np.max(scale)) / 2 + 1e-7)
+
+    x = rng.uniform(0.1, 3.0, size=(2, 5, K)).astype(np.float32)
+    got, = _run(target, {"x": x})
+    x64 = x.astype(np.float64)
+    if recipe == "per-token":  # one scale per row, zero point 128
+        row = np.maximum(x64.max(-1, keepdims=True) / (255 - ZERO_POINT), -x64.min(-1, keepdims=True) / ZERO_POINT)
+        quantized = np.clip(np.round(x64 / row) + ZERO_POINT, 0, 255)
+        want = ((quantized - ZERO_POINT) @ integers) * row * scale
+    else:  # DynamicQuantizeLinear: one scale for the tensor, its range stretched to hold 0
+        step = (max(x64.max(), 0) - min(x64.min(), 0)) / 255
+        offset = np.clip(np.round(-min(x64.min(), 0) / step), 0, 255)
+        quantized = np.clip(np.round(x64 / step) + offset, 0, 255)
+        assert quantized.max() == 255
+        want = ((quantized - offset) @ integers) * step * scale
+    error = np.abs(want - x64 @ w).max()
+    assert np.abs(got - want).max() < 0.05 * error + 1e-5 * np.abs(want).max(), (np.abs(got - want).max(), error)
+
+
+def test_unsigned_weights_shifts_only_weights_that_matmulinteger_alone_reads(tmp_path):
+    # The rewrite moves weight and zero point by 128 together (the same products); an int8 weight
+    # that another operator also reads would change meaning for it, so that is refused.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from roberta_core.onnx_int8 import unsigned_weights
+
+    q = np.array([[-127, 5], [127, -3], [0, 64]], np.int8)  # (K, N) = (3, 2)
+    inits = [numpy_helper.from_array(q, "w_quantized"), numpy_helper.from_array(np.zeros(2, np.int8), "w_zero_point"),
+             numpy_helper.from_array(np.array(7, np.uint8), "a_zero_point"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "one_half")]
+    nodes = [helper.make_node("MatMulInteger", ["a", "w_quantized", "a_zero_point", "w_zero_point"], ["y"], name="mm")]
+    inputs = [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 3])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 2])]
+
+    def save(extra_nodes=(), extra_outputs=()):
+        graph = helper.make_graph(nodes + list(extra_nodes), "g", inputs, outputs + list(extra_outputs), inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        path = tmp_path / f"m{len(extra_nodes)}.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    a = np.random.default_rng(0).integers(0, 256, size=(4, 3)).astype(np.uint8)
+    path = save()
+    before, = _run(path, {"a": a})
+    unsigned_weights(path)
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    np.testing.assert_array_equal(stored["w_quantized"], q.astype(np.int16) + 128)
+    np.testing.assert_array_equal(stored["w_zero_point"], [128, 128])
+    assert stored["a_zero_point"] == 7
+    after, = _run(path, {"a": a})
+    np.testing.assert_array_equal(after, before)
+    np.testing.assert_array_equal(after, (a.astype(np.int64) - 7) @ q.astype(np.int64))
+
+    shared = save([helper.make_node("DequantizeLinear", ["w_quantized", "one_half"], ["wf"], name="dq")],
+                  [helper.make_tensor_value_info("wf", TensorProto.FLOAT, [3, 2])])
+    with pytest.raises(ValueError, match="also read by another operator"):
+        unsigned_weights(shared)
 
 
 def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, ...] = (), tie: bool = False):

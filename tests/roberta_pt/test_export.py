@@ -98,7 +98,7 @@ def test_int8_onnx_keeps_top1_predictions_and_is_smaller(onnx_export):
         total += int(real.sum())
     assert agree / total >= INT8_TOP1_BAR, f"top-1 agreement {agree}/{total}"
     # The default recipe ('per-channel'): every MatMul weight of the fp32 graph is stored as int8
-    # with one scale per output column; the embedding tables stay float32 (a lookup: no speed to
+    # with one scale per output column (as uint8 with zero point 128: exact on CPUs without VNNI); the embedding tables stay float32 (a lookup: no speed to
     # win, and 8-bit rows move a trained model's near-tied predictions). In this tiny model the
     # graph's own bytes weigh, so the file shrinks less than the weights do.
     import onnx
@@ -110,7 +110,8 @@ def test_int8_onnx_keeps_top1_predictions_and_is_smaller(onnx_export):
     assert len(weights) == 2 * 6 + 2  # Q, K, V, O, intermediate, output per layer; LM dense, decoder
     for name in weights:
         quantized = int8_init[name + "_quantized"]
-        assert quantized.data_type == onnx.TensorProto.INT8 and list(quantized.dims) == list(fp32_init[name].dims)
+        assert quantized.data_type == onnx.TensorProto.UINT8 and list(quantized.dims) == list(fp32_init[name].dims)
+        assert set(onnx.numpy_helper.to_array(int8_init[name + "_zero_point"]).tolist()) == {128}
         assert list(int8_init[name + "_scale"].dims) == [fp32_init[name].dims[1]]  # one scale per column
     for name in ("model.roberta.embeddings.word_embeddings.weight", "model.roberta.embeddings.position_embeddings.weight"):
         assert int8_init[name].data_type == onnx.TensorProto.FLOAT
