@@ -18,9 +18,9 @@ OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `sa
 `config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
 onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul, one
 scale per output column, stored as uint8 with zero point 128 so that CPUs without VNNI compute them
-exactly; activations quantized per call; `int8_recipe` picks another of `INT8_RECIPES`); it cannot meet the fp32 bar, so it is checked
-by running it on the same batches, and `export.json` records its size and its top-1 agreement
-with fp32.
+exactly; activations quantized per call; `int8_recipe` picks another of `INT8_RECIPES`); it cannot
+meet the fp32 bar, so it is checked by running it on the same batches, and `export.json` records its
+size and its top-1 agreement with fp32.
 
 Inputs are `input_ids` and `attention_mask` (int64 for ONNX, int32 for StableHLO and the
 SavedModel, which also takes `token_type_ids`), (batch, length), or (batch, choices, length) for
@@ -229,7 +229,6 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     from .onnx_int8 import per_token, unsigned_weights
 
     if INT8_RECIPES[recipe].get("per_token"):
-
         with atomic_path(Path(target)) as tmp:
             per_token(source, tmp)
         return Path(target)
