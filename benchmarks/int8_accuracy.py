@@ -227,14 +227,14 @@ def quantize_per_channel(fp32: Path, target: Path, exclude: list[str] = (), only
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from roberta_core.export import _quiet_root_logger
-    from roberta_core.onnx_int8 import unsigned_weights
+    from roberta_core.onnx_int8 import pair_bounded_weights
 
     options = {} if only is None else {"nodes_to_quantize": list(only)}
     with warnings.catch_warnings(), _quiet_root_logger():
         warnings.simplefilter("ignore")
         quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"], nodes_to_exclude=list(exclude), **options)
-    return unsigned_weights(target)  # as `quantize_int8`: exact on CPUs without VNNI
+    return pair_bounded_weights(fp32, target)  # as `quantize_int8`: exact on CPUs without VNNI
 
 
 def sensitivity(ckpt: Path, work: Path, alpha: float, steps: int = 6) -> None:

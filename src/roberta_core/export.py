@@ -17,8 +17,8 @@ OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `sa
 `export.json` (format, head, dtype, opset, the inputs' and outputs' names and axes, the checks),
 `config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
 onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul, one
-scale per output column, stored as uint8 with zero point 128 so that CPUs without VNNI compute them
-exactly; activations quantized per call; `int8_recipe` picks another of `INT8_RECIPES`); it cannot
+scale per output column, bounded so that CPUs without VNNI compute them exactly; activations
+quantized per call; `int8_recipe` picks another of `INT8_RECIPES`); it cannot
 meet the fp32 bar, so it is checked by running it on the same batches, and `export.json` records its
 size and its top-1 agreement with fp32.
 
@@ -220,13 +220,14 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     default; one per tensor, 'per-tensor', which also stores the embedding tables as uint8;
     'keep-lm-head': per-channel with the LM head left fp32), activations quantized at run time
     (uint8, one scale per tensor per call); 'per-token': activations one scale per token and the
-    LM decoder's top logits rescored in fp32 (`roberta_core.onnx_int8`). Every recipe stores its
-    int8 weights as uint8 (zero point 128; `onnx_int8.unsigned_weights`): onnxruntime's
-    uint8-by-int8 kernels overflow int16 on x86 CPUs without VNNI. Written atomically: a
+    LM decoder's top logits rescored in fp32 (`roberta_core.onnx_int8`). Every recipe bounds each
+    two neighbouring int8 weights of a column to |q| + |q'| <= 128 (`onnx_int8.int8_weight`):
+    onnxruntime's uint8-by-int8 kernels overflow int16 beyond it on x86 CPUs without VNNI.
+    Written atomically: a
     failed quantization leaves no `target`. Returns `target`."""
     if recipe not in INT8_RECIPES:
         raise ValueError(f"unknown int8 recipe {recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
-    from .onnx_int8 import per_token, unsigned_weights
+    from .onnx_int8 import pair_bounded_weights, per_token
 
     if INT8_RECIPES[recipe].get("per_token"):
         with atomic_path(Path(target)) as tmp:
@@ -246,7 +247,7 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     with warnings.catch_warnings(), _quiet_root_logger(), atomic_path(Path(target)) as tmp:
         warnings.simplefilter("ignore")
         quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, **options)
-        unsigned_weights(tmp)  # the same int8 weights, stored as uint8: exact on CPUs without VNNI
+        pair_bounded_weights(source, tmp)  # its own overflow on CPUs without VNNI
     return Path(target)
 
 
@@ -332,7 +333,7 @@ def _int8(staging: Path, fp32_file: Path, batches: list[dict[str, np.ndarray]], 
         "top1_agreement": agree / total if total else None, "top1_compared": total,
         "rel": (diff2 / ref2) ** 0.5 if ref2 else 0.0,
         "method": ("roberta_core.onnx_int8.per_token" if INT8_RECIPES[recipe].get("per_token")
-                   else "onnxruntime.quantization.quantize_dynamic") + ", int8 weights stored as uint8 (zero point 128)",
+                   else "onnxruntime.quantization.quantize_dynamic") + ", int8 weights with |q[2i]| + |q[2i+1]| <= 128",
         "recipe": recipe,
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in INT8_RECIPES[recipe].items()},
     }

@@ -24,67 +24,107 @@ fp32, and so does every Gemm: the (N, H) LM head of a packed graph (computed on 
 only, exact) and a classification head's layers on the pooled (B, H) rows, which onnxruntime's
 MatMul recipes leave fp32 too.
 
-Every int8 weight is stored as uint8 with zero point 128 (`WEIGHT_ZERO_POINT`; the same values,
-shifted): x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 activations by int8
-weights with `vpmaddubsw`, which adds each two neighbouring products into a saturating int16, and
-255 * (127 + 127) does not fit; onnxruntime's uint8-by-int8 kernels there return wrong sums without
-a word (on a random 768-wide product, 10% of the output's range off instead of 1.5%). Its
-uint8-by-uint8 kernels are exact on every CPU; with VNNI or AMX onnxruntime runs them through the
-uint8-by-int8 kernels (it flips the weights' sign bits as it packs them: the same speed), without
-VNNI through 16-bit products (exact, slower than the overflowing kernel). `unsigned_weights` does
-the same to onnxruntime's `quantize_dynamic` output.
+Every int8 weight's scale also keeps |q[2i, n]| + |q[2i+1, n]| <= 128 for each two neighbouring
+rows (`int8_weight`), not only |q| <= 127: x86 CPUs without VNNI (AVX2, AVX-512 without VNNI)
+multiply uint8 activations by int8 weights with `vpmaddubsw`, which adds the products of rows 2i and
+2i+1 into a saturating int16, and 255 * (127 + 127) does not fit; onnxruntime's uint8-by-int8
+kernels there return clipped sums without a word (on a random 768-wide product, 10% of the
+output's range off instead of 1.5%). With the bound, 255 * 128 fits, and every CPU computes the
+same exact sums with its fastest kernels (VNNI and AMX accumulate in int32 anyway). The bound costs
+a scale about 1.2x coarser on Gaussian columns (a quarter of a bit); the alternatives cost more:
+7-bit weights (onnxruntime's `reduce_range`) a whole bit, and uint8 weights, exact everywhere,
+run onnxruntime's slow 16-bit kernels on VNNI and AMX CPUs since onnxruntime 1.25.
+`pair_bounded_weights` does the same to onnxruntime's `quantize_dynamic` output.
 
 Needs `onnx` and onnxruntime's contrib ops (`pip install 'roberta3[export]'`)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["per_token", "unsigned_weights", "RESCORE_K", "ZERO_POINT", "ZERO_POINT_AFTER_GELU", "WEIGHT_ZERO_POINT"]
+__all__ = ["per_token", "int8_weight", "pair_bounded_weights", "RESCORE_K", "ZERO_POINT", "ZERO_POINT_AFTER_GELU",
+           "PAIR_BOUND"]
 
 # int8 top-k logits recomputed in fp32: on the demo's 6,927 held-out masked tokens the top 2 missed
 # one fp32 winner that the top 4 found; the top 8 found no more (benchmarks/RESULTS.md)
 RESCORE_K = 4
 ZERO_POINT = 128  # inputs that straddle zero (LayerNorm outputs, attention context)
 ZERO_POINT_AFTER_GELU = 32  # GELU's outputs are >= -0.17: most of the 8 bits for the positive side
-WEIGHT_ZERO_POINT = 128  # int8 weights stored as uint8 (module docstring): q + 128
+# the most |q[2i]| + |q[2i+1]| may reach in a column of int8 weights (module docstring):
+# 255 * 128 = 32,640 fits the int16 that CPUs without VNNI add two neighbouring products into
+PAIR_BOUND = 128
 _MS = "com.microsoft"
 
 
-def unsigned_weights(path: str) -> str:
-    """Rewrite in place the ONNX file `path` (onnxruntime's `quantize_dynamic` output) so that every
-    int8 weight of a `MatMulInteger` is stored as uint8, its zero point moved by 128 with it: the
-    same integers, exact on CPUs without VNNI (module docstring). Returns `path`."""
+def int8_weight(w: np.ndarray, per_column: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights q (K, N) and their scale, (N,) (`per_column`) or (), for the fp32
+    weight `w` (K, N) of a product `x @ w` with uint8 activations x: w ~ q * scale, |q| <= 127, and
+    |q[2i]| + |q[2i+1]| <= PAIR_BOUND in every column (module docstring)."""
+    w = np.asarray(w, np.float32)
+    if w.ndim != 2:
+        raise ValueError(f"int8_weight takes a (K, N) weight, got shape {w.shape}")
+    k = w.shape[0]
+    even = np.concatenate([w, np.zeros((k % 2, w.shape[1]), np.float32)]).astype(np.float64)  # (K + K % 2, N)
+    a = np.abs(even)
+    axis = 0 if per_column else None
+    scale = np.maximum(np.maximum(a.max(axis) / 127.0, (a[0::2] + a[1::2]).max(axis) / PAIR_BOUND),
+                       np.finfo(np.float32).tiny).astype(np.float32)
+    exact = even / scale.astype(np.float64)
+    q = np.clip(np.round(exact), -127, 127)
+    # a pair whose values sum to at most 128 can round to 129 (both up): the one rounded up the
+    # further steps back toward zero
+    first, second = q[0::2], q[1::2]  # views into q
+    over = np.abs(first) + np.abs(second) > PAIR_BOUND
+    first_further = np.abs(first) - np.abs(exact[0::2]) >= np.abs(second) - np.abs(exact[1::2])
+    first -= np.sign(first) * (over & first_further)
+    second -= np.sign(second) * (over & ~first_further)
+    return q[:k].astype(np.int8), scale
+
+
+def pair_bounded_weights(source: str | os.PathLike, quantized: str | os.PathLike) -> str | os.PathLike:
+    """Requantize in place, with `int8_weight`, the int8 weights that onnxruntime's
+    `quantize_dynamic` wrote into the ONNX file `quantized` from the fp32 file `source` (its own use
+    the whole int8 range, which overflows on CPUs without VNNI), at the same granularity (one scale
+    per column or per tensor). Each weight `W_quantized` of a `MatMulInteger`, with `W_scale` and a
+    zero `W_zero_point`, is requantized from the fp32 initializer `W` of `source` (`W_Transposed`:
+    from `W` transposed, as onnxruntime writes a Gemm's); one that cannot be traced there is an
+    error, and nothing is written. Returns `quantized`."""
     import onnx
     from onnx import TensorProto, numpy_helper
 
-    model = onnx.load(str(path))
+    originals = {t.name: t for t in onnx.load(str(source)).graph.initializer}
+    model = onnx.load(str(quantized))
     inits = {t.name: t for t in model.graph.initializer}
-    readers: dict[str, set[str]] = {}
+    done: set[str] = set()
     for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, set()).add(node.op_type)
-    shifted: set[str] = set()
-    for node in model.graph.node:
-        if node.op_type != "MatMulInteger" or node.input[1] not in inits:
+        if node.op_type != "MatMulInteger" or node.input[1] not in inits or node.input[1] in done:
             continue
         weight = inits[node.input[1]]
-        zero_point = inits.get(node.input[3]) if len(node.input) > 3 else None
-        if weight.data_type != TensorProto.INT8 or node.input[1] in shifted:
+        if weight.data_type != TensorProto.INT8:
             continue
-        if zero_point is None or (zero_point.data_type != TensorProto.INT8 and zero_point.name not in shifted):
-            raise ValueError(f"{node.name}: an int8 weight without an int8 zero point initializer")
-        if readers[weight.name] | readers[zero_point.name] != {"MatMulInteger"}:
-            raise ValueError(f"{node.name}: its int8 weight is also read by another operator; not rewritten")
-        for tensor in (weight, zero_point):
-            if tensor.name not in shifted:
-                values = numpy_helper.to_array(tensor).astype(np.int16) + WEIGHT_ZERO_POINT
-                tensor.CopyFrom(numpy_helper.from_array(values.astype(np.uint8), tensor.name))
-                shifted.add(tensor.name)
-    onnx.save(model, str(path))
-    return path
+        name = node.input[1].removesuffix("_quantized")
+        scale, zero_point = inits.get(f"{name}_scale"), inits.get(f"{name}_zero_point")
+        fp32, transposed = originals.get(name), False
+        if fp32 is None and name.endswith("_Transposed"):
+            fp32, transposed = originals.get(name.removesuffix("_Transposed")), True
+        if fp32 is not None:
+            fp32 = numpy_helper.to_array(fp32)
+            fp32 = fp32.T if transposed else fp32
+        if name == node.input[1] or scale is None or zero_point is None or fp32 is None or \
+                fp32.shape != tuple(weight.dims) or fp32.ndim != 2:
+            raise ValueError(f"int8 weight {node.input[1]!r} of {node.name!r}: no fp32 weight of its shape in "
+                             f"{source} to requantize it from")
+        if np.any(numpy_helper.to_array(zero_point)):
+            raise ValueError(f"int8 weight {node.input[1]!r} of {node.name!r} is not symmetric (zero point 0)")
+        q, s = int8_weight(fp32, per_column=len(scale.dims) == 1)
+        weight.CopyFrom(numpy_helper.from_array(q, weight.name))
+        scale.CopyFrom(numpy_helper.from_array(s.reshape(tuple(scale.dims)), scale.name))
+        done.add(node.input[1])
+    onnx.save(model, str(quantized))
+    return quantized
 
 
 def _after_gelu(name: str, producers: dict[str, Any], depth: int = 4) -> bool:
@@ -155,14 +195,6 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
             return None
         w = numpy_helper.to_array(w)
         return w if w.ndim == 2 and w.dtype == np.float32 else None
-
-    def int8_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(K, N) int8 weights, one scale per column, stored as uint8 with zero point 128."""
-        scale = np.maximum(np.abs(w).max(0), np.finfo(np.float32).tiny) / 127.0  # (N,)
-        q = np.clip(np.round(w / scale), -127, 127) + WEIGHT_ZERO_POINT
-        return q.astype(np.uint8), scale.astype(np.float32)
-
-    weight_zero_point = const("int8/weight_zero_point", np.array(WEIGHT_ZERO_POINT, np.uint8))
 
     quantized: dict[tuple[str, int], tuple[str, str]] = {}  # (input, Z) -> (q, row scale)
 
@@ -238,8 +270,8 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
         logits = f"{mm.name}/int8_logits" if rescore_k else out
         nodes.append(helper.make_node(
             "DynamicQuantizeMatMul",
-            [mm.input[0], const(f"{mm.name}/int8_weight", wq), const(f"{mm.name}/int8_w_scale", w_scale),
-             weight_zero_point, bias or ""], [logits], name=f"{mm.name}/int8", domain=_MS))
+            [mm.input[0], const(f"{mm.name}/int8_weight", wq), const(f"{mm.name}/int8_w_scale", w_scale), "",
+             bias or ""], [logits], name=f"{mm.name}/int8", domain=_MS))
         if not rescore_k:
             return
         typed_like(logits, out, TensorProto.FLOAT)
@@ -265,7 +297,7 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
         if w is None:
             ordered.append(mm)  # not a weight product, or the LM head's dense layer (0.5% of the FLOPs): fp32
             continue
-        wq, w_scale = int8_columns(w)
+        wq, w_scale = int8_weight(w)  # (K, N) int8, (N,)
         if "lm_head/decoder" in mm.name:
             decoder(mm, w, wq, w_scale)
         else:
@@ -274,8 +306,7 @@ def per_token(source: str, target: str, rescore_k: int = RESCORE_K) -> str:
             product = node("MatMulIntegerToFloat",
                            [q, const(f"{mm.name}/int8_weight", wq), "int8/one",
                             const(f"{mm.name}/int8_w_scale", w_scale),
-                            const(f"int8/zero_point_{zero_point}", np.array(zero_point, np.uint8)),
-                            weight_zero_point],
+                            const(f"int8/zero_point_{zero_point}", np.array(zero_point, np.uint8))],
                            f"{mm.name}/int8_product", domain=_MS)
             typed_like(product, mm.output[0], TensorProto.FLOAT)
             nodes.append(helper.make_node("Mul", [product, row_scale], [mm.output[0]], name=f"{mm.name}/int8_rows"))

@@ -67,7 +67,11 @@ def _int8_rows(x, zero_point):
 
 
 def _int8_columns(w):
-    scale = np.abs(w).max(0) / 127
+    """One scale per column, as large as the column's largest value / 127 or its largest sum of two
+    neighbouring rows' magnitudes / 128 (the recipe's bound; a pair rounded past it steps back, which
+    `test_int8_weight_bounds_each_pair_...` checks: here at most one level at a rare value)."""
+    a = np.abs(np.concatenate([w, np.zeros((len(w) % 2, w.shape[1]))]))
+    scale = np.maximum(a.max(0) / 127, (a[0::2] + a[1::2]).max(0) / 128)
     return np.clip(np.round(w / scale), -127, 127) * scale
 
 
@@ -154,15 +158,15 @@ def test_int8_products_are_exact_where_uint8_times_int8_overflows(tmp_path, reci
     # products into a saturating int16: activations at 255 times weights at +-127 in rows 2i and
     # 2i+1 give 64,770, over 32,767, and onnxruntime's kernels there return clipped sums silently.
     # A known answer built to overflow: every activation positive (quantized up to 255), every
-    # column's weights of one sign and one size (quantized to +-127). Each recipe must store its
-    # weights as uint8 (exact kernels on every CPU) and compute the integer formula of its own
-    # stored integers. On a CPU with VNNI or AMX the overflow cannot happen, so there only the
-    # stored type tells.
+    # column's weights of one sign and one size (+-127 each under a plain per-column scale). Each
+    # recipe must bound its int8 weights (|q[2i]| + |q[2i+1]| <= 128: 255 * 128 fits int16) and
+    # compute the integer formula of its own stored integers. On a CPU with VNNI or AMX the
+    # overflow cannot happen, so there only the bound tells.
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from roberta_core.export import quantize_int8
-    from roberta_core.onnx_int8 import WEIGHT_ZERO_POINT, ZERO_POINT
+    from roberta_core.onnx_int8 import PAIR_BOUND, ZERO_POINT
 
     rng = np.random.default_rng(5)
     w = (np.sign(rng.normal(size=(1, N))) * rng.uniform(0.5, 1.0, size=(1, N)) * np.ones((K, 1))).astype(np.float32)
@@ -181,14 +185,16 @@ def test_int8_products_are_exact_where_uint8_times_int8_overflows(tmp_path, reci
     assert len(products) == 1
     product = products[0]
     weight = product.input[1]
-    assert inits[weight].dtype == np.uint8, "int8 weights overflow on CPUs without VNNI"
+    assert inits[weight].dtype == np.int8
     if product.op_type == "MatMulInteger":  # onnxruntime's layout: W_quantized, W_scale, W_zero_point
-        zero, scale = inits[product.input[3]].astype(np.float64), inits[weight.replace("_quantized", "_scale")]
-    else:  # the per-token graph's MatMulIntegerToFloat (A, B, a_scale, b_scale, a_zero_point, b_zero_point)
-        zero, scale = inits[product.input[5]].astype(np.float64), inits[product.input[3]]
-    assert np.all(zero == WEIGHT_ZERO_POINT)
-    integers = inits[weight].astype(np.float64) - zero  # (K, N)
-    assert np.abs(integers).max() == 127  # the overflowing size
+        assert not np.any(inits[product.input[3]])
+        scale = inits[weight.replace("_quantized", "_scale")]
+    else:  # the per-token graph's MatMulIntegerToFloat (A, B, a_scale, b_scale, a_zero_point): zero point 0
+        assert len(product.input) < 6 or product.input[5] == ""
+        scale = inits[product.input[3]]
+    integers = inits[weight].astype(np.float64)  # (K, N)
+    pairs = np.abs(integers[0::2]) + np.abs(integers[1::2])
+    assert pairs.max() == PAIR_BOUND, "|q[2i]| + |q[2i+1]| > 128 overflows int16 on CPUs without VNNI"
     np.testing.assert_allclose(integers * scale, w, atol=float(np.max(scale)) / 2 + 1e-7)
 
     x = rng.uniform(0.1, 3.0, size=(2, 5, K)).astype(np.float32)
@@ -208,46 +214,66 @@ def test_int8_products_are_exact_where_uint8_times_int8_overflows(tmp_path, reci
     assert np.abs(got - want).max() < 0.05 * error + 1e-5 * np.abs(want).max(), (np.abs(got - want).max(), error)
 
 
-def test_unsigned_weights_shifts_only_weights_that_matmulinteger_alone_reads(tmp_path):
-    # The rewrite moves weight and zero point by 128 together (the same products); an int8 weight
-    # that another operator also reads would change meaning for it, so that is refused.
+def test_int8_weight_bounds_each_pair_and_rounds_to_nearest_otherwise():
+    # Known answers: a column whose largest pair sums to 2 x its largest value needs a scale of
+    # pair/128; one whose pairs stay small keeps max/127 (a plain per-column scale); every value
+    # is within half a step of w, and no pair of neighbouring rows passes 128.
+    from roberta_core.onnx_int8 import PAIR_BOUND, int8_weight
+
+    w = np.zeros((6, 3), np.float32)
+    w[:, 0] = [1.0, 1.0, 0.5, -0.25, 0.0, 0.1]  # pair (1, 1): scale 2/128
+    w[:, 1] = [1.0, 0.0, 0.0, -0.5, 0.3, 0.0]  # pairs <= 1: scale 1/127
+    w[:, 2] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # all zero: a tiny scale, zeros
+    q, scale = int8_weight(w)
+    np.testing.assert_allclose(scale[:2], [2 / 128, 1 / 127], rtol=1e-6)
+    np.testing.assert_array_equal(q[:, 0], [64, 64, 32, -16, 0, 6])
+    np.testing.assert_array_equal(q[:, 1], [127, 0, 0, -64, 38, 0])
+    assert not q[:, 2].any()
+    rng = np.random.default_rng(0)
+    for per_column in (True, False):
+        for k in (7, 64):  # an odd K pairs its last row with a zero
+            w = rng.normal(size=(k, 33)).astype(np.float32) * rng.uniform(0.1, 3, size=33).astype(np.float32)
+            q, scale = int8_weight(w, per_column=per_column)
+            assert q.dtype == np.int8 and scale.shape == ((33,) if per_column else ())
+            qq = np.concatenate([q, np.zeros((k % 2, 33), np.int8)]).astype(np.int32)
+            assert (np.abs(qq[0::2]) + np.abs(qq[1::2])).max() <= PAIR_BOUND and np.abs(q).max() <= 127
+            assert np.abs(q * scale - w).max() <= np.max(scale) * 0.5 + 1e-6
+            assert (np.abs(q * scale - w) <= scale * 0.5 * (1 + 1e-5)).mean() > 0.99  # only the stepped-back pairs
+
+
+def test_pair_bounded_weights_requantizes_from_the_fp32_weights_or_refuses(tmp_path):
+    # onnxruntime's quantize_dynamic output: each W_quantized requantized from the fp32 W (a Gemm's
+    # W_Transposed from W transposed); a weight with no fp32 original is an error.
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from roberta_core.onnx_int8 import unsigned_weights
+    from roberta_core.export import quantize_int8
+    from roberta_core.onnx_int8 import int8_weight, pair_bounded_weights
 
-    q = np.array([[-127, 5], [127, -3], [0, 64]], np.int8)  # (K, N) = (3, 2)
-    inits = [numpy_helper.from_array(q, "w_quantized"), numpy_helper.from_array(np.zeros(2, np.int8), "w_zero_point"),
-             numpy_helper.from_array(np.array(7, np.uint8), "a_zero_point"),
-             numpy_helper.from_array(np.array(0.5, np.float32), "one_half")]
-    nodes = [helper.make_node("MatMulInteger", ["a", "w_quantized", "a_zero_point", "w_zero_point"], ["y"], name="mm")]
-    inputs = [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 3])]
-    outputs = [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 2])]
+    rng = np.random.default_rng(1)
+    w, g = rng.normal(size=(K, N)).astype(np.float32), rng.normal(size=(N, N)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+             helper.make_node("Gemm", ["h2", "g"], ["y"], name="gemm", transB=1),
+             helper.make_node("Reshape", ["h", "shape"], ["h2"], name="flat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, N])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(g, "g"),
+                               numpy_helper.from_array(np.array([4, N], np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    target = quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", "per-channel")
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(target)).graph.initializer}
+    for name, fp32 in (("w", w), ("g_Transposed", g.T)):
+        want, scale = int8_weight(fp32)
+        np.testing.assert_array_equal(stored[f"{name}_quantized"], want)
+        np.testing.assert_array_equal(stored[f"{name}_scale"], scale)
 
-    def save(extra_nodes=(), extra_outputs=()):
-        graph = helper.make_graph(nodes + list(extra_nodes), "g", inputs, outputs + list(extra_outputs), inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        path = tmp_path / f"m{len(extra_nodes)}.onnx"
-        onnx.save(model, str(path))
-        return path
-
-    a = np.random.default_rng(0).integers(0, 256, size=(4, 3)).astype(np.uint8)
-    path = save()
-    before, = _run(path, {"a": a})
-    unsigned_weights(path)
-    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
-    np.testing.assert_array_equal(stored["w_quantized"], q.astype(np.int16) + 128)
-    np.testing.assert_array_equal(stored["w_zero_point"], [128, 128])
-    assert stored["a_zero_point"] == 7
-    after, = _run(path, {"a": a})
-    np.testing.assert_array_equal(after, before)
-    np.testing.assert_array_equal(after, (a.astype(np.int64) - 7) @ q.astype(np.int64))
-
-    shared = save([helper.make_node("DequantizeLinear", ["w_quantized", "one_half"], ["wf"], name="dq")],
-                  [helper.make_tensor_value_info("wf", TensorProto.FLOAT, [3, 2])])
-    with pytest.raises(ValueError, match="also read by another operator"):
-        unsigned_weights(shared)
+    other = tmp_path / "other.onnx"  # the same graph with another weight: nothing to requantize from
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(w[:, :5], "w"))
+    onnx.save(model, str(other))
+    with pytest.raises(ValueError, match="no fp32 weight of its shape"):
+        pair_bounded_weights(other, target)
 
 
 def _lm(tmp_path, tied: bool, seed: int = 3, vocab: int = V, boost: tuple[int, ...] = (), tie: bool = False):
