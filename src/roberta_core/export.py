@@ -18,9 +18,9 @@ OUT holds the artefact (`model.onnx` | `model.stablehlo` with `model.json` | `sa
 `config.json` and the tokenizer files. `quantize="int8"` (ONNX only) adds `model.int8.onnx`,
 onnxruntime's dynamic quantization of the verified fp32 graph (int8 weights of every MatMul, one
 scale per output column, bounded so that CPUs without VNNI compute them exactly; activations
-quantized per call; `int8_recipe` picks another of `INT8_RECIPES`); it cannot
-meet the fp32 bar, so it is checked by running it on the same batches, and `export.json` records its
-size and its top-1 agreement with fp32.
+quantized per call; `int8_recipe` picks another of `INT8_RECIPES`); it cannot meet the fp32 bar,
+so it is checked by running it on the same batches, and `export.json` records its size and its
+top-1 agreement with fp32.
 
 Inputs are `input_ids` and `attention_mask` (int64 for ONNX, int32 for StableHLO and the
 SavedModel, which also takes `token_type_ids`), (batch, length), or (batch, choices, length) for
@@ -223,8 +223,7 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike, recipe: 
     LM decoder's top logits rescored in fp32 (`roberta_core.onnx_int8`). Every recipe bounds each
     two neighbouring int8 weights of a column to |q| + |q'| <= 128 (`onnx_int8.int8_weight`):
     onnxruntime's uint8-by-int8 kernels overflow int16 beyond it on x86 CPUs without VNNI.
-    Written atomically: a
-    failed quantization leaves no `target`. Returns `target`."""
+    Written atomically: a failed quantization leaves no `target`. Returns `target`."""
     if recipe not in INT8_RECIPES:
         raise ValueError(f"unknown int8 recipe {recipe!r}; choose one of {', '.join(INT8_RECIPES)}")
     from .onnx_int8 import pair_bounded_weights, per_token

@@ -20,9 +20,9 @@ row) stays onnxruntime's fused per-channel int8, and its top `RESCORE_K` logits 
 recomputed in fp32 from the hidden state and the fp32 word-embedding table the graph already holds
 (RoBERTa ties the decoder to it; an untied decoder keeps an fp32 copy): the argmax is then the fp32
 decoder's whenever its winner is among the int8 top k. The LM head's dense layer (768 x 768) stays
-fp32, and so does every Gemm: the (N, H) LM head of a packed graph (computed on the real tokens
-only, exact) and a classification head's layers on the pooled (B, H) rows, which onnxruntime's
-MatMul recipes leave fp32 too.
+fp32, and so does every Gemm in this recipe: the (N, H) LM head of a packed graph (computed on the
+real tokens only, exact) and a classification head's layers on the pooled (B, H) rows
+(onnxruntime's `quantize_dynamic`, behind the other recipes, turns a Gemm into an int8 MatMul).
 
 Every int8 weight's scale also keeps |q[2i, n]| + |q[2i+1, n]| <= 128 for each two neighbouring
 rows (`int8_weight`), not only |q| <= 127: x86 CPUs without VNNI (AVX2, AVX-512 without VNNI)
@@ -31,9 +31,10 @@ multiply uint8 activations by int8 weights with `vpmaddubsw`, which adds the pro
 kernels there return clipped sums without a word (on a random 768-wide product, 10% of the
 output's range off instead of 1.5%). With the bound, 255 * 128 fits, and every CPU computes the
 same exact sums with its fastest kernels (VNNI and AMX accumulate in int32 anyway). The bound costs
-a scale about 1.2x coarser on Gaussian columns (a quarter of a bit); the alternatives cost more:
-7-bit weights (onnxruntime's `reduce_range`) a whole bit, and uint8 weights, exact everywhere,
-run onnxruntime's slow 16-bit kernels on VNNI and AMX CPUs since onnxruntime 1.25.
+a scale about 1.4x coarser (half a bit) on Gaussian columns and on the demo's trained weights
+(1.05-1.43x a matrix), less on heavy-tailed ones; the alternatives cost more: 7-bit weights
+(onnxruntime's `reduce_range`) a whole bit, and uint8 weights, exact everywhere, run onnxruntime's
+slow 16-bit kernels on VNNI and AMX CPUs since onnxruntime 1.25.
 `pair_bounded_weights` does the same to onnxruntime's `quantize_dynamic` output.
 
 Needs `onnx` and onnxruntime's contrib ops (`pip install 'roberta3[export]'`)."""
@@ -41,6 +42,7 @@ Needs `onnx` and onnxruntime's contrib ops (`pip install 'roberta3[export]'`).""
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -74,8 +76,8 @@ def int8_weight(w: np.ndarray, per_column: bool = True) -> tuple[np.ndarray, np.
                        np.finfo(np.float32).tiny).astype(np.float32)
     exact = even / scale.astype(np.float64)
     q = np.clip(np.round(exact), -127, 127)
-    # a pair whose values sum to at most 128 can round to 129 (both up): the one rounded up the
-    # further steps back toward zero
+    # with the float32 scale rounded down, a pair at the bound can round to 129 (both up): the one
+    # rounded up the further steps back toward zero
     first, second = q[0::2], q[1::2]  # views into q
     over = np.abs(first) + np.abs(second) > PAIR_BOUND
     first_further = np.abs(first) - np.abs(exact[0::2]) >= np.abs(second) - np.abs(exact[1::2])
@@ -108,13 +110,13 @@ def pair_bounded_weights(source: str | os.PathLike, quantized: str | os.PathLike
         name = node.input[1].removesuffix("_quantized")
         scale, zero_point = inits.get(f"{name}_scale"), inits.get(f"{name}_zero_point")
         fp32, transposed = originals.get(name), False
-        if fp32 is None and name.endswith("_Transposed"):
-            fp32, transposed = originals.get(name.removesuffix("_Transposed")), True
+        if fp32 is None and re.search(r"_Transposed(_\d+)?$", name):  # a Gemm's transB weight (_n: a name clash)
+            fp32, transposed = originals.get(re.sub(r"_Transposed(_\d+)?$", "", name)), True
         if fp32 is not None:
             fp32 = numpy_helper.to_array(fp32)
             fp32 = fp32.T if transposed else fp32
         if name == node.input[1] or scale is None or zero_point is None or fp32 is None or \
-                fp32.shape != tuple(weight.dims) or fp32.ndim != 2:
+                fp32.shape != tuple(weight.dims) or fp32.ndim != 2 or list(scale.dims) not in ([], [fp32.shape[1]]):
             raise ValueError(f"int8 weight {node.input[1]!r} of {node.name!r}: no fp32 weight of its shape in "
                              f"{source} to requantize it from")
         if np.any(numpy_helper.to_array(zero_point)):

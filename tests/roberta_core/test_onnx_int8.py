@@ -238,7 +238,13 @@ def test_int8_weight_bounds_each_pair_and_rounds_to_nearest_otherwise():
             qq = np.concatenate([q, np.zeros((k % 2, 33), np.int8)]).astype(np.int32)
             assert (np.abs(qq[0::2]) + np.abs(qq[1::2])).max() <= PAIR_BOUND and np.abs(q).max() <= 127
             assert np.abs(q * scale - w).max() <= np.max(scale) * 0.5 + 1e-6
-            assert (np.abs(q * scale - w) <= scale * 0.5 * (1 + 1e-5)).mean() > 0.99  # only the stepped-back pairs
+            assert (np.abs(q * scale - w) <= scale * 0.5 * (1 + 1e-5)).all()
+    # the step back: a float32 scale rounded down takes this pair from 128 to 129; the one rounded up
+    # the further (65 from 64.56) steps back
+    w = np.array([[63.563499450683594], [64.56449890136719]], np.float32)
+    q, scale = int8_weight(w)
+    assert np.round(w[:, 0].astype(np.float64) / np.float64(scale[0])).tolist() == [64, 65]
+    np.testing.assert_array_equal(q[:, 0], [64, 64])
 
 
 def test_pair_bounded_weights_requantizes_from_the_fp32_weights_or_refuses(tmp_path):
