@@ -137,13 +137,13 @@ def generation_step_inputs(input_ids: Any, past_key_values: Any, attention_mask:
             "use_cache": use_cache}
 
 
-def first_token_only_allowed(config: Any, *, returns_more: bool, packed: bool, cached: bool, cross: bool,
-                             training: bool) -> bool:
+def first_token_only_allowed(config: Any, *, returns_more: bool, cached: bool, cross: bool, training: bool) -> bool:
     """Whether every backend's `RobertaModel(first_token_only=True)` may compute the last layer for
     the first position only: not when the call returns every state or attention map
-    (`returns_more`), packs (`unpad`), has or keeps a cache, attends across (`cross`) or by
-    relative position, is a decoder's, or trains (dropout would draw other masks than v4's)."""
-    return not (returns_more or packed or cached or cross or training or config.is_decoder
+    (`returns_more`), has or keeps a cache, attends across (`cross`) or by relative position, is a
+    decoder's, or trains (dropout would draw other masks than v4's). An `unpad` call may: its last
+    layer takes the padded rows (the first tokens' queries over their sequences' keys)."""
+    return not (returns_more or cached or cross or training or config.is_decoder
                 or config.position_embedding_type != "absolute")
 
 

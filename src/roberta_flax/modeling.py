@@ -74,6 +74,7 @@ from .convert import from_canonical, to_canonical
 from .unpad import (
     Packing,
     _nothing_masked,
+    first_positions,
     pack,
     packed_attention,
     _packing_budget,
@@ -585,7 +586,9 @@ class FlaxRobertaEncoder(nnx.Module):
         first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
-        checked that nothing else is read): last_hidden_state (B, 1, H)."""
+        checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
+        takes the stream put back into its padded rows, `attention_mask` their padding mask: B
+        queries over their own sequences' keys."""
         all_hidden = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         all_cross = [] if output_attentions and encoder_hidden_states is not None else None
@@ -608,6 +611,8 @@ class FlaxRobertaEncoder(nnx.Module):
                 all_hidden.append(hidden_states)
             # The last layer of a `first_token_only` call (never in training) runs as it is.
             last = first_token_only and i == len(self.layer) - 1
+            if last and packing is not None:
+                hidden_states, packing = repad(hidden_states[0], packing), None  # (B, T, H)
             hidden_states, present, probs, cross = (functools.partial(run, first_only=True) if last else step)(
                 layer, hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,
@@ -1086,13 +1091,13 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         return packing
 
     def _first_token_only(
-        self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
-        use_cache: bool, encoder_hidden_states: Optional[jax.Array], deterministic: bool,
+        self, output_attentions: bool, output_hidden_states: bool, past_key_values: Any, use_cache: bool,
+        encoder_hidden_states: Optional[jax.Array], deterministic: bool,
     ) -> bool:
         """Whether a `first_token_only` call may skip the last layer's other positions
         (`backends.first_token_only_allowed`; training: not `deterministic`)."""
         return backends.first_token_only_allowed(
-            self.config, returns_more=output_attentions or output_hidden_states, packed=packing is not None,
+            self.config, returns_more=output_attentions or output_hidden_states,
             cached=past_key_values is not None or use_cache, cross=encoder_hidden_states is not None,
             training=not deterministic,
         )
@@ -1170,9 +1175,10 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
         they read `<s>` alone) computes the last layer for the first position only, its query
         attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
-        same. Calls that return more (`output_hidden_states`, `output_attentions`), a cache,
-        cross-attention, relative positions, `unpad` packing or training (not `deterministic`)
-        compute every position as usual.
+        same; under `unpad` the last layer takes the padded rows for it (the first tokens' queries
+        over their sequences), zeros where the first position is padding. Calls that return more
+        (`output_hidden_states`, `output_attentions`), a cache, cross-attention, relative positions
+        or training (not `deterministic`) compute every position as usual.
 
         Ids are checked against their tables before any lookup (a ValueError naming the range).
         JAX holds integers as int32 unless `jax_enable_x64` is on: an eager call checks NumPy
@@ -1226,6 +1232,9 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         # jax.nn.dot_product_attention has no dropout: training with attention dropout takes the
         # explicit path (packed attention drops out through the explicit core).
         use_fused = use_fused and (deterministic or config.attention_probs_dropout_prob == 0.0)
+        first_only = first_token_only and self._first_token_only(
+            output_attentions, output_hidden_states, past_key_values, use_cache, encoder_hidden_states, deterministic,
+        )
         if packing is None:
             embedding_output = self.embeddings(
                 input_ids, token_type_ids, position_ids, inputs_embeds, query_offset, deterministic
@@ -1245,6 +1254,10 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
                 real(input_ids), real(token_type_ids), real(position_ids), real(inputs_embeds), 0, deterministic
             )
             mask, is_causal = None, config.is_decoder
+            if first_only:  # the last layer's padded rows (FlaxRobertaEncoder); the packed layers read no mask
+                mask, _ = self._self_attention_mask(
+                    attention_mask, B, T, key_length, query_offset, use_fused, fixed_cache
+                )
         cross_mask = None
         if encoder_hidden_states is not None and not _nothing_masked(encoder_attention_mask):
             cross_mask = jnp.asarray(encoder_attention_mask).astype(bool)[:, None, None, :]  # (B, 1, 1, S)
@@ -1269,10 +1282,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
             cache_index=cache_index,
             deterministic=deterministic,
             packing=packing,
-            first_token_only=first_token_only and self._first_token_only(
-                output_attentions, output_hidden_states, packing, past_key_values, use_cache, encoder_hidden_states,
-                deterministic,
-            ),
+            first_token_only=first_only,
         )
         if config.pre_layer_norm:
             # After the encoder, as v4: `hidden_states` (the encoder's) end before it, the
@@ -1284,7 +1294,10 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
                 # (1, N, H) -> (B, T, H); all NaN when a budget given under jit was too small.
                 return jnp.where(packing.fits, repad(states[0], packing), jnp.nan)
 
-            outputs.last_hidden_state = restore(outputs.last_hidden_state)
+            if first_only:
+                outputs.last_hidden_state = first_positions(outputs.last_hidden_state, packing)  # (B, 1, H)
+            else:
+                outputs.last_hidden_state = restore(outputs.last_hidden_state)
             if outputs.hidden_states is not None:
                 outputs.hidden_states = tuple(restore(h) for h in outputs.hidden_states)
         if self.pooler is not None:

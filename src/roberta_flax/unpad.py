@@ -22,7 +22,7 @@ from roberta_core.validation import check_token_budget, token_budget
 from . import modeling  # the attention cores are the model's; read at call time
 from ._framework import _is_traced
 
-__all__ = ["Packing", "pack", "unpad_rows", "repad", "packed_attention", "packing_for"]
+__all__ = ["Packing", "pack", "unpad_rows", "repad", "first_positions", "packed_attention", "packing_for"]
 
 # `unpad=True` rounds the packed stream up to a multiple of this many slots: a few budgets (few
 # compilations) for a little work on unused slots.
@@ -71,6 +71,14 @@ def repad(x: jax.Array, packing: Packing) -> jax.Array:
     """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
     of `unpad_rows`)."""
     return jnp.take(x, packing.slot, axis=0, mode="fill", fill_value=0)
+
+
+def first_positions(x: jax.Array, packing: Packing) -> jax.Array:
+    """(B, 1, ...) states of each row's first position, computed on the padded rows (the last
+    layer of a `first_token_only` call): zeros where that position is padding, as `repad` gives;
+    NaN when the budget left real tokens out (`packing.fits`), as the packed states are."""
+    keep = packing.mask[:, :1].reshape(packing.mask.shape[0], 1, *[1] * (x.ndim - 2))
+    return jnp.where(packing.fits, jnp.where(keep, x, 0), jnp.nan)
 
 
 def packed_attention(

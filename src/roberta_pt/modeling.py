@@ -41,7 +41,7 @@ from roberta_core.weights import check_vocab_resize
 
 from ._framework import check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
-from .unpad import Packing, _nothing_masked, pack, packed_attention, packing_for, repad, unpad_rows
+from .unpad import Packing, _nothing_masked, first_positions, pack, packed_attention, packing_for, repad, unpad_rows
 
 __all__ = [
     "ACT2FN",
@@ -501,7 +501,9 @@ class RobertaEncoder(nn.Module):
         first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
-        checked that nothing else is read): last_hidden_state (B, 1, H)."""
+        checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
+        takes the stream put back into its padded rows, `attention_mask` their padding mask: B
+        queries over their own sequences' keys."""
         checkpointing = self.gradient_checkpointing and self.training
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
@@ -513,6 +515,9 @@ class RobertaEncoder(nn.Module):
         for i, layer in enumerate(self.layer):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
+            last = first_token_only and i == len(self.layer) - 1
+            if last and packing is not None:
+                hidden_states, packing = repad(hidden_states[0], packing), None  # (B, T, H)
             args = (
                 hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,
@@ -523,7 +528,7 @@ class RobertaEncoder(nn.Module):
                 # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
                 hidden_states, present, probs, cross = checkpoint(layer, *args, use_reentrant=False)
             else:
-                hidden_states, present, probs, cross = layer(*args, first_token_only and i == len(self.layer) - 1)
+                hidden_states, present, probs, cross = layer(*args, last)
             if presents is not None:
                 presents.append(present)
             if all_attentions is not None:
@@ -912,8 +917,8 @@ class RobertaModel(RobertaPreTrainedModel):
         return packing
 
     def _first_token_only(
-        self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
-        use_cache: bool, encoder_hidden_states: Optional[torch.Tensor],
+        self, output_attentions: bool, output_hidden_states: bool, past_key_values: Any, use_cache: bool,
+        encoder_hidden_states: Optional[torch.Tensor],
     ) -> bool:
         """Whether a `first_token_only` call may skip the last layer's other positions
         (`backends.first_token_only_allowed`; training: any module in training mode, as
@@ -921,7 +926,7 @@ class RobertaModel(RobertaPreTrainedModel):
         a part of it (it might read the last states)."""
         modules = list(self.modules())  # one walk for both questions (every call of a classification head)
         allowed = backends.first_token_only_allowed(
-            self.config, returns_more=output_attentions or output_hidden_states, packed=packing is not None,
+            self.config, returns_more=output_attentions or output_hidden_states,
             cached=past_key_values is not None or use_cache, cross=encoder_hidden_states is not None,
             training=any(m.training for m in modules),
         )
@@ -991,9 +996,10 @@ class RobertaModel(RobertaPreTrainedModel):
         `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
         they read `<s>` alone) computes the last layer for the first position only, its query
         attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
-        same. Calls that return more (`output_hidden_states`, `output_attentions`), a cache,
-        cross-attention, relative positions, `unpad` packing, training, or a forward hook on the
-        model compute every position as usual."""
+        same; under `unpad` the last layer takes the padded rows for it (the first tokens' queries
+        over their sequences), zeros where the first position is padding. Calls that return more
+        (`output_hidden_states`, `output_attentions`), a cache, cross-attention, relative positions,
+        training, or a forward hook on the model compute every position as usual."""
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -1043,10 +1049,15 @@ class RobertaModel(RobertaPreTrainedModel):
                                                real(inputs_embeds))
         dtype, device = embedding_output.dtype, embedding_output.device
 
+        first_only = first_token_only and self._first_token_only(
+            output_attentions, output_hidden_states, past_key_values, use_cache, encoder_hidden_states
+        )
         if packing is None:
             mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_fused)
         else:
             mask, is_causal = None, config.is_decoder
+            if first_only:  # the last layer's padded rows (RobertaEncoder); the packed layers read no mask
+                mask, _ = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_fused)
         cross_mask = None
         if encoder_hidden_states is not None and not _nothing_masked(encoder_attention_mask):
             cross_mask = _additive_mask(encoder_attention_mask.bool()[:, None, None, :], dtype)  # (B, 1, 1, S)
@@ -1068,15 +1079,15 @@ class RobertaModel(RobertaPreTrainedModel):
             use_fused=use_fused,
             is_causal=is_causal,
             packing=packing,
-            first_token_only=first_token_only and self._first_token_only(
-                output_attentions, output_hidden_states, packing, past_key_values, use_cache, encoder_hidden_states
-            ),
+            first_token_only=first_only,
         )
         if self.LayerNorm is not None:
             # After the encoder collected `hidden_states` (v4: the last of them is not normalised),
             # and before repadding, so padding positions stay zeros under `unpad`.
             outputs.last_hidden_state = self.LayerNorm(outputs.last_hidden_state)
-        if packing is not None:
+        if packing is not None and first_only:
+            outputs.last_hidden_state = first_positions(outputs.last_hidden_state, packing)  # (B, 1, H)
+        elif packing is not None:
             outputs.last_hidden_state = repad(outputs.last_hidden_state[0], packing)
             if outputs.hidden_states is not None:
                 outputs.hidden_states = tuple(repad(h[0], packing) for h in outputs.hidden_states)

@@ -18,7 +18,7 @@ from roberta_core.validation import check_token_budget, token_budget
 
 from . import modeling  # the attention core and the mask are the model's; read at call time
 
-__all__ = ["Packing", "pack", "unpad_rows", "repad", "packed_attention", "packing_for"]
+__all__ = ["Packing", "pack", "unpad_rows", "repad", "first_positions", "packed_attention", "packing_for"]
 
 
 class Packing(NamedTuple):
@@ -57,6 +57,13 @@ def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     padding = torch.argsort(packing.mask.reshape(-1).to(torch.int32))[: B * T - x.shape[0]]
     out = x.new_empty(B * T, *x.shape[1:]).index_copy_(0, packing.index, x).index_fill_(0, padding, 0)
     return out.view(B, T, *x.shape[1:])
+
+
+def first_positions(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """(B, 1, ...) states of each row's first position, computed on the padded rows (the last
+    layer of a `first_token_only` call): zeros where that position is padding, as `repad` gives."""
+    keep = packing.mask[:, :1].reshape(*packing.mask.shape[:1], 1, *[1] * (x.dim() - 2))
+    return torch.where(keep, x, 0)
 
 
 def _varlen_attn() -> Any:

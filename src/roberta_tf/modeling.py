@@ -66,7 +66,7 @@ from ._framework import (
     shape_of,
 )
 from .convert import from_canonical, to_canonical
-from .unpad import Packing, pack, packed_attention, packing_for, repad, run_packed, unpad_rows
+from .unpad import Packing, first_positions, pack, packed_attention, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
     "ACT2FN",
@@ -601,7 +601,9 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
         first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
-        checked that nothing else is read): last_hidden_state (B, 1, H)."""
+        checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
+        takes the stream put back into its padded rows, `attention_mask` their padding mask: B
+        queries over their own sequences' keys."""
         checkpointing = self.gradient_checkpointing and training
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
@@ -613,6 +615,9 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
         for i, layer in enumerate(self.layer):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
+            last = first_token_only and i == len(self.layer) - 1
+            if last and packing is not None:
+                hidden_states, packing = repad(hidden_states[0], packing), None  # (B, T, H)
             kwargs = dict(
                 attention_mask=attention_mask, head_mask=None if head_mask is None else head_mask[i],
                 encoder_attention_mask=encoder_attention_mask,
@@ -627,7 +632,7 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
             else:
                 hidden_states, present, probs, cross = layer(
                     hidden_states, encoder_hidden_states=encoder_hidden_states, **kwargs,
-                    first_only=first_token_only and i == len(self.layer) - 1,
+                    first_only=last,
                 )
             if presents is not None:
                 presents.append(present)
@@ -1245,13 +1250,13 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         return packing
 
     def _first_token_only(
-        self, output_attentions: bool, output_hidden_states: bool, packing: Optional[Packing], past_key_values: Any,
-        use_cache: bool, encoder_hidden_states: Optional[tf.Tensor], training: Any,
+        self, output_attentions: bool, output_hidden_states: bool, past_key_values: Any, use_cache: bool,
+        encoder_hidden_states: Optional[tf.Tensor], training: Any,
     ) -> bool:
         """Whether a `first_token_only` call may skip the last layer's other positions
         (`backends.first_token_only_allowed`; `training` a tensor counts as training)."""
         return backends.first_token_only_allowed(
-            self.config, returns_more=output_attentions or output_hidden_states, packed=packing is not None,
+            self.config, returns_more=output_attentions or output_hidden_states,
             cached=past_key_values is not None or use_cache, cross=encoder_hidden_states is not None,
             training=not (training is None or training is False),
         )
@@ -1312,9 +1317,10 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
         they read `<s>` alone) computes the last layer for the first position only, its query
         attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
-        same. Calls that return more (`output_hidden_states`, `output_attentions`), a cache,
-        cross-attention, relative positions, `unpad` packing or training compute every position
-        as usual.
+        same; under `unpad` the last layer takes the padded rows for it (the first tokens' queries
+        over their sequences), zeros where the first position is padding. Calls that return more
+        (`output_hidden_states`, `output_attentions`), a cache, cross-attention, relative positions
+        or training compute every position as usual.
 
         Ids out of range (input_ids, token_type_ids, position_ids) raise a ValueError eagerly and
         fail a graph assertion with the same words inside `tf.function`. Under XLA
@@ -1363,6 +1369,9 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 attention_mask, unpad, output_attentions, head_mask, past_key_values, use_cache,
                 encoder_hidden_states,
             )
+        first_only = first_token_only and self._first_token_only(
+            output_attentions, output_hidden_states, past_key_values, use_cache, encoder_hidden_states, training,
+        )
         if packing is not None:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
             if position_ids is None:
@@ -1378,10 +1387,15 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                     real(input_ids), token_type_ids=real(token_type_ids), position_ids=real(position_ids),
                     inputs_embeds=real(inputs_embeds), training=training,
                 )
+                # The last layer's padded rows (TFRobertaEncoder) under `first_only`; the packed layers read no mask.
+                mask = self._self_attention_mask(attention_mask, B, T, 0) if first_only else None
                 outputs = self.encoder(
-                    embedding_output, output_hidden_states=output_hidden_states, training=training,
-                    is_causal=config.is_decoder, packing=packing,
+                    embedding_output, attention_mask=mask, output_hidden_states=output_hidden_states,
+                    training=training, is_causal=config.is_decoder, packing=packing, first_token_only=first_only,
                 )
+                if first_only:
+                    outputs.last_hidden_state = first_positions(self._final_norm(outputs.last_hidden_state), packing)
+                    return outputs
                 # On the stream, so that padding positions stay zeros after repad.
                 outputs.last_hidden_state = repad(self._final_norm(outputs.last_hidden_state)[0], packing)
                 if outputs.hidden_states is not None:
@@ -1418,10 +1432,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
                 training=training,
-                first_token_only=first_token_only and self._first_token_only(
-                    output_attentions, output_hidden_states, packing, past_key_values, use_cache,
-                    encoder_hidden_states, training,
-                ),
+                first_token_only=first_only,
             )
             outputs.last_hidden_state = self._final_norm(outputs.last_hidden_state)
         if self.pooler is not None:

@@ -29,7 +29,7 @@ from roberta_core.validation import check_token_budget, token_budget
 from . import modeling  # the attention core and the mask are the model's; read at call time
 from ._framework import dims, in_xla
 
-__all__ = ["Packing", "pack", "run_packed", "unpad_rows", "repad", "packed_attention", "packing_for"]
+__all__ = ["Packing", "pack", "run_packed", "unpad_rows", "repad", "first_positions", "packed_attention", "packing_for"]
 
 # Under XLA every shape is static, so a packed stream cannot have exactly as many rows as there
 # are real tokens: it takes the smallest of these sizes (fractions of B * T, rounded up to a
@@ -119,6 +119,17 @@ def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
     if packing.budgets and x.dtype.is_floating:
         padded = tf.where(packing.cu_seqlens[-1] <= rows, padded, tf.constant(float("nan"), x.dtype))
     return padded
+
+
+def first_positions(x: tf.Tensor, packing: Packing) -> tf.Tensor:
+    """(B, 1, ...) states of each row's first position, computed on the padded rows (the last
+    layer of a `first_token_only` call): zeros where that position is padding, as `repad` gives;
+    NaN when a stream of a static size cannot hold the real tokens, as `repad` gives."""
+    keep = tf.reshape(packing.mask[:, :1], [-1, 1] + [1] * (len(x.shape) - 2))
+    x = tf.where(keep, x, tf.zeros_like(x))
+    if packing.budgets and x.dtype.is_floating:
+        x = tf.where(packing.cu_seqlens[-1] <= tf.shape(packing.index)[0], x, tf.constant(float("nan"), x.dtype))
+    return x
 
 
 def packed_attention(

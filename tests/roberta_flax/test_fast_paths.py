@@ -201,11 +201,13 @@ def test_sizes_under_jit():
 
 # ---------------------------------------------------------------------------- first_token_only
 
+@pytest.mark.parametrize("unpad", [False, True])
 @pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice"])
 @pytest.mark.parametrize("model_type", ["roberta", "roberta-prelayernorm"])
-def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, monkeypatch):
-    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H),
-    # and the logits and loss are the float64 reference's (which computes every position).
+def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, unpad, monkeypatch):
+    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H)
+    # (under `unpad` the packed stream, (1, N, H)), and the logits and loss are the float64
+    # reference's (which computes every position).
     config = head_config(head, model_type=model_type)
     model, state = build(head, config)
     inputs = _inputs(config, head)
@@ -219,13 +221,15 @@ def test_classification_heads_compute_the_last_layer_for_the_first_token_only(he
 
     monkeypatch.setattr(modeling.FlaxRobertaLayer, "__call__", spy)
     with jax.disable_jit():  # the call as written, op by op: the spy sees every layer
-        got = model(**inputs)
+        got = model(**inputs, unpad=unpad)
     T = inputs["input_ids"].shape[-1]
-    assert lengths == [T] * (config.num_hidden_layers - 1) + [1]
+    assert lengths[-1] == 1 and lengths[:-1] == [lengths[0]] * (config.num_hidden_layers - 1)
+    assert (lengths[0] == T) != unpad  # the stream has the budget's size (a multiple of 64 slots)
     ref = reference(config, state, head, **inputs)
     for name in ("logits", "loss"):
         assert rel_err(np.asarray(got[name]), ref[name]) <= 1e-5, name
-    assert_close(np.asarray(model(**inputs).logits), np.asarray(got.logits), what="compiled call")
+    compiled = model(**inputs, unpad=unpad).logits
+    assert_close(np.asarray(compiled), np.asarray(got.logits), what="compiled call")
 
 
 def test_first_token_only_computes_every_position_when_more_is_read():
@@ -238,10 +242,29 @@ def test_first_token_only_computes_every_position_when_more_is_read():
     assert full.shape == (B, T, H) and first.shape == (B, 1, H)
     assert_close(np.asarray(first[:, 0]), np.asarray(full[:, 0]), what="first token")
     # what reads more than `<s>` after the last layer: every position computed, as without it
-    for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"unpad": True},
-                    {"deterministic": False}):
+    for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"deterministic": False}):
         out = model.roberta(ids, mask, first_token_only=True, **options).last_hidden_state
         assert out.shape == (B, T, H), options
+
+
+def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left_padding_included():
+    # The last layer on the padded rows must give what the whole packed forward gives at position 0:
+    # the real first tokens' states, zeros where a row's first position is padding (left padding),
+    # and NaN when a budget under jit leaves real tokens out (as the packed states are).
+    config = head_config("sequence_classification")
+    model, _ = build("sequence_classification", config)
+    ids, mask = padded_batch(config, lengths=(7, 5, 2, 1))
+    mask[1] = mask[1][::-1]  # row 1 padded on the left: its first position is padding
+    full = model.roberta(ids, mask, unpad=True).last_hidden_state
+    first = model.roberta(ids, mask, unpad=True, first_token_only=True).last_hidden_state
+    padded = model.roberta(ids, mask).last_hidden_state
+    assert first.shape == (ids.shape[0], 1, config.hidden_size)
+    assert_close(np.asarray(first[:, 0]), np.asarray(full[:, 0]), what="first states, packed")
+    assert not np.asarray(first[1]).any() and np.abs(np.asarray(full[0, 0])).sum() > 0
+    keep = [0, 2, 3]  # first position real: v4's own (padded) states there
+    assert_close(np.asarray(first[keep, 0]), np.asarray(padded[keep, 0]), what="first states, padded")
+    short = nnx.jit(lambda m, i, a: m.roberta(i, a, unpad=8, first_token_only=True).last_hidden_state)(model, ids, mask)
+    assert np.isnan(np.asarray(short)).all()  # 15 real tokens, 8 slots
 
 
 class _Reader(nnx.Module):

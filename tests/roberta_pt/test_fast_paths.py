@@ -262,14 +262,16 @@ def test_projections_with_and_without_gradients_agree():
 
 # ---------------------------------------------------------------------------- first_token_only
 
+@pytest.mark.parametrize("unpad", [False, True])
 @pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice"])
 @pytest.mark.parametrize("model_type", ["roberta", "roberta-prelayernorm"])
-def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, monkeypatch):
-    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H),
-    # and the logits and loss are the float64 reference's (which computes every position).
+def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, unpad, monkeypatch):
+    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H)
+    # (under `unpad` the packed stream, (1, N, H)), and the logits and loss are the float64
+    # reference's (which computes every position).
     config = tiny_config(num_labels=3, model_type=model_type)
     model, state = build(head, config)
-    inputs, _ = _batch(config, head)
+    inputs, mask = _batch(config, head)
     lengths = []
     layer_forward = RobertaLayer.forward
 
@@ -280,9 +282,9 @@ def test_classification_heads_compute_the_last_layer_for_the_first_token_only(he
 
     monkeypatch.setattr(RobertaLayer, "forward", spy)
     with torch.no_grad():
-        got = model(**inputs)
-    T = inputs["input_ids"].shape[-1]
-    assert lengths == [T] * (config.num_hidden_layers - 1) + [1]
+        got = model(**inputs, unpad=unpad)
+    width = int(mask.sum()) if unpad else inputs["input_ids"].shape[-1]
+    assert lengths == [width] * (config.num_hidden_layers - 1) + [1]
     reference = run_reference(config, state, head, **inputs)
     for name in ("logits", "loss"):
         assert rel_err(got[name].numpy(), reference[name]) <= 1e-5, name
@@ -299,7 +301,7 @@ def test_first_token_only_computes_every_position_when_more_is_read():
         assert tuple(full.shape) == (B, T, H) and tuple(first.shape) == (B, 1, H)
         assert_close(first[:, 0].numpy(), full[:, 0].numpy(), what="first token")
         # what reads more than `<s>` after the last layer: every position computed, as without it
-        for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"unpad": True}):
+        for options in ({"output_hidden_states": True}, {"output_attentions": True}):
             out = model.roberta(ids, mask, first_token_only=True, **options).last_hidden_state
             assert tuple(out.shape) == (B, T, H), options
         seen = []
@@ -316,6 +318,24 @@ def test_first_token_only_computes_every_position_when_more_is_read():
     model.eval()
     model.roberta.encoder.layer[0].output.dropout.train()  # Monte-Carlo dropout: one module in training
     assert tuple(model.roberta(ids, mask, first_token_only=True).last_hidden_state.shape) == (B, T, H)
+
+
+def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left_padding_included():
+    # The last layer on the padded rows must give what the whole packed forward gives at position 0:
+    # the real first tokens' states, and zeros where a row's first position is padding (left padding).
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    ids, mask = (t(a) for a in padded_batch(config, lengths=LENGTHS))
+    mask[1] = mask[1].flip(0)  # row 1 padded on the left: its first position is padding
+    with torch.no_grad():
+        full = model.roberta(ids, mask, unpad=True).last_hidden_state
+        first = model.roberta(ids, mask, unpad=True, first_token_only=True).last_hidden_state
+        padded = model.roberta(ids, mask).last_hidden_state
+    assert tuple(first.shape) == (ids.shape[0], 1, config.hidden_size)
+    assert_close(first[:, 0].numpy(), full[:, 0].numpy(), what="first states, packed")
+    assert not first[1].any() and full[0, 0].abs().sum() > 0
+    keep = [0, 2, 3]  # first position real: v4's own (padded) states there
+    assert_close(first[keep, 0].numpy(), padded[keep, 0].numpy(), what="first states, padded")
 
 
 class _Reader(torch.nn.Module):

@@ -424,11 +424,13 @@ def test_masked_positions_only_needs_labels():
 
 # ---------------------------------------------------------------------------- first_token_only
 
+@pytest.mark.parametrize("unpad", [False, True])
 @pytest.mark.parametrize("head", ["sequence_classification", "multiple_choice"])
 @pytest.mark.parametrize("model_type", ["roberta", "roberta-prelayernorm"])
-def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, monkeypatch):
-    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H),
-    # and the logits and loss are the float64 reference's (which computes every position).
+def test_classification_heads_compute_the_last_layer_for_the_first_token_only(head, model_type, unpad, monkeypatch):
+    # The heads read `<s>` alone: the last layer computes (B, 1, H), every other layer (B, T, H)
+    # (under `unpad` the packed stream, (1, N, H)), and the logits and loss are the float64
+    # reference's (which computes every position).
     config = tiny_config(num_labels=3, model_type=model_type)
     model, state = build(head, config)
     inputs, _ = _batch(config, head)
@@ -441,9 +443,10 @@ def test_classification_heads_compute_the_last_layer_for_the_first_token_only(he
         return out
 
     monkeypatch.setattr(roberta_tf.modeling.TFRobertaLayer, "call", spy)
-    got = model(**inputs)
+    got = model(**inputs, unpad=unpad)
     T = inputs["input_ids"].shape[-1]
-    assert lengths == [T] * (config.num_hidden_layers - 1) + [1]
+    width = int(np.count_nonzero(inputs["attention_mask"])) if unpad else T
+    assert lengths == [width] * (config.num_hidden_layers - 1) + [1]
     ref = _run_reference(config, state, head, inputs)
     assert rel_err(got.logits.numpy(), ref["logits"]) <= 1e-5
     assert rel_err(np.mean(got.loss), ref["loss"]) <= 1e-5
@@ -459,13 +462,36 @@ def test_first_token_only_computes_every_position_when_more_is_read():
     assert tuple(full.shape) == (B, T, H) and tuple(first.shape) == (B, 1, H)
     assert_close(first[:, 0].numpy(), full[:, 0].numpy(), what="first token")
     # what reads more than `<s>` after the last layer: every position computed, as without it
-    for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"unpad": True}, {"training": True}):
+    for options in ({"output_hidden_states": True}, {"output_attentions": True}, {"training": True}):
         out = model.roberta(ids, attention_mask=mask, first_token_only=True, **options).last_hidden_state
         assert tuple(out.shape) == (B, T, H), options
-    # in a graph and under XLA the same path, the same numbers
+    # in a graph and under XLA the same path, the same numbers (unpadded too)
     for jit in (False, True):
-        logits = tf.function(lambda i, m: model(i, attention_mask=m).logits, jit_compile=jit)(ids, mask)
-        assert_close(logits.numpy(), model(ids, attention_mask=mask).logits.numpy(), what=f"jit_compile={jit}")
+        for unpad in (False, True):
+            call = tf.function(lambda i, m, u=unpad: model(i, attention_mask=m, unpad=u).logits, jit_compile=jit)
+            assert_close(call(ids, mask).numpy(), model(ids, attention_mask=mask).logits.numpy(),
+                         what=f"jit_compile={jit}, unpad={unpad}")
+
+
+def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left_padding_included():
+    # The last layer on the padded rows must give what the whole packed forward gives at position 0:
+    # the real first tokens' states, zeros where a row's first position is padding (left padding),
+    # and NaN under XLA when a budget leaves real tokens out (as the packed states are).
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    ids, mask = padded_batch(config, lengths=LENGTHS)
+    mask[1] = mask[1][::-1].copy()  # row 1 padded on the left: its first position is padding
+    full = model.roberta(ids, attention_mask=mask, unpad=True).last_hidden_state
+    first = model.roberta(ids, attention_mask=mask, unpad=True, first_token_only=True).last_hidden_state
+    padded = model.roberta(ids, attention_mask=mask).last_hidden_state
+    assert tuple(first.shape) == (ids.shape[0], 1, config.hidden_size)
+    assert_close(first[:, 0].numpy(), full[:, 0].numpy(), what="first states, packed")
+    assert not np.asarray(first[1]).any() and np.abs(full[0, 0].numpy()).sum() > 0
+    keep = [0, 2, 3]  # first position real: v4's own (padded) states there
+    assert_close(first.numpy()[keep, 0], padded.numpy()[keep, 0], what="first states, padded")
+    short = tf.function(lambda i, m: model.roberta(i, attention_mask=m, unpad=8, first_token_only=True)
+                        .last_hidden_state, jit_compile=True)(ids, mask)
+    assert np.isnan(short.numpy()).all()  # 15 real tokens, 8 slots
 
 
 class _Reader(tf.keras.layers.Layer):
