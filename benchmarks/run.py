@@ -107,6 +107,7 @@ CPU_CASES = {
     "varlen-8": Case("varlen-8", "mlm", variable_lengths(8, 16, 256), unpad=True),
     "train-8x128": Case("train-8x128", "train", [128] * 8, masked_only=True),
     "cls-32x64": Case("cls-32x64", "cls", [64] * 32),
+    "cls-varlen-8": Case("cls-varlen-8", "cls", variable_lengths(8, 16, 256), unpad=True),
     "load": Case("load", "load"),
     "convert": Case("convert", "convert"),
     "tokenizers": Case("tokenizers", "tokenizers"),
@@ -150,11 +151,14 @@ def case_flops(config: dict, case: Case) -> dict:
     ours = flops(config, case.task, real if case.unpad else B * T,
                  sum(n * n for n in case.lengths) if case.unpad else B * T * T,
                  labelled if case.masked_only else (real if case.unpad else B * T), B)
-    if case.task == "cls" and not case.unpad:
-        # Our classification heads' last layer computes <s> only (its keys and values every row):
-        # the query, output and feed-forward products of the other rows, and their attention, are skipped.
-        H, I, L = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
-        ours -= 2 * (B * T - B) * (2 * H * H + 2 * H * I) + 2 * 2 * H * (B * T * T - B * T)
+    if case.task == "cls":
+        # Our classification heads' last layer computes <s> only, its keys and values from every row
+        # of the padded batch (unpadded, the other layers' rows are the real tokens): the query, output
+        # and feed-forward products of the other rows are skipped, B x T attention pairs are left.
+        H, I = config["hidden_size"], config["intermediate_size"]
+        rows = real if case.unpad else B * T
+        pairs = sum(n * n for n in case.lengths) if case.unpad else B * T * T
+        ours -= 2 * (rows - B) * (2 * H * H + 2 * H * I) - 2 * (B * T - rows) * 2 * H * H + 2 * 2 * H * (pairs - B * T)
     return {"useful": useful, "ref": padded, "ours": ours, "real_tokens": real, "padded_tokens": B * T}
 
 
