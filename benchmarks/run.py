@@ -28,7 +28,7 @@ head). The machine's matmul rate is measured once per run (n x n products, best 
 each side's executed GFLOP/s is shown as a fraction of it.
 
 Our options used by the cases (PyTorch names; TF and Flax mirror them): `unpad=True` on the
-variable-length batch (no compute on padding), `masked_positions_only=True` in the training step
+variable-length batches (no matmul on padding), `masked_positions_only=True` in the training step
 (the LM head only at labelled positions, as fairseq).
 """
 

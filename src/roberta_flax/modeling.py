@@ -75,6 +75,7 @@ from .unpad import (
     Packing,
     _nothing_masked,
     first_positions,
+    first_rows,
     pack,
     packed_attention,
     _packing_budget,
@@ -350,7 +351,9 @@ class FlaxRobertaSelfAttention(nnx.Module):
         `past_key_value` is a preallocated (B, h, S_max, D) pair and this call's keys and values
         are written at that slot (generate's fixed-size cache) instead of appended. With
         `packing` the states are a packed stream (1, N, H) and each sequence attends over itself
-        only."""
+        only; with `packing` and `encoder_hidden_states` (a first-only last layer), the source is
+        the stream and the queries padded rows: keys and values go back into their padded rows,
+        for the mask."""
         B, T, H = hidden_states.shape
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
         if encoder_hidden_states is not None and past_key_value is not None:
@@ -358,13 +361,15 @@ class FlaxRobertaSelfAttention(nnx.Module):
             key, value = past_key_value
         else:
             source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-            key = self._split_heads(self.key(source))  # (B, h, S, D)
-            value = self._split_heads(self.value(source))
+            key, value = self.key(source), self.value(source)
+            if packing is not None and encoder_hidden_states is not None:
+                key, value = repad(key[0], packing), repad(value[0], packing)  # (1, N, H) -> (B, S, H)
+            key, value = self._split_heads(key), self._split_heads(value)  # (B, h, S, D)
             if past_key_value is not None:
                 key = _extend_cache(past_key_value[0], key, cache_index)
                 value = _extend_cache(past_key_value[1], value, cache_index)
 
-        if packing is not None:
+        if packing is not None and encoder_hidden_states is None:
             # Not fused only when dropout must drop probabilities: the explicit core does that.
             dropout = None if use_fused else functools.partial(self.dropout, deterministic=deterministic)
             context = packed_attention(query, key, value, packing, is_causal=is_causal, dropout=dropout)
@@ -446,15 +451,17 @@ class FlaxRobertaAttention(nnx.Module):
         first_only: bool = False,
     ) -> tuple[jax.Array, Optional[jax.Array], tuple[jax.Array, jax.Array]]:
         """`first_only`: the first token's state only, (B, 1, H): its query attends over every
-        position (the encoder's last layer when a head reads `<s>` alone)."""
+        position (the encoder's last layer when a head reads `<s>` alone). Under `packing` the
+        states are the stream (1, N, H): each row's first real token queries its row's keys."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
         if first_only:
             # Attention of the first query over the block's own states: keys and values from all.
+            first = (lambda x: x[:, :1]) if packing is None else (lambda x: first_rows(x, packing))
             context, probs, present = self.self(
-                normed[:, :1], attention_mask, head_mask, normed, None, output_attentions, use_fused, False, None,
-                deterministic,
+                first(normed), attention_mask, head_mask, normed, None, output_attentions, use_fused, False, None,
+                deterministic, packing,
             )
-            return self.output(context, hidden_states[:, :1], deterministic), probs, present
+            return self.output(context, first(hidden_states), deterministic), probs, present
         context, probs, present = self.self(
             normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
             output_attentions, use_fused, is_causal, cache_index, deterministic, packing,
@@ -587,8 +594,8 @@ class FlaxRobertaEncoder(nnx.Module):
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
-        takes the stream put back into its padded rows, `attention_mask` their padding mask: B
-        queries over their own sequences' keys."""
+        takes each row's first real token from the stream as its query, and the keys and values of
+        the stream put back into their padded rows, under `attention_mask`, their padding mask."""
         all_hidden = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         all_cross = [] if output_attentions and encoder_hidden_states is not None else None
@@ -611,8 +618,6 @@ class FlaxRobertaEncoder(nnx.Module):
                 all_hidden.append(hidden_states)
             # The last layer of a `first_token_only` call (never in training) runs as it is.
             last = first_token_only and i == len(self.layer) - 1
-            if last and packing is not None:
-                hidden_states, packing = repad(hidden_states[0], packing), None  # (B, T, H)
             hidden_states, present, probs, cross = (functools.partial(run, first_only=True) if last else step)(
                 layer, hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,

@@ -22,7 +22,7 @@ from roberta_core.validation import check_token_budget, token_budget
 from . import modeling  # the attention cores are the model's; read at call time
 from ._framework import _is_traced
 
-__all__ = ["Packing", "pack", "unpad_rows", "repad", "first_positions", "packed_attention", "packing_for"]
+__all__ = ["Packing", "pack", "unpad_rows", "repad", "first_rows", "first_positions", "packed_attention", "packing_for"]
 
 # `unpad=True` rounds the packed stream up to a multiple of this many slots: a few budgets (few
 # compilations) for a little work on unused slots.
@@ -71,6 +71,12 @@ def repad(x: jax.Array, packing: Packing) -> jax.Array:
     """(N, ...) -> (B, T, ...): back to the padded layout, zeros at padding positions (the inverse
     of `unpad_rows`)."""
     return jnp.take(x, packing.slot, axis=0, mode="fill", fill_value=0)
+
+
+def first_rows(x: jax.Array, packing: Packing) -> jax.Array:
+    """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row, or one
+    past a budget too small, reads the last slot, a value that `first_positions` zeroes or NaNs)."""
+    return jnp.take(x[0], packing.cu_seqlens[:-1], axis=0, mode="clip")[:, None]
 
 
 def first_positions(x: jax.Array, packing: Packing) -> jax.Array:

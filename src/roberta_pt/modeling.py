@@ -41,7 +41,7 @@ from roberta_core.weights import check_vocab_resize
 
 from ._framework import check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
-from .unpad import Packing, _nothing_masked, first_positions, pack, packed_attention, packing_for, repad, unpad_rows
+from .unpad import Packing, _nothing_masked, first_positions, first_rows, pack, packed_attention, packing_for, repad, unpad_rows
 
 __all__ = [
     "ACT2FN",
@@ -286,7 +286,9 @@ class RobertaSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
         (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
-        states are a packed stream (1, N, H) and each sequence attends over itself only."""
+        states are a packed stream (1, N, H) and each sequence attends over itself only; with
+        `packing` and `encoder_hidden_states` (a first-only last layer), the source is the stream
+        and the queries padded rows: keys and values go back into their padded rows, for the mask."""
         B, T, H = hidden_states.shape
         # `query`, `key` and `value` are called as modules in every mode, training included: a
         # wrapper (LoRA, a quantised layer) or a forward hook on them must see every call.
@@ -296,13 +298,15 @@ class RobertaSelfAttention(nn.Module):
             key, value = past_key_value
         else:
             source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-            key = self._split_heads(self.key(source))  # (B, h, S, D)
-            value = self._split_heads(self.value(source))
+            key, value = self.key(source), self.value(source)
+            if packing is not None and encoder_hidden_states is not None:
+                key, value = repad(key[0], packing), repad(value[0], packing)  # (1, N, H) -> (B, S, H)
+            key, value = self._split_heads(key), self._split_heads(value)  # (B, h, S, D)
             if past_key_value is not None:  # a decoder step: the cached positions come first
                 key = torch.cat([past_key_value[0], key], dim=2)  # (B, h, S, D)
                 value = torch.cat([past_key_value[1], value], dim=2)
 
-        if packing is not None:
+        if packing is not None and encoder_hidden_states is None:
             dropout_p = self.dropout.p if self.training else 0.0
             context = packed_attention(query, key, value, packing, dropout_p=dropout_p, is_causal=is_causal)
             probs = None
@@ -369,14 +373,16 @@ class RobertaAttention(nn.Module):
         first_only: bool = False,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """`first_only`: the first token's state only, (B, 1, H): its query attends over every
-        position (the encoder's last layer when a head reads `<s>` alone)."""
+        position (the encoder's last layer when a head reads `<s>` alone). Under `packing` the
+        states are the stream (1, N, H): each row's first real token queries its row's keys."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
         if first_only:
             # Attention of the first query over the block's own states: keys and values from all.
+            first = (lambda x: x[:, :1]) if packing is None else (lambda x: first_rows(x, packing))
             context, probs, present = self.self(
-                normed[:, :1], attention_mask, head_mask, normed, None, output_attentions, use_fused, False,
+                first(normed), attention_mask, head_mask, normed, None, output_attentions, use_fused, False, packing,
             )
-            return self.output(context, hidden_states[:, :1]), probs, present
+            return self.output(context, first(hidden_states)), probs, present
         context, probs, present = self.self(
             normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
             output_attentions, use_fused, is_causal, packing,
@@ -502,8 +508,8 @@ class RobertaEncoder(nn.Module):
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
-        takes the stream put back into its padded rows, `attention_mask` their padding mask: B
-        queries over their own sequences' keys."""
+        takes each row's first real token from the stream as its query, and the keys and values of
+        the stream put back into their padded rows, under `attention_mask`, their padding mask."""
         checkpointing = self.gradient_checkpointing and self.training
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
@@ -516,8 +522,6 @@ class RobertaEncoder(nn.Module):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
             last = first_token_only and i == len(self.layer) - 1
-            if last and packing is not None:
-                hidden_states, packing = repad(hidden_states[0], packing), None  # (B, T, H)
             args = (
                 hidden_states, attention_mask, None if head_mask is None else head_mask[i],
                 encoder_hidden_states, encoder_attention_mask,

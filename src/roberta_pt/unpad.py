@@ -18,7 +18,7 @@ from roberta_core.validation import check_token_budget, token_budget
 
 from . import modeling  # the attention core and the mask are the model's; read at call time
 
-__all__ = ["Packing", "pack", "unpad_rows", "repad", "first_positions", "packed_attention", "packing_for"]
+__all__ = ["Packing", "pack", "unpad_rows", "repad", "first_rows", "first_positions", "packed_attention", "packing_for"]
 
 
 class Packing(NamedTuple):
@@ -57,6 +57,13 @@ def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     padding = torch.argsort(packing.mask.reshape(-1).to(torch.int32))[: B * T - x.shape[0]]
     out = x.new_empty(B * T, *x.shape[1:]).index_copy_(0, packing.index, x).index_fill_(0, padding, 0)
     return out.view(B, T, *x.shape[1:])
+
+
+def first_rows(x: torch.Tensor, packing: Packing) -> torch.Tensor:
+    """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row reads
+    the last slot, a value that `first_positions` zeroes)."""
+    starts = packing.cu_seqlens[:-1].clamp(max=x.shape[1] - 1).long()
+    return x[0].index_select(0, starts)[:, None]
 
 
 def first_positions(x: torch.Tensor, packing: Packing) -> torch.Tensor:

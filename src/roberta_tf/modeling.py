@@ -66,7 +66,7 @@ from ._framework import (
     shape_of,
 )
 from .convert import from_canonical, to_canonical
-from .unpad import Packing, first_positions, pack, packed_attention, packing_for, repad, run_packed, unpad_rows
+from .unpad import Packing, first_positions, first_rows, pack, packed_attention, packing_for, repad, run_packed, unpad_rows
 
 __all__ = [
     "ACT2FN",
@@ -344,7 +344,9 @@ class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
         """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
         (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
         states are a packed stream (1, N, H) and each sequence attends over itself only (causally
-        with `is_causal`; the padded path has causality in its mask)."""
+        with `is_causal`; the padded path has causality in its mask); with `packing` and
+        `encoder_hidden_states` (a first-only last layer), the source is the stream and the queries
+        padded rows: keys and values go back into their padded rows, for the mask."""
         B, T = dims(hidden_states)[:2]
         # `query`, `key` and `value` are called as layers in every mode, training included: a
         # wrapper (LoRA, a quantised layer) or a hook on their `call` must see every call.
@@ -354,13 +356,15 @@ class TFRobertaSelfAttention(ReplaceableSublayers, keras.layers.Layer):
             key, value = past_key_value
         else:
             source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-            key = self._split_heads(self.key(source))  # (B, h, S, D)
-            value = self._split_heads(self.value(source))
+            key, value = self.key(source), self.value(source)
+            if packing is not None and encoder_hidden_states is not None:
+                key, value = repad(key[0], packing), repad(value[0], packing)  # (1, N, H) -> (B, S, H)
+            key, value = self._split_heads(key), self._split_heads(value)  # (B, h, S, D)
             if past_key_value is not None:  # a decoder step: the cached positions come first
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)  # (B, h, S, D)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
 
-        if packing is not None:
+        if packing is not None and encoder_hidden_states is None:
             context = packed_attention(
                 query, key, value, packing, dropout=self.dropout, training=training, is_causal=is_causal
             )
@@ -438,15 +442,17 @@ class TFRobertaAttention(ReplaceableSublayers, keras.layers.Layer):
         first_only: bool = False,
     ) -> tuple[tf.Tensor, Optional[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
         """`first_only`: the first token's state only, (B, 1, H): its query attends over every
-        position (the encoder's last layer when a head reads `<s>` alone)."""
+        position (the encoder's last layer when a head reads `<s>` alone). Under `packing` the
+        states are the stream (1, N, H): each row's first real token queries its row's keys."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
         if first_only:
             # Attention of the first query over the block's own states: keys and values from all.
+            first = (lambda x: x[:, :1]) if packing is None else (lambda x: first_rows(x, packing))
             context, probs, present = self.self(
-                normed[:, :1], attention_mask=attention_mask, head_mask=head_mask, encoder_hidden_states=normed,
-                output_attentions=output_attentions, training=training,
+                first(normed), attention_mask=attention_mask, head_mask=head_mask, encoder_hidden_states=normed,
+                output_attentions=output_attentions, training=training, packing=packing,
             )
-            return self.dense_output(context, hidden_states[:, :1], training=training), probs, present
+            return self.dense_output(context, first(hidden_states), training=training), probs, present
         context, probs, present = self.self(
             normed, attention_mask=attention_mask, head_mask=head_mask,
             encoder_hidden_states=encoder_hidden_states, past_key_value=past_key_value,
@@ -602,8 +608,8 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
-        takes the stream put back into its padded rows, `attention_mask` their padding mask: B
-        queries over their own sequences' keys."""
+        takes each row's first real token from the stream as its query, and the keys and values of
+        the stream put back into their padded rows, under `attention_mask`, their padding mask."""
         checkpointing = self.gradient_checkpointing and training
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
@@ -616,8 +622,6 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
             last = first_token_only and i == len(self.layer) - 1
-            if last and packing is not None:
-                hidden_states, packing = repad(hidden_states[0], packing), None  # (B, T, H)
             kwargs = dict(
                 attention_mask=attention_mask, head_mask=None if head_mask is None else head_mask[i],
                 encoder_attention_mask=encoder_attention_mask,

@@ -29,7 +29,7 @@ from roberta_core.validation import check_token_budget, token_budget
 from . import modeling  # the attention core and the mask are the model's; read at call time
 from ._framework import dims, in_xla
 
-__all__ = ["Packing", "pack", "run_packed", "unpad_rows", "repad", "first_positions", "packed_attention", "packing_for"]
+__all__ = ["Packing", "pack", "run_packed", "unpad_rows", "repad", "first_rows", "first_positions", "packed_attention", "packing_for"]
 
 # Under XLA every shape is static, so a packed stream cannot have exactly as many rows as there
 # are real tokens: it takes the smallest of these sizes (fractions of B * T, rounded up to a
@@ -119,6 +119,13 @@ def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
     if packing.budgets and x.dtype.is_floating:
         padded = tf.where(packing.cu_seqlens[-1] <= rows, padded, tf.constant(float("nan"), x.dtype))
     return padded
+
+
+def first_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
+    """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row, or one
+    past a budget too small, reads the last slot, a value that `first_positions` zeroes or NaNs)."""
+    starts = tf.minimum(packing.cu_seqlens[:-1], tf.shape(x)[1] - 1)
+    return tf.gather(x[0], starts)[:, None]
 
 
 def first_positions(x: tf.Tensor, packing: Packing) -> tf.Tensor:

@@ -326,7 +326,10 @@ def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left
     config = tiny_config(num_labels=3)
     model, _ = build("sequence_classification", config)
     ids, mask = (t(a) for a in padded_batch(config, lengths=LENGTHS))
-    mask[1] = mask[1].flip(0)  # row 1 padded on the left: its first position is padding
+    # row 1 padded on the left (ids and mask shifted): its first position is padding
+    real = int(mask[1].sum())
+    ids[1], mask[1] = ids[1].roll(ids.shape[1] - real), mask[1].roll(ids.shape[1] - real)
+    assert mask[1, 0] == 0 and ids[1, -real] == config.bos_token_id
     with torch.no_grad():
         full = model.roberta(ids, mask, unpad=True).last_hidden_state
         first = model.roberta(ids, mask, unpad=True, first_token_only=True).last_hidden_state

@@ -480,7 +480,10 @@ def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left
     config = tiny_config(num_labels=3)
     model, _ = build("sequence_classification", config)
     ids, mask = padded_batch(config, lengths=LENGTHS)
-    mask[1] = mask[1][::-1].copy()  # row 1 padded on the left: its first position is padding
+    # row 1 padded on the left (ids and mask shifted): its first position is padding
+    real = int(mask[1].sum())
+    ids[1], mask[1] = np.roll(ids[1], ids.shape[1] - real), np.roll(mask[1], ids.shape[1] - real)
+    assert mask[1, 0] == 0 and ids[1, -real] == config.bos_token_id
     full = model.roberta(ids, attention_mask=mask, unpad=True).last_hidden_state
     first = model.roberta(ids, attention_mask=mask, unpad=True, first_token_only=True).last_hidden_state
     padded = model.roberta(ids, attention_mask=mask).last_hidden_state
@@ -489,9 +492,13 @@ def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left
     assert not np.asarray(first[1]).any() and np.abs(full[0, 0].numpy()).sum() > 0
     keep = [0, 2, 3]  # first position real: v4's own (padded) states there
     assert_close(first.numpy()[keep, 0], padded.numpy()[keep, 0], what="first states, padded")
+    for jit in (False, True):  # in a graph and under XLA: the same path and numbers
+        call = tf.function(lambda i, m: model.roberta(i, attention_mask=m, unpad=True, first_token_only=True)
+                           .last_hidden_state, jit_compile=jit)
+        assert_close(call(ids, mask).numpy(), first.numpy(), what=f"jit_compile={jit}")
     short = tf.function(lambda i, m: model.roberta(i, attention_mask=m, unpad=8, first_token_only=True)
                         .last_hidden_state, jit_compile=True)(ids, mask)
-    assert np.isnan(short.numpy()).all()  # 15 real tokens, 8 slots
+    assert tuple(short.shape) == tuple(first.shape) and np.isnan(short.numpy()).all()  # 15 real tokens, 8 slots
 
 
 class _Reader(tf.keras.layers.Layer):
