@@ -153,12 +153,13 @@ def case_flops(config: dict, case: Case) -> dict:
                  labelled if case.masked_only else (real if case.unpad else B * T), B)
     if case.task == "cls":
         # Our classification heads' last layer computes <s> only, its keys and values from every row
-        # of the padded batch (unpadded, the other layers' rows are the real tokens): the query, output
-        # and feed-forward products of the other rows are skipped, B x T attention pairs are left.
+        # (unpadded: the real tokens): the query, output and feed-forward products of the other rows are
+        # skipped, and the attention keeps B queries over their rows' T positions (scores on padding
+        # included, unpadded: the keys are put back into their padded rows).
         H, I = config["hidden_size"], config["intermediate_size"]
         rows = real if case.unpad else B * T
         pairs = sum(n * n for n in case.lengths) if case.unpad else B * T * T
-        ours -= 2 * (rows - B) * (2 * H * H + 2 * H * I) - 2 * (B * T - rows) * 2 * H * H + 2 * 2 * H * (pairs - B * T)
+        ours -= 2 * (rows - B) * (2 * H * H + 2 * H * I) + 2 * 2 * H * (pairs - B * T)
     return {"useful": useful, "ref": padded, "ours": ours, "real_tokens": real, "padded_tokens": B * T}
 
 
