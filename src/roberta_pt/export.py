@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ._framework import as_tensor
+from .modeling import _additive_mask
 from .unpad import pack, unpad_rows
 
 __all__ = ["FILE", "DEFAULT_OPSET", "OPSETS", "export", "load_exported"]
@@ -88,9 +89,16 @@ class _Packed(nn.Module):
         positions = base.embeddings.position_ids(input_ids, None)  # (B, T)
         ids, pos = (unpad_rows(x, packing)[None] for x in (input_ids, positions))
         hidden = base.embeddings(ids, None, pos, None)  # (1, N, H)
-        hidden = base.encoder(hidden, use_fused=True, packing=packing).last_hidden_state
+        # Sequence classification reads each row's first real token alone: the last layer computes
+        # those B rows only (`first_token_only`; keys and values from the stream, under the padding mask).
+        first_only = self.head == "sequence_classification"
+        mask = _additive_mask(attention_mask.bool()[:, None, None, :], hidden.dtype) if first_only else None
+        hidden = base.encoder(hidden, mask, use_fused=True, packing=packing, first_token_only=first_only).last_hidden_state
         if base.LayerNorm is not None:  # RoBERTa-PreLayerNorm's final LayerNorm
             hidden = base.LayerNorm(hidden)
+        if first_only:
+            fields = {"logits": model.classifier(hidden)}  # (B, L)
+            return tuple(fields[name] for name in self.outputs)
         hidden = hidden[0]  # (N, H)
         # Each row's first real token in the stream: the running count of real tokens before its row.
         first = hidden.index_select(0, packing.cu_seqlens[:-1].long())[:, None]  # (B, 1, H)
@@ -101,8 +109,6 @@ class _Packed(nn.Module):
                 fields["pooler_output"] = base.pooler(first)
         elif self.head in ("masked_lm", "causal_lm"):
             fields["logits"] = model.lm_head(hidden)  # (N, V)
-        elif self.head == "sequence_classification":
-            fields["logits"] = model.classifier(first)  # (B, L)
         elif self.head == "token_classification":
             fields["logits"] = model.classifier(model.dropout(hidden))  # (N, L)
         else:  # question_answering

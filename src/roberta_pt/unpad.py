@@ -61,8 +61,10 @@ def repad(x: torch.Tensor, packing: Packing) -> torch.Tensor:
 
 def first_rows(x: torch.Tensor, packing: Packing) -> torch.Tensor:
     """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row reads
-    the last slot, a value that `first_positions` zeroes)."""
-    starts = packing.cu_seqlens[:-1].clamp(max=x.shape[1] - 1).long()
+    the last slot, a value that `first_positions` zeroes; an empty stream gives zeros)."""
+    if x.shape[1] == 0:
+        return x.new_zeros(packing.mask.shape[0], 1, *x.shape[2:])
+    starts = torch.minimum(packing.cu_seqlens[:-1], packing.cu_seqlens[-1] - 1).long()  # traceable: no size read
     return x[0].index_select(0, starts)[:, None]
 
 

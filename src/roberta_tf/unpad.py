@@ -123,9 +123,11 @@ def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
 
 def first_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
     """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row, or one
-    past a budget too small, reads the last slot, a value that `first_positions` zeroes or NaNs)."""
-    starts = tf.minimum(packing.cu_seqlens[:-1], tf.shape(x)[1] - 1)
-    return tf.gather(x[0], starts)[:, None]
+    past a budget too small, reads a zero row past the stream, which `first_positions` keeps zero
+    or NaNs; an empty stream gives zeros)."""
+    rows = tf.concat([x[0], tf.zeros(tf.concat([[1], tf.shape(x)[2:]], 0), x.dtype)], axis=0)  # (N + 1, ...)
+    starts = tf.minimum(packing.cu_seqlens[:-1], tf.shape(x)[1])
+    return tf.gather(rows, starts)[:, None]
 
 
 def first_positions(x: tf.Tensor, packing: Packing) -> tf.Tensor:

@@ -339,6 +339,12 @@ def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left
     assert not first[1].any() and full[0, 0].abs().sum() > 0
     keep = [0, 2, 3]  # first position real: v4's own (padded) states there
     assert_close(first[keep, 0].numpy(), padded[keep, 0].numpy(), what="first states, padded")
+    for empty in ([3], [0, 1, 2, 3]):  # rows with no real token: what the packed forward gives there
+        mask[empty] = 0
+        with torch.no_grad():
+            full = model.roberta(ids, mask, unpad=True).last_hidden_state[:, :1]
+            first = model.roberta(ids, mask, unpad=True, first_token_only=True).last_hidden_state
+        assert_close(first.numpy(), full.numpy(), what=f"empty rows {empty}")
 
 
 class _Reader(torch.nn.Module):

@@ -499,6 +499,11 @@ def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left
     short = tf.function(lambda i, m: model.roberta(i, attention_mask=m, unpad=8, first_token_only=True)
                         .last_hidden_state, jit_compile=True)(ids, mask)
     assert tuple(short.shape) == tuple(first.shape) and np.isnan(short.numpy()).all()  # 15 real tokens, 8 slots
+    for empty in ([3], [0, 1, 2, 3]):  # rows with no real token: what the packed forward gives there
+        mask[empty] = 0
+        full = model.roberta(ids, attention_mask=mask, unpad=True).last_hidden_state[:, :1]
+        first = model.roberta(ids, attention_mask=mask, unpad=True, first_token_only=True).last_hidden_state
+        assert_close(first.numpy(), full.numpy(), what=f"empty rows {empty}")
 
 
 class _Reader(tf.keras.layers.Layer):
