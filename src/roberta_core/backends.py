@@ -142,7 +142,7 @@ def first_token_only_allowed(config: Any, *, returns_more: bool, cached: bool, c
     the first position only: not when the call returns every state or attention map
     (`returns_more`), has or keeps a cache, attends across (`cross`) or by relative position, is a
     decoder's, or trains (dropout would draw other masks than v4's). An `unpad` call may: its last
-    layer takes the padded rows (the first tokens' queries over their sequences' keys)."""
+    layer's queries are each row's first real token, its keys and values the stream's."""
     return not (returns_more or cached or cross or training or config.is_decoder
                 or config.position_embedding_type != "absolute")
 

@@ -1081,7 +1081,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         """The packing of an `unpad` forward; None when nothing is padded, or when the call
         needs the padded layout (a cache, cross-attention, what only explicit attention does)."""
         budget = _packing_budget(attention_mask, unpad)
-        if budget is None:
+        if not budget:  # None, or 0 slots (no real token at all): the padded batch
             return None
         if not use_fused or past_key_values is not None or use_cache or encoder_hidden_states is not None:
             _warn_once(
@@ -1180,8 +1180,8 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
         they read `<s>` alone) computes the last layer for the first position only, its query
         attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
-        same; under `unpad` the last layer takes the padded rows for it (the first tokens' queries
-        over their sequences), zeros where the first position is padding. Calls that return more
+        same; under `unpad` the last layer's queries are each row's first real token (keys and values
+        from the stream), zeros where the first position is padding. Calls that return more
         (`output_hidden_states`, `output_attentions`), a cache, cross-attention, relative positions
         or training (not `deterministic`) compute every position as usual.
 

@@ -59,7 +59,8 @@ class _Packed(nn.Module):
     values back into their padded rows for one masked call (`unpad.packed_attention`'s 'padded'
     strategy: B x T x T scores, as the padded graph, and a graph that holds for any lengths); a
     block-diagonal mask over the stream would compute N x N scores, 8x the padded ones on a full
-    8 x 128 batch, and measured 1.6x slower there.
+    8 x 128 batch, and measured 1.6x slower there. Sequence classification's last layer computes
+    the B first real tokens only (`first_token_only`: their queries over their rows' keys).
     """
 
     def __init__(self, model: nn.Module, outputs: Sequence[str]):

@@ -1321,8 +1321,8 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         `first_token_only=True` (the sequence-classification and multiple-choice heads ask for it:
         they read `<s>` alone) computes the last layer for the first position only, its query
         attending over every position: last_hidden_state is then (B, 1, H), the pooler's input the
-        same; under `unpad` the last layer takes the padded rows for it (the first tokens' queries
-        over their sequences), zeros where the first position is padding. Calls that return more
+        same; under `unpad` the last layer's queries are each row's first real token (keys and values
+        from the stream), zeros where the first position is padding. Calls that return more
         (`output_hidden_states`, `output_attentions`), a cache, cross-attention, relative positions
         or training compute every position as usual.
 

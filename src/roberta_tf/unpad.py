@@ -122,9 +122,9 @@ def repad(x: tf.Tensor, packing: Packing) -> tf.Tensor:
 
 
 def first_rows(x: tf.Tensor, packing: Packing) -> tf.Tensor:
-    """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row, or one
-    past a budget too small, reads a zero row past the stream, which `first_positions` keeps zero
-    or NaNs; an empty stream gives zeros)."""
+    """(1, N, ...) -> (B, 1, ...): each row's first real token in the stream (an empty row reads
+    the slot after the real tokens or a zero row past the stream, values that `first_positions`
+    zeroes, or NaNs for a budget too small; an empty stream gives zeros)."""
     rows = tf.concat([x[0], tf.zeros(tf.concat([[1], tf.shape(x)[2:]], 0), x.dtype)], axis=0)  # (N + 1, ...)
     starts = tf.minimum(packing.cu_seqlens[:-1], tf.shape(x)[1])
     return tf.gather(rows, starts)[:, None]

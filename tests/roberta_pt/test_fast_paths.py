@@ -345,6 +345,7 @@ def test_first_token_only_under_unpad_gives_the_packed_forward_first_states_left
             full = model.roberta(ids, mask, unpad=True).last_hidden_state[:, :1]
             first = model.roberta(ids, mask, unpad=True, first_token_only=True).last_hidden_state
         assert_close(first.numpy(), full.numpy(), what=f"empty rows {empty}")
+        assert not first[3].any()  # zeros, as the packed forward gives at padding
 
 
 class _Reader(torch.nn.Module):
