@@ -1259,7 +1259,8 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
                 real(input_ids), real(token_type_ids), real(position_ids), real(inputs_embeds), 0, deterministic
             )
             mask, is_causal = None, config.is_decoder
-            if first_only:  # the last layer's padded rows (FlaxRobertaEncoder); the packed layers read no mask
+            if first_only:
+                # The last layer's keys, back in their padded rows (FlaxRobertaEncoder); the packed layers read no mask.
                 mask, _ = self._self_attention_mask(
                     attention_mask, B, T, key_length, query_offset, use_fused, fixed_cache
                 )

@@ -1060,7 +1060,8 @@ class RobertaModel(RobertaPreTrainedModel):
             mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_fused)
         else:
             mask, is_causal = None, config.is_decoder
-            if first_only:  # the last layer's padded rows (RobertaEncoder); the packed layers read no mask
+            if first_only:
+                # The last layer's keys, back in their padded rows (RobertaEncoder); the packed layers read no mask.
                 mask, _ = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_fused)
         cross_mask = None
         if encoder_hidden_states is not None and not _nothing_masked(encoder_attention_mask):

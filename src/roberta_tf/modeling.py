@@ -1391,7 +1391,8 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                     real(input_ids), token_type_ids=real(token_type_ids), position_ids=real(position_ids),
                     inputs_embeds=real(inputs_embeds), training=training,
                 )
-                # The last layer's padded rows (TFRobertaEncoder) under `first_only`; the packed layers read no mask.
+                # Under `first_only`, the last layer's keys back in their padded rows (TFRobertaEncoder);
+                # the packed layers read no mask.
                 mask = self._self_attention_mask(attention_mask, B, T, 0) if first_only else None
                 outputs = self.encoder(
                     embedding_output, attention_mask=mask, output_hidden_states=output_hidden_states,
