@@ -38,7 +38,7 @@ from roberta_core.validation import (
     new_token_count,
 )
 
-from ._framework import check_values, shape_of
+from ._framework import check_values, shape_of, vocabulary_projection
 from .modeling import RobertaModel, RobertaPooler, RobertaPreTrainedModel
 from .unpad import Packing, packing_for, repad, unpad_rows
 
@@ -171,7 +171,7 @@ class RobertaLMHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.dense(features))  # exact GELU whatever hidden_act says, as v4
         x = self.layer_norm(x)
-        return self.decoder(x)
+        return vocabulary_projection(self.decoder, x)  # self.decoder(x), on CPU by the faster kernel
 
 
 class RobertaClassificationHead(nn.Module):

@@ -376,3 +376,111 @@ def test_a_replaced_classifier_or_pooler_gets_every_position():
     with torch.no_grad():
         model(ids[None], attention_mask=mask[None])
     assert model.roberta.pooler.seen == [(B, T, H)]
+
+
+# ---------------------------------------------------------------------------- the LM head's decoder by oneDNN
+
+def _spy_onednn(monkeypatch):
+    """Count the calls of oneDNN's linear kernel (the LM head's decoder on CPU in inference)."""
+    calls = []
+    kernel = torch.ops.mkldnn._linear_pointwise
+
+    def spy(*args):
+        calls.append(tuple(args[0].shape))
+        return kernel(*args)
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", spy)
+    return calls
+
+
+def _needs_onednn():
+    from roberta_pt._framework import _onednn_linear_works
+
+    if not _onednn_linear_works():
+        pytest.skip("oneDNN's linear kernel is not usable in this torch build or on this CPU (not x86)")
+
+
+@pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
+def test_the_lm_decoder_runs_on_onednn_in_inference_and_gives_the_reference(head, monkeypatch):
+    _needs_onednn()
+    config = tiny_config(is_decoder=head == "causal_lm")
+    model, state = build(head, config)
+    inputs, mask = _batch(config, head)
+    inputs = {k: v for k, v in inputs.items() if k not in ("labels", "use_cache")}
+    calls = _spy_onednn(monkeypatch)
+    with torch.no_grad():
+        out = model(**inputs).logits
+    assert calls == [tuple(out.shape[:-1]) + (config.hidden_size,)]
+    reference = run_reference(config, state, head, **inputs)
+    assert rel_err(out.numpy(), reference["logits"]) <= 1e-5
+    assert out.is_contiguous() and out.dtype == torch.float32
+    if head == "causal_lm":
+        return
+    with torch.inference_mode():  # the fill-mask path: a few rows, MKL's slowest case
+        few = model(**inputs, labels=t(np.where(mask == 1, 5, -100)), masked_positions_only=True).logits
+    assert len(calls) == 2 and calls[1][0] == few.shape[0] == int(mask.sum())
+    assert_close(few.numpy(), reference["logits"][mask.astype(bool)], atol=1e-5, what="masked rows")
+
+
+def test_the_lm_decoder_call_stays_where_the_kernel_would_change_what_runs(monkeypatch):
+    """Gradients, hooks, a wrapped or swapped decoder, float64, traces and compiled graphs all
+    go through `decoder(x)` and see what it does."""
+    _needs_onednn()
+    from roberta_pt._framework import vocabulary_projection
+
+    config = tiny_config()
+    model, state = build("masked_lm", config)
+    inputs, mask = _batch(config, "masked_lm")
+    inputs.pop("labels")
+    calls = _spy_onednn(monkeypatch)
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    assert len(calls) == 1
+    calls.clear()
+
+    # Gradients wanted: the product autograd knows, and they reach the tied embedding.
+    loss = model(**inputs).logits.square().mean()
+    loss.backward()
+    assert calls == [] and model.roberta.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+
+    with torch.no_grad():
+        # A forward hook on the decoder runs and its result is the output.
+        handle = model.lm_head.decoder.register_forward_hook(lambda module, args, output: output * 0 + 7.0)
+        hooked = model(**inputs).logits
+        handle.remove()
+        assert calls == [] and bool((hooked == 7.0).all())
+        # A global hook counts too.
+        seen = []
+        handle = torch.nn.modules.module.register_module_forward_hook(lambda module, args, output: seen.append(type(module)))
+        model(**inputs)
+        handle.remove()
+        assert calls == [] and torch.nn.Linear in seen
+        # A forward set on the instance (accelerate's offloading wraps it so).
+        decoder = model.lm_head.decoder
+        decoder.forward = lambda x: torch.full(x.shape[:-1] + (config.vocab_size,), 3.0)
+        assert bool((model(**inputs).logits == 3.0).all()) and calls == []
+        del decoder.forward
+        # A decoder of another class: torch.ao's dynamic int8 Linear (LoRA's wrapper alike).
+        quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        assert type(quantized.lm_head.decoder) is not torch.nn.Linear
+        assert rel_err(quantized(**inputs).logits.numpy(), expected.numpy()) < 0.1 and calls == []
+        # Not float32.
+        as64 = torch.nn.Linear(config.hidden_size, config.vocab_size).double()
+        x64 = torch.randn(3, config.hidden_size, dtype=torch.float64)
+        assert torch.equal(vocabulary_projection(as64, x64), as64(x64)) and calls == []
+        # In a compiled graph (torch.compile and torch.export): the call as written.
+        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+        assert_close(model(**inputs).logits.numpy(), expected.numpy(), atol=1e-5, what="as if compiling")
+        assert calls == []
+        monkeypatch.undo()
+        calls = _spy_onednn(monkeypatch)
+
+    # A trace records the plain product (what ONNX export traces), not the oneDNN op.
+    with torch.no_grad():
+        head = model.lm_head
+        traced = torch.jit.trace(head, torch.randn(2, 3, config.hidden_size), check_trace=False)
+    assert calls == [] and "mkldnn" not in str(traced.inlined_graph)
+    with torch.no_grad():
+        x = torch.randn(2, 3, config.hidden_size)
+        assert_close(traced(x).numpy(), head(x).numpy(), atol=1e-5, what="traced head")
+    assert len(calls) == 1
