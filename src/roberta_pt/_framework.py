@@ -213,25 +213,34 @@ def resolve_device(device: Any, device_map: Any) -> torch.device:
 
 # ---------------------------------------------------------------------------- the vocabulary projection
 
-_onednn_linear: Optional[bool] = None  # whether oneDNN's linear kernel is here and right; probed once
-
-
-def _onednn_linear_works() -> bool:
+def _onednn_linear_probe() -> bool:
     """Whether `torch.ops.mkldnn._linear_pointwise` (the kernel Inductor's frozen graphs call) runs
     here and agrees with `F.linear` on a small product. x86 only: elsewhere oneDNN sits on other
-    libraries, unmeasured."""
-    global _onednn_linear
-    if _onednn_linear is None:
-        _onednn_linear = False
-        if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available():
-            try:
-                with torch.no_grad():
-                    x, w, b = torch.randn(3, 5), torch.randn(7, 5), torch.randn(7)
-                    y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-                    _onednn_linear = tuple(y.shape) == (3, 7) and bool(torch.allclose(y, F.linear(x, w, b), atol=1e-5))
-            except Exception:  # noqa: BLE001 - an op missing or changed in this build: MKL's product then
-                _onednn_linear = False
-    return _onednn_linear
+    libraries, unmeasured. Probed once, at import (never inside a graph being traced)."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        with torch.no_grad():
+            x, w, b = torch.randn(3, 5), torch.randn(7, 5), torch.randn(7)
+            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+            return tuple(y.shape) == (3, 7) and bool(torch.allclose(y, F.linear(x, w, b), atol=1e-5))
+    except Exception:  # noqa: BLE001 - an op missing or changed in this build: MKL's product then
+        return False
+
+
+_onednn_linear = _onednn_linear_probe()
+
+
+@torch.library.custom_op("roberta3::onednn_linear", mutates_args=())
+def _onednn_linear_op(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """oneDNN's `x @ weight.T + bias`, as one opaque op: torch.compile keeps it as written (Inductor
+    cannot lower `mkldnn._linear_pointwise` with an unpacked weight itself)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+@_onednn_linear_op.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
 
 def _plain_call(layer: nn.Module) -> bool:
@@ -254,8 +263,8 @@ def vocabulary_projection(decoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     1.6-2.4x at 1-128 rows; benchmarks/RESULTS.md). It is taken only where it is the same
     computation: an x86 CPU, float32, no gradient wanted, a plain `nn.Linear` called without
     hooks (LoRA wraps the decoder in another module, `quantize_dynamic` swaps its class: both
-    go through `decoder(x)`), and not inside torch.compile, torch.export or a trace, which
-    record `decoder(x)` as is."""
+    go through `decoder(x)`), and not inside torch.export or a trace, which record `decoder(x)`
+    as is for other runtimes (ONNX, AOTInductor). torch.compile keeps the kernel as one op."""
     weight, bias = getattr(decoder, "weight", None), getattr(decoder, "bias", None)
     if (
         type(decoder) is nn.Linear
@@ -265,9 +274,9 @@ def vocabulary_projection(decoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
         and x.dtype == weight.dtype == torch.float32
         and (bias is None or bias.dtype == torch.float32)
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)))
-        and not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting())
+        and not (torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting())
         and _plain_call(decoder)
-        and _onednn_linear_works()
+        and _onednn_linear
     ):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+        return _onednn_linear_op(x, weight, bias)
     return decoder(x)

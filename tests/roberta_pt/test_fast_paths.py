@@ -394,9 +394,9 @@ def _spy_onednn(monkeypatch):
 
 
 def _needs_onednn():
-    from roberta_pt._framework import _onednn_linear_works
+    from roberta_pt import _framework
 
-    if not _onednn_linear_works():
+    if not _framework._onednn_linear:
         pytest.skip("oneDNN's linear kernel is not usable in this torch build or on this CPU (not x86)")
 
 
@@ -468,19 +468,40 @@ def test_the_lm_decoder_call_stays_where_the_kernel_would_change_what_runs(monke
         as64 = torch.nn.Linear(config.hidden_size, config.vocab_size).double()
         x64 = torch.randn(3, config.hidden_size, dtype=torch.float64)
         assert torch.equal(vocabulary_projection(as64, x64), as64(x64)) and calls == []
-        # In a compiled graph (torch.compile and torch.export): the call as written.
-        monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-        assert_close(model(**inputs).logits.numpy(), expected.numpy(), atol=1e-5, what="as if compiling")
-        assert calls == []
-        monkeypatch.undo()
-        calls = _spy_onednn(monkeypatch)
+        # torch.export records the call as written (for ONNX, AOTInductor), no oneDNN op in its graph.
+        program = torch.export.export(model, (), inputs)
+        assert calls == [] and "onednn" not in str(program.graph) and "mkldnn" not in str(program.graph)
+        assert_close(program.module()(**inputs).logits.numpy(), expected.numpy(), atol=1e-5, what="exported")
 
     # A trace records the plain product (what ONNX export traces), not the oneDNN op.
     with torch.no_grad():
         head = model.lm_head
         traced = torch.jit.trace(head, torch.randn(2, 3, config.hidden_size), check_trace=False)
-    assert calls == [] and "mkldnn" not in str(traced.inlined_graph)
+    assert calls == [] and "mkldnn" not in str(traced.inlined_graph) and "onednn" not in str(traced.inlined_graph)
     with torch.no_grad():
         x = torch.randn(2, 3, config.hidden_size)
         assert_close(traced(x).numpy(), head(x).numpy(), atol=1e-5, what="traced head")
     assert len(calls) == 1
+
+
+def test_the_lm_decoder_kernel_stays_one_op_under_torch_compile(monkeypatch):
+    _needs_onednn()
+    torch.compiler.reset()
+    config = tiny_config()
+    model, state = build("masked_lm", config)
+    inputs, mask = _batch(config, "masked_lm")
+    inputs.pop("labels")
+    calls = _spy_onednn(monkeypatch)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    try:
+        with torch.no_grad():
+            got = compiled(**inputs).logits
+        assert calls == [tuple(got.shape[:-1]) + (config.hidden_size,)]
+        reference = run_reference(config, state, "masked_lm", **inputs)
+        assert rel_err(got.numpy(), reference["logits"]) <= 1e-5
+        calls.clear()  # gradients wanted: the graph is traced again, with the plain product
+        loss = compiled(**inputs).logits.square().mean()
+        loss.backward()
+        assert calls == [] and model.lm_head.bias.grad.abs().sum() > 0
+    finally:
+        torch.compiler.reset()
