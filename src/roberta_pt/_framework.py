@@ -229,6 +229,8 @@ def _onednn_linear_probe() -> bool:
 
 
 _onednn_linear = _onednn_linear_probe()
+# A torch without `torch.compiler.is_exporting`: every traced graph records the plain product.
+_is_exporting = getattr(torch.compiler, "is_exporting", torch.compiler.is_compiling)
 
 
 @torch.library.custom_op("roberta3::onednn_linear", mutates_args=())
@@ -274,7 +276,7 @@ def vocabulary_projection(decoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
         and x.dtype == weight.dtype == torch.float32
         and (bias is None or bias.dtype == torch.float32)
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)))
-        and not (torch.compiler.is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting())
+        and not (_is_exporting() or torch.jit.is_tracing() or torch.jit.is_scripting())
         and _plain_call(decoder)
         and _onednn_linear
     ):
