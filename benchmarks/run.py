@@ -247,9 +247,9 @@ def fingerprint_diff(a: dict, b: dict) -> str:
 
 def speed_table(rows: list[dict], peaks: dict) -> str:
     out = ["| case | backend · mode · dtype | ours s, median (min–max) | reference s, median (min–max) | "
-           "**speed-up ref/ours** | of the minima | useful tokens/s ours · ref | useful GFLOP/s ours · ref | "
+           "**speed-up ref/ours** | of the minima | paired | useful tokens/s ours · ref | useful GFLOP/s ours · ref | "
            "executed % of peak ours · ref | outputs max abs Δ |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         ours, ref, fl = r.get("ours", {}), r.get("ref", {}), r["flops"]
         peak = peaks.get(r["dtype"])
@@ -268,13 +268,17 @@ def speed_table(rows: list[dict], peaks: dict) -> str:
             if key == "peak":
                 return f"{100 * fl[side] / t / 1e9 / peak:.0f}%" if peak else "—"
 
-        ratio = best = ""
+        ratio = best = paired = ""
         if "times" in ours and "times" in ref:
             ratio = f"**{statistics.median(ref['times']) / statistics.median(ours['times']):.2f}×**"
             # On a shared machine the fastest run of each side is the one least disturbed.
             best = f"{min(ref['times']) / min(ours['times']):.2f}×"
+            if len(ours["times"]) == len(ref["times"]):
+                # The i-th runs of the two sides ran next to each other (one by one when interleaved,
+                # round by round otherwise): a drift of the machine's speed cancels in their ratio.
+                paired = f"{statistics.median(b / a for a, b in zip(ours['times'], ref['times'])):.2f}×"
         out.append(f"| {r['case']} | {r['framework']} · {r['mode']} · {r['dtype']} | {cell('ours', 's')} | "
-                   f"{cell('ref', 's')} | {ratio} | {best} | {cell('ours', 'tok')} · {cell('ref', 'tok')} | "
+                   f"{cell('ref', 's')} | {ratio} | {best} | {paired} | {cell('ours', 'tok')} · {cell('ref', 'tok')} | "
                    f"{cell('ours', 'gf')} · {cell('ref', 'gf')} | {cell('ours', 'peak')} · {cell('ref', 'peak')} | "
                    f"{fingerprint_diff(ours, ref)} |")
     return "\n".join(out)
@@ -488,7 +492,8 @@ def main(argv=None) -> int:
                 + ", ".join(f"{d} {p:,.1f} GFLOP/s" for d, p in peaks.items() if p) + ".", ""]
     if speed_rows:
         sections += ["Speed-up is the reference's median time over ours (> 1: ours is faster); 'of the minima' is "
-                     "the same ratio of the fastest runs. Useful work counts "
+                     "the same ratio of the fastest runs; 'paired' the median of the ratios of the two sides' i-th "
+                     "runs, which ran next to each other. Useful work counts "
                      "real tokens only (and, in training, the LM head only at labelled positions); executed work is "
                      "what each side computes.", "", speed_table(speed_rows, peaks), ""]
         first = first_call_table(speed_rows)
