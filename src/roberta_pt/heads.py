@@ -171,6 +171,8 @@ class RobertaLMHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.dense(features))  # exact GELU whatever hidden_act says, as v4
         x = self.layer_norm(x)
+        if torch.jit.is_scripting():
+            return self.decoder(x)
         return vocabulary_projection(self.decoder, x)  # self.decoder(x), on CPU by the faster kernel
 
 

@@ -468,10 +468,14 @@ def test_the_lm_decoder_call_stays_where_the_kernel_would_change_what_runs(monke
         as64 = torch.nn.Linear(config.hidden_size, config.vocab_size).double()
         x64 = torch.randn(3, config.hidden_size, dtype=torch.float64)
         assert torch.equal(vocabulary_projection(as64, x64), as64(x64)) and calls == []
-        # torch.export records the call as written (for ONNX, AOTInductor), no oneDNN op in its graph.
-        program = torch.export.export(model, (), inputs)
-        assert calls == [] and "onednn" not in str(program.graph) and "mkldnn" not in str(program.graph)
-        assert_close(program.module()(**inputs).logits.numpy(), expected.numpy(), atol=1e-5, what="exported")
+        # torch.export records the call as written (for ONNX, AOTInductor), no oneDNN op in its graph:
+        # non-strict (tracing under a dispatch mode) and strict (dynamo), weights frozen as for serving.
+        model.requires_grad_(False)
+        for strict in (False, True):
+            program = torch.export.export(model, (), inputs, strict=strict)
+            assert calls == [] and "onednn" not in str(program.graph) and "mkldnn" not in str(program.graph)
+            assert_close(program.module()(**inputs).logits.numpy(), expected.numpy(), atol=1e-5, what="exported")
+        model.requires_grad_(True)
 
     # A trace records the plain product (what ONNX export traces), not the oneDNN op.
     with torch.no_grad():
@@ -484,24 +488,113 @@ def test_the_lm_decoder_call_stays_where_the_kernel_would_change_what_runs(monke
     assert len(calls) == 1
 
 
-def test_the_lm_decoder_kernel_stays_one_op_under_torch_compile(monkeypatch):
+def test_the_lm_decoder_kernel_stays_one_op_under_torch_compile():
     _needs_onednn()
     torch.compiler.reset()
     config = tiny_config()
     model, state = build("masked_lm", config)
     inputs, mask = _batch(config, "masked_lm")
     inputs.pop("labels")
-    calls = _spy_onednn(monkeypatch)
-    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    graphs = []
+
+    def recording(gm, example_inputs):  # dynamo's graph as it is handed to a backend
+        graphs.append(str(gm.graph))
+        return gm.forward
+
+    compiled = torch.compile(model, fullgraph=True, backend=recording, dynamic=True)
     try:
         with torch.no_grad():
             got = compiled(**inputs).logits
-        assert calls == [tuple(got.shape[:-1]) + (config.hidden_size,)]
-        reference = run_reference(config, state, "masked_lm", **inputs)
-        assert rel_err(got.numpy(), reference["logits"]) <= 1e-5
-        calls.clear()  # gradients wanted: the graph is traced again, with the plain product
+            shorter = {k: v[:, :5] for k, v in inputs.items()}  # another length, the same graph
+            got_shorter = compiled(**shorter).logits
+        assert graphs and all(graph.count("roberta3.onednn_linear") == 1 for graph in graphs)
+        inference_graphs = len(graphs)
+        for given, logits in ((inputs, got), (shorter, got_shorter)):
+            reference = run_reference(config, state, "masked_lm", **given)
+            assert rel_err(logits.numpy(), reference["logits"]) <= 1e-5
+        # Gradients wanted: the graph is traced again, with the plain product.
         loss = compiled(**inputs).logits.square().mean()
         loss.backward()
-        assert calls == [] and model.lm_head.bias.grad.abs().sum() > 0
+        assert len(graphs) == inference_graphs + 1 and "onednn" not in graphs[-1] and "linear" in graphs[-1]
+        assert model.lm_head.bias.grad.abs().sum() > 0
     finally:
         torch.compiler.reset()
+
+
+def test_the_lm_decoder_kernel_is_left_out_under_transforms_modes_and_odd_tensors(monkeypatch):
+    """Where `F.linear` is what a transform, a mode or an unusual tensor must see, the helper gives
+    exactly what `decoder(x)` gives (values, tangents, dtype, errors) and the oneDNN op never runs."""
+    _needs_onednn()
+    import torch.autograd.forward_ad as fwAD
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from roberta_pt import _framework
+    from roberta_pt._framework import vocabulary_projection
+
+    torch.manual_seed(0)
+    decoder = torch.nn.Linear(8, 11)
+    x, tangent = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    calls = _spy_onednn(monkeypatch)
+    with torch.no_grad():
+        want = decoder(x)
+        assert_close(vocabulary_projection(decoder, x).numpy(), want.numpy(), atol=1e-6, what="plain call")
+    assert len(calls) == 1  # the kernel runs on this very call when nothing is in the way
+    calls.clear()
+
+    want_tangent = torch.nn.functional.linear(tangent, decoder.weight).detach()
+    decoder.requires_grad_(False)
+    with torch.no_grad():
+        # Forward-mode AD with frozen weights, under no_grad: the tangent is the decoder's.
+        _, got = torch.func.jvp(lambda v: vocabulary_projection(decoder, v), (x,), (tangent,))
+        assert_close(got.numpy(), want_tangent.numpy(), atol=1e-5, what="jvp tangent")
+        with fwAD.dual_level():
+            out = fwAD.unpack_dual(vocabulary_projection(decoder, fwAD.make_dual(x, tangent)))
+            assert out.tangent is not None
+            assert_close(out.tangent.numpy(), want_tangent.numpy(), atol=1e-5, what="dual tangent")
+        assert_close(torch.func.vmap(lambda v: vocabulary_projection(decoder, v))(x).numpy(), want.numpy(),
+                     atol=1e-5, what="vmap")
+        # Autocast: bfloat16 out, as decoder(x) gives.
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert vocabulary_projection(decoder, x).dtype == decoder(x).dtype == torch.bfloat16
+        # oneDNN switched off by the user.
+        with torch.backends.mkldnn.flags(enabled=False):
+            assert torch.equal(vocabulary_projection(decoder, x), decoder(x))
+        # A dispatch mode counts the product it knows; a bare one sees it.
+        with FlopCounterMode(display=False) as counter:
+            vocabulary_projection(decoder, x)
+        assert counter.get_total_flops() == 2 * 6 * 8 * 11
+
+        class Seen(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                seen.append(str(func))
+                return func(*args, **(kwargs or {}))
+
+        seen = []
+        with Seen():
+            vocabulary_projection(decoder, x)
+        assert any("addmm" in name or "linear" in name for name in seen) and not any("onednn" in n for n in seen)
+        # A bias that is a strided view gives the right sums.
+        strided = torch.nn.Linear(8, 11)
+        strided.bias = torch.nn.Parameter(torch.randn(22)[::2], requires_grad=False)
+        assert not strided.bias.is_contiguous()
+        assert_close(vocabulary_projection(strided, x).numpy(), strided(x).numpy(), atol=1e-6, what="strided bias")
+        # A weight on another device than the input is the decoder's error, not a silent zero.
+        on_meta = torch.nn.Linear(8, 11, device="meta")
+        with pytest.raises(RuntimeError):
+            on_meta(x)
+        with pytest.raises(RuntimeError):
+            vocabulary_projection(on_meta, x)
+        # The kernel off (as where the import's probe failed).
+        monkeypatch.setattr(_framework, "_onednn_linear", False)
+        assert torch.equal(vocabulary_projection(decoder, x), decoder(x))
+    assert calls == []
+
+
+def test_the_lm_head_still_scripts():
+    config = tiny_config()
+    model, _ = build("masked_lm", config)
+    scripted = torch.jit.script(model.lm_head)
+    x = torch.randn(2, 3, config.hidden_size)
+    with torch.no_grad():
+        assert_close(scripted(x).numpy(), model.lm_head(x).numpy(), atol=1e-5, what="scripted head")
