@@ -258,16 +258,23 @@ def _plain_call(layer: nn.Module) -> bool:
     )
 
 
-def _plain_tensors(*tensors: Optional[torch.Tensor]) -> bool:
-    """Eagerly (torch.compile sees to this itself): plain CPU tensors with no transform around them
-    — no `torch.func` transform (vmap, grad, jvp: their tensors look plain), no forward-mode AD
-    level, no dispatch or torch-function mode (FlopCounterMode, profilers, `with torch.device`),
-    which would all see or differentiate `F.linear` and not know the oneDNN op."""
+# A torch without `_are_functorch_transforms_active`: the current transform level (eager only).
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active",
+                             lambda: torch._C._functorch.maybe_current_level() is not None)
+
+
+def _plain_tensors(compiling: bool, *tensors: Optional[torch.Tensor]) -> bool:
+    """Plain CPU tensors with nothing around them that would see or differentiate `F.linear` and
+    not know the oneDNN op: no `torch.func` transform (vmap, grad, jvp: their tensors look plain),
+    no forward-mode AD level, no torch-function mode (`with torch.device`, profilers), no
+    dispatch mode (FlopCounterMode; checked eagerly only: dynamo cannot read the stack, and a mode
+    around a compiled call sees the compiled graph's ops), no tensor subclass (torchao's weights).
+    Evaluated under torch.compile too, so each change recompiles."""
     return (
-        torch._C._functorch.maybe_current_level() is None
+        not _transforms_active()
         and getattr(torch.autograd.forward_ad, "_current_level", -1) < 0
-        and torch._C._len_torch_dispatch_stack() == 0
         and not torch._C._is_torch_function_mode_enabled()
+        and (compiling or torch._C._len_torch_dispatch_stack() == 0)
         and all(t is None or (type(t) in (torch.Tensor, nn.Parameter) and t.device.type == "cpu") for t in tensors)
     )
 
@@ -290,10 +297,9 @@ def vocabulary_projection(decoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
         _onednn_linear
         and type(decoder) is nn.Linear
         and _plain_call(decoder)
-        and (torch.compiler.is_compiling() or _plain_tensors(x, weight, bias))
-        and x.device.type == "cpu"
+        and _plain_tensors(torch.compiler.is_compiling(), x, weight, bias)
         and x.dim() >= 2
-        and weight.dim() == 2 and weight.is_contiguous()
+        and weight.dim() == 2 and weight.is_contiguous() and x.shape[-1] == weight.shape[1]
         and x.dtype == weight.dtype == torch.float32
         and (bias is None or (bias.dtype == torch.float32 and bias.is_contiguous()))
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)))

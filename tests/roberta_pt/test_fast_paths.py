@@ -505,7 +505,7 @@ def test_the_lm_decoder_kernel_stays_one_op_under_torch_compile():
     try:
         with torch.no_grad():
             got = compiled(**inputs).logits
-            shorter = {k: v[:, :5] for k, v in inputs.items()}  # another length, the same graph
+            shorter = {k: v[:, :5] for k, v in inputs.items()}  # another length
             got_shorter = compiled(**shorter).logits
         assert graphs and all(graph.count("roberta3.onednn_linear") == 1 for graph in graphs)
         inference_graphs = len(graphs)
@@ -517,6 +517,45 @@ def test_the_lm_decoder_kernel_stays_one_op_under_torch_compile():
         loss.backward()
         assert len(graphs) == inference_graphs + 1 and "onednn" not in graphs[-1] and "linear" in graphs[-1]
         assert model.lm_head.bias.grad.abs().sum() > 0
+    finally:
+        torch.compiler.reset()
+
+
+def test_the_lm_decoder_kernel_is_left_out_of_compiled_graphs_under_transforms_and_modes():
+    """Inside torch.compile the guards are traced too: a transform, a dual level or a function
+    mode gives a graph with the plain product, and the numbers (values, tangents) of `decoder(x)`."""
+    _needs_onednn()
+    import torch.autograd.forward_ad as fwAD
+
+    from roberta_pt._framework import vocabulary_projection
+
+    torch.compiler.reset()
+    torch.manual_seed(0)
+    decoder = torch.nn.Linear(8, 11).requires_grad_(False)
+    x, tangent = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
+    want, want_tangent = decoder(x), torch.nn.functional.linear(tangent, decoder.weight)
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(str(gm.graph))
+        return gm.forward
+
+    project = torch.compile(lambda v: vocabulary_projection(decoder, v), backend=recording, fullgraph=True)
+    try:
+        with torch.no_grad():
+            assert_close(project(x).numpy(), want.numpy(), atol=1e-6, what="compiled")
+            assert "roberta3.onednn_linear" in graphs[-1]  # the kernel where nothing is in the way
+            jvp = torch.compile(lambda v, t: torch.func.jvp(lambda u: vocabulary_projection(decoder, u), (v,), (t,))[1],
+                                backend=recording, fullgraph=True)
+            assert_close(jvp(x, tangent).numpy(), want_tangent.numpy(), atol=1e-5, what="compiled jvp")
+            assert "onednn" not in graphs[-1]
+            with fwAD.dual_level():
+                out = fwAD.unpack_dual(project(fwAD.make_dual(x, tangent)))
+                assert out.tangent is not None
+                assert_close(out.tangent.numpy(), want_tangent.numpy(), atol=1e-5, what="compiled dual tangent")
+            with torch.device("cpu"):  # a torch-function mode
+                assert_close(project(x).numpy(), want.numpy(), atol=1e-6, what="under a function mode")
+            assert "onednn" not in graphs[-1]
     finally:
         torch.compiler.reset()
 
@@ -579,6 +618,18 @@ def test_the_lm_decoder_kernel_is_left_out_under_transforms_modes_and_odd_tensor
         strided.bias = torch.nn.Parameter(torch.randn(22)[::2], requires_grad=False)
         assert not strided.bias.is_contiguous()
         assert_close(vocabulary_projection(strided, x).numpy(), strided(x).numpy(), atol=1e-6, what="strided bias")
+        # A weight of a tensor subclass (as torchao's): the decoder's own call.
+        class Marked(torch.Tensor):
+            pass
+
+        marked = torch.nn.Linear(8, 11)
+        marked.weight = torch.nn.Parameter(decoder.weight.detach().clone().as_subclass(Marked), requires_grad=False)
+        assert type(marked.weight) is not torch.Tensor
+        assert_close(vocabulary_projection(marked, x).numpy(), want.numpy() - decoder.bias.numpy() + marked.bias.detach().numpy(),
+                     atol=1e-5, what="subclass weight")
+        # The wrong width is torch's shape error, as decoder(x) gives.
+        with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+            vocabulary_projection(decoder, torch.randn(2, 3, 7))
         # A weight on another device than the input is the decoder's error, not a silent zero.
         on_meta = torch.nn.Linear(8, 11, device="meta")
         with pytest.raises(RuntimeError):
