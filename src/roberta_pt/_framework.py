@@ -1,7 +1,8 @@
 """PyTorch machinery that the model text uses but that is not the model: NumPy arrays as tensors
 and back, the output classes as pytrees, the input checks (eager, and inside a compiled or
-exported graph), dtype resolution, and the kernel of the LM head's vocabulary projection. `modeling.py` and `heads.py` read as the model; this file
-holds what torch.compile, torch.export and the dtype rules ask of them.
+exported graph), dtype resolution, and the kernel of the LM head's vocabulary projection.
+`modeling.py` and `heads.py` read as the model; this file holds what torch.compile,
+torch.export and the dtype rules ask of them.
 """
 
 from __future__ import annotations
