@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import roberta_pt
 import roberta_pt._framework as framework

@@ -393,6 +393,18 @@ def _spy_onednn(monkeypatch):
     return calls
 
 
+def _recording_backend():
+    """(graphs, backend): a torch.compile backend that keeps each graph dynamo hands it, as text,
+    and runs it as traced."""
+    graphs = []
+
+    def recording(gm, example_inputs):
+        graphs.append(str(gm.graph))
+        return gm.forward
+
+    return graphs, recording
+
+
 def _needs_onednn():
     from roberta_pt import _framework
 
@@ -495,12 +507,7 @@ def test_the_lm_decoder_kernel_stays_one_op_under_torch_compile():
     model, state = build("masked_lm", config)
     inputs, mask = _batch(config, "masked_lm")
     inputs.pop("labels")
-    graphs = []
-
-    def recording(gm, example_inputs):  # dynamo's graph as it is handed to a backend
-        graphs.append(str(gm.graph))
-        return gm.forward
-
+    graphs, recording = _recording_backend()
     compiled = torch.compile(model, fullgraph=True, backend=recording, dynamic=True)
     try:
         with torch.no_grad():
@@ -534,12 +541,7 @@ def test_the_lm_decoder_kernel_is_left_out_of_compiled_graphs_under_transforms_a
     decoder = torch.nn.Linear(8, 11).requires_grad_(False)
     x, tangent = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
     want, want_tangent = decoder(x), torch.nn.functional.linear(tangent, decoder.weight)
-    graphs = []
-
-    def recording(gm, example_inputs):
-        graphs.append(str(gm.graph))
-        return gm.forward
-
+    graphs, recording = _recording_backend()
     project = torch.compile(lambda v: vocabulary_projection(decoder, v), backend=recording, fullgraph=True)
     try:
         with torch.no_grad():
