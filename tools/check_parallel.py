@@ -49,6 +49,10 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("modeling.py", "RobertaPreTrainedModel.input_signature"): "v4 TF's name of the serving signature",
     ("modeling.py", "RobertaPreTrainedModel.dummy_inputs"): "v4 TF's inputs that build a Keras model",
     ("modeling.py", "RobertaPreTrainedModel.export_saved_model"): "TF SavedModel export",
+    ("modeling.py", "RobertaPreTrainedModel.serving_output"): "v4 TF's serving function's output step (SavedModel)",
+    ("modeling.py", "RobertaPreTrainedModel.get_lm_head"): "v4 TF's LM head accessor (TFPreTrainedModel)",
+    ("modeling.py", "RobertaPreTrainedModel.get_bias"): "v4 TF's LM head bias accessor (TFPreTrainedModel)",
+    ("modeling.py", "RobertaPreTrainedModel.set_bias"): "v4 TF's LM head bias setter (TFPreTrainedModel)",
     ("modeling.py", "RobertaPreTrainedModel.export"): "Keras 3 model.export() (a SavedModel by the serving signature)",
     ("modeling.py", "RobertaPreTrainedModel.get_config"): "Keras .keras serialisation (save/load_model)",
     ("modeling.py", "RobertaPreTrainedModel.from_config"): "Keras .keras serialisation (save/load_model)",
@@ -79,6 +83,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("convert.py", "variables"): "Keras variables by canonical key, read by TF's trainer",
     ("modeling.py", "RobertaPreTrainedModel._init_parameter"): "torch weight initialisation pass",
     ("modeling.py", "RobertaPreTrainedModel._materialize_missing"): "meta-device / abstract build",
+    # v4 PyTorch's PreTrainedModel methods that peft, accelerate and hooks-based code call; v4's
+    # TF and Flax models have none of them (forward hooks, torch's attention switch and masks).
+    ("modeling.py", "RobertaPreTrainedModel.enable_input_require_grads"): "v4 PyTorch: a forward hook on the embeddings",
+    ("modeling.py", "RobertaPreTrainedModel.disable_input_require_grads"): "v4 PyTorch: removes that hook",
+    ("modeling.py", "RobertaPreTrainedModel.get_memory_footprint"): "v4 PyTorch: bytes of parameters and buffers",
+    ("modeling.py", "RobertaPreTrainedModel.set_attn_implementation"): "v4 PyTorch: switch sdpa/eager after loading",
+    ("modeling.py", "RobertaPreTrainedModel.get_extended_attention_mask"): "v4 PyTorch's additive mask (2-D or 3-D)",
 }
 
 

@@ -29,12 +29,18 @@ class TokenSource:
     re-encoded with offsets and word ids on first use only, so that a call that does not use them
     costs nothing more. `seqs` is None where there was no text (`prepare_for_model`)."""
 
-    __slots__ = ("tokenizer", "seqs", "split", "split_special", "prefix_space", "_encoded")
+    __slots__ = ("tokenizer", "seqs", "split", "split_special", "prefix_space", "_encoded", "_tokens")
 
     def __init__(self, tokenizer, seqs, split: bool, split_special: bool, prefix_space: bool | None):
         self.tokenizer, self.seqs, self.split, self.split_special = tokenizer, seqs, split, split_special
         self.prefix_space = prefix_space  # the call's add_prefix_space
-        self._encoded = None
+        self._encoded = self._tokens = None
+
+    def tokens(self) -> list[list[str]]:
+        """The token strings of every input sequence (`_sequence_tokens`)."""
+        if self._tokens is None:
+            self._tokens = self.tokenizer._sequence_tokens(self.seqs, self.split, self.split_special, self.prefix_space)
+        return self._tokens
 
     def encoded(self) -> list[tuple] | None:
         """(ids, offsets, words, origin) of every input sequence, as `_encode_sequences` gives them."""
@@ -75,10 +81,12 @@ class BatchEncoding(dict):
     `self._tokens(b)`, and pads other per-token lists with `self._padded(values)`.
     """
 
-    def __init__(self, data=None, tensor_type: str | None = None, *, rows=None, source: TokenSource | None = None):
+    def __init__(self, data=None, tensor_type: str | None = None, *, rows=None, source: TokenSource | None = None,
+                 fast: bool = True):
         super().__init__(data or {})
         self._rows = rows
         self._source = source
+        self._fast = fast and rows is not None
         self._cache = {}  # (what, batch index) -> a padded per-token list
         if tensor_type is not None:
             self.convert_to_tensors(tensor_type)
@@ -107,11 +115,12 @@ class BatchEncoding(dict):
                     self._words(b)
                 if self._source.seqs is not None or self._rows[0][b].offsets is not None:
                     self._offsets(b)
-        return {"data": dict(self), "rows": self._rows, "cache": self._cache}
+        return {"data": dict(self), "rows": self._rows, "cache": self._cache, "fast": self._fast}
 
     def __setstate__(self, state):
         self.update(state["data"])
         self._rows = state["rows"]
+        self._fast = state.get("fast", self._rows is not None)
         self._source = None
         self._cache = state.get("cache", {})
 
@@ -123,9 +132,10 @@ class BatchEncoding(dict):
 
     @property
     def is_fast(self) -> bool:
-        """Whether the per-token accessors are available (v4: whether a fast tokenizer made it): True
-        for the output of a call of either of our tokenizers, False for `pad()` output or a plain dict."""
-        return self._rows is not None
+        """Whether a fast tokenizer's call made it, as v4 reports it: False for the slow tokenizer's
+        output, `prepare_for_model`'s and `pad()`'s (the accessors still work on the slow
+        tokenizer's and `prepare_for_model`'s output, which v4 does not offer)."""
+        return self._fast
 
     @property
     def n_sequences(self) -> int | None:
@@ -136,8 +146,9 @@ class BatchEncoding(dict):
 
     @property
     def encodings(self) -> list[TokenEncoding] | None:
-        """One `TokenEncoding` per row (v4: the `tokenizers.Encoding` of each), None without rows."""
-        if self._rows is None:
+        """One `TokenEncoding` per row (v4: the `tokenizers.Encoding` of each); None where v4 has
+        none (not `is_fast`)."""
+        if not self._fast:
             return None
         return [TokenEncoding(self, b) for b in range(len(self._rows[0]))]
 
@@ -285,8 +296,18 @@ class BatchEncoding(dict):
         def make():
             if self._source is None:
                 raise ValueError("tokens() needs the tokenizer: this encoding was unpickled without them")
-            tokenizer = self._source.tokenizer
-            return self._padded(tokenizer.convert_ids_to_tokens(self._rows[0][b].ids), tokenizer.pad_token)
+            tokenizer, row = self._source.tokenizer, self._rows[0][b]
+            stripping = {i for i, t in tokenizer.added_tokens_decoder.items() if t.lstrip or t.rstrip}
+            if self._source.seqs is None or not stripping.intersection(row.ids):
+                return self._padded(tokenizer.convert_ids_to_tokens(row.ids), tokenizer.pad_token)
+            # An added token that strips whitespace may show it (v4 fast): its string in the texts' tokens.
+            strings = self._source.tokens()
+            parts = [None if origin is None else strings[origin[0]][origin[1]:origin[1] + n]
+                     for origin, n in zip(row.origin, (row.n1, row.n2))]
+            shown = row.around(parts[0], parts[1], None)
+            tokens = [shown[t] if i in stripping else token
+                      for t, (i, token) in enumerate(zip(row.ids, tokenizer.convert_ids_to_tokens(row.ids)))]
+            return self._padded(tokens, tokenizer.pad_token)
         return self._cached("tokens", b, make)
 
     def _words(self, b: int) -> list:

@@ -19,7 +19,7 @@ from .fileio import atomic_write_text
 
 __all__ = [
     "RobertaConfig", "PRESETS", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES",
-    "parameter_count", "read_json_file", "MODEL_TYPES", "BASE_MODEL_PREFIXES",
+    "parameter_count", "read_json_file", "MODEL_TYPES", "BASE_MODEL_PREFIXES", "own_config",
 ]
 
 CONFIG_NAME = "config.json"
@@ -116,6 +116,24 @@ _V4_COMMON: dict[str, Any] = {
     "decoder_start_token_id": None,
     "use_bfloat16": False,
     "tf_legacy_loss": False,
+    "dtype": None,  # the weights' dtype, as a backend records it (v4: a torch dtype, written as its name)
+}
+
+# What v4's bare `PretrainedConfig()` holds (its `to_dict()`, less `transformers_version`): v4 writes
+# into config.json a field of this table only where the config's value differs from it or from the
+# model class's default (`to_diff_dict`); every other field is always written.
+_V4_BASE: dict[str, Any] = {
+    **{k: v for k, v in _V4_COMMON.items() if k != "_commit_hash"},
+    "add_cross_attention": False, "architectures": None, "bad_words_ids": None, "begin_suppress_tokens": None,
+    "bos_token_id": None, "diversity_penalty": 0.0, "do_sample": False, "dtype": None, "early_stopping": False,
+    "encoder_no_repeat_ngram_size": 0, "eos_token_id": None, "exponential_decay_length_penalty": None,
+    "forced_bos_token_id": None, "forced_eos_token_id": None, "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+    "is_decoder": False, "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "length_penalty": 1.0, "max_length": 20,
+    "min_length": 0, "model_type": "", "no_repeat_ngram_size": 0, "num_beam_groups": 1, "num_beams": 1,
+    "num_return_sequences": 1, "output_attentions": False, "output_hidden_states": False, "output_scores": False,
+    "pad_token_id": None, "problem_type": None, "remove_invalid_values": False, "repetition_penalty": 1.0,
+    "return_dict": True, "return_dict_in_generate": False, "suppress_tokens": None, "temperature": 1.0,
+    "tie_word_embeddings": True, "top_k": 50, "top_p": 1.0, "typical_p": 1.0,
 }
 
 MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "roberta-prelayernorm")
@@ -178,7 +196,10 @@ class RobertaConfig:
         num_labels = kwargs.pop("num_labels", None)
         id2label = kwargs.pop("id2label", None)
         label2id = kwargs.pop("label2id", None)
-        # v4.56+ writes `dtype`; earlier releases wrote `torch_dtype`. Keep whichever came.
+        # v4.56+ writes `dtype`; earlier releases wrote `torch_dtype`: read as `dtype`, as v4 does.
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        if kwargs.get("dtype") is None and torch_dtype is not None:
+            kwargs["dtype"] = torch_dtype
         values = dict(_DEFAULTS)
         values.update(kwargs)
         for key, value in values.items():
@@ -332,20 +353,29 @@ class RobertaConfig:
 
     # ------------------------------------------------------------------ dict / json
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], **overrides: Any) -> "RobertaConfig":
-        """Build from a `config.json`-style mapping; `overrides` win over the mapping's values."""
+    def from_dict(
+        cls, data: Mapping[str, Any], *, return_unused_kwargs: bool = False, **overrides: Any
+    ) -> "RobertaConfig" | tuple["RobertaConfig", dict[str, Any]]:
+        """Build from a `config.json`-style mapping; `overrides` win over the mapping's values.
+        As v4, an override that names no attribute of the config is not set:
+        `return_unused_kwargs=True` returns `(config, {those overrides})`."""
         if not isinstance(data, Mapping):
             raise TypeError(f"a config must be a JSON object (a mapping), got {type(data).__name__}")
         merged = dict(data)
         merged.setdefault("model_type", "roberta")
+        known = set(_DEFAULTS) | set(_V4_COMMON) | set(merged) | {"num_labels", "id2label", "label2id", "torch_dtype"}
+        unused = {k: v for k, v in overrides.items() if k not in known}
+        overrides = {k: v for k, v in overrides.items() if k in known}
         if "num_labels" in overrides:
             merged.pop("id2label", None)
             merged.pop("label2id", None)
         merged.update(overrides)
-        return cls(**merged)
+        config = cls(**merged)
+        return (config, unused) if return_unused_kwargs else config
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict, unknown keys from the source included."""
+        """All fields as a JSON-ready dict, unknown keys from the source included, and where the
+        config was read from (`_name_or_path`, as v4's `to_dict`)."""
         out: dict[str, Any] = {}
         for key in _DEFAULTS:
             out[key] = copy.deepcopy(getattr(self, key))
@@ -353,10 +383,59 @@ class RobertaConfig:
         out["label2id"] = dict(self.label2id)
         for key in self._extra_keys:
             out[key] = copy.deepcopy(getattr(self, key))
+        if out.get("dtype") is not None and not isinstance(out["dtype"], str):
+            out["dtype"] = str(out["dtype"]).rpartition(".")[2]  # torch.float16 -> "float16", as v4 writes it
+        out.setdefault("_name_or_path", self.name_or_path)
         return out
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+    def to_diff_dict(self) -> dict[str, Any]:
+        """What v4 writes into config.json: every RoBERTa field, and each field every v4 config
+        has (`is_decoder`, `id2label`, `dtype`, ...) only where it differs from v4's generic
+        default or from this class's own; never `_name_or_path`."""
+        own = RobertaConfig(model_type=self.model_type).to_dict()
+        out = {}
+        for key, value in self.to_dict().items():
+            if key == "_name_or_path":
+                continue
+            if key not in _V4_BASE or value != _V4_BASE[key] or value != own.get(key, value):
+                out[key] = value
+        return out
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        """The config as JSON text, keys sorted: what v4 writes (`to_diff_dict`), or every field
+        with `use_diff=False`."""
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        """Write `to_json_string(use_diff)` to a file, atomically."""
+        atomic_write_text(Path(json_file_path), self.to_json_string(use_diff))
+
+    def update(self, config_dict: Mapping[str, Any]) -> None:
+        """Set each field of `config_dict` (v4's `update`), then check the result."""
+        for key, value in dict(config_dict).items():
+            setattr(self, key, value)
+        self.validate()
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> "RobertaConfig":
+        """v4's accessor of a multimodal config's text part: a text model's config is its own
+        (peft's prompt learning reads the layer and head counts from it)."""
+        return self
+
+    @property
+    def torch_dtype(self) -> Any:
+        """v4's older name of `dtype`."""
+        return self.dtype
+
+    @torch_dtype.setter
+    def torch_dtype(self, value: Any) -> None:
+        self.dtype = value
+
+    def __iter__(self):
+        # v4's `PretrainedConfig.__iter__`: the attribute names (code writes `"text_config" in config`)
+        yield from self.to_dict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "RobertaConfig":
@@ -379,61 +458,94 @@ class RobertaConfig:
             raise type(e)(f"{path}: {e}") from None
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> "RobertaConfig":
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *, return_unused_kwargs: bool = False,
+        **overrides: Any,
+    ) -> "RobertaConfig" | tuple["RobertaConfig", dict[str, Any]]:
         """Read `config.json` from a checkpoint directory (or a path to the file itself), or from
         a Hub repo id through the Hugging Face cache (`roberta_core.hub`), as v4 does: a name
         such as `roberta-base` is a Hub id here, never a preset (presets: `from_preset`). The
         Hub keywords (`revision`, `cache_dir`, `local_files_only`, `token`, `subfolder`, ...) say
-        where to look; the other keywords override config fields."""
+        where to look; the other keywords override config fields, and as in v4 one that names no
+        field is not set: `return_unused_kwargs=True` returns `(config, {those keywords})`."""
         from .hub import hub_options, resolve_pretrained, snapshot_commit  # imports huggingface_hub only for a repo id
 
+        path = pretrained_model_name_or_path
         options = hub_options(overrides)
         overrides = {k: v for k, v in overrides.items() if k not in options}
         p = Path(path)
-        if p.is_file() and not options.get("subfolder"):
-            config = cls.from_json_file(p, **overrides)
-        else:
+        if not (p.is_file() and not options.get("subfolder")):
             p = resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME
-            config = cls.from_json_file(p, **overrides)
+        config, unused = cls.from_json_file(p, return_unused_kwargs=True, **overrides)
         # As v4: the name as given, and the Hub revision a cached snapshot was read at.
         config._name_or_path = str(path)
         config._commit_hash = snapshot_commit(p)
-        return config
+        return (config, unused) if return_unused_kwargs else config
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write `config.json` into `directory` (created if needed), atomically."""
-        directory = Path(directory)
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> Path:
+        """Write `config.json` into `save_directory` (created if needed), atomically, as v4 writes
+        it (`to_diff_dict`). v4's `push_to_hub` and Hub keywords are not taken here (a model's or
+        tokenizer's `push_to_hub` uploads its config with it)."""
+        if kwargs:
+            raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(map(repr, sorted(kwargs)))}")
+        directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
         target = directory / CONFIG_NAME
-        atomic_write_text(target, self.to_json_string())
+        self.to_json_file(target)
         return target
 
     # ------------------------------------------------------------------ python protocol
     def __setattr__(self, key: str, value: Any) -> None:
         object.__setattr__(self, key, value)
-        if not key.startswith("_") and key not in _DEFAULTS and key not in ("num_labels", "id2label", "label2id"):
+        if isinstance(getattr(type(self), key, None), property):  # name_or_path, num_labels, torch_dtype: not fields
+            return
+        if not key.startswith("_") and key not in _DEFAULTS and key not in ("id2label", "label2id"):
             extra = self.__dict__.get("_extra_keys")
             if extra is not None and key not in extra:
                 extra.append(key)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RobertaConfig) and self.to_dict() == other.to_dict()
+        return isinstance(other, RobertaConfig) and self._fields() == other._fields()
 
     def __hash__(self) -> int:
         # Equal configs hash alike, so a config can sit in the static part of a compiled
         # function's key (JAX keys jit caches on the hashable NNX graph definition).
-        return hash(self.to_json_string())
+        return hash(self._fields())
+
+    def _fields(self) -> str:
+        """Every field as sorted JSON, not where the config was read from: what equality compares."""
+        fields = self.to_dict()
+        fields.pop("_name_or_path", None)
+        return json.dumps(fields, sort_keys=True)
 
     def __repr__(self) -> str:
         return f"RobertaConfig {self.to_json_string()}"
 
     def copy(self, **overrides: Any) -> "RobertaConfig":
-        """A deep copy, with `overrides` applied and validated (and where it was read from)."""
-        new = type(self).from_dict(self.to_dict(), **overrides)
+        """A deep copy, with `overrides` applied and validated (and where it was read from); an
+        override may add a field the config did not have."""
+        data = self.to_dict()
+        added = {k: v for k, v in overrides.items() if k not in data and k not in ("num_labels", "torch_dtype")}
+        data.update(added)  # a new field: from_dict would not set an unknown override
+        new = type(self).from_dict(data, **{k: v for k, v in overrides.items() if k not in added})
         for name in ("_name_or_path", "_commit_hash"):
             if name in self.__dict__:
                 object.__setattr__(new, name, self.__dict__[name])
         return new
+
+
+def own_config(config: Any) -> RobertaConfig | None:
+    """A copy of `config` as this library's RobertaConfig, for a backend's
+    `from_pretrained(config=...)` (as v4, loading never changes the caller's config): a v4
+    `transformers` config (or any object with `to_dict()`) is converted through its dict; None
+    stays None; anything else is a TypeError."""
+    if config is None:
+        return None
+    if isinstance(config, RobertaConfig):
+        return config.copy()
+    if callable(getattr(config, "to_dict", None)):
+        return RobertaConfig.from_dict(config.to_dict())
+    raise TypeError(f"config must be a roberta_core.RobertaConfig (or have to_dict()), got {type(config).__name__}")
 
 
 def parameter_count(config: RobertaConfig, head: str | None = None) -> int:

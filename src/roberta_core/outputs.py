@@ -17,12 +17,14 @@ from typing import Any, Iterable
 __all__ = [
     "ModelOutput",
     "BaseModelOutputWithPoolingAndCrossAttentions",
+    "BaseModelOutputWithPastAndCrossAttentions",
     "CausalLMOutputWithCrossAttentions",
     "MaskedLMOutput",
     "SequenceClassifierOutput",
     "MultipleChoiceModelOutput",
     "TokenClassifierOutput",
     "QuestionAnsweringModelOutput",
+    "GenerateDecoderOnlyOutput",
     "OUTPUT_CLASSES",
 ]
 
@@ -115,6 +117,13 @@ class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):
     )
 
 
+class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+    """What the encoder (`RobertaEncoder`) returns, as v4: the fields of
+    `BaseModelOutputWithPoolingAndCrossAttentions` less the pooled state."""
+
+    fields = ("last_hidden_state", "past_key_values", "hidden_states", "attentions", "cross_attentions")
+
+
 class CausalLMOutputWithCrossAttentions(ModelOutput):
     """Causal LM output. logits (B, T, V); loss: scalar, next-token cross-entropy."""
 
@@ -151,12 +160,22 @@ class QuestionAnsweringModelOutput(ModelOutput):
     fields = ("loss", "start_logits", "end_logits", "hidden_states", "attentions")
 
 
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """What `generate(..., return_dict_in_generate=True)` returns, as v4. sequences (B, T + new);
+    scores / logits: one (B, V) per new token, the processed scores the choice was made from
+    (with `output_scores`) and the raw logits (with `output_logits`)."""
+
+    fields = ("sequences", "scores", "logits", "attentions", "hidden_states", "past_key_values")
+
+
 OUTPUT_CLASSES = (
     BaseModelOutputWithPoolingAndCrossAttentions,
+    BaseModelOutputWithPastAndCrossAttentions,
     CausalLMOutputWithCrossAttentions,
     MaskedLMOutput,
     SequenceClassifierOutput,
     MultipleChoiceModelOutput,
     TokenClassifierOutput,
     QuestionAnsweringModelOutput,
+    GenerateDecoderOnlyOutput,
 )

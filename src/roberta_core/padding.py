@@ -9,6 +9,18 @@ from .batch_encoding import TENSOR_TYPES, BatchEncoding, _pad_rows
 
 logger = logging.getLogger(__name__)
 
+# v4's model_max_length when nothing sets one (VERY_LARGE_INTEGER), and the bound above which it
+# counts as "no limit" (LARGE_INTEGER): truncation and padding to it are then dropped.
+VERY_LARGE_INTEGER = int(1e30)
+LARGE_INTEGER = int(1e20)
+# v4's output key orders: its fast tokenizer's, and its slow one's (which `prepare_for_model` of
+# both uses); in a slow batch, `length` comes before `attention_mask`.
+FAST_KEY_ORDER = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offset_mapping", "length",
+                  "overflow_to_sample_mapping")
+SLOW_KEY_ORDER = ("overflowing_tokens", "num_truncated_tokens", "input_ids", "token_type_ids", "special_tokens_mask",
+                  "offset_mapping", "attention_mask", "length")
+PER_TOKEN_KEYS = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offset_mapping")
+
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 CALL_DEFAULTS = dict(
@@ -17,6 +29,7 @@ CALL_DEFAULTS = dict(
     return_token_type_ids=None, return_attention_mask=None, return_overflowing_tokens=False,
     return_special_tokens_mask=False, return_offsets_mapping=False, return_length=False,
     split_special_tokens=None, verbose=True,
+    _fast_layout=False,  # private: `_call_fast_layout`'s windows from the slow tokenizer too
 )
 
 
@@ -25,8 +38,13 @@ class PaddingMixin:
     `_finish` turns encoded (first, second) items into padded rows and a BatchEncoding, `pad` pads
     already encoded inputs."""
 
-    def _plan(self, options: dict, has_pair: list[bool]) -> dict:
-        """Check the call's options once and resolve truncation/padding lengths."""
+    def _plan(self, options: dict, has_pair: list[bool], slow_layout: bool | None = None) -> dict:
+        """Check the call's options once and resolve truncation/padding lengths.
+
+        `slow_layout` (default: for the slow tokenizer) asks for v4 slow's output (see `_finish`).
+        """
+        if slow_layout is None:
+            slow_layout = not (self.is_fast or options["_fast_layout"])  # see _call_fast_layout
         padding, truncation, max_length = options["padding"], options["truncation"], options["max_length"]
         if padding is True:
             padding = "longest"
@@ -44,8 +62,23 @@ class PaddingMixin:
             raise ValueError(f"truncation must be True, False or one of {TRUNCATION_STRATEGIES}, got {truncation!r}")
         if max_length is not None:
             _check_int("max_length", max_length, 0)
-        elif truncation != "do_not_truncate" or padding == "max_length":
-            max_length = self.model_max_length
+        else:
+            # As v4: without max_length both use model_max_length, unless that is "no limit".
+            if padding == "max_length":
+                if self.model_max_length > LARGE_INTEGER:
+                    self._warn_once("Asking to pad to max_length but no maximum length is provided and the model "
+                                    "has no predefined maximum length. Default to no padding.", options["verbose"])
+                    padding = "do_not_pad"
+                else:
+                    max_length = self.model_max_length
+            if truncation != "do_not_truncate":
+                if self.model_max_length > LARGE_INTEGER:
+                    self._warn_once("Asking to truncate to max_length but no maximum length is provided and the "
+                                    "model has no predefined maximum length. Default to no truncation.",
+                                    options["verbose"])
+                    truncation = "do_not_truncate"
+                else:
+                    max_length = self.model_max_length
         stride = _check_int("stride", options["stride"], 0)
         multiple = options["pad_to_multiple_of"]
         if multiple is not None:
@@ -58,9 +91,11 @@ class PaddingMixin:
             if truncation == "only_second" and not all(has_pair):
                 raise ValueError("truncation='only_second' needs a text_pair for every input; "
                                  "use 'only_first' or 'longest_first' for single texts")
-            if options["return_overflowing_tokens"] and truncation == "longest_first" and any(has_pair):
-                raise ValueError("return_overflowing_tokens with pairs needs truncation='only_first' or 'only_second' "
-                                 "(which text to split into windows); 'longest_first' is ambiguous")
+            if slow_layout and options["return_overflowing_tokens"] and truncation == "longest_first" and any(has_pair):
+                # v4's slow tokenizer refuses it (its fast one pairs the windows of both texts).
+                raise ValueError("Not possible to return overflowing tokens for pair of sequences with the "
+                                 "`longest_first`. Please select another truncation strategy than `longest_first`, "
+                                 "for instance `only_second` or `only_first`.")
             if padding != "do_not_pad" and multiple and max_length % multiple:
                 raise ValueError(f"max_length={max_length} is not a multiple of pad_to_multiple_of={multiple}; "
                                  "truncation and padding would disagree")
@@ -75,31 +110,51 @@ class PaddingMixin:
             "padding_side": _check_side("padding_side", self.padding_side if side is None else side),
             "split_special_tokens": self.split_special_tokens if split_special is None else bool(split_special),
             "return_attention_mask": options["return_attention_mask"] is not False,
+            "slow_layout": slow_layout, "windows": options["return_overflowing_tokens"] and not slow_layout,
         }
 
-    def _finish(self, plan: dict, items: list, batched: bool, source=None) -> BatchEncoding:
+    def _warn_once(self, message: str, verbose: bool = True, key: str | None = None) -> None:
+        """Log `message` the first time this tokenizer meets it (or `key`, for a message that
+        varies, as v4 keys its warnings)."""
+        key = message if key is None else key
+        if verbose and key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    def _finish(self, plan: dict, items: list, batched: bool, source=None, batch_axis: bool = True) -> BatchEncoding:
         """Special tokens, truncation windows, padding and tensors for encoded (first, second) items.
 
         An item's parts are (ids, offsets or None, word ids or None, origin or None), see `_Row`;
         `source` (a `batch_encoding.TokenSource`) lets the output's accessors re-encode the texts.
+        One input (`batched` False) gives flat lists, or tensors with a batch axis unless `batch_axis` is False.
+
+        The layout is v4's. Its fast tokenizer's: overflow windows as rows of their own (then even
+        one input gives a batch) with `overflow_to_sample_mapping`, `length` counting the padding
+        and a list even for one input. Its slow tokenizer's (`plan["slow_layout"]`, also what
+        `prepare_for_model` gives): one row per input with the ids truncation cut off (and `stride`
+        ids before them) as `overflowing_tokens` and `num_truncated_tokens` (total - max_length,
+        negative when nothing was cut), `length` without the padding in a batch (v4's quirk: with it
+        for one input), and its key order.
         """
         cls_id, sep_id = self.cls_token_id, self.sep_token_id
         add_special = plan["add_special_tokens"]
         if add_special and (cls_id is None or sep_id is None):
             raise ValueError("add_special_tokens=True needs cls_token and sep_token")
-        want_offsets = plan["return_offsets_mapping"]
-        rows, sample_map = [], []
+        slow = plan["slow_layout"]
+        rows, sample_map, overflow = [], [], []
         for index, (first, second) in enumerate(items):
             for a, b in self._windows(first, second, plan, index):
                 rows.append(_Row(a, b, add_special, cls_id, sep_id))
                 sample_map.append(index)
-        if plan["truncation"] == "do_not_truncate" and plan["verbose"] and not self._warned_long:
+            if slow and plan["return_overflowing_tokens"]:
+                overflow.append(self._overflowing_tokens(first[0], None if second is None else second[0], plan))
+        if plan["truncation"] == "do_not_truncate" and plan["verbose"]:
             longest = max((len(r.ids) for r in rows), default=0)
             if longest > self.model_max_length:
-                self._warned_long = True
-                logger.warning("Token indices sequence length is longer than the specified maximum sequence "
-                               f"length for this model ({longest} > {self.model_max_length}). Running this "
-                               "sequence through the model will result in indexing errors")
+                self._warn_once("Token indices sequence length is longer than the specified maximum sequence "
+                                f"length for this model ({longest} > {self.model_max_length}). Running this "
+                                "sequence through the model will result in indexing errors",
+                                key="sequence-length-is-longer-than-the-specified-maximum")
         data = {"input_ids": [r.ids for r in rows]}
         if plan["return_token_type_ids"]:
             data["token_type_ids"] = [[0] * len(r.ids) for r in rows]
@@ -107,24 +162,88 @@ class PaddingMixin:
             data["attention_mask"] = [[1] * len(r.ids) for r in rows]
         if plan["return_special_tokens_mask"]:
             data["special_tokens_mask"] = [r.special_mask() for r in rows]
-        if want_offsets:
+        if plan["return_offsets_mapping"]:
             data["offset_mapping"] = [r.offsets for r in rows]
-        if plan["return_length"]:
-            data["length"] = [len(r.ids) for r in rows]
         padded = None
         if plan["padding"] != "do_not_pad":
             target = self._pad_target([len(r.ids) for r in rows], plan["padding"], plan["max_length"],
                                       plan["pad_to_multiple_of"])
             left = plan["padding_side"] == "left"
             for key in data:
-                if key != "length":
-                    data[key] = _pad_rows(data[key], target, self._pad_value(key), left)
+                data[key] = _pad_rows(data[key], target, self._pad_value(key), left)
             padded = (target, left)
-        if plan["return_overflowing_tokens"]:
+        if plan["return_length"]:
+            counted = data["input_ids"] if not slow or not batched else [r.ids for r in rows]
+            data["length"] = [len(ids) for ids in counted]
+        if overflow:
+            data["overflowing_tokens"] = [tokens for tokens, _ in overflow]
+            data["num_truncated_tokens"] = [count for _, count in overflow]
+        if plan["windows"]:
             data["overflow_to_sample_mapping"] = sample_map
-        if not batched and plan["return_tensors"] is None:
-            data = {key: value[0] for key, value in data.items()}
-        return BatchEncoding(data, plan["return_tensors"], rows=(rows, padded), source=source)
+        order = SLOW_KEY_ORDER if slow else FAST_KEY_ORDER
+        if slow and batched:
+            order = (*order[:-2], "length", "attention_mask")
+        data = {key: data[key] for key in order if key in data}
+        if not batched and not plan["windows"] and (plan["return_tensors"] is None or not batch_axis):
+            # v4 fast keeps a list of per-row numbers (`length`) as it is.
+            data = {key: value[0] if slow or isinstance(value[0], list) else value for key, value in data.items()}
+        return BatchEncoding(data, plan["return_tensors"], rows=(rows, padded), source=source, fast=not slow)
+
+    def _overflowing_tokens(self, ids: list[int], pair_ids: list[int] | None, plan: dict) -> tuple[list[int], int]:
+        """v4 slow's (overflowing_tokens, num_truncated_tokens) of one input."""
+        max_length = plan["max_length"]
+        if max_length is None:
+            raise TypeError("return_overflowing_tokens on the slow tokenizer needs a max_length (v4 counts the "
+                            "truncated tokens from it); pass max_length or truncation=True with a model_max_length")
+        special = self.num_special_tokens_to_add(pair_ids is not None) if plan["add_special_tokens"] else 0
+        total = len(ids) + len(pair_ids or ()) + special
+        cut = []
+        if plan["truncation"] != "do_not_truncate" and total > max_length:
+            cut = self.truncate_sequences(ids, pair_ids, total - max_length, plan["truncation"], plan["stride"])[2]
+        return cut, total - max_length
+
+    def truncate_sequences(self, ids: list[int], pair_ids: list[int] | None = None, num_tokens_to_remove: int = 0,
+                           truncation_strategy: str = "longest_first", stride: int = 0):
+        """v4's: (ids, pair_ids, overflowing_tokens) with `num_tokens_to_remove` ids cut on the
+        truncation side. The overflowing tokens are the ids cut from the one truncated text plus
+        `stride` ids next to them; none for a pair with 'longest_first', which cuts from the longer
+        text until both are as long, then from both (the first text loses the odd one). A text too
+        short to cut is left as it is, with an error logged (as v4 does)."""
+        if num_tokens_to_remove <= 0:
+            return ids, pair_ids, []
+        strategy = truncation_strategy
+        if strategy not in TRUNCATION_STRATEGIES:
+            raise ValueError(f"truncation_strategy must be one of {TRUNCATION_STRATEGIES}, got {strategy!r}")
+        side = _check_side("truncation_side", self.truncation_side)
+        overflowing = []
+        if strategy == "only_first" or (strategy == "longest_first" and pair_ids is None):
+            if len(ids) > num_tokens_to_remove:
+                ids, overflowing = _cut(ids, num_tokens_to_remove, stride, side)
+            else:
+                logger.error(f"We need to remove {num_tokens_to_remove} to truncate the input but the first sequence "
+                             f"has a length {len(ids)}. ")
+        elif strategy == "longest_first":
+            logger.warning("Be aware, overflowing tokens are not returned for the setting you have chosen, i.e. "
+                           "sequence pairs with the 'longest_first' truncation strategy. So the returned list will "
+                           "always be empty even if some tokens have been removed.")
+            first_remove = min(abs(len(pair_ids) - len(ids)), num_tokens_to_remove)
+            second_remove = num_tokens_to_remove - first_remove
+            if len(ids) > len(pair_ids):
+                ids_to_move, pair_to_move = first_remove + second_remove // 2, second_remove - second_remove // 2
+            else:
+                ids_to_move, pair_to_move = second_remove // 2, first_remove + second_remove - second_remove // 2
+            if side == "right":
+                ids = ids[:-ids_to_move] if ids_to_move > 0 else ids
+                pair_ids = pair_ids[:-pair_to_move] if pair_to_move > 0 else pair_ids
+            else:
+                ids, pair_ids = ids[ids_to_move:], pair_ids[pair_to_move:]
+        elif strategy == "only_second" and pair_ids is not None:
+            if len(pair_ids) > num_tokens_to_remove:
+                pair_ids, overflowing = _cut(pair_ids, num_tokens_to_remove, stride, side)
+            else:
+                logger.error(f"We need to remove {num_tokens_to_remove} to truncate the input but the second sequence "
+                             f"has a length {len(pair_ids)}. ")
+        return ids, pair_ids, overflowing
 
     def _windows(self, first, second, plan: dict, index: int):
         """The (first, second) pieces that become rows: one, or several overlapping overflow windows.
@@ -142,7 +261,7 @@ class PaddingMixin:
         if n1 + n2 <= budget:
             return [(first, second)]
         side, stride = self.truncation_side, plan["stride"]
-        overflow = plan["return_overflowing_tokens"]
+        overflow = plan["windows"]
         if second is None or strategy == "longest_first":
             if second is None:
                 keep1, keep2 = budget, 0
@@ -158,11 +277,16 @@ class PaddingMixin:
                     raise ValueError(f"max_length={plan['max_length']} leaves no token of the {name} text "
                                      f"(batch item {index}); it must leave at least one per text")
             spans1 = _window_spans(n1, keep1, stride if overflow else 0, side, index)
-            piece1 = [_slice(first, s, e) for s, e in (spans1 if overflow else spans1[:1])]
             if second is None:
-                return [(p, None) for p in piece1]
-            s2, e2 = _window_spans(n2, keep2, 0, side, index)[0]
-            return [(piece1[0], _slice(second, s2, e2))]
+                return [(_slice(first, *span), None) for span in (spans1 if overflow else spans1[:1])]
+            spans2 = _window_spans(n2, keep2, stride if overflow else 0, side, index)
+            # Windows of both texts, paired as `tokenizers`' Encoding::merge_with does: the first of
+            # each, then every later window of the first text with each of the second's, then the
+            # first window of the first text with each later one of the second's.
+            pairs = [(spans1[0], spans2[0])]
+            if overflow:
+                pairs += [(w1, w2) for w1 in spans1[1:] for w2 in spans2] + [(spans1[0], w2) for w2 in spans2[1:]]
+            return [(_slice(first, *w1), _slice(second, *w2)) for w1, w2 in pairs]
         target_is_first = strategy == "only_first"
         n_target = n1 if target_is_first else n2
         keep = n_target - (n1 + n2 - budget)
@@ -198,12 +322,15 @@ class PaddingMixin:
             if not encoded_inputs or not all(isinstance(x, dict) for x in encoded_inputs):
                 raise TypeError("pad takes a dict of lists or a non-empty list of dicts")
             keys = list(encoded_inputs[0])
-            encoded_inputs = {k: [_as_list(x[k]) for x in encoded_inputs] for k in keys}
+            encoded_inputs = {k: [x[k] for x in encoded_inputs] for k in keys}
         elif not isinstance(encoded_inputs, dict):
             raise TypeError(f"pad takes a dict of lists or a list of dicts, got {type(encoded_inputs).__name__}")
         if "input_ids" not in encoded_inputs:
             raise ValueError(f"pad needs 'input_ids' among the keys, got {sorted(encoded_inputs)}")
-        data = {k: _as_list(v) for k, v in encoded_inputs.items()}
+        if return_tensors is None:
+            return_tensors = _tensor_type_of(encoded_inputs["input_ids"])
+        data = {k: [_as_list(x) for x in v] if isinstance(v, (list, tuple)) else _as_list(v)
+                for k, v in encoded_inputs.items()}
         single = not data["input_ids"] or not isinstance(data["input_ids"][0], (list, tuple))
         if single:
             data = {k: [v] for k, v in data.items()}
@@ -216,7 +343,7 @@ class PaddingMixin:
             target = self._pad_target([len(ids) for ids in data["input_ids"]], plan["padding"], plan["max_length"],
                                       plan["pad_to_multiple_of"])
             for key in data:
-                if key in ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask", "offset_mapping"):
+                if key in PER_TOKEN_KEYS and key != "offset_mapping":  # v4 leaves offsets as they are
                     data[key] = _pad_rows(data[key], target, self._pad_value(key), plan["padding_side"] == "left")
         # As v4: return_attention_mask=False makes no mask but keeps (and pads) one the inputs have,
         # and a single example stays one (tensors without a batch axis).
@@ -293,6 +420,26 @@ def _slice(encoded: tuple, start: int, end: int) -> tuple:
     ids, offsets, words, origin = encoded
     return (ids[start:end], None if offsets is None else offsets[start:end],
             None if words is None else words[start:end], None if origin is None else (origin[0], origin[1] + start))
+
+
+def _cut(ids: list[int], count: int, stride: int, side: str) -> tuple[list[int], list[int]]:
+    """`ids` without `count` ids on `side`, and those ids with `stride` more next to them (v4 slow)."""
+    window = min(len(ids), stride + count)
+    if side == "left":
+        return ids[count:], ids[:window]
+    return ids[:-count], ids[-window:]
+
+
+def _tensor_type_of(input_ids) -> str | None:
+    """The return_tensors of v4's `pad` for inputs given as tensors: their framework, by the type of
+    the first row (or value) that is not a list; None for lists of ints."""
+    first = input_ids
+    if isinstance(first, (list, tuple)):
+        first = next((row for row in first if not isinstance(row, (list, tuple)) or len(row)), None)
+        if isinstance(first, (list, tuple)):
+            first = first[0]
+    module = type(first).__module__.split(".")[0]
+    return {"torch": "pt", "numpy": "np", "tensorflow": "tf", "jax": "jax", "jaxlib": "jax"}.get(module)
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -215,6 +215,7 @@ def save_pretrained_files(
     max_shard_size: int | str | None = None,
     push_to_hub: bool = False,
     then: Callable[[Path], Any] | None = None,
+    generation_config: Any = None,
     **hub_kwargs: Any,
 ) -> Path:
     """Write `config.json` and the weights of `head` in `format` into `directory`.
@@ -226,6 +227,7 @@ def save_pretrained_files(
     directory (`hub.push_to_hub`; `hub_kwargs`: v4's `repo_id` (default: the directory's name),
     `token`, `private`, `commit_message`, `revision`, `create_pr`). `then(directory)`, if given,
     runs after the files are written and before the upload (TF adds its SavedModel there).
+    `generation_config` (a causal LM's `GenerationConfig`) is written beside config.json.
     """
     unknown = set(hub_kwargs) - {"repo_id", "token", "private", "commit_message", "revision", "create_pr"}
     if unknown:
@@ -249,6 +251,8 @@ def save_pretrained_files(
         base_model_prefix=config.base_model_prefix,
     )
     to_save.save_pretrained(directory)
+    if generation_config is not None:  # a causal LM's `generation_config.json`, as v4 writes it
+        generation_config.save_pretrained(directory)
     if then is not None:  # what a backend adds to the folder (TF's SavedModel), before an upload
         then(directory)
     if push_to_hub:

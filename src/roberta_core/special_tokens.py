@@ -112,6 +112,37 @@ class SpecialTokensMixin:
         return [t.content for t in self._additional]
 
     @property
+    def additional_special_tokens_ids(self) -> list[int]:
+        return [self._token_id(t) for t in self.additional_special_tokens]
+
+    def get_added_vocab(self) -> dict[str, int]:
+        """The added tokens (RoBERTa's specials included), content -> id: v4's fast tokenizer lists
+        them by id, its slow one in the order they were added."""
+        return self.added_tokens_encoder if self.is_fast else dict(self._added_ids)
+
+    @property
+    def special_tokens_map_extended(self) -> dict:
+        """`special_tokens_map` with `AddedToken`s where v4 has them (the tokens added to the vocabulary)."""
+        found = {role: self._extended(t) for role, t in self._special.items() if t is not None}
+        if self._additional:
+            found["additional_special_tokens"] = [self._extended(t) for t in self._additional]
+        return found
+
+    @property
+    def all_special_tokens_extended(self) -> list:
+        """`all_special_tokens` with `AddedToken`s where v4 has them."""
+        first = {}
+        for token in [*self._special.values(), *self._additional]:
+            if token is not None:
+                first.setdefault(token.content, token)
+        return [self._extended(t) for t in first.values()]
+
+    def _extended(self, token: AddedToken):
+        """v4's view of a special token: the AddedToken it added to the vocabulary, else the string set."""
+        token_id = self._added_ids.get(token.content)
+        return token.content if token_id is None else self._added[token_id]
+
+    @property
     def special_tokens_map(self) -> dict[str, str | list[str]]:
         found = {role: t.content for role, t in self._special.items() if t is not None}
         if self._additional:
@@ -128,8 +159,7 @@ class SpecialTokensMixin:
         return [self._token_id(t) for t in self.all_special_tokens]
 
     def _token_id(self, content: str) -> int:
-        found = self._encoder.get(content)
-        return self._added_ids[content] if found is None else found
+        return self._convert_token(content)  # the unk id for a special token set but not added
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
         return 4 if pair else 2
@@ -145,15 +175,20 @@ class SpecialTokensMixin:
         return self.model_max_length - self.num_special_tokens_to_add(pair=True)
 
     def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
-        """Add tokens matched verbatim before BPE; returns how many are new. Ids continue after len(self)."""
+        """Add tokens matched verbatim before BPE. Ids continue after len(self). Returns, as v4 does,
+        how many ids are new (slow), or how many tokens were added or changed (fast: a token of the
+        vocabulary, or one whose flags change, counts too)."""
         if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
             new_tokens = [new_tokens]
         tokens = [as_added_token(t, special=special_tokens) for t in new_tokens]
         before = len(self)
         changed = [self._register(t) for t in tokens]
+        if not self.is_fast:  # v4's slow tokenizer makes its new special tokens additional special tokens
+            known = set(self.all_special_tokens)
+            self._additional += [t for t in tokens if t.special and t.content not in known]
         if any(changed):
             self._added_tokens_changed()
-        return len(self) - before
+        return sum(changed) if self.is_fast else len(self) - before
 
     def add_special_tokens(self, special_tokens_dict: dict, replace_additional_special_tokens: bool = True) -> int:
         """Set special-token roles ('pad_token': '<pad>', 'additional_special_tokens': [...]); returns new-token count."""
@@ -209,10 +244,9 @@ def _special_property(role: str):
         return None if token is None else token.content
 
     def set_token(self, value):
-        if value is None:
-            self._special[role] = None
-        else:
-            self.add_special_tokens({role: value})
+        # As v4: the attribute names the token and adds nothing (`add_special_tokens` adds); a
+        # string outside the vocabulary then has the unk id and is not matched in text.
+        self._special[role] = None if value is None else self._special_token(value, role)
 
     def get_id(self):
         token = self._special.get(role)

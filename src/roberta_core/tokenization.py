@@ -13,6 +13,8 @@ ids, so a word seen before costs one dict lookup, with no byte mapping or token-
 from __future__ import annotations
 
 from itertools import chain
+from types import MappingProxyType
+from typing import Mapping
 
 import regex
 
@@ -51,6 +53,8 @@ class RobertaTokenizer(RobertaTokenizerBase):
     [0, 31414, 232, 328, 2]
     """
 
+    vocab_files_names = {"vocab_file": "vocab.json", "merges_file": "merges.txt"}
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._ranks = {pair: rank for rank, pair in enumerate(self._merges)}
@@ -58,6 +62,29 @@ class RobertaTokenizer(RobertaTokenizerBase):
         self._pattern = regex.compile(PRETOKENIZE_TEMPLATE.format(**SLOW_CLASSES))
         self._cache = _PieceCache(self._bpe)
         self._token_bytes = [len(token) for token in self._decoder]  # one symbol per byte
+
+    # v4's attributes of its slow tokenizer's vocabulary, read-only here (the BPE caches depend on them).
+    @property
+    def encoder(self) -> Mapping[str, int]:
+        """vocab.json: token -> id, without added tokens."""
+        return MappingProxyType(self._encoder)
+
+    @property
+    def decoder(self) -> dict[int, str]:
+        return dict(enumerate(self._decoder))
+
+    @property
+    def bpe_ranks(self) -> Mapping[tuple[str, str], int]:
+        """merges.txt: (left, right) -> rank."""
+        return MappingProxyType(self._ranks)
+
+    @property
+    def byte_encoder(self) -> Mapping[int, str]:
+        return MappingProxyType(self._byte_symbols)
+
+    @property
+    def byte_decoder(self) -> dict[str, int]:
+        return {symbol: byte for byte, symbol in self._byte_symbols.items()}
 
     def _added_tokens_changed(self) -> None:
         # One alternation per matching pass, longest first, so the regex finds the leftmost-longest

@@ -28,6 +28,7 @@ from .padding import (
     CALL_DEFAULTS,
     PADDING_STRATEGIES,
     TRUNCATION_STRATEGIES,
+    VERY_LARGE_INTEGER,
     PaddingMixin,
     _check_int,
     _check_side,
@@ -64,8 +65,8 @@ __all__ = [
     "read_vocab", "read_merges", "read_tokenizer_json", "validate_vocabulary",
 ]
 
-# v4's decoding keywords beyond the two every tokenizer honours; they change nothing here.
-DECODE_KEYWORDS = frozenset({"spaces_between_special_tokens", "use_source_tokenizer"})
+# v4's decoding keywords beyond those `decode` names; it changes nothing here.
+DECODE_KEYWORDS = frozenset({"use_source_tokenizer"})
 
 
 class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
@@ -76,6 +77,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
     """
 
     is_fast = False
+    verbose = False  # v4's default; its warnings are given once per tokenizer here
     model_input_names = ["input_ids", "attention_mask"]
     pad_token_type_id = 0  # RoBERTa has one token type
     tokenizer_class_name = "RobertaTokenizer"
@@ -100,7 +102,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         added_tokens_decoder: dict | None = None,
         add_prefix_space: bool | None = None,
         trim_offsets: bool | None = None,
-        model_max_length: int = 512,
+        model_max_length: int = VERY_LARGE_INTEGER,
         padding_side: str = "right",
         truncation_side: str = "right",
         clean_up_tokenization_spaces: bool = False,
@@ -124,7 +126,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self.split_special_tokens = split_special_tokens
         self.name_or_path = str(name_or_path)
-        self._warned_long = False
+        self._warned: set[str] = set()  # warnings given once per tokenizer, as v4's deprecation_warnings
 
         # Added tokens by id (RoBERTa's specials live inside the vocab), then the special-token roles.
         self._added: dict[int, AddedToken] = {}
@@ -144,6 +146,14 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             if token is not None:
                 self._register(token)
         self._added_tokens_changed()
+        # The options it was made with, as v4 keeps them (what `from_pretrained` read, or was given).
+        self.init_kwargs = {"errors": errors, **{role: t for role, t in self._special.items() if t is not None},
+                            "add_prefix_space": self.add_prefix_space,
+                            **({"trim_offsets": self.trim_offsets} if self.is_fast else {}),
+                            **({"additional_special_tokens": list(self._additional)} if self._additional else {}),
+                            **({"model_max_length": model_max_length} if model_max_length != VERY_LARGE_INTEGER else {}),
+                            "tokenizer_file": None if tokenizer_file is None else str(tokenizer_file),
+                            "name_or_path": self.name_or_path}
 
     @staticmethod
     def _read_vocabulary_source(vocab_file, merges_file, tokenizer_file, vocab, merges) -> dict:
@@ -189,6 +199,12 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         raise NotImplementedError
 
     # ------------------------------------------------------------------ encoding
+
+    def _call_fast_layout(self, *args, **kwargs) -> BatchEncoding:
+        """`self(*args, **kwargs)` in the fast tokenizer's layout whatever the class: overflow as
+        windows with `overflow_to_sample_mapping` (what the pipelines read; v4 slow's own call gives
+        flat `overflowing_tokens` instead)."""
+        return self(*args, _fast_layout=True, **kwargs)  # an option of this call: a shared tokenizer is not changed
 
     def __call__(self, text=None, text_pair=None, text_target=None, text_pair_target=None, **kwargs) -> BatchEncoding:
         """Encode a text, a pair, a batch of texts or pairs, or pre-split words (`is_split_into_words`).
@@ -248,9 +264,9 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return self.encode_plus(text, text_pair, **kwargs)["input_ids"]
 
     def tokenize(self, text, pair=None, add_special_tokens: bool = False, **kwargs) -> list[str]:
-        """The token strings of one text (byte-level symbols, e.g. 'ĠHello'); no special tokens by default."""
-        ids = self.encode(text, pair, add_special_tokens=add_special_tokens, **kwargs)
-        return self.convert_ids_to_tokens(ids)
+        """The token strings of one text (byte-level symbols, e.g. 'ĠHello'), as the call's `tokens()`
+        shows them; no special tokens by default (never for the slow tokenizer, as in v4)."""
+        return self.encode_plus(text, pair, add_special_tokens=add_special_tokens and self.is_fast, **kwargs).tokens()
 
     def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, **kwargs) -> BatchEncoding:
         """Add special tokens, truncate and pad already tokenized ids, like a call on text would."""
@@ -259,8 +275,9 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             raise ValueError("prepare_for_model works on ids: offsets and words are not available")
         first = (self._check_ids(ids, "ids"), None, None, None)
         second = None if pair_ids is None else (self._check_ids(pair_ids, "pair_ids"), None, None, None)
-        return self._finish(self._plan(options, [pair_ids is not None]), [(first, second)], False,
-                            TokenSource(self, None, False, False, None))
+        # v4's prepare_for_model is its slow tokenizer's for both, with tensors of one row (no batch axis).
+        return self._finish(self._plan(options, [pair_ids is not None], slow_layout=True), [(first, second)], False,
+                            TokenSource(self, None, False, False, None), batch_axis=False)
 
     def _call_options(self, kwargs) -> dict:
         kwargs = dict(kwargs)
@@ -269,7 +286,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         prefix = None if self.is_fast else kwargs.pop("add_prefix_space", None)
         unknown = set(kwargs) - set(CALL_DEFAULTS)
         if unknown:
-            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; allowed: {sorted(CALL_DEFAULTS)}")
+            raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; allowed: {sorted(k for k in CALL_DEFAULTS if not k.startswith('_'))}")
         prefix = self.add_prefix_space if prefix is None else bool(prefix)
         return {**CALL_DEFAULTS, **kwargs, "add_prefix_space": prefix}
 
@@ -324,7 +341,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         second_iter = iter(encoded[len(firsts):])
         items = [(first, next(second_iter) if pair else None) for first, pair in zip(encoded, has_pair)]
         source = TokenSource(self, seqs, split, plan["split_special_tokens"], prefix)
-        return self._finish(plan, items, batched or options["return_overflowing_tokens"], source)
+        return self._finish(plan, items, batched, source)
 
     def _encode_sequences(self, seqs: list, split: bool, with_offsets: bool, split_special: bool,
                           add_prefix_space: bool | None = None) -> list[tuple]:
@@ -338,13 +355,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         tokenizer's), and in front of every pre-split word (as in v4), unless it starts with whitespace. Offsets index
         the original text (each word for pre-split input); with trim_offsets they leave out the spaces a token carries.
         """
-        if split:
-            texts = [w for words in seqs for w in words]
-            prefix = True
-        else:
-            texts, prefix = seqs, self.add_prefix_space if add_prefix_space is None else add_prefix_space
-        shifted = [self._takes_prefix_space(t) for t in texts] if prefix else None
-        inputs = [" " + t if s else t for t, s in zip(texts, shifted)] if prefix else texts
+        texts, inputs, shifted = self._engine_inputs(seqs, split, add_prefix_space)
         try:
             encoded = self._encode_texts(inputs, with_offsets, split_special)
         except (TypeError, UnicodeEncodeError):
@@ -371,6 +382,25 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             position += len(words)
             grouped.append((ids, offsets, word_ids, (k, 0)))
         return grouped
+
+    def _engine_inputs(self, seqs: list, split: bool, add_prefix_space: bool | None):
+        """(texts, what the engine encodes, which got a prefix space or None): one text per
+        sequence, or per word for pre-split input (see `_encode_sequences`)."""
+        if split:
+            texts = [w for words in seqs for w in words]
+            prefix = True
+        else:
+            texts, prefix = seqs, self.add_prefix_space if add_prefix_space is None else add_prefix_space
+        shifted = [self._takes_prefix_space(t) for t in texts] if prefix else None
+        inputs = [" " + t if s else t for t, s in zip(texts, shifted)] if prefix else texts
+        return texts, inputs, shifted
+
+    def _sequence_tokens(self, seqs: list, split: bool, split_special: bool,
+                         add_prefix_space: bool | None = None) -> list[list[str]]:
+        """The token strings of each sequence without special tokens, as v4's `tokens()` shows them
+        (`FastEngineMixin` overrides it): here those of the ids."""
+        encoded = self._encode_sequences(seqs, split, False, split_special, add_prefix_space)
+        return [self.convert_ids_to_tokens(ids) for ids, *_ in encoded]
 
     @staticmethod
     def _takes_prefix_space(text: str) -> bool:
@@ -459,23 +489,53 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return b"".join(chunks).decode("utf-8", self.errors)
 
     def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None,
-               **kwargs) -> str:
+               spaces_between_special_tokens: bool = True, **kwargs) -> str:
         """The text of ids. Byte-level BPE is lossless: decode(encode(text)) == text, minus specials
-        and the whitespace that <mask> absorbs. `skip_special_tokens` drops the special tokens and
-        the added tokens marked special. v4's other decoding keywords (`spaces_between_special_tokens`,
-        `use_source_tokenizer`) are accepted and change nothing, as in v4's fast tokenizer."""
+        and the whitespace that <mask> absorbs. `skip_special_tokens` drops the special tokens (and,
+        fast, the added tokens marked special). As in v4, the slow tokenizer puts a space on each side of
+        an added token that is not a special one with `spaces_between_special_tokens` (the fast one
+        ignores it); `use_source_tokenizer` is accepted and changes nothing."""
         unknown = set(kwargs) - DECODE_KEYWORDS
         if unknown:
             raise TypeError(f"decode() got unexpected keyword arguments {sorted(unknown)}; "
                             f"allowed besides skip_special_tokens, clean_up_tokenization_spaces: {sorted(DECODE_KEYWORDS)}")
         ids = self._check_ids(token_ids)
         if skip_special_tokens:
-            special = set(self.all_special_ids) | {i for i, t in self._added.items() if t.special}
+            special = set(self.all_special_ids)
+            if self.is_fast:  # `tokenizers` also skips every added token marked special, v4's slow one does not
+                special |= {i for i, t in self._added.items() if t.special}
             ids = [i for i in ids if i not in special]
-        id_bytes = self._id_bytes
-        text = b"".join([id_bytes[i] for i in ids]).decode("utf-8", self.errors)
+        if spaces_between_special_tokens and not self.is_fast:
+            text = self._spaced_text(ids)
+        else:
+            text = self._text(ids)
         clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
         return self.clean_up_tokenization(text) if clean else text
+
+    def _text(self, ids: list[int]) -> str:
+        id_bytes = self._id_bytes
+        return b"".join([id_bytes[i] for i in ids]).decode("utf-8", self.errors)
+
+    def _spaced_text(self, ids: list[int]) -> str:
+        """v4 slow's decoding: the text of the runs of ids between added tokens that are not special
+        ones (or additional special tokens past the vocabulary), joined to those by spaces."""
+        special = set(self.all_special_tokens)
+        apart = {i for i, t in self._added.items() if t.content not in special}
+        apart |= {i for i in self.additional_special_tokens_ids if i >= self.vocab_size}
+        if not apart.intersection(ids):
+            return self._text(ids)
+        pieces, run = [], []
+        for i in ids:
+            if i not in apart:
+                run.append(i)
+                continue
+            if run and self._text(run):
+                pieces.append(self._text(run))
+            pieces.append(self._added[i].content)
+            run = []
+        if run:
+            pieces.append(self._text(run))
+        return " ".join(pieces)
 
     def batch_decode(self, sequences, skip_special_tokens: bool = False,
                      clean_up_tokenization_spaces: bool | None = None, **kwargs) -> list[str]:
@@ -530,6 +590,29 @@ class FastEngineMixin:
     def backend_tokenizer(self):
         """The `tokenizers.Tokenizer` that tokenizer.json stores."""
         return self._backend_tokenizer()
+
+    @property
+    def _tokenizer(self):
+        """v4 fast's name for `backend_tokenizer`."""
+        return self.backend_tokenizer
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self.get_vocab()
+
+    def _sequence_tokens(self, seqs, split, split_special, add_prefix_space=None):
+        # `tokenizers`' token strings: an added token that strips whitespace shows what it took
+        # (' <mask>'), as v4 fast's tokens() and tokenize() do.
+        _, inputs, _ = self._engine_inputs(seqs, split, add_prefix_space)
+        encodings = self._engine_for(split_special).encode_batch(inputs, add_special_tokens=False)
+        tokens = [e.tokens for e in encodings]
+        if not split:
+            return tokens
+        grouped, position = [], 0
+        for words in seqs:
+            grouped.append([t for w in range(len(words)) for t in tokens[position + w]])
+            position += len(words)
+        return grouped
 
     def _build_engine(self):
         return self._backend_tokenizer()

@@ -22,6 +22,7 @@ from functools import lru_cache
 import regex
 
 from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, bytes_to_unicode, chunk_spans
+from .tokenization import RobertaTokenizer
 from .tokenization_base import FastEngineMixin, RobertaTokenizerBase
 
 
@@ -62,6 +63,9 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
 
     is_fast = True
     tokenizer_class_name = "RobertaTokenizer"  # v4 writes the slow class's name for both
+    vocab_files_names = {"vocab_file": "vocab.json", "merges_file": "merges.txt", "tokenizer_file": "tokenizer.json"}
+    can_save_slow_tokenizer = True  # save_pretrained writes vocab.json and merges.txt
+    slow_tokenizer_class = RobertaTokenizer
 
     def _build_engine(self):
         return self._backend_tokenizer(rust_pretokenizer())  # transformers' RoBERTa pipeline

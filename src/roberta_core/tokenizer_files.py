@@ -219,8 +219,9 @@ class TokenizerFilesMixin:
                 decoder.setdefault(str(token_id), {"content": content, "special": False})
             options["added_tokens_decoder"] = decoder
         files = cls._vocabulary_sources(directory)
-        if options.get("model_max_length", 0) > 1e18:
-            options.pop("model_max_length")  # v4 writes 1e30 for "unknown"; RoBERTa's is 512
+        limit = options.get("model_max_length")
+        if isinstance(limit, float) and limit.is_integer():
+            options["model_max_length"] = int(limit)  # a file may spell v4's "no limit" 1e30
         return cls(**files, **{"name_or_path": str(pretrained_model_name_or_path), **options, **kwargs})
 
     @classmethod

@@ -48,10 +48,12 @@ def _shape(s: Shape) -> tuple[int, ...] | None:
 
 
 def _dim(d: Any) -> Any:
-    # A symbolic dimension of `jax.export` (shape polymorphism), which int() cannot read, stays as
-    # it is: the checks below compare it symbolically (a length bound comes from the export's
-    # constraints). Written without type introspection, which torch.compile cannot trace.
-    if isinstance(d, int):
+    # A symbolic dimension stays as it is and the checks below compare it symbolically, so a
+    # length bound comes from the export's constraints: `jax.export`'s (shape polymorphism; int()
+    # cannot read it) and torch.export's (a dynamic `Dim`, a torch.SymInt: int() would specialize
+    # it to the example's size, and the export would refuse the dimension as dynamic). Dynamo
+    # reads a SymInt as an int, so torch.compile takes the first branch and traces no type test.
+    if isinstance(d, int) or hasattr(d, "node"):  # torch.SymInt keeps its symbol in `node`
         return d
     try:
         return int(d)
@@ -71,8 +73,11 @@ def check_forward_inputs(
     encoder_hidden_states: Shape = None,
     encoder_attention_mask: Shape = None,
     past_length: int = 0,
+    mask_3d: bool = False,
 ) -> tuple[int, int]:
-    """Check the shapes of an encoder call; return (batch, length). Arguments are shapes."""
+    """Check the shapes of an encoder call; return (batch, length). Arguments are shapes.
+    `mask_3d`: an attention_mask (batch, length, past + length), one row per query, is accepted
+    too (v4's PyTorch models take it)."""
     ids, embeds = _shape(input_ids), _shape(inputs_embeds)
     if ids is not None and embeds is not None:
         raise ValueError("give input_ids or inputs_embeds, not both")
@@ -99,16 +104,17 @@ def check_forward_inputs(
             f"pad_token_id={config.pad_token_id}); truncate the input to at most {limit} tokens"
         )
     mask = _shape(attention_mask)
-    if mask is not None and mask != (batch, past_length + length):
-        want = (batch, past_length + length)
+    want = (batch, past_length + length)
+    if mask is not None and mask != want and not (mask_3d and mask == (batch, length, want[1])):
         extra = " (cached + new tokens)" if past_length else ""
-        raise ValueError(f"attention_mask must have shape {want}{extra} to match the inputs, got {mask}")
+        square = f" or {(batch, length, want[1])}" if mask_3d else ""
+        raise ValueError(f"attention_mask must have shape {want}{extra}{square} to match the inputs, got {mask}")
     tt = _shape(token_type_ids)
     if tt is not None and tt != (batch, length):
         raise ValueError(f"token_type_ids must have shape {(batch, length)} like the inputs, got {tt}")
     pos = _shape(position_ids)
-    if pos is not None and pos not in ((batch, length), (1, length)):
-        raise ValueError(f"position_ids must have shape {(batch, length)} or {(1, length)}, got {pos}")
+    if pos is not None and pos not in ((batch, length), (1, length), (length,)):
+        raise ValueError(f"position_ids must have shape {(batch, length)}, {(1, length)} or {(length,)}, got {pos}")
     hm = _shape(head_mask)
     layers, heads = config.num_hidden_layers, config.num_attention_heads
     if hm is not None and hm not in ((heads,), (layers, heads)):
@@ -210,20 +216,29 @@ def check_labels(
 
 
 # generate()'s default length: 20 new tokens (v4 4.57 adds its default max_length of 20 to the prompt).
-DEFAULT_MAX_NEW_TOKENS = 20
+DEFAULT_MAX_LENGTH = 20  # v4's GenerationConfig().max_length
 
 
-def new_token_count(prompt_length: int, max_new_tokens: int | None, max_length: int | None) -> int:
+def new_token_count(prompt_length: int, max_new_tokens: int | None, max_length: int | None, *,
+                    default_counts_prompt: bool = True, limit: int | None = None) -> int:
     """How many tokens generate() adds, as v4 reads its two limits: `max_new_tokens` (it wins,
     with v4's warning, when `max_length` is given too); else `max_length`, which counts the prompt
-    (a prompt of that length or longer is an error, as in v4); else 20."""
+    (a prompt of that length or longer is an error, as in v4); else v4's default of 20, which its
+    TF and Flax generate read as `max_length` (the prompt counts, with v4's warning that
+    recommends `max_new_tokens`: `default_counts_prompt`) and its PyTorch generate as 20 new tokens,
+    fewer where the model's `limit` (positions) ends first."""
     if max_new_tokens is not None:
         if max_length is not None:
             warnings.warn(f"both max_new_tokens (={max_new_tokens}) and max_length (={max_length}) are set: "
                           "max_new_tokens takes precedence (as in v4)", UserWarning, stacklevel=3)
         return max_new_tokens
     if max_length is None:
-        return DEFAULT_MAX_NEW_TOKENS
+        if not default_counts_prompt:
+            return DEFAULT_MAX_LENGTH if limit is None else max(1, min(DEFAULT_MAX_LENGTH, limit - prompt_length))
+        max_length = DEFAULT_MAX_LENGTH
+        warnings.warn(f"Using the model-agnostic default `max_length` (={max_length}) to control the generation "
+                      "length, as v4 does: the prompt counts. We recommend setting `max_new_tokens` to control the "
+                      "maximum length of the generation.", UserWarning, stacklevel=3)
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
         raise ValueError(f"max_length must be a positive integer, got {max_length!r}")
     if max_length <= prompt_length:
@@ -239,8 +254,15 @@ def check_generation_args(
     top_k: int | None,
     top_p: float | None,
     do_sample: bool,
+    min_new_tokens: int | None = None,
+    repetition_penalty: float | None = None,
 ) -> None:
     """Check `generate()` settings, the same in every backend."""
+    if min_new_tokens is not None and (isinstance(min_new_tokens, bool) or not isinstance(min_new_tokens, int)
+                                       or min_new_tokens < 0):
+        raise ValueError(f"min_new_tokens must be a non-negative integer or None, got {min_new_tokens!r}")
+    if repetition_penalty is not None and not (isinstance(repetition_penalty, (int, float)) and repetition_penalty > 0):
+        raise ValueError(f"repetition_penalty must be a positive number (1.0: none), got {repetition_penalty!r}")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     if do_sample and not (temperature > 0):
@@ -251,10 +273,21 @@ def check_generation_args(
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
 
 
+def _option(value: Any) -> Any:
+    """A Python option (`unpad`, `masked_positions_only`) given as a 0-d array, as its Python
+    value: TorchScript's ONNX exporter (`torch.onnx.export(..., dynamo=False)`) passes the
+    defaults of `forward`'s arguments it was not given as 0-d tensors (`unpad=False` as
+    tensor(False)). Options stay Python values everywhere else (a traced one is read here)."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item") and not isinstance(value, (bool, int)):
+        return value.item()
+    return value
+
+
 def masked_rows(labels_given: bool, masked_positions_only: Any) -> bool | int | None:
     """What a `masked_positions_only` argument of a MaskedLM head asks for: None (off), True (the
     labelled rows, sized from the labels) or M, a static number of rows (an int >= 0, for
     compiled code whose shapes are static)."""
+    masked_positions_only = _option(masked_positions_only)
     if isinstance(masked_positions_only, (bool, np.bool_)):
         if not masked_positions_only:
             return None
@@ -275,6 +308,7 @@ def token_budget(unpad: Any) -> bool | int:
     """What an `unpad` argument asks for: False (the padded forward; None too), True (the real
     tokens, the stream sized from the mask's values) or N, a token budget: a static number of
     stream slots (an int >= 1, for compiled code whose shapes are static)."""
+    unpad = _option(unpad)
     if unpad is None or isinstance(unpad, (bool, np.bool_)):
         return bool(unpad)
     if not isinstance(unpad, (int, np.integer)) or unpad < 1:

@@ -23,8 +23,10 @@ from jax.experimental import checkify
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
+from roberta_core.generation import GenerationConfig, generation_settings
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
+    GenerateDecoderOnlyOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -42,7 +44,7 @@ from roberta_core.validation import (
 )
 
 from ._framework import (
-    _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of,
+    _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of, v4_model,
 )
 from .modeling import FlaxRobertaModel, FlaxRobertaPooler, FlaxRobertaPreTrainedModel, _gelu
 from .unpad import Packing, packing_for, repad, unpad_rows
@@ -263,6 +265,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )
         self.lm_head = FlaxRobertaLMHead(config, **kw)
+        self.generation_config = GenerationConfig.from_model_config(self.config)  # v4's; from_pretrained reads the file's
 
     @_compiled
     def __call__(
@@ -328,29 +331,51 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         input_ids: jax.Array,
         attention_mask: Optional[jax.Array] = None,
         max_new_tokens: Optional[int] = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
+        do_sample: Optional[bool] = None,
+        temperature: Optional[float] = None,
         top_k: Optional[int] = None,
         top_p: Optional[float] = None,
         eos_token_id: Optional[int | Sequence[int]] = None,
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
         max_length: Optional[int] = None,
-    ) -> jax.Array:
-        """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
-        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p`
-        (seeded by `seed`, default 0). input_ids (B, T), with padding on either side marked by attention_mask (B, T). A
-        row that emits `eos_token_id` (default the config's; an empty list never stops) is finished and then filled with
-        `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the prompts as given, then
-        the new tokens.
+        prng_key: Optional[jax.Array] = None,
+        params: Any = None,
+        num_beams: Optional[int] = None,
+        generation_config: Any = None,
+    ) -> GenerateDecoderOnlyOutput:
+        """Continue each prompt by up to `max_new_tokens` tokens (v4's `max_length`, which counts
+        the prompt, is 20 unless either is given): greedy (argmax), or sampled with `temperature`,
+        `top_k`, `top_p` (keyed by v4's `prng_key`, or by `seed`; default key 0, as v4). input_ids
+        (B, T), with padding on either side marked by attention_mask (B, T). A row that emits
+        `eos_token_id` (default the config's; an empty list never stops) is finished and then filled
+        with `pad_token_id`; generation ends when every row is finished. `params`: v4's parameter
+        tree (`model.params`'s layout) to generate with instead of the model's own. Returns, as v4
+        Flax's FlaxGreedySearchOutput / FlaxSampleOutput, an output whose `.sequences` (B, T + new)
+        are the prompts as given, then the new tokens (`roberta_core`'s GenerateDecoderOnlyOutput).
+        `num_beams` > 1 (beam search) is not implemented. A setting not given comes from
+        `generation_config`, then `self.generation_config` (v4's defaults: top-k 50 when sampling).
 
-        Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
-        padding first) before decoding, so positions and relative distances are those of the
-        unpadded prompt. The whole decoding is one compiled `jax.lax.while_loop` over a
-        preallocated cache, with dropout off. Called inside the caller's own `jit`, the number
-        of steps is unknown when the result is built: the result then always has
-        T + max_new_tokens columns (pad after every row finished).
+        Positions are v4 Flax's (`prepare_inputs_for_generation`): `attention_mask.cumsum(-1) - 1`,
+        counting from 0 (not from RoBERTa's padding_idx + 1 of a forward call), each new token the
+        one after. Each row gets the tokens it would get alone: the prompts are moved right-aligned
+        (their padding first) before decoding. A sampled step draws with the first half of the
+        split key and carries the second, as v4's loop. The whole decoding is one compiled
+        `jax.lax.while_loop` over a preallocated cache, with dropout off. Called inside the caller's
+        own `jit`, the number of steps is unknown when the result is built: `.sequences` then always
+        has T + max_new_tokens columns (pad after every row finished, as v4 always does).
         """
+        settings = generation_settings(
+            self.generation_config, self.config, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+            max_length=max_length, num_beams=num_beams, generation_config=generation_config,
+            unsupported=("min_new_tokens", "repetition_penalty"),
+        )
+        max_new_tokens, max_length, do_sample, temperature, top_k, top_p = (
+            settings[k] for k in ("max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p"))
+        eos_token_id, pad_token_id = settings["eos_token_id"], settings["pad_token_id"]
+        if prng_key is not None and seed is not None:
+            raise TypeError("give prng_key= (v4) or seed=, not both")
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
@@ -374,15 +399,17 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
 
-        graphdef, state = nnx.split(self)
+        # v4's `params=`: a copy of the model holding them (the model itself is unchanged).
+        graphdef, state = nnx.split(self if params is None else v4_model(self, {}, params=params))
+        key = prng_key if prng_key is not None else jax.random.key(0 if seed is None else seed)
         tokens, steps = self._decode(
             graphdef, state, input_ids, jnp.asarray(attention_mask), eos, jnp.asarray(pad, input_ids.dtype),
-            jax.random.key(0 if seed is None else seed), jnp.asarray(temperature, jnp.float32),
+            key, jnp.asarray(temperature, jnp.float32),
             max_new_tokens=max_new_tokens, do_sample=do_sample, top_k=top_k, top_p=top_p,
         )
         if not _is_traced(steps):
             tokens = tokens[:, : int(steps)]
-        return jnp.concatenate([input_ids, tokens], axis=1)
+        return GenerateDecoderOnlyOutput(sequences=jnp.concatenate([input_ids, tokens], axis=1))
 
     @staticmethod
     @functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens", "do_sample", "top_k", "top_p"))
@@ -407,8 +434,8 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         mask = jnp.concatenate(
             [jnp.take_along_axis(real, order, axis=1), jnp.ones((B, max_new_tokens), jnp.int32)], axis=1
         )
-        # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
-        positions = jnp.cumsum(mask, axis=1) * mask + config.pad_token_id  # (B, S)
+        # v4 Flax's positions: attention_mask.cumsum(-1) - 1, from 0; padding (masked) gets 1.
+        positions = jnp.where(mask != 0, jnp.cumsum(mask, axis=1) - 1, 1)  # (B, S)
         empty = jnp.zeros((B, config.num_attention_heads, S, config.head_dim), model.dtype)
         cache = tuple((empty, empty) for _ in range(config.num_hidden_layers))
 
@@ -428,7 +455,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             return jnp.where(finished, pad, token.astype(pad.dtype))
 
         logits, cache = step_logits(ids, 0, cache)
-        key, sub = jax.random.split(key)
+        sub, key = jax.random.split(key)  # v4: draw with the first half, carry the second
         token = pick(logits, sub, jnp.zeros((B,), bool))
         tokens = jnp.full((B, max_new_tokens), pad).at[:, 0].set(token)
 
@@ -440,7 +467,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             made, tokens, finished, cache, key = carry
             # Feed the last token made; it sits in cache slot T + made - 1.
             logits, cache = step_logits(tokens[:, made - 1][:, None], T + made - 1, cache)
-            key, sub = jax.random.split(key)
+            sub, key = jax.random.split(key)
             token = pick(logits, sub, finished)
             return made + 1, tokens.at[:, made].set(token), finished | jnp.isin(token, eos), cache, key
 
@@ -632,13 +659,13 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         input_ids: Optional[jax.Array] = None,
         attention_mask: Optional[jax.Array] = None,
         token_type_ids: Optional[jax.Array] = None,
-        labels: Optional[jax.Array] = None,
         position_ids: Optional[jax.Array] = None,
         head_mask: Optional[jax.Array] = None,
         inputs_embeds: Optional[jax.Array] = None,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        labels: Optional[jax.Array] = None,  # after the inputs, as v4 Flax's positional order
         deterministic: Optional[bool] = None,
         unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:

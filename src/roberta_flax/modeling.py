@@ -36,8 +36,9 @@ from flax import nnx
 from jax.experimental import checkify
 
 from roberta_core import backends, family
-from roberta_core.config import RobertaConfig
-from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.config import RobertaConfig, own_config
+from roberta_core.generation import checkpoint_generation_config
+from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
     loading_info,
@@ -69,6 +70,7 @@ from ._framework import (
     resolve_device,
     resolve_dtype,
     shape_of,
+    v4_model,
 )
 from .convert import from_canonical, to_canonical
 from .unpad import (
@@ -591,7 +593,7 @@ class FlaxRobertaEncoder(nnx.Module):
         deterministic: bool = True,
         packing: Optional[Packing] = None,
         first_token_only: bool = False,
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
         takes each row's first real token from the stream as its query, and the keys and values of
@@ -631,7 +633,7 @@ class FlaxRobertaEncoder(nnx.Module):
                 all_cross.append(cross)
         if all_hidden is not None:
             all_hidden.append(hidden_states)
-        return BaseModelOutputWithPoolingAndCrossAttentions(
+        return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
             hidden_states=None if all_hidden is None else tuple(all_hidden),
             past_key_values=None if presents is None else tuple(presents),
@@ -684,7 +686,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
-    generation_config = None  # v4's generation settings object; generate() takes its settings as arguments
+    generation_config = None  # v4's: a causal LM's GenerationConfig (roberta_core.generation); None on the other heads
 
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
@@ -742,6 +744,11 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         if not self.config.pre_layer_norm or encoder is None:
             raise AttributeError(f"{type(self).__name__} has no roberta_prelayernorm: not a RoBERTa-PreLayerNorm head")
         return encoder
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether the class has `generate()` (v4's test: the causal LM alone)."""
+        return callable(getattr(cls, "generate", None))
 
     def get_input_embeddings(self) -> nnx.Embed:
         return self.base_model.embeddings.word_embeddings
@@ -830,7 +837,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike,
         *,
         config: Optional[RobertaConfig] = None,
         dtype: Any = None,
@@ -861,6 +868,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         copy; the Hub's `revision`, `cache_dir`, `local_files_only`, `token`, unused for a local
         directory). Any other keyword is a TypeError.
         """
+        path = pretrained_model_name_or_path  # v4's parameter name
+        config = own_config(config)
         # v4's `_do_init=False` returns (model, params): the model is whole here either way.
         do_init = kwargs.pop("_do_init", True)
         init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
@@ -898,6 +907,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         if device is not None:
             nnx.update(model, jax.device_put(nnx.state(model), device))
         model.eval()
+        if model.can_generate():
+            model.generation_config = checkpoint_generation_config(directory, model.config)  # as v4
         if not do_init:
             return model, model.params
         if options.get("output_loading_info"):
@@ -914,25 +925,29 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
 
     def save_pretrained(
         self,
-        directory: str | os.PathLike,
+        save_directory: str | os.PathLike,
         *,
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
         push_to_hub: bool = False,
+        params: Any = None,
         **hub_kwargs: Any,
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'msgpack'
         (`flax_model.msgpack`, the tree v4's Flax models read; v4's `safe_serialization=False`
-        means the same)."""
+        means the same). `params`: v4's parameter tree (`model.params`'s layout, e.g. a training
+        loop's state) to write instead of the model's own; the model is unchanged."""
+        directory = save_directory  # v4's parameter name
+        source = self if params is None else v4_model(self, {}, params=params)
         if format is None:
             format = "msgpack" if safe_serialization is False else "safetensors"
         if format not in ("safetensors", "msgpack"):
             raise ValueError(f"the Flax backend saves format 'safetensors' or 'msgpack', got {format!r}")
         save_pretrained_files(
-            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
-            push_to_hub=push_to_hub, **hub_kwargs,
+            directory, self.config, to_canonical(source), self.head, format=format, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
@@ -1038,18 +1053,11 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         self.pooler = FlaxRobertaPooler(config, **kw) if add_pooling_layer else None
 
     def _use_fused(self, output_attentions: bool, head_mask: Optional[jax.Array]) -> bool:
-        """The fused kernel unless this call needs what only the explicit path does (v4's
-        fallback, said once)."""
+        """The fused kernel unless this call needs what only the explicit path does. Silent, as
+        v4 Flax (whose attention is always the explicit one): the values are the same either way."""
         if self.attn_implementation == "einsum":
             return False
-        if output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute":
-            _warn_once(
-                "dot_product attention cannot return attention probabilities, apply head_mask or add relative "
-                "position scores; using einsum attention for such calls. Build the model with "
-                "attn_implementation='einsum' to silence this."
-            )
-            return False
-        return True
+        return not (output_attentions or head_mask is not None or self.config.position_embedding_type != "absolute")
 
     def _past_length(self, past_key_values: Any) -> int:
         """Cached positions, after checking the cache's layout: one (k, v) or (k, v, cross_k,
@@ -1306,6 +1314,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
                 outputs.last_hidden_state = restore(outputs.last_hidden_state)
             if outputs.hidden_states is not None:
                 outputs.hidden_states = tuple(restore(h) for h in outputs.hidden_states)
+        outputs = BaseModelOutputWithPoolingAndCrossAttentions(outputs)  # the encoder's fields, and the pooled one
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()

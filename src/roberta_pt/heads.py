@@ -20,8 +20,10 @@ from torch import nn
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
+from roberta_core.generation import GenerationConfig, generation_settings
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
+    GenerateDecoderOnlyOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -216,6 +218,8 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
     next-token loss, a key/value cache, and `generate()`."""
 
     head = "causal_lm"
+    # v4's list: the decoder shares the word embeddings (and lm_head.bias); peft reads it
+    _tied_weights_keys = ["lm_head.decoder.weight", "lm_head.decoder.bias"]
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
@@ -225,6 +229,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             )
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.lm_head = RobertaLMHead(config)
+        self.generation_config = GenerationConfig.from_model_config(self.config)  # v4's; from_pretrained reads the file's
         self.post_init()
 
     def forward(
@@ -243,10 +248,12 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        cache_position: Optional[torch.Tensor] = None,
         unpad: bool | int = False,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
-        RobertaModel; the logits at padding positions are then zeros (not computed)."""
+        RobertaModel; the logits at padding positions are then zeros (not computed).
+        `cache_position`: v4's, accepted (the positions come from `position_ids` or the cache)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
@@ -277,8 +284,23 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         attention_mask: Optional[torch.Tensor] = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """v4's inputs of one step of a generation loop (`generation_step_inputs`)."""
-        return generation_step_inputs(input_ids, past_key_values, attention_mask, kwargs.get("use_cache"))
+        """v4's inputs of one step of a generation loop, which `generate` calls each step (peft's
+        prompt learning wraps it): the ids not yet seen — `cache_position` (B, new), as v4, else
+        those past the cache — the mask over them all, and v4.57's position ids
+        `attention_mask.cumsum(-1) - 1` (padding at 1), which v4's generation loop passes: they
+        count from 0, not from RoBERTa's padding_idx + 1 as a forward call without them does."""
+        cache_position = kwargs.get("cache_position")
+        if cache_position is not None:
+            if input_ids.shape[1] != cache_position.shape[0]:
+                input_ids = input_ids[:, cache_position]
+            inputs = generation_step_inputs(input_ids, None, attention_mask, kwargs.get("use_cache"))
+            inputs.update(past_key_values=past_key_values, cache_position=cache_position)
+        else:
+            inputs = generation_step_inputs(input_ids, past_key_values, attention_mask, kwargs.get("use_cache"))
+        if attention_mask is not None and kwargs.get("position_ids") is None:
+            positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+            inputs["position_ids"] = positions[:, -inputs["input_ids"].shape[1]:]
+        return inputs
 
     @torch.no_grad()
     def generate(
@@ -286,44 +308,70 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: Optional[torch.Tensor] = None,
         max_new_tokens: Optional[int] = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
+        do_sample: Optional[bool] = None,
+        temperature: Optional[float] = None,
         top_k: Optional[int] = None,
         top_p: Optional[float] = None,
         eos_token_id: Optional[int | Sequence[int]] = None,
         pad_token_id: Optional[int] = None,
         seed: Optional[int] = None,
         max_length: Optional[int] = None,
-    ) -> torch.Tensor:
-        """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
-        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p`
-        (seeded by `seed`). input_ids (B, T), with padding on either side marked by attention_mask (B, T). A row that
-        emits `eos_token_id` (default the config's; an empty list never stops) is finished and then filled with
-        `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the prompts as given, then
-        the new tokens.
+        min_new_tokens: Optional[int] = None,
+        repetition_penalty: Optional[float] = None,
+        num_beams: Optional[int] = None,
+        output_scores: Optional[bool] = None,
+        output_logits: Optional[bool] = None,
+        return_dict_in_generate: Optional[bool] = None,
+        generation_config: Any = None,
+    ) -> torch.Tensor | GenerateDecoderOnlyOutput:
+        """Continue each prompt as v4's `generate` does: greedy (argmax), or sampled with
+        `temperature`, `top_k` (50 unless given, as v4), `top_p` (seeded by `seed`); each setting
+        not given comes from `generation_config` (a `GenerationConfig`, v4's, or a mapping), then
+        `self.generation_config`. Length: `max_new_tokens`, else `max_length` counting the prompt,
+        else 20 new tokens (v4's PyTorch default); `min_new_tokens` keeps the end-of-sequence token out until then;
+        `repetition_penalty` (v4's: a seen token's logit divided by it, or multiplied when
+        negative). input_ids (B, T), with padding on either side marked by attention_mask (B, T).
+        A row that emits `eos_token_id` (default the config's; an empty list never stops) is
+        finished and then filled with `pad_token_id`; generation ends when every row is finished.
+        Returns (B, T + new) ids — the prompts as given, then the new tokens — or, with
+        `return_dict_in_generate`, v4's output: `sequences`, and one (B, V) per step in `scores`
+        (`output_scores`: the scores the choice was made from) and `logits` (`output_logits`).
 
-        Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
-        padding first) before decoding, so positions and relative distances are those of the
-        unpadded prompt.
+        Each step runs `prepare_inputs_for_generation` and the model, as v4's loop (so v4.57's
+        position ids, and peft's prompt tuning, apply). Right-padded prompts are first moved
+        right-aligned (their padding first), so each row continues its own last token. Beam
+        search is not implemented: `num_beams` must be 1.
         """
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
-        B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
-        max_new_tokens = new_token_count(T, max_new_tokens, max_length)
-        check_generation_args(
-            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
+        settings = generation_settings(
+            self.generation_config, config, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+            max_length=max_length, min_new_tokens=min_new_tokens, repetition_penalty=repetition_penalty,
+            num_beams=num_beams, output_scores=output_scores, output_logits=output_logits,
+            return_dict_in_generate=return_dict_in_generate, generation_config=generation_config,
         )
+        do_sample = bool(settings["do_sample"])
+        B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
         limit = max_length_for(config)
+        max_new_tokens = new_token_count(T, settings["max_new_tokens"], settings["max_length"],
+                                         default_counts_prompt=False, limit=limit)  # v4's PyTorch default: 20 new
+        temperature, top_k, top_p = settings["temperature"], settings["top_k"], settings["top_p"]
+        check_generation_args(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
+            min_new_tokens=settings["min_new_tokens"], repetition_penalty=settings["repetition_penalty"],
+        )
         if T + max_new_tokens > limit:
             raise ValueError(
                 f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
             )
         input_ids = check_values("input_ids", input_ids, config.vocab_size)
-        eos = config.eos_token_id if eos_token_id is None else eos_token_id
+        eos = settings["eos_token_id"]
         eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
         eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
-        pad = config.pad_token_id if pad_token_id is None else pad_token_id
+        pad = config.pad_token_id if settings["pad_token_id"] is None else settings["pad_token_id"]
+        min_new, penalty = settings["min_new_tokens"] or 0, settings["repetition_penalty"]
         generator = None
         if do_sample and seed is not None:
             generator = torch.Generator(device=input_ids.device).manual_seed(seed)
@@ -334,31 +382,44 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         order = torch.sort(attention_mask.ne(0).int(), dim=1, stable=True).indices
         ids = torch.gather(input_ids, 1, order)
         mask = torch.gather(attention_mask.ne(0).long(), 1, order)
-        # Positions count real tokens only; padding gets padding_idx (it is masked anyway).
-        position_ids = torch.cumsum(mask, dim=1) * mask + config.pad_token_id
 
-        past, new_tokens = None, []
+        past, scores, raw = None, [], []
         finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
-        step_ids = ids
-        for _ in range(max_new_tokens):
-            out = self(input_ids=step_ids, attention_mask=mask, position_ids=position_ids,
-                       past_key_values=past, use_cache=True)
+        for step in range(max_new_tokens):
+            cache_position = torch.arange(ids.shape[1] - (T if step == 0 else 1), ids.shape[1], device=ids.device)
+            inputs = self.prepare_inputs_for_generation(
+                ids, past_key_values=past, attention_mask=mask, use_cache=True, cache_position=cache_position
+            )
+            out = self(**inputs, return_dict=True)
             past = out.past_key_values
             logits = out.logits[:, -1].float()  # (B, V)
+            step_scores = logits
+            if penalty is not None and penalty != 1.0:
+                seen = torch.gather(step_scores, 1, ids)  # (B, T + step)
+                seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+                step_scores = step_scores.scatter(1, ids, seen)
+            if step < min_new and eos.numel():
+                step_scores = step_scores.index_fill(1, eos, float("-inf"))
             if do_sample:
-                logits = _filter_logits(logits / temperature, top_k, top_p)
-                token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+                step_scores = _filter_logits(step_scores / temperature, top_k, top_p)
+                token = torch.multinomial(torch.softmax(step_scores, dim=-1), 1, generator=generator)[:, 0]
             else:
-                token = logits.argmax(dim=-1)
+                token = step_scores.argmax(dim=-1)
+            scores.append(step_scores)
+            raw.append(logits)
             token = torch.where(finished, torch.full_like(token, pad), token)
-            new_tokens.append(token)
+            ids = torch.cat([ids, token[:, None].to(ids.dtype)], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             finished = finished | torch.isin(token, eos)
             if bool(finished.all()):
                 break
-            step_ids = token[:, None]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            position_ids = position_ids.max(dim=1, keepdim=True).values + 1
-        return torch.cat([input_ids, torch.stack(new_tokens, dim=1).to(input_ids.dtype)], dim=1)
+        sequences = torch.cat([input_ids, ids[:, T:].to(input_ids.dtype)], dim=1)
+        if not settings["return_dict_in_generate"]:
+            return sequences
+        return GenerateDecoderOnlyOutput(
+            sequences=sequences, scores=tuple(scores) if settings["output_scores"] else None,
+            logits=tuple(raw) if settings["output_logits"] else None, past_key_values=past,
+        )
 
 
 class RobertaForMaskedLM(RobertaPreTrainedModel):
@@ -366,6 +427,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
     positions whose label is not -100."""
 
     head = "masked_lm"
+    _tied_weights_keys = ["lm_head.decoder.weight", "lm_head.decoder.bias"]  # v4's (peft reads it)
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)

@@ -26,8 +26,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from roberta_core import backends, family
-from roberta_core.config import RobertaConfig
-from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.config import RobertaConfig, own_config
+from roberta_core.generation import checkpoint_generation_config
+from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
     loading_info,
@@ -39,7 +40,7 @@ from roberta_core.pretrained import (
 from roberta_core.validation import check_forward_inputs, token_budget
 from roberta_core.weights import check_vocab_resize
 
-from ._framework import check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
+from ._framework import _is_exporting, as_array, check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
 from .unpad import Packing, _nothing_masked, first_positions, first_rows, pack, packed_attention, packing_for, repad, unpad_rows
 
@@ -115,6 +116,21 @@ ACT2FN = {
     "linear": lambda x: x,
     "laplace": _laplace,
 }
+
+
+class _Activation(nn.Module):
+    """An ACT2FN function as a module, as v4's ACT2FN gives one: `intermediate.intermediate_act_fn`
+    is then a submodule, so a forward hook on it (activation steering, statistics) sees its calls."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name, self.fn = name, ACT2FN[name]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return self.name
 
 
 # ---------------------------------------------------------------------------- 2. embeddings
@@ -236,6 +252,27 @@ def explicit_attention(
     return torch.matmul(probs, value), probs
 
 
+class _LayerCache:
+    """One layer's key/value cache during one forward call: the cached (key, value) of its
+    self-attention and of its cross-attention (either None), and `present`, the entry this call
+    leaves for the next: (k, v), then (cross_k, cross_v) with cross-attention, each (B, h, S, D).
+    The encoder passes one to each layer as `past_key_values`; the attention modules read their
+    part and write theirs (v4's Cache object, mutated in place), so each module returns what
+    v4's returns: its states and the attention probabilities, no cache."""
+
+    def __init__(self, past: Optional[tuple[torch.Tensor, ...]] = None):
+        past = tuple(past or ())
+        self.self_past, self.cross_past = past[:2] or None, past[2:4] or None
+        self.present: tuple[torch.Tensor, ...] = ()
+
+    def past(self, cross: bool) -> Optional[tuple[torch.Tensor, ...]]:
+        return self.cross_past if cross else self.self_past
+
+    def update(self, key: torch.Tensor, value: torch.Tensor) -> None:
+        # Called by the self-attention, then the cross-attention: the entry's order.
+        self.present = self.present + (key, value)
+
+
 class RobertaSelfAttention(nn.Module):
     """Multi-head attention of a sequence over itself (or, as cross-attention, over the
     encoder's states), with an optional key/value cache and relative position scores.
@@ -278,35 +315,43 @@ class RobertaSelfAttention(nn.Module):
         attention_mask: Optional[torch.Tensor] = None,
         head_mask: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
-        past_key_value: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        past_key_values: Optional[_LayerCache] = None,
         output_attentions: bool = False,
+        cache_position: Optional[torch.Tensor] = None,
+        *,
         use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
-    ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """Returns the context (B, T, H), the probabilities (B, h, T, S) when `output_attentions`
-        (else None), and this call's (key, value) (B, h, S, D) for the cache. With `packing` the
-        states are a packed stream (1, N, H) and each sequence attends over itself only; with
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Returns the context (B, T, H) and the probabilities (B, h, T, S) when `output_attentions`
+        (else None), as v4. `past_key_values`: the layer's cache, whose cached keys and values come
+        first and which takes this call's (key, value) (B, h, S, D). `cache_position` is v4's
+        argument, unused (the cache's length says where the new positions start). With `packing`
+        the states are a packed stream (1, N, H) and each sequence attends over itself only; with
         `packing` and `encoder_hidden_states` (a first-only last layer), the source is the stream
         and the queries padded rows: keys and values go back into their padded rows, for the mask."""
         B, T, H = hidden_states.shape
+        cross = encoder_hidden_states is not None
+        past = None if past_key_values is None else past_key_values.past(cross)
         # `query`, `key` and `value` are called as modules in every mode, training included: a
         # wrapper (LoRA, a quantised layer) or a forward hook on them must see every call.
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
-        if encoder_hidden_states is not None and past_key_value is not None:
+        if cross and past is not None:
             # Cross-attention: the encoder's keys and values were computed on the first step.
-            key, value = past_key_value
+            key, value = past
         else:
-            source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+            source = encoder_hidden_states if cross else hidden_states
             key, value = self.key(source), self.value(source)
-            if packing is not None and encoder_hidden_states is not None:
+            if packing is not None and cross:
                 key, value = repad(key[0], packing), repad(value[0], packing)  # (1, N, H) -> (B, S, H)
             key, value = self._split_heads(key), self._split_heads(value)  # (B, h, S, D)
-            if past_key_value is not None:  # a decoder step: the cached positions come first
-                key = torch.cat([past_key_value[0], key], dim=2)  # (B, h, S, D)
-                value = torch.cat([past_key_value[1], value], dim=2)
+            if past is not None:  # a decoder step: the cached positions come first
+                key = torch.cat([past[0], key], dim=2)  # (B, h, S, D)
+                value = torch.cat([past[1], value], dim=2)
+        if past_key_values is not None:
+            past_key_values.update(key, value)
 
-        if packing is not None and encoder_hidden_states is None:
+        if packing is not None and not cross:
             dropout_p = self.dropout.p if self.training else 0.0
             context = packed_attention(query, key, value, packing, dropout_p=dropout_p, is_causal=is_causal)
             probs = None
@@ -323,7 +368,7 @@ class RobertaSelfAttention(nn.Module):
                 dropout=self.dropout, head_mask=head_mask, position_scores=position_scores,
             )
         context = context.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
-        return context, (probs if output_attentions else None), (key, value)
+        return context, (probs if output_attentions else None)
 
 
 # ---------------------------------------------------------------------------- 4. self-output
@@ -365,29 +410,42 @@ class RobertaAttention(nn.Module):
         attention_mask: Optional[torch.Tensor] = None,
         head_mask: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
-        past_key_value: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        past_key_values: Optional[_LayerCache] = None,
         output_attentions: bool = False,
+        cache_position: Optional[torch.Tensor] = None,
+        *,
         use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
         first_only: bool = False,
-    ) -> tuple[torch.Tensor, Optional[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """`first_only`: the first token's state only, (B, 1, H): its query attends over every
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Returns the new states and the probabilities (None unless `output_attentions`), as v4.
+        `first_only`: the first token's state only, (B, 1, H): its query attends over every
         position (the encoder's last layer when a head reads `<s>` alone). Under `packing` the
         states are the stream (1, N, H): each row's first real token queries its row's keys."""
         normed = hidden_states if self.LayerNorm is None else self.LayerNorm(hidden_states)
+        # The states positional, the rest by name: v4's call, which forward pre-hooks expect.
         if first_only:
             # Attention of the first query over the block's own states: keys and values from all.
             first = (lambda x: x[:, :1]) if packing is None else (lambda x: first_rows(x, packing))
-            context, probs, present = self.self(
-                first(normed), attention_mask, head_mask, normed, None, output_attentions, use_fused, False, packing,
+            context, probs = self.self(
+                first(normed), attention_mask=attention_mask, head_mask=head_mask, encoder_hidden_states=normed,
+                output_attentions=output_attentions, use_fused=use_fused, packing=packing,
             )
-            return self.output(context, first(hidden_states)), probs, present
-        context, probs, present = self.self(
-            normed, attention_mask, head_mask, encoder_hidden_states, past_key_value,
-            output_attentions, use_fused, is_causal, packing,
+            return self.output(context, first(hidden_states)), probs
+        context, probs = self.self(
+            normed,
+            attention_mask=attention_mask,
+            head_mask=head_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            past_key_values=past_key_values,
+            output_attentions=output_attentions,
+            cache_position=cache_position,
+            use_fused=use_fused,
+            is_causal=is_causal,
+            packing=packing,
         )
-        return self.output(context, hidden_states), probs, present
+        return self.output(context, hidden_states), probs
 
 
 # ---------------------------------------------------------------------------- 6. intermediate
@@ -400,7 +458,7 @@ class RobertaIntermediate(nn.Module):
         super().__init__()
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        self.intermediate_act_fn = _Activation(config.hidden_act)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         if self.LayerNorm is not None:
@@ -451,31 +509,46 @@ class RobertaLayer(nn.Module):
         head_mask: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
         encoder_attention_mask: Optional[torch.Tensor] = None,
-        past_key_value: Optional[tuple[torch.Tensor, ...]] = None,
+        past_key_values: Optional[_LayerCache] = None,
         output_attentions: bool = False,
+        cache_position: Optional[torch.Tensor] = None,
+        *,
         use_fused: bool = True,
         is_causal: bool = False,
         packing: Optional[Packing] = None,
         first_only: bool = False,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Returns the new states, this layer's cache entry ((k, v), or (k, v, cross_k, cross_v)
-        with cross-attention) and the self/cross attention probabilities (None unless asked).
-        `first_only`: the first token's new state only, (B, 1, H) (see RobertaAttention)."""
-        self_past = past_key_value[:2] if past_key_value is not None else None
-        attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, use_fused, is_causal, packing,
-            first_only,
+    ) -> tuple[Optional[torch.Tensor], ...]:
+        """Returns, as v4, the new states and the self-attention probabilities, then with
+        cross-attention its probabilities (probabilities None unless asked). This layer's cache
+        entry goes into `past_key_values`. `first_only`: the first token's new state only,
+        (B, 1, H) (see RobertaAttention)."""
+        attention_output, self_probs = self.attention(
+            hidden_states,
+            attention_mask=attention_mask,
+            head_mask=head_mask,
+            output_attentions=output_attentions,
+            past_key_values=past_key_values,
+            cache_position=cache_position,
+            use_fused=use_fused,
+            is_causal=is_causal,
+            packing=packing,
+            first_only=first_only,
         )
-        cross_probs = None
+        outputs: tuple[Optional[torch.Tensor], ...] = (self_probs,)
         if encoder_hidden_states is not None:
-            cross_past = past_key_value[2:] if past_key_value is not None and len(past_key_value) == 4 else None
-            attention_output, cross_probs, cross_present = self.crossattention(
-                attention_output, encoder_attention_mask, head_mask, encoder_hidden_states, cross_past,
-                output_attentions, use_fused, False,
+            attention_output, cross_probs = self.crossattention(
+                attention_output,
+                attention_mask=encoder_attention_mask,
+                head_mask=head_mask,
+                encoder_hidden_states=encoder_hidden_states,
+                past_key_values=past_key_values,
+                output_attentions=output_attentions,
+                cache_position=cache_position,
+                use_fused=use_fused,
             )
-            present = present + cross_present
+            outputs = outputs + (cross_probs,)
         layer_output = self.output(self.intermediate(attention_output), attention_output)
-        return layer_output, present, self_probs, cross_probs
+        return (layer_output,) + outputs
 
 
 # ---------------------------------------------------------------------------- 9. encoder
@@ -505,7 +578,8 @@ class RobertaEncoder(nn.Module):
         is_causal: bool = False,
         packing: Optional[Packing] = None,
         first_token_only: bool = False,
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        cache_position: Optional[torch.Tensor] = None,
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
         takes each row's first real token from the stream as its query, and the keys and values of
@@ -521,27 +595,33 @@ class RobertaEncoder(nn.Module):
         for i, layer in enumerate(self.layer):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
-            last = first_token_only and i == len(self.layer) - 1
-            args = (
-                hidden_states, attention_mask, None if head_mask is None else head_mask[i],
-                encoder_hidden_states, encoder_attention_mask,
-                None if past_key_values is None else past_key_values[i],
-                output_attentions, use_fused, is_causal, packing,
+            cache = None
+            if past_key_values is not None or presents is not None:
+                cache = _LayerCache(None if past_key_values is None else past_key_values[i])
+            # v4's call: the first four positional (as gradient checkpointing passes them), the rest
+            # by name, which forward pre-hooks on a layer expect.
+            args = (hidden_states, attention_mask, None if head_mask is None else head_mask[i], encoder_hidden_states)
+            kwargs = dict(
+                encoder_attention_mask=encoder_attention_mask, past_key_values=cache,
+                output_attentions=output_attentions, cache_position=cache_position,
+                use_fused=use_fused, is_causal=is_causal, packing=packing,
+                first_only=first_token_only and i == len(self.layer) - 1,
             )
             if checkpointing:
                 # Keep only the layer's input; rerun it (same dropout masks) in the backward pass.
-                hidden_states, present, probs, cross = checkpoint(layer, *args, use_reentrant=False)
+                outputs = checkpoint(layer, *args, use_reentrant=False, **kwargs)
             else:
-                hidden_states, present, probs, cross = layer(*args, last)
+                outputs = layer(*args, **kwargs)
+            hidden_states = outputs[0]
             if presents is not None:
-                presents.append(present)
+                presents.append(cache.present)
             if all_attentions is not None:
-                all_attentions.append(probs)
+                all_attentions.append(outputs[1])
             if all_cross is not None:
-                all_cross.append(cross)
+                all_cross.append(outputs[2])
         if all_hidden is not None:
             all_hidden.append(hidden_states)
-        return BaseModelOutputWithPoolingAndCrossAttentions(
+        return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
             hidden_states=None if all_hidden is None else tuple(all_hidden),
             past_key_values=None if presents is None else tuple(presents),
@@ -559,9 +639,10 @@ class RobertaPooler(nn.Module):
     def __init__(self, config: RobertaConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()  # a module, as v4's: hooks on `pooler.activation` see its calls
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden_states[:, 0]))
+        return self.activation(self.dense(hidden_states[:, 0]))
 
 
 # ---------------------------------------------------------------------------- 11. pretrained-model base
@@ -582,7 +663,11 @@ class RobertaPreTrainedModel(nn.Module):
     # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
-    generation_config = None  # v4's generation settings object; generate() takes its settings as arguments
+    generation_config = None  # v4's: a causal LM's GenerationConfig (roberta_core.generation); None on the other heads
+    # Modules accelerate's device maps keep whole (v4's values; RobertaModel's below).
+    _no_split_modules = ["RobertaEmbeddings", "RobertaSelfAttention", "RobertaSdpaSelfAttention"]
+    # Parameters tied to others, which peft and accelerate skip (v4: None but on the LM heads).
+    _tied_weights_keys: Optional[list[str]] = None
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         if not isinstance(config, RobertaConfig):
@@ -643,8 +728,38 @@ class RobertaPreTrainedModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
 
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether the class has `generate()` (v4's test: the causal LM alone)."""
+        return callable(getattr(cls, "generate", None))
+
+    def set_attn_implementation(self, attn_implementation: Optional[str]) -> None:
+        """Switch the attention path of this model and the encoder inside it (v4's method)."""
+        resolved = backends.resolve_attn_implementation("pt", attn_implementation)
+        for module in self.modules():
+            if isinstance(module, RobertaPreTrainedModel):
+                module.attn_implementation = resolved
+
+    def get_memory_footprint(self, return_buffers: bool = True) -> int:
+        """Bytes of the parameters, and of the buffers with `return_buffers` (v4's method)."""
+        tensors = list(self.parameters()) + (list(self.buffers()) if return_buffers else [])
+        return sum(t.nelement() * t.element_size() for t in tensors)
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.base_model.embeddings.word_embeddings
+
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require gradients, so gradient checkpointing has a
+        graph to recompute while the embeddings are frozen (adapters; v4's method, a forward hook)."""
+
+        def make_inputs_require_grads(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            output.requires_grad_(True)
+
+        self._require_grads_hook = self.get_input_embeddings().register_forward_hook(make_inputs_require_grads)
+
+    def disable_input_require_grads(self) -> None:
+        """Remove the hook of `enable_input_require_grads`."""
+        self._require_grads_hook.remove()
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         if not isinstance(value, nn.Embedding) or value.embedding_dim != self.config.hidden_size:
@@ -712,6 +827,25 @@ class RobertaPreTrainedModel(nn.Module):
             if (p.requires_grad or not only_trainable) and not (exclude_embeddings and id(p) in embeddings)
         )
 
+    def get_extended_attention_mask(
+        self,
+        attention_mask: torch.Tensor,
+        input_shape: tuple[int, ...],
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> torch.Tensor:
+        """v4's method: the additive mask (B, 1, 1 or T, S) of a padding mask (B, S) (causal too in
+        a decoder; cached positions are the first S - T) or of a 3-D mask (B, T, S): 0 where a
+        query attends, the dtype's minimum (default the model's) elsewhere. `device` (deprecated in
+        v4) is unused: the mask's device is the result's."""
+        if attention_mask.dim() not in (2, 3):
+            raise ValueError(
+                f"attention_mask must be (batch, length) or (batch, length, length), got {tuple(attention_mask.shape)}"
+            )
+        B, T = input_shape[:2]
+        keep = self.base_model._keep_mask(attention_mask, B, T, attention_mask.shape[-1] - T, attention_mask.device)
+        return _additive_mask(keep, self.dtype if dtype is None else dtype)
+
     # ------------------------------------------------------------------ gradient checkpointing
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None) -> None:
         """Trade compute for memory in training: keep only each layer's input and recompute
@@ -730,7 +864,7 @@ class RobertaPreTrainedModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike,
         *,
         config: Optional[RobertaConfig] = None,
         dtype: Any = None,
@@ -761,6 +895,8 @@ class RobertaPreTrainedModel(nn.Module):
         The model is built on the meta device and takes the loaded arrays without copying them
         where dtype and device allow, so loading holds about one copy of the weights.
         """
+        path = pretrained_model_name_or_path  # v4's parameter name
+        config = own_config(config)  # v4's transformers.RobertaConfig too
         init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
         overrides, model_kwargs, options = split_from_pretrained_kwargs(
             cls.__name__, kwargs, model_keywords=("torch_dtype", *init_keywords)
@@ -785,6 +921,9 @@ class RobertaPreTrainedModel(nn.Module):
         model.tie_weights()
         model._materialize_missing(dtype, device)
         model.eval()
+        model.config.dtype = next(model.parameters()).dtype  # as v4: the torch dtype the weights have
+        if model.can_generate():
+            model.generation_config = checkpoint_generation_config(directory, model.config)  # as v4
         if options.get("output_loading_info"):
             return model, loading_info(plan)
         return model
@@ -804,24 +943,38 @@ class RobertaPreTrainedModel(nn.Module):
 
     def save_pretrained(
         self,
-        directory: str | os.PathLike,
+        save_directory: str | os.PathLike,
         *,
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        state_dict: Optional[dict[str, torch.Tensor]] = None,
+        is_main_process: bool = True,
         push_to_hub: bool = False,
         **hub_kwargs: Any,
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'bin'
-        (`pytorch_model.bin`; v4's `safe_serialization=False` means the same)."""
+        (`pytorch_model.bin`; v4's `safe_serialization=False` means the same). The config records
+        the weights' dtype, as v4's. v4's `state_dict` (what Trainer and accelerate pass: this
+        model's keys, e.g. gathered from several processes) is written instead of the model's
+        parameters; `is_main_process` is accepted (every file is written atomically, so processes
+        writing the same folder cannot leave a mixed file)."""
+        directory = save_directory  # v4's parameter name
         if format is None:
             format = "bin" if safe_serialization is False else "safetensors"
         if format not in ("safetensors", "bin"):
             raise ValueError(f"the PyTorch backend saves format 'safetensors' or 'bin', got {format!r}")
+        state = to_canonical(self)
+        if state_dict is not None:
+            missing = [key for key in state if key not in state_dict]
+            if missing:
+                raise ValueError(f"state_dict lacks {len(missing)} of this model's keys: {', '.join(missing[:4])}")
+            state = {key: as_array(state_dict[key]) for key in state}
+        config = self.config.copy(dtype=str(next(self.parameters()).dtype).rpartition(".")[2])
         save_pretrained_files(
-            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
-            push_to_hub=push_to_hub, **hub_kwargs,
+            directory, config, state, self.head, format=format, max_shard_size=max_shard_size,
+            push_to_hub=push_to_hub, generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
@@ -846,12 +999,39 @@ def _additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(~keep, torch.finfo(dtype).min)
 
 
+def _legacy_cache(past_key_values: Any) -> Optional[tuple[tuple[torch.Tensor, ...], ...]]:
+    """`past_key_values` as this model's cache: one (k, v) or (k, v, cross_k, cross_v) per layer,
+    or None when nothing is cached. Also takes v4's cache objects (a DynamicCache, as peft's prefix
+    tuning passes; an EncoderDecoderCache), read by their methods (transformers is not imported):
+    `to_legacy_cache()` (v4), or v5's `self_attention_cache`/`cross_attention_cache` and `layers`
+    (each with `.keys`, `.values`). Entries (k, v, None, None) are self-attention only."""
+    if past_key_values is None:
+        return None
+    if hasattr(past_key_values, "to_legacy_cache"):
+        past_key_values = past_key_values.to_legacy_cache()
+    elif hasattr(past_key_values, "self_attention_cache"):
+        own = _legacy_cache(past_key_values.self_attention_cache) or ()
+        cross = _legacy_cache(past_key_values.cross_attention_cache) or ((),) * len(own)
+        past_key_values = tuple(s + c for s, c in zip(own, cross))
+    elif hasattr(past_key_values, "layers"):
+        past_key_values = tuple((layer.keys, layer.values) for layer in past_key_values.layers)
+    if not isinstance(past_key_values, (tuple, list)):
+        return past_key_values  # refused with its reason by RobertaModel._past_length
+    entries = tuple(
+        tuple(t for t in entry if t is not None) if isinstance(entry, (tuple, list)) else entry
+        for entry in past_key_values
+    )
+    # An empty cache (v4 builds one before the first step; its layers hold nothing yet): no past.
+    return None if all(isinstance(e, tuple) and not e for e in entries) else entries
+
+
 class RobertaModel(RobertaPreTrainedModel):
     """The RoBERTa encoder (a decoder with `is_decoder`, plus cross-attention with
     `add_cross_attention`): ids (B, T) -> states (B, T, H) and, with the pooling layer, the
     pooled first token (B, H)."""
 
     head = "model"
+    _no_split_modules = ["RobertaEmbeddings", "RobertaLayer"]
 
     def __init__(
         self, config: RobertaConfig, add_pooling_layer: bool = True, *, attn_implementation: Optional[str] = None
@@ -889,7 +1069,7 @@ class RobertaModel(RobertaPreTrainedModel):
         if not isinstance(past_key_values, (tuple, list)) or len(past_key_values) != config.num_hidden_layers:
             raise ValueError(
                 f"past_key_values must hold one entry per layer ({config.num_hidden_layers}), "
-                f"as returned with use_cache=True"
+                f"as returned with use_cache=True (or be a v4 DynamicCache/EncoderDecoderCache)"
             )
         sizes = (2, 4) if config.add_cross_attention else (2,)
         entry = past_key_values[0]
@@ -909,25 +1089,28 @@ class RobertaModel(RobertaPreTrainedModel):
     ) -> Optional[Packing]:
         """The packing of an `unpad` forward; None when nothing is padded, or when the call
         needs the padded layout (a cache, cross-attention, what only explicit attention does)."""
-        packing = packing_for(attention_mask, unpad)
-        if packing is not None and (
+        square = attention_mask is not None and attention_mask.dim() == 3
+        packing = None if square else packing_for(attention_mask, unpad)
+        if square or packing is not None and (
             not use_fused or past_key_values is not None or use_cache or encoder_hidden_states is not None
         ):
             _warn_once(
                 "unpad=True does not combine with a key/value cache, cross-attention, output_attentions, "
-                "head_mask or relative positions; such calls compute on the padded batch"
+                "head_mask, relative positions or a 3-D attention_mask; such calls compute on the padded batch"
             )
             return None
         return packing
 
     def _first_token_only(
         self, output_attentions: bool, output_hidden_states: bool, past_key_values: Any, use_cache: bool,
-        encoder_hidden_states: Optional[torch.Tensor],
+        encoder_hidden_states: Optional[torch.Tensor], attention_mask: Optional[torch.Tensor],
     ) -> bool:
         """Whether a `first_token_only` call may skip the last layer's other positions
         (`backends.first_token_only_allowed`; training: any module in training mode, as
-        Monte-Carlo dropout switches the dropouts alone), and no forward hook watches the model or
-        a part of it (it might read the last states)."""
+        Monte-Carlo dropout switches the dropouts alone), no 3-D attention_mask gives each query its
+        own row, and no forward hook watches the model or a part of it (it might read the last states)."""
+        if attention_mask is not None and attention_mask.dim() == 3:
+            return False
         modules = list(self.modules())  # one walk for both questions (every call of a classification head)
         allowed = backends.first_token_only_allowed(
             self.config, returns_more=output_attentions or output_hidden_states,
@@ -936,6 +1119,24 @@ class RobertaModel(RobertaPreTrainedModel):
         )
         hooks = (nn.modules.module._global_forward_hooks, nn.modules.module._global_forward_pre_hooks)
         return allowed and not any(hooks) and not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+    def _keep_mask(
+        self, attention_mask: Optional[torch.Tensor], batch: int, length: int, past_length: int, device: torch.device
+    ) -> torch.Tensor:
+        """Which keys each query may attend to, (B, 1, 1 or T, S) bool: the padding mask (B, S),
+        in a decoder also causal; a 3-D mask (B, T, S) is taken as it is (v4 adds no causal mask to it)."""
+        S = past_length + length
+        if attention_mask is None:
+            keep = torch.ones((batch, 1, 1, S), dtype=torch.bool, device=device)
+        elif attention_mask.dim() == 3:
+            return attention_mask.bool()[:, None]  # (B, 1, T, S)
+        else:
+            keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
+        if self.config.is_decoder:
+            q_pos = torch.arange(past_length, S, device=device)[:, None]
+            k_pos = torch.arange(S, device=device)[None, :]
+            keep = keep & (k_pos <= q_pos)  # (B, 1, T, S)
+        return keep
 
     def _self_attention_mask(
         self,
@@ -949,22 +1150,13 @@ class RobertaModel(RobertaPreTrainedModel):
     ) -> tuple[Optional[torch.Tensor], bool]:
         """The additive mask (B, 1, 1 or T, S) of the self-attention and whether the fused kernel
         should apply the causal mask itself. (None, ...) when nothing is masked, so the fast kernels run."""
-        causal = self.config.is_decoder
+        causal = self.config.is_decoder and (attention_mask is None or attention_mask.dim() == 2)
         if _nothing_masked(attention_mask):
             if not causal or length == 1:
                 return None, False  # one new token may see every cached one
             if use_fused and past_length == 0:
                 return None, True
-        S = past_length + length
-        if attention_mask is None:
-            keep = torch.ones((batch, 1, 1, S), dtype=torch.bool, device=device)
-        else:
-            keep = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
-        if causal:
-            q_pos = torch.arange(past_length, S, device=device)[:, None]
-            k_pos = torch.arange(S, device=device)[None, :]
-            keep = keep & (k_pos <= q_pos)  # (B, 1, T, S)
-        return _additive_mask(keep, dtype), False
+        return _additive_mask(self._keep_mask(attention_mask, batch, length, past_length, device), dtype), False
 
     def forward(
         self,
@@ -981,12 +1173,19 @@ class RobertaModel(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        cache_position: Optional[torch.Tensor] = None,
         unpad: bool | int = False,
         first_token_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
-        positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
-        (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values.
+        positions (1 = attend, 0 = padding), or (B, T, P + T), a row per query (v4's 3-D mask, taken
+        as it is: no causal mask added; it computes on the padded batch). position_ids (B, T), (1, T)
+        or (T,). past_key_values: as returned with use_cache=True, or v4's DynamicCache or
+        EncoderDecoderCache. `cache_position` (v4's) is accepted and unused, as v4's RoBERTa does.
+        Returns last_hidden_state (B, T, H), pooler_output (B, H), and on request hidden_states,
+        attentions, cross_attentions, past_key_values; with `return_dict=False` v4's tuple
+        (last_hidden_state, pooler_output (None without the pooler), then those present of
+        past_key_values, hidden_states, attentions, cross_attentions).
 
         `unpad=True` computes on the real tokens only: they are packed into one stream (1, N, H)
         with their padded-batch positions, each sequence attends over itself, and the states are
@@ -1011,6 +1210,7 @@ class RobertaModel(RobertaPreTrainedModel):
         # A cache only means something for a causal decoder (v4 ignores use_cache elsewhere).
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
 
+        past_key_values = _legacy_cache(past_key_values)
         past_length = self._past_length(past_key_values)
         B, T = check_forward_inputs(
             config,
@@ -1019,18 +1219,20 @@ class RobertaModel(RobertaPreTrainedModel):
             position_ids=shape_of(position_ids), head_mask=shape_of(head_mask),
             encoder_hidden_states=shape_of(encoder_hidden_states),
             encoder_attention_mask=shape_of(encoder_attention_mask),
-            past_length=past_length,
+            past_length=past_length, mask_3d=True,
         )
         if past_key_values is not None and past_key_values[0][0].shape[0] != B:
             raise ValueError(f"past_key_values hold a batch of {past_key_values[0][0].shape[0]}, the inputs {B}")
         attention_mask = check_input_dtypes(attention_mask, inputs_embeds)
         # Value checks before any embedding lookup runs (the lookups read the checked tensors:
-        # under compilation the check is an operator they depend on).
-        if input_ids is not None:
+        # under compilation the check is an operator they depend on). Not in a graph for ONNX,
+        # which has no operator to raise with (the dynamo exporter cannot translate the check's).
+        checked = not (_is_exporting() and torch.onnx.is_in_onnx_export())  # torch >= 2.4: the guarded helper
+        if input_ids is not None and checked:
             input_ids = check_values("input_ids", input_ids, config.vocab_size)
-        if token_type_ids is not None:
+        if token_type_ids is not None and checked:
             token_type_ids = check_values("token_type_ids", token_type_ids, config.type_vocab_size)
-        if position_ids is not None:
+        if position_ids is not None and checked:
             position_ids = check_values("position_ids", position_ids, config.max_position_embeddings)
 
         use_fused = self._use_fused(output_attentions, head_mask)
@@ -1053,8 +1255,8 @@ class RobertaModel(RobertaPreTrainedModel):
                                                real(inputs_embeds))
         dtype, device = embedding_output.dtype, embedding_output.device
 
-        first_only = first_token_only and self._first_token_only(
-            output_attentions, output_hidden_states, past_key_values, use_cache, encoder_hidden_states
+        first_only = bool(first_token_only) and self._first_token_only(
+            output_attentions, output_hidden_states, past_key_values, use_cache, encoder_hidden_states, attention_mask
         )
         if packing is None:
             mask, is_causal = self._self_attention_mask(attention_mask, B, T, past_length, dtype, device, use_fused)
@@ -1085,6 +1287,7 @@ class RobertaModel(RobertaPreTrainedModel):
             is_causal=is_causal,
             packing=packing,
             first_token_only=first_only,
+            cache_position=cache_position,
         )
         if self.LayerNorm is not None:
             # After the encoder collected `hidden_states` (v4: the last of them is not normalised),
@@ -1096,6 +1299,11 @@ class RobertaModel(RobertaPreTrainedModel):
             outputs.last_hidden_state = repad(outputs.last_hidden_state[0], packing)
             if outputs.hidden_states is not None:
                 outputs.hidden_states = tuple(repad(h[0], packing) for h in outputs.hidden_states)
+        outputs = BaseModelOutputWithPoolingAndCrossAttentions(outputs)  # the encoder's fields, and the pooled one
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return outputs if return_dict else outputs.to_tuple()
+        if return_dict:
+            return outputs
+        # v4's tuple: the pooled slot stays (None without the pooler), the rest in the encoder's order.
+        rest = (outputs.past_key_values, outputs.hidden_states, outputs.attentions, outputs.cross_attentions)
+        return (outputs.last_hidden_state, outputs.pooler_output) + tuple(x for x in rest if x is not None)

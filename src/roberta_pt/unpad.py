@@ -161,7 +161,7 @@ def packing_for(attention_mask: Optional[torch.Tensor], unpad: bool | int) -> Op
     always the exact one, and a budget N is only checked to hold the real tokens (the same
     ValueError as the other backends), so one call runs unchanged in all three."""
     unpad = token_budget(unpad)
-    if not unpad or _nothing_masked(attention_mask):
+    if not unpad or _nothing_masked(attention_mask) or attention_mask.dim() != 2:  # a (B, T, S) mask: padded layout
         return None
     packing = pack(attention_mask)
     if unpad is not True:

@@ -19,8 +19,10 @@ import tensorflow as tf
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
+from roberta_core.generation import GenerationConfig, generation_settings
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
+    GenerateDecoderOnlyOutput,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -279,6 +281,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         self.lm_head = TFRobertaLMHead(
             config, self.roberta.embeddings.word_embeddings, dtype=self.dtype_policy, name="lm_head"
         )
+        self.generation_config = GenerationConfig.from_model_config(self.config)  # v4's; from_pretrained reads the file's
         self.build()
 
     def build(self, input_shape=None):
@@ -348,21 +351,32 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         input_ids: Any,
         attention_mask: Any = None,
         max_new_tokens: Optional[int] = None,
-        do_sample: bool = False,
-        temperature: float = 1.0,
+        do_sample: Optional[bool] = None,
+        temperature: Optional[float] = None,
         top_k: Optional[int] = None,
         top_p: Optional[float] = None,
         eos_token_id: Optional[int | Sequence[int]] = None,
         pad_token_id: Optional[int] = None,
-        seed: Optional[int] = None,
+        seed: Optional[int | Sequence[int]] = None,
         max_length: Optional[int] = None,
-    ) -> tf.Tensor:
-        """Continue each prompt by up to `max_new_tokens` tokens (20 unless given; v4's `max_length`
-        counts the prompt too): greedy (argmax), or sampled with `temperature`, `top_k`, `top_p`
-        (seeded by `seed`). input_ids (B, T), with padding on either side marked by attention_mask (B, T). A row that
-        emits `eos_token_id` (default the config's; an empty list never stops) is finished and then filled with
-        `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the prompts as given, then
-        the new tokens.
+        num_beams: Optional[int] = None,
+        output_scores: Optional[bool] = None,
+        return_dict_in_generate: Optional[bool] = None,
+        generation_config: Any = None,
+    ) -> tf.Tensor | GenerateDecoderOnlyOutput:
+        """Continue each prompt by up to `max_new_tokens` tokens (v4's `max_length`, which counts
+        the prompt, is 20 unless either is given): greedy (argmax), or sampled with `temperature`,
+        `top_k`, `top_p`, seeded by `seed`: an int, or v4 TF's two ints `[a, b]` of TF's stateless
+        random ops (the first draw uses that seed, step s the seed [a, b + s]). input_ids (B, T),
+        with padding on either side marked by attention_mask (B, T). A row that emits `eos_token_id`
+        (default the config's; an empty list never stops) is finished and then filled with
+        `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the
+        prompts as given, then the new tokens; with `return_dict_in_generate`, v4's output (its
+        TFGreedySearchDecoderOnlyOutput / TFSampleDecoderOnlyOutput): `.sequences`, and with
+        `output_scores` `.scores`, one (B, V) per new token, the scores the token was chosen from
+        (the logits; when sampling, after temperature, top-k and top-p). Beam search is not
+        implemented: `num_beams` must be 1. A setting not given comes from `generation_config`,
+        then `self.generation_config` (v4's defaults: top-k 50 when sampling).
 
         Each row gets the tokens it would get alone: the prompts are moved right-aligned (their
         padding first) before decoding, so positions and relative distances are those of the
@@ -370,8 +384,20 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
 
         The loop is a `tf.while_loop` over a cache of fixed length, so
         `tf.function(model.generate, jit_compile=True)` compiles the whole generation with XLA
-        (a compiled generate always returns T + max_new_tokens columns, padded after eos).
+        (a compiled generate always returns T + max_new_tokens columns, padded after eos, and
+        max_new_tokens scores, zeros after every row stopped).
         """
+        settings = generation_settings(
+            self.generation_config, self.config, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+            max_length=max_length, num_beams=num_beams, generation_config=generation_config,
+            output_scores=output_scores, return_dict_in_generate=return_dict_in_generate,
+            unsupported=("min_new_tokens", "repetition_penalty"),
+        )
+        max_new_tokens, max_length, do_sample, temperature, top_k, top_p = (
+            settings[k] for k in ("max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p"))
+        eos_token_id, pad_token_id = settings["eos_token_id"], settings["pad_token_id"]
+        output_scores, return_dict_in_generate = settings["output_scores"], settings["return_dict_in_generate"]
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
@@ -396,15 +422,22 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         N = max_new_tokens
         key = None
         if do_sample:
-            key = (tf.constant([seed, 0], tf.int64) if seed is not None
-                   else tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64))
+            if seed is None:
+                key = tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64)
+            elif isinstance(seed, int):
+                key = tf.constant([seed, 0], tf.int64)
+            else:  # v4 TF's seed: two integers
+                key = tf.cast(tf.reshape(tf.convert_to_tensor(seed), [-1]), tf.int64)
+                if key.shape[0] != 2:
+                    raise ValueError(f"seed must be an int or two ints [a, b] (v4 TF), got {seed!r}")
 
-        def pick(logits: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+        def pick(logits: tf.Tensor, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            """The step's token and the scores it was chosen from (B, V)."""
             if not do_sample:
-                return tf.argmax(logits, axis=-1, output_type=tf.int32)
+                return tf.argmax(logits, axis=-1, output_type=tf.int32), logits
             logits = _filter_logits(logits / temperature, top_k, top_p)
             step_key = key + tf.stack([tf.constant(0, tf.int64), tf.cast(step, tf.int64)])
-            return tf.random.stateless_categorical(logits, 1, seed=step_key, dtype=tf.int32)[:, 0]
+            return tf.random.stateless_categorical(logits, 1, seed=step_key, dtype=tf.int32)[:, 0], logits
 
         ids = tf.cast(input_ids, tf.int32)
         mask = tf.ones_like(ids) if attention_mask is None else tf.cast(tf.not_equal(attention_mask, 0), tf.int32)
@@ -426,32 +459,48 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         logits = tf.cast(out.logits[:, -1], tf.float32)  # (B, V)
         tokens = tf.fill(tf.stack([tf.shape(ids)[0], N]), pad)  # (B, N)
         finished = tf.zeros_like(ids[:, 0], dtype=tf.bool)
+        keep_scores = bool(return_dict_in_generate and output_scores)
+        # The scores of every step (B, N, V), written one step at a time (the loop's shapes are fixed).
+        scores = tf.zeros(tf.stack([tf.shape(ids)[0], N, config.vocab_size]) if keep_scores else [0], tf.float32)
 
-        def record(step, logits, tokens, finished):
-            token = tf.where(finished, pad, pick(logits, step))
-            tokens = tf.where(tf.range(N)[None, :] == step, token[:, None], tokens)
-            return token, tokens, finished | tf.reduce_any(token[:, None] == eos[None, :], axis=1)
+        def record(step, logits, tokens, finished, scores):
+            token, step_scores = pick(logits, step)
+            token = tf.where(finished, pad, token)
+            at_step = tf.range(N)[None, :] == step
+            tokens = tf.where(at_step, token[:, None], tokens)
+            if keep_scores:
+                scores = tf.where(at_step[:, :, None], step_scores[:, None, :], scores)
+            return token, tokens, finished | tf.reduce_any(token[:, None] == eos[None, :], axis=1), scores
 
-        def decode(step, logits, cache, cache_mask, position, tokens, finished):
-            token, tokens, finished = record(step, logits, tokens, finished)
+        def decode(step, logits, cache, cache_mask, position, tokens, finished, scores):
+            token, tokens, finished, scores = record(step, logits, tokens, finished, scores)
             cache_mask = tf.concat([cache_mask, tf.ones_like(cache_mask[:, :1])], axis=1)
             out = self(input_ids=token[:, None], attention_mask=cache_mask, position_ids=position,
                        past_key_values=cache, use_cache=True)
             cache = tuple(tuple(t[:, :, 1:] for t in entry) for entry in out.past_key_values)
             logits = tf.cast(out.logits[:, -1], tf.float32)
-            return step + 1, logits, cache, cache_mask[:, 1:], position + 1, tokens, finished
+            return step + 1, logits, cache, cache_mask[:, 1:], position + 1, tokens, finished, scores
 
-        def unfinished(step, logits, cache, cache_mask, position, tokens, finished):
+        def unfinished(step, logits, cache, cache_mask, position, tokens, finished, scores):
             return (step < N - 1) & ~tf.reduce_all(finished)
 
-        step, logits, _, _, _, tokens, finished = tf.while_loop(
-            unfinished, decode, (tf.constant(0), logits, cache, cache_mask, position, tokens, finished)
+        step, logits, _, _, _, tokens, finished, scores = tf.while_loop(
+            unfinished, decode, (tf.constant(0), logits, cache, cache_mask, position, tokens, finished, scores)
         )
+        made = N
         if tf.executing_eagerly() and bool(tf.reduce_all(finished)):
-            tokens = tokens[:, : int(step)]  # every row stopped early: no columns of padding only
+            made = int(step)
+            tokens = tokens[:, :made]  # every row stopped early: no columns of padding only
         else:
-            _, tokens, _ = record(step, logits, tokens, finished)  # the last token needs no model step
-        return tf.concat([input_ids, tf.cast(tokens, input_ids.dtype)], axis=1)
+            _, tokens, _, scores = record(step, logits, tokens, finished, scores)  # the last token needs no model step
+            if tf.executing_eagerly():
+                made = int(step) + 1
+        sequences = tf.concat([input_ids, tf.cast(tokens, input_ids.dtype)], axis=1)
+        if not return_dict_in_generate:
+            return sequences
+        return GenerateDecoderOnlyOutput(
+            sequences=sequences, scores=tuple(scores[:, i] for i in range(made)) if keep_scores else None
+        )
 
 
 @keras.saving.register_keras_serializable(package="roberta_tf")
@@ -652,13 +701,13 @@ class TFRobertaForMultipleChoice(TFRobertaPreTrainedModel):
         input_ids: Optional[tf.Tensor] = None,
         attention_mask: Optional[tf.Tensor] = None,
         token_type_ids: Optional[tf.Tensor] = None,
-        labels: Optional[tf.Tensor] = None,
         position_ids: Optional[tf.Tensor] = None,
         head_mask: Optional[tf.Tensor] = None,
         inputs_embeds: Optional[tf.Tensor] = None,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        labels: Optional[tf.Tensor] = None,  # after the inputs, as v4 TF's positional order
         training: bool = False,
         unpad: bool | int = False,
     ) -> MultipleChoiceModelOutput | tuple:

@@ -31,8 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from roberta_core import backends, family
-from roberta_core.config import RobertaConfig
-from roberta_core.outputs import BaseModelOutputWithPoolingAndCrossAttentions
+from roberta_core.config import RobertaConfig, own_config
+from roberta_core.generation import checkpoint_generation_config
+from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
     loading_info,
@@ -605,7 +606,7 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
         is_causal: bool = False,
         packing: Optional[Packing] = None,
         first_token_only: bool = False,
-    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
         """`first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
         takes each row's first real token from the stream as its query, and the keys and values of
@@ -646,7 +647,7 @@ class TFRobertaEncoder(ReplaceableSublayers, keras.layers.Layer):
                 all_cross.append(cross)
         if all_hidden is not None:
             all_hidden.append(hidden_states)
-        return BaseModelOutputWithPoolingAndCrossAttentions(
+        return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
             hidden_states=None if all_hidden is None else tuple(all_hidden),
             past_key_values=None if presents is None else tuple(presents),
@@ -719,7 +720,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
-    generation_config = None  # v4's generation settings object; generate() takes its settings as arguments
+    generation_config = None  # v4's: a causal LM's GenerationConfig (roberta_core.generation); None on the other heads
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         if not isinstance(config, RobertaConfig):
@@ -742,6 +743,19 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         if args and isinstance(args[0], Mapping):
             kwargs = {**args[0], **kwargs}
             args = args[1:]
+        elif args and _input_sequence(args[0]):
+            # v4's input_processing: `model([ids, mask])` / `model((ids, mask, token_type_ids))`
+            # give the call's inputs in the order of its parameters.
+            if len(args) > 1:
+                raise TypeError("give the inputs in one list or tuple, or as separate arguments, not both")
+            names = [n for n in inspect.signature(self.call).parameters if n not in ("self", "training")]
+            if len(args[0]) > len(names):
+                raise ValueError(f"{type(self).__name__} takes at most {len(names)} inputs, got {len(args[0])}")
+            given = dict(zip(names, args[0]))
+            both = sorted(set(given) & set(kwargs))
+            if both:
+                raise TypeError(f"{both} given both in the input list and as keywords")
+            kwargs, args = {**given, **kwargs}, ()
         # Converted here, not by Keras: it leaves lists alone and casts float labels to a half policy.
         args = tuple(as_tensor(a) for a in args)
         # Static sizes (a NumPy integer such as `mask.sum()` too) stay Python numbers, not tensors.
@@ -799,6 +813,11 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             raise AttributeError(f"{type(self).__name__} has no roberta_prelayernorm: not a RoBERTa-PreLayerNorm head")
         return encoder
 
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether the class has `generate()` (v4's test: the causal LM alone)."""
+        return callable(getattr(cls, "generate", None))
+
     def get_input_embeddings(self) -> keras.layers.Embedding:
         return self.base_model.embeddings.word_embeddings
 
@@ -819,6 +838,30 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         """The LM decoder of the LM heads (the word embeddings when tied); None elsewhere."""
         lm_head = getattr(self, "lm_head", None)
         return None if lm_head is None else lm_head.decoder
+
+    def get_lm_head(self) -> Optional[keras.layers.Layer]:
+        """v4 TF's: the LM head layer of the MaskedLM and CausalLM heads (`lm_head`); None elsewhere."""
+        return getattr(self, "lm_head", None)
+
+    def get_bias(self) -> Optional[dict[str, Any]]:
+        """v4 TF's: the LM head's output bias as {"bias": variable (V,)}; None without an LM head."""
+        lm_head = self.get_lm_head()
+        return None if lm_head is None else {"bias": lm_head.bias}
+
+    def set_bias(self, value: Mapping[str, Any]) -> None:
+        """v4 TF's: set the LM head's output bias from {"bias": (V,)} (a new size sets the
+        config's vocab_size, as v4)."""
+        lm_head = self.get_lm_head()
+        if lm_head is None:
+            raise AttributeError(f"{type(self).__name__} has no LM head, so no bias to set")
+        bias = tf.convert_to_tensor(value["bias"])
+        if bias.shape.rank != 1:
+            raise ValueError(f"the LM head's bias must have shape (vocab_size,), got {bias.shape}")
+        if bias.shape == lm_head.bias.shape:
+            lm_head.bias.assign(tf.cast(bias, lm_head.bias.dtype))
+        else:
+            replace_variable(lm_head, "bias", bias)
+            self.config.vocab_size = int(bias.shape[0])
 
     def tie_weights(self) -> None:
         """Make the LM decoder use the word embeddings (when `tie_word_embeddings`); its bias
@@ -887,7 +930,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     @classmethod
     def from_pretrained(
         cls,
-        path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike,
         *,
         config: Optional[RobertaConfig] = None,
         dtype: Any = None,
@@ -915,6 +958,8 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         Hub's `revision`, `cache_dir`, `local_files_only`, `token`, unused for a local
         directory). Any other keyword is a TypeError.
         """
+        path = pretrained_model_name_or_path  # v4's parameter name
+        config = own_config(config)
         init_keywords = [
             name for name, p in inspect.signature(cls.__init__).parameters.items()
             if name not in ("self", "config") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
@@ -943,13 +988,15 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
                     config, attn_implementation=attn_implementation, dtype=resolve_dtype(dtype, state), **model_kwargs
                 )
             from_canonical(model, state, allow_missing=True, consume=True)
+        if model.can_generate():
+            model.generation_config = checkpoint_generation_config(directory, model.config)  # as v4
         if options.get("output_loading_info"):
             return model, loading_info(plan)
         return model
 
     def save_pretrained(
         self,
-        directory: str | os.PathLike,
+        save_directory: str | os.PathLike,
         *,
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
@@ -969,6 +1016,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         `directory/saved_model/<version>`, as v4 did: its `serving_default` signature is
         `export_saved_model`'s (input_ids, attention_mask, token_type_ids -> the output fields),
         or v4's `signatures` (a `tf.function` with an input signature, or a {name: function} dict)."""
+        directory = save_directory  # v4's parameter name
         if format is None:
             format = "h5" if safe_serialization is False else "safetensors"
         if format not in ("safetensors", "h5"):
@@ -980,7 +1028,8 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
 
         save_pretrained_files(
             directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
-            push_to_hub=push_to_hub, then=write_saved_model if saved_model else None, **hub_kwargs,
+            push_to_hub=push_to_hub, then=write_saved_model if saved_model else None,
+            generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
@@ -1081,6 +1130,28 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             collate_fn=collate_fn, collate_fn_args=collate_fn_args, prefetch=prefetch,
         )
 
+    def serving_output(self, output: Any) -> Any:
+        """v4 TF's last step of its serving function: the fields the config does not ask for
+        (hidden_states, attentions, past_key_values, cross_attentions) dropped, and the tuples of
+        per-layer tensors stacked into one tensor where their shapes allow. Returns the output."""
+        if not isinstance(output, Mapping):
+            return output
+        config = self.config
+        for key in list(output.keys()):
+            if (
+                (key.endswith("hidden_states") and not config.output_hidden_states)
+                or (key == "cross_attentions" and not (config.output_attentions and config.add_cross_attention))
+                or (key.endswith("attentions") and not config.output_attentions)
+                or (key == "past_key_values" and not config.use_cache)
+            ):
+                output[key] = None
+            elif isinstance(output[key], (tuple, list)):
+                try:
+                    output[key] = tf.convert_to_tensor(output[key])
+                except (ValueError, TypeError, tf.errors.InvalidArgumentError):
+                    pass  # tensors of different shapes stay a tuple, as v4
+        return output
+
     def serving_signature(self) -> dict[str, tf.TensorSpec]:
         """The inputs of the exported model: int32 input_ids, attention_mask, token_type_ids of
         any batch and length ((batch, choices, length) for multiple choice)."""
@@ -1145,6 +1216,15 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         if input_signature is None:
             input_signature = [self.serving_signature()]
         return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+
+
+def _input_sequence(value: Any) -> bool:
+    """Whether a call's first argument is v4's list or tuple of inputs (`[ids, mask]`): a list or
+    tuple of arrays (or None), not nested Python lists of ids."""
+    return (
+        isinstance(value, (list, tuple)) and len(value) > 0
+        and all(v is None or (hasattr(v, "shape") and hasattr(v, "dtype")) for v in value)
+    )
 
 
 def _resized(vector: Any, n: int, fill: float) -> tf.Tensor:
@@ -1440,6 +1520,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
                 first_token_only=first_only,
             )
             outputs.last_hidden_state = self._final_norm(outputs.last_hidden_state)
+        outputs = BaseModelOutputWithPoolingAndCrossAttentions(outputs)  # the encoder's fields, and the pooled one
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
         return outputs if return_dict else outputs.to_tuple()

@@ -91,6 +91,72 @@ def test_reads_transformers_config_json_and_keeps_unknown_keys(tmp_path):
     assert RobertaConfig.from_pretrained(out) == c
 
 
+# What transformers 4.57.6 writes for `RobertaConfig(**TINY_V4, **extra).save_pretrained(d)` (recorded from it,
+# less its `transformers_version`): every RoBERTa field, and a field every v4 config has only where it
+# differs from v4's generic default or the class's (`dtype` comes from a model's save, below).
+TINY_V4 = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+TINY_V4_JSON = {
+    "attention_probs_dropout_prob": 0.1, "bos_token_id": 0, "classifier_dropout": None, "eos_token_id": 2,
+    "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 32, "initializer_range": 0.02,
+    "intermediate_size": 37, "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "roberta",
+    "num_attention_heads": 2, "num_hidden_layers": 2, "pad_token_id": 1, "position_embedding_type": "absolute",
+    "type_vocab_size": 2, "use_cache": True, "vocab_size": 100,
+}
+
+
+@pytest.mark.parametrize("extra, added", [
+    ({}, {}),
+    (dict(num_labels=3, is_decoder=True), {
+        "is_decoder": True, "id2label": {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"},
+        "label2id": {"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2}}),
+])
+def test_config_json_holds_what_v4_writes(tmp_path, extra, added):
+    c = RobertaConfig(**TINY_V4, **extra)
+    c.save_pretrained(save_directory=tmp_path)
+    text = (tmp_path / "config.json").read_text()
+    assert json.loads(text) == {**TINY_V4_JSON, **added} == c.to_diff_dict()
+    assert text == c.to_json_string() and list(json.loads(text)) == sorted(json.loads(text))  # keys sorted, as v4
+    assert RobertaConfig.from_pretrained(tmp_path) == c
+    # every field on request, as v4's use_diff=False
+    assert json.loads(c.to_json_string(use_diff=False))["output_hidden_states"] is False
+    c.to_json_file(tmp_path / "full.json", use_diff=False)
+    assert json.loads((tmp_path / "full.json").read_text())["return_dict"] is True
+
+
+def test_overrides_that_name_no_field_are_returned_not_set(tmp_path):
+    RobertaConfig(**TINY_V4).save_pretrained(tmp_path)
+    # as v4: (config, {'foo': 1}), and foo is not an attribute (nor written to config.json)
+    c, unused = RobertaConfig.from_pretrained(tmp_path, foo=1, hidden_size=64, num_labels=3, return_unused_kwargs=True)
+    assert unused == {"foo": 1} and (c.hidden_size, c.num_labels) == (64, 3) and not hasattr(c, "foo")
+    assert "foo" not in RobertaConfig.from_pretrained(pretrained_model_name_or_path=tmp_path, foo=1).to_dict()
+    c, unused = RobertaConfig.from_dict({"hidden_size": 64, "num_attention_heads": 2}, bar=2, return_unused_kwargs=True)
+    assert unused == {"bar": 2} and c.hidden_size == 64
+    # a field the file itself holds stays a field, and copy() may add one
+    assert RobertaConfig.from_dict({"custom": 1}, custom=2).custom == 2
+    assert RobertaConfig().copy(custom=3).custom == 3
+
+
+def test_dtype_torch_dtype_and_the_v4_accessors(tmp_path):
+    # files of v4 before 4.56 say torch_dtype; v4 reads it as dtype and writes dtype
+    c = RobertaConfig.from_dict({**TINY_V4, "torch_dtype": "bfloat16"})
+    assert c.dtype == c.torch_dtype == "bfloat16"
+    assert json.loads(c.to_json_string())["dtype"] == "bfloat16" and "torch_dtype" not in c.to_dict()
+
+    class FakeTorchDtype:  # a backend may record its framework's dtype object, written by its name
+        def __str__(self):
+            return "torch.float16"
+
+    c.torch_dtype = FakeTorchDtype()
+    assert json.loads(c.to_json_string())["dtype"] == "float16"
+    assert RobertaConfig().dtype is None and "dtype" not in RobertaConfig().to_diff_dict()
+    # peft's prompt learning asks a config for its text part, and whether it holds one
+    assert c.get_text_config() is c and "text_config" not in c and "hidden_size" in c and "vocab_size" in list(c)
+    c.update({"hidden_dropout_prob": 0.3, "new_field": 1})
+    assert c.hidden_dropout_prob == 0.3 and c.new_field == 1
+    with pytest.raises(ValueError, match="hidden_dropout_prob"):
+        c.update({"hidden_dropout_prob": 3.0})
+
+
 def test_labels_round_trip_with_string_keys(tmp_path):
     c = RobertaConfig.from_preset("tiny", id2label={0: "neg", 1: "neu", 2: "pos"})
     assert c.num_labels == 3 and c.label2id == {"neg": 0, "neu": 1, "pos": 2}

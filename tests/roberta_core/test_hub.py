@@ -116,7 +116,10 @@ def test_config_loads_by_repo_id_revision_and_subfolder_offline(cached):
     for options, commit in (({}, COMMIT), ({"revision": "v2"}, OTHER), ({"subfolder": "sub"}, COMMIT)):
         by_name = RobertaConfig.from_pretrained(REPO, **options)
         assert (by_name.name_or_path, by_name._commit_hash) == (REPO, commit)
-        assert "_commit_hash" not in by_name.to_dict() and "_name_or_path" not in by_name.to_dict()
+        # v4's to_dict carries `_name_or_path` (peft's adapter card reads it), never `_commit_hash`;
+        # what config.json gets (to_diff_dict) has neither
+        assert by_name.to_dict()["_name_or_path"] == REPO and "_commit_hash" not in by_name.to_dict()
+        assert not {"_commit_hash", "_name_or_path"} & set(json.loads(by_name.to_json_string()))
     assert (config.name_or_path, config._commit_hash) == ("", None)
     # huggingface_hub's own cache scanner reads the layout built here as a valid cache.
     import huggingface_hub

@@ -107,9 +107,17 @@ def test_generation_args():
 
 
 def test_new_token_count_reads_v4s_two_limits():
-    # v4 4.57 (RobertaForCausalLM.generate): 20 new tokens by default, max_length counts the
-    # prompt, max_new_tokens wins over it (with a warning), max_length <= prompt is an error.
-    assert new_token_count(5, None, None) == 20 and new_token_count(25, None, None) == 20
+    # v4 4.57: the default max_length=20 of GenerationConfig counts the prompt in its TF and Flax
+    # generate (with a warning recommending max_new_tokens; a prompt of 20 or more is an error), while
+    # its PyTorch GenerationMixin reads it as 20 new tokens, capped by the positions
+    # (transformers/generation/utils.py, _prepare_generated_length); max_new_tokens wins over
+    # max_length (with a warning), max_length <= prompt is an error.
+    with pytest.warns(UserWarning, match="default `max_length` \\(=20\\)"):
+        assert new_token_count(5, None, None) == 15
+    with pytest.raises(ValueError, match="max_length=20 counts the prompt, which already has 25 tokens"):
+        new_token_count(25, None, None)
+    assert new_token_count(25, None, None, default_counts_prompt=False) == 20
+    assert new_token_count(25, None, None, default_counts_prompt=False, limit=30) == 5
     assert new_token_count(5, None, 8) == 3 and new_token_count(5, 2, None) == 2
     with pytest.warns(UserWarning, match="max_new_tokens takes precedence"):
         assert new_token_count(5, 2, 8) == 2

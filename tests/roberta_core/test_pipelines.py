@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from roberta_core import checkpoint, pipeline, reference, runtime
+from roberta_core.pipelines.postprocess import to_python
 from roberta_core.pipelines import postprocess as pp
 from roberta_core.tokenization_base import bytes_to_unicode
 from roberta_core.weights import HEADS
@@ -61,6 +62,17 @@ def ckpts(tmp_path_factory):
         (folder / "merges.txt").write_text("#version: 0.2\n")
         made[head] = (folder, config, state)
     return made
+
+
+def close(a, b, tol=1e-5) -> bool:
+    """Equal results, scores of the same type within `tol` (batches sum float32 in other orders)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, (float, np.floating)):
+        return type(a) is type(b) and abs(a - b) <= tol
+    return a == b
 
 
 def ref(ckpts, head, text, pair=None, **kw):
@@ -281,7 +293,7 @@ def test_token_classification_entities_offsets_and_aggregation(ckpts):
         assert g["score"] == pytest.approx(np.mean(m[3]), abs=1e-5)
         assert g["word"].strip() == text[g["start"]:g["end"]]
     with pytest.raises(ValueError, match="stride reads a text in windows"):
-        ner(text, stride=4)
+        ner(text, stride=4, aggregation_strategy="none")
 
 
 def fake_qa_model(monkeypatch, target_id: int):
@@ -318,6 +330,39 @@ def test_question_answering_finds_an_answer_only_in_the_second_window(ckpts, mon
     assert (null["answer"], null["start"], null["end"]) == ("", 0, 0) and null["score"] > 0.9
     with pytest.raises(ValueError, match=r"doc_stride \(40\) is larger than max_seq_len \(32\)"):
         qa(question="q?", context=context, max_seq_len=32, doc_stride=40)
+
+
+@needs_pt
+def test_batched_feature_extraction_refuses_a_text_longer_than_the_model(ckpts):
+    folder, config, _ = ckpts["model"]
+    extract = pipeline("feature-extraction", folder, backend="pt")
+    for batch_size in (None, 2):
+        with pytest.raises(ValueError, match=f"this model reads at most {config.max_sequence_length}"):
+            extract(["a b", "a " * (config.max_sequence_length + 5)], batch_size=batch_size)
+
+
+def test_windows_of_a_slow_tokenizer_are_read_as_the_fast_ones(ckpts, monkeypatch):
+    """v4's slow tokenizer returns flat `overflowing_tokens` for a call with overflow (so does ours);
+    the pipelines still read a long text in windows with it, the same as with the fast one."""
+    from roberta_core import RobertaTokenizer
+
+    folder = ckpts["question_answering"][0]
+    slow = RobertaTokenizer.from_pretrained(folder)
+    context = "a " * 20 + "Z b b"
+    assert "overflowing_tokens" in slow("q?", context, truncation="only_second", max_length=32, stride=8,
+                                        return_overflowing_tokens=True)
+    fake_qa_model(monkeypatch, INDEX["Z"])
+    got = pipeline("question-answering", folder, tokenizer=slow, backend="pt")(
+        question="q?", context=context, max_seq_len=32, doc_stride=8)
+    assert (got["start"], got["end"], got["answer"]) == (40, 41, "Z")
+    monkeypatch.undo()
+    folder = ckpts["token_classification"][0]
+    runs = [pipeline("ner", folder, tokenizer=tok, backend="pt", ignore_labels=[])
+            for tok in (RobertaTokenizer.from_pretrained(folder), None)]
+    for ner in runs:
+        ner.tokenizer.model_max_length = 8
+    assert close(runs[0]("Ada met Bob", stride=2, aggregation_strategy="simple"),
+                 runs[1]("Ada met Bob", stride=2, aggregation_strategy="simple"))
 
 
 @needs_pt
@@ -365,7 +410,7 @@ def test_multiple_choice_scores_each_choice(ckpts):
 @needs_pt
 def test_feature_extraction_and_batches_sorted_by_length_keep_input_order(ckpts):
     folder, config, state = ckpts["model"]
-    features = pipeline("feature-extraction", folder, backend="pt", batch_size=2)
+    features = pipeline("feature-extraction", folder, backend="pt")  # batch_size not given: 8 rows at once, unpadded
     texts = ["a", "hello there", "abc", "x y z w v", "hi"]
     got = features(texts)
     for text, out in zip(texts, got):
@@ -414,7 +459,9 @@ def test_a_loaded_model_with_its_tokenizer_and_bad_arguments(ckpts):
         pipeline("text-classification", model)
     with pytest.raises(ValueError, match="unknown task 'summarization'; choose one of fill-mask"):
         pipeline("summarization", folder)
-    with pytest.raises(TypeError, match="text-classification takes no option top_n"):
+    with pytest.raises(TypeError, match="fill-mask takes no option top_n"):
+        pipeline("fill-mask", ckpts["masked_lm"][0], backend="pt")("x<mask>", top_n=2)
+    with pytest.raises(TypeError, match="top_n"):  # text-classification hands other options to the tokenizer, as v4
         classify("x", top_n=2)
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         pipeline("text-classification", folder, batch_size=0)
@@ -432,16 +479,8 @@ def test_every_installed_backend_gives_the_same_results(ckpts):
         results[backend] = (ner(texts), fill(["a<mask>", "<mask>b<mask>"]))
     first, *others = installed
 
-    def same(a, b):
-        if isinstance(a, dict):
-            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-        if isinstance(a, (list, tuple)):
-            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-        if isinstance(a, float):
-            return abs(a - b) <= 1e-5
-        return a == b
     for other in others:
-        assert same(results[first], results[other]), other
+        assert close(results[first], results[other]), other
 
 
 @needs_pt
@@ -455,7 +494,7 @@ def test_roberta_pipeline_command_reads_arguments_csv_and_json_lines(ckpts, tmp_
     assert main(["pipeline", "ner", str(folder), "Ada met Bob", "--input", str(table), "--backend", "pt",
                  "--option", "aggregation_strategy=simple"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines == json.loads(json.dumps(want))
+    assert lines == json.loads(json.dumps(want, default=to_python))  # v4's np.float32 scores, written as numbers
     questions = tmp_path / "qa.jsonl"
     questions.write_text(json.dumps({"question": "q?", "context": "a b"}) + "\n")
     assert main(["pipeline", "question-answering", str(ckpts["question_answering"][0]), "--input", str(questions),
@@ -469,9 +508,8 @@ def test_roberta_pipeline_command_reads_arguments_csv_and_json_lines(ckpts, tmp_
 
 
 @needs_pt
-def test_rows_run_longest_first_with_unpad_and_questions_cut_to_max_question_len(ckpts, monkeypatch):
-    folder = ckpts["model"][0]
-    features = pipeline("feature-extraction", folder, backend="pt", batch_size=2)
+def test_rows_run_longest_first_with_unpad_and_questions_read_whole(ckpts, monkeypatch):
+    classify = pipeline("text-classification", ckpts["sequence_classification"][0], backend="pt", batch_size=2)
     calls = []
     real = runtime.run_model
 
@@ -479,9 +517,248 @@ def test_rows_run_longest_first_with_unpad_and_questions_cut_to_max_question_len
         calls.append((inputs["input_ids"].shape, inputs.get("unpad", False)))
         return real(backend, model, inputs)
     monkeypatch.setattr(runtime, "run_model", spy)
-    features(["a", "hello there", "abc", "x y z w v", "hi"])  # 3, 13, 5, 11, 4 tokens
+    classify(["a", "hello there", "abc", "x y z w v", "hi"])  # 3, 13, 5, 11, 4 tokens
     # Longest first, two at a time; a batch with padding runs unpadded, a lone row needs no unpad.
     assert calls == [((2, 13), True), ((2, 5), True), ((1, 3), False)]
-    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt", max_question_len=3)
+    calls.clear()
+    classify(["a", "hello there", "abc"], batch_size=3)  # batch_size at the call, as v4
+    assert calls == [((3, 13), True)]
+    # v4 cuts the question to max_question_len on its slow-tokenizer path only (SQuAD's features);
+    # with a fast tokenizer it reads the whole question, and answers as without the option.
+    folder = ckpts["question_answering"][0]
+    qa = pipeline("question-answering", folder, backend="pt", max_question_len=3)
     (row,) = qa.preprocess({"question": "abcdef", "context": "x y"}, qa.options)
-    assert row["encoding"].sequence_ids(0).count(0) == 3  # "abc"
+    assert row["encoding"].sequence_ids(0).count(0) == 6
+    example = {"question": "abcdef", "context": "xy zw"}
+    assert qa(example) == pipeline("question-answering", folder, backend="pt")(example)
+
+
+# ---------------------------------------------------------------------------- v4's calling conventions
+
+
+@needs_pt
+def test_text_classification_hands_other_options_to_the_tokenizer(ckpts):
+    folder = ckpts["sequence_classification"][0]
+    p = sm(ref(ckpts, "sequence_classification", "ab")["logits"][0])
+    best = [{"label": f"LABEL_{int(p.argmax())}", "score": pytest.approx(p.max(), abs=1e-5)}]
+    classify = pipeline("text-classification", folder, backend="pt")
+    assert classify("abcdefgh", truncation=True, max_length=4) == best  # <s> a b </s>
+    assert pipeline("text-classification", folder, backend="pt", truncation=True, max_length=4)("abcdefgh") == best
+    # v4 masks the padding it asks for out of the model: the same scores as without it
+    assert close(classify(["ab", "c"], padding="max_length", max_length=12, top_k=None), classify(["ab", "c"], top_k=None))
+    bare = sm(reference.forward(*ckpts["sequence_classification"][1:], "sequence_classification",
+                                input_ids=ids_of("ab")[None, 1:-1])["logits"][0])
+    assert classify("ab", add_special_tokens=False, top_k=1)[0]["score"] == pytest.approx(bare.max(), abs=1e-5)
+    assert classify("ab", top_k=0) == [] and classify(["ab"], top_k=0) == [[]]  # v4: top_k=0 keeps no label
+
+
+@needs_pt
+def test_text_classification_legacy_return_all_scores(ckpts):
+    folder = ckpts["sequence_classification"][0]
+    p = sm(ref(ckpts, "sequence_classification", "hello")["logits"][0])
+    in_id_order = [{"label": f"LABEL_{i}", "score": pytest.approx(s, abs=1e-5)} for i, s in enumerate(p)]
+    best = {"label": f"LABEL_{int(p.argmax())}", "score": pytest.approx(p.max(), abs=1e-5)}
+    classify = pipeline("text-classification", folder, backend="pt")
+    deprecated = "`return_all_scores` is now deprecated"
+    with pytest.warns(UserWarning, match=deprecated):  # every label in id order; one text's list in a list
+        assert classify("hello", return_all_scores=True) == [in_id_order]
+    with pytest.warns(UserWarning, match=deprecated):
+        assert classify("hello", return_all_scores=False) == [best]
+    assert classify("hello", return_all_scores=True, top_k=1) == [best]  # top_k wins, without a warning
+    with pytest.warns(UserWarning, match=deprecated):
+        every = pipeline("text-classification", folder, backend="pt", return_all_scores=True)
+    assert every(["hello", "hello"]) == [in_id_order, in_id_order]
+    # recorded from transformers 4.57.6: top_k=2 at construction, return_all_scores=False at the
+    # call gives the best label as a sorted list of one, wrapped: [[best]]
+    with pytest.warns(UserWarning, match=deprecated):
+        assert pipeline("text-classification", folder, backend="pt", top_k=2)("hello", return_all_scores=False) == [[best]]
+    classify.config.return_all_scores = True  # v4 reads the config's when the call gives neither
+    with pytest.warns(UserWarning, match=deprecated):
+        assert classify("hello") == [in_id_order]
+
+
+@needs_pt
+def test_feature_extraction_batches_keep_v4s_padding(ckpts):
+    import torch
+
+    folder, config, state = ckpts["model"]
+    texts = ["hello there", "a", "abc"]  # v4's batches of 2: [hello there, a] padded to 13 tokens, [abc] alone
+    for side in ("right", "left"):
+        features = pipeline("feature-extraction", folder, backend="pt", batch_size=2)
+        features.tokenizer.padding_side = side
+        got = features(texts)
+        ids, mask = np.full((2, 13), config.pad_token_id), np.zeros((2, 13), int)
+        for b, row in enumerate(ids_of(t) for t in texts[:2]):
+            where = slice(0, len(row)) if side == "right" else slice(13 - len(row), 13)
+            ids[b, where], mask[b, where] = row, 1
+        want = reference.forward(config, state, "model", input_ids=ids, attention_mask=mask)["last_hidden_state"]
+        for b in range(2):
+            np.testing.assert_allclose(got[b], want[b:b + 1], atol=1e-5)  # the padding positions' states too
+        alone = reference.forward(config, state, "model", input_ids=ids_of("abc")[None])["last_hidden_state"]
+        np.testing.assert_allclose(got[2], alone, atol=1e-5)
+    # batch_size at the call, and return_tensors=True: the backend's tensor (1, T, H)
+    tensors = pipeline("feature-extraction", folder, backend="pt")(texts[:2], batch_size=2, return_tensors=True)
+    assert all(isinstance(t, torch.Tensor) and tuple(t.shape) == (1, 13, config.hidden_size) for t in tensors)
+    one = pipeline("feature-extraction", folder, backend="pt")("abc", return_tensors=True)
+    np.testing.assert_allclose(one.numpy(), alone, atol=1e-5)
+    with pytest.raises(ValueError, match="truncation parameter defined twice"):
+        features("abc", truncation=True, tokenize_kwargs={"truncation": True})
+
+
+TASK_INPUTS = {
+    "fill-mask": ("masked_lm", ["a<mask>", "<mask>bc", "xyz<mask>"]),
+    "text-classification": ("sequence_classification", ["hello", {"text": "ab", "text_pair": "cd"}, "x"]),
+    "token-classification": ("token_classification", ["Ada met Bob", "in Rome", "x"]),
+    "question-answering": ("question_answering", [{"question": "who", "context": "ab cd"},
+                                                  {"question": "q", "context": "x y z"}, {"question": "a", "context": "b"}]),
+    "feature-extraction": ("model", ["hello there", "a", "abc"]),
+    "multiple-choice": ("multiple_choice", [{"question": "q", "choices": ["ab", "c"]}, {"text": "x", "choices": ["y", "z"]},
+                                            {"question": "r", "choices": ["s"]}]),
+}
+
+
+@needs_pt
+@pytest.mark.parametrize("task", list(TASK_INPUTS))
+def test_every_task_takes_batch_size_at_the_call_and_streams_lazily(ckpts, task):
+    head, inputs = TASK_INPUTS[task]
+    run = pipeline(task, ckpts[head][0], backend="pt")
+    listed = run(inputs, batch_size=2, num_workers=0)
+    assert isinstance(listed, list) and len(listed) == 3
+    if task != "feature-extraction":  # whose batches keep their padding (v4's layout)
+        assert close(listed, run(inputs))
+    read = []
+
+    def generator():
+        for item in inputs:
+            read.append(item)
+            yield item
+    stream = run(generator(), batch_size=2)
+    assert not isinstance(stream, list) and read == []  # v4: an iterator, nothing read before it is
+    first = next(stream)
+    assert len(read) == 2  # one batch read
+    assert close([first, *stream], listed)
+
+    class MapStyle:  # v4's KeyDataset, a torch map-style Dataset: __len__ and __getitem__ only
+        def __len__(self):
+            return len(inputs)
+
+        def __getitem__(self, i):
+            return inputs[i]
+    assert close(list(run(MapStyle(), batch_size=2)), listed)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        run(inputs, batch_size=0)
+
+
+@needs_pt
+def test_output_types_are_v4s(ckpts):
+    # recorded from transformers 4.57.6: token-classification scores are np.float32 (every strategy),
+    # index/start/end int; the other tasks' scores are Python floats, their positions int
+    ner = pipeline("ner", ckpts["token_classification"][0], backend="pt", ignore_labels=[])
+    for strategy in pp.AGGREGATIONS:
+        for entity in ner("Ada met Bob", aggregation_strategy=strategy):
+            assert type(entity["score"]) is np.float32, strategy
+            assert all(type(entity[k]) is int for k in ("index", "start", "end") if k in entity), strategy
+    (candidate, *_) = pipeline("fill-mask", ckpts["masked_lm"][0], backend="pt")("a<mask>")
+    assert (type(candidate["score"]), type(candidate["token"]), type(candidate["token_str"])) == (float, int, str)
+    (label,) = pipeline("text-classification", ckpts["sequence_classification"][0], backend="pt")("a")
+    assert type(label["score"]) is float
+    answer = pipeline("question-answering", ckpts["question_answering"][0], backend="pt")(question="q", context="a b")
+    assert [type(answer[k]) for k in ("score", "start", "end", "answer")] == [float, int, int, str]
+
+
+@needs_pt
+def test_token_classification_stride_without_a_strategy_merges_the_windows_tokens(ckpts):
+    folder, config, state = ckpts["token_classification"]
+    ner = pipeline("ner", folder, backend="pt", ignore_labels=[], aggregation_strategy="none")
+    ner.tokenizer.model_max_length = 8  # windows of 6 characters
+    text = "Ada met Bob"
+    got = ner(text, stride=2)  # "none" given at construction, stride at the call: accepted, as v4
+    windows = ner.tokenizer(text, truncation=True, max_length=8, stride=2, return_overflowing_tokens=True,
+                            return_offsets_mapping=True)
+    entities = []
+    for ids, offsets in zip(windows["input_ids"], windows["offset_mapping"]):
+        probs = sm(reference.forward(config, state, "token_classification", input_ids=np.array([ids]))["logits"][0])
+        entities += [{"start": offsets[k][0], "end": offsets[k][1], "entity": NER[int(probs[k].argmax())],
+                      "score": probs[k].max()} for k in range(1, len(ids) - 1)]
+    # v4's merge, by start: of entities starting inside the one kept, the longer, then the better
+    entities.sort(key=lambda e: e["start"])
+    kept = [entities[0]]
+    for e in entities[1:]:
+        last = kept[-1]
+        if last["start"] <= e["start"] < last["end"]:
+            longer = e["end"] - e["start"] - (last["end"] - last["start"])
+            if longer > 0 or (longer == 0 and e["score"] > last["score"]):
+                kept[-1] = e
+        else:
+            kept.append(e)
+    assert len(windows["input_ids"]) > 1
+    assert [(e["entity"], e["start"], e["end"]) for e in got] == [(e["entity"], e["start"], e["end"]) for e in kept]
+    np.testing.assert_allclose([e["score"] for e in got], [e["score"] for e in kept], atol=1e-5)
+    with pytest.raises(ValueError, match="stride reads a text in windows"):
+        pipeline("ner", folder, backend="pt", aggregation_strategy="none", stride=2)
+
+
+@needs_pt
+def test_token_classification_legacy_options_split_words_and_given_offsets(ckpts):
+    folder, config, state = ckpts["token_classification"]
+    ner = pipeline("ner", folder, backend="pt", ignore_labels=[])
+    text = "Ada met Bob"
+    for (grouped, ignore_subwords), strategy in {(True, True): "first", (True, False): "simple", (False, None): "none"}.items():
+        with pytest.warns(UserWarning, match="is deprecated and will be removed in version v5.0.0"):
+            got = ner(text, grouped_entities=grouped, ignore_subwords=ignore_subwords)
+        assert close(got, ner(text, aggregation_strategy=strategy)), strategy
+    # Pre-split words: the offsets point into the words joined by the delimiter; one text's words
+    # give a list of one result, as v4's.
+    words = ["Ada", "met", "Bob"]
+    ids = ner.tokenizer(words, is_split_into_words=True)["input_ids"]
+    probs = sm(reference.forward(config, state, "token_classification", input_ids=np.array([ids]))["logits"][0])
+    for delimiter in (None, "--"):
+        sentence = (delimiter or " ").join(words)
+        (split,) = ner(words, is_split_into_words=True, delimiter=delimiter)
+        letters = [e for e in split if e["word"] != "Ġ"]
+        assert "".join(sentence[e["start"]:e["end"]] for e in letters) == "".join(words)
+        assert [e["start"] for e in letters] == [i for i, c in enumerate(sentence) if c.isalpha()]
+        for e in split:
+            assert e["entity"] == NER[int(probs[e["index"]].argmax())] and e["score"] == pytest.approx(probs[e["index"]].max(), abs=1e-5)
+    assert len(ner([words, words[:1]], is_split_into_words=True)) == 2
+    # offset_mapping replaces the tokenizer's offsets: one list per input
+    mine = [(0, 0)] + [(0, 1)] * len(text) + [(0, 0)]
+    assert {(e["start"], e["end"]) for e in ner(text, offset_mapping=mine)} == {(0, 1)}
+    both = ner([text, "ab"], offset_mapping=[mine, [(0, 0), (5, 6), (6, 7), (0, 0)]])
+    assert [(e["start"], e["end"]) for e in both[1]] == [(5, 6), (6, 7)]
+
+
+@needs_pt
+def test_question_answering_takes_v4s_other_ways_in(ckpts):
+    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt")
+    example = {"question": "who", "context": "ab cd ef"}
+    want = qa(example, top_k=2)
+    assert qa("who", "ab cd ef", top_k=2) == want  # qa(question, context)
+    with pytest.warns(FutureWarning, match="`X` argument"):
+        assert qa(X=example, top_k=2) == want
+    with pytest.warns(FutureWarning, match="`data` argument"):
+        assert close(qa(data=[example, example], top_k=2), [want, want])
+    with pytest.warns(UserWarning, match="topk parameter is deprecated"):
+        assert qa(example, topk=2) == want
+    assert close(qa(example, top_k=2, padding="max_length"), want)  # v4 masks its padding out
+    # A context of spaces is read (v4 answers from it), an empty one refused.
+    spaces = qa(question="who", context="   ")
+    assert spaces["answer"] == "   "[spaces["start"]:spaces["end"]]
+    with pytest.raises(ValueError, match="`context` cannot be empty"):
+        qa(question="who", context="")
+
+
+@needs_pt
+def test_construction_takes_v4s_arguments(ckpts):
+    import torch
+
+    folder = ckpts["masked_lm"][0]
+    fill = pipeline("fill-mask", folder, tokenizer=str(folder), framework="pt", device=-1,
+                    model_kwargs={"attn_implementation": "eager"})
+    assert fill.framework == fill.backend == "pt" and fill.device == torch.device("cpu")
+    assert type(fill.model).__name__ == "RobertaForMaskedLM" and fill.model.attn_implementation == "eager"
+    assert fill.tokenizer.mask_token == "<mask>" and fill("a<mask>", top_k=1)[0]["token_str"]
+    with pytest.raises(ValueError, match="disagree"):
+        pipeline("fill-mask", folder, framework="pt", backend="tf")
+    with pytest.raises(ValueError, match="framework must be one of"):
+        pipeline("fill-mask", folder, framework="jax")

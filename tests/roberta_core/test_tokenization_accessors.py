@@ -60,7 +60,7 @@ def test_hello_world(tok):
     assert out.tokens() == ["<s>", "Hello", "Ġworld", "</s>"]
     assert out.word_ids() == [None, 0, 1, None]
     assert out.sequence_ids() == [None, 0, 0, None]
-    assert out.is_fast and out.n_sequences == 1
+    assert out.is_fast == tok.is_fast and out.n_sequences == 1  # v4 reports which tokenizer made it
     # 'Hello' covers characters 0-4, 'Ġworld' 6-10 (the space at 5 is trimmed off it), nothing 11.
     assert [out.char_to_token(c) for c in range(13)] == [1] * 5 + [None] + [2] * 5 + [None, None]
     assert [out.char_to_word(c) for c in range(12)] == [0] * 5 + [None] + [1] * 5 + [None]
@@ -90,7 +90,8 @@ def test_words_are_pre_tokens_and_added_tokens(tok, vocab):
     assert out.word_to_chars(2) == CharSpan(5, 9)
     # <mask> (lstrip) takes the space before it and is a word of its own.
     masked = tok("Hi <mask> there")
-    assert masked.tokens() == ["<s>", "Hi", "<mask>", "Ġthere", "</s>"]
+    # recorded from transformers 4.57.6: the fast token shows the space it took, the slow one not
+    assert masked.tokens() == ["<s>", "Hi", " <mask>" if tok.is_fast else "<mask>", "Ġthere", "</s>"]
     assert masked.word_ids() == [None, 0, 1, 2, None]
     assert masked.token_to_chars(2) == CharSpan(3, 9)  # the space it absorbed is trimmed, as in v4
 
@@ -130,7 +131,8 @@ def test_batch_with_padding(tok, side):
     assert out.token_to_chars(1, pad) is None and out.token_to_word(1, pad) is None
     assert out.token_to_sequence(1, pad) is None
     assert out.word_to_tokens(1, 0) == TokenSpan(hi, hi + 1)
-    encoding = out.encodings[1]
+    assert (out.encodings is None) == (not tok.is_fast)  # v4: no encodings from the slow tokenizer
+    encoding = out[1]
     assert encoding.tokens == expected and len(encoding) == 4
     assert encoding.attention_mask == [0 if t == "<pad>" else 1 for t in expected]
     assert encoding.ids == out["input_ids"][1]
@@ -158,7 +160,10 @@ def test_pre_split_words_split_into_several_tokens(tok, vocab):
 
 @BOTH
 def test_overflow_windows_with_stride(tok):
-    out = tok("a b c d e f g", truncation=True, max_length=5, stride=1, return_overflowing_tokens=True)
+    # v4's slow tokenizer returns overflowing_tokens from a call (test_tokenization_v4.py); the windows
+    # the pipelines read come from its fast-layout call, the same as the fast tokenizer's
+    call = tok if tok.is_fast else tok._call_fast_layout
+    out = call("a b c d e f g", truncation=True, max_length=5, stride=1, return_overflowing_tokens=True)
     # 3 tokens per window, 1 shared with the next: a b c | c d e | e f g
     assert [out.tokens(i) for i in range(3)] == [["<s>", "a", "Ġb", "Ġc", "</s>"], ["<s>", "Ġc", "Ġd", "Ġe", "</s>"],
                                                  ["<s>", "Ġe", "Ġf", "Ġg", "</s>"]]

@@ -64,13 +64,20 @@ def with_added_tokens():
 
 
 def outcome(tok, *args, **kwargs):
-    """The call's output with word/sequence ids and every other accessor, or its error type and message."""
+    """The call's output with word/sequence ids and every other accessor, or its error type and message.
+
+    What differs by design between the two, as between v4's slow and fast tokenizers (tested in
+    test_tokenization_v4.py), is left out: `length` (padded or not), `is_fast`, the key order and
+    the overflow layout (windows or `overflowing_tokens`: overflow is not asked for here; the
+    fast tokenizer's windows are compared with `tokenizers` below)."""
+    kwargs.pop("return_overflowing_tokens", None)
     try:
         out = tok(*args, **kwargs)
     except (ValueError, TypeError) as error:
         return ("error", type(error), str(error))
     rows = out["input_ids"] if out["input_ids"] and isinstance(out["input_ids"][0], list) else [out["input_ids"]]
-    return ("ok", dict(out), [out.word_ids(i) for i in range(len(rows))], [out.sequence_ids(i) for i in range(len(rows))],
+    data = {k: v for k, v in out.items() if k != "length"}
+    return ("ok", data, [out.word_ids(i) for i in range(len(rows))], [out.sequence_ids(i) for i in range(len(rows))],
             [accessors(out, i) for i in range(len(rows))])
 
 
@@ -83,7 +90,9 @@ def accessors(out, b: int) -> dict:
     last_word = max((w for w in out.word_ids(b) if w is not None), default=0)
     sequences = sorted({s for s in out.sequence_ids(b) if s is not None}) or [0]
     return {
-        "tokens": out.tokens(b), "n_sequences": out.n_sequences, "is_fast": out.is_fast,
+        # (an added token that strips whitespace shows it in the fast tokenizer's tokens, as in v4;
+        # byte-level symbols are never whitespace)
+        "tokens": [t.strip(WHITESPACE) for t in out.tokens(b)], "n_sequences": out.n_sequences,
         "per_token": [(spans[t], out.token_to_word(b, t), out.token_to_sequence(b, t)) for t in range(n)],
         "per_char": [(out.char_to_token(b, c, s), out.char_to_word(b, c, s))
                      for s in sequences for c in range(last_char + 2)],
@@ -195,7 +204,9 @@ def test_added_token_flags(with_added_tokens, text, options):
     characters both know.)"""
     slow, fast = with_added_tokens
     assert_agree(slow, fast, text, **options)
-    assert slow.decode(slow.encode(text, add_special_tokens=False)) == fast.decode(fast.encode(text, add_special_tokens=False))
+    # (without v4 slow's spaces around added tokens, which its fast tokenizer does not put)
+    assert slow.decode(slow.encode(text, add_special_tokens=False), spaces_between_special_tokens=False) == \
+        fast.decode(fast.encode(text, add_special_tokens=False))
 
 
 # ----------------------------------------------------------------------------- against tokenizers' own pipeline
@@ -248,12 +259,16 @@ def test_fast_matches_the_tokenizers_pipeline(pairs, reference, texts, pair_text
     max_length = options["max_length"]
     if strategy is None and max_length is not None and not options["padding"]:
         strategy = "longest_first"
+    if max_length is None:  # as v4 without a model_max_length: no truncation, no padding to max_length
+        strategy = None
+        if options["padding"] == "max_length":
+            options["padding"] = False
     if strategy is not None:
-        reference.enable_truncation(512 if max_length is None else max_length, stride=options["stride"] if options["return_overflowing_tokens"] else 0,
+        reference.enable_truncation(max_length, stride=options["stride"] if options["return_overflowing_tokens"] else 0,
                                     strategy=strategy, direction=side)
     if options["padding"]:
         reference.enable_padding(direction=options["padding_side"], pad_id=1, pad_token="<pad>",
-                                 length=(512 if max_length is None else max_length) if options["padding"] == "max_length" else None,
+                                 length=max_length if options["padding"] == "max_length" else None,
                                  pad_to_multiple_of=options["pad_to_multiple_of"])
     inputs = texts if pair is None else list(zip(texts, pair))
     encodings = reference.encode_batch(inputs, add_special_tokens=options["add_special_tokens"])
@@ -278,7 +293,7 @@ def test_encodings_answer_like_tokenizers_encodings(pairs, reference, texts, whi
     question-answering pipeline maps its answer to words with token_to_word and word_to_chars),
     with the Encoding's answers: tuples, and None for pads, special tokens and indices past the end."""
     tok = pairs["default"][which]
-    ours = tok(*texts, padding="max_length", max_length=24).encodings[0]
+    ours = tok(*texts, padding="max_length", max_length=24)[0]  # `encodings` is None for the slow one, as in v4
     reference.no_truncation()
     reference.enable_padding(pad_id=1, pad_token="<pad>", length=24)
     theirs = reference.encode(*texts)

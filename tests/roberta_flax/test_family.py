@@ -142,7 +142,6 @@ def test_preln_last_hidden_state_is_the_final_layernorm_of_the_last_hidden_state
     assert np.abs(np.asarray(out.last_hidden_state) - last).max() > 0.1  # the norm was applied once, not zero times
 
 
-@pytest.mark.filterwarnings("ignore:dot_product attention cannot return attention probabilities")
 @pytest.mark.parametrize("attn", ["dot_product", "einsum"])
 def test_preln_attention_paths_and_probabilities_equal_the_reference(attn):
     model = rf.FlaxRobertaPreLayerNormModel(head_config("model"), attn_implementation=attn)
@@ -199,11 +198,13 @@ def test_preln_cache_equals_full_recompute_and_generate_is_greedy_by_full_forwar
     step = model(ids[:, 5:], past_key_values=first.past_key_values, use_cache=True)
     assert rel_err(np.concatenate([first.logits, step.logits], axis=1), full) <= 1e-5
     # generate: one compiled loop over a preallocated cache; each token the argmax of a full
-    # float64 forward over everything before it.
+    # float64 forward over everything before it, at v4 Flax generate's positions (from 0).
     row = ids[0, :4]
-    out = np.asarray(model.generate(ids[:, :4], max_new_tokens=4, eos_token_id=[]))
+    out = np.asarray(model.generate(ids[:, :4], max_new_tokens=4, eos_token_id=[]).sequences)
     for _ in range(4):
-        nxt = reference(config, state, "causal_lm", input_ids=row[None], use_cache=False)["logits"][0, -1].argmax()
+        nxt = reference(
+            config, state, "causal_lm", input_ids=row[None], position_ids=np.arange(len(row))[None], use_cache=False
+        )["logits"][0, -1].argmax()
         row = np.append(row, nxt)
     assert out[0].tolist() == row.tolist()
 

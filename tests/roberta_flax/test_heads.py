@@ -104,10 +104,13 @@ def test_multi_label_loss_through_the_model():
 
 
 def _greedy_alone(config, state, prompt, steps):
-    """Argmax continuation of one unpadded prompt by full float64 forwards (no cache)."""
+    """Argmax continuation of one unpadded prompt by full float64 forwards (no cache), at v4 Flax
+    generate's positions: attention_mask.cumsum(-1) - 1, from 0 (modeling_flax_roberta.py's
+    prepare_inputs_for_generation), not RoBERTa's padding_idx + 1 of a forward call."""
     row = np.asarray(prompt)[None]
     for _ in range(steps):
-        logits = reference(config, state, "causal_lm", input_ids=row)["logits"]
+        positions = np.arange(row.shape[1])[None]
+        logits = reference(config, state, "causal_lm", input_ids=row, position_ids=positions)["logits"]
         row = np.concatenate([row, logits[:, -1].argmax(-1)[:, None]], axis=1)
     return row[0, len(prompt):].tolist()
 
@@ -125,23 +128,23 @@ def decoder():
 
 def test_greedy_generation_gives_each_row_what_it_gets_alone(decoder):
     model, ids, mask, alone, never = decoder
-    right = model.generate(ids, attention_mask=mask, max_new_tokens=6, eos_token_id=never)
+    right = model.generate(ids, attention_mask=mask, max_new_tokens=6, eos_token_id=never).sequences
     assert right.shape == (3, 11) and np.array_equal(right[:, :5], ids)
     # v4's other limit: max_length counts the prompt (5 + 6).
-    assert np.array_equal(model.generate(ids, attention_mask=mask, max_length=11, eos_token_id=never), right)
+    assert np.array_equal(model.generate(ids, attention_mask=mask, max_length=11, eos_token_id=never).sequences, right)
     assert np.asarray(right[:, 5:]).tolist() == alone
     left_ids, left_mask = np.full_like(ids, 1), np.zeros_like(mask)
     for b in range(3):
         n = mask[b].sum()
         left_ids[b, 5 - n:], left_mask[b, 5 - n:] = ids[b, :n], 1
-    left = model.generate(left_ids, attention_mask=left_mask, max_new_tokens=6, eos_token_id=never)
+    left = model.generate(left_ids, attention_mask=left_mask, max_new_tokens=6, eos_token_id=never).sequences
     assert np.asarray(left[:, 5:]).tolist() == alone
 
 
 def test_generation_stops_rows_at_eos_pads_them_and_ends_when_all_stopped(decoder):
     model, ids, mask, alone, _ = decoder
     eos = [alone[0][1], alone[1][2], alone[2][0]]  # each row meets one of them within 3 steps
-    out = np.asarray(model.generate(ids, attention_mask=mask, max_new_tokens=6, eos_token_id=eos, pad_token_id=1))
+    out = np.asarray(model.generate(ids, attention_mask=mask, max_new_tokens=6, eos_token_id=eos, pad_token_id=1).sequences)
     stops = [min(row.index(t) for t in eos if t in row) + 1 for row in alone]
     assert out.shape == (3, 5 + max(stops))  # no step after the last row finished
     for b, row in enumerate(alone):
@@ -152,8 +155,8 @@ def test_generation_stops_rows_at_eos_pads_them_and_ends_when_all_stopped(decode
 def test_sampling_with_top_k_1_is_greedy_and_seeded(decoder):
     model, ids, mask, alone, never = decoder
     kw = dict(attention_mask=mask, max_new_tokens=6, eos_token_id=never, do_sample=True, top_k=1, temperature=0.7)
-    assert np.asarray(model.generate(ids, seed=1, **kw)[:, 5:]).tolist() == alone
-    assert np.array_equal(model.generate(ids, seed=3, **kw), model.generate(ids, seed=3, **kw))
+    assert np.asarray(model.generate(ids, seed=1, **kw).sequences[:, 5:]).tolist() == alone
+    assert np.array_equal(model.generate(ids, seed=3, **kw).sequences, model.generate(ids, seed=3, **kw).sequences)
 
 
 # ---------------------------------------------------------------------------- bad input

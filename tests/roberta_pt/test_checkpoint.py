@@ -160,3 +160,41 @@ def test_from_canonical_names_what_is_wrong():
     before = model.pooler.dense.bias.detach().clone()
     from_canonical(model, missing, allow_missing=True)  # what is absent keeps its value
     assert torch.equal(model.pooler.dense.bias, before)
+
+
+def test_v4_keyword_names_the_weights_dtype_and_a_given_state_dict(tmp_path):
+    """As v4 (Trainer and accelerate call so): `from_pretrained(pretrained_model_name_or_path=...)`,
+    `save_pretrained(save_directory=..., state_dict=..., is_main_process=...)`; config.json records
+    the weights' dtype and a loaded model's config holds it as a torch dtype."""
+    model, _ = build("masked_lm", tiny_config())
+    model.to(torch.bfloat16).save_pretrained(save_directory=tmp_path / "bf", is_main_process=True)
+    assert json.loads((tmp_path / "bf" / "config.json").read_text())["dtype"] == "bfloat16"
+    loaded = RobertaForMaskedLM.from_pretrained(pretrained_model_name_or_path=tmp_path / "bf", dtype="auto")
+    assert loaded.dtype == loaded.config.dtype == loaded.config.torch_dtype == torch.bfloat16
+    loaded = RobertaForMaskedLM.from_pretrained(tmp_path / "bf")  # float32 unless asked, as v4
+    assert loaded.config.dtype == torch.float32
+    loaded.save_pretrained(tmp_path / "f32")
+    assert json.loads((tmp_path / "f32" / "config.json").read_text())["dtype"] == "float32"
+    # a given state dict is what gets written (the model's own parameters stay as they are)
+    state = {k: torch.full_like(v, 0.5) for k, v in loaded.state_dict().items()}
+    loaded.save_pretrained(tmp_path / "given", state_dict=state)
+    back = RobertaForMaskedLM.from_pretrained(tmp_path / "given")
+    assert all(torch.equal(p, torch.full_like(p, 0.5)) for p in back.parameters())
+    assert not all(torch.equal(p, torch.full_like(p, 0.5)) for p in loaded.parameters())
+    with pytest.raises(ValueError, match="state_dict lacks 1 of this model's keys: lm_head.bias"):
+        loaded.save_pretrained(tmp_path / "bad", state_dict={k: v for k, v in state.items() if k != "lm_head.bias"})
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_config_passed_to_from_pretrained_is_not_changed(tmp_path):
+    """As v4 (it deep-copies the config it is given): loading records the dtype on the model's own
+    config, never on the caller's, which other models may be built from."""
+    from roberta_core import RobertaConfig
+
+    model, _ = build("masked_lm", tiny_config())
+    model.save_pretrained(tmp_path)
+    given = RobertaConfig.from_pretrained(tmp_path)
+    before = given.to_dict()
+    loaded = RobertaForMaskedLM.from_pretrained(tmp_path, config=given, dtype=torch.float16)
+    assert loaded.config.dtype == torch.float16 and loaded.config is not given
+    assert given.to_dict() == before and given.dtype == "float32"  # what config.json says

@@ -428,3 +428,35 @@ def test_repad_writes_zeros_in_the_padding_rows_only():
     want[mask.bool()] = x
     assert torch.equal(got, want)
     assert sum(filled) == (len(lengths) * T - sum(lengths)) * V  # the padding rows' elements, once
+
+
+# ---------------------------------------------------------------------------- torch.onnx.export of the model itself
+
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_torch_onnx_export_of_the_model_runs_at_other_shapes(tmp_path, dynamo):
+    # What users do with v4's model: `torch.onnx.export(model, (ids, mask), ...)`, the dynamo
+    # exporter (the default; it cannot translate the model's input-check op, which a graph for
+    # ONNX leaves out) or TorchScript's (which passes forward's defaults, `unpad=False`, as
+    # tensors). Expected: the eager model at a new batch size and length.
+    import warnings
+
+    import onnxruntime
+    import torch
+
+    from tests.roberta_pt.common import build
+
+    model, _ = build("sequence_classification", tiny_config(num_labels=3))
+    ids = torch.tensor([[0, 5, 9, 2, 1], [0, 7, 11, 13, 2]])
+    path = str(tmp_path / "model.onnx")
+    axes = {"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}, "logits": {0: "b"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (ids, (ids != 1).long()), path, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes=axes, dynamo=dynamo,
+                          **({} if dynamo else {"opset_version": 17}))
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    new = np.array([[0, 5, 9, 2, 1, 1, 1], [0, 7, 11, 13, 14, 15, 2], [0, 3, 2, 1, 1, 1, 1]])
+    got = session.run(["logits"], {"input_ids": new, "attention_mask": (new != 1).astype(np.int64)})[0]
+    with torch.no_grad():
+        want = model(torch.tensor(new), torch.tensor(new != 1).long()).logits.numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

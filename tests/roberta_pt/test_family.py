@@ -226,8 +226,9 @@ def test_preln_cache_and_generate_equal_full_recompute(cross):
         prompt = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
         manual = prompt
         with torch.no_grad():
-            for _ in range(5):  # no cache: the whole sequence again every step
-                nxt = model(input_ids=manual, use_cache=False).logits[:, -1].argmax(-1)
+            for _ in range(5):  # no cache: the whole sequence again every step, at v4.57's generation positions
+                positions = torch.arange(manual.shape[1])[None].expand_as(manual)  # attention_mask.cumsum(-1) - 1
+                nxt = model(input_ids=manual, position_ids=positions, use_cache=False).logits[:, -1].argmax(-1)
                 manual = torch.cat([manual, nxt[:, None]], 1)
         assert torch.equal(model.generate(prompt, max_new_tokens=5, eos_token_id=[]), manual)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -163,20 +164,112 @@ def _decoder(**kw):
     return build("causal_lm", config)[0]
 
 
+def _manual_greedy(model, ids, steps, process=lambda scores, seq, step: scores):
+    """A greedy loop without cache: the whole sequence again every step, with the position ids
+    v4.57's generation loop passes (GenerationMixin.prepare_inputs_for_generation:
+    attention_mask.cumsum(-1) - 1, so 0, 1, 2, ... for an unpadded row); `process` edits each
+    step's (B, V) scores. Returns the ids and each step's scores."""
+    seq, scores = ids, []
+    with torch.no_grad():
+        for step in range(steps):
+            positions = torch.arange(seq.shape[1])[None].expand_as(seq)
+            logits = model(input_ids=seq, position_ids=positions, use_cache=False).logits[:, -1]
+            scores.append(process(logits, seq, step))
+            seq = torch.cat([seq, scores[-1].argmax(-1)[:, None]], 1)
+    return seq, scores
+
+
 def test_greedy_generate_equals_a_manual_argmax_loop():
     model = _decoder()
     ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
-    manual = ids
-    with torch.no_grad():
-        for _ in range(6):  # no cache: the whole sequence again every step
-            nxt = model(input_ids=manual, use_cache=False).logits[:, -1].argmax(-1)
-            manual = torch.cat([manual, nxt[:, None]], 1)
+    manual, scores = _manual_greedy(model, ids, 6)
     assert torch.equal(model.generate(ids, max_new_tokens=6, eos_token_id=[]), manual)
-    # v4's other limit: max_length counts the prompt (4 + 6); the default is 20 new tokens.
+    # v4's other limit: max_length counts the prompt (4 + 6); the default is 20 new tokens (v4's
+    # PyTorch generate; its TF and Flax count the prompt in the default 20).
     assert torch.equal(model.generate(ids, max_length=10, eos_token_id=[]), manual)
     assert model.generate(ids, eos_token_id=[]).shape == (2, 4 + 20)
     with pytest.raises(ValueError, match="counts the prompt"):
         model.generate(ids, max_length=4)
+    # v4's return_dict_in_generate: the sequences and each step's scores
+    out = model.generate(ids, max_new_tokens=6, eos_token_id=[], return_dict_in_generate=True, output_scores=True)
+    assert torch.equal(out.sequences, manual) and len(out.scores) == 6
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(out.scores, scores))
+    assert out.logits is None and model.can_generate()
+    # settings from a generation config (v4's GenerationConfig, or any object or mapping with its names)
+    assert torch.equal(model.generate(ids, generation_config={"max_new_tokens": 6, "eos_token_id": []}), manual)
+    with pytest.raises(NotImplementedError, match="num_beams must be 1, got 2"):
+        model.generate(ids, num_beams=2)
+
+
+def test_a_generation_config_given_leaves_the_models_settings_it_does_not_change():
+    """v4 4.57 (GenerationMixin._prepare_generation_config): a field of the generation_config passed
+    to generate that is still at GenerationConfig()'s default keeps the model's own value."""
+    from roberta_core.generation import GenerationConfig
+
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
+    model.generation_config.repetition_penalty = 50.0
+    model.generation_config.eos_token_id = []
+    expected = model.generate(ids, max_new_tokens=6)
+    assert not torch.equal(expected, model.generate(ids, max_new_tokens=6, repetition_penalty=1.0))
+    assert torch.equal(model.generate(ids, generation_config=GenerationConfig(max_new_tokens=6)), expected)
+
+
+def test_repetition_penalty_and_min_new_tokens_as_v4s_processors():
+    """v4's RepetitionPenaltyLogitsProcessor (a seen token's score divided by the penalty, multiplied
+    when negative) and MinNewTokensLengthLogitsProcessor (the end token at -inf until then)."""
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
+
+    def penalise(scores, seq, step):
+        seen = torch.gather(scores, 1, seq)
+        return scores.scatter(1, seq, torch.where(seen < 0, seen * 1.7, seen / 1.7))
+
+    manual, _ = _manual_greedy(model, ids, 6, penalise)
+    assert torch.equal(model.generate(ids, max_new_tokens=6, eos_token_id=[], repetition_penalty=1.7), manual)
+    free = model.generate(ids, max_new_tokens=6, eos_token_id=[])
+    eos = int(free[0, 5])  # a token the free run emits second: as end token it would stop row 0 there
+    manual, _ = _manual_greedy(model, ids, 4, lambda s, q, step: s.index_fill(1, torch.tensor([eos]), float("-inf"))
+                               if step < 3 else s)
+    out = model.generate(ids, max_new_tokens=4, eos_token_id=eos, min_new_tokens=3)
+    assert torch.equal(out[:, :7], manual[:, :7]) and int(out[0, 4]) != eos
+    with pytest.raises(ValueError, match="repetition_penalty must be a positive number"):
+        model.generate(ids, repetition_penalty=0)
+
+
+def test_generation_config_saves_and_loads_as_v4s(tmp_path):
+    model = _decoder()
+    assert model.generation_config.to_diff_dict() == {
+        "_from_model_config": True, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1}
+    model.generation_config.max_new_tokens = 3
+    model.save_pretrained(tmp_path)
+    # v4 writes what differs from GenerationConfig()'s defaults (recorded from transformers 4.57.6:
+    # {"_from_model_config": true, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1, ...})
+    written = json.loads((tmp_path / "generation_config.json").read_text())
+    assert written == {"_from_model_config": True, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
+                       "max_new_tokens": 3}
+    loaded = RobertaForCausalLM.from_pretrained(tmp_path)
+    ids = t(np.array([[0, 17, 42, 9]]))
+    assert loaded.generation_config.max_new_tokens == 3 and loaded.generate(ids).shape == (1, 4 + 3)
+
+
+def test_peft_prompt_tuning_generates_with_its_virtual_tokens():
+    """peft's prompt tuning wraps `prepare_inputs_for_generation`, which generate calls each step:
+    the virtual tokens' embeddings go first, as a manual loop over the embeddings computes."""
+    peft = pytest.importorskip("peft")
+    model = _decoder()
+    wrapped = peft.get_peft_model(model, peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
+    out = wrapped.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, eos_token_id=[])
+    prompts = wrapped.get_prompt(batch_size=2)  # (B, 3, H)
+    seq = ids
+    with torch.no_grad():
+        for _ in range(4):
+            embeds = torch.cat([prompts, model.get_input_embeddings()(seq)], dim=1)
+            nxt = model(inputs_embeds=embeds, use_cache=False).logits[:, -1].argmax(-1)
+            seq = torch.cat([seq, nxt[:, None]], 1)
+    assert torch.equal(out, seq)
+    assert not torch.equal(out, model.generate(ids, max_new_tokens=4, eos_token_id=[]))  # the prompt mattered
 
 
 @pytest.mark.filterwarnings("ignore:sdpa attention")
@@ -248,7 +341,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     labels = t(np.where(mask == 1, ids, -100))
     calls, layer = [], model.roberta.encoder.layer[0]
     forward = layer.forward
-    layer.forward = lambda *a: calls.append(1) or forward(*a)  # counts recomputation too (hooks do not)
+    layer.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)  # counts recomputation too (hooks do not)
 
     def grads():
         model.zero_grad()

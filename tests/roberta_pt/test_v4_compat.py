@@ -387,3 +387,279 @@ def test_peft_lora_on_the_causal_lm_generates_with_its_deltas():
     past = merged(prompt[:, :3], use_cache=True).past_key_values
     step = merged.prepare_inputs_for_generation(prompt, past_key_values=past, attention_mask=torch.ones_like(prompt))
     assert step["input_ids"].tolist() == [[13]] and step["attention_mask"].shape == (1, 4)
+
+
+# ---------------------------------------------------------------------------- hooks, as v4 calls its modules
+
+# What v4 (transformers 4.57.6) passes to each submodule, recorded with forward pre-hooks
+# (`with_kwargs=True`) on its RobertaForSequenceClassification / a cross-attention decoder: the
+# number of positional arguments and the keyword names. Ours may pass more keywords (the fast
+# paths' switches), never fewer, and the same arguments positionally.
+V4_CALLS = {  # submodule of encoder.layer[0] ("": the layer) -> (positional, keywords)
+    "": (4, {"encoder_attention_mask", "past_key_values", "output_attentions", "cache_position"}),
+    "attention": (1, {"attention_mask", "head_mask", "output_attentions", "past_key_values", "cache_position"}),
+    "attention.self": (1, {"attention_mask", "head_mask", "encoder_hidden_states", "past_key_values",
+                           "output_attentions", "cache_position"}),
+    "crossattention": (1, {"attention_mask", "head_mask", "encoder_hidden_states", "past_key_values",
+                           "output_attentions", "cache_position"}),
+}
+
+
+def _cross_decoder():
+    config = tiny_config(is_decoder=True, add_cross_attention=True)
+    model, state = build("causal_lm", config)
+    source = torch.randn(2, 3, config.hidden_size, generator=torch.Generator().manual_seed(1))
+    return model, config, state, source
+
+
+def test_pre_hooks_see_v4s_positional_and_keyword_arguments():
+    model, _, _, source = _cross_decoder()
+    layer = model.roberta.encoder.layer[0]
+    seen = {}
+    handles = [layer.get_submodule(name).register_forward_pre_hook(
+        lambda module, args, kwargs, name=name: seen.__setitem__(name, (len(args), set(kwargs))), with_kwargs=True)
+        for name in V4_CALLS]
+    with torch.no_grad():
+        model(IDS, MASK, encoder_hidden_states=source)
+    for handle in handles:
+        handle.remove()
+    for name, (positional, keywords) in V4_CALLS.items():
+        assert seen[name][0] == positional, name
+        assert keywords <= seen[name][1], (name, keywords - seen[name][1])
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_a_pre_hook_returning_the_states_alone_keeps_the_mask(attn):
+    # The steering pattern `lambda m, args: (args[0] * k,)` replaces the positional arguments: the
+    # mask, passed by name, must stay (it did not when every argument was positional). Expected:
+    # the same model without the hook; the padded batch makes a dropped mask show.
+    model, _ = build("sequence_classification", tiny_config(num_labels=3), attn_implementation=attn)
+    with torch.no_grad():
+        plain = model(IDS, MASK).logits
+        handles = [layer.attention.self.register_forward_pre_hook(lambda m, args: (args[0] * 1.0,))
+                   for layer in model.roberta.encoder.layer]
+        handles += [layer.register_forward_pre_hook(lambda m, args: (args[0] * 1.0,) + args[1:])
+                    for layer in model.roberta.encoder.layer]
+        hooked = model(IDS, MASK).logits
+    for handle in handles:
+        handle.remove()
+    torch.testing.assert_close(hooked, plain, rtol=0, atol=1e-6)
+
+
+def test_forward_hooks_see_v4s_outputs_states_and_probabilities():
+    # v4.57: RobertaLayer returns (states, self-attention probabilities[, cross probabilities]),
+    # RobertaSelfAttention and RobertaAttention (context/states, probabilities); the cache is not
+    # in them. Expected probabilities: the model's own `attentions`, checked against the reference.
+    model, config, state, source = _cross_decoder()
+    layer = model.roberta.encoder.layer[0]
+    seen = {}
+    handles = [layer.get_submodule(name).register_forward_hook(
+        lambda module, args, output, name=name: seen.__setitem__(name, output))
+        for name in ("", "attention", "attention.self", "crossattention")]
+    with torch.no_grad():
+        out = model(IDS, MASK, encoder_hidden_states=source, output_attentions=True, use_cache=True)
+    for handle in handles:
+        handle.remove()
+    assert len(seen[""]) == 3 and len(seen["attention"]) == 2 and len(seen["attention.self"]) == 2
+    assert torch.equal(seen[""][1], out.attentions[0]) and torch.equal(seen[""][2], out.cross_attentions[0])
+    assert torch.equal(seen["attention"][1], out.attentions[0])
+    assert torch.equal(seen["crossattention"][1], out.cross_attentions[0])
+    ref = run_reference(config, state, "causal_lm", input_ids=IDS, attention_mask=MASK, encoder_hidden_states=source,
+                        output_attentions=True, use_cache=True)
+    np.testing.assert_allclose(seen[""][1].numpy(), ref["attentions"][0], rtol=1e-4, atol=1e-5)
+    # The cache is still returned, whole: (k, v, cross_k, cross_v) per layer.
+    for ours, theirs in zip(out.past_key_values, ref["past_key_values"]):
+        assert len(ours) == 4
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a.numpy(), b, rtol=1e-4, atol=1e-5)
+
+
+def test_activation_modules_are_what_the_forward_calls():
+    model, _ = build("model", tiny_config())
+    intermediate_act = model.encoder.layer[0].intermediate.intermediate_act_fn
+    assert isinstance(intermediate_act, nn.Module) and isinstance(model.pooler.activation, nn.Tanh)
+    calls = []
+    h1 = intermediate_act.register_forward_hook(lambda m, a, o: calls.append("act"))
+    # A hook's value replaces the output: pooler_output becomes its input, dense(first token).
+    h2 = model.pooler.activation.register_forward_hook(lambda m, args, output: args[0])
+    with torch.no_grad():
+        out = model(IDS, MASK)
+    h1.remove(), h2.remove()
+    assert calls == ["act"]
+    with torch.no_grad():
+        torch.testing.assert_close(out.pooler_output, model.pooler.dense(out.last_hidden_state[:, 0]))
+
+
+def test_v4_model_attributes_and_methods():
+    config = tiny_config()
+    lm, _ = build("causal_lm", tiny_config(is_decoder=True))
+    model, _ = build("model", config)
+    classifier, _ = build("sequence_classification", config)
+    # v4: only the causal LM (a GenerationMixin) can generate.
+    assert type(lm).can_generate() and not type(model).can_generate() and not classifier.can_generate()
+    # v4 4.57's values.
+    assert RobertaModel._no_split_modules == ["RobertaEmbeddings", "RobertaLayer"]
+    assert classifier._no_split_modules == ["RobertaEmbeddings", "RobertaSelfAttention", "RobertaSdpaSelfAttention"]
+    assert classifier._tied_weights_keys is None
+    # Bytes: counted here from the state dict (tied parameters once), float32.
+    params = {id(p): p for p in model.parameters()}
+    assert model.get_memory_footprint() == sum(p.numel() for p in params.values()) * 4
+    # Switching the attention path reaches the encoder inside a head, and changes no number.
+    with torch.no_grad():
+        before = classifier(IDS, MASK).logits
+        classifier.set_attn_implementation("eager")
+        after = classifier(IDS, MASK).logits
+    assert classifier.attn_implementation == classifier.roberta.attn_implementation == "eager"
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+
+
+def test_enable_input_require_grads_makes_frozen_embeddings_outputs_require_grad():
+    # v4's method (peft calls it before gradient checkpointing with frozen embeddings): a forward
+    # hook on the input embeddings marks their output; disabling removes it.
+    model, _ = build("sequence_classification", tiny_config(num_labels=3))
+    model.requires_grad_(False)
+    model.enable_input_require_grads()
+    assert model.get_input_embeddings()(IDS).requires_grad
+    assert model.roberta.embeddings(IDS).requires_grad  # what the layers receive
+    model.disable_input_require_grads()
+    assert not model.get_input_embeddings()(IDS).requires_grad
+
+
+# ---------------------------------------------------------------------------- inputs v4 accepts
+
+def test_return_dict_false_is_v4s_tuple():
+    # v4: (sequence_output, pooled_output) + the encoder's tuple (None dropped) in its order:
+    # past_key_values, hidden_states, attentions, cross_attentions.
+    config = tiny_config(is_decoder=True)
+    model = RobertaModel(config, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        out = model(IDS, MASK, use_cache=True, output_hidden_states=True, output_attentions=True)
+        tup = model(IDS, MASK, use_cache=True, output_hidden_states=True, output_attentions=True, return_dict=False)
+        short = model(IDS, MASK, use_cache=False, return_dict=False)
+    assert len(tup) == 5 and tup[1] is None
+    assert torch.equal(tup[0], out.last_hidden_state)
+    assert all(torch.equal(a, b) for a, b in zip(tup[2][0], out.past_key_values[0]))
+    assert all(torch.equal(a, b) for a, b in zip(tup[3], out.hidden_states))
+    assert all(torch.equal(a, b) for a, b in zip(tup[4], out.attentions))
+    assert len(short) == 2 and short[1] is None
+
+
+def test_one_dimensional_position_ids_serve_every_row():
+    config = tiny_config()
+    model, state = build("model", config)
+    positions = torch.arange(2, 7)  # (T,)
+    with torch.no_grad():
+        out = model(IDS, MASK, position_ids=positions).last_hidden_state
+    ref = run_reference(config, state, "model", input_ids=IDS, attention_mask=MASK,
+                        position_ids=positions.expand(2, -1))
+    np.testing.assert_allclose(out.numpy(), ref["last_hidden_state"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("unpad", [False, True])
+def test_a_three_dimensional_mask_gives_each_query_its_row(attn, unpad):
+    # A causal (B, T, T) mask on an encoder computes what the same weights compute as a decoder
+    # (the reference with is_decoder=True); the padding-free path gives way to the padded one.
+    config = tiny_config()
+    model, state = build("model", config, attn_implementation=attn)
+    causal = torch.tril(torch.ones(5, 5, dtype=torch.long)) * MASK[:, None, :]  # (B, T, T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            out = model(IDS, causal, unpad=unpad)
+    ref = run_reference(tiny_config(is_decoder=True), state, "model", input_ids=IDS, attention_mask=MASK)
+    for row in range(2):  # the padded query of row 0 attends to nothing real: compared at real tokens
+        real = MASK[row].bool()
+        np.testing.assert_allclose(out.last_hidden_state[row, real].numpy(),
+                                   ref["last_hidden_state"][row, real.numpy()], rtol=1e-4, atol=1e-5)
+    # The classifier's first-token path gives way too: the same logits as its full computation.
+    classifier, cstate = build("sequence_classification", tiny_config(num_labels=3), attn_implementation=attn)
+    with torch.no_grad():
+        logits = classifier(IDS, causal).logits
+    cref = run_reference(tiny_config(num_labels=3, is_decoder=True), cstate, "sequence_classification",
+                         input_ids=IDS, attention_mask=MASK)
+    np.testing.assert_allclose(logits.numpy(), cref["logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_get_extended_attention_mask_and_cache_position():
+    config = tiny_config()
+    model, _ = build("model", config)
+    ext = model.get_extended_attention_mask(MASK, tuple(IDS.shape))
+    assert ext.shape == (2, 1, 1, 5) and ext.dtype == torch.float32
+    assert torch.equal(ext == 0, MASK.bool()[:, None, None, :])
+    assert model.get_extended_attention_mask(torch.ones(2, 5, 5), (2, 5)).shape == (2, 1, 5, 5)
+    with torch.no_grad():
+        plain = model(IDS, MASK).last_hidden_state
+        torch.testing.assert_close(model(IDS, MASK, cache_position=torch.arange(5)).last_hidden_state, plain)
+
+
+# ---------------------------------------------------------------------------- v4's cache objects
+
+class _V4StyleCache:
+    """What peft's prefix tuning passes in v4: a cache object with `to_legacy_cache()` (a stand-in
+    for transformers' DynamicCache, which is not imported here)."""
+
+    def __init__(self, entries):
+        self.entries = entries
+
+    def to_legacy_cache(self):
+        return self.entries
+
+
+def _prefix(config, length=3, cross=False):
+    g = torch.Generator().manual_seed(2)
+    shape = (2, config.num_attention_heads, length, config.head_dim)
+    return tuple(tuple(torch.randn(shape, generator=g) for _ in range(2)) + ((None, None) if cross else ())
+                 for _ in range(config.num_hidden_layers))
+
+
+@pytest.mark.parametrize("form", ["object", "none_padded"])
+def test_a_v4_cache_object_is_taken_as_its_legacy_tuples(form):
+    # Prefix tuning on an encoder (peft calls the encoder with the cache, then the head): P cached
+    # positions before the inputs. Expected: the reference with the same (k, v) per layer.
+    config = tiny_config()
+    model, state = build("model", config)
+    past = _prefix(config, cross=form == "none_padded")
+    mask = torch.cat([torch.ones(2, 3, dtype=torch.long), MASK], dim=1)
+    with torch.no_grad():
+        logits = model(IDS, mask, past_key_values=_V4StyleCache(past) if form == "object" else past).last_hidden_state
+    ref = run_reference(config, state, "model", input_ids=IDS, attention_mask=mask,
+                        past_key_values=[entry[:2] for entry in past])
+    np.testing.assert_allclose(logits.numpy(), ref["last_hidden_state"], rtol=1e-4, atol=1e-5)
+    # An empty cache (v4 makes one before the first step) is no past at all.
+    with torch.no_grad():
+        torch.testing.assert_close(model(IDS, MASK, past_key_values=_V4StyleCache(())).last_hidden_state,
+                                   model(IDS, MASK).last_hidden_state)
+
+
+def test_a_real_transformers_dynamic_cache_is_accepted():
+    transformers = pytest.importorskip("transformers")
+    config = tiny_config()
+    model, state = build("model", config)
+    past = _prefix(config)
+    cache = transformers.DynamicCache()
+    for i, (k, v) in enumerate(past):
+        cache.update(k, v, i)
+    mask = torch.cat([torch.ones(2, 3, dtype=torch.long), MASK], dim=1)
+    with torch.no_grad():
+        logits = model(IDS, mask, past_key_values=cache).last_hidden_state
+    ref = run_reference(config, state, "model", input_ids=IDS, attention_mask=mask,
+                        past_key_values=past)
+    np.testing.assert_allclose(logits.numpy(), ref["last_hidden_state"], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- torch.export
+
+def test_torch_export_with_dynamic_batch_and_length_serves_other_shapes():
+    model, _ = build("sequence_classification", tiny_config(num_labels=3))
+    B, T = torch.export.Dim("batch", min=1, max=8), torch.export.Dim("seq", min=2, max=30)
+    exported = torch.export.export(model, (), {"input_ids": IDS, "attention_mask": MASK},
+                                   dynamic_shapes={"input_ids": {0: B, 1: T}, "attention_mask": {0: B, 1: T}})
+    ids = torch.tensor([[0, 5, 9, 2, 1, 1, 1], [0, 7, 11, 13, 14, 15, 2], [0, 3, 2, 1, 1, 1, 1]])
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(input_ids=ids, attention_mask=mask).logits,
+                                   model(ids, mask).logits, rtol=1e-5, atol=1e-6)
+    # The exported graph keeps the input check (an operator of its own).
+    with pytest.raises(ValueError, match="input_ids must be in"):
+        exported.module()(input_ids=torch.full((2, 4), 1000), attention_mask=torch.ones(2, 4, dtype=torch.long))

@@ -69,7 +69,7 @@ def pipeline_arguments(task: str, checkpoint: str, item: dict, backend: str | No
     """The arguments of `roberta pipeline TASK CHECKPOINT ITEM --option k=v ...` for one input
     (as a JSON object, so that a text which looks like JSON stays a text)."""
     return argparse.Namespace(task=task, checkpoint=checkpoint, texts=[json.dumps(item, ensure_ascii=False)], input=None,
-                              option=[f"{k}={json.dumps(v)}" for k, v in options.items()], backend=backend, batch_size=8)
+                              option=[f"{k}={json.dumps(v)}" for k, v in options.items()], backend=backend, batch_size=None)
 
 
 def add_arguments(parser) -> None:

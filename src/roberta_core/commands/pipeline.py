@@ -82,11 +82,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--option", metavar="NAME=VALUE", action="append", default=[],
                         help="a task option (top_k=3, aggregation_strategy=simple, doc_stride=64, ...); repeatable")
     add_backend_argument(parser)
-    parser.add_argument("--batch-size", type=int, default=8, help="rows run at once (default: 8)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows run at once (default: 8, sorted by length and unpadded; given, batches in input "
+                             "order as v4's pipeline(batch_size=N), whose feature-extraction keeps the padded positions)")
 
 
 def run(args) -> int:
     from ..pipelines import pipeline
+    from ..pipelines.postprocess import to_python
 
     items = read_inputs(args.task, args.texts, args.input)
     pipe = pipeline(args.task, args.checkpoint, backend=args.backend, batch_size=args.batch_size, **parse_options(args.option))
@@ -94,5 +97,5 @@ def run(args) -> int:
     if args.task in ("fill-mask", "question-answering") and len(items) == 1:
         results = [results]  # v4 unwraps a list of one; a file of one line still gets one line
     for result in results:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, default=to_python) + "\n")  # v4's np.float32 scores
     return 0

@@ -5,6 +5,7 @@ backend. Pre- and post-processing are NumPy here; the forward is the backend's, 
     ner = pipeline("ner", "ckpt", aggregation_strategy="simple")
     ner("Ada Lovelace wrote to Babbage")   # [{"entity_group", "score", "word", "start", "end"}, ...]
     ner(["text one", "text two"])          # one list per text, in input order
+    ner(text for text in texts)            # a generator or dataset: an iterator of results, lazily
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ TASKS: dict[str, type[Pipeline]] = {
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 
 
-def pipeline(task: str, model, *, tokenizer=None, backend: str | None = None, device: str | None = None,
-             batch_size: int = 8, **task_options) -> Pipeline:
+def pipeline(task: str, model, *, tokenizer=None, backend: str | None = None, device=None,
+             batch_size: int | None = None, **task_options) -> Pipeline:
     """The pipeline of `task` (v4's names and aliases, plus `multiple-choice` and
     `sentence-embeddings`) on `model`: a checkpoint directory, or a loaded model of any backend
-    with its `tokenizer`. `backend` defaults to the first installed; `batch_size` rows run at once;
-    `task_options` are the task's defaults for every call."""
+    with its `tokenizer` (an object, or a directory to load it from). `backend` defaults to the
+    first installed (v4's `framework=` names it too); `device` as v4's (-1 the CPU, an index a
+    GPU); `model_kwargs` go to `from_pretrained`; `batch_size` inputs run at once (8 when not
+    given); `task_options` are the task's defaults for every call."""
     name = ALIASES.get(task, task)
     if name not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join([*TASKS, *ALIASES])}")

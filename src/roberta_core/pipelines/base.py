@@ -1,12 +1,14 @@
 """What every pipeline shares: loading the model once, options at construction or at call,
-v4's single-in/single-out and list-in/list-out conventions, and the batched forward (rows sorted
-by length, run with `unpad=True` so a batch of ragged texts computes no padding)."""
+v4's single-in/single-out, list-in/list-out and stream-in/iterator-out conventions, and the
+batched forward (rows sorted by length, run with `unpad=True` so a batch of ragged texts computes
+no padding)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -19,6 +21,26 @@ __all__ = ["Pipeline", "Row"]
 class Row(dict):
     """One model input of a pipeline: "input_ids" (T,) plus what post-processing needs (offsets,
     masks, the window's encoding); several rows may belong to one input (QA windows, choices)."""
+
+
+def _positive_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def is_stream(inputs: Any) -> bool:
+    """Whether `inputs` are many inputs to answer lazily, as v4 answers a generator or a dataset
+    (`KeyDataset`, a `datasets.Dataset` or one of its columns): any iterable, or sized and
+    indexable, that is not a text, a dict, a list or a tuple."""
+    if isinstance(inputs, (str, bytes, dict, list, tuple)):
+        return False
+    return hasattr(inputs, "__iter__") or (hasattr(inputs, "__getitem__") and hasattr(inputs, "__len__"))
+
+
+def _items(inputs: Any) -> Iterator:
+    # A map-style dataset (torch's `Dataset`, v4's `KeyDataset`) has no __iter__: read it by index.
+    return iter(inputs) if hasattr(inputs, "__iter__") else (inputs[i] for i in range(len(inputs)))
 
 
 def _backend_of(model: Any) -> str:
@@ -44,13 +66,29 @@ class Pipeline:
     output_hidden_states = False
     token_fields: tuple[str, ...] = ()  # output fields with a token axis (B, T, ...), cut to each row's length
 
-    def __init__(self, model, *, tokenizer=None, backend: str | None = None, device: str | None = None,
-                 batch_size: int = 8, progress: bool | None = None, **options):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
+    def __init__(self, model, *, tokenizer=None, backend: str | None = None, device: Any = None,
+                 batch_size: int | None = None, num_workers: int | None = None, progress: bool | None = None,
+                 framework: str | None = None, model_kwargs: dict | None = None, **options):
+        if framework is not None:  # v4's name for the backend
+            if framework not in backends.NAMES:
+                raise ValueError(f"framework must be one of {', '.join(backends.NAMES)}, got {framework!r}")
+            if backend is not None and backend != framework:
+                raise ValueError(f"framework={framework!r} and backend={backend!r} disagree; give one of them")
+            backend = framework
+        # batch_size as given (None: not given, which v4's feature-extraction reads as 1), and the
+        # rows run at once (8 when not given: sorted by length and unpadded, batches cost nothing)
+        self._batch_size = None if batch_size is None else _positive_batch_size(batch_size)
+        self.batch_size = batch_size or 8
+        self.num_workers = num_workers  # v4's DataLoader workers: accepted, there is no loader here
         self.progress = progress
         self.path = None
+        if device == -1 or device == "-1":
+            device = "cpu"  # v4's device=-1
+        self._device = device
+        if isinstance(tokenizer, (str, os.PathLike)):
+            from ..commands import load_tokenizer
+
+            tokenizer = load_tokenizer(tokenizer)
         if isinstance(model, (str, os.PathLike)):
             from ..commands import load_tokenizer, resolve_backend
 
@@ -58,7 +96,9 @@ class Pipeline:
             self.config = RobertaConfig.from_pretrained(self.path)
             self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.path)
             self.backend = resolve_backend(backend)
-            kwargs = {} if device is None else {"device_map": device}
+            kwargs = dict(model_kwargs or {})
+            if device is not None:
+                kwargs["device_map"] = device
             self.model = runtime.load_model(self.backend, self.head, self._weights_path(), **kwargs)
         else:
             if tokenizer is None:
@@ -66,34 +106,70 @@ class Pipeline:
             self.backend = backend or _backend_of(model)
             self.model, self.tokenizer = model, tokenizer
             self.config = model.config
-        self.options = self.check_options({**self.defaults, **options})
+        self.options = self.check_options({**self.defaults, **self.sanitize(options)})
+
+    @property
+    def framework(self) -> str:
+        """v4's name for the backend: "pt", "tf" or "flax"."""
+        return self.backend
+
+    @property
+    def device(self) -> Any:
+        """Where the model runs: for PyTorch its parameters' `torch.device` (as v4's
+        `pipeline.device`), else the device asked for ("cpu" when none was)."""
+        if self.backend == "pt":
+            import torch
+
+            parameter = next(iter(self.model.parameters()), None) if hasattr(self.model, "parameters") else None
+            return parameter.device if parameter is not None else torch.device("cpu")
+        return self._device if self._device is not None else "cpu"
 
     def _weights_path(self) -> str:
         return self.path
 
     # ------------------------------------------------------------------ options
 
+    def sanitize(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The options given at one place (the construction, or one call) in this task's own
+        terms: v4's legacy names translated, checks that v4 makes on what one place gives.
+        Construction and call are sanitized apart, then merged (the call's win), as v4 does."""
+        return options
+
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The options, validated; unknown names are refused with the ones this task takes."""
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
-            raise TypeError(f"{self.task} takes no option {', '.join(unknown)}; its options are {', '.join(self.defaults) or 'none'}")
+            known = [name for name in self.defaults if not name.startswith("_")]
+            raise TypeError(f"{self.task} takes no option {', '.join(unknown)}; its options are {', '.join(known) or 'none'}")
         return options
 
-    def __call__(self, inputs, **options):
-        """Results for one input (one result) or a list of inputs (a list, in input order)."""
-        options = self.check_options({**self.options, **options})
-        single = not isinstance(inputs, (list, tuple))
-        items = [inputs] if single else list(inputs)
-        results = self.run(items, options)
-        return results[0] if single else results
+    def __call__(self, inputs, *, batch_size: int | None = None, num_workers: int | None = None, **options):
+        """Results for one input (one result), a list or tuple of inputs (a list, in input order)
+        or a stream of inputs (a generator, a dataset: an iterator of results, computed a batch
+        at a time as they are read). `batch_size` and `num_workers` as v4's, for this call."""
+        options = self.check_options({**self.options, **self.sanitize(options)})
+        batch_size = self._batch_size if batch_size is None else _positive_batch_size(batch_size)
+        if isinstance(inputs, (list, tuple)):
+            return self.run(list(inputs), options, batch_size)
+        if is_stream(inputs):
+            return self.stream(_items(inputs), options, batch_size)
+        return self.run([inputs], options, batch_size)[0]
+
+    def stream(self, items: Iterator, options: dict[str, Any], batch_size: int | None) -> Iterator:
+        """The results of `items` one by one, read and run `batch_size` (or 8) inputs at a time."""
+        while True:
+            chunk = list(itertools.islice(items, batch_size or self.batch_size))
+            if not chunk:
+                return
+            yield from self.run(chunk, options, batch_size)
 
     # ------------------------------------------------------------------ the batched forward
 
-    def run(self, items: list, options: dict[str, Any]) -> list:
+    def run(self, items: list, options: dict[str, Any], batch_size: int | None = None) -> list:
+        """The results of `items`; `batch_size` is the one given (None: not given)."""
         rows_of = [self.preprocess(item, options) for item in items]
         flat = [(i, j, row) for i, rows in enumerate(rows_of) for j, row in enumerate(rows)]
-        outputs = self.forward([row for _, _, row in flat])
+        outputs = self.forward([row for _, _, row in flat], batch_size or self.batch_size)
         per_item: list[list] = [[None] * len(rows) for rows in rows_of]
         for (i, j, _), out in zip(flat, outputs):
             per_item[i][j] = out
@@ -107,10 +183,8 @@ class Pipeline:
             inputs["output_hidden_states"] = True
         return inputs
 
-    def forward(self, rows: list[Row]) -> list[dict[str, np.ndarray]]:
-        """The model's outputs for each row, in the rows' order: rows sorted by length (longest
-        first) are run `batch_size` at a time, right-padded within the batch; each row gets its
-        own outputs with the padding positions cut off."""
+    def check_lengths(self, rows: list[Row]) -> None:
+        """A clear error for a row longer than the model's positions serve (before the model)."""
         for row in rows:
             n = len(row["input_ids"])
             if n > self.config.max_sequence_length:
@@ -118,23 +192,34 @@ class Pipeline:
                     f"an input is {n} tokens long; this model reads at most {self.config.max_sequence_length} "
                     f"(max_position_embeddings={self.config.max_position_embeddings} minus the padding offset); shorten it"
                 )
+
+    def forward(self, rows: list[Row], batch_size: int) -> list[dict[str, np.ndarray]]:
+        """The model's outputs for each row, in the rows' order: rows sorted by length (longest
+        first) are run `batch_size` at a time, right-padded within the batch; each row gets its
+        own outputs with the padding positions cut off."""
+        self.check_lengths(rows)
         order = sorted(range(len(rows)), key=lambda r: -len(rows[r]["input_ids"]))
         results: list[Any] = [None] * len(rows)
-        batches = [order[k:k + self.batch_size] for k in range(0, len(order), self.batch_size)]
+        batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
         show = self.progress if self.progress is not None else len(batches) > 20 and sys.stderr.isatty()
         for batch in _progress(batches, show, self.task):
-            length = len(rows[batch[0]]["input_ids"])
-            ids = np.full((len(batch), length), self.config.pad_token_id, dtype=np.int64)
-            mask = np.zeros((len(batch), length), dtype=np.int64)
-            for b, r in enumerate(batch):
-                n = len(rows[r]["input_ids"])
-                ids[b, :n] = rows[r]["input_ids"]
-                mask[b, :n] = 1
+            ids, mask = self.pad([rows[r]["input_ids"] for r in batch])
             inputs = self.model_inputs(ids, mask)
             out = runtime.run_model(self.backend, self.model, inputs)
             for b, r in enumerate(batch):
                 results[r] = self.row_outputs(out, inputs, b, len(rows[r]["input_ids"]))
         return results
+
+    def pad(self, sequences: list, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
+        """`input_ids` and `attention_mask` (B, longest) of token sequences, padded with the
+        model's pad id on `side`."""
+        length = max(len(s) for s in sequences)
+        ids = np.full((len(sequences), length), self.config.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(sequences), length), dtype=np.int64)
+        for b, sequence in enumerate(sequences):
+            where = slice(0, len(sequence)) if side == "right" else slice(length - len(sequence), length)
+            ids[b, where], mask[b, where] = sequence, 1
+        return ids, mask
 
     def row_outputs(self, out: dict[str, Any], inputs: dict[str, Any], b: int, n: int) -> dict[str, Any]:
         """Batch row `b`'s outputs (`n` real tokens) from the batch's `out` for `inputs`."""
@@ -157,7 +242,9 @@ class Pipeline:
 
     def encode(self, text: str, pair: str | None = None, **kwargs):
         """The tokenizer's encoding of one text (or pair), ids checked against the vocabulary."""
-        encoding = self.tokenizer(text, pair, **kwargs) if pair is not None else self.tokenizer(text, **kwargs)
+        # windows of a long text in the fast layout, also from a slow tokenizer (whose own call gives v4 slow's)
+        call = getattr(self.tokenizer, "_call_fast_layout", self.tokenizer)
+        encoding = call(text, pair, **kwargs) if pair is not None else call(text, **kwargs)
         ids = encoding["input_ids"]
         flat = ids if not ids or isinstance(ids[0], int) else [i for window in ids for i in window]
         if flat and max(flat) >= self.config.vocab_size:

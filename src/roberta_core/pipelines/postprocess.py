@@ -129,7 +129,8 @@ def group_entities(entities: Sequence[dict], tokens_to_string: Callable[[list[st
         "entity_group": group[0]["entity"].split("-", 1)[-1],
         "score": float(np.nanmean([e["score"] for e in group])),
         # the group's text from all its tokens at once: a SentencePiece word's leading `▁` (its space)
-        # is only read as a space inside a longer run of tokens (byte-level BPE gives the same either way)
+        # is only read as a space inside a longer run of tokens (byte-level BPE gives the same either way).
+        # v4 decodes first/average/max words twice, garbling non-ASCII ("José" -> "Jos�"): we differ on purpose.
         "word": tokens_to_string([t for e in group for t in e.get("tokens", [e["word"]])]),
         "start": group[0]["start"], "end": group[-1]["end"],
     } for group in groups]

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import runtime
 from . import postprocess as pp
-from .base import Pipeline, Row
+from .base import Pipeline, Row, is_stream
 
 __all__ = [
     "FillMaskPipeline", "TextClassificationPipeline", "TokenClassificationPipeline",
@@ -20,12 +22,9 @@ __all__ = [
     "SentenceEmbeddingPipeline",
 ]
 
-_LEGACY = ""  # text-classification's "top_k not given" (None means every label, as in v4)
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _positive_int(name: str, value: Any, least: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"{name} must be a {'positive' if least else 'non-negative'} integer, got {value!r}")
 
 
 def _text(name: str, value: Any) -> str:
@@ -127,104 +126,193 @@ class TextClassificationPipeline(Pipeline):
     """`text-classification` (`sentiment-analysis`): a text, or a pair as {"text", "text_pair"}.
     Without `top_k`: the best {"label", "score"} (a single text gives a list of it, as v4);
     `top_k=k` the k best, `top_k=None` every label, best first. `function_to_apply`
-    softmax|sigmoid|none, by default v4's rule on `problem_type` and `num_labels`."""
+    softmax|sigmoid|none, by default v4's rule on `problem_type` and `num_labels`. v4's legacy
+    `return_all_scores` (or the config's) gives every label in id order (True) or the best (False),
+    with v4's deprecation warning. Any other option goes to the tokenizer (`truncation`,
+    `max_length`, `padding`, ...), as v4's."""
 
     task, head = "text-classification", "sequence_classification"
-    defaults = {"top_k": _LEGACY, "function_to_apply": None}
+    # `_legacy`: v4's "top_k not given at any place", which keeps the unsorted, uncut outputs
+    defaults = {"top_k": 1, "function_to_apply": None, "_legacy": True}
+
+    def sanitize(self, options):
+        options = dict(options)
+        return_all_scores = options.pop("return_all_scores", None)
+        if return_all_scores is None:
+            return_all_scores = getattr(self.config, "return_all_scores", None)
+        if "top_k" in options and (options["top_k"] is None or isinstance(options["top_k"], int)):
+            options["_legacy"] = False
+        elif return_all_scores is not None:
+            warnings.warn(
+                "`return_all_scores` is now deprecated,  if want a similar functionality use `top_k=None` instead of"
+                " `return_all_scores=True` or `top_k=1` instead of `return_all_scores=False`.", UserWarning, stacklevel=3)
+            options["top_k"] = None if return_all_scores else 1
+        return options
 
     def check_options(self, options):
-        options = super().check_options(options)
+        tokenizer_kwargs = {k: v for k, v in options.items() if k not in self.defaults}
+        options = super().check_options({k: v for k, v in options.items() if k in self.defaults})
         top_k, function = options["top_k"], options["function_to_apply"]
-        if top_k is not None and top_k != _LEGACY:
-            _positive_int("top_k", top_k)
+        if top_k is not None:
+            _positive_int("top_k", top_k, least=0)
         if function is not None:
+            function = getattr(function, "value", function)  # v4's ClassificationFunction enum
             if not isinstance(function, str) or function.lower() not in pp.FUNCTIONS:
                 raise ValueError(f"function_to_apply must be one of {', '.join(pp.FUNCTIONS)}, got {function!r}")
             options["function_to_apply"] = function.lower()
-        return options
+        return {**options, **tokenizer_kwargs}
 
     def __call__(self, inputs, **options):
         result = super().__call__(inputs, **options)
-        # v4: a single text without top_k at the call comes back as a list of one dict.
+        # v4: a single text without top_k at the call comes back as a list of its result.
         return [result] if isinstance(inputs, str) and "top_k" not in options else result
 
     def preprocess(self, item, options):
+        kwargs = {k: v for k, v in options.items() if k not in self.defaults}
         if isinstance(item, dict):
             unknown = set(item) - {"text", "text_pair"}
             if "text" not in item or unknown:
                 raise ValueError('a text pair is a dict {"text": ..., "text_pair": ...}, got keys ' + ", ".join(map(str, item)))
             encoding = self.encode(_text("text", item["text"]),
-                                   None if item.get("text_pair") is None else _text("text_pair", item["text_pair"]))
+                                   None if item.get("text_pair") is None else _text("text_pair", item["text_pair"]), **kwargs)
         elif isinstance(item, str):
-            encoding = self.encode(item)
+            encoding = self.encode(item, **kwargs)
         else:
             raise ValueError('an input is a text or a pair {"text": ..., "text_pair": ...}, got ' + type(item).__name__)
-        return [Row(input_ids=encoding["input_ids"])]
+        mask = encoding.get("attention_mask") or [1] * len(encoding["input_ids"])
+        # Padding asked of the tokenizer (`padding="max_length"`) is masked out in v4: leaving it out is the same.
+        return [Row(input_ids=[i for i, m in zip(encoding["input_ids"], mask) if m])]
 
     def postprocess(self, item, rows, outputs, options):
         function = options["function_to_apply"] or pp.default_function(
             getattr(self.config, "problem_type", None), self.config.num_labels)
         scores = pp.classification_scores(outputs[0]["logits"], function)
-        id2label = self.config.id2label
-        if options["top_k"] == _LEGACY:
+        id2label, top_k = self.config.id2label, options["top_k"]
+        if top_k == 1 and options["_legacy"]:
             return {"label": id2label[int(scores.argmax())], "score": float(scores.max())}
-        labels = sorted(({"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)),
-                        key=lambda x: x["score"], reverse=True)
-        return labels if options["top_k"] is None else labels[: options["top_k"]]
+        labels = [{"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)]
+        if not options["_legacy"]:
+            labels = sorted(labels, key=lambda x: x["score"], reverse=True)[:top_k]
+        return labels
 
 
 # ---------------------------------------------------------------------------- token-classification
 
 
+class _WithOffsets:
+    """A token-classification input with the `offset_mapping` its caller gave for it (not a
+    tuple: that would read as a list of inputs)."""
+
+    def __init__(self, text: Any, offsets: list):
+        self.text, self.offsets = text, offsets
+
+
+def _strategy(value: Any) -> str | None:
+    value = getattr(value, "value", value)  # v4's AggregationStrategy enum
+    if value is not None and (not isinstance(value, str) or value.lower() not in pp.AGGREGATIONS):
+        raise ValueError(f"aggregation_strategy must be one of {', '.join(pp.AGGREGATIONS)}, got {value!r}")
+    return None if value is None else value.lower()
+
+
 class TokenClassificationPipeline(Pipeline):
-    """`token-classification` (`ner`): entities of a text. `aggregation_strategy="none"` gives one
-    {"entity", "score", "index", "word", "start", "end"} per token; `simple`/`first`/`average`/`max`
-    give {"entity_group", "score", "word", "start", "end"} (see `postprocess.aggregate`). Tokens or
-    groups labelled in `ignore_labels` (default ["O"]) are left out. `start`/`end` are character
-    offsets into the text; a token continues a word when no space is at its left edge (v4's rule
-    for tokenizers without a continuing-subword prefix). `stride` reads a text longer than the model
-    in overlapping windows."""
+    """`token-classification` (`ner`): entities of a text. `aggregation_strategy="none"` (the
+    default) gives one {"entity", "score", "index", "word", "start", "end"} per token;
+    `simple`/`first`/`average`/`max` give {"entity_group", "score", "word", "start", "end"} (see
+    `postprocess.aggregate`); scores are `np.float32`, as v4's. Tokens or groups labelled in
+    `ignore_labels` (default ["O"]) are left out. `start`/`end` are character offsets into the
+    text; a token continues a word when no space is at its left edge (v4's rule for tokenizers
+    without a continuing-subword prefix). `stride` reads a text longer than the model in
+    overlapping windows (an explicit "none" strategy refuses it, as v4's). `is_split_into_words`:
+    an input is a list of words, joined by `delimiter` (" ") for the offsets; `offset_mapping`
+    replaces the tokenizer's offsets (one list of (start, end) per input). v4's legacy
+    `grouped_entities`/`ignore_subwords` name a strategy, with v4's deprecation warnings."""
 
     task, head = "token-classification", "token_classification"
-    defaults = {"aggregation_strategy": "none", "ignore_labels": None, "stride": None}
+    defaults = {"aggregation_strategy": None, "ignore_labels": None, "stride": None, "is_split_into_words": False,
+                "delimiter": None, "offset_mapping": None}
     token_fields = ("logits",)
+
+    def sanitize(self, options):
+        options = dict(options)
+        grouped, ignore_subwords = options.pop("grouped_entities", None), options.pop("ignore_subwords", None)
+        if grouped is not None or ignore_subwords is not None:
+            strategy = "first" if grouped and ignore_subwords else "simple" if grouped else "none"
+            for name, value in (("grouped_entities", grouped), ("ignore_subwords", ignore_subwords)):
+                if value is not None:
+                    warnings.warn(f"`{name}` is deprecated and will be removed in version v5.0.0, defaulted to"
+                                  f' `aggregation_strategy="{strategy}"` instead.', UserWarning, stacklevel=3)
+            options["aggregation_strategy"] = strategy
+        if "aggregation_strategy" in options:
+            options["aggregation_strategy"] = _strategy(options["aggregation_strategy"])
+        # v4 refuses stride with "none" given at the same place only; not given, "none" applies, window by window
+        if options.get("stride") is not None and options.get("aggregation_strategy") == "none":
+            raise ValueError('stride reads a text in windows, which needs an aggregation_strategy other than "none"')
+        return options
 
     def check_options(self, options):
         options = super().check_options(options)
-        strategy = options["aggregation_strategy"]
-        strategy = getattr(strategy, "value", strategy)  # v4's AggregationStrategy enum
-        if not isinstance(strategy, str) or strategy.lower() not in pp.AGGREGATIONS:
-            raise ValueError(f"aggregation_strategy must be one of {', '.join(pp.AGGREGATIONS)}, got {strategy!r}")
-        options["aggregation_strategy"] = strategy.lower()
         if options["stride"] is not None:
             _positive_int("stride", options["stride"])
-            if options["aggregation_strategy"] == "none":
-                raise ValueError('stride reads a text in windows, which needs an aggregation_strategy other than "none"')
         return options
+
+    def __call__(self, inputs, **options):
+        words = options.get("is_split_into_words", self.options["is_split_into_words"])
+        if words and isinstance(inputs, (list, tuple)) and not all(isinstance(i, (list, tuple)) for i in inputs):
+            inputs = [inputs]  # one text's words: v4 answers as for a list of one text
+        offsets = options.pop("offset_mapping", self.options["offset_mapping"])
+        if offsets and not is_stream(inputs):
+            many = isinstance(inputs, (list, tuple))
+            offsets = [offsets] if isinstance(offsets[0], tuple) else offsets  # one input's, or one list per input
+            texts = list(inputs) if many else [inputs]
+            if len(offsets) != len(texts):
+                raise ValueError(f"offset_mapping has {len(offsets)} lists for {len(texts)} inputs; give one per input")
+            paired = [_WithOffsets(t, list(o)) for t, o in zip(texts, offsets)]
+            inputs = paired if many else paired[0]
+        return super().__call__(inputs, **options)
 
     def max_length(self) -> int:
         return min(self.tokenizer.model_max_length or self.config.max_sequence_length, self.config.max_sequence_length)
 
-    def preprocess(self, text, options):
-        _text("a token-classification input", text)
+    def preprocess(self, item, options):
+        given = None
+        if isinstance(item, _WithOffsets):
+            item, given = item.text, item.offsets
         kwargs: dict[str, Any] = {"truncation": True, "max_length": self.max_length(), "return_offsets_mapping": True}
         if options["stride"] is not None:
             if options["stride"] >= kwargs["max_length"] - 2:
                 raise ValueError(f"stride must be less than the window ({kwargs['max_length']} tokens minus <s> and </s>), got {options['stride']}")
             kwargs.update(return_overflowing_tokens=True, stride=options["stride"])
-        encoding = self.encode(text, **kwargs)
+        word_starts = None
+        if options["is_split_into_words"]:
+            if not isinstance(item, (list, tuple)) or not all(isinstance(w, str) for w in item):
+                raise ValueError("with is_split_into_words=True an input is a list of words")
+            delimiter = " " if options["delimiter"] is None else options["delimiter"]
+            sentence = delimiter.join(item)  # what the offsets point into, as v4's
+            word_starts = np.cumsum([0, *(len(w) + len(delimiter) for w in item)])[:-1].tolist()
+            encoding = self.encode(list(item), is_split_into_words=True, **kwargs)
+        else:
+            sentence = _text("a token-classification input", item)
+            encoding = self.encode(sentence, **kwargs)
         ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
         if ids and isinstance(ids[0], int):
             ids, offsets = [ids], [offsets]
         specials = set(self.tokenizer.all_special_ids)
-        return [Row(input_ids=list(w), offsets=[tuple(o) for o in off], special=[i in specials for i in w])
-                for w, off in zip(ids, offsets)]
+        rows = []
+        for w, (window, window_offsets) in enumerate(zip(ids, offsets)):
+            window_offsets = [tuple(o) for o in (given if given is not None else window_offsets)]
+            if word_starts is not None:  # a word's offsets are within the word: shifted to the sentence's
+                window_offsets = [o if word is None else (o[0] + word_starts[word], o[1] + word_starts[word])
+                                  for o, word in zip(window_offsets, encoding.word_ids(w))]
+            rows.append(Row(input_ids=list(window), offsets=window_offsets, special=[i in specials for i in window],
+                            sentence=sentence))
+        return rows
 
-    def postprocess(self, text, rows, outputs, options):
-        strategy = options["aggregation_strategy"]
+    def postprocess(self, item, rows, outputs, options):
+        strategy = options["aggregation_strategy"] or "none"
         ignore = ["O"] if options["ignore_labels"] is None else list(options["ignore_labels"])
         entities = []
         for row, out in zip(rows, outputs):
+            text = row["sentence"]
             scores = pp.softmax(out["logits"])
             pre = []
             for index, (token, (start, end), special) in enumerate(zip(row["input_ids"], row["offsets"], row["special"])):
@@ -238,7 +326,10 @@ class TokenClassificationPipeline(Pipeline):
                             "index": index, "is_subword": is_subword})
             grouped = pp.aggregate(pre, strategy, self.config.id2label, self.tokenizer.convert_tokens_to_string)
             entities += [e for e in grouped if e.get("entity") not in ignore and e.get("entity_group") not in ignore]
-        return pp.aggregate_overlapping_entities(entities) if len(rows) > 1 else entities
+        entities = pp.aggregate_overlapping_entities(entities) if len(rows) > 1 else entities
+        for entity in entities:
+            entity["score"] = np.float32(entity["score"])  # v4's scores are NumPy float32 scalars
+        return entities
 
 
 # ---------------------------------------------------------------------------- question-answering
@@ -249,8 +340,10 @@ class QuestionAnsweringPipeline(Pipeline):
     {"score", "start", "end", "answer"}, `answer` = context[start:end]; `top_k` > 1 gives the n-best
     list over every window. A context too long for `max_seq_len` tokens is read in windows that
     overlap by `doc_stride` tokens; `max_answer_len` bounds a span in tokens; `max_question_len`
-    cuts the question (in tokens); `handle_impossible_answer` adds the empty answer, scored by
-    `<s>` as start and end (the lowest over windows)."""
+    cuts the question (in tokens) with a slow tokenizer only, as v4 (whose slow path is SQuAD's
+    feature conversion, not reproduced here); `handle_impossible_answer` adds the empty answer,
+    scored by `<s>` as start and end (the lowest over windows). v4's other ways in are taken too:
+    `qa(question, context)`, the deprecated `X=`/`data=` keywords and `topk=`, `padding=`."""
 
     task, head = "question-answering", "question_answering"
     defaults = {"top_k": 1, "doc_stride": None, "max_answer_len": 15, "max_seq_len": None,
@@ -266,7 +359,26 @@ class QuestionAnsweringPipeline(Pipeline):
                 _positive_int(name, options[name])
         return options
 
+    def sanitize(self, options):
+        options = dict(options)
+        topk = options.pop("topk", None)
+        if topk is not None and options.get("top_k") is None:
+            warnings.warn("topk parameter is deprecated, use top_k instead", UserWarning, stacklevel=3)
+            options["top_k"] = topk
+        # v4 pads the windows (to max_seq_len with "max_length") and masks the padding out of the
+        # model and of the answers: the same answers as without it.
+        options.pop("padding", None)
+        return options
+
     def __call__(self, *args, question=None, context=None, **options):
+        for legacy in ("X", "data"):  # v4's deprecated keywords for the examples
+            if legacy in options and not args:
+                warnings.warn(f"Passing the `{legacy}` argument to the pipeline is deprecated and will be removed in v5."
+                              " Inputs should be passed using the `question` and `context` keyword arguments instead.",
+                              FutureWarning, stacklevel=2)
+                args = (options.pop(legacy),)
+        if len(args) == 2 and all(isinstance(a, str) for a in args):
+            args = ({"question": args[0], "context": args[1]},)  # v4's qa(question, context)
         if args and (question is not None or context is not None):
             raise TypeError("give the examples either as dicts or as question=/context= keywords, not both")
         if not args:
@@ -304,11 +416,13 @@ class QuestionAnsweringPipeline(Pipeline):
         if not isinstance(example, dict) or "question" not in example or "context" not in example:
             raise ValueError('a question-answering example is a dict {"question": ..., "context": ...}')
         question, context = _text("question", example["question"]), _text("context", example["context"])
-        if not question.strip() or not context.strip():
-            raise ValueError("question and context must not be empty")
-        cut = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        if len(cut) > options["max_question_len"]:
-            question = question[: cut[options["max_question_len"] - 1][1]]
+        for name, text in (("question", question), ("context", context)):
+            if not text:
+                raise ValueError(f"`{name}` cannot be empty")  # v4's check: a context of spaces is read
+        if not getattr(self.tokenizer, "is_fast", True):
+            cut = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            if len(cut) > options["max_question_len"]:
+                question = question[: cut[options["max_question_len"] - 1][1]]
         max_seq_len, doc_stride = self.windows(options)
         encoding = self.encode(question, context, truncation="only_second", max_length=max_seq_len, stride=doc_stride,
                                return_overflowing_tokens=True, return_offsets_mapping=True)
@@ -376,10 +490,10 @@ class MultipleChoicePipeline(Pipeline):
             raise ValueError("choices must be a non-empty list of texts")
         return [Row(input_ids=self.encode(question, _text("a choice", c))["input_ids"]) for c in choices]
 
-    def forward(self, rows):
+    def forward(self, rows, batch_size):
         raise AssertionError("multiple-choice runs each example whole (see run)")
 
-    def run(self, items, options):
+    def run(self, items, options, batch_size=None):
         results = []
         for item in items:
             rows = self.preprocess(item, options)
@@ -391,8 +505,6 @@ class MultipleChoicePipeline(Pipeline):
             for c, r in enumerate(rows):
                 ids[0, c, : len(r["input_ids"])] = r["input_ids"]
                 mask[0, c, : len(r["input_ids"])] = 1
-            from .. import runtime
-
             logits = runtime.run_model(self.backend, self.model, {"input_ids": ids, "attention_mask": mask})["logits"][0]
             scores = pp.softmax(logits)
             best = int(scores.argmax())
@@ -403,13 +515,37 @@ class MultipleChoicePipeline(Pipeline):
 # ---------------------------------------------------------------------------- feature-extraction
 
 
+def _framework_tensor(backend: str, array: np.ndarray) -> Any:
+    """`array` as the backend's framework tensor (torch, TensorFlow, JAX)."""
+    if backend == "pt":
+        import torch
+
+        return torch.from_numpy(array)
+    if backend == "tf":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(array)
+    import jax.numpy as jnp
+
+    return jnp.asarray(array)
+
+
 class FeatureExtractionPipeline(Pipeline):
-    """`feature-extraction`: the last hidden states of a text as nested lists (1, T, H), v4's shape.
-    With `pooling` (cls|mean|max|mean_sqrt_len) one vector (H,) instead, unit length if `normalize`."""
+    """`feature-extraction`: the last hidden states of a text as nested lists (1, T, H), v4's shape;
+    `return_tensors=True` gives them as the backend's tensor (torch, TensorFlow or JAX). With
+    `batch_size` > 1 given, v4's layout: texts run in input order, `batch_size` at a time, padded
+    on the tokenizer's `padding_side`, and each text's features keep its batch's padded length
+    (the states of the padding positions included). With `pooling` (cls|mean|max|mean_sqrt_len)
+    one vector (H,) instead, unit length if `normalize`."""
 
     task, head = "feature-extraction", "model"
-    defaults = {"tokenize_kwargs": None, "pooling": None, "normalize": False, "truncation": None}
+    defaults = {"tokenize_kwargs": None, "pooling": None, "normalize": False, "truncation": None, "return_tensors": False}
     token_fields = ("last_hidden_state",)
+
+    def sanitize(self, options):
+        if options.get("truncation") is not None and "truncation" in (options.get("tokenize_kwargs") or {}):
+            raise ValueError("truncation parameter defined twice (given as keyword argument as well as in tokenize_kwargs)")
+        return options
 
     def check_options(self, options):
         options = super().check_options(options)
@@ -428,10 +564,23 @@ class FeatureExtractionPipeline(Pipeline):
                                        self.config.max_sequence_length)
         return [Row(input_ids=self.encode(_text("a feature-extraction input", text), **kwargs)["input_ids"])]
 
+    def run(self, items, options, batch_size=None):
+        if options["pooling"] is not None or not batch_size or batch_size == 1:
+            return super().run(items, options, batch_size)
+        results = []
+        for k in range(0, len(items), batch_size):  # v4's batches: in input order, padded, padding kept
+            chunk = items[k:k + batch_size]
+            rows = [self.preprocess(text, options)[0] for text in chunk]
+            self.check_lengths(rows)
+            ids, mask = self.pad([row["input_ids"] for row in rows], side=getattr(self.tokenizer, "padding_side", "right"))
+            hidden = runtime.run_model(self.backend, self.model, {"input_ids": ids, "attention_mask": mask})["last_hidden_state"]
+            results += [self.postprocess(text, None, [{"last_hidden_state": h}], options) for text, h in zip(chunk, hidden)]
+        return results
+
     def postprocess(self, text, rows, outputs, options):
-        hidden = outputs[0]["last_hidden_state"]  # (T, H), the row's own tokens
+        hidden = outputs[0]["last_hidden_state"]  # (T, H), the row's own tokens (or its padded batch's)
         if options["pooling"] is None:
-            return hidden[None].tolist()
+            return _framework_tensor(self.backend, hidden[None]) if options["return_tensors"] else hidden[None].tolist()
         vector = pp.pool(hidden, np.ones(hidden.shape[0]), options["pooling"])
         if options["normalize"]:
             vector = vector / max(np.linalg.norm(vector), 1e-12)  # sentence-transformers' Normalize (F.normalize)

@@ -1,0 +1,134 @@
+"""`GenerationConfig`: the settings of `generate()` that v4 keeps beside a causal LM's config
+(`model.generation_config`, `generation_config.json`), with v4's names and defaults. Framework-free;
+every backend's causal LM holds one and reads its call's settings through `resolve`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .config import RobertaConfig, read_json_file
+from .fileio import atomic_write_text
+
+__all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME", "generation_settings", "checkpoint_generation_config"]
+
+GENERATION_CONFIG_NAME = "generation_config.json"
+
+# v4's `GenerationConfig()` defaults of the settings our generate() reads (transformers/generation/
+# configuration_utils.py): max_length counts the prompt; top_k 50 applies when sampling.
+_DEFAULTS: dict[str, Any] = {
+    "max_length": 20,
+    "max_new_tokens": None,
+    "min_new_tokens": None,
+    "do_sample": False,
+    "num_beams": 1,
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "repetition_penalty": 1.0,
+    "bos_token_id": None,
+    "eos_token_id": None,
+    "pad_token_id": None,
+    "output_scores": False,
+    "output_logits": False,
+    "return_dict_in_generate": False,
+}
+# the model config's fields a generation config starts from (v4's `from_model_config`)
+_FROM_MODEL = ("bos_token_id", "eos_token_id", "pad_token_id")
+
+
+class GenerationConfig:
+    """Settings of `generate()`: v4's names and defaults (`max_length=20` counting the prompt,
+    `max_new_tokens`, `min_new_tokens`, `do_sample`, `temperature`, `top_k=50`, `top_p`,
+    `repetition_penalty`, `num_beams`, the token ids, `output_scores`, `return_dict_in_generate`).
+    Other keys a v4 file holds are kept and written back."""
+
+    def __init__(self, **kwargs: Any):
+        self._from_model_config = bool(kwargs.pop("_from_model_config", False))
+        for key, value in {**_DEFAULTS, **kwargs}.items():
+            setattr(self, key, value)
+
+    @classmethod
+    def from_model_config(cls, config: RobertaConfig) -> "GenerationConfig":
+        """What v4 builds for a causal LM without generation_config.json: the config's token ids."""
+        return cls(_from_model_config=True, **{key: getattr(config, key) for key in _FROM_MODEL})
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> "GenerationConfig":
+        """Read `generation_config.json` of a checkpoint directory (a JSON object; errors name the file)."""
+        path = Path(directory) / GENERATION_CONFIG_NAME
+        data = read_json_file(path)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: a generation config must be a JSON object, got {type(data).__name__}")
+        data = {k: v for k, v in data.items() if k != "transformers_version"}
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in vars(self).items()}
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        """What v4 writes: the settings that differ from the defaults (and `_from_model_config` when set)."""
+        out = {k: v for k, v in self.to_dict().items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+        if not self._from_model_config:
+            out.pop("_from_model_config", None)
+        return out
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
+        """Write `generation_config.json` (v4's content, keys sorted) into `save_directory`, atomically."""
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        target = directory / GENERATION_CONFIG_NAME
+        atomic_write_text(target, json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n")
+        return target
+
+    def resolve(self, **call: Any) -> dict[str, Any]:
+        """The settings of one `generate()` call: each argument given (not None) wins over
+        `call['generation_config']` (a GenerationConfig, or any object or mapping with such
+        attributes) where that differs from v4's global defaults, which wins over this config, as in v4. `max_length` is None unless one of them
+        sets it to other than v4's default (`validation.new_token_count` then applies v4's default
+        with its warning)."""
+        given = call.pop("generation_config", None)
+        values = {key: getattr(self, key, default) for key, default in _DEFAULTS.items()}
+        if given is not None:  # as v4: a field it leaves at v4's global default keeps the model's value
+            read = given.get if isinstance(given, Mapping) else lambda key, default=None: getattr(given, key, default)
+            values.update({key: read(key) for key in _DEFAULTS if read(key, None) not in (None, _DEFAULTS[key])})
+        if values["max_length"] == _DEFAULTS["max_length"]:
+            values["max_length"] = None
+        values.update({key: value for key, value in call.items() if value is not None})
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GenerationConfig) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        # equal configs hash alike: an NNX model keeps it among its static attributes, as its RobertaConfig
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
+    def __repr__(self) -> str:
+        return f"GenerationConfig {json.dumps(self.to_diff_dict(), indent=2, sort_keys=True)}"
+
+
+def generation_settings(model_generation_config: GenerationConfig | None, config: RobertaConfig, *,
+                        unsupported: tuple[str, ...] = (), **call: Any) -> dict[str, Any]:
+    """Every backend's `generate(**call)` settings: `GenerationConfig.resolve` over the model's
+    generation config (v4's from its config when it has none). Beam search, and each setting in
+    `unsupported` that a backend does not implement, set to other than v4's default, is a
+    NotImplementedError naming it rather than a setting silently ignored."""
+    settings = (model_generation_config or GenerationConfig.from_model_config(config)).resolve(**call)
+    if settings["num_beams"] != 1:
+        raise NotImplementedError(f"beam search is not implemented: num_beams must be 1, got {settings['num_beams']!r}")
+    for key in unsupported:
+        if settings.get(key) not in (None, _DEFAULTS[key]):
+            raise NotImplementedError(f"{key}={settings[key]!r} is not implemented in this backend's generate()")
+    return settings
+
+
+def checkpoint_generation_config(directory: str | os.PathLike, config: RobertaConfig) -> GenerationConfig:
+    """A causal LM's generation config as v4's `from_pretrained` gives it: the checkpoint's
+    `generation_config.json`, else one built from its config."""
+    if (Path(directory) / GENERATION_CONFIG_NAME).is_file():
+        return GenerationConfig.from_pretrained(directory)
+    return GenerationConfig.from_model_config(config)
