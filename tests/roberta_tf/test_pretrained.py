@@ -46,9 +46,9 @@ def test_golden_fixtures_reproduce_from_every_format(tmp_path, head):
             assert_close(out[field], io[f"tf_{field}"], what=f"{weights} {field} vs transformers TF")
 
 
-@pytest.mark.parametrize("format, files", [
-    ("safetensors", ["config.json", "model.safetensors"]),
-    ("h5", ["config.json", "tf_model.h5"]),
+@pytest.mark.parametrize("format, files", [  # a causal LM writes its generation_config.json too, as v4
+    ("safetensors", ["config.json", "generation_config.json", "model.safetensors"]),
+    ("h5", ["config.json", "generation_config.json", "tf_model.h5"]),
 ])
 def test_save_and_load_round_trip_bit_exact(tmp_path, format, files):
     config = tiny_config(is_decoder=True)
