@@ -122,13 +122,17 @@ def check_values(
     integer type is a TypeError here, not a dispatcher error later). With `allow_ignore`, -100 is
     allowed too. Eagerly this is one host sync for min and max, before any kernel indexes with the
     values — so a GPU raises a ValueError instead of a device-side assert. Under torch.compile and
-    torch.export it is one operator in the graph that does the same (an `InputValueError`).
+    torch.export it is one operator in the graph that does the same (an `InputValueError`). Not in a
+    graph for ONNX (`torch.onnx.export`'s dynamo exporter), which has no operator to raise with and
+    cannot translate ours: the exported graph takes the values as given, as transformers' does.
     """
     if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
         allowed = " (int64 or int32)" if index else ""
         raise TypeError(f"{name} must be an integer tensor{allowed}, got {values.dtype}")
     if index and values.dtype not in INDEX_DTYPES:
         raise TypeError(f"{name} must be an int64 or int32 tensor (it indexes a table), got {values.dtype}")
+    if _is_exporting() and torch.onnx.is_in_onnx_export():
+        return values
     if torch.compiler.is_compiling():
         return _checked_values(values, name, upper, lower, allow_ignore)
     shown = values.masked_fill(values == IGNORE_INDEX, lower) if allow_ignore else values  # min over the others

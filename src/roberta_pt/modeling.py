@@ -40,7 +40,7 @@ from roberta_core.pretrained import (
 from roberta_core.validation import check_forward_inputs, token_budget
 from roberta_core.weights import check_vocab_resize
 
-from ._framework import _is_exporting, as_array, check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
+from ._framework import as_array, check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
 from .unpad import Packing, _nothing_masked, first_positions, first_rows, pack, packed_attention, packing_for, repad, unpad_rows
 
@@ -1225,14 +1225,12 @@ class RobertaModel(RobertaPreTrainedModel):
             raise ValueError(f"past_key_values hold a batch of {past_key_values[0][0].shape[0]}, the inputs {B}")
         attention_mask = check_input_dtypes(attention_mask, inputs_embeds)
         # Value checks before any embedding lookup runs (the lookups read the checked tensors:
-        # under compilation the check is an operator they depend on). Not in a graph for ONNX,
-        # which has no operator to raise with (the dynamo exporter cannot translate the check's).
-        checked = not (_is_exporting() and torch.onnx.is_in_onnx_export())  # torch >= 2.4: the guarded helper
-        if input_ids is not None and checked:
+        # under compilation the check is an operator they depend on).
+        if input_ids is not None:
             input_ids = check_values("input_ids", input_ids, config.vocab_size)
-        if token_type_ids is not None and checked:
+        if token_type_ids is not None:
             token_type_ids = check_values("token_type_ids", token_type_ids, config.type_vocab_size)
-        if position_ids is not None and checked:
+        if position_ids is not None:
             position_ids = check_values("position_ids", position_ids, config.max_position_embeddings)
 
         use_fused = self._use_fused(output_attentions, head_mask)
