@@ -51,7 +51,7 @@ _WEIGHTS = {
     "h5": ("tf_model.h5",),
     "msgpack": ("flax_model.msgpack",),
 }
-_KINDS = ("config", "weights", "tokenizer")
+_KINDS = ("config", "weights", "tokenizer", "generation")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
@@ -233,6 +233,7 @@ class _Fetch:
             "config": CONFIG_FILE,
             "weights": ", ".join(f for name in dict.fromkeys((prefer, *_WEIGHTS)) for f in _WEIGHTS[name]),
             "tokenizer": "tokenizer.json, vocab.json + merges.txt or sentencepiece.bpe.model",
+            "generation": "generation_config.json",
         }[kind]
         if self.offline or self.unreachable:
             raise self._not_cached(what)
@@ -240,6 +241,10 @@ class _Fetch:
 
     def _config(self) -> list[Path] | None:
         path = self.get(CONFIG_FILE)
+        return None if path is None else [path]
+
+    def _generation(self) -> list[Path] | None:
+        path = self.get("generation_config.json")  # a causal LM's (roberta_core.generation)
         return None if path is None else [path]
 
     def _weights(self, prefer: str) -> list[Path] | None:

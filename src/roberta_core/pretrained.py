@@ -93,16 +93,18 @@ def whole_model_device(device_map: Any) -> Any:
 
 def resolve_pretrained(
     path: str | os.PathLike, options: Mapping[str, Any] | None = None, *, prefer: str = "safetensors",
-    config_given: bool = False,
+    config_given: bool = False, generation: bool = False,
 ) -> Path:
     """The local checkpoint directory a backend's `from_pretrained(path, **options)` reads: `path`
     itself (with `subfolder`) when it is a directory, else the Hub repo id `path` fetched into the
     Hugging Face cache — config.json and the weights, the format `prefer` first (`hub.resolve_pretrained`,
     which reads the Hub keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`).
-    `config_given`: the caller passed `config=`, so a repo without config.json loads, as in v4."""
+    `config_given`: the caller passed `config=`, so a repo without config.json loads, as in v4.
+    `generation`: fetch generation_config.json too where the repo has one (a causal LM's, as v4)."""
+    want = ("generation",) if generation else ()  # a causal LM's generation_config.json, when the repo has one
     if config_given:
-        return hub.resolve_pretrained(path, options, need=("weights",), want=("config",), prefer=prefer)
-    return hub.resolve_pretrained(path, options, need=("config", "weights"), prefer=prefer)
+        return hub.resolve_pretrained(path, options, need=("weights",), want=("config", *want), prefer=prefer)
+    return hub.resolve_pretrained(path, options, need=("config", "weights"), want=want, prefer=prefer)
 
 
 def loading_info(plan: LoadPlan) -> dict[str, list]:

@@ -196,8 +196,9 @@ def check_labels(
             if shape not in ((batch,), (batch, L)) and not (L == 1 and shape == (batch, 1)):
                 raise ValueError(f"regression labels must have shape ({batch},) or ({batch}, {L}), got {shape}")
         elif problem == "single_label_classification":
-            if shape != (batch,):
-                raise ValueError(f"single-label classification labels must have shape ({batch},), got {shape}")
+            if shape not in ((batch,), (batch, 1)):  # (B, 1): a Keras-style y, which v4 flattens too
+                raise ValueError(f"single-label classification labels must have shape ({batch},) or ({batch}, 1), "
+                                 f"got {shape}")
             if not labels_are_integers:
                 raise TypeError(f"single-label classification labels must be integer class ids in 0..{L - 1}")
         else:

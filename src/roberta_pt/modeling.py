@@ -905,7 +905,8 @@ class RobertaPreTrainedModel(nn.Module):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(device, options.get("device_map"))
-        directory = resolve_pretrained(path, options, prefer="safetensors", config_given=config is not None)
+        directory = resolve_pretrained(path, options, prefer="safetensors", config_given=config is not None,
+                                       generation=cls.can_generate())
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
             config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder

@@ -168,6 +168,36 @@ def test_models_load_by_repo_id_offline_in_every_backend(cached, backend):
 
 
 @pytest.mark.parametrize("backend", installed_backends())
+def test_a_causal_lm_by_repo_id_takes_the_repos_generation_config(hf_home, tmp_path, backend):
+    """As v4, a causal LM loaded by repo id reads generation_config.json from the snapshot (fetched
+    with the weights), and one without it gets the config's token ids."""
+    config = tiny_config(is_decoder=True)
+    folder = tmp_path / "clm"
+    save_pretrained_files(folder, config, random_state(config, "causal_lm", seed=1), "causal_lm")
+    (folder / "generation_config.json").write_text(json.dumps({"max_new_tokens": 3, "eos_token_id": 2}))
+    cache_repo(hf_home, "org/clm", COMMIT, folder_files(folder))
+    model = runtime.load_model(backend, "causal_lm", "org/clm")
+    assert (model.generation_config.max_new_tokens, model.generation_config.eos_token_id) == (3, 2)
+    (folder / "generation_config.json").unlink()
+    cache_repo(hf_home, "org/clm2", OTHER, folder_files(folder))
+    assert runtime.load_model(backend, "causal_lm", "org/clm2").generation_config.max_new_tokens is None
+
+
+def test_a_causal_lms_generation_config_is_fetched_with_its_weights(monkeypatch, tmp_path):
+    from roberta_core.pretrained import resolve_pretrained
+
+    config = tiny_config(is_decoder=True)
+    folder = save_pretrained_files(tmp_path / "clm", config, random_state(config, "causal_lm", seed=1), "causal_lm")
+    (folder / "generation_config.json").write_text("{}")
+    asked, _ = serve_online(monkeypatch, folder_files(folder))
+    resolve_pretrained(REPO, {"cache_dir": tmp_path / "cache"}, generation=True)
+    assert asked == ["config.json", "model.safetensors", "generation_config.json"]
+    asked.clear()
+    resolve_pretrained(REPO, {"cache_dir": tmp_path / "cache"})  # another head: not asked for
+    assert asked == ["config.json", "model.safetensors"]
+
+
+@pytest.mark.parametrize("backend", installed_backends())
 def test_a_repo_without_config_json_loads_with_config_given(hf_home, saved, backend):
     # v4: from_pretrained(repo, config=config) reads only the weights; without config= the
     # missing config.json is the error, naming it.

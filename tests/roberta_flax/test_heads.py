@@ -209,8 +209,8 @@ def _labels(head, **values):
 TRACE_TIME_LABEL_CASES = [
     ("masked_lm", dict(labels=np.zeros((3, 6), np.int32)), ValueError, r"labels must have shape \(3, 7\)"),
     ("masked_lm", dict(labels=np.zeros((3, 7), np.float32)), TypeError, "labels must be integer"),
-    ("sequence_classification", dict(labels=np.array([[0], [1], [2]])), ValueError,
-     r"single-label classification labels must have shape \(3,\)"),
+    ("sequence_classification", dict(labels=np.array([[0, 1], [1, 0], [2, 0]])), ValueError,
+     r"single-label classification labels must have shape \(3,\) or \(3, 1\)"),
     ("sequence_classification", dict(labels=np.zeros((3, 2), np.float32)), ValueError,
      r"multi-label classification labels must have shape \(3, 3\)"),
     ("question_answering", dict(start_positions=np.array([1.0, 2.0, 0.0]), end_positions=np.array([1, 2, 0])),

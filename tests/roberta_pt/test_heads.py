@@ -413,3 +413,12 @@ def test_generate_needs_a_decoder():
         model = RobertaForCausalLM(tiny_config())
     with pytest.raises(ValueError, match="is_decoder=True"):
         model.generate(torch.tensor([[0, 5]]))
+
+
+def test_single_label_classification_takes_labels_of_shape_b_by_1_as_v4():
+    """v4 flattens the labels (`labels.view(-1)`): a Keras-style (B, 1) column gives the (B,) loss."""
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
+    flat = model(input_ids=ids, labels=torch.tensor([2, 0])).loss
+    assert torch.equal(model(input_ids=ids, labels=torch.tensor([[2], [0]])).loss, flat)

@@ -202,3 +202,14 @@ def test_multiple_choice_takes_position_ids_fourth_as_v4_tf():
     with_labels = reference(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3, labels=labels)
     # v4 TF's multiple-choice loss is per example (B,); the reference's is their mean.
     assert_close(np.mean(mc(ids3, mask3, labels=labels).loss), with_labels["loss"], atol=1e-5, what="loss")
+
+
+def test_sequence_classification_labels_of_shape_b_by_1_as_v4():
+    """v4 TF reads a (B, 1) label column (Keras' usual `y`) as (B,): the same per-example loss."""
+    config = tiny_config(num_labels=3)
+    model, _ = build("sequence_classification", config)
+    ids, mask = padded_batch(config)
+    flat = model(input_ids=ids, attention_mask=mask, labels=np.array([2, 0, 1])).loss
+    column = model(input_ids=ids, attention_mask=mask, labels=np.array([[2], [0], [1]])).loss
+    assert column.shape == flat.shape == (3,)
+    np.testing.assert_array_equal(column.numpy(), flat.numpy())
