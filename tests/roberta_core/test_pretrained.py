@@ -14,9 +14,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from roberta_core import checkpoint
-from roberta_core.pretrained import check_floating, load_pretrained, nonfinite
-from tests.helpers import golden
+from roberta_core import checkpoint, runtime
+from roberta_core.reference import forward as reference
+from roberta_core.pretrained import check_floating, load_pretrained, nonfinite, save_pretrained_files
+from tests.helpers import assert_close, golden, padded_batch, random_state, tiny_config
 
 
 def crafted(tmp_path, change) -> tuple:
@@ -81,3 +82,26 @@ def test_nan_and_inf_parameters_are_named_in_one_warning(tmp_path):
         assert sorted(nonfinite(cast.items())) == sorted(bad) == want, dtype
     # Finite float64 values whose sum overflows are not mistaken for Inf.
     assert nonfinite([("big", np.full(4, 1e308))]) == []
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param(b, marks=pytest.mark.skipif(not runtime.available(b), reason=f"{b} not installed"))
+    for b in ("pt", "tf", "flax")])
+def test_every_backend_takes_a_config_object_with_to_dict(tmp_path, backend):
+    """`from_pretrained(d, config=...)` with v4's `transformers.RobertaConfig` (or any object with
+    `to_dict()`), as v4 code passes it: read through its dict; the caller's object untouched."""
+    config = tiny_config(num_labels=3)
+    state = random_state(config, "sequence_classification", seed=5)
+    save_pretrained_files(tmp_path, config, state, "sequence_classification")
+    ids, mask = padded_batch(config)
+    want = reference(config, state, "sequence_classification", input_ids=ids, attention_mask=mask)["logits"]
+
+    class Foreign:  # any object with to_dict(), as v4's PretrainedConfig
+        def to_dict(self):
+            return config.to_dict()
+
+    model = runtime.load_model(backend, "sequence_classification", tmp_path, config=Foreign())
+    got = runtime.run_model(backend, model, {"input_ids": ids, "attention_mask": mask})["logits"]
+    assert_close(got, want, atol=1e-5, what=f"{backend} logits")
+    with pytest.raises(TypeError, match="config must be"):
+        runtime.load_model(backend, "sequence_classification", tmp_path, config=object())

@@ -147,27 +147,6 @@ def test_can_generate_only_on_the_causal_lm():
         assert cls.can_generate() is False
 
 
-def test_from_pretrained_takes_a_config_with_to_dict(tmp_path):
-    config = tiny_config(num_labels=3)
-    model, state = build("sequence_classification", config, seed=5)
-    model.save_pretrained(tmp_path)
-    ids, mask = padded_batch(config)
-    want = reference(config, state, "sequence_classification", input_ids=ids, attention_mask=mask)["logits"]
-
-    class Foreign:  # any object with to_dict(), as v4's PretrainedConfig
-        def to_dict(self):
-            return config.to_dict()
-
-    loaded = rf.FlaxRobertaForSequenceClassification.from_pretrained(tmp_path, config=Foreign())
-    assert_close(loaded(ids, mask).logits, want, atol=1e-5, what="logits")
-    transformers = pytest.importorskip("transformers")
-    v4_config = transformers.RobertaConfig(**config.to_dict())
-    loaded = rf.FlaxRobertaForSequenceClassification.from_pretrained(tmp_path, config=v4_config)
-    assert_close(loaded(ids, mask).logits, want, atol=1e-5, what="logits")
-    with pytest.raises(TypeError, match="config must be"):
-        rf.FlaxRobertaForSequenceClassification.from_pretrained(tmp_path, config=object())
-
-
 def test_output_attentions_and_head_mask_are_silent_as_v4():
     config = tiny_config()
     model, state = build("model", config, seed=6)  # default attention: dot_product

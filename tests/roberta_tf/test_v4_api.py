@@ -150,28 +150,6 @@ def test_bias_and_lm_head_accessors():
     assert clm.get_lm_head() is clm.lm_head
 
 
-def test_from_pretrained_takes_a_config_with_to_dict(tmp_path):
-    config = tiny_config(num_labels=3)
-    model, state = build("sequence_classification", config, seed=5)
-    model.save_pretrained(tmp_path)
-    ids, mask = padded_batch(config)
-    want = reference(config, state, "sequence_classification", input_ids=ids, attention_mask=mask)["logits"]
-
-    class Foreign:  # any object with to_dict(), as v4's PretrainedConfig
-        def to_dict(self):
-            return config.to_dict()
-
-    loaded = rt.TFRobertaForSequenceClassification.from_pretrained(tmp_path, config=Foreign())
-    assert_close(loaded(ids, attention_mask=mask).logits, want, atol=1e-5, what="logits")
-    transformers = pytest.importorskip("transformers")
-    loaded = rt.TFRobertaForSequenceClassification.from_pretrained(
-        tmp_path, config=transformers.RobertaConfig(**config.to_dict())
-    )
-    assert_close(loaded(ids, attention_mask=mask).logits, want, atol=1e-5, what="logits")
-    with pytest.raises(TypeError, match="config must be"):
-        rt.TFRobertaForSequenceClassification.from_pretrained(tmp_path, config=object())
-
-
 def test_return_dict_in_generate_compiles_with_xla(decoder):
     model, _ = decoder
     ids = np.array([[0, 9, 17, 23], [0, 40, 41, 5]], np.int32)
