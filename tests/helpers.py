@@ -56,6 +56,23 @@ def padded_batch(
     return ids, mask
 
 
+def multiple_choice_case(config: RobertaConfig, state: dict[str, np.ndarray]) -> dict:
+    """A (B, 2, T) multiple-choice batch with explicit position ids, and the float64 reference's
+    logits for it and loss for `labels`: what the backends' positional-argument tests call."""
+    from roberta_core.reference import forward
+
+    ids, mask = padded_batch(config)
+    ids3, mask3 = np.stack([ids, ids[::-1]], 1), np.stack([mask, mask[::-1]], 1)
+    positions = np.broadcast_to(np.arange(ids.shape[1]) + 2, ids3.shape).copy()
+    labels = np.array([0, 1, 1])
+    return dict(
+        ids=ids3, mask=mask3, positions=positions, labels=labels,
+        logits=forward(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3,
+                       position_ids=positions)["logits"],
+        loss=forward(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3, labels=labels)["loss"],
+    )
+
+
 def rel_err(got, ref) -> float:
     """‖got − ref‖ / ‖ref‖ (ARCHITECTURE §5), in float64."""
     got = np.asarray(got, dtype=np.float64)

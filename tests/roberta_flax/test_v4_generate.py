@@ -18,7 +18,7 @@ import pytest
 
 import roberta_flax as rf
 from roberta_core.reference import forward as reference
-from tests.helpers import assert_close, padded_batch, tiny_config
+from tests.helpers import assert_close, multiple_choice_case, padded_batch, tiny_config
 
 from .common import build
 
@@ -169,11 +169,7 @@ def test_multiple_choice_takes_position_ids_fourth_as_v4_flax():
     position_ids, head_mask, ...): no labels among the positional inputs (ours come after them)."""
     config = tiny_config()
     mc, state = build("multiple_choice", config, seed=2)
-    ids, mask = padded_batch(config)
-    ids3, mask3 = np.stack([ids, ids[::-1]], 1), np.stack([mask, mask[::-1]], 1)
-    positions = np.broadcast_to(np.arange(ids.shape[1]) + 2, ids3.shape).copy()
-    want = reference(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3, position_ids=positions)
-    assert_close(mc(ids3, mask3, None, positions).logits, want["logits"], atol=1e-5, what="positional position_ids")
-    labels = np.array([0, 1, 1])
-    with_labels = reference(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3, labels=labels)
-    assert_close(mc(ids3, mask3, labels=labels).loss, with_labels["loss"], atol=1e-5, what="loss")
+    case = multiple_choice_case(config, state)
+    ids3, mask3, positions, labels = case["ids"], case["mask"], case["positions"], case["labels"]
+    assert_close(mc(ids3, mask3, None, positions).logits, case["logits"], atol=1e-5, what="positional position_ids")
+    assert_close(mc(ids3, mask3, labels=labels).loss, case["loss"], atol=1e-5, what="loss")

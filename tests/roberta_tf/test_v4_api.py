@@ -15,7 +15,7 @@ import tensorflow as tf
 import roberta_tf as rt
 from roberta_core.reference import forward as reference
 from roberta_tf.heads import _filter_logits
-from tests.helpers import assert_close, padded_batch, tiny_config
+from tests.helpers import assert_close, multiple_choice_case, padded_batch, tiny_config
 
 from .common import build
 
@@ -170,16 +170,12 @@ def test_multiple_choice_takes_position_ids_fourth_as_v4_tf():
     position_ids, head_mask, inputs_embeds, ..., labels): labels come after the inputs."""
     config = tiny_config()
     mc, state = build("multiple_choice", config, seed=2)
-    ids, mask = padded_batch(config)
-    ids3, mask3 = np.stack([ids, ids[::-1]], 1), np.stack([mask, mask[::-1]], 1)
-    positions = np.broadcast_to(np.arange(ids.shape[1]) + 2, ids3.shape).copy()
-    want = reference(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3, position_ids=positions)
-    assert_close(mc(ids3, mask3, None, positions).logits, want["logits"], atol=1e-5, what="positional position_ids")
-    assert_close(mc([ids3, mask3, None, positions]).logits, want["logits"], atol=1e-5, what="list position_ids")
-    labels = np.array([0, 1, 1])
-    with_labels = reference(config, state, "multiple_choice", input_ids=ids3, attention_mask=mask3, labels=labels)
+    case = multiple_choice_case(config, state)
+    ids3, mask3, positions, labels = case["ids"], case["mask"], case["positions"], case["labels"]
+    assert_close(mc(ids3, mask3, None, positions).logits, case["logits"], atol=1e-5, what="positional position_ids")
+    assert_close(mc([ids3, mask3, None, positions]).logits, case["logits"], atol=1e-5, what="list position_ids")
     # v4 TF's multiple-choice loss is per example (B,); the reference's is their mean.
-    assert_close(np.mean(mc(ids3, mask3, labels=labels).loss), with_labels["loss"], atol=1e-5, what="loss")
+    assert_close(np.mean(mc(ids3, mask3, labels=labels).loss), case["loss"], atol=1e-5, what="loss")
 
 
 def test_sequence_classification_labels_of_shape_b_by_1_as_v4():
