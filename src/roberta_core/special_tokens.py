@@ -60,13 +60,18 @@ class SpecialTokensMixin:
     `_additional` (additional special tokens), `_id_bytes` (id -> bytes, for decoding).
     """
 
-    def _special_token(self, token, role: str) -> AddedToken:
-        """The AddedToken for a special role: a known added token keeps its flags; <mask> absorbs the space before it."""
+    # How v4 holds each special token decides what special_tokens_map.json shows: a role set from a
+    # string that v4's class leaves a string (XLM-R's <s>, an attribute assigned a str, additional
+    # special tokens read from a config) is written as that string; an AddedToken as its flags.
+    # `_special_str` (roles) and `_additional_str` (contents) name those held as strings.
+
+    def _held_token(self, token, role: str) -> AddedToken:
+        """The AddedToken behind a special token: for a string, the added token of that content if
+        there is one, else the one v4 adds for it (special, normalized=False); an AddedToken (ours
+        or `tokenizers`') as given, made special."""
         if isinstance(token, str) and token in self._added_ids:
-            existing = self._added[self._added_ids[token]]
-            if existing.special:
-                return existing
-        token = as_added_token(token, special=True, lstrip=role == "mask_token")
+            return self._added[self._added_ids[token]]
+        token = as_added_token(token, special=True)
         return token if token.special else dataclasses.replace(token, special=True)
 
     def _register(self, token: AddedToken, token_id: int | None = None) -> bool:
@@ -122,25 +127,25 @@ class SpecialTokensMixin:
 
     @property
     def special_tokens_map_extended(self) -> dict:
-        """`special_tokens_map` with `AddedToken`s where v4 has them (the tokens added to the vocabulary)."""
-        found = {role: self._extended(t) for role, t in self._special.items() if t is not None}
+        """`special_tokens_map` as v4 holds it: an `AddedToken` where v4 has one (a role set from an
+        AddedToken, by `add_special_tokens`, or by a class that wraps its defaults), else the string."""
+        found = {role: (t.content if role in self._special_str else t)
+                 for role, t in self._special.items() if t is not None}
         if self._additional:
-            found["additional_special_tokens"] = [self._extended(t) for t in self._additional]
+            found["additional_special_tokens"] = [t.content if t.content in self._additional_str else t
+                                                  for t in self._additional]
         return found
 
     @property
     def all_special_tokens_extended(self) -> list:
-        """`all_special_tokens` with `AddedToken`s where v4 has them."""
-        first = {}
-        for token in [*self._special.values(), *self._additional]:
-            if token is not None:
-                first.setdefault(token.content, token)
-        return [self._extended(t) for t in first.values()]
-
-    def _extended(self, token: AddedToken):
-        """v4's view of a special token: the AddedToken it added to the vocabulary, else the string set."""
-        token_id = self._added_ids.get(token.content)
-        return token.content if token_id is None else self._added[token_id]
+        """`all_special_tokens` with `AddedToken`s where v4 has them (see `special_tokens_map_extended`)."""
+        found, seen = [], set()
+        for value in self.special_tokens_map_extended.values():
+            for token in value if isinstance(value, list) else [value]:
+                if str(token) not in seen:
+                    seen.add(str(token))
+                    found.append(token)
+        return found
 
     @property
     def special_tokens_map(self) -> dict[str, str | list[str]]:
@@ -180,6 +185,8 @@ class SpecialTokensMixin:
         vocabulary, or one whose flags change, counts too)."""
         if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
             new_tokens = [new_tokens]
+        if not self.is_fast:  # v4's slow tokenizer skips a string that is an added token already (flags kept)
+            new_tokens = [t for t in new_tokens if not (isinstance(t, str) and t in self._added_ids)]
         tokens = [as_added_token(t, special=special_tokens) for t in new_tokens]
         before = len(self)
         changed = [self._register(t) for t in tokens]
@@ -191,23 +198,44 @@ class SpecialTokensMixin:
         return sum(changed) if self.is_fast else len(self) - before
 
     def add_special_tokens(self, special_tokens_dict: dict, replace_additional_special_tokens: bool = True) -> int:
-        """Set special-token roles ('pad_token': '<pad>', 'additional_special_tokens': [...]); returns new-token count."""
+        """Set special-token roles ('pad_token': '<pad>', 'additional_special_tokens': [...]); returns new-token count.
+
+        As v4: a string becomes AddedToken(content, special=True, normalized=False) with no
+        lstrip/rstrip (also for <mask>), replacing the flags of an added token of that content; an
+        AddedToken is used as given. With `replace_additional_special_tokens` a non-empty list replaces
+        the additional special tokens, else the new ones (not yet among them) are appended."""
         roles = {*SPECIAL_TOKEN_ATTRIBUTES, "additional_special_tokens"}
         unknown = set(special_tokens_dict) - roles
         if unknown:
             raise ValueError(f"unknown special token roles {sorted(unknown)}; allowed: {sorted(roles)}")
+
+        def made(value) -> AddedToken:
+            if isinstance(value, str):
+                return AddedToken(value, normalized=False, special=True)
+            token = as_added_token(value, special=True)
+            return token if token.special else dataclasses.replace(token, special=True)
+
         before = len(self)
         for role, value in special_tokens_dict.items():
             if role == "additional_special_tokens":
-                if isinstance(value, (str, AddedToken)):
+                if isinstance(value, (str, AddedToken)) or not isinstance(value, (list, tuple)):
                     raise TypeError("additional_special_tokens must be a list of tokens")
-                extra = [self._special_token(t, role) for t in value]
-                kept = [] if replace_additional_special_tokens else self._additional
-                self._additional = kept + [t for t in extra if t not in kept]
+                extra = [made(t) for t in value]
+                if not replace_additional_special_tokens:
+                    known = set(self.additional_special_tokens)
+                    extra = [t for t in extra if t.content not in known]
+                if replace_additional_special_tokens and extra:
+                    self._additional, self._additional_str = list(extra), set()
+                else:
+                    self._additional = self._additional + extra
                 for token in extra:
+                    self._additional_str.discard(token.content)
                     self._register(token)
             else:
-                self._special[role] = token = self._special_token(value, role)
+                if not isinstance(value, (str, AddedToken)) and not hasattr(value, "content"):
+                    raise ValueError(f"{role} must be a str or an AddedToken, got {type(value).__name__}")
+                self._special[role] = token = made(value)
+                self._special_str.discard(role)
                 self._register(token)
         self._added_tokens_changed()
         return len(self) - before
@@ -245,8 +273,13 @@ def _special_property(role: str):
 
     def set_token(self, value):
         # As v4: the attribute names the token and adds nothing (`add_special_tokens` adds); a
-        # string outside the vocabulary then has the unk id and is not matched in text.
-        self._special[role] = None if value is None else self._special_token(value, role)
+        # string outside the vocabulary then has the unk id and is not matched in text. v4 keeps
+        # the value as given: a string is saved as a string, an AddedToken with its flags.
+        self._special[role] = None if value is None else self._held_token(value, role)
+        if isinstance(value, str):
+            self._special_str.add(role)
+        else:
+            self._special_str.discard(role)
 
     def get_id(self):
         token = self._special.get(role)
@@ -261,10 +294,3 @@ for _role in SPECIAL_TOKEN_ATTRIBUTES:
     _token_property, _id_property = _special_property(_role)
     setattr(SpecialTokensMixin, _role, _token_property)
     setattr(SpecialTokensMixin, _role + "_id", _id_property)
-
-
-def _token_dict(token: AddedToken, with_special: bool = False) -> dict:
-    fields = dataclasses.asdict(token)
-    if not with_special:
-        fields.pop("special")
-    return fields

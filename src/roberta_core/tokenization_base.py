@@ -80,7 +80,6 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
     verbose = False  # v4's default; its warnings are given once per tokenizer here
     model_input_names = ["input_ids", "attention_mask"]
     pad_token_type_id = 0  # RoBERTa has one token type
-    tokenizer_class_name = "RobertaTokenizer"
 
     def __init__(
         self,
@@ -109,6 +108,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         split_special_tokens: bool = False,
         name_or_path: str = "",
     ):
+        given = getattr(self, "_given_kwargs", {})
         spec = self._read_vocabulary_source(vocab_file, merges_file, tokenizer_file, vocab, merges)
         self._set_vocabulary(spec)
 
@@ -136,24 +136,63 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         for token_id in sorted(known):
             self._register(known[token_id], token_id)
         self._special: dict[str, AddedToken | None] = {}
+        self._special_str: set[str] = set()  # roles v4 holds as strings (see SpecialTokensMixin)
+        self._additional_str: set[str] = set()
         roles = dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token, sep_token=sep_token,
                      pad_token=pad_token, cls_token=cls_token, mask_token=mask_token)
+        built_from_slow = tokenizer_file is None  # what v4's fast tokenizer does without a tokenizer.json
         for role, token in roles.items():
-            self._special[role] = None if token is None else self._special_token(token, role)
-        self._additional: list[AddedToken] = [self._special_token(t, "additional_special_tokens")
-                                              for t in (additional_special_tokens or [])]
+            if token is None:
+                self._special[role] = None
+                continue
+            wrapped = self._wrapped_default(role, token, built_from_slow) if isinstance(token, str) else None
+            if wrapped is not None:
+                self._special[role] = wrapped
+            else:
+                self._special[role] = self._held_token(token, role)
+                if isinstance(token, str):
+                    self._special_str.add(role)
+        self._additional: list[AddedToken] = []
+        for token in additional_special_tokens or []:
+            self._additional.append(self._held_token(token, "additional_special_tokens"))
+            if isinstance(token, str):
+                self._additional_str.add(token)
         for token in [*self._special.values(), *self._additional]:
             if token is not None:
                 self._register(token)
         self._added_tokens_changed()
-        # The options it was made with, as v4 keeps them (what `from_pretrained` read, or was given).
-        self.init_kwargs = {"errors": errors, **{role: t for role, t in self._special.items() if t is not None},
-                            "add_prefix_space": self.add_prefix_space,
-                            **({"trim_offsets": self.trim_offsets} if self.is_fast else {}),
-                            **({"additional_special_tokens": list(self._additional)} if self._additional else {}),
-                            **({"model_max_length": model_max_length} if model_max_length != VERY_LARGE_INTEGER else {}),
-                            "tokenizer_file": None if tokenizer_file is None else str(tokenizer_file),
-                            "name_or_path": self.name_or_path}
+        # The options it was made with, as v4 keeps them in `init_kwargs` (what `from_pretrained`
+        # read, or was given): save_pretrained writes them back into tokenizer_config.json.
+        held = {role: (None if t is None else t.content if role in self._special_str else t)
+                for role, t in self._special.items()}
+        explicit = self._v4_init_kwargs(held, errors=errors, built_from_slow=built_from_slow)
+        ignored = {"vocab_file", "merges_file", "tokenizer_file", "vocab", "merges", "added_tokens_decoder",
+                   "sp_model_kwargs"}
+        self.init_kwargs = {**explicit, **{k: v for k, v in given.items() if k not in ignored and k not in explicit}}
+        if "additional_special_tokens" in self.init_kwargs:
+            self.init_kwargs["additional_special_tokens"] = [
+                t.content if t.content in self._additional_str else t for t in self._additional]
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        # The keywords the caller named, which v4 keeps in `init_kwargs` (and so in tokenizer_config.json).
+        self._given_kwargs = dict(kwargs)
+        return self
+
+    def _wrapped_default(self, role: str, content: str, built_from_slow: bool):
+        """Hook: the AddedToken v4's class makes of a special token given as a string, or None where
+        v4 keeps the string. RoBERTa's (slow, and fast when built from its slow one) wraps each:
+        `<mask>` with lstrip (normalized=False), the others with normalized=True."""
+        if self.is_fast and not built_from_slow:  # v4's fast one, from a tokenizer.json: only <mask>
+            return AddedToken(content, lstrip=True, normalized=False, special=True) if role == "mask_token" else None
+        if role == "mask_token":
+            return AddedToken(content, lstrip=True, normalized=False, special=True)
+        return AddedToken(content, normalized=True, special=True)
+
+    def _v4_init_kwargs(self, roles: dict, *, errors, built_from_slow: bool) -> dict:
+        """Hook: the `init_kwargs` v4's class records from its own parameters (RoBERTa's)."""
+        return {"errors": errors, **roles, "add_prefix_space": self.add_prefix_space,
+                **({"trim_offsets": self.trim_offsets} if self.is_fast else {})}
 
     @staticmethod
     def _read_vocabulary_source(vocab_file, merges_file, tokenizer_file, vocab, merges) -> dict:

@@ -62,7 +62,6 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
     """
 
     is_fast = True
-    tokenizer_class_name = "RobertaTokenizer"  # v4 writes the slow class's name for both
     vocab_files_names = {"vocab_file": "vocab.json", "merges_file": "merges.txt", "tokenizer_file": "tokenizer.json"}
     can_save_slow_tokenizer = True  # save_pretrained writes vocab.json and merges.txt
     slow_tokenizer_class = RobertaTokenizer
@@ -105,7 +104,7 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
         learner.train_from_iterator(self._checked_texts(text_iterator), trainer=trainer, length=length)
         model = json.loads(learner.to_str())["model"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
-        return type(self)(
+        trained = type(self)(
             vocab=model["vocab"], merges=merges, errors=self.errors, **self._special,
             additional_special_tokens=self._additional + list(extra),
             added_tokens_decoder={learner.token_to_id(t.content): t for t in keep},
@@ -113,6 +112,12 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
             model_max_length=self.model_max_length, padding_side=self.padding_side,
             truncation_side=self.truncation_side, clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
             split_special_tokens=self.split_special_tokens)
+        # v4 makes the new tokenizer from this one's init_kwargs (what save_pretrained writes), with the
+        # special tokens and additional special tokens updated
+        roles = {k: v for k, v in trained.init_kwargs.items() if k in self._special}
+        extra = {k: trained.init_kwargs[k] for k in ("additional_special_tokens",) if trained._additional}
+        trained.init_kwargs = {**dict(self.init_kwargs), **roles, **extra}
+        return trained
 
     def _checked_texts(self, texts):
         """The training texts, checked to be str, with the prefix space the tokenizer would add."""

@@ -30,7 +30,7 @@ import logging
 import struct
 from pathlib import Path
 
-from .special_tokens import as_added_token
+from .special_tokens import AddedToken, as_added_token
 from .tokenization import RobertaTokenizer
 from .tokenization_base import RobertaTokenizerBase
 from .tokenizer_files import TOKENIZER_FILE, load_json
@@ -250,7 +250,6 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
     order, decoding, files. Subclasses implement `_encode_texts` (see `RobertaTokenizerBase`)."""
 
     family = "xlm-roberta"
-    tokenizer_class_name = "XLMRobertaTokenizer"  # v4 writes the slow class's name for both
 
     def __init__(self, vocab_file=None, tokenizer_file=None, sp_model_kwargs=None, **kwargs):
         if sp_model_kwargs:
@@ -263,6 +262,7 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
             kwargs.pop(name, None)
         if "additional_special_tokens" not in kwargs and FAMILIES[self.family]["additional_special_tokens"]:
             kwargs["additional_special_tokens"] = list(FAMILIES[self.family]["additional_special_tokens"])
+            self._given_kwargs["additional_special_tokens"] = kwargs["additional_special_tokens"]  # v4's default
         kwargs.setdefault("clean_up_tokenization_spaces", False)
         self.vocab_file = None if vocab_file is None else str(vocab_file)
         super().__init__(vocab_file=vocab_file, tokenizer_file=tokenizer_file, **kwargs)
@@ -352,20 +352,33 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
         if self._proto is None:
             raise ValueError(f"{type(self).__name__} was made from a tokenizer.json without {SENTENCEPIECE_FILE}; "
                              "there is no SentencePiece model to save (save_pretrained writes tokenizer.json)")
-        directory = Path(save_directory)
-        if not directory.is_dir():
-            raise ValueError(f"{save_directory} is not a directory")
-        from .tokenizer_files import _write_files_atomically
+        return super().save_vocabulary(save_directory, filename_prefix)
 
-        return tuple(_write_files_atomically(directory, self._vocabulary_files(f"{filename_prefix}-" if filename_prefix else "")))
+    @property
+    def vocab_files_names(self) -> dict[str, str]:
+        return {"vocab_file": SENTENCEPIECE_FILE, **({"tokenizer_file": TOKENIZER_FILE} if self.is_fast else {})}
 
-    def _config(self) -> dict:
-        config = super()._config()
-        for key in ("add_prefix_space", "trim_offsets", "errors"):  # byte-level BPE settings v4 does not write here
-            config.pop(key, None)
-        config["sp_model_kwargs"] = {}
-        config["tokenizer_class"] = FAMILIES[self.family]["tokenizer_class"]
-        return dict(sorted(config.items()))
+    @property
+    def _v4_attributes(self) -> frozenset:
+        # v4's XLM-R tokenizers have no `errors`; its slow one keeps `sp_model_kwargs`, and only its fast
+        # one has `add_prefix_space` (every v4 fast tokenizer has).
+        names = RobertaTokenizerBase._v4_attributes - {"errors"} | {"vocab_file"}
+        return names | {"add_prefix_space"} if self.is_fast else names - {"add_prefix_space"} | {"sp_model_kwargs"}
+
+    @property
+    def sp_model_kwargs(self) -> dict:
+        return {}  # no subword sampling (see __init__)
+
+    def _wrapped_default(self, role, content, built_from_slow):
+        # v4 keeps XLM-R's special tokens as the strings given, but for <mask> (lstrip). (v4's fast
+        # tokenizer made directly from a sentencepiece.bpe.model, without from_pretrained, ends up with
+        # a normalized=True <mask>, unlike its slow one; ours keeps the two alike: normalized=False.)
+        if role != "mask_token":
+            return None
+        return AddedToken(content, lstrip=True, normalized=False, special=True)
+
+    def _v4_init_kwargs(self, roles, *, errors, built_from_slow):
+        return {**roles, **({"sp_model_kwargs": {}} if not self.is_fast or built_from_slow else {})}
 
     def _backend_tokenizer(self, pretokenizer=None):
         """A `tokenizers.Tokenizer`: this Unigram vocabulary, the pipeline, the added tokens and v4's
@@ -544,4 +557,7 @@ class CamembertTokenizer(XLMRobertaTokenizer):
     (`<s>NOTUSED`=0 `<pad>`=1 `</s>NOTUSED`=2 `<unk>`=3 `<unk>NOTUSED`=4, its `<s>`=5 and `</s>`=6)."""
 
     family = "camembert"
-    tokenizer_class_name = "CamembertTokenizer"
+
+    @property
+    def _v4_vocab_size(self) -> int:
+        return self.sp_model.get_piece_size()  # v4's slow CamemBERT counts SentencePiece's pieces only

@@ -64,4 +64,3 @@ class CamembertTokenizerFast(XLMRobertaTokenizerFast):
     """CamemBERT's tokenizer backed by `tokenizers` (CamemBERT's special-token table, see CamembertTokenizer)."""
 
     family = "camembert"
-    tokenizer_class_name = "CamembertTokenizer"

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import inspect
 import json
 import logging
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from . import fileio
 from .pretokenization import bytes_to_unicode
-from .special_tokens import _token_dict, as_added_token
+from .special_tokens import SPECIAL_TOKEN_ATTRIBUTES, AddedToken, as_added_token
 
 logger = logging.getLogger(__name__)
 
@@ -204,25 +206,84 @@ class TokenizerFilesMixin:
             raise ValueError(f"{name} is not a directory or a Hub repo id; from_pretrained reads a local "
                              "folder with tokenizer.json or vocab.json + merges.txt, or a repo id ('org/name')")
         directory = resolve_pretrained(name, options, need=("tokenizer",))
-        config = _read_json(directory / TOKENIZER_CONFIG_FILE)
-        config.update(_read_json(directory / SPECIAL_TOKENS_MAP_FILE))
-        unknown = set(config) - set(_init_keywords(cls)) - IGNORED_CONFIG_KEYS
-        if unknown:
-            logger.warning(f"{directory}: ignoring unknown tokenizer settings {sorted(unknown)}")
-        options = {k: v for k, v in config.items() if k in _init_keywords(cls) and k != "name_or_path"}
-        if "max_len" in config and "model_max_length" not in config:
-            options["model_max_length"] = config["max_len"]
-        legacy_added = _read_json(directory / ADDED_TOKENS_FILE)
-        if legacy_added:
-            decoder = dict(options.get("added_tokens_decoder") or {})
-            for content, token_id in legacy_added.items():
-                decoder.setdefault(str(token_id), {"content": content, "special": False})
-            options["added_tokens_decoder"] = decoder
         files = cls._vocabulary_sources(directory)
-        limit = options.get("model_max_length")
+        config = _read_json(directory / TOKENIZER_CONFIG_FILE)
+        # What v4's `_from_pretrained` makes of the files: tokenizer_config.json, then the keyword
+        # arguments; without `added_tokens_decoder` there, the legacy files (special_tokens_map.json,
+        # added_tokens.json, tokenizer.json's added tokens). Special tokens named by a string that is
+        # an added token become that AddedToken (its flags).
+        settings = {k: v for k, v in config.items() if k not in ("tokenizer_class", "init_inputs")}
+        has_tokenizer_file = (directory / TOKENIZER_FILE).is_file()
+        if not has_tokenizer_file:
+            settings.pop("tokenizer_file", None)
+        settings.update(kwargs)
+        added, by_content = {}, {}
+        if "added_tokens_decoder" in settings:
+            decoder = settings["added_tokens_decoder"]
+            if not isinstance(decoder, dict):
+                raise ValueError(f"{directory / TOKENIZER_CONFIG_FILE}: added_tokens_decoder must be a JSON object "
+                                 f"{{id: token}}, got {type(decoder).__name__}")
+            for index, token in decoder.items():
+                if not (isinstance(token, dict) or hasattr(token, "content")):
+                    raise ValueError(f"{directory / TOKENIZER_CONFIG_FILE}: added_tokens_decoder[{index!r}] must be a "
+                                     f"JSON object with a 'content', got {token!r:.60}")
+                added[int(index)] = by_content_token = as_added_token(token, special=False)
+                by_content[by_content_token.content] = by_content_token
+        else:
+            for key, value in _read_json(directory / SPECIAL_TOKENS_MAP_FILE).items():
+                if kwargs.get(key):
+                    continue  # a keyword argument wins over the file
+                if isinstance(value, dict):
+                    value = as_added_token(value, special=True)
+                elif key == "additional_special_tokens" and isinstance(value, list):
+                    merged = list(settings.pop("additional_special_tokens", None) or [])
+                    for token in value:
+                        token = as_added_token(token, special=True) if isinstance(token, dict) else token
+                        if str(token) not in map(str, merged):
+                            merged.append(token)
+                    value = merged
+                settings[key] = value
+            legacy_added = _read_json(directory / ADDED_TOKENS_FILE)
+            if legacy_added:
+                special = {str(t) for key in (*SPECIAL_TOKEN_ATTRIBUTES, "additional_special_tokens")
+                           if settings.get(key) is not None
+                           for t in (settings[key] if key == "additional_special_tokens" else [settings[key]])}
+                for content, token_id in legacy_added.items():
+                    if type(token_id) is not int:
+                        raise ValueError(f"{directory / ADDED_TOKENS_FILE}: expected {{token: id}} with int ids, "
+                                         f"got {content!r}: {token_id!r}")
+                    added[token_id] = AddedToken(content, normalized=content not in special,
+                                                 special=content in special)
+            if has_tokenizer_file:
+                for token_id, token in read_added_tokens(directory / TOKENIZER_FILE).items():
+                    added[token_id] = by_content[token.content] = token
+        if by_content:
+            for key in SPECIAL_TOKEN_ATTRIBUTES:
+                if isinstance(settings.get(key), str):
+                    settings[key] = by_content.get(settings[key], settings[key])
+        settings["added_tokens_decoder"] = added
+        if "max_len" in settings and "model_max_length" not in settings:
+            settings["model_max_length"] = settings["max_len"]
+        limit = settings.get("model_max_length")
         if isinstance(limit, float) and limit.is_integer():
-            options["model_max_length"] = int(limit)  # a file may spell v4's "no limit" 1e30
-        return cls(**files, **{"name_or_path": str(pretrained_model_name_or_path), **options, **kwargs})
+            settings["model_max_length"] = int(limit)  # a file may spell v4's "no limit" 1e30
+        keywords = set(_init_keywords(cls)) - {"name_or_path"}
+        wrong = set(kwargs) - keywords - {"name_or_path"}
+        if wrong:
+            raise TypeError(f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) "
+                            f"{', '.join(map(repr, sorted(wrong)))}")
+        options = {k: v for k, v in settings.items() if k in keywords}
+        unknown = set(settings) - keywords - {"name_or_path"}
+        if unknown - IGNORED_CONFIG_KEYS:
+            logger.info(f"{directory}: keeping tokenizer settings this tokenizer does not use, for save_pretrained: "
+                        f"{sorted(unknown - IGNORED_CONFIG_KEYS)}")
+        tokenizer = cls(**files, **options, name_or_path=str(pretrained_model_name_or_path))
+        # The rest is kept as v4 keeps it (in init_kwargs, so save_pretrained writes it back).
+        recorded = {k: v for k, v in settings.items() if k in unknown and k != "added_tokens_decoder"}
+        if not (cls.is_fast and has_tokenizer_file):  # v4's slow tokenizer (or the one a fast is built from)
+            recorded["tokenizer_file"] = str(directory / TOKENIZER_FILE) if has_tokenizer_file else None
+        tokenizer.init_kwargs = {**recorded, **tokenizer.init_kwargs}
+        return tokenizer
 
     @classmethod
     def _vocabulary_sources(cls, directory: Path) -> dict:
@@ -233,69 +294,115 @@ class TokenizerFilesMixin:
             return {"vocab_file": directory / VOCAB_FILE, "merges_file": directory / MERGES_FILE}
         raise FileNotFoundError(f"{directory} has neither {TOKENIZER_FILE} nor {VOCAB_FILE} + {MERGES_FILE}")
 
-    def save_pretrained(
-        self, save_directory, filename_prefix: str | None = None, push_to_hub: bool = False, **hub_kwargs
-    ) -> tuple[str, ...]:
-        """Write vocab.json, merges.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json.
+    def save_pretrained(self, save_directory, legacy_format: bool | None = None, filename_prefix: str | None = None,
+                        push_to_hub: bool = False, **hub_kwargs) -> tuple[str, ...]:
+        """Write the tokenizer as transformers v4 (4.57.6) does, all files or none; returns their paths.
 
-        The files are the ones `transformers` v4 reads; all of them are written or none.
-        `push_to_hub=True` then uploads the folder (`roberta_core.hub.push_to_hub`; `hub_kwargs`:
-        `repo_id` (default: the folder's name), `token`, `private`, `commit_message`, `revision`, `create_pr`).
+        The files, in the order of the tuple returned (each '<filename_prefix>-<name>' with a prefix):
+        tokenizer_config.json, special_tokens_map.json, then v4's "legacy" files: the vocabulary
+        (vocab.json + merges.txt, or sentencepiece.bpe.model) and added_tokens.json (the added tokens
+        past the vocabulary, {content: id}; its path is in the tuple even when there are none and it
+        is not written, as in v4); then, for a fast tokenizer, tokenizer.json. `legacy_format`
+        (fast tokenizers): None writes both kinds, False only tokenizer.json, True only the legacy
+        files; a slow tokenizer refuses False. `push_to_hub=True` then uploads the folder
+        (`roberta_core.hub.push_to_hub`; `hub_kwargs`: `repo_id` (default: the folder's name),
+        `token`, `private`, `commit_message`, `revision`, `create_pr`).
         """
         if push_to_hub:
             from . import hub
 
-            written = self.save_pretrained(save_directory, filename_prefix)
+            written = self.save_pretrained(save_directory, legacy_format, filename_prefix)
             repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name
             hub.push_to_hub(save_directory, repo_id, **hub_kwargs)
             return written
+        hub_kwargs.pop("save_jinja_files", None)  # v4's option for chat templates, which these tokenizers lack
         if hub_kwargs:
             raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(sorted(hub_kwargs))} "
                             "(the Hub's repo_id, token, ... apply with push_to_hub=True)")
+        if legacy_format not in (None, True, False):
+            raise TypeError(f"legacy_format must be None, True or False, got {legacy_format!r}")
         directory = Path(save_directory)
         if directory.exists() and not directory.is_dir():
             raise ValueError(f"{save_directory} exists and is not a directory")
+        if not self.is_fast and legacy_format is False:
+            raise ValueError("Only fast tokenizers (instances of PreTrainedTokenizerFast) can be saved in non legacy "
+                             "format.")
         prefix = f"{filename_prefix}-" if filename_prefix else ""
-        config = self._config()
-        special_map = {role: _token_dict(t) for role, t in self._special.items() if t is not None}
-        if self._additional:
-            special_map["additional_special_tokens"] = [_token_dict(t) for t in self._additional]
         files = {
-            **self._vocabulary_files(prefix),
-            prefix + TOKENIZER_FILE: self._backend_tokenizer().to_str(pretty=True),
-            prefix + TOKENIZER_CONFIG_FILE: json.dumps(config, indent=2, ensure_ascii=False) + "\n",
-            prefix + SPECIAL_TOKENS_MAP_FILE: json.dumps(special_map, indent=2, ensure_ascii=False) + "\n",
+            prefix + TOKENIZER_CONFIG_FILE: _dump(self._config()),
+            prefix + SPECIAL_TOKENS_MAP_FILE: _dump(_saved_token(self.special_tokens_map_extended, type_field=False)),
         }
-        return tuple(_write_files_atomically(directory, files))
+        names = list(files)
+        save_slow = legacy_format is not False and (not self.is_fast or self.can_save_slow_tokenizer)
+        save_fast = self.is_fast and legacy_format is not True
+        if save_slow:
+            vocabulary = self._vocabulary_files(prefix)
+            added = {content: i for content, i in self.added_tokens_encoder.items() if i >= self._v4_vocab_size}
+            files.update(vocabulary)
+            if added:
+                files[prefix + ADDED_TOKENS_FILE] = _dump(added)
+            names += [*vocabulary, prefix + ADDED_TOKENS_FILE]
+        if save_fast:
+            files[prefix + TOKENIZER_FILE] = self._backend_tokenizer().to_str(pretty=True)
+            names.append(prefix + TOKENIZER_FILE)
+        _write_files_atomically(directory, files)
+        return tuple(os.path.join(str(save_directory), name) for name in names)
 
-    def save_vocabulary(self, save_directory, filename_prefix: str | None = None) -> tuple[str, str]:
+    def save_vocabulary(self, save_directory, filename_prefix: str | None = None) -> tuple[str, ...]:
         """Write vocab.json and merges.txt (named '<prefix>-vocab.json' with a prefix); returns their paths."""
         directory = Path(save_directory)
         if not directory.is_dir():
             raise ValueError(f"{save_directory} is not a directory")
-        paths = _write_files_atomically(directory, self._vocabulary_files(f"{filename_prefix}-" if filename_prefix else ""))
-        return paths[0], paths[1]
+        files = self._vocabulary_files(f"{filename_prefix}-" if filename_prefix else "")
+        _write_files_atomically(directory, files)
+        return tuple(os.path.join(str(save_directory), name) for name in files)
+
+    @property
+    def _v4_vocab_size(self) -> int:
+        """v4's `vocab_size`, past which added tokens go to added_tokens.json."""
+        return self.vocab_size
 
     def _vocabulary_files(self, prefix: str) -> dict[str, str]:
+        """vocab.json and merges.txt as v4 writes them: its slow tokenizer's vocab.json is indented
+        and sorted by token, its fast one's (`tokenizers`) compact and by id, without a final newline."""
         merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self._merges)
-        return {prefix + VOCAB_FILE: json.dumps(self._encoder, ensure_ascii=False) + "\n", prefix + MERGES_FILE: merges}
+        if self.is_fast:
+            vocab = json.dumps(dict(sorted(self._encoder.items(), key=lambda kv: kv[1])), ensure_ascii=False,
+                               separators=(",", ":"))
+        else:
+            vocab = json.dumps(self._encoder, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return {prefix + VOCAB_FILE: vocab, prefix + MERGES_FILE: merges}
+
+    # The attributes of v4's tokenizer that its save_pretrained reads for the keys of init_kwargs
+    # (other keys are written as they were given).
+    _v4_attributes = frozenset({
+        "model_max_length", "clean_up_tokenization_spaces", "padding_side", "truncation_side", "split_special_tokens",
+        "model_input_names", "verbose", "name_or_path", *SPECIAL_TOKEN_ATTRIBUTES, "additional_special_tokens",
+        "errors", "add_prefix_space",
+    })
 
     def _config(self) -> dict:
-        """tokenizer_config.json in transformers v4's layout (so its AutoTokenizer can read ours)."""
-        return {
-            "add_prefix_space": self.add_prefix_space,
-            "added_tokens_decoder": {str(i): _token_dict(t, with_special=True) for i, t in sorted(self._added.items())},
-            **{role: t.content for role, t in self._special.items() if t is not None},
-            "additional_special_tokens": self.additional_special_tokens,
-            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
-            "errors": self.errors,
-            "model_max_length": self.model_max_length,
-            "padding_side": self.padding_side,
-            "truncation_side": self.truncation_side,
-            "split_special_tokens": self.split_special_tokens,
-            "tokenizer_class": self.tokenizer_class_name,
-            "trim_offsets": self.trim_offsets,
-        }
+        """tokenizer_config.json as v4's save_pretrained makes it: init_kwargs with the current value
+        of each that v4 keeps as an attribute (model_max_length and clean_up_tokenization_spaces
+        always), the special tokens as strings, extra_special_tokens, added_tokens_decoder with each
+        token's flags, tokenizer_class; without the file names and name_or_path."""
+        config = copy.deepcopy(self.init_kwargs)
+        for key in {*self.init_kwargs, "model_max_length", "clean_up_tokenization_spaces"}:
+            if key in self._v4_attributes:
+                config[key] = copy.deepcopy(getattr(self, key))
+        config.update(self.special_tokens_map)
+        if "extra_special_tokens" not in config:
+            config["extra_special_tokens"] = {}
+        for key in self.vocab_files_names:
+            config.pop(key, None)
+        config = _saved_token(config, type_field=True)
+        config["added_tokens_decoder"] = {i: dataclasses.asdict(t) for i, t in sorted(self._added.items())}
+        name = type(self).__name__
+        config["tokenizer_class"] = name[:-4] if name.endswith("Fast") and self.can_save_slow_tokenizer else name
+        if "name_or_path" in config:
+            for key in ("name_or_path", "special_tokens_map_file", "tokenizer_file"):
+                config.pop(key, None)
+        return config
 
     def _backend_tokenizer(self, pretokenizer=None):
         """A `tokenizers.Tokenizer` with this vocabulary and added tokens (imported only when needed).
@@ -326,6 +433,41 @@ class TokenizerFilesMixin:
                                    f"expected {token_id}")
         backend.encode_special_tokens = self.split_special_tokens
         return backend
+
+
+def _dump(value) -> str:
+    """JSON as v4 writes its tokenizer files: indented by 2, keys sorted, UTF-8, a final newline."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _saved_token(value, type_field: bool):
+    """`value` with each AddedToken as the JSON object v4 saves: all its flags with a "__type" field
+    (tokenizer_config.json), or without "special" (special_tokens_map.json)."""
+    if isinstance(value, AddedToken):
+        fields = dataclasses.asdict(value)
+        if type_field:
+            fields["__type"] = "AddedToken"
+        else:
+            fields.pop("special")
+        return fields
+    if isinstance(value, (list, tuple)):
+        return [_saved_token(v, type_field) for v in value]
+    if isinstance(value, dict):
+        return {k: _saved_token(v, type_field) for k, v in value.items()}
+    return value
+
+
+def read_added_tokens(path) -> dict[int, AddedToken]:
+    """The added tokens of a tokenizer.json, by id (what v4 reads from it for a tokenizer without
+    added_tokens_decoder in its config)."""
+    spec = load_json(path)
+    added = spec.get("added_tokens") if isinstance(spec, dict) else None
+    tokens = {}
+    for index, token in enumerate(added or []):
+        if not (isinstance(token, dict) and type(token.get("id")) is int and isinstance(token.get("content"), str)):
+            raise ValueError(f"{path}: added_tokens[{index}] needs an int 'id' and a str 'content', got {token!r:.80}")
+        tokens[token["id"]] = as_added_token(token, special=bool(token.get("special", False)))
+    return tokens
 
 
 def _read_json(path: Path) -> dict:

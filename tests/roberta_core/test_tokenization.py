@@ -335,7 +335,9 @@ def test_save_and_load_round_trip(cls, tmp_path, vocab):
     tok.add_tokens([AddedToken("<new>", rstrip=True)])
     written = tok.save_pretrained(tmp_path / "saved")
     names = sorted(Path(p).name for p in written)
-    assert names == ["merges.txt", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"]
+    # v4's files: tokenizer.json only from the fast tokenizer (test_tokenizer_save_v4 checks the rest)
+    assert names == ["added_tokens.json", "merges.txt", "special_tokens_map.json",
+                     *(["tokenizer.json"] if tok.is_fast else []), "tokenizer_config.json", "vocab.json"]
     texts = ["Hello <new>  world", "The <mask> sat.", ""]
     expected = tok(texts, return_offsets_mapping=True)
     for other in (RobertaTokenizer, RobertaTokenizerFast):
@@ -347,11 +349,15 @@ def test_save_and_load_round_trip(cls, tmp_path, vocab):
     # tokenizer.json is transformers' pipeline: `tokenizers` alone reads and runs it.
     from tokenizers import Tokenizer
 
-    backend = Tokenizer.from_file(str(tmp_path / "saved" / "tokenizer.json"))
+    fast_folder = tmp_path / "saved"
+    if not tok.is_fast:  # as v4's, the slow tokenizer writes no tokenizer.json
+        fast_folder = tmp_path / "fast"
+        RobertaTokenizerFast.from_pretrained(DATA, add_prefix_space=True).save_pretrained(fast_folder)
+    backend = Tokenizer.from_file(str(fast_folder / "tokenizer.json"))
     assert backend.encode("Hello world!").ids == [0, 20920, 232, 328, 2]
     assert backend.encode("Question?", "Answer").ids == [0, vocab["ĠQuestion"], 116, 2, 2, vocab["ĠAnswer"], 2]
     # vocab.json / merges.txt only (v4's slow layout) give the same tokenizer.
-    (tmp_path / "saved" / "tokenizer.json").unlink()
+    (tmp_path / "saved" / "tokenizer.json").unlink(missing_ok=True)
     assert cls.from_pretrained(tmp_path / "saved")(texts, return_offsets_mapping=True) == expected
 
 
@@ -359,8 +365,11 @@ def test_save_and_load_round_trip(cls, tmp_path, vocab):
 def test_slow_and_fast_save_the_same_files(loaded, tmp_path):
     for cls, tok in loaded.items():
         tok.save_pretrained(tmp_path / cls.__name__)
-    for name in ("vocab.json", "merges.txt", "tokenizer.json", "special_tokens_map.json"):
+    for name in ("merges.txt", "special_tokens_map.json"):  # (tokenizer_config.json: fast adds trim_offsets)
         assert (tmp_path / "RobertaTokenizer" / name).read_bytes() == (tmp_path / "RobertaTokenizerFast" / name).read_bytes()
+    # the same vocabulary, laid out as v4's slow (indented, by token) and fast (compact, by id) ones write it
+    assert json.loads((tmp_path / "RobertaTokenizer" / "vocab.json").read_text()) == \
+        json.loads((tmp_path / "RobertaTokenizerFast" / "vocab.json").read_text())
     assert (tmp_path / "RobertaTokenizer" / "merges.txt").read_text() == (DATA / "merges.txt").read_text()
     assert json.loads((tmp_path / "RobertaTokenizer" / "vocab.json").read_text()) == json.loads((DATA / "vocab.json").read_text())
 
