@@ -203,7 +203,7 @@ class FlaxRobertaEmbeddings(nnx.Module):
         self.LayerNorm = _layer_norm(config, **kw)
         self.dropout = _dropout(config.hidden_dropout_prob, rngs=rngs)
 
-    def position_ids(
+    def _position_ids(
         self, input_ids: Optional[jax.Array], inputs_embeds: Optional[jax.Array], past_length: Any = 0
     ) -> jax.Array:
         """Positions when none are given: (B, T) from the padding in the ids, or (1, T) counting
@@ -223,7 +223,7 @@ class FlaxRobertaEmbeddings(nnx.Module):
         deterministic: bool = True,
     ) -> jax.Array:
         if position_ids is None:
-            position_ids = self.position_ids(input_ids, inputs_embeds, past_length)
+            position_ids = self._position_ids(input_ids, inputs_embeds, past_length)
         if inputs_embeds is None:
             inputs_embeds = _lookup(self.word_embeddings, input_ids, self.padding_idx)  # (B, T, H)
         if token_type_ids is None:
@@ -1259,7 +1259,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         else:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
             if position_ids is None:
-                position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
+                position_ids = self.embeddings._position_ids(input_ids, inputs_embeds)
 
             def real(x: Optional[jax.Array]) -> Optional[jax.Array]:
                 return None if x is None else unpad_rows(jnp.broadcast_to(x, (B, T, *jnp.shape(x)[2:])), packing)[None]

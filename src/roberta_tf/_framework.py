@@ -232,7 +232,7 @@ def _dense(config: RobertaConfig, units: int, name: str, dtype: Any, use_bias: b
 
 def _embedding(config: RobertaConfig, rows: int, dim: int, name: str, dtype: Any,
                padding_idx: Optional[int] = None) -> keras.layers.Embedding:
-    return keras.layers.Embedding(
+    return Embedding(
         rows, dim, embeddings_initializer=_normal(config, padding_idx), dtype=dtype, name=name
     )
 
@@ -316,6 +316,16 @@ class Dense(keras.layers.Dense):
                     x = tf.reshape(x, shape[:-1] + [self.units])
                 return x if self.activation is None else self.activation(x)
         return super().call(inputs, training=training)
+
+
+@keras.saving.register_keras_serializable(package="roberta_tf")
+class Embedding(keras.layers.Embedding):
+    """Keras' Embedding (same weights, names and config), its table also under v4 TF's name:
+    `weight` (v4 code reads `model.get_input_embeddings().weight`)."""
+
+    @property
+    def weight(self):
+        return self.embeddings
 
 
 @keras.saving.register_keras_serializable(package="roberta_tf")

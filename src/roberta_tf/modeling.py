@@ -194,12 +194,17 @@ class TFRobertaEmbeddings(ReplaceableSublayers, keras.layers.Layer):
         self.LayerNorm = _layer_norm(config, "LayerNorm", self.dtype_policy)
         self.dropout = _dropout(config.hidden_dropout_prob, self.dtype_policy)
 
+    @property
+    def weight(self):
+        """The word embedding table (V, H), under v4 TF's name (`model.roberta.embeddings.weight`)."""
+        return self.word_embeddings.embeddings
+
     def build(self, input_shape=None):
         for table in (self.word_embeddings, self.position_embeddings, self.token_type_embeddings):
             table.build()
         self.LayerNorm.build((None, None, self.config.hidden_size))
 
-    def position_ids(
+    def _position_ids(
         self, input_ids: Optional[tf.Tensor], inputs_embeds: Optional[tf.Tensor], past_length: Any = 0
     ) -> tf.Tensor:
         """Positions when none are given: (B, T) from the padding in the ids, or (1, T) counting
@@ -220,7 +225,7 @@ class TFRobertaEmbeddings(ReplaceableSublayers, keras.layers.Layer):
         training: bool = False,
     ) -> tf.Tensor:
         if position_ids is None:
-            position_ids = self.position_ids(input_ids, inputs_embeds, past_length)
+            position_ids = self._position_ids(input_ids, inputs_embeds, past_length)
         if inputs_embeds is None:
             inputs_embeds = _lookup(self.word_embeddings, input_ids, self.padding_idx)  # (B, T, H)
         if token_type_ids is None:
@@ -1460,7 +1465,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         if packing is not None:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
             if position_ids is None:
-                position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
+                position_ids = self.embeddings._position_ids(input_ids, inputs_embeds)
             rows = dims(inputs)[:2]
 
             def forward(packing: Packing) -> BaseModelOutputWithPoolingAndCrossAttentions:

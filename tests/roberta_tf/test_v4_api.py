@@ -187,3 +187,17 @@ def test_sequence_classification_labels_of_shape_b_by_1_as_v4():
     column = model(input_ids=ids, attention_mask=mask, labels=np.array([[2], [0], [1]])).loss
     assert column.shape == flat.shape == (3,)
     np.testing.assert_array_equal(column.numpy(), flat.numpy())
+
+
+def test_word_table_is_also_weight_as_v4_tf():
+    # v4 TF's embeddings layer holds the word table as `weight` (build(): add_weight(name="weight")),
+    # read as `model.roberta.embeddings.weight` or `model.get_input_embeddings().weight`.
+    config = tiny_config()
+    model, state = build("masked_lm", config, seed=5)
+    want = state["roberta.embeddings.word_embeddings.weight"]
+    np.testing.assert_array_equal(model.roberta.embeddings.weight.numpy(), want)
+    np.testing.assert_array_equal(model.get_input_embeddings().weight.numpy(), want)
+    rows = config.vocab_size + 2
+    model.set_input_embeddings(np.ones((rows, config.hidden_size), np.float32))
+    assert model.roberta.embeddings.weight.shape == (rows, config.hidden_size)
+    np.testing.assert_array_equal(model.get_input_embeddings().weight.numpy(), 1.0)
