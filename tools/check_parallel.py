@@ -90,6 +90,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("modeling.py", "RobertaPreTrainedModel.get_memory_footprint"): "v4 PyTorch: bytes of parameters and buffers",
     ("modeling.py", "RobertaPreTrainedModel.set_attn_implementation"): "v4 PyTorch: switch sdpa/eager after loading",
     ("modeling.py", "RobertaPreTrainedModel.get_extended_attention_mask"): "v4 PyTorch's additive mask (2-D or 3-D)",
+    # v4 PyTorch's decoder returns a Cache object (EncoderDecoderCache); v4's TF and Flax return tuples.
+    ("modeling.py", "RobertaCache"): "v4 PyTorch's EncoderDecoderCache (TF/Flax v4: tuples)",
+    ("modeling.py", "RobertaEmbeddings.weight"): "v4 TF's name of the word table (its embeddings layer's variable)",
 }
 
 

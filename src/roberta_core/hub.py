@@ -8,9 +8,10 @@ Hugging Face cache, as `transformers` v4 resolves `from_pretrained("FacebookAI/r
 A repo id is fetched with `huggingface_hub` (the optional `[hub]` extra, imported only when a
 name is not a local directory), one file at a time and only the files asked for: `config.json`,
 the weights (the caller's preferred format first, then the others we read; a sharded index with
-its shards), the tokenizer files. Files already in the cache are not downloaded again; offline
-(`HF_HUB_OFFLINE=1`, `local_files_only=True`) only the cache is read, and a name it lacks is one
-`FileNotFoundError` naming the repo id, the revision and the cache folder looked in.
+its shards), the tokenizer files, a peft adapter's two files (`resolve_adapter`). Files already
+in the cache are not downloaded again; offline (`HF_HUB_OFFLINE=1`, `local_files_only=True`)
+only the cache is read, and a name it lacks is one `FileNotFoundError` naming the repo id, the
+revision and the cache folder looked in.
 
 The environment keeps its v4 meaning and is read at each call (so a process that sets it after
 import is honoured): `HF_HUB_CACHE` (else `HF_HOME/hub`) is the cache, `HF_HUB_OFFLINE` (or v4's
@@ -29,7 +30,7 @@ from typing import Any, Iterable, Mapping
 
 __all__ = [
     "HUB_OPTIONS", "TOKENIZER_FILES", "resolve_pretrained", "hub_options", "is_hub_id", "cache_folder", "offline",
-    "push_to_hub", "upload_token", "snapshot_commit",
+    "push_to_hub", "upload_token", "snapshot_commit", "ADAPTER_CONFIG_FILE", "ADAPTER_WEIGHTS_FILES", "resolve_adapter",
 ]
 
 # The `from_pretrained` keywords that say where a name is fetched from (v4's names;
@@ -285,6 +286,57 @@ class _Fetch:
                 and (got["vocab.json"] is None or got["merges.txt"] is None)):
             return None
         return [p for p in got.values() if p is not None]
+
+
+# ---------------------------------------------------------------------------- peft adapters
+
+# The files of a peft adapter (v4's ADAPTER_CONFIG_NAME, ADAPTER_SAFE_WEIGHTS_NAME, ADAPTER_WEIGHTS_NAME);
+# the weights in the order read, safetensors first as peft reads them.
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+ADAPTER_WEIGHTS_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+def resolve_adapter(
+    name: str | os.PathLike, options: Mapping[str, Any] | None = None, *, weights: bool = True, required: bool = False
+) -> Path | None:
+    """The local folder of the peft adapter `name` (`options["subfolder"]` applied): a directory
+    holding adapter_config.json, or a Hub repo id whose adapter_config.json and, with `weights`, its
+    weights (adapter_model.safetensors, else adapter_model.bin) are fetched into the cache, those
+    files and no others (`options`: the Hub keywords, as `resolve_pretrained` reads them).
+
+    None when `name` holds no adapter_config.json or is neither a directory nor a repo id, which is
+    how v4's `from_pretrained` tells an adapter from a model (`find_adapter_config_file`); a repo id
+    the cache lacks while offline is None too, unless `required` (then the not-cached error). An
+    adapter_config.json without a weights file is a FileNotFoundError naming the files looked for."""
+    options = dict(options or {})
+    text = os.fspath(name)
+    subfolder = _check_subfolder(text, options.get("subfolder"))
+    local = Path(text)
+    if local.is_dir():
+        folder = local / subfolder if subfolder else local
+        if not (folder / ADAPTER_CONFIG_FILE).is_file():
+            return None
+        if weights and not any((folder / f).is_file() for f in ADAPTER_WEIGHTS_FILES):
+            raise FileNotFoundError(
+                f"{folder}: a peft adapter (adapter_config.json) without weights; looked for {', '.join(ADAPTER_WEIGHTS_FILES)}"
+            )
+        return folder
+    if not isinstance(name, str) or not is_hub_id(text):
+        return None
+    fetch = _Fetch(text, options, subfolder)
+    config = fetch.get(ADAPTER_CONFIG_FILE)
+    if config is None:
+        if required and (fetch.offline or fetch.unreachable):
+            raise fetch._not_cached(ADAPTER_CONFIG_FILE)
+        return None
+    # any() stops at the first file found: the .bin is asked for only when the repo has no safetensors.
+    if weights and not any(fetch.get(f) is not None for f in ADAPTER_WEIGHTS_FILES):
+        if fetch.offline or fetch.unreachable:
+            raise fetch._not_cached(", ".join(ADAPTER_WEIGHTS_FILES))
+        raise FileNotFoundError(
+            f"{text}: the Hub repo {fetch._where()} holds adapter_config.json but no {', '.join(ADAPTER_WEIGHTS_FILES)}"
+        )
+    return config.parent
 
 
 # ---------------------------------------------------------------------------- upload

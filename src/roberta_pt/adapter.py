@@ -72,7 +72,7 @@ class Adapter:
     def to_numpy(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
         """Every output field as float64 NumPy (per-layer fields as tuples)."""
         leaf = lambda t: t.detach().to(torch.float64).cpu().numpy()  # noqa: E731
-        return {k: map_arrays(v, leaf) for k, v in outputs.items()}
+        return {k: map_arrays(convert._cache_tuples(v), leaf) for k, v in outputs.items()}
 
     def grads(self, model, inputs: Mapping[str, Any], objective: Callable) -> dict[str, np.ndarray]:
         """d objective(model(**inputs)) / d every parameter, as canonical float32 arrays."""

@@ -85,6 +85,16 @@ def call_numpy(model: nn.Module, inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _numpy(value: Any) -> Any:
+    value = _cache_tuples(value)
     if isinstance(value, (tuple, list)):
         return tuple(_numpy(v) for v in value)
     return as_array(value) if isinstance(value, torch.Tensor) else value
+
+
+def _cache_tuples(value: Any) -> Any:
+    """A returned cache object (v4's API: `to_legacy_cache()`, such as `modeling.RobertaCache`) as
+    its legacy tuples, (k, v) or (k, v, cross_k, cross_v) per layer, without the empty
+    cross-attention pair (None) of a decoder without cross-attention; any other value as it is."""
+    if not hasattr(value, "to_legacy_cache"):
+        return value
+    return tuple(tuple(t for t in entry if t is not None) for entry in value.to_legacy_cache())

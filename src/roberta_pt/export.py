@@ -87,9 +87,11 @@ class _Packed(nn.Module):
         # Where the real tokens sit (the lengths it also counts are constants to the tracer, unused by
         # the traced attention); positions from the padded ids, then each input's real tokens (1, N).
         packing = pack(attention_mask)
-        positions = base.embeddings.position_ids(input_ids, None)  # (B, T)
+        positions = base.embeddings._position_ids(input_ids, None)  # (B, T)
         ids, pos = (unpad_rows(x, packing)[None] for x in (input_ids, positions))
-        hidden = base.embeddings(ids, None, pos, None)  # (1, N, H)
+        # Token types given as zeros of the stream's own length: the buffer the embeddings would
+        # slice is max_position_embeddings long, and the trace keeps one branch for every N.
+        hidden = base.embeddings(ids, torch.zeros_like(ids), pos, None)  # (1, N, H)
         # Sequence classification reads each row's first real token alone: the last layer computes
         # those B rows only (`first_token_only`; keys and values from the stream, under the padding mask).
         first_only = self.head == "sequence_classification"

@@ -243,7 +243,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         encoder_hidden_states: Optional[torch.Tensor] = None,
         encoder_attention_mask: Optional[torch.Tensor] = None,
         labels: Optional[torch.Tensor] = None,
-        past_key_values: Optional[tuple[tuple[torch.Tensor, ...], ...]] = None,
+        past_key_values: Any = None,
         use_cache: Optional[bool] = None,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
@@ -253,14 +253,16 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
         RobertaModel; the logits at padding positions are then zeros (not computed).
-        `cache_position`: v4's, accepted (the positions come from `position_ids` or the cache)."""
+        `past_key_values`: see RobertaModel (a cache object is filled in place and returned; with
+        `use_cache` and none, a new RobertaCache). `cache_position`: v4's, passed on to the cache
+        (the positions come from `position_ids` or the cache)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
-            output_attentions, output_hidden_states, return_dict=True, unpad=unpad,
+            output_attentions, output_hidden_states, return_dict=True, cache_position=cache_position, unpad=unpad,
         )
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
@@ -335,7 +337,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         finished and then filled with `pad_token_id`; generation ends when every row is finished.
         Returns (B, T + new) ids — the prompts as given, then the new tokens — or, with
         `return_dict_in_generate`, v4's output: `sequences`, and one (B, V) per step in `scores`
-        (`output_scores`: the scores the choice was made from) and `logits` (`output_logits`).
+        (`output_scores`: the scores the choice was made from) and `logits` (`output_logits`), and
+        `past_key_values`: as v4's, a DynamicCache-like cache of (k, v) per layer (B, h, S, D) over
+        every position but the last token's (the RobertaCache's `self_attention_cache`).
 
         Each step runs `prepare_inputs_for_generation` and the model, as v4's loop (so v4.57's
         position ids, and peft's prompt tuning, apply). Right-padded prompts are first moved
@@ -418,7 +422,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             return sequences
         return GenerateDecoderOnlyOutput(
             sequences=sequences, scores=tuple(scores) if settings["output_scores"] else None,
-            logits=tuple(raw) if settings["output_logits"] else None, past_key_values=past,
+            logits=tuple(raw) if settings["output_logits"] else None,
+            # v4's generate fills a DynamicCache (no cross-attention runs here): the self-attention's.
+            past_key_values=getattr(past, "self_attention_cache", past),
         )
 
 

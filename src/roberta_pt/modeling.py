@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
+import torch.utils._pytree as pytree  # registering a pytree node is only in torch.utils._pytree
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -42,12 +43,14 @@ from roberta_core.weights import check_vocab_resize
 
 from ._framework import as_array, check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import from_canonical, to_canonical
+from .peft_integration import PeftAdapterMixin, pretrained_adapter
 from .unpad import Packing, _nothing_masked, first_positions, first_rows, pack, packed_attention, packing_for, repad, unpad_rows
 
 __all__ = [
     "ACT2FN",
     "ATTN_IMPLEMENTATIONS",
     "RobertaEmbeddings",
+    "RobertaCache",
     "fused_attention",
     "explicit_attention",
     "RobertaSelfAttention",
@@ -159,8 +162,17 @@ class RobertaEmbeddings(nn.Module):
         # `LayerNorm`, not snake case: the name is part of every checkpoint's keys.
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self._register_buffers(config.max_position_embeddings)
 
-    def position_ids(
+    def _register_buffers(self, length: int, device: Optional[torch.device] = None) -> None:
+        # v4's buffers, not in the state dict (persistent=False): `position_ids` (1, P) 0 .. P-1 and
+        # `token_type_ids` (1, P) zeros, the token types of a call without them. A model built on the
+        # meta device registers them again where its weights land (`_materialize_missing`).
+        self.register_buffer("position_ids", torch.arange(length, device=device)[None, :], persistent=False)
+        self.register_buffer("token_type_ids", torch.zeros((1, length), dtype=torch.long, device=device),
+                             persistent=False)
+
+    def _position_ids(
         self, input_ids: Optional[torch.Tensor], inputs_embeds: Optional[torch.Tensor], past_length: int = 0
     ) -> torch.Tensor:
         """Positions when none are given: (B, T) from the padding in the ids, or (1, T) counting
@@ -180,14 +192,18 @@ class RobertaEmbeddings(nn.Module):
         past_length: int = 0,
     ) -> torch.Tensor:
         if position_ids is None:
-            position_ids = self.position_ids(input_ids, inputs_embeds, past_length)
+            position_ids = self._position_ids(input_ids, inputs_embeds, past_length)
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
         if token_type_ids is None:
-            # Every token is of type 0: add row 0 of the table (a one-row table is still added).
-            token_type_embeddings = self.token_type_embeddings.weight[0]
-        else:
-            token_type_embeddings = self.token_type_embeddings(token_type_ids)
+            # Every token is of type 0: v4's `token_type_ids` buffer, (1, T) expanded to (B, T) (a
+            # packed stream longer than the buffer takes zeros of its own).
+            B, T = inputs_embeds.shape[:2]
+            if T <= self.token_type_ids.shape[1]:
+                token_type_ids = self.token_type_ids[:, :T].expand(B, T)
+            else:
+                token_type_ids = self.token_type_ids.new_zeros((B, T))
+        token_type_embeddings = self.token_type_embeddings(token_type_ids)
         embeddings = inputs_embeds + token_type_embeddings
         if self.position_embedding_type == "absolute":
             embeddings = embeddings + self.position_embeddings(position_ids)
@@ -252,25 +268,273 @@ def explicit_attention(
     return torch.matmul(probs, value), probs
 
 
+class _CacheLayer:
+    """One layer's cached keys and values, each (B, h, S, D); None until the first update (v4's
+    DynamicLayer: code reads `.keys` and `.values`)."""
+
+    def __init__(self) -> None:
+        self.keys: Optional[torch.Tensor] = None
+        self.values: Optional[torch.Tensor] = None
+
+    def get_seq_length(self) -> int:
+        return 0 if self.keys is None or self.keys.numel() == 0 else self.keys.shape[-2]
+
+
+class _DynamicCache:
+    """The keys and values of one kind of attention (self or cross), one `_CacheLayer` per layer,
+    growing along the positions: v4's DynamicCache, the methods its callers use."""
+
+    def __init__(self, num_layers: int = 0):
+        self.layers = [_CacheLayer() for _ in range(num_layers)]
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, cache_kwargs: Optional[dict] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append the new keys and values (B, h, T, D) to layer `layer_idx`'s and return all it
+        holds, (B, h, S, D). `cache_kwargs` (v4's) is accepted and unused."""
+        while len(self.layers) <= layer_idx:
+            self.layers.append(_CacheLayer())
+        layer = self.layers[layer_idx]
+        if layer.keys is None:
+            layer.keys, layer.values = key_states, value_states
+        else:
+            layer.keys = torch.cat([layer.keys, key_states], dim=-2)
+            layer.values = torch.cat([layer.values, value_states], dim=-2)
+        return layer.keys, layer.values
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.layers[layer_idx].get_seq_length() if layer_idx < len(self.layers) else 0
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, layer_idx: int) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        if layer_idx >= len(self.layers):
+            raise KeyError(f"Cache only has {len(self.layers)} layers, attempted to access layer with index {layer_idx}")
+        return self.layers[layer_idx].keys, self.layers[layer_idx].values
+
+    def __iter__(self):
+        return iter([(layer.keys, layer.values) for layer in self.layers])
+
+    def to_legacy_cache(self) -> tuple[tuple[Optional[torch.Tensor], Optional[torch.Tensor]], ...]:
+        return tuple((layer.keys, layer.values) for layer in self.layers)
+
+    def _apply(self, fn) -> None:
+        # `fn` on the keys and values of every layer that holds some.
+        for layer in self.layers:
+            if layer.get_seq_length() > 0:
+                layer.keys, layer.values = fn(layer.keys), fn(layer.values)
+
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        self._apply(lambda x: x.index_select(0, beam_idx.to(x.device)))
+
+    def crop(self, max_length: int) -> None:
+        for layer in self.layers:
+            length = layer.get_seq_length()
+            keep = length - abs(max_length) if max_length < 0 else max_length
+            if length > keep:
+                layer.keys, layer.values = layer.keys[..., :keep, :], layer.values[..., :keep, :]
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._apply(lambda x: x[indices, ...])
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._apply(lambda x: x.repeat_interleave(repeats, dim=0))
+
+    def __repr__(self) -> str:
+        return f"DynamicCache(layers={['DynamicLayer'] * len(self.layers)})".replace("'", "")
+
+
+class RobertaCache:
+    """The key/value cache a decoder returns with `use_cache=True`: v4's EncoderDecoderCache (what
+    transformers 4.57 returns here), without importing transformers. `self_attention_cache` holds
+    each layer's keys and values (B, h, S, D), growing with every step; `cross_attention_cache` the
+    cross-attention's over the encoder's states, computed on the first step and reused
+    (`is_updated[layer]` says they are there). Passed back as `past_key_values`, the model appends
+    the new step's keys and values to it in place and returns this same object.
+
+    What v4 code does with it works: `len(cache)` (layers), `cache[i]` and iteration give v4's
+    (k, v, cross_k, cross_v) per layer, the cross pair None without cross-attention;
+    `get_seq_length()`, `to_legacy_cache()` (as v4: 4 entries per layer when the cross cache has
+    layers, else (k, v)), `from_legacy_cache`, `reorder_cache`, `crop`, `batch_select_indices`,
+    `batch_repeat_interleave`. v4's RobertaForCausalLM takes it as `past_key_values` too (a cache
+    whose `update` it calls for the self-attention); with cross-attention, give v4
+    `EncoderDecoderCache.from_legacy_cache(cache.to_legacy_cache())` instead (v4 keeps the cross
+    keys apart only in its own class)."""
+
+    def __init__(self, self_attention_cache: Any = None, cross_attention_cache: Any = None):
+        self.self_attention_cache = _DynamicCache() if self_attention_cache is None else self_attention_cache
+        self.cross_attention_cache = _DynamicCache() if cross_attention_cache is None else cross_attention_cache
+        self.is_updated = {i: self.cross_attention_cache.get_seq_length(i) > 0
+                           for i in range(len(self.cross_attention_cache))}
+
+    @classmethod
+    def for_layers(cls, num_layers: int) -> "RobertaCache":
+        """An empty cache of `num_layers` layers, self and cross (what a forward with
+        `use_cache=True` and no cache makes, as v4's `DynamicCache(config=config)` pair)."""
+        return cls(_DynamicCache(num_layers), _DynamicCache(num_layers))
+
+    @classmethod
+    def from_legacy_cache(cls, past_key_values: Any) -> "RobertaCache":
+        """The cache of legacy tuples: (k, v) or (k, v, cross_k, cross_v) per layer, each
+        (B, h, S, D); a cross pair of None is no cross-attention cache."""
+        cache = cls()
+        for i, entry in enumerate(past_key_values or ()):
+            cache.self_attention_cache.update(entry[0], entry[1], i)
+            if len(entry) > 2 and entry[2] is not None:
+                cache.cross_attention_cache.update(entry[2], entry[3], i)
+                cache.is_updated[i] = True
+        return cache
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, cache_kwargs: Optional[dict] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The self-attention's update (what v4's model calls on a cache that is not its
+        EncoderDecoderCache): append (B, h, T, D), return the layer's (B, h, S, D)."""
+        return self.self_attention_cache.update(key_states, value_states, layer_idx, cache_kwargs)
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        """Cached positions of the self-attention."""
+        return self.self_attention_cache.get_seq_length(layer_idx)
+
+    def __len__(self) -> int:
+        return len(self.self_attention_cache)
+
+    def _entry(self, i: int) -> tuple[Optional[torch.Tensor], ...]:
+        cross = self.cross_attention_cache
+        cross_kv = cross[i] if -len(cross) <= i < len(cross) else (None, None)
+        return self.self_attention_cache[i] + tuple(cross_kv)
+
+    def __getitem__(self, layer_idx: int | slice) -> tuple:
+        """Layer `layer_idx`'s (k, v, cross_k, cross_v), as v4 (a KeyError past the last layer);
+        a slice gives those of the layers it selects (legacy tuples)."""
+        if isinstance(layer_idx, slice):
+            return tuple(self._entry(i) for i in range(len(self))[layer_idx])
+        if layer_idx >= len(self):
+            raise KeyError(f"Cache only has {len(self)} layers, attempted to access layer with index {layer_idx}")
+        return self._entry(layer_idx)
+
+    def __iter__(self):
+        return iter([self._entry(i) for i in range(len(self))])
+
+    def to_legacy_cache(self) -> tuple[tuple[Optional[torch.Tensor], ...], ...]:
+        own = self.self_attention_cache.to_legacy_cache()
+        if len(self.cross_attention_cache) == 0:
+            return own
+        return tuple(s + c for s, c in zip(own, self.cross_attention_cache.to_legacy_cache()))
+
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        """Keep the batch rows `beam_idx` (B',) in this order (beam search)."""
+        self.self_attention_cache.reorder_cache(beam_idx)
+        self.cross_attention_cache.reorder_cache(beam_idx)
+
+    def crop(self, maximum_length: int) -> None:
+        """Keep the first `maximum_length` positions of the self-attention (negative: drop that
+        many from the end); the cross-attention's stay whole, as v4."""
+        self.self_attention_cache.crop(maximum_length)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep the batch rows `indices`."""
+        self.self_attention_cache.batch_select_indices(indices)
+        self.cross_attention_cache.batch_select_indices(indices)
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Repeat each batch row `repeats` times."""
+        self.self_attention_cache.batch_repeat_interleave(repeats)
+        self.cross_attention_cache.batch_repeat_interleave(repeats)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(self_attention_cache={self.self_attention_cache!r}, "
+                f"cross_attention_cache={self.cross_attention_cache!r})")
+
+
+def _register_cache_pytrees() -> None:
+    """Make the cache classes torch pytree nodes (their tensors the leaves), so a compiled or
+    exported forward may take and return them, as it did the legacy tuples."""
+
+    def dynamic(cache: _DynamicCache) -> tuple[list, None]:
+        return [(layer.keys, layer.values) for layer in cache.layers], None
+
+    def dynamic_back(entries: list, _: None) -> _DynamicCache:
+        cache = _DynamicCache(len(entries))
+        for layer, (keys, values) in zip(cache.layers, entries):
+            layer.keys, layer.values = keys, values
+        return cache
+
+    def roberta(cache: RobertaCache) -> tuple[list, tuple]:
+        return [cache.self_attention_cache, cache.cross_attention_cache], tuple(sorted(cache.is_updated.items()))
+
+    def roberta_back(parts: list, is_updated: tuple) -> RobertaCache:
+        cache = RobertaCache(*parts)
+        cache.is_updated = dict(is_updated)
+        return cache
+
+    for cls, flatten, unflatten, names in ((_DynamicCache, dynamic, dynamic_back, None),
+                                           (RobertaCache, roberta, roberta_back,
+                                            ("self_attention_cache", "cross_attention_cache"))):
+        if cls in pytree.SUPPORTED_NODES:
+            continue
+
+        def with_keys(cache: Any, flatten=flatten, names=names) -> tuple[list, Any]:
+            children, context = flatten(cache)
+            keys = [pytree.GetAttrKey(n) for n in names] if names else [pytree.SequenceKey(i) for i in range(len(children))]
+            return list(zip(keys, children)), context
+
+        pytree.register_pytree_node(cls, flatten, unflatten, serialized_type_name=f"{cls.__module__}.{cls.__name__}",
+                                    flatten_with_keys_fn=with_keys)
+
+
+_register_cache_pytrees()
+
+
+def _is_cache(past_key_values: Any) -> bool:
+    """Whether `past_key_values` is a cache object with v4's API (its `update` takes a layer's new
+    keys and values): v4's DynamicCache or EncoderDecoderCache, v5's, a RobertaCache. The model
+    writes into such a cache in place; legacy tuples are read."""
+    return hasattr(past_key_values, "update") and not isinstance(past_key_values, (tuple, list, dict))
+
+
 class _LayerCache:
-    """One layer's key/value cache during one forward call: the cached (key, value) of its
-    self-attention and of its cross-attention (either None), and `present`, the entry this call
-    leaves for the next: (k, v), then (cross_k, cross_v) with cross-attention, each (B, h, S, D).
-    The encoder passes one to each layer as `past_key_values`; the attention modules read their
-    part and write theirs (v4's Cache object, mutated in place), so each module returns what
-    v4's returns: its states and the attention probabilities, no cache."""
+    """One layer's view of the call's cache object (`_is_cache`): the encoder passes one to each
+    layer as `past_key_values`, and the attention modules write their keys and values into it as
+    v4's do into its Cache (so each module returns what v4's returns: its states and the attention
+    probabilities, no cache). An encoder-decoder cache (`self_attention_cache`,
+    `cross_attention_cache`, `is_updated`) keeps the cross-attention's keys and values from the
+    first step; a plain cache (v4's DynamicCache) holds the self-attention's only, and the
+    cross-attention computes its keys again each call (v4 would append them to the self-attention's
+    layer). `read_only` (gradient checkpointing, which reruns a layer): the cached keys come first,
+    the cache is not written."""
 
-    def __init__(self, past: Optional[tuple[torch.Tensor, ...]] = None):
-        past = tuple(past or ())
-        self.self_past, self.cross_past = past[:2] or None, past[2:4] or None
-        self.present: tuple[torch.Tensor, ...] = ()
+    def __init__(self, cache: Any, layer_idx: int, read_only: bool = False):
+        self.cache, self.layer_idx, self.read_only = cache, layer_idx, read_only
+        self.cross = all(hasattr(cache, a) for a in ("self_attention_cache", "cross_attention_cache", "is_updated"))
 
-    def past(self, cross: bool) -> Optional[tuple[torch.Tensor, ...]]:
-        return self.cross_past if cross else self.self_past
+    def cross_past(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """The cross-attention's cached (key, value), each (B, h, S, D), once computed; else None."""
+        if self.cross and self.cache.is_updated.get(self.layer_idx):
+            layer = self.cache.cross_attention_cache.layers[self.layer_idx]
+            return layer.keys, layer.values
+        return None
 
-    def update(self, key: torch.Tensor, value: torch.Tensor) -> None:
-        # Called by the self-attention, then the cross-attention: the entry's order.
-        self.present = self.present + (key, value)
+    def update(
+        self, key: torch.Tensor, value: torch.Tensor, cross: bool, cache_position: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this call's (key, value) (B, h, T, D) and return all the attention reads, cached
+        positions first (B, h, S, D)."""
+        i = self.layer_idx
+        if cross:
+            if self.cross and not self.read_only:
+                key, value = self.cache.cross_attention_cache.update(key, value, i, {"cache_position": None})
+                self.cache.is_updated[i] = True
+            return key, value
+        own = self.cache.self_attention_cache if self.cross else self.cache
+        if self.read_only:
+            layers = getattr(own, "layers", ())
+            layer = layers[i] if i < len(layers) else None
+            if layer is None or layer.keys is None or layer.keys.numel() == 0:
+                return key, value
+            return torch.cat([layer.keys, key], dim=-2), torch.cat([layer.values, value], dim=-2)
+        return own.update(key, value, i, {"cache_position": cache_position})
 
 
 class RobertaSelfAttention(nn.Module):
@@ -324,32 +588,32 @@ class RobertaSelfAttention(nn.Module):
         packing: Optional[Packing] = None,
     ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Returns the context (B, T, H) and the probabilities (B, h, T, S) when `output_attentions`
-        (else None), as v4. `past_key_values`: the layer's cache, whose cached keys and values come
-        first and which takes this call's (key, value) (B, h, S, D). `cache_position` is v4's
-        argument, unused (the cache's length says where the new positions start). With `packing`
+        (else None), as v4. `past_key_values`: the layer's view of the cache, whose cached keys and
+        values come first and which takes this call's (key, value) (B, h, T, D). `cache_position` is
+        v4's argument, passed to the cache's `update` as v4 does (the cache's length says where the
+        new positions start). With `packing`
         the states are a packed stream (1, N, H) and each sequence attends over itself only; with
         `packing` and `encoder_hidden_states` (a first-only last layer), the source is the stream
         and the queries padded rows: keys and values go back into their padded rows, for the mask."""
         B, T, H = hidden_states.shape
         cross = encoder_hidden_states is not None
-        past = None if past_key_values is None else past_key_values.past(cross)
+        cached = past_key_values.cross_past() if cross and past_key_values is not None else None
         # `query`, `key` and `value` are called as modules in every mode, training included: a
         # wrapper (LoRA, a quantised layer) or a forward hook on them must see every call.
         query = self._split_heads(self.query(hidden_states))  # (B, h, T, D)
-        if cross and past is not None:
+        if cached is not None:
             # Cross-attention: the encoder's keys and values were computed on the first step.
-            key, value = past
+            key, value = cached
         else:
             source = encoder_hidden_states if cross else hidden_states
             key, value = self.key(source), self.value(source)
             if packing is not None and cross:
                 key, value = repad(key[0], packing), repad(value[0], packing)  # (1, N, H) -> (B, S, H)
             key, value = self._split_heads(key), self._split_heads(value)  # (B, h, S, D)
-            if past is not None:  # a decoder step: the cached positions come first
-                key = torch.cat([past[0], key], dim=2)  # (B, h, S, D)
-                value = torch.cat([past[1], value], dim=2)
-        if past_key_values is not None:
-            past_key_values.update(key, value)
+            if past_key_values is not None:
+                # The cache takes this call's keys and values and gives back all it holds (v4's
+                # `update`): in a decoder step the cached positions come first, (B, h, S, D).
+                key, value = past_key_values.update(key, value, cross, cache_position)
 
         if packing is not None and not cross:
             dropout_p = self.dropout.p if self.training else 0.0
@@ -554,9 +818,9 @@ class RobertaLayer(nn.Module):
 # ---------------------------------------------------------------------------- 9. encoder
 
 class RobertaEncoder(nn.Module):
-    """The stack of layers. Collects, on request, every layer's input states, attention
-    probabilities and cache entry; recomputes activations in the backward pass under gradient
-    checkpointing."""
+    """The stack of layers. Collects, on request, every layer's input states and attention
+    probabilities; fills the key/value cache; recomputes activations in the backward pass under
+    gradient checkpointing."""
 
     def __init__(self, config: RobertaConfig):
         super().__init__()
@@ -570,7 +834,7 @@ class RobertaEncoder(nn.Module):
         head_mask: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
         encoder_attention_mask: Optional[torch.Tensor] = None,
-        past_key_values: Optional[tuple[tuple[torch.Tensor, ...], ...]] = None,
+        past_key_values: Any = None,
         use_cache: bool = False,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
@@ -580,7 +844,13 @@ class RobertaEncoder(nn.Module):
         first_token_only: bool = False,
         cache_position: Optional[torch.Tensor] = None,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
-        """`first_token_only`: the last layer computes the first token's state only (the caller
+        """`past_key_values`: a cache object (`_is_cache`), which each layer fills in place and
+        which is returned, or legacy tuples (one (k, v) or (k, v, cross_k, cross_v) per layer), read
+        into a new RobertaCache; with `use_cache` and no cache, a new empty one (v4's encoder makes
+        its EncoderDecoderCache so). The returned `past_key_values`: the cache, unless it was made
+        here without `use_cache`.
+
+        `first_token_only`: the last layer computes the first token's state only (the caller
         checked that nothing else is read): last_hidden_state (B, 1, H). Under `packing` that layer
         takes each row's first real token from the stream as its query, and the keys and values of
         the stream put back into their padded rows, under `attention_mask`, their padding mask."""
@@ -588,21 +858,25 @@ class RobertaEncoder(nn.Module):
         if checkpointing and use_cache:
             _warn_once("use_cache=True does not combine with gradient checkpointing in training; no cache is returned")
             use_cache = False
+        cache = past_key_values
+        if cache is not None and not _is_cache(cache):
+            cache = RobertaCache.from_legacy_cache(cache)
+        elif cache is None and use_cache:
+            cache = RobertaCache.for_layers(len(self.layer))
+        returned = cache if use_cache or _is_cache(past_key_values) else None
         all_hidden = [] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
         all_cross = [] if output_attentions and encoder_hidden_states is not None else None
-        presents = [] if use_cache else None
         for i, layer in enumerate(self.layer):
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
-            cache = None
-            if past_key_values is not None or presents is not None:
-                cache = _LayerCache(None if past_key_values is None else past_key_values[i])
+            # A layer rerun in the backward pass must not append its keys twice: read only.
+            layer_cache = None if cache is None else _LayerCache(cache, i, read_only=checkpointing)
             # v4's call: the first four positional (as gradient checkpointing passes them), the rest
             # by name, which forward pre-hooks on a layer expect.
             args = (hidden_states, attention_mask, None if head_mask is None else head_mask[i], encoder_hidden_states)
             kwargs = dict(
-                encoder_attention_mask=encoder_attention_mask, past_key_values=cache,
+                encoder_attention_mask=encoder_attention_mask, past_key_values=layer_cache,
                 output_attentions=output_attentions, cache_position=cache_position,
                 use_fused=use_fused, is_causal=is_causal, packing=packing,
                 first_only=first_token_only and i == len(self.layer) - 1,
@@ -613,8 +887,6 @@ class RobertaEncoder(nn.Module):
             else:
                 outputs = layer(*args, **kwargs)
             hidden_states = outputs[0]
-            if presents is not None:
-                presents.append(cache.present)
             if all_attentions is not None:
                 all_attentions.append(outputs[1])
             if all_cross is not None:
@@ -624,7 +896,7 @@ class RobertaEncoder(nn.Module):
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=hidden_states,
             hidden_states=None if all_hidden is None else tuple(all_hidden),
-            past_key_values=None if presents is None else tuple(presents),
+            past_key_values=returned,
             attentions=None if all_attentions is None else tuple(all_attentions),
             cross_attentions=None if all_cross is None else tuple(all_cross),
         )
@@ -647,7 +919,7 @@ class RobertaPooler(nn.Module):
 
 # ---------------------------------------------------------------------------- 11. pretrained-model base
 
-class RobertaPreTrainedModel(nn.Module):
+class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
     """Base of RobertaModel and the six heads: weight initialisation as v4, checkpoint loading
     and saving, embeddings access and resizing, tying, gradient checkpointing.
 
@@ -896,6 +1168,9 @@ class RobertaPreTrainedModel(nn.Module):
         where dtype and device allow, so loading holds about one copy of the weights.
         """
         path = pretrained_model_name_or_path  # v4's parameter name
+        # v4: a folder or repo holding a peft adapter loads the base model it names, then the adapter.
+        adapter = pretrained_adapter(path, kwargs)
+        path = path if adapter is None else adapter.base_model_name_or_path
         config = own_config(config)  # v4's transformers.RobertaConfig too
         init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
         overrides, model_kwargs, options = split_from_pretrained_kwargs(
@@ -925,6 +1200,8 @@ class RobertaPreTrainedModel(nn.Module):
         model.config.dtype = next(model.parameters()).dtype  # as v4: the torch dtype the weights have
         if model.can_generate():
             model.generation_config = checkpoint_generation_config(directory, model.config)  # as v4
+        if adapter is not None:
+            adapter.load_into(model)
         if options.get("output_loading_info"):
             return model, loading_info(plan)
         return model
@@ -934,6 +1211,8 @@ class RobertaPreTrainedModel(nn.Module):
         and v4's initialisation; a parameter shared by two modules stays shared."""
         made: dict[int, nn.Parameter] = {}
         for module in self.modules():
+            if isinstance(module, RobertaEmbeddings) and module.position_ids.is_meta:
+                module._register_buffers(module.position_ids.shape[1], device)  # v4's buffers, computed
             for name, param in list(module.named_parameters(recurse=False)):
                 if not param.is_meta:
                     continue
@@ -966,6 +1245,9 @@ class RobertaPreTrainedModel(nn.Module):
             format = "bin" if safe_serialization is False else "safetensors"
         if format not in ("safetensors", "bin"):
             raise ValueError(f"the PyTorch backend saves format 'safetensors' or 'bin', got {format!r}")
+        if self._hf_peft_config_loaded:  # v4: a model carrying peft adapters saves the active adapter alone
+            return self._save_adapter_pretrained(directory, format=format, state_dict=state_dict,
+                                                 push_to_hub=push_to_hub, **hub_kwargs)
         state = to_canonical(self)
         if state_dict is not None:
             missing = [key for key in state if key not in state_dict]
@@ -1001,11 +1283,11 @@ def _additive_mask(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _legacy_cache(past_key_values: Any) -> Optional[tuple[tuple[torch.Tensor, ...], ...]]:
-    """`past_key_values` as this model's cache: one (k, v) or (k, v, cross_k, cross_v) per layer,
-    or None when nothing is cached. Also takes v4's cache objects (a DynamicCache, as peft's prefix
-    tuning passes; an EncoderDecoderCache), read by their methods (transformers is not imported):
-    `to_legacy_cache()` (v4), or v5's `self_attention_cache`/`cross_attention_cache` and `layers`
-    (each with `.keys`, `.values`). Entries (k, v, None, None) are self-attention only."""
+    """`past_key_values` as legacy tuples: one (k, v) or (k, v, cross_k, cross_v) per layer, or
+    None when nothing is cached. Also reads cache objects by their methods (transformers is not
+    imported): `to_legacy_cache()` (v4), or v5's `self_attention_cache`/`cross_attention_cache` and
+    `layers` (each with `.keys`, `.values`); the model reads so those it cannot write into (no
+    `update`: `_is_cache`). Entries (k, v, None, None) are self-attention only."""
     if past_key_values is None:
         return None
     if hasattr(past_key_values, "to_legacy_cache"):
@@ -1024,6 +1306,20 @@ def _legacy_cache(past_key_values: Any) -> Optional[tuple[tuple[torch.Tensor, ..
     )
     # An empty cache (v4 builds one before the first step; its layers hold nothing yet): no past.
     return None if all(isinstance(e, tuple) and not e for e in entries) else entries
+
+
+def _self_attention_entries(past_key_values: Any) -> tuple:
+    """The self-attention's cached (key, value) per layer, each (B, h, P, D): the first two of each
+    legacy entry, or a cache object's layers (`.layers`, or its `to_legacy_cache()`); () when a
+    cache object holds nothing yet."""
+    if not _is_cache(past_key_values):
+        return tuple(entry[:2] for entry in past_key_values)
+    if past_key_values.get_seq_length() == 0:
+        return ()
+    own = getattr(past_key_values, "self_attention_cache", past_key_values)
+    if hasattr(own, "layers"):
+        return tuple((layer.keys, layer.values) for layer in own.layers)
+    return tuple(tuple(entry)[:2] for entry in own.to_legacy_cache())
 
 
 class RobertaModel(RobertaPreTrainedModel):
@@ -1062,11 +1358,16 @@ class RobertaModel(RobertaPreTrainedModel):
         return True
 
     def _past_length(self, past_key_values: Any) -> int:
-        """Cached positions, after checking the cache's layout: one (k, v) or (k, v, cross_k,
-        cross_v) per layer, each (B, h, P, D)."""
+        """Cached positions, after checking the cache's layout: legacy tuples, one (k, v) or (k, v,
+        cross_k, cross_v) per layer, or a cache object's self-attention layers (an empty one: 0),
+        each (B, h, P, D)."""
         if past_key_values is None:
             return 0
         config = self.config
+        if _is_cache(past_key_values):
+            past_key_values = _self_attention_entries(past_key_values)
+            if not past_key_values:
+                return 0
         if not isinstance(past_key_values, (tuple, list)) or len(past_key_values) != config.num_hidden_layers:
             raise ValueError(
                 f"past_key_values must hold one entry per layer ({config.num_hidden_layers}), "
@@ -1169,7 +1470,7 @@ class RobertaModel(RobertaPreTrainedModel):
         inputs_embeds: Optional[torch.Tensor] = None,
         encoder_hidden_states: Optional[torch.Tensor] = None,
         encoder_attention_mask: Optional[torch.Tensor] = None,
-        past_key_values: Optional[tuple[tuple[torch.Tensor, ...], ...]] = None,
+        past_key_values: Any = None,
         use_cache: Optional[bool] = None,
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
@@ -1181,8 +1482,13 @@ class RobertaModel(RobertaPreTrainedModel):
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding), or (B, T, P + T), a row per query (v4's 3-D mask, taken
         as it is: no causal mask added; it computes on the padded batch). position_ids (B, T), (1, T)
-        or (T,). past_key_values: as returned with use_cache=True, or v4's DynamicCache or
-        EncoderDecoderCache. `cache_position` (v4's) is accepted and unused, as v4's RoBERTa does.
+        or (T,). past_key_values: as v4, a cache object — the RobertaCache returned with
+        use_cache=True, v4's DynamicCache or EncoderDecoderCache (`_is_cache`) — which takes this
+        call's keys and values in place and is returned (whatever `use_cache` says, as v4), or legacy
+        tuples, one (k, v) or (k, v, cross_k, cross_v) per layer, each (B, h, P, D), read into a new
+        RobertaCache when `use_cache` (as v4 reads them into an EncoderDecoderCache). A decoder with
+        `use_cache` and no cache returns a new RobertaCache. `cache_position` (v4's) goes to the
+        cache's `update`, as v4's RoBERTa passes it; positions come from the cache's length.
         Returns last_hidden_state (B, T, H), pooler_output (B, H), and on request hidden_states,
         attentions, cross_attentions, past_key_values; with `return_dict=False` v4's tuple
         (last_hidden_state, pooler_output (None without the pooler), then those present of
@@ -1211,7 +1517,8 @@ class RobertaModel(RobertaPreTrainedModel):
         # A cache only means something for a causal decoder (v4 ignores use_cache elsewhere).
         use_cache = (config.use_cache if use_cache is None else use_cache) and config.is_decoder
 
-        past_key_values = _legacy_cache(past_key_values)
+        if not _is_cache(past_key_values):  # a cache object is written in place, the rest read
+            past_key_values = _legacy_cache(past_key_values)
         past_length = self._past_length(past_key_values)
         B, T = check_forward_inputs(
             config,
@@ -1222,8 +1529,10 @@ class RobertaModel(RobertaPreTrainedModel):
             encoder_attention_mask=shape_of(encoder_attention_mask),
             past_length=past_length, mask_3d=True,
         )
-        if past_key_values is not None and past_key_values[0][0].shape[0] != B:
-            raise ValueError(f"past_key_values hold a batch of {past_key_values[0][0].shape[0]}, the inputs {B}")
+        if past_length:
+            cached_batch = _self_attention_entries(past_key_values)[0][0].shape[0]
+            if cached_batch != B:
+                raise ValueError(f"past_key_values hold a batch of {cached_batch}, the inputs {B}")
         attention_mask = check_input_dtypes(attention_mask, inputs_embeds)
         # Value checks before any embedding lookup runs (the lookups read the checked tensors:
         # under compilation the check is an operator they depend on).
@@ -1245,7 +1554,7 @@ class RobertaModel(RobertaPreTrainedModel):
         else:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
             if position_ids is None:
-                position_ids = self.embeddings.position_ids(input_ids, inputs_embeds)
+                position_ids = self.embeddings._position_ids(input_ids, inputs_embeds)
 
             def real(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
                 return None if x is None else unpad_rows(x.expand(B, T, *x.shape[2:]), packing)[None]

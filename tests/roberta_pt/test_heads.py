@@ -150,7 +150,8 @@ def test_incremental_decoding_equals_full_forward(variant):
                         use_cache=True, **extra)
             pieces.append(out.logits)
             past, start = out.past_key_values, stop
-    assert len(past) == 2 and len(past[0]) == (4 if variant == "cross_attention" else 2)
+    # v4: (k, v, cross_k, cross_v) per layer, the cross pair None without cross-attention.
+    assert len(past) == 2 and len(past[0]) == 4 and (past[0][2] is None) == (variant != "cross_attention")
     assert past[0][0].shape == (2, 4, 8, config.head_dim)
     real = torch.from_numpy(mask).bool()
     diff = (torch.cat(pieces, 1) - full).abs()[real]

@@ -503,7 +503,8 @@ def test_v4_model_attributes_and_methods():
     assert classifier._tied_weights_keys is None
     # Bytes: counted here from the state dict (tied parameters once), float32.
     params = {id(p): p for p in model.parameters()}
-    assert model.get_memory_footprint() == sum(p.numel() for p in params.values()) * 4
+    # v4 counts the buffers too: embeddings.position_ids and token_type_ids, (1, 66) int64 each.
+    assert model.get_memory_footprint() == sum(p.numel() for p in params.values()) * 4 + 2 * 66 * 8
     # Switching the attention path reaches the encoder inside a head, and changes no number.
     with torch.no_grad():
         before = classifier(IDS, MASK).logits
@@ -538,7 +539,8 @@ def test_return_dict_false_is_v4s_tuple():
         short = model(IDS, MASK, use_cache=False, return_dict=False)
     assert len(tup) == 5 and tup[1] is None
     assert torch.equal(tup[0], out.last_hidden_state)
-    assert all(torch.equal(a, b) for a, b in zip(tup[2][0], out.past_key_values[0]))
+    assert all(torch.equal(a, b) for a, b in zip(tup[2][0][:2], out.past_key_values[0][:2]))
+    assert tup[2][0][2:] == (None, None)  # v4: (k, v, None, None) without cross-attention
     assert all(torch.equal(a, b) for a, b in zip(tup[3], out.hidden_states))
     assert all(torch.equal(a, b) for a, b in zip(tup[4], out.attentions))
     assert len(short) == 2 and short[1] is None
