@@ -23,7 +23,7 @@ from .weights import LoadPlan, architecture_name, plan_load
 
 __all__ = [
     "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "whole_model_device", "loading_info", "push_model_to_hub", "resolve_pretrained",
-    "load_pretrained", "save_pretrained_files", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
+    "load_pretrained", "save_pretrained_files", "save_repo_id", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
 
@@ -207,6 +207,21 @@ def warn_nonfinite(names: list[str], source: str) -> None:
         warnings.warn(f"{source}: {len(names)} tensor(s) hold NaN or Inf values: {shown}", stacklevel=3)
 
 
+def save_repo_id(directory: str | os.PathLike, push_to_hub: bool, hub_kwargs: dict[str, Any]) -> str:
+    """The repo a `save_pretrained(directory, push_to_hub=..., **hub_kwargs)` uploads to (v4's
+    `repo_id`, default the directory's name; taken out of `hub_kwargs`), after checking, before
+    anything is written, that `hub_kwargs` are v4's Hub keywords and only come with `push_to_hub`."""
+    unknown = set(hub_kwargs) - {"repo_id", "token", "private", "commit_message", "revision", "create_pr"}
+    if unknown:
+        raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
+    if hub_kwargs and not push_to_hub:
+        raise ValueError(f"{', '.join(sorted(hub_kwargs))} only apply with push_to_hub=True")
+    repo_id = hub_kwargs.pop("repo_id", None) or Path(directory).resolve().name
+    if push_to_hub and not hub.is_hub_id(repo_id):
+        raise ValueError(f"push_to_hub needs repo_id='name' or 'org/name', got {repo_id!r}")
+    return repo_id
+
+
 def save_pretrained_files(
     directory: str | os.PathLike,
     config: RobertaConfig,
@@ -231,14 +246,7 @@ def save_pretrained_files(
     runs after the files are written and before the upload (TF adds its SavedModel there).
     `generation_config` (a causal LM's `GenerationConfig`) is written beside config.json.
     """
-    unknown = set(hub_kwargs) - {"repo_id", "token", "private", "commit_message", "revision", "create_pr"}
-    if unknown:
-        raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
-    if hub_kwargs and not push_to_hub:
-        raise ValueError(f"{', '.join(sorted(hub_kwargs))} only apply with push_to_hub=True")
-    repo_id = hub_kwargs.pop("repo_id", None) or Path(directory).resolve().name
-    if push_to_hub and not hub.is_hub_id(repo_id):  # before writing anything
-        raise ValueError(f"push_to_hub needs repo_id='name' or 'org/name', got {repo_id!r}")
+    repo_id = save_repo_id(directory, push_to_hub, hub_kwargs)
     if format not in SAVE_FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(SAVE_FORMATS)}")
     directory = Path(directory)

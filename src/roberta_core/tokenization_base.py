@@ -176,7 +176,9 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
         # The keywords the caller named, which v4 keeps in `init_kwargs` (and so in tokenizer_config.json).
-        self._given_kwargs = dict(kwargs)
+        # Not the vocabulary itself (`vocab=`, `merges=`: v4 leaves them out of init_kwargs too),
+        # which would stay alive, and be pickled, with every tokenizer built from it.
+        self._given_kwargs = {k: v for k, v in kwargs.items() if k not in ("vocab", "merges")}
         return self
 
     def _wrapped_default(self, role: str, content: str, built_from_slow: bool):

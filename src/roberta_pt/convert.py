@@ -71,6 +71,13 @@ def from_canonical(
         else:
             with torch.no_grad():
                 param.copy_(tensor)
+    # Buffers are computed, never loaded (the embeddings' v4 `position_ids`/`token_type_ids`): a
+    # model built on meta gets them where its word table landed, or a forward would read meta
+    # indices (torch returns uninitialised memory for them, silently).
+    for module in model.modules():
+        rebuild = getattr(module, "_register_buffers", None)
+        if rebuild is not None and module.position_ids.is_meta and not module.word_embeddings.weight.is_meta:
+            rebuild(module.position_ids.shape[1], module.word_embeddings.weight.device)
     return model
 
 

@@ -465,7 +465,9 @@ def _register_cache_pytrees() -> None:
         return [cache.self_attention_cache, cache.cross_attention_cache], tuple(sorted(cache.is_updated.items()))
 
     def roberta_back(parts: list, is_updated: tuple) -> RobertaCache:
-        cache = RobertaCache(*parts)
+        # Not through __init__, which reads the leaves (a tree_map may put any value there).
+        cache = RobertaCache.__new__(RobertaCache)
+        cache.self_attention_cache, cache.cross_attention_cache = parts
         cache.is_updated = dict(is_updated)
         return cache
 

@@ -23,17 +23,23 @@ ImportError naming the extra when one of them is called.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import copy
 import importlib.util
 import json
 import os
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
 import torch
 
-from roberta_core import checkpoint, hub
+from roberta_core import checkpoint, fileio, hub
+from roberta_core.generation import GENERATION_CONFIG_NAME
+from roberta_core.pretrained import save_repo_id
 from roberta_core.checkpoint.safetensors_io import write_safetensors
 from roberta_core.checkpoint.torch_bin import write_torch_bin
 
@@ -202,9 +208,13 @@ class PeftAdapterMixin:
             )
         state = self._from_adapter_file_keys(adapter_state_dict, key_mapping)
         origin = os.fspath(peft_model_id) if peft_model_id is not None else "state_dict"
+        # An adapter folder's config is data from wherever the folder came from: peft builds what
+        # the file's weights bound (`_bounded_by_the_file`), and the config as written is kept.
+        built = peft_config if folder is None else _bounded_by_the_file(peft_config, state, folder / hub.ADAPTER_CONFIG_FILE)
 
         load_kwargs = {"low_cpu_mem_usage": True} if low_cpu_mem_usage else {}
-        self._inject_adapter(peft, peft_config, adapter_name, **load_kwargs)
+        self._inject_adapter(peft, built, adapter_name, **load_kwargs)
+        self.peft_config[adapter_name] = peft_config
         try:
             result = peft.set_peft_model_state_dict(self, state, adapter_name, **load_kwargs)
         except BaseException:
@@ -366,14 +376,7 @@ class PeftAdapterMixin:
         config.json and no base weights; a causal LM's generation_config.json beside them, as v4.
         A weights file of the other format left by an earlier save is removed (a reader prefers
         safetensors). Several active adapters are an error: save them one at a time."""
-        unknown = set(hub_kwargs) - {"repo_id", "token", "private", "commit_message", "revision", "create_pr"}
-        if unknown:
-            raise TypeError(f"save_pretrained() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
-        if hub_kwargs and not push_to_hub:
-            raise ValueError(f"{', '.join(sorted(hub_kwargs))} only apply with push_to_hub=True")
-        repo_id = hub_kwargs.pop("repo_id", None) or Path(directory).resolve().name
-        if push_to_hub and not hub.is_hub_id(repo_id):  # before writing anything
-            raise ValueError(f"push_to_hub needs repo_id='name' or 'org/name', got {repo_id!r}")
+        repo_id = save_repo_id(directory, push_to_hub, hub_kwargs)
         active = self.active_adapters()
         if len(active) > 1:
             raise ValueError(
@@ -387,14 +390,23 @@ class PeftAdapterMixin:
         if directory.exists() and not directory.is_dir():
             raise NotADirectoryError(f"{directory} exists and is not a directory")
         directory.mkdir(parents=True, exist_ok=True)
-        if getattr(self, "generation_config", None) is not None:  # v4 writes it with the adapter too
-            self.generation_config.save_pretrained(directory)
-        self.peft_config[active[0]].save_pretrained(directory)
         written, stale = hub.ADAPTER_WEIGHTS_FILES if format == "safetensors" else hub.ADAPTER_WEIGHTS_FILES[::-1]
-        if format == "safetensors":
-            write_safetensors(arrays, directory / written)
-        else:
-            write_torch_bin(arrays, directory / written)
+        # One group: each file goes to a temporary name first, and none is renamed into place until
+        # all are written, so a failed save leaves the folder's adapter as it was (a new config
+        # beside old weights would not load). The configs are written by their own writers (peft's
+        # for adapter_config.json) into a staging folder and taken from there.
+        with tempfile.TemporaryDirectory(dir=directory, prefix=".adapter-") as staging:
+            staging = Path(staging)
+            self.peft_config[active[0]].save_pretrained(str(staging))
+            if getattr(self, "generation_config", None) is not None:  # v4 writes it with the adapter too
+                self.generation_config.save_pretrained(staging)
+            with contextlib.ExitStack() as group:
+                weights = group.enter_context(fileio.atomic_path(directory / written))
+                (write_safetensors if format == "safetensors" else write_torch_bin)(arrays, weights)
+                for name in (hub.ADAPTER_CONFIG_FILE, GENERATION_CONFIG_NAME):
+                    if (staging / name).is_file():
+                        temp = group.enter_context(fileio.atomic_path(directory / name))
+                        temp.write_bytes((staging / name).read_bytes())
         if (directory / stale).is_file():
             (directory / stale).unlink()
         if push_to_hub:
@@ -465,6 +477,55 @@ def _read_peft_config(peft: Any, folder: Path) -> Any:
         raise ValueError(f"{path}: not a peft adapter config ({type(e).__name__}: {e})") from None
 
 
+# A name pattern (peft matches `alpha_pattern`'s keys as regular expressions) that is a plain
+# module name or suffix: letters, digits, `_` and dots, matched in linear time.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+
+def _bounded_by_the_file(config: Any, state: Mapping[str, torch.Tensor], path: Path) -> Any:
+    """The config peft builds a loaded adapter from: `config` held to what the weights in `state`
+    (this model's names) hold. Read as written, a downloaded adapter_config.json could have peft
+    allocate any rank `r` on every module its `target_modules` pattern matches (roberta-base at
+    r = 2**20: about 150 GB), run patterns that backtrack for hours (`"(.|.)*Z"`), or copy the
+    encoder's layers thousands of times (`layer_replication`). So: `layer_replication` is refused,
+    and for LoRA the targets are the modules the file has weights for (names, not patterns), each
+    at the rank of its weights there, and `alpha_pattern` keys must be plain names. What is
+    loaded is what v4 loads from a file whose config agrees with its weights. Other adapter
+    types (IA³, LoHa, ...) are built from the config as it is, `layer_replication` aside."""
+    if getattr(config, "layer_replication", None):
+        raise ValueError(
+            f"{path}: layer_replication ({config.layer_replication!r}) is not loaded from an adapter file (it copies "
+            "the model's layers); build that adapter with add_adapter(config) and load its weights with "
+            "load_adapter(adapter_state_dict=..., peft_config=...)"
+        )
+    if str(getattr(config.peft_type, "value", config.peft_type)) != "LORA":
+        return config
+    ranks: dict[str, int] = {}
+    for key, value in state.items():
+        module, marker, _ = key.partition(".lora_A.")
+        if not marker and key.endswith(".lora_embedding_A"):
+            module, marker = key[: -len(".lora_embedding_A")], ".lora_embedding_A"
+        if marker and getattr(value, "ndim", 0) >= 2:
+            ranks[module] = int(value.shape[0])  # lora_A: (r, in, ...); lora_embedding_A: (r, vocabulary)
+    if not ranks:
+        raise ValueError(f"{path}: a LoRA adapter config, but its weights file holds no lora_A weights")
+    strange = [k for k in (getattr(config, "alpha_pattern", None) or {}) if not _PLAIN_NAME.fullmatch(str(k))]
+    if strange:
+        raise ValueError(
+            f"{path}: alpha_pattern keys must be module names (letters, digits, '_' and '.') to be loaded from a "
+            f"file, got {strange[:3]!r}"
+        )
+    built = copy.deepcopy(config)
+    common = collections.Counter(ranks.values()).most_common(1)[0][0]
+    built.r = common
+    built.rank_pattern = {re.escape(name): r for name, r in ranks.items() if r != common}
+    built.target_modules = sorted(ranks)
+    for field in ("exclude_modules", "layers_to_transform", "layers_pattern"):
+        if hasattr(built, field):
+            setattr(built, field, None)
+    return built
+
+
 def _read_adapter_weights(folder: Path, device: Any) -> dict[str, torch.Tensor]:
     """The adapter weights of a folder (adapter_model.safetensors, else adapter_model.bin) as
     tensors on `device`, read by our checkpoint readers: a hostile or broken file is a
@@ -530,7 +591,7 @@ def pretrained_adapter(path: str | os.PathLike, kwargs: dict[str, Any]) -> Optio
             f"{config_file}: the adapter names no base model (base_model_name_or_path is {base!r}); load the base "
             "model with from_pretrained, then the adapter with model.load_adapter(...)"
         )
-    if not local and not hub.is_hub_id(base):
+    if not local and (not hub.is_hub_id(base) or os.path.lexists(base)):
         raise ValueError(
             f"{os.fspath(path)}: the Hub adapter names its base model by a local path ({base!r}), which is not read "
             "for a downloaded adapter; load the base model with from_pretrained, then model.load_adapter(...)"

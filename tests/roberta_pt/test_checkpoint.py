@@ -18,7 +18,8 @@ from roberta_pt import (
     RobertaModel,
 )
 from roberta_pt.convert import from_canonical, to_canonical
-from tests.helpers import golden, random_state, tiny_config
+from roberta_core.reference import forward as reference
+from tests.helpers import assert_close, golden, padded_batch, random_state, tiny_config
 from tests.roberta_pt.common import build
 
 IDS = torch.tensor([[0, 5, 9, 2], [0, 7, 2, 1]])
@@ -143,6 +144,14 @@ def test_loading_onto_meta_takes_the_arrays_without_copying():
     model.tie_weights()
     for key, param in model.named_parameters():
         assert param.data_ptr() == pointers[key], key
+    # The computed buffers (v4's position_ids, token_type_ids) left meta too, and the model computes
+    # the float64 reference's logits (token types from the buffer: none passed).
+    assert not any(b.is_meta for b in model.buffers())
+    ids, mask = padded_batch(config)
+    want = reference(config, random_state(config, "masked_lm"), "masked_lm", input_ids=ids, attention_mask=mask)
+    with torch.no_grad():
+        got = model.eval()(torch.from_numpy(ids), torch.from_numpy(mask)).logits
+    assert_close(got, want["logits"], atol=1e-5, what="logits of the model loaded onto meta")
 
 
 def test_from_canonical_names_what_is_wrong():

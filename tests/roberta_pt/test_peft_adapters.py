@@ -373,6 +373,74 @@ def test_a_hub_adapter_naming_a_local_base_is_refused(offline_cache, tmp_path):
         RobertaForSequenceClassification.from_pretrained("tiny-org/lora")
 
 
+def test_a_hub_adapter_naming_a_relative_local_folder_is_refused(offline_cache, tmp_path, monkeypatch):
+    # "localbase" is a valid repo id, but a folder of that name in the working directory would be
+    # what from_pretrained reads: a downloaded adapter must not pick a local folder.
+    _cache_adapter_and_base(offline_cache, tmp_path, base_name="localbase")
+    monkeypatch.chdir(tmp_path)
+    _base().save_pretrained(tmp_path / "localbase")
+    with pytest.raises(ValueError, match="names its base model by a local path"):
+        RobertaForSequenceClassification.from_pretrained("tiny-org/lora")
+
+
+def _edit_config(folder, **changes):
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
+    return config
+
+
+def test_an_adapter_files_config_is_held_to_its_weights(tmp_path):
+    model = _adapted()
+    model.save_pretrained(tmp_path / "lora")
+    written = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
+    # A rank, a pattern that would backtrack for hours, and layers peft would build from the config
+    # alone: what is built is what the weights hold (rank 4 on the query and value projections).
+    hostile = _edit_config(tmp_path / "lora", r=2**18, target_modules="(.|.)*Z", rank_pattern={"(.|.)*Z": 2**18})
+    fresh = _base()
+    fresh.load_adapter(str(tmp_path / "lora"))
+    _close(_logits(fresh), _logits(model))
+    shapes = {tuple(p.shape) for n, p in fresh.named_parameters() if "lora_A" in n}
+    assert shapes == {(4, CONFIG.hidden_size)}
+    assert sum("lora_A" in n for n, _ in fresh.named_parameters()) == 2 * CONFIG.num_hidden_layers
+    # The config is kept as the file says (saving writes it back unchanged).
+    assert fresh.peft_config["default"].r == hostile["r"]
+    fresh.save_pretrained(tmp_path / "again")
+    again = json.loads((tmp_path / "again" / "adapter_config.json").read_text())
+    assert again["r"] == 2**18 and again["target_modules"] == "(.|.)*Z"
+    assert {k: v for k, v in again.items() if k not in ("r", "target_modules", "rank_pattern", "inference_mode")} == \
+        {k: v for k, v in written.items() if k not in ("r", "target_modules", "rank_pattern", "inference_mode")}
+
+    _edit_config(tmp_path / "lora", r=4, target_modules=["query", "value"], rank_pattern={},
+                 layer_replication=[[0, 2], [0, 2]] * 100)
+    with pytest.raises(ValueError, match="layer_replication"):
+        _base().load_adapter(str(tmp_path / "lora"))
+    _edit_config(tmp_path / "lora", layer_replication=None, alpha_pattern={"(a|a)*b": 4})
+    with pytest.raises(ValueError, match="alpha_pattern keys must be module names"):
+        _base().load_adapter(str(tmp_path / "lora"))
+    assert not _base()._hf_peft_config_loaded
+
+
+def test_a_failed_adapter_save_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    import roberta_pt.peft_integration as integration
+
+    _adapted(r=2).save_pretrained(tmp_path / "lora")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "lora").iterdir()}
+    model = _adapted(r=8)
+
+    def full_disk(state, path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(integration, "write_safetensors", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        model.save_pretrained(tmp_path / "lora")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "lora").iterdir()} == before  # no new config, no temp file
+    fresh = _base()
+    fresh.load_adapter(str(tmp_path / "lora"))  # the old adapter still loads
+    assert {tuple(p.shape) for n, p in fresh.named_parameters() if "lora_A" in n} == {(2, CONFIG.hidden_size)}
+
+
 def test_load_adapter_fetches_the_adapters_two_files_only(monkeypatch, tmp_path):
     pytest.importorskip("huggingface_hub")
     from tests.roberta_core.test_hub import folder_files, serve_online

@@ -271,6 +271,20 @@ def test_from_legacy_cache_round_trips():
     assert len(RobertaCache()) == 0 and RobertaCache().get_seq_length() == 0
 
 
+def test_the_cache_is_a_pytree_whose_leaves_map_to_anything():
+    import torch.utils._pytree as pytree
+
+    model, _, _, extra = _decoder(cross=True)
+    with torch.no_grad():
+        pk = model(IDS, use_cache=True, **extra).past_key_values
+    doubled = pytree.tree_map(lambda t: t * 2, pk)
+    assert isinstance(doubled, RobertaCache) and doubled.is_updated == pk.is_updated
+    assert all(torch.equal(a * 2, b) for x, y in zip(pk, doubled) for a, b in zip(x, y))
+    # A map to non-tensors (shapes, flags) rebuilds the object without reading its leaves.
+    shapes = pytree.tree_map(lambda t: tuple(t.shape), pk)
+    assert shapes.self_attention_cache.layers[0].keys == tuple(pk[0][0].shape)
+
+
 def test_a_malformed_cache_object_is_refused():
     model, _, _, _ = _decoder()
     cache = _StandInDynamicCache()
