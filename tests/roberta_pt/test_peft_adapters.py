@@ -21,6 +21,7 @@ peft = pytest.importorskip("peft", reason="the adapter methods need peft (the [p
 
 from roberta_pt import RobertaForCausalLM, RobertaForSequenceClassification  # noqa: E402
 from tests.helpers import tiny_config  # noqa: E402
+from tests.roberta_core.test_hub import hf_home  # noqa: E402,F401  (the offline Hugging Face cache fixture)
 from tests.roberta_pt.common import build  # noqa: E402
 
 IDS = torch.tensor([[0, 5, 9, 2, 1], [0, 7, 11, 13, 2]])
@@ -322,21 +323,9 @@ def test_a_causal_lm_saves_its_generation_config_with_the_adapter(tmp_path):
 
 
 @pytest.fixture
-def offline_cache(tmp_path, monkeypatch):
+def offline_cache(hf_home):
     """An empty HF_HOME, offline (nothing may reach the network); returns its folder."""
-    pytest.importorskip("huggingface_hub")
-    import huggingface_hub.constants
-
-    from roberta_core import hub
-
-    home = tmp_path / "hf_home"
-    home.mkdir()
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "TRANSFORMERS_OFFLINE", *hub.LEGACY_CACHE_VARIABLES):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return home
+    return hf_home
 
 
 def _cache_adapter_and_base(home, tmp_path, base_name="tiny-org/base"):
