@@ -71,14 +71,20 @@ def from_canonical(
         else:
             with torch.no_grad():
                 param.copy_(tensor)
-    # Buffers are computed, never loaded (the embeddings' v4 `position_ids`/`token_type_ids`): a
-    # model built on meta gets them where its word table landed, or a forward would read meta
-    # indices (torch returns uninitialised memory for them, silently).
+    _computed_buffers(model)
+    return model
+
+
+def _computed_buffers(model: nn.Module) -> None:
+    """Give the buffers that are computed, never loaded (the embeddings' v4 `position_ids` and
+    `token_type_ids`), of a model built on the meta device, storage where its word table landed
+    (a forward reading meta indices gets uninitialised memory from torch, silently). Buffers
+    whose word table is still on meta wait for it (`from_pretrained` materialises it, then calls
+    this again)."""
     for module in model.modules():
         rebuild = getattr(module, "_register_buffers", None)
         if rebuild is not None and module.position_ids.is_meta and not module.word_embeddings.weight.is_meta:
             rebuild(module.position_ids.shape[1], module.word_embeddings.weight.device)
-    return model
 
 
 def call_numpy(model: nn.Module, inputs: Mapping[str, Any]) -> dict[str, Any]:

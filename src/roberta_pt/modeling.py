@@ -42,7 +42,7 @@ from roberta_core.validation import check_forward_inputs, token_budget
 from roberta_core.weights import check_vocab_resize
 
 from ._framework import as_array, check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
-from .convert import from_canonical, to_canonical
+from .convert import _computed_buffers, from_canonical, to_canonical
 from .peft_integration import PeftAdapterMixin, pretrained_adapter
 from .unpad import Packing, _nothing_masked, first_positions, first_rows, pack, packed_attention, packing_for, repad, unpad_rows
 
@@ -167,7 +167,7 @@ class RobertaEmbeddings(nn.Module):
     def _register_buffers(self, length: int, device: Optional[torch.device] = None) -> None:
         # v4's buffers, not in the state dict (persistent=False): `position_ids` (1, P) 0 .. P-1 and
         # `token_type_ids` (1, P) zeros, the token types of a call without them. A model built on the
-        # meta device registers them again where its weights land (`_materialize_missing`).
+        # meta device registers them again where its word table lands (`convert._computed_buffers`).
         self.register_buffer("position_ids", torch.arange(length, device=device)[None, :], persistent=False)
         self.register_buffer("token_type_ids", torch.zeros((1, length), dtype=torch.long, device=device),
                              persistent=False)
@@ -1213,8 +1213,6 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         and v4's initialisation; a parameter shared by two modules stays shared."""
         made: dict[int, nn.Parameter] = {}
         for module in self.modules():
-            if isinstance(module, RobertaEmbeddings) and module.position_ids.is_meta:
-                module._register_buffers(module.position_ids.shape[1], device)  # v4's buffers, computed
             for name, param in list(module.named_parameters(recurse=False)):
                 if not param.is_meta:
                     continue
@@ -1222,6 +1220,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
                     made[id(param)] = nn.Parameter(torch.empty(param.shape, dtype=dtype, device=device))
                     self._init_parameter(module, name, made[id(param)])
                 setattr(module, name, made[id(param)])
+        _computed_buffers(self)  # v4's position_ids/token_type_ids, where the word table now is
 
     def save_pretrained(
         self,
