@@ -17,7 +17,6 @@ shows in the files: <mask> is 81, 84 for CamemBERT).
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -27,11 +26,11 @@ import pytest
 from roberta_core.special_tokens import AddedToken
 from roberta_core.tokenization import RobertaTokenizer
 from roberta_core.tokenization_fast import RobertaTokenizerFast
+from tests.fixtures.tokenizer_save_inputs import TEXTS
+from tests.fixtures.tokenizer_save_inputs import spm_model as shared_spm_model
 from tests.roberta_core.test_tokenization import DATA
 
 NO_LIMIT = int(1e30)
-TEXTS = ["Hello world!", " The <mask> sat on <new> the mat.", "a <x>b <sp1> c", "Le café est déjà prêt, 42 fois!",
-         "<mypad> zq  tail  "]
 FLAGS = {"n": "normalized", "l": "lstrip", "r": "rstrip", "s": "special", "w": "single_word"}
 
 # ----------------------------------------------------------------------------- recorded from v4.57.6
@@ -842,17 +841,9 @@ def classes():
 
 
 def spm_model(folder: Path) -> Path:
-    """The dev script's SentencePiece model: 80 pieces trained on the same lines."""
+    """The dev script's SentencePiece model (`tests.fixtures.tokenizer_save_inputs`)."""
     spm = pytest.importorskip("sentencepiece", reason="the XLM-R and CamemBERT cases need sentencepiece")
-    lines = TEXTS * 3 + [
-        "Le café crème est déjà prêt, ça va très bien à Noël.", "Über die Straße gehen größere Mädchen schön.",
-        "El niño comió piña y jalapeños en la montaña.", "The quick brown fox jumps over the lazy dog."] * 30
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=model, vocab_size=80,
-                                   model_type="unigram", character_coverage=1.0, minloglevel=2, num_threads=1)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
-    return folder
+    return shared_spm_model(folder, spm)
 
 
 @pytest.fixture(scope="module")
