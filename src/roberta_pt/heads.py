@@ -545,15 +545,18 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        past_key_values: Any = None,
         unpad: bool | int = False,
     ) -> SequenceClassifierOutput | tuple:
         """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
-        targets. `unpad`: see RobertaModel (the `<s>` state is a real token's)."""
+        targets. `unpad`: see RobertaModel (the `<s>` state is a real token's). `past_key_values`:
+        a prefix of P key/value positions per layer (peft's prefix tuning; the mask is then (B, P + T))."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad, first_token_only=_reads_first_token(self.classifier, RobertaClassificationHead),
+            past_key_values=past_key_values, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
+            first_token_only=_reads_first_token(self.classifier, RobertaClassificationHead),
         )
         problem = None
         if labels is not None:
@@ -667,20 +670,23 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        past_key_values: Any = None,
         unpad: bool | int = False,
     ) -> TokenClassifierOutput | tuple:
         """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
-        see RobertaModel; the logits at padding positions are then zeros."""
+        see RobertaModel; the logits at padding positions are then zeros. `past_key_values`: as
+        RobertaForSequenceClassification's."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad,
+            past_key_values=past_key_values, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
         )
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
+        # With a prefix the mask also covers the prefix positions: the head then runs on every row.
         logits = _per_token(lambda x: self.classifier(self.dropout(x)), outputs.last_hidden_state,
-                            packing_for(attention_mask, unpad))
+                            packing_for(attention_mask, unpad if past_key_values is None else False))
         out = TokenClassifierOutput(
             loss=None if labels is None else token_classification_loss(logits, labels),
             logits=logits,
@@ -715,12 +721,14 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         output_attentions: Optional[bool] = None,
         output_hidden_states: Optional[bool] = None,
         return_dict: Optional[bool] = None,
+        past_key_values: Any = None,
         unpad: bool | int = False,
     ) -> QuestionAnsweringModelOutput | tuple:
         """start_positions, end_positions (B,): token indices of the answer span; both or neither.
         `unpad`: see RobertaModel; padding positions then get the dtype's minimum as logits, so
         that neither the loss nor an argmax sees them (v4 scores padding like any position, which
-        changes its loss a little; without padding the two agree)."""
+        changes its loss a little; without padding the two agree). `past_key_values`: as
+        RobertaForSequenceClassification's."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if self.config.num_labels != 2:
             raise ValueError(
@@ -731,13 +739,13 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad,
+            past_key_values=past_key_values, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
         )
         if start_positions is not None:
             for positions in (start_positions, end_positions):
                 _check_labels(self.head, self.config, positions, *outputs.last_hidden_state.shape[:2])
-        packing = packing_for(attention_mask, unpad)
+        packing = packing_for(attention_mask, unpad if past_key_values is None else False)
         logits = _per_token(self.qa_outputs, outputs.last_hidden_state, packing)  # (B, T, 2)
         if packing is not None:
             logits = logits.masked_fill(~packing.mask[..., None], torch.finfo(logits.dtype).min)

@@ -121,6 +121,7 @@ class PeftAdapterMixin:
             raise TypeError(f"adapter_config should be an instance of PeftConfig. Got {type(adapter_config)} instead.")
         # As peft's get_peft_model records it: where this model was loaded from ("" if built from a config).
         adapter_config.base_model_name_or_path = self.__dict__.get("name_or_path", None)
+        _resolve_all_linear(self, adapter_config)
         self._inject_adapter(peft, adapter_config, adapter_name)
         self.set_adapter(adapter_name)
 
@@ -440,6 +441,28 @@ class PeftAdapterMixin:
                 new = "roberta." + new[len(prefix):]
             out[new] = value
         return out
+
+
+def _resolve_all_linear(model: torch.nn.Module, config: Any) -> None:
+    """`target_modules="all-linear"` as peft resolves it for a transformers model: every linear
+    layer (an adapter layer already there counts as its linear layer, its own parts do not), less
+    the output embeddings (the LM decoder). peft leaves the decoder out only for a transformers
+    `PreTrainedModel`, which ours is not, so the names are given to it resolved, as v4's config then
+    holds them. (A `peft.get_peft_model` call resolves on its own and includes the decoder.)"""
+    targets = getattr(config, "target_modules", None)
+    if not (isinstance(targets, str) and targets.lower() == "all-linear"):
+        return
+    tuner_layers, _ = _adapter_layer_classes(_require_peft())
+    output = model.get_output_embeddings()
+    names, inside_adapters = set(), set()
+    for name, module in model.named_modules():
+        if isinstance(module, tuner_layers):
+            inside_adapters.update(f"{name}.{sub}" for sub, _ in module.named_modules() if sub)
+            if "Linear" in type(module).__name__:
+                names.add(name)
+        elif isinstance(module, torch.nn.Linear) and module is not output:
+            names.add(name)
+    config.target_modules = names - inside_adapters
 
 
 def _delete_from_layers(model: Any, adapter_name: str, peft_config: Any) -> None:

@@ -104,6 +104,20 @@ def test_add_adapter_computes_what_peft_get_peft_model_computes():
         assert torch.equal(got[key.removeprefix("base_model.model.")], value)
 
 
+@pytest.mark.parametrize("head", ["masked_lm", "causal_lm"])
+def test_all_linear_leaves_the_lm_decoder_out_as_v4(head):
+    # Recorded from transformers 4.57.6 + peft 0.21.2 (`add_adapter(LoraConfig(target_modules="all-linear"))`
+    # on the tiny MaskedLM and CausalLM): every linear layer of each layer, the LM head's dense, not
+    # its decoder (v4 leaves out the output embeddings); the config then holds the resolved names.
+    model = build(head, tiny_config(is_decoder=head == "causal_lm"))[0]
+    model.add_adapter(peft.LoraConfig(target_modules="all-linear"))
+    per_layer = ["attention.output.dense", "attention.self.key", "attention.self.query", "attention.self.value",
+                 "intermediate.dense", "output.dense"]
+    expected = {"lm_head.dense"} | {f"roberta.encoder.layer.{i}.{n}" for i in range(2) for n in per_layer}
+    assert set(model.peft_config["default"].target_modules) == expected
+    assert {n.rsplit(".lora_A", 1)[0] for n, _ in model.named_parameters() if ".lora_A." in n} == expected
+
+
 def test_disable_adapters_gives_the_base_model_and_enable_brings_the_adapter_back():
     model = _adapted()
     adapted = _logits(model)

@@ -650,6 +650,61 @@ def test_a_real_transformers_dynamic_cache_is_accepted():
     np.testing.assert_allclose(logits.numpy(), ref["last_hidden_state"], rtol=1e-4, atol=1e-5)
 
 
+
+@pytest.mark.filterwarnings("ignore:unpad=True does not combine")  # asked for: the heads must not unpad either
+@pytest.mark.parametrize("head, labels", [
+    ("sequence_classification", {"labels": torch.tensor([1, 0])}),
+    ("token_classification", {"labels": torch.tensor([[0, 1, 2, 1, -100], [2, 1, 0, 1, 1]])}),
+    ("question_answering", {"start_positions": torch.tensor([1, 2]), "end_positions": torch.tensor([3, 3])}),
+])
+def test_the_task_heads_take_a_prefix_cache(head, labels):
+    # peft's prefix tuning calls a head with `past_key_values` when its forward names it (v4's
+    # token-classification and QA heads get there through their backbone instead; its
+    # sequence-classification path fails in v4). Expected: the reference with the same prefix.
+    config = tiny_config(num_labels=2 if head == "question_answering" else 3)
+    model, state = build(head, config)
+    past = _prefix(config)
+    mask = torch.cat([torch.ones(2, 3, dtype=torch.long), MASK], dim=1)
+    with torch.no_grad():
+        out = model(IDS, mask, past_key_values=_V4StyleCache(past), unpad=True, **labels)
+    ref = run_reference(config, state, head, input_ids=IDS, attention_mask=mask, past_key_values=past,
+                        **{k: v.numpy() for k, v in labels.items()})
+    for name in ("logits", "start_logits", "end_logits", "loss"):
+        if name in ref:
+            np.testing.assert_allclose(getattr(out, name).numpy(), ref[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("task_type, head", [
+    ("SEQ_CLS", "sequence_classification"), ("TOKEN_CLS", "token_classification"),
+    ("QUESTION_ANS", "question_answering"),
+])
+def test_peft_prefix_tuning_runs_on_the_task_heads(task_type, head):
+    # The prefix peft builds (`get_prompt`) reaches every layer: the wrapped model computes what
+    # the reference computes with those keys and values, and the prefix encoder gets gradients.
+    peft = pytest.importorskip("peft")
+    config = tiny_config(num_labels=2)
+    model, state = build(head, config)
+    wrapped = peft.get_peft_model(model, peft.PrefixTuningConfig(task_type=task_type, num_virtual_tokens=3))
+    with torch.no_grad():
+        for name, param in wrapped.named_parameters():
+            if "prompt_encoder" in name:
+                param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(4)))
+        cache = wrapped.get_prompt(batch_size=2)
+    past = [tuple(t.numpy() for t in entry[:2]) for entry in getattr(cache, "to_legacy_cache", lambda: cache)()]
+    assert len(past) == config.num_hidden_layers and past[0][0].shape[2] == 3
+    out = wrapped(input_ids=IDS, attention_mask=MASK)
+    mask = torch.cat([torch.ones(2, 3, dtype=torch.long), MASK], dim=1)
+    ref = run_reference(config, state, head, input_ids=IDS, attention_mask=mask, past_key_values=past)
+    got = out.logits if head != "question_answering" else out.start_logits
+    want = ref["logits"] if head != "question_answering" else ref["start_logits"]
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-4, atol=1e-5)
+    got.sum().backward()
+    grads = [p.grad for n, p in wrapped.named_parameters() if "prompt_encoder" in n]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    encoder = [p for n, p in wrapped.named_parameters() if ".roberta." in n]
+    assert encoder and all(not p.requires_grad and p.grad is None for p in encoder)  # frozen, as peft does
+
+
 # ---------------------------------------------------------------------------- torch.export
 
 def test_torch_export_with_dynamic_batch_and_length_serves_other_shapes():
