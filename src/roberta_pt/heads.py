@@ -65,11 +65,16 @@ __all__ = [
 
 # ---------------------------------------------------------------------------- losses
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX, num_items: Any = None
+) -> torch.Tensor:
     """Mean cross-entropy over the targets that are not `ignore_index`; 0 (not NaN, as a plain
     mean would give) when every target is ignored. logits (N, K), targets (N,) -> scalar.
-    Computed in float32 whatever the logits' dtype."""
+    Computed in float32 whatever the logits' dtype. `num_items`: divide the sum by it instead
+    (v4's `num_items_in_batch`: the count over all the micro-batches of an accumulated step)."""
     total = F.cross_entropy(logits.float(), targets.long(), ignore_index=ignore_index, reduction="sum")
+    if num_items is not None:
+        return total / (num_items.to(total.device) if torch.is_tensor(num_items) else num_items)
     count = (targets != ignore_index).sum()
     return total / count.clamp(min=1)
 
@@ -79,10 +84,18 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
 
 
-def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def causal_lm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, *, num_items_in_batch: Any = None,
+    ignore_index: int = IGNORE_INDEX, shift_labels: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
     """Causal LM: the logits at position t predict the label at t + 1 (labels are the inputs,
-    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> scalar."""
-    return masked_lm_loss(logits[:, :-1], labels[:, 1:])
+    not shifted by the caller); -100 is ignored. (B, T, V), (B, T) -> scalar. The keywords are
+    v4's loss keywords (Trainer passes `num_items_in_batch`; `shift_labels` (B, T): the targets
+    already shifted, used as they are)."""
+    if shift_labels is None:
+        logits, shift_labels = logits[:, :-1], labels[:, 1:]
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), shift_labels.reshape(-1), ignore_index,
+                         num_items_in_batch)
 
 
 def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str) -> torch.Tensor:
@@ -220,6 +233,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
     head = "causal_lm"
     # v4's list: the decoder shares the word embeddings (and lm_head.bias); peft reads it
     _tied_weights_keys = ["lm_head.decoder.weight", "lm_head.decoder.bias"]
+    # v4's Trainer passes `num_items_in_batch` to a model that takes loss keywords (v4's causal LM
+    # does, through **kwargs; its other RoBERTa heads do not): the loss is then the sum over that count.
+    accepts_loss_kwargs = True
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
@@ -250,12 +266,18 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         cache_position: Optional[torch.Tensor] = None,
         unpad: bool | int = False,
+        **loss_kwargs: Any,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
         RobertaModel; the logits at padding positions are then zeros (not computed).
         `past_key_values`: see RobertaModel (a cache object is filled in place and returned; with
         `use_cache` and none, a new RobertaCache). `cache_position`: v4's, passed on to the cache
-        (the positions come from `position_ids` or the cache)."""
+        (the positions come from `position_ids` or the cache). `loss_kwargs`: v4's loss keywords
+        `num_items_in_batch`, `ignore_index`, `shift_labels` (see `causal_lm_loss`); keywords, as
+        v4 takes them (Trainer reads a forward's named parameters with "label" in them as labels)."""
+        unknown = sorted(set(loss_kwargs) - {"num_items_in_batch", "ignore_index", "shift_labels"})
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.forward() got unexpected keyword argument(s) {', '.join(unknown)}")
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
@@ -270,7 +292,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         packing = packing_for(attention_mask, unpad if past_key_values is None else False)
         logits = _per_token(self.lm_head, outputs.last_hidden_state, packing)
         out = CausalLMOutputWithCrossAttentions(
-            loss=None if labels is None else causal_lm_loss(logits, labels),
+            loss=None if labels is None else causal_lm_loss(logits, labels, **loss_kwargs),
             logits=logits,
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,

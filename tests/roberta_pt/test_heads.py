@@ -3,9 +3,10 @@ embedding utilities of the PyTorch heads."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 
-import json
 import numpy as np
 import pytest
 import torch
@@ -423,3 +424,35 @@ def test_single_label_classification_takes_labels_of_shape_b_by_1_as_v4():
     ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
     flat = model(input_ids=ids, labels=torch.tensor([2, 0])).loss
     assert torch.equal(model(input_ids=ids, labels=torch.tensor([[2], [0]])).loss, flat)
+
+
+def test_causal_lm_takes_v4s_loss_keywords():
+    # v4's Trainer passes `num_items_in_batch` (the labels counted over an accumulated step) to a
+    # causal LM, whose loss is then the sum over that count. Expected: the reference's logits
+    # (float64) and a cross-entropy computed here.
+    config = tiny_config(is_decoder=True)
+    model, state = build("causal_lm", config)
+    ids = np.array([[0, 17, 42, 9, 2], [0, 5, 66, 2, 1]])
+    labels = ids.copy()
+    labels[1, 4] = -100
+    logits = run_reference(config, state, "causal_lm", input_ids=ids)["logits"]
+
+    def summed(logits, targets):
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        keep = targets != -100
+        return -np.take_along_axis(logp[keep], targets[keep][:, None], 1).sum()
+
+    total = summed(logits[:, :-1], labels[:, 1:])
+    with torch.no_grad():
+        got = model(t(ids), labels=t(labels), num_items_in_batch=torch.tensor(11)).loss
+        shifted = np.pad(labels, ((0, 0), (0, 1)), constant_values=-100)[:, 1:]
+        own_shift = model(t(ids), labels=t(labels), shift_labels=t(shifted), num_items_in_batch=4).loss
+        plain = model(t(ids), labels=t(labels)).loss
+    np.testing.assert_allclose(got.item(), total / 11, rtol=1e-5)
+    np.testing.assert_allclose(own_shift.item(), summed(logits, shifted) / 4, rtol=1e-5)
+    np.testing.assert_allclose(plain.item(), total / 7, rtol=1e-5)  # 7 targets after the shift
+    # What Trainer reads: the flag, and "labels" as the only named parameter with "label" in it.
+    assert RobertaForCausalLM.accepts_loss_kwargs
+    assert [p for p in inspect.signature(RobertaForCausalLM.forward).parameters if "label" in p] == ["labels"]
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        model(t(ids), labels=t(labels), num_item_in_batch=3)
