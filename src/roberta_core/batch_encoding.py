@@ -389,6 +389,24 @@ def _tensor_converter(tensor_type: str):
     return jnp.asarray
 
 
+def to_python(value):
+    """Python lists and numbers from NumPy arrays and PyTorch, JAX or TensorFlow tensors (duck typed,
+    no framework imported: `.tolist()`, or `.numpy()` for TensorFlow's, which have no `.tolist()`),
+    as v4's `to_py_obj`; also inside lists and tuples (a list of 1-D tensors, of scalar tensors). A
+    list or tuple with nothing to convert is returned as it is (offsets stay tuples)."""
+    if isinstance(value, (list, tuple)):
+        if not any(not isinstance(v, (int, float, str)) and (isinstance(v, (list, tuple)) or hasattr(v, "tolist")
+                                                             or hasattr(v, "numpy")) for v in value):
+            return value
+        converted = [to_python(v) for v in value]
+        return value if all(c is v for c, v in zip(converted, value)) else converted
+    if isinstance(value, (str, bytes, int, float)) or value is None:
+        return value
+    if not hasattr(value, "tolist") and hasattr(value, "numpy"):  # TensorFlow
+        value = value.numpy()
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
 def _pad_rows(rows: list[list], target: int, value, left: bool) -> list[list]:
     if left:
         return [[value] * (target - len(r)) + r if len(r) < target else r for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from .batch_encoding import TENSOR_TYPES, BatchEncoding, _pad_rows
+from .batch_encoding import TENSOR_TYPES, BatchEncoding, _pad_rows, to_python
 
 logger = logging.getLogger(__name__)
 
@@ -329,8 +329,9 @@ class PaddingMixin:
             raise ValueError(f"pad needs 'input_ids' among the keys, got {sorted(encoded_inputs)}")
         if return_tensors is None:
             return_tensors = _tensor_type_of(encoded_inputs["input_ids"])
-        data = {k: [_as_list(x) for x in v] if isinstance(v, (list, tuple)) else _as_list(v)
-                for k, v in encoded_inputs.items()}
+        # Arrays and tensors (TensorFlow's too: `.numpy()`) as Python lists, also a list of them.
+        data = {k: to_python(v) for k, v in encoded_inputs.items()}
+        data = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
         single = not data["input_ids"] or not isinstance(data["input_ids"][0], (list, tuple))
         if single:
             data = {k: [v] for k, v in data.items()}
@@ -453,6 +454,3 @@ def _check_side(name: str, value) -> str:
         raise ValueError(f"{name} must be 'left' or 'right', got {value!r}")
     return value
 
-
-def _as_list(value):
-    return value.tolist() if hasattr(value, "tolist") else value

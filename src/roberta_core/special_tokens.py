@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .batch_encoding import to_python
+
 SPECIAL_TOKEN_ATTRIBUTES = (
     "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
 )
@@ -256,7 +258,9 @@ class SpecialTokensMixin:
             if token_ids_1 is not None:
                 raise ValueError("token_ids_1 must be None when the ids already have special tokens")
             special = set(self.all_special_ids)
-            return [int(i in special) for i in token_ids_0]
+            # As v4 (whose `in` compares element by element), ids may be an array or a tensor
+            # (TensorFlow's are unhashable): as Python ints first, no framework imported here.
+            return [int(i in special) for i in to_python(token_ids_0)]
         if token_ids_1 is None:
             return [1] + [0] * len(token_ids_0) + [1]
         return [1] + [0] * len(token_ids_0) + [1, 1] + [0] * len(token_ids_1) + [1]

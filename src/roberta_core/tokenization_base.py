@@ -282,12 +282,66 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return encoding
 
     def encode_plus(self, text, text_pair=None, **kwargs) -> BatchEncoding:
-        """One text (or words with is_split_into_words) and an optional pair; v4's name for a single call."""
+        """One text (or words with is_split_into_words) and an optional pair; v4's name for a single call.
+
+        As v4's slow tokenizer (its `_encode_plus`), the slow one also takes, for either text, a
+        non-empty list of ids (used as they are) or, without is_split_into_words, a non-empty list
+        of token strings (their ids, unknown ones the unk id): v4's question-answering preprocessing
+        (`squad_convert_examples_to_features`) passes the question's ids and the context's tokens.
+        As v4's fast tokenizer (`tokenizers`), the fast one refuses those, except a list of two
+        strings without a pair and without is_split_into_words, which is a (text, pair)."""
         options = self._call_options(kwargs)
-        batch, pairs, batched = self._parse_inputs(text, text_pair, options["is_split_into_words"])
+        split = options["is_split_into_words"]
+        if self.is_fast:
+            if (text_pair is None and not split and isinstance(text, (list, tuple)) and len(text) == 2
+                    and all(isinstance(t, str) for t in text)):
+                text, text_pair = text
+            elif not split and any(isinstance(t, (list, tuple)) for t in (text, text_pair)):
+                raise TypeError("the fast tokenizer's encode_plus/encode take a str (and a str pair), as v4's does: "
+                                "token ids or token strings are read by the slow tokenizer only (or use "
+                                "prepare_for_model); for batches use __call__ or batch_encode_plus")
+        elif "ids" in (self._v4_slow_input_kind(text, split), self._v4_slow_input_kind(text_pair, split)):
+            return self._encode_plus_ids(text, text_pair, options)
+        batch, pairs, batched = self._parse_inputs(text, text_pair, split)
         if batched:
             raise TypeError("encode_plus takes one text (or pair); use __call__ or batch_encode_plus for batches")
         return self._encode_batch(batch, pairs, batched, options)
+
+    @staticmethod
+    def _v4_slow_input_kind(value, split: bool) -> str:
+        """How v4 slow's `_encode_plus` reads one text: 'ids' for a non-empty list or tuple of ints,
+        or (without is_split_into_words) of token strings; else 'text' (a str, words, or an error
+        left to `_parse_inputs`)."""
+        if isinstance(value, (list, tuple)) and value:
+            first = value[0]
+            if isinstance(first, int) or (isinstance(first, str) and not split):
+                return "ids"
+        return "text"
+
+    def _encode_plus_ids(self, text, text_pair, options: dict) -> BatchEncoding:
+        """v4 slow's `encode_plus` where a text is given as ids or token strings: each text to ids
+        (a str, or words with is_split_into_words, tokenized without special tokens), then as
+        `prepare_for_model` (one row with a batch axis for tensors, v4's slow layout)."""
+        if options["return_offsets_mapping"]:
+            raise ValueError("return_offsets_mapping needs text: it is not available for a text given as "
+                             "token ids or token strings")
+        split = options["is_split_into_words"]
+        plan = self._plan(options, [text_pair is not None])
+
+        def ids_of(value, name: str) -> list[int]:
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], int):
+                return self._check_ids(value, name)
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], str) and not split:
+                return self.convert_tokens_to_ids(list(value))
+            seqs, _, batched = self._parse_inputs(value, None, split)
+            if batched:
+                raise TypeError(f"{name} must be one text, got a batch")
+            return self._encode_sequences(seqs, split, False, plan["split_special_tokens"],
+                                          options["add_prefix_space"])[0][0]
+
+        first = (ids_of(text, "text"), None, None, None)
+        second = None if text_pair is None else (ids_of(text_pair, "text_pair"), None, None, None)
+        return self._finish(plan, [(first, second)], False, TokenSource(self, None, False, False, None))
 
     def batch_encode_plus(self, batch_text_or_text_pairs, **kwargs) -> BatchEncoding:
         """A batch of texts, of (text, pair) tuples, or (is_split_into_words) of word lists."""
