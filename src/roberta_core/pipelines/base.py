@@ -68,7 +68,10 @@ class Pipeline:
 
     def __init__(self, model, *, tokenizer=None, backend: str | None = None, device: Any = None,
                  batch_size: int | None = None, num_workers: int | None = None, progress: bool | None = None,
-                 framework: str | None = None, model_kwargs: dict | None = None, **options):
+                 framework: str | None = None, model_kwargs: dict | None = None, config: Any = None,
+                 torch_dtype: Any = None, dtype: Any = None, device_map: Any = None, revision: str | None = None,
+                 token: Any = None, trust_remote_code: bool | None = None, use_fast: bool = True,
+                 binary_output: bool = False, **options):
         if framework is not None:  # v4's name for the backend
             if framework not in backends.NAMES:
                 raise ValueError(f"framework must be one of {', '.join(backends.NAMES)}, got {framework!r}")
@@ -81,25 +84,44 @@ class Pipeline:
         self.batch_size = batch_size or 8
         self.num_workers = num_workers  # v4's DataLoader workers: accepted, there is no loader here
         self.progress = progress
+        self.binary_output = binary_output  # v4's flag (its command line's binary output): kept, as v4
+        self.feature_extractor = self.image_processor = self.processor = self.modelcard = None  # v4's, for text: None
         self.path = None
-        if device == -1 or device == "-1":
-            device = "cpu"  # v4's device=-1
+        device = _device_name(device)
         self._device = device
+        # v4's Hub options go to the model's and the tokenizer's loading
+        hub = {k: v for k, v in (("revision", revision), ("token", token)) if v is not None}
         if isinstance(tokenizer, (str, os.PathLike)):
-            from ..commands import load_tokenizer
+            tokenizer = _load_tokenizer(tokenizer, use_fast, hub)
+        if isinstance(config, (str, os.PathLike)):
+            config = RobertaConfig.from_pretrained(os.fspath(config), **hub)
+        elif config is not None:
+            from ..config import own_config
 
-            tokenizer = load_tokenizer(tokenizer)
+            config = own_config(config)  # ours, or v4's transformers.RobertaConfig converted
         if isinstance(model, (str, os.PathLike)):
-            from ..commands import load_tokenizer, resolve_backend
+            from ..commands import resolve_backend
 
             self.path = os.fspath(model)
-            self.config = RobertaConfig.from_pretrained(self.path)
-            self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.path)
+            self.config = config if config is not None else RobertaConfig.from_pretrained(self.path, **hub)
+            self.tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(self.path, use_fast, hub)
             self.backend = resolve_backend(backend)
             kwargs = dict(model_kwargs or {})
+            # v4's pipeline(): torch_dtype/dtype/device_map given both directly and in model_kwargs is an error
+            for name, value in (("torch_dtype", torch_dtype), ("dtype", dtype), ("device_map", device_map)):
+                if value is not None:
+                    if name in kwargs:
+                        raise ValueError(f"You cannot use both `pipeline(... {name}=..., model_kwargs={{\"{name}\":...}})` "
+                                         f"as those arguments might conflict, use only one.)")
+                    kwargs[name] = value
+            kwargs.update(hub)
+            if trust_remote_code is not None:
+                kwargs["trust_remote_code"] = trust_remote_code
+            if config is not None:
+                kwargs["config"] = config
             if device is not None:
-                kwargs["device_map"] = device
-            self.model = runtime.load_model(self.backend, self.head, self._weights_path(), **kwargs)
+                kwargs["device_map"] = device  # v4: `device` wins over `device_map`
+            self.model = runtime.load_model(self.backend, self.head, self._weights_path(), **_for_backend(self.backend, kwargs))
         else:
             if tokenizer is None:
                 raise TypeError("a loaded model needs its tokenizer: pipeline(task, model, tokenizer=...)")
@@ -123,6 +145,33 @@ class Pipeline:
             parameter = next(iter(self.model.parameters()), None) if hasattr(self.model, "parameters") else None
             return parameter.device if parameter is not None else torch.device("cpu")
         return self._device if self._device is not None else "cpu"
+
+    @property
+    def dtype(self) -> Any:
+        """The model's dtype (v4's `pipeline.dtype`): a torch dtype for PyTorch, else the backend's."""
+        return getattr(self.model, "dtype", None)
+
+    @property
+    def torch_dtype(self) -> Any:
+        """v4's older name of `dtype`."""
+        return self.dtype
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """The model and its tokenizer into `save_directory` (v4's `Pipeline.save_pretrained`;
+        `kwargs` go to the model's `save_pretrained`)."""
+        if os.path.isfile(save_directory):
+            raise ValueError(f"Provided path ({save_directory}) should be a directory, not a file")
+        os.makedirs(save_directory, exist_ok=True)
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.tokenizer.save_pretrained(save_directory)
+
+    def predict(self, X: Any) -> Any:
+        """v4's scikit-learn style name for calling the pipeline."""
+        return self(X)
+
+    def transform(self, X: Any) -> Any:
+        """v4's scikit-learn style name for calling the pipeline."""
+        return self(X)
 
     def _weights_path(self) -> str:
         return self.path
@@ -203,22 +252,26 @@ class Pipeline:
         batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
         show = self.progress if self.progress is not None else len(batches) > 20 and sys.stderr.isatty()
         for batch in _progress(batches, show, self.task):
-            ids, mask = self.pad([rows[r]["input_ids"] for r in batch])
+            ids, mask = self.pad([rows[r]["input_ids"] for r in batch], masks=[rows[r].get("attention_mask") for r in batch])
             inputs = self.model_inputs(ids, mask)
+            if any(rows[r].get("attention_mask") is not None for r in batch):
+                inputs.pop("unpad", None)  # the tokenizer's own padding: its positions computed (and kept), as v4's
             out = runtime.run_model(self.backend, self.model, inputs)
             for b, r in enumerate(batch):
                 results[r] = self.row_outputs(out, inputs, b, len(rows[r]["input_ids"]))
         return results
 
-    def pad(self, sequences: list, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
+    def pad(self, sequences: list, side: str = "right", masks: list | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`input_ids` and `attention_mask` (B, longest) of token sequences, padded with the
-        model's pad id on `side`."""
+        model's pad id on `side`; a sequence's own mask (`masks[b]`, the tokenizer's when it
+        padded the text itself) is kept, else its tokens are all real."""
         length = max(len(s) for s in sequences)
         ids = np.full((len(sequences), length), self.config.pad_token_id, dtype=np.int64)
         mask = np.zeros((len(sequences), length), dtype=np.int64)
         for b, sequence in enumerate(sequences):
             where = slice(0, len(sequence)) if side == "right" else slice(length - len(sequence), length)
-            ids[b, where], mask[b, where] = sequence, 1
+            own = None if masks is None else masks[b]
+            ids[b, where], mask[b, where] = sequence, (1 if own is None else own)
         return ids, mask
 
     def row_outputs(self, out: dict[str, Any], inputs: dict[str, Any], b: int, n: int) -> dict[str, Any]:
@@ -256,6 +309,51 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, backend={self.backend!r}, path={self.path!r})"
+
+
+def _device_name(device: Any) -> Any:
+    """v4's `device`: -1 is the CPU; a `torch.device` is named by its string ("cpu", "cuda:0"), which
+    every backend reads."""
+    if device == -1 or device == "-1":
+        return "cpu"
+    if type(device).__module__ == "torch" and type(device).__name__ == "device":
+        return str(device)
+    return device
+
+
+def _for_backend(backend: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """v4's `pipeline()` model options for `backend`'s `from_pretrained`: PyTorch takes them as they
+    are; TensorFlow and Flax take `torch_dtype` as `dtype` (a torch dtype by its name) and a
+    `torch.device` as its name."""
+    if backend == "pt":
+        return kwargs
+    kwargs = dict(kwargs)
+    if "torch_dtype" in kwargs:
+        value = kwargs.pop("torch_dtype")
+        if "dtype" in kwargs:
+            raise ValueError("give one of torch_dtype and dtype")
+        kwargs["dtype"] = value
+    if type(kwargs.get("dtype")).__module__ == "torch":
+        kwargs["dtype"] = str(kwargs["dtype"]).removeprefix("torch.")
+    if "device_map" in kwargs:
+        kwargs["device_map"] = _device_name(kwargs["device_map"])
+    return kwargs
+
+
+def _load_tokenizer(path: str | os.PathLike, use_fast: bool, hub: dict[str, Any]):
+    """The tokenizer of a directory (or Hub id); `use_fast=False` the slow class of the same kind
+    (v4's `use_fast`), where the library has one."""
+    from ..auto_tokenizer import load_tokenizer, tokenizer_class_for
+
+    if not use_fast and os.path.isdir(path):
+        name = tokenizer_class_for(path)
+        if name.endswith("Fast"):
+            import roberta_core
+
+            slow = getattr(roberta_core, name.removesuffix("Fast"), None)
+            if slow is not None:
+                return slow.from_pretrained(os.fspath(path))
+    return load_tokenizer(path, **hub)
 
 
 def _progress(batches: list, show: bool, task: str) -> Iterable:

@@ -15,14 +15,23 @@ __all__ = [
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Softmax along `axis`, computed in float64 (the max is subtracted first)."""
-    x = np.asarray(x, dtype=np.float64)
+    """Softmax along `axis` as v4 computes it: in float32 (the models' logits; float16/bfloat16
+    are widened to float32 first, float64 stays float64), the max subtracted first. Ties, such as
+    two probabilities that round to the same float32, break as v4's do."""
+    x = _float32(x)
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    """`1 / (1 + exp(-x))` in float32, as v4's (a logit above ~17 saturates to exactly 1.0)."""
+    return 1.0 / (1.0 + np.exp(-_float32(x)))
+
+
+def _float32(x: Any) -> np.ndarray:
+    """`x` as an array of v4's precision: float32, unless it already is float64 (crafted logits)."""
+    x = np.asarray(x)
+    return x if x.dtype == np.float64 else x.astype(np.float32)
 
 
 FUNCTIONS = ("softmax", "sigmoid", "none")
@@ -56,7 +65,7 @@ def classification_scores(logits: np.ndarray, function_to_apply: str) -> np.ndar
     if function_to_apply == "sigmoid":
         return sigmoid(logits)
     if function_to_apply == "none":
-        return np.asarray(logits, dtype=np.float64)
+        return _float32(logits)
     raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
 
 
@@ -66,8 +75,10 @@ AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
 
 def _entity(id2label, scores: np.ndarray, **fields) -> dict:
+    # the score stays a NumPy scalar of the scores' dtype (float32 from the model, as v4's), so
+    # that group means and the overlap comparison round as v4's do
     i = int(scores.argmax())
-    return {"entity": id2label[i], "score": float(scores[i]), **fields}
+    return {"entity": id2label[i], "score": scores[i], **fields}
 
 
 def aggregate(pre_entities: Sequence[dict], strategy: str, id2label: dict[int, str],
@@ -127,7 +138,7 @@ def group_entities(entities: Sequence[dict], tokens_to_string: Callable[[list[st
         groups.append([entity])
     return [{
         "entity_group": group[0]["entity"].split("-", 1)[-1],
-        "score": float(np.nanmean([e["score"] for e in group])),
+        "score": np.nanmean([e["score"] for e in group]),  # float32 for float32 scores, as v4's
         # the group's text from all its tokens at once: a SentencePiece word's leading `▁` (its space)
         # is only read as a space inside a longer run of tokens (byte-level BPE gives the same either way).
         # v4 decodes first/average/max words twice, garbling non-ASCII ("José" -> "Jos�"): we differ on purpose.

@@ -19,7 +19,7 @@ from .base import Pipeline, Row, is_stream
 __all__ = [
     "FillMaskPipeline", "TextClassificationPipeline", "TokenClassificationPipeline",
     "QuestionAnsweringPipeline", "MultipleChoicePipeline", "FeatureExtractionPipeline",
-    "SentenceEmbeddingPipeline",
+    "SentenceEmbeddingPipeline", "SquadExample",
 ]
 
 def _positive_int(name: str, value: Any, least: int = 1) -> None:
@@ -91,7 +91,13 @@ class FillMaskPipeline(Pipeline):
         return {"logits": out["logits"][start:start + int(counts[b])]}  # (row b's masks, V)
 
     def preprocess(self, text, options):
-        ids = self.encode(_text("a fill-mask input", text), **(options["tokenizer_kwargs"] or {}))["input_ids"]
+        encoding = self.encode(_text("a fill-mask input", text), **(options["tokenizer_kwargs"] or {}))
+        ids = list(encoding["input_ids"])
+        mask = encoding.get("attention_mask")
+        if mask is not None and not all(mask):
+            # Padding asked of the tokenizer (`padding="max_length"`): v4 masks it out of the model
+            # and drops it from `sequence`; leaving it out gives the same logits at the real tokens.
+            ids = [i for i, m in zip(ids, mask) if m]
         if self.tokenizer.mask_token_id not in ids:
             raise ValueError(f"no mask token ({self.tokenizer.mask_token}) in the input {text!r}")
         return [Row(input_ids=ids)]
@@ -277,7 +283,19 @@ class TokenClassificationPipeline(Pipeline):
         given = None
         if isinstance(item, _WithOffsets):
             item, given = item.text, item.offsets
-        kwargs: dict[str, Any] = {"truncation": True, "max_length": self.max_length(), "return_offsets_mapping": True}
+        # A tokenizer without offsets (v4's slow tokenizers; ours give them, through the fast layout)
+        # is read as v4 reads it: tokens without start/end (None), none a subword.
+        with_offsets = getattr(self.tokenizer, "is_fast", True) or hasattr(self.tokenizer, "_call_fast_layout")
+        kwargs: dict[str, Any] = {"truncation": True, "max_length": self.max_length(), "return_offsets_mapping": with_offsets}
+        if not with_offsets:
+            if (options["aggregation_strategy"] or "none") in ("first", "average", "max"):
+                raise ValueError('Slow tokenizers cannot handle subwords. Please set the `aggregation_strategy` option'
+                                 ' to `"simple"` or use a fast tokenizer.')
+            if options["stride"] is not None:
+                raise ValueError("`stride` was provided to process all the text but you're using a slow tokenizer."
+                                 " Please use a fast tokenizer.")
+            if options["is_split_into_words"]:
+                raise ValueError("is_split_into_words=True is only supported with fast tokenizers.")
         if options["stride"] is not None:
             if options["stride"] >= kwargs["max_length"] - 2:
                 raise ValueError(f"stride must be less than the window ({kwargs['max_length']} tokens minus <s> and </s>), got {options['stride']}")
@@ -293,13 +311,19 @@ class TokenClassificationPipeline(Pipeline):
         else:
             sentence = _text("a token-classification input", item)
             encoding = self.encode(sentence, **kwargs)
-        ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+        ids = encoding["input_ids"]
+        offsets = encoding["offset_mapping"] if with_offsets else None
         if ids and isinstance(ids[0], int):
             ids, offsets = [ids], [offsets]
+        if offsets is None:
+            offsets = [None] * len(ids)
         specials = set(self.tokenizer.all_special_ids)
         rows = []
         for w, (window, window_offsets) in enumerate(zip(ids, offsets)):
-            window_offsets = [tuple(o) for o in (given if given is not None else window_offsets)]
+            if given is None and window_offsets is None:
+                window_offsets = [None] * len(window)
+            else:
+                window_offsets = [tuple(o) for o in (given if given is not None else window_offsets)]
             if word_starts is not None:  # a word's offsets are within the word: shifted to the sentence's
                 window_offsets = [o if word is None else (o[0] + word_starts[word], o[1] + word_starts[word])
                                   for o, word in zip(window_offsets, encoding.word_ids(w))]
@@ -315,10 +339,15 @@ class TokenClassificationPipeline(Pipeline):
             text = row["sentence"]
             scores = pp.softmax(out["logits"])
             pre = []
-            for index, (token, (start, end), special) in enumerate(zip(row["input_ids"], row["offsets"], row["special"])):
+            for index, (token, offset, special) in enumerate(zip(row["input_ids"], row["offsets"], row["special"])):
                 if special:
                     continue
                 word = self.tokenizer.convert_ids_to_tokens([token])[0]
+                if offset is None:  # no offsets (v4's slow tokenizer): v4's None positions, no subwords
+                    pre.append({"word": word, "scores": scores[index], "start": None, "end": None,
+                                "index": index, "is_subword": False})
+                    continue
+                start, end = offset
                 is_subword = start > 0 and " " not in text[start - 1:start + 1]
                 if token == self.tokenizer.unk_token_id:
                     word, is_subword = text[start:end], False
@@ -333,6 +362,50 @@ class TokenClassificationPipeline(Pipeline):
 
 
 # ---------------------------------------------------------------------------- question-answering
+
+
+def _is_whitespace(c: str) -> bool:
+    return c in (" ", "\t", "\r", "\n") or ord(c) == 0x202F  # v4's squad `_is_whitespace`
+
+
+class SquadExample:
+    """v4's `transformers.data.processors.squad.SquadExample` (what its question-answering
+    pipeline reads an example as, and `QuestionAnsweringPipeline.create_sample` makes): the
+    question and context texts, plus the context's whitespace-split `doc_tokens` and
+    `char_to_word_offset`, and the answer's word positions when one is given. The pipeline takes
+    any object with `question_text` and `context_text` (v4's own SquadExample too)."""
+
+    def __init__(self, qas_id, question_text, context_text, answer_text, start_position_character, title,
+                 answers=None, is_impossible=False):
+        self.qas_id, self.question_text, self.context_text = qas_id, question_text, context_text
+        self.answer_text, self.title, self.is_impossible = answer_text, title, is_impossible
+        self.answers = [] if answers is None else answers
+        self.start_position, self.end_position = 0, 0
+        doc_tokens: list[str] = []
+        char_to_word_offset: list[int] = []
+        previous_is_whitespace = True
+        for c in self.context_text:
+            if _is_whitespace(c):
+                previous_is_whitespace = True
+            else:
+                if previous_is_whitespace:
+                    doc_tokens.append(c)
+                else:
+                    doc_tokens[-1] += c
+                previous_is_whitespace = False
+            char_to_word_offset.append(len(doc_tokens) - 1)
+        self.doc_tokens, self.char_to_word_offset = doc_tokens, char_to_word_offset
+        if start_position_character is not None and not is_impossible:
+            self.start_position = char_to_word_offset[start_position_character]
+            self.end_position = char_to_word_offset[
+                min(start_position_character + len(answer_text) - 1, len(char_to_word_offset) - 1)]
+
+    def __repr__(self) -> str:
+        return f"SquadExample(question_text={self.question_text!r}, context_text={self.context_text!r})"
+
+
+def _is_squad_example(item: Any) -> bool:
+    return hasattr(item, "question_text") and hasattr(item, "context_text")
 
 
 class QuestionAnsweringPipeline(Pipeline):
@@ -402,23 +475,35 @@ class QuestionAnsweringPipeline(Pipeline):
             examples = examples[0]  # v4 unwraps a list of one example
         return super().__call__(examples, **options)
 
+    @staticmethod
+    def create_sample(question: str | list[str], context: str | list[str]) -> SquadExample | list[SquadExample]:
+        """v4's: a `SquadExample` of a question and its context, or a list of them for lists of
+        questions and contexts (paired in order)."""
+        if isinstance(question, list):
+            return [SquadExample(None, q, c, None, None, None) for q, c in zip(question, context)]
+        return SquadExample(None, question, context, None, None, None)
+
     def windows(self, options) -> tuple[int, int]:
         limit = min(self.tokenizer.model_max_length or self.config.max_sequence_length, self.config.max_sequence_length)
+        # A max_seq_len above what the model reads is taken, as v4's: an input that fits is answered;
+        # a window longer than the model is refused before the model (`check_lengths`).
         max_seq_len = options["max_seq_len"] or min(limit, 384)
-        if max_seq_len > self.config.max_sequence_length:
-            raise ValueError(f"max_seq_len must be at most {self.config.max_sequence_length} (what the model reads), got {max_seq_len}")
         doc_stride = options["doc_stride"] if options["doc_stride"] is not None else min(max_seq_len // 2, 128)
         if doc_stride > max_seq_len:
             raise ValueError(f"doc_stride ({doc_stride}) is larger than max_seq_len ({max_seq_len})")
         return max_seq_len, doc_stride
 
     def preprocess(self, example, options):
+        if _is_squad_example(example):  # v4's SquadExample (or ours): its texts
+            example = {"question": example.question_text, "context": example.context_text}
         if not isinstance(example, dict) or "question" not in example or "context" not in example:
-            raise ValueError('a question-answering example is a dict {"question": ..., "context": ...}')
+            raise ValueError('a question-answering example is a dict {"question": ..., "context": ...} or a SquadExample')
         question, context = _text("question", example["question"]), _text("context", example["context"])
         for name, text in (("question", question), ("context", context)):
             if not text:
                 raise ValueError(f"`{name}` cannot be empty")  # v4's check: a context of spaces is read
+        if not getattr(self.tokenizer, "is_fast", True) and not hasattr(self.tokenizer, "_call_fast_layout"):
+            return self.squad_rows(question, context, options)
         if not getattr(self.tokenizer, "is_fast", True):
             cut = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
             if len(cut) > options["max_question_len"]:
@@ -432,6 +517,28 @@ class QuestionAnsweringPipeline(Pipeline):
             # The answer is in the context, or is <s> (the null answer).
             allowed = np.array([s == 1 or t == self.tokenizer.bos_token_id for s, t in zip(sequence, ids)])
             rows.append(Row(input_ids=list(ids), allowed=allowed, encoding=encoding, window=w, context=context))
+        return rows
+
+    def squad_rows(self, question: str, context: str, options) -> list[Row]:
+        """The windows of v4's slow-tokenizer path, for a tokenizer without offsets (a v4 slow
+        tokenizer object): v4's own `squad_convert_examples_to_features` (transformers is there,
+        the tokenizer is its), each window's padding left out (masked in v4: the same answers)."""
+        from transformers.data.processors.squad import SquadExample as V4SquadExample
+        from transformers.data.processors.squad import squad_convert_examples_to_features
+        from transformers.tokenization_utils_base import PaddingStrategy
+
+        max_seq_len, doc_stride = self.windows(options)
+        example = V4SquadExample(None, question, context, None, None, None)
+        features = squad_convert_examples_to_features(
+            examples=[example], tokenizer=self.tokenizer, max_seq_length=max_seq_len, doc_stride=doc_stride,
+            max_query_length=options["max_question_len"], padding_strategy=PaddingStrategy.MAX_LENGTH,
+            is_training=False, tqdm_enabled=False)
+        rows = []
+        for feature in features:
+            keep = [t for t, m in enumerate(feature.attention_mask) if m]
+            allowed = np.array([feature.p_mask[t] == 0 for t in keep])
+            rows.append(Row(input_ids=[feature.input_ids[t] for t in keep], allowed=allowed, example=example,
+                            token_to_orig=[feature.token_to_orig_map.get(t) for t in keep], context=context))
         return rows
 
     def char_span(self, row: Row, s: int, e: int, align_to_words: bool) -> tuple[int, int]:
@@ -455,6 +562,14 @@ class QuestionAnsweringPipeline(Pipeline):
             starts, ends, scores, min_null = pp.select_starts_ends(
                 out["start_logits"], out["end_logits"], row["allowed"], min_null, pre_topk,
                 options["handle_impossible_answer"], options["max_answer_len"])
+            if "example" in row:  # v4's slow-tokenizer path: the context's whitespace-split words
+                char_to_word, words = np.array(row["example"].char_to_word_offset), row["example"].doc_tokens
+                for s, e, score in zip(starts, ends, scores):
+                    first, last = row["token_to_orig"][int(s)], row["token_to_orig"][int(e)]
+                    answers.append({"score": float(score), "start": np.where(char_to_word == first)[0][0].item(),
+                                    "end": np.where(char_to_word == last)[0][-1].item(),
+                                    "answer": " ".join(words[first:last + 1])})
+                continue
             for s, e, score in zip(starts, ends, scores):
                 start, end = self.char_span(row, int(s), int(e), options["align_to_words"])
                 text = row["context"][start:end]
@@ -562,7 +677,14 @@ class FeatureExtractionPipeline(Pipeline):
         if kwargs.get("truncation") and "max_length" not in kwargs:
             kwargs["max_length"] = min(self.tokenizer.model_max_length or self.config.max_sequence_length,
                                        self.config.max_sequence_length)
-        return [Row(input_ids=self.encode(_text("a feature-extraction input", text), **kwargs)["input_ids"])]
+        encoding = self.encode(_text("a feature-extraction input", text), **kwargs)
+        row = Row(input_ids=list(encoding["input_ids"]))
+        mask = encoding.get("attention_mask")
+        if mask is not None and not all(mask):
+            # Padding asked of the tokenizer: masked in the model and kept in the output, as v4's
+            # (its features are as long as the padded encoding).
+            row["attention_mask"] = list(mask)
+        return [row]
 
     def run(self, items, options, batch_size=None):
         if options["pooling"] is not None or not batch_size or batch_size == 1:
@@ -572,7 +694,8 @@ class FeatureExtractionPipeline(Pipeline):
             chunk = items[k:k + batch_size]
             rows = [self.preprocess(text, options)[0] for text in chunk]
             self.check_lengths(rows)
-            ids, mask = self.pad([row["input_ids"] for row in rows], side=getattr(self.tokenizer, "padding_side", "right"))
+            ids, mask = self.pad([row["input_ids"] for row in rows], side=getattr(self.tokenizer, "padding_side", "right"),
+                                 masks=[row.get("attention_mask") for row in rows])
             hidden = runtime.run_model(self.backend, self.model, {"input_ids": ids, "attention_mask": mask})["last_hidden_state"]
             results += [self.postprocess(text, None, [{"last_hidden_state": h}], options) for text, h in zip(chunk, hidden)]
         return results
