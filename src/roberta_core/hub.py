@@ -45,12 +45,12 @@ TOKENIZER_FILES = (
 )
 
 CONFIG_FILE = "config.json"
-# checkpoint format name -> the files it is read from, in the order tried (safetensors: one file, else a sharded index)
+# checkpoint format name -> the files it is read from, in the order tried (one file, else v4's sharded index)
 _WEIGHTS = {
     "safetensors": ("model.safetensors", "model.safetensors.index.json"),
-    "bin": ("pytorch_model.bin",),
-    "h5": ("tf_model.h5",),
-    "msgpack": ("flax_model.msgpack",),
+    "bin": ("pytorch_model.bin", "pytorch_model.bin.index.json"),
+    "h5": ("tf_model.h5", "tf_model.h5.index.json"),
+    "msgpack": ("flax_model.msgpack", "flax_model.msgpack.index.json"),
 }
 _KINDS = ("config", "weights", "tokenizer", "generation")
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -126,13 +126,16 @@ def resolve_pretrained(
     need: Iterable[str] = ("config", "weights"),
     want: Iterable[str] = (),
     prefer: str = "safetensors",
+    order: Iterable[str] | None = None,
 ) -> Path:
     """The local directory that holds checkpoint `name` (with `options["subfolder"]` applied).
 
     `name` is a local directory (returned as it is, `subfolder` joined), or a Hub repo id
     fetched into the cache: the kinds of files in `need` must exist (`config`: config.json;
     `weights`: one weights file, the format `prefer` first, then safetensors, a sharded index
-    with its shards, pytorch_model.bin, tf_model.h5, flax_model.msgpack; `tokenizer`:
+    with its shards, pytorch_model.bin, tf_model.h5, flax_model.msgpack, each format's sharded index
+    with its shards; `order`, when given, is the exact list of weights file names tried, in order
+    (`checkpoint.weights_files`: a backend's own order, v4's `variant` names); `tokenizer`:
     tokenizer.json, vocab.json + merges.txt or sentencepiece.bpe.model, with the settings files),
     those in `want` are
     fetched when the repo has them. `options` are `from_pretrained`'s keywords (`HUB_OPTIONS`
@@ -146,6 +149,8 @@ def resolve_pretrained(
             raise ValueError(f"unknown kind of checkpoint file {kind!r}; choose among {', '.join(_KINDS)}")
     if prefer not in _WEIGHTS:
         raise ValueError(f"unknown weights format {prefer!r}; choose one of {', '.join(_WEIGHTS)}")
+    if order is None:
+        order = [f for name in dict.fromkeys((prefer, *_WEIGHTS)) for f in _WEIGHTS[name]]
     text = os.fspath(name)
     subfolder = _check_subfolder(text, options.get("subfolder"))
     local = Path(text)
@@ -156,7 +161,7 @@ def resolve_pretrained(
             f"{text}: no such checkpoint directory (not a checkpoint directory on disk, nor a Hub repo id: "
             "'name' or 'org/name')"
         )
-    return _Fetch(text, options, subfolder).run(need, want, prefer)
+    return _Fetch(text, options, subfolder).run(need, want, tuple(order))
 
 
 class _Fetch:
@@ -214,25 +219,25 @@ class _Fetch:
             raise OSError(f"{self.repo_id}: fetching {filename} from the Hub failed: {e}") from None
         return Path(path)
 
-    def run(self, need: tuple[str, ...], want: tuple[str, ...], prefer: str) -> Path:
+    def run(self, need: tuple[str, ...], want: tuple[str, ...], order: tuple[str, ...]) -> Path:
         found: list[Path] = []
         for kind in (*need, *want):
-            files = getattr(self, f"_{kind}")(prefer) if kind == "weights" else getattr(self, f"_{kind}")()
+            files = getattr(self, f"_{kind}")(order) if kind == "weights" else getattr(self, f"_{kind}")()
             if files is None and kind in need:
-                self._missing(kind, found, prefer)
+                self._missing(kind, found, order)
             found.extend(files or ())
         if not found:  # nothing asked for: the snapshot folder of config.json
             config = self.get(CONFIG_FILE)
             if config is None:
-                self._missing("config", found, prefer)
+                self._missing("config", found, order)
             found.append(config)
         # Every file sits in snapshots/<commit>/<subfolder>/ (shards too: they name no folder).
         return found[0].parent
 
-    def _missing(self, kind: str, found: list[Path], prefer: str) -> None:
+    def _missing(self, kind: str, found: list[Path], order: tuple[str, ...]) -> None:
         what = {
             "config": CONFIG_FILE,
-            "weights": ", ".join(f for name in dict.fromkeys((prefer, *_WEIGHTS)) for f in _WEIGHTS[name]),
+            "weights": ", ".join(order),
             "tokenizer": "tokenizer.json, vocab.json + merges.txt or sentencepiece.bpe.model",
             "generation": "generation_config.json",
         }[kind]
@@ -248,30 +253,24 @@ class _Fetch:
         path = self.get("generation_config.json")  # a causal LM's (roberta_core.generation)
         return None if path is None else [path]
 
-    def _weights(self, prefer: str) -> list[Path] | None:
-        order = [prefer, *(name for name in _WEIGHTS if name != prefer)]
-        for name in order:
-            for filename in _WEIGHTS[name]:
-                path = self.get(filename)
-                if path is None:
-                    continue
-                if filename.endswith(".index.json"):
-                    return [path, *self._shards(path)]
-                return [path]
+    def _weights(self, order: tuple[str, ...]) -> list[Path] | None:
+        for filename in order:
+            path = self.get(filename)
+            if path is None:
+                continue
+            if filename.endswith(".json"):  # a sharded checkpoint's index (`<file>.index[.<variant>].json`)
+                return [path, *self._shards(path)]
+            return [path]
         return None
 
     def _shards(self, index: Path) -> list[Path]:
-        """The shards a `model.safetensors.index.json` names (plain file names beside it: the
-        index comes from the network, so a name with a folder in it is refused)."""
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            shards = sorted(set(weight_map.values()))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"{index}: not a safetensors index ({e})") from None
+        """The shards an index names, fetched beside it. The index comes from the network: it is
+        held to the checks every index reader makes (`checkpoint._sharded.shard_files`: plain
+        file names in its own folder, a bounded size) before any shard is asked for."""
+        from .checkpoint._sharded import shard_files
+
         paths = []
-        for shard in shards:
-            if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
-                raise ValueError(f"{index}: shard name {shard!r} is not a file name beside the index")
+        for shard in sorted(shard_files(index)):
             path = self.get(shard)
             if path is None:
                 if self.offline or self.unreachable:

@@ -23,6 +23,7 @@ from .weights import LoadPlan, architecture_name, plan_load
 
 __all__ = [
     "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "whole_model_device", "loading_info", "push_model_to_hub", "resolve_pretrained",
+    "pretrained_weights_file",
     "load_pretrained", "save_pretrained_files", "save_repo_id", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
 ]
@@ -91,20 +92,50 @@ def whole_model_device(device_map: Any) -> Any:
     return device_map
 
 
+# A backend's weights formats in v4's order of preference (named by the format `prefer` gives):
+# PyTorch safetensors then bin; TF safetensors then h5; Flax msgpack then safetensors. The other
+# formats follow (read by every backend, which v4 refuses without from_tf=/from_flax=/from_pt=).
+_BACKEND_FORMATS = {"safetensors": ("safetensors", "bin"), "h5": ("safetensors", "h5"), "msgpack": ("msgpack", "safetensors")}
+
+
+def _weights_query(prefer: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`checkpoint.weights_files`' arguments for a backend's `from_pretrained(**options)`, as v4
+    reads them: `from_tf=True` puts tf_model.h5 first, `from_flax=True` flax_model.msgpack,
+    `from_pt=True` (TF) pytorch_model.bin; `variant`, `use_safetensors` as v4's."""
+    options = options or {}
+    first = [fmt for flag, fmt in (("from_tf", "h5"), ("from_flax", "msgpack"), ("from_pt", "bin")) if options.get(flag)]
+    if prefer == "msgpack":  # v4 Flax reads flax_model.msgpack, then safetensors, before from_pt's file
+        first = [f for f in first if f != "bin"]
+    formats = list(dict.fromkeys([*first, *_BACKEND_FORMATS.get(prefer, (prefer,))]))
+    return {"formats": formats, "variant": options.get("variant"), "use_safetensors": options.get("use_safetensors")}
+
+
+def pretrained_weights_file(directory: str | os.PathLike, options: Mapping[str, Any] | None = None, *,
+                            prefer: str = "safetensors") -> Path:
+    """The weights file a backend's `from_pretrained(directory, **options)` reads, as v4 picks it
+    (`_weights_query`); none: FileNotFoundError (an OSError) in v4's words."""
+    query = _weights_query(prefer, options)
+    return checkpoint.find_weights_file(directory, query.pop("formats"), **query)
+
+
 def resolve_pretrained(
     path: str | os.PathLike, options: Mapping[str, Any] | None = None, *, prefer: str = "safetensors",
     config_given: bool = False, generation: bool = False,
 ) -> Path:
     """The local checkpoint directory a backend's `from_pretrained(path, **options)` reads: `path`
     itself (with `subfolder`) when it is a directory, else the Hub repo id `path` fetched into the
-    Hugging Face cache — config.json and the weights, the format `prefer` first (`hub.resolve_pretrained`,
-    which reads the Hub keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`).
+    Hugging Face cache — config.json and the weights, the first the repo has of the files
+    `pretrained_weights_file` would pick (the backend's formats, `variant`, `use_safetensors`,
+    `from_*`), a sharded index with its shards (`hub.resolve_pretrained`, which reads the Hub
+    keywords among `options`: `revision`, `cache_dir`, `local_files_only`, `token`).
     `config_given`: the caller passed `config=`, so a repo without config.json loads, as in v4.
     `generation`: fetch generation_config.json too where the repo has one (a causal LM's, as v4)."""
     want = ("generation",) if generation else ()  # a causal LM's generation_config.json, when the repo has one
+    query = _weights_query(prefer, options)
+    order = checkpoint.weights_files(query.pop("formats"), **query)
     if config_given:
-        return hub.resolve_pretrained(path, options, need=("weights",), want=("config", *want), prefer=prefer)
-    return hub.resolve_pretrained(path, options, need=("config", "weights"), want=want, prefer=prefer)
+        return hub.resolve_pretrained(path, options, need=("weights",), want=("config", *want), prefer=prefer, order=order)
+    return hub.resolve_pretrained(path, options, need=("config", "weights"), want=want, prefer=prefer, order=order)
 
 
 def loading_info(plan: LoadPlan) -> dict[str, list]:
@@ -126,6 +157,8 @@ def load_pretrained(
     strict: bool = False,
     ignore_mismatched_sizes: bool = False,
     pooled: bool | None = None,
+    weights_file: str | os.PathLike | None = None,
+    mismatch_error: type[Exception] | None = None,
     **config_overrides: Any,
 ) -> tuple[RobertaConfig, dict[str, np.ndarray], LoadPlan]:
     """Read a checkpoint directory (any of the four weight formats) for `head`.
@@ -135,19 +168,22 @@ def load_pretrained(
     (already checked: shape mismatches raise unless ignored; unknown/unused/missing keys warn,
     or raise under `strict`). Keys in `plan.missing` are for the backend to initialise.
     `pooled=False` is a bare model built without its pooler (`add_pooling_layer=False`): the
-    checkpoint's pooler is reported unused, not loaded.
+    checkpoint's pooler is reported unused, not loaded. `weights_file`: the file to read (a
+    backend's `pretrained_weights_file`), else `checkpoint.find_weights_file(path)`'s.
+    `mismatch_error`: the class of the shape-mismatch error (a subclass of CheckpointKeyError;
+    PyTorch's is also v4's RuntimeError).
     """
     path = Path(path)
     if config is None:
         config = RobertaConfig.from_pretrained(path, **config_overrides)
     elif config_overrides:
         config = config.copy(**config_overrides)
-    state = checkpoint.load_state_dict(path)
+    state = checkpoint.load_state_dict(path if weights_file is None else weights_file)
     plan = plan_load(
         config, head, {k: v.shape for k, v in state.items()}, ignore_mismatched_sizes=ignore_mismatched_sizes,
         pooled=pooled,
     )
-    plan.check(strict=strict, source=str(path))
+    plan.check(strict=strict, source=str(path), mismatch_error=mismatch_error)
     loaded = {target: state[src] for target, src in plan.mapping.items()}
     # Before a backend copies them into its (float) parameters, which would cast silently. (NaN
     # and Inf values load: the reader has named those tensors in one warning.)
@@ -230,12 +266,15 @@ def save_pretrained_files(
     *,
     format: str = "safetensors",
     max_shard_size: int | str | None = None,
+    variant: str | None = None,
     push_to_hub: bool = False,
     then: Callable[[Path], Any] | None = None,
     generation_config: Any = None,
     **hub_kwargs: Any,
 ) -> Path:
-    """Write `config.json` and the weights of `head` in `format` into `directory`.
+    """Write `config.json` and the weights of `head` in `format` into `directory`: one file, or
+    v4's shards of that format above `max_shard_size`; v4's `variant` names
+    (`model.fp16.safetensors`; safetensors and bin only), another variant's files left in place.
 
     Every file is written atomically; the config records the PyTorch class name of the family
     member (`config.model_type`: `XLMRobertaForMaskedLM`, ...) in `architectures`, as v4 does from
@@ -258,7 +297,7 @@ def save_pretrained_files(
     to_save.architectures = [architecture]
     checkpoint.save_state_dict(
         dict(state), directory, format=format, architecture=architecture, max_shard_size=max_shard_size,
-        base_model_prefix=config.base_model_prefix,
+        base_model_prefix=config.base_model_prefix, variant=variant,
     )
     to_save.save_pretrained(directory)
     if generation_config is not None:  # a causal LM's `generation_config.json`, as v4 writes it

@@ -187,6 +187,11 @@ def validate_vocabulary(vocab: dict[str, int], merges: list[tuple[str, str]]) ->
         seen[pair] = rank
 
 
+class TokenizerNotFoundError(OSError, ValueError):
+    """`from_pretrained` of a name that is neither a directory nor a Hub repo id: v4's OSError
+    ("Can't load tokenizer for ..."), and a ValueError as this library raised before."""
+
+
 class TokenizerFilesMixin:
     """The file part of `RobertaTokenizerBase`: `from_pretrained`, `save_pretrained`,
     `save_vocabulary`, and the `tokenizers.Tokenizer` that tokenizer.json stores."""
@@ -203,8 +208,12 @@ class TokenizerFilesMixin:
         kwargs = {k: v for k, v in kwargs.items() if k not in options}
         name = pretrained_model_name_or_path
         if not Path(name).is_dir() and not (isinstance(name, str) and is_hub_id(name)):
-            raise ValueError(f"{name} is not a directory or a Hub repo id; from_pretrained reads a local "
-                             "folder with tokenizer.json or vocab.json + merges.txt, or a repo id ('org/name')")
+            raise TokenizerNotFoundError(
+                f"Can't load tokenizer for '{name}'. If you were trying to load it from 'https://huggingface.co/models', "
+                f"make sure you don't have a local directory with the same name. Otherwise, make sure '{name}' is the "
+                f"correct path to a directory containing all relevant files for a {cls.__name__} tokenizer. "
+                f"({name} is not a directory or a Hub repo id; from_pretrained reads a local folder with "
+                "tokenizer.json or vocab.json + merges.txt, or a repo id ('org/name'))")
         directory = resolve_pretrained(name, options, need=("tokenizer",))
         files = cls._vocabulary_sources(directory)
         config = _read_json(directory / TOKENIZER_CONFIG_FILE)

@@ -858,6 +858,11 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         `param_dtype` (storage) defaults to `dtype`. `rngs` seeds the newly initialised
         parameters and dropout.
 
+        The file read is v4 Flax's choice: flax_model.msgpack (or its sharded index), else
+        model.safetensors (or its index), then pytorch_model.bin and tf_model.h5;
+        `use_safetensors` and `variant` (the PyTorch variant files, `model.fp16.safetensors`:
+        OSError when there are none) as in the PyTorch backend.
+
         The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
         the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
         FlaxRobertaModel without pooler, `seed` is v4 Flax's `rngs=nnx.Rngs(seed)`); loading options
@@ -882,15 +887,18 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             rngs = nnx.Rngs(model_kwargs.pop("seed"))
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
+        from roberta_core.pretrained import pretrained_weights_file
+
         directory = resolve_pretrained(path, options, prefer="msgpack", config_given=config is not None,
                                        generation=cls.can_generate())
+        weights_file = pretrained_weights_file(directory, options, prefer="msgpack")  # v4's choice of file
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
             config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file, **overrides,
         )
         dtype = resolve_dtype(dtype, state)
         # Built with deferred initialisation: the checkpoint's arrays become the parameters (no
@@ -931,23 +939,27 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        variant: Optional[str] = None,
         push_to_hub: bool = False,
         params: Any = None,
         **hub_kwargs: Any,
     ) -> None:
-        """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
-        PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'msgpack'
-        (`flax_model.msgpack`, the tree v4's Flax models read; v4's `safe_serialization=False`
-        means the same). `params`: v4's parameter tree (`model.params`'s layout, e.g. a training
+        """Write `config.json` and the weights, atomically: `format='msgpack'` (default, as v4's
+        Flax classes save: `flax_model.msgpack`, the tree v4's Flax models read) or 'safetensors'
+        (PyTorch names, metadata {'format': 'pt'}; v4's `safe_serialization=True` means the
+        same), both sharded as v4 shards them above `max_shard_size`
+        (`flax_model-00001-of-00003.msgpack` + `flax_model.msgpack.index.json`). `variant='fp16'`
+        writes v4 PyTorch's variant names (`model.fp16.safetensors`); v4 Flax writes no variant and
+        names none of flax_model.msgpack: a ValueError there. `params`: v4's parameter tree (`model.params`'s layout, e.g. a training
         loop's state) to write instead of the model's own; the model is unchanged."""
         directory = save_directory  # v4's parameter name
         source = self if params is None else v4_model(self, {}, params=params)
         if format is None:
-            format = "msgpack" if safe_serialization is False else "safetensors"
+            format = "safetensors" if safe_serialization else "msgpack"
         if format not in ("safetensors", "msgpack"):
             raise ValueError(f"the Flax backend saves format 'safetensors' or 'msgpack', got {format!r}")
         save_pretrained_files(
-            directory, self.config, to_canonical(source), self.head, format=format, max_shard_size=max_shard_size,
+            directory, self.config, to_canonical(source), self.head, format=format, max_shard_size=max_shard_size, variant=variant,
             push_to_hub=push_to_hub, generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )
 

@@ -223,4 +223,5 @@ class FlaxTrainer:
 
     def save_pretrained(self, directory) -> None:
         self._sync()
-        self.model.save_pretrained(directory)
+        # The recipe's checkpoints are the canonical form (safetensors) whatever the backend.
+        self.model.save_pretrained(directory, format="safetensors")

@@ -1154,8 +1154,17 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
 
         Another head's checkpoint loads too (a MaskedLM checkpoint into a classifier): the unused
         and the newly initialised keys are reported in one warning (an error under `strict`).
-        A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`.
+        A shape mismatch (e.g. `num_labels`) is an error unless `ignore_mismatched_sizes`: v4's
+        RuntimeError ("Error(s) in loading state_dict for ...: size mismatch for ..."), which is
+        also a `CheckpointKeyError` (`weights.StateDictSizeMismatchError`).
         `dtype`: None (float32, as v4), 'auto' (the checkpoint's), or a torch dtype.
+
+        The file read is v4's choice: model.safetensors (or its sharded index), else
+        pytorch_model.bin (or its index), then the TF and Flax files; `use_safetensors=False`
+        skips safetensors, `use_safetensors=True` reads nothing else (OSError without it),
+        `from_tf=True`/`from_flax=True` put tf_model.h5/flax_model.msgpack first, `variant='fp16'`
+        reads v4's variant files (`model.fp16.safetensors`, `pytorch_model.fp16.bin`, their
+        indexes) only: OSError when there are none.
 
         The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
         the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
@@ -1182,15 +1191,21 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(device, options.get("device_map"))
+        from roberta_core.pretrained import pretrained_weights_file
+        from roberta_core.weights import StateDictSizeMismatchError
+
         directory = resolve_pretrained(path, options, prefer="safetensors", config_given=config is not None,
                                        generation=cls.can_generate())
+        weights_file = pretrained_weights_file(directory, options, prefer="safetensors")  # v4's choice of file
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
             config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
+        # A shape mismatch is v4's RuntimeError ("Error(s) in loading state_dict for ...") and our CheckpointKeyError.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file,
+            mismatch_error=StateDictSizeMismatchError.for_class(cls.__name__), **overrides,
         )
         dtype = resolve_dtype(dtype, state)
         with torch.device("meta"):
@@ -1229,6 +1244,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        variant: Optional[str] = None,
         state_dict: Optional[dict[str, torch.Tensor]] = None,
         is_main_process: bool = True,
         push_to_hub: bool = False,
@@ -1236,7 +1252,10 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
     ) -> None:
         """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
         PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'bin'
-        (`pytorch_model.bin`; v4's `safe_serialization=False` means the same). The config records
+        (`pytorch_model.bin`; v4's `safe_serialization=False` means the same), both sharded as v4
+        shards them above `max_shard_size` (`pytorch_model-00001-of-00003.bin` +
+        `pytorch_model.bin.index.json`); `variant='fp16'` writes v4's variant names
+        (`model.fp16.safetensors`, `pytorch_model.fp16.bin`), leaving the other variants' files. The config records
         the weights' dtype, as v4's. v4's `state_dict` (what Trainer and accelerate pass: this
         model's keys, e.g. gathered from several processes) is written instead of the model's
         parameters; `is_main_process` is accepted (every file is written atomically, so processes
@@ -1257,7 +1276,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
             state = {key: as_array(state_dict[key]) for key in state}
         config = self.config.copy(dtype=str(next(self.parameters()).dtype).rpartition(".")[2])
         save_pretrained_files(
-            directory, config, state, self.head, format=format, max_shard_size=max_shard_size,
+            directory, config, state, self.head, format=format, max_shard_size=max_shard_size, variant=variant,
             push_to_hub=push_to_hub, generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )
 

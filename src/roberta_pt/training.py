@@ -179,4 +179,5 @@ class Trainer:
         return {k: v.copy() for k, v in to_canonical(self.model).items()}
 
     def save_pretrained(self, directory) -> None:
-        self.model.save_pretrained(directory)
+        # The recipe's checkpoints are the canonical form (safetensors) whatever the backend.
+        self.model.save_pretrained(directory, format="safetensors")

@@ -954,6 +954,11 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         `dtype`: None (float32, as v4), 'auto' (the checkpoint's), a tf dtype or a Keras dtype
         policy name ('mixed_bfloat16').
 
+        The file read is v4 TF's choice: model.safetensors (or its sharded index), else tf_model.h5
+        (or its index), then pytorch_model.bin and flax_model.msgpack; `from_pt=True` puts
+        pytorch_model.bin first, `use_safetensors` and `variant` (the PyTorch variant files,
+        `model.fp16.safetensors`: OSError when there are none) as in the PyTorch backend.
+
         The other keywords sort as v4's: config fields (`num_labels=5`, `is_decoder=True`) change
         the config; the model's own arguments go to it (`add_pooling_layer=False` builds a
         TFRobertaModel without pooler); loading options are honoured (`subfolder`, `device_map`
@@ -975,15 +980,18 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
+        from roberta_core.pretrained import pretrained_weights_file
+
         directory = resolve_pretrained(path, options, prefer="h5", config_given=config is not None,
                                        generation=cls.can_generate())
+        weights_file = pretrained_weights_file(directory, options, prefer="h5")  # v4's choice of file
         if config is None:
             config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
             config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
-            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, **overrides,
+            ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file, **overrides,
         )
         # Built without values, then each variable made from its array: one copy of the weights.
         # A failure anywhere in between (an array that cannot be a weight) leaves no Keras state.
@@ -1007,16 +1015,20 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         format: Optional[str] = None,
         max_shard_size: int | str | None = None,
         safe_serialization: Optional[bool] = None,
+        variant: Optional[str] = None,
         saved_model: bool = False,
         version: int = 1,
         signatures: Any = None,
         push_to_hub: bool = False,
         **hub_kwargs: Any,
     ) -> None:
-        """Write `config.json` and the weights, atomically: `format='safetensors'` (default,
-        PyTorch names, metadata {'format': 'pt'}; sharded above `max_shard_size`) or 'h5'
-        (`tf_model.h5` in v4's Keras 2 layout, which `transformers` 4.57's TF classes read;
-        v4's `safe_serialization=False` means the same).
+        """Write `config.json` and the weights, atomically: `format='h5'` (default, as v4's TF
+        classes save: `tf_model.h5` in v4's Keras 2 layout, which `transformers` 4.57's TF classes
+        read) or 'safetensors' (PyTorch names, metadata {'format': 'pt'}; v4's
+        `safe_serialization=True` means the same), both sharded as v4 shards them above
+        `max_shard_size` (`tf_model-00001-of-00003.h5` + `tf_model.h5.index.json`). `variant='fp16'`
+        writes v4 PyTorch's variant names (`model.fp16.safetensors`, which v4's PyTorch classes read
+        with `variant=`); v4 TF writes no variant and names none of tf_model.h5: a ValueError there.
 
         `saved_model=True` also writes a TensorFlow SavedModel for serving in
         `directory/saved_model/<version>`, as v4 did: its `serving_default` signature is
@@ -1024,7 +1036,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         or v4's `signatures` (a `tf.function` with an input signature, or a {name: function} dict)."""
         directory = save_directory  # v4's parameter name
         if format is None:
-            format = "h5" if safe_serialization is False else "safetensors"
+            format = "safetensors" if safe_serialization else "h5"
         if format not in ("safetensors", "h5"):
             raise ValueError(f"the TensorFlow backend saves format 'safetensors' or 'h5', got {format!r}")
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
@@ -1033,7 +1045,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             _framework.write_saved_model(self, directory / "saved_model" / str(version), self._serving_function(), signatures)
 
         save_pretrained_files(
-            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size,
+            directory, self.config, to_canonical(self), self.head, format=format, max_shard_size=max_shard_size, variant=variant,
             push_to_hub=push_to_hub, then=write_saved_model if saved_model else None,
             generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )

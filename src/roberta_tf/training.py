@@ -192,4 +192,5 @@ class TFTrainer:
         return to_canonical(self.model)
 
     def save_pretrained(self, directory) -> None:
-        self.model.save_pretrained(directory)
+        # The recipe's checkpoints are the canonical form (safetensors) whatever the backend.
+        self.model.save_pretrained(directory, format="safetensors")

@@ -375,7 +375,8 @@ def test_h5_with_a_foreign_weight_name(tmp_path):
 
 
 def test_missing_weights(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"no weights file found; looked for model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin, tf_model\.h5, flax_model\.msgpack"):
+    # v4's words ("Error no file named ... found in directory ..."), naming every file looked for
+    with pytest.raises(FileNotFoundError, match=r"Error no file named model\.safetensors, model\.safetensors\.index\.json, pytorch_model\.bin, pytorch_model\.bin\.index\.json, tf_model\.h5, tf_model\.h5\.index\.json, flax_model\.msgpack or flax_model\.msgpack\.index\.json found in directory"):
         checkpoint.load_state_dict(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such weights file or checkpoint directory"):
         checkpoint.load_state_dict(tmp_path / "nope")
@@ -399,8 +400,8 @@ def test_bad_state_is_refused_before_anything_is_written(tmp_path):
             checkpoint.save_state_dict({"lm_head.weird.gamma": np.zeros(2, np.float32)}, target, format=fmt)
     with pytest.raises(ValueError, match=r"unknown checkpoint format 'onnx'; choose one of safetensors, bin, h5, msgpack"):
         checkpoint.save_state_dict(state_of("model"), target, format="onnx")
-    with pytest.raises(ValueError, match="max_shard_size is supported for safetensors only"):
-        checkpoint.save_state_dict(state_of("model"), target, format="bin", max_shard_size="1MB")
+    with pytest.raises(ValueError, match=r"variant='fp16': v4 names variants of model\.safetensors and pytorch_model\.bin only"):
+        checkpoint.save_state_dict(state_of("model"), target, format="h5", variant="fp16")
     assert not target.exists()
 
 
@@ -449,10 +450,12 @@ def test_checkpoint_reads_and_writes_without_any_framework(tmp_path):
     code = f"""
 import sys
 from roberta_core import checkpoint
-for name in {list(checkpoint.WEIGHTS_FILES[:1] + checkpoint.WEIGHTS_FILES[2:])!r}:
+for name in {list(checkpoint.FORMATS.values())!r}:
     state = checkpoint.load_state_dict({str(golden("masked_lm"))!r} + "/" + name)
     for fmt in checkpoint.FORMATS:
         checkpoint.save_state_dict(state, {str(tmp_path)!r} + "/" + fmt, format=fmt)
+        checkpoint.save_state_dict(state, {str(tmp_path)!r} + "/sharded-" + fmt, format=fmt, max_shard_size="20KB")
+        checkpoint.load_state_dict({str(tmp_path)!r} + "/sharded-" + fmt)
 loaded = sorted(m for m in ("torch", "tensorflow", "jax", "flax", "keras") if m in sys.modules)
 assert not loaded, loaded
 print("ok")

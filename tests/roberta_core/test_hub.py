@@ -254,6 +254,55 @@ def test_sharded_checkpoint_comes_with_its_shards(hf_home, tmp_path):
         hub.resolve_pretrained("tiny-org/partial")
 
 
+@pytest.mark.parametrize("fmt", ["bin", "h5", "msgpack"])
+def test_v4s_other_sharded_formats_come_with_their_shards(hf_home, tmp_path, fmt):
+    """pytorch_model.bin.index.json, tf_model.h5.index.json, flax_model.msgpack.index.json by repo
+    id: the index and every shard it names are fetched, and load as the state saved."""
+    config = tiny_config()
+    state = random_state(config, "masked_lm", seed=5)
+    folder = save_pretrained_files(tmp_path / "sharded", config, state, "masked_lm", format=fmt, max_shard_size=20_000)
+    files = folder_files(folder)
+    index = {"bin": "pytorch_model.bin.index.json", "h5": "tf_model.h5.index.json", "msgpack": "flax_model.msgpack.index.json"}[fmt]
+    assert index in files and len(files) > 3
+    cache_repo(hf_home, REPO, COMMIT, files)
+    loaded = checkpoint.load_state_dict(hub.resolve_pretrained(REPO, prefer=fmt))
+    assert set(loaded) == set(state)
+    for key in state:
+        np.testing.assert_array_equal(loaded[key], state[key])
+
+
+def test_a_variant_by_repo_id_fetches_the_variant_files_only(monkeypatch, tmp_path, saved):
+    """v4's `variant="fp16"` by repo id: model.fp16.safetensors (or its index and shards) is fetched,
+    never the plain file; a repo without the variant is an OSError naming the variant files."""
+    from roberta_core.pretrained import resolve_pretrained
+
+    folder = saved[0]
+    files = folder_files(folder)
+    asked, _ = serve_online(monkeypatch, {**files, "model.fp16.safetensors": files["model.safetensors"]})
+    options = {"cache_dir": tmp_path / "cache", "variant": "fp16"}
+    resolve_pretrained(REPO, options)
+    assert asked == ["config.json", "model.fp16.safetensors"]
+    asked.clear()
+    with pytest.raises(OSError, match="has no pytorch_model.bin"):  # use_safetensors=False: safetensors is never read
+        resolve_pretrained(REPO, {"cache_dir": tmp_path / "cache", "use_safetensors": False})
+    assert asked == ["config.json", "pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5",
+                     "tf_model.h5.index.json", "flax_model.msgpack", "flax_model.msgpack.index.json"]
+    asked.clear()
+    with pytest.raises(OSError, match=r"model\.bf16\.safetensors, model\.safetensors\.index\.bf16\.json, pytorch_model\.bf16\.bin"):
+        resolve_pretrained(REPO, {"cache_dir": tmp_path / "cache", "variant": "bf16"})
+
+
+def test_a_hostile_index_from_the_hub_is_refused_before_any_shard_is_asked_for(monkeypatch, tmp_path, saved):
+    folder = saved[0]
+    for bad in ("../../evil.bin", "/etc/passwd", "sub/pytorch_model-00001-of-00001.bin", ".."):
+        index = json.dumps({"weight_map": {"roberta.embeddings.word_embeddings.weight": bad}}).encode()
+        asked, _ = serve_online(monkeypatch, {"config.json": (folder / "config.json").read_bytes(),
+                                              "pytorch_model.bin.index.json": index})
+        with pytest.raises(ValueError, match="is not a file name in the same folder"):
+            hub.resolve_pretrained(REPO, {"cache_dir": tmp_path / "cache"}, prefer="bin")
+        assert asked == ["config.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+
+
 def serve_online(monkeypatch, repo_files: dict[str, bytes]) -> tuple[list, list]:
     """Go online through a fake `hf_hub_download` that serves `repo_files` (any repo id):
     returns (the file names asked for, (repo_id, subfolder, revision, token, local_files_only) of each call)."""

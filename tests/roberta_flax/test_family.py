@@ -303,7 +303,7 @@ def test_preln_checkpoint_files_name_the_encoder_roberta_prelayernorm(tmp_path):
     from flax.serialization import msgpack_restore
 
     model, _ = build_member(PRELN, "sequence_classification", seed=9)
-    model.save_pretrained(tmp_path / "st")
+    model.save_pretrained(tmp_path / "st", safe_serialization=True)
     keys = _safetensors_keys(tmp_path / "st" / "model.safetensors")
     assert "roberta_prelayernorm.LayerNorm.weight" in keys
     assert "roberta_prelayernorm.encoder.layer.0.attention.LayerNorm.weight" in keys
@@ -314,7 +314,7 @@ def test_preln_checkpoint_files_name_the_encoder_roberta_prelayernorm(tmp_path):
     assert "LayerNorm" in tree["roberta_prelayernorm"]
     # A RoBERTa (post-LN) checkpoint keeps `roberta.` names.
     xlmr = rf.FlaxXLMRobertaForSequenceClassification(head_config("sequence_classification"))
-    xlmr.save_pretrained(tmp_path / "x")
+    xlmr.save_pretrained(tmp_path / "x", safe_serialization=True)
     assert all(not k.startswith("roberta_prelayernorm.") for k in _safetensors_keys(tmp_path / "x" / "model.safetensors"))
 
 

@@ -183,7 +183,7 @@ def test_add_pooling_layer_false_builds_no_pooler_and_reports_its_keys_unused(tm
     with pytest.raises(CheckpointKeyError, match="pooler"):
         FlaxRobertaModel.from_pretrained(path, add_pooling_layer=False, strict=True)
     # Its save holds no pooler (as v4's), and loads back into a pooler-less model exactly.
-    model.save_pretrained(tmp_path / "no_pooler")
+    model.save_pretrained(tmp_path / "no_pooler", safe_serialization=True)
     saved = load_file(tmp_path / "no_pooler" / "model.safetensors")
     assert set(saved) == set(state) - {"pooler.dense.weight", "pooler.dense.bias"}
     again = FlaxRobertaModel.from_pretrained(tmp_path / "no_pooler", add_pooling_layer=False, strict=True)
@@ -209,7 +209,7 @@ def test_question_answering_has_num_labels_outputs_as_v4(tmp_path):
     with pytest.raises(ValueError, match="num_labels == 2.*num_labels=3"):
         model(IDS)
     # Its save is one v4 can load: the config's num_labels is the weight's row count.
-    model.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path, safe_serialization=True)
     written = json.loads((tmp_path / "config.json").read_text())
     weights = load_file(tmp_path / "model.safetensors")
     assert len(written["id2label"]) == weights["qa_outputs.weight"].shape[0] == weights["qa_outputs.bias"].shape[0] == 3

@@ -299,7 +299,7 @@ def test_every_saved_model_route_has_a_serving_default(tmp_path):
     config = tiny_config(num_labels=3)
     model, state = build("sequence_classification", config, seed=7)
     model.save_pretrained(tmp_path / "v4", saved_model=True)
-    assert sorted(p.name for p in (tmp_path / "v4").iterdir()) == ["config.json", "model.safetensors", "saved_model"]
+    assert sorted(p.name for p in (tmp_path / "v4").iterdir()) == ["config.json", "saved_model", "tf_model.h5"]
     model.export(tmp_path / "exported")
     tf.saved_model.save(model, str(tmp_path / "tf"))
     inputs = _served_inputs(config, "sequence_classification")

@@ -67,14 +67,14 @@ def test_save_and_load_round_trip_bit_exact(tmp_path, format, files):
 def test_sharded_safetensors_and_v4_spelling(tmp_path):
     config = tiny_config()
     model, state = build("token_classification", config)
-    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB", safe_serialization=True)
     assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
     assert len(list((tmp_path / "sharded").glob("model-*-of-*.safetensors"))) > 1
     again = CLASSES["token_classification"].from_pretrained(tmp_path / "sharded", strict=True)
     ids, _ = padded_batch(config)
     np.testing.assert_array_equal(again(input_ids=ids).logits, model(input_ids=ids).logits)
-    model.save_pretrained(tmp_path / "v4", safe_serialization=False)  # v4 TF's default format
-    assert (tmp_path / "v4" / "tf_model.h5").is_file()
+    model.save_pretrained(tmp_path / "v4")  # v4 TF's default format (safe_serialization=False)
+    assert sorted(p.name for p in (tmp_path / "v4").iterdir()) == ["config.json", "tf_model.h5"]
     with pytest.raises(ValueError, match="saves format 'safetensors' or 'h5', got 'bin'"):
         model.save_pretrained(tmp_path / "bin", format="bin")
     assert not (tmp_path / "bin").exists()

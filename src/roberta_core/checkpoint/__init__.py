@@ -7,11 +7,17 @@ module per format:
 
 - `safetensors_io`: `model.safetensors`, or shards `model-0000k-of-0000n.safetensors` +
   `model.safetensors.index.json`;
+- `_sharded`: what v4's four sharded layouts share (`<file>.index.json` + `<stem>-0000k-of-0000n.<ext>`,
+  the variant names `model.fp16.safetensors`), the index's checks, the atomic sharded writer;
 - `torch_bin`: `pytorch_model.bin`, the zip archive `torch.save` writes, unpickled by the
   restricted unpickler of `pickle_reader` (shared with `roberta_core.fairseq`), which only knows
   how to rebuild tensors (a pickle naming any other global is refused, never run);
 - `tf_h5`: `tf_model.h5`, the Keras 2 weights file transformers' TF models write (h5py);
 - `flax_msgpack`: `flax_model.msgpack`, Flax's msgpack serialisation of the parameter tree.
+
+Each format may also be sharded as v4 shards it (`pytorch_model.bin.index.json`,
+`tf_model.h5.index.json`, `flax_model.msgpack.index.json` with their shards), and safetensors and
+bin files may carry v4's `variant` in their names (`model.fp16.safetensors`, `pytorch_model.fp16.bin`).
 
 `REGISTRY` maps each format name to its `Format` (file name, reader, writer); `FORMATS` maps it to
 the file name only. bf16 and fp16 arrays stay bf16 (`ml_dtypes.bfloat16`) and fp16. Writers are
@@ -25,10 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -37,15 +44,19 @@ from ..fileio import fsync_dir
 from ._common import (
     BASE_MODEL_PREFIXES,
     FLAX_MSGPACK,
+    FLAX_MSGPACK_INDEX,
     SAFETENSORS,
     SAFETENSORS_INDEX,
     TF_H5,
+    TF_H5_INDEX,
     TORCH_BIN,
+    TORCH_BIN_INDEX,
     CheckpointFormatError,
     UnsafePickleError,
     guess_architecture,
 )
-from .flax_msgpack import read_flax_msgpack, write_flax_msgpack
+from ._sharded import add_variant, index_name, is_shard_of
+from .flax_msgpack import read_flax_msgpack, read_flax_msgpack_index, write_flax_msgpack, write_flax_msgpack_sharded
 from .pickle_reader import RestrictedUnpickler, Storage, TensorRef, tensor_refs
 from .safetensors_io import (
     is_shard_name,
@@ -55,8 +66,8 @@ from .safetensors_io import (
     write_safetensors,
     write_safetensors_sharded,
 )
-from .tf_h5 import read_tf_h5, write_tf_h5
-from .torch_bin import TorchArchive, iter_torch_bin, read_torch_bin, write_torch_bin
+from .tf_h5 import read_tf_h5, read_tf_h5_index, write_tf_h5, write_tf_h5_sharded
+from .torch_bin import TorchArchive, iter_torch_bin, read_torch_bin, read_torch_bin_index, write_torch_bin, write_torch_bin_sharded
 
 __all__ = [
     "CheckpointFormatError",
@@ -67,6 +78,7 @@ __all__ = [
     "REGISTRY",
     "is_weights_file",
     "find_weights_file",
+    "weights_files",
     "iter_state_dict",
     "load_state_dict",
     "save_state_dict",
@@ -92,8 +104,11 @@ __all__ = [
 # Old private names, kept while callers move to the public ones.
 _TorchArchive, _RestrictedUnpickler, _Storage, _TensorRef, _refs = TorchArchive, RestrictedUnpickler, Storage, TensorRef, tensor_refs
 
-# What a checkpoint directory may hold, in the order `find_weights_file` prefers them.
-WEIGHTS_FILES = (SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TF_H5, FLAX_MSGPACK)
+# What a checkpoint directory may hold, in the order `find_weights_file` prefers them: each
+# format's file, then v4's index of its shards.
+WEIGHTS_FILES = (
+    SAFETENSORS, SAFETENSORS_INDEX, TORCH_BIN, TORCH_BIN_INDEX, TF_H5, TF_H5_INDEX, FLAX_MSGPACK, FLAX_MSGPACK_INDEX,
+)
 
 
 # ---------------------------------------------------------------------------- the registry
@@ -142,9 +157,15 @@ REGISTRY: dict[str, Format] = {
 # save_state_dict format -> file written
 FORMATS: dict[str, str] = {name: fmt.file for name, fmt in REGISTRY.items()}
 
-# Readers by exact file name first, then by suffix (a file given by path may be named anything).
+# Readers by suffix (a file given by path may be named anything); a shard index by the format it names.
+_INDEX_READERS: dict[str, Callable[[Path], Iterator[tuple[str, np.ndarray]]]] = {
+    ".safetensors": read_safetensors_index,
+    ".bin": read_torch_bin_index,
+    ".h5": read_tf_h5_index,
+    ".msgpack": read_flax_msgpack_index,
+}
+_INDEX = re.compile(r".+(\.safetensors|\.bin|\.h5|\.msgpack)\.index(?:\.[^.]+)?\.json")
 _READERS: dict[str, Callable[[Path], Iterator[tuple[str, np.ndarray]]]] = {
-    SAFETENSORS_INDEX: read_safetensors_index,
     ".safetensors": read_safetensors,
     ".bin": iter_torch_bin,
     ".pt": iter_torch_bin,
@@ -155,24 +176,70 @@ _READERS: dict[str, Callable[[Path], Iterator[tuple[str, np.ndarray]]]] = {
 
 
 # ---------------------------------------------------------------------------- entry points
-def find_weights_file(directory: str | os.PathLike) -> Path:
-    """The weights file of a checkpoint directory, preferring safetensors, then the sharded
-    index, then pytorch_model.bin, tf_model.h5 and flax_model.msgpack."""
+def weights_files(
+    formats: Iterable[str] = (), *, variant: str | None = None, use_safetensors: bool | None = None
+) -> tuple[str, ...]:
+    """The weights file names a checkpoint directory is searched for, in order: the formats in
+    `formats` first (names of `REGISTRY`), then the others in `REGISTRY`'s order; each format's
+    file, then v4's index of its shards. `variant` (v4's, e.g. 'fp16') gives v4's variant names
+    (`model.fp16.safetensors`, `model.safetensors.index.fp16.json`, `pytorch_model.fp16.bin`,
+    `pytorch_model.bin.index.fp16.json`) and only those: v4 names no variant of the TF and Flax
+    files. `use_safetensors` is v4's: False leaves safetensors out, True keeps only safetensors."""
+    formats = list(dict.fromkeys([*formats, *REGISTRY]))
+    unknown = [f for f in formats if f not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown checkpoint format {unknown[0]!r}; choose among {', '.join(REGISTRY)}")
+    check_variant(variant)
+    names = []
+    for name in formats:
+        if (use_safetensors is False and name == "safetensors") or (use_safetensors and name != "safetensors"):
+            continue
+        if variant is not None and name not in ("safetensors", "bin"):
+            continue
+        names += [add_variant(REGISTRY[name].file, variant), index_name(REGISTRY[name].file, variant)]
+    return tuple(names)
+
+
+def check_variant(variant: str | None) -> None:
+    """v4's `variant` is a word spliced into file names ('fp16', 'bf16', 'ema')."""
+    if variant is not None and (not isinstance(variant, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", variant)):
+        raise ValueError(f"variant must be a word like 'fp16' (letters, digits, '-', '_'), got {variant!r}")
+
+
+def find_weights_file(
+    directory: str | os.PathLike, formats: Iterable[str] = (), *, variant: str | None = None,
+    use_safetensors: bool | None = None,
+) -> Path:
+    """The weights file of a checkpoint directory: the first of `weights_files(formats, variant=,
+    use_safetensors=)` there (by default: safetensors, its sharded index, pytorch_model.bin, its
+    index, tf_model.h5, its index, flax_model.msgpack, its index). None there: FileNotFoundError
+    (an OSError, as v4's) in v4's words, naming the files looked for."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such checkpoint directory")
-    for name in WEIGHTS_FILES:
+    names = weights_files(formats, variant=variant, use_safetensors=use_safetensors)
+    for name in names:
         if (directory / name).is_file():
             return directory / name
-    raise FileNotFoundError(f"{directory}: no weights file found; looked for {', '.join(WEIGHTS_FILES)}")
+    if use_safetensors:  # v4's words
+        message = f"Error no file named {add_variant(SAFETENSORS, variant)} found in directory {directory}."
+    else:
+        message = f"Error no file named {', '.join(names[:-1])} or {names[-1]} found in directory {directory}."
+    if variant is not None:
+        plain = [n for n in weights_files(formats, use_safetensors=use_safetensors) if (directory / n).is_file()]
+        if plain:
+            message += (f" It holds {', '.join(plain)}, without the variant {variant!r}: use `variant=None` "
+                        "to load those weights.")
+    raise FileNotFoundError(message)
 
 
 def _reader(path: Path) -> Callable[[Path], Iterator[tuple[str, np.ndarray]]]:
-    reader = _READERS.get(path.name) or _READERS.get(path.suffix)
+    index = _INDEX.fullmatch(path.name)
+    reader = _INDEX_READERS[index.group(1)] if index else _READERS.get(path.suffix)
     if reader is None:
         raise CheckpointFormatError(
             f"{path}: unknown weights file type; expected one of {', '.join(WEIGHTS_FILES)} "
-            "(or any *.safetensors, *.bin, *.h5, *.msgpack file)"
+            "(or any *.safetensors, *.bin, *.h5, *.msgpack file, or a <file>.index.json of its shards)"
         )
     return reader
 
@@ -257,9 +324,15 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return dict(iter_state_dict(path))
 
 
-def is_weights_file(name: str) -> bool:
-    """Whether a file of this name in a checkpoint directory holds weights (any format, shards included)."""
-    return name in WEIGHTS_FILES or is_shard_name(name)
+def is_weights_file(name: str, variant: str | None = None) -> bool:
+    """Whether a file of this name in a checkpoint directory holds weights (any format, shards
+    included) of `variant` (None: the plain names; a variant's files are another set of weights,
+    which a save of the plain names leaves in place, as v4's does)."""
+    return name in _variant_files(variant) or any(is_shard_of(name, fmt.file, variant) for fmt in REGISTRY.values())
+
+
+def _variant_files(variant: str | None) -> tuple[str, ...]:
+    return tuple(n for fmt in REGISTRY.values() for n in (add_variant(fmt.file, variant), index_name(fmt.file, variant)))
 
 
 def save_state_dict(
@@ -271,23 +344,34 @@ def save_state_dict(
     architecture: str | None = None,
     metadata: Mapping[str, str] | None = None,
     base_model_prefix: str | None = None,
+    variant: str | None = None,
 ) -> list[Path]:
     """Write a canonical state dict into a checkpoint directory in `format` ('safetensors', 'bin',
-    'h5' or 'msgpack') and return the files written. `max_shard_size` (safetensors only) splits
-    the weights into shards; `architecture` names the PyTorch class for the TF file's scope
+    'h5' or 'msgpack') and return the files written. `max_shard_size` splits the weights into
+    v4's shards of that format (`model-00001-of-00003.safetensors` + `model.safetensors.index.json`,
+    `pytorch_model-...bin` + `pytorch_model.bin.index.json`, `tf_model-...h5` +
+    `tf_model.h5.index.json`, `flax_model-...msgpack` + `flax_model.msgpack.index.json`), the
+    folder rebuilt atomically. `variant` (safetensors and bin, as v4's PyTorch `save_pretrained`)
+    writes v4's variant names (`model.fp16.safetensors`, `pytorch_model.fp16.bin`, shards
+    `model.fp16-00001-of-00002.safetensors` + `model.safetensors.index.fp16.json`). `architecture` names the PyTorch class for the TF file's scope
     (guessed from the keys when absent; any family member's name, `XLMRobertaForMaskedLM`).
     `base_model_prefix` is the encoder's name in the file (`config.base_model_prefix`:
     `roberta_prelayernorm` writes RoBERTa-PreLayerNorm's `roberta_prelayernorm.` keys, TF layer
     and Flax level); by default the architecture's member's, else `roberta`. The state itself
     is canonical (`roberta.` keys) whatever the member. Each file is written atomically.
 
-    Afterwards the directory holds exactly one set of weights, the new one: weights files of other
-    formats (and a stale shard index with its shards) are removed once the new files are in place,
-    so a reader (`find_weights_file`, `from_pretrained`) can never prefer an old file."""
+    Afterwards the directory holds exactly one set of weights of this variant, the new one: weights
+    files of other formats (and a stale shard index with its shards) in the same variant are removed
+    once the new files are in place, so a reader (`find_weights_file`, `from_pretrained`) can never
+    prefer an old file. Another variant's files stay, as v4 leaves them."""
     if format not in FORMATS:
         raise ValueError(f"unknown checkpoint format {format!r}; choose one of {', '.join(FORMATS)}")
-    if max_shard_size is not None and format != "safetensors":
-        raise ValueError(f"max_shard_size is supported for safetensors only, not {format!r}")
+    check_variant(variant)
+    if variant is not None and format not in ("safetensors", "bin"):
+        raise ValueError(
+            f"variant={variant!r}: v4 names variants of model.safetensors and pytorch_model.bin only, "
+            f"not of {FORMATS[format]}; save format 'safetensors' or 'bin'"
+        )
     if metadata is not None and format != "safetensors":
         raise ValueError(f"metadata is supported for safetensors only, not {format!r}")
     if architecture is not None:
@@ -297,20 +381,32 @@ def save_state_dict(
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{directory} exists and is not a directory")
     created = not directory.exists()
+    claims = lambda name: is_weights_file(name, variant)  # noqa: E731  (the files a sharded save replaces)
     try:
-        if format == "safetensors" and max_shard_size is not None:
+        if max_shard_size is not None and format == "safetensors":
             written = write_safetensors_sharded(
-                _file_keys(state, base_model_prefix), directory, max_shard_size, is_weights_file=is_weights_file
+                _file_keys(state, base_model_prefix), directory, max_shard_size, is_weights_file=claims, variant=variant
             )
+        elif max_shard_size is not None and format == "bin":
+            written = write_torch_bin_sharded(
+                _file_keys(state, base_model_prefix), directory, max_shard_size, is_weights_file=claims, variant=variant
+            )
+        elif max_shard_size is not None and format == "h5":
+            written = write_tf_h5_sharded(state, directory, max_shard_size, is_weights_file=claims,
+                                          architecture=architecture, base_model_prefix=base_model_prefix)
+        elif max_shard_size is not None:
+            written = write_flax_msgpack_sharded(state, directory, max_shard_size, is_weights_file=claims,
+                                                 base_model_prefix=base_model_prefix)
         else:
             options = {"architecture": architecture, "metadata": metadata, "base_model_prefix": base_model_prefix}
-            written = [REGISTRY[format].writer(state, directory / REGISTRY[format].file, **options)]
+            file = add_variant(REGISTRY[format].file, variant)
+            written = [REGISTRY[format].writer(state, directory / file, **options)]
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
                 directory.rmdir()  # only if it stayed empty
         raise
-    _remove_other_weights(directory, keep=written)
+    _remove_other_weights(directory, keep=written, variant=variant)
     return written
 
 
@@ -341,13 +437,14 @@ def _member_names(
     return base_model_prefix, architecture
 
 
-def _remove_other_weights(directory: Path, keep: list[Path]) -> None:
-    """Delete the weights files in `directory` other than `keep`: first those a reader prefers
-    (in `find_weights_file`'s order, an index before its shards), so that at every moment the file
-    a reader picks is either the new one or absent from the race."""
+def _remove_other_weights(directory: Path, keep: list[Path], variant: str | None = None) -> None:
+    """Delete the weights files of `variant` in `directory` other than `keep`: first those a reader
+    prefers (in `find_weights_file`'s order, an index before its shards), so that at every moment
+    the file a reader picks is either the new one or absent from the race."""
     keep_names = {p.name for p in keep}
-    stale = [directory / n for n in WEIGHTS_FILES if n not in keep_names]
-    stale += sorted(p for p in directory.glob("model-*-of-*.safetensors") if is_shard_name(p.name) and p.name not in keep_names)
+    stale = [directory / n for n in _variant_files(variant) if n not in keep_names]
+    stale += sorted(p for p in directory.iterdir() if p.name not in keep_names and p.name not in _variant_files(variant)
+                    and is_weights_file(p.name, variant))
     removed = False
     for path in stale:
         if path.is_file() or path.is_symlink():

@@ -16,6 +16,10 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_BIN = "pytorch_model.bin"
 TF_H5 = "tf_model.h5"
 FLAX_MSGPACK = "flax_model.msgpack"
+# v4's indexes of the other sharded formats (`<file>.index.json`)
+TORCH_BIN_INDEX = "pytorch_model.bin.index.json"
+TF_H5_INDEX = "tf_model.h5.index.json"
+FLAX_MSGPACK_INDEX = "flax_model.msgpack.index.json"
 
 
 # The encoder's name in the family's files (`RobertaConfig.base_model_prefix`): the safetensors/bin

@@ -13,10 +13,11 @@ import numpy as np
 
 from .. import weights
 from ..fileio import atomic_path
-from ._common import BASE_MODEL_PREFIXES as _BASE_LEVELS, CheckpointFormatError, DTYPES as _DTYPES, check_state
+from ._common import FLAX_MSGPACK, BASE_MODEL_PREFIXES as _BASE_LEVELS, CheckpointFormatError, DTYPES as _DTYPES, check_state
+from ._sharded import group_by_size, parse_size, read_index, read_sharded, write_sharded
 from .tf_h5 import framework_items
 
-__all__ = ["read_flax_msgpack", "write_flax_msgpack"]
+__all__ = ["read_flax_msgpack", "write_flax_msgpack", "read_flax_msgpack_index", "write_flax_msgpack_sharded"]
 
 
 _MSGPACK_NDARRAY = 1  # Flax's msgpack extension code for an ndarray: packb((shape, dtype name, bytes))
@@ -68,9 +69,16 @@ def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray
     `weights.from_flax_path`, kernels transposed to `(out, in)`. A tree without a `roberta` level
     (FlaxRobertaModel) yields unprefixed names, as RobertaModel's state dict has them; a
     RoBERTa-PreLayerNorm tree's `roberta_prelayernorm` level comes as `roberta.` keys."""
+    path = Path(path)
+    tree = _load_tree(path)
+    bare = not any(level in tree for level in _BASE_LEVELS)
+    for _, key, array in _items(path, tree, bare):
+        yield key, array
+
+
+def _load_tree(path: Path) -> dict:
     import msgpack
 
-    path = Path(path)
     try:
         with open(path, "rb") as f:
             # max_buffer_size=0: no 100 MiB cap on one leaf (Flax chunks leaves above 1 GiB itself)
@@ -87,17 +95,30 @@ def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray
         raise CheckpointFormatError(f"{path}: {path.stat().st_size - consumed} bytes of trailing data after the parameter tree")
     if not isinstance(tree, dict):
         raise CheckpointFormatError(f"{path}: top level is a {type(tree).__name__}, not a parameter tree")
-    bare = not any(level in tree for level in _BASE_LEVELS)
+    return tree
+
+
+def _items(path: Path, tree: dict, bare: bool) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(the leaf's path joined by '/', canonical key, array) of a parameter tree."""
     try:
         for flax_path, array in _flatten(tree):
             key = weights.from_flax_path(flax_path)
             if bare:
                 key = key.removeprefix(weights.PREFIX)
-            yield key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
+            yield "/".join(flax_path), key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
     except (weights.CheckpointKeyError, CheckpointFormatError) as e:
         raise CheckpointFormatError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointFormatError(f"{path}: malformed chunked array: {e}") from None
+
+
+def read_flax_msgpack_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) from v4's sharded `flax_model.msgpack.index.json` (Flax paths
+    joined by '/') and its `flax_model-0000k-of-0000n.msgpack` shards, each a parameter tree read
+    as `read_flax_msgpack` reads one (the index's checks: `_sharded.read_index`)."""
+    names = [k for keys in read_index(path).values() for k in keys]
+    bare = not any(n.split("/", 1)[0] in _BASE_LEVELS for n in names)
+    return read_sharded(path, lambda shard: _items(shard, _load_tree(shard), bare))
 
 
 def _flax_tree(state: Mapping[str, np.ndarray], path: Path, base_model_prefix: str = "roberta") -> dict:
@@ -173,3 +194,45 @@ def write_flax_msgpack(
             _pack_tree(packer, tree, f)
     return path
 
+
+
+def write_flax_msgpack_sharded(
+    state: Mapping[str, np.ndarray], directory: str | os.PathLike, max_shard_size: int | str, *,
+    is_weights_file, base_model_prefix: str = "roberta",
+) -> list[Path]:
+    """v4 Flax's `save_pretrained(max_shard_size=...)` layout: shards
+    `flax_model-0000k-of-0000n.msgpack` (each the parameter tree of its leaves) +
+    `flax_model.msgpack.index.json` (the paths joined by '/', `total_size`), or one
+    `flax_model.msgpack` when everything fits; the folder rebuilt atomically."""
+    check_state(state)
+    if base_model_prefix not in _BASE_LEVELS:
+        raise ValueError(f"base_model_prefix must be one of {', '.join(_BASE_LEVELS)}, got {base_model_prefix!r}")
+    directory = Path(directory)
+    leaves = dict(_flatten_leaves(_flax_tree(state, directory / FLAX_MSGPACK, base_model_prefix)))
+    groups = group_by_size({k: v.nbytes for k, v in leaves.items()}, parse_size(max_shard_size))
+    if len(groups) == 1:
+        return [write_flax_msgpack(state, directory / FLAX_MSGPACK, base_model_prefix=base_model_prefix)]
+    import msgpack
+
+    def write_shard(names: list[str], path: Path) -> None:
+        tree: dict = {}
+        for name in names:
+            *levels, leaf = name.split("/")
+            node = tree
+            for level in levels:
+                node = node.setdefault(level, {})
+            node[leaf] = leaves[name]
+        with open(path, "wb") as f:
+            _pack_tree(msgpack.Packer(use_bin_type=True, strict_types=True), tree, f)
+
+    metadata = {"total_size": int(sum(v.nbytes for v in leaves.values()))}
+    return write_sharded(directory, FLAX_MSGPACK, groups, write_shard, metadata, is_weights_file=is_weights_file)
+
+
+def _flatten_leaves(tree: dict, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+    """(path joined by '/', array) of a tree `_flax_tree` built, keys sorted as JAX flattens them."""
+    for key in sorted(tree):
+        if isinstance(tree[key], dict):
+            yield from _flatten_leaves(tree[key], f"{prefix}{key}/")
+        else:
+            yield prefix + key, tree[key]

@@ -13,9 +13,10 @@ import numpy as np
 
 from .. import weights
 from ..fileio import atomic_path
-from ._common import BASE_MODEL_PREFIXES as _BASE_LAYERS, CheckpointFormatError, check_state, guess_architecture
+from ._common import TF_H5, BASE_MODEL_PREFIXES as _BASE_LAYERS, CheckpointFormatError, check_state, guess_architecture
+from ._sharded import group_by_size, parse_size, read_index, read_sharded, write_sharded
 
-__all__ = ["read_tf_h5", "write_tf_h5", "framework_items"]
+__all__ = ["read_tf_h5", "write_tf_h5", "framework_items", "read_tf_h5_index", "write_tf_h5_sharded"]
 
 
 # Keras 2 splits an attribute list over `name0`, `name1`, ... when it exceeds the HDF5 header limit.
@@ -251,3 +252,93 @@ def write_tf_h5(
     return path
 
 
+
+
+# ---------------------------------------------------------------------------- v4's sharded layout
+
+
+def _strip_scope(name: str) -> str:
+    """v4's `strip_model_name_and_prefix`: the TF variable name without the model's scope
+    ('tf_roberta_for_masked_lm/roberta/...:0' -> 'roberta/...:0'), the name a shard stores."""
+    if "model." not in name and len(name.split("/")) > 1:
+        name = "/".join(name.split("/")[1:])
+    return name
+
+
+def read_tf_h5_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) from v4's sharded `tf_model.h5.index.json` and its
+    `tf_model-0000k-of-0000n.h5` shards (the index's checks: `_sharded.read_index`). A shard lists
+    its datasets in the root attribute `layer_names` (the variable names without the model's
+    scope) and holds each at that path; each is read as `read_tf_h5` reads one (hard links only,
+    its size checked first). The names of a bare TFRobertaModel come unprefixed."""
+    names = [_strip_scope(k) for keys in read_index(path).values() for k in keys]
+    bare = bool(names) and all(n.split("/", 1)[0] in _BASE_LAYERS for n in names)
+    return read_sharded(path, lambda shard: _shard_items(shard, bare), name_of=_strip_scope)
+
+
+def _shard_items(path: Path, bare: bool) -> Iterator[tuple[str, str, np.ndarray]]:
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise CheckpointFormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
+    try:
+        names = _h5_names(f, "layer_names")
+        if not names:
+            raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not a shard of a transformers TF checkpoint")
+        for name in names:
+            parts = [p for p in name.split("/") if p]
+            if not parts or any(p in (".", "..") for p in parts):
+                raise CheckpointFormatError(f"{path}: weight name {name!r} is not a dataset path")
+            key = weights.from_tf_name(name)
+            if bare:
+                key = key.removeprefix(weights.PREFIX)
+            dataset = _h5_dataset(path, f, parts)
+            _check_h5_dataset(path, dataset, name)
+            array = _h5_array(dataset)
+            yield name, key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
+    except weights.CheckpointKeyError as e:
+        raise CheckpointFormatError(f"{path}: {e}") from None
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
+        if isinstance(e, CheckpointFormatError):
+            raise
+        raise CheckpointFormatError(f"{path}: corrupt HDF5 content: {e}") from None
+    finally:
+        f.close()
+
+
+def write_tf_h5_sharded(
+    state: Mapping[str, np.ndarray], directory: str | os.PathLike, max_shard_size: int | str, *,
+    is_weights_file, architecture: str | None = None, base_model_prefix: str = "roberta",
+) -> list[Path]:
+    """v4 TF's `save_pretrained(max_shard_size=...)` layout: shards `tf_model-0000k-of-0000n.h5`
+    (datasets at the variable names without the model's scope, listed in the root attribute
+    `layer_names`) + `tf_model.h5.index.json` (the full variable names, `total_size`), or one
+    `tf_model.h5` (`write_tf_h5`) when everything fits; the folder rebuilt atomically."""
+    import h5py
+
+    check_state(state)
+    directory = Path(directory)
+    if base_model_prefix not in _BASE_LAYERS:
+        raise ValueError(f"base_model_prefix must be one of {', '.join(_BASE_LAYERS)}, got {base_model_prefix!r}")
+    scope = _tf_scope(architecture or guess_architecture(state))
+    items: dict[str, np.ndarray] = {}
+    for key, value in framework_items(state, directory / TF_H5, untied_decoder=False):
+        tf_name = weights.to_tf_name(key)
+        if tf_name.startswith("roberta/"):
+            tf_name = base_model_prefix + tf_name[len("roberta"):]
+        items[f"{tf_name}:0"] = value
+    groups = group_by_size({k: v.nbytes for k, v in items.items()}, parse_size(max_shard_size))
+    if len(groups) == 1:
+        return [write_tf_h5(state, directory / TF_H5, architecture=architecture, base_model_prefix=base_model_prefix)]
+
+    def write_shard(names: list[str], path: Path) -> None:
+        with h5py.File(path, "w") as f:
+            for name in sorted(names):
+                f.create_dataset(name, data=items[name])
+            _set_h5_names(f, "layer_names", sorted(names))
+
+    metadata = {"total_size": int(sum(v.nbytes for v in items.values()))}
+    return write_sharded(directory, TF_H5, groups, write_shard, metadata, weight_name=lambda n: f"{scope}/{n}",
+                         is_weights_file=is_weights_file)

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import weights
 from ..fileio import atomic_path
-from ._common import CheckpointFormatError, check_state
+from ._common import TORCH_BIN, CheckpointFormatError, check_state
+from ._sharded import add_variant, group_by_size, parse_size, read_sharded, write_sharded
 from .pickle_reader import (
     MAX_PICKLE_BYTES,
     STORAGE_FOR_DTYPE,
@@ -28,7 +29,7 @@ from .pickle_reader import (
     unpickle,
 )
 
-__all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin"]
+__all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin", "read_torch_bin_index", "write_torch_bin_sharded"]
 
 
 # A deflated zip entry may inflate to at most this many times its stored size (plus 1 MiB): real
@@ -213,15 +214,52 @@ def read_torch_bin(
 def iter_torch_bin(path: Path) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) of a state-dict .bin, reading each storage only when it is
     needed (a RoBERTa-PreLayerNorm file's `roberta_prelayernorm.` keys come as `roberta.`)."""
+    for key, array in _iter_file_keys(Path(path)):
+        yield weights.from_file_key(key), array
+
+
+def _iter_file_keys(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(key as the file names it, array) of a state-dict .bin, one tensor at a time."""
     archive = TorchArchive(path, {})
     try:
         state = archive.obj
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, TensorRef) for k, v in state.items()):
             raise CheckpointFormatError(f"{path}: holds a {type(state).__name__}, not a state dict of name -> tensor")
         for key, ref in state.items():
-            yield weights.from_file_key(key), archive.materialize(ref, name=key)
+            yield key, archive.materialize(ref, name=key)
     finally:
         archive.close()
+
+
+def read_torch_bin_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) from v4's sharded `pytorch_model.bin.index.json` and its
+    `pytorch_model-0000k-of-0000n.bin` shards, each read by the restricted unpickler (the index's
+    checks: `_sharded.read_index`)."""
+    return read_sharded(path, _shard_items)
+
+
+def _shard_items(path: Path) -> Iterator[tuple[str, str, np.ndarray]]:
+    for key, array in _iter_file_keys(path):
+        yield key, weights.from_file_key(key), array
+
+
+def write_torch_bin_sharded(
+    state: Mapping[str, np.ndarray], directory: str | os.PathLike, max_shard_size: int | str, *,
+    is_weights_file, variant: str | None = None,
+) -> list[Path]:
+    """v4's `save_pretrained(max_shard_size=..., safe_serialization=False)` layout: shards
+    `pytorch_model-0000k-of-0000n.bin` + `pytorch_model.bin.index.json` (or one `pytorch_model.bin`
+    when everything fits), the folder rebuilt atomically (`_sharded.write_sharded`). `state`'s keys
+    are the file's."""
+    check_state(state)
+    directory = Path(directory)
+    groups = group_by_size({k: v.nbytes for k, v in state.items()}, parse_size(max_shard_size))
+    if len(groups) == 1:
+        return [write_torch_bin(state, directory / add_variant(TORCH_BIN, variant))]
+    metadata = {"total_parameters": int(sum(v.size for v in state.values())),
+                "total_size": int(sum(v.nbytes for v in state.values()))}
+    return write_sharded(directory, TORCH_BIN, groups, lambda keys, path: write_torch_bin({k: state[k] for k in keys}, path),
+                         metadata, variant=variant, is_weights_file=is_weights_file)
 
 
 class _PickleWriter:

@@ -1,0 +1,205 @@
+"""What every sharded format shares: v4's file names (`<stem>-0000k-of-0000n.<ext>` beside
+`<file>.index.json`, a `variant` spliced in as `_add_variant` does), the index reader with the
+checks an untrusted index gets, the generic reader over the shards, and the atomic writer of a
+sharded folder.
+
+v4 writes four sharded layouts, one per format: `model.safetensors.index.json`,
+`pytorch_model.bin.index.json`, `tf_model.h5.index.json`, `flax_model.msgpack.index.json`, each
+`{"metadata": {...}, "weight_map": {name: shard file}}`; the names are the format's own (PyTorch
+keys; the TF variable names with the model's scope, `tf_roberta_for_masked_lm/roberta/...:0`;
+the Flax paths joined by `/`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+
+from ..fileio import atomic_dir, current_umask
+from ._common import CheckpointFormatError
+
+__all__ = [
+    "MAX_INDEX_BYTES", "parse_size", "add_variant", "index_name", "shard_name", "is_shard_of", "shard_files", "read_index",
+    "read_sharded", "group_by_size", "write_sharded", "link_into",
+]
+
+# An index names one shard per tensor: a few hundred entries for RoBERTa, a few MB for the largest
+# models on the Hub. A bigger file is not an index.
+MAX_INDEX_BYTES = 64 * 2**20
+MAX_SHARDS = 100_000
+_SIZE_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes in `size`: an int, or a string like '2GB', '500MB', '1.5GiB' (decimal KB/MB/GB/TB as
+    Hugging Face uses them; KiB/MiB/GiB/TiB binary)."""
+    if isinstance(size, bool) or not isinstance(size, (int, str)):
+        raise TypeError(f"max_shard_size must be an int or a string like '2GB', got {size!r}")
+    if isinstance(size, str):
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]I?B)\s*", size, flags=re.IGNORECASE)
+        if m is None:
+            raise ValueError(f"max_shard_size {size!r} is not a size like '2GB', '500MB' or '1GiB'")
+        size = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
+    if size <= 0:
+        raise ValueError(f"max_shard_size must be positive, got {size}")
+    return size
+
+
+def add_variant(name: str, variant: str | None) -> str:
+    """v4's `_add_variant`: 'model.safetensors', 'fp16' -> 'model.fp16.safetensors';
+    'model.safetensors.index.json' -> 'model.safetensors.index.fp16.json'."""
+    if variant is None:
+        return name
+    stem, ext = name.rsplit(".", 1)
+    return f"{stem}.{variant}.{ext}"
+
+
+def index_name(file: str, variant: str | None = None) -> str:
+    """The index of a sharded `file`: 'pytorch_model.bin' -> 'pytorch_model.bin.index.json'."""
+    return add_variant(f"{file}.index.json", variant)
+
+
+def shard_name(file: str, k: int, n: int, variant: str | None = None) -> str:
+    """v4's shard k (1-based) of n of `file`: 'tf_model.h5' -> 'tf_model-00001-of-00003.h5'
+    ('model.fp16-00001-of-00003.safetensors' with a variant)."""
+    stem, ext = add_variant(file, variant).rsplit(".", 1)
+    return f"{stem}-{k:05d}-of-{n:05d}.{ext}"
+
+
+def is_shard_of(name: str, file: str, variant: str | None = None) -> bool:
+    """Whether `name` is a shard file name of `file` (in `variant`) as a sharded save writes it."""
+    stem, ext = add_variant(file, variant).rsplit(".", 1)
+    return re.fullmatch(re.escape(stem) + r"-\d{5}-of-\d{5}\." + re.escape(ext), name) is not None
+
+
+def _weight_map(path: Path) -> dict[str, str]:
+    try:
+        size = path.stat().st_size
+        if size > MAX_INDEX_BYTES:
+            raise ValueError(f"{size} bytes; an index is at most {MAX_INDEX_BYTES}")
+        with open(path, "rb") as f:
+            weight_map = json.loads(f.read(MAX_INDEX_BYTES + 1).decode("utf-8"))["weight_map"]
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise TypeError("weight_map is not a mapping of names to shard files")
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointFormatError(f"{path}: not a shard index (JSON with a 'weight_map'): {e}") from None
+    return weight_map
+
+
+def shard_files(path: str | os.PathLike) -> dict[str, list[str]]:
+    """shard file -> the names the index `path` puts there, in the index's order. The index is
+    untrusted: at most `MAX_INDEX_BYTES`, and every shard must be a plain file name in the index's
+    own folder (no folder, no '..'); each name sits in exactly one shard (a JSON object holds a
+    name once). Whether the shards exist is not checked here (the Hub fetches them from this)."""
+    path = Path(path)
+    shards: dict[str, list[str]] = {}
+    for key, shard in _weight_map(path).items():
+        if shard in ("", ".", "..") or Path(shard).name != shard or "/" in shard or "\\" in shard or "\0" in shard:
+            raise CheckpointFormatError(f"{path}: shard {shard!r} is not a file name in the same folder")
+        shards.setdefault(shard, []).append(key)
+    if len(shards) > MAX_SHARDS:
+        raise CheckpointFormatError(f"{path}: names {len(shards)} shards; at most {MAX_SHARDS} are read")
+    return shards
+
+
+def read_index(path: str | os.PathLike) -> dict[str, list[str]]:
+    """`shard_files`, and every shard present beside the index."""
+    path = Path(path)
+    shards = shard_files(path)
+    missing = [s for s in shards if not (path.parent / s).is_file()]
+    if missing:
+        raise CheckpointFormatError(f"{path}: shard file(s) missing: {', '.join(missing)}")
+    return shards
+
+
+# A shard reader yields (the name as the index spells it, canonical key, array) for one shard file.
+ShardReader = Callable[[Path], Iterator[tuple[str, str, np.ndarray]]]
+
+
+def read_sharded(
+    path: str | os.PathLike, read_shard: ShardReader, *, name_of: Callable[[str], str] = lambda name: name
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield canonical (name, array) from the sharded checkpoint whose index is `path`, one shard
+    at a time: each shard must hold every name the index puts there (a name the index puts in
+    another shard is skipped there, never read twice). `name_of` turns an index name into the
+    name the shard reader gives (TF: the variable name without the model's scope)."""
+    path = Path(path)
+    for shard, keys in read_index(path).items():
+        wanted = {name_of(k) for k in keys}
+        for name, key, array in read_shard(path.parent / shard):
+            if name in wanted:
+                wanted.discard(name)
+                yield key, array
+        if wanted:
+            raise CheckpointFormatError(f"{path.parent / shard}: lacks tensors the index puts there: {sorted(wanted)[:8]}")
+
+
+def group_by_size(sizes: Mapping[str, int], max_bytes: int) -> list[list[str]]:
+    """Greedy split in key order, as Hugging Face does: a tensor larger than the limit gets a shard of its own."""
+    shards: list[list[str]] = [[]]
+    size = 0
+    for key, nbytes in sizes.items():
+        if shards[-1] and size + nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(key)
+        size += nbytes
+    return shards
+
+
+def write_sharded(
+    directory: str | os.PathLike, file: str, groups: list[list[str]], write_shard: Callable[[list[str], Path], None],
+    metadata: Mapping[str, int], *, weight_name: Callable[[str], str] = lambda k: k, variant: str | None = None,
+    is_weights_file: Callable[[str], bool],
+) -> list[Path]:
+    """Write v4's sharded layout of `file` into `directory`: `write_shard(keys, path)` writes each
+    group of `groups` as `shard_name(file, k, n, variant)`, and the index (`index_name(file,
+    variant)`) maps `weight_name(key)` to its shard, with `metadata`.
+
+    Several files cannot be renamed into a folder in one step, so the whole folder is rebuilt with
+    `fileio.atomic_dir`: the files of the existing folder that `is_weights_file` does not claim
+    (config.json, tokenizer files, ...) are hard-linked (or copied) into a staging folder, the
+    shards and the index are written there, and the staging folder is swapped in. A reader sees
+    the old checkpoint or the new one, never a mix of shards; a failed save leaves the old folder.
+    A symlinked `directory` is rebuilt where the link points."""
+    directory = Path(directory)
+    names = [shard_name(file, i + 1, len(groups), variant) for i in range(len(groups))]
+    index = {
+        "metadata": dict(metadata),
+        "weight_map": {weight_name(key): name for name, keys in zip(names, groups) for key in keys},
+    }
+    index_file = index_name(file, variant)
+    folder = directory.resolve() if directory.is_symlink() else directory
+    with atomic_dir(folder, overwrite=True) as staging:
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if not is_weights_file(entry.name):
+                    link_into(entry, staging / entry.name)
+        for name, keys in zip(names, groups):
+            write_shard(keys, staging / name)
+        (staging / index_file).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for name in names:  # some writers (safetensors' save_file) create their files private (0600)
+            os.chmod(staging / name, 0o666 & ~current_umask())
+    return [directory / n for n in names + [index_file]]
+
+
+def link_into(src: Path, dst: Path) -> None:
+    """Carry `src` into the staging folder: a hard link where the file system allows, else a copy."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(src, dst)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
