@@ -158,7 +158,7 @@ def load_pretrained(
     ignore_mismatched_sizes: bool = False,
     pooled: bool | None = None,
     weights_file: str | os.PathLike | None = None,
-    mismatch_error: type[Exception] | None = None,
+    v4_mismatch_owner: str | None = None,
     **config_overrides: Any,
 ) -> tuple[RobertaConfig, dict[str, np.ndarray], LoadPlan]:
     """Read a checkpoint directory (any of the four weight formats) for `head`.
@@ -170,8 +170,8 @@ def load_pretrained(
     `pooled=False` is a bare model built without its pooler (`add_pooling_layer=False`): the
     checkpoint's pooler is reported unused, not loaded. `weights_file`: the file to read (a
     backend's `pretrained_weights_file`), else `checkpoint.find_weights_file(path)`'s.
-    `mismatch_error`: the class of the shape-mismatch error (a subclass of CheckpointKeyError;
-    PyTorch's is also v4's RuntimeError).
+    `v4_mismatch_owner`: the model's class name for a shape mismatch raised in v4 PyTorch's words
+    (`weights.StateDictSizeMismatchError`, also a RuntimeError).
     """
     path = Path(path)
     if config is None:
@@ -183,7 +183,7 @@ def load_pretrained(
         config, head, {k: v.shape for k, v in state.items()}, ignore_mismatched_sizes=ignore_mismatched_sizes,
         pooled=pooled,
     )
-    plan.check(strict=strict, source=str(path), mismatch_error=mismatch_error)
+    plan.check(strict=strict, source=str(path), v4_mismatch_owner=v4_mismatch_owner)
     loaded = {target: state[src] for target, src in plan.mapping.items()}
     # Before a backend copies them into its (float) parameters, which would cast silently. (NaN
     # and Inf values load: the reader has named those tensors in one warning.)

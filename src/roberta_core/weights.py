@@ -91,25 +91,18 @@ class CheckpointKeyError(ValueError):
 class StateDictSizeMismatchError(CheckpointKeyError, RuntimeError):
     """Shapes of a checkpoint differ from the model's (not ignored): a CheckpointKeyError (a
     ValueError) and, as v4's PyTorch `from_pretrained` raises it, a RuntimeError, whose message
-    opens with v4's "Error(s) in loading state_dict for <class>:" and its "size mismatch for" lines.
-    `LoadPlan.check(mismatch_error=StateDictSizeMismatchError.for_class("RobertaForMaskedLM"))`."""
+    opens with v4's "Error(s) in loading state_dict for <class>:" and its "size mismatch for" lines
+    (`LoadPlan.check(v4_mismatch_owner="RobertaForMaskedLM")`)."""
 
-    owner = "model"
-
-    @classmethod
-    def for_class(cls, owner: str) -> type["StateDictSizeMismatchError"]:
-        """This error naming `owner` (the model's class) in its message."""
-        return type(cls.__name__, (cls,), {"owner": owner, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
-
-    @classmethod
-    def v4_lines(cls, mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
+    @staticmethod
+    def v4_lines(owner: str, mismatched: Sequence[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
         def size(shape):
             return f"torch.Size([{', '.join(str(n) for n in shape)}])"
 
         lines = [f"size mismatch for {key}: copying a param with shape {size(got)} from checkpoint, the shape in "
                  f"current model is {size(want)}." for key, got, want in mismatched]
         lines.append("You may consider adding `ignore_mismatched_sizes=True` in the model `from_pretrained` method.")
-        return f"Error(s) in loading state_dict for {cls.owner}:\n\t" + "\n\t".join(lines)
+        return f"Error(s) in loading state_dict for {owner}:\n\t" + "\n\t".join(lines)
 
 
 # model_type -> the class-name stem of that family member in v4 (`XLMRobertaForMaskedLM`, ...).
@@ -407,18 +400,18 @@ class LoadPlan:
             lines.append(f"{verb} ({len(self.mismatched)}): {shown}")
         return "\n".join(lines)
 
-    def check(self, *, strict: bool = False, source: str = "checkpoint",
-              mismatch_error: type[CheckpointKeyError] | None = None) -> None:
-        """Raise for what is always an error (shape mismatches not ignored: `mismatch_error`, by
-        default CheckpointKeyError; a `StateDictSizeMismatchError` opens with v4's PyTorch words)
-        and, under `strict`, for unknown, unused or missing keys; otherwise warn once with the full report."""
+    def check(self, *, strict: bool = False, source: str = "checkpoint", v4_mismatch_owner: str | None = None) -> None:
+        """Raise for what is always an error (shape mismatches not ignored: a CheckpointKeyError;
+        with `v4_mismatch_owner`, the model's class name, a StateDictSizeMismatchError opening with
+        v4's PyTorch words) and, under `strict`, for unknown, unused or missing keys; otherwise warn
+        once with the full report."""
         if self.mismatched and not self.ignored_mismatched:
-            error = mismatch_error or CheckpointKeyError
             ours = (f"{source}: shapes do not match the config for {HEADS[self.head]}:\n{self.report()}\n"
                     "Pass ignore_mismatched_sizes=True to re-initialise those parameters instead.")
-            if issubclass(error, StateDictSizeMismatchError):
-                ours = f"{error.v4_lines(self.mismatched)}\n{ours}"
-            raise error(ours)
+            if v4_mismatch_owner is None:
+                raise CheckpointKeyError(ours)
+            raise StateDictSizeMismatchError(
+                f"{StateDictSizeMismatchError.v4_lines(v4_mismatch_owner, self.mismatched)}\n{ours}")
         text = self.report()
         if not text:
             return

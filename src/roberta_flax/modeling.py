@@ -42,6 +42,7 @@ from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, Base
 from roberta_core.pretrained import (
     load_pretrained,
     loading_info,
+    pretrained_weights_file,
     push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
@@ -887,7 +888,6 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             rngs = nnx.Rngs(model_kwargs.pop("seed"))
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
-        from roberta_core.pretrained import pretrained_weights_file
 
         directory = resolve_pretrained(path, options, prefer="msgpack", config_given=config is not None,
                                        generation=cls.can_generate())

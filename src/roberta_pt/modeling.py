@@ -33,6 +33,7 @@ from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, Base
 from roberta_core.pretrained import (
     load_pretrained,
     loading_info,
+    pretrained_weights_file,
     push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
@@ -1191,8 +1192,6 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(device, options.get("device_map"))
-        from roberta_core.pretrained import pretrained_weights_file
-        from roberta_core.weights import StateDictSizeMismatchError
 
         directory = resolve_pretrained(path, options, prefer="safetensors", config_given=config is not None,
                                        generation=cls.can_generate())
@@ -1205,7 +1204,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file,
-            mismatch_error=StateDictSizeMismatchError.for_class(cls.__name__), **overrides,
+            v4_mismatch_owner=cls.__name__, **overrides,
         )
         dtype = resolve_dtype(dtype, state)
         with torch.device("meta"):

@@ -37,6 +37,7 @@ from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, Base
 from roberta_core.pretrained import (
     load_pretrained,
     loading_info,
+    pretrained_weights_file,
     push_model_to_hub,
     resolve_pretrained,
     save_pretrained_files,
@@ -980,7 +981,6 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         model_kwargs.pop("attn_implementation", None)  # the explicit argument above
         pooled = bool(model_kwargs["add_pooling_layer"]) if "add_pooling_layer" in model_kwargs else None
         device = resolve_device(options.get("device_map"))
-        from roberta_core.pretrained import pretrained_weights_file
 
         directory = resolve_pretrained(path, options, prefer="h5", config_given=config is not None,
                                        generation=cls.can_generate())
@@ -1029,6 +1029,8 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         `max_shard_size` (`tf_model-00001-of-00003.h5` + `tf_model.h5.index.json`). `variant='fp16'`
         writes v4 PyTorch's variant names (`model.fp16.safetensors`, which v4's PyTorch classes read
         with `variant=`); v4 TF writes no variant and names none of tf_model.h5: a ValueError there.
+        An LM head with an untied decoder (`tie_word_embeddings=False`, which v4 TF cannot build)
+        does not fit tf_model.h5: by default it is written as safetensors, with a warning.
 
         `saved_model=True` also writes a TensorFlow SavedModel for serving in
         `directory/saved_model/<version>`, as v4 did: its `serving_default` signature is
@@ -1037,6 +1039,10 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         directory = save_directory  # v4's parameter name
         if format is None:
             format = "safetensors" if safe_serialization else "h5"
+            if format == "h5" and self.get_output_embeddings() is not None and not self.config.tie_word_embeddings:
+                # v4 TF's tf_model.h5 has no slot for a decoder of its own (v4 TF ties it always)
+                warnings.warn("an untied LM decoder does not fit tf_model.h5: writing model.safetensors", stacklevel=2)
+                format = "safetensors"
         if format not in ("safetensors", "h5"):
             raise ValueError(f"the TensorFlow backend saves format 'safetensors' or 'h5', got {format!r}")
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:

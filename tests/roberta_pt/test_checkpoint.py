@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import warnings
 
 import ml_dtypes
@@ -207,3 +208,17 @@ def test_a_config_passed_to_from_pretrained_is_not_changed(tmp_path):
     loaded = RobertaForMaskedLM.from_pretrained(tmp_path, config=given, dtype=torch.float16)
     assert loaded.config.dtype == torch.float16 and loaded.config is not given
     assert given.to_dict() == before and given.dtype == "float32"  # what config.json says
+
+
+def test_a_shape_mismatch_is_v4s_runtime_error_and_pickles(tmp_path):
+    # v4 PyTorch raises RuntimeError("Error(s) in loading state_dict for <class>: ..."); ours is
+    # also a CheckpointKeyError, and crosses a process boundary (multiprocessing pickles it).
+    model, _ = build("sequence_classification", tiny_config(num_labels=3))
+    model.save_pretrained(tmp_path)
+    with pytest.raises(RuntimeError) as caught:
+        RobertaForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    assert isinstance(caught.value, CheckpointKeyError)
+    assert str(caught.value).startswith("Error(s) in loading state_dict for RobertaForSequenceClassification:\n\t"
+                                        "size mismatch for classifier.out_proj.")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is type(caught.value) and str(again) == str(caught.value)

@@ -294,3 +294,18 @@ def test_question_answering_has_num_labels_outputs_as_v4(tmp_path):
     out = again(input_ids=ids, attention_mask=mask)
     assert_close(out.start_logits, ref["start_logits"], what="start_logits")
     assert_close(out.end_logits, ref["end_logits"], what="end_logits")
+
+
+def test_an_untied_decoder_saves_as_safetensors_by_default(tmp_path):
+    # tf_model.h5 (v4 TF's layout) has no slot for a decoder of its own: the default falls back
+    # to model.safetensors with a warning; asking for h5 is refused.
+    config = tiny_config(tie_word_embeddings=False)
+    model, state = build("masked_lm", config)
+    assert not np.array_equal(state["lm_head.decoder.weight"], state["roberta.embeddings.word_embeddings.weight"])
+    with pytest.warns(UserWarning, match="untied LM decoder"):
+        model.save_pretrained(tmp_path / "default")
+    assert sorted(p.name for p in (tmp_path / "default").iterdir()) == ["config.json", "model.safetensors"]
+    on_disk = load_state_dict(tmp_path / "default")
+    np.testing.assert_array_equal(on_disk["lm_head.decoder.weight"], state["lm_head.decoder.weight"])
+    with pytest.raises(ValueError, match="tf_model.h5"):
+        model.save_pretrained(tmp_path / "h5", format="h5")
