@@ -329,10 +329,10 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         plan = self._plan(options, [text_pair is not None])
 
         def ids_of(value, name: str) -> list[int]:
-            if isinstance(value, (list, tuple)) and value and isinstance(value[0], int):
-                return self._check_ids(value, name)
-            if isinstance(value, (list, tuple)) and value and isinstance(value[0], str) and not split:
-                return self.convert_tokens_to_ids(list(value))
+            if self._v4_slow_input_kind(value, split) == "ids":
+                if isinstance(value[0], int):
+                    return self._check_ids(value, name)
+                return self.convert_tokens_to_ids(list(value))  # token strings
             seqs, _, batched = self._parse_inputs(value, None, split)
             if batched:
                 raise TypeError(f"{name} must be one text, got a batch")
