@@ -7,6 +7,8 @@ test; the side-by-side comparison itself is `tests/fixtures/compare_pipelines_v4
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -187,3 +189,17 @@ def test_token_classification_without_offsets_gives_none_positions(ckpts):
         ner("Ada met", aggregation_strategy="first")
     with pytest.raises(ValueError, match="slow tokenizer"):
         ner("Ada met", aggregation_strategy="simple", stride=2)
+
+
+@needs_pt
+def test_question_answering_without_offsets_or_v4s_squad_code_is_a_clear_error(ckpts, monkeypatch):
+    # v4 answers for a slow tokenizer through its SQuAD preprocessing; without transformers 4's
+    # module (transformers 5 has none) the pipeline says what to use instead.
+    from roberta_core import RobertaTokenizer
+
+    folder = ckpts["question_answering"][0]
+    monkeypatch.setitem(sys.modules, "transformers.data.processors.squad", None)  # its import fails
+    qa = pipeline("question-answering", folder, tokenizer=NoOffsets(RobertaTokenizer.from_pretrained(folder)),
+                  backend="pt")
+    with pytest.raises(TypeError, match="gives none.*use a fast tokenizer"):
+        qa(question="Who met Bob?", context="Ada met Bob.")

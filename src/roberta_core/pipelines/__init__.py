@@ -13,13 +13,14 @@ from __future__ import annotations
 from .base import Pipeline
 from .tasks import (FeatureExtractionPipeline, FillMaskPipeline, MultipleChoicePipeline, QuestionAnsweringPipeline,
                     SentenceEmbeddingPipeline, TextClassificationPipeline, TokenClassificationPipeline,
-                    sentence_transformers_layout)
+                    ZeroShotClassificationPipeline, sentence_transformers_layout)
 
 __all__ = ["pipeline", "TASKS", "ALIASES", "Pipeline", "sentence_transformers_layout"]
 
 TASKS: dict[str, type[Pipeline]] = {
     "fill-mask": FillMaskPipeline,
     "text-classification": TextClassificationPipeline,
+    "zero-shot-classification": ZeroShotClassificationPipeline,
     "token-classification": TokenClassificationPipeline,
     "question-answering": QuestionAnsweringPipeline,
     "multiple-choice": MultipleChoicePipeline,

@@ -10,7 +10,8 @@ import numpy as np
 
 __all__ = [
     "softmax", "sigmoid", "top_k", "classification_scores", "AGGREGATIONS", "aggregate", "group_entities",
-    "aggregate_overlapping_entities", "select_starts_ends", "decode_spans", "pool",
+    "aggregate_overlapping_entities", "select_starts_ends", "decode_spans", "pool", "entailment_id",
+    "zero_shot_scores",
 ]
 
 
@@ -67,6 +68,46 @@ def classification_scores(logits: np.ndarray, function_to_apply: str) -> np.ndar
     if function_to_apply == "none":
         return _float32(logits)
     raise ValueError(f"function_to_apply must be one of {', '.join(FUNCTIONS)}, got {function_to_apply!r}")
+
+
+# ---------------------------------------------------------------------------- zero-shot classification
+
+
+def entailment_id(label2id: dict[str, int]) -> int:
+    """The id of the first label (in `label2id`'s order) whose lowercase name starts with "entail",
+    -1 when none does (v4's `ZeroShotClassificationPipeline.entailment_id`)."""
+    for label, index in label2id.items():
+        if label.lower().startswith("entail"):
+            return index
+    return -1
+
+
+def _v4_softmax(x: np.ndarray) -> np.ndarray:
+    """v4's zero-shot softmax, `exp(x) / exp(x).sum(-1)` in float32 without subtracting the max
+    (so float32 rounding, and ties, are v4's); where an exponential overflows (a logit above
+    ~88, where v4 gives nan) the max is subtracted first."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x)
+        out = e / e.sum(-1, keepdims=True)
+    if not np.isfinite(out).all():
+        return softmax(x)
+    return out
+
+
+def zero_shot_scores(logits: np.ndarray, entailment: int, multi_label: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One sequence's scores and order from its (candidate labels, num_labels) NLI logits, as v4's
+    zero-shot postprocess: with one label or `multi_label`, each label's softmax over its
+    [contradiction, entailment] logits (contradiction the id 0, or the last id when entailment is
+    0; `entailment` -1 reads the last column, as v4's indexing), else the softmax of the
+    entailment logits over the labels. Returns (scores in label order (float32), the labels'
+    indices best first: v4's `reversed(scores.argsort())`, so equal scores come last label first)."""
+    logits = _float32(logits)
+    if multi_label or logits.shape[0] == 1:
+        contradiction = -1 if entailment == 0 else 0
+        scores = _v4_softmax(logits[:, [contradiction, entailment]])[:, 1]
+    else:
+        scores = _v4_softmax(logits[:, entailment])
+    return scores, np.asarray(list(reversed(scores.argsort())), dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------- token classification

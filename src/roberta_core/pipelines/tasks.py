@@ -1,6 +1,7 @@
-"""The task pipelines: v4's `fill-mask`, `text-classification`, `token-classification`,
-`question-answering` and `feature-extraction` (same names, options, defaults and output shapes as
-`transformers` 4.57.6), and ours: `multiple-choice` and `sentence-embeddings`."""
+"""The task pipelines: v4's `fill-mask`, `text-classification`, `zero-shot-classification`,
+`token-classification`, `question-answering` and `feature-extraction` (same names, options,
+defaults and output shapes as `transformers` 4.57.6), and ours: `multiple-choice` and
+`sentence-embeddings`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from . import postprocess as pp
 from .base import Pipeline, Row, is_stream
 
 __all__ = [
-    "FillMaskPipeline", "TextClassificationPipeline", "TokenClassificationPipeline",
+    "FillMaskPipeline", "TextClassificationPipeline", "ZeroShotClassificationPipeline", "TokenClassificationPipeline",
     "QuestionAnsweringPipeline", "MultipleChoicePipeline", "FeatureExtractionPipeline",
     "SentenceEmbeddingPipeline", "SquadExample",
 ]
@@ -200,6 +201,100 @@ class TextClassificationPipeline(Pipeline):
         if not options["_legacy"]:
             labels = sorted(labels, key=lambda x: x["score"], reverse=True)[:top_k]
         return labels
+
+
+# ---------------------------------------------------------------------------- zero-shot-classification
+
+
+def _candidate_labels(labels: Any) -> Any:
+    """v4's parsing: a string is comma-separated labels (each stripped, empty ones dropped)."""
+    return [label.strip() for label in labels.split(",") if label.strip()] if isinstance(labels, str) else labels
+
+
+class ZeroShotClassificationPipeline(Pipeline):
+    """`zero-shot-classification`: an NLI model (sequence classification, an "entail..." label in
+    `config.label2id`) scores `candidate_labels` (a list, or a comma-separated string) for a text:
+    each label is the hypothesis `hypothesis_template.format(label)` read as the pair (text,
+    hypothesis), the text truncated first (`only_first`). {"sequence", "labels", "scores"}, best
+    first: the softmax of the entailment logits over the labels, or with `multi_label` (or one
+    label) each label's softmax over its [contradiction, entailment] logits (see
+    `postprocess.zero_shot_scores`). Options at construction or call, the labels also as the
+    second positional argument; v4's legacy `multi_class` names `multi_label` (with v4's warning)."""
+
+    task, head = "zero-shot-classification", "sequence_classification"
+    defaults = {"candidate_labels": None, "hypothesis_template": "This example is {}.", "multi_label": False}
+
+    def __init__(self, model, **kwargs):
+        super().__init__(model, **kwargs)
+        if self.entailment_id == -1:
+            warnings.warn(
+                "Failed to determine 'entailment' label id from the label2id mapping in the model config. Setting to "
+                "-1. Define a descriptive label2id mapping in the model config to ensure correct outputs.",
+                UserWarning, stacklevel=3)
+
+    @property
+    def entailment_id(self) -> int:
+        """v4's: the id of the first label of `config.label2id` starting with "entail" (any case), or -1."""
+        return pp.entailment_id(self.config.label2id)
+
+    def sanitize(self, options):
+        options = dict(options)
+        multi_class = options.pop("multi_class", None)
+        if multi_class is not None:
+            warnings.warn("The `multi_class` argument has been deprecated and renamed to `multi_label`. "
+                          "`multi_class` will be removed in a future version of Transformers.", UserWarning, stacklevel=3)
+            options["multi_label"] = multi_class
+        if "candidate_labels" in options:
+            options["candidate_labels"] = _candidate_labels(options["candidate_labels"])
+        return options
+
+    def __call__(self, sequences, *args, **options):
+        if len(args) == 1 and "candidate_labels" not in options:
+            options["candidate_labels"] = args[0]
+        elif args:
+            raise ValueError(f"Unable to understand extra arguments {args}")
+        return super().__call__(sequences, **options)
+
+    def preprocess(self, sequence, options):
+        labels, template = options["candidate_labels"], options["hypothesis_template"]
+        if labels is None:
+            raise ValueError("zero-shot-classification needs candidate_labels: a list of labels or a comma-separated "
+                             "string, at construction or call (or as the second argument)")
+        sequence = _text("a zero-shot-classification input", sequence)
+        if len(labels) == 0 or len(sequence) == 0:
+            raise ValueError("You must include at least one label and at least one sequence.")
+        template = _text("hypothesis_template", template)
+        if template.format(labels[0]) == template:
+            raise ValueError(
+                f'The provided hypothesis_template "{template}" was not able to be formatted with the target labels. '
+                "Make sure the passed template includes formatting syntax such as {} where the label should go.")
+        return [Row(input_ids=self.encode_pair(sequence, template.format(label))) for label in labels]
+
+    def encode_pair(self, sequence: str, hypothesis: str) -> list[int]:
+        """The pair's ids, the sequence truncated first to the tokenizer's `model_max_length`; when
+        the sequence cannot give enough (a very long hypothesis), not truncated, as v4's retry."""
+        try:
+            return list(self.encode(sequence, hypothesis, truncation="only_first")["input_ids"])
+        except ValueError as e:
+            if "cannot fit" not in str(e) and "too short" not in str(e):  # ours, `tokenizers`' (a v4 tokenizer)
+                raise
+        return list(self.encode(sequence, hypothesis, truncation="do_not_truncate")["input_ids"])
+
+    def forward(self, rows, batch_size):
+        # Identical pairs (a label given twice, hypotheses that read the same) run once: a row's
+        # logits move by an ulp with its place in a batch, and identical pairs must tie exactly,
+        # as v4's (one pair per forward) do, for the tie order to be v4's.
+        index: dict[tuple, int] = {}
+        where = [index.setdefault(tuple(row["input_ids"]), len(index)) for row in rows]
+        unique = {k: row for row, k in zip(rows, where)}
+        outputs = super().forward([unique[k] for k in range(len(index))], batch_size)
+        return [outputs[k] for k in where]
+
+    def postprocess(self, sequence, rows, outputs, options):
+        labels = list(options["candidate_labels"])
+        logits = np.stack([out["logits"] for out in outputs])  # (labels, num_labels)
+        scores, order = pp.zero_shot_scores(logits, self.entailment_id, bool(options["multi_label"]))
+        return {"sequence": sequence, "labels": [labels[i] for i in order], "scores": scores[order].tolist()}
 
 
 # ---------------------------------------------------------------------------- token-classification
@@ -523,9 +618,16 @@ class QuestionAnsweringPipeline(Pipeline):
         """The windows of v4's slow-tokenizer path, for a tokenizer without offsets (a v4 slow
         tokenizer object): v4's own `squad_convert_examples_to_features` (transformers is there,
         the tokenizer is its), each window's padding left out (masked in v4: the same answers)."""
-        from transformers.data.processors.squad import SquadExample as V4SquadExample
-        from transformers.data.processors.squad import squad_convert_examples_to_features
-        from transformers.tokenization_utils_base import PaddingStrategy
+        try:
+            from transformers.data.processors.squad import SquadExample as V4SquadExample
+            from transformers.data.processors.squad import squad_convert_examples_to_features
+            from transformers.tokenization_utils_base import PaddingStrategy
+        except ImportError:  # transformers 5 has no SQuAD processors
+            raise TypeError(
+                f"question-answering needs a tokenizer that gives offsets (return_offsets_mapping): "
+                f"{type(self.tokenizer).__name__} gives none, and the SQuAD preprocessing of transformers 4 "
+                f"(what v4 runs for such a tokenizer) is not installed; use a fast tokenizer"
+            ) from None
 
         max_seq_len, doc_stride = self.windows(options)
         example = V4SquadExample(None, question, context, None, None, None)
