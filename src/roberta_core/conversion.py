@@ -9,6 +9,12 @@ copies of the weights in memory. `config.json` and the tokenizer files are copie
 Every member of the RoBERTa family converts (`config.model_type` kept; a RoBERTa-PreLayerNorm
 result names its encoder `roberta_prelayernorm` as v4's files do; every other file of the source,
 `sentencepiece.bpe.model` and `tokenizer.json` of XLM-R and CamemBERT included, travels along).
+A source may be one file or v4's shards of any format (`model.safetensors.index.json`,
+`pytorch_model.bin.index.json`, `tf_model.h5.index.json`, `flax_model.msgpack.index.json`), and
+`max_shard_size` shards the result in any of the four. v4's variant files (`model.fp16.safetensors`,
+`model.safetensors.index.fp16.json`, `model.fp16-00001-of-00002.safetensors`, ...) are another set
+of weights: a conversion converts the plain weights only, and never copies a variant's files along
+(v4 converts no variant either); a note names the variants left out.
 
 The result is built in a staging folder beside DST (`fileio.atomic_dir`) and renamed into place
 when complete (and, if asked, verified): a failure — bad input, a full or read-only disk, a failed
@@ -41,7 +47,8 @@ import ml_dtypes
 import numpy as np
 
 from . import backends, checkpoint, runtime, weights
-from .config import CONFIG_NAME, RobertaConfig, read_json_file
+from .checkpoint import _sharded
+from .config import CONFIG_NAME, RobertaConfig
 from .fileio import atomic_dir, current_umask
 from .pretrained import check_floating, nonfinite, warn_nonfinite
 
@@ -53,11 +60,35 @@ DTYPES = {"float32": np.dtype(np.float32), "bfloat16": np.dtype(ml_dtypes.bfloat
 # The framework each format belongs to, where verification loads it.
 NATIVE_BACKEND = {"safetensors": "pt", "bin": "pt", "h5": "tf", "msgpack": "flax"}
 
-# Every weights file of any format, sharded or not: never copied along as a "tokenizer file".
-_WEIGHTS_FILE = re.compile(
-    r"(model|pytorch_model|tf_model|flax_model)(-\d+-of-\d+)?\.(safetensors|bin|h5|msgpack)(\.index\.json)?"
-)
+# The file and the shard index of each format -> the format ('pytorch_model.bin.index.json' -> 'bin').
+_FORMAT_OF = {name: fmt for fmt, file in checkpoint.FORMATS.items() for name in (file, _sharded.index_name(file))}
+# A variant word in v4's file names ('model.fp16.safetensors', 'model.fp16-00001-of-00002.safetensors',
+# 'model.safetensors.index.fp16.json'), as `checkpoint.check_variant` allows it.
+_VARIANT_NAMES = [
+    pattern
+    for file in checkpoint.FORMATS.values()
+    for pattern in (
+        re.compile(re.escape(file.rsplit(".", 1)[0]) + r"\.([A-Za-z0-9_\-]+?)(?:-\d{5}-of-\d{5})?\." + re.escape(file.rsplit(".", 1)[1])),
+        re.compile(re.escape(file) + r"\.index\.([A-Za-z0-9_\-]+)\.json"),
+    )
+]
 _PROGRESS_AFTER_S = 1.0  # the bar appears only for conversions that take longer than this
+
+
+def _variant_of(name: str) -> str | None:
+    """The variant whose weights file `name` is ('fp16' for 'model.fp16.safetensors' or its shards
+    and index), None where it is no variant's weights file (a plain one included)."""
+    for pattern in _VARIANT_NAMES:
+        m = pattern.fullmatch(name)
+        if m is not None and checkpoint.is_weights_file(name, m.group(1)):
+            return m.group(1)
+    return None
+
+
+def _is_weights_file(name: str) -> bool:
+    """Whether a file of this name holds weights: any format's file, index or shard, plain or of
+    any variant. Such a file never travels along as a "tokenizer file"."""
+    return checkpoint.is_weights_file(name) or _variant_of(name) is not None
 
 
 @dataclass
@@ -103,6 +134,7 @@ class _Source:
     config: RobertaConfig
     config_text: str | None  # config.json as found (copied verbatim unless the dtype changes)
     extra_files: dict[str, Path | str]  # name -> file to copy, or text to write
+    variants: list[str] = field(default_factory=list)  # v4 variants whose weights are left out ('fp16')
 
 
 def _open_source(src: Path, from_format: str | None, fairseq_options: dict[str, Any]) -> tuple[_Source, Any]:
@@ -120,29 +152,35 @@ def _open_source(src: Path, from_format: str | None, fairseq_options: dict[str, 
         raise NotADirectoryError(
             f"{src} is a file; SRC must be a checkpoint directory (config.json + weights){hint}"
         )
-    if from_format is None:
-        try:
-            weights_file = checkpoint.find_weights_file(src)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{src} is not a checkpoint: it holds none of {', '.join(checkpoint.WEIGHTS_FILES)}"
-                + (" (a fairseq checkpoint? pass --from fairseq)" if any(src.glob("*.pt")) else "")
-            ) from None
-    else:
-        weights_file = src / checkpoint.FORMATS[from_format]
-        if from_format == "safetensors" and not weights_file.is_file():
-            weights_file = src / checkpoint.SAFETENSORS_INDEX
-        if not weights_file.is_file():
-            raise FileNotFoundError(f"{src}: --from {from_format} but there is no {checkpoint.FORMATS[from_format]}")
+    variants = sorted({v for p in src.iterdir() if (v := _variant_of(p.name)) is not None})
+    only_variants = (
+        f" (it holds the {', '.join(variants)} variant's weights only: a conversion converts the plain weights, "
+        "not variant files like model.fp16.safetensors)" if variants else ""
+    )
+    try:
+        weights_file = checkpoint.find_weights_file(src, formats=[from_format] if from_format else [])
+    except FileNotFoundError:
+        weights_file = None
+    if from_format is None and weights_file is None:
+        raise FileNotFoundError(
+            f"{src} is not a checkpoint: it holds none of {', '.join(checkpoint.WEIGHTS_FILES)}"
+            + (" (a fairseq checkpoint? pass --from fairseq)" if any(src.glob("*.pt")) else only_variants)
+        )
+    if from_format is not None and (weights_file is None or _FORMAT_OF[weights_file.name] != from_format):
+        file = checkpoint.FORMATS[from_format]
+        raise FileNotFoundError(
+            f"{src}: --from {from_format} but there is no {file} or {_sharded.index_name(file)}"
+            + (only_variants if weights_file is None else "")
+        )
     if not (src / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{src} is not a checkpoint: it has weights but no {CONFIG_NAME}")
     config = RobertaConfig.from_json_file(src / CONFIG_NAME)
-    fmt = next(f for f, name in checkpoint.FORMATS.items() if name == weights_file.name.replace(".index.json", ""))
     extra = {
         p.name: p for p in sorted(src.iterdir())
-        if p.is_file() and p.name != CONFIG_NAME and not p.name.startswith(".") and not _WEIGHTS_FILE.fullmatch(p.name)
+        if p.is_file() and p.name != CONFIG_NAME and not p.name.startswith(".") and not _is_weights_file(p.name)
     }
-    source = _Source(src, fmt, weights_file, config, (src / CONFIG_NAME).read_text(encoding="utf-8"), extra)
+    source = _Source(src, _FORMAT_OF[weights_file.name], weights_file, config,
+                     (src / CONFIG_NAME).read_text(encoding="utf-8"), extra, variants)
     return source, None
 
 
@@ -209,7 +247,7 @@ def _check_verifiable(source: _Source, plan: weights.LoadPlan, heads: list[str])
 
 
 def _looks_like_checkpoint(path: Path) -> bool:
-    return (path / CONFIG_NAME).is_file() or any(_WEIGHTS_FILE.fullmatch(p.name) for p in path.iterdir())
+    return (path / CONFIG_NAME).is_file() or any(_is_weights_file(p.name) for p in path.iterdir())
 
 
 def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
@@ -324,8 +362,6 @@ def _check_options(to, dtype, from_format, max_shard_size) -> np.dtype | None:
     if dtype is not None and str(dtype) not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if max_shard_size is not None:
-        if to != "safetensors":
-            raise ValueError(f"max_shard_size applies to safetensors only, not to {to!r}")
         checkpoint.parse_size(max_shard_size)
     return None if dtype is None else DTYPES[str(dtype)]
 
@@ -350,12 +386,15 @@ def convert(
 
     to:             'safetensors' | 'bin' | 'h5' | 'msgpack'
     dtype:          None (keep) | 'float32' | 'bfloat16' | 'float16' (floating arrays only)
-    max_shard_size: e.g. '2GB': split safetensors weights into shards of at most this size
+    max_shard_size: e.g. '2GB': split the weights (any format) into v4's shards of at most this
+                    size (`tf_model-00001-of-00003.h5` + `tf_model.h5.index.json`, ...)
     verify:         True: check the result (needs the frameworks); None: check where they are
                     installed; False: do not
     overwrite:      replace an existing checkpoint at `dst` (only after the new one is complete)
     from_format:    read this format of `src` ('safetensors', 'bin', 'h5', 'msgpack') where it
-                    holds several, or 'fairseq' to import `model.pt` + `dict.txt` (then
+                    holds several (its file or v4's sharded index; variant files such as
+                    `model.fp16.safetensors` are never converted nor copied), or 'fairseq' to
+                    import `model.pt` + `dict.txt` (then
                     `classification_head`, `gpt2_encoder`, `gpt2_merges` as in
                     `roberta_core.fairseq.import_checkpoint`)
     progress:       show a progress bar (None: on a terminal, for conversions that take a while)
@@ -378,6 +417,9 @@ def convert(
             f"install them (pip install 'roberta3[{','.join(backends.get(b).extra for b in missing)}]') or pass verify=False"
         )
     notes = []
+    if source.variants:
+        notes.append(f"left out the {', '.join(source.variants)} variant's weights: only the plain "
+                     f"weights ({source.weights.name}) are converted")
     if verify is None:
         verify = not missing
         if missing:
@@ -460,11 +502,10 @@ def _heads_to_probe(config: RobertaConfig, state: dict[str, np.ndarray]) -> list
 
 
 def _weight_files(source: _Source) -> list[Path]:
-    if source.weights.name == checkpoint.SAFETENSORS_INDEX:
-        index = read_json_file(source.weights)
-        index = index.get("weight_map", {}) if isinstance(index, dict) else {}
-        names = {name for name in index.values() if isinstance(name, str) and Path(name).name == name}
-        return [source.path / name for name in sorted(names) if (source.path / name).is_file()]
+    """The files the weights are read from: the file, or every shard a sharded index names (the
+    index checked as `_sharded.shard_files` checks it; a missing shard fails when it is read)."""
+    if source.weights.name.endswith(".index.json"):
+        return [source.path / name for name in _sharded.shard_files(source.weights) if (source.path / name).is_file()]
     return [source.weights]
 
 

@@ -150,6 +150,121 @@ def test_from_picks_one_format_where_the_source_holds_several(tmp_path):
         convert(source_checkpoint(tmp_path), tmp_path / "x", to="h5", from_format="bin", verify=False)
 
 
+SHARD_STEMS = {"safetensors": "model", "bin": "pytorch_model", "h5": "tf_model", "msgpack": "flax_model"}
+
+
+def sharded_source(tmp_path, fmt: str, name: str = "sharded") -> tuple:
+    """The golden masked LM saved as v4's shards of `fmt` (+ config.json, vocab.json); returns the
+    folder and the state that was saved."""
+    src = source_checkpoint(tmp_path, name=name)
+    state = arrays(src / "model.safetensors")
+    checkpoint.save_state_dict(state, src, format=fmt, max_shard_size="20KB", architecture="RobertaForMaskedLM")
+    assert not (src / "model.safetensors").exists()  # the save leaves one set of weights: the shards
+    return src, state
+
+
+def shards_of(folder, fmt: str) -> list[str]:
+    stem, ext = FILES[fmt].rsplit(".", 1)
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(stem + "-") and p.name.endswith("." + ext))
+
+
+@pytest.mark.parametrize("fmt", ["bin", "h5", "msgpack"])
+def test_a_sharded_bin_h5_msgpack_source_converts_with_from_and_auto_detected(tmp_path, fmt, monkeypatch):
+    src, state = sharded_source(tmp_path, fmt)
+    shards = shards_of(src, fmt)
+    assert len(shards) > 2 and (src / f"{FILES[fmt]}.index.json").is_file()
+    totals = []
+    progress_bar = convert_module._progress_bar
+    monkeypatch.setattr(convert_module, "_progress_bar",
+                        lambda enabled, total, description: totals.append(total) or progress_bar(enabled, total, description))
+    for from_format in (fmt, None):
+        dst = tmp_path / f"from-{from_format}"
+        result = convert(src, dst, to="safetensors", from_format=from_format, verify=False)
+        # Neither the shards nor the index travel along as "tokenizer files".
+        assert sorted(result.files) == ["config.json", "model.safetensors", "vocab.json"]
+        assert_bit_exact(arrays(dst), state)
+    # The progress total is the weights read: the shards, not the index file.
+    assert totals == [sum((src / s).stat().st_size for s in shards)] * 2
+    other = "h5" if fmt != "h5" else "bin"
+    with pytest.raises(FileNotFoundError, match=rf"--from {other} but there is no {FILES[other]} or {FILES[other]}\.index\.json"):
+        convert(src, tmp_path / "x", to="safetensors", from_format=other, verify=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_sharded_index_naming_a_shard_outside_its_folder_is_refused_before_reading(tmp_path):
+    src, _ = sharded_source(tmp_path, "bin")
+    index = json.loads((src / "pytorch_model.bin.index.json").read_text())
+    index["weight_map"] = {k: "../" + v for k, v in index["weight_map"].items()}
+    (src / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointFormatError, match="is not a file name in the same folder"):
+        convert(src, tmp_path / "dst", from_format="bin", verify=False)
+    assert not (tmp_path / "dst").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["h5", "msgpack", "bin"])
+def test_max_shard_size_shards_every_format_and_reads_back_exactly(tmp_path, fmt):
+    src = source_checkpoint(tmp_path)
+    original = arrays(src)
+    dst = tmp_path / fmt
+    result = convert(src, dst, to=fmt, max_shard_size="20KB", verify=False)
+    shards = shards_of(dst, fmt)
+    assert len(shards) > 2
+    assert sorted(result.files) == sorted(["config.json", "vocab.json", f"{FILES[fmt]}.index.json", *shards])
+    index = json.loads((dst / f"{FILES[fmt]}.index.json").read_text())
+    assert set(index["weight_map"].values()) == set(shards)
+    assert_bit_exact(arrays(dst), original)
+    # and back: the sharded result is a source like any other
+    convert(dst, tmp_path / "back", to="safetensors", verify=False)
+    assert_bit_exact(arrays(tmp_path / "back"), original)
+
+
+def test_max_shard_size_result_verifies_in_its_framework(tmp_path):
+    needed = {"h5": "tf", "msgpack": "flax"}
+    available = [fmt for fmt, backend in needed.items() if runtime.available(backend) and runtime.available("pt")]
+    if not available:
+        pytest.skip("needs the pt backend and tf or flax")
+    src = source_checkpoint(tmp_path)
+    for fmt in available:
+        result = convert(src, tmp_path / fmt, to=fmt, max_shard_size="20KB", verify=True)
+        assert result.checks and all(c.ok for c in result.checks)
+        assert f"{FILES[fmt]}.index.json" in result.files
+
+
+def test_variant_files_are_weights_never_copied_along_and_only_the_plain_weights_convert(tmp_path):
+    src = source_checkpoint(tmp_path)
+    plain = arrays(src)
+    half = {k: v.astype(np.float16) for k, v in plain.items()}
+    # v4's variant files beside the plain weights: a sharded fp16 safetensors, a bf16 bin.
+    checkpoint.save_state_dict(half, src, format="safetensors", variant="fp16", max_shard_size="20KB")
+    checkpoint.save_state_dict(half, src, format="bin", variant="bf16")
+    names = sorted(p.name for p in src.iterdir())
+    assert "model.safetensors.index.fp16.json" in names and "pytorch_model.bf16.bin" in names
+    assert any(n.startswith("model.fp16-00001-of-") for n in names) and "model.safetensors" in names
+    for to in ("h5", "safetensors"):
+        dst = tmp_path / to
+        result = convert(src, dst, to=to, verify=False)
+        assert sorted(result.files) == sorted(["config.json", "vocab.json", FILES[to]])
+        assert sorted(p.name for p in dst.iterdir()) == sorted(result.files)
+        assert_bit_exact(arrays(dst), plain)  # the plain float32 weights, not a variant's
+        assert any("bf16, fp16 variant's weights" in note for note in result.notes)
+    # A folder with variant weights only holds nothing a conversion converts, and says why.
+    (src / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="holds the bf16, fp16 variant's weights only"):
+        convert(src, tmp_path / "x", verify=False)
+    with pytest.raises(FileNotFoundError, match="--from bin but there is no pytorch_model.bin .*variant's weights only"):
+        convert(src, tmp_path / "x", from_format="bin", verify=False)
+    assert not (tmp_path / "x").exists()
+
+
+def test_variant_weights_only_still_count_as_a_checkpoint_to_overwrite(tmp_path):
+    src = source_checkpoint(tmp_path)
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copyfile(src / "model.safetensors", old / "model.fp16.safetensors")
+    convert(src, old, to="msgpack", verify=False, overwrite=True)
+    assert sorted(p.name for p in old.iterdir()) == ["config.json", "flax_model.msgpack", "vocab.json"]
+
+
 def test_result_has_ordinary_permissions_and_a_progress_bar_on_request(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(convert_module, "_PROGRESS_AFTER_S", 0)
     src = source_checkpoint(tmp_path)
@@ -237,7 +352,6 @@ def test_unknown_names_are_refused_before_anything_is_read(tmp_path):
         (dict(to="onnx"), "unknown target format 'onnx'; choose one of safetensors, bin, h5, msgpack"),
         (dict(from_format="gguf"), "unknown source format 'gguf'; choose one of safetensors, bin, h5, msgpack, fairseq"),
         (dict(dtype="int8"), "unknown dtype 'int8'; choose one of float32, bfloat16, float16"),
-        (dict(to="h5", max_shard_size="1GB"), "max_shard_size applies to safetensors only"),
         (dict(max_shard_size="lots"), "not a size like"),
         (dict(classification_head="mnli"), "apply to --from fairseq only"),
     ]:

@@ -15,9 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dst", metavar="DST", help="new checkpoint directory (must not exist unless --overwrite)")
     parser.add_argument("--to", choices=FORMATS, default="safetensors", help="weight format to write (default: safetensors)")
     parser.add_argument("--from", dest="from_format", choices=SOURCES, default=None,
-                        help="format to read where SRC holds several; 'fairseq' imports model.pt + dict.txt")
+                        help="format to read where SRC holds several (its file or v4's sharded index); "
+                        "'fairseq' imports model.pt + dict.txt. Only the plain weights are converted: variant "
+                        "files (model.fp16.safetensors, ...) are neither converted nor copied")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default=None, help="cast floating weights (default: keep)")
-    parser.add_argument("--max-shard-size", default=None, metavar="SIZE", help="split safetensors into shards, e.g. 2GB")
+    parser.add_argument("--max-shard-size", default=None, metavar="SIZE", help="split the weights (any --to format) into v4's shards of at most SIZE, e.g. 2GB")
     parser.add_argument("--verify", action="store_true", default=None,
                         help="check the result in its framework against the source (default: where installed)")
     parser.add_argument("--no-verify", dest="verify", action="store_false", default=None, help="do not check the result")
