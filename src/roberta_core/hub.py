@@ -45,13 +45,6 @@ TOKENIZER_FILES = (
 )
 
 CONFIG_FILE = "config.json"
-# checkpoint format name -> the files it is read from, in the order tried (one file, else v4's sharded index)
-_WEIGHTS = {
-    "safetensors": ("model.safetensors", "model.safetensors.index.json"),
-    "bin": ("pytorch_model.bin", "pytorch_model.bin.index.json"),
-    "h5": ("tf_model.h5", "tf_model.h5.index.json"),
-    "msgpack": ("flax_model.msgpack", "flax_model.msgpack.index.json"),
-}
 _KINDS = ("config", "weights", "tokenizer", "generation")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -147,10 +140,12 @@ def resolve_pretrained(
     for kind in (*need, *want):
         if kind not in _KINDS:
             raise ValueError(f"unknown kind of checkpoint file {kind!r}; choose among {', '.join(_KINDS)}")
-    if prefer not in _WEIGHTS:
-        raise ValueError(f"unknown weights format {prefer!r}; choose one of {', '.join(_WEIGHTS)}")
+    from .checkpoint import REGISTRY, weights_files  # the one list of weights file names and their order
+
+    if prefer not in REGISTRY:
+        raise ValueError(f"unknown weights format {prefer!r}; choose one of {', '.join(REGISTRY)}")
     if order is None:
-        order = [f for name in dict.fromkeys((prefer, *_WEIGHTS)) for f in _WEIGHTS[name]]
+        order = weights_files((prefer,))
     text = os.fspath(name)
     subfolder = _check_subfolder(text, options.get("subfolder"))
     local = Path(text)
@@ -267,10 +262,17 @@ class _Fetch:
         """The shards an index names, fetched beside it. The index comes from the network: it is
         held to the checks every index reader makes (`checkpoint._sharded.shard_files`: plain
         file names in its own folder, a bounded size) before any shard is asked for."""
+        from .checkpoint import CheckpointFormatError
         from .checkpoint._sharded import shard_files
 
+        try:
+            shards = shard_files(index)
+        except CheckpointFormatError:
+            raise
+        except (ValueError, RecursionError, MemoryError) as e:  # shard_files wraps its own; never a raw error
+            raise CheckpointFormatError(f"{index}: cannot read the shard index: {type(e).__name__}: {e}") from None
         paths = []
-        for shard in sorted(shard_files(index)):
+        for shard in sorted(shards):
             path = self.get(shard)
             if path is None:
                 if self.offline or self.unreachable:

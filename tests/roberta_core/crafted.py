@@ -4,6 +4,7 @@ pickles are assembled opcode by opcode here, independently of the library's writ
 
 from __future__ import annotations
 
+import json
 import pickle
 import struct
 import zipfile
@@ -231,6 +232,90 @@ def h5_virtual(folder: Path) -> Path:
 def h5_unwritten_chunked(folder: Path, rows: int = 2**18) -> Path:
     """Medium: a chunked dataset declared (2**18, 256) float32 = 256 MiB, never written: a few KB on disk."""
     return h5_file(folder, lambda f, g, n: g.create_dataset(n, shape=(rows, 256), dtype="<f4", chunks=(64, 256)))
+
+
+def bin_shared_storage(folder: Path, keys: int = 20, numel: int = 2**20) -> Path:
+    """Read amplification: `keys` encoder weights over one storage of `numel` floats (4 MiB): each
+    key would be materialised on its own, `keys` times the file's bytes in memory."""
+    items = [(f"roberta.encoder.layer.{k}.attention.self.query.weight", tensor("0", numel, (1024, numel // 1024), (numel // 1024, 1)))
+             for k in range(keys)]
+    return torch_zip(folder / "pytorch_model.bin", state_dict(items), {"0": bytes(4 * numel)})
+
+
+def bin_tied(folder: Path) -> Path:
+    """What v4's torch.save writes for tied weights: the word embeddings and the LM decoder as two
+    keys over one storage (and the two LM biases over another)."""
+    rows, cols = 8, 4
+    emb = tensor("0", rows * cols, (rows, cols), (cols, 1))
+    bias = tensor("1", rows, (rows,), (1,))
+    items = [("roberta.embeddings.word_embeddings.weight", emb), ("lm_head.decoder.weight", emb),
+             ("lm_head.bias", bias), ("lm_head.decoder.bias", bias)]
+    data = {"0": np.arange(rows * cols, dtype="<f4").tobytes(), "1": np.ones(rows, "<f4").tobytes()}
+    return torch_zip(folder / "pytorch_model.bin", state_dict(items), data)
+
+
+H5_NAME = "roberta/embeddings/word_embeddings/weight:0"
+
+
+def h5_hard_linked(folder: Path, names: int = 20) -> Path:
+    """Read amplification: one 4 MiB dataset hard-linked under `names` layer weights of one file."""
+    def build(f, g, first):
+        g.create_dataset(first, data=np.zeros((1024, 1024), "<f4"))
+        listed = [first]
+        for k in range(names):
+            name = f"tf_roberta_model/roberta/encoder/layer_._{k}/attention/self/query/kernel:0"
+            g[name] = g[first]
+            listed.append(name)
+        g.attrs["weight_names"] = [n.encode() for n in listed]
+
+    return h5_file(folder, build)
+
+
+def h5_shard(folder: Path, build, index_names: list[str]) -> Path:
+    """A v4 sharded TF checkpoint of one shard made by `build(f)`, whose index puts `index_names`
+    (unscoped) there; returns the index's path."""
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shard = "tf_model-00001-of-00001.h5"
+    with h5py.File(folder / shard, "w") as f:
+        build(f)
+    index = folder / "tf_model.h5.index.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {f"tf_roberta_model/{n}": shard for n in index_names}}))
+    return index
+
+
+def h5_shard_listing_a_name_many_times(folder: Path, times: int = 3000) -> Path:
+    """Read amplification: a shard whose `layer_names` lists its one 4 MiB dataset `times` times
+    (in chunks, as Keras splits a long list), plus names the index does not put there."""
+    def build(f):
+        f.create_dataset(H5_NAME, data=np.zeros((1024, 1024), "<f4"))
+        f.create_dataset("roberta/pooler/dense/bias:0", data=np.zeros(4, "<f4"))
+        names = np.asarray([H5_NAME.encode()] * times + [b"roberta/pooler/dense/bias:0", b"not/a/weight:0"])
+        for k, chunk in enumerate(np.array_split(names, 4)):
+            f.attrs[f"layer_names{k}"] = chunk
+
+    return h5_shard(folder, build, [H5_NAME])
+
+
+def h5_shard_hard_linked(folder: Path) -> Path:
+    """A shard holding one dataset under two names, both in the index."""
+    other = "roberta/embeddings/position_embeddings/embeddings:0"
+
+    def build(f):
+        f.create_dataset(H5_NAME, data=np.zeros((64, 4), "<f4"))
+        f[other] = f[H5_NAME]
+        f.attrs["layer_names"] = [H5_NAME.encode(), other.encode()]
+
+    return h5_shard(folder, build, [H5_NAME, other])
+
+
+def deep_index(folder: Path, name: str, depth: int = 200_000) -> Path:
+    """A shard index whose JSON nests `depth` lists (Python's json recurses once per level)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text('{"weight_map": ' + "[" * depth + "]" * depth + "}")
+    return path
 
 
 # ---------------------------------------------------------------------------- loading in a sandbox

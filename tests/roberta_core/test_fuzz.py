@@ -1,6 +1,6 @@
 """Fuzzing the checkpoint readers (issue 17): random byte mutations and truncations of small valid
-files in all four weight formats (written by our own writers from a tiny config), of a sharded
-index, a fairseq legacy file and of config.json, each read in a separate process under an
+files in all four weight formats (written by our own writers from a tiny config), of the four
+sharded layouts (an index or one of its shards mutated), a fairseq legacy file and of config.json, each read in a separate process under an
 address-space limit and a timeout. Every case must end in the library's own error (a ValueError,
 `CheckpointFormatError` for weights) naming the file, or load — never a crash, a hang, a
 MemoryError or another exception type. Plus the crafted files of `crafted.py` as a fixed corpus.
@@ -38,8 +38,9 @@ def seeds(tmp_path_factory) -> dict[str, Path]:
     files = {}
     for fmt in ("safetensors", "bin", "h5", "msgpack"):
         [files[fmt]] = checkpoint.save_state_dict(state, root / fmt, format=fmt)
-    files["index"] = root / "sharded" / "model.safetensors.index.json"
-    checkpoint.save_state_dict(state, root / "sharded", max_shard_size=2000)
+    for fmt in ("safetensors", "bin", "h5", "msgpack"):  # v4's four sharded layouts, a few shards each
+        written = checkpoint.save_state_dict(state, root / f"sharded-{fmt}", format=fmt, max_shard_size=2000)
+        files[f"index-{fmt}"] = written[-1]
     config.save_pretrained(root / "config")
     files["config"] = root / "config" / "config.json"
     return files
@@ -81,12 +82,14 @@ def check_outcomes(paths: list[Path], results: list[dict]) -> None:
         assert str(path.parent) in result["message"], f"{path.name}: error without the file: {result['message']}"
 
 
-def run_batch(seed: Path, tmp_path: Path, cases: list[list[tuple[str, float, int]]]) -> None:
-    data = seed.read_bytes()
+def run_batch(seeds: list[Path], tmp_path: Path, cases: list[list[tuple[str, float, int]]]) -> None:
+    """Case n mutates a copy of seed n % len(seeds) (the index kind: one batch over the four layouts)."""
     paths = []
     for n, edits in enumerate(cases):
         folder = tmp_path / f"case{n}"
-        if seed.name == checkpoint.SAFETENSORS_INDEX:  # mutate one file of the set: the index or a shard
+        seed = seeds[n % len(seeds)]
+        data = seed.read_bytes()
+        if seed.name.endswith(".index.json"):  # mutate one file of the set: the index or a shard
             shutil.copytree(seed.parent, folder, dirs_exist_ok=True)
             files = sorted(folder.iterdir())
             target = files[int(edits[0][1] * len(files)) % len(files)]
@@ -105,7 +108,8 @@ def test_mutated_files_end_in_a_clear_error_or_load(seeds, tmp_path_factory, kin
     @FUZZ
     @given(cases=CASES)
     def run(cases):
-        run_batch(seeds[kind], tmp_path_factory.mktemp(kind), cases)
+        kinds = [k for k in seeds if k.startswith("index-")] if kind == "index" else [kind]
+        run_batch([seeds[k] for k in kinds], tmp_path_factory.mktemp(kind), cases)
 
     run()
 
@@ -132,7 +136,7 @@ def test_mutated_fairseq_legacy_files(tmp_path_factory):
     @FUZZ
     @given(cases=CASES)
     def run(cases):
-        run_batch(seed, tmp_path_factory.mktemp("legacy-case"), cases)
+        run_batch([seed], tmp_path_factory.mktemp("legacy-case"), cases)
 
     run()
 
@@ -156,6 +160,13 @@ CORPUS = {
     "h5-soft-link": crafted.h5_soft_link,
     "h5-virtual": crafted.h5_virtual,
     "h5-unwritten": crafted.h5_unwritten_chunked,
+    "bin-shared-storage": crafted.bin_shared_storage,
+    "h5-hard-linked": crafted.h5_hard_linked,
+    "h5-shard-hard-linked": crafted.h5_shard_hard_linked,
+    "deep-index-safetensors": lambda d: crafted.deep_index(d, "model.safetensors.index.json"),
+    "deep-index-bin": lambda d: crafted.deep_index(d, "pytorch_model.bin.index.json"),
+    "deep-index-h5": lambda d: crafted.deep_index(d, "tf_model.h5.index.json"),
+    "deep-index-msgpack": lambda d: crafted.deep_index(d, "flax_model.msgpack.index.json"),
 }
 
 
@@ -165,5 +176,6 @@ def test_crafted_corpus_is_refused(tmp_path):
     results = crafted.load_isolated(paths, timeout=90, spare_bytes=192 * 2**20)
     for name, path, result in zip(CORPUS, paths, results):
         assert result["outcome"] == "error", f"{name}: loaded"
-        assert result["library"] and str(path) in result["message"], f"{name}: {result}"
+        named = path.parent if path.name.endswith(".index.json") else path  # a sharded checkpoint's error may name its shard
+        assert result["library"] and str(named) in result["message"], f"{name}: {result}"
         assert "1000.0" not in json.dumps(result)  # nothing of the secret file

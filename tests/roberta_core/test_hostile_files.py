@@ -113,6 +113,70 @@ def test_h5_unwritten_dataset_with_a_huge_shape_is_refused_before_reading(tmp_pa
     refused(path, result, "declares")
 
 
+# ---------------------------------------------------------------------------- 3b. read amplification
+
+
+def test_one_bin_storage_viewed_by_many_keys_is_refused(tmp_path):
+    # 20 keys over one 4 MiB storage would be 80 MiB of arrays from a 4 MiB file.
+    path = crafted.bin_shared_storage(tmp_path)
+    [result] = crafted.load_isolated([path], spare_bytes=192 * 2**20)
+    refused(path, result, "storages hold")
+
+
+def test_tied_weights_over_one_storage_still_load(tmp_path):
+    # v4's torch.save of a tied model: the word embeddings and the LM decoder share one storage.
+    state = checkpoint.load_state_dict(crafted.bin_tied(tmp_path))
+    np.testing.assert_array_equal(state["lm_head.decoder.weight"], state["roberta.embeddings.word_embeddings.weight"])
+    assert state["lm_head.decoder.weight"] is not state["roberta.embeddings.word_embeddings.weight"]
+
+
+def test_tied_weights_saved_by_torch_still_load(tmp_path):
+    torch = pytest.importorskip("torch")
+    emb = torch.arange(32, dtype=torch.float32).reshape(8, 4)
+    bias = torch.zeros(8)
+    torch.save({"roberta.embeddings.word_embeddings.weight": emb, "lm_head.decoder.weight": emb, "lm_head.bias": bias,
+                "lm_head.decoder.bias": bias}, tmp_path / "pytorch_model.bin")
+    state = checkpoint.load_state_dict(tmp_path)
+    np.testing.assert_array_equal(state["lm_head.decoder.weight"], emb.numpy())
+
+
+def test_one_h5_dataset_linked_under_many_names_is_refused(tmp_path):
+    path = crafted.h5_hard_linked(tmp_path)
+    [result] = crafted.load_isolated([path], spare_bytes=192 * 2**20)
+    refused(path, result, "same dataset")
+
+
+def test_an_h5_shard_reads_each_name_the_index_puts_there_once(tmp_path, monkeypatch):
+    reads = []
+    real = checkpoint.tf_h5._h5_array
+    monkeypatch.setattr(checkpoint.tf_h5, "_h5_array", lambda dataset: reads.append(dataset.name) or real(dataset))
+    index = crafted.h5_shard_listing_a_name_many_times(tmp_path)
+    state = checkpoint.load_state_dict(index)
+    assert list(state) == ["embeddings.word_embeddings.weight"]  # a bare model's names
+    assert reads == ["/" + crafted.H5_NAME]  # once, and nothing the index does not put there
+
+
+def test_an_h5_shard_with_one_dataset_under_two_names_is_refused(tmp_path):
+    index = crafted.h5_shard_hard_linked(tmp_path)
+    with pytest.raises(CheckpointFormatError, match="same dataset"):
+        checkpoint.load_state_dict(index)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors.index.json", "pytorch_model.bin.index.json",
+                                  "tf_model.h5.index.json", "flax_model.msgpack.index.json"])
+def test_a_deeply_nested_index_names_the_file(tmp_path, name):
+    path = crafted.deep_index(tmp_path, name)
+    reader = checkpoint.iter_state_dict(path)  # lazy: nothing read yet, so nothing raised outside the wrapper
+    with pytest.raises(CheckpointFormatError, match="not a shard index.*RecursionError") as caught:
+        next(reader)
+    assert str(path) in str(caught.value)
+    with pytest.raises(CheckpointFormatError, match="RecursionError"):
+        checkpoint._sharded.shard_files(path)
+    for read_index in (checkpoint.read_safetensors_index, checkpoint.torch_bin.read_torch_bin_index,
+                       checkpoint.tf_h5.read_tf_h5_index, checkpoint.flax_msgpack.read_flax_msgpack_index):
+        read_index(path)  # a generator: reading starts at the first next
+
+
 # ---------------------------------------------------------------------------- 4. one weight format per folder
 
 

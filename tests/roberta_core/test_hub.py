@@ -574,7 +574,8 @@ def test_models_push_to_hub_and_save_pretrained_push_to_hub(monkeypatch, tmp_pat
     FakeApi.calls = []
     model.save_pretrained(tmp_path / "saved", push_to_hub=True, repo_id="me/tiny2", token="hf_secret")
     (_, repo, _), (_, _, files, _) = FakeApi.calls
-    assert repo == "me/tiny2" and files == ["config.json", "model.safetensors"]
+    default = {"pt": "model.safetensors", "tf": "tf_model.h5", "flax": "flax_model.msgpack"}[backend]  # v4's defaults
+    assert repo == "me/tiny2" and files == sorted(["config.json", default])
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == files
     with pytest.raises(ValueError, match="needs a Hugging Face token"):
         model.push_to_hub("me/tiny")

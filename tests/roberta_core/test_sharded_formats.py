@@ -171,9 +171,12 @@ def test_a_hostile_index_is_refused(tmp_path, fmt, monkeypatch):
     write_index(tmp_path, index, {**weight_map, "roberta.not.there": weight_map[first]})
     with pytest.raises(CheckpointFormatError, match="lacks tensors the index puts there"):
         checkpoint.load_state_dict(tmp_path)
-    (tmp_path / index).write_text("[1, 2]")
-    with pytest.raises(CheckpointFormatError, match="not a shard index"):
-        checkpoint.load_state_dict(tmp_path)
+    for text in ("[1, 2]", '{"weight_map": ' + "[" * 200_000 + "]" * 200_000 + "}"):  # nested past the recursion limit
+        (tmp_path / index).write_text(text)
+        with pytest.raises(CheckpointFormatError, match="not a shard index"):
+            checkpoint.load_state_dict(tmp_path)
+        with pytest.raises(CheckpointFormatError, match="not a shard index"):
+            _sharded.shard_files(tmp_path / index)  # what the Hub checks before fetching shards
     write_index(tmp_path, index, weight_map)
     monkeypatch.setattr(_sharded, "MAX_INDEX_BYTES", 100)
     with pytest.raises(CheckpointFormatError, match="an index is at most 100"):
@@ -362,7 +365,9 @@ def test_tf_and_flax_read_every_sharded_layout_and_write_theirs(tmp_path):
         assert_same(checkpoint.load_state_dict(tmp_path / f"out-{fmt}"), checkpoint.load_state_dict(tmp_path / fmt))
         with pytest.raises(ValueError, match="v4 names variants of model.safetensors and pytorch_model.bin only"):
             model.save_pretrained(tmp_path / "nope", variant="fp16", safe_serialization=False)
-        model.save_pretrained(tmp_path / f"var-{fmt}", variant="fp16")
+        with pytest.raises(ValueError, match="v4 names variants of model.safetensors and pytorch_model.bin only"):
+            model.save_pretrained(tmp_path / "nope", variant="fp16")  # the default is v4's h5 / msgpack
+        model.save_pretrained(tmp_path / f"var-{fmt}", variant="fp16", safe_serialization=True)
         assert sorted(os.listdir(tmp_path / f"var-{fmt}")) == ["config.json", "model.fp16.safetensors"]
 
 

@@ -23,7 +23,7 @@ bin files may carry v4's `variant` in their names (`model.fp16.safetensors`, `py
 the file name only. bf16 and fp16 arrays stay bf16 (`ml_dtypes.bfloat16`) and fp16. Writers are
 atomic: they write a temporary file in the target folder (a sharded save: a staging copy of the
 folder), fsync it and rename it into place, so a failure leaves the folder as it was, and a save
-leaves one set of weights in the folder. Corrupt or hostile files raise `CheckpointFormatError`
+leaves one set of weights of its variant in the folder (another variant's files stay). Corrupt or hostile files raise `CheckpointFormatError`
 naming the file; SECURITY.md says what the readers promise for untrusted files.
 """
 

@@ -86,8 +86,10 @@ def _weight_map(path: Path) -> dict[str, str]:
             weight_map = json.loads(f.read(MAX_INDEX_BYTES + 1).decode("utf-8"))["weight_map"]
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise TypeError("weight_map is not a mapping of names to shard files")
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointFormatError(f"{path}: not a shard index (JSON with a 'weight_map'): {e}") from None
+    except (ValueError, KeyError, TypeError, RecursionError, MemoryError) as e:  # RecursionError: JSON nested too deep
+        raise CheckpointFormatError(
+            f"{path}: not a shard index (JSON with a 'weight_map'): {type(e).__name__}: {str(e)[:200]}"
+        ) from None
     return weight_map
 
 
@@ -117,22 +119,26 @@ def read_index(path: str | os.PathLike) -> dict[str, list[str]]:
     return shards
 
 
-# A shard reader yields (the name as the index spells it, canonical key, array) for one shard file.
-ShardReader = Callable[[Path], Iterator[tuple[str, str, np.ndarray]]]
+# A shard reader reads one shard file, and of it only the names in `wanted` (the names the index
+# puts in that shard, as `name_of` spells them), each at most once: it yields (that name,
+# canonical key, array). A name listed many times in a shard, or a name the index puts elsewhere,
+# is never read.
+ShardReader = Callable[[Path, frozenset[str]], Iterator[tuple[str, str, np.ndarray]]]
 
 
 def read_sharded(
     path: str | os.PathLike, read_shard: ShardReader, *, name_of: Callable[[str], str] = lambda name: name
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) from the sharded checkpoint whose index is `path`, one shard
-    at a time: each shard must hold every name the index puts there (a name the index puts in
-    another shard is skipped there, never read twice). `name_of` turns an index name into the
-    name the shard reader gives (TF: the variable name without the model's scope)."""
+    at a time: each shard must hold every name the index puts there, and is asked for those only
+    (`read_shard(shard, wanted)`, see `ShardReader`). `name_of` turns an index name into the name
+    the shard reader gives (TF: the variable name without the model's scope). A generator: the
+    index is read at the first `next`, so its failures come through the caller's error wrapper."""
     path = Path(path)
     for shard, keys in read_index(path).items():
         wanted = {name_of(k) for k in keys}
-        for name, key, array in read_shard(path.parent / shard):
-            if name in wanted:
+        for name, key, array in read_shard(path.parent / shard, frozenset(wanted)):
+            if name in wanted:  # a reader that yields a name twice, or one not asked for, gets no further
                 wanted.discard(name)
                 yield key, array
         if wanted:
@@ -153,13 +159,18 @@ def group_by_size(sizes: Mapping[str, int], max_bytes: int) -> list[list[str]]:
 
 
 def write_sharded(
-    directory: str | os.PathLike, file: str, groups: list[list[str]], write_shard: Callable[[list[str], Path], None],
-    metadata: Mapping[str, int], *, weight_name: Callable[[str], str] = lambda k: k, variant: str | None = None,
-    is_weights_file: Callable[[str], bool],
+    directory: str | os.PathLike, file: str, items: Mapping[str, np.ndarray], max_shard_size: int | str,
+    write_shard: Callable[[list[str], Path], None], write_single: Callable[[], Path], *,
+    weight_name: Callable[[str], str] = lambda k: k, variant: str | None = None,
+    is_weights_file: Callable[[str], bool], total_parameters: bool = True,
 ) -> list[Path]:
-    """Write v4's sharded layout of `file` into `directory`: `write_shard(keys, path)` writes each
-    group of `groups` as `shard_name(file, k, n, variant)`, and the index (`index_name(file,
-    variant)`) maps `weight_name(key)` to its shard, with `metadata`.
+    """Write v4's sharded layout of `file` into `directory`: `items` (name as the shards store it
+    -> array) split by `group_by_size` at `max_shard_size`; or, when everything fits one shard,
+    `write_single()` (the one-file save, its path returned in a list). Else `write_shard(names,
+    path)` writes each group as `shard_name(file, k, n, variant)`, and the index (`index_name(file,
+    variant)`) maps `weight_name(name)` to its shard, with v4's metadata: `total_size` (bytes),
+    and `total_parameters` (elements) where v4's PyTorch save writes it (`total_parameters=True`;
+    v4's TF and Flax indexes carry `total_size` only).
 
     Several files cannot be renamed into a folder in one step, so the whole folder is rebuilt with
     `fileio.atomic_dir`: the files of the existing folder that `is_weights_file` does not claim
@@ -167,10 +178,16 @@ def write_sharded(
     shards and the index are written there, and the staging folder is swapped in. A reader sees
     the old checkpoint or the new one, never a mix of shards; a failed save leaves the old folder.
     A symlinked `directory` is rebuilt where the link points."""
+    groups = group_by_size({k: v.nbytes for k, v in items.items()}, parse_size(max_shard_size))
+    if len(groups) == 1:
+        return [write_single()]
+    metadata = {"total_size": int(sum(v.nbytes for v in items.values()))}
+    if total_parameters:
+        metadata["total_parameters"] = int(sum(v.size for v in items.values()))
     directory = Path(directory)
     names = [shard_name(file, i + 1, len(groups), variant) for i in range(len(groups))]
     index = {
-        "metadata": dict(metadata),
+        "metadata": metadata,
         "weight_map": {weight_name(key): name for name, keys in zip(names, groups) for key in keys},
     }
     index_file = index_name(file, variant)

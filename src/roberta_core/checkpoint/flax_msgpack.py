@@ -14,7 +14,7 @@ import numpy as np
 from .. import weights
 from ..fileio import atomic_path
 from ._common import FLAX_MSGPACK, BASE_MODEL_PREFIXES as _BASE_LEVELS, CheckpointFormatError, DTYPES as _DTYPES, check_state
-from ._sharded import group_by_size, parse_size, read_index, read_sharded, write_sharded
+from ._sharded import read_index, read_sharded, write_sharded
 from .tf_h5 import framework_items
 
 __all__ = ["read_flax_msgpack", "write_flax_msgpack", "read_flax_msgpack_index", "write_flax_msgpack_sharded"]
@@ -98,10 +98,13 @@ def _load_tree(path: Path) -> dict:
     return tree
 
 
-def _items(path: Path, tree: dict, bare: bool) -> Iterator[tuple[str, str, np.ndarray]]:
-    """(the leaf's path joined by '/', canonical key, array) of a parameter tree."""
+def _items(path: Path, tree: dict, bare: bool, wanted: frozenset[str] | None = None) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(the leaf's path joined by '/', canonical key, array) of a parameter tree; only the paths
+    in `wanted` when given (a shard: the others are dropped unconverted)."""
     try:
         for flax_path, array in _flatten(tree):
+            if wanted is not None and "/".join(flax_path) not in wanted:
+                continue
             key = weights.from_flax_path(flax_path)
             if bare:
                 key = key.removeprefix(weights.PREFIX)
@@ -115,10 +118,12 @@ def _items(path: Path, tree: dict, bare: bool) -> Iterator[tuple[str, str, np.nd
 def read_flax_msgpack_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     """Yield canonical (name, array) from v4's sharded `flax_model.msgpack.index.json` (Flax paths
     joined by '/') and its `flax_model-0000k-of-0000n.msgpack` shards, each a parameter tree read
-    as `read_flax_msgpack` reads one (the index's checks: `_sharded.read_index`)."""
+    as `read_flax_msgpack` reads one, of which the paths the index puts there are kept (the
+    index's checks: `_sharded.read_index`). The index is read at the first `next` (errors come
+    wrapped, naming it)."""
     names = [k for keys in read_index(path).values() for k in keys]
     bare = not any(n.split("/", 1)[0] in _BASE_LEVELS for n in names)
-    return read_sharded(path, lambda shard: _items(shard, _load_tree(shard), bare))
+    yield from read_sharded(path, lambda shard, wanted: _items(shard, _load_tree(shard), bare, wanted))
 
 
 def _flax_tree(state: Mapping[str, np.ndarray], path: Path, base_model_prefix: str = "roberta") -> dict:
@@ -209,9 +214,6 @@ def write_flax_msgpack_sharded(
         raise ValueError(f"base_model_prefix must be one of {', '.join(_BASE_LEVELS)}, got {base_model_prefix!r}")
     directory = Path(directory)
     leaves = dict(_flatten_leaves(_flax_tree(state, directory / FLAX_MSGPACK, base_model_prefix)))
-    groups = group_by_size({k: v.nbytes for k, v in leaves.items()}, parse_size(max_shard_size))
-    if len(groups) == 1:
-        return [write_flax_msgpack(state, directory / FLAX_MSGPACK, base_model_prefix=base_model_prefix)]
     import msgpack
 
     def write_shard(names: list[str], path: Path) -> None:
@@ -225,8 +227,11 @@ def write_flax_msgpack_sharded(
         with open(path, "wb") as f:
             _pack_tree(msgpack.Packer(use_bin_type=True, strict_types=True), tree, f)
 
-    metadata = {"total_size": int(sum(v.nbytes for v in leaves.values()))}
-    return write_sharded(directory, FLAX_MSGPACK, groups, write_shard, metadata, is_weights_file=is_weights_file)
+    return write_sharded(
+        directory, FLAX_MSGPACK, leaves, max_shard_size, write_shard,
+        lambda: write_flax_msgpack(state, directory / FLAX_MSGPACK, base_model_prefix=base_model_prefix),
+        is_weights_file=is_weights_file, total_parameters=False,
+    )
 
 
 def _flatten_leaves(tree: dict, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import weights
 from ..fileio import atomic_path
-from ._sharded import add_variant, group_by_size, parse_size, read_sharded, write_sharded
+from ._sharded import add_variant, parse_size, read_sharded, write_sharded
 from ._common import SAFETENSORS, SAFETENSORS_INDEX, CheckpointFormatError, DTYPES, check_state, empty_aligned
 
 __all__ = ["parse_size", "read_safetensors", "read_safetensors_index", "write_safetensors", "write_safetensors_sharded",
@@ -59,8 +59,9 @@ def read_safetensors(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]
         yield weights.from_file_key(key), array
 
 
-def _read_file_keys(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
-    """(key as the file names it, array), one tensor at a time."""
+def _read_file_keys(path: str | os.PathLike, wanted: frozenset[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """(key as the file names it, array), one tensor at a time; only the keys in `wanted` when
+    given (a shard: the others are never read)."""
     path = Path(path)
     with _safe_open(path) as f:
         fmt = (f.metadata() or {}).get("format", "pt")
@@ -75,6 +76,8 @@ def _read_file_keys(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]
         header.pop("__metadata__", None)
         base = 8 + header_len
         for key, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            if wanted is not None and key not in wanted:
+                continue
             dtype = _ST_DTYPES.get(info["dtype"])
             if dtype is None:
                 raise CheckpointFormatError(f"{path}: tensor {key!r} has unsupported dtype {info['dtype']!r}")
@@ -92,8 +95,8 @@ def read_safetensors_index(path: str | os.PathLike) -> Iterator[tuple[str, np.nd
     return read_sharded(path, _shard_items)
 
 
-def _shard_items(path: Path) -> Iterator[tuple[str, str, np.ndarray]]:
-    for key, array in _read_file_keys(path):
+def _shard_items(path: Path, wanted: frozenset[str]) -> Iterator[tuple[str, str, np.ndarray]]:
+    for key, array in _read_file_keys(path, wanted):
         yield key, weights.from_file_key(key), array
 
 
@@ -121,15 +124,11 @@ def write_safetensors_sharded(
     atomically, its files that `is_weights_file` does not claim carried over (`_sharded.write_sharded`)."""
     check_state(state)
     directory = Path(directory)
-    groups = group_by_size({k: v.nbytes for k, v in state.items()}, parse_size(max_shard_size))
-    if len(groups) == 1:
-        return [write_safetensors(state, directory / add_variant(SAFETENSORS, variant))]
     from safetensors.numpy import save_file
 
     def write_shard(keys: list[str], path: Path) -> None:
         save_file({k: np.asarray(state[k], order="C") for k in keys}, str(path), metadata={"format": "pt"})
 
-    metadata = {"total_parameters": int(sum(v.size for v in state.values())),
-                "total_size": int(sum(v.nbytes for v in state.values()))}
-    return write_sharded(directory, SAFETENSORS, groups, write_shard, metadata, variant=variant,
-                         is_weights_file=is_weights_file)
+    return write_sharded(directory, SAFETENSORS, state, max_shard_size, write_shard,
+                         lambda: write_safetensors(state, directory / add_variant(SAFETENSORS, variant)),
+                         variant=variant, is_weights_file=is_weights_file)

@@ -14,7 +14,7 @@ import numpy as np
 from .. import weights
 from ..fileio import atomic_path
 from ._common import TF_H5, BASE_MODEL_PREFIXES as _BASE_LAYERS, CheckpointFormatError, check_state, guess_architecture
-from ._sharded import group_by_size, parse_size, read_index, read_sharded, write_sharded
+from ._sharded import read_index, read_sharded, write_sharded
 
 __all__ = ["read_tf_h5", "write_tf_h5", "framework_items", "read_tf_h5_index", "write_tf_h5_sharded"]
 
@@ -119,10 +119,33 @@ def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     RobertaModel's state dict has them; a PreLN file's encoder names come as `roberta.`.
 
     Only datasets stored in this file, reached through hard links, are read, each checked before
-    its data is (see `_check_h5_dataset`)."""
+    its data is (see `_check_h5_dataset`), each name once and each dataset once (`_read_h5`)."""
+    for _, key, array in _read_h5(Path(path)):
+        yield key, array
+
+
+def _is_bare(layers) -> bool:
+    """Whether a file's weights all sit under one encoder layer (`roberta`, or
+    `roberta_prelayernorm`): a bare TFRobertaModel's, whose names come unprefixed."""
+    layers = set(layers)
+    return len(layers) == 1 and layers <= set(_BASE_LAYERS)
+
+
+def _read_h5(
+    path: Path, *, shard: bool = False, wanted: frozenset[str] | None = None, bare: bool | None = None
+) -> Iterator[tuple[str, str, np.ndarray]]:
+    """(the name as the file lists it, canonical key, array) of a Keras 2 weights file, the one
+    reader of both layouts: a whole `tf_model.h5` (root `layer_names` lists layer groups, each
+    group's `weight_names` its datasets, scoped) or a shard of v4's sharded TF checkpoint
+    (`shard=True`: root `layer_names` lists the datasets themselves, unscoped). `wanted` (a
+    shard's names the index puts there) limits what is read; `bare` is the whole checkpoint's
+    (`_is_bare` of its layers), found from this file when None.
+
+    Each key is read once (a name listed again, as the LM head's layer lists the shared
+    embeddings, is skipped before anything is read), and each dataset once: one dataset
+    hard-linked under two names is refused, so a file can never make more arrays than it stores."""
     import h5py
 
-    path = Path(path)
     try:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as e:
@@ -130,30 +153,35 @@ def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     try:
         layers = _h5_names(f, "layer_names")
         if not layers:
-            raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not a Keras/transformers TF weights file")
-        bare = len(set(layers)) == 1 and layers[0] in _BASE_LAYERS
+            what = "a shard of a transformers TF checkpoint" if shard else "a Keras/transformers TF weights file"
+            raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not {what}")
+        if bare is None:
+            bare = _is_bare(n.split("/", 1)[0] for n in layers) if shard else _is_bare(layers)
         seen: set[str] = set()
-        for layer in layers:
-            if not layer or "/" in layer or layer in (".", ".."):
-                raise CheckpointFormatError(f"{path}: layer name {layer!r} is not a group name")
-            link = f.get(layer, getlink=True)
-            if link is None:
-                raise CheckpointFormatError(f"{path}: layer group {layer!r} listed in layer_names is missing")
-            group = _h5_group(path, f, layer)
-            for name in _h5_names(group, "weight_names"):
-                key = weights.from_tf_name(name)
-                if bare:
-                    key = key.removeprefix(weights.PREFIX)
-                if key in seen:
-                    continue  # the LM head's layer lists the embeddings it shares again
-                seen.add(key)
-                parts = [p for p in name.split("/") if p]
-                if not parts or any(p in (".", "..") for p in parts):
-                    raise CheckpointFormatError(f"{path}: weight name {name!r} is not a dataset path")
-                dataset = _h5_dataset(path, group, parts)
-                _check_h5_dataset(path, dataset, f"{layer}/{name}")
-                array = _h5_array(dataset)
-                yield key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
+        read: dict[int, str] = {}  # dataset address -> the name it was read under
+        for group, name, where in _h5_listing(path, f, layers, shard):
+            if wanted is not None and name not in wanted:
+                continue
+            parts = [p for p in name.split("/") if p]
+            if not parts or any(p in (".", "..") for p in parts):
+                raise CheckpointFormatError(f"{path}: weight name {name!r} is not a dataset path")
+            key = weights.from_tf_name(name)
+            if bare:
+                key = key.removeprefix(weights.PREFIX)
+            if key in seen:
+                continue  # the LM head's layer lists the embeddings it shares again
+            seen.add(key)
+            dataset = _h5_dataset(path, group, parts)
+            address = h5py.h5o.get_info(dataset.id).addr
+            if address in read:
+                raise CheckpointFormatError(
+                    f"{path}: {where} is the same dataset as {read[address]} (one dataset linked under two names); "
+                    "each dataset is read once"
+                )
+            read[address] = where
+            _check_h5_dataset(path, dataset, where)
+            array = _h5_array(dataset)
+            yield name, key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
     except weights.CheckpointKeyError as e:
         raise CheckpointFormatError(f"{path}: {e}") from None
     except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
@@ -162,6 +190,22 @@ def read_tf_h5(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
         raise CheckpointFormatError(f"{path}: corrupt HDF5 content: {e}") from None
     finally:
         f.close()
+
+
+def _h5_listing(path: Path, f, layers: list[str], shard: bool):
+    """(group, dataset name in it, where for messages) of every name the file lists, in order."""
+    if shard:
+        for name in layers:
+            yield f, name, name
+        return
+    for layer in layers:
+        if not layer or "/" in layer or layer in (".", ".."):
+            raise CheckpointFormatError(f"{path}: layer name {layer!r} is not a group name")
+        if f.get(layer, getlink=True) is None:
+            raise CheckpointFormatError(f"{path}: layer group {layer!r} listed in layer_names is missing")
+        group = _h5_group(path, f, layer)
+        for name in _h5_names(group, "weight_names"):
+            yield group, name, f"{layer}/{name}"
 
 
 def _h5_group(path: Path, f, layer: str):
@@ -269,43 +313,13 @@ def read_tf_h5_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]
     """Yield canonical (name, array) from v4's sharded `tf_model.h5.index.json` and its
     `tf_model-0000k-of-0000n.h5` shards (the index's checks: `_sharded.read_index`). A shard lists
     its datasets in the root attribute `layer_names` (the variable names without the model's
-    scope) and holds each at that path; each is read as `read_tf_h5` reads one (hard links only,
-    its size checked first). The names of a bare TFRobertaModel come unprefixed."""
+    scope) and holds each at that path; of each shard only the names the index puts there are
+    read, each once, as `read_tf_h5` reads them (`_read_h5`). The names of a bare TFRobertaModel
+    come unprefixed. The index is read at the first `next` (errors come wrapped, naming it)."""
     names = [_strip_scope(k) for keys in read_index(path).values() for k in keys]
-    bare = bool(names) and all(n.split("/", 1)[0] in _BASE_LAYERS for n in names)
-    return read_sharded(path, lambda shard: _shard_items(shard, bare), name_of=_strip_scope)
-
-
-def _shard_items(path: Path, bare: bool) -> Iterator[tuple[str, str, np.ndarray]]:
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as e:
-        raise CheckpointFormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
-    try:
-        names = _h5_names(f, "layer_names")
-        if not names:
-            raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not a shard of a transformers TF checkpoint")
-        for name in names:
-            parts = [p for p in name.split("/") if p]
-            if not parts or any(p in (".", "..") for p in parts):
-                raise CheckpointFormatError(f"{path}: weight name {name!r} is not a dataset path")
-            key = weights.from_tf_name(name)
-            if bare:
-                key = key.removeprefix(weights.PREFIX)
-            dataset = _h5_dataset(path, f, parts)
-            _check_h5_dataset(path, dataset, name)
-            array = _h5_array(dataset)
-            yield name, key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
-    except weights.CheckpointKeyError as e:
-        raise CheckpointFormatError(f"{path}: {e}") from None
-    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
-        if isinstance(e, CheckpointFormatError):
-            raise
-        raise CheckpointFormatError(f"{path}: corrupt HDF5 content: {e}") from None
-    finally:
-        f.close()
+    bare = _is_bare(n.split("/", 1)[0] for n in names)
+    yield from read_sharded(path, lambda shard, wanted: _read_h5(shard, shard=True, wanted=wanted, bare=bare),
+                            name_of=_strip_scope)
 
 
 def write_tf_h5_sharded(
@@ -329,9 +343,6 @@ def write_tf_h5_sharded(
         if tf_name.startswith("roberta/"):
             tf_name = base_model_prefix + tf_name[len("roberta"):]
         items[f"{tf_name}:0"] = value
-    groups = group_by_size({k: v.nbytes for k, v in items.items()}, parse_size(max_shard_size))
-    if len(groups) == 1:
-        return [write_tf_h5(state, directory / TF_H5, architecture=architecture, base_model_prefix=base_model_prefix)]
 
     def write_shard(names: list[str], path: Path) -> None:
         with h5py.File(path, "w") as f:
@@ -339,6 +350,8 @@ def write_tf_h5_sharded(
                 f.create_dataset(name, data=items[name])
             _set_h5_names(f, "layer_names", sorted(names))
 
-    metadata = {"total_size": int(sum(v.nbytes for v in items.values()))}
-    return write_sharded(directory, TF_H5, groups, write_shard, metadata, weight_name=lambda n: f"{scope}/{n}",
-                         is_weights_file=is_weights_file)
+    return write_sharded(
+        directory, TF_H5, items, max_shard_size, write_shard,
+        lambda: write_tf_h5(state, directory / TF_H5, architecture=architecture, base_model_prefix=base_model_prefix),
+        weight_name=lambda n: f"{scope}/{n}", is_weights_file=is_weights_file, total_parameters=False,
+    )

@@ -17,7 +17,7 @@ import numpy as np
 from .. import weights
 from ..fileio import atomic_path
 from ._common import TORCH_BIN, CheckpointFormatError, check_state
-from ._sharded import add_variant, group_by_size, parse_size, read_sharded, write_sharded
+from ._sharded import add_variant, read_sharded, write_sharded
 from .pickle_reader import (
     MAX_PICKLE_BYTES,
     STORAGE_FOR_DTYPE,
@@ -37,6 +37,13 @@ __all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin", "read_torch_bi
 # 1 MB of file is a bomb.
 MAX_INFLATION = 32
 
+# The tensors of one archive may together hold at most this many times the bytes its storages
+# hold (plus 1 MiB). Several tensors may view one storage (v4's torch.save writes the tied
+# `lm_head.decoder.weight` and `roberta.embeddings.word_embeddings.weight` as two keys over one
+# storage, a file's bytes read twice at most); twenty keys over one 4 MiB storage would be 80 MiB
+# of arrays from a 4 MiB file.
+MAX_REUSE = 2
+
 
 class TorchArchive:
     """An open torch.save zip: the unpickled object (with `TensorRef`s) and on-demand array reads.
@@ -44,7 +51,8 @@ class TorchArchive:
 
     Every zip entry is checked before it is read: its declared size must be what the pickle's
     records need, a stored entry's size must match its bytes in the file, and a deflated one may
-    not inflate more than `MAX_INFLATION` times; reads never go past the declared size."""
+    not inflate more than `MAX_INFLATION` times; reads never go past the declared size. The arrays
+    materialised from the archive total at most `MAX_REUSE` times the bytes its storages hold."""
 
     def __init__(self, path: Path, extra_globals: Mapping[tuple[str, str], Any]):
         self.path = path
@@ -69,6 +77,24 @@ class TorchArchive:
             self.zip.close()
             raise
         self._cache: dict[str, np.ndarray] = {}
+
+    _stored: int | None = None  # the bytes the storages hold (found at the first materialise)
+    _materialised = 0  # the bytes of the arrays materialised so far
+
+    def _storage_bytes(self) -> int:
+        """The bytes the archive's storages can hold: each storage record's size (at most its
+        inflation limit; 0 for a missing one, whose read fails). A subclass reading another
+        container (fairseq's legacy files) has its storages inside the file: the file's size."""
+        if not isinstance(getattr(self, "zip", None), zipfile.ZipFile):
+            return self.size
+        total = 0
+        for key in self._uses:
+            try:
+                info = self.zip.getinfo(f"{self.prefix}data/{key}")
+            except KeyError:
+                continue
+            total += min(info.file_size, MAX_INFLATION * info.compress_size + 2**20)
+        return total
 
     def _entry(self, name: str, need: int | None = None, limit: int | None = None) -> zipfile.ZipInfo:
         """The zip entry `name`, refused unless its declared size is `need` (or at most `limit`)
@@ -162,6 +188,17 @@ class TorchArchive:
         except CheckpointFormatError as e:
             what = f"tensor {name!r}" if name is not None else f"a tensor of storage {ref.storage.key}"
             raise CheckpointFormatError(f"{self.path}: {what}: {e}") from None
+        nbytes = int(np.prod(shape, dtype=object)) * data.itemsize
+        if self._stored is None:
+            self._stored = self._storage_bytes()
+        if self._materialised + nbytes > MAX_REUSE * self._stored + 2**20:
+            what = f"tensor {name!r}" if name is not None else f"a tensor of storage {ref.storage.key}"
+            raise CheckpointFormatError(
+                f"{self.path}: {what}: the tensors would hold {self._materialised + nbytes} bytes, more than "
+                f"{MAX_REUSE}x the {self._stored} bytes the archive's storages hold (one storage viewed by many "
+                "tensors?); refusing to materialise more"
+            )
+        self._materialised += nbytes
         self._uses[ref.storage.key] -= 1
         last_use = self._uses[ref.storage.key] <= 0
         if last_use:
@@ -218,15 +255,17 @@ def iter_torch_bin(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         yield weights.from_file_key(key), array
 
 
-def _iter_file_keys(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """(key as the file names it, array) of a state-dict .bin, one tensor at a time."""
+def _iter_file_keys(path: Path, wanted: frozenset[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """(key as the file names it, array) of a state-dict .bin, one tensor at a time; only the keys
+    in `wanted` when given (a shard: the others are never materialised)."""
     archive = TorchArchive(path, {})
     try:
         state = archive.obj
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, TensorRef) for k, v in state.items()):
             raise CheckpointFormatError(f"{path}: holds a {type(state).__name__}, not a state dict of name -> tensor")
         for key, ref in state.items():
-            yield key, archive.materialize(ref, name=key)
+            if wanted is None or key in wanted:
+                yield key, archive.materialize(ref, name=key)
     finally:
         archive.close()
 
@@ -238,8 +277,8 @@ def read_torch_bin_index(path: str | os.PathLike) -> Iterator[tuple[str, np.ndar
     return read_sharded(path, _shard_items)
 
 
-def _shard_items(path: Path) -> Iterator[tuple[str, str, np.ndarray]]:
-    for key, array in _iter_file_keys(path):
+def _shard_items(path: Path, wanted: frozenset[str]) -> Iterator[tuple[str, str, np.ndarray]]:
+    for key, array in _iter_file_keys(path, wanted):
         yield key, weights.from_file_key(key), array
 
 
@@ -253,13 +292,10 @@ def write_torch_bin_sharded(
     are the file's."""
     check_state(state)
     directory = Path(directory)
-    groups = group_by_size({k: v.nbytes for k, v in state.items()}, parse_size(max_shard_size))
-    if len(groups) == 1:
-        return [write_torch_bin(state, directory / add_variant(TORCH_BIN, variant))]
-    metadata = {"total_parameters": int(sum(v.size for v in state.values())),
-                "total_size": int(sum(v.nbytes for v in state.values()))}
-    return write_sharded(directory, TORCH_BIN, groups, lambda keys, path: write_torch_bin({k: state[k] for k in keys}, path),
-                         metadata, variant=variant, is_weights_file=is_weights_file)
+    return write_sharded(directory, TORCH_BIN, state, max_shard_size,
+                         lambda keys, path: write_torch_bin({k: state[k] for k in keys}, path),
+                         lambda: write_torch_bin(state, directory / add_variant(TORCH_BIN, variant)),
+                         variant=variant, is_weights_file=is_weights_file)
 
 
 class _PickleWriter:
