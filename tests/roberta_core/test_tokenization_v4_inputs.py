@@ -14,17 +14,8 @@ import pytest
 
 from roberta_core.tokenization import RobertaTokenizer
 from roberta_core.tokenization_fast import RobertaTokenizerFast
-from tests.roberta_core.test_tokenization import BOTH, tiny_files
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return tiny_files(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def tok(files, cls):
-    return cls.from_pretrained(files)
+from tests.roberta_core.test_tokenization import BOTH
+from tests.roberta_core.test_tokenization_v4 import files, tok  # noqa: F401  (the shared fixtures)
 
 
 def listed(encoding) -> dict:
