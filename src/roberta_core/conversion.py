@@ -135,6 +135,21 @@ class _Source:
     config_text: str | None  # config.json as found (copied verbatim unless the dtype changes)
     extra_files: dict[str, Path | str]  # name -> file to copy, or text to write
     variants: list[str] = field(default_factory=list)  # v4 variants whose weights are left out ('fp16')
+    outside: list[str] = field(default_factory=list)  # symlinks to files outside the checkpoint, not copied
+
+
+def _inside_checkpoint(path: Path, src: Path) -> bool:
+    """Whether a file beside the weights is the checkpoint's own: not a symlink, or one that
+    resolves inside `src` or, for a Hugging Face cache snapshot (`.../snapshots/<commit>/`), into
+    that repo's `blobs/`. A downloaded folder's `tokenizer.json -> ~/.ssh/id_rsa` is not copied
+    into the output (which may be pushed to the Hub)."""
+    if not path.is_symlink():
+        return True
+    target = path.resolve()
+    roots = [src.resolve()]
+    if src.resolve().parent.name == "snapshots":
+        roots.append(src.resolve().parent.parent / "blobs")
+    return any(target.is_relative_to(root) for root in roots)
 
 
 def _open_source(src: Path, from_format: str | None, fairseq_options: dict[str, Any]) -> tuple[_Source, Any]:
@@ -175,12 +190,12 @@ def _open_source(src: Path, from_format: str | None, fairseq_options: dict[str, 
     if not (src / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{src} is not a checkpoint: it has weights but no {CONFIG_NAME}")
     config = RobertaConfig.from_json_file(src / CONFIG_NAME)
-    extra = {
-        p.name: p for p in sorted(src.iterdir())
-        if p.is_file() and p.name != CONFIG_NAME and not p.name.startswith(".") and not _is_weights_file(p.name)
-    }
+    beside = [p for p in sorted(src.iterdir())
+              if p.is_file() and p.name != CONFIG_NAME and not p.name.startswith(".") and not _is_weights_file(p.name)]
+    extra = {p.name: p for p in beside if _inside_checkpoint(p, src)}
+    outside = [p.name for p in beside if p.name not in extra]
     source = _Source(src, _FORMAT_OF[weights_file.name], weights_file, config,
-                     (src / CONFIG_NAME).read_text(encoding="utf-8"), extra, variants)
+                     (src / CONFIG_NAME).read_text(encoding="utf-8"), extra, variants, outside)
     return source, None
 
 
@@ -417,6 +432,8 @@ def convert(
             f"install them (pip install 'roberta3[{','.join(backends.get(b).extra for b in missing)}]') or pass verify=False"
         )
     notes = []
+    if source.outside:
+        notes.append(f"not copied: {', '.join(source.outside)} (symlinks to files outside the checkpoint)")
     if source.variants:
         notes.append(f"left out the {', '.join(source.variants)} variant's weights: only the plain "
                      f"weights ({source.weights.name}) are converted")

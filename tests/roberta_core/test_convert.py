@@ -256,6 +256,27 @@ def test_variant_files_are_weights_never_copied_along_and_only_the_plain_weights
     assert not (tmp_path / "x").exists()
 
 
+def test_symlinks_out_of_the_checkpoint_are_not_copied(tmp_path):
+    # A downloaded folder's `merges.txt -> <a private file>` must not land in the output (which may
+    # be pushed to the Hub); a Hugging Face cache snapshot's links into its repo's blobs/ are copied.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private key", encoding="utf-8")
+    src = source_checkpoint(tmp_path)
+    (src / "merges.txt").symlink_to(secret)
+    result = convert(src, tmp_path / "out", to="bin", verify=False)
+    assert "merges.txt" not in result.files and not (tmp_path / "out" / "merges.txt").exists()
+    assert any("merges.txt" in note and "outside the checkpoint" in note for note in result.notes)
+    # The cache layout: snapshots/<commit>/merges.txt -> ../../blobs/<hash>
+    repo = tmp_path / "models--me--tiny"
+    snapshot = repo / "snapshots" / "abc123"
+    (repo / "blobs").mkdir(parents=True)
+    shutil.copytree(src, snapshot, symlinks=False, ignore=shutil.ignore_patterns("merges.txt"))
+    (repo / "blobs" / "0f1e").write_text("#version: 0.2\n", encoding="utf-8")
+    (snapshot / "merges.txt").symlink_to("../../blobs/0f1e")
+    result = convert(snapshot, tmp_path / "from-cache", to="bin", verify=False)
+    assert (tmp_path / "from-cache" / "merges.txt").read_text(encoding="utf-8") == "#version: 0.2\n"
+
+
 def test_variant_weights_only_still_count_as_a_checkpoint_to_overwrite(tmp_path):
     src = source_checkpoint(tmp_path)
     old = tmp_path / "old"
