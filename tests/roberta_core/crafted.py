@@ -310,6 +310,75 @@ def h5_shard_hard_linked(folder: Path) -> Path:
     return h5_shard(folder, build, [H5_NAME, other])
 
 
+def bin_many_small_bombs(folder: Path, entries: int = 64, nbytes: int = 2**20) -> Path:
+    """Review 2, item 1: `entries` deflated storages of `nbytes` zeros each (about 1 KB apiece in the
+    file): each within the per-entry limit (32x + 1 MiB), 64 MiB of arrays from about 86 KB."""
+    items = [(f"roberta.encoder.layer.{k}.attention.self.query.weight", tensor(str(k), nbytes // 4, (nbytes // 4,), (1,)))
+             for k in range(entries)]
+    return torch_zip(folder / "pytorch_model.bin", state_dict(items), {str(k): bytes(nbytes) for k in range(entries)},
+                     deflate=True)
+
+
+def h5_many_small_bombs(folder: Path, datasets: int = 64, rows: int = 1024) -> Path:
+    """Review 2, item 1: `datasets` gzip-compressed (rows, 256) float32 datasets of zeros (1 MiB
+    each, a few KB in the file): each within the per-dataset limit, 64 MiB from a small file."""
+    def build(f, g, first):
+        listed = []
+        for k in range(datasets):
+            name = f"tf_roberta_model/roberta/encoder/layer_._{k}/attention/self/query/kernel:0"
+            g.create_dataset(name, data=np.zeros((rows, 256), "<f4"), chunks=(rows, 256), compression="gzip")
+            listed.append(name)
+        g.attrs["weight_names"] = [n.encode() for n in listed]
+
+    return h5_file(folder, build)
+
+
+def h5_aliased_data(folder: Path, names: int = 8, shape=(256, 256)) -> Path:
+    """Review 2, item 3: `names` contiguous datasets with headers of their own, whose data
+    addresses are all rewritten in the file to the first one's (one block read `names` times)."""
+    import h5py
+
+    def build(f, g, first):
+        listed = []
+        for k in range(names):
+            name = f"tf_roberta_model/roberta/encoder/layer_._{k}/attention/self/query/kernel:0"
+            g.create_dataset(name, data=np.full(shape, k, "<f4"))
+            listed.append(name)
+        g.attrs["weight_names"] = [n.encode() for n in listed]
+
+    path = h5_file(folder, build)
+    with h5py.File(path, "r") as f:
+        group = f["roberta"]
+        offsets = [group[n].id.get_offset() for n in group.attrs["weight_names"]]
+    data = bytearray(path.read_bytes())
+    target = offsets[0].to_bytes(8, "little")
+    for offset in offsets[1:]:  # the layout message stores the data address as an 8-byte little-endian field
+        at = data.find(offset.to_bytes(8, "little"))
+        assert at >= 0 and data.count(offset.to_bytes(8, "little")) == 1
+        data[at:at + 8] = target
+    path.write_bytes(bytes(data))
+    return path
+
+
+def linked_shards(folder: Path, link=None) -> Path:
+    """Review 2, item 2: a two-shard h5 checkpoint whose second shard is the first one (a symlink
+    by default; `link=os.link` for a hard link), each shard holding both names. Returns the index."""
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    other = "roberta/embeddings/position_embeddings/embeddings:0"
+    first, second = "tf_model-00001-of-00002.h5", "tf_model-00002-of-00002.h5"
+    with h5py.File(folder / first, "w") as f:
+        f.create_dataset(H5_NAME, data=np.zeros((64, 4), "<f4"))
+        f.create_dataset(other, data=np.ones((64, 4), "<f4"))
+        f.attrs["layer_names"] = [H5_NAME.encode(), other.encode()]
+    (link or (lambda src, dst: Path(dst).symlink_to(Path(src).name)))(folder / first, folder / second)
+    index = folder / "tf_model.h5.index.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": {f"tf_roberta_model/{H5_NAME}": first,
+                                                               f"tf_roberta_model/{other}": second}}))
+    return index
+
+
 def deep_index(folder: Path, name: str, depth: int = 200_000) -> Path:
     """A shard index whose JSON nests `depth` lists (Python's json recurses once per level)."""
     folder.mkdir(parents=True, exist_ok=True)

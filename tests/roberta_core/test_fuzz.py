@@ -40,6 +40,7 @@ def seeds(tmp_path_factory) -> dict[str, Path]:
         [files[fmt]] = checkpoint.save_state_dict(state, root / fmt, format=fmt)
     for fmt in ("safetensors", "bin", "h5", "msgpack"):  # v4's four sharded layouts, a few shards each
         written = checkpoint.save_state_dict(state, root / f"sharded-{fmt}", format=fmt, max_shard_size=2000)
+        assert len(written) > 2 and written[-1].name.endswith(".index.json"), written  # really sharded
         files[f"index-{fmt}"] = written[-1]
     config.save_pretrained(root / "config")
     files["config"] = root / "config" / "config.json"

@@ -162,6 +162,54 @@ def test_an_h5_shard_with_one_dataset_under_two_names_is_refused(tmp_path):
         checkpoint.load_state_dict(index)
 
 
+def test_many_small_deflated_storages_share_one_archive_budget(tmp_path):
+    # 64 deflated 1 MiB storages, each within a per-entry allowance: 64 MiB of arrays from 86 KB.
+    path = crafted.bin_many_small_bombs(tmp_path)
+    assert path.stat().st_size < 2**17
+    [result] = crafted.load_isolated([path], spare_bytes=48 * 2**20)
+    refused(path, result, "zip bomb", "for the archive")
+
+
+def test_deflated_storages_of_real_weights_still_load(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {str(k): rng.standard_normal(4096).astype("<f4") for k in range(8)}
+    items = [(f"w{k}", crafted.tensor(k, 4096, (64, 64), (64, 1))) for k in arrays]
+    path = crafted.torch_zip(tmp_path / "pytorch_model.bin", crafted.state_dict(items),
+                             {k: a.tobytes() for k, a in arrays.items()}, deflate=True)
+    state = checkpoint.load_state_dict(path)
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(state[f"w{k}"], a.reshape(64, 64))
+
+
+def test_many_small_compressed_h5_datasets_share_one_file_budget(tmp_path):
+    # 64 gzip'd 1 MiB datasets of zeros, each within a per-dataset allowance: 64 MiB from ~600 KB.
+    path = crafted.h5_many_small_bombs(tmp_path)
+    [result] = crafted.load_isolated([path])
+    refused(path, result, "compressed datasets")
+
+
+def test_compressed_h5_datasets_of_real_weights_still_load(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((64, 64)).astype("<f4")
+    path = crafted.h5_file(tmp_path, lambda f, g, n: g.create_dataset(n, data=values, compression="gzip"))
+    state = checkpoint.load_state_dict(path)
+    np.testing.assert_array_equal(state["embeddings.word_embeddings.weight"], values)
+
+
+def test_h5_datasets_whose_data_is_one_block_are_refused(tmp_path):
+    # Eight datasets with headers of their own, their data addresses rewritten to the first one's.
+    path = crafted.h5_aliased_data(tmp_path)
+    [result] = crafted.load_isolated([path])
+    refused(path, result, "overlaps")
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_shard_file_named_twice_in_an_index_is_read_once(tmp_path, link):
+    index = crafted.linked_shards(tmp_path, os.link if link == "hardlink" else None)
+    with pytest.raises(CheckpointFormatError, match="same file"):
+        checkpoint.load_state_dict(index)
+
+
 @pytest.mark.parametrize("name", ["model.safetensors.index.json", "pytorch_model.bin.index.json",
                                   "tf_model.h5.index.json", "flax_model.msgpack.index.json"])
 def test_a_deeply_nested_index_names_the_file(tmp_path, name):

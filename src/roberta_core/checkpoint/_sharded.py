@@ -132,10 +132,23 @@ def read_sharded(
     """Yield canonical (name, array) from the sharded checkpoint whose index is `path`, one shard
     at a time: each shard must hold every name the index puts there, and is asked for those only
     (`read_shard(shard, wanted)`, see `ShardReader`). `name_of` turns an index name into the name
-    the shard reader gives (TF: the variable name without the model's scope). A generator: the
+    the shard reader gives (TF: the variable name without the model's scope). Two shards that are
+    one file (a symlink or hard link; (st_dev, st_ino) already read for this index) are refused:
+    a file's per-file budget is spent once per index. A generator: the
     index is read at the first `next`, so its failures come through the caller's error wrapper."""
     path = Path(path)
+    files: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) -> the shard read from that file
     for shard, keys in read_index(path).items():
+        try:
+            st = os.stat(path.parent / shard)  # follows a symlink: the Hub cache links shards to blobs
+        except OSError as e:
+            raise CheckpointFormatError(f"{path.parent / shard}: cannot read the shard: {e}") from None
+        if (st.st_dev, st.st_ino) in files:
+            raise CheckpointFormatError(
+                f"{path}: shards {files[(st.st_dev, st.st_ino)]} and {shard} are the same file (a link, or identical "
+                "content in the Hub cache); a checkpoint's shards hold different names, so each file is read once"
+            )
+        files[(st.st_dev, st.st_ino)] = shard
         wanted = {name_of(k) for k in keys}
         for name, key, array in read_shard(path.parent / shard, frozenset(wanted)):
             if name in wanted:  # a reader that yields a name twice, or one not asked for, gets no further

@@ -50,8 +50,61 @@ def _set_h5_names(group, name: str, values: list[str]) -> None:
             group.attrs[f"{name}{i}"] = chunk
 
 
-# An h5 dataset with a compression filter may inflate to at most this many times its stored bytes.
+# An h5 dataset with a compression filter may inflate to at most this many times its stored bytes
+# (plus 1 MiB), and the compressed datasets read from one file together to at most this many times
+# the file's size (plus 1 MiB once, for the whole file). The uncompressed datasets read from one
+# file together hold at most the file's size: each byte of them is stored once in the file.
 MAX_INFLATION = 32
+_ALLOWANCE = 2**20
+
+
+class _H5Budget:
+    """What one h5 file may yield: the contiguous datasets' data ranges (two datasets whose raw
+    data overlap are refused, whatever their headers), and the bytes read so far, uncompressed
+    (at most the file's size) and compressed (at most `MAX_INFLATION` times the file's size plus
+    1 MiB)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.size = path.stat().st_size
+        self.plain = 0
+        self.inflated = 0
+        self.starts: list[int] = []  # sorted data offsets of the contiguous datasets read
+        self.ranges: dict[int, tuple[int, str]] = {}  # offset -> (end, where)
+
+    def charge(self, dataset, where: str, declared: int, compressed: bool) -> None:
+        """Account for reading `dataset` (`declared` bytes), refusing it when it would overlap a
+        dataset read before or exceed the file's budget."""
+        import bisect
+
+        offset = dataset.id.get_offset()  # None unless contiguous and allocated
+        if offset is not None and declared:
+            end = offset + dataset.id.get_storage_size()
+            if end > self.size:
+                raise CheckpointFormatError(f"{self.path}: {where}'s data reaches past the end of the file; refusing it")
+            k = bisect.bisect_left(self.starts, offset)
+            for j in (k - 1, k):
+                if 0 <= j < len(self.starts):
+                    other = self.starts[j]
+                    other_end, other_where = self.ranges[other]
+                    if offset < other_end and other < end:
+                        raise CheckpointFormatError(
+                            f"{self.path}: {where}'s data overlaps {other_where}'s (one block of bytes under two "
+                            "datasets); each byte is read once"
+                        )
+            self.starts.insert(k, offset)
+            self.ranges[offset] = (end, where)
+        if compressed:
+            self.inflated += declared
+            limit, total, what = MAX_INFLATION * self.size + _ALLOWANCE, self.inflated, "compressed"
+        else:
+            self.plain += declared
+            limit, total, what = self.size, self.plain, "uncompressed"
+        if total > limit:
+            raise CheckpointFormatError(
+                f"{self.path}: reading {where} would make {total} bytes of {what} datasets from a file of {self.size} "
+                f"bytes (at most {limit}: data read twice, or a compression bomb?); refusing it"
+            )
 
 
 def _h5_dataset(path: Path, root, parts: list[str]):
@@ -76,11 +129,11 @@ def _h5_dataset(path: Path, root, parts: list[str]):
     return node
 
 
-def _check_h5_dataset(path: Path, dataset, where: str) -> None:
+def _check_h5_dataset(path: Path, dataset, where: str) -> tuple[int, bool]:
     """Refuse, before reading, a dataset whose data would not come from this file's own bytes
     (external storage, a virtual dataset), that is not numeric, or whose declared size disagrees
     with what the file stores for it (an unwritten dataset of a huge shape reads as 1 GiB of fill
-    values from a few KB of file)."""
+    values from a few KB of file). Returns (its declared bytes, whether it is compressed)."""
     import h5py
 
     plist = dataset.id.get_create_plist()
@@ -97,12 +150,13 @@ def _check_h5_dataset(path: Path, dataset, where: str) -> None:
     stored = dataset.id.get_storage_size()
     compressed = plist.get_nfilters() > 0
     if stored > path.stat().st_size or (not compressed and stored != declared) or (
-        compressed and declared > MAX_INFLATION * stored + 2**20
+        compressed and declared > MAX_INFLATION * stored + _ALLOWANCE
     ):
         raise CheckpointFormatError(
             f"{path}: {where} declares {tuple(dataset.shape)} {dtype} ({declared} bytes) but the file stores "
             f"{stored} bytes for it{' compressed' if compressed else ''}; refusing to read it"
         )
+    return declared, compressed
 
 
 def _h5_array(dataset) -> np.ndarray:
@@ -143,7 +197,8 @@ def _read_h5(
 
     Each key is read once (a name listed again, as the LM head's layer lists the shared
     embeddings, is skipped before anything is read), and each dataset once: one dataset
-    hard-linked under two names is refused, so a file can never make more arrays than it stores."""
+    hard-linked under two names is refused, and so are two datasets whose data overlap; the file
+    has one budget (`_H5Budget`), so a file can never make more arrays than it stores."""
     import h5py
 
     try:
@@ -158,6 +213,7 @@ def _read_h5(
         if bare is None:
             bare = _is_bare(n.split("/", 1)[0] for n in layers) if shard else _is_bare(layers)
         seen: set[str] = set()
+        budget = _H5Budget(path)
         read: dict[int, str] = {}  # dataset address -> the name it was read under
         for group, name, where in _h5_listing(path, f, layers, shard):
             if wanted is not None and name not in wanted:
@@ -179,7 +235,7 @@ def _read_h5(
                     "each dataset is read once"
                 )
             read[address] = where
-            _check_h5_dataset(path, dataset, where)
+            budget.charge(dataset, where, *_check_h5_dataset(path, dataset, where))
             array = _h5_array(dataset)
             yield name, key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
     except weights.CheckpointKeyError as e:

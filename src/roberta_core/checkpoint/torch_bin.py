@@ -32,10 +32,12 @@ from .pickle_reader import (
 __all__ = ["read_torch_bin", "iter_torch_bin", "write_torch_bin", "read_torch_bin_index", "write_torch_bin_sharded"]
 
 
-# A deflated zip entry may inflate to at most this many times its stored size (plus 1 MiB): real
-# weights compress by a few percent (torch.save does not compress at all); a 2 GB entry of zeros in
-# 1 MB of file is a bomb.
+# The storages of one archive may together inflate to at most this many times the bytes they
+# occupy in the file (plus 1 MiB once, for the whole archive): real weights compress by a few
+# percent (torch.save does not compress at all); a 2 GB entry of zeros in 1 MB of file, or 64
+# deflated 1 MiB entries of zeros in 86 KB, is a bomb. (Each entry is also checked on its own.)
 MAX_INFLATION = 32
+_ALLOWANCE = 2**20  # the one 1 MiB allowance of an archive
 
 # The tensors of one archive may together hold at most this many times the bytes its storages
 # hold (plus 1 MiB). Several tensors may view one storage (v4's torch.save writes the tied
@@ -51,8 +53,10 @@ class TorchArchive:
 
     Every zip entry is checked before it is read: its declared size must be what the pickle's
     records need, a stored entry's size must match its bytes in the file, and a deflated one may
-    not inflate more than `MAX_INFLATION` times; reads never go past the declared size. The arrays
-    materialised from the archive total at most `MAX_REUSE` times the bytes its storages hold."""
+    not inflate more than `MAX_INFLATION` times; reads never go past the declared size. The whole
+    archive has one budget (`_storage_bytes`): its storages' data may not overlap in the file and
+    may together inflate at most `MAX_INFLATION` times (plus 1 MiB once), and the arrays
+    materialised from it total at most `MAX_REUSE` times the bytes its storages hold (plus 1 MiB)."""
 
     def __init__(self, path: Path, extra_globals: Mapping[tuple[str, str], Any]):
         self.path = path
@@ -82,19 +86,48 @@ class TorchArchive:
     _materialised = 0  # the bytes of the arrays materialised so far
 
     def _storage_bytes(self) -> int:
-        """The bytes the archive's storages can hold: each storage record's size (at most its
-        inflation limit; 0 for a missing one, whose read fails). A subclass reading another
-        container (fairseq's legacy files) has its storages inside the file: the file's size."""
+        """The bytes the archive's storages hold: the declared sizes of the storage entries the
+        pickle's records name (0 for a missing one, whose read fails), once the whole archive's
+        budget is checked: the entries' data must lie in the file without overlapping (one stored
+        block under two names is refused) and their declared sizes together may be at most
+        `MAX_INFLATION` times their compressed sizes together, plus 1 MiB once. A subclass
+        reading another container (fairseq's legacy files) has its storages inside the file: the
+        file's size."""
         if not isinstance(getattr(self, "zip", None), zipfile.ZipFile):
             return self.size
-        total = 0
-        for key in self._uses:
-            try:
-                info = self.zip.getinfo(f"{self.prefix}data/{key}")
-            except KeyError:
-                continue
-            total += min(info.file_size, MAX_INFLATION * info.compress_size + 2**20)
-        return total
+        declared = compressed = 0
+        spans: list[tuple[int, int, str]] = []
+        with open(self.path, "rb") as f:
+            for key in self._uses:
+                name = f"{self.prefix}data/{key}"
+                try:
+                    info = self.zip.getinfo(name)
+                except KeyError:
+                    continue
+                f.seek(info.header_offset)
+                header = f.read(30)
+                if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                    raise CheckpointFormatError(f"{self.path}: record {name} has no local zip header (corrupt archive?)")
+                name_len, extra_len = struct.unpack("<HH", header[26:30])
+                start = info.header_offset + 30 + name_len + extra_len
+                if start + info.compress_size > self.size:
+                    raise CheckpointFormatError(f"{self.path}: record {name} reaches past the end of the file (truncated?)")
+                spans.append((start, start + info.compress_size, name))
+                declared += info.file_size
+                compressed += info.compress_size
+        spans.sort()
+        for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+            if start < end:
+                raise CheckpointFormatError(
+                    f"{self.path}: records {first} and {second} overlap in the file (one block of bytes under two "
+                    "names); refusing the archive"
+                )
+        if declared > MAX_INFLATION * compressed + _ALLOWANCE:
+            raise CheckpointFormatError(
+                f"{self.path}: the storages would inflate from {compressed} compressed bytes to {declared} "
+                f"(more than {MAX_INFLATION}x for the archive: a zip bomb?); refusing it"
+            )
+        return declared
 
     def _entry(self, name: str, need: int | None = None, limit: int | None = None) -> zipfile.ZipInfo:
         """The zip entry `name`, refused unless its declared size is `need` (or at most `limit`)
@@ -113,7 +146,7 @@ class TorchArchive:
             raise CheckpointFormatError(
                 f"{self.path}: record {name} declares {info.file_size} bytes but stores {info.compress_size}"
             )
-        if info.file_size > MAX_INFLATION * info.compress_size + 2**20:
+        if info.file_size > MAX_INFLATION * info.compress_size + _ALLOWANCE:
             raise CheckpointFormatError(
                 f"{self.path}: record {name} would inflate from {info.compress_size} compressed bytes to "
                 f"{info.file_size} (more than {MAX_INFLATION}x: a zip bomb?); refusing it"
@@ -181,6 +214,8 @@ class TorchArchive:
     def materialize(self, ref: TensorRef, name: str | None = None) -> np.ndarray:
         """The array `ref` describes, as an owned C-contiguous array. The view is checked again
         here, against the bytes really read, so no record can make the copy leave its storage."""
+        if self._stored is None:
+            self._stored = self._storage_bytes()  # the archive's budget, checked before any storage is read
         data = self._storage(ref.storage)
         offset, shape, stride = ref.offset, ref.shape, ref.stride
         try:
@@ -189,9 +224,7 @@ class TorchArchive:
             what = f"tensor {name!r}" if name is not None else f"a tensor of storage {ref.storage.key}"
             raise CheckpointFormatError(f"{self.path}: {what}: {e}") from None
         nbytes = int(np.prod(shape, dtype=object)) * data.itemsize
-        if self._stored is None:
-            self._stored = self._storage_bytes()
-        if self._materialised + nbytes > MAX_REUSE * self._stored + 2**20:
+        if self._materialised + nbytes > MAX_REUSE * self._stored + _ALLOWANCE:
             what = f"tensor {name!r}" if name is not None else f"a tensor of storage {ref.storage.key}"
             raise CheckpointFormatError(
                 f"{self.path}: {what}: the tensors would hold {self._materialised + nbytes} bytes, more than "
