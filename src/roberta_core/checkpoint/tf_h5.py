@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from pathlib import Path
@@ -75,8 +76,6 @@ class _H5Budget:
     def charge(self, dataset, where: str, declared: int, compressed: bool) -> None:
         """Account for reading `dataset` (`declared` bytes), refusing it when it would overlap a
         dataset read before or exceed the file's budget."""
-        import bisect
-
         offset = dataset.id.get_offset()  # None unless contiguous and allocated
         if offset is not None and declared:
             end = offset + dataset.id.get_storage_size()
