@@ -205,8 +205,10 @@ def test_fill_mask_matches_the_reference_with_one_and_several_masks_and_targets(
         assert c["score"] == pytest.approx(p[INDEX[c["token_str"]]], abs=1e-6)
     with pytest.raises(ValueError, match="no mask token"):
         fill("abc")
-    with pytest.raises(ValueError, match="top_k must be a positive integer, got 0"):
-        fill("a<mask>", top_k=0)
+    # v4 (recorded from 4.57.6): top_k=0 gives no candidates, per mask; a negative one is refused.
+    assert fill("a<mask>", top_k=0) == [] and fill("a<mask>b<mask>", top_k=0) == [[], []]
+    with pytest.raises(ValueError, match="top_k must be a non-negative integer, got -1"):
+        fill("a<mask>", top_k=-1)
 
 
 @needs_pt

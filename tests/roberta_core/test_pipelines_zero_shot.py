@@ -238,3 +238,11 @@ def test_roberta_pipeline_command(nli, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     want = pipeline("zero-shot-classification", nli[0], backend="pt")(["Ada met Bob", "x"], ["a", "bc"], multi_label=True)
     assert close(lines, want)
+
+
+def test_a_csv_row_with_a_text_column_is_that_text_for_zero_shot():
+    # `roberta pipeline zero-shot-classification CKPT --input rows.csv`: a row's other columns
+    # (a gold label, an id) are not the pipeline's input.
+    from roberta_core.commands.pipeline import _item
+
+    assert _item("zero-shot-classification", {"text": "a b", "label": "sports", "id": "7"}) == "a b"

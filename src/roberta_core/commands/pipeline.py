@@ -13,7 +13,9 @@ from . import add_backend_argument
 
 __all__ = ["read_inputs", "parse_options", "add_arguments", "run"]
 
-_TEXT_TASKS = ("fill-mask", "token-classification", "ner", "feature-extraction", "sentence-embeddings")
+_TEXT_TASKS = (
+    "fill-mask", "token-classification", "ner", "feature-extraction", "sentence-embeddings", "zero-shot-classification",
+)
 
 
 def _value(text: str) -> Any:

@@ -42,6 +42,8 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     """The indices of the `k` largest of `values` (1-D), largest first, ties in index order:
     `np.argsort(-values, kind="stable")[:k]` without sorting all of them (a full sort of a
     50,265-token distribution took 5 ms a mask)."""
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
     if k >= values.size:
         return np.argsort(-values, kind="stable")
     kth = np.partition(values, values.size - k)[values.size - k]  # the k-th largest value

@@ -48,7 +48,7 @@ class FillMaskPipeline(Pipeline):
 
     def check_options(self, options):
         options = super().check_options(options)
-        _positive_int("top_k", options["top_k"])
+        _positive_int("top_k", options["top_k"], least=0)  # 0: no candidates, as v4
         if self.tokenizer.mask_token_id is None:
             raise ValueError("the tokenizer has no mask token (<mask>); fill-mask needs one")
         return options
