@@ -62,33 +62,13 @@ NATIVE_BACKEND = {"safetensors": "pt", "bin": "pt", "h5": "tf", "msgpack": "flax
 
 # The file and the shard index of each format -> the format ('pytorch_model.bin.index.json' -> 'bin').
 _FORMAT_OF = {name: fmt for fmt, file in checkpoint.FORMATS.items() for name in (file, _sharded.index_name(file))}
-# A variant word in v4's file names ('model.fp16.safetensors', 'model.fp16-00001-of-00002.safetensors',
-# 'model.safetensors.index.fp16.json'), as `checkpoint.check_variant` allows it.
-_VARIANT_NAMES = [
-    pattern
-    for file in checkpoint.FORMATS.values()
-    for pattern in (
-        re.compile(re.escape(file.rsplit(".", 1)[0]) + r"\.([A-Za-z0-9_\-]+?)(?:-\d{5}-of-\d{5})?\." + re.escape(file.rsplit(".", 1)[1])),
-        re.compile(re.escape(file) + r"\.index\.([A-Za-z0-9_\-]+)\.json"),
-    )
-]
 _PROGRESS_AFTER_S = 1.0  # the bar appears only for conversions that take longer than this
-
-
-def _variant_of(name: str) -> str | None:
-    """The variant whose weights file `name` is ('fp16' for 'model.fp16.safetensors' or its shards
-    and index), None where it is no variant's weights file (a plain one included)."""
-    for pattern in _VARIANT_NAMES:
-        m = pattern.fullmatch(name)
-        if m is not None and checkpoint.is_weights_file(name, m.group(1)):
-            return m.group(1)
-    return None
 
 
 def _is_weights_file(name: str) -> bool:
     """Whether a file of this name holds weights: any format's file, index or shard, plain or of
     any variant. Such a file never travels along as a "tokenizer file"."""
-    return checkpoint.is_weights_file(name) or _variant_of(name) is not None
+    return checkpoint.is_weights_file(name) or checkpoint.variant_of(name) is not None
 
 
 @dataclass
@@ -167,7 +147,7 @@ def _open_source(src: Path, from_format: str | None, fairseq_options: dict[str, 
         raise NotADirectoryError(
             f"{src} is a file; SRC must be a checkpoint directory (config.json + weights){hint}"
         )
-    variants = sorted({v for p in src.iterdir() if (v := _variant_of(p.name)) is not None})
+    variants = sorted({v for p in src.iterdir() if (v := checkpoint.variant_of(p.name)) is not None})
     only_variants = (
         f" (it holds the {', '.join(variants)} variant's weights only: a conversion converts the plain weights, "
         "not variant files like model.fp16.safetensors)" if variants else ""

@@ -381,3 +381,12 @@ def test_a_tokenizer_name_that_is_no_folder_nor_repo_id_is_v4s_oserror():
         with pytest.raises(OSError, match=rf"^Can't load tokenizer for '{name}'\. If you were trying to load it from") as caught:
             RobertaTokenizerFast.from_pretrained(name)
         assert isinstance(caught.value, ValueError)  # as before
+
+
+def test_variant_of_reads_v4s_variant_names():
+    # v4's names (`_add_variant`, its shard and index names): the variant word, None for the rest.
+    names = {"model.fp16.safetensors": "fp16", "model.fp16-00001-of-00002.safetensors": "fp16",
+             "model.safetensors.index.fp16.json": "fp16", "pytorch_model.bf16.bin": "bf16",
+             "pytorch_model.bin.index.bf16.json": "bf16", "model.safetensors": None, "tf_model.h5": None,
+             "model-00001-of-00002.safetensors": None, "tokenizer.json": None, "model.fp16.json": None}
+    assert {name: checkpoint.variant_of(name) for name in names} == names

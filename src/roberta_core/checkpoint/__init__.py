@@ -55,7 +55,7 @@ from ._common import (
     UnsafePickleError,
     guess_architecture,
 )
-from ._sharded import add_variant, index_name, is_shard_of
+from ._sharded import add_variant, index_name, is_shard_of, variant_in
 from .flax_msgpack import read_flax_msgpack, read_flax_msgpack_index, write_flax_msgpack, write_flax_msgpack_sharded
 from .pickle_reader import RestrictedUnpickler, Storage, TensorRef, tensor_refs
 from .safetensors_io import (
@@ -77,6 +77,7 @@ __all__ = [
     "Format",
     "REGISTRY",
     "is_weights_file",
+    "variant_of",
     "find_weights_file",
     "weights_files",
     "iter_state_dict",
@@ -329,6 +330,16 @@ def is_weights_file(name: str, variant: str | None = None) -> bool:
     included) of `variant` (None: the plain names; a variant's files are another set of weights,
     which a save of the plain names leaves in place, as v4's does)."""
     return name in _variant_files(variant) or any(is_shard_of(name, fmt.file, variant) for fmt in REGISTRY.values())
+
+
+def variant_of(name: str) -> str | None:
+    """The variant whose weights file (any format's file, shard or index) `name` is ('fp16' for
+    'model.fp16.safetensors'); None for the plain names and for any other file."""
+    for fmt in REGISTRY.values():
+        variant = variant_in(name, fmt.file)
+        if variant is not None and is_weights_file(name, variant):
+            return variant
+    return None
 
 
 def _variant_files(variant: str | None) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from ..fileio import atomic_dir, current_umask
 from ._common import CheckpointFormatError
 
 __all__ = [
-    "MAX_INDEX_BYTES", "parse_size", "add_variant", "index_name", "shard_name", "is_shard_of", "shard_files", "read_index",
+    "MAX_INDEX_BYTES", "parse_size", "add_variant", "variant_in", "index_name", "shard_name", "is_shard_of", "shard_files", "read_index",
     "read_sharded", "group_by_size", "write_sharded", "link_into",
 ]
 
@@ -57,6 +57,20 @@ def add_variant(name: str, variant: str | None) -> str:
         return name
     stem, ext = name.rsplit(".", 1)
     return f"{stem}.{variant}.{ext}"
+
+
+def variant_in(name: str, file: str) -> str | None:
+    """The variant `name` is a file of (`file`'s variant, a shard of it, or its index named as
+    `add_variant`, `shard_name` and `index_name` name them: 'model.fp16.safetensors',
+    'model.fp16-00001-of-00002.safetensors', 'model.safetensors.index.fp16.json' -> 'fp16'); None
+    for any other name, the plain ones included."""
+    stem, ext = file.rsplit(".", 1)
+    for pattern in (re.escape(stem) + r"\.([A-Za-z0-9_\-]+?)(?:-\d{5}-of-\d{5})?\." + re.escape(ext),
+                    re.escape(file) + r"\.index\.([A-Za-z0-9_\-]+)\.json"):
+        m = re.fullmatch(pattern, name)
+        if m is not None:
+            return m.group(1)
+    return None
 
 
 def index_name(file: str, variant: str | None = None) -> str:
