@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -459,8 +460,8 @@ class TokenClassificationPipeline(Pipeline):
 # ---------------------------------------------------------------------------- question-answering
 
 
-def _is_whitespace(c: str) -> bool:
-    return c in (" ", "\t", "\r", "\n") or ord(c) == 0x202F  # v4's squad `_is_whitespace`
+# SQuAD's word separators (v4's squad processors): space, tab, CR, LF and the narrow no-break space.
+_SQUAD_WORD = re.compile("[^ \t\r\n\u202f]+")
 
 
 class SquadExample:
@@ -476,19 +477,14 @@ class SquadExample:
         self.answer_text, self.title, self.is_impossible = answer_text, title, is_impossible
         self.answers = [] if answers is None else answers
         self.start_position, self.end_position = 0, 0
-        doc_tokens: list[str] = []
-        char_to_word_offset: list[int] = []
-        previous_is_whitespace = True
-        for c in self.context_text:
-            if _is_whitespace(c):
-                previous_is_whitespace = True
-            else:
-                if previous_is_whitespace:
-                    doc_tokens.append(c)
-                else:
-                    doc_tokens[-1] += c
-                previous_is_whitespace = False
-            char_to_word_offset.append(len(doc_tokens) - 1)
+        # The context's words, and for each character the index of the word it belongs to (a
+        # separator: the word before it; -1 before the first word).
+        words = list(_SQUAD_WORD.finditer(context_text))
+        doc_tokens = [word.group() for word in words]
+        char_to_word_offset = [-1] * len(context_text)
+        for k, word in enumerate(words):
+            end = words[k + 1].start() if k + 1 < len(words) else len(context_text)
+            char_to_word_offset[word.start():end] = [k] * (end - word.start())
         self.doc_tokens, self.char_to_word_offset = doc_tokens, char_to_word_offset
         if start_position_character is not None and not is_impossible:
             self.start_position = char_to_word_offset[start_position_character]
