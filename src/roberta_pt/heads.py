@@ -42,6 +42,7 @@ from roberta_core.validation import (
 
 from ._framework import check_values, shape_of, vocabulary_projection
 from .modeling import RobertaModel, RobertaPooler, RobertaPreTrainedModel
+from .peft_integration import one_cache, peft_cache_keyword
 from .unpad import Packing, packing_for, repad, unpad_rows
 
 __all__ = [
@@ -266,6 +267,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         cache_position: Optional[torch.Tensor] = None,
         unpad: bool | int = False,
+        cache: Any = None,
         **loss_kwargs: Any,
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore. `unpad`: see
@@ -274,7 +276,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         `use_cache` and none, a new RobertaCache). `cache_position`: v4's, passed on to the cache
         (the positions come from `position_ids` or the cache). `loss_kwargs`: v4's loss keywords
         `num_items_in_batch`, `ignore_index`, `shift_labels` (see `causal_lm_loss`); keywords, as
-        v4 takes them (Trainer reads a forward's named parameters with "label" in them as labels)."""
+        v4 takes them (Trainer reads a forward's named parameters with "label" in them as labels).
+        `cache`: see RobertaModel (transformers 5.24's name for `past_key_values`)."""
+        past_key_values = one_cache(past_key_values, cache)
         unknown = sorted(set(loss_kwargs) - {"num_items_in_batch", "ignore_index", "shift_labels"})
         if unknown:
             raise TypeError(f"{type(self).__name__}.forward() got unexpected keyword argument(s) {', '.join(unknown)}")
@@ -324,6 +328,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         if attention_mask is not None and kwargs.get("position_ids") is None:
             positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
             inputs["position_ids"] = positions[:, -inputs["input_ids"].shape[1]:]
+        # Under the name peft's prompt learning looks for it (`cache` with peft >= 0.22 and
+        # transformers >= 5.24): the forward takes either.
+        inputs[peft_cache_keyword()] = inputs.pop("past_key_values", None)
         return inputs
 
     @torch.no_grad()
@@ -569,10 +576,12 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         past_key_values: Any = None,
         unpad: bool | int = False,
+        cache: Any = None,
     ) -> SequenceClassifierOutput | tuple:
         """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
         targets. `unpad`: see RobertaModel (the `<s>` state is a real token's). `past_key_values`:
-        a prefix of P key/value positions per layer (peft's prefix tuning; the mask is then (B, P + T))."""
+        a prefix of P key/value positions per layer (peft's prefix tuning; the mask is then (B, P + T)). `cache`: its newer name (see RobertaModel)."""
+        past_key_values = one_cache(past_key_values, cache)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
@@ -694,10 +703,12 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         past_key_values: Any = None,
         unpad: bool | int = False,
+        cache: Any = None,
     ) -> TokenClassifierOutput | tuple:
         """labels (B, T): class ids, -100 for positions to ignore (padding, word pieces). `unpad`:
         see RobertaModel; the logits at padding positions are then zeros. `past_key_values`: as
-        RobertaForSequenceClassification's."""
+        RobertaForSequenceClassification's. `cache`: its newer name (see RobertaModel)."""
+        past_key_values = one_cache(past_key_values, cache)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
@@ -745,12 +756,14 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         return_dict: Optional[bool] = None,
         past_key_values: Any = None,
         unpad: bool | int = False,
+        cache: Any = None,
     ) -> QuestionAnsweringModelOutput | tuple:
         """start_positions, end_positions (B,): token indices of the answer span; both or neither.
         `unpad`: see RobertaModel; padding positions then get the dtype's minimum as logits, so
         that neither the loss nor an argmax sees them (v4 scores padding like any position, which
         changes its loss a little; without padding the two agree). `past_key_values`: as
-        RobertaForSequenceClassification's."""
+        RobertaForSequenceClassification's. `cache`: its newer name (see RobertaModel)."""
+        past_key_values = one_cache(past_key_values, cache)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if self.config.num_labels != 2:
             raise ValueError(

@@ -44,7 +44,7 @@ from roberta_core.weights import check_vocab_resize
 
 from ._framework import as_array, check_input_dtypes, check_values, resolve_device, resolve_dtype, shape_of
 from .convert import _computed_buffers, from_canonical, to_canonical
-from .peft_integration import PeftAdapterMixin, pretrained_adapter
+from .peft_integration import PeftAdapterMixin, one_cache, pretrained_adapter
 from .unpad import Packing, _nothing_masked, first_positions, first_rows, pack, packed_attention, packing_for, repad, unpad_rows
 
 __all__ = [
@@ -1497,6 +1497,7 @@ class RobertaModel(RobertaPreTrainedModel):
         cache_position: Optional[torch.Tensor] = None,
         unpad: bool | int = False,
         first_token_only: bool = False,
+        cache: Any = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions | tuple:
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding), or (B, T, P + T), a row per query (v4's 3-D mask, taken
@@ -1528,7 +1529,11 @@ class RobertaModel(RobertaPreTrainedModel):
         same; under `unpad` the last layer's queries are each row's first real token (keys and values
         from the stream), zeros where the first position is padding. Calls that return more
         (`output_hidden_states`, `output_attentions`), a cache, cross-attention, relative positions,
-        training, or a forward hook on the model compute every position as usual."""
+        training, or a forward hook on the model compute every position as usual.
+
+        `cache`: transformers 5.24's name for `past_key_values` (peft >= 0.22 passes a prefix under
+        it when such a transformers is installed); give one or the other."""
+        past_key_values = one_cache(past_key_values, cache)
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states

@@ -30,6 +30,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -82,6 +83,27 @@ def _require_peft() -> Any:
 def _peft_installed() -> bool:
     """Whether peft can be imported, without importing it (from_pretrained asks on every call)."""
     return importlib.util.find_spec("peft") is not None
+
+
+def peft_cache_keyword() -> str:
+    """The keyword peft passes and reads a model's cache under: `past_key_values`, or `cache` where
+    peft >= 0.22 runs beside transformers >= 5.24 (which renamed the argument). peft's prefix tuning
+    gives its prefix to the forward under this name, and its prompt learning looks for the cache
+    in the inputs of each generation step under it, so those steps name it the same way. Read from
+    peft itself when it is loaded (it alone wraps our generation steps), never by importing it."""
+    utils = sys.modules.get("peft.import_utils")
+    name = getattr(utils, "get_transformers_cache_name", None)
+    return name() if callable(name) else "past_key_values"
+
+
+def one_cache(past_key_values: Any, cache: Any) -> Any:
+    """The cache given as `past_key_values` or as `cache` (transformers 5.24's name for it, which
+    peft >= 0.22 passes with such a transformers installed): the two are one argument."""
+    if cache is None:
+        return past_key_values
+    if past_key_values is not None and past_key_values is not cache:
+        raise ValueError("give past_key_values or cache (its newer name), not both")
+    return cache
 
 
 def _adapter_layer_classes(peft: Any) -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -274,6 +274,43 @@ def test_peft_prompt_tuning_generates_with_its_virtual_tokens():
     assert not torch.equal(out, model.generate(ids, max_new_tokens=4, eos_token_id=[]))  # the prompt mattered
 
 
+def test_the_cache_is_taken_under_its_newer_name_too():
+    """transformers 5.24 renamed `past_key_values` to `cache`, and peft >= 0.22 passes prefixes
+    under the name of the transformers installed: every forward that takes a cache takes either."""
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42, 9, 5]]))
+    fresh = lambda: model(ids[:, :3], use_cache=True).past_key_values  # noqa: E731 (filled in place)
+    want = model(ids[:, 3:], past_key_values=fresh()).logits
+    assert torch.equal(model(ids[:, 3:], cache=fresh()).logits, want)
+    assert torch.equal(model.roberta(ids[:, 3:], cache=fresh()).last_hidden_state,
+                       model.roberta(ids[:, 3:], past_key_values=fresh()).last_hidden_state)
+    with pytest.raises(ValueError, match="past_key_values or cache"):
+        model(ids[:, 3:], past_key_values=fresh(), cache=fresh())
+    for head in ("sequence_classification", "token_classification", "question_answering"):
+        assert "cache" in inspect.signature(CLASSES[head].forward).parameters, head
+
+
+def test_generation_steps_name_the_cache_as_peft_reads_it(monkeypatch):
+    """peft's prompt learning looks for the cache in each step's inputs under
+    `peft.import_utils.get_transformers_cache_name()` (peft >= 0.22; `cache` beside transformers
+    >= 5.24): the steps use that name, and generation gives the same ids under either."""
+    import sys
+    import types
+
+    model = _decoder()
+    ids = t(np.array([[0, 17, 42, 9], [0, 5, 66, 71]]))
+    mask = torch.ones_like(ids)
+    monkeypatch.delitem(sys.modules, "peft.import_utils", raising=False)  # no peft: v4's name
+    assert "past_key_values" in model.prepare_inputs_for_generation(ids, attention_mask=mask)
+    want = model.generate(ids, attention_mask=mask, max_new_tokens=4, eos_token_id=[])
+    fake = types.ModuleType("peft.import_utils")
+    fake.get_transformers_cache_name = lambda: "cache"
+    monkeypatch.setitem(sys.modules, "peft.import_utils", fake)
+    step = model.prepare_inputs_for_generation(ids, attention_mask=mask)
+    assert "cache" in step and "past_key_values" not in step
+    assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=4, eos_token_id=[]), want)
+
+
 @pytest.mark.filterwarnings("ignore:sdpa attention")
 @pytest.mark.parametrize("side", ["left", "right"])
 @pytest.mark.parametrize("positions", ["absolute", "relative_key"])

@@ -374,6 +374,9 @@ def test_peft_lora_on_the_causal_lm_generates_with_its_deltas():
     # peft's CAUSAL_LM wrapper reads `prepare_inputs_for_generation` and `generation_config` and
     # calls our generate(); the LoRA deltas must be in every step: the merged model's ids agree.
     pytest.importorskip("peft")
+    # peft draws lora_A from the global generator; with some draws (2 seeds in 60) the deltas do
+    # not change the five greedy ids, which the last check asks.
+    torch.manual_seed(0)
     model, _ = build("causal_lm", tiny_config(is_decoder=True))
     prompt = torch.tensor([[0, 5, 9, 13]])
     with torch.no_grad():
