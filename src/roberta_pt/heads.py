@@ -580,7 +580,8 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
     ) -> SequenceClassifierOutput | tuple:
         """labels: (B,) class ids, (B,) or (B, L) regression targets, or (B, L) 0/1 multi-label
         targets. `unpad`: see RobertaModel (the `<s>` state is a real token's). `past_key_values`:
-        a prefix of P key/value positions per layer (peft's prefix tuning; the mask is then (B, P + T)). `cache`: its newer name (see RobertaModel)."""
+        a prefix of P key/value positions per layer (peft's prefix tuning; the mask is then (B, P + T));
+        `cache`: its newer name (see RobertaModel)."""
         past_key_values = one_cache(past_key_values, cache)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
