@@ -39,7 +39,9 @@ from roberta_core.validation import (
     new_token_count,
 )
 
-from ._framework import ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of
+from ._framework import (
+    ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of, v4_tuple,
+)
 from .modeling import ACT2FN, TFRobertaModel, TFRobertaPooler, TFRobertaPreTrainedModel
 from .unpad import Packing, _true_first, pack, packing_for, repad, run_packed, unpad_rows
 
@@ -334,7 +336,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         )
         if labels is not None:
             out.loss = self.hf_compute_loss(labels, out)
-        return out if return_dict else out.to_tuple()
+        return out if return_dict else v4_tuple(out)  # no cache in the tuple, as v4 TF
 
     def prepare_inputs_for_generation(
         self,
@@ -366,8 +368,10 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
     ) -> tf.Tensor | GenerateDecoderOnlyOutput:
         """Continue each prompt by up to `max_new_tokens` tokens (v4's `max_length`, which counts
         the prompt, is 20 unless either is given): greedy (argmax), or sampled with `temperature`,
-        `top_k`, `top_p`, seeded by `seed`: an int, or v4 TF's two ints `[a, b]` of TF's stateless
-        random ops (the first draw uses that seed, step s the seed [a, b + s]). input_ids (B, T),
+        `top_k`, `top_p`, seeded by `seed`: v4 TF's two ints `[a, b]` of TF's stateless random ops,
+        which seed every step's draw as in v4 (the same pair each step, so the steps' draws are
+        correlated, v4's sequences), or an int n: step s then draws with [n, s], independent steps
+        (v4 takes no int). input_ids (B, T),
         with padding on either side marked by attention_mask (B, T). A row that emits `eos_token_id`
         (default the config's; an empty list never stops) is finished and then filled with
         `pad_token_id`; generation ends when every row is finished. Returns (B, T + new) ids: the
@@ -420,14 +424,14 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         eos = tf.constant([eos] if isinstance(eos, int) else list(eos), dtype=tf.int32)
         pad = config.pad_token_id if pad_token_id is None else pad_token_id
         N = max_new_tokens
-        key = None
+        key, stride = None, 1  # step s draws with key + [0, stride * s]
         if do_sample:
             if seed is None:
                 key = tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64)
             elif isinstance(seed, int):
                 key = tf.constant([seed, 0], tf.int64)
-            else:  # v4 TF's seed: two integers
-                key = tf.cast(tf.reshape(tf.convert_to_tensor(seed), [-1]), tf.int64)
+            else:  # v4 TF's seed: two integers, the same for every step (its `_sample`)
+                key, stride = tf.cast(tf.reshape(tf.convert_to_tensor(seed), [-1]), tf.int64), 0
                 if key.shape[0] != 2:
                     raise ValueError(f"seed must be an int or two ints [a, b] (v4 TF), got {seed!r}")
 
@@ -436,7 +440,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
             if not do_sample:
                 return tf.argmax(logits, axis=-1, output_type=tf.int32), logits
             logits = _filter_logits(logits / temperature, top_k, top_p)
-            step_key = key + tf.stack([tf.constant(0, tf.int64), tf.cast(step, tf.int64)])
+            step_key = key + tf.stack([tf.constant(0, tf.int64), stride * tf.cast(step, tf.int64)])
             return tf.random.stateless_categorical(logits, 1, seed=step_key, dtype=tf.int32)[:, 0], logits
 
         ids = tf.cast(input_ids, tf.int32)

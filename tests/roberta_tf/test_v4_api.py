@@ -66,22 +66,48 @@ def test_scores_stop_with_the_rows_and_are_filtered_when_sampling(decoder):
         assert_close(scores.numpy()[finite], want[finite], atol=1e-4, what=f"sampled scores {step}")
 
 
-def test_seed_pair_draws_the_first_token_as_v4_tf(decoder):
+def test_seed_pair_draws_every_token_as_v4_tf(decoder):
     """v4's `_sample` draws `tf.random.stateless_categorical(scores, 1, seed=seed)` with the
-    given pair; our first step uses that pair as is (later steps [a, b + step])."""
+    given pair at every step: a loop over full forwards with v4's warpers and that pair draws
+    the same ids. An int seed gives each step its own pair."""
     model, _ = decoder
     ids = np.array([[0, 9, 17, 23], [0, 40, 41, 5]], np.int32)
-    kwargs = dict(max_new_tokens=3, eos_token_id=[], do_sample=True, temperature=1.5)
+    kwargs = dict(max_new_tokens=4, eos_token_id=[], do_sample=True, temperature=1.5)
     got = model.generate(ids, seed=[11, 4], **kwargs).numpy()
     np.testing.assert_array_equal(got, model.generate(ids, seed=(11, 4), **kwargs).numpy())
-    logits = tf.constant(full_forward_logits(model, ids)) / 1.5
-    # v4's warpers: temperature, then GenerationConfig's default top_k=50 (the rest at -inf)
-    kth = tf.math.top_k(logits, 50).values[:, -1:]
-    logits = tf.where(logits < kth, float("-inf"), logits)
-    first = tf.random.stateless_categorical(logits, 1, seed=[11, 4], dtype=tf.int32)[:, 0].numpy()
-    np.testing.assert_array_equal(got[:, 4], first)
+    seq = ids
+    for _ in range(4):
+        logits = tf.constant(full_forward_logits(model, seq)) / 1.5
+        # v4's warpers: temperature, then GenerationConfig's default top_k=50 (the rest at -inf)
+        kth = tf.math.top_k(logits, 50).values[:, -1:]
+        logits = tf.where(logits < kth, float("-inf"), logits)
+        token = tf.random.stateless_categorical(logits, 1, seed=[11, 4], dtype=tf.int32)[:, 0].numpy()
+        seq = np.concatenate([seq, token[:, None]], axis=1)
+    np.testing.assert_array_equal(got, seq)
+    assert not np.array_equal(model.generate(ids, seed=11, **kwargs).numpy(), got)  # [11, s] per step
     with pytest.raises(ValueError, match="two ints"):
         model.generate(ids, seed=[1, 2, 3], **kwargs)
+
+
+def test_tuples_leave_the_cache_out_as_v4_tf(decoder):
+    """v4 TF's encoder builds its `return_dict=False` tuple from the states, hidden states and
+    attentions only (`modeling_tf_roberta.TFRobertaEncoder.call`), and every head appends the
+    encoder's tuple after its own: a causal LM's tuple is (logits, [hidden_states], ...) whatever
+    `use_cache` says, and a bare decoder's (sequence, pooled, ...); the dict form keeps the cache."""
+    model, _ = decoder
+    ids = np.array([[0, 9, 17, 23]], np.int32)
+    full = model(ids, use_cache=True, output_hidden_states=True)
+    assert full.past_key_values is not None
+    plain = model(ids, use_cache=True, return_dict=False)
+    assert len(plain) == 1 and np.array_equal(plain[0].numpy(), full.logits.numpy())
+    states = model(ids, use_cache=True, output_hidden_states=True, return_dict=False)
+    assert len(states) == 2 and len(states[1]) == model.config.num_hidden_layers + 1
+    np.testing.assert_array_equal(states[1][-1].numpy(), full.hidden_states[-1].numpy())
+    with_loss = model(ids, labels=ids, return_dict=False)
+    assert len(with_loss) == 2 and with_loss[1].shape == full.logits.shape
+    bare, _ = build("model", tiny_config(is_decoder=True), seed=3)
+    out = bare(ids, use_cache=True, return_dict=False)
+    assert len(out) == 2 and out[1].shape == (1, bare.config.hidden_size)  # sequence, pooled
 
 
 def test_num_beams_above_one_is_not_implemented(decoder):
