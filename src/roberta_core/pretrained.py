@@ -107,7 +107,12 @@ def _weights_query(prefer: str, options: Mapping[str, Any] | None) -> dict[str, 
     if prefer == "msgpack":  # v4 Flax reads flax_model.msgpack, then safetensors, before from_pt's file
         first = [f for f in first if f != "bin"]
     formats = list(dict.fromkeys([*first, *_BACKEND_FORMATS.get(prefer, (prefer,))]))
-    return {"formats": formats, "variant": options.get("variant"), "use_safetensors": options.get("use_safetensors")}
+    query = {"formats": formats, "variant": options.get("variant"), "use_safetensors": options.get("use_safetensors")}
+    if prefer == "h5" and query["use_safetensors"]:
+        # v4 TF reads with use_safetensors=True what its own order gives — from_pt's
+        # pytorch_model.bin, safetensors, tf_model.h5 — and no other format (none: an OSError).
+        query.update(use_safetensors=None, only=True)
+    return query
 
 
 def pretrained_weights_file(directory: str | os.PathLike, options: Mapping[str, Any] | None = None, *,

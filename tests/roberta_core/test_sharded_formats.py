@@ -289,9 +289,17 @@ def test_use_safetensors_and_the_backends_order(tmp_path):
     assert pick("h5") == "model.safetensors" and pick("h5", from_pt=True) == "pytorch_model.bin"  # v4 TF
     assert pick("h5", use_safetensors=False) == "tf_model.h5"
     assert pick("msgpack") == "flax_model.msgpack"  # v4 Flax
+    # v4 TF (modeling_tf_utils, a local folder): from_pt's file, then safetensors, then the h5,
+    # whatever use_safetensors=True says, and nothing else with it
+    assert pick("h5", from_pt=True, use_safetensors=True) == "pytorch_model.bin"
+    assert pick("h5", use_safetensors=True) == "model.safetensors"
     os.remove(tmp_path / "model.safetensors")
     with pytest.raises(OSError, match=r"^Error no file named model\.safetensors found in directory "):  # v4's words
         pick("safetensors", use_safetensors=True)
+    assert pick("h5", use_safetensors=True) == "tf_model.h5"
+    os.remove(tmp_path / "tf_model.h5")
+    with pytest.raises(OSError, match="no file named model.safetensors"):  # the .bin and msgpack are not read
+        pick("h5", use_safetensors=True)
 
 
 # ---------------------------------------------------------------------------- the backends

@@ -178,15 +178,16 @@ _READERS: dict[str, Callable[[Path], Iterator[tuple[str, np.ndarray]]]] = {
 
 # ---------------------------------------------------------------------------- entry points
 def weights_files(
-    formats: Iterable[str] = (), *, variant: str | None = None, use_safetensors: bool | None = None
+    formats: Iterable[str] = (), *, variant: str | None = None, use_safetensors: bool | None = None,
+    only: bool = False,
 ) -> tuple[str, ...]:
     """The weights file names a checkpoint directory is searched for, in order: the formats in
-    `formats` first (names of `REGISTRY`), then the others in `REGISTRY`'s order; each format's
-    file, then v4's index of its shards. `variant` (v4's, e.g. 'fp16') gives v4's variant names
+    `formats` first (names of `REGISTRY`), then the others in `REGISTRY`'s order (none with
+    `only`); each format's file, then v4's index of its shards. `variant` (v4's, e.g. 'fp16') gives v4's variant names
     (`model.fp16.safetensors`, `model.safetensors.index.fp16.json`, `pytorch_model.fp16.bin`,
     `pytorch_model.bin.index.fp16.json`) and only those: v4 names no variant of the TF and Flax
     files. `use_safetensors` is v4's: False leaves safetensors out, True keeps only safetensors."""
-    formats = list(dict.fromkeys([*formats, *REGISTRY]))
+    formats = list(dict.fromkeys([*formats, *(() if only else REGISTRY)]))
     unknown = [f for f in formats if f not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown checkpoint format {unknown[0]!r}; choose among {', '.join(REGISTRY)}")
@@ -209,16 +210,17 @@ def check_variant(variant: str | None) -> None:
 
 def find_weights_file(
     directory: str | os.PathLike, formats: Iterable[str] = (), *, variant: str | None = None,
-    use_safetensors: bool | None = None,
+    use_safetensors: bool | None = None, only: bool = False,
 ) -> Path:
     """The weights file of a checkpoint directory: the first of `weights_files(formats, variant=,
-    use_safetensors=)` there (by default: safetensors, its sharded index, pytorch_model.bin, its
+    use_safetensors=, only=)` there (by default: safetensors, its sharded index, pytorch_model.bin, its
     index, tf_model.h5, its index, flax_model.msgpack, its index). None there: FileNotFoundError
     (an OSError, as v4's) in v4's words, naming the files looked for."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such checkpoint directory")
-    names = weights_files(formats, variant=variant, use_safetensors=use_safetensors)
+    formats = list(formats)
+    names = weights_files(formats, variant=variant, use_safetensors=use_safetensors, only=only)
     for name in names:
         if (directory / name).is_file():
             return directory / name
@@ -227,7 +229,7 @@ def find_weights_file(
     else:
         message = f"Error no file named {', '.join(names[:-1])} or {names[-1]} found in directory {directory}."
     if variant is not None:
-        plain = [n for n in weights_files(formats, use_safetensors=use_safetensors) if (directory / n).is_file()]
+        plain = [n for n in weights_files(formats, use_safetensors=use_safetensors, only=only) if (directory / n).is_file()]
         if plain:
             message += (f" It holds {', '.join(plain)}, without the variant {variant!r}: use `variant=None` "
                         "to load those weights.")
