@@ -1212,6 +1212,19 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
 
         return tf.function(serve, input_signature=list(self.serving_signature().values()))
 
+    def _trackable_children(self, save_type: str = "checkpoint", **kwargs: Any) -> dict:
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "savedmodel":
+            # TFLite's converter freezes the variables a SavedModel's functions read where the object
+            # graph reaches them as tf.Variables; Keras 3 holds them inside its own variables, which
+            # it misses, keeping resource variables it never initialises (`tf.saved_model.save` of
+            # any Keras 3 model converts to NaN logits). Keras' ExportArchive tracks the tf.Variables
+            # themselves; so does this child.
+            holder = tf.Module()
+            holder.tf_variables = [variable.value for variable in self.variables]
+            children["_tf_variables"] = holder
+        return children
+
     @property
     def _default_save_signature(self) -> tf.types.experimental.GenericFunction:
         # What `tf.saved_model.save(model, path)` exports as `serving_default` when given no

@@ -312,16 +312,25 @@ def test_every_saved_model_route_has_a_serving_default(tmp_path):
         assert_close(served["logits"], ref["logits"], what=f"served by {folder.name}")
 
 
-def test_tflite_converts_with_builtin_ops_and_runs(tmp_path):
+@pytest.mark.parametrize("route", ["export_saved_model", "tf.saved_model.save"])
+def test_tflite_converts_with_builtin_ops_and_runs(tmp_path, route):
+    # tf.saved_model.save of a Keras 3 model: TFLite kept its weights as resource variables it
+    # never initialised (VAR_HANDLE / READ_VARIABLE ops, NaN logits) until the model tracked its
+    # tf.Variables for SavedModels as Keras' ExportArchive does.
     config = tiny_config(num_labels=3)
     model, state = build("sequence_classification", config, seed=8)
-    target = model.export_saved_model(tmp_path / "served")
+    target = tmp_path / "served"
+    if route == "export_saved_model":
+        model.export_saved_model(target)
+    else:
+        tf.saved_model.save(model, str(target))
     converter = tf.lite.TFLiteConverter.from_saved_model(str(target), signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (select TF) ops
     flatbuffer = converter.convert()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    assert not {op["op_name"] for op in interpreter._get_ops_details()} & {"VAR_HANDLE", "READ_VARIABLE"}
     run = interpreter.get_signature_runner("serving_default")
     for lengths in ((7, 5, 2), (4, 9)):
         inputs = _served_inputs(config, "sequence_classification", lengths)
