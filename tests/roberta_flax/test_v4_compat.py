@@ -490,3 +490,23 @@ def test_to_bf16_fp16_fp32_cast_a_params_tree_as_v4():
     model.params = half  # as v4: the model then holds bfloat16 weights
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(model.params)} == {jnp.dtype(jnp.bfloat16)}
 
+
+
+def test_tuples_hold_the_cache_only_when_given_one_as_v4_flax():
+    """v4 Flax's encoder builds its `return_dict=False` tuple from the states, hidden states and
+    attentions (`FlaxRobertaEncoder`), and its model puts a cache in element 1 only when the call
+    was given one (`init_cache`'s): a causal LM's tuple is (logits, [hidden_states], ...) by
+    default; with a cache given, (logits, cache, ...). The output object keeps the cache."""
+    model, _ = build("causal_lm", tiny_config(is_decoder=True))
+    ids = np.array([[0, 9, 17, 23]], np.int32)
+    full = model(ids, use_cache=True, output_hidden_states=True)
+    assert full.past_key_values is not None
+    plain = model(ids, use_cache=True, return_dict=False)
+    assert len(plain) == 1 and np.array_equal(plain[0], full.logits)
+    states = model(ids, use_cache=True, output_hidden_states=True, return_dict=False)
+    assert len(states) == 2 and len(states[1]) == model.config.num_hidden_layers + 1
+    np.testing.assert_array_equal(states[1][-1], full.hidden_states[-1])
+    step = model(ids[:, -1:], past_key_values=model(ids[:, :-1], use_cache=True).past_key_values, return_dict=False)
+    assert len(step) == 2 and len(step[1]) == model.config.num_hidden_layers  # (logits, cache)
+    bare, _ = build("model", tiny_config(is_decoder=True))
+    assert len(bare(ids, use_cache=True, return_dict=False)) == 2  # sequence, pooled
