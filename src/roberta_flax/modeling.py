@@ -71,8 +71,8 @@ from ._framework import (
     resolve_device,
     resolve_dtype,
     shape_of,
-    v4_tuple,
     v4_model,
+    v4_tuple,
 )
 from .convert import from_canonical, to_canonical
 from .unpad import (

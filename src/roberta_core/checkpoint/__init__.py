@@ -183,10 +183,11 @@ def weights_files(
 ) -> tuple[str, ...]:
     """The weights file names a checkpoint directory is searched for, in order: the formats in
     `formats` first (names of `REGISTRY`), then the others in `REGISTRY`'s order (none with
-    `only`); each format's file, then v4's index of its shards. `variant` (v4's, e.g. 'fp16') gives v4's variant names
-    (`model.fp16.safetensors`, `model.safetensors.index.fp16.json`, `pytorch_model.fp16.bin`,
-    `pytorch_model.bin.index.fp16.json`) and only those: v4 names no variant of the TF and Flax
-    files. `use_safetensors` is v4's: False leaves safetensors out, True keeps only safetensors."""
+    `only`); each format's file, then v4's index of its shards. `variant` (v4's, e.g. 'fp16')
+    gives v4's variant names (`model.fp16.safetensors`, `model.safetensors.index.fp16.json`,
+    `pytorch_model.fp16.bin`, `pytorch_model.bin.index.fp16.json`) and only those: v4 names no
+    variant of the TF and Flax files. `use_safetensors` is v4's: False leaves safetensors out,
+    True keeps only safetensors."""
     formats = list(dict.fromkeys([*formats, *(() if only else REGISTRY)]))
     unknown = [f for f in formats if f not in REGISTRY]
     if unknown:
@@ -229,7 +230,8 @@ def find_weights_file(
     else:
         message = f"Error no file named {', '.join(names[:-1])} or {names[-1]} found in directory {directory}."
     if variant is not None:
-        plain = [n for n in weights_files(formats, use_safetensors=use_safetensors, only=only) if (directory / n).is_file()]
+        plain = [n for n in weights_files(formats, use_safetensors=use_safetensors, only=only)
+                 if (directory / n).is_file()]
         if plain:
             message += (f" It holds {', '.join(plain)}, without the variant {variant!r}: use `variant=None` "
                         "to load those weights.")
