@@ -36,6 +36,17 @@ _DEFAULTS: dict[str, Any] = {
     "output_logits": False,
     "return_dict_in_generate": False,
 }
+# v4 GenerationConfig fields that change the tokens and that no backend implements, with v4's
+# defaults: set to anything else (in a generation config given or the model's), generate() raises.
+_UNIMPLEMENTED: dict[str, Any] = {
+    "min_length": 0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0, "num_return_sequences": 1,
+    "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "min_p": None, "top_h": None,
+    "forced_bos_token_id": None, "forced_eos_token_id": None, "bad_words_ids": None, "force_words_ids": None,
+    "suppress_tokens": None, "begin_suppress_tokens": None, "sequence_bias": None, "constraints": None,
+    "exponential_decay_length_penalty": None, "renormalize_logits": False, "remove_invalid_values": False,
+    "num_beam_groups": 1, "diversity_penalty": 0.0, "penalty_alpha": None, "guidance_scale": None,
+    "dola_layers": None, "watermarking_config": None, "stop_strings": None, "prompt_lookup_num_tokens": None,
+}
 # the model config's fields a generation config starts from (v4's `from_model_config`)
 _FROM_MODEL = ("bos_token_id", "eos_token_id", "pad_token_id")
 
@@ -114,10 +125,22 @@ class GenerationConfig:
 def generation_settings(model_generation_config: GenerationConfig | None, config: RobertaConfig, *,
                         unsupported: tuple[str, ...] = (), **call: Any) -> dict[str, Any]:
     """Every backend's `generate(**call)` settings: `GenerationConfig.resolve` over the model's
-    generation config (v4's from its config when it has none). Beam search, and each setting in
-    `unsupported` that a backend does not implement, set to other than v4's default, is a
-    NotImplementedError naming it rather than a setting silently ignored."""
-    settings = (model_generation_config or GenerationConfig.from_model_config(config)).resolve(**call)
+    generation config (v4's from its config when it has none). Beam search, each setting in
+    `unsupported` that a backend does not implement, and v4's other token-changing settings
+    (`_UNIMPLEMENTED`: no_repeat_ngram_size, num_return_sequences, min_length, ...) in the model's
+    or the given generation config, set to other than v4's default, are a NotImplementedError
+    naming it rather than a setting silently ignored."""
+    model_generation_config = model_generation_config or GenerationConfig.from_model_config(config)
+    for source in (call.get("generation_config"), model_generation_config):
+        read = source.get if isinstance(source, Mapping) else lambda key, default=None: getattr(source, key, default)
+        for key, default in _UNIMPLEMENTED.items():
+            value = read(key, default) if source is not None else default
+            if value not in (default, None) and value != [] and value != {}:
+                raise NotImplementedError(
+                    f"generation setting {key}={value!r} is not implemented in generate() "
+                    f"(v4's default {default!r} is); it would change the tokens, so it is not ignored"
+                )
+    settings = model_generation_config.resolve(**call)
     if settings["num_beams"] != 1:
         raise NotImplementedError(f"beam search is not implemented: num_beams must be 1, got {settings['num_beams']!r}")
     for key in unsupported:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from roberta_core.generation import GenerationConfig
 from roberta_core.weights import parameter_shapes
 from roberta_pt import RobertaForCausalLM, RobertaForMaskedLM
 from roberta_pt.heads import (
@@ -201,6 +202,20 @@ def test_greedy_generate_equals_a_manual_argmax_loop():
     assert torch.equal(model.generate(ids, generation_config={"max_new_tokens": 6, "eos_token_id": []}), manual)
     with pytest.raises(NotImplementedError, match="num_beams must be 1, got 2"):
         model.generate(ids, num_beams=2)
+    # v4's other token-changing settings are refused, not ignored (v4 4.57 applies them: with
+    # no_repeat_ngram_size=1 its greedy ids differ from these), from a given config or the model's
+    for setting in ({"no_repeat_ngram_size": 1}, {"num_return_sequences": 2}, {"min_length": 12},
+                    {"typical_p": 0.5}, {"forced_eos_token_id": 2}):
+        with pytest.raises(NotImplementedError, match=f"{next(iter(setting))}=.* is not implemented"):
+            model.generate(ids, max_new_tokens=3, generation_config=setting)
+    assert torch.equal(model.generate(ids, generation_config={"max_new_tokens": 6, "eos_token_id": [],
+                                                              "suppress_tokens": [], "min_length": 0}), manual)
+    saved, model.generation_config = model.generation_config, GenerationConfig(no_repeat_ngram_size=2)
+    try:
+        with pytest.raises(NotImplementedError, match="no_repeat_ngram_size=2"):
+            model.generate(ids, max_new_tokens=3)
+    finally:
+        model.generation_config = saved
 
 
 def test_a_generation_config_given_leaves_the_models_settings_it_does_not_change():
