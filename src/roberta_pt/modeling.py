@@ -1206,7 +1206,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file,
             v4_mismatch_owner=cls.__name__, **overrides,
         )
-        dtype = resolve_dtype(dtype, state)
+        dtype = resolve_dtype(dtype, state, config.dtype)
         with torch.device("meta"):
             model = cls(config, attn_implementation=attn_implementation, **model_kwargs)
         from_canonical(model, state, allow_missing=True, dtype=dtype, device=device, consume=True)

@@ -106,6 +106,15 @@ def test_dtype_and_loaded_parameters_are_trainable(tmp_path):
     assert RobertaForMaskedLM.from_pretrained(tmp_path).dtype == torch.float32  # v4: float32 unless asked
     auto = RobertaForMaskedLM.from_pretrained(tmp_path, dtype="auto", device="cpu")
     assert auto.dtype == torch.bfloat16 and auto.device.type == "cpu"
+    # v4 4.57's "auto": the config's dtype where it names one (here float32 over bfloat16 weights,
+    # as save_pretrained(state_dict=...) of other-dtype tensors writes), else the weights'
+    model.float().save_pretrained(tmp_path / "sd", state_dict={k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
+    assert json.loads((tmp_path / "sd" / "config.json").read_text())["dtype"] == "float32"
+    assert RobertaForMaskedLM.from_pretrained(tmp_path / "sd", torch_dtype="auto").dtype == torch.float32
+    written = json.loads((tmp_path / "sd" / "config.json").read_text())
+    del written["dtype"]
+    (tmp_path / "sd" / "config.json").write_text(json.dumps(written))
+    assert RobertaForMaskedLM.from_pretrained(tmp_path / "sd", dtype="auto").dtype == torch.bfloat16
     half = RobertaForMaskedLM.from_pretrained(tmp_path, dtype=torch.float16)
     assert {p.dtype for p in half.parameters()} == {torch.float16}
     assert half.lm_head.decoder.weight is half.roberta.embeddings.word_embeddings.weight
