@@ -286,9 +286,11 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
         outputs = self.roberta(
-            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
-            output_attentions, output_hidden_states, return_dict=True, cache_position=cache_position, unpad=unpad,
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, use_cache=use_cache,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            cache_position=cache_position, unpad=unpad,
         )
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
@@ -504,10 +506,10 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         rows = masked_rows(labels is not None, masked_positions_only)
         outputs = self.roberta(
-            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            encoder_hidden_states, encoder_attention_mask,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            unpad=unpad,
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
         )
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
@@ -585,9 +587,10 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         past_key_values = one_cache(past_key_values, cache)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
-            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            past_key_values=past_key_values, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, past_key_values=past_key_values,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
             first_token_only=_reads_first_token(self.classifier, RobertaClassificationHead),
         )
         problem = None
@@ -660,9 +663,9 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, B, T, num_choices=C)
         outputs = self.roberta(
-            flat(input_ids, "input_ids"), flat(attention_mask, "attention_mask"),
-            flat(token_type_ids, "token_type_ids"), flat(position_ids, "position_ids"), head_mask,
-            flat(inputs_embeds, "inputs_embeds"),
+            flat(input_ids, "input_ids"), attention_mask=flat(attention_mask, "attention_mask"),
+            token_type_ids=flat(token_type_ids, "token_type_ids"), position_ids=flat(position_ids, "position_ids"),
+            head_mask=head_mask, inputs_embeds=flat(inputs_embeds, "inputs_embeds"),
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
             unpad=unpad, first_token_only=_reads_first_token(self.roberta.pooler, RobertaPooler),
         )
@@ -712,9 +715,10 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
         past_key_values = one_cache(past_key_values, cache)
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         outputs = self.roberta(
-            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            past_key_values=past_key_values, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, past_key_values=past_key_values,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         if labels is not None:
             _, labels = _check_labels(self.head, self.config, labels, *outputs.last_hidden_state.shape[:2])
@@ -774,9 +778,10 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         if (start_positions is None) != (end_positions is None):
             raise ValueError("give start_positions and end_positions together, or neither")
         outputs = self.roberta(
-            input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-            past_key_values=past_key_values, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states, return_dict=True, unpad=unpad,
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            head_mask=head_mask, inputs_embeds=inputs_embeds, past_key_values=past_key_values,
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            unpad=unpad,
         )
         if start_positions is not None:
             for positions in (start_positions, end_positions):

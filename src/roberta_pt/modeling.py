@@ -190,10 +190,10 @@ class RobertaEmbeddings(nn.Module):
         token_type_ids: Optional[torch.Tensor] = None,
         position_ids: Optional[torch.Tensor] = None,
         inputs_embeds: Optional[torch.Tensor] = None,
-        past_length: int = 0,
+        past_key_values_length: int = 0,
     ) -> torch.Tensor:
         if position_ids is None:
-            position_ids = self._position_ids(input_ids, inputs_embeds, past_length)
+            position_ids = self._position_ids(input_ids, inputs_embeds, past_key_values_length)
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (B, T, H)
         if token_type_ids is None:
@@ -1574,7 +1574,11 @@ class RobertaModel(RobertaPreTrainedModel):
                 attention_mask, unpad, use_fused, past_key_values, use_cache, encoder_hidden_states
             )
         if packing is None:
-            embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+            # by keyword, as v4 calls its embeddings (a forward hook reads them from kwargs)
+            embedding_output = self.embeddings(
+                input_ids=input_ids, position_ids=position_ids, token_type_ids=token_type_ids,
+                inputs_embeds=inputs_embeds, past_key_values_length=past_length,
+            )
         else:
             # Positions come from the padded batch; then each input keeps its real tokens: (1, N, ...).
             if position_ids is None:
@@ -1583,8 +1587,10 @@ class RobertaModel(RobertaPreTrainedModel):
             def real(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
                 return None if x is None else unpad_rows(x.expand(B, T, *x.shape[2:]), packing)[None]
 
-            embedding_output = self.embeddings(real(input_ids), real(token_type_ids), real(position_ids),
-                                               real(inputs_embeds))
+            embedding_output = self.embeddings(
+                input_ids=real(input_ids), position_ids=real(position_ids), token_type_ids=real(token_type_ids),
+                inputs_embeds=real(inputs_embeds),
+            )
         dtype, device = embedding_output.dtype, embedding_output.device
 
         first_only = bool(first_token_only) and self._first_token_only(

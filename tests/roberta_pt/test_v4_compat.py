@@ -431,6 +431,32 @@ def test_pre_hooks_see_v4s_positional_and_keyword_arguments():
         assert keywords <= seen[name][1], (name, keywords - seen[name][1])
 
 
+@pytest.mark.parametrize("head", ["sequence_classification", "causal_lm", "masked_lm", "question_answering"])
+def test_the_encoder_and_embeddings_are_called_by_keyword_as_v4(head):
+    # v4 4.57: a head calls `self.roberta(input_ids, attention_mask=..., ...)` and the model
+    # `self.embeddings(input_ids=..., position_ids=..., token_type_ids=..., inputs_embeds=...,
+    # past_key_values_length=...)`: a pre-hook on the encoder returning `(args[0],)` keeps the
+    # mask, and one on the embeddings reads the ids from kwargs.
+    config = tiny_config(num_labels=2, is_decoder=head == "causal_lm")
+    model, _ = build(head, config)
+    seen = {}
+    with torch.no_grad():
+        plain = model(IDS, MASK)[0]
+        handles = [
+            model.roberta.register_forward_pre_hook(lambda m, args, kwargs: ((args[0],), kwargs), with_kwargs=True),
+            model.roberta.embeddings.register_forward_pre_hook(
+                lambda m, args, kwargs: seen.update(args=len(args), kwargs=set(kwargs)), with_kwargs=True),
+        ]
+        hooked = model(IDS, MASK)[0]
+    for handle in handles:
+        handle.remove()
+    # (with a hook the classifier's `<s>`-only shortcut is off: equal up to rounding; a lost mask
+    # moves the logits by ~1e-3 on this padded batch)
+    torch.testing.assert_close(hooked, plain, rtol=0, atol=1e-5)
+    assert seen["args"] == 0
+    assert seen["kwargs"] >= {"input_ids", "position_ids", "token_type_ids", "inputs_embeds", "past_key_values_length"}
+
+
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_a_pre_hook_returning_the_states_alone_keeps_the_mask(attn):
     # The steering pattern `lambda m, args: (args[0] * k,)` replaces the positional arguments: the
