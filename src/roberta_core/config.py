@@ -127,7 +127,7 @@ _V4_BASE: dict[str, Any] = {
     "add_cross_attention": False, "architectures": None, "bad_words_ids": None, "begin_suppress_tokens": None,
     "bos_token_id": None, "diversity_penalty": 0.0, "do_sample": False, "dtype": None, "early_stopping": False,
     "encoder_no_repeat_ngram_size": 0, "eos_token_id": None, "exponential_decay_length_penalty": None,
-    "forced_bos_token_id": None, "forced_eos_token_id": None, "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+    "forced_bos_token_id": None, "forced_eos_token_id": None, "id2label": {0: "LABEL_0", 1: "LABEL_1"},
     "is_decoder": False, "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "length_penalty": 1.0, "max_length": 20,
     "min_length": 0, "model_type": "", "no_repeat_ngram_size": 0, "num_beam_groups": 1, "num_beams": 1,
     "num_return_sequences": 1, "output_attentions": False, "output_hidden_states": False, "output_scores": False,
@@ -374,12 +374,12 @@ class RobertaConfig:
         return (config, unused) if return_unused_kwargs else config
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a JSON-ready dict, unknown keys from the source included, and where the
-        config was read from (`_name_or_path`, as v4's `to_dict`)."""
+        """All fields as a dict for JSON (`id2label` keyed by ints, as v4's), unknown keys from the
+        source included, and where the config was read from (`_name_or_path`, as v4's `to_dict`)."""
         out: dict[str, Any] = {}
         for key in _DEFAULTS:
             out[key] = copy.deepcopy(getattr(self, key))
-        out["id2label"] = {str(k): v for k, v in self.id2label.items()}
+        out["id2label"] = dict(self.id2label)  # int keys, as v4's (JSON writes them as strings)
         out["label2id"] = dict(self.label2id)
         for key in self._extra_keys:
             out[key] = copy.deepcopy(getattr(self, key))
