@@ -51,6 +51,12 @@ _UNIMPLEMENTED: dict[str, Any] = {
 _FROM_MODEL = ("bos_token_id", "eos_token_id", "pad_token_id")
 
 
+def _reader(source: Any) -> Any:
+    """`read(key, default)` over a generation config given as v4's GenerationConfig, any object
+    with its attribute names, or a mapping."""
+    return source.get if isinstance(source, Mapping) else lambda key, default=None: getattr(source, key, default)
+
+
 class GenerationConfig:
     """Settings of `generate()`: v4's names and defaults (`max_length=20` counting the prompt,
     `max_new_tokens`, `min_new_tokens`, `do_sample`, `temperature`, `top_k=50`, `top_p`,
@@ -104,7 +110,7 @@ class GenerationConfig:
         given = call.pop("generation_config", None)
         values = {key: getattr(self, key, default) for key, default in _DEFAULTS.items()}
         if given is not None:  # as v4: a field it leaves at v4's global default keeps the model's value
-            read = given.get if isinstance(given, Mapping) else lambda key, default=None: getattr(given, key, default)
+            read = _reader(given)
             values.update({key: read(key) for key in _DEFAULTS if read(key, None) not in (None, _DEFAULTS[key])})
         if values["max_length"] == _DEFAULTS["max_length"]:
             values["max_length"] = None
@@ -132,9 +138,11 @@ def generation_settings(model_generation_config: GenerationConfig | None, config
     naming it rather than a setting silently ignored."""
     model_generation_config = model_generation_config or GenerationConfig.from_model_config(config)
     for source in (call.get("generation_config"), model_generation_config):
-        read = source.get if isinstance(source, Mapping) else lambda key, default=None: getattr(source, key, default)
+        if source is None:
+            continue
+        read = _reader(source)
         for key, default in _UNIMPLEMENTED.items():
-            value = read(key, default) if source is not None else default
+            value = read(key, default)
             if value not in (default, None) and value != [] and value != {}:
                 raise NotImplementedError(
                     f"generation setting {key}={value!r} is not implemented in generate() "

@@ -93,9 +93,11 @@ class ModelOutput(OrderedDict):
             return self.to_tuple()[key]
         return super().__getitem__(key)
 
-    def to_tuple(self) -> tuple[Any, ...]:
-        """The present fields, in declaration order (v4's `return_dict=False` form)."""
-        return tuple(self.values())
+    def to_tuple(self, cache: bool = True) -> tuple[Any, ...]:
+        """The present fields, in declaration order (v4's `return_dict=False` form); `cache=False`
+        leaves `past_key_values` out, as v4's TF tuples always do and its Flax ones unless the call
+        was given a cache (v4 PyTorch keeps it)."""
+        return tuple(value for name, value in self.items() if cache or name != "past_key_values")
 
     def __reduce__(self):
         return (type(self), (dict(self),))

@@ -53,13 +53,6 @@ def _register_outputs() -> None:
 _register_outputs()
 
 
-def v4_tuple(outputs: Mapping[str, Any], cache_given: bool) -> tuple:
-    """The `return_dict=False` form of a Flax model's outputs as v4 Flax gives it: the present
-    fields in order, the cache only when the call was given one (v4 Flax returns a cache only
-    for the one `init_cache` made; its encoder's tuple never holds it)."""
-    return tuple(value for name, value in outputs.items() if cache_given or name != "past_key_values")
-
-
 # ---------------------------------------------------------------------------- input checks
 
 def _is_traced(x: Any) -> bool:

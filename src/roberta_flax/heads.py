@@ -45,7 +45,6 @@ from roberta_core.validation import (
 
 from ._framework import (
     _axes, _compiled, _dense, _dropout, _is_traced, _layer_norm, _rngs, _zeros, check_values, shape_of, v4_model,
-    v4_tuple,
 )
 from .modeling import FlaxRobertaModel, FlaxRobertaPooler, FlaxRobertaPreTrainedModel, _gelu
 from .unpad import Packing, packing_for, repad, unpad_rows
@@ -315,7 +314,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
         )
-        return out if return_dict else v4_tuple(out, past_key_values is not None)
+        return out if return_dict else out.to_tuple(cache=past_key_values is not None)  # as v4 Flax
 
     def prepare_inputs_for_generation(
         self,

@@ -72,7 +72,6 @@ from ._framework import (
     resolve_dtype,
     shape_of,
     v4_model,
-    v4_tuple,
 )
 from .convert import from_canonical, to_canonical
 from .unpad import (
@@ -1183,7 +1182,7 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
         (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values; with
-        `return_dict=False` v4 Flax's tuple, which holds the cache only when given one (`v4_tuple`).
+        `return_dict=False` v4 Flax's tuple, which holds the cache only when given one (`init_cache`'s).
 
         `cache_index` (generate's fixed-size cache, traceable): `past_key_values` are then
         preallocated buffers of S slots, `attention_mask` is (B, S), this call's tokens occupy
@@ -1332,4 +1331,4 @@ class FlaxRobertaModel(FlaxRobertaPreTrainedModel):
         outputs = BaseModelOutputWithPoolingAndCrossAttentions(outputs)  # the encoder's fields, and the pooled one
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return outputs if return_dict else v4_tuple(outputs, past_key_values is not None)
+        return outputs if return_dict else outputs.to_tuple(cache=past_key_values is not None)

@@ -172,11 +172,11 @@ _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch
 def resolve_dtype(dtype: Any, state: Mapping[str, Any], config_dtype: Any = None) -> torch.dtype:
     """`from_pretrained`'s dtype: None is float32 (as v4), 'auto' the checkpoint's own — its
     config's `dtype` (`torch_dtype`) where it names one, else the weights' (v4 4.57's order)."""
-    if dtype == "auto" and config_dtype is not None:
-        dtype = config_dtype if isinstance(config_dtype, torch.dtype) else _DTYPES.get(str(config_dtype), "auto")
-        if dtype == "auto" and str(config_dtype) != "auto":
+    if dtype == "auto" and config_dtype not in (None, "auto"):
+        if not isinstance(config_dtype, torch.dtype) and str(config_dtype) not in _DTYPES:
             raise ValueError(f"the checkpoint's config names dtype {config_dtype!r}; dtype='auto' needs one of "
                              f"{', '.join(_DTYPES)}")
+        dtype = config_dtype if isinstance(config_dtype, torch.dtype) else _DTYPES[str(config_dtype)]
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):

@@ -194,13 +194,6 @@ def as_tensor(value: Any) -> Any:
     return tf.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, list)) else value
 
 
-def v4_tuple(outputs: Mapping[str, Any]) -> tuple:
-    """The `return_dict=False` form of a TF model's outputs as v4 TF gives it: the present fields
-    in order, without `past_key_values` (v4 TF's encoder leaves the cache out of its tuples, so
-    element 1 of a causal LM's tuple is the hidden states, never the cache; v4 PyTorch keeps it)."""
-    return tuple(value for name, value in outputs.items() if name != "past_key_values")
-
-
 # ---------------------------------------------------------------------------- graphs and XLA
 
 def in_xla() -> bool:

@@ -39,9 +39,7 @@ from roberta_core.validation import (
     new_token_count,
 )
 
-from ._framework import (
-    ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of, v4_tuple,
-)
+from ._framework import ReplaceableSublayers, _dense, _dropout, _layer_norm, check_values, dims, in_xla, shape_of
 from .modeling import ACT2FN, TFRobertaModel, TFRobertaPooler, TFRobertaPreTrainedModel
 from .unpad import Packing, _true_first, pack, packing_for, repad, run_packed, unpad_rows
 
@@ -336,7 +334,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         )
         if labels is not None:
             out.loss = self.hf_compute_loss(labels, out)
-        return out if return_dict else v4_tuple(out)  # no cache in the tuple, as v4 TF
+        return out if return_dict else out.to_tuple(cache=False)  # no cache in the tuple, as v4 TF
 
     def prepare_inputs_for_generation(
         self,

@@ -66,7 +66,6 @@ from ._framework import (
     resolve_device,
     resolve_dtype,
     shape_of,
-    v4_tuple,
 )
 from .convert import from_canonical, to_canonical
 from .unpad import Packing, first_positions, first_rows, pack, packed_attention, packing_for, repad, run_packed, unpad_rows
@@ -1420,7 +1419,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         """input_ids (B, T) or inputs_embeds (B, T, H); attention_mask (B, P + T) with P cached
         positions (1 = attend, 0 = padding). Returns last_hidden_state (B, T, H), pooler_output
         (B, H), and on request hidden_states, attentions, cross_attentions, past_key_values; with
-        `return_dict=False` v4 TF's tuple, which never holds the cache (`v4_tuple`).
+        `return_dict=False` v4 TF's tuple, which never holds the cache (its encoder leaves it out).
 
         `unpad=True` computes on the real tokens only: they are packed into one stream (1, N, H)
         with their padded-batch positions, each sequence attends over itself, and the states are
@@ -1562,7 +1561,7 @@ class TFRobertaModel(TFRobertaPreTrainedModel):
         outputs = BaseModelOutputWithPoolingAndCrossAttentions(outputs)  # the encoder's fields, and the pooled one
         if self.pooler is not None:
             outputs.pooler_output = self.pooler(outputs.last_hidden_state)
-        return outputs if return_dict else v4_tuple(outputs)
+        return outputs if return_dict else outputs.to_tuple(cache=False)
 
 
 def _collate_like_v4(tokenizer: Any, rows: list[dict], **options: Any) -> dict[str, np.ndarray]:
