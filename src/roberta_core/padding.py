@@ -52,8 +52,8 @@ class PaddingMixin:
             padding = "do_not_pad"
         if padding not in PADDING_STRATEGIES:
             raise ValueError(f"padding must be True, False or one of {PADDING_STRATEGIES}, got {padding!r}")
-        if truncation is None and max_length is not None and padding == "do_not_pad":
-            truncation = True  # v4 truncates when only max_length is given
+        if truncation is None and max_length is not None and options["padding"] is False:
+            truncation = True  # v4 truncates when max_length comes without truncation and padding (not 'do_not_pad')
         if truncation is True:
             truncation = "longest_first"
         elif truncation is False or truncation is None:
@@ -88,9 +88,6 @@ class PaddingMixin:
             if max_length < max(n_special, default=0):
                 raise ValueError(f"max_length={max_length} is smaller than the {max(n_special)} special tokens "
                                  "each sequence needs; use max_length >= that or add_special_tokens=False")
-            if truncation == "only_second" and not all(has_pair):
-                raise ValueError("truncation='only_second' needs a text_pair for every input; "
-                                 "use 'only_first' or 'longest_first' for single texts")
             if slow_layout and options["return_overflowing_tokens"] and truncation == "longest_first" and any(has_pair):
                 # v4's slow tokenizer refuses it (its fast one pairs the windows of both texts).
                 raise ValueError("Not possible to return overflowing tokens for pair of sequences with the "
@@ -260,6 +257,11 @@ class PaddingMixin:
         n1, n2 = len(first[0]), (len(second[0]) if second is not None else 0)
         if n1 + n2 <= budget:
             return [(first, second)]
+        if strategy == "only_second" and second is None:
+            # v4 lets a single text through when it fits, and fails (fast) where it would need cutting
+            raise ValueError(f"truncation='only_second' cannot shorten batch item {index}, a single text of {n1} "
+                             f"tokens over max_length={plan['max_length']}: it needs a text_pair; use "
+                             "'only_first' or 'longest_first' for single texts")
         side, stride = self.truncation_side, plan["stride"]
         overflow = plan["windows"]
         if second is None or strategy == "longest_first":

@@ -99,7 +99,7 @@ class RobertaTokenizer(RobertaTokenizerBase):
 
     # ------------------------------------------------------------------ text -> ids
 
-    def _encode_texts(self, texts, with_offsets, split_special):
+    def _encode_texts(self, texts, with_offsets, split_special, prefix_space=False):
         return [self._encode_text(text, with_offsets, split_special) for text in texts]
 
     def _encode_text(self, text: str, with_offsets: bool, split_special: bool):

@@ -227,9 +227,11 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
     def _added_tokens_changed(self) -> None:
         """Hook: the set of added tokens or their flags changed."""
 
-    def _encode_texts(self, texts: list[str], with_offsets: bool, split_special: bool) -> list[tuple]:
+    def _encode_texts(self, texts: list[str], with_offsets: bool, split_special: bool,
+                      prefix_space: bool = False) -> list[tuple]:
         """(ids, offsets, words) of each text without special tokens: BPE ids, and when `with_offsets`
         the (start, end) character span and the word index of each token (else None, None).
+        `prefix_space`: the engine adds the prefix spaces (only where `_engine_adds_prefix_space`).
 
         A word is what v4's fast tokenizer counts as one: a pre-token of GPT-2's pattern (a word
         with its leading space, a digit run, a symbol run, a whitespace run) or an added token.
@@ -398,6 +400,8 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             batched = force_batch or isinstance(text, (list, tuple))
         what = "a list of words (str)" if split else "a str"
         if not batched:
+            if self.is_fast and isinstance(text_pair, (str, list, tuple)) and not text_pair:
+                text_pair = None  # v4 fast encodes one text with an empty pair ('' or []) as a single text
             firsts, seconds = [text], [text_pair]
         else:
             if not isinstance(text, (list, tuple)):
@@ -451,8 +455,9 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         the original text (each word for pre-split input); with trim_offsets they leave out the spaces a token carries.
         """
         texts, inputs, shifted = self._engine_inputs(seqs, split, add_prefix_space)
+        engine_prefix = self._engine_adds_prefix_space and self._wants_prefix_space(split, add_prefix_space)
         try:
-            encoded = self._encode_texts(inputs, with_offsets, split_special)
+            encoded = self._encode_texts(inputs, with_offsets, split_special, engine_prefix)
         except (TypeError, UnicodeEncodeError):
             # Both engines fail on a lone surrogate, each in its own words (tokenizers with a TypeError
             # about its input types): the same clear error for both, looked for only once one failed.
@@ -461,7 +466,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
                 raise
             raise error from None
         if with_offsets:
-            encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k])), words)
+            encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k]), engine_prefix), words)
                        for k, (text, (ids, offsets, words)) in enumerate(zip(inputs, encoded))]
         if not split:
             return [(ids, offsets, words, (k, 0)) for k, (ids, offsets, words) in enumerate(encoded)]
@@ -478,14 +483,19 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             grouped.append((ids, offsets, word_ids, (k, 0)))
         return grouped
 
+    # Whether the engine puts the prefix spaces in itself (`_encode_texts`' `prefix_space`), by its
+    # own rule, rather than `_engine_inputs` before the whole text by the slow tokenizer's rule.
+    _engine_adds_prefix_space = False
+
+    def _wants_prefix_space(self, split: bool, add_prefix_space: bool | None) -> bool:
+        """Whether the texts get a prefix space: pre-split words always, else the call's or the tokenizer's choice."""
+        return split or bool(self.add_prefix_space if add_prefix_space is None else add_prefix_space)
+
     def _engine_inputs(self, seqs: list, split: bool, add_prefix_space: bool | None):
         """(texts, what the engine encodes, which got a prefix space or None): one text per
         sequence, or per word for pre-split input (see `_encode_sequences`)."""
-        if split:
-            texts = [w for words in seqs for w in words]
-            prefix = True
-        else:
-            texts, prefix = seqs, self.add_prefix_space if add_prefix_space is None else add_prefix_space
+        texts = [w for words in seqs for w in words] if split else seqs
+        prefix = self._wants_prefix_space(split, add_prefix_space) and not self._engine_adds_prefix_space
         shifted = [self._takes_prefix_space(t) for t in texts] if prefix else None
         inputs = [" " + t if s else t for t, s in zip(texts, shifted)] if prefix else texts
         return texts, inputs, shifted
@@ -501,27 +511,34 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
     def _takes_prefix_space(text: str) -> bool:
         return bool(text) and not text[0].isspace()
 
-    def _final_offsets(self, text: str, ids: list[int], offsets, shifted: bool) -> list[tuple[int, int]]:
-        """Trim the spaces a token carries (trim_offsets), then undo the prefix space (shifted)."""
+    def _final_offsets(self, text: str, ids: list[int], offsets, shifted: bool,
+                       engine_prefix: bool = False) -> list[tuple[int, int]]:
+        """Trim the spaces each token's string holds (trim_offsets), as `tokenizers`' RoBERTa
+        post-processor trims them: 'Ġ' and whitespace at either end, an added token's matched text
+        (with the whitespace it took) included; but not one leading space of the first token, or of
+        one starting the text or word, when the engine put prefix spaces in (`engine_prefix`: it may
+        be the one added). Then undo the prefix space `_engine_inputs` put in front (shifted)."""
         if self.trim_offsets and self._space_counts is None:
             lead = [len(t) - len(t.lstrip("Ġ")) for t in self._decoder]
             trail = [len(t) - len(t.rstrip("Ġ")) for t in self._decoder]
             self._space_counts = (lead, trail)
         result = []
-        for token_id, (start, end) in zip(ids, offsets):
+        for i, (token_id, (start, end)) in enumerate(zip(ids, offsets)):
             if self.trim_offsets:
-                added = self._added.get(token_id)
-                if added is None:  # a BPE token: its leading/trailing 'Ġ' are spaces of the text
-                    lead, trail = self._space_counts
-                    start = min(start + lead[token_id], end)
-                    end = max(end - trail[token_id], start)
-                else:  # an added token: drop the whitespace it absorbed (lstrip/rstrip)
-                    piece, content = text[start:end], added.content
-                    start += max(0, _lead_ws(piece) - _lead_ws(content))
-                    end -= max(0, _trail_ws(piece) - _trail_ws(content))
-                    end = max(end, start)
+                if token_id in self._added:
+                    piece = text[start:end]
+                    lead, trail = len(piece) - len(piece.lstrip(WHITESPACE)), len(piece) - len(piece.rstrip(WHITESPACE))
+                else:  # a BPE token: its leading/trailing 'Ġ' are spaces of the text
+                    lead, trail = self._space_counts[0][token_id], self._space_counts[1][token_id]
+                if lead == 1 and engine_prefix and (i == 0 or start == 0):
+                    lead = 0
+                if lead:
+                    start = min(start + lead, end)
+                if trail and end >= trail:
+                    end = max(end - trail, start)
             if shifted:
-                start, end = max(start - 1, 0), max(end - 1, 0)
+                # the prefix space counts as part of the first character, as in `tokenizers` (trimmed or not)
+                start, end = max(start - 1, 0), max(end - 1, 1 if start == 0 else 0)
             result.append((start, end))
         return result
 
@@ -652,14 +669,6 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
                 f"trim_offsets={self.trim_offsets}, special_tokens={self.special_tokens_map})")
 
 
-def _lead_ws(text: str) -> int:
-    return len(text) - len(text.lstrip(WHITESPACE))
-
-
-def _trail_ws(text: str) -> int:
-    return len(text) - len(text.rstrip(WHITESPACE))
-
-
 def _describe(value) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
@@ -671,15 +680,15 @@ class FastEngineMixin:
     added tokens change (it carries them) and when pickled (rebuilt after). `_build_engine` says how
     to build it (byte-level BPE adds its own pre-tokenizer)."""
 
-    _engine = None
+    _engine = _prefix_engine = None
     # Texts longer than this many characters are encoded in pieces (`_chunk_spans`).
     max_chunk_chars = 16_384
 
     def _added_tokens_changed(self) -> None:
-        self._engine = None  # rebuilt on next use
+        self._engine = self._prefix_engine = None  # rebuilt on next use
 
     def __getstate__(self):
-        return {**self.__dict__, "_engine": None}
+        return {**self.__dict__, "_engine": None, "_prefix_engine": None}
 
     @property
     def backend_tokenizer(self):
@@ -699,7 +708,8 @@ class FastEngineMixin:
         # `tokenizers`' token strings: an added token that strips whitespace shows what it took
         # (' <mask>'), as v4 fast's tokens() and tokenize() do.
         _, inputs, _ = self._engine_inputs(seqs, split, add_prefix_space)
-        encodings = self._engine_for(split_special).encode_batch(inputs, add_special_tokens=False)
+        prefix = self._engine_adds_prefix_space and self._wants_prefix_space(split, add_prefix_space)
+        encodings = self._engine_for(split_special, prefix).encode_batch(inputs, add_special_tokens=False)
         tokens = [e.tokens for e in encodings]
         if not split:
             return tokens
@@ -709,10 +719,11 @@ class FastEngineMixin:
             position += len(words)
         return grouped
 
-    def _build_engine(self):
+    def _build_engine(self, prefix_space: bool = False):
+        """The Rust engine; `prefix_space`: one that adds the prefix spaces (`_engine_adds_prefix_space`)."""
         return self._backend_tokenizer()
 
-    def _chunk_spans(self, text: str, size: int) -> list[tuple[int, int]]:
+    def _chunk_spans(self, text: str, size: int, prefix_space: bool = False) -> list[tuple[int, int]]:
         """Where a long text may be cut so that its pieces tokenize as the whole does (no cut: one span)."""
         return [(0, len(text))]
 
@@ -724,8 +735,8 @@ class FastEngineMixin:
             return [(e.ids, e.offsets, e.word_ids) for e in engine.encode_batch(texts, add_special_tokens=False)]
         return [(e.ids, None, None) for e in engine.encode_batch_fast(texts, add_special_tokens=False)]
 
-    def _encode_texts(self, texts, with_offsets, split_special):
-        engine = self._engine_for(split_special)
+    def _encode_texts(self, texts, with_offsets, split_special, prefix_space=False):
+        engine = self._engine_for(split_special, prefix_space)
         size = self.max_chunk_chars
         if all(len(text) <= size for text in texts):
             return self._encode_pieces(engine, texts, with_offsets)
@@ -734,7 +745,8 @@ class FastEngineMixin:
         # for 10 MB of CJK/emoji text, 3.5 GB with offsets). Pieces go in groups of about
         # CHUNK_GROUP pieces' worth of text, still in parallel.
         pieces = [(k, start, end) for k, text in enumerate(texts)
-                  for start, end in (self._chunk_spans(text, size) if len(text) > size else [(0, len(text))])]
+                  for start, end in (self._chunk_spans(text, size, prefix_space) if len(text) > size
+                                     else [(0, len(text))])]
         results = [([], [] if with_offsets else None, [] if with_offsets else None) for _ in texts]
         # The ids as one shared int object per vocabulary id (as the slow tokenizer's cache has them),
         # not one new object per token: 8 million tokens would otherwise hold 250 MB of ints.
@@ -756,11 +768,13 @@ class FastEngineMixin:
             group, group_chars = [], 0
         return results
 
-    def _engine_for(self, split_special: bool):
-        """The engine, told whether added special tokens spelt in the text split as text."""
-        engine = self._engine
+    def _engine_for(self, split_special: bool, prefix_space: bool = False):
+        """The engine (the one adding prefix spaces, with `prefix_space`), told whether added special
+        tokens spelt in the text split as text."""
+        engine = self._prefix_engine if prefix_space else self._engine
         if engine is None:
-            engine = self._engine = self._build_engine()
+            engine = self._build_engine(prefix_space=True) if prefix_space else self._build_engine()
+            setattr(self, "_prefix_engine" if prefix_space else "_engine", engine)
         if engine.encode_special_tokens != split_special:
             engine.encode_special_tokens = split_special
         return engine

@@ -2,7 +2,8 @@
 
 Rust does the work that costs: cutting out added tokens, pre-tokenizing and BPE, over a whole
 batch in parallel. Special tokens, truncation, padding and decoding are the Python code in
-tokenization_base that RobertaTokenizer uses too, so both tokenizers give the same output.
+tokenization_base that RobertaTokenizer uses too, so both tokenizers give the same output (but for
+v4's own differences between them: the prefix spaces with add_prefix_space, an empty pair).
 
 One difference from transformers' fast tokenizer: the pre-tokenizer spells out GPT-2's letter,
 digit and whitespace classes as code point ranges taken from the `regex` module, because the
@@ -43,18 +44,32 @@ def rust_pretokenize_pattern() -> str:
     return PRETOKENIZE_TEMPLATE.format(**{name: ranges(cls) for name, cls in SLOW_CLASSES.items()})
 
 
-def rust_pretokenizer():
-    """GPT-2's split with our classes, then bytes to symbols; the prefix space is added in Python."""
+def rust_pretokenizer(prefix_space: bool = False):
+    """GPT-2's split with our classes, then bytes to symbols; with `prefix_space`, first a space in front
+    of each piece of text between added tokens that does not start with one (v4 fast's rule)."""
     from tokenizers import Regex, pre_tokenizers
 
-    return pre_tokenizers.Sequence([
+    steps = [
         pre_tokenizers.Split(Regex(rust_pretokenize_pattern()), "isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    ]
+    if prefix_space:
+        # ByteLevel(add_prefix_space=True) would put it before every piece of the split above. Metaspace
+        # with a space for its replacement does only the prepending (its replacing ' ' by ' ' changes
+        # nothing): before a piece that does not start with ' ', never before an empty one.
+        steps.insert(0, pre_tokenizers.Metaspace(replacement=" ", prepend_scheme="always", split=False))
+    return pre_tokenizers.Sequence(steps)
+
+
+# Where a long text may be cut for the engine that adds prefix spaces: before a single ' ' (so no
+# piece after the first gets a space it would not have had in the whole).
+_SPACE_CUT = r"(?<=\S)(?= )"
+_SPACE_CUTS = (regex.compile(_SPACE_CUT), regex.compile(_SPACE_CUT, flags=regex.REVERSE))
 
 
 class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
-    """RoBERTa's tokenizer backed by `tokenizers`; same API and same output as RobertaTokenizer.
+    """RoBERTa's tokenizer backed by `tokenizers`; same API and same output as RobertaTokenizer, except
+    where v4's two differ: with add_prefix_space (see `_engine_adds_prefix_space`) and for an empty pair.
 
     >>> tok = RobertaTokenizerFast.from_pretrained("path/to/roberta-base")
     >>> tok(["Hello world!", "Question?"], padding=True, return_tensors="np")["input_ids"].shape
@@ -66,11 +81,17 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
     can_save_slow_tokenizer = True  # save_pretrained writes vocab.json and merges.txt
     slow_tokenizer_class = RobertaTokenizer
 
-    def _build_engine(self):
-        return self._backend_tokenizer(rust_pretokenizer())  # transformers' RoBERTa pipeline
+    # As v4's fast tokenizer (`tokenizers`' ByteLevel), the prefix space goes before every piece of
+    # text between added tokens that does not start with ' ' (and before every pre-split word), not
+    # only before a text that does not start with whitespace, as the slow tokenizer does it.
+    _engine_adds_prefix_space = True
 
-    def _chunk_spans(self, text: str, size: int) -> list[tuple[int, int]]:
-        return chunk_spans(text, size, [t.content for t in self._added.values()])
+    def _build_engine(self, prefix_space: bool = False):
+        return self._backend_tokenizer(rust_pretokenizer(prefix_space))  # transformers' RoBERTa pipeline
+
+    def _chunk_spans(self, text: str, size: int, prefix_space: bool = False) -> list[tuple[int, int]]:
+        return chunk_spans(text, size, [t.content for t in self._added.values()],
+                           cuts=_SPACE_CUTS if prefix_space else None)
 
     def train_new_from_iterator(self, text_iterator, vocab_size: int, *, min_frequency: int = 2,
                                 length: int | None = None, new_special_tokens=None,
@@ -100,7 +121,7 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
             + [RustAddedToken(t if isinstance(t, str) else t.content, special=True) for t in extra],
             initial_alphabet=sorted(bytes_to_unicode().values()))
         learner = Tokenizer(models.BPE())
-        learner.pre_tokenizer = rust_pretokenizer()
+        learner.pre_tokenizer = rust_pretokenizer(self.add_prefix_space)
         learner.train_from_iterator(self._checked_texts(text_iterator), trainer=trainer, length=length)
         model = json.loads(learner.to_str())["model"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
@@ -120,10 +141,10 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
         return trained
 
     def _checked_texts(self, texts):
-        """The training texts, checked to be str, with the prefix space the tokenizer would add."""
+        """The training texts, checked to be str (the learner's pre-tokenizer adds the prefix spaces)."""
         for index, item in enumerate(texts):
             for text in item if isinstance(item, (list, tuple)) else [item]:
                 if not isinstance(text, str):
                     raise TypeError(f"training texts must be str (or lists of str); item {index} is "
                                     f"{type(text).__name__}")
-                yield " " + text if self.add_prefix_space and self._takes_prefix_space(text) else text
+                yield text

@@ -320,7 +320,7 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
     def _takes_prefix_space(text: str) -> bool:
         return False  # SentencePiece puts `▁` before every text and word itself
 
-    def _final_offsets(self, text, ids, offsets, shifted):
+    def _final_offsets(self, text, ids, offsets, shifted, engine_prefix=False):
         return list(offsets)  # the engines' spans as they are (v4's fast tokenizer trims nothing here)
 
     # ------------------------------------------------------------------ decoding
@@ -458,7 +458,7 @@ class XLMRobertaTokenizer(SentencePieceTokenizerBase):
     _split_added = RobertaTokenizer._split_added
     _match_added = RobertaTokenizer._match_added
 
-    def _encode_texts(self, texts, with_offsets, split_special):
+    def _encode_texts(self, texts, with_offsets, split_special, prefix_space=False):
         return [self._encode_text(text, with_offsets, split_special) for text in texts]
 
     def _encode_text(self, text: str, with_offsets: bool, split_special: bool):

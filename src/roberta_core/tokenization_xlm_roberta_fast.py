@@ -38,7 +38,7 @@ class XLMRobertaTokenizerFast(FastEngineMixin, SentencePieceTokenizerBase):
         self._cuttable = _splits_at_spaces(engine)  # read once per engine: the JSON holds the whole vocabulary
         return engine
 
-    def _chunk_spans(self, text: str, size: int) -> list[tuple[int, int]]:
+    def _chunk_spans(self, text: str, size: int, prefix_space: bool = False) -> list[tuple[int, int]]:
         # Metaspace (split=True) starts a word at each space and the Unigram never joins two words,
         # so a cut just before one space between two letters or digits (which no normaliser merges
         # with a neighbouring space) leaves every word whole; a run without such a space stays one piece.

@@ -282,6 +282,7 @@ def test_slow_and_fast_agree_with_added_tokens(with_added_tokens, text):
 @given(first=TEXT, second=TEXT, max_length=st.integers(6, 24), stride=st.integers(0, 3))
 def test_slow_and_fast_agree_on_pairs_truncation_and_padding(pairs, first, second, max_length, stride):
     assume(not rewritten_cluster(first) and not rewritten_cluster(second))
+    assume(second)  # v4's fast tokenizers encode (text, '') as one text, its slow ones as a pair (tested apart)
     slow, fast = pairs["xlm-roberta"]
     options = dict(truncation="only_second", max_length=max_length, stride=stride, return_overflowing_tokens=True,
                    padding="max_length", return_special_tokens_mask=True)
