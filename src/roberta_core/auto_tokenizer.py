@@ -119,7 +119,9 @@ def load_tokenizer(path: str | os.PathLike, **options):
     for a word- or character-level `tokenizer.json`. A path that is neither a directory nor a
     repo id, or a directory without tokenizer files, is refused with the files it needs."""
     from .hub import HUB_OPTIONS, is_hub_id, resolve_pretrained
+    from .tokenizer_files import V4_LOADING_KEYWORDS
 
+    options = {k: v for k, v in options.items() if k not in V4_LOADING_KEYWORDS}  # v4's, not kept
     unknown = set(options) - set(HUB_OPTIONS)
     if unknown:
         raise TypeError(f"load_tokenizer() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")

@@ -19,7 +19,7 @@ from .fileio import atomic_write_text
 
 __all__ = [
     "RobertaConfig", "PRESETS", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES",
-    "parameter_count", "read_json_file", "MODEL_TYPES", "BASE_MODEL_PREFIXES", "own_config",
+    "parameter_count", "read_json_file", "MODEL_TYPES", "BASE_MODEL_PREFIXES", "own_config", "V4_CONFIG_FIELDS",
 ]
 
 CONFIG_NAME = "config.json"
@@ -135,6 +135,8 @@ _V4_BASE: dict[str, Any] = {
     "return_dict": True, "return_dict_in_generate": False, "suppress_tokens": None, "temperature": 1.0,
     "tie_word_embeddings": True, "top_k": 50, "top_p": 1.0, "typical_p": 1.0,
 }
+# The fields every v4 config has (`from_pretrained` keywords that set the config, as in v4).
+V4_CONFIG_FIELDS = tuple(_V4_BASE)
 
 MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "roberta-prelayernorm")
 BASE_MODEL_PREFIXES = {t: "roberta_prelayernorm" if t == "roberta-prelayernorm" else "roberta" for t in MODEL_TYPES}
@@ -191,8 +193,13 @@ class RobertaConfig:
     """
 
     model_type = "roberta"
+    # v4's `config._attn_implementation`: the attention path asked for (`attn_implementation=`) or, once a
+    # PyTorch model is built from the config, the one it runs; not a field (never written to config.json).
+    _attn_implementation: str | None = None
 
     def __init__(self, **kwargs: Any):
+        if "attn_implementation" in kwargs:
+            object.__setattr__(self, "_attn_implementation", kwargs.pop("attn_implementation"))
         num_labels = kwargs.pop("num_labels", None)
         id2label = kwargs.pop("id2label", None)
         label2id = kwargs.pop("label2id", None)
@@ -363,12 +370,16 @@ class RobertaConfig:
             raise TypeError(f"a config must be a JSON object (a mapping), got {type(data).__name__}")
         merged = dict(data)
         merged.setdefault("model_type", "roberta")
-        known = set(_DEFAULTS) | set(_V4_COMMON) | set(merged) | {"num_labels", "id2label", "label2id", "torch_dtype"}
+        known = set(_DEFAULTS) | set(_V4_BASE) | set(merged) | {"num_labels", "id2label", "label2id", "torch_dtype",
+                                                                 "attn_implementation"}
         unused = {k: v for k, v in overrides.items() if k not in known}
         overrides = {k: v for k, v in overrides.items() if k in known}
-        if "num_labels" in overrides:
-            merged.pop("id2label", None)
-            merged.pop("label2id", None)
+        if "num_labels" in overrides and "id2label" not in overrides:
+            # as v4's num_labels setter: the file's labels stay when they are that many
+            labels = merged.get("id2label")
+            if not isinstance(labels, Mapping) or len(labels) != overrides["num_labels"]:
+                merged.pop("id2label", None)
+                merged.pop("label2id", None)
         merged.update(overrides)
         config = cls(**merged)
         return (config, unused) if return_unused_kwargs else config
@@ -528,7 +539,7 @@ class RobertaConfig:
         added = {k: v for k, v in overrides.items() if k not in data and k not in ("num_labels", "torch_dtype")}
         data.update(added)  # a new field: from_dict would not set an unknown override
         new = type(self).from_dict(data, **{k: v for k, v in overrides.items() if k not in added})
-        for name in ("_name_or_path", "_commit_hash"):
+        for name in ("_name_or_path", "_commit_hash", "_attn_implementation"):
             if name in self.__dict__:
                 object.__setattr__(new, name, self.__dict__[name])
         return new
@@ -545,7 +556,10 @@ def own_config(config: Any) -> RobertaConfig | None:
         return config.copy()
     if callable(getattr(config, "to_dict", None)):
         return RobertaConfig.from_dict(config.to_dict())
-    raise TypeError(f"config must be a roberta_core.RobertaConfig (or have to_dict()), got {type(config).__name__}")
+    if isinstance(config, (str, os.PathLike)):  # v4: a folder or Hub id whose config.json is read
+        return RobertaConfig.from_pretrained(config)
+    raise TypeError(f"config must be a roberta_core.RobertaConfig (or have to_dict()), a folder or a Hub id, "
+                    f"got {type(config).__name__}")
 
 
 def parameter_count(config: RobertaConfig, head: str | None = None) -> int:

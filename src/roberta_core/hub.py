@@ -152,11 +152,16 @@ def resolve_pretrained(
     if local.is_dir():
         return local / subfolder if subfolder else local
     if not isinstance(name, str) or not is_hub_id(text):
-        raise FileNotFoundError(
+        raise CheckpointNotFoundError(
             f"{text}: no such checkpoint directory (not a checkpoint directory on disk, nor a Hub repo id: "
             "'name' or 'org/name')"
         )
     return _Fetch(text, options, subfolder).run(need, want, tuple(order))
+
+
+class CheckpointNotFoundError(FileNotFoundError, ValueError):
+    """A name that is neither a folder on disk nor a Hub repo id: v4 raises huggingface_hub's
+    validation error (a ValueError) or an OSError, depending on the name; this is both."""
 
 
 class _Fetch:

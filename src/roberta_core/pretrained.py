@@ -18,7 +18,7 @@ import ml_dtypes
 import numpy as np
 
 from . import checkpoint, hub
-from .config import RobertaConfig
+from .config import V4_CONFIG_FIELDS, RobertaConfig
 from .weights import LoadPlan, architecture_name, plan_load
 
 __all__ = [
@@ -43,12 +43,18 @@ LOAD_OPTIONS: frozenset[str] = frozenset({
     "resume_download", "proxies", "mirror", "variant", "use_safetensors", "trust_remote_code",
     "device_map", "low_cpu_mem_usage", "output_loading_info", "from_tf", "from_flax", "from_pt",
     "_fast_init", "offload_folder", "offload_state_dict", "max_memory", "weights_only", "key_mapping",
-    "code_revision", "_from_auto", "_from_pipeline", "tp_plan", "adapter_kwargs",
+    "code_revision", "_from_auto", "_from_pipeline", "tp_plan", "adapter_kwargs", "offload_buffers", "use_kernels",
+    "state_dict", "quantization_config",
 })
+# Loading options that ask for what no backend here does: accepted as None (v4's default) only.
+LOAD_OPTIONS_NONE_ONLY = {"state_dict": "weights from a state dict in memory (load the model, then "
+                                        "load_state_dict)", "quantization_config": "quantization while loading"}
 
 # Keywords that are config fields: they change the config the model is built from (v4 routes a
-# keyword to the config when the config has that attribute).
-CONFIG_KEYWORDS: frozenset[str] = frozenset(RobertaConfig().to_dict()) | {"num_labels", "id2label", "label2id"}
+# keyword to the config when the config has that attribute: RoBERTa's fields and every v4 config's,
+# `torchscript`, `finetuning_task`, `max_length`, ...).
+CONFIG_KEYWORDS: frozenset[str] = (frozenset(RobertaConfig().to_dict()) | frozenset(V4_CONFIG_FIELDS)
+                                   | {"num_labels", "id2label", "label2id"}) - {"_name_or_path", "_commit_hash"}
 
 
 def split_from_pretrained_kwargs(
@@ -65,6 +71,9 @@ def split_from_pretrained_kwargs(
         if key in model_keywords:
             model[key] = value
         elif key in LOAD_OPTIONS:
+            if key in LOAD_OPTIONS_NONE_ONLY and value is not None:
+                raise TypeError(f"{owner}.from_pretrained({key}=...) is not supported: {LOAD_OPTIONS_NONE_ONLY[key]} "
+                                f"is not done here; pass {key}=None or leave it out")
             options[key] = value
         elif key in CONFIG_KEYWORDS:
             overrides[key] = value

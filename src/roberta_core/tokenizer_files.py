@@ -187,6 +187,14 @@ def validate_vocabulary(vocab: dict[str, int], merges: list[tuple[str, str]]) ->
         seen[pair] = rank
 
 
+# v4's `from_pretrained` keywords (AutoTokenizer's and the Hub's) that say how to load, not what the
+# tokenizer is: accepted and not kept, as v4 does.
+V4_LOADING_KEYWORDS = frozenset({
+    "trust_remote_code", "use_fast", "from_slow", "legacy", "proxies", "resume_download", "_commit_hash",
+    "user_agent", "_from_auto", "_from_pipeline", "tokenizer_type", "gguf_file", "mirror",
+})
+
+
 class TokenizerNotFoundError(OSError, ValueError):
     """`from_pretrained` of a name that is neither a directory nor a Hub repo id: v4's OSError
     ("Can't load tokenizer for ..."), and a ValueError as this library raised before."""
@@ -205,7 +213,7 @@ class TokenizerFilesMixin:
         from .hub import hub_options, is_hub_id, resolve_pretrained
 
         options = hub_options(kwargs)
-        kwargs = {k: v for k, v in kwargs.items() if k not in options}
+        kwargs = {k: v for k, v in kwargs.items() if k not in options and k not in V4_LOADING_KEYWORDS}
         name = pretrained_model_name_or_path
         if not Path(name).is_dir() and not (isinstance(name, str) and is_hub_id(name)):
             raise TokenizerNotFoundError(
@@ -277,7 +285,7 @@ class TokenizerFilesMixin:
         if isinstance(limit, float) and limit.is_integer():
             settings["model_max_length"] = int(limit)  # a file may spell v4's "no limit" 1e30
         keywords = set(_init_keywords(cls)) - {"name_or_path"}
-        wrong = set(kwargs) - keywords - {"name_or_path"}
+        wrong = set(kwargs) - keywords - {"name_or_path"} - V4_LOADING_KEYWORDS
         if wrong:
             raise TypeError(f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) "
                             f"{', '.join(map(repr, sorted(wrong)))}")

@@ -954,7 +954,9 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         # v4's model attribute: where from_pretrained read it (peft records it as an adapter's base model).
         self.name_or_path = config.name_or_path
         # The one check of every backend: None is the default, the other backends' names map here.
-        self.attn_implementation = backends.resolve_attn_implementation("pt", attn_implementation)
+        self.attn_implementation = backends.resolve_attn_implementation(
+            "pt", config._attn_implementation if attn_implementation is None else attn_implementation)
+        config._attn_implementation = self.attn_implementation  # as v4's: the path the model runs
 
     def post_init(self) -> None:
         """Tie the LM decoder to the embeddings, then initialise every parameter as v4 does."""
@@ -1013,7 +1015,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         resolved = backends.resolve_attn_implementation("pt", attn_implementation)
         for module in self.modules():
             if isinstance(module, RobertaPreTrainedModel):
-                module.attn_implementation = resolved
+                module.attn_implementation = module.config._attn_implementation = resolved
 
     def get_memory_footprint(self, return_buffers: bool = True) -> int:
         """Bytes of the parameters, and of the buffers with `return_buffers` (v4's method)."""

@@ -166,8 +166,23 @@ def test_labels_round_trip_with_string_keys(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["id2label"] == {"0": "neg", "1": "neu", "2": "pos"}
     back = RobertaConfig.from_pretrained(tmp_path)
     assert back.id2label == {0: "neg", 1: "neu", 2: "pos"}
-    # num_labels given at load time replaces the stored labels, as in v4
+    # num_labels given at load time replaces the stored labels, as in v4 — unless they are that many
     assert RobertaConfig.from_pretrained(tmp_path, num_labels=5).num_labels == 5
+    kept = RobertaConfig.from_pretrained(tmp_path, num_labels=3)
+    assert kept.id2label == {0: "neg", 1: "neu", 2: "pos"} and kept.label2id == {"neg": 0, "neu": 1, "pos": 2}
+    assert RobertaConfig.from_dict(c.to_dict(), num_labels=3).id2label == c.id2label
+
+
+def test_v4_config_keywords_and_attn_implementation(tmp_path):
+    # v4 sets any attribute every v4 config has (torchscript, max_length, ...) from a keyword
+    RobertaConfig(**TINY_V4).save_pretrained(tmp_path)
+    c, unused = RobertaConfig.from_pretrained(tmp_path, torchscript=True, max_length=30, finetuning_task="sst2",
+                                              attn_implementation="eager", return_unused_kwargs=True)
+    assert unused == {} and (c.torchscript, c.max_length, c.finetuning_task) == (True, 30, "sst2")
+    # attn_implementation is v4's config._attn_implementation, never a field of config.json
+    assert c._attn_implementation == "eager" and "attn_implementation" not in c.to_json_string()
+    assert RobertaConfig()._attn_implementation is None and c.copy()._attn_implementation == "eager"
+    assert json.loads(c.to_json_string())["max_length"] == 30
 
 
 def test_num_labels_setter():

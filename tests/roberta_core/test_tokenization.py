@@ -506,6 +506,17 @@ def test_bad_lengths_and_strategies(tok):
 
 @needs_vocab
 @BOTH
+def test_v4_loading_keywords_are_accepted(cls):
+    # what v4 code passes to from_pretrained (AutoTokenizer's and the Hub's options) loads as without them
+    tok = cls.from_pretrained(DATA, trust_remote_code=True, use_fast=True, from_slow=True, _from_auto=True,
+                              proxies=None, resume_download=None, _commit_hash=None, user_agent={})
+    assert tok("Hello world")["input_ids"] == [0, 31414, 232, 2] and "trust_remote_code" not in tok.init_kwargs
+    with pytest.raises(TypeError, match="foo"):
+        cls.from_pretrained(DATA, foo=1)
+
+
+@needs_vocab
+@BOTH
 def test_max_length_alone_truncates_only_with_padding_false(tok):
     # v4: max_length without truncation turns 'longest_first' on only when padding is False (its
     # default), not for padding='do_not_pad'; 'only_second' lets a single text that fits through.

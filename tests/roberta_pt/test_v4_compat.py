@@ -63,6 +63,19 @@ def test_config_fields_go_to_the_config_and_model_arguments_to_the_model(tmp_pat
     assert model.config.output_hidden_states is True and model.dtype == torch.float64
     assert model.attn_implementation == "eager"
     assert len(model(IDS).hidden_states) == model.config.num_hidden_layers + 1
+    # v4: config._attn_implementation is the path the model runs ('sdpa' by default on PyTorch)
+    assert model.config._attn_implementation == "eager"
+    assert RobertaModel.from_pretrained(path).config._attn_implementation == "sdpa"
+    model.set_attn_implementation("sdpa")
+    assert model.config._attn_implementation == "sdpa"
+    # every v4 config's attributes are config keywords; `config=` may name a folder; state_dict=None is v4's default
+    model = RobertaModel.from_pretrained(path, config=str(path), torchscript=True, finetuning_task="mnli",
+                                         state_dict=None, quantization_config=None)
+    assert (model.config.torchscript, model.config.finetuning_task) == (True, "mnli")
+    with pytest.raises(TypeError, match="state_dict"):
+        RobertaModel.from_pretrained(path, state_dict={})
+    with pytest.raises(ValueError, match="no such checkpoint directory"):  # v4: huggingface_hub's ValueError
+        RobertaModel.from_pretrained("./no/such/dir")
 
 
 def test_subfolder(tmp_path):
