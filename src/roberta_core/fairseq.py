@@ -21,16 +21,15 @@ fairseq did.
 from __future__ import annotations
 
 import argparse
-import collections
+import contextlib
 import json
 import os
-import pickletools
 import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -67,7 +66,7 @@ class _LegacyArchive(TorchArchive):
         try:
             self.size = os.fstat(self.file.fileno()).st_size
             self._read(extra_globals)
-            self._uses = collections.Counter(ref.storage.key for ref in pickle_reader.tensor_refs(self.obj))
+            self._uses = pickle_reader.storage_uses(self.obj)
         except checkpoint.CheckpointFormatError:
             self.file.close()
             raise
@@ -84,8 +83,10 @@ class _LegacyArchive(TorchArchive):
         f, start = self.file, self.file.tell()
         bounded = _Bounded(f, min(self.size - start, pickle_reader.MAX_PICKLE_BYTES), self.path)
         try:
-            for _ in pickletools.genops(bounded):
+            for _ in pickle_reader.pickle_ops(bounded, self.path):  # bounded in opcodes too: a flood stops early
                 pass
+        except checkpoint.CheckpointFormatError:
+            raise
         except (ValueError, EOFError, UnicodeDecodeError) as e:
             raise checkpoint.CheckpointFormatError(f"{self.path}: truncated or corrupt legacy torch file: {e}") from None
         end = f.tell()
@@ -303,6 +304,8 @@ def _rename(state: Mapping[str, np.ndarray], classification_head: str | None) ->
             rest = m.group(1)
             qkv = re.fullmatch(r"layers\.(\d+)\.self_attn\.in_proj_(weight|bias)", rest)
             if qkv:  # fairseq < 0.7 kept q, k and v as one (3H, H) projection
+                if value.ndim < 1 or value.shape[0] % 3:
+                    raise ValueError(f"{key} has shape {tuple(value.shape)}; q, k and v need 3 equal parts")
                 for part, proj in zip(np.split(value, 3), ("query", "key", "value")):
                     out[f"{PREFIX}encoder.layer.{qkv.group(1)}.attention.self.{proj}.{qkv.group(2)}"] = part
                 continue
@@ -335,7 +338,35 @@ def _arg(args: argparse.Namespace, name: str, default: Any = None) -> Any:
 
 
 def _unsupported(name: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"fairseq argument {name}={value!r} is not supported by RoBERTa here; {allowed}")
+    # a bounded repr: the value comes from the file (a 16 MiB string, a list of a million items)
+    return ValueError(f"fairseq argument {name}={pickle_reader._short(value)} is not supported by RoBERTa here; {allowed}")
+
+
+def _probability(args: argparse.Namespace, name: str, default: float) -> float:
+    """A dropout probability of the args: a real number from 0 to 1 (not a string, a list, NaN, or
+    an int too large for a float, which float() would refuse with an error naming no file)."""
+    value = _arg(args, name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:  # NaN fails the range
+        raise _unsupported(name, value, "a dropout probability is a number from 0 to 1")
+    return float(value)
+
+
+def _heads(args: argparse.Namespace, hidden_size: int) -> int:
+    """args.encoder_attention_heads: a whole number from 1 to the hidden size."""
+    value = _arg(args, "encoder_attention_heads")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hidden_size:
+        raise _unsupported("encoder_attention_heads", value, f"a whole number of heads from 1 to the hidden size ({hidden_size})")
+    return value
+
+
+def _matrix(state: Mapping[str, np.ndarray], key: str) -> np.ndarray:
+    """The 2-D parameter `key` the config is read from (a vector or a missing key is refused by name)."""
+    value = state.get(PREFIX + key)
+    if value is None:
+        raise ValueError(f"the checkpoint has no {key} equivalent; it is not a complete RoBERTa")
+    if value.ndim != 2:
+        raise ValueError(f"{key} has shape {tuple(value.shape)}; a RoBERTa's is a matrix")
+    return value
 
 
 def _check_architecture(args: argparse.Namespace, state: Mapping[str, np.ndarray], unknown: list[str], has_classifier: bool) -> None:
@@ -367,36 +398,40 @@ def _check_architecture(args: argparse.Namespace, state: Mapping[str, np.ndarray
 
 
 def _config(args: argparse.Namespace, state: Mapping[str, np.ndarray], tied: bool) -> RobertaConfig:
-    words = state[PREFIX + "embeddings.word_embeddings.weight"]
+    """The RobertaConfig the weights and args describe. Every value read from the args is checked
+    here (type and range) before it is converted: a refusal is a ValueError naming the argument."""
+    words = _matrix(state, "embeddings.word_embeddings.weight")
     layers = {int(m.group(1)) for k in state if (m := re.match(re.escape(PREFIX) + r"encoder\.layer\.(\d+)\.", k))}
     if not layers or layers != set(range(len(layers))):
-        raise ValueError(f"the checkpoint's encoder layers are {sorted(layers)}; expected 0..N-1 with N >= 1")
-    if _arg(args, "encoder_layers", len(layers)) != len(layers):
-        raise ValueError(f"args.encoder_layers={_arg(args, 'encoder_layers')} but the weights hold {len(layers)} layers")
+        shown = sorted(layers)[:8] + (["..."] if len(layers) > 8 else [])
+        raise ValueError(f"the checkpoint's encoder layers are {shown}; expected 0..N-1 with N >= 1")
+    declared = _arg(args, "encoder_layers", len(layers))
+    if isinstance(declared, bool) or declared != len(layers):
+        raise ValueError(f"args.encoder_layers={pickle_reader._short(declared)} but the weights hold {len(layers)} layers")
     values = dict(
         vocab_size=int(words.shape[0]),
         hidden_size=int(words.shape[1]),
         num_hidden_layers=len(layers),
-        num_attention_heads=int(_arg(args, "encoder_attention_heads")),
-        intermediate_size=int(state[PREFIX + "encoder.layer.0.intermediate.dense.weight"].shape[0]),
+        num_attention_heads=_heads(args, int(words.shape[1])),
+        intermediate_size=int(_matrix(state, "encoder.layer.0.intermediate.dense.weight").shape[0]),
         hidden_act="gelu",
-        hidden_dropout_prob=float(_arg(args, "dropout", 0.1)),
-        attention_probs_dropout_prob=float(_arg(args, "attention_dropout", 0.1)),
-        max_position_embeddings=int(state[PREFIX + "embeddings.position_embeddings.weight"].shape[0]),
-        type_vocab_size=int(state[PREFIX + "embeddings.token_type_embeddings.weight"].shape[0]),
+        hidden_dropout_prob=_probability(args, "dropout", 0.1),
+        attention_probs_dropout_prob=_probability(args, "attention_dropout", 0.1),
+        max_position_embeddings=int(_matrix(state, "embeddings.position_embeddings.weight").shape[0]),
+        type_vocab_size=int(_matrix(state, "embeddings.token_type_embeddings.weight").shape[0]),
         layer_norm_eps=1e-5,  # torch.nn.LayerNorm's default, which fairseq uses
         pad_token_id=1, bos_token_id=0, eos_token_id=2,
         tie_word_embeddings=tied,
     )
     if "classifier.out_proj.weight" in state:
         values["num_labels"] = int(state["classifier.out_proj.weight"].shape[0])
-        values["classifier_dropout"] = float(_arg(args, "pooler_dropout", 0.0))
+        values["classifier_dropout"] = _probability(args, "pooler_dropout", 0.0)
         values["architectures"] = ["RobertaForSequenceClassification"]
     else:
         values["architectures"] = ["RobertaForMaskedLM"]
     try:
         return RobertaConfig(**values)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"the fairseq arguments give no valid RoBERTa config: {e}") from None
 
 
@@ -479,6 +514,20 @@ class FairseqImport:
     tokenizer_files: dict[str, str] = field(default_factory=dict)
 
 
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Turn a refusal of the checkpoint's content (its args' values, its parameters' names and
+    shapes) into a CheckpointFormatError naming the file, as the weights readers' refusals are:
+    the conversions that read it raise plain ValueError / TypeError / OverflowError."""
+    try:
+        yield
+    except checkpoint.CheckpointFormatError:
+        raise
+    except (ValueError, TypeError, OverflowError, KeyError, IndexError) as e:
+        text = str(e) if isinstance(e, ValueError) else f"malformed checkpoint ({type(e).__name__}: {e})"
+        raise checkpoint.CheckpointFormatError(f"{path}: {text}") from None
+
+
 def find_checkpoint_files(src: str | os.PathLike) -> tuple[Path, Path]:
     """(`model.pt`, `dict.txt`) for a checkpoint file or a folder holding one."""
     src = Path(src)
@@ -513,20 +562,21 @@ def import_checkpoint(
     `dictionary` is given) into canonical form."""
     model_path, dict_path = find_checkpoint_files(src) if dictionary is None else (Path(src), Path(dictionary))
     args, raw = read_checkpoint(model_path)
-    state, unknown = _rename(raw, classification_head)
-    _check_architecture(args, raw, unknown, has_classifier="classifier.dense.weight" in state)
-    for required in ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.LayerNorm.weight"):
-        if PREFIX + required not in state:
-            raise ValueError(f"{model_path}: no {required} equivalent in the checkpoint; it is not a RoBERTa encoder")
-    words = state[PREFIX + "embeddings.word_embeddings.weight"]
-    token_types = PREFIX + "embeddings.token_type_embeddings.weight"
-    state.setdefault(token_types, np.zeros((1, words.shape[1]), dtype=words.dtype))
-    # fairseq's LM head holds the word embeddings again (the same tensor); keep one copy.
-    decoder = state.pop("lm_head.decoder.weight", None)
-    tied = decoder is None or (not _arg(args, "untie_weights_roberta", False) and np.array_equal(decoder, words))
-    if not tied:
-        state["lm_head.decoder.weight"] = decoder
-    config = _config(args, state, tied)
+    with _naming(model_path):
+        state, unknown = _rename(raw, classification_head)
+        _check_architecture(args, raw, unknown, has_classifier="classifier.dense.weight" in state)
+        for required in ("embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "embeddings.LayerNorm.weight"):
+            if PREFIX + required not in state:
+                raise ValueError(f"no {required} equivalent in the checkpoint; it is not a RoBERTa encoder")
+        words = _matrix(state, "embeddings.word_embeddings.weight")
+        token_types = PREFIX + "embeddings.token_type_embeddings.weight"
+        state.setdefault(token_types, np.zeros((1, words.shape[1]), dtype=words.dtype))
+        # fairseq's LM head holds the word embeddings again (the same tensor); keep one copy.
+        decoder = state.pop("lm_head.decoder.weight", None)
+        tied = decoder is None or (not _arg(args, "untie_weights_roberta", False) and np.array_equal(decoder, words))
+        if not tied:
+            state["lm_head.decoder.weight"] = decoder
+        config = _config(args, state, tied)
 
     symbols = read_dictionary(dict_path)
     if len(symbols) != config.vocab_size:
@@ -538,12 +588,13 @@ def import_checkpoint(
     expected = parameter_shapes(config, head)
     if "classifier.dense.weight" in state:
         expected.update({k: v for k, v in parameter_shapes(config, "masked_lm").items() if k.startswith("lm_head.")})
-    for key, value in state.items():
-        if key in expected and tuple(value.shape) != expected[key]:
-            raise ValueError(f"{model_path}: {key} has shape {tuple(value.shape)}, the config needs {expected[key]}")
-    missing = [k for k in expected if k not in state and not k.startswith("lm_head.")]
-    if missing:
-        raise ValueError(f"{model_path}: the checkpoint lacks {', '.join(missing[:8])}; it is not a complete RoBERTa")
+    with _naming(model_path):
+        for key, value in state.items():
+            if key in expected and tuple(value.shape) != expected[key]:
+                raise ValueError(f"{key} has shape {tuple(value.shape)}, the config needs {expected[key]}")
+        missing = [k for k in expected if k not in state and not k.startswith("lm_head.")]
+        if missing:
+            raise ValueError(f"the checkpoint lacks {', '.join(missing[:8])}; it is not a complete RoBERTa")
     files = tokenizer_files(symbols, config, gpt2_encoder=gpt2_encoder, gpt2_merges=gpt2_merges)
     if not files:
         warnings.warn(

@@ -51,6 +51,7 @@ from ._common import (
     TF_H5_INDEX,
     TORCH_BIN,
     TORCH_BIN_INDEX,
+    DTYPES,
     CheckpointFormatError,
     UnsafePickleError,
     guess_architecture,
@@ -256,7 +257,8 @@ def iter_state_dict(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]
     Every failure of a file's content ends in `CheckpointFormatError` naming the file (a memory or
     recursion limit hit by a hostile file included). Arrays come as stored, never cast: an integer
     or bool array under a RoBERTa parameter name (where floats are expected) is named in a warning,
-    and once the file has been read, one warning names every tensor holding NaN or Inf."""
+    and once the file has been read, one warning names every tensor holding NaN or Inf. An array of
+    a dtype outside `DTYPES` (object, unicode, bytes) is refused."""
     path = Path(path)
     if path.is_dir():
         path = find_weights_file(path)
@@ -303,6 +305,12 @@ def _checked(path: Path, reader: Iterator[tuple[str, np.ndarray]], non_finite: l
         if item is None:
             break
         key, array = item
+        if not isinstance(array, np.ndarray) or array.dtype.name not in DTYPES:
+            # no reader yields one now; refused here too, so an object, unicode or bytes array (which
+            # only a malformed file could describe) never reaches a caller as a "weight"
+            what = f"{array.dtype} data" if isinstance(array, np.ndarray) else f"a {type(array).__name__}"
+            raise CheckpointFormatError(f"{path}: parameter {key!r} holds {what}, not numbers; allowed dtypes: "
+                                        f"{', '.join(DTYPES)}")
         if key in seen:
             raise CheckpointFormatError(f"{path}: parameter {key!r} appears twice")
         seen.add(key)

@@ -111,10 +111,14 @@ def shard_files(path: str | os.PathLike) -> dict[str, list[str]]:
     """shard file -> the names the index `path` puts there, in the index's order. The index is
     untrusted: at most `MAX_INDEX_BYTES`, and every shard must be a plain file name in the index's
     own folder (no folder, no '..'); each name sits in exactly one shard (a JSON object holds a
-    name once). Whether the shards exist is not checked here (the Hub fetches them from this)."""
+    name once) and no name is empty (no format stores a tensor under ''; a Flax path '' would be
+    the top level of the tree). Whether the shards exist is not checked here (the Hub fetches
+    them from this)."""
     path = Path(path)
     shards: dict[str, list[str]] = {}
     for key, shard in _weight_map(path).items():
+        if not key:
+            raise CheckpointFormatError(f"{path}: the weight_map names a tensor '' (an empty name); every tensor has a name")
         if shard in ("", ".", "..") or Path(shard).name != shard or "/" in shard or "\\" in shard or "\0" in shard:
             raise CheckpointFormatError(f"{path}: shard {shard!r} is not a file name in the same folder")
         shards.setdefault(shard, []).append(key)

@@ -24,13 +24,41 @@ _MSGPACK_NDARRAY = 1  # Flax's msgpack extension code for an ndarray: packb((sha
 _FLAX_CHUNKED = "__msgpack_chunked_array__"
 _FLAX_MAX_CHUNK = 2**30  # Flax splits leaves above this many bytes into chunks
 
+# The maps, arrays and ndarrays one file may hold together. A Flax parameter tree is a map per
+# module and an ndarray per parameter: a few hundred for RoBERTa, a few thousand for the largest
+# models. msgpack builds a 64-byte dict from each 1-byte empty map: 5 MB of them were 387 MB of
+# memory before the tree's shape could be refused.
+MAX_MSGPACK_OBJECTS = 100_000
+
+
+class _ObjectBudget:
+    """Counts the maps, arrays and ndarrays as msgpack decodes them (its object, list and ext
+    hooks) and refuses the file past `MAX_MSGPACK_OBJECTS`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, value: Any) -> Any:
+        self.count += 1
+        if self.count > MAX_MSGPACK_OBJECTS:
+            raise CheckpointFormatError(
+                f"holds more than {MAX_MSGPACK_OBJECTS} maps, arrays and ndarrays; a Flax parameter tree has a "
+                "few thousand at most"
+            )
+        return value
+
+    def ext(self, code: int, data: bytes) -> Any:
+        return _ndarray_from_ext(code, self(data))
+
 
 def _ndarray_from_ext(code: int, data: bytes) -> Any:
     import msgpack
 
     if code != _MSGPACK_NDARRAY:
         raise CheckpointFormatError(f"unsupported msgpack extension type {code} (only ndarrays, code 1, are weights)")
-    record = msgpack.unpackb(data, raw=True)
+    # (shape, dtype name, bytes): one array of 3 holding one of at most 64 ints, no map anywhere, so
+    # a hostile payload (a million empty lists) is refused as it is decoded, not after
+    record = msgpack.unpackb(data, raw=True, max_array_len=64, max_map_len=0, object_hook=_no_map)
     if not (isinstance(record, (list, tuple)) and len(record) == 3 and isinstance(record[2], bytes)):
         raise CheckpointFormatError("an ndarray record is not (shape, dtype name, bytes)")
     shape, dtype_name, buffer = record
@@ -46,19 +74,57 @@ def _ndarray_from_ext(code: int, data: bytes) -> Any:
     return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
 
 
-def _unchunk(node: dict) -> np.ndarray:
-    shape = tuple(node["shape"][str(i)] for i in range(len(node["shape"])))
-    chunks = [node["chunks"][str(i)] for i in range(len(node["chunks"]))]
+def _sequence(node: dict, field: str, where: str) -> list:
+    """Flax's dict form of a tuple, `{"0": a, "1": b, ...}`, as a list; anything else is refused."""
+    value = node.get(field)
+    keys = [str(i) for i in range(len(value))] if isinstance(value, dict) else None
+    if keys is None or set(value) != set(keys):  # in any order: a writer may sort the keys ('10' before '2')
+        raise CheckpointFormatError(f"{where}: a chunked array's {field!r} is not Flax's {{'0': ..., '1': ...}} form")
+    return [value[k] for k in keys]
+
+
+def _no_map(value: Any) -> Any:
+    raise CheckpointFormatError("an ndarray record holds a map; it is (shape, dtype name, bytes)")
+
+
+def _unchunk(node: dict, where: str = "a chunked array") -> np.ndarray:
+    """The array a Flax chunked leaf (`flax.serialization._chunk`: a leaf above 1 GiB as the 1-D
+    ndarrays of its flattened slices, plus its shape) stands for. Each chunk must be a 1-D ndarray
+    (our ext hook admits only numeric dtypes) of one dtype, and the chunks must together hold
+    exactly the declared shape's elements: checked before they are concatenated, so a chunk that
+    is a msgpack list of strings or objects never becomes a unicode or object array."""
+    if set(node) != {_FLAX_CHUNKED, "shape", "chunks"} or node[_FLAX_CHUNKED] is not True:
+        raise CheckpointFormatError(f"{where}: a chunked array node has keys {sorted(map(str, node))[:8]}, not Flax's "
+                                    f"{_FLAX_CHUNKED!r}=True, 'shape' and 'chunks'")
+    shape = _sequence(node, "shape", where)
+    if len(shape) > 64 or not all(type(n) is int and n >= 0 for n in shape):
+        raise CheckpointFormatError(f"{where}: a chunked array's shape is not a list of at most 64 non-negative ints")
+    chunks = _sequence(node, "chunks", where)
+    if not chunks:
+        raise CheckpointFormatError(f"{where}: a chunked array has no chunks")
+    for chunk in chunks:
+        if not isinstance(chunk, np.ndarray) or chunk.ndim != 1 or chunk.dtype != chunks[0].dtype:
+            what = f"a {chunk.dtype} array of shape {chunk.shape}" if isinstance(chunk, np.ndarray) else f"a {type(chunk).__name__}"
+            raise CheckpointFormatError(
+                f"{where}: a chunk of a chunked array is {what}; Flax's chunks are 1-D ndarrays of one numeric dtype"
+            )
+    total = sum(chunk.size for chunk in chunks)
+    if total != math.prod(shape):
+        raise CheckpointFormatError(f"{where}: the chunks hold {total} elements, the shape {tuple(shape)} needs {math.prod(shape)}")
     return np.concatenate(chunks).reshape(shape)
 
 
 def _flatten(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], np.ndarray]]:
     if isinstance(tree, dict) and _FLAX_CHUNKED in tree:
-        yield path, _unchunk(tree)
+        if not path:  # the top level itself: a parameter tree names its leaves
+            raise CheckpointFormatError("the top level is a chunked array, not a tree of named parameters")
+        yield path, _unchunk(tree, "/".join(path))
     elif isinstance(tree, dict):
         for k in list(tree):  # popped, so a converter never holds a leaf twice (here and transposed)
             yield from _flatten(tree.pop(k), path + (str(k),))
     elif isinstance(tree, np.ndarray):
+        if not path:
+            raise CheckpointFormatError("the top level is an array, not a tree of named parameters")
         yield path, tree
     else:
         raise CheckpointFormatError(f"{'/'.join(path)} is a {type(tree).__name__}, not an array")
@@ -79,10 +145,16 @@ def read_flax_msgpack(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray
 def _load_tree(path: Path) -> dict:
     import msgpack
 
+    budget = _ObjectBudget()
+    size = path.stat().st_size  # no container holds more items, no string more bytes, than the file has bytes
     try:
         with open(path, "rb") as f:
             # max_buffer_size=0: no 100 MiB cap on one leaf (Flax chunks leaves above 1 GiB itself)
-            unpacker = msgpack.Unpacker(f, ext_hook=_ndarray_from_ext, raw=False, strict_map_key=False, max_buffer_size=0)
+            unpacker = msgpack.Unpacker(
+                f, ext_hook=budget.ext, object_hook=budget, list_hook=budget, raw=False, strict_map_key=False,
+                max_buffer_size=0, max_array_len=size, max_map_len=size, max_str_len=size, max_bin_len=size,
+                max_ext_len=size,
+            )
             tree = unpacker.unpack()
             consumed = unpacker.tell()
     except msgpack.OutOfData:
@@ -111,7 +183,7 @@ def _items(path: Path, tree: dict, bare: bool, wanted: frozenset[str] | None = N
             yield "/".join(flax_path), key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
     except (weights.CheckpointKeyError, CheckpointFormatError) as e:
         raise CheckpointFormatError(f"{path}: {e}") from None
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, IndexError) as e:
         raise CheckpointFormatError(f"{path}: malformed chunked array: {e}") from None
 
 

@@ -5,14 +5,16 @@ records (`TensorRef`: a storage, offset, shape and stride), never importing torc
 `unpickle` is the one entry point, and what it promises for any bytes at all:
 - the opcodes are scanned first (`pickletools.genops`): a pickle naming a global outside the
   allowed tensor-rebuild functions (`UnsafePickleError`), or using an opcode torch.save never
-  writes, is refused before a single object is built or called;
+  writes, is refused before a single object is built or called, and so is one of more than
+  `MAX_PICKLE_OPS` opcodes or `MAX_PICKLE_VALUES` values built or memoised (a flood of cheap
+  opcodes that would build millions of objects before the graph check below could see them);
 - while unpickling, calls (REDUCE), instantiation (NEWOBJ) and attribute updates (BUILD) apply
   only to the allowed functions and to fresh instances of the allowed classes; a BUILD on a
   class, a function or a tensor record is refused before it acts (records are frozen anyway);
 - the object graph is then walked once, counting each shared object once but sizing the tree as
   every later consumer sees it: more than `MAX_OBJECTS` objects (a "billion laughs" of shared
   lists), nesting deeper than `MAX_DEPTH`, or a cycle is refused;
-- the pickle's own size is bounded by the caller (`MAX_PICKLE_BYTES`).
+- the pickle's own size is bounded (`MAX_PICKLE_BYTES`; callers check it before reading).
 Tensor records are validated when built and again, against the bytes really read, when copied
 (`check_view`)."""
 
@@ -45,7 +47,16 @@ STORAGE_FOR_DTYPE = {dt.name: name for name, dt in TORCH_STORAGES.items()}
 
 # Bounds on what a pickle may describe. A transformers state dict is a few hundred objects and a
 # fairseq checkpoint with optimizer state a few ten thousand; these leave a wide margin.
-MAX_PICKLE_BYTES = 256 * 2**20
+# torch.save writes about 100 bytes, 32 opcodes and 27 values built or memoised per tensor: the
+# data.pkl of a 7B model's state dict (about 300 tensors) is about 30 KB, roberta-large's with
+# its Adam state (about 1,200 tensors) about 150 KB. 16 MiB, 2 million opcodes and 1 million
+# values each allow over 35,000 tensors, ten times more than any single-file checkpoint holds,
+# and bound the work to seconds: a pickle goes through a pure-Python scan and unpickler (one to
+# three microseconds per opcode), and a flood of 1-byte opcodes (EMPTY_DICT) would otherwise
+# build a 64-byte object per byte of the file before the graph check could count them.
+MAX_PICKLE_BYTES = 16 * 2**20
+MAX_PICKLE_OPS = 2_000_000
+MAX_PICKLE_VALUES = 1_000_000
 MAX_OBJECTS = 2_000_000
 MAX_DEPTH = 100
 # A view larger than its storage (stride 0, overlapping) is refused above this many bytes: torch's
@@ -185,6 +196,30 @@ _TORCH_GLOBALS: dict[tuple[str, str], Any] = {
 _FORBIDDEN_OPS = {"INST", "OBJ", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER", "NEWOBJ_EX"}
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
 _NO_PUSH_OPS = {"PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"}
+# Opcodes that build no new value and add no memo entry (they fetch, fill or drop what exists);
+# every other opcode counts against MAX_PICKLE_VALUES.
+_NOT_BUILDING_OPS = {"GET", "BINGET", "LONG_BINGET", "SETITEM", "SETITEMS", "APPEND", "APPENDS", "ADDITEMS",
+                     "BUILD", "POP", "POP_MARK", "STOP", "PROTO", "FRAME"}
+
+
+def pickle_ops(source: Any, path: Path) -> Iterator[tuple[Any, Any, int | None]]:
+    """`pickletools.genops(source)`, refused (CheckpointFormatError naming `path`) as soon as it
+    passes `MAX_PICKLE_OPS` opcodes or `MAX_PICKLE_VALUES` values built or memoised: the scan of
+    a flood stops within seconds, having built nothing. Decoding errors propagate as genops
+    raises them."""
+    max_ops, max_values = MAX_PICKLE_OPS, MAX_PICKLE_VALUES  # read per call (tests lower them)
+    ops = values = 0
+    for op, arg, pos in pickletools.genops(source):
+        ops += 1
+        if op.name not in _NOT_BUILDING_OPS:
+            values += 1
+        if ops > max_ops or values > max_values:
+            what = f"{max_ops} opcodes" if ops > max_ops else f"{max_values} values built or memoised"
+            raise CheckpointFormatError(
+                f"{path}: the pickle has more than {what} (torch.save writes about 32 opcodes and 27 values "
+                "per tensor); refusing it before unpickling"
+            )
+        yield op, arg, pos
 
 
 def _unsafe(path: Path, module: str, name: str) -> UnsafePickleError:
@@ -197,11 +232,12 @@ def _unsafe(path: Path, module: str, name: str) -> UnsafePickleError:
 def scan(data: bytes, path: Path, allowed: Mapping[tuple[str, str], Any]) -> None:
     """Refuse `data` before anything is unpickled if it names a global outside `allowed`, uses an
     opcode outside what torch.save writes, or hides a STACK_GLOBAL's name where a scan cannot
-    read it. Raises UnsafePickleError / CheckpointFormatError naming `path`."""
+    read it, or has more opcodes or values than `pickle_ops` allows. Raises UnsafePickleError /
+    CheckpointFormatError naming `path`."""
     memo: dict[int, Any] = {}
     recent: list[Any] = []  # the last two values pushed, where they are strings
     try:
-        for op, arg, _pos in pickletools.genops(data):
+        for op, arg, _pos in pickle_ops(data, path):
             name = op.name
             if name in _FORBIDDEN_OPS:
                 raise UnsafePickleError(f"{path}: the pickle uses the {name} opcode, which torch.save never writes; refusing it")
@@ -417,13 +453,51 @@ def check_graph(obj: Any, path: Path, max_objects: int = MAX_OBJECTS, max_depth:
         stack.extend((c, depth + 1, None) for c in kids)
 
 
+def _reach_counts(obj: Any) -> dict[int, tuple[Any, int]]:
+    """id -> (object, how many times a walk of the tree from `obj` reaches it), for every distinct
+    object: each is visited once, without recursion, and a shared part's count is the sum of its
+    parents' (linear in the pickle however often the tree repeats a part; `check_graph` has
+    refused cycles). A recursive walk of the tree instead costs its expanded size times its depth."""
+    order: list[tuple[int, list]] = []  # containers in post-order: each after everything below it
+    seen: dict[int, Any] = {}
+    stack: list[tuple[Any, list | None]] = [(obj, None)]
+    while stack:
+        node, kids = stack.pop()
+        if kids is not None:  # all its children are done
+            order.append((id(node), kids))
+            continue
+        if id(node) in seen:  # reached again: expanded once only
+            continue
+        seen[id(node)] = node
+        kids = _children(node)
+        if kids is None:
+            continue
+        stack.append((node, kids))
+        stack.extend((child, None) for child in kids if id(child) not in seen)
+    counts = {id(obj): 1}
+    for key, kids in reversed(order):  # a container's count is final before its children get it
+        for child in kids:
+            counts[id(child)] = counts.get(id(child), 0) + counts[key]
+    return {key: (seen[key], n) for key, n in counts.items()}
+
+
 def tensor_refs(obj: Any) -> Iterator[TensorRef]:
-    """Every tensor record in `obj`, as often as a walk of the tree meets it (bounded by check_graph)."""
-    if isinstance(obj, TensorRef):
-        yield obj
-        return
-    for child in _children(obj) or ():
-        yield from tensor_refs(child)
+    """Every tensor record in `obj`, as often as a walk of the tree meets it (bounded by
+    check_graph), found in time linear in the pickle (`_reach_counts`)."""
+    for node, times in _reach_counts(obj).values():
+        if isinstance(node, TensorRef):
+            for _ in range(times):
+                yield node
+
+
+def storage_uses(obj: Any) -> collections.Counter:
+    """storage key -> how many tensor records of `obj` a walk of the tree meets that view it (how
+    many times each storage will be materialised), in time linear in the pickle."""
+    uses: collections.Counter = collections.Counter()
+    for node, times in _reach_counts(obj).values():
+        if isinstance(node, TensorRef):
+            uses[node.storage.key] += times
+    return uses
 
 
 def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:

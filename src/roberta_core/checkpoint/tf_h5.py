@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import bisect
+import itertools
+import math
 import os
 import re
 from pathlib import Path
@@ -25,15 +27,43 @@ _HDF5_ATTR_LIMIT = 64512
 _KERAS_VERSION = b"2.21.0"  # the tf-keras release whose file layout this mirrors (recorded, never checked)
 
 
-def _h5_names(group, name: str) -> list[str]:
+# The name lists of one file (the root's `layer_names` and each layer group's `weight_names`,
+# repeats included) may hold at most this many names together: a Keras file lists each weight once
+# (the LM head's layer lists the shared embeddings again), a few hundred for RoBERTa, a few
+# thousand for the largest TF checkpoints v4 writes. Every listed name is read and decoded, so
+# without a cap a file of a few MB of repeated names asks for millions of strings.
+MAX_H5_NAMES = 100_000
+
+
+class _NameBudget:
+    """The names one file has listed so far (`MAX_H5_NAMES` at most), counted from each
+    attribute's shape before its values are read."""
+
+    def __init__(self, path: Path):
+        self.path, self.count = path, 0
+
+    def charge(self, group, attr: str) -> None:
+        shape = group.attrs.get_id(attr).shape
+        self.count += max(math.prod(shape), 1)  # an attribute costs a read even if empty
+        if self.count > MAX_H5_NAMES:
+            raise CheckpointFormatError(
+                f"{self.path}: the file's name lists ('layer_names', 'weight_names') hold more than {MAX_H5_NAMES} "
+                "names; a transformers TF checkpoint lists a few thousand at most. Refusing it"
+            )
+
+
+def _h5_names(group, name: str, budget: _NameBudget) -> list[str]:
+    """The names of the attribute `name` of `group` (or of `name0`, `name1`, ... as Keras splits a
+    long list), each attribute charged to `budget` before it is read."""
     if name in group.attrs:
-        chunks = [group.attrs[name]]
+        attrs: Iterator[str] = iter([name])
     else:
-        chunks, i = [], 0
-        while f"{name}{i}" in group.attrs:
-            chunks.append(group.attrs[f"{name}{i}"])
-            i += 1
-    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for chunk in chunks for n in chunk]
+        attrs = itertools.takewhile(lambda attr: attr in group.attrs, (f"{name}{i}" for i in itertools.count()))
+    names: list[str] = []
+    for attr in attrs:  # each charged before it is read, so a file of many small attributes stops early too
+        budget.charge(group, attr)
+        names += [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in np.asarray(group.attrs[attr]).reshape(-1)]
+    return names
 
 
 def _set_h5_names(group, name: str, values: list[str]) -> None:
@@ -205,16 +235,17 @@ def _read_h5(
     except (OSError, ValueError) as e:
         raise CheckpointFormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from None
     try:
-        layers = _h5_names(f, "layer_names")
+        budget = _NameBudget(path)
+        layers = list(dict.fromkeys(_h5_names(f, "layer_names", budget)))  # a layer listed again is read once
         if not layers:
             what = "a shard of a transformers TF checkpoint" if shard else "a Keras/transformers TF weights file"
             raise CheckpointFormatError(f"{path}: no 'layer_names' attribute; not {what}")
         if bare is None:
             bare = _is_bare(n.split("/", 1)[0] for n in layers) if shard else _is_bare(layers)
         seen: set[str] = set()
-        budget = _H5Budget(path)
+        data_budget = _H5Budget(path)
         read: dict[int, str] = {}  # dataset address -> the name it was read under
-        for group, name, where in _h5_listing(path, f, layers, shard):
+        for group, name, where in _h5_listing(path, f, layers, shard, budget):
             if wanted is not None and name not in wanted:
                 continue
             parts = [p for p in name.split("/") if p]
@@ -234,7 +265,7 @@ def _read_h5(
                     "each dataset is read once"
                 )
             read[address] = where
-            budget.charge(dataset, where, *_check_h5_dataset(path, dataset, where))
+            data_budget.charge(dataset, where, *_check_h5_dataset(path, dataset, where))
             array = _h5_array(dataset)
             yield name, key, (np.ascontiguousarray(array.T) if weights.is_transposed(key) else array)
     except weights.CheckpointKeyError as e:
@@ -247,8 +278,11 @@ def _read_h5(
         f.close()
 
 
-def _h5_listing(path: Path, f, layers: list[str], shard: bool):
-    """(group, dataset name in it, where for messages) of every name the file lists, in order."""
+def _h5_listing(path: Path, f, layers: list[str], shard: bool, budget: _NameBudget):
+    """(group, dataset name in it, where for messages) of every name the file lists, in order,
+    each (group, name) once: `layers` holds no repeats, each layer group's `weight_names` is read
+    once and a name it lists again is dropped here, before `_read_h5` maps it (the work stays
+    linear in the file, whatever it repeats)."""
     if shard:
         for name in layers:
             yield f, name, name
@@ -259,7 +293,7 @@ def _h5_listing(path: Path, f, layers: list[str], shard: bool):
         if f.get(layer, getlink=True) is None:
             raise CheckpointFormatError(f"{path}: layer group {layer!r} listed in layer_names is missing")
         group = _h5_group(path, f, layer)
-        for name in _h5_names(group, "weight_names"):
+        for name in dict.fromkeys(_h5_names(group, "weight_names", budget)):
             yield group, name, f"{layer}/{name}"
 
 

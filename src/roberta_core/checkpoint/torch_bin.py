@@ -22,7 +22,7 @@ from .pickle_reader import (
     MAX_PICKLE_BYTES,
     STORAGE_FOR_DTYPE,
     _contiguous_strides,
-    tensor_refs,
+    storage_uses,
     Storage,
     TensorRef,
     check_view,
@@ -72,11 +72,12 @@ class TorchArchive:
         try:
             self.zip = zipfile.ZipFile(path)
             self.size = os.stat(path).st_size
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, NotImplementedError) as e:
+            # NotImplementedError: an entry needs a zip feature zipfile lacks ("zip file version 8.8")
             raise CheckpointFormatError(f"{path}: truncated or corrupt torch zip archive: {e}") from None
         try:
             self._read(extra_globals)
-            self._uses = collections.Counter(ref.storage.key for ref in tensor_refs(self.obj))
+            self._uses = storage_uses(self.obj)
         except BaseException:
             self.zip.close()
             raise
