@@ -138,6 +138,11 @@ _V4_BASE: dict[str, Any] = {
 # The fields every v4 config has (`from_pretrained` keywords that set the config, as in v4).
 V4_CONFIG_FIELDS = tuple(_V4_BASE)
 
+# Bounds no real checkpoint comes near (the largest RoBERTa-family model, XLM-R XXL, has 48 layers),
+# so that a config from the internet cannot make building a model hang.
+MAX_LAYERS = 512
+MAX_LABELS = 1_000_000
+
 MODEL_TYPES = ("roberta", "xlm-roberta", "camembert", "roberta-prelayernorm")
 BASE_MODEL_PREFIXES = {t: "roberta_prelayernorm" if t == "roberta-prelayernorm" else "roberta" for t in MODEL_TYPES}
 
@@ -241,6 +246,8 @@ class RobertaConfig:
             raise ValueError(f"num_labels must be a positive integer, got {n!r}")
         # Refused before the label dictionaries are built: 1e9 labels would fill memory here.
         _check_fits_in_memory(self, n)
+        if n > MAX_LABELS:  # a small head, but its two label dictionaries alone would take gigabytes
+            raise ValueError(f"num_labels must be at most {MAX_LABELS:,}, got {n:,}")
         old = getattr(self, "id2label", None)
         if old is None or len(old) != n:
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
@@ -314,6 +321,12 @@ class RobertaConfig:
                 )
         # Before anything (weights.parameter_shapes, a backend) loops over layers or allocates.
         _check_fits_in_memory(self, self.num_labels)
+        if self.num_hidden_layers > MAX_LAYERS:
+            # each layer is a dozen modules to build and initialise: a config of 10**6 tiny layers
+            # fits in memory yet takes hours to build
+            raise ValueError(f"num_hidden_layers must be at most {MAX_LAYERS}, got {self.num_hidden_layers:,}")
+        if self.num_labels > MAX_LABELS:
+            raise ValueError(f"num_labels must be at most {MAX_LABELS:,}, got {self.num_labels:,} (id2label)")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by num_attention_heads="

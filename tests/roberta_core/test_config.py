@@ -206,6 +206,9 @@ def test_num_labels_setter():
         (dict(max_position_embeddings=2), ValueError, "leaves no position for a token"),
         (dict(is_decoder="yes"), TypeError, "is_decoder must be true or false"),
         (dict(num_labels=0), ValueError, "num_labels must be a positive integer"),
+        # a hostile config.json: fits in memory, yet building its label names or its layers would hang
+        (dict(num_labels=1_000_001), ValueError, "num_labels must be at most 1,000,000"),
+        (dict(num_hidden_layers=513), ValueError, "num_hidden_layers must be at most 512"),
         (dict(num_labels=3, id2label={0: "a", 1: "b"}), ValueError, "disagrees with id2label"),
         (dict(pad_token_id=None), ValueError, r"pad_token_id must be a token id in 0\.\.99, got None"),
     ],
