@@ -349,3 +349,37 @@ def test_label_all_tokens_labels_every_piece_b_as_i_and_scores_words(checkpoint)
     scores = ft.evaluate("tokcls", trainer, [every], [example], names, pad_id=tokenizer.pad_token_id, max_len=64, batch_size=1)
     predicted = [names[int(np.argmax(trainer.returned[0][0][p]))] for p in starts]
     assert scores["accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(example["labels"], predicted)]))
+
+
+def test_words_are_encoded_as_v4s_run_ner_with_a_prefix_space_on_each(checkpoint):
+    """v4's run_ner.py loads RoBERTa's tokenizer with add_prefix_space=True and encodes the words
+    with is_split_into_words: every word, the first too, is ' ' + word; a word with no pieces ('')
+    drops out and the labels stay on their words."""
+    tokenizer = load_tokenizer(checkpoint)
+    names = ["B-PER", "O"]
+    (f,) = ft.encode_examples("tokcls", [{"tokens": ["", "the", "cat"], "labels": ["O", "B-PER", "O"]}],
+                              tokenizer, max_len=64, labels=names)
+    pieces = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] for w in ("the", "cat")]
+    assert f["input_ids"] == [tokenizer.bos_token_id, *pieces[0], *pieces[1], tokenizer.eos_token_id]
+    assert f["word_starts"] == [1, 1 + len(pieces[0])]
+    assert [f["labels"][p] for p in f["word_starts"]] == [0, 1]  # 'the' B-PER, 'cat' O
+    assert f["labels"][0] == f["labels"][-1] == -100
+
+
+def test_files_with_a_byte_order_mark_and_tsv_quotes_read_as_v4s_readers(tmp_path):
+    """A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name; a TSV
+    has no quoting (GLUE's files, v4's `_read_tsv`), so a '"' stays in the text."""
+    (tmp_path / "a.csv").write_text("\ufefftext,label\nhello,1\n", encoding="utf-8")
+    assert ft.read_examples(tmp_path / "a.csv") == [{"text": "hello", "label": "1"}]
+    (tmp_path / "a.jsonl").write_text('\ufeff{"text": "hi", "label": 0}\n', encoding="utf-8")
+    assert ft.read_examples(tmp_path / "a.jsonl") == [{"text": "hi", "label": 0}]
+    (tmp_path / "a.tsv").write_text('sentence\tlabel\n"Hello," she said.\t1\n"unbalanced\t0\nlast\t1\n', encoding="utf-8")
+    assert [r["sentence"] for r in ft.read_examples(tmp_path / "a.tsv")] == ['"Hello," she said.', '"unbalanced', "last"]
+
+
+def test_a_questions_leading_spaces_are_dropped_as_v4s_run_qa(checkpoint):
+    tokenizer = load_tokenizer(checkpoint)
+    example = {"question": "  Who sat?", "context": "the cat sat", "answers": {"text": ["cat"], "answer_start": [4]}}
+    (spaced,) = ft.encode_examples("qa", [example], tokenizer, max_len=64, labels=None)
+    (plain,) = ft.encode_examples("qa", [{**example, "question": "Who sat?"}], tokenizer, max_len=64, labels=None)
+    assert spaced == plain

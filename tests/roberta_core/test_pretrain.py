@@ -284,9 +284,9 @@ def test_finetune_refusals_and_failures_leave_no_output(uninterrupted, tmp_path,
     """Refusals left an empty --out; a failed final save left a partial one. --out appears, whole,
     only when fine-tuning succeeded. Its refusal of an occupied --out offers only --overwrite
     (finetune has no --resume)."""
-    write_task(tmp_path / "bad.jsonl", [10**6] + [0, 1] * 10)  # one label id far beyond the rest
+    write_task(tmp_path / "bad.jsonl", ["pos"] + [0, 1] * 10)  # a name among integer labels
     out = tmp_path / "ft"
-    with pytest.raises(ValueError, match="label ids must be dense"):
+    with pytest.raises(TypeError, match="all integers or all strings"):
         ft.finetune("seqcls", "pt", uninterrupted[0], str(tmp_path / "bad.jsonl"), out=out, progress=False)
     assert not out.exists()
     write_task(tmp_path / "good.jsonl", [0, 1] * 10)

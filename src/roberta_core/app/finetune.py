@@ -66,9 +66,6 @@ TASKS = {
     "multiple-choice": "multiple_choice",
 }
 _HELDOUT_EVERY = 10
-# Integer labels are ids 0..L-1 with L at most twice the distinct ids seen in training (or this):
-# a few classes may be absent from the training split, an id of 1e9 may not size the classifier.
-MIN_LABEL_IDS = 64
 _SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 _EVAL_NAMES = tuple(f"{stem}{s}" for stem in ("validation", "dev", "test") for s in _SUFFIXES)
 # the canonical fields that --<name>-column maps
@@ -83,7 +80,7 @@ DOC_STRIDE = 128  # v4's run_qa.py default: tokens shared by consecutive windows
 def read_jsonl(path: Path) -> list[dict]:
     """The objects of a JSON-lines file (blank lines skipped); errors name the line."""
     examples = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (Windows editors, Excel) is no content
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -98,9 +95,11 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def read_csv(path: Path) -> list[dict]:
-    """The rows of a CSV (or, by its suffix, TSV) file with a header line, as dicts of strings."""
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    """The rows of a CSV (or, by its suffix, TSV) file with a header line, as dicts of strings. A TSV
+    has no quoting, as GLUE's files and v4's `_read_tsv` (quotechar None): a '"' is text."""
+    tsv = path.suffix.lower() == ".tsv"
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
         if not reader.fieldnames:
             raise ValueError(f"{path}: a CSV/TSV file needs a header line naming its columns")
         return [dict(row) for row in reader]
@@ -128,7 +127,7 @@ def read_examples(path: Path) -> list[dict]:
     if suffix in (".csv", ".tsv"):
         return read_csv(path)
     if suffix == ".json":
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -403,26 +402,14 @@ def _field(example: Mapping, key: str, kind: type | tuple, where: str):
 
 
 def label_names(examples: Sequence[dict], key: str, task: str) -> list:
-    """The label set, sorted, as v4's scripts make it: strings (names) are numbered in sorted
-    order; integers must already be dense ids 0..L-1 and stay themselves. A few ids may be
-    missing from the training examples, but not most of them: an id far beyond the number of
-    distinct labels is refused, since it would size the classifier (and its memory) by the id."""
+    """The label set, sorted, as v4's scripts make it (`run_glue.py`'s `label_list.sort()`): ids
+    0..L-1 number the distinct labels in sorted order, names (strings) or integers alike (star
+    ratings 1..5 are 5 labels, not 6; an integer label never sizes the classifier by its value)."""
     values = set()
     for i, e in enumerate(examples):
         v = _field(e, key, (int, str, list), f"example {i}")
         values.update(v if isinstance(v, list) else [v])
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        if min(values) < 0:
-            raise ValueError(f"{task} label ids must be in 0..L-1, got {min(values)}; give dense ids or label names (strings)")
-        bound = max(2 * len(values), MIN_LABEL_IDS)
-        if max(values) >= bound:
-            raise ValueError(
-                f"{task} label ids must be dense, 0..L-1: the training examples hold {len(values)} distinct id(s) but the "
-                f"id {max(values)}; ids may go up to {bound - 1} here. Number the labels 0..{len(values) - 1}, "
-                "or give them as names (strings)"
-            )
-        return list(range(max(values) + 1))
-    if all(isinstance(v, str) for v in values):
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values) or all(isinstance(v, str) for v in values):
         return sorted(values)
     raise TypeError(f"{task} labels must be all integers or all strings, got {sorted(map(repr, values))[:5]}")
 
@@ -494,18 +481,25 @@ def encode_examples(task: str, examples: Sequence[dict], tokenizer, *, max_len: 
             words, tags = _field(e, "tokens", list, where), _field(e, "labels", list, where)
             if len(words) != len(tags):
                 raise ValueError(f"{where}: {len(words)} tokens but {len(tags)} labels")
-            ids, targets, starts = [tokenizer.bos_token_id], [IGNORE_INDEX], []
-            for k, (word, tag) in enumerate(zip(words, tags)):
-                pieces = tokenizer(word if k == 0 else " " + word, add_special_tokens=False)["input_ids"]
-                starts.append(len(ids))
-                ids += pieces
-                rest = IGNORE_INDEX
-                if label_all_tokens:
-                    inside = "I-" + tag[2:] if isinstance(tag, str) and tag.startswith("B-") else tag
-                    rest = label_of(inside if inside in index else tag, where)
-                targets += [label_of(tag, where)] + [rest] * (len(pieces) - 1)  # the first piece carries the label
-            ids, targets = ids[: max_len - 1] + [tokenizer.eos_token_id], targets[: max_len - 1] + [IGNORE_INDEX]
-            features.append({"input_ids": ids, "labels": targets, "word_starts": [p for p in starts if p < max_len - 1]})
+            first = [label_of(tag, where) for tag in tags]
+            rest = [IGNORE_INDEX] * len(tags)
+            if label_all_tokens:  # a B- tag's other pieces as the matching I- tag, as v4's run_ner.py
+                inside = ["I-" + t[2:] if isinstance(t, str) and t.startswith("B-") else t for t in tags]
+                rest = [label_of(i if i in index else t, where) for i, t in zip(inside, tags)]
+            # As v4's run_ner.py: the words with is_split_into_words (each with its prefix space, the
+            # first too), the first piece of a word carrying its label; a word of no pieces ('') drops out.
+            enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_len)
+            ids, targets, starts, previous = list(enc["input_ids"]), [], [], None
+            for position, word in enumerate(enc.word_ids()):
+                if word is None:
+                    targets.append(IGNORE_INDEX)
+                elif word != previous:
+                    targets.append(first[word])
+                    starts.append(position)
+                else:
+                    targets.append(rest[word])
+                previous = word
+            features.append({"input_ids": ids, "labels": targets, "word_starts": starts})
         elif task == "qa" and doc_stride is not None:
             features.extend(qa_windows(e, tokenizer, max_len, doc_stride, where, example=n))
         elif task == "qa":
@@ -526,6 +520,7 @@ def _qa_parts(e: Mapping, tokenizer, max_len: int, where: str):
     offsets, the context tokens a window holds (`max_len` less the question and 4 special
     tokens) and the first answer's character span (None without one)."""
     question, context = _field(e, "question", str, where), _field(e, "context", str, where)
+    question = question.lstrip()  # as v4's run_qa.py: leading spaces would only waste the window
     answers = _field(e, "answers", dict, where)
     q = tokenizer(question, add_special_tokens=False)["input_ids"]
     c = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
