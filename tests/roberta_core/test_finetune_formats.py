@@ -170,6 +170,28 @@ def test_qa_decoding_uses_every_window_and_a_cut_answer_is_not_trivially_right(c
     assert wrong != answer and wrong in CONTEXT
 
 
+def test_qa_decoding_compares_raw_logit_sums_across_windows_as_v4s_run_qa():
+    """v4's run_qa.py scores a span by start logit + end logit and compares windows on those raw
+    sums (no softmax per window), and answers '' (SQuAD v2) where the smallest null score
+    (<s>'s start + end) is above the best span's. Window A: span logits 5 + 5 among others at 4.9
+    (a softmax there gives it little); window B: 4 + 4 among -10s (a softmax gives it nearly 1)."""
+    context = "alpha beta gamma delta"
+    spans = {"alpha": (0, 5), "beta": (6, 10), "gamma": (11, 16), "delta": (17, 22)}
+    # each window: <s>, then two context tokens (offsets into the context), then </s>
+    windows = [{"example": 0, "input_ids": [0, 1, 1, 2], "offsets": [None, spans["alpha"], spans["beta"], None]},
+               {"example": 0, "input_ids": [0, 1, 1, 2], "offsets": [None, spans["gamma"], spans["delta"], None]}]
+    a_start, a_end = np.array([4.9, 5.0, 4.9, 4.9]), np.array([4.9, 5.0, 4.9, 4.9])  # 'alpha': 10
+    b_start, b_end = np.array([-10.0, 4.0, -10, -10]), np.array([-10.0, 4.0, -10, -10])  # 'gamma': 8
+    outputs = [{"start_logits": a_start, "end_logits": a_end}, {"start_logits": b_start, "end_logits": b_end}]
+    assert ft.qa_predictions(windows, outputs, [context]) == ["alpha"]
+    # null scores: 9.8 in A, -20 in B; the smallest (-20) is below 10: a span answers
+    assert ft.qa_predictions(windows, outputs, [context], allow_null=True) == ["alpha"]
+    # with B's null at 10.5 and A's at 11, the smallest null (10.5) beats the best span (10): ''
+    b_start[0] = b_end[0] = 5.25
+    a_start[0] = a_end[0] = 5.5
+    assert ft.qa_predictions(windows, outputs, [context], allow_null=True) == [""]
+
+
 def test_squad_json_fine_tuning_scores_exact_match_and_f1(checkpoint, tmp_path):
     rng = np.random.default_rng(0)
     paragraphs = []

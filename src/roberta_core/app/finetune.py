@@ -655,29 +655,31 @@ def main_metric(task: str, names: Sequence = ()) -> str:
 
 def qa_predictions(windows: Sequence[dict], outputs: Sequence[Mapping[str, np.ndarray]], contexts: Sequence[str], *,
                    top_k: int = 20, max_answer_len: int = 30, allow_null: bool = False) -> list[str]:
-    """One answer text per example from the start/end logits of all its windows: the n-best
-    spans of each window (`pipelines.postprocess.select_starts_ends`, both ends inside the
-    context), the best over the windows; with `allow_null` (SQuAD v2) the empty answer when the
-    smallest null score of the windows beats it."""
-    from ..pipelines.postprocess import select_starts_ends
-
+    """One answer text per example from the start/end logits of all its windows, as v4's
+    `run_qa.py` decodes them (`postprocess_qa_predictions`): in each window the `top_k` starts and
+    the `top_k` ends by logit make the spans (both ends inside the context, the end not before the
+    start, at most `max_answer_len` tokens), each scored by its start logit plus its end logit,
+    compared across windows as they are (no softmax per window); with `allow_null` (SQuAD v2) the
+    empty answer where the smallest null score of the windows (`<s>`'s start plus end logits) is
+    above the best span's score."""
     best: dict[int, tuple[float, str]] = {}
     null: dict[int, float] = {}
     for w, out in zip(windows, outputs):
-        n = w["example"]
-        T = len(w["input_ids"])
-        allowed = np.array([o is not None for o in w["offsets"]], dtype=bool)
-        allowed[0] = True  # <s>: the null answer's score; select_starts_ends keeps it out of spans
-        starts, ends, scores, null[n] = select_starts_ends(
-            np.asarray(out["start_logits"][:T], np.float64), np.asarray(out["end_logits"][:T], np.float64), allowed,
-            null.get(n, 1e6), top_k, allow_null, max_answer_len)
-        if len(scores) and float(scores[0]) > best.get(n, (-1.0, ""))[0]:
-            s, e = int(starts[0]), int(ends[0])
-            best[n] = (float(scores[0]), contexts[n][w["offsets"][s][0] : w["offsets"][e][1]])
+        n, T, offsets = w["example"], len(w["input_ids"]), w["offsets"]
+        start = np.asarray(out["start_logits"][:T], np.float64)
+        end = np.asarray(out["end_logits"][:T], np.float64)
+        null[n] = min(null.get(n, np.inf), float(start[0] + end[0]))
+        for s in np.argsort(start)[::-1][:top_k]:
+            for e in np.argsort(end)[::-1][:top_k]:
+                if offsets[s] is None or offsets[e] is None or e < s or e - s + 1 > max_answer_len:
+                    continue
+                score = float(start[s] + end[e])
+                if score > best.get(n, (-np.inf, ""))[0]:
+                    best[n] = (score, contexts[n][offsets[s][0] : offsets[e][1]])
     answers = []
     for n in range(len(contexts)):
-        score, text = best.get(n, (0.0, ""))
-        answers.append("" if allow_null and null.get(n, -1.0) > score else text)
+        score, text = best.get(n, (-np.inf, ""))
+        answers.append("" if allow_null and null.get(n, -np.inf) > score else text)
     return answers
 
 
