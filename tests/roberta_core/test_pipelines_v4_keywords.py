@@ -8,6 +8,7 @@ test; the side-by-side comparison itself is `tests/fixtures/compare_pipelines_v4
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -203,3 +204,159 @@ def test_question_answering_without_offsets_or_v4s_squad_code_is_a_clear_error(c
                   backend="pt")
     with pytest.raises(TypeError, match="gives none.*use a fast tokenizer"):
         qa(question="Who met Bob?", context="Ada met Bob.")
+
+
+# ---------------------------------------------------------------------------- second review: v4's warnings, defaults, bounds
+
+SQUAD_LIST_DEPRECATED = ("Passing a list of SQuAD examples to the pipeline is deprecated and will be removed in v5. "
+                         "Inputs should be passed using the `question` and `context` keyword arguments instead.")
+
+
+def _raised(category, text):
+    """A `warnings.catch_warnings(record=True)` list's warnings of `category` whose message is `text`."""
+    return lambda record: [w for w in record if w.category is category and str(w.message) == text]
+
+
+@needs_pt
+def test_question_answering_warns_of_positional_examples_as_v4(ckpts):
+    # v4's __call__ warns (FutureWarning) whenever an example is given positionally; keywords do not
+    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt")
+    example = {"question": "who", "context": "ab cd ef"}
+    squad = _raised(FutureWarning, SQUAD_LIST_DEPRECATED)
+    for args in ((example,), ("who", "ab cd ef"), ([example, example],)):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            qa(*args)
+        assert len(squad(record)) == 1, args
+    for kwargs in (dict(question="who", context="ab cd ef"), dict(X=example), dict(data=example)):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            qa(**kwargs)
+        assert squad(record) == [], kwargs  # X=/data= give their own deprecation only
+
+
+@needs_pt
+def test_word_strategies_warn_of_the_fallback_heuristic_for_each_token(ckpts):
+    # RoBERTa's BPE has no continuing-subword prefix: v4 warns for every (non-special) token when
+    # the strategy works on words (first, average, max), never for none/simple
+    ner = pipeline("ner", ckpts["token_classification"][0], backend="pt")
+    fallback = _raised(UserWarning, "Tokenizer does not support real words, using fallback heuristic")
+    text = "Ada met Bob"  # one token a character, <s> and </s> not counted
+    for strategy, expected in (("first", len(text)), ("average", len(text)), ("max", len(text)), ("simple", 0), ("none", 0)):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            ner(text, aggregation_strategy=strategy)
+        assert len(fallback(record)) == expected, strategy
+
+
+@needs_pt
+def test_fill_mask_top_k_none_is_not_given(ckpts):
+    # v4: an option given as None is not given: the construction's top_k, else 5
+    folder = ckpts["masked_lm"][0]
+    fill = pipeline("fill-mask", folder, backend="pt")
+    assert len(fill("ab<mask>", top_k=None)) == 5
+    assert len(pipeline("fill-mask", folder, backend="pt", top_k=None)("ab<mask>")) == 5
+    two = pipeline("fill-mask", folder, backend="pt", top_k=2, targets=["a", "b", "c"])
+    assert close(two("ab<mask>", top_k=None, targets=None), two("ab<mask>"))
+    assert len(two("ab<mask>", top_k=None)) == 2
+
+
+@needs_pt
+def test_unknown_options_are_passed_over_where_v4s_are(ckpts):
+    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt", foo=1)
+    answer = qa(question="who", context="ab cd ef")
+    assert qa(question="who", context="ab cd ef", foo=1, bar=None) == answer
+    features = pipeline("feature-extraction", ckpts["model"][0], backend="pt")
+    assert close(features("abc", padding=True, foo=1), features("abc"))
+    # v4's generic construction arguments (pipeline()'s and Pipeline's) are taken
+    folder = ckpts["masked_lm"][0]
+    plain = pipeline("fill-mask", folder, backend="pt")("ab<mask>", top_k=2)
+    fill = pipeline("fill-mask", folder, backend="pt", feature_extractor=None, image_processor=None, processor=None,
+                    modelcard=None, args_parser=None, pipeline_class=None)
+    assert close(fill("ab<mask>", top_k=2), plain)
+    assert fill.feature_extractor is fill.image_processor is fill.processor is fill.modelcard is None
+    assert type(pipeline("fill-mask", folder, backend="pt", pipeline_class=type(fill))) is type(fill)
+    # where v4 refuses an unknown option (fill-mask, token-classification), so do we
+    with pytest.raises(TypeError, match="takes no option foo"):
+        fill("ab<mask>", foo=1)
+    with pytest.raises(TypeError, match="takes no option foo"):
+        pipeline("ner", ckpts["token_classification"][0], backend="pt")("abc", foo=1)
+
+
+@needs_pt
+def test_token_classification_of_no_input_is_v4s_error(ckpts):
+    ner = pipeline("ner", ckpts["token_classification"][0], backend="pt")
+    for empty in ([], ()):
+        with pytest.raises(ValueError, match=r"^At least one input is required\.$"):
+            ner(empty)
+
+
+@needs_pt
+def test_a_dataset_gives_an_iterator_with_v4s_len(ckpts):
+    inputs = ["a<mask>", "<mask>bc", "xyz<mask>", "q<mask>", "<mask>"]
+    read = []
+
+    class MapStyle:  # a torch map-style Dataset / v4's KeyDataset: __len__ and __getitem__
+        def __len__(self):
+            return len(inputs)
+
+        def __getitem__(self, i):
+            read.append(i)
+            return inputs[i]
+    fill = pipeline("fill-mask", ckpts["masked_lm"][0], backend="pt")
+    want = fill(inputs, top_k=1)
+    # v4's len() is its loader's: the batches of `batch_size` inputs (1 when not given)
+    for batch_size, batches in ((None, 5), (2, 3), (4, 2), (8, 1)):
+        read.clear()
+        results = fill(MapStyle(), top_k=1, batch_size=batch_size)
+        assert len(results) == batches and read == []  # nothing read before it is asked for
+        assert iter(results) is results and close(list(results), want)
+    assert len(pipeline("fill-mask", ckpts["masked_lm"][0], backend="pt", batch_size=2)(MapStyle())) == 3
+    with pytest.raises(TypeError):
+        len(fill(text for text in inputs))  # a generator's results have no length, as v4's
+
+
+@needs_pt
+def test_stride_bounds_are_v4s(ckpts):
+    folder = ckpts["token_classification"][0]
+    ner = pipeline("ner", folder, backend="pt", ignore_labels=[], aggregation_strategy="simple")
+    ner.tokenizer.model_max_length = 8  # windows of 6 characters between <s> and </s>
+    text = "Ada met Bob and Eve"
+    # stride 0: windows side by side, accepted as v4; each character read once
+    none = pipeline("ner", folder, backend="pt", ignore_labels=[])
+    none.tokenizer.model_max_length = 8
+    letters = [e for e in none(text, stride=0) if e["word"] != "Ġ"]  # a space's offsets are trimmed
+    assert sorted(e["start"] for e in letters) == [i for i, c in enumerate(text) if c != " "]
+    assert ner(text, stride=0) and ner(text, stride=5)
+    assert ner("Ada", stride=6)  # as long as the window: taken while the text fits one window (v4's tokenizer)
+    with pytest.raises(ValueError, match=r"^tokenizer stride set to 7, which is greater than or equal to its effective "
+                                         r"max length of 6 \(= 8 original max length - 2 added special tokens\)"):
+        ner("Ada", stride=7)
+    for stride in (8, 9):
+        with pytest.raises(ValueError, match=r"^`stride` must be less than `tokenizer.model_max_length` \(or even lower "
+                                             r"if the tokenizer adds special tokens\)$"):
+            ner(text, stride=stride)
+    # QA's doc_stride 0 is taken too (windows that do not overlap)
+    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt", max_seq_len=12)
+    context = "ab cd ef gh ij kl mn"
+    answer = qa(question="q", context=context, doc_stride=0)
+    assert answer["answer"] == context[answer["start"]:answer["end"]]
+    with pytest.raises(ValueError, match="doc_stride must be a non-negative integer"):
+        qa(question="q", context=context, doc_stride=-1)
+
+
+@needs_pt
+def test_error_classes_are_v4s_too(ckpts):
+    # v4 looks names up in its enums (KeyError) and wants dict keys (KeyError); ours stay ValueErrors
+    clf = pipeline("text-classification", ckpts["sequence_classification"][0], backend="pt")
+    with pytest.raises(KeyError) as raised:
+        clf("abc", function_to_apply="bad")
+    assert isinstance(raised.value, ValueError) and str(raised.value).startswith("function_to_apply must be one of")
+    with pytest.raises(KeyError) as raised:
+        pipeline("ner", ckpts["token_classification"][0], backend="pt", aggregation_strategy="bogus")
+    assert isinstance(raised.value, ValueError)
+    qa = pipeline("question-answering", ckpts["question_answering"][0], backend="pt")
+    with pytest.raises(KeyError) as raised:
+        qa({"question": "who"})
+    assert isinstance(raised.value, ValueError)
+    assert str(raised.value) == "You need to provide a dictionary with keys {question:..., context:...}"

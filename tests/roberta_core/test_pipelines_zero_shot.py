@@ -8,6 +8,8 @@ comparison with transformers' own pipeline is `tests/fixtures/compare_pipelines_
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 
 import numpy as np
 import pytest
@@ -132,14 +134,20 @@ def test_single_label_softmaxes_the_entailment_logits_over_the_labels(nli):
 
 
 @needs_pt
-def test_multi_label_and_one_label_softmax_entailment_against_contradiction(nli):
+def test_multi_label_and_one_label_softmax_entailment_against_contradiction(nli, caplog):
     zero_shot = pipeline("zero-shot-classification", nli[0], backend="pt", candidate_labels=["x", "yz"])
     text = "in Rome"
     logits = logits_of(nli, text, [TEMPLATE.format("x"), TEMPLATE.format("yz")])
     each = by_hand_softmax(logits[:, [0, 2]])[:, 1]
     check(zero_shot(text, multi_label=True), text, ["x", "yz"], each)
-    with pytest.warns(UserWarning, match="`multi_class` argument has been deprecated"):
+    # v4 logs the deprecation (logger.warning); it raises no Python warning
+    with caplog.at_level(logging.WARNING, logger="roberta_core.pipelines"), warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
         check(zero_shot(text, multi_class=True), text, ["x", "yz"], each)
+    assert [r.getMessage() for r in caplog.records if "multi_class" in r.getMessage()] == [
+        "The `multi_class` argument has been deprecated and renamed to `multi_label`. "
+        "`multi_class` will be removed in a future version of Transformers."]
+    assert not [w for w in raised if "multi_class" in str(w.message)]
     check(zero_shot(text, candidate_labels="x"), text, ["x"], each[:1])  # one label: as multi-label
 
 
@@ -183,7 +191,7 @@ def test_the_sequence_is_truncated_first_and_a_long_hypothesis_is_not(tmp_path):
 
 
 @needs_pt
-def test_entailment_first_and_no_entailment_label(tmp_path):
+def test_entailment_first_and_no_entailment_label(tmp_path, caplog):
     first = write(tmp_path / "first", {0: "ENTAILMENT", 1: "neutral", 2: "contradiction"})
     text, labels = "Ada met Bob", ["a", "b"]
     logits = logits_of(first, text, [TEMPLATE.format(label) for label in labels])
@@ -192,8 +200,14 @@ def test_entailment_first_and_no_entailment_label(tmp_path):
     check(zero_shot(text, labels), text, labels, by_hand_softmax(logits[:, 0]))
     check(zero_shot(text, labels, multi_label=True), text, labels, by_hand_softmax(logits[:, [2, 0]])[:, 1])
     plain = write(tmp_path / "plain", None)
-    with pytest.warns(UserWarning, match="Failed to determine 'entailment' label id"):
+    # v4 logs it (logger.warning) at construction; no Python warning
+    with caplog.at_level(logging.WARNING, logger="roberta_core.pipelines"), warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
         zero_shot = pipeline("zero-shot-classification", plain[0], backend="pt")
+    assert [r.getMessage() for r in caplog.records if "entailment" in r.getMessage()] == [
+        "Failed to determine 'entailment' label id from the label2id mapping in the model config. Setting to -1. "
+        "Define a descriptive label2id mapping in the model config to ensure correct outputs."]
+    assert not [w for w in raised if "entailment" in str(w.message)]
     assert zero_shot.entailment_id == -1
     logits = logits_of(plain, text, [TEMPLATE.format(label) for label in labels])
     check(zero_shot(text, labels), text, labels, by_hand_softmax(logits[:, -1]))
@@ -213,8 +227,13 @@ def test_v4s_errors(nli):
         zero_shot("abc", ["a"], ["b"])
     with pytest.raises(ValueError, match="needs candidate_labels"):
         zero_shot("abc")
-    with pytest.raises(TypeError, match="takes no option top_k"):
-        zero_shot("abc", ["a"], top_k=2)
+    with pytest.raises(TypeError):  # v4 fails on the missing labels with a TypeError (len(None))
+        zero_shot("abc")
+    # v4's zero-shot passes over options it does not know (its _sanitize_parameters takes **kwargs),
+    # at the call and at construction
+    assert close(zero_shot("abc", ["a", "b"], top_k=2, truncation=False), zero_shot("abc", ["a", "b"]))
+    assert close(pipeline("zero-shot-classification", nli[0], backend="pt", foo=1)("abc", ["a", "b"]),
+                 zero_shot("abc", ["a", "b"]))
 
 
 @needs_pt

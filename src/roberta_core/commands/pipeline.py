@@ -95,7 +95,11 @@ def run(args) -> int:
 
     items = read_inputs(args.task, args.texts, args.input)
     pipe = pipeline(args.task, args.checkpoint, backend=args.backend, batch_size=args.batch_size, **parse_options(args.option))
-    results = pipe(items)  # one call for all the inputs, sorted into batches by length; results in input order
+    if args.task == "question-answering" and all(isinstance(i, dict) and {"question", "context"} <= set(i) for i in items):
+        # v4's keywords (positional examples are its deprecated form, with a FutureWarning)
+        results = pipe(question=[i["question"] for i in items], context=[i["context"] for i in items])
+    else:
+        results = pipe(items)  # one call for all the inputs, sorted into batches by length; results in input order
     if args.task in ("fill-mask", "question-answering") and len(items) == 1:
         results = [results]  # v4 unwraps a list of one; a file of one line still gets one line
     for result in results:

@@ -31,14 +31,19 @@ ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classifica
 
 
 def pipeline(task: str, model, *, tokenizer=None, backend: str | None = None, device=None,
-             batch_size: int | None = None, **task_options) -> Pipeline:
+             batch_size: int | None = None, pipeline_class: type[Pipeline] | None = None, **task_options) -> Pipeline:
     """The pipeline of `task` (v4's names and aliases, plus `multiple-choice` and
     `sentence-embeddings`) on `model`: a checkpoint directory, or a loaded model of any backend
     with its `tokenizer` (an object, or a directory to load it from). `backend` defaults to the
     first installed (v4's `framework=` names it too); `device` as v4's (-1 the CPU, an index a
     GPU); `model_kwargs` go to `from_pretrained`; `batch_size` inputs run at once (8 when not
-    given); `task_options` are the task's defaults for every call."""
+    given); `task_options` are the task's defaults for every call. v4's other construction
+    arguments are taken: `feature_extractor`, `image_processor`, `processor`, `modelcard` (kept on
+    the pipeline), `pipeline_class` (a subclass of ours to build instead of the task's)."""
     name = ALIASES.get(task, task)
     if name not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join([*TASKS, *ALIASES])}")
-    return TASKS[name](model, tokenizer=tokenizer, backend=backend, device=device, batch_size=batch_size, **task_options)
+    cls = TASKS[name] if pipeline_class is None else pipeline_class
+    if not (isinstance(cls, type) and issubclass(cls, Pipeline)):
+        raise TypeError(f"pipeline_class must be a subclass of roberta_core.pipelines.Pipeline, got {pipeline_class!r}")
+    return cls(model, tokenizer=tokenizer, backend=backend, device=device, batch_size=batch_size, **task_options)

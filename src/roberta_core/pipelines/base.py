@@ -15,7 +15,7 @@ import numpy as np
 from .. import backends, runtime
 from ..config import RobertaConfig
 
-__all__ = ["Pipeline", "Row"]
+__all__ = ["Pipeline", "PipelineIterator", "Row"]
 
 
 class Row(dict):
@@ -36,6 +36,24 @@ def is_stream(inputs: Any) -> bool:
     if isinstance(inputs, (str, bytes, dict, list, tuple)):
         return False
     return hasattr(inputs, "__iter__") or (hasattr(inputs, "__getitem__") and hasattr(inputs, "__len__"))
+
+
+class PipelineIterator:
+    """The results of a dataset input (sized and indexable, as v4's `KeyDataset` or a torch
+    map-style `Dataset`), one by one and lazily, as a plain iterator; `len()` is v4's: the number
+    of batches its loader reads (`batch_size` inputs each, 1 when none was given)."""
+
+    def __init__(self, results: Iterator, size: int, batch_size: int | None):
+        self._results, self._size, self._batch_size = results, size, batch_size or 1
+
+    def __iter__(self) -> "PipelineIterator":
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._results)
+
+    def __len__(self) -> int:
+        return -(-self._size // self._batch_size)
 
 
 def _items(inputs: Any) -> Iterator:
@@ -63,6 +81,9 @@ class Pipeline:
     task = ""
     head = "model"
     defaults: dict[str, Any] = {}
+    # v4's tasks whose `_sanitize_parameters` takes **kwargs (question-answering, zero-shot,
+    # feature-extraction) pass over an option they do not know; the others refuse it
+    ignores_unknown_options = False
     output_hidden_states = False
     token_fields: tuple[str, ...] = ()  # output fields with a token axis (B, T, ...), cut to each row's length
 
@@ -71,7 +92,9 @@ class Pipeline:
                  framework: str | None = None, model_kwargs: dict | None = None, config: Any = None,
                  torch_dtype: Any = None, dtype: Any = None, device_map: Any = None, revision: str | None = None,
                  token: Any = None, trust_remote_code: bool | None = None, use_fast: bool = True,
-                 binary_output: bool = False, **options):
+                 binary_output: bool = False, feature_extractor: Any = None, image_processor: Any = None,
+                 processor: Any = None, modelcard: Any = None, args_parser: Any = None, code_revision: Any = None,
+                 _commit_hash: Any = None, **options):
         if framework is not None:  # v4's name for the backend
             if framework not in backends.NAMES:
                 raise ValueError(f"framework must be one of {', '.join(backends.NAMES)}, got {framework!r}")
@@ -85,7 +108,10 @@ class Pipeline:
         self.num_workers = num_workers  # v4's DataLoader workers: accepted, there is no loader here
         self.progress = progress
         self.binary_output = binary_output  # v4's flag (its command line's binary output): kept, as v4
-        self.feature_extractor = self.image_processor = self.processor = self.modelcard = None  # v4's, for text: None
+        # v4's generic construction arguments: kept as given (a text pipeline does not read them);
+        # `args_parser` (v4's input parsing), `code_revision` and `_commit_hash` (Hub pins) are taken and unused
+        self.feature_extractor, self.image_processor = feature_extractor, image_processor
+        self.processor, self.modelcard = processor, modelcard
         self.path = None
         device = _device_name(device)
         self._device = device
@@ -185,8 +211,11 @@ class Pipeline:
         return options
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """The options, validated; unknown names are refused with the ones this task takes."""
+        """The options, validated; unknown names are refused with the ones this task takes (or,
+        with `ignores_unknown_options`, left out, as v4's)."""
         unknown = sorted(set(options) - set(self.defaults))
+        if unknown and self.ignores_unknown_options:
+            return {k: v for k, v in options.items() if k in self.defaults}
         if unknown:
             known = [name for name in self.defaults if not name.startswith("_")]
             raise TypeError(f"{self.task} takes no option {', '.join(unknown)}; its options are {', '.join(known) or 'none'}")
@@ -195,13 +224,17 @@ class Pipeline:
     def __call__(self, inputs, *, batch_size: int | None = None, num_workers: int | None = None, **options):
         """Results for one input (one result), a list or tuple of inputs (a list, in input order)
         or a stream of inputs (a generator, a dataset: an iterator of results, computed a batch
-        at a time as they are read). `batch_size` and `num_workers` as v4's, for this call."""
+        at a time as they are read; a dataset's iterator has v4's `len()`). `batch_size` and
+        `num_workers` as v4's, for this call."""
         options = self.check_options({**self.options, **self.sanitize(options)})
         batch_size = self._batch_size if batch_size is None else _positive_batch_size(batch_size)
         if isinstance(inputs, (list, tuple)):
             return self.run(list(inputs), options, batch_size)
         if is_stream(inputs):
-            return self.stream(_items(inputs), options, batch_size)
+            results = self.stream(_items(inputs), options, batch_size)
+            if hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__"):
+                return PipelineIterator(results, len(inputs), batch_size)
+            return results
         return self.run([inputs], options, batch_size)[0]
 
     def stream(self, items: Iterator, options: dict[str, Any], batch_size: int | None) -> Iterator:

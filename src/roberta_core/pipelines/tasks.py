@@ -6,6 +6,7 @@ defaults and output shapes as `transformers` 4.57.6), and ours: `multiple-choice
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import warnings
@@ -18,11 +19,27 @@ from .. import runtime
 from . import postprocess as pp
 from .base import Pipeline, Row, is_stream
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "FillMaskPipeline", "TextClassificationPipeline", "ZeroShotClassificationPipeline", "TokenClassificationPipeline",
     "QuestionAnsweringPipeline", "MultipleChoicePipeline", "FeatureExtractionPipeline",
     "SentenceEmbeddingPipeline", "SquadExample",
 ]
+
+
+class ChoiceError(KeyError, ValueError):
+    """A name that is none of the choices (an aggregation strategy, a function to apply) or a
+    dict without a key it needs: a `KeyError`, as v4's (its enums are looked up by name), and the
+    `ValueError` ours always was. Its message reads as written (not quoted, as a KeyError's is)."""
+
+    __str__ = BaseException.__str__
+
+
+class MissingOptionError(TypeError, ValueError):
+    """An option a task cannot run without, not given: v4 fails on it with a `TypeError`; ours is
+    also the `ValueError` it always was."""
+
 
 def _positive_int(name: str, value: Any, least: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
@@ -46,6 +63,10 @@ class FillMaskPipeline(Pipeline):
 
     task, head = "fill-mask", "masked_lm"
     defaults = {"top_k": 5, "targets": None, "tokenizer_kwargs": None}
+
+    def sanitize(self, options):
+        # v4: an option given as None is not given (the construction's, else the default, applies)
+        return {k: v for k, v in options.items() if not (k in self.defaults and v is None)}
 
     def check_options(self, options):
         options = super().check_options(options)
@@ -166,7 +187,7 @@ class TextClassificationPipeline(Pipeline):
         if function is not None:
             function = getattr(function, "value", function)  # v4's ClassificationFunction enum
             if not isinstance(function, str) or function.lower() not in pp.FUNCTIONS:
-                raise ValueError(f"function_to_apply must be one of {', '.join(pp.FUNCTIONS)}, got {function!r}")
+                raise ChoiceError(f"function_to_apply must be one of {', '.join(pp.FUNCTIONS)}, got {function!r}")
             options["function_to_apply"] = function.lower()
         return {**options, **tokenizer_kwargs}
 
@@ -224,14 +245,14 @@ class ZeroShotClassificationPipeline(Pipeline):
 
     task, head = "zero-shot-classification", "sequence_classification"
     defaults = {"candidate_labels": None, "hypothesis_template": "This example is {}.", "multi_label": False}
+    ignores_unknown_options = True
 
     def __init__(self, model, **kwargs):
         super().__init__(model, **kwargs)
-        if self.entailment_id == -1:
-            warnings.warn(
+        if self.entailment_id == -1:  # logged, as v4's (not a Python warning)
+            logger.warning(
                 "Failed to determine 'entailment' label id from the label2id mapping in the model config. Setting to "
-                "-1. Define a descriptive label2id mapping in the model config to ensure correct outputs.",
-                UserWarning, stacklevel=3)
+                "-1. Define a descriptive label2id mapping in the model config to ensure correct outputs.")
 
     @property
     def entailment_id(self) -> int:
@@ -241,9 +262,9 @@ class ZeroShotClassificationPipeline(Pipeline):
     def sanitize(self, options):
         options = dict(options)
         multi_class = options.pop("multi_class", None)
-        if multi_class is not None:
-            warnings.warn("The `multi_class` argument has been deprecated and renamed to `multi_label`. "
-                          "`multi_class` will be removed in a future version of Transformers.", UserWarning, stacklevel=3)
+        if multi_class is not None:  # logged, as v4's (not a Python warning)
+            logger.warning("The `multi_class` argument has been deprecated and renamed to `multi_label`. "
+                           "`multi_class` will be removed in a future version of Transformers.")
             options["multi_label"] = multi_class
         if "candidate_labels" in options:
             options["candidate_labels"] = _candidate_labels(options["candidate_labels"])
@@ -259,8 +280,8 @@ class ZeroShotClassificationPipeline(Pipeline):
     def preprocess(self, sequence, options):
         labels, template = options["candidate_labels"], options["hypothesis_template"]
         if labels is None:
-            raise ValueError("zero-shot-classification needs candidate_labels: a list of labels or a comma-separated "
-                             "string, at construction or call (or as the second argument)")
+            raise MissingOptionError("zero-shot-classification needs candidate_labels: a list of labels or a "
+                                     "comma-separated string, at construction or call (or as the second argument)")
         sequence = _text("a zero-shot-classification input", sequence)
         if len(labels) == 0 or len(sequence) == 0:
             raise ValueError("You must include at least one label and at least one sequence.")
@@ -312,7 +333,7 @@ class _WithOffsets:
 def _strategy(value: Any) -> str | None:
     value = getattr(value, "value", value)  # v4's AggregationStrategy enum
     if value is not None and (not isinstance(value, str) or value.lower() not in pp.AGGREGATIONS):
-        raise ValueError(f"aggregation_strategy must be one of {', '.join(pp.AGGREGATIONS)}, got {value!r}")
+        raise ChoiceError(f"aggregation_strategy must be one of {', '.join(pp.AGGREGATIONS)}, got {value!r}")
     return None if value is None else value.lower()
 
 
@@ -346,18 +367,26 @@ class TokenClassificationPipeline(Pipeline):
             options["aggregation_strategy"] = strategy
         if "aggregation_strategy" in options:
             options["aggregation_strategy"] = _strategy(options["aggregation_strategy"])
+        stride = options.get("stride")
+        if stride is not None and not isinstance(stride, bool) and isinstance(stride, (int, np.integer)):
+            limit = self.tokenizer.model_max_length
+            if limit and stride >= limit:  # v4's first check; the window's own bound is the tokenizer's
+                raise ValueError("`stride` must be less than `tokenizer.model_max_length` (or even lower if the "
+                                 "tokenizer adds special tokens)")
         # v4 refuses stride with "none" given at the same place only; not given, "none" applies, window by window
-        if options.get("stride") is not None and options.get("aggregation_strategy") == "none":
+        if stride is not None and options.get("aggregation_strategy") == "none":
             raise ValueError('stride reads a text in windows, which needs an aggregation_strategy other than "none"')
         return options
 
     def check_options(self, options):
         options = super().check_options(options)
         if options["stride"] is not None:
-            _positive_int("stride", options["stride"])
+            _positive_int("stride", options["stride"], least=0)  # 0: windows that do not overlap, as v4's
         return options
 
     def __call__(self, inputs, **options):
+        if inputs is None or (isinstance(inputs, (list, tuple)) and len(inputs) == 0):
+            raise ValueError("At least one input is required.")  # v4's
         words = options.get("is_split_into_words", self.options["is_split_into_words"])
         if words and isinstance(inputs, (list, tuple)) and not all(isinstance(i, (list, tuple)) for i in inputs):
             inputs = [inputs]  # one text's words: v4 answers as for a list of one text
@@ -393,8 +422,14 @@ class TokenClassificationPipeline(Pipeline):
             if options["is_split_into_words"]:
                 raise ValueError("is_split_into_words=True is only supported with fast tokenizers.")
         if options["stride"] is not None:
-            if options["stride"] >= kwargs["max_length"] - 2:
-                raise ValueError(f"stride must be less than the window ({kwargs['max_length']} tokens minus <s> and </s>), got {options['stride']}")
+            # v4's tokenizer takes a stride up to the window (max_length less the special tokens); one
+            # as long as the window is refused by the tokenizer once the text overflows
+            specials = self.tokenizer.num_special_tokens_to_add(False) if hasattr(self.tokenizer, "num_special_tokens_to_add") else 2
+            window = kwargs["max_length"] - specials
+            if options["stride"] > window:
+                raise ValueError(f"tokenizer stride set to {options['stride']}, which is greater than or equal to its "
+                                 f"effective max length of {window} (= {kwargs['max_length']} original max length - "
+                                 f"{specials} added special tokens)")
             kwargs.update(return_overflowing_tokens=True, stride=options["stride"])
         word_starts = None
         if options["is_split_into_words"]:
@@ -430,6 +465,12 @@ class TokenClassificationPipeline(Pipeline):
     def postprocess(self, item, rows, outputs, options):
         strategy = options["aggregation_strategy"] or "none"
         ignore = ["O"] if options["ignore_labels"] is None else list(options["ignore_labels"])
+        # v4's word rule: a tokenizer with a continuing-subword prefix ("##") marks a subword by its
+        # token being longer than its text; RoBERTa's byte-level BPE has none, and a token continues
+        # a word when no space is at its left edge, with v4's warning for each token when the
+        # strategy works on words (first, average, max)
+        prefix = getattr(getattr(getattr(self.tokenizer, "_tokenizer", None), "model", None), "continuing_subword_prefix", None)
+        warn = not prefix and strategy in ("first", "average", "max")
         entities = []
         for row, out in zip(rows, outputs):
             text = row["sentence"]
@@ -444,7 +485,12 @@ class TokenClassificationPipeline(Pipeline):
                                 "index": index, "is_subword": False})
                     continue
                 start, end = offset
-                is_subword = start > 0 and " " not in text[start - 1:start + 1]
+                if prefix:
+                    is_subword = len(word) != len(text[start:end])
+                else:
+                    if warn:
+                        warnings.warn("Tokenizer does not support real words, using fallback heuristic", UserWarning)
+                    is_subword = start > 0 and " " not in text[start - 1:start + 1]
                 if token == self.tokenizer.unk_token_id:
                     word, is_subword = text[start:end], False
                 pre.append({"word": word, "scores": scores[index], "start": int(start), "end": int(end),
@@ -513,14 +559,16 @@ class QuestionAnsweringPipeline(Pipeline):
     defaults = {"top_k": 1, "doc_stride": None, "max_answer_len": 15, "max_seq_len": None,
                 "max_question_len": 64, "handle_impossible_answer": False, "align_to_words": True}
     token_fields = ("start_logits", "end_logits")
+    ignores_unknown_options = True
 
     def check_options(self, options):
         options = super().check_options(options)
         for name in ("top_k", "max_answer_len", "max_question_len"):
             _positive_int(name, options[name])
-        for name in ("doc_stride", "max_seq_len"):
-            if options[name] is not None:
-                _positive_int(name, options[name])
+        if options["max_seq_len"] is not None:
+            _positive_int("max_seq_len", options["max_seq_len"])
+        if options["doc_stride"] is not None:
+            _positive_int("doc_stride", options["doc_stride"], least=0)  # 0: windows that do not overlap, as v4's
         return options
 
     def sanitize(self, options):
@@ -535,6 +583,10 @@ class QuestionAnsweringPipeline(Pipeline):
         return options
 
     def __call__(self, *args, question=None, context=None, **options):
+        if args:  # v4 warns of any example given positionally (a dict, a list, (question, context))
+            warnings.warn("Passing a list of SQuAD examples to the pipeline is deprecated and will be removed in v5. "
+                          "Inputs should be passed using the `question` and `context` keyword arguments instead.",
+                          FutureWarning, stacklevel=2)
         for legacy in ("X", "data"):  # v4's deprecated keywords for the examples
             if legacy in options and not args:
                 warnings.warn(f"Passing the `{legacy}` argument to the pipeline is deprecated and will be removed in v5."
@@ -587,7 +639,9 @@ class QuestionAnsweringPipeline(Pipeline):
     def preprocess(self, example, options):
         if _is_squad_example(example):  # v4's SquadExample (or ours): its texts
             example = {"question": example.question_text, "context": example.context_text}
-        if not isinstance(example, dict) or "question" not in example or "context" not in example:
+        if isinstance(example, dict) and ("question" not in example or "context" not in example):
+            raise ChoiceError("You need to provide a dictionary with keys {question:..., context:...}")  # v4's
+        if not isinstance(example, dict):
             raise ValueError('a question-answering example is a dict {"question": ..., "context": ...} or a SquadExample')
         question, context = _text("question", example["question"]), _text("context", example["context"])
         for name, text in (("question", question), ("context", context)):
@@ -754,6 +808,7 @@ class FeatureExtractionPipeline(Pipeline):
     task, head = "feature-extraction", "model"
     defaults = {"tokenize_kwargs": None, "pooling": None, "normalize": False, "truncation": None, "return_tensors": False}
     token_fields = ("last_hidden_state",)
+    ignores_unknown_options = True
 
     def sanitize(self, options):
         if options.get("truncation") is not None and "truncation" in (options.get("tokenize_kwargs") or {}):
@@ -851,6 +906,7 @@ class SentenceEmbeddingPipeline(FeatureExtractionPipeline):
     when the checkpoint is one, else mean pooling; either can be given as an option."""
 
     task = "sentence-embeddings"
+    ignores_unknown_options = False  # ours: an unknown option is refused
 
     def __init__(self, model, **kwargs):
         self.layout = sentence_transformers_layout(model) if isinstance(model, (str, os.PathLike)) else {}
