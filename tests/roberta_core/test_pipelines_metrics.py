@@ -14,11 +14,22 @@ def test_squad_exact_match_and_f1_by_hand():
     # "eiffel tower" vs "tower in paris": 1 common token; P = 1/2, R = 1/3, F1 = 0.4.
     assert m.squad_f1("the Eiffel Tower", "tower in Paris") == pytest.approx(0.4)
     result = m.squad(["Eiffel tower", "Paris", "London"], [["the Eiffel Tower"], ["in Paris", "Paris"], ["Rome"]])
-    assert result == {"exact_match": pytest.approx(200 / 3), "f1": pytest.approx(200 / 3)}
-    # v2: unanswerable examples; an empty prediction is right on them; the threshold empties a prediction.
+    assert (result["exact_match"], result["f1"], result["HasAns_total"]) == (pytest.approx(200 / 3),) * 2 + (3,)
+    assert not any(k.startswith(("NoAns", "no_answer")) for k in result)  # no unanswerable example
+    # v2, by the official SQuAD v2 script's rules: [] is unanswerable, [""] answerable (a gold is
+    # listed) though scored as ''; a no-answer probability above the threshold answers '': right
+    # on example 1 (unanswerable), wrong on example 2 (answerable); example 3 right.
     v2 = m.squad(["", "Paris", "Rome"], [[], [""], ["Rome"]], no_answer_probs=[0.9, 0.8, 0.1], threshold=0.5)
-    assert v2["exact_match"] == pytest.approx(100.0) and v2["f1"] == pytest.approx(100.0)
-    assert v2["no_answer_exact_match"] == 100.0 and v2["has_answer_f1"] == 100.0
+    assert v2["exact_match"] == v2["exact"] == pytest.approx(200 / 3) and v2["f1"] == pytest.approx(200 / 3)
+    assert (v2["HasAns_exact"], v2["HasAns_total"], v2["NoAns_exact"], v2["NoAns_total"], v2["total"]) == (50, 2, 100, 1, 3)
+    assert v2["no_answer_exact_match"] == 100.0 and v2["has_answer_f1"] == 50.0
+    # the best threshold: raw scores (1, 0, 1) walked by probability (0.1, 0.8, 0.9) from 1 (all
+    # answered ''): example 3 makes 2 at 0.1, example 2 adds 0, example 1 ('' predicted) 0
+    assert (v2["best_exact"], v2["best_exact_thresh"]) == (pytest.approx(200 / 3), 0.1)
+    assert (v2["best_f1"], v2["best_f1_thresh"]) == (pytest.approx(200 / 3), 0.1)
+    # without probabilities the script takes them all 0: the best is the plain score at threshold 0
+    plain = m.squad(["x", "Rome"], [[], ["Rome"]])
+    assert (plain["exact"], plain["best_exact"], plain["best_exact_thresh"]) == (50.0, 50.0, 0.0)
     assert m.squad(["x"], [[]])["exact_match"] == 0.0
     with pytest.raises(ValueError, match="2 predictions for 1 references"):
         m.squad(["a", "b"], [["a"]])
@@ -63,6 +74,8 @@ def test_classification_metrics_by_hand():
     assert m.matthews(y, p) == pytest.approx(3 / 9)
     assert m.matthews([0, 0, 1], [0, 0, 0]) == 0.0
     assert m.pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    # constant predictions have no correlation: NaN, as scipy.stats.pearsonr/spearmanr give it
+    assert np.isnan(m.pearson([1, 2, 3], [5, 5, 5])) and np.isnan(m.spearman([1, 2, 3], [5, 5, 5]))
     assert m.spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1.0)
     # Ties take their mean rank: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4).
     r = np.array([1, 2.5, 2.5, 4]) - 2.5

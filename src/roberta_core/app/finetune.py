@@ -915,7 +915,8 @@ def finetune(
         since[0] = len(trainer.losses)
         history.append({"step": step, "epoch": round(step / per_epoch, 4), "lr": settings.lr(max(step - 1, 0)),
                         "train_loss": float(np.mean(losses)) if losses else float("nan"), **scores})
-        if not best or scores[metric] > best[metric]:
+        # a NaN (Pearson of constant predictions, as scipy gives it) is beaten by any number
+        if not best or scores[metric] > best[metric] or (np.isnan(best[metric]) and not np.isnan(scores[metric])):
             best.clear()
             best.update(scores, step=step)
             since[1] = 0

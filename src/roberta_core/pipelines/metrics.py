@@ -50,34 +50,73 @@ def squad_f1(prediction: str, gold: str) -> float:
 def squad(predictions: Sequence[str], references: Sequence[Sequence[str]], *,
           no_answer_probs: Sequence[float] | None = None, threshold: float = 1.0) -> dict[str, float]:
     """{"exact_match", "f1"} in percent over the examples, each the best over its gold answers
-    (`references[i]`, a list; an empty list or [""] means no answer, SQuAD v2). With
+    (`references[i]`, a list; an empty list means no answer, SQuAD v2; golds that normalise to
+    nothing, such as [""] or ["the"], score as '' but count as answerable, as in the official
+    script). With
     `no_answer_probs`, a prediction whose probability of no answer is above `threshold` counts as
-    the empty answer (v2's threshold). With unanswerable examples the split scores are added:
-    "has_answer_exact_match"/"has_answer_f1" and "no_answer_exact_match"/"no_answer_f1"."""
+    the empty answer (v2's threshold: right where the question has no answer, wrong where it has
+    one). With unanswerable examples the split scores are added: "has_answer_exact_match"/
+    "has_answer_f1" and "no_answer_exact_match"/"no_answer_f1".
+
+    Also the keys of the official SQuAD v2 script, as v4's `squad_evaluate` and `evaluate`'s
+    squad_v2 return them: "exact", "f1", "total", "HasAns_exact"/"_f1"/"_total" and
+    "NoAns_..." (for the examples of each kind there are), "best_exact"/"best_exact_thresh" and
+    "best_f1"/"best_f1_thresh" (the best score any threshold on the no-answer probabilities would
+    give, and that threshold; the probabilities 0 when not given, as the script takes them)."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references; give one per example")
     if no_answer_probs is not None and len(no_answer_probs) != len(predictions):
         raise ValueError(f"{len(no_answer_probs)} no-answer probabilities for {len(predictions)} predictions")
     if not predictions:
         raise ValueError("no examples to score")
-    exact, f1s, answerable = [], [], []
-    for n, (prediction, golds) in enumerate(zip(predictions, references)):
+    raw_exact, raw_f1, answerable = [], [], []
+    for golds in references:
         if isinstance(golds, str):
             raise TypeError("each reference is a list of gold answers (an empty list for no answer)")
+    for prediction, golds in zip(predictions, references):
+        # answerable: any gold listed (the official script's `bool(answers)`); scored against the
+        # golds that normalise to something, else against '' (its rule)
+        answerable.append(len(golds) > 0)
         golds = [g for g in golds if normalize_answer(g)] or [""]
-        if no_answer_probs is not None and no_answer_probs[n] > threshold:
-            prediction = ""
-        exact.append(max(squad_exact(prediction, g) for g in golds))
-        f1s.append(max(squad_f1(prediction, g) for g in golds))
-        answerable.append(golds != [""])
-    result = {"exact_match": 100.0 * np.mean(exact), "f1": 100.0 * np.mean(f1s)}
+        raw_exact.append(max(squad_exact(prediction, g) for g in golds))
+        raw_f1.append(max(squad_f1(prediction, g) for g in golds))
     mask = np.array(answerable)
+    exact, f1s = np.array(raw_exact), np.array(raw_f1)
+    if no_answer_probs is not None:
+        said_none = np.asarray(no_answer_probs, dtype=np.float64) > threshold
+        exact = np.where(said_none, (~mask).astype(float), exact)
+        f1s = np.where(said_none, (~mask).astype(float), f1s)
+    result = {"exact_match": 100.0 * exact.mean(), "f1": 100.0 * f1s.mean()}
     if not mask.all():
         for name, keep in (("has_answer", mask), ("no_answer", ~mask)):
             if keep.any():
-                result[f"{name}_exact_match"] = 100.0 * np.mean(np.array(exact)[keep])
-                result[f"{name}_f1"] = 100.0 * np.mean(np.array(f1s)[keep])
-    return {k: float(v) for k, v in result.items()}
+                result[f"{name}_exact_match"] = 100.0 * exact[keep].mean()
+                result[f"{name}_f1"] = 100.0 * f1s[keep].mean()
+    result.update(exact=result["exact_match"], total=len(predictions))
+    for name, keep in (("HasAns", mask), ("NoAns", ~mask)):
+        if keep.any():
+            result.update({f"{name}_exact": 100.0 * exact[keep].mean(), f"{name}_f1": 100.0 * f1s[keep].mean(),
+                           f"{name}_total": int(keep.sum())})
+    probs = [0.0] * len(predictions) if no_answer_probs is None else no_answer_probs  # the script's default
+    for key, raw in (("exact", raw_exact), ("f1", raw_f1)):
+        result[f"best_{key}"], result[f"best_{key}_thresh"] = _best_threshold(predictions, raw, probs, answerable)
+    return {k: v if isinstance(v, int) else float(v) for k, v in result.items()}
+
+
+def _best_threshold(predictions, scores, no_answer_probs, answerable) -> tuple[float, float]:
+    """(best score in percent, its threshold): the official SQuAD v2 search. With the threshold
+    just at or above an example's no-answer probability, that example and every one below it are
+    answered by their predictions and the others by ''; walked in the order of the probabilities."""
+    current = best = sum(1 for a in answerable if not a)  # every question answered '' (threshold below all)
+    best_threshold = 0.0
+    for n in sorted(range(len(scores)), key=lambda k: no_answer_probs[k]):
+        if answerable[n]:
+            current += scores[n]
+        else:
+            current -= 1 if predictions[n] else 0
+        if current > best:
+            best, best_threshold = current, no_answer_probs[n]
+    return 100.0 * best / len(scores), float(best_threshold)
 
 
 # ---------------------------------------------------------------------------- entities
@@ -180,7 +219,8 @@ def pearson(x, y) -> float:
         raise ValueError("pearson needs two sequences of the same length, at least 2")
     x, y = x - x.mean(), y - y.mean()
     denominator = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / denominator) if denominator else 0.0
+    # a constant sequence has no correlation: NaN, as scipy (and so v4's glue_compute_metrics) gives it
+    return float((x * y).sum() / denominator) if denominator else float("nan")
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
