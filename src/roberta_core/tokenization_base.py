@@ -455,7 +455,8 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         the original text (each word for pre-split input); with trim_offsets they leave out the spaces a token carries.
         """
         texts, inputs, shifted = self._engine_inputs(seqs, split, add_prefix_space)
-        engine_prefix = self._engine_adds_prefix_space and self._wants_prefix_space(split, add_prefix_space)
+        prefix = self._wants_prefix_space(split, add_prefix_space)
+        engine_prefix = self._engine_adds_prefix_space and prefix
         try:
             encoded = self._encode_texts(inputs, with_offsets, split_special, engine_prefix)
         except (TypeError, UnicodeEncodeError):
@@ -466,7 +467,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
                 raise
             raise error from None
         if with_offsets:
-            encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k]), engine_prefix), words)
+            encoded = [(ids, self._final_offsets(text, ids, offsets, bool(shifted and shifted[k]), prefix), words)
                        for k, (text, (ids, offsets, words)) in enumerate(zip(inputs, encoded))]
         if not split:
             return [(ids, offsets, words, (k, 0)) for k, (ids, offsets, words) in enumerate(encoded)]
@@ -512,12 +513,12 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return bool(text) and not text[0].isspace()
 
     def _final_offsets(self, text: str, ids: list[int], offsets, shifted: bool,
-                       engine_prefix: bool = False) -> list[tuple[int, int]]:
+                       prefix_space: bool = False) -> list[tuple[int, int]]:
         """Trim the spaces each token's string holds (trim_offsets), as `tokenizers`' RoBERTa
         post-processor trims them: 'Ġ' and whitespace at either end, an added token's matched text
         (with the whitespace it took) included; but not one leading space of the first token, or of
-        one starting the text or word, when the engine put prefix spaces in (`engine_prefix`: it may
-        be the one added). Then undo the prefix space `_engine_inputs` put in front (shifted)."""
+        one starting the text or word, when the texts get prefix spaces (`prefix_space`: it may be
+        the one added). Then undo the prefix space `_engine_inputs` put in front (shifted)."""
         if self.trim_offsets and self._space_counts is None:
             lead = [len(t) - len(t.lstrip("Ġ")) for t in self._decoder]
             trail = [len(t) - len(t.rstrip("Ġ")) for t in self._decoder]
@@ -530,15 +531,16 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
                     lead, trail = len(piece) - len(piece.lstrip(WHITESPACE)), len(piece) - len(piece.rstrip(WHITESPACE))
                 else:  # a BPE token: its leading/trailing 'Ġ' are spaces of the text
                     lead, trail = self._space_counts[0][token_id], self._space_counts[1][token_id]
-                if lead == 1 and engine_prefix and (i == 0 or start == 0):
+                if lead == 1 and prefix_space and (i == 0 or start == 0):
                     lead = 0
                 if lead:
                     start = min(start + lead, end)
                 if trail and end >= trail:
                     end = max(end - trail, start)
             if shifted:
-                # the prefix space counts as part of the first character, as in `tokenizers` (trimmed or not)
-                start, end = max(start - 1, 0), max(end - 1, 1 if start == 0 else 0)
+                # the prefix space counts as part of the first character, as in `tokenizers`: a span
+                # ending just after it ends after that character
+                start, end = max(start - 1, 0), max(end - 1, min(end, 1))
             result.append((start, end))
         return result
 

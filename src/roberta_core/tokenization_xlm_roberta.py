@@ -320,7 +320,7 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
     def _takes_prefix_space(text: str) -> bool:
         return False  # SentencePiece puts `▁` before every text and word itself
 
-    def _final_offsets(self, text, ids, offsets, shifted, engine_prefix=False):
+    def _final_offsets(self, text, ids, offsets, shifted, prefix_space=False):
         return list(offsets)  # the engines' spans as they are (v4's fast tokenizer trims nothing here)
 
     # ------------------------------------------------------------------ decoding
