@@ -454,9 +454,8 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         tokenizer's), and in front of every pre-split word (as in v4), unless it starts with whitespace. Offsets index
         the original text (each word for pre-split input); with trim_offsets they leave out the spaces a token carries.
         """
-        texts, inputs, shifted = self._engine_inputs(seqs, split, add_prefix_space)
-        prefix = self._wants_prefix_space(split, add_prefix_space)
-        engine_prefix = self._engine_adds_prefix_space and prefix
+        texts, inputs, shifted, engine_prefix = self._engine_inputs(seqs, split, add_prefix_space)
+        prefix = engine_prefix or shifted is not None  # the texts get prefix spaces, by either rule
         try:
             encoded = self._encode_texts(inputs, with_offsets, split_special, engine_prefix)
         except (TypeError, UnicodeEncodeError):
@@ -493,13 +492,16 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return split or bool(self.add_prefix_space if add_prefix_space is None else add_prefix_space)
 
     def _engine_inputs(self, seqs: list, split: bool, add_prefix_space: bool | None):
-        """(texts, what the engine encodes, which got a prefix space or None): one text per
-        sequence, or per word for pre-split input (see `_encode_sequences`)."""
+        """(texts, what the engine encodes, which got a prefix space here or None, whether the engine
+        adds the prefix spaces): one text per sequence, or per word for pre-split input (see
+        `_encode_sequences`)."""
         texts = [w for words in seqs for w in words] if split else seqs
-        prefix = self._wants_prefix_space(split, add_prefix_space) and not self._engine_adds_prefix_space
+        wanted = self._wants_prefix_space(split, add_prefix_space)
+        engine_prefix = wanted and self._engine_adds_prefix_space
+        prefix = wanted and not engine_prefix
         shifted = [self._takes_prefix_space(t) for t in texts] if prefix else None
         inputs = [" " + t if s else t for t, s in zip(texts, shifted)] if prefix else texts
-        return texts, inputs, shifted
+        return texts, inputs, shifted, engine_prefix
 
     def _sequence_tokens(self, seqs: list, split: bool, split_special: bool,
                          add_prefix_space: bool | None = None) -> list[list[str]]:
@@ -709,8 +711,7 @@ class FastEngineMixin:
     def _sequence_tokens(self, seqs, split, split_special, add_prefix_space=None):
         # `tokenizers`' token strings: an added token that strips whitespace shows what it took
         # (' <mask>'), as v4 fast's tokens() and tokenize() do.
-        _, inputs, _ = self._engine_inputs(seqs, split, add_prefix_space)
-        prefix = self._engine_adds_prefix_space and self._wants_prefix_space(split, add_prefix_space)
+        _, inputs, _, prefix = self._engine_inputs(seqs, split, add_prefix_space)
         encodings = self._engine_for(split_special, prefix).encode_batch(inputs, add_special_tokens=False)
         tokens = [e.tokens for e in encodings]
         if not split:
