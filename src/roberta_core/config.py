@@ -291,10 +291,12 @@ class RobertaConfig:
         self._name_or_path = str(value)
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes never set: v4's generic PretrainedConfig fields (a copy, so
-        # a caller's change to a default dict cannot leak into every config).
-        if name in _V4_COMMON:
-            return copy.deepcopy(_V4_COMMON[name])
+        # Only reached for attributes never set: v4's generic PretrainedConfig fields, the
+        # generation ones (`top_k`, `max_length`, ...) too (a copy, so a caller's change to a
+        # default dict cannot leak into every config).
+        for table in (_V4_COMMON, _V4_BASE):
+            if name in table:
+                return copy.deepcopy(table[name])
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     # ------------------------------------------------------------------ checks
@@ -398,11 +400,15 @@ class RobertaConfig:
         return (config, unused) if return_unused_kwargs else config
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as a dict for JSON (`id2label` keyed by ints, as v4's), unknown keys from the
-        source included, and where the config was read from (`_name_or_path`, as v4's `to_dict`)."""
+        """All fields as a dict for JSON, the keys of v4's: RoBERTa's, every v4 config's (`top_k`,
+        `torchscript`, ...), unknown keys from the source, and `_name_or_path`; `id2label` keyed
+        by ints, as v4's."""
         out: dict[str, Any] = {}
         for key in _DEFAULTS:
             out[key] = copy.deepcopy(getattr(self, key))
+        for key in _V4_BASE:  # every v4 config's fields, as v4's `to_dict` lists them
+            if key not in out and key != "_name_or_path":
+                out[key] = getattr(self, key)
         out["id2label"] = dict(self.id2label)  # int keys, as v4's (JSON writes them as strings)
         out["label2id"] = dict(self.label2id)
         for key in self._extra_keys:
@@ -435,10 +441,45 @@ class RobertaConfig:
         atomic_write_text(Path(json_file_path), self.to_json_string(use_diff))
 
     def update(self, config_dict: Mapping[str, Any]) -> None:
-        """Set each field of `config_dict` (v4's `update`), then check the result."""
-        for key, value in dict(config_dict).items():
-            setattr(self, key, value)
-        self.validate()
+        """Set each field of `config_dict` (v4's `update`), then check the result; a result that
+        fails the check is undone (the config is left as it was)."""
+        saved = dict(self.__dict__)
+        try:
+            for key, value in dict(config_dict).items():
+                setattr(self, key, value)
+            self.validate()
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def update_from_string(self, update_str: str) -> None:
+        """v4's `update_from_string`: `"n_embd=10,resid_pdrop=0.2,scale_attn_weights=false"`; each
+        key must be a field already (ValueError otherwise) and its value is read as the field's
+        type (bool from `true`/`false`/`1`/`0`, int, float, str)."""
+        values: dict[str, Any] = {}
+        for pair in update_str.split(","):
+            key, sep, text = pair.partition("=")
+            if not sep:
+                raise ValueError(f"update_from_string: {pair!r} is not of the form key=value")
+            try:
+                old = getattr(self, key)
+            except AttributeError:
+                raise ValueError(f"key {key} isn't in the original config dict") from None
+            if isinstance(old, bool):
+                if text.lower() not in ("true", "1", "y", "yes", "false", "0", "n", "no"):
+                    raise ValueError(f"can't parse {text!r} as a bool for config key {key}")
+                value: Any = text.lower() in ("true", "1", "y", "yes")
+            elif isinstance(old, (int, float, str)):
+                try:
+                    value = type(old)(text)
+                except ValueError:
+                    raise ValueError(f"can't parse {text!r} as {type(old).__name__} for config key {key}") from None
+            else:
+                raise TypeError(f"update_from_string: config key {key} holds a {type(old).__name__}; "
+                                "only bool, int, float and str fields can be set from a string")
+            values[key] = value
+        self.update(values)
 
     def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> "RobertaConfig":
         """v4's accessor of a multimodal config's text part: a text model's config is its own
@@ -501,8 +542,8 @@ class RobertaConfig:
         if not (p.is_file() and not options.get("subfolder")):
             p = resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME
         config, unused = cls.from_json_file(p, return_unused_kwargs=True, **overrides)
-        # As v4: the name as given, and the Hub revision a cached snapshot was read at.
-        config._name_or_path = str(path)
+        # As v4: the Hub revision a cached snapshot was read at; `name_or_path` stays '' (v4 sets it
+        # only when a model is loaded: the model's `from_pretrained` does).
         config._commit_hash = snapshot_commit(p)
         return (config, unused) if return_unused_kwargs else config
 

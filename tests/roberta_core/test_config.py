@@ -55,14 +55,66 @@ def test_v4_common_fields(tmp_path):
         assert getattr(c, key) == value, key
     c.pruned_heads[0] = [1]  # a default is the caller's copy
     assert RobertaConfig().pruned_heads == {} and c.pruned_heads == {}
-    assert not set(V4_COMMON_DEFAULTS) & set(c.to_dict())  # unset: not written
+    assert not set(V4_COMMON_DEFAULTS) & set(json.loads(c.to_json_string()))  # unset: not written
     set_ = RobertaConfig(sep_token_id=2, task_specific_params={"fill-mask": {"top_k": 3}})
     set_.save_pretrained(tmp_path)
     back = RobertaConfig.from_pretrained(tmp_path)
     assert back.sep_token_id == 2 and back.task_specific_params == {"fill-mask": {"top_k": 3}}
-    assert back.name_or_path == str(tmp_path) and back.copy(num_labels=3).name_or_path == str(tmp_path)
+    # v4: a config read alone has no name (a model's from_pretrained gives it one); a copy keeps it
+    assert back.name_or_path == ""
+    back.name_or_path = tmp_path
+    assert back.copy(num_labels=3).name_or_path == str(tmp_path)
     with pytest.raises(AttributeError, match="no attribute 'not_a_field'"):
         c.not_a_field
+
+
+# The keys of v4's `RobertaConfig().to_dict()` (4.57.6, printed by it, less `transformers_version`): code
+# written for v4 reads any of them from a config (`config.top_k`, `config.to_dict()["torchscript"]`).
+V4_TO_DICT_KEYS = {
+    "return_dict", "output_hidden_states", "torchscript", "dtype", "pruned_heads", "tie_word_embeddings",
+    "chunk_size_feed_forward", "is_encoder_decoder", "is_decoder", "cross_attention_hidden_size",
+    "add_cross_attention", "tie_encoder_decoder", "architectures", "finetuning_task", "id2label", "label2id",
+    "task_specific_params", "problem_type", "tokenizer_class", "prefix", "bos_token_id", "pad_token_id",
+    "eos_token_id", "sep_token_id", "decoder_start_token_id", "max_length", "min_length", "do_sample",
+    "early_stopping", "num_beams", "num_beam_groups", "diversity_penalty", "temperature", "top_k", "top_p",
+    "typical_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size",
+    "bad_words_ids", "num_return_sequences", "output_scores", "return_dict_in_generate", "forced_bos_token_id",
+    "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
+    "begin_suppress_tokens", "_name_or_path", "vocab_size", "hidden_size", "num_hidden_layers",
+    "num_attention_heads", "hidden_act", "intermediate_size", "hidden_dropout_prob",
+    "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size", "initializer_range",
+    "layer_norm_eps", "position_embedding_type", "use_cache", "classifier_dropout", "model_type",
+    "output_attentions", "tf_legacy_loss", "use_bfloat16",
+}
+
+
+def test_to_dict_has_v4_keys_and_generation_defaults(tmp_path):
+    c = RobertaConfig()
+    assert set(c.to_dict()) == V4_TO_DICT_KEYS
+    # v4's generation defaults on every config (4.57.6's PretrainedConfig)
+    assert (c.top_k, c.max_length, c.num_beams, c.do_sample, c.temperature, c.top_p) == (50, 20, 1, False, 1.0, 1.0)
+    assert "top_k" in c and "top_k" in list(c)
+    # unchanged, they stay out of config.json; set, they are written and read back
+    assert "top_k" not in json.loads(c.to_json_string())
+    assert json.loads(c.to_json_string(use_diff=False))["top_k"] == 50
+    c.top_k = 7
+    c.save_pretrained(tmp_path)
+    back = RobertaConfig.from_pretrained(tmp_path)
+    assert back.top_k == 7 and back == c and back.to_dict() == {**c.to_dict(), "_name_or_path": ""}
+    assert RobertaConfig.from_dict(c.to_dict()) == c
+
+
+def test_update_from_string_as_v4():
+    c = RobertaConfig()
+    c.update_from_string("hidden_size=24,output_attentions=true,hidden_act=relu,layer_norm_eps=1e-3,top_k=3")
+    assert (c.hidden_size, c.output_attentions, c.hidden_act, c.layer_norm_eps, c.top_k) == (24, True, "relu", 1e-3, 3)
+    with pytest.raises(ValueError, match="key nokey isn't in the original config dict"):
+        c.update_from_string("nokey=1")
+    with pytest.raises(ValueError, match="as int for config key hidden_size"):
+        c.update_from_string("hidden_size=big")
+    with pytest.raises(ValueError, match="hidden_size"):  # checked as any update, and then undone
+        c.update_from_string("top_k=9,hidden_size=17")
+    assert (c.hidden_size, c.top_k) == (24, 3)
 
 
 def test_presets_match_published_configs():

@@ -112,12 +112,14 @@ def test_config_loads_by_repo_id_revision_and_subfolder_offline(cached):
     assert config.layer_norm_eps != 1e-7
     assert RobertaConfig.from_pretrained(REPO, revision="v2").layer_norm_eps == 1e-7  # a ref to the other commit
     assert RobertaConfig.from_pretrained(REPO, revision=OTHER, num_labels=4).num_labels == 4  # overrides still apply
-    # As v4: the name as given, and the commit of the snapshot read (v4's pipelines pass it on).
+    # As v4: the commit of the snapshot read (v4's pipelines pass it on); no name (a model's
+    # from_pretrained names its config).
     for options, commit in (({}, COMMIT), ({"revision": "v2"}, OTHER), ({"subfolder": "sub"}, COMMIT)):
         by_name = RobertaConfig.from_pretrained(REPO, **options)
-        assert (by_name.name_or_path, by_name._commit_hash) == (REPO, commit)
+        assert (by_name.name_or_path, by_name._commit_hash) == ("", commit)
         # v4's to_dict carries `_name_or_path` (peft's adapter card reads it), never `_commit_hash`;
         # what config.json gets (to_diff_dict) has neither
+        by_name.name_or_path = REPO
         assert by_name.to_dict()["_name_or_path"] == REPO and "_commit_hash" not in by_name.to_dict()
         assert not {"_commit_hash", "_name_or_path"} & set(json.loads(by_name.to_json_string()))
     assert (config.name_or_path, config._commit_hash) == ("", None)
