@@ -203,6 +203,7 @@ class RobertaConfig:
     _attn_implementation: str | None = None
 
     def __init__(self, **kwargs: Any):
+        kwargs.setdefault("model_type", type(self).model_type)  # a family config class says its member
         if "attn_implementation" in kwargs:
             object.__setattr__(self, "_attn_implementation", kwargs.pop("attn_implementation"))
         num_labels = kwargs.pop("num_labels", None)
@@ -384,7 +385,7 @@ class RobertaConfig:
         if not isinstance(data, Mapping):
             raise TypeError(f"a config must be a JSON object (a mapping), got {type(data).__name__}")
         merged = dict(data)
-        merged.setdefault("model_type", "roberta")
+        merged.setdefault("model_type", cls.model_type)
         known = set(_DEFAULTS) | set(_V4_BASE) | set(merged) | {"num_labels", "id2label", "label2id", "torch_dtype",
                                                                  "attn_implementation"}
         unused = {k: v for k, v in overrides.items() if k not in known}

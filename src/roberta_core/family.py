@@ -15,7 +15,32 @@ from typing import Iterable
 from .config import BASE_MODEL_PREFIXES, RobertaConfig
 from .weights import FAMILY
 
-__all__ = ["family_aliases", "config_for_class", "FAMILY"]
+__all__ = ["family_aliases", "config_for_class", "FAMILY", "XLMRobertaConfig", "CamembertConfig",
+           "RobertaPreLayerNormConfig", "CONFIG_CLASSES"]
+
+
+class XLMRobertaConfig(RobertaConfig):
+    """v4's `XLMRobertaConfig`: a RobertaConfig whose `model_type` defaults to "xlm-roberta"."""
+
+    model_type = "xlm-roberta"
+
+
+class CamembertConfig(RobertaConfig):
+    """v4's `CamembertConfig`: a RobertaConfig whose `model_type` defaults to "camembert"."""
+
+    model_type = "camembert"
+
+
+class RobertaPreLayerNormConfig(RobertaConfig):
+    """v4's `RobertaPreLayerNormConfig`: a RobertaConfig whose `model_type` defaults to "roberta-prelayernorm"."""
+
+    model_type = "roberta-prelayernorm"
+
+
+# model_type -> v4's config class of that family member (a model class's `config_class`)
+CONFIG_CLASSES: dict[str, type[RobertaConfig]] = {
+    c.model_type: c for c in (RobertaConfig, XLMRobertaConfig, CamembertConfig, RobertaPreLayerNormConfig)
+}
 
 
 def family_aliases(classes: Iterable[type]) -> dict[str, type]:
@@ -33,6 +58,7 @@ def family_aliases(classes: Iterable[type]) -> dict[str, type]:
             name = cls.__name__.replace("Roberta", stem, 1)
             aliases[name] = type(cls)(name, (cls,), {
                 "family_model_type": model_type,
+                "config_class": CONFIG_CLASSES[model_type],
                 # v4's class attribute: "roberta_prelayernorm" for RoBERTa-PreLayerNorm, else "roberta".
                 "base_model_prefix": BASE_MODEL_PREFIXES[model_type],
                 "__module__": cls.__module__,
@@ -50,4 +76,6 @@ def config_for_class(cls: type, config: RobertaConfig) -> RobertaConfig:
     model_type = getattr(cls, "family_model_type", None)
     if model_type is None or config.model_type == model_type:
         return config
-    return config.copy(model_type=model_type)
+    new = config.copy(model_type=model_type)
+    new.__class__ = CONFIG_CLASSES[model_type]  # the same fields; v4's class for them
+    return new

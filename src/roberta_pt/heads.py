@@ -763,7 +763,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
         unpad: bool | int = False,
         cache: Any = None,
     ) -> QuestionAnsweringModelOutput | tuple:
-        """start_positions, end_positions (B,): token indices of the answer span; both or neither.
+        """start_positions, end_positions (B,): token indices of the answer span (the loss needs both).
         `unpad`: see RobertaModel; padding positions then get the dtype's minimum as logits, so
         that neither the loss nor an argmax sees them (v4 scores padding like any position, which
         changes its loss a little; without padding the two agree). `past_key_values`: as
@@ -775,8 +775,8 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
                 f"{type(self).__name__} scores a start and an end per token: it needs config.num_labels == 2, "
                 f"got num_labels={self.config.num_labels}"
             )
-        if (start_positions is None) != (end_positions is None):
-            raise ValueError("give start_positions and end_positions together, or neither")
+        if start_positions is None or end_positions is None:
+            start_positions = end_positions = None  # as v4: a loss needs both; one alone is not used
         outputs = self.roberta(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             head_mask=head_mask, inputs_embeds=inputs_embeds, past_key_values=past_key_values,

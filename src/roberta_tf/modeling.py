@@ -725,6 +725,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     base_model_prefix = "roberta"
     # v4's class attributes that code around a model reads (Trainer, pipelines, peft).
     main_input_name = "input_ids"
+    config_class = RobertaConfig  # a family class's: v4's XLMRobertaConfig, ... (roberta_core.family)
     supports_gradient_checkpointing = True
     generation_config = None  # v4's: a causal LM's GenerationConfig (roberta_core.generation); None on the other heads
 
@@ -986,7 +987,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
                                        generation=cls.can_generate())
         weights_file = pretrained_weights_file(directory, options, prefer="h5")  # v4's choice of file
         if config is None:
-            config, overrides = RobertaConfig.from_pretrained(directory, **overrides), {}
+            config, overrides = cls.config_class.from_pretrained(directory, **overrides), {}
             config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(

@@ -365,3 +365,17 @@ def test_parity_cases_cover_the_family():
         types.setdefault(case.get("config", {}).get("model_type", "roberta"), set()).add(case["head"])
     assert {"xlm-roberta", "camembert", "roberta-prelayernorm"} <= set(types)
     assert types["roberta-prelayernorm"] == set(HEADS)
+
+
+def test_family_config_classes_as_v4(tmp_path):
+    # v4's XLMRobertaConfig / CamembertConfig / RobertaPreLayerNormConfig: RoBERTa's fields, the member's model_type
+    from roberta_core import CamembertConfig, RobertaPreLayerNormConfig, XLMRobertaConfig
+
+    for cls, model_type in ((XLMRobertaConfig, "xlm-roberta"), (CamembertConfig, "camembert"),
+                            (RobertaPreLayerNormConfig, "roberta-prelayernorm")):
+        config = cls(vocab_size=100, hidden_size=32, num_attention_heads=4)
+        assert isinstance(config, RobertaConfig) and config.model_type == model_type == cls.model_type
+        config.save_pretrained(tmp_path / model_type)
+        back = cls.from_pretrained(tmp_path / model_type)
+        assert type(back) is cls and back == config and type(back.copy()) is cls
+        assert RobertaConfig.from_pretrained(tmp_path / model_type).model_type == model_type

@@ -400,3 +400,12 @@ def test_prepare_inputs_for_generation_gives_what_the_cache_has_not_seen(decoder
     step = model.prepare_inputs_for_generation(ids, past_key_values=past, attention_mask=np.ones_like(ids))
     assert np.asarray(step["input_ids"]).tolist() == [[13]] and step["attention_mask"].shape == (1, 4)
     assert model.prepare_inputs_for_generation(ids)["input_ids"] is ids  # no cache: every token
+
+
+def test_question_answering_with_one_position_has_no_loss():
+    # as v4's PyTorch and TF heads: a loss needs both positions, one alone is not used
+    qa = build("question_answering", tiny_config(num_labels=2))[0]
+    ids = jnp.array([[0, 5, 9, 2], [0, 7, 2, 1]])
+    out = qa(input_ids=ids, start_positions=jnp.array([1, 2]))
+    assert out.loss is None
+    np.testing.assert_array_equal(np.asarray(out.start_logits), np.asarray(qa(input_ids=ids).start_logits))

@@ -178,3 +178,13 @@ def test_bad_values_do_not_reach_the_embedding_lookup(model, monkeypatch):
     assert looked_up == []
     assert model(input_ids=IDS).last_hidden_state.shape == (2, 4, 32)
     assert len(looked_up) == 1
+
+
+def test_question_answering_with_one_position_has_no_loss():
+    # as v4 (`if start_positions is not None and end_positions is not None`): one alone is not used
+    qa = build("question_answering", tiny_config(num_labels=2))[0]
+    for given in ({"start_positions": torch.tensor([1, 2])}, {"end_positions": torch.tensor([1, 2])}):
+        out = qa(input_ids=IDS, attention_mask=MASK, **given)
+        assert out.loss is None
+        torch.testing.assert_close(out.start_logits, qa(input_ids=IDS, attention_mask=MASK).start_logits)
+    assert qa(input_ids=IDS, start_positions=torch.tensor([1, 2]), end_positions=torch.tensor([1, 2])).loss is not None

@@ -89,8 +89,10 @@ def test_head_specific_errors(config, batch):
     with pytest.raises(ValueError, match=r"multi-label classification labels must have shape \(3, 3\)"):
         classifier(input_ids=ids, labels=np.array([0.0, 1.0, 1.0]))
     qa, _ = build("question_answering", tiny_config(num_labels=2))
-    with pytest.raises(ValueError, match="start_positions and end_positions together"):
-        qa(input_ids=ids, start_positions=np.array([1, 2, 3]))
+    # as v4 (`if start_positions is not None and end_positions is not None`): one alone gives no loss
+    alone = qa(input_ids=ids, start_positions=np.array([1, 2, 3]))
+    assert alone.loss is None
+    np.testing.assert_array_equal(alone.start_logits.numpy(), qa(input_ids=ids).start_logits.numpy())
     choice, _ = build("multiple_choice", config)
     with pytest.raises(ValueError, match=r"input_ids must have shape \(batch, choices, length\)"):
         choice(input_ids=ids)
