@@ -108,7 +108,8 @@ def tokenizer_class_for(path: str | os.PathLike) -> str:
 
 def load_tokenizer(path: str | os.PathLike, **options):
     """The tokenizer of a checkpoint (or tokenizer) directory, or of a Hub repo id through the
-    Hugging Face cache (`options`: `roberta_core.hub.HUB_OPTIONS`).
+    Hugging Face cache (`options`: `roberta_core.hub.HUB_OPTIONS`, and the tokenizer's own
+    keywords, `model_max_length=`, ..., which its `from_pretrained` checks).
 
     `tokenizer_config.json`'s `tokenizer_class` decides when it names v4's XLMRobertaTokenizer or
     CamembertTokenizer (with or without "Fast": the fast class is loaded, as v4's AutoTokenizer
@@ -122,9 +123,9 @@ def load_tokenizer(path: str | os.PathLike, **options):
     from .tokenizer_files import V4_LOADING_KEYWORDS
 
     options = {k: v for k, v in options.items() if k not in V4_LOADING_KEYWORDS}  # v4's, not kept
-    unknown = set(options) - set(HUB_OPTIONS)
-    if unknown:
-        raise TypeError(f"load_tokenizer() got unexpected keyword argument(s) {', '.join(map(repr, sorted(unknown)))}")
+    # the others are the tokenizer's own (`model_max_length`, `add_prefix_space`, ...), as v4's AutoTokenizer
+    settings = {k: v for k, v in options.items() if k not in HUB_OPTIONS}
+    options = {k: v for k, v in options.items() if k in HUB_OPTIONS}
     if not Path(path).is_dir() and not (isinstance(path, str) and is_hub_id(path)):
         raise FileNotFoundError(f"{path}: no such checkpoint or tokenizer directory (nor a Hub repo id)")
     # A directory as it is (with `subfolder`); a repo id's tokenizer files fetched into the cache.
@@ -133,10 +134,13 @@ def load_tokenizer(path: str | os.PathLike, **options):
         raise FileNotFoundError(f"{path}: no such checkpoint or tokenizer directory")
     name = tokenizer_class_for(path)
     if name == "WordLevelTokenizer":
-        settings = path / "tokenizer_config.json"
-        max_length = json.loads(settings.read_text(encoding="utf-8")).get("model_max_length") if settings.is_file() else None
+        if settings:
+            raise TypeError(f"load_tokenizer() got unexpected keyword argument(s) {', '.join(map(repr, sorted(settings)))}"
+                            " for a word-level tokenizer")
+        config_file = path / "tokenizer_config.json"
+        max_length = json.loads(config_file.read_text(encoding="utf-8")).get("model_max_length") if config_file.is_file() else None
         return WordLevelTokenizer(path / "tokenizer.json", max_length)
-    return _class(name.removesuffix("Fast")).from_pretrained(path)
+    return _class(name.removesuffix("Fast")).from_pretrained(path, **settings)
 
 
 def require_bpe(tokenizer, path: str | os.PathLike, what: str):

@@ -84,6 +84,21 @@ def test_v4s_common_keywords_are_taken(ckpts, tmp_path):
         pipeline("fill-mask", folder, backend="pt", torch_dtype=torch.float32, model_kwargs={"torch_dtype": torch.float32})
 
 
+def test_v4s_positional_order_and_tokenizer_tuple(ckpts):
+    # v4's signature: pipeline(task, model, config, tokenizer, feature_extractor, image_processor, processor,
+    # framework, ...); a tokenizer may be v4's (name, {from_pretrained keywords})
+    folder = ckpts["masked_lm"][0]
+    plain = pipeline("fill-mask", folder, backend="pt")("ab<mask>", top_k=2)
+    by_position = pipeline("fill-mask", folder, str(folder), str(folder), None, None, None, "pt")
+    assert by_position.backend == "pt" and close(by_position("ab<mask>", top_k=2), plain)
+    as_tuple = pipeline(task="fill-mask", model=folder, tokenizer=(str(folder), {"model_max_length": 7}), framework="pt")
+    assert as_tuple.tokenizer.model_max_length == 7 and close(as_tuple("ab<mask>", top_k=2), plain)
+    with pytest.raises(TypeError, match=r"\(name or path, \{keywords\}\)"):
+        pipeline("fill-mask", folder, tokenizer=(str(folder),), framework="pt")
+    with pytest.raises(ValueError, match="needs a model"):
+        pipeline("fill-mask")
+
+
 @pytest.mark.parametrize("backend", [b for b in ("tf", "flax") if runtime.available(b)])
 def test_torch_keywords_in_the_other_backends(ckpts, backend):
     torch = pytest.importorskip("torch")

@@ -117,7 +117,11 @@ class Pipeline:
         self._device = device
         # v4's Hub options go to the model's and the tokenizer's loading
         hub = {k: v for k, v in (("revision", revision), ("token", token)) if v is not None}
-        if isinstance(tokenizer, (str, os.PathLike)):
+        if isinstance(tokenizer, tuple):  # v4's (name, {from_pretrained keywords})
+            if len(tokenizer) != 2 or not isinstance(tokenizer[1], dict):
+                raise TypeError("tokenizer as a tuple must be (name or path, {keywords}), as v4's pipeline takes it")
+            tokenizer = _load_tokenizer(tokenizer[0], use_fast, {**hub, **tokenizer[1]})
+        elif isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = _load_tokenizer(tokenizer, use_fast, hub)
         if isinstance(config, (str, os.PathLike)):
             config = RobertaConfig.from_pretrained(os.fspath(config), **hub)
