@@ -3,9 +3,13 @@ attributes, and remembers the rows it was built from for v4 fast's per-token acc
 
 from __future__ import annotations
 
+import logging
 import operator
+import sys
 import warnings
 from typing import NamedTuple
+
+logger = logging.getLogger(__name__)
 
 TENSOR_TYPES = ("np", "pt", "tf", "jax")
 
@@ -365,12 +369,28 @@ class BatchEncoding(dict):
             self[key] = convert(np.asarray(value, dtype=np.int32 if tensor_type == "tf" else np.int64))
         return self
 
-    def to(self, device) -> BatchEncoding:
-        """Move PyTorch tensors to `device` (as v4 does); other values are left as they are."""
+    def to(self, device, *, non_blocking: bool = False) -> BatchEncoding:
+        """Move PyTorch tensors to `device` (a str, an int or a `torch.device`), as v4 does; other values
+        are left as they are. Anything else (a dtype such as `torch.float16`, which code that casts every
+        input of a module passes) is refused as v4 refuses it: a warning is logged and nothing changes,
+        so that the token ids are never cast to floats."""
+        torch = sys.modules.get("torch")  # a torch.device can only exist once torch is imported
+        if not (isinstance(device, (str, int)) or (torch is not None and isinstance(device, torch.device))):
+            logger.warning(f"Attempting to cast a BatchEncoding to type {device}. This is not supported.")
+            return self
         for key, value in self.items():
-            if hasattr(value, "to"):
-                self[key] = value.to(device)
+            if hasattr(value, "to") and callable(value.to):
+                self[key] = value.to(device, non_blocking=True) if non_blocking else value.to(device)
         return self
+
+    def copy(self) -> BatchEncoding:
+        """A shallow copy that is a BatchEncoding still (v4's, a UserDict, copies as its own class), with
+        the accessors' rows; the values are the same objects, as `dict.copy` gives them."""
+        copied = BatchEncoding(dict(self), rows=self._rows, source=self._source, fast=self._fast)
+        copied._cache = dict(self._cache)
+        return copied
+
+    __copy__ = copy
 
 
 def _tensor_converter(tensor_type: str):

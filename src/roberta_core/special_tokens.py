@@ -187,6 +187,8 @@ class SpecialTokensMixin:
         vocabulary, or one whose flags change, counts too)."""
         if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
             new_tokens = [new_tokens]
+        # As v4 (both), an empty token is skipped (and not counted).
+        new_tokens = [t for t in new_tokens if (t.content if hasattr(t, "content") else t) != ""]
         if not self.is_fast:  # v4's slow tokenizer skips a string that is an added token already (flags kept)
             new_tokens = [t for t in new_tokens if not (isinstance(t, str) and t in self._added_ids)]
         tokens = [as_added_token(t, special=special_tokens) for t in new_tokens]
@@ -205,7 +207,9 @@ class SpecialTokensMixin:
         As v4: a string becomes AddedToken(content, special=True, normalized=False) with no
         lstrip/rstrip (also for <mask>), replacing the flags of an added token of that content; an
         AddedToken is used as given. With `replace_additional_special_tokens` a non-empty list replaces
-        the additional special tokens, else the new ones (not yet among them) are appended."""
+        the additional special tokens, else the new ones (not yet among them) are appended. Returns
+        what `add_tokens` would: how many ids are new (slow), how many tokens were added or changed
+        (fast: re-setting <mask> without its lstrip counts, as in v4)."""
         roles = {*SPECIAL_TOKEN_ATTRIBUTES, "additional_special_tokens"}
         unknown = set(special_tokens_dict) - roles
         if unknown:
@@ -217,7 +221,7 @@ class SpecialTokensMixin:
             token = as_added_token(value, special=True)
             return token if token.special else dataclasses.replace(token, special=True)
 
-        before = len(self)
+        before, changed = len(self), 0
         for role, value in special_tokens_dict.items():
             if role == "additional_special_tokens":
                 if isinstance(value, (str, AddedToken)) or not isinstance(value, (list, tuple)):
@@ -232,15 +236,15 @@ class SpecialTokensMixin:
                     self._additional = self._additional + extra
                 for token in extra:
                     self._additional_str.discard(token.content)
-                    self._register(token)
+                    changed += self._register(token)
             else:
                 if not isinstance(value, (str, AddedToken)) and not hasattr(value, "content"):
                     raise ValueError(f"{role} must be a str or an AddedToken, got {type(value).__name__}")
                 self._special[role] = token = made(value)
                 self._special_str.discard(role)
-                self._register(token)
+                changed += self._register(token)
         self._added_tokens_changed()
-        return len(self) - before
+        return changed if self.is_fast else len(self) - before
 
     # ------------------------------------------------------------------ special-token layout
 
@@ -289,7 +293,11 @@ def _special_property(role: str):
         token = self._special.get(role)
         return None if token is None else self._token_id(token.content)
 
-    return property(get_token, set_token), property(get_id)
+    def set_id(self, value):
+        # As v4: the role becomes the token of that id (a string; None for None or for an id past the vocabulary).
+        set_token(self, None if value is None else self.convert_ids_to_tokens(value))
+
+    return property(get_token, set_token), property(get_id, set_id)
 
 
 

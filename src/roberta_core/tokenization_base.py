@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import codecs
 
-from .batch_encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSource, TokenSpan
+from .batch_encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSource, TokenSpan, to_python
 from .padding import (
     CALL_DEFAULTS,
     PADDING_STRATEGIES,
@@ -65,8 +65,14 @@ __all__ = [
     "read_vocab", "read_merges", "read_tokenizer_json", "validate_vocabulary",
 ]
 
-# v4's decoding keywords beyond those `decode` names; it changes nothing here.
+# v4's decoding keywords beyond those `decode` names; it changes nothing here. (`decode` takes any
+# other keyword too and ignores it, as v4 does.)
 DECODE_KEYWORDS = frozenset({"use_source_tokenizer"})
+
+
+class TokenIdOutOfRangeError(OverflowError, ValueError):
+    """A negative token id given to a fast tokenizer's `decode` / `convert_ids_to_tokens`: v4's raises
+    an OverflowError there (`tokenizers` takes ids as unsigned ints); a ValueError as ours raised before."""
 
 
 class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
@@ -101,7 +107,8 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         added_tokens_decoder: dict | None = None,
         add_prefix_space: bool | None = None,
         trim_offsets: bool | None = None,
-        model_max_length: int = VERY_LARGE_INTEGER,
+        model_max_length: int | float | None = VERY_LARGE_INTEGER,
+        model_input_names: list[str] | None = None,
         padding_side: str = "right",
         truncation_side: str = "right",
         clean_up_tokenization_spaces: bool = False,
@@ -120,7 +127,13 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         self.errors = errors
         self.add_prefix_space = spec.get("add_prefix_space", False) if add_prefix_space is None else add_prefix_space
         self.trim_offsets = spec.get("trim_offsets", True) if trim_offsets is None else trim_offsets
-        self.model_max_length = _check_int("model_max_length", model_max_length, 1)
+        self.model_max_length = _model_max_length(model_max_length)
+        if model_input_names is not None:
+            # As v4: the inputs a call returns by default (["input_ids"]: no attention_mask).
+            if isinstance(model_input_names, str) or not isinstance(model_input_names, (list, tuple)) or not all(
+                    isinstance(name, str) for name in model_input_names):
+                raise TypeError(f"model_input_names must be a list of str, got {model_input_names!r:.80}")
+            self.model_input_names = model_input_names  # kept as given (a tuple stays one), as v4 keeps it
         self.padding_side = _check_side("padding_side", padding_side)
         self.truncation_side = _check_side("truncation_side", truncation_side)
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
@@ -365,8 +378,10 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         shows them; no special tokens by default (never for the slow tokenizer, as in v4)."""
         return self.encode_plus(text, pair, add_special_tokens=add_special_tokens and self.is_fast, **kwargs).tokens()
 
-    def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, **kwargs) -> BatchEncoding:
-        """Add special tokens, truncate and pad already tokenized ids, like a call on text would."""
+    def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, *,
+                          prepend_batch_axis: bool = False, **kwargs) -> BatchEncoding:
+        """Add special tokens, truncate and pad already tokenized ids, like a call on text would.
+        Tensors have no batch axis unless `prepend_batch_axis` (as v4)."""
         options = self._call_options(kwargs)
         if options["return_offsets_mapping"] or options["is_split_into_words"]:
             raise ValueError("prepare_for_model works on ids: offsets and words are not available")
@@ -374,7 +389,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         second = None if pair_ids is None else (self._check_ids(pair_ids, "pair_ids"), None, None, None)
         # v4's prepare_for_model is its slow tokenizer's for both, with tensors of one row (no batch axis).
         return self._finish(self._plan(options, [pair_ids is not None], slow_layout=True), [(first, second)], False,
-                            TokenSource(self, None, False, False, None), batch_axis=False)
+                            TokenSource(self, None, False, False, None), batch_axis=bool(prepend_batch_axis))
 
     def _call_options(self, kwargs) -> dict:
         kwargs = dict(kwargs)
@@ -385,7 +400,25 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         if unknown:
             raise TypeError(f"unexpected keyword arguments {sorted(unknown)}; allowed: {sorted(k for k in CALL_DEFAULTS if not k.startswith('_'))}")
         prefix = self.add_prefix_space if prefix is None else bool(prefix)
-        return {**CALL_DEFAULTS, **kwargs, "add_prefix_space": prefix}
+        options = {**CALL_DEFAULTS, **kwargs, "add_prefix_space": prefix}
+        # As v4: what is not asked for either way follows `model_input_names`.
+        names = self.model_input_names
+        if options["return_attention_mask"] is None and "attention_mask" not in names:
+            options["return_attention_mask"] = False
+        if options["return_token_type_ids"] is None and "token_type_ids" in names:
+            options["return_token_type_ids"] = True
+        return options
+
+    def pad(self, encoded_inputs, *args, **kwargs) -> BatchEncoding:
+        """`PaddingMixin.pad`, with v4's default for return_attention_mask: whether `model_input_names`
+        has an attention_mask."""
+        if "attention_mask" not in self.model_input_names:
+            if len(args) > 4:  # (padding, max_length, pad_to_multiple_of, padding_side, return_attention_mask, ...)
+                if args[4] is None:
+                    args = (*args[:4], False, *args[5:])
+            elif kwargs.get("return_attention_mask") is None:
+                kwargs["return_attention_mask"] = False
+        return super().pad(encoded_inputs, *args, **kwargs)
 
     def _parse_inputs(self, text, text_pair, split: bool, force_batch: bool = False):
         """Normalise inputs to (list of firsts, list of seconds or None per item, batched?)."""
@@ -548,11 +581,11 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
 
     # ------------------------------------------------------------------ decoding
 
-    def _check_ids(self, ids, what: str = "token ids") -> list[int]:
-        if not hasattr(ids, "tolist") and hasattr(ids, "numpy"):  # TensorFlow tensors
-            ids = ids.numpy()
-        if hasattr(ids, "tolist"):  # NumPy arrays, PyTorch and JAX tensors
-            ids = ids.tolist()
+    def _check_ids(self, ids, what: str = "token ids", *, past_end: bool = True, negative: bool = True) -> list[int]:
+        """`ids` as a list of Python ints: an array or tensor (also 0-d), an int, or a list of ints,
+        NumPy scalars or 0-d tensors (as v4's `to_py_obj` reads them). An id outside [0, len(self))
+        is an error (ValueError naming it) unless `past_end` / `negative` say not to check that side."""
+        ids = to_python(ids)  # no framework imported: `.tolist()` / `.numpy()`, also inside lists
         if isinstance(ids, int) and not isinstance(ids, bool):
             ids = [ids]
         if not isinstance(ids, (list, tuple)):
@@ -561,17 +594,33 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         for position, i in enumerate(ids):
             if isinstance(i, bool) or not isinstance(i, int):
                 raise TypeError(f"{what} must be ints; position {position} is {_describe(i)}")
-            if not 0 <= i < size:
-                raise ValueError(f"token id {i} at position {position} is outside the vocabulary [0, {size})")
+            if (i < 0 and negative) or (i >= size and past_end):
+                error = TokenIdOutOfRangeError if i < 0 and self.is_fast else ValueError
+                raise error(f"token id {i} at position {position} is outside the vocabulary [0, {size})")
         return list(ids)
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
-        """Token strings for ids (an int gives a str); ids outside [0, len(self)) are an error."""
+        """Token strings for ids (an int, or a 0-d array or tensor, gives a str). As v4: None for an id
+        past the vocabulary (and, slow, for a negative one; fast, a negative id is an error, v4's
+        OverflowError); `skip_special_tokens` is ignored for a single id."""
+        ids = to_python(ids)
         single = isinstance(ids, int) and not isinstance(ids, bool)
-        checked = self._check_ids(ids)
+        checked = self._check_ids(ids, past_end=False, negative=self.is_fast)
+        if single:
+            return self._convert_id_to_token(checked[0])
         skip = set(self.all_special_ids) if skip_special_tokens else ()
-        tokens = [self._convert_id_to_token(i) for i in checked if i not in skip]
-        return tokens[0] if single else tokens
+        return [self._convert_id_to_token(i) for i in checked if i not in skip]
+
+    def _decoded_ids(self, token_ids) -> list[int]:
+        """The ids `decode` reads. Fast, as `tokenizers`: ids past the vocabulary are left out (v4's
+        fast decode skips them silently), a negative one is an error (v4: OverflowError). Slow: an
+        id outside the vocabulary is a ValueError naming it (v4's slow decode fails with a TypeError
+        about joining None)."""
+        if not self.is_fast:
+            return self._check_ids(token_ids)
+        ids = self._check_ids(token_ids, past_end=False)
+        size = len(self)
+        return ids if max(ids, default=-1) < size else [i for i in ids if i < size]
 
     def convert_tokens_to_ids(self, tokens):
         """Ids for token strings (a str gives an int); unknown tokens map to the unk id, as in v4."""
@@ -610,12 +659,9 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         and the whitespace that <mask> absorbs. `skip_special_tokens` drops the special tokens (and,
         fast, the added tokens marked special). As in v4, the slow tokenizer puts a space on each side of
         an added token that is not a special one with `spaces_between_special_tokens` (the fast one
-        ignores it); `use_source_tokenizer` is accepted and changes nothing."""
-        unknown = set(kwargs) - DECODE_KEYWORDS
-        if unknown:
-            raise TypeError(f"decode() got unexpected keyword arguments {sorted(unknown)}; "
-                            f"allowed besides skip_special_tokens, clean_up_tokenization_spaces: {sorted(DECODE_KEYWORDS)}")
-        ids = self._check_ids(token_ids)
+        ignores it); other keywords (`use_source_tokenizer`, ...) are accepted and ignored, as v4 does.
+        Ids outside the vocabulary: see `_decoded_ids`."""
+        ids = self._decoded_ids(token_ids)
         if skip_special_tokens:
             special = set(self.all_special_ids)
             if self.is_fast:  # `tokenizers` also skips every added token marked special, v4's slow one does not
@@ -671,6 +717,16 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return (f"{type(self).__name__}(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size}, "
                 f"len={len(self)}, model_max_length={self.model_max_length}, add_prefix_space={self.add_prefix_space}, "
                 f"trim_offsets={self.trim_offsets}, special_tokens={self.special_tokens_map})")
+
+
+def _model_max_length(value) -> int | float:
+    """v4's model_max_length: None is its "no limit" (VERY_LARGE_INTEGER); a number is kept as given
+    (a float too, as v4 keeps it)."""
+    if value is None:
+        return VERY_LARGE_INTEGER
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+        raise ValueError(f"model_max_length must be a number >= 1, or None for no limit; got {value!r}")
+    return value
 
 
 def _describe(value) -> str:

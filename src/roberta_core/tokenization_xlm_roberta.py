@@ -329,10 +329,13 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
         """The text of token strings: `▁` is a space, none kept in the first token (as the Metaspace decoder)."""
         return "".join(t.replace(SPIECE_UNDERLINE, "" if k == 0 else " ") for k, t in enumerate(tokens))
 
-    def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
+    def decode(self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None,
+               **kwargs) -> str:
         """The text of ids: their tokens joined by `convert_tokens_to_string` (special tokens skipped first,
-        when asked). Not lossless: SentencePiece normalises the text and unknown characters are <unk>."""
-        text = self.convert_tokens_to_string(self.convert_ids_to_tokens(self._check_ids(token_ids),
+        when asked). Not lossless: SentencePiece normalises the text and unknown characters are <unk>.
+        Other keywords are accepted and ignored, and ids outside the vocabulary handled, as
+        `RobertaTokenizerBase.decode` does (fast: skipped; slow: a ValueError)."""
+        text = self.convert_tokens_to_string(self.convert_ids_to_tokens(self._decoded_ids(token_ids),
                                                                         skip_special_tokens=skip_special_tokens))
         clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
         return self.clean_up_tokenization(text) if clean else text

@@ -27,7 +27,7 @@ SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 ADDED_TOKENS_FILE = "added_tokens.json"
 # Keys of transformers' tokenizer_config.json that carry nothing for us.
 IGNORED_CONFIG_KEYS = {
-    "tokenizer_class", "name_or_path", "auto_map", "processor_class", "model_input_names",
+    "tokenizer_class", "name_or_path", "auto_map", "processor_class",
     "extra_special_tokens", "tokenizer_file", "vocab_file", "merges_file", "special_tokens_map_file",
     "do_lower_case", "use_fast", "legacy", "max_len", "sp_model_kwargs",
 }
