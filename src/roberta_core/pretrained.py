@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ from .config import V4_CONFIG_FIELDS, RobertaConfig
 from .weights import LoadPlan, architecture_name, plan_load
 
 __all__ = [
-    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "whole_model_device", "loading_info", "push_model_to_hub", "resolve_pretrained",
+    "LOAD_OPTIONS", "CONFIG_KEYWORDS", "split_from_pretrained_kwargs", "whole_model_device", "loading_info", "v4_pt_loading_info", "push_model_to_hub", "resolve_pretrained",
     "pretrained_weights_file",
     "load_pretrained", "save_pretrained_files", "save_repo_id", "push_pretrained_to_hub", "SAVE_FORMATS", "check_floating", "is_floating", "nonfinite",
     "warn_nonfinite",
@@ -163,6 +164,81 @@ def loading_info(plan: LoadPlan) -> dict[str, list]:
     }
 
 
+def _v4_renamed(key: str) -> str:
+    """v4 PyTorch's `_fix_state_dict_key_on_load`: LayerNorm `gamma`/`beta` are `weight`/`bias`."""
+    for old, new in (("LayerNorm.beta", "LayerNorm.bias"), ("LayerNorm.gamma", "LayerNorm.weight")):
+        if key.endswith(old):
+            return key.replace(old, new)
+    return key
+
+
+def v4_pt_loading_info(
+    plan: LoadPlan,
+    model_keys: Iterable[str],
+    *,
+    prefix: str,
+    has_base: bool,
+    tied_groups: Iterable[Iterable[str]] = (),
+    buffers: Iterable[str] = (),
+    ignore_missing: Iterable[str] | None = None,
+    ignore_unexpected: Iterable[str] | None = None,
+    rename: Callable[[str], str] = lambda key: key,
+) -> dict[str, list]:
+    """v4 PyTorch's `output_loading_info` (transformers 4.57's `_load_pretrained_model`), computed
+    from the checkpoint's keys (`plan.checkpoint_keys`, which `load_pretrained` records) and the
+    model's: `model_keys`, its state dict's keys (tied aliases included) in v4's names; `prefix`,
+    its `base_model_prefix`; `has_base`, whether it holds the encoder under that name (a head).
+
+    As v4: the checkpoint's keys renamed (`gamma`/`beta`; the prefix added for a head loading an
+    encoder's checkpoint, removed for an encoder loading a head's, whose other keys are not read);
+    missing keys the model's that the checkpoint lacks, sorted, less those tied to a key that
+    loads (`tied_groups`: names sharing one parameter); unexpected keys the checkpoint's the model
+    lacks, sorted, with a head's own keys when an encoder loads them, less the model's `buffers`,
+    and without the prefix a head added; then `ignore_missing`/`ignore_unexpected` (v4's
+    `_keys_to_ignore_on_load_*` regular expressions). `rename` maps a canonical key to v4's name
+    (`plan.mismatched`'s)."""
+    original = list(getattr(plan, "checkpoint_keys", ()))
+    dotted = f"{prefix}."
+    has_prefix_module = any(key.startswith(prefix) for key in original)  # v4 tests the bare prefix
+    task_from_base = not has_prefix_module and has_base
+    base_from_task = has_prefix_module and not has_base
+    renamed = []
+    for key in original:
+        key = _v4_renamed(key)
+        if task_from_base:
+            key = dotted + key
+        elif base_from_task:
+            if not key.startswith(dotted):
+                continue
+            key = key[len(dotted):]
+        renamed.append(key)
+    expected, found = set(model_keys), set(renamed)
+    missing = sorted(expected - found)
+    unexpected = found - expected
+    if base_from_task:
+        unexpected.update(key for key in original if not key.startswith(dotted))
+    unexpected = sorted(unexpected - set(buffers))
+    for group in tied_groups:
+        group = set(group)
+        lacking = [key for key in missing if key in group]
+        if 0 < len(lacking) < len(group):  # loaded through another name of the same parameter
+            missing = [key for key in missing if key not in lacking]
+    if ignore_missing:
+        pattern = re.compile("|".join(f"({p})" for p in ignore_missing))
+        missing = [key for key in missing if pattern.search(key) is None]
+    if ignore_unexpected:
+        pattern = re.compile("|".join(f"({p})" for p in ignore_unexpected))
+        unexpected = [key for key in unexpected if pattern.search(key) is None]
+    if task_from_base:
+        unexpected = [key.removeprefix(dotted) for key in unexpected]
+    return {
+        "missing_keys": missing,
+        "unexpected_keys": unexpected,
+        "mismatched_keys": [rename(key) for key, _, _ in plan.mismatched],
+        "error_msgs": [],
+    }
+
+
 def load_pretrained(
     path: str | os.PathLike,
     head: str,
@@ -197,6 +273,7 @@ def load_pretrained(
         config, head, {k: v.shape for k, v in state.items()}, ignore_mismatched_sizes=ignore_mismatched_sizes,
         pooled=pooled,
     )
+    plan.checkpoint_keys = list(state)  # the file's own names, for v4's loading report (`v4_pt_loading_info`)
     plan.check(strict=strict, source=str(path), v4_mismatch_owner=v4_mismatch_owner)
     loaded = {target: state[src] for target, src in plan.mapping.items()}
     # Before a backend copies them into its (float) parameters, which would cast silently. (NaN

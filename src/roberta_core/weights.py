@@ -287,11 +287,26 @@ def _expand(rows, config: RobertaConfig, head: str, everything: bool, **fields) 
     return shapes
 
 
+def pruned_width(config: RobertaConfig, layer: int) -> int:
+    """The width of layer `layer`'s self-attention (heads kept × head size) under v4's
+    `config.pruned_heads` ({layer: [head, ...]}, keys ints or, from JSON, strings)."""
+    pruned = config.pruned_heads or {}
+    heads = pruned.get(layer, pruned.get(str(layer), ()))
+    return (config.num_attention_heads - len(set(heads))) * config.head_dim
+
+
 def _encoder_shapes(config: RobertaConfig, head: str, everything: bool = False) -> dict[str, tuple[int, ...]]:
     """Encoder keys without the `roberta.` prefix, in module order."""
     shapes = _expand(_EMBEDDING_ROWS, config, head, everything)
     for i in range(config.num_hidden_layers):
-        shapes.update(_expand(_LAYER_ROWS, config, head, everything, i=i))
+        layer = _expand(_LAYER_ROWS, config, head, everything, i=i)
+        kept = pruned_width(config, i)
+        if kept != config.hidden_size:  # v4's pruned heads: the self-attention keeps `kept` of its columns
+            for name in ("query", "key", "value"):
+                layer[f"encoder.layer.{i}.attention.self.{name}.weight"] = (kept, config.hidden_size)
+                layer[f"encoder.layer.{i}.attention.self.{name}.bias"] = (kept,)
+            layer[f"encoder.layer.{i}.attention.output.dense.weight"] = (config.hidden_size, kept)
+        shapes.update(layer)
     shapes.update(_expand(_FINAL_NORM_ROWS, config, head, everything))
     shapes.update(_expand(_POOLER_ROWS, config, head, everything))
     return shapes

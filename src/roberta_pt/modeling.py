@@ -32,7 +32,7 @@ from roberta_core.generation import checkpoint_generation_config
 from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
     load_pretrained,
-    loading_info,
+    v4_pt_loading_info,
     pretrained_weights_file,
     push_model_to_hub,
     resolve_pretrained,
@@ -634,7 +634,8 @@ class RobertaSelfAttention(nn.Module):
                 query, key, value, attention_mask,
                 dropout=self.dropout, head_mask=head_mask, position_scores=position_scores,
             )
-        context = context.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
+        # (B, T, h * D): H, unless heads were pruned (`RobertaAttention.prune_heads`)
+        context = context.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim)
         return context, (probs if output_attentions else None)
 
 
@@ -659,6 +660,19 @@ class RobertaSelfOutput(nn.Module):
 
 # ---------------------------------------------------------------------------- 5. attention block
 
+def _kept_rows(layer: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A new linear layer holding `layer`'s weight at `index` along `dim` (0: output rows, with
+    their biases; 1: input columns, the bias whole): v4's `prune_linear_layer`, dtype kept."""
+    weight = layer.weight.index_select(dim, index)
+    new = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None,
+                    device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if layer.bias is not None:
+            new.bias.copy_(layer.bias if dim == 1 else layer.bias[index])
+    return new
+
+
 class RobertaAttention(nn.Module):
     """Self-attention (or cross-attention) followed by its output projection and residual. Under
     RoBERTa-PreLayerNorm its own LayerNorm normalises the input first (the queries' side only:
@@ -670,6 +684,31 @@ class RobertaAttention(nn.Module):
         self.self = RobertaSelfAttention(config, position_embedding_type)
         self.output = RobertaSelfOutput(config)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.pre_layer_norm else None
+        self.pruned_heads: set[int] = set()  # v4's: the heads removed, numbered as in the config
+
+    def prune_heads(self, heads: Any) -> None:
+        """Remove attention heads (v4's method): `heads` are numbered as in the config, those
+        already pruned skipped. The query, key and value projections lose the heads' output rows
+        (h * D -> h' * D), the output projection their input columns; every attention path then
+        computes with the heads left."""
+        attention = self.self
+        heads = {int(h) for h in heads} - self.pruned_heads
+        if not heads:
+            return
+        total = attention.num_heads + len(self.pruned_heads)
+        if any(not 0 <= h < total for h in heads):
+            raise ValueError(f"heads to prune must be in 0 .. {total - 1}, got {sorted(heads)}")
+        # A head's position now: its number less the pruned heads before it.
+        gone = {h - sum(p < h for p in self.pruned_heads) for h in heads}
+        D = attention.head_dim
+        keep = torch.tensor([i for i in range(attention.num_heads * D) if i // D not in gone],
+                            dtype=torch.long, device=attention.query.weight.device)
+        attention.query = _kept_rows(attention.query, keep, 0)
+        attention.key = _kept_rows(attention.key, keep, 0)
+        attention.value = _kept_rows(attention.value, keep, 0)
+        self.output.dense = _kept_rows(self.output.dense, keep, 1)
+        attention.num_heads -= len(heads)
+        self.pruned_heads |= heads
 
     def forward(
         self,
@@ -944,6 +983,24 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
     _no_split_modules = ["RobertaEmbeddings", "RobertaSelfAttention", "RobertaSdpaSelfAttention"]
     # Parameters tied to others, which peft and accelerate skip (v4: None but on the LM heads).
     _tied_weights_keys: Optional[list[str]] = None
+    # v4 4.57's values on RobertaPreTrainedModel (and PreTrainedModel's defaults), read by code
+    # around a model (accelerate, peft, Trainer, generation).
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = False
+    _can_compile_fullgraph = False
+    _is_stateful = False
+    _keep_in_fp32_modules: Optional[list[str]] = None
+    _keep_in_fp32_modules_strict: Optional[list[str]] = None
+    _skip_keys_device_placement: Optional[list[str]] = None
+    # Regular expressions of keys left out of the loading report (`output_loading_info`) and of
+    # the saved keys: none for RoBERTa.
+    _keys_to_ignore_on_load_missing: Optional[list[str]] = None
+    _keys_to_ignore_on_load_unexpected: Optional[list[str]] = None
+    _keys_to_ignore_on_save: Optional[list[str]] = None
+    is_parallelizable = False
+    framework = "pt"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         if not isinstance(config, RobertaConfig):
@@ -958,9 +1015,13 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         self.attn_implementation = backends.resolve_attn_implementation(
             "pt", config._attn_implementation if attn_implementation is None else attn_implementation)
         config._attn_implementation = self.attn_implementation  # as v4's: the path the model runs
+        self.warnings_issued: dict[str, bool] = {}  # v4's: the warnings given once per model
 
     def post_init(self) -> None:
-        """Tie the LM decoder to the embeddings, then initialise every parameter as v4 does."""
+        """Prune the heads the config names (the encoder itself: a head's was pruned when built),
+        tie the LM decoder to the embeddings, then initialise every parameter as v4 does."""
+        if self.config.pruned_heads and "roberta" not in self._modules:
+            self.base_model._prune_heads(self.config.pruned_heads)
         self.tie_weights()
         # The encoder inside a head initialised itself when it was built; a tied parameter is
         # initialised once, by its owner.
@@ -1039,17 +1100,108 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         """Remove the hook of `enable_input_require_grads`."""
         self._require_grads_hook.remove()
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        if not isinstance(value, nn.Embedding) or value.embedding_dim != self.config.hidden_size:
-            raise ValueError(f"input embeddings must be an nn.Embedding of dimension {self.config.hidden_size}")
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        """Put `value` (any module: v4 takes any) in place of the word embeddings, as v4 does:
+        nothing else changes (`config.vocab_size`, an LM decoder keeps the weight it had until the
+        next `tie_weights()`). Input ids are checked against the new table's rows."""
         self.base_model.embeddings.word_embeddings = value
-        self.config.vocab_size = value.num_embeddings
-        self.tie_weights()
 
     def get_output_embeddings(self) -> Optional[nn.Linear]:
         """The LM decoder (V, H) of the LM heads; None elsewhere."""
         lm_head = getattr(self, "lm_head", None)
         return None if lm_head is None else lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
+        """The LM heads' v4 method: `new_embeddings` becomes `lm_head.decoder`. Elsewhere v4's
+        base method reads `self.lm_head`, an AttributeError on a model without one."""
+        if "lm_head" not in self._modules:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute 'lm_head'")
+        self.lm_head.decoder = new_embeddings
+
+    def get_decoder(self) -> nn.Module:
+        """v4's lookup of the decoder: `self.decoder`, else `self.model` (its `get_decoder()`),
+        else the model itself (every RoBERTa class)."""
+        if hasattr(self, "decoder"):
+            return self.decoder
+        if hasattr(self, "model"):
+            inner = self.model
+            return inner.get_decoder() if hasattr(inner, "get_decoder") and type(inner) is not type(self) else inner
+        return self
+
+    def set_decoder(self, decoder: nn.Module) -> None:
+        """v4's setter mirroring `get_decoder`: nothing to set on a RoBERTa class."""
+        if hasattr(self, "decoder"):
+            self.decoder = decoder
+        elif hasattr(self, "model"):
+            inner = self.model
+            if hasattr(inner, "set_decoder"):
+                inner.set_decoder(decoder)
+            else:
+                self.model = decoder
+
+    # ------------------------------------------------------------------ v4's helpers
+    @property
+    def dummy_inputs(self) -> dict[str, torch.Tensor]:
+        """v4's: a (3, 5) batch of ids for tracing."""
+        return {"input_ids": torch.tensor([[7, 6, 0, 0, 1], [1, 2, 3, 0, 0], [0, 0, 0, 4, 5]])}
+
+    def estimate_tokens(self, input_dict: dict[str, Any]) -> int:
+        """v4's: the elements of `input_dict["input_ids"]`; 0 (with a warning, once) without them."""
+        if self.main_input_name in input_dict:
+            return input_dict[self.main_input_name].numel()
+        if "estimate_tokens" not in self.warnings_issued:
+            warnings.warn("Could not estimate the number of tokens of the input, floating-point operations will "
+                          "not be computed", stacklevel=2)
+            self.warnings_issued["estimate_tokens"] = True
+        return 0
+
+    def floating_point_ops(self, input_dict: dict[str, Any], exclude_embeddings: bool = True) -> int:
+        """v4's estimate of a training step's operations: 6 x tokens x parameters (the embedding
+        tables left out with `exclude_embeddings`)."""
+        return 6 * self.estimate_tokens(input_dict) * self.num_parameters(exclude_embeddings=exclude_embeddings)
+
+    def invert_attention_mask(self, encoder_attention_mask: torch.Tensor) -> torch.Tensor:
+        """v4's: a (B, S) or (B, T, S) mask of ones and zeros as an additive mask (B, 1, 1 or T, S)
+        in the model's dtype: 0 where 1, the dtype's minimum where 0."""
+        if encoder_attention_mask.dim() == 3:
+            extended = encoder_attention_mask[:, None, :, :]
+        elif encoder_attention_mask.dim() == 2:
+            extended = encoder_attention_mask[:, None, None, :]
+        else:
+            raise ValueError(f"encoder_attention_mask must be 2-D or 3-D, got {tuple(encoder_attention_mask.shape)}")
+        extended = extended.to(dtype=self.dtype)
+        return (1.0 - extended) * torch.finfo(self.dtype).min
+
+    def get_head_mask(
+        self, head_mask: Optional[torch.Tensor], num_hidden_layers: int, is_attention_chunked: bool = False
+    ) -> torch.Tensor | list[None]:
+        """v4's: a head mask (h,) or (layers, h) as (layers, 1, h, 1, 1) in the model's dtype
+        (one more trailing axis with `is_attention_chunked`); None: a None per layer."""
+        if head_mask is None:
+            return [None] * num_hidden_layers
+        if head_mask.dim() == 1:
+            head_mask = head_mask[None, None, :, None, None].expand(num_hidden_layers, -1, -1, -1, -1)
+        elif head_mask.dim() == 2:
+            head_mask = head_mask[:, None, :, None, None]  # a mask per layer
+        if head_mask.dim() != 5:
+            raise ValueError(f"head_mask must be (heads,), (layers, heads) or 5-D, got {head_mask.dim()} dimensions")
+        head_mask = head_mask.to(dtype=self.dtype)
+        return head_mask.unsqueeze(-1) if is_attention_chunked else head_mask
+
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove attention heads, {layer: [heads]} (v4's method): the config's `pruned_heads`
+        takes them (so a save records them, as v4's), then each layer's attention loses them."""
+        # A config never set gives a fresh {} each time: set it. Layers as ints (JSON's are strings).
+        pruned = {int(layer): list(heads) for layer, heads in self.config.pruned_heads.items()}
+        for layer, heads in heads_to_prune.items():
+            pruned[layer] = list(set(pruned.get(layer, [])) | set(heads))
+        self.config.pruned_heads = pruned
+        self.base_model._prune_heads(heads_to_prune)
+
+    def _prune_heads(self, heads_to_prune: dict[Any, Any]) -> None:
+        # Layer numbers may be strings (a config read from JSON).
+        for layer, heads in heads_to_prune.items():
+            self.base_model.encoder.layer[int(layer)].attention.prune_heads(heads)
 
     def tie_weights(self) -> None:
         """Make the LM decoder use the word embeddings (when `tie_word_embeddings`) and
@@ -1222,8 +1374,23 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         if adapter is not None:
             adapter.load_into(model)
         if options.get("output_loading_info"):
-            return model, loading_info(plan)
+            return model, model._loading_info(plan)
         return model
+
+    def _loading_info(self, plan: Any) -> dict[str, list]:
+        """v4 PyTorch's `output_loading_info` for this model (`v4_pt_loading_info`). Keys keep
+        their canonical `roberta.` names on every family class (the checkpoint reader gives a
+        RoBERTa-PreLayerNorm file's `roberta_prelayernorm.` keys so), as the loader reads them."""
+        shared: dict[int, list[str]] = {}
+        for name, param in self.named_parameters(remove_duplicate=False):
+            shared.setdefault(id(param), []).append(name)
+        return v4_pt_loading_info(
+            plan, list(self.state_dict()), prefix="roberta", has_base="roberta" in self._modules,
+            tied_groups=[names for names in shared.values() if len(names) > 1],
+            buffers=[name for name, _ in self.named_buffers()],
+            ignore_missing=self._keys_to_ignore_on_load_missing,
+            ignore_unexpected=self._keys_to_ignore_on_load_unexpected,
+        )
 
     def _materialize_missing(self, dtype: torch.dtype, device: torch.device) -> None:
         """Give the parameters the checkpoint lacked (still on the meta device) real storage
@@ -1400,9 +1567,10 @@ class RobertaModel(RobertaPreTrainedModel):
         if len(entry) not in sizes:
             raise ValueError(f"each past_key_values entry must be a tuple of {' or '.join(map(str, sizes))} tensors")
         shape = tuple(entry[0].shape)
-        if len(shape) != 4 or (shape[1], shape[3]) != (config.num_attention_heads, config.head_dim):
+        heads = self.encoder.layer[0].attention.self.num_heads  # fewer than the config's once pruned
+        if len(shape) != 4 or (shape[1], shape[3]) != (heads, config.head_dim):
             raise ValueError(
-                f"past_key_values tensors must have shape (batch, {config.num_attention_heads}, cached, "
+                f"past_key_values tensors must have shape (batch, {heads}, cached, "
                 f"{config.head_dim}), got {shape}"
             )
         return shape[2]
@@ -1564,7 +1732,9 @@ class RobertaModel(RobertaPreTrainedModel):
         # Value checks before any embedding lookup runs (the lookups read the checked tensors:
         # under compilation the check is an operator they depend on).
         if input_ids is not None:
-            input_ids = check_values("input_ids", input_ids, config.vocab_size)
+            # The word table's rows (`set_input_embeddings` may put in another size, as v4 allows).
+            rows = getattr(self.embeddings.word_embeddings, "num_embeddings", config.vocab_size)
+            input_ids = check_values("input_ids", input_ids, rows)
         if token_type_ids is not None:
             token_type_ids = check_values("token_type_ids", token_type_ids, config.type_vocab_size)
         if position_ids is not None:
