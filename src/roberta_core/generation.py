@@ -13,7 +13,10 @@ from typing import Any, Mapping
 from .config import RobertaConfig, read_json_file
 from .fileio import atomic_write_text
 
-__all__ = ["GenerationConfig", "GENERATION_CONFIG_NAME", "generation_settings", "checkpoint_generation_config"]
+__all__ = [
+    "GenerationConfig", "GENERATION_CONFIG_NAME", "generation_settings", "generate_keywords",
+    "checkpoint_generation_config",
+]
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
@@ -47,6 +50,25 @@ _UNIMPLEMENTED: dict[str, Any] = {
     "num_beam_groups": 1, "diversity_penalty": 0.0, "penalty_alpha": None, "guidance_scale": None,
     "dola_layers": None, "watermarking_config": None, "stop_strings": None, "prompt_lookup_num_tokens": None,
 }
+# v4 generate() keywords (GenerationConfig fields and generate()'s own parameters) that change no
+# token at these values, which no backend takes by name: accepted at them (None is always accepted,
+# as v4 takes `key=None` for any model keyword), a NotImplementedError naming them otherwise.
+_INERT: dict[str, Any] = {
+    "logits_processor": (), "prefix_allowed_tokens_fn": None, "assistant_model": None, "streamer": None,
+    "negative_prompt_ids": None, "negative_prompt_attention_mask": None, "custom_generate": None,
+    "assistant_tokenizer": None, "tokenizer": None, "max_time": None, "cache_implementation": None,
+    "cache_config": None, "prefill_chunk_size": None, "encoder_repetition_penalty": 1.0, "token_healing": False,
+    "decoder_start_token_id": None, "is_assistant": False, "compile_config": None, "low_memory": None,
+    "assistant_early_exit": None, "max_matching_ngram_size": None, "output_attentions": False,
+    "output_hidden_states": False, "stopping_criteria": (),
+}
+# v4 generate() keywords that change no token whatever their value here (a single process, no beam
+# search, one cache): accepted and ignored. `early_stopping`/`length_penalty` act in beam search only.
+_IGNORED = (
+    "use_cache", "early_stopping", "length_penalty", "synced_gpus", "use_model_defaults", "return_legacy_cache",
+    "disable_compile", "num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold",
+    "assistant_lookbehind", "target_lookbehind", "trace",
+)
 # the model config's fields a generation config starts from (v4's `from_model_config`)
 _FROM_MODEL = ("bos_token_id", "eos_token_id", "pad_token_id")
 
@@ -128,20 +150,56 @@ class GenerationConfig:
         return f"GenerationConfig {json.dumps(self.to_diff_dict(), indent=2, sort_keys=True)}"
 
 
+def generate_keywords(kwargs: Mapping[str, Any], *, taken: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The v4 keywords of a `generate(**kwargs)` call that a backend does not take by name. Those in
+    `taken` (which the backend implements) are returned; v4's other keywords are accepted where they
+    change no token (`_IGNORED`, or at v4's default or None: `_INERT`, `_UNIMPLEMENTED`) and a
+    NotImplementedError naming them otherwise; a name v4's generate does not know is a TypeError."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in taken:
+            out[key] = value
+        elif key in _IGNORED:
+            continue
+        elif key in _INERT or key in _UNIMPLEMENTED:
+            default = _INERT[key] if key in _INERT else _UNIMPLEMENTED[key]
+            empty = value is None or (isinstance(value, (list, tuple, dict)) and not value)
+            if not empty and value != default:
+                raise NotImplementedError(
+                    f"generate() setting {key}={value!r} is not implemented in this backend "
+                    f"(v4's default {default!r} is accepted); it is not ignored"
+                )
+        else:
+            raise TypeError(f"generate() got an unexpected keyword argument {key!r}")
+    return out
+
+
 def generation_settings(model_generation_config: GenerationConfig | None, config: RobertaConfig, *,
-                        unsupported: tuple[str, ...] = (), **call: Any) -> dict[str, Any]:
+                        unsupported: tuple[str, ...] = (), implemented: tuple[str, ...] = (),
+                        **call: Any) -> dict[str, Any]:
     """Every backend's `generate(**call)` settings: `GenerationConfig.resolve` over the model's
     generation config (v4's from its config when it has none). Beam search, each setting in
     `unsupported` that a backend does not implement, and v4's other token-changing settings
     (`_UNIMPLEMENTED`: no_repeat_ngram_size, num_return_sequences, min_length, ...) in the model's
     or the given generation config, set to other than v4's default, are a NotImplementedError
-    naming it rather than a setting silently ignored."""
+    naming it rather than a setting silently ignored. `implemented`: those of `_UNIMPLEMENTED` the
+    backend implements; their values (a call's, else the given config's where not v4's default, else
+    the model's) are in the settings."""
     model_generation_config = model_generation_config or GenerationConfig.from_model_config(config)
+    chosen = {key: call.pop(key, None) for key in implemented}
+    for key in implemented:
+        for source in (call.get("generation_config"), model_generation_config):
+            if chosen[key] is None and source is not None:
+                value = _reader(source)(key, None)
+                chosen[key] = None if value == _UNIMPLEMENTED[key] else value
+        chosen[key] = _UNIMPLEMENTED[key] if chosen[key] is None else chosen[key]
     for source in (call.get("generation_config"), model_generation_config):
         if source is None:
             continue
         read = _reader(source)
         for key, default in _UNIMPLEMENTED.items():
+            if key in implemented:
+                continue
             value = read(key, default)
             if value not in (default, None) and value != [] and value != {}:
                 raise NotImplementedError(
@@ -149,6 +207,12 @@ def generation_settings(model_generation_config: GenerationConfig | None, config
                     f"(v4's default {default!r} is); it would change the tokens, so it is not ignored"
                 )
     settings = model_generation_config.resolve(**call)
+    settings.update(chosen)
+    if settings.get("num_return_sequences", 1) != 1 and not settings["do_sample"]:  # v4's GenerationConfig.validate
+        raise ValueError(
+            "Greedy methods without beam search do not support `num_return_sequences` different than 1 "
+            f"(got {settings['num_return_sequences']})."
+        )
     if settings["num_beams"] != 1:
         raise NotImplementedError(f"beam search is not implemented: num_beams must be 1, got {settings['num_beams']!r}")
     for key in unsupported:

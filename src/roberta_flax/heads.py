@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,7 @@ from jax.experimental import checkify
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
-from roberta_core.generation import GenerationConfig, generation_settings
+from roberta_core.generation import GenerationConfig, generate_keywords, generation_settings
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
     GenerateDecoderOnlyOutput,
@@ -244,6 +244,24 @@ def _filter_logits(logits: jax.Array, top_k: Optional[int], top_p: Optional[floa
     return logits
 
 
+def _to_v4_cache(cache: tuple, index: Any) -> dict[str, Any]:
+    """Our preallocated cache ((k, v) (B, h, S, D) per layer) as v4 Flax's cache tree, at `index`."""
+    index = jnp.asarray(index, jnp.int32)
+    return {"roberta": {"encoder": {"layer": {
+        str(i): {"attention": {"self": {"cache_index": index, "cached_key": jnp.swapaxes(k, 1, 2),
+                                        "cached_value": jnp.swapaxes(v, 1, 2)}}}
+        for i, (k, v, *_) in enumerate(cache)
+    }}}}
+
+
+def _from_v4_cache(tree: Mapping) -> tuple[tuple, Any]:
+    """v4 Flax's cache tree (`init_cache`) as our preallocated cache and its index."""
+    layers = tree["roberta"]["encoder"]["layer"]
+    selves = [layers[str(i)]["attention"]["self"] for i in range(len(layers))]
+    cache = tuple((jnp.swapaxes(s["cached_key"], 1, 2), jnp.swapaxes(s["cached_value"], 1, 2)) for s in selves)
+    return cache, selves[0]["cache_index"]
+
+
 class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
     """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
     next-token loss, a key/value cache, and `generate()`."""
@@ -290,7 +308,24 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
     ) -> CausalLMOutputWithCrossAttentions | tuple:
         """labels (B, T): the input ids themselves (shifted inside), -100 to ignore.
         `cache_index`: generate()'s preallocated cache (see FlaxRobertaModel). `unpad`: see
-        FlaxRobertaModel; the logits at padding positions are then zeros (not computed)."""
+        FlaxRobertaModel; the logits at padding positions are then zeros (not computed).
+        `past_key_values` may also be v4 Flax's cache (`init_cache`): the call then writes at its
+        index, `attention_mask` (B, max_length) covers every slot (all ones when not given), and
+        the output's `past_key_values` is that cache updated, as v4's."""
+        v4_cache = isinstance(past_key_values, Mapping)
+        if v4_cache:
+            if cache_index is not None:
+                raise ValueError("give cache_index with our tuple cache, not with v4's cache (it holds its index)")
+            past_key_values, cache_index = _from_v4_cache(past_key_values)
+            ids = input_ids if input_ids is not None else inputs_embeds
+            if attention_mask is None:
+                attention_mask = jnp.ones(past_key_values[0][0].shape[:1] + past_key_values[0][0].shape[2:3], jnp.int32)
+            if position_ids is None and input_ids is not None:  # v4 Flax's default: from the ids
+                real = (input_ids != self.config.pad_token_id).astype(jnp.int32)
+                position_ids = jnp.cumsum(real, axis=1) * real + self.config.pad_token_id
+            elif position_ids is None:
+                position_ids = jnp.broadcast_to(jnp.arange(ids.shape[1]) + cache_index, ids.shape[:2])
+            use_cache = True
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
         if labels is not None:
             use_cache = False  # training: no cache to keep (v4)
@@ -306,25 +341,53 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         packing = packing_for(attention_mask, unpad if past_key_values is None else False)
         lm_head = functools.partial(self.lm_head, word_embeddings=self.get_input_embeddings())
         logits = _per_token(lm_head, outputs.last_hidden_state, packing)
+        cache = outputs.past_key_values
+        if v4_cache:
+            cache = _to_v4_cache(cache, cache_index + (input_ids if input_ids is not None else inputs_embeds).shape[1])
         out = CausalLMOutputWithCrossAttentions(
             loss=None if labels is None else causal_lm_loss(logits, labels),
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            past_key_values=cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,
         )
         return out if return_dict else out.to_tuple(cache=past_key_values is not None)  # as v4 Flax
 
+    def init_cache(self, batch_size: int, max_length: int) -> dict[str, Any]:
+        """v4 Flax's empty cache for a decoding loop of `max_length` positions: its tree
+        (`roberta/encoder/layer/<i>/attention/self/` `cached_key`, `cached_value` (B, max_length,
+        h, D), `cache_index`), which this model's call takes as `past_key_values` and returns updated."""
+        config = self.config
+        empty = jnp.zeros((batch_size, config.num_attention_heads, max_length, config.head_dim), self.dtype)
+        return _to_v4_cache(tuple((empty, empty) for _ in range(config.num_hidden_layers)), 0)
+
     def prepare_inputs_for_generation(
         self,
         input_ids: jax.Array,
-        past_key_values: Any = None,
+        max_length: Optional[int] = None,
         attention_mask: Optional[jax.Array] = None,
+        past_key_values: Any = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """v4's inputs of one step of a generation loop (`generation_step_inputs`)."""
-        return generation_step_inputs(input_ids, past_key_values, attention_mask, kwargs.get("use_cache"))
+        """With `max_length`, v4 Flax's first step of a decoding loop: `past_key_values` a new
+        `init_cache(B, max_length)`, `attention_mask` extended with ones to max_length, and
+        `position_ids` (`attention_mask.cumsum(-1) - 1`, 1 at padding as v4 PyTorch's, or 0 .. T-1
+        without a mask). Without it,
+        the inputs of one step of our loop over a growing tuple cache (`generation_step_inputs`,
+        as the PyTorch and TF models')."""
+        if max_length is None:
+            return generation_step_inputs(input_ids, past_key_values, attention_mask, kwargs.get("use_cache"))
+        B, T = input_ids.shape
+        extended = jnp.ones((B, max_length), jnp.int32)
+        if attention_mask is not None:
+            mask = jnp.asarray(attention_mask)  # padding at 1 (v4 Flax's -1 is out of range here; masked anyway)
+            position_ids = jnp.where(mask != 0, jnp.cumsum(mask, axis=-1) - 1, 1)
+            extended = jax.lax.dynamic_update_slice(extended, jnp.asarray(attention_mask, jnp.int32), (0, 0))
+        else:
+            position_ids = jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32)[None, :], (B, T))
+        return {"past_key_values": self.init_cache(B, max_length), "attention_mask": extended,
+                "position_ids": position_ids}
 
     def generate(
         self,
@@ -343,6 +406,8 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         params: Any = None,
         num_beams: Optional[int] = None,
         generation_config: Any = None,
+        num_return_sequences: Optional[int] = None,
+        **kwargs: Any,
     ) -> GenerateDecoderOnlyOutput:
         """Continue each prompt by up to `max_new_tokens` tokens (v4's `max_length`, which counts
         the prompt, is 20 unless either is given): greedy (argmax), or sampled with `temperature`,
@@ -364,12 +429,20 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         `jax.lax.while_loop` over a preallocated cache, with dropout off. Called inside the caller's
         own `jit`, the number of steps is unknown when the result is built: `.sequences` then always
         has T + max_new_tokens columns (pad after every row finished, as v4 always does).
+
+        v4's keywords: `num_return_sequences` (greedy: 1; when sampling, v4 Flax returns one
+        sequence per prompt whatever its value, and so does this), `use_cache`, `early_stopping`,
+        `trace`, `output_hidden_states` / `output_attentions` (v4 Flax's output has no such fields)
+        and v4's other settings that change no token here are accepted; v4 settings not implemented
+        (`no_repeat_ngram_size`, ...) are a NotImplementedError naming them unless at v4's default.
         """
+        generate_keywords({k: v for k, v in kwargs.items() if k not in ("output_hidden_states", "output_attentions")})
         settings = generation_settings(
             self.generation_config, self.config, max_new_tokens=max_new_tokens, do_sample=do_sample,
             temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
             max_length=max_length, num_beams=num_beams, generation_config=generation_config,
             unsupported=("min_new_tokens", "repetition_penalty"),
+            num_return_sequences=num_return_sequences, implemented=("num_return_sequences",),
         )
         max_new_tokens, max_length, do_sample, temperature, top_k, top_p = (
             settings[k] for k in ("max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p"))
@@ -790,6 +863,7 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw
         )
+        self.num_labels = config.num_labels  # v4's attribute
         # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.
         self.qa_outputs = _dense(config, config.hidden_size, config.num_labels, **kw)
 

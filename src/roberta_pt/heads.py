@@ -20,7 +20,7 @@ from torch import nn
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
-from roberta_core.generation import GenerationConfig, generation_settings
+from roberta_core.generation import GenerationConfig, generate_keywords, generation_settings
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
     GenerateDecoderOnlyOutput,
@@ -227,6 +227,18 @@ def _filter_logits(logits: torch.Tensor, top_k: Optional[int], top_p: Optional[f
     return logits
 
 
+def _ban_repeated_ngrams(scores: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """v4's NoRepeatNGramLogitsProcessor: each token that would complete an n-gram already in
+    the row's ids (B, S) gets -inf. (B, V) -> (B, V)"""
+    banned = torch.zeros_like(scores, dtype=torch.bool)
+    for row, seq in enumerate(ids.tolist()):
+        tail = tuple(seq[len(seq) - n + 1:]) if n > 1 else ()
+        for start in range(len(seq) - n + 1):
+            if tuple(seq[start:start + n - 1]) == tail:
+                banned[row, seq[start + n - 1]] = True
+    return scores.masked_fill(banned, float("-inf"))
+
+
 class RobertaForCausalLM(RobertaPreTrainedModel):
     """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
     next-token loss, a key/value cache, and `generate()`."""
@@ -338,7 +350,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
     @torch.no_grad()
     def generate(
         self,
-        input_ids: torch.Tensor,
+        inputs: Optional[torch.Tensor] = None,
         attention_mask: Optional[torch.Tensor] = None,
         max_new_tokens: Optional[int] = None,
         do_sample: Optional[bool] = None,
@@ -356,6 +368,14 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         output_logits: Optional[bool] = None,
         return_dict_in_generate: Optional[bool] = None,
         generation_config: Any = None,
+        input_ids: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        num_return_sequences: Optional[int] = None,
+        no_repeat_ngram_size: Optional[int] = None,
+        stopping_criteria: Any = None,
+        output_hidden_states: Optional[bool] = None,
+        output_attentions: Optional[bool] = None,
+        **kwargs: Any,
     ) -> torch.Tensor | GenerateDecoderOnlyOutput:
         """Continue each prompt as v4's `generate` does: greedy (argmax), or sampled with
         `temperature`, `top_k` (50 unless given, as v4), `top_p` (seeded by `seed`); each setting
@@ -376,7 +396,24 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         position ids, and peft's prompt tuning, apply). Right-padded prompts are first moved
         right-aligned (their padding first), so each row continues its own last token. Beam
         search is not implemented: `num_beams` must be 1.
+
+        v4's keywords: `inputs` (v4's name of the prompt ids; or `input_ids=`), `token_type_ids`
+        (B, T) (each new token takes its row's last type, as v4), `num_return_sequences` (when
+        sampling, each prompt repeated that many times; greedy: 1), `no_repeat_ngram_size` (v4's
+        NoRepeatNGramLogitsProcessor: a token that would repeat an n-gram of the ids so far gets
+        -inf), `stopping_criteria` (v4's StoppingCriteria or callables `(ids, scores) -> bool (B,)`:
+        a row is finished once one is true of it; `scores` as v4 passes them: the step scores kept,
+        else None), and with `return_dict_in_generate`, `output_hidden_states` / `output_attentions`:
+        one tuple per step of the model's per-layer tensors. `use_cache`, `early_stopping`,
+        `synced_gpus` and v4's other settings that change no token here are accepted; v4 settings
+        not implemented are a NotImplementedError naming them unless at v4's default.
         """
+        extra = generate_keywords(kwargs)
+        if inputs is not None and input_ids is not None:
+            raise ValueError("`inputs` were passed alongside `input_ids`, which is not allowed: give one of them")
+        input_ids = inputs if inputs is not None else input_ids
+        if input_ids is None:
+            raise ValueError("generate() needs the prompt ids: `inputs` (or `input_ids`)")
         config = self.config
         if not config.is_decoder:
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
@@ -386,8 +423,20 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             max_length=max_length, min_new_tokens=min_new_tokens, repetition_penalty=repetition_penalty,
             num_beams=num_beams, output_scores=output_scores, output_logits=output_logits,
             return_dict_in_generate=return_dict_in_generate, generation_config=generation_config,
+            num_return_sequences=num_return_sequences, no_repeat_ngram_size=no_repeat_ngram_size,
+            implemented=("num_return_sequences", "no_repeat_ngram_size"),
         )
         do_sample = bool(settings["do_sample"])
+        copies, ngram = int(settings["num_return_sequences"]), int(settings["no_repeat_ngram_size"] or 0)
+        if copies < 1 or ngram < 0:
+            raise ValueError(f"num_return_sequences must be >= 1 and no_repeat_ngram_size >= 0, got {copies}, {ngram}")
+        keep_dict = bool(settings["return_dict_in_generate"])
+        want_hidden, want_attentions = bool(output_hidden_states), bool(output_attentions)
+        criteria = [] if stopping_criteria is None else list(stopping_criteria)
+        if copies > 1:  # v4's _expand_inputs_for_generation
+            input_ids = input_ids.repeat_interleave(copies, dim=0)
+            attention_mask = None if attention_mask is None else attention_mask.repeat_interleave(copies, dim=0)
+            token_type_ids = None if token_type_ids is None else token_type_ids.repeat_interleave(copies, dim=0)
         B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
         limit = max_length_for(config)
         max_new_tokens = new_token_count(T, settings["max_new_tokens"], settings["max_length"],
@@ -417,22 +466,30 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         order = torch.sort(attention_mask.ne(0).int(), dim=1, stable=True).indices
         ids = torch.gather(input_ids, 1, order)
         mask = torch.gather(attention_mask.ne(0).long(), 1, order)
+        types = None if token_type_ids is None else torch.gather(token_type_ids, 1, order)
 
-        past, scores, raw = None, [], []
+        past, scores, raw, hidden, attentions = None, [], [], [], []
         finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
         for step in range(max_new_tokens):
             cache_position = torch.arange(ids.shape[1] - (T if step == 0 else 1), ids.shape[1], device=ids.device)
             inputs = self.prepare_inputs_for_generation(
                 ids, past_key_values=past, attention_mask=mask, use_cache=True, cache_position=cache_position
             )
-            out = self(**inputs, return_dict=True)
+            if types is not None:
+                inputs["token_type_ids"] = types[:, -inputs["input_ids"].shape[1]:]
+            out = self(**inputs, return_dict=True, output_hidden_states=want_hidden and keep_dict,
+                       output_attentions=want_attentions and keep_dict)
             past = out.past_key_values
+            hidden.append(out.hidden_states)
+            attentions.append(out.attentions)
             logits = out.logits[:, -1].float()  # (B, V)
             step_scores = logits
             if penalty is not None and penalty != 1.0:
                 seen = torch.gather(step_scores, 1, ids)  # (B, T + step)
                 seen = torch.where(seen < 0, seen * penalty, seen / penalty)
                 step_scores = step_scores.scatter(1, ids, seen)
+            if ngram > 0 and ids.shape[1] + 1 >= ngram:
+                step_scores = _ban_repeated_ngrams(step_scores, ids, ngram)
             if step < min_new and eos.numel():
                 step_scores = step_scores.index_fill(1, eos, float("-inf"))
             if do_sample:
@@ -445,15 +502,24 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             token = torch.where(finished, torch.full_like(token, pad), token)
             ids = torch.cat([ids, token[:, None].to(ids.dtype)], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            if types is not None:
+                types = torch.cat([types, types[:, -1:]], dim=1)
             finished = finished | torch.isin(token, eos)
+            if criteria:  # v4 calls them on the ids as given so far and the scores it keeps
+                so_far = torch.cat([input_ids, ids[:, T:].to(input_ids.dtype)], dim=1)
+                kept = tuple(scores) if keep_dict and settings["output_scores"] else None
+                for criterion in criteria:
+                    finished = finished | torch.as_tensor(criterion(so_far, kept), device=ids.device).bool()
             if bool(finished.all()):
                 break
         sequences = torch.cat([input_ids, ids[:, T:].to(input_ids.dtype)], dim=1)
-        if not settings["return_dict_in_generate"]:
+        if not keep_dict:
             return sequences
         return GenerateDecoderOnlyOutput(
             sequences=sequences, scores=tuple(scores) if settings["output_scores"] else None,
             logits=tuple(raw) if settings["output_logits"] else None,
+            hidden_states=tuple(hidden) if want_hidden else None,
+            attentions=tuple(attentions) if want_attentions else None,
             # v4's generate fills a DynamicCache (no cross-attention runs here): the self-attention's.
             past_key_values=getattr(past, "self_attention_cache", past),
         )
@@ -742,6 +808,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
+        self.num_labels = config.num_labels  # v4's attribute
         # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
-from roberta_core.generation import GenerationConfig, generation_settings
+from roberta_core.generation import GenerationConfig, generate_keywords, generation_settings
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
     GenerateDecoderOnlyOutput,
@@ -348,7 +348,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
 
     def generate(
         self,
-        input_ids: Any,
+        inputs: Any = None,
         attention_mask: Any = None,
         max_new_tokens: Optional[int] = None,
         do_sample: Optional[bool] = None,
@@ -363,6 +363,10 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         output_scores: Optional[bool] = None,
         return_dict_in_generate: Optional[bool] = None,
         generation_config: Any = None,
+        input_ids: Any = None,
+        token_type_ids: Any = None,
+        num_return_sequences: Optional[int] = None,
+        **kwargs: Any,
     ) -> tf.Tensor | GenerateDecoderOnlyOutput:
         """Continue each prompt by up to `max_new_tokens` tokens (v4's `max_length`, which counts
         the prompt, is 20 unless either is given): greedy (argmax), or sampled with `temperature`,
@@ -388,13 +392,27 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         `tf.function(model.generate, jit_compile=True)` compiles the whole generation with XLA
         (a compiled generate always returns T + max_new_tokens columns, padded after eos, and
         max_new_tokens scores, zeros after every row stopped).
+
+        v4's keywords: `inputs` (v4's name of the prompt ids; or `input_ids=`), `num_return_sequences`
+        (when sampling, each prompt repeated that many times; greedy: 1), `token_type_ids` (taken and,
+        as v4 TF's generate, not passed to the model). `use_cache`, `early_stopping` and v4's other
+        settings that change no token here are accepted; v4 settings not implemented
+        (`no_repeat_ngram_size`, `output_hidden_states`, ...) are a NotImplementedError naming them
+        unless at v4's default.
         """
+        generate_keywords(kwargs)
+        if inputs is not None and input_ids is not None:
+            raise ValueError("`inputs` were passed alongside `input_ids`, which is not allowed: give one of them")
+        input_ids = inputs if inputs is not None else input_ids
+        if input_ids is None:
+            raise ValueError("generate() needs the prompt ids: `inputs` (or `input_ids`)")
         settings = generation_settings(
             self.generation_config, self.config, max_new_tokens=max_new_tokens, do_sample=do_sample,
             temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
             max_length=max_length, num_beams=num_beams, generation_config=generation_config,
             output_scores=output_scores, return_dict_in_generate=return_dict_in_generate,
             unsupported=("min_new_tokens", "repetition_penalty"),
+            num_return_sequences=num_return_sequences, implemented=("num_return_sequences",),
         )
         max_new_tokens, max_length, do_sample, temperature, top_k, top_p = (
             settings[k] for k in ("max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p"))
@@ -405,6 +423,12 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
             raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
         input_ids = tf.convert_to_tensor(input_ids)
         attention_mask = None if attention_mask is None else tf.convert_to_tensor(attention_mask)
+        copies = int(settings["num_return_sequences"])
+        if copies < 1:
+            raise ValueError(f"num_return_sequences must be >= 1, got {copies}")
+        if copies > 1:  # v4's _expand_inputs_for_generation
+            input_ids = tf.repeat(input_ids, copies, axis=0)
+            attention_mask = None if attention_mask is None else tf.repeat(attention_mask, copies, axis=0)
         if attention_mask is not None and attention_mask.dtype == tf.bool:
             attention_mask = tf.cast(attention_mask, tf.int32)  # True = attend, as the model's calls take it
         _, T = check_forward_inputs(config, input_ids=shape_of(input_ids), attention_mask=shape_of(attention_mask))
@@ -833,6 +857,7 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
             config, add_pooling_layer=False, attn_implementation=self.attn_implementation, dtype=self.dtype_policy,
             name="roberta",
         )
+        self.num_labels = config.num_labels  # v4's attribute
         # num_labels outputs, as v4 (its checkpoints must load); the call needs two.
         self.qa_outputs = _dense(config, config.num_labels, "qa_outputs", self.dtype_policy)
         self.build()
