@@ -93,6 +93,23 @@ ALLOWED: dict[tuple[str, str], str] = {
     # v4 PyTorch's decoder returns a Cache object (EncoderDecoderCache); v4's TF and Flax return tuples.
     ("modeling.py", "RobertaCache"): "v4 PyTorch's EncoderDecoderCache (TF/Flax v4: tuples)",
     ("modeling.py", "RobertaEmbeddings.weight"): "v4 TF's name of the word table (its embeddings layer's variable)",
+    # More of v4 PyTorch's PreTrainedModel/ModuleUtilsMixin (v4's TF and Flax models lack them), and
+    # head pruning: v4 prunes in PyTorch only (TF and Flax here refuse a config with pruned heads).
+    ("modeling.py", "RobertaPreTrainedModel.set_output_embeddings"): "v4 PyTorch: swap the LM decoder",
+    ("modeling.py", "RobertaPreTrainedModel.get_decoder"): "v4 PyTorch's accessor of the decoder stack",
+    ("modeling.py", "RobertaPreTrainedModel.set_decoder"): "v4 PyTorch's setter of the decoder stack",
+    ("modeling.py", "RobertaPreTrainedModel.estimate_tokens"): "v4 PyTorch's token count for floating_point_ops",
+    ("modeling.py", "RobertaPreTrainedModel.floating_point_ops"): "v4 PyTorch's 6 × tokens × parameters",
+    ("modeling.py", "RobertaPreTrainedModel.invert_attention_mask"): "v4 PyTorch's encoder mask helper",
+    ("modeling.py", "RobertaPreTrainedModel.get_head_mask"): "v4 PyTorch's head-mask broadcasting",
+    ("modeling.py", "RobertaPreTrainedModel.prune_heads"): "v4 PyTorch's head pruning",
+    ("modeling.py", "RobertaAttention.prune_heads"): "v4 PyTorch's head pruning",
+    # v4's TF and Flax surfaces of their own.
+    ("modeling.py", "RobertaPreTrainedModel.serving"): "v4 TF's serving tf.function",
+    ("modeling.py", "RobertaPreTrainedModel.module"): "v4 Flax's Linen-style module (apply/init)",
+    ("modeling.py", "RobertaPreTrainedModel.init_weights"): "v4 Flax's init_weights(rng, input_shape, params)",
+    ("modeling.py", "RobertaPreTrainedModel.enable_gradient_checkpointing"): "v4 Flax's name of gradient_checkpointing_enable",
+    ("heads.py", "RobertaForCausalLM.init_cache"): "v4 Flax's preallocated cache tree (init_cache)",
 }
 
 

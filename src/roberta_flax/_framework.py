@@ -27,7 +27,8 @@ from roberta_core.validation import IGNORE_INDEX, check_range, range_message
 
 __all__ = [
     "LOGICAL_AXIS_RULES", "check_values", "checked", "shape_of", "resolve_dtype", "resolve_device",
-    "V4_CALL_KEYWORDS", "linen_params", "nnx_params", "v4_model",
+    "V4_CALL_KEYWORDS", "linen_params", "nnx_params", "v4_model", "require_initialized", "v4_constructor",
+    "LinenModule",
 ]
 
 # Logical axis -> mesh axis: Megatron-style tensor parallelism over a 'model' mesh axis
@@ -162,6 +163,8 @@ def _compiled(call: Callable) -> Callable:
     @functools.wraps(call)
     def run(self: "FlaxRobertaPreTrainedModel", *args: Any, **kwargs: Any) -> Any:
         v4 = {name: kwargs.pop(name) for name in V4_CALL_KEYWORDS if name in kwargs}
+        if v4.get("params") is None:
+            require_initialized(self)
         if v4:
             # v4's functional call: the same call on a copy holding the given parameters and key.
             return run(v4_model(self, kwargs, **v4), *args, **kwargs)
@@ -312,7 +315,125 @@ def v4_model(
         own = nnx.State(nnx_params(model, params))
     if dropout_rng is not None:
         rest = _reseeded(rest, dropout_rng)
-    return nnx.merge(graphdef, own, rest)
+    copy = nnx.merge(graphdef, own, rest)
+    if params is not None and not getattr(copy, "_is_initialized", True):
+        copy._is_initialized = True  # a model built with `_do_init=False`, given its parameters
+    return copy
+
+
+# ---------------------------------------------------------------------------- v4's construction and module
+
+def require_initialized(model: Any) -> None:
+    """v4's ValueError for a model built with `_do_init=False` whose parameters are used before
+    it has any (`model.params = tree` gives it them; a call with `params=` needs none)."""
+    if not getattr(model, "_is_initialized", True):
+        raise ValueError(
+            f"{type(model).__name__} was built with _do_init=False and has no parameters: call "
+            "model.init_weights(rng, input_shape) and pass the tree as params= (or set model.params = tree)"
+        )
+
+
+def v4_constructor(init: Callable) -> Callable:
+    """A model class's `__init__` that also takes v4 Flax's construction keywords:
+    `input_shape` (the shape v4 traced to initialise; our parameters do not depend on it, it is
+    kept as `model.input_shape`) and `_do_init` (False: the model is built without computing its
+    parameters, as `from_pretrained` builds one before loading; `init_weights` then draws them,
+    `model(..., params=tree)` runs on a tree, and `model.params` raises v4's ValueError until set)."""
+    if getattr(init, "_v4_constructor", False):
+        return init
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, input_shape: Any = (1, 1), _do_init: bool = True, **kwargs: Any) -> None:
+        if _do_init:
+            init(self, *args, **kwargs)
+        else:
+            token = _deferring.set(True)
+            try:
+                init(self, *args, **kwargs)
+            finally:
+                _deferring.reset(token)
+            self._is_initialized = False
+        self.input_shape = tuple(input_shape)
+
+    __init__._v4_constructor = True
+    return __init__
+
+
+# The positional parameters of v4 Flax's Linen modules (`model.module.apply(variables, *args)`):
+# the bare model's and the causal LM's (its position ids third), the other heads' (no cross-attention).
+_LINEN_ARGUMENTS = {
+    "model": ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "encoder_hidden_states",
+              "encoder_attention_mask", "init_cache", "deterministic", "output_attentions", "output_hidden_states",
+              "return_dict"),
+    "causal_lm": ("input_ids", "attention_mask", "position_ids", "token_type_ids", "head_mask", "encoder_hidden_states",
+                  "encoder_attention_mask", "init_cache", "deterministic", "output_attentions", "output_hidden_states",
+                  "return_dict"),
+}
+_LINEN_HEAD_ARGUMENTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "deterministic",
+                         "output_attentions", "output_hidden_states", "return_dict")
+
+
+def _params_key(rngs: Any) -> Any:
+    """The key of parameter initialisation in Linen's `rngs`: a key, or {"params": key, ...}."""
+    return rngs.get("params") if isinstance(rngs, Mapping) else rngs
+
+
+class LinenModule:
+    """v4 Flax's `model.module`: the model as a Linen-style pure function of a parameter tree.
+    `apply({"params": tree}, input_ids, attention_mask, token_type_ids, position_ids, head_mask,
+    deterministic=True, ...)` (v4's positional order per class: the causal LM takes position_ids
+    third) is `model(..., params=tree, dropout_rng=rngs["dropout"], train=not deterministic)`, the
+    same outputs; `init(rng, input_ids, ...)` is `{"params": model.init_weights(rng, shape)}`.
+    Linen's `method=`, and the decoding cache (`init_cache=True`, a "cache" collection), are
+    not taken: use the model's `init_cache` and `past_key_values`."""
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    @property
+    def config(self) -> RobertaConfig:
+        return self.model.config
+
+    @property
+    def dtype(self) -> Any:
+        return self.model.dtype
+
+    def _arguments(self, args: tuple, kwargs: dict) -> dict:
+        names = _LINEN_ARGUMENTS.get(self.model.head, _LINEN_HEAD_ARGUMENTS)
+        if len(args) > len(names):
+            raise TypeError(f"{type(self.model).__name__}'s module takes at most {len(names)} positional inputs, "
+                            f"got {len(args)}")
+        arguments = dict(zip(names, args))
+        both = sorted(set(arguments) & set(kwargs))
+        if both:
+            raise TypeError(f"{both} given both positionally and as keywords")
+        arguments.update(kwargs)
+        if arguments.pop("init_cache", False):
+            raise NotImplementedError("module.apply(..., init_cache=True): use model.init_cache(batch, length)")
+        return arguments
+
+    def apply(self, variables: Mapping[str, Any], *args: Any, rngs: Any = None, method: Any = None,
+              mutable: Any = False, **kwargs: Any) -> Any:
+        if method is not None:
+            raise NotImplementedError("module.apply(..., method=) is not taken: call the model's own methods")
+        if not isinstance(variables, Mapping) or "params" not in variables:
+            raise TypeError('module.apply takes the variables as {"params": tree} (v4: {"params": model.params})')
+        if "cache" in variables:
+            raise NotImplementedError('module.apply with a "cache" collection: give the cache as past_key_values=')
+        arguments = self._arguments(args, kwargs)
+        deterministic = arguments.pop("deterministic", True)
+        dropout_rng = rngs.get("dropout") if isinstance(rngs, Mapping) else None
+        outputs = self.model(**arguments, params=variables["params"], dropout_rng=dropout_rng,
+                             train=not deterministic)
+        return (outputs, {}) if mutable else outputs
+
+    def init(self, rngs: Any, *args: Any, method: Any = None, **kwargs: Any) -> dict:
+        if method is not None:
+            raise NotImplementedError("module.init(..., method=) is not taken")
+        arguments = self._arguments(args, kwargs)
+        ids = arguments.get("input_ids")
+        shape = tuple(np.shape(ids)) if ids is not None else (1, 1)
+        return {"params": self.model.init_weights(_params_key(rngs), shape)}
 
 
 def shape_of(array: Any) -> Optional[tuple[int, ...]]:

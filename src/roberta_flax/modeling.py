@@ -53,6 +53,7 @@ from roberta_core.weights import check_vocab_resize
 
 from ._framework import (
     LOGICAL_AXIS_RULES,
+    LinenModule,
     _axes,
     _compiled,
     _Deferred,
@@ -68,9 +69,11 @@ from ._framework import (
     checked,
     linen_params,
     nnx_params,
+    require_initialized,
     resolve_device,
     resolve_dtype,
     shape_of,
+    v4_constructor,
     v4_model,
 )
 from .convert import from_canonical, to_canonical
@@ -689,6 +692,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     config_class = RobertaConfig  # a family class's: v4's XLMRobertaConfig, ... (roberta_core.family)
     supports_gradient_checkpointing = True
     generation_config = None  # v4's: a causal LM's GenerationConfig (roberta_core.generation); None on the other heads
+    framework = "flax"  # v4's: which framework the model is ("pt", "tf", "flax")
 
     def __init__(
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
@@ -698,6 +702,11 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
         # A family class (`FlaxXLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)
+        if config.pruned_heads:  # v4 prunes attention heads in PyTorch only
+            raise NotImplementedError(
+                f"config.pruned_heads={config.pruned_heads}: a model with pruned attention heads runs in PyTorch "
+                "only (roberta_pt, v4's prune_heads); Flax builds every head"
+            )
         self.base_model_prefix = config.base_model_prefix
         # v4's model attribute: where from_pretrained read it (peft records it as an adapter's base model).
         self.name_or_path = config.name_or_path
@@ -708,6 +717,12 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         # Flipped by nnx's `model.train()` / `model.eval()`, which set every `deterministic` attribute.
         self.deterministic = True
         self.jit_checks = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every model class also takes v4 Flax's `input_shape=` and `_do_init=` (`v4_constructor`).
+        if "__init__" in cls.__dict__:
+            cls.__init__ = v4_constructor(cls.__dict__["__init__"])
 
     def __setattr__(self, name: str, value: Any) -> None:
         # `params` is a property (v4's tree): NNX's own attribute setting would store the tree
@@ -835,6 +850,10 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     def is_gradient_checkpointing(self) -> bool:
         return self.base_model.encoder.gradient_checkpointing
 
+    def enable_gradient_checkpointing(self) -> None:
+        """v4 Flax's name of `gradient_checkpointing_enable()`."""
+        self.gradient_checkpointing_enable()
+
     # ------------------------------------------------------------------ checkpoints
     @classmethod
     def from_pretrained(
@@ -954,6 +973,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         names none of flax_model.msgpack: a ValueError there. `params`: v4's parameter tree (`model.params`'s layout, e.g. a training
         loop's state) to write instead of the model's own; the model is unchanged."""
         directory = save_directory  # v4's parameter name
+        if params is None:
+            require_initialized(self)
         source = self if params is None else v4_model(self, {}, params=params)
         if format is None:
             format = "safetensors" if safe_serialization else "msgpack"
@@ -990,12 +1011,42 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
     # v4 Flax's functional API, on top of NNX: `model.params`, and `model(..., params=,
     # dropout_rng=, train=)` (`_framework.v4_model`).
     @property
+    def module(self) -> LinenModule:
+        """v4 Flax's `model.module`: `model.module.apply({"params": tree}, input_ids, attention_mask,
+        token_type_ids, position_ids, head_mask, deterministic=True)` gives what
+        `model(..., params=tree)` gives (`_framework.LinenModule`; the causal LM takes position_ids
+        third, as v4's module); `model.module.init(rng, input_ids)` gives {"params": tree}."""
+        return LinenModule(self)
+
+    def init_weights(self, rng: Any, input_shape: tuple = (1, 1), params: Any = None) -> dict:
+        """v4 Flax's: a fresh parameter tree (`model.params`' layout) drawn from `rng` (a
+        `jax.random` key), the values `M(config, seed=...)` draws from the same key
+        (`init_weights(jax.random.PRNGKey(0), ...)` is `M(config, seed=0).params`, as v4's).
+        `input_shape` is v4's and changes nothing here. With `params`, a tree missing some
+        parameters (a partial checkpoint), the missing ones are filled from the fresh tree.
+        The model itself is unchanged (use `model.params = tree`)."""
+        kwargs = {"add_pooling_layer": self.pooler is not None} if self.head == "model" else {}
+        fresh = type(self)(
+            self.config, dtype=self.dtype, param_dtype=self.param_dtype, attn_implementation=self.attn_implementation,
+            rngs=nnx.Rngs(rng), **kwargs,
+        ).params
+        if params is None:
+            return fresh
+
+        def fill(own: dict, given: Any) -> dict:
+            given = {str(k): v for k, v in given.items()}
+            return {k: (fill(v, given.get(k, {})) if isinstance(v, dict) else given.get(k, v)) for k, v in own.items()}
+
+        return fill(fresh, params)
+
+    @property
     def params(self) -> dict:
         """The parameters as v4 Flax's tree: `{"roberta": {"embeddings": {"word_embeddings":
         {"embedding": (V, H)}, ...}, "encoder": {"layer": {"0": ...}}}, "classifier": ...}` (the
         bare model has no `roberta` level), kernels (in, out) as in `flax_model.msgpack`. A
         wrapped submodule's parameters are in it too (`nnx.LoRA` on `query`: its `lora_a`,
         `lora_b` and `base_module`). Give it to `model(..., params=tree)`, `jax.grad` and optax."""
+        require_initialized(self)
         return linen_params(self)
 
     @params.setter
@@ -1012,6 +1063,8 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             return jax.device_put(new, old.sharding) if getattr(old, "committed", False) else new
 
         nnx.update(self, nnx.State(jax.tree.map(place, nnx.to_pure_dict(nnx.state(self, nnx.Param)), values)))
+        if not getattr(self, "_is_initialized", True):
+            self._is_initialized = True  # built with `_do_init=False`: it has its parameters now (v4 refuses the set)
 
     def to_bf16(self, params: Any, mask: Any = None) -> Any:
         """v4 Flax's cast of a params tree's floating leaves to bfloat16 (only where `mask`, a tree

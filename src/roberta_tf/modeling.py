@@ -728,6 +728,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     config_class = RobertaConfig  # a family class's: v4's XLMRobertaConfig, ... (roberta_core.family)
     supports_gradient_checkpointing = True
     generation_config = None  # v4's: a causal LM's GenerationConfig (roberta_core.generation); None on the other heads
+    framework = "tf"  # v4's: which framework the model is ("pt", "tf", "flax")
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
         if not isinstance(config, RobertaConfig):
@@ -737,6 +738,11 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         super().__init__(**kwargs)
         # A family class (`TFXLMRobertaForMaskedLM`, ...) sets its model_type; a TFRoberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)
+        if config.pruned_heads:  # v4 prunes attention heads in PyTorch only
+            raise NotImplementedError(
+                f"config.pruned_heads={config.pruned_heads}: a model with pruned attention heads runs in PyTorch "
+                "only (roberta_pt, v4's prune_heads); TensorFlow builds every head"
+            )
         self.base_model_prefix = config.base_model_prefix
         # v4's model attribute: where from_pretrained read it (peft records it as an adapter's base model).
         self.name_or_path = config.name_or_path
@@ -1076,14 +1082,28 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], custom_objects: Any = None) -> "TFRobertaPreTrainedModel":
-        """The model `get_config()` describes, with fresh weights (`load_model` then loads them)."""
-        config = dict(config)
-        roberta_config = RobertaConfig.from_dict(config.pop("config"))
-        dtype = config.pop("dtype", None)
-        if isinstance(dtype, Mapping):
-            dtype = keras.dtype_policies.deserialize(dtype)
-        return cls(roberta_config, dtype=dtype, **config)
+    def from_config(cls, config: Any, custom_objects: Any = None, **kwargs: Any) -> "TFRobertaPreTrainedModel":
+        """A model with fresh weights, from any of three things:
+
+        - v4's `M.from_config(config, **kwargs)`: a RobertaConfig (or an object with `to_dict()`,
+          such as a `transformers` config, as `from_pretrained(config=...)` takes), the keywords
+          going to the model (`name=`, `dtype=`, `attn_implementation=`);
+        - v4's `M.from_config(config_dict, **kwargs)`: a dict of config fields, the keywords
+          overriding them (`num_labels=5`);
+        - Keras' own: the dict `get_config()` returns, {"config": {...}, "name": ..., "dtype": ...}
+          (`keras.models.load_model`, `clone_model`; the weights are loaded after)."""
+        if isinstance(config, Mapping) and isinstance(config.get("config"), Mapping):
+            config = {**config, **kwargs}
+            roberta_config = RobertaConfig.from_dict(config.pop("config"))
+            dtype = config.pop("dtype", None)
+            if isinstance(dtype, Mapping):
+                dtype = keras.dtype_policies.deserialize(dtype)
+            return cls(roberta_config, dtype=dtype, **config)
+        if isinstance(config, Mapping):  # v4: config fields, the keywords overriding them
+            return cls(cls.config_class.from_dict(config, **kwargs))
+        if not isinstance(config, RobertaConfig):
+            config = own_config(config)  # a v4 `transformers` config, through its dict
+        return cls(config, **kwargs)
 
     def _predictions(self, outputs: Mapping[str, Any]) -> Any:
         """What a compiled Keras loss or metric compares with `y`: the logits ((start, end) for QA)."""
@@ -1194,16 +1214,36 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     @property
     def dummy_inputs(self) -> dict[str, tf.Tensor]:
         """v4 TF's inputs that build a model (`model(model.dummy_inputs)`): ones of shape (1, 2)
-        ((1, 2, 2) for multiple choice) for each input of the signature, token types zero."""
+        ((1, 2, 2) for multiple choice) for each input of the signature, token types zero; with
+        `add_cross_attention`, `encoder_hidden_states` ones (1, 2, H) too (as v4)."""
         dummies = {}
         for name, spec in self.serving_signature().items():
             shape = [1] + [2] * (len(spec.shape) - 1)
             dummies[name] = (tf.zeros if name == "token_type_ids" else tf.ones)(shape, spec.dtype)
+        if self.config.add_cross_attention and "encoder_hidden_states" in inspect.signature(self.call).parameters:
+            # as v4: a model with cross-attention is built with encoder states too
+            dummies["encoder_hidden_states"] = tf.ones((1, 2, self.config.hidden_size), tf.float32)
         return dummies
 
+    @tf.function
+    def serving(self, inputs: Mapping[str, tf.Tensor]) -> Any:
+        """v4 TF's serving function: a `tf.function` of one dict of inputs (the names of
+        `input_signature`: input_ids, attention_mask, token_type_ids; the last two may be left
+        out), traced per input signature as v4's (`model.serving.get_concrete_function(
+        model.input_signature)` gives v4's int32 serving signature; int64 inputs trace another).
+        Returns `serving_output` of the call: the output object without the fields the config
+        does not ask for ({'logits'} for a classifier; a causal LM's cache stacked into one tensor
+        (layers, 2, B, heads, T, head_dim), as v4)."""
+        output = self.serving_output(self(dict(inputs)))
+        if isinstance(output, Mapping):
+            for key in list(output.keys()):  # a traced function returns tensors: a cache left a tuple is dropped
+                if not isinstance(output[key], tf.Tensor):
+                    output[key] = None
+        return output
+
     def _serving_function(self) -> tf.types.experimental.GenericFunction:
-        """The serving endpoint: a `tf.function` over `serving_signature()` returning the output
-        fields (logits, ...) by name."""
+        """The SavedModel's serving endpoint: a `tf.function` over `serving_signature()`
+        (named arguments) returning the output fields (logits, ...) by name."""
 
         def serve(input_ids, attention_mask, token_type_ids):
             outputs = self(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
