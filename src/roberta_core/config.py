@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -213,6 +214,12 @@ class RobertaConfig:
         torch_dtype = kwargs.pop("torch_dtype", None)
         if kwargs.get("dtype") is None and torch_dtype is not None:
             kwargs["dtype"] = torch_dtype
+        if isinstance(kwargs.get("dtype"), str) and "torch" in sys.modules:
+            # v4 (with torch): the torch dtype of that name ("float16" -> torch.float16), written back
+            # as its name; torch is not imported here, only used when the program has it
+            named = getattr(sys.modules["torch"], kwargs["dtype"], None)
+            if type(named).__name__ == "dtype":
+                kwargs["dtype"] = named
         values = dict(_DEFAULTS)
         values.update(kwargs)
         for key, value in values.items():

@@ -134,7 +134,7 @@ def test_presets_match_published_configs():
 def test_reads_transformers_config_json_and_keeps_unknown_keys(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(ROBERTA_BASE_JSON))
     c = RobertaConfig.from_pretrained(tmp_path)
-    assert c.max_position_embeddings == 514 and c.dtype == "float32"
+    assert c.max_position_embeddings == 514 and str(c.dtype).rpartition(".")[2] == "float32"
     out = tmp_path / "out"
     c.save_pretrained(out)
     written = json.loads((out / "config.json").read_text())
@@ -193,7 +193,8 @@ def test_overrides_that_name_no_field_are_returned_not_set(tmp_path):
 def test_dtype_torch_dtype_and_the_v4_accessors(tmp_path):
     # files of v4 before 4.56 say torch_dtype; v4 reads it as dtype and writes dtype
     c = RobertaConfig.from_dict({**TINY_V4, "torch_dtype": "bfloat16"})
-    assert c.dtype == c.torch_dtype == "bfloat16"
+    # a name, or torch's dtype of that name where the program has imported torch (v4 with torch)
+    assert c.dtype is c.torch_dtype and str(c.dtype).rpartition(".")[2] == "bfloat16"
     assert json.loads(c.to_json_string())["dtype"] == "bfloat16" and "torch_dtype" not in c.to_dict()
 
     class FakeTorchDtype:  # a backend may record its framework's dtype object, written by its name
@@ -398,3 +399,13 @@ def test_config_files_that_are_not_utf8_json_are_named(tmp_path):
     # A byte-order mark (some editors write one) is not an error.
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(PRESETS["tiny"]).encode())
     assert RobertaConfig.from_pretrained(tmp_path).hidden_size == 32
+
+
+def test_dtype_names_are_torch_dtypes_where_torch_is_imported():
+    # v4 (with torch): RobertaConfig(torch_dtype="float16").dtype is torch.float16, written back as "float16"
+    torch = pytest.importorskip("torch")
+    c = RobertaConfig(torch_dtype="float16")
+    assert c.dtype is torch.float16 and c.torch_dtype is torch.float16
+    assert c.to_dict()["dtype"] == "float16" and json.loads(c.to_json_string())["dtype"] == "float16"
+    assert RobertaConfig(dtype="bfloat16").dtype is torch.bfloat16 and c.copy() == c
+    assert RobertaConfig(dtype="auto").dtype == "auto"  # not a torch dtype: kept as given

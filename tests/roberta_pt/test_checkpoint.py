@@ -216,7 +216,7 @@ def test_a_config_passed_to_from_pretrained_is_not_changed(tmp_path):
     before = given.to_dict()
     loaded = RobertaForMaskedLM.from_pretrained(tmp_path, config=given, dtype=torch.float16)
     assert loaded.config.dtype == torch.float16 and loaded.config is not given
-    assert given.to_dict() == before and given.dtype == "float32"  # what config.json says
+    assert given.to_dict() == before and given.dtype == torch.float32  # what config.json says (v4: a torch dtype)
 
 
 def test_a_shape_mismatch_is_v4s_runtime_error_and_pickles(tmp_path):
