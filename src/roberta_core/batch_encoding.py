@@ -302,9 +302,13 @@ class BatchEncoding(dict):
                 raise ValueError("tokens() needs the tokenizer: this encoding was unpickled without them")
             tokenizer, row = self._source.tokenizer, self._rows[0][b]
             stripping = {i for i, t in tokenizer.added_tokens_decoder.items() if t.lstrip or t.rstrip}
+            if getattr(tokenizer, "_unknown_shows_text", False) and tokenizer.unk_token_id is not None:
+                stripping.add(tokenizer.unk_token_id)
             if self._source.seqs is None or not stripping.intersection(row.ids):
                 return self._padded(tokenizer.convert_ids_to_tokens(row.ids), tokenizer.pad_token)
-            # An added token that strips whitespace may show it (v4 fast): its string in the texts' tokens.
+            # An added token that strips whitespace may show it (v4 fast), and a SentencePiece tokenizer's
+            # unknown piece shows its own text (v4 slow and fast; `_unknown_shows_text`): their strings
+            # in the texts' tokens.
             strings = self._source.tokens()
             parts = [None if origin is None else strings[origin[0]][origin[1]:origin[1] + n]
                      for origin, n in zip(row.origin, (row.n1, row.n2))]

@@ -516,6 +516,11 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
             grouped.append((ids, offsets, word_ids, (k, 0)))
         return grouped
 
+    # Whether tokens() (and tokenize()) show an unknown piece's own text rather than the unk token, as
+    # v4's SentencePiece tokenizers do (`_sequence_tokens` gives those strings); byte-level BPE has no
+    # unknown pieces, so the RoBERTa tokenizers keep False.
+    _unknown_shows_text = False
+
     # Whether the engine puts the prefix spaces in itself (`_encode_texts`' `prefix_space`), by its
     # own rule, rather than `_engine_inputs` before the whole text by the slow tokenizer's rule.
     _engine_adds_prefix_space = False

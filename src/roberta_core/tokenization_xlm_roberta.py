@@ -250,6 +250,9 @@ class SentencePieceTokenizerBase(RobertaTokenizerBase):
     order, decoding, files. Subclasses implement `_encode_texts` (see `RobertaTokenizerBase`)."""
 
     family = "xlm-roberta"
+    # tokens() shows an unknown piece's text ('ÅÅ', not '<unk>'), as v4's slow (SentencePiece's
+    # pieces) and fast (`tokenizers`' Encoding.tokens) ones do; convert_ids_to_tokens keeps '<unk>'.
+    _unknown_shows_text = True
 
     def __init__(self, vocab_file=None, tokenizer_file=None, sp_model_kwargs=None, **kwargs):
         if sp_model_kwargs:
@@ -464,7 +467,28 @@ class XLMRobertaTokenizer(SentencePieceTokenizerBase):
     def _encode_texts(self, texts, with_offsets, split_special, prefix_space=False):
         return [self._encode_text(text, with_offsets, split_special) for text in texts]
 
-    def _encode_text(self, text: str, with_offsets: bool, split_special: bool):
+    def _sequence_tokens(self, seqs, split, split_special, add_prefix_space=None):
+        # v4 slow's tokenize(): the ids' tokens, but SentencePiece's own piece where it is unknown
+        # (`encode(out_type=str)`: the normalised text, 'ÅÅ', where convert_ids_to_tokens gives '<unk>').
+        _, inputs, _, _ = self._engine_inputs(seqs, split, add_prefix_space)
+        tokens = []
+        for text in inputs:
+            unknown = {}
+            strings = self.convert_ids_to_tokens(self._encode_text(text, False, split_special, unknown)[0])
+            for position, piece in unknown.items():
+                strings[position] = piece
+            tokens.append(strings)
+        if not split:
+            return tokens
+        grouped, position = [], 0
+        for words in seqs:
+            grouped.append([t for w in range(len(words)) for t in tokens[position + w]])
+            position += len(words)
+        return grouped
+
+    def _encode_text(self, text: str, with_offsets: bool, split_special: bool, unknown: dict | None = None):
+        """(ids, offsets, words) of one text; `unknown`, when given, gets {position: SentencePiece's
+        piece} for each unknown piece (ids without offsets only)."""
         spm_to_id = self._spm_to_id
         pieces = self._split_added(text, split_special)
         ids, offsets, words = [], [], []
@@ -497,7 +521,12 @@ class XLMRobertaTokenizer(SentencePieceTokenizerBase):
             segment = text[start:end]
             if not with_offsets:
                 if segment:
-                    ids += [spm_to_id[i] for i in self.sp_model.encode(segment)]
+                    spm_ids = self.sp_model.encode(segment)
+                    if unknown is not None and 0 in spm_ids:
+                        strings = self.sp_model.encode(segment, out_type=str)  # the same pieces, as text
+                        unknown.update((len(ids) + k, piece) for k, (spm_id, piece) in enumerate(zip(spm_ids, strings))
+                                       if spm_id == 0)
+                    ids += [spm_to_id[i] for i in spm_ids]
             else:
                 for spm_id, piece, begin, stop in self._pieces_with_spans(segment):
                     if piece.startswith(SPIECE_UNDERLINE):
@@ -562,5 +591,13 @@ class CamembertTokenizer(XLMRobertaTokenizer):
     family = "camembert"
 
     @property
-    def _v4_vocab_size(self) -> int:
-        return self.sp_model.get_piece_size()  # v4's slow CamemBERT counts SentencePiece's pieces only
+    def vocab_size(self) -> int:
+        """SentencePiece's piece count, as v4's slow CamemBERT gives it (its `len(self.sp_model)`): the
+        ids run past it (fairseq's 4 extra tokens in front, `<mask>` last; `len(tokenizer)` counts
+        them all). (The fast one, as v4's, counts the whole vocabulary.) Also where save_pretrained
+        starts added_tokens.json, as in v4."""
+        sp_model = getattr(self, "sp_model", None)
+        if sp_model is None:  # while __init__ runs: the same count, from our vocabulary's layout
+            layout = FAMILIES[self.family]
+            return len(self._encoder) - len(layout["head"]) + layout["first_piece"] - 1
+        return sp_model.get_piece_size()
