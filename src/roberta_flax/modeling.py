@@ -914,12 +914,14 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         weights_file = pretrained_weights_file(directory, options, prefer="msgpack")  # v4's choice of file
         if config is None:
             config, overrides = cls.config_class.from_pretrained(directory, **overrides), {}
-            config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file, **overrides,
         )
+        # As v4, whether the config was read or given: the folder or Hub id as given (not the
+        # cache's folder), on the model's own copy.
+        config.name_or_path = path
         dtype = resolve_dtype(dtype, state)
         # Built with deferred initialisation: the checkpoint's arrays become the parameters (no
         # copy where layout and dtype allow), and only the keys it lacks are initialised.

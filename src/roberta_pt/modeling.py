@@ -1353,7 +1353,6 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         weights_file = pretrained_weights_file(directory, options, prefer="safetensors")  # v4's choice of file
         if config is None:
             config, overrides = cls.config_class.from_pretrained(directory, **overrides), {}
-            config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         # A shape mismatch is v4's RuntimeError ("Error(s) in loading state_dict for ...") and our CheckpointKeyError.
         config, state, plan = load_pretrained(
@@ -1361,6 +1360,9 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file,
             v4_mismatch_owner=cls.__name__, **overrides,
         )
+        # As v4, whether the config was read or given: the folder or Hub id as given (not the
+        # cache's folder), on the model's own copy.
+        config.name_or_path = path
         dtype = resolve_dtype(dtype, state, config.dtype)
         with torch.device("meta"):
             model = cls(config, attn_implementation=attn_implementation, **model_kwargs)

@@ -994,12 +994,14 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         weights_file = pretrained_weights_file(directory, options, prefer="h5")  # v4's choice of file
         if config is None:
             config, overrides = cls.config_class.from_pretrained(directory, **overrides), {}
-            config.name_or_path = path  # as v4: the folder or Hub id as given, not the cache's folder
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         config, state, plan = load_pretrained(
             directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file, **overrides,
         )
+        # As v4, whether the config was read or given: the folder or Hub id as given (not the
+        # cache's folder), on the model's own copy.
+        config.name_or_path = path
         # Built without values, then each variable made from its array: one copy of the weights.
         # A failure anywhere in between (an array that cannot be a weight) leaves no Keras state.
         # Variables are made (on `device`, when asked) by `from_canonical`, not by the constructor.

@@ -165,6 +165,10 @@ def test_models_load_by_repo_id_offline_in_every_backend(cached, backend):
         for key, array in state.items():
             np.testing.assert_array_equal(np.asarray(got[key]), array, err_msg=f"{backend} {options} {key}")
         assert (model.name_or_path, model.config.name_or_path, model.config._commit_hash) == (REPO, REPO, COMMIT)
+    # as v4: the model's config is named by the repo id also when a config is given (object or repo id)
+    for given in (RobertaConfig.from_pretrained(REPO), REPO):
+        model = runtime.load_model(backend, "masked_lm", REPO, config=given)
+        assert (model.name_or_path, model.config.name_or_path) == (REPO, REPO)
     with pytest.raises(FileNotFoundError, match="no-such-org/no-such-model"):
         runtime.load_model(backend, "masked_lm", "no-such-org/no-such-model")
 
