@@ -115,7 +115,6 @@ LABEL_CASES = [
      r"multi-label classification labels must have shape \(2, 3\)"),
     ("question_answering", dict(start_positions=torch.tensor([1.0, 2.0]), end_positions=torch.tensor([1, 2])),
      TypeError, "start_positions/end_positions must be integer"),
-    ("question_answering", dict(start_positions=torch.tensor([1, 2])), ValueError, "together"),
 ]
 
 

@@ -40,14 +40,6 @@ def _saved(tmp_path, head, name=None, **config):
     return tmp_path / (name or head)
 
 
-def _v4():
-    """transformers 4.x when importable, else skip (v4 is the spec; v5 differs)."""
-    transformers = pytest.importorskip("transformers")
-    if not transformers.__version__.startswith("4."):
-        pytest.skip(f"needs transformers 4.x, found {transformers.__version__}")
-    return transformers
-
-
 # ---------------------------------------------------------------------------- output_loading_info
 
 POOLER = ["pooler.dense.bias", "pooler.dense.weight"]
@@ -99,17 +91,6 @@ def test_output_loading_info_untied_decoder_and_mismatches(tmp_path):
                      ignore_mismatched_sizes=True, output_loading_info=True)
     assert sorted(info["mismatched_keys"]) == ["classifier.out_proj.bias", "classifier.out_proj.weight"]
     assert info["missing_keys"] == [] and info["unexpected_keys"] == []
-
-
-@pytest.mark.filterwarnings("ignore:RobertaForCausalLM attends both ways")
-@pytest.mark.parametrize("source, cls, kwargs", [(s, c, k) for s, c, k, _ in LOADING_CASES])
-def test_output_loading_info_against_transformers(tmp_path, source, cls, kwargs):
-    transformers = _v4()
-    path = _saved(tmp_path, source)
-    _, ours = _quiet(cls.from_pretrained, path, output_loading_info=True, **kwargs)
-    _, theirs = _quiet(getattr(transformers, cls.__name__).from_pretrained, path, output_loading_info=True, **kwargs)
-    for key in ("missing_keys", "unexpected_keys", "mismatched_keys"):
-        assert list(ours[key]) == list(theirs[key]), key
 
 
 # ---------------------------------------------------------------------------- set_input_embeddings
@@ -193,16 +174,6 @@ def test_v4_helper_methods():
     assert lm.get_output_embeddings() is decoder and lm.lm_head.decoder is decoder
 
 
-def test_v4_helpers_against_transformers():
-    transformers = _v4()
-    ours, state = build("sequence_classification", tiny_config())
-    theirs = transformers.RobertaForSequenceClassification(transformers.RobertaConfig(**tiny_config().to_dict())).eval()
-    inputs = {"input_ids": IDS}
-    assert ours.floating_point_ops(inputs) == theirs.floating_point_ops(inputs)
-    torch.testing.assert_close(ours.invert_attention_mask(MASK), theirs.invert_attention_mask(MASK))
-    torch.testing.assert_close(ours.get_head_mask(torch.ones(4), 2), theirs.get_head_mask(torch.ones(4), 2))
-
-
 # ---------------------------------------------------------------------------- head pruning
 
 PRUNE = {0: [1, 2], 1: [0]}
@@ -270,29 +241,6 @@ def test_pruned_decoder_caches_with_its_head_counts():
         assert first.past_key_values[0][0].shape[1] == 2 and first.past_key_values[1][0].shape[1] == 3
         step = model(ids[:, 4:], past_key_values=first.past_key_values).logits
     torch.testing.assert_close(step, whole[:, 4:], rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.filterwarnings("ignore:sdpa attention cannot")
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_pruning_matches_transformers(attn, tmp_path):
-    transformers = _v4()
-    path = _saved(tmp_path, "masked_lm")
-    ours = _quiet(RobertaForMaskedLM.from_pretrained, path, attn_implementation=attn)
-    theirs = transformers.RobertaForMaskedLM.from_pretrained(path, attn_implementation=attn).eval()
-    for model in (ours, theirs):
-        model.prune_heads(PRUNE)
-        model.prune_heads({0: [3]})
-    assert ours.config.pruned_heads == theirs.config.pruned_heads
-    with torch.no_grad():
-        expected = theirs(IDS, MASK).logits
-        torch.testing.assert_close(ours(IDS, MASK).logits, expected, rtol=0, atol=1e-6)
-        # unpad: each sequence's attention alone, sums in another order (as without pruning)
-        torch.testing.assert_close(ours(IDS, MASK, unpad=True).logits[MASK.bool()], expected[MASK.bool()],
-                                   rtol=1e-5, atol=1e-5)
-    ours.save_pretrained(tmp_path / "pruned")  # v4 loads our pruned save
-    loaded = transformers.RobertaForMaskedLM.from_pretrained(tmp_path / "pruned", attn_implementation=attn).eval()
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(IDS, MASK).logits, expected, rtol=0, atol=1e-6)
 
 
 def test_a_pruned_checkpoint_loads_as_in_v4(tmp_path):
