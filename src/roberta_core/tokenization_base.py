@@ -775,13 +775,7 @@ class FastEngineMixin:
         _, inputs, _, prefix = self._engine_inputs(seqs, split, add_prefix_space)
         encodings = self._engine_for(split_special, prefix).encode_batch(inputs, add_special_tokens=False)
         tokens = [e.tokens for e in encodings]
-        if not split:
-            return tokens
-        grouped, position = [], 0
-        for words in seqs:
-            grouped.append([t for w in range(len(words)) for t in tokens[position + w]])
-            position += len(words)
-        return grouped
+        return _by_sequence(tokens, seqs) if split else tokens
 
     def _build_engine(self, prefix_space: bool = False):
         """The Rust engine; `prefix_space`: one that adds the prefix spaces (`_engine_adds_prefix_space`)."""
@@ -846,3 +840,12 @@ class FastEngineMixin:
 
 CHUNK_GROUP = 8  # pieces of a long text encoded per call: parallel, with Rust's memory bounded
 
+
+def _by_sequence(tokens: list[list[str]], seqs: list[list[str]]) -> list[list[str]]:
+    """The tokens of pre-split words (one list per word, all sequences' words in a row) joined
+    back into one list per sequence of `seqs`."""
+    grouped, position = [], 0
+    for words in seqs:
+        grouped.append([t for w in range(len(words)) for t in tokens[position + w]])
+        position += len(words)
+    return grouped

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .special_tokens import AddedToken, as_added_token
 from .tokenization import RobertaTokenizer
-from .tokenization_base import RobertaTokenizerBase
+from .tokenization_base import RobertaTokenizerBase, _by_sequence
 from .tokenizer_files import TOKENIZER_FILE, load_json
 
 logger = logging.getLogger(__name__)
@@ -478,13 +478,7 @@ class XLMRobertaTokenizer(SentencePieceTokenizerBase):
             for position, piece in unknown.items():
                 strings[position] = piece
             tokens.append(strings)
-        if not split:
-            return tokens
-        grouped, position = [], 0
-        for words in seqs:
-            grouped.append([t for w in range(len(words)) for t in tokens[position + w]])
-            position += len(words)
-        return grouped
+        return _by_sequence(tokens, seqs) if split else tokens
 
     def _encode_text(self, text: str, with_offsets: bool, split_special: bool, unknown: dict | None = None):
         """(ids, offsets, words) of one text; `unknown`, when given, gets {position: SentencePiece's
