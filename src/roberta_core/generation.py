@@ -14,7 +14,7 @@ from .config import RobertaConfig, read_json_file
 from .fileio import atomic_write_text
 
 __all__ = [
-    "GenerationConfig", "GENERATION_CONFIG_NAME", "generation_settings", "generate_keywords",
+    "GenerationConfig", "GENERATION_CONFIG_NAME", "generation_settings", "generate_keywords", "repeated_ngram_bans",
     "checkpoint_generation_config",
 ]
 
@@ -172,6 +172,17 @@ def generate_keywords(kwargs: Mapping[str, Any], *, taken: tuple[str, ...] = ())
         else:
             raise TypeError(f"generate() got an unexpected keyword argument {key!r}")
     return out
+
+
+def repeated_ngram_bans(rows: list[list[int]], n: int) -> list[set[int]]:
+    """v4's NoRepeatNGramLogitsProcessor, framework-neutral: for each row of ids so far, the tokens
+    that would complete an n-gram the row already holds (a backend sets their scores to -inf)."""
+    bans = []
+    for seq in rows:
+        tail = tuple(seq[len(seq) - n + 1:]) if n > 1 else ()
+        bans.append({seq[start + n - 1] for start in range(len(seq) - n + 1)
+                     if tuple(seq[start:start + n - 1]) == tail})
+    return bans
 
 
 def generation_settings(model_generation_config: GenerationConfig | None, config: RobertaConfig, *,

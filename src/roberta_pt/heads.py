@@ -20,7 +20,7 @@ from torch import nn
 
 from roberta_core.backends import generation_step_inputs
 from roberta_core.config import RobertaConfig
-from roberta_core.generation import GenerationConfig, generate_keywords, generation_settings
+from roberta_core.generation import GenerationConfig, generate_keywords, generation_settings, repeated_ngram_bans
 from roberta_core.outputs import (
     CausalLMOutputWithCrossAttentions,
     GenerateDecoderOnlyOutput,
@@ -229,13 +229,10 @@ def _filter_logits(logits: torch.Tensor, top_k: Optional[int], top_p: Optional[f
 
 def _ban_repeated_ngrams(scores: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
     """v4's NoRepeatNGramLogitsProcessor: each token that would complete an n-gram already in
-    the row's ids (B, S) gets -inf. (B, V) -> (B, V)"""
+    the row's ids (B, S) gets -inf (`repeated_ngram_bans`). (B, V) -> (B, V)"""
     banned = torch.zeros_like(scores, dtype=torch.bool)
-    for row, seq in enumerate(ids.tolist()):
-        tail = tuple(seq[len(seq) - n + 1:]) if n > 1 else ()
-        for start in range(len(seq) - n + 1):
-            if tuple(seq[start:start + n - 1]) == tail:
-                banned[row, seq[start + n - 1]] = True
+    for row, tokens in enumerate(repeated_ngram_bans(ids.tolist(), n)):
+        banned[row, list(tokens)] = True
     return scores.masked_fill(banned, float("-inf"))
 
 
