@@ -607,6 +607,23 @@ class RobertaConfig:
         return new
 
 
+def model_config(config: Any) -> RobertaConfig:
+    """The config a model's constructor keeps: this library's RobertaConfig itself (as v4, the
+    model shares it), or a v4 `transformers` config (any object with `to_dict()`, e.g.
+    `transformers.RobertaConfig(...)` built by code written for v4) converted through its dict;
+    anything else is a TypeError naming what is accepted."""
+    if isinstance(config, RobertaConfig):
+        return config
+    if callable(getattr(config, "to_dict", None)) and not isinstance(config, type):
+        converted = RobertaConfig.from_dict(config.to_dict())
+        implementation = getattr(config, "_attn_implementation", None)
+        if isinstance(implementation, str):  # v4 keeps it out of to_dict()
+            converted._attn_implementation = implementation
+        return converted
+    raise TypeError(f"config must be a roberta_core.RobertaConfig or a transformers config (an object with "
+                    f"to_dict()), got {type(config).__name__}")
+
+
 def own_config(config: Any) -> RobertaConfig | None:
     """A copy of `config` as this library's RobertaConfig, for a backend's
     `from_pretrained(config=...)` (as v4, loading never changes the caller's config): a v4

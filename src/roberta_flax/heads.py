@@ -274,6 +274,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         if not config.is_decoder:
             warnings.warn(
                 f"{type(self).__name__} attends both ways unless the config has is_decoder=True", stacklevel=2
@@ -560,6 +561,7 @@ class FlaxRobertaForMaskedLM(FlaxRobertaPreTrainedModel):
         seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         if config.is_decoder:
             warnings.warn(
                 f"{type(self).__name__} should attend both ways: build it with is_decoder=False", stacklevel=2
@@ -662,6 +664,7 @@ class FlaxRobertaForSequenceClassification(FlaxRobertaPreTrainedModel):
         seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.num_labels = config.num_labels
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.roberta = FlaxRobertaModel(
@@ -720,6 +723,7 @@ class FlaxRobertaForMultipleChoice(FlaxRobertaPreTrainedModel):
         seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         rngs = _rngs(rngs, seed)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
         self.roberta = FlaxRobertaModel(self.config, attn_implementation=attn_implementation, **kw)
@@ -800,6 +804,7 @@ class FlaxRobertaForTokenClassification(FlaxRobertaPreTrainedModel):
         seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.num_labels = config.num_labels
         rngs = _rngs(rngs, seed)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=rngs)
@@ -859,6 +864,7 @@ class FlaxRobertaForQuestionAnswering(FlaxRobertaPreTrainedModel):
         seed: Optional[int] = None,
     ):
         super().__init__(config, dtype=dtype, param_dtype=param_dtype, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, rngs=_rngs(rngs, seed))
         self.roberta = FlaxRobertaModel(
             self.config, add_pooling_layer=False, attn_implementation=attn_implementation, **kw

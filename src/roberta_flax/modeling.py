@@ -36,7 +36,7 @@ from flax import nnx
 from jax.experimental import checkify
 
 from roberta_core import backends, family
-from roberta_core.config import RobertaConfig, own_config
+from roberta_core.config import RobertaConfig, model_config, own_config
 from roberta_core.generation import checkpoint_generation_config
 from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
@@ -698,8 +698,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         self, config: RobertaConfig, *, dtype: Any = jnp.float32, param_dtype: Any = None,
         attn_implementation: Optional[str] = None,
     ):
-        if not isinstance(config, RobertaConfig):
-            raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
+        config = model_config(config)  # ours, or a v4 transformers config converted
         # A family class (`FlaxXLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)
         if config.pruned_heads:  # v4 prunes attention heads in PyTorch only

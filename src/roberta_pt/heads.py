@@ -249,6 +249,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         if not config.is_decoder:
             warnings.warn(
                 f"{type(self).__name__} attends both ways unless the config has is_decoder=True", stacklevel=2
@@ -531,6 +532,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         if config.is_decoder:
             warnings.warn(
                 f"{type(self).__name__} should attend both ways: build it with is_decoder=False", stacklevel=2
@@ -622,6 +624,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.num_labels = config.num_labels
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.classifier = RobertaClassificationHead(config)
@@ -680,6 +683,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.roberta = RobertaModel(self.config, attn_implementation=self.attn_implementation)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, 1)
@@ -749,6 +753,7 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.num_labels = config.num_labels
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
@@ -804,6 +809,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
         super().__init__(config, attn_implementation=attn_implementation)
+        config = self.config  # a family class's (its model_type set)
         self.roberta = RobertaModel(self.config, add_pooling_layer=False, attn_implementation=self.attn_implementation)
         self.num_labels = config.num_labels  # v4's attribute
         # num_labels outputs, as v4 (its checkpoints must load); the forward needs two.

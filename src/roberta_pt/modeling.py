@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from roberta_core import backends, family
-from roberta_core.config import RobertaConfig, own_config
+from roberta_core.config import RobertaConfig, model_config, own_config
 from roberta_core.generation import checkpoint_generation_config
 from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
@@ -1003,8 +1003,7 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
     framework = "pt"
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None):
-        if not isinstance(config, RobertaConfig):
-            raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
+        config = model_config(config)  # ours, or a v4 transformers config converted
         super().__init__()
         # A family class (`XLMRobertaForMaskedLM`, ...) sets its model_type; a Roberta* class keeps the config's.
         self.config = config = family.config_for_class(type(self), config)

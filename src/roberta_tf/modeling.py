@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from roberta_core import backends, family
-from roberta_core.config import RobertaConfig, own_config
+from roberta_core.config import RobertaConfig, model_config, own_config
 from roberta_core.generation import checkpoint_generation_config
 from roberta_core.outputs import BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions
 from roberta_core.pretrained import (
@@ -731,8 +731,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
     framework = "tf"  # v4's: which framework the model is ("pt", "tf", "flax")
 
     def __init__(self, config: RobertaConfig, *, attn_implementation: Optional[str] = None, **kwargs):
-        if not isinstance(config, RobertaConfig):
-            raise TypeError(f"config must be a roberta_core.RobertaConfig, got {type(config).__name__}")
+        config = model_config(config)  # ours, or a v4 transformers config converted
         # The one check of every backend: None is the default, the other backends' names map here.
         attn_implementation = backends.resolve_attn_implementation("tf", attn_implementation)
         super().__init__(**kwargs)
