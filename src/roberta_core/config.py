@@ -199,6 +199,10 @@ class RobertaConfig:
     """
 
     model_type = "roberta"
+    # v4's class attributes that code around a config reads: no renamed fields, no nested configs.
+    attribute_map: dict[str, str] = {}
+    sub_configs: dict[str, Any] = {}
+    has_no_defaults_at_init = False
     # v4's `config._attn_implementation`: the attention path asked for (`attn_implementation=`) or, once a
     # PyTorch model is built from the config, the one it runs; not a field (never written to config.json).
     _attn_implementation: str | None = None
@@ -207,6 +211,8 @@ class RobertaConfig:
         kwargs.setdefault("model_type", type(self).model_type)  # a family config class says its member
         if "attn_implementation" in kwargs:
             object.__setattr__(self, "_attn_implementation", kwargs.pop("attn_implementation"))
+        if "_commit_hash" in kwargs:  # where a Hub snapshot was read (get_config_dict's); never written
+            object.__setattr__(self, "_commit_hash", kwargs.pop("_commit_hash"))
         num_labels = kwargs.pop("num_labels", None)
         id2label = kwargs.pop("id2label", None)
         label2id = kwargs.pop("label2id", None)
@@ -238,7 +244,7 @@ class RobertaConfig:
         else:
             self.num_labels = 2 if num_labels is None else num_labels
         if label2id is not None:
-            self.label2id = {str(k): int(v) for k, v in dict(label2id).items()}
+            self.label2id = dict(label2id)  # as given, as v4 (its values are not checked against id2label)
         else:
             self.label2id = {v: k for k, v in self.id2label.items()}
         self.validate()
@@ -287,7 +293,9 @@ class RobertaConfig:
 
     @property
     def use_return_dict(self) -> bool:
-        return bool(self.return_dict)
+        """v4's: outputs as ModelOutput objects, unless `return_dict=False` or `torchscript=True`
+        (TorchScript traces tuples)."""
+        return bool(self.return_dict) and not self.torchscript
 
     @property
     def name_or_path(self) -> str:
@@ -541,19 +549,29 @@ class RobertaConfig:
         Hub keywords (`revision`, `cache_dir`, `local_files_only`, `token`, `subfolder`, ...) say
         where to look; the other keywords override config fields, and as in v4 one that names no
         field is not set: `return_unused_kwargs=True` returns `(config, {those keywords})`."""
-        from .hub import hub_options, resolve_pretrained, snapshot_commit  # imports huggingface_hub only for a repo id
+        from .hub import snapshot_commit
 
-        path = pretrained_model_name_or_path
-        options = hub_options(overrides)
-        overrides = {k: v for k, v in overrides.items() if k not in options}
-        p = Path(path)
-        if not (p.is_file() and not options.get("subfolder")):
-            p = resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME
+        p, overrides = _config_file(pretrained_model_name_or_path, overrides)
         config, unused = cls.from_json_file(p, return_unused_kwargs=True, **overrides)
         # As v4: the Hub revision a cached snapshot was read at; `name_or_path` stays '' (v4 sets it
         # only when a model is loaded: the model's `from_pretrained` does).
         config._commit_hash = snapshot_commit(p)
         return (config, unused) if return_unused_kwargs else config
+
+    @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """v4's: `(the config.json mapping, the keywords left)` for a folder, file or Hub id, the
+        Hub keywords taken as `from_pretrained` takes them; no config is built or checked."""
+        from .hub import snapshot_commit
+
+        p, rest = _config_file(pretrained_model_name_or_path, kwargs)
+        data = read_json_file(p)
+        if not isinstance(data, dict):
+            raise TypeError(f"{p}: a config must be a JSON object (a mapping), got {type(data).__name__}")
+        data["_commit_hash"] = snapshot_commit(p)  # as v4: None outside a Hub cache snapshot
+        return data, rest
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> Path:
         """Write `config.json` into `save_directory` (created if needed), atomically, as v4 writes
@@ -605,6 +623,19 @@ class RobertaConfig:
             if name in self.__dict__:
                 object.__setattr__(new, name, self.__dict__[name])
         return new
+
+
+def _config_file(path: str | os.PathLike, keywords: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The config.json that `path` (a folder, the file itself, or a Hub repo id through the cache)
+    names, and the keywords left once the Hub's (`revision`, `cache_dir`, `subfolder`, ...) are taken."""
+    from .hub import hub_options, resolve_pretrained  # imports huggingface_hub only for a repo id
+
+    options = hub_options(keywords)
+    rest = {k: v for k, v in keywords.items() if k not in options}
+    p = Path(path)
+    if not (p.is_file() and not options.get("subfolder")):
+        p = resolve_pretrained(path, options, need=("config",)) / CONFIG_NAME
+    return p, rest
 
 
 def model_config(config: Any) -> RobertaConfig:

@@ -409,3 +409,33 @@ def test_dtype_names_are_torch_dtypes_where_torch_is_imported():
     assert c.to_dict()["dtype"] == "float16" and json.loads(c.to_json_string())["dtype"] == "float16"
     assert RobertaConfig(dtype="bfloat16").dtype is torch.bfloat16 and c.copy() == c
     assert RobertaConfig(dtype="auto").dtype == "auto"  # not a torch dtype: kept as given
+
+
+# ---------------------------------------------------------------------------- v4's ConfigTester
+
+
+def test_v4_config_tester_details():
+    # v4 4.57.6's PretrainedConfig: torchscript turns ModelOutputs into tuples (use_return_dict False),
+    # label2id is kept as given ({"label": "0"} in v4's check_config_arguments_init), and the class
+    # attributes code around a config reads.
+    assert RobertaConfig().use_return_dict is True
+    assert RobertaConfig(return_dict=False).use_return_dict is False
+    assert RobertaConfig(torchscript=True).use_return_dict is False
+    assert RobertaConfig(id2label={0: "label"}, label2id={"label": "0"}).label2id == {"label": "0"}
+    assert RobertaConfig.attribute_map == {} and RobertaConfig.sub_configs == {}
+    assert RobertaConfig.has_no_defaults_at_init is False
+
+
+def test_get_config_dict_reads_without_building(tmp_path):
+    RobertaConfig(hidden_size=48, num_attention_heads=4).save_pretrained(tmp_path)
+    data, rest = RobertaConfig.get_config_dict(tmp_path, revision="main", foo=1)
+    # v4: the file's mapping plus `_commit_hash` (None outside a Hub cache), the Hub keywords taken
+    assert data == dict(json.loads((tmp_path / "config.json").read_text()), _commit_hash=None)
+    assert rest == {"foo": 1}
+    snapshot = tmp_path / "models--a--b" / "snapshots" / ("c" * 40)
+    RobertaConfig().save_pretrained(snapshot)
+    data, _ = RobertaConfig.get_config_dict(snapshot)
+    assert data["_commit_hash"] == "c" * 40
+    # v4: a config built from that mapping keeps the commit and never writes it
+    config = RobertaConfig.from_dict(data)
+    assert config._commit_hash == "c" * 40 and "_commit_hash" not in config.to_json_string()
