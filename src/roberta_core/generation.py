@@ -69,6 +69,22 @@ _IGNORED = (
     "disable_compile", "num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold",
     "assistant_lookbehind", "target_lookbehind", "trace",
 )
+# Every field of v4 4.57's `GenerationConfig()` with its default: each is an attribute of ours (code
+# written for v4 reads `generation_config.num_return_sequences`, `.use_cache`, ...); a field left at
+# this default is not written to generation_config.json.
+_V4_FIELDS: dict[str, Any] = {
+    **_UNIMPLEMENTED, **{k: v for k, v in _INERT.items() if k not in ("logits_processor", "stopping_criteria",
+                                                                      "prefix_allowed_tokens_fn", "assistant_model",
+                                                                      "streamer", "negative_prompt_ids",
+                                                                      "negative_prompt_attention_mask", "custom_generate",
+                                                                      "assistant_tokenizer", "tokenizer")},
+    "use_cache": True, "early_stopping": False, "length_penalty": 1.0, "return_legacy_cache": None,
+    "num_assistant_tokens": 20, "num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.4,
+    "assistant_lookbehind": 10, "target_lookbehind": 10, "disable_compile": False,
+    **_DEFAULTS, "output_logits": None,
+}
+for _key in ("compile_config", "top_h"):  # not among v4 4.57's written fields
+    del _V4_FIELDS[_key]
 # the model config's fields a generation config starts from (v4's `from_model_config`)
 _FROM_MODEL = ("bos_token_id", "eos_token_id", "pad_token_id")
 
@@ -87,8 +103,53 @@ class GenerationConfig:
 
     def __init__(self, **kwargs: Any):
         self._from_model_config = bool(kwargs.pop("_from_model_config", False))
-        for key, value in {**_DEFAULTS, **kwargs}.items():
+        kwargs.pop("transformers_version", None)  # v4 writes its own; ours never claims one
+        for key, value in {**_V4_FIELDS, **kwargs}.items():
             setattr(self, key, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """v4's hard checks of a generation config (its softer ones only log there): lengths."""
+        for key in ("max_new_tokens", "max_length"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"`{key}` must be greater than 0, but is {value}.")
+        for key in ("min_new_tokens", "min_length"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"`{key}` must be a non-negative integer, but is {value}.")
+
+    def update(self, **kwargs: Any) -> dict[str, Any]:
+        """v4's: set the keywords that name a field, check the result, return the others."""
+        unused = {key: value for key, value in kwargs.items() if not hasattr(self, key)}
+        saved = dict(vars(self))
+        for key, value in kwargs.items():
+            if key not in unused:
+                setattr(self, key, value)
+        try:
+            self.validate()
+        except ValueError:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+        return unused
+
+    @classmethod
+    def from_dict(cls, config_dict: Mapping[str, Any], **kwargs: Any) -> "GenerationConfig" | tuple[
+            "GenerationConfig", dict[str, Any]]:
+        """v4's: a config from a mapping, the keywords naming fields set on it; with
+        `return_unused_kwargs=True`, `(config, the other keywords)`."""
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        config = cls(**{**dict(config_dict), **{k: v for k, v in kwargs.items() if k in _V4_FIELDS}})
+        unused = config.update(**{k: v for k, v in kwargs.items() if k not in _V4_FIELDS})
+        return (config, unused) if return_unused else config
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        """The JSON text v4 writes (`use_diff`: the fields not at v4's defaults), keys sorted."""
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        atomic_write_text(Path(json_file_path), self.to_json_string(use_diff))
 
     @classmethod
     def from_model_config(cls, config: RobertaConfig) -> "GenerationConfig":
@@ -96,31 +157,44 @@ class GenerationConfig:
         return cls(_from_model_config=True, **{key: getattr(config, key) for key in _FROM_MODEL})
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "GenerationConfig":
-        """Read `generation_config.json` of a checkpoint directory (a JSON object; errors name the file)."""
-        path = Path(directory) / GENERATION_CONFIG_NAME
+    def from_pretrained(cls, pretrained_model_name: str | os.PathLike, config_file_name: str | None = None,
+                        **kwargs: Any) -> "GenerationConfig":
+        """Read `generation_config.json` (or `config_file_name`) of a checkpoint directory, a path to
+        the file itself, or a Hub repo id through the cache (v4's Hub keywords: `revision`,
+        `cache_dir`, `subfolder`, ...); the other keywords set fields, as v4. Errors name the file."""
+        from .hub import hub_options, resolve_pretrained
+
+        options = hub_options(kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k not in options}
+        path = Path(pretrained_model_name)
+        if not (path.is_file() and config_file_name is None and not options.get("subfolder")):
+            name = config_file_name or GENERATION_CONFIG_NAME
+            path = resolve_pretrained(pretrained_model_name, options, need=("generation",)) / name
         data = read_json_file(path)
         if not isinstance(data, Mapping):
             raise ValueError(f"{path}: a generation config must be a JSON object, got {type(data).__name__}")
-        data = {k: v for k, v in data.items() if k != "transformers_version"}
-        return cls(**data)
+        try:
+            return cls.from_dict(data, **kwargs)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{path}: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in vars(self).items()}
 
     def to_diff_dict(self) -> dict[str, Any]:
         """What v4 writes: the settings that differ from the defaults (and `_from_model_config` when set)."""
-        out = {k: v for k, v in self.to_dict().items() if k not in _DEFAULTS or v != _DEFAULTS[k]}
+        out = {k: v for k, v in self.to_dict().items() if k not in _V4_FIELDS or v != _V4_FIELDS[k]}
         if not self._from_model_config:
             out.pop("_from_model_config", None)
         return out
 
-    def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
-        """Write `generation_config.json` (v4's content, keys sorted) into `save_directory`, atomically."""
+    def save_pretrained(self, save_directory: str | os.PathLike, config_file_name: str | None = None) -> Path:
+        """Write `generation_config.json` (or `config_file_name`; v4's content, keys sorted) into
+        `save_directory`, atomically."""
         directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
-        target = directory / GENERATION_CONFIG_NAME
-        atomic_write_text(target, json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n")
+        target = directory / (config_file_name or GENERATION_CONFIG_NAME)
+        self.to_json_file(target)
         return target
 
     def resolve(self, **call: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ the RoBERTa family (`FlaxXLMRobertaForMaskedLM`, `FlaxCamembertModel`,
 `model_type` (`roberta_core.family`); `jax.jit`, `nnx.remat`, sharding on a mesh, and value
 checks under jit (`checked`)."""
 
+from roberta_core.auto import auto_model_classes
 from roberta_core.family import family_aliases
 
 from .heads import (
@@ -29,5 +30,8 @@ _ROBERTA_CLASSES = [
 ]
 _FAMILY_CLASSES = family_aliases(_ROBERTA_CLASSES)
 globals().update(_FAMILY_CLASSES)
+# v4's Auto classes (FlaxAutoModelForMaskedLM, ...): the family member by config.json's model_type
+_AUTO_CLASSES = auto_model_classes(globals(), "Flax")
+globals().update(_AUTO_CLASSES)
 
-__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES) + ["LOGICAL_AXIS_RULES", "checked"]
+__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES) + list(_AUTO_CLASSES) + ["LOGICAL_AXIS_RULES", "checked"]

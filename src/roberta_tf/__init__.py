@@ -25,6 +25,7 @@ if not _keras.__version__.startswith("3.") or _keras.config.backend() != "tensor
         f"{_keras.config.backend()!r} backend (see ~/.keras/keras.json or KERAS_BACKEND)"
     )
 
+from roberta_core.auto import auto_model_classes  # noqa: E402
 from roberta_core.family import family_aliases  # noqa: E402
 
 from .heads import (  # noqa: E402
@@ -52,5 +53,8 @@ for _cls in _FAMILY_CLASSES.values():
     # Keras' `.keras` files name the class: `load_model` finds it registered, as the TFRoberta* ones.
     _keras.saving.register_keras_serializable(package="roberta_tf")(_cls)
 globals().update(_FAMILY_CLASSES)
+# v4's Auto classes (TFAutoModelForMaskedLM, ...): the family member by config.json's model_type
+_AUTO_CLASSES = auto_model_classes(globals(), "TF")
+globals().update(_AUTO_CLASSES)
 
-__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES)
+__all__ = [cls.__name__ for cls in _ROBERTA_CLASSES] + list(_FAMILY_CLASSES) + list(_AUTO_CLASSES)
