@@ -39,6 +39,23 @@ class AddedToken:
     def __str__(self) -> str:
         return self.content
 
+    _FIELDS = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
+
+    def __eq__(self, other) -> bool:
+        # Equal to an AddedToken with the same content and flags: ours, or v4's (`tokenizers.AddedToken`,
+        # which compares all of them too), so `v4_token in tok.added_tokens_decoder.values()` works.
+        if isinstance(other, AddedToken) or (hasattr(other, "content") and hasattr(other, "single_word")):
+            return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.content)  # as `tokenizers.AddedToken`'s
+
+    def __repr__(self) -> str:
+        # v4's (tokenizers') spelling, as its added_tokens_decoder prints
+        return (f'AddedToken("{self.content}", rstrip={self.rstrip}, lstrip={self.lstrip}, '
+                f'single_word={self.single_word}, normalized={self.normalized}, special={self.special})')
+
 
 def as_added_token(token, *, special: bool, lstrip: bool = False) -> AddedToken:
     """AddedToken from a str, one of ours, a `tokenizers.AddedToken` or a dict from a json file."""
@@ -52,6 +69,16 @@ def as_added_token(token, *, special: bool, lstrip: bool = False) -> AddedToken:
     if hasattr(token, "content"):  # tokenizers.AddedToken
         return AddedToken(token.content, token.single_word, token.lstrip, token.rstrip, token.normalized, token.special)
     raise TypeError(f"a token must be a str or an AddedToken, got {type(token).__name__}")
+
+
+class SpecialTokensArgumentError(AssertionError, TypeError):
+    """A wrong `add_special_tokens` argument: v4 fails its `assert` there (AssertionError); a
+    TypeError as ours raised before."""
+
+
+class SpecialTokenRoleError(AssertionError, ValueError):
+    """An unknown role given to `add_special_tokens`: v4's AssertionError ("Key ... is not a special
+    token"); a ValueError as ours raised before."""
 
 
 class SpecialTokensMixin:
@@ -114,13 +141,35 @@ class SpecialTokensMixin:
     def added_tokens_decoder(self) -> dict[int, AddedToken]:
         return dict(sorted(self._added.items()))
 
-    @property
-    def additional_special_tokens(self) -> list[str]:
-        return [t.content for t in self._additional]
+    # v4's `tok.additional_special_tokens = None` leaves them unset: None, not [] (see the setter)
+    _additional_unset = False
 
     @property
-    def additional_special_tokens_ids(self) -> list[int]:
-        return [self._token_id(t) for t in self.additional_special_tokens]
+    def additional_special_tokens(self) -> list[str] | None:
+        if self._additional_unset:
+            return None
+        return [t.content for t in self._additional]
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, value) -> None:
+        # As v4: the attribute names the tokens and adds none (`add_special_tokens` adds them); a
+        # string not among the added tokens then has the unk id and is not matched in text. None
+        # unsets them (the attribute reads None); any other value is iterated (a str: its characters).
+        self._additional_unset = value is None
+        values = [] if value is None else list(value)
+        self._additional = [self._held_token(str(t) if t is None else t, "additional_special_tokens") for t in values]
+        self._additional_str = {t if isinstance(t, str) else str(t) for t in values if isinstance(t, str) or t is None}
+
+    @property
+    def additional_special_tokens_ids(self) -> list[int] | None:
+        tokens = self.additional_special_tokens
+        return None if tokens is None else [self._token_id(t) for t in tokens]
+
+    @additional_special_tokens_ids.setter
+    def additional_special_tokens_ids(self, value) -> None:
+        # As v4: the tokens of those ids (an id past the vocabulary has no token: v4 keeps None, shown as "None")
+        self.additional_special_tokens = None if value is None else [
+            self.convert_ids_to_tokens(i) for i in to_python(list(value))]
 
     def get_added_vocab(self) -> dict[str, int]:
         """The added tokens (RoBERTa's specials included), content -> id: v4's fast tokenizer lists
@@ -136,6 +185,17 @@ class SpecialTokensMixin:
         if self._additional:
             found["additional_special_tokens"] = [t.content if t.content in self._additional_str else t
                                                   for t in self._additional]
+        return found
+
+    @property
+    def _special_tokens_map(self) -> dict:
+        """v4's attribute behind the special-token roles: every role (None where unset) and
+        "additional_special_tokens", each held as v4 holds it (see `special_tokens_map_extended`).
+        A copy: roles are set through their attributes or `add_special_tokens`."""
+        found = {role: (None if t is None else t.content if role in self._special_str else t)
+                 for role, t in self._special.items()}
+        found["additional_special_tokens"] = None if self._additional_unset else [
+            t.content if t.content in self._additional_str else t for t in self._additional]
         return found
 
     @property
@@ -213,7 +273,7 @@ class SpecialTokensMixin:
         roles = {*SPECIAL_TOKEN_ATTRIBUTES, "additional_special_tokens"}
         unknown = set(special_tokens_dict) - roles
         if unknown:
-            raise ValueError(f"unknown special token roles {sorted(unknown)}; allowed: {sorted(roles)}")
+            raise SpecialTokenRoleError(f"unknown special token roles {sorted(unknown)}; allowed: {sorted(roles)}")
 
         def made(value) -> AddedToken:
             if isinstance(value, str):
@@ -225,10 +285,11 @@ class SpecialTokensMixin:
         for role, value in special_tokens_dict.items():
             if role == "additional_special_tokens":
                 if isinstance(value, (str, AddedToken)) or not isinstance(value, (list, tuple)):
-                    raise TypeError("additional_special_tokens must be a list of tokens")
+                    raise SpecialTokensArgumentError("additional_special_tokens must be a list of tokens")
+                self._additional_unset = False
                 extra = [made(t) for t in value]
                 if not replace_additional_special_tokens:
-                    known = set(self.additional_special_tokens)
+                    known = {t.content for t in self._additional}
                     extra = [t for t in extra if t.content not in known]
                 if replace_additional_special_tokens and extra:
                     self._additional, self._additional_str = list(extra), set()

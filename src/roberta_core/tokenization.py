@@ -23,6 +23,7 @@ from .tokenization_base import RobertaTokenizerBase
 
 CACHE_CAPACITY = 200_000  # pre-tokens; English text needs far fewer, a cleared cache refills quickly
 _NO_RANK = 1 << 62
+_UNKNOWN = -1  # the id of a BPE symbol missing from the vocabulary, until encoding gives it the unk id
 # A word character next to a single_word token stops it from matching (Unicode \w, as `tokenizers`).
 _WORD_CHARACTER = regex.compile(r"\w")
 
@@ -62,6 +63,12 @@ class RobertaTokenizer(RobertaTokenizerBase):
         self._pattern = regex.compile(PRETOKENIZE_TEMPLATE.format(**SLOW_CLASSES))
         self._cache = _PieceCache(self._bpe)
         self._token_bytes = [len(token) for token in self._decoder]  # one symbol per byte
+        # A vocabulary without some byte symbols (v4 takes one: its tests' toy vocabularies): such a
+        # byte's symbol, and a merged symbol missing from the vocab, get _UNKNOWN in the cache and
+        # the unk id (as v4's slow tokenizer gives, in its tokens the symbol) when encoded.
+        self._complete = all(symbol in self._encoder for symbol in self._byte_symbols.values())
+        if not self._complete:
+            self._unknown_shows_text = True  # its tokens show an unknown symbol itself (`_sequence_tokens`)
 
     # v4's attributes of its slow tokenizer's vocabulary, read-only here (the BPE caches depend on them).
     @property
@@ -100,7 +107,46 @@ class RobertaTokenizer(RobertaTokenizerBase):
     # ------------------------------------------------------------------ text -> ids
 
     def _encode_texts(self, texts, with_offsets, split_special, prefix_space=False):
-        return [self._encode_text(text, with_offsets, split_special) for text in texts]
+        encoded = [self._encode_text(text, with_offsets, split_special) for text in texts]
+        return encoded if self._complete else [self._unknown_to_unk(*e) for e in encoded]
+
+    def _unknown_to_unk(self, ids, offsets, words):
+        """The unk id for each unknown symbol (v4 slow's `encoder.get(token, unk)`); without an unk
+        token the symbol is left out (no id to give it)."""
+        if _UNKNOWN not in ids:
+            return ids, offsets, words
+        unk = self.unk_token_id
+        if unk is not None:
+            return [unk if i == _UNKNOWN else i for i in ids], offsets, words
+        keep = [k for k, i in enumerate(ids) if i != _UNKNOWN]
+        return ([ids[k] for k in keep], None if offsets is None else [offsets[k] for k in keep],
+                None if words is None else [words[k] for k in keep])
+
+    def _sequence_tokens(self, seqs, split, split_special, add_prefix_space=None):
+        """With a vocabulary missing symbols, the token strings as v4's slow tokenizer shows them:
+        an unknown symbol as itself (else the strings of the ids)."""
+        if self._complete:
+            return super()._sequence_tokens(seqs, split, split_special, add_prefix_space)
+        _, inputs, _, _ = self._engine_inputs(seqs, split, add_prefix_space)
+        unk = self.unk_token_id
+        tokens = []
+        for text in inputs:
+            shown = []
+            for start, end, token_id in self._split_added(text, split_special):
+                if token_id is not None:
+                    shown.append(self._added[token_id].content)
+                    continue
+                for piece in self._pattern.findall(text, start, end):
+                    shown += [symbol for symbol in self._bpe_symbols(piece)
+                              if symbol in self._encoder or unk is not None]
+            tokens.append(shown)
+        if not split:
+            return tokens
+        grouped, position = [], 0
+        for words in seqs:
+            grouped.append([t for w in range(len(words)) for t in tokens[position + w]])
+            position += len(words)
+        return grouped
 
     def _encode_text(self, text: str, with_offsets: bool, split_special: bool):
         if not with_offsets and not any(c in text for c in self._added_first_chars):
@@ -171,20 +217,30 @@ class RobertaTokenizer(RobertaTokenizerBase):
             ids += piece_ids
             words += [word] * len(piece_ids)
             word += 1
+            if not self._complete:  # an unknown symbol's byte count is not that of an id's token
+                lengths = [len(symbol) for symbol in self._bpe_symbols(piece)]
+            else:
+                lengths = [token_bytes[token_id] for token_id in piece_ids]
             if piece.isascii():
-                for token_id in piece_ids:
-                    offsets.append((position, position + token_bytes[token_id]))
-                    position += token_bytes[token_id]
+                for n in lengths:
+                    offsets.append((position, position + n))
+                    position += n
                 continue
             char_of_byte = [k for k, ch in enumerate(piece) for _ in range(len(ch.encode()))]
             byte = 0
-            for token_id in piece_ids:
-                n = token_bytes[token_id]
+            for n in lengths:
                 offsets.append((position + char_of_byte[byte], position + char_of_byte[byte + n - 1] + 1))
                 byte += n
 
     def _bpe(self, piece: str) -> tuple[int, ...]:
-        """BPE ids of one pre-token: merge the lowest-ranked adjacent pair, leftmost first, until none is left.
+        """BPE ids of one pre-token (_UNKNOWN for a symbol missing from the vocabulary)."""
+        encoder = self._encoder
+        if self._complete:
+            return tuple(encoder[symbol] for symbol in self._bpe_symbols(piece))
+        return tuple(encoder.get(symbol, _UNKNOWN) for symbol in self._bpe_symbols(piece))
+
+    def _bpe_symbols(self, piece: str) -> list[str]:
+        """BPE symbols of one pre-token: merge the lowest-ranked adjacent pair, leftmost first, until none is left.
 
         One merge per step, as `tokenizers`' priority queue does it; `pair_ranks[i]` is the rank of
         (word[i], word[i + 1]) and only the two pairs next to a merge change.
@@ -203,5 +259,4 @@ class RobertaTokenizer(RobertaTokenizerBase):
                 pair_ranks[i - 1] = ranks.get((word[i - 1], word[i]), _NO_RANK)
             if i < len(pair_ranks):
                 pair_ranks[i] = ranks.get((word[i], word[i + 1]), _NO_RANK)
-        encoder = self._encoder
-        return tuple(encoder[symbol] for symbol in word)
+        return word

@@ -84,6 +84,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
 
     is_fast = False
     verbose = False  # v4's default; its warnings are given once per tokenizer here
+    init_inputs = ()  # v4's positional arguments of from_pretrained (none: the files are keywords)
     model_input_names = ["input_ids", "attention_mask"]
     pad_token_type_id = 0  # RoBERTa has one token type
 
@@ -114,7 +115,13 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         clean_up_tokenization_spaces: bool = False,
         split_special_tokens: bool = False,
         name_or_path: str = "",
+        **kwargs,
     ):
+        # Other keywords are taken and kept in init_kwargs (so tokenizer_config.json keeps them), as
+        # v4 takes them (its tests pass do_lower_case=... to every tokenizer); `verbose` is v4's attribute.
+        self._check_conflicting_keywords(kwargs)
+        if "verbose" in kwargs:
+            self.verbose = bool(kwargs["verbose"])
         given = getattr(self, "_given_kwargs", {})
         spec = self._read_vocabulary_source(vocab_file, merges_file, tokenizer_file, vocab, merges)
         self._set_vocabulary(spec)
@@ -185,6 +192,23 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         if "additional_special_tokens" in self.init_kwargs:
             self.init_kwargs["additional_special_tokens"] = [
                 t.content if t.content in self._additional_str else t for t in self._additional]
+
+    @classmethod
+    def _check_conflicting_keywords(cls, keywords) -> None:
+        """As v4: a keyword named like a method of the tokenizer (`add_special_tokens=True`) is an
+        AttributeError, not an option kept in init_kwargs."""
+        for key in keywords:
+            if callable(getattr(cls, key, None)):
+                raise AttributeError(f"{key} conflicts with the method {key} in {cls.__name__}")
+
+    @property
+    def deprecation_warnings(self) -> dict:
+        """v4's record of the warnings given once; `tok.deprecation_warnings = {}` gives them again."""
+        return dict.fromkeys(self._warned, True)
+
+    @deprecation_warnings.setter
+    def deprecation_warnings(self, value) -> None:
+        self._warned = set(value or ())
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
@@ -373,6 +397,31 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         """The input ids of one text (or pair) with special tokens: `<s> ... </s>`."""
         return self.encode_plus(text, text_pair, **kwargs)["input_ids"]
 
+    def prepare_seq2seq_batch(self, src_texts, tgt_texts=None, max_length: int | None = None,
+                              max_target_length: int | None = None, padding="longest", return_tensors=None,
+                              truncation=True, **kwargs) -> BatchEncoding:
+        """v4's deprecated helper (it warns as v4 does): the sources encoded with special tokens, padded
+        and truncated to `max_length` (default model_max_length), and the targets' input_ids as
+        `labels` (truncated to `max_target_length`, default `max_length`). `src_lang`/`tgt_lang`
+        are ignored, as v4 ignores them outside mBART."""
+        import warnings
+
+        warnings.warn("`prepare_seq2seq_batch` is deprecated and will be removed in version 5 of HuggingFace "
+                      "Transformers. Use the regular `__call__` method to prepare your inputs and targets: "
+                      "`tokenizer(src_texts, text_target=tgt_texts, ...)`.", FutureWarning, stacklevel=2)
+        kwargs.pop("src_lang", None)
+        kwargs.pop("tgt_lang", None)
+        if max_length is None:
+            max_length = self.model_max_length
+        options = dict(add_special_tokens=True, return_tensors=return_tensors, padding=padding,
+                       truncation=truncation, **kwargs)
+        model_inputs = self(src_texts, max_length=max_length, **options)
+        if tgt_texts is None:
+            return model_inputs
+        labels = self(tgt_texts, max_length=max_length if max_target_length is None else max_target_length, **options)
+        model_inputs["labels"] = labels["input_ids"]
+        return model_inputs
+
     def tokenize(self, text, pair=None, add_special_tokens: bool = False, **kwargs) -> list[str]:
         """The token strings of one text (byte-level symbols, e.g. 'ĠHello'), as the call's `tokens()`
         shows them; no special tokens by default (never for the slow tokenizer, as in v4)."""
@@ -418,7 +467,17 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
                     args = (*args[:4], False, *args[5:])
             elif kwargs.get("return_attention_mask") is None:
                 kwargs["return_attention_mask"] = False
-        return super().pad(encoded_inputs, *args, **kwargs)
+        if self.is_fast:  # v4's advice, given once per tokenizer (data collators pad encoded rows)
+            self._warn_once(f"You're using a {type(self).__name__} tokenizer. Please note that with a fast tokenizer, "
+                            "using the `__call__` method is faster than using a method to encode the text followed "
+                            "by a call to the `pad` method to get a padded encoding.",
+                            key="Asking-to-pad-a-fast-tokenizer")
+        # As v4: the ids to pad are those named first in model_input_names (padded with the pad id).
+        main = self.model_input_names[0] if self.model_input_names else "input_ids"
+        if main == "input_ids" or not _has_key(encoded_inputs, main) or _has_key(encoded_inputs, "input_ids"):
+            return super().pad(encoded_inputs, *args, **kwargs)
+        padded = super().pad(_renamed_key(encoded_inputs, main, "input_ids"), *args, **kwargs)
+        return BatchEncoding({main if k == "input_ids" else k: v for k, v in padded.items()})
 
     def _parse_inputs(self, text, text_pair, split: bool, force_batch: bool = False):
         """Normalise inputs to (list of firsts, list of seconds or None per item, batched?)."""
@@ -688,7 +747,7 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         ones (or additional special tokens past the vocabulary), joined to those by spaces."""
         special = set(self.all_special_tokens)
         apart = {i for i, t in self._added.items() if t.content not in special}
-        apart |= {i for i in self.additional_special_tokens_ids if i >= self.vocab_size}
+        apart |= {i for i in map(self._token_id, (t.content for t in self._additional)) if i >= self.vocab_size}
         if not apart.intersection(ids):
             return self._text(ids)
         pieces, run = [], []
@@ -722,6 +781,23 @@ class RobertaTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin
         return (f"{type(self).__name__}(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size}, "
                 f"len={len(self)}, model_max_length={self.model_max_length}, add_prefix_space={self.add_prefix_space}, "
                 f"trim_offsets={self.trim_offsets}, special_tokens={self.special_tokens_map})")
+
+
+def _has_key(encoded_inputs, key: str) -> bool:
+    """Whether `pad`'s input (a dict, or a list of dicts) has `key`."""
+    if isinstance(encoded_inputs, (list, tuple)):
+        return bool(encoded_inputs) and isinstance(encoded_inputs[0], dict) and key in encoded_inputs[0]
+    return isinstance(encoded_inputs, dict) and key in encoded_inputs
+
+
+def _renamed_key(encoded_inputs, old: str, new: str):
+    """`pad`'s input with `old` renamed `new`, in its place (each dict of a list)."""
+    def renamed(d):
+        return {new if k == old else k: v for k, v in d.items()}
+
+    if isinstance(encoded_inputs, (list, tuple)):
+        return [renamed(d) if isinstance(d, dict) else d for d in encoded_inputs]
+    return renamed(encoded_inputs)
 
 
 def _model_max_length(value) -> int | float:

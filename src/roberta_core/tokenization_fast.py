@@ -17,6 +17,7 @@ the memory Rust needs stays bounded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import lru_cache
 
@@ -24,6 +25,7 @@ import regex
 
 from .pretokenization import PRETOKENIZE_TEMPLATE, SLOW_CLASSES, bytes_to_unicode, chunk_spans
 from .tokenization import RobertaTokenizer
+from .special_tokens import AddedToken
 from .tokenization_base import FastEngineMixin, RobertaTokenizerBase
 
 
@@ -86,6 +88,10 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
     # only before a text that does not start with whitespace, as the slow tokenizer does it.
     _engine_adds_prefix_space = True
 
+    def __init__(self, vocab_file=None, merges_file=None, tokenizer_file=None, **kwargs):
+        # v4's positional files, then RobertaTokenizerBase's keywords (all kept in init_kwargs)
+        super().__init__(vocab_file, merges_file, tokenizer_file, **kwargs)
+
     def _build_engine(self, prefix_space: bool = False):
         return self._backend_tokenizer(rust_pretokenizer(prefix_space))  # transformers' RoBERTa pipeline
 
@@ -93,26 +99,35 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
         return chunk_spans(text, size, [t.content for t in self._added.values()],
                            cuts=_SPACE_CUTS if prefix_space else None)
 
-    def train_new_from_iterator(self, text_iterator, vocab_size: int, *, min_frequency: int = 2,
-                                length: int | None = None, new_special_tokens=None,
-                                show_progress: bool = False) -> RobertaTokenizerFast:
+    def train_new_from_iterator(self, text_iterator, vocab_size: int, length: int | None = None,
+                                new_special_tokens=None, special_tokens_map: dict | None = None, *,
+                                min_frequency: int = 0, show_progress: bool = False) -> RobertaTokenizerFast:
         """A new tokenizer with the same settings and a byte-level BPE vocabulary learnt from texts
         (an iterable of str, or of lists of str as v4 takes it).
 
         The added and special tokens come first, in their current order (so <s>=0, <pad>=1,
         </s>=2, <unk>=3, <mask>=4 for RoBERTa), then the 256 byte symbols, then one token per
-        merge, up to `vocab_size` in all. Pairs seen fewer than `min_frequency` times are not merged.
+        merge, up to `vocab_size` in all (as v4, a smaller `vocab_size` still keeps the added tokens
+        and the 256 symbols). Pairs seen fewer than `min_frequency` times are not merged (0 by default, as
+        v4's trainer).
+        `special_tokens_map` ({old content: new content}, v4's) renames special tokens, keeping
+        their flags and roles; `new_special_tokens` are added as additional special tokens.
         """
         from tokenizers import AddedToken as RustAddedToken
         from tokenizers import Tokenizer, models, trainers
 
-        keep = [t for _, t in sorted(self._added.items())]
+        rename = dict(special_tokens_map or {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items()):
+            raise TypeError(f"special_tokens_map must map str to str (old content -> new), got {rename!r:.80}")
+
+        def renamed(token: AddedToken) -> AddedToken:
+            return dataclasses.replace(token, content=rename[token.content]) if token.content in rename else token
+
+        keep = [renamed(t) for _, t in sorted(self._added.items())]
         extra = [t for t in (new_special_tokens or []) if (t.content if hasattr(t, "content") else t)
                  not in {k.content for k in keep}]
-        smallest = 256 + len(keep) + len(extra)
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < smallest:
-            raise ValueError(f"vocab_size must be an int >= {smallest} (256 byte symbols + {len(keep) + len(extra)} "
-                             f"added tokens), got {vocab_size!r}")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 0:
+            raise ValueError(f"vocab_size must be an int >= 0, got {vocab_size!r}")
         if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
             raise ValueError(f"min_frequency must be an int >= 0, got {min_frequency!r}")
         trainer = trainers.BpeTrainer(
@@ -125,9 +140,12 @@ class RobertaTokenizerFast(FastEngineMixin, RobertaTokenizerBase):
         learner.train_from_iterator(self._checked_texts(text_iterator), trainer=trainer, length=length)
         model = json.loads(learner.to_str())["model"]
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        roles = {role: None if t is None else renamed(t) for role, t in self._special.items()}
+        additional = [rename.get(t.content, t.content) if t.content in self._additional_str else renamed(t)
+                      for t in self._additional]
         trained = type(self)(
-            vocab=model["vocab"], merges=merges, errors=self.errors, **self._special,
-            additional_special_tokens=self._additional + list(extra),
+            vocab=model["vocab"], merges=merges, errors=self.errors, **roles,
+            additional_special_tokens=additional + list(extra),
             added_tokens_decoder={learner.token_to_id(t.content): t for t in keep},
             add_prefix_space=self.add_prefix_space, trim_offsets=self.trim_offsets,
             model_max_length=self.model_max_length, padding_side=self.padding_side,

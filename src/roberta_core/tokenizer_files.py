@@ -14,7 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import fileio
-from .pretokenization import bytes_to_unicode
 from .special_tokens import SPECIAL_TOKEN_ATTRIBUTES, AddedToken, as_added_token
 
 logger = logging.getLogger(__name__)
@@ -153,7 +152,7 @@ def read_tokenizer_json(path) -> dict:
 
 
 def validate_vocabulary(vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
-    """A byte-level BPE vocabulary must have ids 0..n-1, the 256 byte symbols and merges of known symbols."""
+    """A byte-level BPE vocabulary must have ids 0..n-1 and merges of known symbols."""
     if not vocab:
         raise ValueError("the vocabulary is empty")
     bad = [(t, i) for t, i in vocab.items() if not isinstance(t, str) or type(i) is not int]
@@ -170,10 +169,9 @@ def validate_vocabulary(vocab: dict[str, int], merges: list[tuple[str, str]]) ->
         raise ValueError(
             f"vocab ids must be a permutation of 0..{len(vocab) - 1}: duplicated ids {duplicates[:5]}, "
             f"missing ids {missing}, out of range {[i for i in ids if not 0 <= i < len(vocab)][:5]}")
-    missing_bytes = [c for c in bytes_to_unicode().values() if c not in vocab]
-    if missing_bytes:
-        raise ValueError(f"a byte-level BPE vocab needs all 256 byte symbols; {len(missing_bytes)} are missing, "
-                         f"e.g. {missing_bytes[:5]}")
+    # The 256 byte symbols are not required, as v4 does not require them (its tests' toy vocabularies
+    # have a dozen): a byte without its symbol is the unk token to the slow tokenizer and is
+    # dropped by the fast one (`tokenizers`' BPE without an unk token), as in v4.
     seen = {}
     for rank, pair in enumerate(merges):
         if len(pair) != 2:
@@ -285,16 +283,17 @@ class TokenizerFilesMixin:
         if isinstance(limit, float) and limit.is_integer():
             settings["model_max_length"] = int(limit)  # a file may spell v4's "no limit" 1e30
         keywords = set(_init_keywords(cls)) - {"name_or_path"}
-        wrong = set(kwargs) - keywords - {"name_or_path"} - V4_LOADING_KEYWORDS
-        if wrong:
-            raise TypeError(f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) "
-                            f"{', '.join(map(repr, sorted(wrong)))}")
+        cls._check_conflicting_keywords(kwargs)
+        # A keyword the tokenizer does not use is kept in init_kwargs (below), not refused: v4 takes
+        # any (its tests pass do_lower_case=... to every tokenizer class) and saves it back.
         options = {k: v for k, v in settings.items() if k in keywords}
         unknown = set(settings) - keywords - {"name_or_path"}
         if unknown - IGNORED_CONFIG_KEYS:
             logger.info(f"{directory}: keeping tokenizer settings this tokenizer does not use, for save_pretrained: "
                         f"{sorted(unknown - IGNORED_CONFIG_KEYS)}")
         tokenizer = cls(**files, **options, name_or_path=str(pretrained_model_name_or_path))
+        if "verbose" in settings:
+            tokenizer.verbose = bool(settings["verbose"])  # v4's attribute (and an init_kwargs key, below)
         # The rest is kept as v4 keeps it (in init_kwargs, so save_pretrained writes it back).
         recorded = {k: v for k, v in settings.items() if k in unknown and k != "added_tokens_decoder"}
         if not (cls.is_fast and has_tokenizer_file):  # v4's slow tokenizer (or the one a fast is built from)

@@ -520,8 +520,8 @@ def test_v4_loading_keywords_are_accepted(cls):
     tok = cls.from_pretrained(DATA, trust_remote_code=True, use_fast=True, from_slow=True, _from_auto=True,
                               proxies=None, resume_download=None, _commit_hash=None, user_agent={})
     assert tok("Hello world")["input_ids"] == [0, 31414, 232, 2] and "trust_remote_code" not in tok.init_kwargs
-    with pytest.raises(TypeError, match="foo"):
-        cls.from_pretrained(DATA, foo=1)
+    # v4 keeps a keyword it does not use in init_kwargs (save_pretrained writes it back)
+    assert cls.from_pretrained(DATA, foo=1).init_kwargs["foo"] == 1
 
 
 @needs_vocab
@@ -539,7 +539,6 @@ def test_max_length_alone_truncates_only_with_padding_false(tok):
 @pytest.mark.parametrize("edit, match", [
     (lambda v: v.update({"<mask>": 0}), "permutation of 0..263"),
     (lambda v: v.update({"<mask>": 400}), "permutation"),
-    (lambda v: v.update({"xy": v.pop("Ā")}), "256 byte symbols"),
 ])
 def test_bad_vocabulary(cls, tmp_path, edit, match):
     files = tiny_files(tmp_path, vocab_edit=edit)
@@ -584,8 +583,8 @@ def test_bad_files_and_added_tokens(cls, tmp_path):
 
 def test_bad_training_arguments(tmp_path):
     base = RobertaTokenizerFast(tiny_files(tmp_path) / "vocab.json", tmp_path / "merges.txt")
-    with pytest.raises(ValueError, match="vocab_size must be an int >= 261"):
-        base.train_new_from_iterator(["a b c"], vocab_size=100)
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 0"):
+        base.train_new_from_iterator(["a b c"], vocab_size=-1)
     with pytest.raises(TypeError, match="item 1 is int"):
         base.train_new_from_iterator(["a", 3], vocab_size=300)
     with pytest.raises(ValueError, match="min_frequency"):
