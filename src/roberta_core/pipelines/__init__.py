@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .base import Pipeline
 from .tasks import (FeatureExtractionPipeline, FillMaskPipeline, MultipleChoicePipeline, QuestionAnsweringPipeline,
-                    SentenceEmbeddingPipeline, TextClassificationPipeline, TokenClassificationPipeline,
+                    SentenceEmbeddingPipeline, TextClassificationPipeline, TextGenerationPipeline, TokenClassificationPipeline,
                     ZeroShotClassificationPipeline, sentence_transformers_layout)
 
 __all__ = ["pipeline", "TASKS", "ALIASES", "Pipeline", "sentence_transformers_layout"]
@@ -25,6 +25,7 @@ TASKS: dict[str, type[Pipeline]] = {
     "question-answering": QuestionAnsweringPipeline,
     "multiple-choice": MultipleChoicePipeline,
     "feature-extraction": FeatureExtractionPipeline,
+    "text-generation": TextGenerationPipeline,
     "sentence-embeddings": SentenceEmbeddingPipeline,
 }
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}

@@ -1,5 +1,5 @@
 """The task pipelines: v4's `fill-mask`, `text-classification`, `zero-shot-classification`,
-`token-classification`, `question-answering` and `feature-extraction` (same names, options,
+`token-classification`, `question-answering`, `feature-extraction` and `text-generation` (same names, options,
 defaults and output shapes as `transformers` 4.57.6), and ours: `multiple-choice` and
 `sentence-embeddings`."""
 
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FillMaskPipeline", "TextClassificationPipeline", "ZeroShotClassificationPipeline", "TokenClassificationPipeline",
     "QuestionAnsweringPipeline", "MultipleChoicePipeline", "FeatureExtractionPipeline",
-    "SentenceEmbeddingPipeline", "SquadExample",
+    "SentenceEmbeddingPipeline", "SquadExample", "TextGenerationPipeline", "PipelineException",
 ]
 
 
@@ -41,6 +41,20 @@ class MissingOptionError(TypeError, ValueError):
     also the `ValueError` it always was."""
 
 
+class PipelineException(ValueError):
+    """v4's `PipelineException(task, model, reason)`: an input the task cannot read (a fill-mask
+    text without a mask); its message is `reason`. Also the `ValueError` ours always was."""
+
+    def __init__(self, task: str, model: str, reason: str):
+        super().__init__(reason)
+        self.task, self.model = task, model
+
+
+class InputTypeError(TypeError, ValueError):
+    """An input of a type the task does not read: v4's text pipelines raise a `ValueError` (the
+    tokenizer's), ours always was a `TypeError`."""
+
+
 def _positive_int(name: str, value: Any, least: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise ValueError(f"{name} must be a {'positive' if least else 'non-negative'} integer, got {value!r}")
@@ -48,7 +62,7 @@ def _positive_int(name: str, value: Any, least: int = 1) -> None:
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+        raise InputTypeError(f"{name} must be a string, got {type(value).__name__}")
     return value
 
 
@@ -121,8 +135,10 @@ class FillMaskPipeline(Pipeline):
             # Padding asked of the tokenizer (`padding="max_length"`): v4 masks it out of the model
             # and drops it from `sequence`; leaving it out gives the same logits at the real tokens.
             ids = [i for i, m in zip(ids, mask) if m]
-        if self.tokenizer.mask_token_id not in ids:
-            raise ValueError(f"no mask token ({self.tokenizer.mask_token}) in the input {text!r}")
+        if self.tokenizer.mask_token_id not in ids:  # v4's exception and message
+            raise PipelineException("fill-mask", getattr(self.config, "_name_or_path", "") or str(self.path or ""),
+                                    f"No mask_token ({self.tokenizer.mask_token}) found on the input "
+                                    f"(no mask token in {text!r})")
         return [Row(input_ids=ids)]
 
     def postprocess(self, text, rows, outputs, options):
@@ -736,6 +752,200 @@ class QuestionAnsweringPipeline(Pipeline):
         return answers[0] if len(answers) == 1 else answers
 
 
+# ---------------------------------------------------------------------------- text-generation
+
+
+# v4's `ReturnType` of text-generation, by value: what a record holds
+_TENSORS, _NEW_TEXT, _FULL_TEXT = 0, 1, 2
+# what v4's text-generation pipeline sets over the model's generation config (its
+# `_default_generation_config`); the model's own non-default settings fill the fields left at v4's
+# global defaults. v4's TensorFlow pipeline uses the model's generation config as it is.
+_TEXT_GENERATION_DEFAULTS = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
+
+
+def _return_type(value: Any) -> int:
+    value = getattr(value, "value", value)  # v4's ReturnType enum
+    if isinstance(value, bool) or value not in (_TENSORS, _NEW_TEXT, _FULL_TEXT):
+        raise ValueError(f"return_type must be 0 (tensors), 1 (new text) or 2 (full text), got {value!r}")
+    return int(value)
+
+
+class TextGenerationPipeline(Pipeline):
+    """`text-generation` on a causal RoBERTa (`RobertaForCausalLM`, `is_decoder=True`): each prompt
+    continued by the backend's `generate`, [{"generated_text": prompt + new text}] per prompt (a
+    list of such lists for a list of prompts; `num_return_sequences` records each).
+    `return_full_text=False` gives the new text only; `return_tensors=True` the ids
+    ({"generated_token_ids": [...]}, prompt included). The prompt is tokenized as the tokenizer
+    does by default (RoBERTa's `<s> ... </s>`, as v4), `prefix` put before it (and not returned);
+    `stop_sequence` ends generation at its first token; `handle_long_generation="hole"` cuts the
+    prompt's left so that the new tokens fit the model. Any other option goes to `generate`
+    (`max_new_tokens`, `do_sample`, `temperature`, `top_k`, `top_p`, `num_return_sequences`,
+    `generation_config`, ...). The settings start from v4's pipeline defaults (`max_new_tokens=256`,
+    `do_sample=True`, `temperature=0.7`) over the model's generation config, which v4's TensorFlow
+    pipeline uses as it is; `generation_config` holds them. Prompts run one at a time (v4's default)."""
+
+    task, head = "text-generation", "causal_lm"
+    defaults = {"return_type": None, "clean_up_tokenization_spaces": None, "prefix": None,
+                "handle_long_generation": None, "stop_sequence": None, "truncation": None, "max_length": None,
+                "continue_final_message": None, "skip_special_tokens": None, "tokenizer_encode_kwargs": None,
+                "add_special_tokens": None, "padding": None}
+
+    def __init__(self, model, **kwargs):
+        super().__init__(model, **kwargs)
+        from ..generation import GenerationConfig
+
+        own = getattr(self.model, "generation_config", None) or GenerationConfig.from_model_config(self.config)
+        settings = {k: v for k, v in own.to_dict().items() if not k.startswith("_")}
+        if self.backend != "tf":
+            # v4's PyTorch pipeline: its defaults win over the model's (they are never v4's global defaults)
+            settings.update(_TEXT_GENERATION_DEFAULTS)
+        # the construction's generate settings are the pipeline's (v4 updates its generation config with them)
+        for key in list(self.options):
+            if key not in self.defaults and key in settings:
+                settings[key] = self.options.pop(key)
+        if self.backend != "tf" and settings.get("max_new_tokens") == _TEXT_GENERATION_DEFAULTS["max_new_tokens"] \
+                and settings.get("max_length") not in (None, 20):
+            settings["max_new_tokens"] = None  # v4 honours a model's own max_length over its length default
+        if settings.get("pad_token_id") is None and getattr(self.tokenizer, "pad_token_id", None) is not None:
+            settings["pad_token_id"] = self.tokenizer.pad_token_id
+        self.generation_config = GenerationConfig(**settings)
+        self.prefix = getattr(self.config, "prefix", None)
+
+    def sanitize(self, options):
+        options = dict(options)
+        full, tensors, text = (options.pop(k, None) for k in ("return_full_text", "return_tensors", "return_text"))
+        return_type = options.get("return_type")
+        if full is not None and return_type is None:  # v4's rules, at the place they are given together
+            if text is not None:
+                raise ValueError("`return_text` is mutually exclusive with `return_full_text`")
+            if tensors is not None:
+                raise ValueError("`return_full_text` is mutually exclusive with `return_tensors`")
+            return_type = _FULL_TEXT if full else _NEW_TEXT
+        if tensors is not None and return_type is None:
+            if text is not None:
+                raise ValueError("`return_text` is mutually exclusive with `return_tensors`")
+            return_type = _TENSORS
+        if return_type is not None:
+            options["return_type"] = _return_type(return_type)
+        if options.get("handle_long_generation") not in (None, "hole"):
+            raise ValueError(f"{options['handle_long_generation']} is not a valid value for `handle_long_generation` "
+                             "parameter expected [None, 'hole']")
+        return {k: v for k, v in options.items() if not (k in self.defaults and v is None)}
+
+    def check_options(self, options):
+        generate = {k: v for k, v in options.items() if k not in self.defaults}  # v4 hands them to generate
+        return {**super().check_options({k: v for k, v in options.items() if k in self.defaults}), **generate}
+
+    def __call__(self, inputs, **options):
+        first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else None
+        if isinstance(first, (dict, list, tuple)):  # v4's chat input: the tokenizer's chat template
+            template = getattr(self.tokenizer, "chat_template", None)
+            if not template:
+                raise ValueError(
+                    "Cannot use chat template functions because tokenizer.chat_template is not set and no template "
+                    "argument was passed! For information about writing templates and setting the "
+                    "tokenizer.chat_template attribute, please see the documentation at "
+                    "https://huggingface.co/docs/transformers/main/en/chat_templating")
+            raise NotImplementedError("text-generation of chats (a chat template) is not implemented")
+        return super().__call__(inputs, **options)
+
+    def run(self, items, options, batch_size=None):
+        return [self.generate_one(_text("a text-generation prompt", item), options) for item in items]
+
+    def encode_prompt(self, prompt: str, options) -> list[int]:
+        kwargs = {k: options[k] for k in ("add_special_tokens", "truncation", "padding", "max_length") if options[k] is not None}
+        kwargs.update(options["tokenizer_encode_kwargs"] or {})
+        prefix = options["prefix"] if options["prefix"] is not None else (self.prefix or "")
+        encoding = self.encode(prefix + prompt, **kwargs)
+        ids = list(encoding["input_ids"])
+        mask = encoding.get("attention_mask")
+        return ids if mask is None else [i for i, m in zip(ids, mask) if m]
+
+    def generate_settings(self, options) -> dict[str, Any]:
+        """The `generate` keywords of one call: the options not the pipeline's, `max_length` (also
+        the tokenizer's, as v4), `stop_sequence` as `eos_token_id`, the length that a `prefix` takes."""
+        settings = {k: v for k, v in options.items() if k not in self.defaults}
+        unknown = [k for k in settings if k not in self.generate_keywords()]
+        if unknown:  # v4's generate refuses them so (a ValueError)
+            raise ValueError(f"The following `model_kwargs` are not used by the model: {unknown} (note: typos in the "
+                             "generate arguments will also show up in this list)")
+        if options["max_length"] is not None:
+            settings["max_length"] = options["max_length"]
+        if options["stop_sequence"] is not None:
+            settings["eos_token_id"] = self.tokenizer.encode(options["stop_sequence"], add_special_tokens=False)
+        settings.setdefault("generation_config", self.generation_config)
+        prefix = options["prefix"] if options["prefix"] is not None else self.prefix
+        if prefix:
+            length = len(self.tokenizer(prefix, add_special_tokens=bool(options["add_special_tokens"]))["input_ids"])
+            config = settings["generation_config"]
+            if "max_new_tokens" not in settings and getattr(config, "max_new_tokens", None) is None:
+                settings["max_length"] = (settings.get("max_length") or getattr(config, "max_length", None) or 20) + length
+            if "min_new_tokens" not in settings and "min_length" in settings:
+                settings["min_length"] += length
+        return settings
+
+    def generate_keywords(self) -> set[str]:
+        """The keywords `generate` takes: its own parameters and v4's generation settings."""
+        import inspect
+
+        from .. import generation
+
+        named = {name for name, p in inspect.signature(self.model.generate).parameters.items()
+                 if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        return named | set(generation._DEFAULTS) | set(generation._UNIMPLEMENTED) | set(generation._INERT) \
+            | set(generation._IGNORED)
+
+    def generate_one(self, prompt: str, options) -> list[dict]:
+        ids = self.encode_prompt(prompt, options)
+        settings = self.generate_settings(options)
+        if options["handle_long_generation"] == "hole":
+            if "max_new_tokens" in settings:
+                new_tokens = settings["max_new_tokens"]
+            else:
+                new_tokens = settings.get("max_length", getattr(self.generation_config, "max_length", 20)) - len(ids)
+                if new_tokens < 0:
+                    raise ValueError("We cannot infer how many new tokens are expected")
+            limit = self.tokenizer.model_max_length
+            if len(ids) + new_tokens > limit:
+                keep = limit - new_tokens
+                if keep <= 0:
+                    raise ValueError("We cannot use `hole` to handle this generation the number of desired tokens "
+                                     "exceeds the models max length")
+                ids = ids[-keep:]
+        prompt_ids = ids
+        if not ids:  # an empty prompt (no special tokens): v4's generate starts from the BOS token
+            if self.generation_config.bos_token_id is None:
+                raise ValueError("`bos_token_id` has to be defined when no `input_ids` are provided.")
+            ids = [self.generation_config.bos_token_id]
+        if len(ids) > self.config.max_sequence_length:
+            raise ValueError(f"the prompt is {len(ids)} tokens long; this model reads at most "
+                             f"{self.config.max_sequence_length} positions (use handle_long_generation=\"hole\")")
+        array = np.asarray([ids], dtype=np.int64)
+        tensors = [_framework_tensor(self.backend, a) for a in (array, np.ones_like(array))]
+        if self.backend == "pt":  # on the model's device (v4's `device=`)
+            tensors = [t.to(self.device) for t in tensors]
+        output = self.model.generate(input_ids=tensors[0], attention_mask=tensors[1], **settings)
+        sequences = getattr(output, "sequences", None)
+        sequences = output if sequences is None else sequences
+        sequences = np.asarray(sequences.cpu() if hasattr(sequences, "cpu") else sequences).tolist()
+        return self.records(prompt, prompt_ids, sequences, options)
+
+    def records(self, prompt: str, prompt_ids: list[int], sequences: list[list[int]], options) -> list[dict]:
+        return_type = _FULL_TEXT if options["return_type"] is None else options["return_type"]
+        skip = True if options["skip_special_tokens"] is None else options["skip_special_tokens"]
+        clean = True if options["clean_up_tokenization_spaces"] is None else options["clean_up_tokenization_spaces"]
+        if return_type == _TENSORS:
+            return [{"generated_token_ids": [int(i) for i in sequence]} for sequence in sequences]
+        # v4: the decoded prompt's characters are cut from the decoded sequence (prefix included)
+        cut = len(self.tokenizer.decode(prompt_ids, skip_special_tokens=skip, clean_up_tokenization_spaces=clean)) \
+            if prompt_ids else 0
+        out = []
+        for sequence in sequences:
+            text = self.tokenizer.decode(sequence, skip_special_tokens=skip, clean_up_tokenization_spaces=clean)[cut:]
+            out.append({"generated_text": prompt + text if return_type == _FULL_TEXT else text})
+        return out
+
+
 # ---------------------------------------------------------------------------- multiple-choice
 
 
@@ -809,6 +1019,11 @@ class FeatureExtractionPipeline(Pipeline):
     defaults = {"tokenize_kwargs": None, "pooling": None, "normalize": False, "truncation": None, "return_tensors": False}
     token_fields = ("last_hidden_state",)
     ignores_unknown_options = True
+
+    def __call__(self, inputs, *args, **options):
+        if args:  # v4's feature-extraction passes them to its base, which logs and ignores them
+            logger.warning(f"Ignoring args : {args}")
+        return super().__call__(inputs, **options)
 
     def sanitize(self, options):
         if options.get("truncation") is not None and "truncation" in (options.get("tokenize_kwargs") or {}):
