@@ -41,7 +41,7 @@ from roberta_core.validation import (
 )
 
 from ._framework import check_values, shape_of, vocabulary_projection
-from .modeling import RobertaModel, RobertaPooler, RobertaPreTrainedModel
+from .modeling import RobertaCache, RobertaModel, RobertaPooler, RobertaPreTrainedModel
 from .peft_integration import one_cache, peft_cache_keyword
 from .unpad import Packing, packing_for, repad, unpad_rows
 
@@ -236,6 +236,32 @@ def _ban_repeated_ngrams(scores: torch.Tensor, ids: torch.Tensor, n: int) -> tor
     return scores.masked_fill(banned, float("-inf"))
 
 
+def _ban_bad_words(scores: torch.Tensor, ids: torch.Tensor, bad_words_ids: Sequence[Sequence[int]]) -> torch.Tensor:
+    """v4's NoBadWordsLogitsProcessor: a one-token entry is never chosen; a longer one's last
+    token gets -inf in a row whose ids (B, S) end with the entry's other tokens. (B, V) -> (B, V)"""
+    banned = torch.zeros_like(scores, dtype=torch.bool)
+    rows = ids.tolist()
+    for entry in bad_words_ids:
+        prefix, last = list(entry[:-1]), entry[-1]
+        for r, row in enumerate(rows):
+            if not prefix or row[len(row) - len(prefix):] == prefix:
+                banned[r, last] = True
+    return scores.masked_fill(banned, float("-inf"))
+
+
+def _bad_words(value: Any, eos: Sequence[int], vocab_size: int) -> list[list[int]]:
+    """v4's checks of `bad_words_ids` (a list of lists of token ids), less the entries that are
+    one end-of-sequence token (v4 drops them)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(e, (list, tuple)) and e for e in value):
+        raise ValueError(f"`bad_words_ids` has to be a non-empty list of lists of token ids, but is {value}.")
+    if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < vocab_size for e in value for i in e):
+        raise ValueError(f"Each list in `bad_words_ids` has to be a list of token ids in [0, {vocab_size}), "
+                         f"but is {value}.")
+    return [list(e) for e in value if not (len(e) == 1 and e[0] in eos)]
+
+
 class RobertaForCausalLM(RobertaPreTrainedModel):
     """Left-to-right language model (build with `is_decoder=True`): logits (B, T, V), the
     next-token loss, a key/value cache, and `generate()`."""
@@ -322,24 +348,36 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         input_ids: torch.Tensor,
         past_key_values: Any = None,
         attention_mask: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """v4's inputs of one step of a generation loop, which `generate` calls each step (peft's
         prompt learning wraps it): the ids not yet seen — `cache_position` (B, new), as v4, else
         those past the cache — the mask over them all, and v4.57's position ids
         `attention_mask.cumsum(-1) - 1` (padding at 1), which v4's generation loop passes: they
-        count from 0, not from RoBERTa's padding_idx + 1 as a forward call without them does."""
+        count from 0, not from RoBERTa's padding_idx + 1 as a forward call without them does.
+        `inputs_embeds` (v4's): used instead of the ids while nothing is cached yet (the first step
+        of `generate(inputs_embeds=...)`); the ids are then only those generated (v4's slicing:
+        the last `cache_position` ones when the positions run past the ids)."""
         cache_position = kwargs.get("cache_position")
         if cache_position is not None:
-            if input_ids.shape[1] != cache_position.shape[0]:
+            n = cache_position.shape[0]
+            if inputs_embeds is not None or (n and int(cache_position[-1]) >= input_ids.shape[1]):
+                input_ids = input_ids[:, input_ids.shape[1] - min(n, input_ids.shape[1]):]
+            elif input_ids.shape[1] != n:
                 input_ids = input_ids[:, cache_position]
             inputs = generation_step_inputs(input_ids, None, attention_mask, kwargs.get("use_cache"))
             inputs.update(past_key_values=past_key_values, cache_position=cache_position)
         else:
             inputs = generation_step_inputs(input_ids, past_key_values, attention_mask, kwargs.get("use_cache"))
+        empty_cache = past_key_values is None or (hasattr(past_key_values, "get_seq_length")
+                                                  and past_key_values.get_seq_length() == 0)
+        if inputs_embeds is not None and empty_cache:
+            inputs["inputs_embeds"], inputs["input_ids"] = inputs_embeds, None
         if attention_mask is not None and kwargs.get("position_ids") is None:
+            width = (inputs["input_ids"] if inputs["input_ids"] is not None else inputs["inputs_embeds"]).shape[1]
             positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-            inputs["position_ids"] = positions[:, -inputs["input_ids"].shape[1]:]
+            inputs["position_ids"] = positions[:, -width:]
         # Under the name peft's prompt learning looks for it (`cache` with peft >= 0.22 and
         # transformers >= 5.24): the forward takes either.
         inputs[peft_cache_keyword()] = inputs.pop("past_key_values", None)
@@ -402,19 +440,27 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         -inf), `stopping_criteria` (v4's StoppingCriteria or callables `(ids, scores) -> bool (B,)`:
         a row is finished once one is true of it; `scores` as v4 passes them: the step scores kept,
         else None), and with `return_dict_in_generate`, `output_hidden_states` / `output_attentions`:
-        one tuple per step of the model's per-layer tensors. `use_cache`, `early_stopping`,
+        one tuple per step of the model's per-layer tensors. `use_cache` (default the generation
+        config's, else True): False runs every step on every position and returns no cache, as v4;
+        `inputs_embeds` (B, T, H): the prompt as embeddings (with `input_ids` too, those are returned
+        first; without, only the new tokens), `past_key_values`: a previous call's cache to continue
+        from (its positions are not run again); with no prompt, one `bos_token_id` per row (v4).
+        `bad_words_ids` (v4's NoBadWordsLogitsProcessor) and `remove_invalid_values` (nan -> 0,
+        infinities -> the dtype's extremes) as v4. A config that is not a decoder generates as v4's
+        does: the prompt attends both ways, each new token over the cache. `early_stopping`,
         `synced_gpus` and v4's other settings that change no token here are accepted; v4 settings
         not implemented are a NotImplementedError naming them unless at v4's default.
         """
-        extra = generate_keywords(kwargs)
+        # v4's model keywords that steer the loop: the cache (or none: each step runs on every
+        # position), a prompt given as embeddings, a cache to continue from (a previous call's).
+        use_cache = kwargs.pop("use_cache", None)
+        inputs_embeds = kwargs.pop("inputs_embeds", None)
+        past_key_values = kwargs.pop("past_key_values", None)
+        extra = generate_keywords(kwargs, taken=("bad_words_ids", "remove_invalid_values"))
         if inputs is not None and input_ids is not None:
             raise ValueError("`inputs` were passed alongside `input_ids`, which is not allowed: give one of them")
         input_ids = inputs if inputs is not None else input_ids
-        if input_ids is None:
-            raise ValueError("generate() needs the prompt ids: `inputs` (or `input_ids`)")
         config = self.config
-        if not config.is_decoder:
-            raise ValueError("generate() needs a causal decoder: load or build the model with is_decoder=True")
         settings = generation_settings(
             self.generation_config, config, max_new_tokens=max_new_tokens, do_sample=do_sample,
             temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
@@ -422,8 +468,21 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             num_beams=num_beams, output_scores=output_scores, output_logits=output_logits,
             return_dict_in_generate=return_dict_in_generate, generation_config=generation_config,
             num_return_sequences=num_return_sequences, no_repeat_ngram_size=no_repeat_ngram_size,
-            implemented=("num_return_sequences", "no_repeat_ngram_size"),
+            implemented=("num_return_sequences", "no_repeat_ngram_size", "bad_words_ids", "remove_invalid_values"),
+            **extra,
         )
+        if use_cache is None:  # v4: the call's, else the generation config given, else the model's (default True)
+            use_cache = next((getattr(c, "use_cache") for c in (generation_config, self.generation_config)
+                              if getattr(c, "use_cache", None) is not None), True)
+        use_cache = bool(use_cache)
+        if input_ids is None:  # v4: the prompt is the embeddings (no ids), else one bos token per row
+            batch = next((t.shape[0] for t in (inputs_embeds, attention_mask, token_type_ids) if t is not None), 1)
+            if inputs_embeds is not None:
+                input_ids = torch.ones((batch, 0), dtype=torch.long, device=inputs_embeds.device)
+            else:
+                if settings["bos_token_id"] is None:
+                    raise ValueError("`bos_token_id` has to be defined when no `input_ids` are provided.")
+                input_ids = torch.full((batch, 1), int(settings["bos_token_id"]), dtype=torch.long, device=self.device)
         do_sample = bool(settings["do_sample"])
         copies, ngram = int(settings["num_return_sequences"]), int(settings["no_repeat_ngram_size"] or 0)
         if copies < 1 or ngram < 0:
@@ -435,7 +494,14 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             input_ids = input_ids.repeat_interleave(copies, dim=0)
             attention_mask = None if attention_mask is None else attention_mask.repeat_interleave(copies, dim=0)
             token_type_ids = None if token_type_ids is None else token_type_ids.repeat_interleave(copies, dim=0)
-        B, T = check_forward_inputs(config, input_ids=tuple(input_ids.shape), attention_mask=shape_of(attention_mask))
+            inputs_embeds = None if inputs_embeds is None else inputs_embeds.repeat_interleave(copies, dim=0)
+        T = input_ids.shape[1]  # the ids given (returned before the new tokens); the prompt may be embeddings
+        B, P = check_forward_inputs(
+            config, input_ids=None if inputs_embeds is not None else tuple(input_ids.shape),
+            inputs_embeds=shape_of(inputs_embeds), attention_mask=shape_of(attention_mask),
+        )
+        if inputs_embeds is not None and T not in (0, P):
+            raise ValueError(f"input_ids ({T} tokens) and inputs_embeds ({P} positions) must describe the same prompt")
         limit = max_length_for(config)
         max_new_tokens = new_token_count(T, settings["max_new_tokens"], settings["max_length"],
                                          default_counts_prompt=False, limit=limit)  # v4's PyTorch default: 20 new
@@ -444,9 +510,9 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample,
             min_new_tokens=settings["min_new_tokens"], repetition_penalty=settings["repetition_penalty"],
         )
-        if T + max_new_tokens > limit:
+        if P + max_new_tokens > limit:
             raise ValueError(
-                f"prompt length {T} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
+                f"prompt length {P} + max_new_tokens {max_new_tokens} exceeds the {limit} positions this model serves"
             )
         input_ids = check_values("input_ids", input_ids, config.vocab_size)
         eos = settings["eos_token_id"]
@@ -454,30 +520,55 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         eos = torch.tensor(eos, dtype=torch.long, device=input_ids.device)
         pad = config.pad_token_id if settings["pad_token_id"] is None else settings["pad_token_id"]
         min_new, penalty = settings["min_new_tokens"] or 0, settings["repetition_penalty"]
+        bad_words = _bad_words(settings["bad_words_ids"], eos.tolist(), config.vocab_size)
+        remove_invalid = bool(settings["remove_invalid_values"])
         generator = None
         if do_sample and seed is not None:
             generator = torch.Generator(device=input_ids.device).manual_seed(seed)
 
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+            attention_mask = torch.ones((B, P), dtype=torch.long, device=input_ids.device)
         # Right-align every prompt (a stable sort puts the padding first, keeps token order).
         order = torch.sort(attention_mask.ne(0).int(), dim=1, stable=True).indices
-        ids = torch.gather(input_ids, 1, order)
+        ids = torch.gather(input_ids, 1, order) if T else input_ids
         mask = torch.gather(attention_mask.ne(0).long(), 1, order)
         types = None if token_type_ids is None else torch.gather(token_type_ids, 1, order)
+        embeds = None
+        if inputs_embeds is not None:
+            embeds = torch.gather(inputs_embeds, 1, order[..., None].expand(-1, -1, inputs_embeds.shape[-1]))
 
-        past, scores, raw, hidden, attentions = None, [], [], [], []
+        # A cache to continue from (v4: the positions it holds are not run again); none without use_cache.
+        past = None
+        if use_cache:
+            if past_key_values is None:
+                # A decoder makes its own on the first step (peft's prompt learning, which wraps
+                # prepare_inputs_for_generation, reads no cache as the first step); a model that is not
+                # a decoder is given one, which it fills in place, as v4's generate does.
+                past = None if config.is_decoder else RobertaCache.for_layers(config.num_hidden_layers)
+            else:
+                past = past_key_values if hasattr(past_key_values, "get_seq_length") else \
+                    RobertaCache.from_legacy_cache(past_key_values)
+        cached = 0 if past is None else past.get_seq_length()
+        scores, raw, hidden, attentions = [], [], [], []
         finished = torch.zeros(B, dtype=torch.bool, device=ids.device)
         for step in range(max_new_tokens):
-            cache_position = torch.arange(ids.shape[1] - (T if step == 0 else 1), ids.shape[1], device=ids.device)
+            L = mask.shape[1]
+            start = (cached if step == 0 else L - 1) if use_cache else 0
+            cache_position = torch.arange(start, L, device=ids.device)
+            step_embeds = None
+            if embeds is not None and step == 0:
+                step_embeds = embeds
+            elif embeds is not None and not use_cache and T == 0:  # no ids for the prompt: its embeddings again
+                step_embeds = torch.cat([embeds, self.get_input_embeddings()(ids)], dim=1)
             inputs = self.prepare_inputs_for_generation(
-                ids, past_key_values=past, attention_mask=mask, use_cache=True, cache_position=cache_position
+                ids, past_key_values=past, attention_mask=mask, use_cache=use_cache, cache_position=cache_position,
+                inputs_embeds=step_embeds,
             )
             if types is not None:
-                inputs["token_type_ids"] = types[:, -inputs["input_ids"].shape[1]:]
+                inputs["token_type_ids"] = types[:, start:]
             out = self(**inputs, return_dict=True, output_hidden_states=want_hidden and keep_dict,
                        output_attentions=want_attentions and keep_dict)
-            past = out.past_key_values
+            past = out.past_key_values if use_cache else None
             hidden.append(out.hidden_states)
             attentions.append(out.attentions)
             logits = out.logits[:, -1].float()  # (B, V)
@@ -488,8 +579,12 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
                 step_scores = step_scores.scatter(1, ids, seen)
             if ngram > 0 and ids.shape[1] + 1 >= ngram:
                 step_scores = _ban_repeated_ngrams(step_scores, ids, ngram)
+            if bad_words:
+                step_scores = _ban_bad_words(step_scores, ids, bad_words)
             if step < min_new and eos.numel():
                 step_scores = step_scores.index_fill(1, eos, float("-inf"))
+            if remove_invalid:  # v4's InfNanRemoveLogitsProcessor: nan -> 0, +-inf -> the dtype's extremes
+                step_scores = torch.nan_to_num(step_scores, nan=0.0)
             if do_sample:
                 step_scores = _filter_logits(step_scores / temperature, top_k, top_p)
                 token = torch.multinomial(torch.softmax(step_scores, dim=-1), 1, generator=generator)[:, 0]

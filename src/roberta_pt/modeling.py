@@ -146,6 +146,17 @@ def position_ids_from_input_ids(input_ids: torch.Tensor, padding_idx: int, past_
     return (torch.cumsum(real, dim=1).type_as(real) + past_length) * real + padding_idx
 
 
+# v4's module-level name (`transformers.models.roberta.modeling_roberta.create_position_ids_from_input_ids`,
+# whose third parameter is `past_key_values_length`); v4's test suite and user code import it from here.
+def _create_position_ids_from_input_ids(
+    input_ids: torch.Tensor, padding_idx: int, past_key_values_length: int = 0
+) -> torch.Tensor:
+    return position_ids_from_input_ids(input_ids, padding_idx, past_key_values_length).long()
+
+
+create_position_ids_from_input_ids = _create_position_ids_from_input_ids
+
+
 class RobertaEmbeddings(nn.Module):
     """Token ids (B, T) -> vectors (B, T, H): word + token type + absolute position embeddings,
     then LayerNorm and dropout. With relative position types the position table is still
@@ -183,6 +194,13 @@ class RobertaEmbeddings(nn.Module):
         T = inputs_embeds.shape[1]
         start = self.padding_idx + 1 + past_length
         return torch.arange(start, start + T, device=inputs_embeds.device)[None, :]  # (1, T)
+
+    def _positions_of_embeds(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        """v4's `create_position_ids_from_inputs_embeds`: (B, T) sequential positions from
+        padding_idx + 1 (embeddings do not say which tokens are padding)."""
+        return self._position_ids(None, inputs_embeds).expand(inputs_embeds.shape[:2])
+
+    create_position_ids_from_inputs_embeds = _positions_of_embeds  # v4's method name
 
     def forward(
         self,
@@ -1021,6 +1039,14 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         tie the LM decoder to the embeddings, then initialise every parameter as v4 does."""
         if self.config.pruned_heads and "roberta" not in self._modules:
             self.base_model._prune_heads(self.config.pruned_heads)
+        # v4's backward compatibility: a config carrying `gradient_checkpointing=True` (older
+        # transformers wrote it) turns it on, and the attribute is consumed (not saved again).
+        if self.supports_gradient_checkpointing and getattr(self.config, "gradient_checkpointing", False):
+            self.gradient_checkpointing_enable()
+            try:
+                delattr(self.config, "gradient_checkpointing")
+            except AttributeError:
+                pass
         self.tie_weights()
         # The encoder inside a head initialised itself when it was built; a tied parameter is
         # initialised once, by its owner.
@@ -1220,6 +1246,11 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         softmax of the tied decoder from favouring them) or, with `mean_resizing=False`, drawn
         like fresh weights. The LM head's bias (and an untied decoder) follow. `pad_to_multiple_of`
         rounds the size up (v4's option); with neither size given, nothing changes (as v4)."""
+        if pad_to_multiple_of is not None and (isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int)):
+            raise ValueError(  # v4's words (its test suite matches them)
+                f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which is not and integer. "
+                "Please make sure to pass an integer"
+            )
         new_num_tokens = check_vocab_resize(self.config, new_num_tokens, pad_to_multiple_of)
         if new_num_tokens is None:
             return self.get_input_embeddings()
@@ -1236,12 +1267,20 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         self.base_model.embeddings.word_embeddings = new
         lm_head = getattr(self, "lm_head", None)
         if lm_head is not None:
-            lm_head.bias = nn.Parameter(_resized(lm_head.bias, new_num_tokens, fill=0.0))
-            if not self.config.tie_word_embeddings:
+            untied = not self.config.tie_word_embeddings
+            # v4: a tied decoder's bias is padded with zeros; an untied LM head is resized on its
+            # own, its new rows (and bias entries) the mean of the old ones under `mean_resizing`.
+            fill = lm_head.bias.detach().float().mean().item() if untied and mean_resizing else 0.0
+            lm_head.bias = nn.Parameter(_resized(lm_head.bias, new_num_tokens, fill=fill))
+            if untied:
+                old_decoder = lm_head.decoder.weight
                 decoder = nn.Linear(old.embedding_dim, new_num_tokens, device=old.weight.device, dtype=old.weight.dtype)
                 self._init_parameter(decoder, "weight", decoder.weight)
                 with torch.no_grad():
-                    decoder.weight[:keep] = lm_head.decoder.weight[:keep]
+                    decoder.weight[:keep] = old_decoder[:keep]
+                    if mean_resizing and new_num_tokens > keep:
+                        decoder.weight[keep:] = old_decoder.float().mean(dim=0).to(old_decoder.dtype)
+                decoder.weight.requires_grad_(old_decoder.requires_grad)
                 lm_head.decoder = decoder
         self.config.vocab_size = new_num_tokens
         self.tie_weights()
@@ -1334,6 +1373,14 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         where dtype and device allow, so loading holds about one copy of the weights.
         """
         path = pretrained_model_name_or_path  # v4's parameter name
+        state_dict = kwargs.pop("state_dict", None)
+        if state_dict is not None and path is not None:  # v4's words
+            raise ValueError("`state_dict` cannot be passed together with a model name or a `gguf_file`. "
+                             "Use one of the two loading strategies.")
+        if path is None:
+            # v4's `from_pretrained(None, config=config, state_dict=sd)`: the weights come from the dict.
+            return cls._from_state_dict(config, state_dict, dtype=dtype, device=device, strict=strict,
+                                        attn_implementation=attn_implementation, **kwargs)
         # v4: a folder or repo holding a peft adapter loads the base model it names, then the adapter.
         adapter = pretrained_adapter(path, kwargs)
         path = path if adapter is None else adapter.base_model_name_or_path
@@ -1354,11 +1401,19 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
             config, overrides = cls.config_class.from_pretrained(directory, **overrides), {}
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         # A shape mismatch is v4's RuntimeError ("Error(s) in loading state_dict for ...") and our CheckpointKeyError.
+        config = family.config_for_class(cls, config)
+        # v4 takes Python's negative layer numbers in `pruned_heads` ({-1: [0]}: the last layer) and
+        # writes them so; the checkpoint's shapes are read with them counted from the end.
+        pruned = config.pruned_heads or {}
+        folded = _fold_layers(pruned, config.num_hidden_layers)
+        if folded != pruned:
+            config = config.copy(pruned_heads=folded)
         config, state, plan = load_pretrained(
-            directory, cls.head, config=family.config_for_class(cls, config), strict=strict,
+            directory, cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file,
             v4_mismatch_owner=cls.__name__, **overrides,
         )
+        restore_pruned = folded != pruned and config.pruned_heads == folded
         # As v4, whether the config was read or given: the folder or Hub id as given (not the
         # cache's folder), on the model's own copy.
         config.name_or_path = path
@@ -1368,6 +1423,8 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         from_canonical(model, state, allow_missing=True, dtype=dtype, device=device, consume=True)
         model.tie_weights()
         model._materialize_missing(dtype, device)
+        if restore_pruned:
+            model.config.pruned_heads = pruned  # as v4 keeps them (the layers pruned are the same)
         model.eval()
         model.config.dtype = next(model.parameters()).dtype  # as v4: the torch dtype the weights have
         if model.can_generate():
@@ -1376,6 +1433,58 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
             adapter.load_into(model)
         if options.get("output_loading_info"):
             return model, model._loading_info(plan)
+        return model
+
+    @classmethod
+    def _from_state_dict(
+        cls, config: Any, state_dict: Optional[dict[str, torch.Tensor]], *, dtype: Any, device: Any,
+        strict: bool, attn_implementation: Optional[str], **kwargs: Any,
+    ) -> "RobertaPreTrainedModel" | tuple["RobertaPreTrainedModel", dict[str, list]]:
+        """`from_pretrained(None, config=..., state_dict=...)` (v4's): the model `config` builds,
+        with the dict's weights; keys may carry the encoder prefix or not, as v4 takes them (a bare
+        model's dict into a head and back). Keys the model lacks are reported as unexpected,
+        parameters the dict lacks keep v4's initialisation (missing)."""
+        if state_dict is None or config is None:
+            raise ValueError("from_pretrained(None, ...) needs `config=` and `state_dict=`: there is no folder to read")
+        init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
+        overrides, model_kwargs, options = split_from_pretrained_kwargs(
+            cls.__name__, kwargs, model_keywords=("torch_dtype", *init_keywords)
+        )
+        dtype = model_kwargs.pop("torch_dtype", dtype)
+        model_kwargs.pop("attn_implementation", None)
+        if isinstance(config, (str, os.PathLike)):
+            config = cls.config_class.from_pretrained(config, **overrides)
+        else:
+            config = own_config(config).copy(**overrides) if overrides else own_config(config)
+        model = cls(config, attn_implementation=attn_implementation, **model_kwargs)
+        own = model.state_dict()
+        prefix = f"{model.base_model_prefix}."
+        has_base = "roberta" in model._modules
+        state = {}
+        for key, value in state_dict.items():
+            name = key
+            if has_base and name not in own and f"roberta.{name}" in own:
+                name = f"roberta.{name}"
+            elif not has_base and name not in own and name.startswith(("roberta.", prefix)):
+                name = name.split(".", 1)[1]
+            state[name] = value
+        unexpected = sorted(k for k in state if k not in own)
+        result = model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+        # the LM decoder's tied names: v4 reports them missing only when their owners are too
+        tied = {"lm_head.decoder.bias"} if "lm_head.bias" in state else set()
+        if model.config.tie_word_embeddings and "roberta.embeddings.word_embeddings.weight" in state:
+            tied.add("lm_head.decoder.weight")
+        missing = sorted(k for k in result.missing_keys if k not in tied)
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"Error(s) in loading state_dict for {cls.__name__}: missing {missing}, unexpected {unexpected}")
+        model.tie_weights()
+        dtype = resolve_dtype(dtype, {k: as_array(v) for k, v in list(state_dict.items())[:1]}, config.dtype)
+        model.to(device=resolve_device(device, options.get("device_map")), dtype=dtype)
+        model.eval()
+        model.name_or_path = model.config.name_or_path = ""
+        if options.get("output_loading_info"):
+            return model, {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [],
+                           "error_msgs": []}
         return model
 
     def _loading_info(self, plan: Any) -> dict[str, list]:
@@ -1454,6 +1563,18 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
         to the Hub in one commit (`roberta_core.pretrained.push_model_to_hub`; needs `[hub]`)."""
         return push_model_to_hub(self.save_pretrained, repo_id, **kwargs)
+
+
+def _fold_layers(pruned: dict[Any, list[int]], num_layers: int) -> dict[Any, list[int]]:
+    """`pruned_heads` with negative layer numbers (v4 indexes its layer list with them) counted
+    from the end and merged with the same layer's entry; `pruned` itself when none is negative."""
+    if not any(int(layer) < 0 for layer in pruned):
+        return pruned
+    out: dict[int, list[int]] = {}
+    for layer, heads in pruned.items():
+        index = int(layer) % num_layers if -num_layers <= int(layer) < 0 else int(layer)
+        out[index] = sorted(set(out.get(index, [])) | set(heads))
+    return out
 
 
 def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:

@@ -98,7 +98,11 @@ def test_every_family_class_is_exported():
     names |= {"XLMRobertaPreTrainedModel", "CamembertPreTrainedModel", "RobertaPreLayerNormPreTrainedModel"}
     assert names <= set(roberta_pt.__all__)
     assert all(getattr(roberta_pt, n).__module__.startswith("roberta_pt") for n in names)
-    assert len(roberta_pt.__all__) == len(set(roberta_pt.__all__)) == 8 * 4
+    # the four members' eight classes, then v4's seven AutoModel* classes (roberta_core.auto)
+    assert len(roberta_pt.__all__) == len(set(roberta_pt.__all__)) == 8 * 4 + 7
+    assert {n for n in roberta_pt.__all__ if n.startswith("Auto")} == {
+        "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
+        "AutoModelForMultipleChoice", "AutoModelForTokenClassification", "AutoModelForQuestionAnswering"}
 
 
 def test_roberta_class_keeps_the_config_model_type():
