@@ -291,8 +291,10 @@ def pruned_width(config: RobertaConfig, layer: int) -> int:
     """The width of layer `layer`'s self-attention (heads kept × head size) under v4's
     `config.pruned_heads` ({layer: [head, ...]}, keys ints or, from JSON, strings)."""
     pruned = config.pruned_heads or {}
-    heads = pruned.get(layer, pruned.get(str(layer), ()))
-    return (config.num_attention_heads - len(set(heads))) * config.head_dim
+    heads = set()
+    for key in (layer, str(layer), layer - config.num_hidden_layers, str(layer - config.num_hidden_layers)):
+        heads.update(pruned.get(key, ()))  # v4 takes a negative layer too (-1: the last)
+    return (config.num_attention_heads - len(heads)) * config.head_dim
 
 
 def _encoder_shapes(config: RobertaConfig, head: str, everything: bool = False) -> dict[str, tuple[int, ...]]:
@@ -411,7 +413,9 @@ class LoadPlan:
             lines.append(f"newly initialised, not in the checkpoint ({len(self.missing)}): {_short(self.missing)}")
         if self.mismatched:
             shown = ", ".join(f"{k} {tuple(s)} != expected {tuple(e)}" for k, s, e in self.mismatched[:8])
-            verb = "newly initialised (ignore_mismatched_sizes=True)" if self.ignored_mismatched else "shape mismatch"
+            # v4's words for the ignored ones (code written for v4 looks for "the shapes did not match")
+            verb = ("newly initialized because the shapes did not match (ignore_mismatched_sizes=True)"
+                    if self.ignored_mismatched else "shape mismatch")
             lines.append(f"{verb} ({len(self.mismatched)}): {shown}")
         return "\n".join(lines)
 
@@ -663,7 +667,10 @@ def check_vocab_resize(config: RobertaConfig, new_num_tokens: object, pad_to_mul
     `pad_to_multiple_of` (v4's option; without `new_num_tokens` it rounds the current size).
     Returns the new size, or None when both are None (v4: nothing to resize)."""
     if pad_to_multiple_of is not None:
-        if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+        if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int):
+            raise ValueError(f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which is "
+                             "not and integer. Please make sure to pass an integer")  # v4's words
+        if pad_to_multiple_of < 1:
             raise ValueError(f"pad_to_multiple_of must be a positive integer, got {pad_to_multiple_of!r}")
         if new_num_tokens is None:
             new_num_tokens = config.vocab_size

@@ -273,3 +273,18 @@ def test_names_outside_the_table_follow_the_same_rules():
     for tf, key in (("word_embeddings/embeddings", "word_embeddings.weight"),
                     ("position_embeddings/weight", "position_embeddings.weight")):
         assert from_tf_name(f"roberta/embeddings/{tf}:0") == f"roberta.embeddings.{key}"
+
+
+def test_v4s_words_and_negative_pruned_layers():
+    from roberta_core import weights
+
+    config = tiny_config(pruned_heads={-1: [0], "0": [1]})
+    # v4 prunes layer -1 (the last) and "0" (JSON's string keys): the widths follow
+    last = config.num_hidden_layers - 1
+    assert weights.pruned_width(config, last) == weights.pruned_width(config, 0) == config.hidden_size - config.head_dim
+    # v4 4.57.6's message for a non-integer pad_to_multiple_of
+    with pytest.raises(ValueError, match=r"Asking to pad the embedding matrix to a multiple of `8.0`, which is not and integer"):
+        weights.check_vocab_resize(config, 120, pad_to_multiple_of=8.0)
+    plan = weights.LoadPlan("sequence_classification", mismatched=[("classifier.out_proj.weight", (2, 32), (42, 32))])
+    plan.ignored_mismatched = True
+    assert "the shapes did not match" in plan.report()  # v4's test_load_with_mismatched_shapes looks for it
