@@ -108,6 +108,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("modeling.py", "RobertaPreTrainedModel.serving"): "v4 TF's serving tf.function",
     ("modeling.py", "RobertaPreTrainedModel.module"): "v4 Flax's Linen-style module (apply/init)",
     ("modeling.py", "RobertaPreTrainedModel.init_weights"): "v4 Flax's init_weights(rng, input_shape, params)",
+    ("modeling.py", "RobertaPreTrainedModel.key"): "v4 Flax's model.key (the PRNGKey its parameters were drawn from)",
+    ("modeling.py", "RobertaPreTrainedModel.params_shape_tree"): "v4 Flax's ShapeDtypeStruct tree of the parameters",
+    ("modeling.py", "RobertaPreTrainedModel.required_params"): "v4 Flax's set of parameter paths",
     ("modeling.py", "RobertaPreTrainedModel.enable_gradient_checkpointing"): "v4 Flax's name of gradient_checkpointing_enable",
     ("heads.py", "RobertaForCausalLM.init_cache"): "v4 Flax's preallocated cache tree (init_cache)",
 }

@@ -39,8 +39,10 @@ _DEFAULTS: dict[str, Any] = {
     "output_logits": False,
     "return_dict_in_generate": False,
 }
-# v4 GenerationConfig fields that change the tokens and that no backend implements, with v4's
-# defaults: set to anything else (in a generation config given or the model's), generate() raises.
+# v4 GenerationConfig fields that change the tokens, with v4's defaults: set to anything else (in a
+# generation config given or the model's), generate() raises unless the backend names the field in
+# `implemented=` (PyTorch: no_repeat_ngram_size, num_return_sequences, bad_words_ids, ...; Flax:
+# min_length and the forced tokens; see each backend's generate).
 _UNIMPLEMENTED: dict[str, Any] = {
     "min_length": 0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0, "num_return_sequences": 1,
     "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "min_p": None, "top_h": None,
@@ -153,8 +155,11 @@ class GenerationConfig:
 
     @classmethod
     def from_model_config(cls, config: RobertaConfig) -> "GenerationConfig":
-        """What v4 builds for a causal LM without generation_config.json: the config's token ids."""
-        return cls(_from_model_config=True, **{key: getattr(config, key) for key in _FROM_MODEL})
+        """What v4 builds for a causal LM without generation_config.json: the config's token ids and
+        every generation field the model config holds (`max_length`, `min_length`,
+        `forced_eos_token_id`, ...: v4's generic config fields), None values left out."""
+        fields = {key: getattr(config, key, None) for key in (*_FROM_MODEL, *_V4_FIELDS)}
+        return cls(_from_model_config=True, **{k: copy.deepcopy(v) for k, v in fields.items() if v is not None})
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name: str | os.PathLike, config_file_name: str | None = None,
@@ -224,12 +229,18 @@ class GenerationConfig:
         return f"GenerationConfig {json.dumps(self.to_diff_dict(), indent=2, sort_keys=True)}"
 
 
+class UnusedModelKwargsError(ValueError, TypeError):
+    """A `generate()` keyword that v4's generate does not know: v4's ValueError (its words), and a
+    TypeError as Python's own for an unexpected keyword."""
+
+
 def generate_keywords(kwargs: Mapping[str, Any], *, taken: tuple[str, ...] = ()) -> dict[str, Any]:
     """The v4 keywords of a `generate(**kwargs)` call that a backend does not take by name. Those in
     `taken` (which the backend implements) are returned; v4's other keywords are accepted where they
     change no token (`_IGNORED`, or at v4's default or None: `_INERT`, `_UNIMPLEMENTED`) and a
     NotImplementedError naming them otherwise; a name v4's generate does not know is a TypeError."""
     out: dict[str, Any] = {}
+    unknown: list[str] = []
     for key, value in kwargs.items():
         if key in taken:
             out[key] = value
@@ -244,7 +255,11 @@ def generate_keywords(kwargs: Mapping[str, Any], *, taken: tuple[str, ...] = ())
                     f"(v4's default {default!r} is accepted); it is not ignored"
                 )
         else:
-            raise TypeError(f"generate() got an unexpected keyword argument {key!r}")
+            unknown.append(key)
+    if unknown:
+        raise UnusedModelKwargsError(
+            f"The following `model_kwargs` are not used by the model: {unknown} (note: typos in the generate "
+            "arguments will also show up in this list)")
     return out
 
 

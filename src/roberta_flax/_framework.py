@@ -344,6 +344,9 @@ def v4_constructor(init: Callable) -> Callable:
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, input_shape: Any = (1, 1), _do_init: bool = True, **kwargs: Any) -> None:
+        # v4's `model.key` (PRNGKey(seed)): the key `init_weights` redraws this model's values from,
+        # read before building draws from `rngs` (a stream's base key, its counter not yet moved).
+        key_data = _key_data(kwargs.get("rngs"), kwargs.get("seed"))
         if _do_init:
             init(self, *args, **kwargs)
         else:
@@ -354,9 +357,27 @@ def v4_constructor(init: Callable) -> Callable:
                 _deferring.reset(token)
             self._is_initialized = False
         self.input_shape = tuple(input_shape)
+        self._key_data = key_data
 
     __init__._v4_constructor = True
     return __init__
+
+
+def _key_data(rngs: Any, seed: Any) -> Optional[tuple[int, ...]]:
+    """The uint32 words of v4 Flax's `model.key`: `jax.random.PRNGKey(seed)` (seed 0 unless given),
+    or the base key of `rngs`' "params" (else "default") stream; a tuple, kept as a static attribute
+    (None when `rngs` holds a traced key: a model built under a JAX transform)."""
+    stream = None
+    if rngs is not None:
+        stream = getattr(rngs, "params", None) if hasattr(rngs, "params") else getattr(rngs, "default", None)
+    if stream is None:
+        return tuple(int(w) for w in np.asarray(jax.random.PRNGKey(0 if seed is None else seed)).ravel())
+    key = stream.key[...]
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    if _is_traced(key):  # built under a transform: no concrete key to keep
+        return None
+    return tuple(int(w) for w in np.asarray(key).ravel())
 
 
 # The positional parameters of v4 Flax's Linen modules (`model.module.apply(variables, *args)`):

@@ -232,7 +232,7 @@ class FlaxRobertaClassificationHead(nnx.Module):
 def _filter_logits(logits: jax.Array, top_k: Optional[int], top_p: Optional[float]) -> jax.Array:
     """Keep the `top_k` most likely tokens, then the smallest set whose probability reaches
     `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)"""
-    if top_k is not None and top_k < logits.shape[-1]:
+    if top_k and top_k < logits.shape[-1]:  # 0 or None: no top-k filter, as v4
         kth = jax.lax.top_k(logits, top_k)[0][:, -1:]  # (B, 1)
         logits = jnp.where(logits < kth, -jnp.inf, logits)
     if top_p is not None and top_p < 1.0:
@@ -242,6 +242,22 @@ def _filter_logits(logits: jax.Array, top_k: Optional[int], top_p: Optional[floa
         drop = jnp.take_along_axis(before >= top_p, jnp.argsort(order, axis=-1), axis=-1)
         logits = jnp.where(drop, -jnp.inf, logits)
     return logits
+
+
+# v4 Flax's logits processors that generate() applies (v4's FlaxMinLengthLogitsProcessor,
+# FlaxForcedBOSTokenLogitsProcessor, FlaxForcedEOSTokenLogitsProcessor), by their generation settings.
+_FLAX_PROCESSORS = ("min_length", "forced_bos_token_id", "forced_eos_token_id")
+
+
+def _single_id(token: Any) -> Optional[int]:
+    """A forced token id (v4's processors force one id; a one-element list is taken as it)."""
+    if token is None:
+        return None
+    if isinstance(token, (list, tuple)):
+        if len(token) != 1:
+            raise ValueError(f"a forced token must be one id, got {token!r}")
+        token = token[0]
+    return int(token)
 
 
 def _to_v4_cache(cache: tuple, index: Any) -> dict[str, Any]:
@@ -437,17 +453,22 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         and v4's other settings that change no token here are accepted; v4 settings not implemented
         (`no_repeat_ngram_size`, ...) are a NotImplementedError naming them unless at v4's default.
         """
-        generate_keywords({k: v for k, v in kwargs.items() if k not in ("output_hidden_states", "output_attentions")})
+        processors = generate_keywords(
+            {k: v for k, v in kwargs.items() if k not in ("output_hidden_states", "output_attentions")},
+            taken=_FLAX_PROCESSORS,
+        )
         settings = generation_settings(
             self.generation_config, self.config, max_new_tokens=max_new_tokens, do_sample=do_sample,
             temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
             max_length=max_length, num_beams=num_beams, generation_config=generation_config,
             unsupported=("min_new_tokens", "repetition_penalty"),
-            num_return_sequences=num_return_sequences, implemented=("num_return_sequences",),
+            num_return_sequences=num_return_sequences, implemented=("num_return_sequences", *_FLAX_PROCESSORS),
+            **processors,
         )
         max_new_tokens, max_length, do_sample, temperature, top_k, top_p = (
             settings[k] for k in ("max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p"))
         eos_token_id, pad_token_id = settings["eos_token_id"], settings["pad_token_id"]
+        min_length, forced_bos, forced_eos = (settings[k] for k in _FLAX_PROCESSORS)
         if prng_key is not None and seed is not None:
             raise TypeError("give prng_key= (v4) or seed=, not both")
         config = self.config
@@ -458,6 +479,11 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
         check_generation_args(
             max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p, do_sample=do_sample
         )
+        if min_length is not None and min_length > T + max_new_tokens:  # v4 Flax's check
+            raise ValueError(
+                f"Unfeasable length constraints: the minimum length ({min_length}) is larger than the maximum "
+                f"length ({T + max_new_tokens})"
+            )
         limit = max_length_for(config)
         if T + max_new_tokens > limit:
             raise ValueError(
@@ -480,21 +506,29 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             graphdef, state, input_ids, jnp.asarray(attention_mask), eos, jnp.asarray(pad, input_ids.dtype),
             key, jnp.asarray(temperature, jnp.float32),
             max_new_tokens=max_new_tokens, do_sample=do_sample, top_k=top_k, top_p=top_p,
+            min_length=min_length if min_length and min_length > 0 else None,
+            forced_bos=_single_id(forced_bos), forced_eos=_single_id(forced_eos),
         )
         if not _is_traced(steps):
             tokens = tokens[:, : int(steps)]
         return GenerateDecoderOnlyOutput(sequences=jnp.concatenate([input_ids, tokens], axis=1))
 
     @staticmethod
-    @functools.partial(jax.jit, static_argnums=0, static_argnames=("max_new_tokens", "do_sample", "top_k", "top_p"))
+    @functools.partial(jax.jit, static_argnums=0, static_argnames=(
+        "max_new_tokens", "do_sample", "top_k", "top_p", "min_length", "forced_bos", "forced_eos"))
     def _decode(
         graphdef: nnx.GraphDef, state: nnx.State, input_ids: jax.Array, attention_mask: jax.Array, eos: jax.Array,
         pad: jax.Array, key: jax.Array, temperature: jax.Array, *,
         max_new_tokens: int, do_sample: bool, top_k: Optional[int], top_p: Optional[float],
+        min_length: Optional[int] = None, forced_bos: Optional[int] = None, forced_eos: Optional[int] = None,
     ) -> tuple[jax.Array, jax.Array]:
         """generate()'s compiled loop, private (one program per model structure and static
         option). Returns the new tokens (B, max_new_tokens), pad after a row's eos and after the
-        last step, and the number of steps taken."""
+        last step, and the number of steps taken. v4 Flax's logits processors, by the length
+        `cur_len` the sequence has when the token is chosen (the prompt's T, then T + 1, ...):
+        `min_length` (eos scores -inf while cur_len < min_length), `forced_bos` (only that token at
+        cur_len 1), `forced_eos` (only that token at cur_len T + max_new_tokens - 1, v4's
+        max_length - 1); then, when sampling, temperature, top-k and top-p."""
         model = nnx.merge(graphdef, state)
         model.set_attributes(jit_checks=False)  # generate() checked the ids eagerly
         config = model.config
@@ -521,7 +555,18 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             )
             return out.logits[:, -1].astype(jnp.float32), out.past_key_values  # (B, V)
 
-        def pick(logits: jax.Array, key: jax.Array, finished: jax.Array) -> jax.Array:
+        def only(logits: jax.Array, token: int, when: jax.Array) -> jax.Array:
+            forced = jnp.full_like(logits, -jnp.inf).at[:, token].set(0)
+            return jnp.where(when, forced, logits)
+
+        def pick(logits: jax.Array, key: jax.Array, finished: jax.Array, cur_len: Any) -> jax.Array:
+            if min_length is not None:
+                logits = jnp.where((cur_len < min_length) & jnp.isin(jnp.arange(logits.shape[-1]), eos),
+                                   -jnp.inf, logits)
+            if forced_bos is not None:
+                logits = only(logits, forced_bos, cur_len == 1)
+            if forced_eos is not None:
+                logits = only(logits, forced_eos, cur_len == S - 1)
             if do_sample:
                 token = jax.random.categorical(key, _filter_logits(logits / temperature, top_k, top_p), axis=-1)
             else:
@@ -530,7 +575,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
 
         logits, cache = step_logits(ids, 0, cache)
         sub, key = jax.random.split(key)  # v4: draw with the first half, carry the second
-        token = pick(logits, sub, jnp.zeros((B,), bool))
+        token = pick(logits, sub, jnp.zeros((B,), bool), T)
         tokens = jnp.full((B, max_new_tokens), pad).at[:, 0].set(token)
 
         def unfinished(carry: tuple) -> jax.Array:
@@ -542,7 +587,7 @@ class FlaxRobertaForCausalLM(FlaxRobertaPreTrainedModel):
             # Feed the last token made; it sits in cache slot T + made - 1.
             logits, cache = step_logits(tokens[:, made - 1][:, None], T + made - 1, cache)
             sub, key = jax.random.split(key)
-            token = pick(logits, sub, finished)
+            token = pick(logits, sub, finished, T + made)
             return made + 1, tokens.at[:, made].set(token), finished | jnp.isin(token, eos), cache, key
 
         made, tokens, *_ = jax.lax.while_loop(unfinished, next_token, (1, tokens, jnp.isin(token, eos), cache, key))

@@ -27,7 +27,7 @@ import inspect
 import math
 import os
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,7 @@ from roberta_core.pretrained import (
     split_from_pretrained_kwargs,
 )
 from roberta_core.validation import check_forward_inputs, token_budget
-from roberta_core.weights import check_vocab_resize
+from roberta_core.weights import PREFIX, check_vocab_resize, from_flax_path
 
 from ._framework import (
     LOGICAL_AXIS_RULES,
@@ -888,7 +888,9 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         FlaxRobertaModel without pooler, `seed` is v4 Flax's `rngs=nnx.Rngs(seed)`); loading options
         are honoured (`subfolder`, `device_map` (see `_framework.resolve_device`),
         `output_loading_info=True`: returns (model, {"missing_keys", "unexpected_keys",
-        "mismatched_keys", "error_msgs"}); v4's `_do_init=False`: returns (model, params)) or
+        "mismatched_keys", "error_msgs"}); v4's `_do_init=False`: returns (model, params), the
+        model then used as one built with `_do_init=False`: `model(..., params=params)`; v4's
+        `input_shape=(1, 8)` is kept as `model.input_shape`) or
         accepted and never written into the config (`low_cpu_mem_usage`: loading already holds one
         copy; the Hub's `revision`, `cache_dir`, `local_files_only`, `token`, unused for a local
         directory). Any other keyword is a TypeError.
@@ -899,7 +901,7 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         do_init = kwargs.pop("_do_init", True)
         init_keywords = [k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "config")]
         overrides, model_kwargs, options = split_from_pretrained_kwargs(
-            cls.__name__, kwargs, model_keywords=("seed", *init_keywords)
+            cls.__name__, kwargs, model_keywords=("seed", "input_shape", *init_keywords)
         )
         if "seed" in model_kwargs:  # v4 Flax's seed of the initialisation
             if rngs is not None:
@@ -939,8 +941,10 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         model.eval()
         if model.can_generate():
             model.generation_config = checkpoint_generation_config(directory, model.config)  # as v4
-        if not do_init:
-            return model, model.params
+        if not do_init:  # v4: the parameters are returned and the model holds none (model.params raises)
+            params = model.params
+            model._is_initialized = False
+            return model, params
         if options.get("output_loading_info"):
             return model, loading_info(plan)
         return model
@@ -976,15 +980,47 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
         directory = save_directory  # v4's parameter name
         if params is None:
             require_initialized(self)
-        source = self if params is None else v4_model(self, {}, params=params)
+            state = to_canonical(self)
+        else:
+            state = self._given_params_state(params)
         if format is None:
             format = "safetensors" if safe_serialization else "msgpack"
         if format not in ("safetensors", "msgpack"):
             raise ValueError(f"the Flax backend saves format 'safetensors' or 'msgpack', got {format!r}")
         save_pretrained_files(
-            directory, self.config, to_canonical(source), self.head, format=format, max_shard_size=max_shard_size, variant=variant,
+            directory, self.config, state, self.head, format=format, max_shard_size=max_shard_size, variant=variant,
             push_to_hub=push_to_hub, generation_config=getattr(self, "generation_config", None), **hub_kwargs,
         )
+
+    def _given_params_state(self, params: Any) -> dict[str, np.ndarray]:
+        """The canonical state of a v4 params tree given to `save_pretrained`. As v4 writes the tree
+        it is given, a tree lacking some parameters (a partial checkpoint) is written without them
+        (`from_pretrained` then initialises them, `init_weights(..., params=)` fills them); a key the
+        model has not, or a wrong shape, is nnx_params' ValueError."""
+        own = linen_params(self)
+
+        def fill(own: dict, given: Any, path: tuple) -> tuple[dict, list]:
+            given = {str(k): v for k, v in given.items()} if isinstance(given, Mapping) else {}
+            out, absent = {}, []
+            for name, value in own.items():
+                if isinstance(value, dict):
+                    out[name], more = fill(value, given.get(name, {}), path + (name,))
+                    absent += more
+                elif name in given:
+                    out[name] = given[name]
+                else:  # a placeholder of the parameter's shape, left out of what is written
+                    out[name], absent = jnp.zeros(np.shape(value), value.dtype), absent + [path + (name,)]
+            for name, value in given.items():  # keys the model has not: nnx_params reports them
+                out.setdefault(name, value)
+            return out, absent
+
+        tree, absent = fill(own, params, ())
+        state = to_canonical(v4_model(self, {}, params=tree))
+        bare = self.head == "model"
+        for path in absent:
+            key = from_flax_path(path)
+            state.pop(key.removeprefix(PREFIX) if bare else key, None)
+        return state
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
         """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
@@ -1039,6 +1075,30 @@ class FlaxRobertaPreTrainedModel(nnx.Module):
             return {k: (fill(v, given.get(k, {})) if isinstance(v, dict) else given.get(k, v)) for k, v in own.items()}
 
         return fill(fresh, params)
+
+    @property
+    def key(self) -> jax.Array:
+        """v4 Flax's `model.key`: the random key (`jax.random.PRNGKey(seed)`, seed 0 unless given;
+        with `rngs=`, its params/default stream's key) this model's parameters were drawn from:
+        `init_weights(model.key, model.input_shape)` is the tree a fresh model of this class holds."""
+        data = getattr(self, "_key_data", None)
+        return jax.random.PRNGKey(0) if data is None else jnp.asarray(data, dtype=jnp.uint32)
+
+    @property
+    def params_shape_tree(self) -> dict:
+        """v4 Flax's `model.params_shape_tree`: `model.params`' tree with a `jax.ShapeDtypeStruct`
+        for each parameter (also for a model built with `_do_init=False`, which holds no values)."""
+        return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(np.shape(leaf), leaf.dtype), linen_params(self))
+
+    @property
+    def required_params(self) -> set:
+        """v4 Flax's `model.required_params`: the set of every parameter's path in `model.params`,
+        as `flax.traverse_util.flatten_dict` names them (tuples of keys)."""
+        def paths(tree: dict, prefix: tuple) -> list:
+            return [p for k, v in tree.items()
+                    for p in (paths(v, prefix + (k,)) if isinstance(v, dict) else [prefix + (k,)])]
+
+        return set(paths(linen_params(self), ()))
 
     @property
     def params(self) -> dict:

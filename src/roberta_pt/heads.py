@@ -214,7 +214,7 @@ class RobertaClassificationHead(nn.Module):
 def _filter_logits(logits: torch.Tensor, top_k: Optional[int], top_p: Optional[float]) -> torch.Tensor:
     """Keep the `top_k` most likely tokens, then the smallest set whose probability reaches
     `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)"""
-    if top_k is not None and top_k < logits.shape[-1]:
+    if top_k and top_k < logits.shape[-1]:  # 0 or None: no top-k filter, as v4
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:

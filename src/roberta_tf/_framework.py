@@ -107,11 +107,27 @@ class ReplaceableSublayers:
 
 # ---------------------------------------------------------------------------- input checks
 
+class ValueRangeError(ValueError, tf.errors.InvalidArgumentError):
+    """An id (or label) out of its table's range, found eagerly: the shared ValueError, and also
+    TensorFlow's InvalidArgumentError, what v4 TF raises for it (its embeddings' bounds check, a
+    `tf.debugging` assertion) and what a graph-mode call here raises."""
+
+    def __init__(self, *args: Any):
+        # (message), or TensorFlow's (node_def, op, message, ...) when its error handling rebuilds one
+        node_def, op, message = (None, None, args[0]) if len(args) == 1 else args[:3]
+        tf.errors.InvalidArgumentError.__init__(self, node_def, op, message)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def check_values(name: str, values: tf.Tensor, upper: int, *, lower: int = 0, allow_ignore: bool = False) -> tf.Tensor:
     """Fail fast when integer `values` (ids, token types, labels) leave [lower, upper): on a GPU
     `tf.gather` returns zeros for an index out of range instead of failing.
 
-    Eagerly this reads min and max to the host and raises the shared ValueError. Inside
+    Eagerly this reads min and max to the host and raises the shared ValueError (a
+    `ValueRangeError`, also TensorFlow's InvalidArgumentError as v4 TF raises). Inside
     `tf.function` it is a graph assertion (InvalidArgumentError) with the same message, and the
     returned tensor depends on it, so no lookup runs first. XLA (`jit_compile=True`) compiles
     assertions away: there, check the inputs with an eager or plain `tf.function` call first
@@ -125,7 +141,10 @@ def check_values(name: str, values: tf.Tensor, upper: int, *, lower: int = 0, al
         checked = tf.where(values == IGNORE_INDEX, tf.cast(lower, values.dtype), values)
     if tf.executing_eagerly():
         lo, hi = tf.reduce_min(checked), tf.reduce_max(checked)
-        check_range(name, int(lo), int(hi), upper, lower=lower, allow_ignore=allow_ignore)
+        try:
+            check_range(name, int(lo), int(hi), upper, lower=lower, allow_ignore=allow_ignore)
+        except ValueError as error:
+            raise ValueRangeError(str(error)) from None
         return values
     message = range_message(name, upper, lower, allow_ignore)
     checks = [

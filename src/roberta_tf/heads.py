@@ -15,6 +15,7 @@ import warnings
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from roberta_core.backends import generation_step_inputs
@@ -250,7 +251,7 @@ class TFRobertaClassificationHead(ReplaceableSublayers, keras.layers.Layer):
 def _filter_logits(logits: tf.Tensor, top_k: Optional[int], top_p: Optional[float]) -> tf.Tensor:
     """Keep the `top_k` most likely tokens, then the smallest set whose probability reaches
     `top_p` (at least one); the rest get -inf. (B, V) -> (B, V)"""
-    if top_k is not None and top_k < logits.shape[-1]:
+    if top_k and top_k < logits.shape[-1]:  # 0 or None: no top-k filter, as v4
         kth = tf.math.top_k(logits, top_k).values[:, -1:]  # (B, 1)
         logits = tf.where(logits < kth, float("-inf"), logits)
     if top_p is not None and top_p < 1.0:
@@ -260,6 +261,37 @@ def _filter_logits(logits: tf.Tensor, top_k: Optional[int], top_p: Optional[floa
         drop = tf.gather(before >= top_p, tf.argsort(order, axis=-1), batch_dims=1)  # back to vocabulary order
         logits = tf.where(drop, float("-inf"), logits)
     return logits
+
+
+def _bad_words(value: Any, eos: Sequence[int], vocab_size: int) -> list[list[int]]:
+    """v4's checks of `bad_words_ids` (a list of lists of token ids), less the entries that are
+    one end-of-sequence token (v4 drops them)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(e, (list, tuple)) and len(e) for e in value):
+        raise ValueError(f"`bad_words_ids` has to be a non-empty list of lists of token ids, but is {value}.")
+    value = [[int(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i for i in e] for e in value]
+    if any(not isinstance(i, int) or not 0 <= i < vocab_size for e in value for i in e):
+        raise ValueError(f"Each list in `bad_words_ids` has to be a list of token ids in [0, {vocab_size}), "
+                         f"but is {value}.")
+    return [e for e in value if not (len(e) == 1 and e[0] in eos)]
+
+
+def _ban_bad_words(logits: tf.Tensor, history: tf.Tensor, length: tf.Tensor, bad_words: list[list[int]]) -> tf.Tensor:
+    """v4's NoBadWordsLogitsProcessor: -inf for each bad word's last token in the rows whose
+    tokens so far (`history[:, :length]`, a fixed-size buffer) end with the word's other tokens.
+    logits (B, V) -> (B, V)."""
+    banned = tf.zeros_like(logits, dtype=tf.bool)
+    for word in bad_words:
+        prefix, last = word[:-1], word[-1]
+        match = tf.ones_like(logits[:, 0], dtype=tf.bool)
+        if prefix:
+            k = len(prefix)
+            at = length - k + tf.range(k)
+            tail = tf.gather(history, tf.maximum(at, 0), axis=1)  # (B, k)
+            match = tf.reduce_all(tf.equal(tail, tf.constant(prefix, history.dtype)[None, :]), axis=1) & (length >= k)
+        banned = banned | (match[:, None] & tf.equal(tf.range(tf.shape(logits)[1]), last)[None, :])
+    return tf.where(banned, tf.constant(float("-inf"), logits.dtype), logits)
 
 
 @keras.saving.register_keras_serializable(package="roberta_tf")
@@ -393,26 +425,35 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         (a compiled generate always returns T + max_new_tokens columns, padded after eos, and
         max_new_tokens scores, zeros after every row stopped).
 
-        v4's keywords: `inputs` (v4's name of the prompt ids; or `input_ids=`), `num_return_sequences`
+        v4's keywords: `inputs` (v4's name of the prompt ids; or `input_ids=`; neither: one sequence
+        started from `bos_token_id`, as v4), `num_return_sequences`
         (when sampling, each prompt repeated that many times; greedy: 1), `token_type_ids` (taken and,
         as v4 TF's generate, not passed to the model). `use_cache`, `early_stopping` and v4's other
-        settings that change no token here are accepted; v4 settings not implemented
+        settings that change no token here are accepted; `bad_words_ids` as v4 (each list's last
+        token banned where the tokens before it end with the rest); v4 settings not implemented
         (`no_repeat_ngram_size`, `output_hidden_states`, ...) are a NotImplementedError naming them
         unless at v4's default.
         """
-        generate_keywords(kwargs)
+        # (not converted by autograph when generate is traced: it mangles the keyword-only call)
+        extra = tf.autograph.experimental.do_not_convert(generate_keywords)(kwargs, taken=("bad_words_ids",))
         if inputs is not None and input_ids is not None:
             raise ValueError("`inputs` were passed alongside `input_ids`, which is not allowed: give one of them")
         input_ids = inputs if inputs is not None else input_ids
         if input_ids is None:
-            raise ValueError("generate() needs the prompt ids: `inputs` (or `input_ids`)")
+            # v4: no prompt starts one sequence from the BOS token (generation config, then model config).
+            bos = next((c.bos_token_id for c in (generation_config, self.generation_config, self.config)
+                        if getattr(c, "bos_token_id", None) is not None), None)
+            if bos is None:
+                raise ValueError("`bos_token_id` has to be defined when no `input_ids` are provided.")
+            input_ids = tf.fill((1, 1), tf.constant(bos, tf.int32))
         settings = generation_settings(
             self.generation_config, self.config, max_new_tokens=max_new_tokens, do_sample=do_sample,
             temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
             max_length=max_length, num_beams=num_beams, generation_config=generation_config,
             output_scores=output_scores, return_dict_in_generate=return_dict_in_generate,
             unsupported=("min_new_tokens", "repetition_penalty"),
-            num_return_sequences=num_return_sequences, implemented=("num_return_sequences",),
+            num_return_sequences=num_return_sequences, implemented=("num_return_sequences", "bad_words_ids"),
+            **extra,
         )
         max_new_tokens, max_length, do_sample, temperature, top_k, top_p = (
             settings[k] for k in ("max_new_tokens", "max_length", "do_sample", "temperature", "top_k", "top_p"))
@@ -443,8 +484,10 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
             )
         input_ids = check_values("input_ids", input_ids, config.vocab_size)
         eos = config.eos_token_id if eos_token_id is None else eos_token_id
-        eos = tf.constant([eos] if isinstance(eos, int) else list(eos), dtype=tf.int32)
+        eos_ids = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)  # None: never stops, as v4
+        eos = tf.constant(eos_ids, shape=[len(eos_ids)], dtype=tf.int32)
         pad = config.pad_token_id if pad_token_id is None else pad_token_id
+        bad_words = _bad_words(settings["bad_words_ids"], eos_ids, config.vocab_size)
         N = max_new_tokens
         key, stride = None, 1  # step s draws with key + [0, stride * s]
         if do_sample:
@@ -463,6 +506,8 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
                 return tf.argmax(logits, axis=-1, output_type=tf.int32), logits
             logits = _filter_logits(logits / temperature, top_k, top_p)
             step_key = key + tf.stack([tf.constant(0, tf.int64), stride * tf.cast(step, tf.int64)])
+            if in_xla():  # XLA's stateless sampler takes int32 seeds only (and draws with its own generator)
+                step_key = tf.cast(step_key, tf.int32)
             return tf.random.stateless_categorical(logits, 1, seed=step_key, dtype=tf.int32)[:, 0], logits
 
         ids = tf.cast(input_ids, tf.int32)
@@ -490,6 +535,8 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
         scores = tf.zeros(tf.stack([tf.shape(ids)[0], N, config.vocab_size]) if keep_scores else [0], tf.float32)
 
         def record(step, logits, tokens, finished, scores):
+            if bad_words:
+                logits = _ban_bad_words(logits, tf.concat([ids, tokens], axis=1), T + step, bad_words)
             token, step_scores = pick(logits, step)
             token = tf.where(finished, pad, token)
             at_step = tf.range(N)[None, :] == step

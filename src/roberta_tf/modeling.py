@@ -760,10 +760,12 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
             # give the call's inputs in the order of its parameters.
             if len(args) > 1:
                 raise TypeError("give the inputs in one list or tuple, or as separate arguments, not both")
-            names = [n for n in inspect.signature(self.call).parameters if n not in ("self", "training")]
+            # v4's input_processing: every parameter in order, `training` in its place too (a tuple
+            # built from the signature's defaults, as v4's test_loss_computation builds one, works).
+            names = [n for n in inspect.signature(self.call).parameters if n != "self"]
             if len(args[0]) > len(names):
                 raise ValueError(f"{type(self).__name__} takes at most {len(names)} inputs, got {len(args[0])}")
-            given = dict(zip(names, args[0]))
+            given = {n: v for n, v in zip(names, args[0]) if v is not None}  # None: the default
             both = sorted(set(given) & set(kwargs))
             if both:
                 raise TypeError(f"{both} given both in the input list and as keywords")
@@ -1127,7 +1129,7 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         if "loss" in y_pred:
             loss = y_pred["loss"]
         elif y is not None and self._compile_loss is None:
-            loss = self.hf_compute_loss(y, y_pred)
+            loss = self.hf_compute_loss(_unwrapped_labels(y), y_pred)
         else:
             return super().compute_loss(x, y, self._predictions(y_pred), sample_weight, training)
         loss = tf.reduce_mean(loss)  # the heads' losses are per example or (1,), as v4's
@@ -1136,7 +1138,36 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, y, self._predictions(y_pred), sample_weight)
+        if y is None and isinstance(x, Mapping):
+            # Labels inside the input dict (no separate y): the metrics read them from there, as
+            # v4 TF's train_step does.
+            y = {k: v for k, v in x.items() if k in ("labels", "start_positions", "end_positions")} or None
+        y, sample_weight = _unwrapped_labels(y), _unwrapped_labels(sample_weight)  # Keras shapes weights as y
+        if isinstance(y, Mapping) and "start_positions" in y:  # QA's two positions against its two logits
+            y = (y["start_positions"], y["end_positions"])
+            if isinstance(sample_weight, Mapping):
+                sample_weight = (sample_weight["start_positions"], sample_weight["end_positions"])
+        predictions = self._predictions(y_pred)
+        if isinstance(predictions, tuple) and isinstance(y, (tuple, list)) and self._flat_metrics():
+            # QA compiled with one flat list of metrics (`metrics=["accuracy"]`, which v4's Keras 2
+            # applied to each of the two outputs): Keras 3 wants one list per output, so the two
+            # outputs are measured together, start and end rows stacked (the mean of the two).
+            y, predictions = tf.concat(list(y), axis=0), tf.concat(list(predictions), axis=0)
+            if sample_weight is not None:
+                if not isinstance(sample_weight, (tuple, list)):
+                    sample_weight = (sample_weight, sample_weight)
+                sample_weight = tf.concat(list(sample_weight), axis=0)
+        return super().compute_metrics(x, y, predictions, sample_weight)
+
+    def _flat_metrics(self) -> bool:
+        """Whether `compile` got its metrics as one flat list (not one per output, nor a dict)."""
+        # no public API: Keras keeps what `compile` was given as `_compile_metrics._user_metrics`.
+        compiled = getattr(self, "_compile_metrics", None)
+        given = [getattr(compiled, "_user_metrics", None), getattr(compiled, "_user_weighted_metrics", None)]
+        given = [m for m in given if m]
+        return bool(given) and all(
+            isinstance(m, (list, tuple)) and not any(isinstance(e, (list, tuple, Mapping)) for e in m) for m in given
+        )
 
     def prepare_tf_dataset(
         self, dataset: Any, batch_size: int = 8, shuffle: bool = True, tokenizer: Any = None,
@@ -1297,12 +1328,28 @@ class TFRobertaPreTrainedModel(ReplaceableSublayers, keras.Model):
         return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
 
 
+def _unwrapped_labels(y: Any) -> Any:
+    """`fit`'s y as the heads' losses and the metrics take it: a dict of one label column
+    (`{"labels": ...}`, as v4 TF users pass it) is that column; QA's dict of the two positions
+    stays a dict (v4's singular names renamed)."""
+    if not isinstance(y, Mapping):
+        return y
+    y = {{"start_position": "start_positions", "end_position": "end_positions"}.get(k, k): v for k, v in y.items()}
+    if "start_positions" in y:
+        return y
+    return next(iter(y.values())) if len(y) == 1 else y
+
+
 def _input_sequence(value: Any) -> bool:
     """Whether a call's first argument is v4's list or tuple of inputs (`[ids, mask]`): a list or
-    tuple of arrays (or None), not nested Python lists of ids."""
+    tuple of arrays, None or Python bools (flags such as `return_dict`, as v4 takes them) holding
+    at least one array; not nested Python lists of ids."""
+    def array(v: Any) -> bool:
+        return hasattr(v, "shape") and hasattr(v, "dtype")
+
     return (
-        isinstance(value, (list, tuple)) and len(value) > 0
-        and all(v is None or (hasattr(v, "shape") and hasattr(v, "dtype")) for v in value)
+        isinstance(value, (list, tuple)) and any(array(v) for v in value)
+        and all(v is None or type(v) is bool or array(v) for v in value)
     )
 
 

@@ -286,7 +286,7 @@ def test_bad_head_inputs_fail_before_computing():
         (dict(max_new_tokens=0), "max_new_tokens must be a positive integer"),
         (dict(do_sample=True, temperature=0.0), "temperature must be > 0"),
         (dict(do_sample=True, top_p=1.5), r"top_p must be in \(0, 1\]"),
-        (dict(do_sample=True, top_k=0), "top_k must be a positive integer"),
+        (dict(do_sample=True, top_k=-1), "top_k must be a non-negative integer"),
         (dict(max_new_tokens=60), "prompt length 7 \\+ max_new_tokens 60 exceeds the 64"),
         (dict(input_ids=np.full((3, 7), 100)), r"input_ids must be in 0..99"),
     ],

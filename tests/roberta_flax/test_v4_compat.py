@@ -102,7 +102,9 @@ def test_config_fields_go_to_the_config_and_model_arguments_to_the_model(tmp_pat
     assert np.array_equal(kernels[0], kernels[1]) and not np.array_equal(kernels[0], kernels[2])
     # v4's `_do_init=False` gives (model, params); the params run the model as v4 code passes them.
     model, params = FlaxRobertaModel.from_pretrained(path, _do_init=False)
-    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(model.params)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(model.params_shape_tree)
+    with pytest.raises(ValueError, match="_do_init=False"):  # v4: the model holds no parameters
+        model.params
     got = model(IDS, params=params).last_hidden_state
     assert_close(got, reference.forward(model.config, state, "model", input_ids=np.asarray(IDS))["last_hidden_state"],
                  what="_do_init=False params")

@@ -147,8 +147,11 @@ def test_generation_arguments():
         model.generate(IDS, do_sample=True, temperature=0.0)
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
         model.generate(IDS, do_sample=True, top_p=0.0)
-    with pytest.raises(ValueError, match="top_k must be a positive integer"):
-        model.generate(IDS, do_sample=True, top_k=0)
+    with pytest.raises(ValueError, match="top_k must be a non-negative integer"):
+        model.generate(IDS, do_sample=True, top_k=-1)
+    # v4: top_k=0 turns the top-k filter off (the same draw as keeping the whole vocabulary)
+    assert torch.equal(model.generate(IDS, do_sample=True, top_k=0, seed=3, max_new_tokens=3),
+                       model.generate(IDS, do_sample=True, top_k=model.config.vocab_size, seed=3, max_new_tokens=3))
     with pytest.raises(ValueError, match="prompt length 4 \\+ max_new_tokens 61 exceeds the 64 positions"):
         model.generate(IDS, max_new_tokens=61)
     with pytest.raises(ValueError, match=r"input_ids must be in 0\.\.99"):
