@@ -97,7 +97,7 @@ def test_generation_args():
     for kwargs, match in [
         (dict(max_new_tokens=0), "max_new_tokens"),
         (dict(temperature=0.0, do_sample=True), "temperature"),
-        (dict(top_k=0), "top_k"),
+        (dict(top_k=-1), "top_k"),  # 0 is v4's "no filter"
         (dict(top_p=1.5), "top_p"),
     ]:
         args = dict(max_new_tokens=3, temperature=1.0, top_k=None, top_p=None, do_sample=False)
