@@ -1402,18 +1402,11 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         # The keys to load are those of the model this class builds: a family class sets its model_type first.
         # A shape mismatch is v4's RuntimeError ("Error(s) in loading state_dict for ...") and our CheckpointKeyError.
         config = family.config_for_class(cls, config)
-        # v4 takes Python's negative layer numbers in `pruned_heads` ({-1: [0]}: the last layer) and
-        # writes them so; the checkpoint's shapes are read with them counted from the end.
-        pruned = config.pruned_heads or {}
-        folded = _fold_layers(pruned, config.num_hidden_layers)
-        if folded != pruned:
-            config = config.copy(pruned_heads=folded)
         config, state, plan = load_pretrained(
             directory, cls.head, config=config, strict=strict,
             ignore_mismatched_sizes=ignore_mismatched_sizes, pooled=pooled, weights_file=weights_file,
             v4_mismatch_owner=cls.__name__, **overrides,
         )
-        restore_pruned = folded != pruned and config.pruned_heads == folded
         # As v4, whether the config was read or given: the folder or Hub id as given (not the
         # cache's folder), on the model's own copy.
         config.name_or_path = path
@@ -1423,8 +1416,6 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         from_canonical(model, state, allow_missing=True, dtype=dtype, device=device, consume=True)
         model.tie_weights()
         model._materialize_missing(dtype, device)
-        if restore_pruned:
-            model.config.pruned_heads = pruned  # as v4 keeps them (the layers pruned are the same)
         model.eval()
         model.config.dtype = next(model.parameters()).dtype  # as v4: the torch dtype the weights have
         if model.can_generate():
@@ -1563,18 +1554,6 @@ class RobertaPreTrainedModel(nn.Module, PeftAdapterMixin):
         """v4's `model.push_to_hub(repo_id)`: `save_pretrained` into a temporary folder, uploaded
         to the Hub in one commit (`roberta_core.pretrained.push_model_to_hub`; needs `[hub]`)."""
         return push_model_to_hub(self.save_pretrained, repo_id, **kwargs)
-
-
-def _fold_layers(pruned: dict[Any, list[int]], num_layers: int) -> dict[Any, list[int]]:
-    """`pruned_heads` with negative layer numbers (v4 indexes its layer list with them) counted
-    from the end and merged with the same layer's entry; `pruned` itself when none is negative."""
-    if not any(int(layer) < 0 for layer in pruned):
-        return pruned
-    out: dict[int, list[int]] = {}
-    for layer, heads in pruned.items():
-        index = int(layer) % num_layers if -num_layers <= int(layer) < 0 else int(layer)
-        out[index] = sorted(set(out.get(index, [])) | set(heads))
-    return out
 
 
 def _resized(vector: torch.Tensor, n: int, fill: float) -> torch.Tensor:
